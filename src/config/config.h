@@ -1,0 +1,230 @@
+/*
+ * config: environments/<env>/config.yml loaded into a typed struct.
+ *
+ * config_load parses with libfyaml, decodes against the schema table in
+ * config_schema.c (types, ranges, unknown keys), fills defaults, then runs
+ * the semantic checks of config_validate.c. Every problem becomes a
+ * diagnostic "FILE:LINE:COL: error: PATH: message"; all of them are
+ * collected in one run. The struct is valid only when diag has no errors.
+ *
+ * Ownership: everything hangs off struct config and is freed by
+ * config_free (NULL-safe). Nothing here knows about HTTP or Proxmox calls.
+ */
+#ifndef STRATA_CONFIG_CONFIG_H
+#define STRATA_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/diag.h"
+
+struct fy_document;
+struct fy_node;
+
+enum platform { PLATFORM_NONE = 0, PLATFORM_PROXMOX, PLATFORM_VPS };
+enum discovery { DISCOVERY_GUEST_AGENT = 0, DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
+enum cni { CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
+enum node_role { ROLE_CONTROLPLANE = 0, ROLE_WORKER };
+
+/* A secret: "${VAR}", "file:PATH" or a literal. The value is resolved only
+ * when a command needs it (config_secret_resolve), never printed. */
+struct secret_ref {
+	enum { SECRET_NONE = 0, SECRET_LITERAL, SECRET_ENV, SECRET_FILE } kind;
+	char *text;        /* literal value, variable name or file path */
+};
+
+struct str_list {
+	char **v;
+	size_t n;
+};
+
+struct tls_config {
+	char *ca_file;
+	char *fingerprint;  /* SHA-256, 64 hex digits, colons removed, lowercase */
+	bool insecure;
+};
+
+struct proxmox_config {
+	char *endpoint;            /* https://host:8006 */
+	char *token_id;            /* user@realm!tokenid */
+	struct secret_ref token_secret;
+	struct tls_config tls;
+	struct str_list nodes;     /* Proxmox cluster nodes VMs may go on */
+	char *pool;                /* optional resource pool */
+	char *disk_storage;        /* storage.disks */
+	char *iso_storage;         /* storage.isos */
+	char *bridge;
+	int vlan;                  /* 0 = untagged */
+	int vmid_base;             /* first VM id this env owns */
+	int vmid_count;            /* ids [base, base+count) */
+	char *cpu_type;            /* default x86-64-v2-AES */
+};
+
+struct vps_config {
+	char *host;                /* public address reached over SSH */
+	char *ssh_user;
+	int ssh_port;
+	char *ssh_key_file;
+	char *ssh_host_fingerprint; /* SHA256:... as ssh-keygen prints */
+	char *rescue;              /* provider rescue flavour: "hetzner", "generic" */
+	char *disk;                /* target disk, e.g. /dev/sda */
+};
+
+struct talos_patch {
+	char *file;                /* relative to the env folder, or NULL */
+	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
+	int line, col;             /* where it was written, for errors */
+};
+
+struct talos_config {
+	char *version;             /* "v1.12.11" */
+	int minor;                 /* 12 */
+	char *schematic_id;        /* 64 hex; computed from extensions if unset */
+	struct str_list extensions;
+	struct str_list kernel_args;
+	char *install_disk;        /* default /dev/sda (proxmox: /dev/sda, vps: vps.disk) */
+	char *installer_image;     /* computed unless given */
+	struct talos_patch *patches;
+	size_t n_patches;
+};
+
+struct kubernetes_config {
+	char *cluster_name;
+	char *version;             /* "1.35.4" (no leading v) */
+	char *endpoint;            /* https://VIP:6443 */
+	char *vip;                 /* IPv4 or NULL */
+	char *pod_subnet;
+	char *service_subnet;
+	char *dns_domain;
+	enum cni cni;
+	char *cni_version;         /* cilium chart version */
+	bool kube_proxy;           /* false when cilium replaces it */
+	bool allow_scheduling_on_controlplanes;
+};
+
+struct network_config {
+	char *cidr;                /* 10.0.0.0/24 */
+	uint32_t net, mask;        /* host byte order */
+	int prefix;
+	char *gateway;
+	struct str_list nameservers;
+	enum discovery discovery;
+	bool gateway_onlink;       /* gateway may be outside the CIDR (VPS) */
+};
+
+/* One machine after pool expansion: what a VM and a Talos node are made from. */
+struct node {
+	char *name;
+	enum node_role role;
+	char *pool;                /* "controlplane" or "workers" */
+	char *ip;
+	char *mac;                 /* NULL: Proxmox assigns, strata records it */
+	int vmid;                  /* 0: base + index */
+	char *placement;           /* Proxmox node name */
+	int cores;
+	int memory_mib;
+	int disk_gib;
+	char *install_disk;
+	char *path;                /* config path it came from, for errors */
+};
+
+struct node_pool {
+	int count;                 /* -1 when not given */
+	int cores, memory_mib, disk_gib;
+	char *ip_start;
+	char *prefix;              /* node name prefix */
+	struct str_list placement;
+	bool has_list;
+};
+
+struct gitops_config {
+	bool enabled;
+	char *repo;
+	char *branch;
+	char *path;
+	char *interval;            /* Go duration, e.g. 10m */
+	struct secret_ref token;
+};
+
+struct components_config {
+	bool longhorn;
+	bool nfs;
+	char *nfs_server;
+	char *nfs_path;
+	char *ingress;             /* "nginx" or NULL */
+	char *tunnel;              /* "cloudflared" or NULL */
+	struct secret_ref tunnel_token;
+	bool monitoring;
+	bool metrics_server;
+};
+
+struct kv {
+	char *key;
+	char *value;               /* scalar as written, or emitted YAML */
+};
+
+struct vm_config {
+	char *name;
+	char *template_name;       /* template VM id as text, or NULL */
+	int template_vmid;
+	char *image;               /* cloud image URL, or NULL */
+	int cores, memory_mib, disk_gib;
+	char *ip;
+	char *mac;
+	int vmid;
+	char *placement;
+	char *user;
+	struct str_list ssh_keys;
+	struct str_list packages;
+	struct str_list groups;
+	struct kv *vars;
+	size_t n_vars;
+	char *path;
+};
+
+struct config {
+	char *file;                /* path as given */
+	char *dir;                 /* env folder */
+	char *name;
+	enum platform platform;
+	struct proxmox_config proxmox;
+	struct vps_config vps;
+	struct talos_config talos;
+	struct kubernetes_config kubernetes;
+	struct network_config network;
+	struct node_pool cp_pool, worker_pool;
+	struct node *nodes;        /* control planes first, then workers */
+	size_t n_nodes, n_controlplanes;
+	struct gitops_config gitops;
+	struct components_config components;
+	struct vm_config *vms;
+	size_t n_vms;
+
+	struct fy_document *doc;   /* kept for positions of semantic errors */
+};
+
+/*
+ * Load ENV/config.yml. Returns 0 when the config has no errors (warnings
+ * allowed), -1 otherwise; every problem is in diag. *out is set whenever
+ * parsing got far enough to build a struct (even with errors), else NULL.
+ * `siblings` (may be NULL) is the folder holding other env folders, for the
+ * VM id overlap check.
+ */
+int config_load(struct config **out, const char *path, struct diag *diag);
+int config_load_env(struct config **out, const char *env_dir, struct diag *diag);
+void config_free(struct config *cfg);
+
+/* Resolve a secret reference. Returns 0 and a malloc'd value, or fills err. */
+struct err;
+int config_secret_resolve(char **out, const struct config *cfg,
+			  const struct secret_ref *ref, const char *what,
+			  struct err *err);
+
+/* Find the position of a display path ("nodes.workers.nodes[1].ip"). */
+void config_pos(const struct config *cfg, const char *path, int *line, int *col);
+
+const char *platform_name(enum platform p);
+const struct node *config_node(const struct config *cfg, const char *name);
+
+#endif

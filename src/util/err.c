@@ -1,0 +1,75 @@
+#include "util/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int
+err_set(struct err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (code <= 0)
+		code = ERR_FAIL;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -code;
+}
+
+int
+err_sys(struct err *e, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	e->code = ERR_FAIL;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, ": %s", strerror(errnum));
+	return -ERR_FAIL;
+}
+
+int
+err_wrap(struct err *e, const char *fmt, ...)
+{
+	char prefix[512], old[sizeof(e->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, e->msg, sizeof(old));
+	if (old[0])
+		snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	else
+		snprintf(e->msg, sizeof(e->msg), "%s", prefix);
+	if (e->code <= 0)
+		e->code = ERR_FAIL;
+	return -e->code;
+}
+
+void
+err_clear(struct err *e)
+{
+	e->code = 0;
+	e->msg[0] = '\0';
+}
+
+int
+err_exit_code(const struct err *e)
+{
+	switch (e->code) {
+	case ERR_OK:
+		return 0;
+	case ERR_USAGE:
+		return 2;
+	case ERR_INTR:
+		return 3;
+	default:
+		return 1;
+	}
+}
