@@ -22,9 +22,11 @@
 struct fy_document;
 struct fy_node;
 
-enum platform { PLATFORM_NONE = 0, PLATFORM_PROXMOX, PLATFORM_VPS };
-enum discovery { DISCOVERY_GUEST_AGENT = 0, DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
-enum cni { CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
+/* Enum values index the names in schema.c; UNSET marks "not in the file". */
+enum platform { PLATFORM_UNSET = -1, PLATFORM_PROXMOX = 0, PLATFORM_VPS };
+enum discovery { DISCOVERY_UNSET = -1, DISCOVERY_GUEST_AGENT = 0,
+		 DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
+enum cni { CNI_UNSET = -1, CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
 enum node_role { ROLE_CONTROLPLANE = 0, ROLE_WORKER };
 
 /* A secret: "${VAR}", "file:PATH" or a literal. The value is resolved only
@@ -127,6 +129,7 @@ struct node {
 	int disk_gib;
 	char *install_disk;
 	char *path;                /* config path it came from, for errors */
+	bool ip_explicit;          /* written in the config, not allocated */
 };
 
 struct node_pool {
@@ -135,6 +138,8 @@ struct node_pool {
 	char *ip_start;
 	char *prefix;              /* node name prefix */
 	struct str_list placement;
+	struct node *list;         /* explicit nodes, when given */
+	size_t n_list;
 	bool has_list;
 };
 
@@ -166,8 +171,7 @@ struct kv {
 
 struct vm_config {
 	char *name;
-	char *template_name;       /* template VM id as text, or NULL */
-	int template_vmid;
+	int template_vmid;         /* clone from this template, or 0 */
 	char *image;               /* cloud image URL, or NULL */
 	int cores, memory_mib, disk_gib;
 	char *ip;

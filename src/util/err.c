@@ -43,10 +43,25 @@ err_wrap(struct err *e, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	if (old[0])
-		snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
-	else
-		snprintf(e->msg, sizeof(e->msg), "%s", prefix);
+	/* "prefix: old", truncated to fit; the tail of a chain matters least. */
+	{
+		size_t cap = sizeof(e->msg) - 1, n = 0, lp = strlen(prefix);
+		size_t lo = strlen(old);
+
+		if (lp > cap)
+			lp = cap;
+		memcpy(e->msg, prefix, lp);
+		n = lp;
+		if (lo && n + 2 <= cap) {
+			memcpy(e->msg + n, ": ", 2);
+			n += 2;
+			if (lo > cap - n)
+				lo = cap - n;
+			memcpy(e->msg + n, old, lo);
+			n += lo;
+		}
+		e->msg[n] = '\0';
+	}
 	if (e->code <= 0)
 		e->code = ERR_FAIL;
 	return -e->code;

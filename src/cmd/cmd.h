@@ -1,0 +1,25 @@
+/*
+ * cmd: one function per command. Each gets argv starting at the command
+ * name, parses its own flags, and returns the process exit status:
+ * 0 success, 1 runtime failure, 2 usage or config error, 3 interrupted.
+ */
+#ifndef STRATA_CMD_CMD_H
+#define STRATA_CMD_CMD_H
+
+#include <stdio.h>
+
+int cmd_init(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+
+/* True when argv holds -h or --help; prints usage to stdout then. */
+int cmd_wants_help(int argc, char **argv, const char *usage);
+/* Print "usage: ..." to stderr and return 2. */
+int cmd_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Folder holding the examples: $STRATA_EXAMPLES, next to the binary, or installed. */
+char *cmd_examples_dir(void);
+/* Resolve an ENV argument: a path with '/' as given, else environments/ENV. */
+char *cmd_env_dir(const char *env);
+
+#endif

@@ -1,0 +1,70 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "config/config.h"
+#include "config/schema.h"
+#include "util/buf.h"
+
+static const char usage[] =
+	"usage: strata validate ENV [--quiet] [--keys]\n"
+	"\n"
+	"Check ENV/config.yml: syntax, types, ranges, unknown keys and the\n"
+	"semantic rules (addresses inside the network, no duplicates, VM id\n"
+	"ranges, versions). Every problem is reported, one per line, as\n"
+	"FILE:LINE:COL: error: PATH: message. Nothing is contacted or written.\n"
+	"\n"
+	"ENV is a folder, or a name under ./environments.\n"
+	"\n"
+	"  -q, --quiet   print only errors and warnings\n"
+	"      --keys    print every config key with its type and meaning\n"
+	"  -h, --help    show this help\n"
+	"\n"
+	"Exit status: 0 valid (warnings allowed), 2 errors found.\n";
+
+int
+cmd_validate(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct diag diag;
+	const char *env = NULL;
+	int quiet = 0, i, r;
+	char *dir;
+
+	if (cmd_wants_help(argc, argv, usage))
+		return 0;
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+			quiet = 1;
+		} else if (!strcmp(argv[i], "--keys")) {
+			schema_print_keys(stdout);
+			return 0;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
+		} else if (!env) {
+			env = argv[i];
+		} else {
+			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		}
+	}
+	if (!env)
+		return cmd_usage_error(usage, "missing ENV");
+	dir = cmd_env_dir(env);
+	diag_init(&diag, "config.yml");
+	r = config_load_env(&cfg, dir, &diag);
+	diag_print(&diag, stderr);
+	if (r == 0 && !quiet)
+		printf("%s: valid (%s, %zu control plane%s, %zu worker%s, %zu vm%s)\n",
+		       diag.file, platform_name(cfg->platform),
+		       cfg->n_controlplanes, cfg->n_controlplanes == 1 ? "" : "s",
+		       cfg->n_nodes - cfg->n_controlplanes,
+		       cfg->n_nodes - cfg->n_controlplanes == 1 ? "" : "s",
+		       cfg->n_vms, cfg->n_vms == 1 ? "" : "s");
+	if (diag.errors || diag.warnings)
+		diag_summary(&diag, stderr);
+	config_free(cfg);
+	diag_release(&diag);
+	free(dir);
+	return r == 0 ? 0 : 2;
+}

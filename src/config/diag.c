@@ -1,0 +1,108 @@
+#include "config/diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/out.h"
+
+void
+diag_init(struct diag *d, const char *file)
+{
+	memset(d, 0, sizeof(*d));
+	d->file = xstrdup(file ? file : "config.yml");
+}
+
+void
+diag_release(struct diag *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		free(d->v[i].path);
+		free(d->v[i].msg);
+	}
+	free(d->v);
+	free(d->file);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+diag_add(struct diag *d, enum diag_level level, int line, int col,
+	 const char *path, const char *fmt, ...)
+{
+	struct diag_item *it;
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 16;
+		d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+	}
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	it = &d->v[d->n];
+	it->level = level;
+	it->line = line;
+	it->col = col;
+	it->path = path && *path ? xstrdup(path) : NULL;
+	it->msg = buf_detach(&b, NULL);
+	it->seq = d->n++;
+	if (level == DIAG_ERROR)
+		d->errors++;
+	else
+		d->warnings++;
+}
+
+static int
+cmp_item(const void *pa, const void *pb)
+{
+	const struct diag_item *a = pa, *b = pb;
+
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void
+diag_print(struct diag *d, FILE *fp)
+{
+	int color = out_color();
+	size_t i;
+
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), cmp_item);
+	for (i = 0; i < d->n; i++) {
+		const struct diag_item *it = &d->v[i];
+		const char *lvl = it->level == DIAG_ERROR ? "error" : "warning";
+
+		if (color)
+			fprintf(fp, "\033[1m");
+		if (it->line > 0)
+			fprintf(fp, "%s:%d:%d: ", d->file, it->line, it->col);
+		else
+			fprintf(fp, "%s: ", d->file);
+		if (color)
+			fprintf(fp, "\033[%sm%s:\033[0m ",
+				it->level == DIAG_ERROR ? "1;31" : "1;35", lvl);
+		else
+			fprintf(fp, "%s: ", lvl);
+		if (it->path)
+			fprintf(fp, "%s: ", it->path);
+		fprintf(fp, "%s\n", it->msg);
+	}
+}
+
+void
+diag_summary(const struct diag *d, FILE *fp)
+{
+	if (!d->errors && !d->warnings)
+		return;
+	fprintf(fp, "%zu error%s, %zu warning%s\n", d->errors,
+		d->errors == 1 ? "" : "s", d->warnings,
+		d->warnings == 1 ? "" : "s");
+}

@@ -1,0 +1,1032 @@
+#include "config/validate.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <libfyaml.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/net.h"
+
+static const struct talos_compat compat[] = {
+	{ 12, "v1.12.11", "1.35.4", 30, 35 },
+	{ 13, "v1.13.9", "1.36.0", 31, 36 },
+};
+
+const struct talos_compat *
+config_talos_compat(int minor)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(compat) / sizeof(compat[0]); i++)
+		if (compat[i].minor == minor)
+			return &compat[i];
+	return NULL;
+}
+
+struct vctx {
+	struct config *cfg;
+	struct diag *diag;
+};
+
+static void
+vreport(struct vctx *v, enum diag_level lvl, const char *path,
+	const char *fmt, va_list ap)
+{
+	struct buf b = BUF_INIT;
+	int line, col;
+
+	config_pos(v->cfg, path, &line, &col);
+	buf_vaddf(&b, fmt, ap);
+	diag_add(v->diag, lvl, line, col, path, "%s", b.ptr);
+	buf_release(&b);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+verr(struct vctx *v, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(v, DIAG_ERROR, path, fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+vwarn(struct vctx *v, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(v, DIAG_WARNING, path, fmt, ap);
+	va_end(ap);
+}
+
+static bool
+has_key(const struct config *cfg, const char *yp)
+{
+	struct fy_node *root = cfg->doc ? fy_document_root(cfg->doc) : NULL;
+
+	return root && fy_node_by_path(root, yp, FY_NT, FYNWF_DONT_FOLLOW);
+}
+
+static void
+set_default(char **dst, const char *value)
+{
+	if (!*dst && value)
+		*dst = xstrdup(value);
+}
+
+static void
+strlist_push(struct str_list *l, const char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 2) * sizeof(char *));
+	l->v[l->n++] = xstrdup(s);
+}
+
+static bool
+strlist_has(const struct str_list *l, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], s))
+			return true;
+	return false;
+}
+
+/* "v1.12.11" or "1.12.11" -> major, minor, patch. */
+static bool
+parse_version(const char *s, int *maj, int *min, int *pat)
+{
+	char tail;
+
+	if (*s == 'v')
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return false;
+	if (sscanf(s, "%d.%d.%d%c", maj, min, pat, &tail) != 3)
+		return false;
+	/* Reject leading zeros and signs that sscanf lets through. */
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s) && *s != '.')
+			return false;
+	return *maj >= 0 && *min >= 0 && *pat >= 0;
+}
+
+static bool
+is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+	return s[n] == '\0';
+}
+
+/* --- sections ----------------------------------------------------------- */
+
+static void
+check_platform_sections(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+
+	if (cfg->platform == PLATFORM_PROXMOX) {
+		if (!has_key(cfg, "/proxmox"))
+			verr(v, "platform",
+			     "platform is 'proxmox' but there is no 'proxmox' "
+			     "section");
+		if (has_key(cfg, "/vps"))
+			verr(v, "vps",
+			     "section is for platform 'vps', but platform is "
+			     "'proxmox'");
+	} else if (cfg->platform == PLATFORM_VPS) {
+		if (!has_key(cfg, "/vps"))
+			verr(v, "platform",
+			     "platform is 'vps' but there is no 'vps' section");
+		if (has_key(cfg, "/proxmox"))
+			verr(v, "proxmox",
+			     "section is for platform 'proxmox', but platform "
+			     "is 'vps'");
+		if (cfg->n_vms)
+			verr(v, "vms",
+			     "cloud-init VMs need platform 'proxmox'");
+	}
+}
+
+static void
+check_secret(struct vctx *v, const struct secret_ref *r, const char *path,
+	     bool required)
+{
+	if (r->kind == SECRET_NONE) {
+		if (required)
+			verr(v, path, "missing; give ${ENV_VAR}, file:PATH or "
+				      "the value");
+		return;
+	}
+	if (r->kind == SECRET_LITERAL)
+		vwarn(v, path,
+		      "secret is written in plain text; allowed because env "
+		      "folders are private, but ${ENV_VAR} or file:PATH keeps "
+		      "it out of copies and backups");
+	if (r->kind == SECRET_FILE) {
+		char *p = r->text[0] == '/' ? xstrdup(r->text)
+					    : fs_join(v->cfg->dir, r->text);
+
+		if (!fs_exists(p))
+			vwarn(v, path,
+			      "secret file '%s' does not exist yet; plan and "
+			      "apply will need it", r->text);
+		free(p);
+	}
+}
+
+static void
+check_proxmox(struct vctx *v)
+{
+	struct proxmox_config *p = &v->cfg->proxmox;
+	struct tls_config *t = &p->tls;
+	const char *at, *bang;
+	int ntls = 0;
+	size_t i;
+
+	if (!p->endpoint)
+		verr(v, "proxmox", "missing required key 'endpoint'");
+	else if (strncmp(p->endpoint, "https://", 8))
+		verr(v, "proxmox.endpoint",
+		     "'%s' must be an https:// URL (the API only speaks TLS)",
+		     p->endpoint);
+	if (!p->token_id) {
+		verr(v, "proxmox", "missing required key 'token_id'");
+	} else {
+		at = strchr(p->token_id, '@');
+		bang = strchr(p->token_id, '!');
+		if (!at || !bang || bang < at || at == p->token_id ||
+		    bang == at + 1 || !bang[1])
+			verr(v, "proxmox.token_id",
+			     "'%s' is not an API token id (USER@REALM!TOKENID)",
+			     p->token_id);
+	}
+	check_secret(v, &p->token_secret, "proxmox.token_secret", true);
+
+	ntls = (t->ca_file != NULL) + (t->fingerprint != NULL) + t->insecure;
+	if (ntls == 0)
+		verr(v, "proxmox",
+		     "say how the API certificate is verified: tls.ca_file, "
+		     "tls.fingerprint, or tls.insecure: true");
+	else if (ntls > 1)
+		verr(v, "proxmox.tls",
+		     "give only one of ca_file, fingerprint and insecure");
+	if (t->insecure)
+		vwarn(v, "proxmox.tls.insecure",
+		      "TLS verification is off: anyone on the path can read "
+		      "the API token; pin tls.fingerprint instead");
+	if (t->fingerprint) {
+		struct buf b = BUF_INIT;
+		const char *s;
+
+		for (s = t->fingerprint; *s; s++)
+			if (*s != ':')
+				buf_addch(&b, (char)tolower((unsigned char)*s));
+		if (b.len != 64 || !is_hex(b.ptr, 64)) {
+			verr(v, "proxmox.tls.fingerprint",
+			     "'%s' is not a SHA-256 fingerprint (64 hex digits, "
+			     "colons allowed)", t->fingerprint);
+			buf_release(&b);
+		} else {
+			free(t->fingerprint);
+			t->fingerprint = buf_detach(&b, NULL);
+		}
+	}
+	if (t->ca_file) {
+		char *path = t->ca_file[0] == '/' ? xstrdup(t->ca_file)
+						  : fs_join(v->cfg->dir, t->ca_file);
+
+		if (!fs_exists(path))
+			vwarn(v, "proxmox.tls.ca_file",
+			      "'%s' does not exist yet; plan and apply will need "
+			      "it", t->ca_file);
+		free(path);
+	}
+	if (p->nodes.n == 0)
+		verr(v, "proxmox",
+		     "missing required key 'nodes' (the Proxmox node names VMs "
+		     "may run on)");
+	for (i = 0; i < p->nodes.n; i++) {
+		size_t j;
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(p->nodes.v[i], p->nodes.v[j])) {
+				char path[64];
+
+				snprintf(path, sizeof(path), "proxmox.nodes[%zu]", i);
+				verr(v, path, "'%s' is listed twice", p->nodes.v[i]);
+			}
+	}
+	if (!p->vmid_base)
+		verr(v, "proxmox",
+		     "missing 'vmid.base': pick a VM id range no other "
+		     "environment uses, e.g. vmid: {base: 1000}");
+	if (!p->vmid_count)
+		p->vmid_count = 100;
+	set_default(&p->disk_storage, "local-lvm");
+	set_default(&p->iso_storage, "local");
+	set_default(&p->bridge, "vmbr0");
+	set_default(&p->cpu_type, "x86-64-v2-AES");
+}
+
+static void
+check_vps(struct vctx *v)
+{
+	struct vps_config *s = &v->cfg->vps;
+
+	if (!s->host)
+		verr(v, "vps", "missing required key 'host'");
+	set_default(&s->ssh_user, "root");
+	if (!s->ssh_port)
+		s->ssh_port = 22;
+	set_default(&s->ssh_key_file, "~/.ssh/id_ed25519");
+	set_default(&s->rescue, "generic");
+	set_default(&s->disk, "/dev/sda");
+	if (strcmp(s->rescue, "generic") && strcmp(s->rescue, "hetzner"))
+		verr(v, "vps.rescue", "'%s' is not one of generic, hetzner",
+		     s->rescue);
+	if (s->ssh_host_fingerprint &&
+	    strncmp(s->ssh_host_fingerprint, "SHA256:", 7))
+		verr(v, "vps.ssh.host_fingerprint",
+		     "'%s' is not an SSH host key fingerprint (SHA256:...)",
+		     s->ssh_host_fingerprint);
+	if (!s->ssh_host_fingerprint)
+		vwarn(v, "vps",
+		      "no ssh.host_fingerprint: the rescue system's host key "
+		      "is trusted on first use");
+}
+
+static void
+check_talos(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct talos_config *t = &cfg->talos;
+	const struct talos_compat *tc;
+	int maj, min, pat;
+	size_t i;
+
+	if (!t->version) {
+		t->version = xstrdup(compat[0].default_version);
+		t->minor = compat[0].minor;
+	} else if (!parse_version(t->version, &maj, &min, &pat)) {
+		verr(v, "talos.version",
+		     "'%s' is not a Talos version (like v1.12.11)", t->version);
+		t->minor = compat[0].minor;
+	} else if (maj != 1 || !(tc = config_talos_compat(min))) {
+		verr(v, "talos.version",
+		     "Talos v%d.%d is not supported; strata generates configs "
+		     "for v1.12 and v1.13", maj, min);
+		t->minor = compat[0].minor;
+	} else {
+		t->minor = min;
+		if (t->version[0] != 'v') {
+			char *nv = xasprintf("v%s", t->version);
+
+			free(t->version);
+			t->version = nv;
+		}
+	}
+
+	if (t->schematic_id && (t->extensions.n || t->kernel_args.n))
+		verr(v, "talos.schematic",
+		     "give either schematic.id or extensions/kernel_args (the "
+		     "id is computed from them), not both");
+	if (t->schematic_id) {
+		char *s;
+
+		for (s = t->schematic_id; *s; s++)
+			*s = (char)tolower((unsigned char)*s);
+		if (strlen(t->schematic_id) != 64 || !is_hex(t->schematic_id, 64))
+			verr(v, "talos.schematic.id",
+			     "'%s' is not a schematic id (64 hex digits)",
+			     t->schematic_id);
+	} else {
+		bool given = t->extensions.n > 0;
+		const char *need[3];
+		size_t nneed = 0;
+
+		if (cfg->platform == PLATFORM_PROXMOX &&
+		    cfg->network.discovery == DISCOVERY_GUEST_AGENT)
+			need[nneed++] = "siderolabs/qemu-guest-agent";
+		if (cfg->components.longhorn) {
+			need[nneed++] = "siderolabs/iscsi-tools";
+			need[nneed++] = "siderolabs/util-linux-tools";
+		}
+		for (i = 0; i < t->extensions.n; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "talos.schematic.extensions[%zu]", i);
+			if (!strchr(t->extensions.v[i], '/'))
+				verr(v, path,
+				     "'%s' is not an extension name (like "
+				     "siderolabs/qemu-guest-agent)",
+				     t->extensions.v[i]);
+		}
+		for (i = 0; i < nneed; i++) {
+			if (strlist_has(&t->extensions, need[i]))
+				continue;
+			if (given)
+				vwarn(v, "talos.schematic.extensions",
+				      "'%s' is missing; %s needs it", need[i],
+				      strstr(need[i], "guest")
+					      ? "network.discovery: guest-agent"
+					      : "components.storage.longhorn");
+			else
+				strlist_push(&t->extensions, need[i]);
+		}
+	}
+	if (!t->install_disk)
+		t->install_disk = xstrdup(cfg->platform == PLATFORM_VPS &&
+							  cfg->vps.disk
+						  ? cfg->vps.disk
+						  : "/dev/sda");
+	if (strncmp(t->install_disk, "/dev/", 5))
+		verr(v, "talos.install_disk", "'%s' is not a device path (/dev/...)",
+		     t->install_disk);
+	for (i = 0; i < t->n_patches; i++) {
+		struct talos_patch *p = &t->patches[i];
+		char *path;
+
+		if (!p->file)
+			continue;
+		path = p->file[0] == '/' ? xstrdup(p->file)
+					 : fs_join(cfg->dir, p->file);
+		if (!fs_exists(path))
+			diag_add(v->diag, DIAG_ERROR, p->line, p->col, NULL,
+				 "talos.patches[%zu]: patch file '%s' does not "
+				 "exist", i, p->file);
+		free(path);
+	}
+}
+
+static void
+check_cidr_default(struct vctx *v, char **dst, const char *def,
+		   uint32_t *net, int *prefix)
+{
+	set_default(dst, def);
+	if (!net_cidr_parse(*dst, net, prefix)) {
+		*net = 0;
+		*prefix = -1;
+	}
+}
+
+static void
+check_kubernetes(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct kubernetes_config *k = &cfg->kubernetes;
+	const struct talos_compat *tc = config_talos_compat(cfg->talos.minor);
+	uint32_t pn, sn;
+	int pp, sp, maj, min, pat;
+
+	if (!tc)
+		tc = &compat[0];
+	if (!k->cluster_name && cfg->name)
+		k->cluster_name = xstrdup(cfg->name);
+	if (!k->version) {
+		k->version = xstrdup(tc->default_k8s);
+	} else if (!parse_version(k->version, &maj, &min, &pat) || maj != 1) {
+		verr(v, "kubernetes.version",
+		     "'%s' is not a Kubernetes version (like 1.35.4)", k->version);
+	} else {
+		if (min < tc->k8s_min_minor || min > tc->k8s_max_minor)
+			verr(v, "kubernetes.version",
+			     "Kubernetes 1.%d is not supported by Talos v1.%d "
+			     "(1.%d to 1.%d)", min, tc->minor, tc->k8s_min_minor,
+			     tc->k8s_max_minor);
+		if (k->version[0] == 'v')
+			memmove(k->version, k->version + 1, strlen(k->version));
+	}
+	check_cidr_default(v, &k->pod_subnet, "10.244.0.0/16", &pn, &pp);
+	check_cidr_default(v, &k->service_subnet, "10.96.0.0/12", &sn, &sp);
+	set_default(&k->dns_domain, "cluster.local");
+	if (pp >= 0 && sp >= 0 && net_overlap(pn, pp, sn, sp))
+		verr(v, "kubernetes.service_subnet",
+		     "'%s' overlaps pod_subnet '%s'", k->service_subnet,
+		     k->pod_subnet);
+	if (cfg->network.prefix > 0) {
+		if (pp >= 0 && net_overlap(pn, pp, cfg->network.net, cfg->network.prefix))
+			verr(v, "kubernetes.pod_subnet",
+			     "'%s' overlaps the node network '%s'",
+			     k->pod_subnet, cfg->network.cidr);
+		if (sp >= 0 && net_overlap(sn, sp, cfg->network.net, cfg->network.prefix))
+			verr(v, "kubernetes.service_subnet",
+			     "'%s' overlaps the node network '%s'",
+			     k->service_subnet, cfg->network.cidr);
+	}
+	if (k->cni == CNI_UNSET)
+		k->cni = CNI_CILIUM;
+	if (k->cni == CNI_CILIUM)
+		set_default(&k->cni_version, "1.18.4");
+	else if (k->cni_version)
+		vwarn(v, "kubernetes.cni.version",
+		      "ignored: only the cilium CNI has a version here");
+	if (k->cni_version) {
+		int a, b, c2;
+
+		if (!parse_version(k->cni_version, &a, &b, &c2))
+			verr(v, "kubernetes.cni.version",
+			     "'%s' is not a version (like 1.18.4)", k->cni_version);
+	}
+	k->kube_proxy = k->cni != CNI_CILIUM;
+}
+
+static void
+check_network(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct network_config *n = &cfg->network;
+	uint32_t gw;
+	size_t i;
+
+	if (!has_key(cfg, "/network")) {
+		verr(v, NULL, "missing required key 'network'");
+		return;
+	}
+	if (!n->cidr)
+		verr(v, "network", "missing required key 'cidr'");
+	else if (!net_cidr_parse(n->cidr, &n->net, &n->prefix))
+		n->prefix = 0;
+	if (n->prefix > 30 && !n->gateway_onlink)
+		verr(v, "network.cidr",
+		     "'%s' leaves no room for nodes and a gateway", n->cidr);
+	if (!n->gateway) {
+		verr(v, "network", "missing required key 'gateway'");
+	} else if (net_ipv4_parse(n->gateway, &gw) && n->prefix > 0) {
+		uint32_t bcast = n->net | ~net_mask(n->prefix);
+
+		if (!net_in(gw, n->net, n->prefix)) {
+			if (!n->gateway_onlink)
+				verr(v, "network.gateway",
+				     "'%s' is outside network '%s' (set "
+				     "gateway_onlink: true if the provider routes "
+				     "it on-link)", n->gateway, n->cidr);
+		} else if (gw == n->net || gw == bcast) {
+			verr(v, "network.gateway",
+			     "'%s' is the %s address of '%s'", n->gateway,
+			     gw == n->net ? "network" : "broadcast", n->cidr);
+		}
+	}
+	if (!n->nameservers.n && n->gateway)
+		strlist_push(&n->nameservers, n->gateway);
+	for (i = 0; i < n->nameservers.n; i++) {
+		if (!net_ipv4_parse(n->nameservers.v[i], NULL)) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "network.nameservers[%zu]", i);
+			verr(v, path, "'%s' is not an IPv4 address",
+			     n->nameservers.v[i]);
+		}
+	}
+	if (n->discovery == DISCOVERY_UNSET)
+		n->discovery = cfg->platform == PLATFORM_VPS ? DISCOVERY_STATIC
+							     : DISCOVERY_GUEST_AGENT;
+	if (cfg->platform == PLATFORM_VPS && n->discovery != DISCOVERY_STATIC)
+		verr(v, "network.discovery",
+		     "a VPS has no guest agent or DHCP server of ours; use "
+		     "'static'");
+}
+
+/* An address for a node or VM must be a usable host in the node network. */
+static void
+check_host_ip(struct vctx *v, const char *ip, const char *path)
+{
+	struct network_config *n = &v->cfg->network;
+	uint32_t a, gw = 0;
+
+	if (!ip || !net_ipv4_parse(ip, &a) || n->prefix <= 0)
+		return;
+	if (!net_in(a, n->net, n->prefix)) {
+		verr(v, path, "'%s' is outside network '%s'", ip, n->cidr);
+		return;
+	}
+	if (n->prefix < 31 && a == n->net)
+		verr(v, path, "'%s' is the network address of '%s'", ip, n->cidr);
+	else if (n->prefix < 31 && a == (n->net | ~net_mask(n->prefix)))
+		verr(v, path, "'%s' is the broadcast address of '%s'", ip, n->cidr);
+	else if (n->gateway && net_ipv4_parse(n->gateway, &gw) && a == gw)
+		verr(v, path, "'%s' is the gateway", ip);
+}
+
+/* --- node pools --------------------------------------------------------- */
+
+static void
+expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
+	    const char *pool_key, struct node *out, size_t *n_out)
+{
+	struct config *cfg = v->cfg;
+	const char *what = role == ROLE_CONTROLPLANE ? "cp" : "w";
+	char ppath[64];
+	uint32_t start = 0;
+	int count, i;
+
+	snprintf(ppath, sizeof(ppath), "nodes.%s", pool_key);
+	if (pool->n_list > 0 && pool->count >= 0 &&
+	    (size_t)pool->count != pool->n_list) {
+		char cpath[80];
+
+		snprintf(cpath, sizeof(cpath), "%s.count", ppath);
+		verr(v, cpath, "count is %d but %zu node%s listed", pool->count,
+		     pool->n_list, pool->n_list == 1 ? " is" : "s are");
+	}
+	count = pool->n_list ? (int)pool->n_list
+			     : (pool->count >= 0 ? pool->count
+						 : (role == ROLE_CONTROLPLANE ? 1 : 0));
+	if (!pool->prefix)
+		pool->prefix = xasprintf("%s-%s", cfg->name ? cfg->name : "node", what);
+	if (!pool->cores)
+		pool->cores = 2;
+	if (!pool->memory_mib)
+		pool->memory_mib = 4096;
+	if (!pool->disk_gib)
+		pool->disk_gib = role == ROLE_CONTROLPLANE ? 32 : 64;
+	if (pool->ip_start)
+		net_ipv4_parse(pool->ip_start, &start);
+	for (i = 0; i < count; i++) {
+		struct node *nd = &out[(*n_out)++];
+		const struct node *src = pool->n_list ? &pool->list[i] : NULL;
+		const struct str_list *pl = pool->placement.n ? &pool->placement
+							      : &cfg->proxmox.nodes;
+		char ipb[16];
+
+		memset(nd, 0, sizeof(*nd));
+		nd->role = role;
+		nd->pool = xstrdup(pool_key);
+		nd->path = src ? xasprintf("%s.nodes[%d]", ppath, i)
+			       : xstrdup(ppath);
+		nd->name = src && src->name ? xstrdup(src->name)
+					    : xasprintf("%s-%d", pool->prefix, i + 1);
+		if (src && src->ip) {
+			nd->ip = xstrdup(src->ip);
+			nd->ip_explicit = true;
+		} else if (pool->ip_start) {
+			uint32_t a = start + (uint32_t)i;
+
+			if (a < start) /* wrapped past 255.255.255.255 */
+				a = 0;
+			nd->ip = xstrdup(net_ipv4_str(a, ipb));
+		} else if (cfg->platform == PLATFORM_VPS && cfg->vps.host) {
+			nd->ip = xstrdup(cfg->vps.host);
+		} else {
+			verr(v, nd->path,
+			     "node '%s' has no address: give it an ip, or set "
+			     "ip_start on the pool", nd->name);
+		}
+		nd->mac = src && src->mac ? xstrdup(src->mac) : NULL;
+		nd->vmid = src ? src->vmid : 0;
+		nd->cores = src && src->cores ? src->cores : pool->cores;
+		nd->memory_mib = src && src->memory_mib ? src->memory_mib
+							: pool->memory_mib;
+		nd->disk_gib = src && src->disk_gib ? src->disk_gib : pool->disk_gib;
+		nd->install_disk = xstrdup(src && src->install_disk
+						   ? src->install_disk
+						   : (cfg->talos.install_disk
+							      ? cfg->talos.install_disk
+							      : "/dev/sda"));
+		if (src && src->placement)
+			nd->placement = xstrdup(src->placement);
+		else if (pl->n)
+			nd->placement = xstrdup(pl->v[(size_t)i % pl->n]);
+		if (role == ROLE_CONTROLPLANE && nd->memory_mib < 2048)
+			verr(v, src ? nd->path : ppath,
+			     "node '%s': Talos control planes need at least "
+			     "2 GiB of memory (%d MiB given)", nd->name,
+			     nd->memory_mib);
+		if (role == ROLE_WORKER && nd->memory_mib < 1024)
+			verr(v, src ? nd->path : ppath,
+			     "node '%s': Talos workers need at least 1 GiB of "
+			     "memory (%d MiB given)", nd->name, nd->memory_mib);
+	}
+}
+
+static void
+check_nodes(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	size_t max, i;
+	int ncp;
+
+	/* An environment of plain VMs has no Talos cluster at all. */
+	if (!has_key(cfg, "/nodes") && cfg->n_vms > 0) {
+		cfg->nodes = xcalloc(1, sizeof(*cfg->nodes));
+		return;
+	}
+	max = (cfg->cp_pool.n_list ? cfg->cp_pool.n_list
+				   : (size_t)(cfg->cp_pool.count > 0 ? cfg->cp_pool.count : 1)) +
+	      (cfg->worker_pool.n_list ? cfg->worker_pool.n_list
+				       : (size_t)(cfg->worker_pool.count > 0
+							  ? cfg->worker_pool.count : 0));
+	cfg->nodes = xcalloc(max + 1, sizeof(*cfg->nodes));
+	expand_pool(v, &cfg->cp_pool, ROLE_CONTROLPLANE, "controlplane",
+		    cfg->nodes, &cfg->n_nodes);
+	cfg->n_controlplanes = cfg->n_nodes;
+	expand_pool(v, &cfg->worker_pool, ROLE_WORKER, "workers", cfg->nodes,
+		    &cfg->n_nodes);
+	ncp = (int)cfg->n_controlplanes;
+
+	if (!has_key(cfg, "/nodes"))
+		verr(v, NULL, "missing required key 'nodes'");
+	if (ncp == 0)
+		verr(v, "nodes.controlplane",
+		     "a cluster needs at least one control plane");
+	if (ncp > 1 && ncp % 2 == 0)
+		vwarn(v, "nodes.controlplane",
+		      "%d control planes tolerate no more failures than %d; "
+		      "etcd wants an odd number", ncp, ncp - 1);
+	if (cfg->platform == PLATFORM_VPS && cfg->n_nodes > 1)
+		verr(v, "nodes",
+		     "platform 'vps' runs one node (a combined control plane "
+		     "and worker); %zu are configured", cfg->n_nodes);
+	for (i = 0; i < cfg->n_nodes; i++) {
+		struct node *nd = &cfg->nodes[i];
+		char path[128];
+
+		if (nd->ip_explicit)
+			snprintf(path, sizeof(path), "%s.ip", nd->path);
+		else
+			snprintf(path, sizeof(path), "nodes.%s.ip_start", nd->pool);
+		if (nd->ip && strcmp(nd->ip, "0.0.0.0"))
+			check_host_ip(v, nd->ip, path);
+		else if (nd->ip)
+			verr(v, path, "address range runs past 255.255.255.255");
+		if (strlen(nd->name) > 63)
+			verr(v, nd->path, "node name '%s' is longer than 63",
+			     nd->name);
+		if (cfg->platform == PLATFORM_PROXMOX && nd->placement &&
+		    cfg->proxmox.nodes.n &&
+		    !strlist_has(&cfg->proxmox.nodes, nd->placement))
+			verr(v, nd->path,
+			     "node '%s' is placed on '%s', which is not in "
+			     "proxmox.nodes", nd->name, nd->placement);
+		if (cfg->network.discovery == DISCOVERY_DHCP_LEASE && !nd->mac)
+			verr(v, nd->path,
+			     "node '%s' needs a static mac: network.discovery "
+			     "is dhcp-lease", nd->name);
+	}
+	if (cfg->kubernetes.allow_scheduling_on_controlplanes == false &&
+	    !has_key(cfg, "/kubernetes/allow_scheduling_on_controlplanes"))
+		cfg->kubernetes.allow_scheduling_on_controlplanes =
+			cfg->n_nodes == cfg->n_controlplanes;
+}
+
+static void
+check_vip(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct kubernetes_config *k = &cfg->kubernetes;
+	size_t i;
+
+	if (k->vip) {
+		check_host_ip(v, k->vip, "kubernetes.vip");
+		for (i = 0; i < cfg->n_nodes; i++)
+			if (cfg->nodes[i].ip && !strcmp(cfg->nodes[i].ip, k->vip))
+				verr(v, "kubernetes.vip",
+				     "'%s' is also the address of node '%s'; the "
+				     "VIP must be a free address", k->vip,
+				     cfg->nodes[i].name);
+		if (cfg->platform == PLATFORM_VPS)
+			vwarn(v, "kubernetes.vip",
+			      "a single VPS node has no use for a VIP");
+	} else if (cfg->n_controlplanes > 1) {
+		verr(v, "kubernetes",
+		     "%zu control planes need a shared address: set "
+		     "kubernetes.vip", cfg->n_controlplanes);
+	}
+	if (!k->endpoint) {
+		const char *host = k->vip ? k->vip
+					  : (cfg->n_nodes ? cfg->nodes[0].ip : NULL);
+
+		if (host)
+			k->endpoint = xasprintf("https://%s:6443", host);
+	} else if (strncmp(k->endpoint, "https://", 8)) {
+		verr(v, "kubernetes.endpoint", "'%s' must be an https:// URL",
+		     k->endpoint);
+	}
+}
+
+/* --- cloud-init VMs ----------------------------------------------------- */
+
+static void
+check_vms(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_vms; i++) {
+		struct vm_config *vm = &cfg->vms[i];
+		char path[96];
+
+		vm->path = xasprintf("vms[%zu]", i);
+		if (!vm->name)
+			verr(v, vm->path, "missing required key 'name'");
+		if (!vm->template_vmid == !vm->image)
+			verr(v, vm->path,
+			     "give exactly one of 'template' (a VM id to clone) "
+			     "or 'image' (a cloud image URL)");
+		if (!vm->ip) {
+			verr(v, vm->path, "missing required key 'ip'");
+		} else {
+			snprintf(path, sizeof(path), "vms[%zu].ip", i);
+			check_host_ip(v, vm->ip, path);
+		}
+		if (!vm->cores)
+			vm->cores = 2;
+		if (!vm->memory_mib)
+			vm->memory_mib = 2048;
+		if (!vm->disk_gib)
+			vm->disk_gib = 20;
+		set_default(&vm->user, "debian");
+		if (!vm->ssh_keys.n)
+			vwarn(v, vm->path,
+			      "no ssh_keys: Ansible will not be able to log in");
+		for (j = 0; j < vm->ssh_keys.n; j++) {
+			const char *k = vm->ssh_keys.v[j];
+
+			snprintf(path, sizeof(path), "vms[%zu].ssh_keys[%zu]", i, j);
+			if (strncmp(k, "ssh-", 4) && strncmp(k, "ecdsa-", 6) &&
+			    strncmp(k, "sk-", 3))
+				verr(v, path, "not an SSH public key (ssh-ed25519 AAAA...)");
+		}
+		if (!vm->placement && cfg->proxmox.nodes.n)
+			vm->placement = xstrdup(cfg->proxmox.nodes.v[i % cfg->proxmox.nodes.n]);
+		else if (vm->placement && cfg->proxmox.nodes.n &&
+			 !strlist_has(&cfg->proxmox.nodes, vm->placement)) {
+			snprintf(path, sizeof(path), "vms[%zu].placement", i);
+			verr(v, path, "'%s' is not in proxmox.nodes", vm->placement);
+		}
+	}
+}
+
+/* --- uniqueness and VM ids ---------------------------------------------- */
+
+struct ident {
+	const char *name, *ip, *mac, *path;
+	int *vmid;
+};
+
+static void
+check_unique(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	size_t n = cfg->n_nodes + cfg->n_vms, i, j;
+	struct ident *id = xcalloc(n + 1, sizeof(*id));
+	int base = cfg->proxmox.vmid_base, count = cfg->proxmox.vmid_count;
+	int next = base;
+
+	for (i = 0; i < cfg->n_nodes; i++) {
+		id[i].name = cfg->nodes[i].name;
+		id[i].ip = cfg->nodes[i].ip;
+		id[i].mac = cfg->nodes[i].mac;
+		id[i].path = cfg->nodes[i].path;
+		id[i].vmid = &cfg->nodes[i].vmid;
+	}
+	for (i = 0; i < cfg->n_vms; i++) {
+		struct ident *d = &id[cfg->n_nodes + i];
+
+		d->name = cfg->vms[i].name;
+		d->ip = cfg->vms[i].ip;
+		d->mac = cfg->vms[i].mac;
+		d->path = cfg->vms[i].path;
+		d->vmid = &cfg->vms[i].vmid;
+	}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i; j++) {
+			if (id[i].name && id[j].name && !strcmp(id[i].name, id[j].name))
+				verr(v, id[i].path, "name '%s' is already used by %s",
+				     id[i].name, id[j].path);
+			if (id[i].ip && id[j].ip && !strcmp(id[i].ip, id[j].ip))
+				verr(v, id[i].path,
+				     "address '%s' is already used by '%s'",
+				     id[i].ip, id[j].name ? id[j].name : id[j].path);
+			if (id[i].mac && id[j].mac && !strcmp(id[i].mac, id[j].mac))
+				verr(v, id[i].path, "mac '%s' is already used by '%s'",
+				     id[i].mac, id[j].name ? id[j].name : id[j].path);
+			if (*id[i].vmid && *id[i].vmid == *id[j].vmid)
+				verr(v, id[i].path, "vmid %d is already used by '%s'",
+				     *id[i].vmid, id[j].name ? id[j].name : id[j].path);
+		}
+	}
+	if (cfg->platform != PLATFORM_PROXMOX || !base)
+		goto out;
+	for (i = 0; i < n; i++) {
+		int vid = *id[i].vmid;
+
+		if (vid && (vid < base || vid >= base + count))
+			verr(v, id[i].path,
+			     "vmid %d is outside this environment's range %d..%d",
+			     vid, base, base + count - 1);
+	}
+	/* Allocate ids for the rest, skipping ones written explicitly. */
+	for (i = 0; i < n; i++) {
+		if (*id[i].vmid)
+			continue;
+		for (;;) {
+			bool taken = false;
+
+			for (j = 0; j < n; j++)
+				if (*id[j].vmid == next)
+					taken = true;
+			if (!taken)
+				break;
+			next++;
+		}
+		if (next >= base + count) {
+			verr(v, "proxmox.vmid",
+			     "range %d..%d has room for %d VMs but %zu are "
+			     "configured", base, base + count - 1, count, n);
+			break;
+		}
+		*id[i].vmid = next++;
+	}
+out:
+	free(id);
+}
+
+/* --- gitops, components ------------------------------------------------- */
+
+static void
+check_addons(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct gitops_config *g = &cfg->gitops;
+	struct components_config *c = &cfg->components;
+
+	if (has_key(cfg, "/gitops")) {
+		g->enabled = true;
+		if (!g->repo)
+			verr(v, "gitops", "missing required key 'repo'");
+		else if (!strncmp(g->repo, "http://", 7))
+			vwarn(v, "gitops.repo",
+			      "plain http: the cluster's source of truth travels "
+			      "unauthenticated");
+		set_default(&g->branch, "main");
+		if (!g->path && cfg->name)
+			g->path = xasprintf("clusters/%s", cfg->name);
+		set_default(&g->interval, "10m");
+		if (g->token.kind != SECRET_NONE)
+			check_secret(v, &g->token, "gitops.token", false);
+	}
+	if ((c->nfs_server != NULL) != (c->nfs_path != NULL))
+		verr(v, "components.storage.nfs",
+		     "give both 'server' and 'path'");
+	c->nfs = c->nfs_server && c->nfs_path;
+	if (c->ingress && strcmp(c->ingress, "nginx") && strcmp(c->ingress, "none"))
+		verr(v, "components.ingress", "'%s' is not one of nginx, none",
+		     c->ingress);
+	if (c->ingress && !strcmp(c->ingress, "none")) {
+		free(c->ingress);
+		c->ingress = NULL;
+	}
+	if (c->tunnel && strcmp(c->tunnel, "cloudflared"))
+		verr(v, "components.tunnel.provider",
+		     "'%s' is not one of cloudflared", c->tunnel);
+	if (c->tunnel)
+		check_secret(v, &c->tunnel_token, "components.tunnel.token", true);
+	else if (c->tunnel_token.kind != SECRET_NONE)
+		verr(v, "components.tunnel", "a token without a provider");
+}
+
+/* --- VM id ranges of sibling environments ------------------------------- */
+
+static char *
+endpoint_host(const char *url)
+{
+	const char *h = strstr(url, "://");
+	size_t n;
+
+	h = h ? h + 3 : url;
+	n = strcspn(h, ":/");
+	return xstrndup(h, n);
+}
+
+static void
+check_siblings(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	char *parent, *self_real, *host;
+	DIR *d;
+	struct dirent *de;
+	int base = cfg->proxmox.vmid_base, end = base + cfg->proxmox.vmid_count;
+
+	if (cfg->platform != PLATFORM_PROXMOX || !base || !cfg->proxmox.endpoint)
+		return;
+	parent = fs_join(cfg->dir, "..");
+	self_real = realpath(cfg->dir, NULL);
+	host = endpoint_host(cfg->proxmox.endpoint);
+	d = opendir(parent);
+	while (d && (de = readdir(d))) {
+		struct diag scratch;
+		struct config *o = NULL;
+		char *dir, *file, *real;
+
+		if (de->d_name[0] == '.')
+			continue;
+		dir = fs_join(parent, de->d_name);
+		file = fs_join(dir, "config.yml");
+		real = realpath(dir, NULL);
+		if (fs_exists(file) && real && self_real && strcmp(real, self_real)) {
+			diag_init(&scratch, file);
+			config_load_opts(&o, file, &scratch, CONFIG_NO_SIBLINGS);
+			if (o && o->platform == PLATFORM_PROXMOX &&
+			    o->proxmox.vmid_base && o->proxmox.endpoint) {
+				char *oh = endpoint_host(o->proxmox.endpoint);
+				int ob = o->proxmox.vmid_base;
+				int oe = ob + o->proxmox.vmid_count;
+
+				if (!strcmp(oh, host) && ob < end && base < oe)
+					verr(v, "proxmox.vmid.base",
+					     "VM id range %d..%d overlaps "
+					     "environment '%s' (%d..%d in %s)",
+					     base, end - 1,
+					     o->name ? o->name : de->d_name, ob,
+					     oe - 1, file);
+				free(oh);
+			}
+			config_free(o);
+			diag_release(&scratch);
+		}
+		free(real);
+		free(file);
+		free(dir);
+	}
+	if (d)
+		closedir(d);
+	free(host);
+	free(self_real);
+	free(parent);
+}
+
+void
+config_validate(struct config *cfg, struct diag *diag, unsigned flags)
+{
+	struct vctx v = { cfg, diag };
+
+	check_platform_sections(&v);
+	if (cfg->platform == PLATFORM_PROXMOX)
+		check_proxmox(&v);
+	else if (cfg->platform == PLATFORM_VPS)
+		check_vps(&v);
+	check_network(&v);
+	check_talos(&v);
+	check_nodes(&v);
+	check_kubernetes(&v);
+	check_vip(&v);
+	check_vms(&v);
+	check_unique(&v);
+	check_addons(&v);
+	if (!(flags & CONFIG_NO_SIBLINGS))
+		check_siblings(&v);
+}
