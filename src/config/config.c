@@ -141,23 +141,46 @@ config_free(struct config *cfg)
 
 /* --- positions ---------------------------------------------------------- */
 
+/* "a.b[2].c" -> "/a/b/2/c" */
+static void
+yaml_path(struct buf *yp, const char *path)
+{
+	const char *p;
+
+	for (p = path ? path : ""; *p; p++) {
+		if (*p == '.' || *p == '[' || p == path)
+			buf_addch(yp, '/');
+		if (*p != '.' && *p != '[' && *p != ']')
+			buf_addch(yp, *p);
+	}
+}
+
+struct fy_node *
+config_node_at(const struct config *cfg, const char *path)
+{
+	struct buf yp = BUF_INIT;
+	struct fy_node *root, *n;
+
+	if (!cfg || !cfg->doc || !(root = fy_document_root(cfg->doc)))
+		return NULL;
+	yaml_path(&yp, path);
+	n = yp.len ? fy_node_by_path(root, yp.ptr, yp.len, FYNWF_DONT_FOLLOW)
+		   : root;
+	buf_release(&yp);
+	return n;
+}
+
 void
 config_pos(const struct config *cfg, const char *path, int *line, int *col)
 {
 	struct buf yp = BUF_INIT;
 	struct fy_node *root, *n = NULL;
-	const char *p;
 
 	*line = *col = 0;
 	if (!cfg || !cfg->doc || !(root = fy_document_root(cfg->doc)))
 		return;
-	/* "a.b[2].c" -> "/a/b/2/c", then shorten until something exists. */
-	for (p = path ? path : ""; *p; p++) {
-		if (*p == '.' || *p == '[')
-			buf_addch(&yp, '/');
-		else if (*p != ']')
-			buf_addch(&yp, *p);
-	}
+	/* Shorten the path until something exists. */
+	yaml_path(&yp, path);
 	for (;;) {
 		char *slash;
 
@@ -228,7 +251,13 @@ parse_yaml(const char *text, size_t len, struct diag *diag)
 	pcfg.diag = fyd;
 	doc = fy_document_build_from_string(&pcfg, text, len);
 	if (!doc) {
-		add_parse_errors(diag, fyd);
+		void *it = NULL;
+
+		if (!fy_diag_errors_iterate(fyd, &it))
+			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
+				 "file holds no settings; start from 'strata init'");
+		else
+			add_parse_errors(diag, fyd);
 		if (doc)
 			fy_document_destroy(doc);
 		doc = NULL;
@@ -237,31 +266,85 @@ parse_yaml(const char *text, size_t len, struct diag *diag)
 	return doc;
 }
 
-/* Binary garbage and NUL bytes get a clear message before the parser. */
+/*
+ * Binary garbage, NUL bytes and invalid UTF-8 get a clear message before
+ * the parser sees them (libfyaml 0.7.12 can loop forever on a directive
+ * line holding invalid UTF-8; the fuzzer found it).
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t left)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
 static int
 check_text(const char *t, size_t len, struct diag *diag)
 {
-	size_t i;
+	const unsigned char *p = (const unsigned char *)t;
+	size_t i = 0, n;
 	int line = 1, col = 1;
 
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)t[i];
+	while (i < len) {
+		unsigned char ch = p[i];
 
 		if (ch == 0 || (ch < 0x20 && ch != '\n' && ch != '\r' &&
-				ch != '\t')) {
+				ch != '\t') || ch == 0x7f) {
 			diag_add(diag, DIAG_ERROR, line, col, NULL,
 				 "control character 0x%02x: this is not a "
+				 "text file", ch);
+			return -1;
+		}
+		n = utf8_len(p + i, len - i);
+		if (!n) {
+			diag_add(diag, DIAG_ERROR, line, col, NULL,
+				 "invalid UTF-8 byte 0x%02x: this is not a "
 				 "text file", ch);
 			return -1;
 		}
 		if (ch == '\n') {
 			line++;
 			col = 1;
-		} else if ((ch & 0xc0) != 0x80) {
+		} else {
 			col++;
 		}
+		i += n;
 	}
 	return 0;
+}
+
+/* Bounded: data need not be NUL-terminated. */
+static bool
+is_blank(const char *data, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!strchr(" \t\r\n", data[i]) || !data[i])
+			return false;
+	return true;
 }
 
 static void
@@ -275,48 +358,37 @@ init_unset(struct config *cfg)
 }
 
 int
-config_load_opts(struct config **out, const char *path, struct diag *diag,
-		 unsigned flags)
+config_load_mem(struct config **out, const char *path, const char *data,
+		size_t len, struct diag *diag, unsigned flags)
 {
-	struct buf text = BUF_INIT;
-	struct err err = ERR_INIT;
 	struct config *cfg = NULL;
 	struct fy_document *doc;
 	struct fy_node *root;
 	struct dctx c;
 	const char *slash;
-	int r;
 
 	*out = NULL;
-	r = fs_read_file(&text, path, CONFIG_MAX_BYTES, &err);
-	if (r < 0) {
-		if (err.code == ERR_NOTFOUND)
-			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
-				 "no such file; create it with 'strata init'");
-		else if (strstr(err.msg, "larger than"))
-			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
-				 "file is larger than 1 MiB; a config is a few "
-				 "kilobytes");
-		else
-			diag_add(diag, DIAG_ERROR, 0, 0, NULL, "%s", err.msg);
-		goto fail;
+	if (len > CONFIG_MAX_BYTES) {
+		diag_add(diag, DIAG_ERROR, 0, 0, NULL,
+			 "file is larger than 1 MiB; a config is a few kilobytes");
+		return -1;
 	}
-	if (check_text(text.ptr, text.len, diag) < 0)
-		goto fail;
-	if (text.len == 0 || strspn(text.ptr, " \t\r\n") == text.len) {
+	if (check_text(data, len, diag) < 0)
+		return -1;
+	if (is_blank(data, len)) {
 		diag_add(diag, DIAG_ERROR, 0, 0, NULL,
 			 "file is empty; start from 'strata init'");
-		goto fail;
+		return -1;
 	}
-	doc = parse_yaml(text.ptr, text.len, diag);
+	doc = parse_yaml(data, len, diag);
 	if (!doc)
-		goto fail;
+		return -1;
 	root = fy_document_root(doc);
 	if (!root || fy_node_is_null(root)) {
 		diag_add(diag, DIAG_ERROR, 1, 1, NULL,
 			 "file holds no settings; start from 'strata init'");
 		fy_document_destroy(doc);
-		goto fail;
+		return -1;
 	}
 
 	cfg = xcalloc(1, sizeof(*cfg));
@@ -340,12 +412,36 @@ config_load_opts(struct config **out, const char *path, struct diag *diag,
 		decode_map(&c, root, cfg, &config_schema, "");
 		config_validate(cfg, diag, flags);
 	}
-	buf_release(&text);
 	*out = cfg;
 	return diag->errors ? -1 : 0;
-fail:
+}
+
+int
+config_load_opts(struct config **out, const char *path, struct diag *diag,
+		 unsigned flags)
+{
+	struct buf text = BUF_INIT;
+	struct err err = ERR_INIT;
+	int r;
+
+	*out = NULL;
+	r = fs_read_file(&text, path, CONFIG_MAX_BYTES, &err);
+	if (r < 0) {
+		if (err.code == ERR_NOTFOUND)
+			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
+				 "no such file; create it with 'strata init'");
+		else if (strstr(err.msg, "larger than"))
+			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
+				 "file is larger than 1 MiB; a config is a few "
+				 "kilobytes");
+		else
+			diag_add(diag, DIAG_ERROR, 0, 0, NULL, "%s", err.msg);
+		buf_release(&text);
+		return -1;
+	}
+	r = config_load_mem(out, path, text.ptr, text.len, diag, flags);
 	buf_release(&text);
-	return -1;
+	return r;
 }
 
 int

@@ -227,6 +227,8 @@ int config_secret_resolve(char **out, const struct config *cfg,
 
 /* Find the position of a display path ("nodes.workers.nodes[1].ip"). */
 void config_pos(const struct config *cfg, const char *path, int *line, int *col);
+/* The YAML node written at a display path, or NULL when it is absent. */
+struct fy_node *config_node_at(const struct config *cfg, const char *path);
 
 const char *platform_name(enum platform p);
 const struct node *config_node(const struct config *cfg, const char *name);

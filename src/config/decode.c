@@ -357,9 +357,15 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 		s = decode_scalar(c, n, path, "an integer");
 		if (!s)
 			return;
-		if (!is_plain(n) || parse_long(s, &v) < 0) {
+		if (parse_long(s, &v) < 0) {
 			decode_error(c, n, path, "expected an integer, got '%s'",
 				     s);
+			return;
+		}
+		if (!is_plain(n)) {
+			decode_error(c, n, path,
+				     "expected an integer, got the string '%s'; "
+				     "remove the quotes", s);
 			return;
 		}
 		if (v < f->min || v > f->max) {
@@ -583,10 +589,15 @@ decode_map(struct dctx *c, struct fy_node *n, void *base,
 		if (i == nkeys) {
 			const char *sug = decode_suggest(key, keys, nkeys);
 
-			if (sug)
+			if (sug) {
 				decode_error(c, k, p.ptr,
 					     "unknown key; did you mean '%s'?",
 					     sug);
+				/* Don't also call the real key missing. */
+				for (i = 0; i < nkeys; i++)
+					if (!strcmp(keys[i], sug))
+						seen[i] = 1;
+			}
 			else
 				decode_error(c, k, p.ptr, "unknown key");
 			continue;

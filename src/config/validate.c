@@ -68,12 +68,19 @@ vwarn(struct vctx *v, const char *path, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Was this display path ("proxmox.tls.insecure") written in the file? */
 static bool
-has_key(const struct config *cfg, const char *yp)
+has_key(const struct config *cfg, const char *path)
 {
-	struct fy_node *root = cfg->doc ? fy_document_root(cfg->doc) : NULL;
+	return config_node_at(cfg, path) != NULL;
+}
 
-	return root && fy_node_by_path(root, yp, FY_NT, FYNWF_DONT_FOLLOW);
+static bool
+is_mapping(const struct config *cfg, const char *path)
+{
+	struct fy_node *n = config_node_at(cfg, path);
+
+	return n && fy_node_get_type(n) == FYNT_MAPPING;
 }
 
 static void
@@ -139,19 +146,19 @@ check_platform_sections(struct vctx *v)
 	struct config *cfg = v->cfg;
 
 	if (cfg->platform == PLATFORM_PROXMOX) {
-		if (!has_key(cfg, "/proxmox"))
+		if (!has_key(cfg, "proxmox"))
 			verr(v, "platform",
 			     "platform is 'proxmox' but there is no 'proxmox' "
 			     "section");
-		if (has_key(cfg, "/vps"))
+		if (has_key(cfg, "vps"))
 			verr(v, "vps",
 			     "section is for platform 'vps', but platform is "
 			     "'proxmox'");
 	} else if (cfg->platform == PLATFORM_VPS) {
-		if (!has_key(cfg, "/vps"))
+		if (!has_key(cfg, "vps"))
 			verr(v, "platform",
 			     "platform is 'vps' but there is no 'vps' section");
-		if (has_key(cfg, "/proxmox"))
+		if (has_key(cfg, "proxmox"))
 			verr(v, "proxmox",
 			     "section is for platform 'proxmox', but platform "
 			     "is 'vps'");
@@ -159,6 +166,17 @@ check_platform_sections(struct vctx *v)
 			verr(v, "vms",
 			     "cloud-init VMs need platform 'proxmox'");
 	}
+}
+
+static bool
+has_false(const struct config *cfg, const char *path)
+{
+	struct fy_node *n = config_node_at(cfg, path);
+	const char *s = n && fy_node_get_type(n) == FYNT_SCALAR
+				? fy_node_get_scalar0(n) : NULL;
+
+	return s && (!strcmp(s, "false") || !strcmp(s, "False") ||
+		     !strcmp(s, "FALSE"));
 }
 
 static void
@@ -197,15 +215,17 @@ check_proxmox(struct vctx *v)
 	int ntls = 0;
 	size_t i;
 
-	if (!p->endpoint)
+	if (!has_key(v->cfg, "proxmox.endpoint"))
 		verr(v, "proxmox", "missing required key 'endpoint'");
+	else if (!p->endpoint)
+		;
 	else if (strncmp(p->endpoint, "https://", 8))
 		verr(v, "proxmox.endpoint",
 		     "'%s' must be an https:// URL (the API only speaks TLS)",
 		     p->endpoint);
-	if (!p->token_id) {
+	if (!has_key(v->cfg, "proxmox.token_id")) {
 		verr(v, "proxmox", "missing required key 'token_id'");
-	} else {
+	} else if (p->token_id) {
 		at = strchr(p->token_id, '@');
 		bang = strchr(p->token_id, '!');
 		if (!at || !bang || bang < at || at == p->token_id ||
@@ -216,7 +236,12 @@ check_proxmox(struct vctx *v)
 	}
 	check_secret(v, &p->token_secret, "proxmox.token_secret", true);
 
-	ntls = (t->ca_file != NULL) + (t->fingerprint != NULL) + t->insecure;
+	/* Count what was written, valid or not, so one typo is one error. */
+	ntls = has_key(v->cfg, "proxmox.tls.ca_file") +
+	       has_key(v->cfg, "proxmox.tls.fingerprint") +
+	       (t->insecure ||
+		(has_key(v->cfg, "proxmox.tls.insecure") &&
+		 !has_false(v->cfg, "proxmox.tls.insecure")));
 	if (ntls == 0)
 		verr(v, "proxmox",
 		     "say how the API certificate is verified: tls.ca_file, "
@@ -255,7 +280,7 @@ check_proxmox(struct vctx *v)
 			      "it", t->ca_file);
 		free(path);
 	}
-	if (p->nodes.n == 0)
+	if (!has_key(v->cfg, "proxmox.nodes"))
 		verr(v, "proxmox",
 		     "missing required key 'nodes' (the Proxmox node names VMs "
 		     "may run on)");
@@ -287,7 +312,7 @@ check_vps(struct vctx *v)
 {
 	struct vps_config *s = &v->cfg->vps;
 
-	if (!s->host)
+	if (!has_key(v->cfg, "vps.host"))
 		verr(v, "vps", "missing required key 'host'");
 	set_default(&s->ssh_user, "root");
 	if (!s->ssh_port)
@@ -492,20 +517,22 @@ check_network(struct vctx *v)
 	uint32_t gw;
 	size_t i;
 
-	if (!has_key(cfg, "/network")) {
+	if (!has_key(cfg, "network")) {
 		verr(v, NULL, "missing required key 'network'");
 		return;
 	}
-	if (!n->cidr)
+	if (!is_mapping(cfg, "network"))
+		return;   /* the decoder said what is wrong with it */
+	if (!has_key(cfg, "network.cidr"))
 		verr(v, "network", "missing required key 'cidr'");
-	else if (!net_cidr_parse(n->cidr, &n->net, &n->prefix))
+	else if (!n->cidr || !net_cidr_parse(n->cidr, &n->net, &n->prefix))
 		n->prefix = 0;
 	if (n->prefix > 30 && !n->gateway_onlink)
 		verr(v, "network.cidr",
 		     "'%s' leaves no room for nodes and a gateway", n->cidr);
-	if (!n->gateway) {
+	if (!has_key(cfg, "network.gateway")) {
 		verr(v, "network", "missing required key 'gateway'");
-	} else if (net_ipv4_parse(n->gateway, &gw) && n->prefix > 0) {
+	} else if (n->gateway && net_ipv4_parse(n->gateway, &gw) && n->prefix > 0) {
 		uint32_t bcast = n->net | ~net_mask(n->prefix);
 
 		if (!net_in(gw, n->net, n->prefix)) {
@@ -562,6 +589,16 @@ check_host_ip(struct vctx *v, const char *ip, const char *path)
 }
 
 /* --- node pools --------------------------------------------------------- */
+
+static bool
+has_key_under(const struct config *cfg, const char *path, const char *key)
+{
+	char *p = xasprintf("%s.%s", path, key);
+	bool r = has_key(cfg, p);
+
+	free(p);
+	return r;
+}
 
 static void
 expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
@@ -620,6 +657,10 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 			nd->ip = xstrdup(net_ipv4_str(a, ipb));
 		} else if (cfg->platform == PLATFORM_VPS && cfg->vps.host) {
 			nd->ip = xstrdup(cfg->vps.host);
+		} else if (src && has_key(cfg, nd->path) &&
+			   config_node_at(cfg, nd->path) &&
+			   has_key_under(cfg, nd->path, "ip")) {
+			/* An ip was written but is invalid: already reported. */
 		} else {
 			verr(v, nd->path,
 			     "node '%s' has no address: give it an ip, or set "
@@ -660,8 +701,10 @@ check_nodes(struct vctx *v)
 	int ncp;
 
 	/* An environment of plain VMs has no Talos cluster at all. */
-	if (!has_key(cfg, "/nodes") && cfg->n_vms > 0) {
+	if (!has_key(cfg, "nodes")) {
 		cfg->nodes = xcalloc(1, sizeof(*cfg->nodes));
+		if (cfg->n_vms == 0)
+			verr(v, NULL, "missing required key 'nodes'");
 		return;
 	}
 	max = (cfg->cp_pool.n_list ? cfg->cp_pool.n_list
@@ -677,8 +720,6 @@ check_nodes(struct vctx *v)
 		    &cfg->n_nodes);
 	ncp = (int)cfg->n_controlplanes;
 
-	if (!has_key(cfg, "/nodes"))
-		verr(v, NULL, "missing required key 'nodes'");
 	if (ncp == 0)
 		verr(v, "nodes.controlplane",
 		     "a cluster needs at least one control plane");
@@ -717,7 +758,7 @@ check_nodes(struct vctx *v)
 			     "is dhcp-lease", nd->name);
 	}
 	if (cfg->kubernetes.allow_scheduling_on_controlplanes == false &&
-	    !has_key(cfg, "/kubernetes/allow_scheduling_on_controlplanes"))
+	    !has_key(cfg, "kubernetes.allow_scheduling_on_controlplanes"))
 		cfg->kubernetes.allow_scheduling_on_controlplanes =
 			cfg->n_nodes == cfg->n_controlplanes;
 }
@@ -904,7 +945,7 @@ check_addons(struct vctx *v)
 	struct gitops_config *g = &cfg->gitops;
 	struct components_config *c = &cfg->components;
 
-	if (has_key(cfg, "/gitops")) {
+	if (has_key(cfg, "gitops")) {
 		g->enabled = true;
 		if (!g->repo)
 			verr(v, "gitops", "missing required key 'repo'");
@@ -1015,9 +1056,10 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	struct vctx v = { cfg, diag };
 
 	check_platform_sections(&v);
-	if (cfg->platform == PLATFORM_PROXMOX)
+	/* A missing or misplaced section was reported just above. */
+	if (cfg->platform == PLATFORM_PROXMOX && is_mapping(cfg, "proxmox"))
 		check_proxmox(&v);
-	else if (cfg->platform == PLATFORM_VPS)
+	else if (cfg->platform == PLATFORM_VPS && is_mapping(cfg, "vps"))
 		check_vps(&v);
 	check_network(&v);
 	check_talos(&v);

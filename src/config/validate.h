@@ -9,6 +9,9 @@
 
 #define CONFIG_NO_SIBLINGS 0x1   /* skip the VM id overlap check */
 
+/* Load from memory; path names the file in messages and sets cfg->dir. */
+int config_load_mem(struct config **out, const char *path, const char *data,
+		    size_t len, struct diag *diag, unsigned flags);
 int config_load_opts(struct config **out, const char *path, struct diag *diag,
 		     unsigned flags);
 void config_validate(struct config *cfg, struct diag *diag, unsigned flags);

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Run the config-loader fuzzer for a bounded time, seeded with the examples
+# and the bad-config corpus. FUZZ_SECONDS (default 30) sets the budget.
+set -u
+bin=${1:-build/fuzz/fuzz_config}
+secs=${FUZZ_SECONDS:-30}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/strata-fuzz.XXXXXX)
+trap 'rm -rf "$work"' EXIT INT TERM
+mkdir -p "$work/corpus"
+for f in "$top"/examples/*/config.yml "$top"/tests/corpus/cases/*.yml; do
+	cp "$f" "$work/corpus/$(echo "$f" | md5sum | cut -c1-16)"
+done
+"$bin" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+	-print_final_stats=1 -artifact_prefix="$top/build/fuzz/" "$work/corpus" > "$work/log" 2>&1
+rc=$?
+runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
+if [ $rc -eq 0 ]; then
+	echo "fuzz: ${runs:-?} inputs in ${secs}s, no crash"
+	echo "fuzz: 1 passed, 0 failed"
+else
+	tail -40 "$work/log"
+	echo "fuzz: 0 passed, 1 failed"
+fi
+exit $rc
