@@ -68,7 +68,7 @@ $(B)/strata: $(MAIN_OBJ) $(B)/libstrata.a
 
 $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS) -lcmocka
+	$(QLD)$(CC) $(CFLAGS) -DSRCDIR=\"$(CURDIR)\" $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 
