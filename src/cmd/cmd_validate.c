@@ -18,10 +18,44 @@ static const char usage[] =
 	"ENV is a folder, or a name under ./environments.\n"
 	"\n"
 	"  -q, --quiet   print only errors and warnings\n"
+	"  -n, --nodes   also print every node and VM as strata expands them\n"
+	"                (names, addresses, VM ids, placement, sizes)\n"
 	"      --keys    print every config key with its type and meaning\n"
 	"  -h, --help    show this help\n"
 	"\n"
 	"Exit status: 0 valid (warnings allowed), 2 errors found.\n";
+
+static void
+print_nodes(const struct config *cfg)
+{
+	size_t i;
+
+	printf("%-20s %-13s %-16s %-7s %-10s %5s %8s %6s\n", "NAME", "ROLE",
+	       "ADDRESS", "VMID", "PLACEMENT", "CORES", "MEMORY", "DISK");
+	for (i = 0; i < cfg->n_nodes; i++) {
+		const struct node *n = &cfg->nodes[i];
+
+		printf("%-20s %-13s %-16s %-7d %-10s %5d %6dMi %4dGi\n", n->name,
+		       n->role == ROLE_CONTROLPLANE ? "controlplane" : "worker",
+		       n->ip ? n->ip : "-", n->vmid,
+		       n->placement ? n->placement : "-", n->cores,
+		       n->memory_mib, n->disk_gib);
+	}
+	for (i = 0; i < cfg->n_vms; i++) {
+		const struct vm_config *v = &cfg->vms[i];
+
+		printf("%-20s %-13s %-16s %-7d %-10s %5d %6dMi %4dGi\n", v->name,
+		       "vm", v->ip ? v->ip : "-", v->vmid,
+		       v->placement ? v->placement : "-", v->cores,
+		       v->memory_mib, v->disk_gib);
+	}
+	if (cfg->n_nodes)
+		printf("kubernetes %s at %s, talos %s, cni %s\n",
+		       cfg->kubernetes.version, cfg->kubernetes.endpoint,
+		       cfg->talos.version,
+		       cfg->kubernetes.cni == CNI_CILIUM ? "cilium"
+		       : cfg->kubernetes.cni == CNI_FLANNEL ? "flannel" : "none");
+}
 
 int
 cmd_validate(int argc, char **argv)
@@ -29,7 +63,7 @@ cmd_validate(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct diag diag;
 	const char *env = NULL;
-	int quiet = 0, i, r;
+	int quiet = 0, nodes = 0, i, r;
 	char *dir;
 
 	if (cmd_wants_help(argc, argv, usage))
@@ -37,6 +71,8 @@ cmd_validate(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
 			quiet = 1;
+		} else if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--nodes")) {
+			nodes = 1;
 		} else if (!strcmp(argv[i], "--keys")) {
 			schema_print_keys(stdout);
 			return 0;
@@ -61,6 +97,8 @@ cmd_validate(int argc, char **argv)
 		       cfg->n_nodes - cfg->n_controlplanes,
 		       cfg->n_nodes - cfg->n_controlplanes == 1 ? "" : "s",
 		       cfg->n_vms, cfg->n_vms == 1 ? "" : "s");
+	if (r == 0 && nodes)
+		print_nodes(cfg);
 	if (diag.errors || diag.warnings)
 		diag_summary(&diag, stderr);
 	config_free(cfg);

@@ -657,10 +657,9 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 			nd->ip = xstrdup(net_ipv4_str(a, ipb));
 		} else if (cfg->platform == PLATFORM_VPS && cfg->vps.host) {
 			nd->ip = xstrdup(cfg->vps.host);
-		} else if (src && has_key(cfg, nd->path) &&
-			   config_node_at(cfg, nd->path) &&
-			   has_key_under(cfg, nd->path, "ip")) {
-			/* An ip was written but is invalid: already reported. */
+		} else if ((src && has_key_under(cfg, nd->path, "ip")) ||
+			   has_key_under(cfg, ppath, "ip_start")) {
+			/* An address was written but is invalid: reported. */
 		} else {
 			verr(v, nd->path,
 			     "node '%s' has no address: give it an ip, or set "

@@ -1,0 +1,33 @@
+# Shared helpers for tests/e2e/t*.sh (POSIX sh). Each check prints one line;
+# the script ends with "N passed, N failed" and exits non-zero on failure.
+STRATA=${STRATA:-$(cd "$(dirname "$0")/../.." && pwd)/build/asan/strata}
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+export NO_COLOR=1
+export STRATA_EXAMPLES="$TOP/examples"
+_pass=0 _fail=0
+T=$(mktemp -d /tmp/strata-e2e.XXXXXX)
+cleanup() { rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+
+ok() { _pass=$((_pass + 1)); echo "ok   $*"; }
+bad() { _fail=$((_fail + 1)); echo "FAIL $*"; }
+
+# expect_rc WANT DESCRIPTION -- CMD...: run CMD, compare its exit status.
+expect_rc() {
+	want=$1 desc=$2; shift 3
+	"$@" > "$T/out" 2> "$T/err"
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then ok "$desc"; else
+		bad "$desc (exit $rc, want $want)"; sed 's/^/     | /' "$T/err" | head -20; fi
+}
+
+# expect_grep PATTERN FILE DESCRIPTION
+expect_grep() {
+	if grep -q -- "$1" "$2"; then ok "$3"; else
+		bad "$3 (no '$1' in $2)"; sed 's/^/     | /' "$2" | head -20; fi
+}
+
+finish() {
+	echo "$_pass passed, $_fail failed"
+	[ "$_fail" -eq 0 ]
+}
