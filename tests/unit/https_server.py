@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""Tiny HTTPS server on 127.0.0.1 for tests/unit/test_http.c.
+
+usage: https_server.py CERT KEY   -> prints "PORT <n>" once listening.
+Endpoints:
+  GET  /ok                 200 {"data":"ok"}
+  GET  /auth               200 {"data":"<Authorization header or none>"}
+  GET  /flaky/NAME/N       503 for the first N hits of NAME, then 200
+  POST /flaky/NAME/N       same, for a non-idempotent call
+  GET  /count/NAME         200 {"data": hits of NAME}
+  GET  /connections        200 {"data": TCP connections accepted}
+  POST /echo               200 body = request body, header X-CT = its type
+Stops on SIGTERM or when stdin closes.
+"""
+import http.server
+import json
+import signal
+import ssl
+import sys
+import threading
+
+hits = {}
+connections = 0
+lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, data, extra=None):
+        body = json.dumps({"data": data}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def route(self):
+        parts = self.path.strip("/").split("/")
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if parts[0] == "ok":
+            return self.reply(200, "ok")
+        if parts[0] == "auth":
+            return self.reply(200, self.headers.get("Authorization") or "none")
+        if parts[0] == "flaky":
+            name, fails = parts[1], int(parts[2])
+            with lock:
+                hits[name] = hits.get(name, 0) + 1
+                k = hits[name]
+            if k <= fails:
+                return self.reply(503, None)
+            return self.reply(200, k)
+        if parts[0] == "count":
+            return self.reply(200, hits.get(parts[1], 0))
+        if parts[0] == "connections":
+            return self.reply(200, connections)
+        if parts[0] == "echo":
+            return self.reply(200, body.decode(), {"X-CT": self.headers.get("Content-Type") or ""})
+        self.reply(404, None)
+
+    do_GET = route
+    do_POST = route
+    do_PUT = route
+    do_DELETE = route
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def get_request(self):
+        global connections
+        sock, addr = super().get_request()
+        with lock:
+            connections += 1
+        return sock, addr
+
+
+def main():
+    srv = Server(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    print("PORT %d" % srv.server_address[1], flush=True)
+    sys.stdin.read()  # the test closes our stdin (or dies) to stop us
+
+
+if __name__ == "__main__":
+    main()
