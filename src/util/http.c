@@ -37,6 +37,7 @@ void
 http_response_init(struct http_response *r)
 {
 	r->status = 0;
+	r->reason = NULL;
 	buf_init(&r->body);
 	r->content_type = NULL;
 }
@@ -46,8 +47,35 @@ http_response_release(struct http_response *r)
 {
 	buf_release(&r->body);
 	free(r->content_type);
+	free(r->reason);
 	r->content_type = NULL;
+	r->reason = NULL;
 	r->status = 0;
+}
+
+/* Keep the reason phrase: Proxmox puts its error message there. */
+static size_t
+header_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct http_response *r = userp;
+	size_t n = size * nmemb;
+
+	if (n > 9 && !strncmp(ptr, "HTTP/", 5)) {
+		const char *sp = memchr(ptr, ' ', n);
+
+		free(r->reason);
+		r->reason = NULL;
+		if (sp && (size_t)(sp - ptr) + 5 < n) {
+			const char *p = sp + 5; /* past " NNN " */
+			size_t len = n - (size_t)(p - ptr);
+
+			while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+				len--;
+			if (len)
+				r->reason = xstrndup(p, len);
+		}
+	}
+	return n;
 }
 
 static int
@@ -331,6 +359,8 @@ http_request(struct http_client *c, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs ? hdrs : c->headers);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
 	if (!strcmp(method, "GET")) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);

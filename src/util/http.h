@@ -45,6 +45,7 @@ struct http_opts {
 
 struct http_response {
 	long status;
+	char *reason;              /* reason phrase of the status line, or NULL */
 	struct buf body;
 	char *content_type;
 };

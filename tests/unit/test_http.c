@@ -246,6 +246,7 @@ test_http__retries_5xx_for_idempotent_only(void **state)
 	assert_int_equal(http_request(c, "POST", "/flaky/p/2", "application/x-www-form-urlencoded",
 				      "a=1", 3, 0, &r, &e), 0);
 	assert_int_equal(r.status, 503);
+	assert_string_equal(r.reason, "Service Unavailable");
 	assert_int_equal(http_request(c, "GET", "/count/p", NULL, NULL, 0, 0, &r, &e), 0);
 	assert_string_equal(r.body.ptr, "{\"data\": 1}");
 	/* Unless the caller marks it idempotent. */
