@@ -1,0 +1,626 @@
+#include "provider/proxmox/proxmox.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/http.h"
+
+struct pve {
+	struct http_client *http;
+	long poll_ms;
+};
+
+/* --- params ------------------------------------------------------------- */
+
+void
+pve_params_init(struct pve_params *p)
+{
+	buf_init(&p->body);
+}
+
+void
+pve_params_release(struct pve_params *p)
+{
+	buf_release(&p->body);
+}
+
+void
+pve_params_add(struct pve_params *p, const char *key, const char *value)
+{
+	if (p->body.len)
+		buf_addch(&p->body, '&');
+	http_urlencode(&p->body, key);
+	buf_addch(&p->body, '=');
+	http_urlencode(&p->body, value);
+}
+
+void
+pve_params_addf(struct pve_params *p, const char *key, const char *fmt, ...)
+{
+	struct buf v = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vaddf(&v, fmt, ap);
+	va_end(ap);
+	pve_params_add(p, key, v.ptr);
+	buf_release(&v);
+}
+
+/* --- client ------------------------------------------------------------- */
+
+int
+pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
+{
+	struct http_opts ho = { 0 };
+	struct pve *p;
+	char *base, *auth;
+	int r;
+
+	*out = NULL;
+	if (!o->endpoint || !o->token_id || !o->token_secret)
+		return err_set(err, ERR_USAGE,
+			       "proxmox: endpoint, token id and secret are needed");
+	base = xasprintf("%s%sapi2/json", o->endpoint,
+			 o->endpoint[strlen(o->endpoint) - 1] == '/' ? "" : "/");
+	auth = xasprintf("Authorization: PVEAPIToken=%s=%s", o->token_id,
+			 o->token_secret);
+	ho.base_url = base;
+	ho.ca_file = o->ca_file;
+	ho.fingerprint = o->fingerprint;
+	ho.insecure = o->insecure;
+	ho.auth_header = auth;
+	p = xcalloc(1, sizeof(*p));
+	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 500;
+	r = http_client_new(&p->http, &ho, err);
+	/* libcurl copied the header; wipe our copy of the secret. */
+	memset(auth, 0, strlen(auth));
+	free(auth);
+	free(base);
+	if (r < 0) {
+		free(p);
+		return err_wrap(err, "proxmox");
+	}
+	*out = p;
+	return 0;
+}
+
+void
+pve_free(struct pve *p)
+{
+	if (!p)
+		return;
+	http_client_free(p->http);
+	free(p);
+}
+
+int
+pve_error_from_response(struct err *err, const char *method, const char *path,
+			long status, const char *reason, const char *body)
+{
+	struct buf msg = BUF_INIT;
+	json_t *root = body && *body ? json_loads(body, 0, NULL) : NULL;
+	json_t *m = root ? json_object_get(root, "message") : NULL;
+	json_t *errors = root ? json_object_get(root, "errors") : NULL;
+	int code = status == 401 || status == 403 ? ERR_USAGE : ERR_FAIL;
+	int r;
+
+	if (json_is_string(m)) {
+		buf_adds(&msg, json_string_value(m));
+	} else if (reason && *reason) {
+		buf_adds(&msg, reason);
+	} else {
+		buf_adds(&msg, "no message");
+	}
+	while (msg.len && (msg.ptr[msg.len - 1] == '\n' || msg.ptr[msg.len - 1] == ' '))
+		msg.ptr[--msg.len] = '\0';
+	if (json_is_object(errors)) {
+		const char *k;
+		json_t *v;
+		int first = 1;
+
+		buf_adds(&msg, " (");
+		json_object_foreach(errors, k, v) {
+			const char *why = json_is_string(v) ? json_string_value(v)
+							    : "invalid";
+			size_t wl = strlen(why);
+
+			while (wl && (why[wl - 1] == '\n' || why[wl - 1] == ' '))
+				wl--;
+			buf_addf(&msg, "%s%s: %.*s", first ? "" : "; ", k,
+				 (int)wl, why);
+			first = 0;
+		}
+		buf_adds(&msg, ")");
+	}
+	if (status == 401)
+		buf_adds(&msg, "; check proxmox.token_id and token_secret");
+	r = err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
+	buf_release(&msg);
+	json_decref(root);
+	return r;
+}
+
+int
+pve_call(struct pve *p, const char *method, const char *path,
+	 const struct pve_params *params, json_t **data_out, struct err *err)
+{
+	struct http_response resp;
+	bool in_query = !strcmp(method, "GET") || !strcmp(method, "DELETE");
+	bool has = params && params->body.len;
+	char *full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
+				     : xstrdup(path);
+	json_error_t je;
+	json_t *root;
+	int r;
+
+	if (data_out)
+		*data_out = NULL;
+	http_response_init(&resp);
+	r = http_request(p->http, method, full,
+			 in_query ? NULL : "application/x-www-form-urlencoded",
+			 in_query || !has ? NULL : params->body.ptr,
+			 in_query || !has ? 0 : params->body.len, 0, &resp, err);
+	if (r < 0)
+		goto out;
+	if (resp.status < 200 || resp.status > 299) {
+		r = pve_error_from_response(err, method, path, resp.status,
+					    resp.reason, resp.body.ptr);
+		goto out;
+	}
+	root = json_loadb(resp.body.ptr, resp.body.len, 0, &je);
+	if (!root || !json_is_object(root)) {
+		r = err_set(err, ERR_FAIL, "%s %s: response is not a JSON "
+			    "envelope: %s", method, path,
+			    root ? "not an object" : je.text);
+		json_decref(root);
+		goto out;
+	}
+	if (data_out) {
+		json_t *d = json_object_get(root, "data");
+
+		*data_out = d ? json_incref(d) : json_null();
+	}
+	json_decref(root);
+out:
+	http_response_release(&resp);
+	free(full);
+	return r;
+}
+
+/* --- typed calls -------------------------------------------------------- */
+
+static char *
+jstrdup(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v))
+		return xasprintf("%lld", (long long)json_integer_value(v));
+	return NULL;
+}
+
+static long long
+jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v))
+		return (long long)json_integer_value(v);
+	if (json_is_real(v))
+		return (long long)json_real_value(v);
+	if (json_is_string(v))
+		return strtoll(json_string_value(v), NULL, 10);
+	return 0;
+}
+
+void
+pve_vms_free(struct pve_vm *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++) {
+		free(v[i].node);
+		free(v[i].name);
+		free(v[i].status);
+		free(v[i].tags);
+		free(v[i].lock);
+	}
+	free(v);
+}
+
+int
+pve_cluster_vms(struct pve *p, struct pve_vm **out, size_t *n, struct err *err)
+{
+	struct pve_params q;
+	json_t *data = NULL, *e;
+	size_t i, k = 0;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	pve_params_init(&q);
+	pve_params_add(&q, "type", "vm");
+	r = pve_call(p, "GET", "/cluster/resources", &q, &data, err);
+	pve_params_release(&q);
+	if (r < 0)
+		return r;
+	if (!json_is_array(data)) {
+		json_decref(data);
+		return err_set(err, ERR_FAIL,
+			       "GET /cluster/resources: expected a list");
+	}
+	*out = xcalloc(json_array_size(data) + 1, sizeof(**out));
+	json_array_foreach(data, i, e) {
+		struct pve_vm *v = &(*out)[k];
+		char *type = jstrdup(e, "type");
+
+		if (!type || strcmp(type, "qemu")) {
+			free(type);
+			continue;
+		}
+		free(type);
+		v->vmid = (int)jint(e, "vmid");
+		v->node = jstrdup(e, "node");
+		v->name = jstrdup(e, "name");
+		v->status = jstrdup(e, "status");
+		v->tags = jstrdup(e, "tags");
+		v->lock = jstrdup(e, "lock");
+		v->template = jint(e, "template") != 0;
+		v->maxmem = jint(e, "maxmem");
+		v->maxcpu = (int)jint(e, "maxcpu");
+		v->maxdisk = jint(e, "maxdisk");
+		k++;
+	}
+	*n = k;
+	json_decref(data);
+	return 0;
+}
+
+int
+pve_version(struct pve *p, char **out, struct err *err)
+{
+	json_t *data = NULL;
+	int r = pve_call(p, "GET", "/version", NULL, &data, err);
+
+	*out = NULL;
+	if (r == 0) {
+		*out = jstrdup(data, "version");
+		if (!*out)
+			r = err_set(err, ERR_FAIL, "GET /version: no version in answer");
+	}
+	json_decref(data);
+	return r;
+}
+
+static int
+upid_call(struct pve *p, const char *method, const char *path,
+	  const struct pve_params *params, char **upid_out, struct err *err)
+{
+	json_t *data = NULL;
+	int r = pve_call(p, method, path, params, &data, err);
+
+	if (upid_out)
+		*upid_out = NULL;
+	if (r < 0)
+		return r;
+	if (json_is_string(data) && !strncmp(json_string_value(data), "UPID:", 5)) {
+		if (upid_out)
+			*upid_out = xstrdup(json_string_value(data));
+	} else if (!json_is_null(data)) {
+		r = err_set(err, ERR_FAIL, "%s %s: expected a task id", method, path);
+	}
+	json_decref(data);
+	return r;
+}
+
+int
+pve_vm_create(struct pve *p, const char *node, const struct pve_params *params,
+	      char **upid_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu", node);
+	int r = upid_call(p, "POST", path, params, upid_out, err);
+
+	free(path);
+	return r;
+}
+
+int
+pve_vm_config_post(struct pve *p, const char *node, int vmid,
+		   const struct pve_params *params, char **upid_out,
+		   struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/config", node, vmid);
+	int r = upid_call(p, "POST", path, params, upid_out, err);
+
+	free(path);
+	return r;
+}
+
+int
+pve_vm_config_get(struct pve *p, const char *node, int vmid, json_t **out,
+		  struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/config", node, vmid);
+	int r = pve_call(p, "GET", path, NULL, out, err);
+
+	free(path);
+	return r;
+}
+
+int
+pve_vm_power(struct pve *p, const char *node, int vmid, const char *action,
+	     const struct pve_params *params, char **upid_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/status/%s", node, vmid, action);
+	int r = upid_call(p, "POST", path, params, upid_out, err);
+
+	free(path);
+	return r;
+}
+
+int
+pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
+	      struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/status/current", node, vmid);
+	json_t *data = NULL;
+	int r = pve_call(p, "GET", path, NULL, &data, err);
+
+	*status_out = NULL;
+	if (r == 0 && !(*status_out = jstrdup(data, "status")))
+		r = err_set(err, ERR_FAIL, "GET %s: no status in answer", path);
+	json_decref(data);
+	free(path);
+	return r;
+}
+
+int
+pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
+	      char **upid_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d", node, vmid);
+	struct pve_params q;
+	int r;
+
+	pve_params_init(&q);
+	if (purge) {
+		pve_params_add(&q, "purge", "1");
+		pve_params_add(&q, "destroy-unreferenced-disks", "1");
+	}
+	r = upid_call(p, "DELETE", path, &q, upid_out, err);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+int
+pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
+	      const char *size, char **upid_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/resize", node, vmid);
+	struct pve_params q;
+	int r;
+
+	pve_params_init(&q);
+	pve_params_add(&q, "disk", disk);
+	pve_params_add(&q, "size", size);
+	r = upid_call(p, "PUT", path, &q, upid_out, err);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+int
+pve_agent_ipv4(struct pve *p, const char *node, int vmid, const char *mac,
+	       char **ip_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/agent/network-get-interfaces",
+			       node, vmid);
+	json_t *data = NULL, *ifs, *iface;
+	size_t i;
+	int r;
+
+	*ip_out = NULL;
+	r = pve_call(p, "GET", path, NULL, &data, err);
+	if (r < 0)
+		goto out;
+	ifs = json_object_get(data, "result");
+	json_array_foreach(ifs, i, iface) {
+		const char *hw = json_string_value(json_object_get(iface, "hardware-address"));
+		json_t *addrs = json_object_get(iface, "ip-addresses"), *a;
+		size_t j;
+
+		if (mac && (!hw || strcasecmp(hw, mac)))
+			continue;
+		json_array_foreach(addrs, j, a) {
+			const char *t = json_string_value(json_object_get(a, "ip-address-type"));
+			const char *ip = json_string_value(json_object_get(a, "ip-address"));
+
+			if (t && ip && !strcmp(t, "ipv4") && strncmp(ip, "127.", 4)) {
+				*ip_out = xstrdup(ip);
+				goto out;
+			}
+		}
+	}
+	r = err_set(err, ERR_NOTFOUND, "vm %d: the guest agent reports no IPv4 "
+		    "address%s%s yet", vmid, mac ? " on " : "", mac ? mac : "");
+out:
+	json_decref(data);
+	free(path);
+	return r;
+}
+
+int
+pve_storage_has(struct pve *p, const char *node, const char *storage,
+		const char *content, const char *volid, bool *has,
+		struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
+	struct pve_params q;
+	json_t *data = NULL, *e;
+	size_t i;
+	int r;
+
+	*has = false;
+	pve_params_init(&q);
+	pve_params_add(&q, "content", content);
+	r = pve_call(p, "GET", path, &q, &data, err);
+	if (r == 0) {
+		json_array_foreach(data, i, e) {
+			const char *v = json_string_value(json_object_get(e, "volid"));
+
+			if (v && !strcmp(v, volid))
+				*has = true;
+		}
+	}
+	json_decref(data);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+int
+pve_download_url(struct pve *p, const char *node, const char *storage,
+		 const char *url, const char *content, const char *filename,
+		 const char *checksum_sha256, char **upid_out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/storage/%s/download-url", node, storage);
+	struct pve_params q;
+	int r;
+
+	pve_params_init(&q);
+	pve_params_add(&q, "url", url);
+	pve_params_add(&q, "content", content);
+	pve_params_add(&q, "filename", filename);
+	if (checksum_sha256) {
+		pve_params_add(&q, "checksum", checksum_sha256);
+		pve_params_add(&q, "checksum-algorithm", "sha256");
+	}
+	r = upid_call(p, "POST", path, &q, upid_out, err);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+/* --- tasks -------------------------------------------------------------- */
+
+char *
+pve_upid_node(const char *upid)
+{
+	const char *s, *e;
+
+	if (!upid || strncmp(upid, "UPID:", 5))
+		return NULL;
+	s = upid + 5;
+	e = strchr(s, ':');
+	if (!e || e == s)
+		return NULL;
+	return xstrndup(s, (size_t)(e - s));
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Last few log lines, joined, for an error message. */
+static void
+task_log_tail(struct pve *p, const char *node, const char *eupid, struct buf *out)
+{
+	char *path = xasprintf("/nodes/%s/tasks/%s/log", node, eupid);
+	struct pve_params q;
+	struct err ignore = ERR_INIT;
+	json_t *data = NULL, *e;
+	size_t i, n;
+
+	pve_params_init(&q);
+	pve_params_add(&q, "start", "0");
+	pve_params_add(&q, "limit", "0");
+	if (pve_call(p, "GET", path, &q, &data, &ignore) == 0 && json_is_array(data)) {
+		n = json_array_size(data);
+		json_array_foreach(data, i, e) {
+			const char *t = json_string_value(json_object_get(e, "t"));
+
+			if (i + 4 < n || !t || !strncmp(t, "TASK ", 5))
+				continue;
+			buf_addf(out, "%s%s", out->len ? " | " : "", t);
+		}
+	}
+	json_decref(data);
+	pve_params_release(&q);
+	free(path);
+}
+
+int
+pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
+{
+	char *node = pve_upid_node(upid);
+	struct buf eupid = BUF_INIT, tail = BUF_INIT;
+	long start = now_ms(), delay = 50;
+	char *path;
+	int r = 0;
+
+	if (!node)
+		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
+	http_urlencode(&eupid, upid);
+	path = xasprintf("/nodes/%s/tasks/%s/status", node, eupid.ptr);
+	for (;;) {
+		json_t *data = NULL;
+		char *status, *exitstatus;
+
+		if ((r = pve_call(p, "GET", path, NULL, &data, err)) < 0)
+			break;
+		status = jstrdup(data, "status");
+		exitstatus = jstrdup(data, "exitstatus");
+		json_decref(data);
+		if (status && !strcmp(status, "stopped")) {
+			if (exitstatus && (!strcmp(exitstatus, "OK") ||
+					   !strncmp(exitstatus, "WARNINGS", 8))) {
+				r = 0;
+			} else {
+				task_log_tail(p, node, eupid.ptr, &tail);
+				r = err_set(err, ERR_FAIL, "task %s failed: %s%s%s",
+					    upid, exitstatus ? exitstatus : "no exit status",
+					    tail.len ? "; log: " : "", tail.ptr);
+			}
+			free(status);
+			free(exitstatus);
+			break;
+		}
+		free(status);
+		free(exitstatus);
+		if (timeout_ms > 0 && now_ms() - start > timeout_ms) {
+			r = err_set(err, ERR_FAIL, "task %s still running after %lds",
+				    upid, timeout_ms / 1000);
+			break;
+		}
+		/* Quick tasks finish in tens of ms; back off to poll_ms. */
+		sleep_ms(delay);
+		delay = delay * 2 > p->poll_ms ? p->poll_ms : delay * 2;
+	}
+	buf_release(&tail);
+	buf_release(&eupid);
+	free(path);
+	free(node);
+	return r;
+}

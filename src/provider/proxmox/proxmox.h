@@ -1,0 +1,117 @@
+/*
+ * proxmox: a Proxmox VE REST client (api2/json) over util/http.
+ *
+ * Knows the API, not the config file: callers pass plain values. Every
+ * call that starts work returns a UPID; pve_task_wait polls it to the end
+ * and turns a failed task into an error carrying Proxmox's exit status and
+ * the last lines of the task log.
+ *
+ * Errors read "METHOD PATH: HTTP 500: VM 100 already running" (the message
+ * comes from the JSON body when the server sends one, else from the status
+ * line; per-parameter errors are listed). The token is never in a message.
+ */
+#ifndef STRATA_PROVIDER_PROXMOX_H
+#define STRATA_PROVIDER_PROXMOX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+struct pve;
+
+struct pve_opts {
+	const char *endpoint;        /* https://host:8006 */
+	const char *token_id;        /* user@realm!name */
+	const char *token_secret;
+	const char *ca_file;
+	const char *fingerprint;
+	bool insecure;
+	long poll_ms;                /* task poll interval, default 500 */
+};
+
+int pve_new(struct pve **out, const struct pve_opts *o, struct err *err);
+void pve_free(struct pve *p);
+
+/* Form parameters, encoded as application/x-www-form-urlencoded. */
+struct pve_params {
+	struct buf body;
+};
+void pve_params_init(struct pve_params *p);
+void pve_params_add(struct pve_params *p, const char *key, const char *value);
+void pve_params_addf(struct pve_params *p, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pve_params_release(struct pve_params *p);
+
+/*
+ * Raw call: METHOD path (below /api2/json) with params in the body (POST,
+ * PUT) or the query (GET, DELETE). On 2xx *data_out (may be NULL) gets the
+ * envelope's "data" (a new reference; may be json_null()).
+ */
+int pve_call(struct pve *p, const char *method, const char *path,
+	     const struct pve_params *params, json_t **data_out, struct err *err);
+
+/* One entry of /cluster/resources?type=vm. */
+struct pve_vm {
+	int vmid;
+	char *node;
+	char *name;
+	char *status;        /* running, stopped, unknown */
+	char *tags;          /* raw ';'-separated, or NULL */
+	char *lock;          /* or NULL */
+	bool template;
+	long long maxmem;    /* bytes */
+	int maxcpu;
+	long long maxdisk;   /* bytes */
+};
+int pve_cluster_vms(struct pve *p, struct pve_vm **out, size_t *n,
+		    struct err *err);
+void pve_vms_free(struct pve_vm *v, size_t n);
+
+int pve_version(struct pve *p, char **out, struct err *err);
+/* Start work; *upid_out receives the task id (caller frees). */
+int pve_vm_create(struct pve *p, const char *node, const struct pve_params *params,
+		  char **upid_out, struct err *err);
+int pve_vm_config_post(struct pve *p, const char *node, int vmid,
+		       const struct pve_params *params, char **upid_out,
+		       struct err *err);
+int pve_vm_config_get(struct pve *p, const char *node, int vmid, json_t **out,
+		      struct err *err);
+/* action: start, stop, shutdown, reboot, reset */
+int pve_vm_power(struct pve *p, const char *node, int vmid, const char *action,
+		 const struct pve_params *params, char **upid_out,
+		 struct err *err);
+int pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
+		  struct err *err);
+int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
+		  char **upid_out, struct err *err);
+int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
+		  const char *size, char **upid_out, struct err *err);
+/* First IPv4 (not loopback) the guest agent reports, optionally on the NIC
+ * with this MAC. ERR_NOTFOUND while the agent has no address yet. */
+int pve_agent_ipv4(struct pve *p, const char *node, int vmid, const char *mac,
+		   char **ip_out, struct err *err);
+/* Does storage hold volume "storage:iso/name"? */
+int pve_storage_has(struct pve *p, const char *node, const char *storage,
+		    const char *content, const char *volid, bool *has,
+		    struct err *err);
+int pve_download_url(struct pve *p, const char *node, const char *storage,
+		     const char *url, const char *content, const char *filename,
+		     const char *checksum_sha256, char **upid_out,
+		     struct err *err);
+
+/* Poll a task until it stops; 0 on OK or WARNINGS, else the task's error. */
+int pve_task_wait(struct pve *p, const char *upid, long timeout_ms,
+		  struct err *err);
+
+/* The node field of a UPID ("UPID:pve1:..." -> "pve1"); NULL if malformed. */
+char *pve_upid_node(const char *upid);
+
+/* Format an API error from a response: exported for tests. */
+int pve_error_from_response(struct err *err, const char *method,
+			    const char *path, long status, const char *reason,
+			    const char *body);
+
+#endif
