@@ -11,6 +11,9 @@
 int cmd_init(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
 
 /* True when argv holds -h or --help; prints usage to stdout then. */
 int cmd_wants_help(int argc, char **argv, const char *usage);

@@ -1,0 +1,79 @@
+/*
+ * Phase "start": every VM of the environment that is not running is
+ * started. The start calls go out one after another (each returns at once
+ * with a task id) and the tasks then run side by side on Proxmox.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "phase/phase.h"
+#include "util/out.h"
+
+static bool
+wanted(const struct action *a)
+{
+	return a->kind != ACT_DELETE && a->kind != ACT_CONFLICT && a->want.name;
+}
+
+static int
+start_run(struct apply_ctx *c, struct err *err)
+{
+	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
+	const char **names = xcalloc(c->plan.n + 1, sizeof(char *));
+	size_t i, k = 0, started = 0;
+	int r = 0;
+
+	for (i = 0; i < c->plan.n && r == 0; i++) {
+		const struct vm_spec *w = &c->plan.v[i].want;
+		char *status = NULL;
+
+		if (!wanted(&c->plan.v[i]))
+			continue;
+		if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
+			err_wrap(err, "vm '%s'", w->name);
+			break;
+		}
+		if (strcmp(status, "running")) {
+			r = pve_vm_power(c->pve, w->node, w->vmid, "start", NULL,
+					 &upids[k], err);
+			if (r < 0)
+				err_wrap(err, "start vm '%s'", w->name);
+			else
+				names[k++] = w->name;
+		}
+		free(status);
+	}
+	for (i = 0; i < k; i++) {
+		if (r == 0) {
+			if ((r = pve_task_wait(c->pve, upids[i], 5 * 60 * 1000L, err)) < 0)
+				err_wrap(err, "start vm '%s'", names[i]);
+			else
+				started++;
+		}
+		free(upids[i]);
+	}
+	if (r == 0)
+		out_step("started %zu VM%s", started, started == 1 ? "" : "s");
+	free(upids);
+	free(names);
+	return r;
+}
+
+static void
+start_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < c->plan.n; i++)
+		if (wanted(&c->plan.v[i]))
+			fprintf(fp, "    start %s (vmid %d) unless running\n",
+				c->plan.v[i].want.name, c->plan.v[i].want.vmid);
+}
+
+const struct phase ph_start = {
+	.name = "start",
+	.title = "start VMs",
+	.should_run = NULL,
+	.run = start_run,
+	.dry_run = start_dry_run,
+};

@@ -1,0 +1,392 @@
+/*
+ * Phase "vms": carry out the plan's VM actions, all VMs in parallel (one
+ * thread and one API connection each): create, update in place, replace
+ * (stop, delete, create) and delete (hard stop, delete with purge).
+ *
+ * A create that fails without a clear answer (the connection dropped after
+ * the request went out) is never blindly repeated: the VM is looked up
+ * again and, if Proxmox has it with our marker, the create counts as done.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phase/phase.h"
+#include "plan/observe.h"
+#include "util/buf.h"
+#include "util/out.h"
+#include "util/progress.h"
+
+#define TASK_TIMEOUT_MS (10 * 60 * 1000L)
+
+struct job {
+	struct apply_ctx *c;
+	struct action *a;
+	size_t idx;
+	struct progress *pr;
+	struct err err;
+	int rc;
+};
+
+struct pool {
+	struct job *jobs;
+	size_t n;
+	size_t next;
+	pthread_mutex_t mu;
+};
+
+static void
+create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p)
+{
+	const struct proxmox_config *px = &c->cfg->proxmox;
+	struct buf net = BUF_INIT;
+	char *marker = plan_marker(c->cfg->name);
+
+	pve_params_addf(p, "vmid", "%d", s->vmid);
+	pve_params_add(p, "name", s->name);
+	pve_params_addf(p, "cores", "%d", s->cores);
+	pve_params_add(p, "sockets", "1");
+	pve_params_addf(p, "memory", "%d", s->memory_mib);
+	pve_params_add(p, "cpu", px->cpu_type);
+	pve_params_add(p, "scsihw", "virtio-scsi-single");
+	pve_params_addf(p, "scsi0", "%s:%d,discard=on,iothread=1,ssd=1",
+			px->disk_storage, s->disk_gib);
+	if (c->iso_volid)
+		pve_params_addf(p, "ide2", "%s,media=cdrom", c->iso_volid);
+	buf_addf(&net, "virtio%s%s,bridge=%s,firewall=0", s->mac ? "=" : "",
+		 s->mac ? s->mac : "", px->bridge);
+	if (px->vlan)
+		buf_addf(&net, ",tag=%d", px->vlan);
+	pve_params_add(p, "net0", net.ptr);
+	pve_params_add(p, "boot", c->iso_volid ? "order=scsi0;ide2" : "order=scsi0");
+	pve_params_add(p, "agent", "enabled=1");
+	pve_params_add(p, "serial0", "socket");
+	pve_params_add(p, "vga", "serial0");
+	pve_params_add(p, "ostype", "l26");
+	pve_params_add(p, "onboot", "1");
+	pve_params_add(p, "tags", s->tags);
+	pve_params_addf(p, "description", "%s role=%s\n%s", "strata node",
+			s->role, marker);
+	if (px->pool)
+		pve_params_add(p, "pool", px->pool);
+	buf_release(&net);
+	free(marker);
+}
+
+static int
+wait_task(struct pve *pve, char *upid, struct err *err)
+{
+	int r = 0;
+
+	if (upid)
+		r = pve_task_wait(pve, upid, TASK_TIMEOUT_MS, err);
+	free(upid);
+	return r;
+}
+
+/* After a create whose outcome is unknown: does the VM exist, ours? */
+static bool
+created_anyway(struct pve *pve, struct apply_ctx *c, const struct vm_spec *s)
+{
+	struct err ignore = ERR_INIT;
+	json_t *cfg = NULL;
+	bool ours = false;
+	int tries;
+
+	for (tries = 0; tries < 5 && !ours; tries++) {
+		if (pve_vm_config_get(pve, s->node, s->vmid, &cfg, &ignore) == 0) {
+			const char *d = json_string_value(json_object_get(cfg, "description"));
+			const char *lock = json_string_value(json_object_get(cfg, "lock"));
+
+			ours = plan_has_marker(d, c->cfg->name) && !lock;
+			json_decref(cfg);
+			cfg = NULL;
+			if (!lock)
+				break;
+		} else {
+			break;
+		}
+		struct timespec ts = { 1, 0 };
+		nanosleep(&ts, NULL);
+	}
+	return ours;
+}
+
+static int
+record(struct apply_ctx *c, struct pve *pve, const struct vm_spec *want,
+       struct err *err)
+{
+	struct vm_spec applied;
+	json_t *cfg = NULL;
+	int r;
+
+	vm_spec_copy(&applied, want);
+	/* Proxmox picks the MAC when the config does not: read it back. */
+	if (!applied.mac &&
+	    pve_vm_config_get(pve, want->node, want->vmid, &cfg, err) == 0) {
+		applied.mac = observe_net_mac(json_string_value(json_object_get(cfg, "net0")));
+		json_decref(cfg);
+	}
+	r = state_vm_record(&c->st, &applied, err);
+	vm_spec_release(&applied);
+	return r;
+}
+
+static int
+do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
+{
+	struct pve_params p;
+	char *upid = NULL;
+	int r;
+
+	progress_step(j->pr, j->idx, "creating vmid %d on %s", s->vmid, s->node);
+	pve_params_init(&p);
+	create_params(j->c, s, &p);
+	r = pve_vm_create(pve, s->node, &p, &upid, &j->err);
+	pve_params_release(&p);
+	if (r < 0 && strstr(j->err.msg, "HTTP ") == NULL &&
+	    created_anyway(pve, j->c, s)) {
+		err_clear(&j->err);
+		r = 0;
+	} else if (r < 0) {
+		return err_wrap(&j->err, "create vm '%s'", s->name);
+	}
+	progress_step(j->pr, j->idx, "waiting for create task");
+	if ((r = wait_task(pve, upid, &j->err)) < 0)
+		return err_wrap(&j->err, "create vm '%s'", s->name);
+	return record(j->c, pve, s, &j->err);
+}
+
+static int
+stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
+{
+	char *status = NULL, *upid = NULL;
+	int r;
+
+	if ((r = pve_vm_status(pve, h->node, h->vmid, &status, &j->err)) < 0)
+		return err_wrap(&j->err, "vm '%s'", h->name);
+	if (strcmp(status, "stopped")) {
+		struct pve_params p;
+
+		progress_step(j->pr, j->idx, "hard stop");
+		pve_params_init(&p);
+		pve_params_add(&p, "overrule-shutdown", "1");
+		r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
+		pve_params_release(&p);
+		if (r < 0 || (r = wait_task(pve, upid, &j->err)) < 0) {
+			free(status);
+			return err_wrap(&j->err, "stop vm '%s'", h->name);
+		}
+	}
+	free(status);
+	progress_step(j->pr, j->idx, "deleting with purge");
+	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
+	    (r = wait_task(pve, upid, &j->err)) < 0)
+		return err_wrap(&j->err, "delete vm '%s'", h->name);
+	return state_vm_forget(&j->c->st, h->name, &j->err);
+}
+
+static int
+do_update(struct job *j, struct pve *pve)
+{
+	const struct vm_spec *w = &j->a->want;
+	struct pve_params p;
+	char *upid = NULL;
+	bool any = false, disk = false;
+	size_t i;
+	int r;
+
+	pve_params_init(&p);
+	for (i = 0; i < j->a->n_ch; i++) {
+		const char *f = j->a->ch[i].field;
+
+		any = true;
+		if (!strcmp(f, "cores"))
+			pve_params_addf(&p, "cores", "%d", w->cores);
+		else if (!strcmp(f, "memory"))
+			pve_params_addf(&p, "memory", "%d", w->memory_mib);
+		else if (!strcmp(f, "tags"))
+			pve_params_add(&p, "tags", w->tags);
+		else if (!strcmp(f, "name"))
+			pve_params_add(&p, "name", w->name);
+		else if (!strcmp(f, "mac")) {
+			const struct proxmox_config *px = &j->c->cfg->proxmox;
+			struct buf net = BUF_INIT;
+
+			buf_addf(&net, "virtio=%s,bridge=%s,firewall=0", w->mac, px->bridge);
+			if (px->vlan)
+				buf_addf(&net, ",tag=%d", px->vlan);
+			pve_params_add(&p, "net0", net.ptr);
+			buf_release(&net);
+		} else if (!strcmp(f, "disk")) {
+			disk = true;
+			any = p.body.len > 0;
+		}
+	}
+	r = 0;
+	if (any && p.body.len) {
+		progress_step(j->pr, j->idx, "updating config");
+		r = pve_vm_config_post(pve, w->node, w->vmid, &p, &upid, &j->err);
+		if (r == 0)
+			r = wait_task(pve, upid, &j->err);
+	}
+	pve_params_release(&p);
+	if (r == 0 && disk) {
+		char size[32];
+
+		progress_step(j->pr, j->idx, "growing disk to %d GiB", w->disk_gib);
+		snprintf(size, sizeof(size), "%dG", w->disk_gib);
+		r = pve_vm_resize(pve, w->node, w->vmid, "scsi0", size, &upid, &j->err);
+		if (r == 0)
+			r = wait_task(pve, upid, &j->err);
+	}
+	if (r < 0)
+		return err_wrap(&j->err, "update vm '%s'", w->name);
+	return record(j->c, pve, w, &j->err);
+}
+
+static void
+run_job(struct job *j)
+{
+	struct pve *pve = NULL;
+	struct action *a = j->a;
+	const char *what = "";
+
+	if ((j->rc = pve_new(&pve, &j->c->pve_opts, &j->err)) < 0)
+		goto out;
+	switch (a->kind) {
+	case ACT_CREATE:
+		j->rc = do_create(j, pve, &a->want);
+		what = "created";
+		break;
+	case ACT_UPDATE:
+		j->rc = do_update(j, pve);
+		what = "updated";
+		break;
+	case ACT_REPLACE:
+		j->rc = stop_and_delete(j, pve, &a->have);
+		if (j->rc == 0)
+			j->rc = do_create(j, pve, &a->want);
+		what = "replaced";
+		break;
+	case ACT_DELETE:
+		j->rc = stop_and_delete(j, pve, &a->have);
+		what = "deleted";
+		break;
+	default:
+		break;
+	}
+out:
+	if (j->rc < 0)
+		progress_done(j->pr, j->idx, false, "%s", j->err.msg);
+	else
+		progress_done(j->pr, j->idx, true, "%s", what);
+	pve_free(pve);
+}
+
+static void *
+worker(void *arg)
+{
+	struct pool *pl = arg;
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&pl->mu);
+		if (pl->next >= pl->n || phase_interrupted) {
+			pthread_mutex_unlock(&pl->mu);
+			return NULL;
+		}
+		j = &pl->jobs[pl->next++];
+		pthread_mutex_unlock(&pl->mu);
+		run_job(j);
+	}
+}
+
+static bool
+is_work(const struct action *a)
+{
+	return a->kind == ACT_CREATE || a->kind == ACT_UPDATE ||
+	       a->kind == ACT_REPLACE || a->kind == ACT_DELETE;
+}
+
+static bool
+vms_should_run(struct apply_ctx *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->plan.n; i++)
+		if (is_work(&c->plan.v[i]))
+			return true;
+	return false;
+}
+
+static int
+vms_run(struct apply_ctx *c, struct err *err)
+{
+	struct pool pl = { 0 };
+	const char **names;
+	struct progress *pr;
+	pthread_t *th;
+	size_t i, nth, failed = 0;
+	int r = 0;
+
+	pl.jobs = xcalloc(c->plan.n + 1, sizeof(*pl.jobs));
+	names = xcalloc(c->plan.n + 1, sizeof(*names));
+	for (i = 0; i < c->plan.n; i++) {
+		struct action *a = &c->plan.v[i];
+
+		if (!is_work(a))
+			continue;
+		pl.jobs[pl.n].c = c;
+		pl.jobs[pl.n].a = a;
+		pl.jobs[pl.n].idx = pl.n;
+		names[pl.n] = a->kind == ACT_DELETE ? a->have.name : a->want.name;
+		pl.n++;
+	}
+	pr = progress_start(stderr, "VMs", names, pl.n);
+	for (i = 0; i < pl.n; i++)
+		pl.jobs[i].pr = pr;
+	pthread_mutex_init(&pl.mu, NULL);
+	nth = pl.n < (size_t)c->max_parallel ? pl.n : (size_t)c->max_parallel;
+	th = xcalloc(nth + 1, sizeof(*th));
+	for (i = 0; i < nth; i++)
+		pthread_create(&th[i], NULL, worker, &pl);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	progress_stop(pr);
+	for (i = 0; i < pl.n; i++) {
+		if (pl.jobs[i].rc < 0) {
+			if (!failed++)
+				*err = pl.jobs[i].err;
+			else
+				out_error("%s", pl.jobs[i].err.msg);
+		}
+	}
+	if (failed > 1)
+		err_wrap(err, "%zu VMs failed, the first", failed);
+	if (failed)
+		r = -err->code;
+	else if (phase_interrupted)
+		r = err_set(err, ERR_INTR, "interrupted; run apply again to resume");
+	pthread_mutex_destroy(&pl.mu);
+	free(th);
+	free(names);
+	free(pl.jobs);
+	return r;
+}
+
+static void
+vms_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	plan_print(&c->plan, fp, false);
+}
+
+const struct phase ph_vms = {
+	.name = "vms",
+	.title = "create, update and delete VMs",
+	.should_run = vms_should_run,
+	.run = vms_run,
+	.dry_run = vms_dry_run,
+};

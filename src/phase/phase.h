@@ -1,0 +1,59 @@
+/*
+ * phase: the apply engine. An apply is an ordered list of phases; each has
+ * a title, a should_run check against live state and the journal, a run,
+ * and a dry_run that says what it would do. phase_run_list runs them in
+ * order, stops at the first failure (the error chain names the phase), and
+ * checks for Ctrl-C between phases: an interrupted apply exits 3 and the
+ * next apply resumes, because every phase re-reads what really exists.
+ */
+#ifndef STRATA_PHASE_PHASE_H
+#define STRATA_PHASE_PHASE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config/config.h"
+#include "plan/plan.h"
+#include "provider/proxmox/proxmox.h"
+#include "state/state.h"
+#include "util/err.h"
+
+struct apply_ctx {
+	struct config *cfg;
+	struct pve_opts pve_opts;   /* each worker thread makes its own client */
+	struct pve *pve;
+	struct state st;
+	struct plan plan;
+	char *iso_volid;            /* "local:iso/talos-....iso", or NULL */
+	char *iso_url;
+	bool dry_run;
+	int max_parallel;
+};
+
+struct phase {
+	const char *name;           /* journal key, e.g. "create-vms" */
+	const char *title;
+	bool (*should_run)(struct apply_ctx *c);
+	int (*run)(struct apply_ctx *c, struct err *err);
+	void (*dry_run)(struct apply_ctx *c, FILE *fp);
+};
+
+extern volatile sig_atomic_t phase_interrupted;
+void phase_install_signals(void);
+
+int phase_run_list(const struct phase *const *list, size_t n,
+		   struct apply_ctx *c, struct err *err);
+
+/*
+ * Set c->iso_url and c->iso_volid for the environment's Talos version and
+ * Image Factory schematic (ph_iso.c).
+ */
+int apply_iso_target(struct apply_ctx *c, struct err *err);
+
+/* The Proxmox phases (ph_*.c). */
+extern const struct phase ph_iso;
+extern const struct phase ph_vms;
+extern const struct phase ph_start;
+
+#endif

@@ -1,0 +1,152 @@
+#include "plan/observe.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+int
+observe_disk_gib(const char *drive)
+{
+	const char *s = drive ? strstr(drive, "size=") : NULL;
+	double v;
+	char *end;
+
+	if (!s)
+		return 0;
+	v = strtod(s + 5, &end);
+	switch (*end) {
+	case 'T': return (int)(v * 1024);
+	case 'G': return (int)v;
+	case 'M': return (int)(v / 1024);
+	case 'K': return 0;
+	default: return (int)(v / (1024.0 * 1024 * 1024));
+	}
+}
+
+char *
+observe_net_mac(const char *net)
+{
+	static const char *const models[] = { "virtio=", "e1000=", "vmxnet3=",
+					      "rtl8139=", "macaddr=", NULL };
+	size_t i;
+
+	if (!net)
+		return NULL;
+	for (i = 0; models[i]; i++) {
+		const char *p = strstr(net, models[i]);
+
+		if (p && (p == net || p[-1] == ',')) {
+			char *mac;
+			size_t j;
+
+			p += strlen(models[i]);
+			if (strlen(p) < 17)
+				return NULL;
+			mac = xstrndup(p, 17);
+			for (j = 0; j < 17; j++)
+				mac[j] = (char)toupper((unsigned char)mac[j]);
+			return mac;
+		}
+	}
+	return NULL;
+}
+
+static char *
+cfg_str(json_t *cfg, const char *key)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v))
+		return xasprintf("%lld", (long long)json_integer_value(v));
+	return NULL;
+}
+
+static bool
+has_tag(const char *tags, const char *tag)
+{
+	char *norm = plan_normalise_tags(tags), *save = NULL, *t;
+	bool found = false;
+
+	for (t = strtok_r(norm, ";", &save); t; t = strtok_r(NULL, ";", &save))
+		if (!strcmp(t, tag))
+			found = true;
+	free(norm);
+	return found;
+}
+
+int
+observe_proxmox(struct pve *pve, const char *env, int base, int count,
+		struct vm_spec **out, size_t *n, struct err *err)
+{
+	struct pve_vm *vms = NULL;
+	size_t nvms = 0, i, k = 0;
+	char *tag = xasprintf("strata-%s", env);
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = pve_cluster_vms(pve, &vms, &nvms, err)) < 0)
+		goto done;
+	*out = xcalloc(nvms + 1, sizeof(**out));
+	for (i = 0; i < nvms; i++) {
+		struct pve_vm *v = &vms[i];
+		bool in_range = v->vmid >= base && v->vmid < base + count;
+		bool tagged = v->tags && has_tag(v->tags, tag);
+		struct vm_spec *s;
+		json_t *cfg = NULL;
+		char *desc, *mem, *cores, *scsi0, *net0;
+
+		if (!in_range && !tagged)
+			continue;
+		s = &(*out)[k++];
+		s->vmid = v->vmid;
+		s->node = v->node ? xstrdup(v->node) : NULL;
+		s->name = v->name ? xstrdup(v->name) : NULL;
+		s->status = v->status ? xstrdup(v->status) : NULL;
+		s->tags = plan_normalise_tags(v->tags);
+		if ((r = pve_vm_config_get(pve, v->node, v->vmid, &cfg, err)) < 0) {
+			err_wrap(err, "read vm %d", v->vmid);
+			goto done;
+		}
+		desc = cfg_str(cfg, "description");
+		mem = cfg_str(cfg, "memory");
+		cores = cfg_str(cfg, "cores");
+		scsi0 = cfg_str(cfg, "scsi0");
+		net0 = cfg_str(cfg, "net0");
+		free(s->name);
+		s->name = cfg_str(cfg, "name");
+		s->cores = cores ? atoi(cores) : 1;
+		s->memory_mib = mem ? atoi(mem) : 512;
+		s->disk_gib = observe_disk_gib(scsi0);
+		s->mac = observe_net_mac(net0);
+		if (!tagged)
+			s->foreign_why = xasprintf("no %s tag", tag);
+		else if (!plan_has_marker(desc, env))
+			s->foreign_why = xstrdup("no strata marker in its description");
+		else if (!in_range)
+			s->foreign_why = xasprintf("VM id outside %d..%d", base,
+						   base + count - 1);
+		else
+			s->owned = true;
+		free(desc);
+		free(mem);
+		free(cores);
+		free(scsi0);
+		free(net0);
+		json_decref(cfg);
+	}
+	*n = k;
+done:
+	if (r < 0) {
+		vm_specs_free(*out, k);
+		*out = NULL;
+		*n = 0;
+	}
+	pve_vms_free(vms, nvms);
+	free(tag);
+	return r;
+}

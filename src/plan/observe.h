@@ -1,0 +1,22 @@
+/*
+ * observe: read what Proxmox holds for an environment in as few calls as
+ * possible: /cluster/resources once, then the config of each VM that is a
+ * candidate (in the env's id range or carrying its tag). Each VM comes
+ * back as a vm_spec with `owned` set by the three ownership rules, or
+ * `foreign_why` saying which rule failed.
+ */
+#ifndef STRATA_PLAN_OBSERVE_H
+#define STRATA_PLAN_OBSERVE_H
+
+#include "plan/plan.h"
+#include "provider/proxmox/proxmox.h"
+
+int observe_proxmox(struct pve *pve, const char *env, int vmid_base,
+		    int vmid_count, struct vm_spec **out, size_t *n,
+		    struct err *err);
+
+/* Parse pieces of a VM config (exported for tests). */
+int observe_disk_gib(const char *drive);          /* "...,size=32G" -> 32 */
+char *observe_net_mac(const char *net);           /* "virtio=BC:..,bridge=" */
+
+#endif

@@ -1,0 +1,175 @@
+#include "state/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/buf.h"
+#include "util/fs.h"
+
+int
+state_load(struct state *st, const char *env_dir, struct err *err)
+{
+	struct buf b = BUF_INIT;
+	json_error_t je;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->mu, NULL);
+	st->path = fs_join(env_dir, "state.json");
+	r = fs_read_file(&b, st->path, 16 << 20, err);
+	if (r == -ERR_NOTFOUND) {
+		err_clear(err);
+		st->root = json_object();
+		json_object_set_new(st->root, "format_version", json_integer(1));
+		buf_release(&b);
+		return 0;
+	}
+	if (r < 0) {
+		buf_release(&b);
+		return r;
+	}
+	st->root = json_loadb(b.ptr, b.len, 0, &je);
+	buf_release(&b);
+	if (!st->root || !json_is_object(st->root)) {
+		json_decref(st->root);
+		st->root = NULL;
+		return err_set(err, ERR_FAIL,
+			       "'%s' is corrupt (line %d: %s); it is strata's "
+			       "journal: restore it from a backup or move it "
+			       "away to start over", st->path, je.line, je.text);
+	}
+	return 0;
+}
+
+int
+state_save(struct state *st, struct err *err)
+{
+	char *s;
+	int r;
+
+	json_object_set_new(st->root, "updated", json_integer((json_int_t)time(NULL)));
+	s = json_dumps(st->root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!s)
+		return err_set(err, ERR_FAIL, "cannot encode state");
+	r = fs_write_atomic(st->path, s, strlen(s), FS_MODE_SECRET, err);
+	free(s);
+	return r;
+}
+
+void
+state_release(struct state *st)
+{
+	json_decref(st->root);
+	free(st->path);
+	if (st->path || st->root)
+		pthread_mutex_destroy(&st->mu);
+	memset(st, 0, sizeof(*st));
+}
+
+static json_t *
+section(struct state *st, const char *name)
+{
+	json_t *o = json_object_get(st->root, name);
+
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(st->root, name, o);
+	}
+	return o;
+}
+
+int
+state_vm_record(struct state *st, const struct vm_spec *s, struct err *err)
+{
+	json_t *o = json_object();
+	int r;
+
+	json_object_set_new(o, "vmid", json_integer(s->vmid));
+	if (s->node)
+		json_object_set_new(o, "node", json_string(s->node));
+	json_object_set_new(o, "cores", json_integer(s->cores));
+	json_object_set_new(o, "memory_mib", json_integer(s->memory_mib));
+	json_object_set_new(o, "disk_gib", json_integer(s->disk_gib));
+	if (s->mac)
+		json_object_set_new(o, "mac", json_string(s->mac));
+	if (s->tags)
+		json_object_set_new(o, "tags", json_string(s->tags));
+	if (s->role)
+		json_object_set_new(o, "role", json_string(s->role));
+	pthread_mutex_lock(&st->mu);
+	json_object_set_new(section(st, "vms"), s->name, o);
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+int
+state_vm_forget(struct state *st, const char *name, struct err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	json_object_del(section(st, "vms"), name);
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+static char *
+sdup(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? xstrdup(s) : NULL;
+}
+
+void
+state_vms(struct state *st, struct vm_spec **out, size_t *n)
+{
+	json_t *vms, *o;
+	const char *name;
+	size_t k = 0;
+
+	pthread_mutex_lock(&st->mu);
+	vms = section(st, "vms");
+	*out = xcalloc(json_object_size(vms) + 1, sizeof(**out));
+	json_object_foreach(vms, name, o) {
+		struct vm_spec *s = &(*out)[k++];
+
+		s->name = xstrdup(name);
+		s->vmid = (int)json_integer_value(json_object_get(o, "vmid"));
+		s->node = sdup(o, "node");
+		s->cores = (int)json_integer_value(json_object_get(o, "cores"));
+		s->memory_mib = (int)json_integer_value(json_object_get(o, "memory_mib"));
+		s->disk_gib = (int)json_integer_value(json_object_get(o, "disk_gib"));
+		s->mac = sdup(o, "mac");
+		s->tags = sdup(o, "tags");
+		s->role = sdup(o, "role");
+	}
+	*n = k;
+	pthread_mutex_unlock(&st->mu);
+}
+
+bool
+state_phase_done(struct state *st, const char *phase)
+{
+	bool done;
+
+	pthread_mutex_lock(&st->mu);
+	done = json_is_true(json_object_get(section(st, "phases"), phase));
+	pthread_mutex_unlock(&st->mu);
+	return done;
+}
+
+int
+state_phase_mark(struct state *st, const char *phase, bool done, struct err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	json_object_set_new(section(st, "phases"), phase, json_boolean(done));
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}

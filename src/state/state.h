@@ -1,0 +1,40 @@
+/*
+ * state: ENV/state.json, the journal of what strata did: VM ids, MACs and
+ * the properties last applied per VM, and which phases completed. Written
+ * atomically (0600) after every step, so an interrupted apply resumes from
+ * what really happened. The live hypervisor stays the authority on what
+ * exists; the journal says what strata applied (drift detection) and
+ * which one-time phases are done.
+ */
+#ifndef STRATA_STATE_STATE_H
+#define STRATA_STATE_STATE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "plan/plan.h"
+#include "util/err.h"
+
+struct state {
+	char *path;
+	json_t *root;
+	pthread_mutex_t mu;   /* phases record from worker threads */
+};
+
+/* Read ENV/state.json (an absent file is an empty journal). */
+int state_load(struct state *st, const char *env_dir, struct err *err);
+int state_save(struct state *st, struct err *err);
+void state_release(struct state *st);
+
+/* VMs as last applied, keyed by name. */
+int state_vm_record(struct state *st, const struct vm_spec *applied,
+		    struct err *err);   /* records and saves */
+int state_vm_forget(struct state *st, const char *name, struct err *err);
+void state_vms(struct state *st, struct vm_spec **out, size_t *n);
+
+bool state_phase_done(struct state *st, const char *phase);
+int state_phase_mark(struct state *st, const char *phase, bool done,
+		     struct err *err);  /* marks and saves */
+
+#endif
