@@ -18,6 +18,8 @@
 #include "util/err.h"
 #include "util/http.h"
 
+#include "testutil.h"
+
 #ifndef SRCDIR
 #define SRCDIR "."
 #endif
@@ -27,24 +29,8 @@ struct fixture {
 	char url[64];
 	char fp[80];          /* fingerprint of the server cert, hex */
 	char other_fp[80];
-	pid_t pid;
-	int stdin_fd;
+	struct tu_proc srv;
 };
-
-static int
-sh(const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	rc = system(b.ptr);
-	buf_release(&b);
-	return rc;
-}
 
 static void
 read_fp(const char *dir, const char *cert, char *out)
@@ -66,51 +52,41 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	int in[2], outp[2];
 	char line[64];
-	FILE *fp;
+	char *cert, *key;
+	int r;
 
 	strcpy(f->dir, "/tmp/strata-http.XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	/* A CA, a server cert it signs for 127.0.0.1, and an unrelated CA. */
-	if (sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-	       "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null && "
-	       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-	       "-keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null && "
-	       "printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
-	       "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-	       "-out srv.pem -days 2 -extfile ext 2>/dev/null && "
-	       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-	       "-keyout other.key -out other.pem -days 2 -subj /CN=other 2>/dev/null",
-	       f->dir) != 0)
+	if (tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+		  "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null && "
+		  "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		  "-keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null && "
+		  "printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+		  "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+		  "-out srv.pem -days 2 -extfile ext 2>/dev/null && "
+		  "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		  "-keyout other.key -out other.pem -days 2 -subj /CN=other 2>/dev/null",
+		  f->dir) != 0)
 		return -1;
 	read_fp(f->dir, "srv.pem", f->fp);
 	read_fp(f->dir, "other.pem", f->other_fp);
-	if (pipe(in) < 0 || pipe(outp) < 0)
-		return -1;
-	f->pid = fork();
-	if (f->pid == 0) {
-		char *cert = xasprintf("%s/srv.pem", f->dir);
-		char *key = xasprintf("%s/srv.key", f->dir);
+	cert = xasprintf("%s/srv.pem", f->dir);
+	key = xasprintf("%s/srv.key", f->dir);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
+				 cert, key, NULL };
 
-		dup2(in[0], 0);
-		dup2(outp[1], 1);
-		close(in[1]);
-		close(outp[0]);
-		execl("/usr/bin/python3", "python3", SRCDIR "/tests/unit/https_server.py",
-		      cert, key, (char *)NULL);
-		_exit(127);
+		r = tu_spawn(&f->srv, argv, line, sizeof(line));
 	}
-	close(in[0]);
-	close(outp[1]);
-	f->stdin_fd = in[1];
-	fp = fdopen(outp[0], "r");
-	if (!fp || !fgets(line, sizeof(line), fp) || strncmp(line, "PORT ", 5)) {
+	free(cert);
+	free(key);
+	if (r < 0 || strncmp(line, "PORT ", 5)) {
 		fprintf(stderr, "https_server.py did not start\n");
 		return -1;
 	}
-	fclose(fp);
 	snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%d", atoi(line + 5));
 	*state = f;
 	return 0;
@@ -120,12 +96,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	int status;
 
-	close(f->stdin_fd);
-	kill(f->pid, SIGTERM);
-	waitpid(f->pid, &status, 0);
-	sh("rm -rf '%s'", f->dir);
+	tu_stop(&f->srv);
+	tu_sh("rm -rf '%s'", f->dir);
 	free(f);
 	return 0;
 }

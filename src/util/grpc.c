@@ -1,0 +1,402 @@
+#include "util/grpc.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int alert_index = -1;
+
+static void
+global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	alert_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+void
+grpc_result_init(struct grpc_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+}
+
+void
+grpc_result_release(struct grpc_result *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_msgs; i++)
+		buf_release(&r->msgs[i]);
+	free(r->msgs);
+	free(r->message);
+	grpc_result_init(r);
+}
+
+const char *
+grpc_code_name(int code)
+{
+	static const char *const names[] = {
+		"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
+		"NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
+		"FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
+		"Internal", "Unavailable", "DataLoss", "Unauthenticated",
+	};
+
+	if (code >= 0 && code < (int)(sizeof(names) / sizeof(names[0])))
+		return names[code];
+	if (code == GRPC_TRANSPORT)
+		return "Transport";
+	return "UnknownCode";
+}
+
+char *
+grpc_percent_decode(const char *s, size_t len)
+{
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len &&
+		    isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2])) {
+			char hex[3] = { s[i + 1], s[i + 2], 0 };
+
+			buf_addch(&b, (char)strtol(hex, NULL, 16));
+			i += 2;
+		} else {
+			buf_addch(&b, s[i]);
+		}
+	}
+	return buf_detach(&b, NULL);
+}
+
+void
+grpc_timeout_value(long ms, char *out, size_t n)
+{
+	/* At most 8 digits; switch unit when milliseconds do not fit. */
+	if (ms < 100000000L)
+		snprintf(out, n, "%ldm", ms);
+	else
+		snprintf(out, n, "%ldS", ms / 1000);
+}
+
+struct call {
+	struct buf body;          /* raw response bytes */
+	int status;
+	char *message;
+	bool saw_status;
+	char content_type[64];
+	char alert[64];           /* TLS alert the peer sent us, if any */
+	bool got_headers;         /* any HTTP response at all */
+};
+
+/* Record alerts the server sends: with TLS 1.3 a rejected client cert
+ * shows up only as an alert after the handshake, which libcurl reports
+ * as a vague stream error. */
+static void
+on_ssl_info(const SSL *ssl, int where, int ret)
+{
+	struct call *c;
+
+	if (!(where & SSL_CB_ALERT) || !(where & SSL_CB_READ))
+		return;
+	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), alert_index);
+	if (c && !c->alert[0])
+		snprintf(c->alert, sizeof(c->alert), "%s",
+			 SSL_alert_desc_string_long(ret));
+}
+
+static CURLcode
+on_ssl_ctx(CURL *curl, void *sslctx, void *userp)
+{
+	(void)curl;
+	SSL_CTX_set_ex_data(sslctx, alert_index, userp);
+	SSL_CTX_set_info_callback(sslctx, on_ssl_info);
+	return CURLE_OK;
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct call *c = userp;
+	size_t n = size * nmemb;
+
+	if (c->body.len + n > 64u * 1024 * 1024)
+		return 0;
+	buf_add(&c->body, ptr, n);
+	return n;
+}
+
+/* Headers and trailers both arrive here, one line at a time. */
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct call *c = userp;
+	size_t n = size * nmemb, len = n;
+
+	while (len && (ptr[len - 1] == '\n' || ptr[len - 1] == '\r'))
+		len--;
+	if (len > 5 && !strncmp(ptr, "HTTP/", 5))
+		c->got_headers = true;
+	if (len > 12 && !strncasecmp(ptr, "grpc-status:", 12)) {
+		const char *v = ptr + 12;
+
+		while (*v == ' ')
+			v++;
+		c->status = atoi(v);
+		c->saw_status = true;
+	} else if (len > 13 && !strncasecmp(ptr, "grpc-message:", 13)) {
+		const char *v = ptr + 13;
+		size_t vl;
+
+		while (*v == ' ')
+			v++;
+		vl = len - (size_t)(v - ptr);
+		free(c->message);
+		c->message = grpc_percent_decode(v, vl);
+	} else if (len > 13 && !strncasecmp(ptr, "content-type:", 13)) {
+		const char *v = ptr + 13;
+
+		while (*v == ' ')
+			v++;
+		snprintf(c->content_type, sizeof(c->content_type), "%.*s",
+			 (int)(len - (size_t)(v - ptr)), v);
+	}
+	return n;
+}
+
+static int
+split_frames(struct call *c, struct grpc_result *res, struct err *err,
+	     const char *path)
+{
+	const unsigned char *p = (const unsigned char *)c->body.ptr;
+	size_t left = c->body.len;
+
+	while (left > 0) {
+		uint32_t len;
+
+		if (left < 5)
+			return err_set(err, ERR_FAIL, "%s: truncated gRPC frame", path);
+		if (p[0] != 0)
+			return err_set(err, ERR_FAIL,
+				       "%s: compressed gRPC message (not negotiated)",
+				       path);
+		len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+		      (uint32_t)p[3] << 8 | p[4];
+		if (len > left - 5)
+			return err_set(err, ERR_FAIL, "%s: truncated gRPC message", path);
+		res->msgs = xrealloc(res->msgs, (res->n_msgs + 1) * sizeof(*res->msgs));
+		buf_init(&res->msgs[res->n_msgs]);
+		buf_add(&res->msgs[res->n_msgs], p + 5, len);
+		res->n_msgs++;
+		p += 5 + len;
+		left -= 5 + len;
+	}
+	return 0;
+}
+
+/* Turn OpenSSL's vague alerts into what actually happened. */
+static int
+transport_error(CURLcode rc, const char *errbuf, const struct call *c,
+		const struct grpc_opts *o, const char *path, struct err *err)
+{
+	const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	const char *alert = c->alert;
+
+	if (alert[0] && o->cert_pem &&
+	    (!strcmp(alert, "unknown CA") || !strcmp(alert, "bad certificate") ||
+	     !strcmp(alert, "certificate required") ||
+	     !strcmp(alert, "certificate unknown") ||
+	     !strcmp(alert, "unsupported certificate") ||
+	     !strcmp(alert, "access denied")))
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the node rejected our client certificate "
+			       "(TLS alert '%s': it trusts another CA; is this node "
+			       "part of a different cluster?)", path, o->target,
+			       alert);
+	if (alert[0])
+		return err_set(err, ERR_FAIL, "%s on %s: TLS alert '%s' from the "
+			       "node: %s", path, o->target, alert, e);
+	/* Some servers (BoringSSL) just hang up on a client cert they do not
+	 * trust, after a TLS 1.3 handshake that looked fine to us. */
+	if (o->cert_pem && !c->got_headers &&
+	    (rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM ||
+	     rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
+	     rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE))
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the node hung up right after the TLS "
+			       "handshake without answering: it most likely "
+			       "rejected our client certificate (it trusts another "
+			       "CA: is this node part of a different cluster?)",
+			       path, o->target);
+	if (o->cert_pem && (strstr(e, "unknown ca") || strstr(e, "bad certificate") ||
+			    strstr(e, "certificate required") ||
+			    strstr(e, "certificate unknown") ||
+			    strstr(e, "access denied")))
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the node rejected our client certificate "
+			       "(it trusts another CA: is this node part of a "
+			       "different cluster?): %s", path, o->target, e);
+	if (rc == CURLE_PEER_FAILED_VERIFICATION ||
+	    strstr(e, "certificate verify failed") ||
+	    strstr(e, "SSL: no alternative certificate subject name") ||
+	    strstr(e, "does not match target host"))
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the node's certificate is not signed by "
+			       "this cluster's OS CA (or does not name this "
+			       "address); refusing to talk to it: %s",
+			       path, o->target, e);
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return err_set(err, ERR_FAIL, "%s on %s: timed out: %s", path,
+			       o->target, e);
+	return err_set(err, ERR_FAIL, "%s on %s: %s", path, o->target, e);
+}
+
+int
+grpc_call(const struct grpc_opts *o, const char *path, const void *req,
+	  size_t req_len, struct grpc_result *res, struct err *err)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *h = NULL;
+	struct call c;
+	struct curl_blob blob;
+	unsigned char *framed;
+	char *url, *hdr, tmo[32];
+	long timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+	long httpver = 0;
+	CURLcode rc;
+	CURL *curl;
+	int r = 0;
+
+	pthread_once(&once, global_init);
+	memset(&c, 0, sizeof(c));
+	buf_init(&c.body);
+	c.status = -1;
+	res->status = -1;
+
+	framed = xmalloc(req_len + 5);
+	framed[0] = 0;
+	framed[1] = (unsigned char)(req_len >> 24);
+	framed[2] = (unsigned char)(req_len >> 16);
+	framed[3] = (unsigned char)(req_len >> 8);
+	framed[4] = (unsigned char)req_len;
+	if (req_len)
+		memcpy(framed + 5, req, req_len);
+
+	url = xasprintf("https://%s%s", o->target, path);
+	curl = curl_easy_init();
+	if (!curl) {
+		free(url);
+		free(framed);
+		return err_set(err, ERR_FAIL, "cannot start libcurl");
+	}
+	h = curl_slist_append(h, "content-type: application/grpc+proto");
+	h = curl_slist_append(h, "te: trailers");
+	h = curl_slist_append(h, "user-agent: strata/0.1 grpc-c");
+	h = curl_slist_append(h, "Expect:");
+	grpc_timeout_value(timeout, tmo, sizeof(tmo));
+	hdr = xasprintf("grpc-timeout: %s", tmo);
+	h = curl_slist_append(h, hdr);
+	free(hdr);
+	if (o->node) {
+		hdr = xasprintf("node: %s", o->node);
+		h = curl_slist_append(h, hdr);
+		free(hdr);
+	}
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, framed);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req_len + 5));
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+	/* Our deadline plus a little, so the server's DeadlineExceeded wins. */
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout + 2000);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 3000L);
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &c);
+	if (o->insecure) {
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else {
+		if (!o->ca_pem) {
+			r = err_set(err, ERR_USAGE, "%s: no CA to verify %s against",
+				    path, o->target);
+			goto out;
+		}
+		blob.data = (void *)o->ca_pem;
+		blob.len = strlen(o->ca_pem);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	}
+	if (o->cert_pem && o->key_pem) {
+		blob.data = (void *)o->cert_pem;
+		blob.len = strlen(o->cert_pem);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+		blob.data = (void *)o->key_pem;
+		blob.len = strlen(o->key_pem);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+
+	rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
+	if (rc != CURLE_OK && !c.saw_status) {
+		res->status = GRPC_TRANSPORT;
+		r = transport_error(rc, errbuf, &c, o, path, err);
+		goto out;
+	}
+	if (httpver != CURL_HTTP_VERSION_2_0) {
+		res->status = GRPC_TRANSPORT;
+		r = err_set(err, ERR_FAIL, "%s on %s: server did not speak HTTP/2",
+			    path, o->target);
+		goto out;
+	}
+	if (!c.saw_status) {
+		long code = 0;
+
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+		res->status = GRPC_TRANSPORT;
+		r = err_set(err, ERR_FAIL, "%s on %s: the stream ended without a "
+			    "gRPC status (HTTP %ld%s%s)",
+			    path, o->target, code, c.content_type[0] ? ", " : "",
+			    c.content_type);
+		goto out;
+	}
+	res->status = c.status;
+	res->message = c.message;
+	c.message = NULL;
+	if ((r = split_frames(&c, res, err, path)) < 0)
+		goto out;
+	if (c.status != GRPC_OK)
+		r = err_set(err, ERR_FAIL, "%s on %s: %s: %s", path, o->target,
+			    grpc_code_name(c.status),
+			    res->message ? res->message : "(no message)");
+out:
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(h);
+	buf_release(&c.body);
+	free(c.message);
+	free(url);
+	free(framed);
+	return r < 0 ? -1 : 0;
+}

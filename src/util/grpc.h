@@ -1,0 +1,81 @@
+/*
+ * grpc: gRPC calls over HTTP/2 + TLS with libcurl, for the Talos API.
+ *
+ * Messages travel as already-encoded protobuf bytes (protobuf-c does the
+ * encoding); this layer does the rest: the 5-byte length-prefixed framing,
+ * `te: trailers`, `grpc-timeout` deadlines, extra metadata (the Talos
+ * `node` routing header), grpc-status / grpc-message from the trailers
+ * (or from the headers of a trailers-only error), percent-decoding of the
+ * message, and ALPN h2 (a server that does not speak h2 is an error).
+ *
+ * TLS: `insecure` (maintenance mode: the node's cert is random, nothing to
+ * verify it against), or verification against `ca_pem` including the
+ * node's address in the SANs. `cert_pem`/`key_pem` add a client
+ * certificate (mTLS). All PEM is passed in memory, never written out.
+ */
+#ifndef STRATA_UTIL_GRPC_H
+#define STRATA_UTIL_GRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+/* gRPC status codes used by callers. */
+enum grpc_code {
+	GRPC_OK = 0,
+	GRPC_CANCELLED = 1,
+	GRPC_UNKNOWN = 2,
+	GRPC_INVALID_ARGUMENT = 3,
+	GRPC_DEADLINE_EXCEEDED = 4,
+	GRPC_NOT_FOUND = 5,
+	GRPC_ALREADY_EXISTS = 6,
+	GRPC_PERMISSION_DENIED = 7,
+	GRPC_FAILED_PRECONDITION = 9,
+	GRPC_UNIMPLEMENTED = 12,
+	GRPC_INTERNAL = 13,
+	GRPC_UNAVAILABLE = 14,
+	GRPC_UNAUTHENTICATED = 16,
+	GRPC_TRANSPORT = 100,    /* ours: no gRPC status (connection, TLS) */
+};
+
+struct grpc_opts {
+	const char *target;      /* "host:port" */
+	bool insecure;
+	const char *ca_pem;
+	const char *cert_pem;
+	const char *key_pem;
+	long timeout_ms;         /* deadline sent as grpc-timeout; default 10000 */
+	long connect_timeout_ms; /* default 3000 */
+	const char *node;        /* "node" metadata for apid routing, or NULL */
+};
+
+/* One streamed or unary response: the concatenated messages. */
+struct grpc_result {
+	int status;              /* enum grpc_code */
+	char *message;           /* decoded grpc-message, or NULL */
+	struct buf *msgs;        /* each response message, in order */
+	size_t n_msgs;
+};
+
+void grpc_result_init(struct grpc_result *r);
+void grpc_result_release(struct grpc_result *r);
+
+/*
+ * Call /service/method with one request message. Works for unary and
+ * server-streaming methods (every message the server sends is kept).
+ * Returns 0 when the call completed with grpc-status 0; otherwise fills
+ * err ("path: <code name>: <message>") and res->status, and returns -1.
+ */
+int grpc_call(const struct grpc_opts *o, const char *path,
+	      const void *req, size_t req_len, struct grpc_result *res,
+	      struct err *err);
+
+const char *grpc_code_name(int code);
+/* Percent-decode a grpc-message value (exported for tests). Caller frees. */
+char *grpc_percent_decode(const char *s, size_t len);
+/* Format a grpc-timeout header value for ms ("250m", "10S"). */
+void grpc_timeout_value(long ms, char *out, size_t n);
+
+#endif
