@@ -20,6 +20,11 @@ int cmd_wants_help(int argc, char **argv, const char *usage);
 /* Print "usage: ..." to stderr and return 2. */
 int cmd_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * For an argument no option took: an unknown "-x" or a second positional
+ * is a usage error (returns 2 after printing it); else *env takes it.
+ */
+int cmd_positional(const char **env, const char *arg, const char *usage);
 /* Folder holding the examples: $STRATA_EXAMPLES, next to the binary, or installed. */
 char *cmd_examples_dir(void);
 /* Resolve an ENV argument: a path with '/' as given, else environments/ENV. */

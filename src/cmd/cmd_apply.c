@@ -54,12 +54,8 @@ cmd_apply(int argc, char **argv)
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
 				return cmd_usage_error(usage, "--parallel takes 1..256");
-		} else if (argv[i][0] == '-') {
-			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
-		} else if (!env) {
-			env = argv[i];
-		} else {
-			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+			return r;
 		}
 	}
 	if (!env)

@@ -64,12 +64,8 @@ cmd_destroy(int argc, char **argv)
 			yes = true;
 		else if (!strcmp(argv[i], "--purge-state"))
 			purge = true;
-		else if (argv[i][0] == '-')
-			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
-		else if (!env)
-			env = argv[i];
-		else
-			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		else if ((r = cmd_positional(&env, argv[i], usage)) != 0)
+			return r;
 	}
 	if (!env)
 		return cmd_usage_error(usage, "missing ENV");

@@ -132,12 +132,8 @@ cmd_init(int argc, char **argv)
 			if (++i >= argc)
 				return cmd_usage_error(usage, "--from needs a value");
 			from = argv[i];
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
-		} else if (!env) {
-			env = argv[i];
-		} else {
-			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+			return r;
 		}
 	}
 	if (!env)

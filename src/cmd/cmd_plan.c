@@ -38,12 +38,8 @@ cmd_plan(int argc, char **argv)
 			json = 1;
 		} else if (!strcmp(argv[i], "-ojson") || !strcmp(argv[i], "--output=json")) {
 			json = 1;
-		} else if (argv[i][0] == '-') {
-			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
-		} else if (!env) {
-			env = argv[i];
-		} else {
-			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+			return r;
 		}
 	}
 	if (!env)

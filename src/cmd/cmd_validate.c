@@ -76,12 +76,8 @@ cmd_validate(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--keys")) {
 			schema_print_keys(stdout);
 			return 0;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return cmd_usage_error(usage, "unknown option '%s'", argv[i]);
-		} else if (!env) {
-			env = argv[i];
-		} else {
-			return cmd_usage_error(usage, "unexpected argument '%s'", argv[i]);
+		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+			return r;
 		}
 	}
 	if (!env)

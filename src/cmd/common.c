@@ -80,3 +80,14 @@ cmd_env_dir(const char *env)
 						  : xstrdup(env);
 	return xasprintf("environments/%s", env);
 }
+
+int
+cmd_positional(const char **env, const char *arg, const char *usage)
+{
+	if (arg[0] == '-' && arg[1])
+		return cmd_usage_error(usage, "unknown option '%s'", arg);
+	if (*env)
+		return cmd_usage_error(usage, "unexpected argument '%s'", arg);
+	*env = arg;
+	return 0;
+}

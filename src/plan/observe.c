@@ -53,18 +53,6 @@ observe_net_mac(const char *net)
 	return NULL;
 }
 
-static char *
-cfg_str(json_t *cfg, const char *key)
-{
-	json_t *v = json_object_get(cfg, key);
-
-	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
-	if (json_is_integer(v))
-		return xasprintf("%lld", (long long)json_integer_value(v));
-	return NULL;
-}
-
 static bool
 has_tag(const char *tags, const char *tag)
 {
@@ -112,13 +100,13 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 			err_wrap(err, "read vm %d", v->vmid);
 			goto done;
 		}
-		desc = cfg_str(cfg, "description");
-		mem = cfg_str(cfg, "memory");
-		cores = cfg_str(cfg, "cores");
-		scsi0 = cfg_str(cfg, "scsi0");
-		net0 = cfg_str(cfg, "net0");
+		desc = pve_json_str(cfg, "description");
+		mem = pve_json_str(cfg, "memory");
+		cores = pve_json_str(cfg, "cores");
+		scsi0 = pve_json_str(cfg, "scsi0");
+		net0 = pve_json_str(cfg, "net0");
 		free(s->name);
-		s->name = cfg_str(cfg, "name");
+		s->name = pve_json_str(cfg, "name");
 		s->cores = cores ? atoi(cores) : 1;
 		s->memory_mib = mem ? atoi(mem) : 512;
 		s->disk_gib = observe_disk_gib(scsi0);

@@ -427,8 +427,8 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 			p->conflicts, p->conflicts == 1 ? "" : "s");
 }
 
-static json_t *
-spec_json(const struct vm_spec *s)
+json_t *
+vm_spec_json(const struct vm_spec *s)
 {
 	json_t *o;
 
@@ -467,8 +467,8 @@ plan_to_json(const struct plan *p)
 		json_t *o = json_object(), *ch = json_array();
 
 		json_object_set_new(o, "action", json_string(kind_word(a->kind)));
-		json_object_set_new(o, "desired", spec_json(&a->want));
-		json_object_set_new(o, "live", spec_json(&a->have));
+		json_object_set_new(o, "desired", vm_spec_json(&a->want));
+		json_object_set_new(o, "live", vm_spec_json(&a->have));
 		for (j = 0; j < a->n_ch; j++) {
 			json_t *c = json_object();
 

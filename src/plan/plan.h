@@ -101,6 +101,10 @@ void vm_spec_release(struct vm_spec *s);
 void vm_specs_free(struct vm_spec *v, size_t n);
 void vm_spec_copy(struct vm_spec *dst, const struct vm_spec *src);
 
+/* A vm_spec as a JSON object (json_null() for an empty spec). */
+struct json_t;
+struct json_t *vm_spec_json(const struct vm_spec *s);
+
 /* Normalise a tag string the way Proxmox stores it. Caller frees. */
 char *plan_normalise_tags(const char *tags);
 

@@ -82,21 +82,9 @@ section(struct state *st, const char *name)
 int
 state_vm_record(struct state *st, const struct vm_spec *s, struct err *err)
 {
-	json_t *o = json_object();
+	json_t *o = vm_spec_json(s);
 	int r;
 
-	json_object_set_new(o, "vmid", json_integer(s->vmid));
-	if (s->node)
-		json_object_set_new(o, "node", json_string(s->node));
-	json_object_set_new(o, "cores", json_integer(s->cores));
-	json_object_set_new(o, "memory_mib", json_integer(s->memory_mib));
-	json_object_set_new(o, "disk_gib", json_integer(s->disk_gib));
-	if (s->mac)
-		json_object_set_new(o, "mac", json_string(s->mac));
-	if (s->tags)
-		json_object_set_new(o, "tags", json_string(s->tags));
-	if (s->role)
-		json_object_set_new(o, "role", json_string(s->role));
 	pthread_mutex_lock(&st->mu);
 	json_object_set_new(section(st, "vms"), s->name, o);
 	r = state_save(st, err);

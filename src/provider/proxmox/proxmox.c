@@ -194,8 +194,8 @@ out:
 
 /* --- typed calls -------------------------------------------------------- */
 
-static char *
-jstrdup(json_t *o, const char *key)
+char *
+pve_json_str(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -259,7 +259,7 @@ pve_cluster_vms(struct pve *p, struct pve_vm **out, size_t *n, struct err *err)
 	*out = xcalloc(json_array_size(data) + 1, sizeof(**out));
 	json_array_foreach(data, i, e) {
 		struct pve_vm *v = &(*out)[k];
-		char *type = jstrdup(e, "type");
+		char *type = pve_json_str(e, "type");
 
 		if (!type || strcmp(type, "qemu")) {
 			free(type);
@@ -267,11 +267,11 @@ pve_cluster_vms(struct pve *p, struct pve_vm **out, size_t *n, struct err *err)
 		}
 		free(type);
 		v->vmid = (int)jint(e, "vmid");
-		v->node = jstrdup(e, "node");
-		v->name = jstrdup(e, "name");
-		v->status = jstrdup(e, "status");
-		v->tags = jstrdup(e, "tags");
-		v->lock = jstrdup(e, "lock");
+		v->node = pve_json_str(e, "node");
+		v->name = pve_json_str(e, "name");
+		v->status = pve_json_str(e, "status");
+		v->tags = pve_json_str(e, "tags");
+		v->lock = pve_json_str(e, "lock");
 		v->template = jint(e, "template") != 0;
 		v->maxmem = jint(e, "maxmem");
 		v->maxcpu = (int)jint(e, "maxcpu");
@@ -291,7 +291,7 @@ pve_version(struct pve *p, char **out, struct err *err)
 
 	*out = NULL;
 	if (r == 0) {
-		*out = jstrdup(data, "version");
+		*out = pve_json_str(data, "version");
 		if (!*out)
 			r = err_set(err, ERR_FAIL, "GET /version: no version in answer");
 	}
@@ -374,7 +374,7 @@ pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
 	int r = pve_call(p, "GET", path, NULL, &data, err);
 
 	*status_out = NULL;
-	if (r == 0 && !(*status_out = jstrdup(data, "status")))
+	if (r == 0 && !(*status_out = pve_json_str(data, "status")))
 		r = err_set(err, ERR_FAIL, "GET %s: no status in answer", path);
 	json_decref(data);
 	free(path);
@@ -590,8 +590,8 @@ pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 
 		if ((r = pve_call(p, "GET", path, NULL, &data, err)) < 0)
 			break;
-		status = jstrdup(data, "status");
-		exitstatus = jstrdup(data, "exitstatus");
+		status = pve_json_str(data, "status");
+		exitstatus = pve_json_str(data, "exitstatus");
 		json_decref(data);
 		if (status && !strcmp(status, "stopped")) {
 			if (exitstatus && (!strcmp(exitstatus, "OK") ||

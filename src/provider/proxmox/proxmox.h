@@ -102,6 +102,9 @@ int pve_download_url(struct pve *p, const char *node, const char *storage,
 		     const char *checksum_sha256, char **upid_out,
 		     struct err *err);
 
+/* o[key] as a new string when it is a string or an integer, else NULL. */
+char *pve_json_str(json_t *o, const char *key);
+
 /* Poll a task until it stops; 0 on OK or WARNINGS, else the task's error. */
 int pve_task_wait(struct pve *p, const char *upid, long timeout_ms,
 		  struct err *err);
