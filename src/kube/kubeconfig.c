@@ -1,5 +1,7 @@
 #include "kube/kubeconfig.h"
 
+#include "util/yaml.h"
+
 #include <libfyaml.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,11 +101,9 @@ kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
 	void *it = NULL;
 	char *text;
 	size_t n = 0;
-	struct fy_parse_cfg pcfg = { .flags = FYPCF_QUIET };
-
-	doc = fy_document_build_from_string(&pcfg, yaml, len);
+	doc = yaml_parse(yaml, len, err);
 	if (!doc)
-		return err_set(err, ERR_FAIL, "kubeconfig is not valid YAML");
+		return err_wrap(err, "kubeconfig is not valid YAML");
 	clusters = fy_node_by_path(fy_document_root(doc), "/clusters", FY_NT,
 				   FYNWF_DONT_FOLLOW);
 	if (!clusters || fy_node_get_type(clusters) != FYNT_SEQUENCE) {
