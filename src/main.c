@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "plan", cmd_plan, "show what apply would change in Proxmox (-o json)" },
 	{ "apply", cmd_apply, "create, update, delete and start VMs; resumable" },
 	{ "destroy", cmd_destroy, "hard-stop and delete every VM this env owns" },
+	{ "status", cmd_status, "VMs as Proxmox sees them next to the config (-o json)" },
 };
 
 static void

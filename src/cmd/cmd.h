@@ -14,6 +14,7 @@ int cmd_gen(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* True when argv holds -h or --help; prints usage to stdout then. */
 int cmd_wants_help(int argc, char **argv, const char *usage);
