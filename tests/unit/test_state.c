@@ -1,0 +1,104 @@
+/* Unit tests for src/state (the journal) and the config parsers of
+ * src/plan/observe. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "plan/observe.h"
+#include "state/state.h"
+#include "util/buf.h"
+#include "util/fs.h"
+
+#include "testutil.h"
+
+static void
+test_state__round_trip_and_mode(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st, st2;
+	struct err e = ERR_INIT;
+	struct vm_spec s = { 0 }, *v = NULL;
+	size_t n = 0;
+	struct stat sb;
+	char *path;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	assert_false(state_phase_done(&st, "vms"));
+	s.name = "lab-cp-1";
+	s.vmid = 1000;
+	s.node = "pve1";
+	s.cores = 2;
+	s.memory_mib = 4096;
+	s.disk_gib = 32;
+	s.mac = "BC:24:11:00:00:01";
+	s.tags = "controlplane;strata-lab;talos";
+	s.role = "controlplane";
+	assert_int_equal(state_vm_record(&st, &s, &e), 0);
+	assert_int_equal(state_phase_mark(&st, "vms", true, &e), 0);
+	state_release(&st);
+
+	path = xasprintf("%s/state.json", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(state_load(&st2, dir, &e), 0);
+	assert_true(state_phase_done(&st2, "vms"));
+	state_vms(&st2, &v, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].name, "lab-cp-1");
+	assert_int_equal(v[0].vmid, 1000);
+	assert_string_equal(v[0].mac, "BC:24:11:00:00:01");
+	assert_int_equal(v[0].memory_mib, 4096);
+	vm_specs_free(v, n);
+	assert_int_equal(state_vm_forget(&st2, "lab-cp-1", &e), 0);
+	state_vms(&st2, &v, &n);
+	assert_int_equal(n, 0);
+	vm_specs_free(v, n);
+	state_release(&st2);
+
+	/* A corrupt journal is an error that says what to do, never reset. */
+	assert_int_equal(fs_write_atomic(path, "{\"vms\": [", 9, 0600, &e), 0);
+	assert_true(state_load(&st, dir, &e) < 0);
+	assert_non_null(strstr(e.msg, "is corrupt"));
+	state_release(&st);
+	free(path);
+	tu_sh("rm -rf %s", dir);
+}
+
+static void
+test_observe__parsers(void **state)
+{
+	char *m;
+
+	assert_int_equal(observe_disk_gib("local-lvm:vm-100-disk-0,discard=on,iothread=1,size=32G,ssd=1"), 32);
+	assert_int_equal(observe_disk_gib("local:100/vm-100-disk-0.qcow2,size=1T"), 1024);
+	assert_int_equal(observe_disk_gib("local-lvm:vm-100-disk-0,size=2048M"), 2);
+	assert_int_equal(observe_disk_gib("none,media=cdrom"), 0);
+	assert_int_equal(observe_disk_gib(NULL), 0);
+	m = observe_net_mac("virtio=bc:24:11:aa:bb:cc,bridge=vmbr0,firewall=1,tag=20");
+	assert_string_equal(m, "BC:24:11:AA:BB:CC");
+	free(m);
+	m = observe_net_mac("bridge=vmbr0,virtio=BC:24:11:00:00:02");
+	assert_string_equal(m, "BC:24:11:00:00:02");
+	free(m);
+	assert_null(observe_net_mac("bridge=vmbr0"));
+	assert_null(observe_net_mac(NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state__round_trip_and_mode),
+		cmocka_unit_test(test_observe__parsers),
+	};
+
+	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+}
