@@ -1,0 +1,305 @@
+#include "talos/patch.h"
+
+#include <libfyaml.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+is_delete(struct fy_node *n)
+{
+	char *v = y_get_str(n, "$patch");
+	bool del = v && strcmp(v, "delete") == 0;
+
+	free(v);
+	return del;
+}
+
+static bool
+scalar_is(struct fy_node *n, const char *s)
+{
+	const char *t;
+	size_t len;
+
+	if (!n || fy_node_get_type(n) != FYNT_SCALAR)
+		return false;
+	t = fy_node_get_scalar(n, &len);
+	return t && len == strlen(s) && memcmp(t, s, len) == 0;
+}
+
+static bool
+is_zero(struct fy_node *n)
+{
+	const char *t;
+	size_t len;
+
+	if (!n)
+		return true;
+	if (fy_node_get_type(n) != FYNT_SCALAR)
+		return false;
+	t = fy_node_get_scalar(n, &len);
+	return !t || len == 0 ||
+	       (fy_node_get_style(n) == FYNS_PLAIN &&
+		((len == 4 && memcmp(t, "null", 4) == 0) ||
+		 (len == 1 && t[0] == '~')));
+}
+
+/* Copy src into doc without "$patch" keys. */
+static struct fy_node *
+copy_clean(struct fy_document *doc, struct fy_node *src)
+{
+	struct fy_node *n = fy_node_copy(doc, src);
+	struct fy_node_pair *p;
+	void *it = NULL;
+
+	if (!n)
+		abort();
+	if (fy_node_get_type(n) == FYNT_MAPPING) {
+		struct fy_node_pair *del = NULL;
+
+		while ((p = fy_node_mapping_iterate(n, &it)) != NULL)
+			if (scalar_is(fy_node_pair_key(p), "$patch"))
+				del = p;
+		if (del)
+			fy_node_mapping_remove(n, del);
+	}
+	return n;
+}
+
+static const char *
+merge_key(const char *path)
+{
+	if (strcmp(path, "machine.network.interfaces") == 0)
+		return "interface";
+	if (strstr(path, ".vlans") && strcmp(strrchr(path, '.'), ".vlans") == 0)
+		return "vlanId";
+	if (strcmp(path, "cluster.apiServer.admissionControl") == 0)
+		return "name";
+	return NULL;
+}
+
+static bool
+replaces(const char *path)
+{
+	return strcmp(path, "cluster.network.podSubnets") == 0 ||
+	       strcmp(path, "cluster.network.serviceSubnets") == 0 ||
+	       strcmp(path, "cluster.apiServer.auditPolicy") == 0;
+}
+
+/* Every field of pat (but $patch) is present and equal in item. */
+static bool
+item_matches(struct fy_node *item, struct fy_node *pat)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+	bool any = false;
+
+	if (fy_node_get_type(pat) != FYNT_MAPPING)
+		return fy_node_compare(item, pat);
+	if (fy_node_get_type(item) != FYNT_MAPPING)
+		return false;
+	while ((p = fy_node_mapping_iterate(pat, &it)) != NULL) {
+		struct fy_node *k = fy_node_pair_key(p), *o;
+
+		if (scalar_is(k, "$patch"))
+			continue;
+		o = fy_node_mapping_lookup_by_string(item,
+			fy_node_get_scalar0(k), (size_t)-1);
+		if (!o || !fy_node_compare(o, fy_node_pair_value(p)))
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+static struct fy_node *
+find_keyed(struct fy_node *seq, struct fy_node *pat, const char *key)
+{
+	struct fy_node *want = y_get(pat, key), *item;
+	void *it = NULL;
+
+	if (!want && strcmp(key, "interface") == 0) {
+		key = "deviceSelector";
+		want = y_get(pat, key);
+	}
+	if (!want)
+		return NULL;
+	while ((item = fy_node_sequence_iterate(seq, &it)) != NULL) {
+		struct fy_node *have = y_get(item, key);
+
+		if (have && fy_node_compare(have, want))
+			return item;
+	}
+	return NULL;
+}
+
+static int merge_map(struct fy_node *dst, struct fy_node *src,
+		     const char *path, const char *docname, struct err *err);
+
+static int
+merge_seq(struct fy_node *dst, struct fy_node *src, const char *path,
+	  const char *docname, struct err *err)
+{
+	struct fy_document *doc = fy_node_document(dst);
+	const char *key = merge_key(path);
+	struct fy_node *item;
+	void *it = NULL;
+	int r;
+
+	while ((item = fy_node_sequence_iterate(src, &it)) != NULL) {
+		struct fy_node *match = NULL;
+
+		if (is_delete(item)) {
+			struct fy_node *cand;
+			void *jt = NULL;
+
+			while ((cand = fy_node_sequence_iterate(dst, &jt)) != NULL) {
+				if (key ? (match = find_keyed(dst, item, key)) != NULL
+					: item_matches(cand, item)) {
+					if (!key)
+						match = cand;
+					break;
+				}
+			}
+			if (match)
+				fy_node_free(fy_node_sequence_remove(dst, match));
+			continue;
+		}
+		if (key && fy_node_get_type(item) == FYNT_MAPPING &&
+		    (match = find_keyed(dst, item, key)) != NULL) {
+			if ((r = merge_map(match, item, path, docname, err)) < 0)
+				return r;
+			continue;
+		}
+		fy_node_sequence_append(dst, copy_clean(doc, item));
+	}
+	return 0;
+}
+
+static int
+merge_map(struct fy_node *dst, struct fy_node *src, const char *path,
+	  const char *docname, struct err *err)
+{
+	struct fy_document *doc = fy_node_document(dst);
+	struct fy_node_pair *p;
+	void *it = NULL;
+	int r;
+
+	while ((p = fy_node_mapping_iterate(src, &it)) != NULL) {
+		struct fy_node *k = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		struct fy_node_pair *dp;
+		struct fy_node *d;
+		const char *ks = fy_node_get_scalar0(k);
+		char sub[512];
+
+		if (!ks || strcmp(ks, "$patch") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", ks);
+		dp = fy_node_mapping_lookup_pair_by_string(dst, ks, (size_t)-1);
+		d = dp ? fy_node_pair_value(dp) : NULL;
+		if (v && fy_node_get_type(v) == FYNT_MAPPING && is_delete(v)) {
+			if (!dp)
+				return err_set(err, ERR_FAIL, "patch delete: path '%s' in document '%s': failed to delete path '%s': lookup failed",
+					       sub, docname, sub);
+			fy_node_mapping_remove(dst, dp);
+			continue;
+		}
+		if (!dp) {
+			y_put(dst, ks, v ? copy_clean(doc, v) : y_str(doc, ""));
+			continue;
+		}
+		if (replaces(sub) || !d || !v ||
+		    fy_node_get_type(d) != fy_node_get_type(v)) {
+			if (!is_zero(v))
+				fy_node_pair_set_value(dp, copy_clean(doc, v));
+			continue;
+		}
+		switch (fy_node_get_type(v)) {
+		case FYNT_MAPPING:
+			if ((r = merge_map(d, v, sub, docname, err)) < 0)
+				return r;
+			break;
+		case FYNT_SEQUENCE:
+			if ((r = merge_seq(d, v, sub, docname, err)) < 0)
+				return r;
+			break;
+		default:
+			if (!is_zero(v))
+				fy_node_pair_set_value(dp, copy_clean(doc, v));
+		}
+	}
+	return 0;
+}
+
+/* "apiVersion/kind[/name]", or "/v1alpha1" for the main document. */
+static void
+doc_id(char *out, size_t n, struct fy_node *root)
+{
+	char *api = y_get_str(root, "apiVersion"), *kind = y_get_str(root, "kind");
+	char *name = y_get_str(root, "name");
+
+	if (!kind)
+		snprintf(out, n, "/v1alpha1");
+	else
+		snprintf(out, n, "%s/%s%s%s", api ? api : "", kind,
+			 name ? "/" : "", name ? name : "");
+	free(api);
+	free(kind);
+	free(name);
+}
+
+int
+talos_patch_is_json6902(const struct ydocs *patch)
+{
+	return patch->n == 1 &&
+	       fy_node_get_type(fy_document_root(patch->v[0])) == FYNT_SEQUENCE;
+}
+
+int
+talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
+		  struct err *err)
+{
+	int r;
+
+	if (talos_patch_is_json6902(patch)) {
+		if (cfg->n > 1)
+			return err_set(err, ERR_FAIL, "JSON6902 patches are not supported for multi-document machine configuration");
+		return err_set(err, ERR_FAIL, "JSON6902 patches are not supported yet");
+	}
+	for (size_t i = 0; i < patch->n; i++) {
+		struct fy_node *src = fy_document_root(patch->v[i]);
+		char id[256], cid[256];
+		size_t j;
+
+		if (!src || fy_node_get_type(src) != FYNT_MAPPING)
+			return err_set(err, ERR_FAIL, "patch document %zu is not a mapping", i + 1);
+		doc_id(id, sizeof(id), src);
+		for (j = 0; j < cfg->n; j++) {
+			doc_id(cid, sizeof(cid), fy_document_root(cfg->v[j]));
+			if (strcmp(id, cid) == 0)
+				break;
+		}
+		if (is_delete(src)) {
+			if (j == cfg->n)
+				return err_set(err, ERR_FAIL, "patch delete: document '%s' not found", id);
+			fy_document_destroy(cfg->v[j]);
+			memmove(&cfg->v[j], &cfg->v[j + 1],
+				(cfg->n - j - 1) * sizeof(*cfg->v));
+			cfg->n--;
+			continue;
+		}
+		if (j == cfg->n) {
+			struct fy_document *d = fy_document_create(NULL);
+
+			if (!d)
+				abort();
+			fy_document_set_root(d, copy_clean(d, src));
+			ydocs_push(cfg, d);
+			continue;
+		}
+		if ((r = merge_map(fy_document_root(cfg->v[j]), src, "", id, err)) < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,182 @@
+#include "talos/tyaml.h"
+
+#include <libfyaml.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
+{
+	struct fy_diag_cfg dcfg;
+	struct fy_parse_cfg pcfg;
+	struct fy_diag *fyd = NULL;
+	struct fy_parser *fyp = NULL;
+	struct fy_document *doc;
+	int r = 0;
+
+	fy_diag_cfg_default(&dcfg);
+	dcfg.fp = NULL;
+	dcfg.colorize = false;
+	fyd = fy_diag_create(&dcfg);
+	if (!fyd)
+		return err_set(err, ERR_FAIL, "cannot set up the YAML parser");
+	fy_diag_set_collect_errors(fyd, true);
+	memset(&pcfg, 0, sizeof(pcfg));
+	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
+	pcfg.diag = fyd;
+	fyp = fy_parser_create(&pcfg);
+	/*
+	 * Documents (and nodes copied from them) point into the input;
+	 * libfyaml frees a malloc'd input when its last user goes.
+	 */
+	if (!fyp || fy_parser_set_malloc_string(fyp, xstrndup(text, len), len) != 0) {
+		r = err_set(err, ERR_FAIL, "cannot set up the YAML parser");
+		goto out;
+	}
+	while ((doc = fy_parse_load_document(fyp)) != NULL) {
+		if (!fy_document_root(doc)) {
+			fy_parse_document_destroy(fyp, doc);
+			continue;
+		}
+		ydocs_push(out, doc);
+	}
+	if (fy_parser_get_stream_error(fyp)) {
+		struct fy_diag_error *e;
+		void *it = NULL;
+
+		e = fy_diag_errors_iterate(fyd, &it);
+		if (e)
+			r = err_set(err, ERR_FAIL, "%d:%d: %.*s", e->line + 1,
+				    e->column + 1, (int)strcspn(e->msg, "\n"),
+				    e->msg);
+		else
+			r = err_set(err, ERR_FAIL, "invalid YAML");
+		ydocs_release(out);
+	}
+out:
+	if (fyp)
+		fy_parser_destroy(fyp);
+	fy_diag_destroy(fyd);
+	return r;
+}
+
+void
+ydocs_push(struct ydocs *d, struct fy_document *doc)
+{
+	d->v = xrealloc(d->v, (d->n + 1) * sizeof(*d->v));
+	d->v[d->n++] = doc;
+}
+
+void
+ydocs_release(struct ydocs *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		fy_document_destroy(d->v[i]);
+	free(d->v);
+	d->v = NULL;
+	d->n = 0;
+
+}
+
+int
+ydocs_emit(struct buf *out, const struct ydocs *d, struct err *err)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		char *s;
+
+		s = fy_emit_document_to_string(d->v[i], FYECF_MODE_BLOCK |
+			FYECF_INDENT_4 | FYECF_WIDTH_INF |
+			FYECF_DOC_START_MARK_OFF | FYECF_DOC_END_MARK_OFF |
+			FYECF_STRIP_TAGS);
+		if (!s)
+			return err_set(err, ERR_FAIL, "cannot emit YAML");
+		if (i > 0)
+			buf_adds(out, "---\n");
+		buf_adds(out, s);
+		if (out->len && out->ptr[out->len - 1] != '\n')
+			buf_addch(out, '\n');
+		free(s);
+	}
+	return 0;
+}
+
+bool
+ydocs_equal(const struct ydocs *a, const struct ydocs *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!fy_node_compare(fy_document_root(a->v[i]),
+				     fy_document_root(b->v[i])))
+			return false;
+	return true;
+}
+
+struct fy_node *
+y_str(struct fy_document *doc, const char *s)
+{
+	struct fy_node *n;
+
+	n = fy_node_create_scalar_copy(doc, s, strlen(s));
+	if (!n)
+		abort();
+	return n;
+}
+
+struct fy_node *
+y_map(struct fy_document *doc)
+{
+	struct fy_node *n = fy_node_create_mapping(doc);
+
+	if (!n)
+		abort();
+	return n;
+}
+
+struct fy_node *
+y_seq(struct fy_document *doc)
+{
+	struct fy_node *n = fy_node_create_sequence(doc);
+
+	if (!n)
+		abort();
+	return n;
+}
+
+void
+y_put(struct fy_node *map, const char *key, struct fy_node *val)
+{
+	struct fy_document *doc = fy_node_document(map);
+
+	if (fy_node_mapping_append(map, y_str(doc, key), val) != 0)
+		abort();
+}
+
+void
+y_puts(struct fy_node *map, const char *key, const char *val)
+{
+	y_put(map, key, y_str(fy_node_document(map), val));
+}
+
+struct fy_node *
+y_get(struct fy_node *map, const char *key)
+{
+	if (!map || fy_node_get_type(map) != FYNT_MAPPING)
+		return NULL;
+	return fy_node_mapping_lookup_by_string(map, key, strlen(key));
+}
+
+char *
+y_get_str(struct fy_node *map, const char *key)
+{
+	struct fy_node *n = y_get(map, key);
+	const char *s;
+	size_t len;
+
+	if (!n || fy_node_get_type(n) != FYNT_SCALAR)
+		return NULL;
+	s = fy_node_get_scalar(n, &len);
+	if (!s)
+		return NULL;
+	return xstrndup(s, len);
+}
