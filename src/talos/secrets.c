@@ -3,6 +3,7 @@
 #include <libfyaml.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,8 +64,15 @@ req_str(char **out, struct fy_node *root, const char *path, struct err *err)
 	size_t len;
 
 	if (!n || fy_node_get_type(n) != FYNT_SCALAR ||
-	    !(s = fy_node_get_scalar(n, &len)) || len == 0)
-		return err_set(err, ERR_FAIL, "missing '%s'", path + 1);
+	    !(s = fy_node_get_scalar(n, &len)) || len == 0) {
+		char dotted[96];
+
+		snprintf(dotted, sizeof(dotted), "%s", path + 1);
+		for (char *p = dotted; *p; p++)
+			if (*p == '/')
+				*p = '.';
+		return err_set(err, ERR_FAIL, "missing '%s'", dotted);
+	}
 	*out = xstrndup(s, len);
 	return 0;
 }
@@ -107,7 +115,7 @@ int
 talos_secrets_parse(struct talos_secrets **out, const char *text, size_t len,
 		    struct err *err)
 {
-	struct talos_secrets *s = xcalloc(1, sizeof(*s));
+	struct talos_secrets *s;
 	struct fy_document *doc;
 	struct fy_node *root;
 	int r;
@@ -115,6 +123,7 @@ talos_secrets_parse(struct talos_secrets **out, const char *text, size_t len,
 	*out = NULL;
 	if (!(doc = yaml_parse(text, len, err)))
 		return err_wrap(err, "parse secrets bundle");
+	s = xcalloc(1, sizeof(*s));
 	root = fy_document_root(doc);
 	if (!root || fy_node_get_type(root) != FYNT_MAPPING) {
 		r = err_set(err, ERR_FAIL, "secrets bundle is not a mapping");
