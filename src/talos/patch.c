@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Remove key from map and free its key and value. */
+static void
+map_del(struct fy_node *map, const char *key)
+{
+	struct fy_node *k = y_str(fy_node_document(map), key);
+
+	/* libfyaml frees the lookup key itself. */
+	fy_node_free(fy_node_mapping_remove_by_key(map, k));
+}
+
 static bool
 is_delete(struct fy_node *n)
 {
@@ -56,13 +66,13 @@ copy_clean(struct fy_document *doc, struct fy_node *src)
 	if (!n)
 		abort();
 	if (fy_node_get_type(n) == FYNT_MAPPING) {
-		struct fy_node_pair *del = NULL;
+		bool del = false;
 
 		while ((p = fy_node_mapping_iterate(n, &it)) != NULL)
 			if (scalar_is(fy_node_pair_key(p), "$patch"))
-				del = p;
+				del = true;
 		if (del)
-			fy_node_mapping_remove(n, del);
+			map_del(n, "$patch");
 	}
 	return n;
 }
@@ -76,6 +86,8 @@ merge_key(const char *path)
 		return "vlanId";
 	if (strcmp(path, "cluster.apiServer.admissionControl") == 0)
 		return "name";
+	if (strcmp(path, "configFiles") == 0)  /* ExtensionServiceConfig */
+		return "mountPath";
 	return NULL;
 }
 
@@ -154,14 +166,12 @@ merge_seq(struct fy_node *dst, struct fy_node *src, const char *path,
 			struct fy_node *cand;
 			void *jt = NULL;
 
-			while ((cand = fy_node_sequence_iterate(dst, &jt)) != NULL) {
-				if (key ? (match = find_keyed(dst, item, key)) != NULL
-					: item_matches(cand, item)) {
-					if (!key)
-						match = cand;
-					break;
-				}
-			}
+			if (key)
+				match = find_keyed(dst, item, key);
+			while (!match &&
+			       (cand = fy_node_sequence_iterate(dst, &jt)) != NULL)
+				if (item_matches(cand, item))
+					match = cand;
 			if (match)
 				fy_node_free(fy_node_sequence_remove(dst, match));
 			continue;
@@ -202,7 +212,16 @@ merge_map(struct fy_node *dst, struct fy_node *src, const char *path,
 			if (!dp)
 				return err_set(err, ERR_FAIL, "patch delete: path '%s' in document '%s': failed to delete path '%s': lookup failed",
 					       sub, docname, sub);
-			fy_node_mapping_remove(dst, dp);
+			map_del(dst, ks);
+			continue;
+		}
+		if (!dp && v && fy_node_get_type(v) == FYNT_MAPPING) {
+			/* Merge into a new map so deletes below still fail. */
+			struct fy_node *m = y_map(doc);
+
+			y_put(dst, ks, m);
+			if ((r = merge_map(m, v, sub, docname, err)) < 0)
+				return r;
 			continue;
 		}
 		if (!dp) {
