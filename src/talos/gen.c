@@ -1,0 +1,335 @@
+#include "talos/gen.h"
+
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "talos/factory.h"
+#include "talos/machineconfig.h"
+#include "talos/patch.h"
+#include "talos/secrets.h"
+#include "talos/talosconfig.h"
+#include "talos/tyaml.h"
+#include "util/fs.h"
+
+#define FILE_MAX (4 << 20)
+
+void
+gen_result_release(struct gen_result *res)
+{
+	free(res->iso_url);
+	free(res->installer_image);
+	memset(res, 0, sizeof(*res));
+}
+
+static int
+write_file(struct gen_result *res, const char *dir, const char *rel,
+	   const struct buf *b, mode_t mode, struct err *err)
+{
+	char *path = fs_join(dir, rel);
+	bool changed = false;
+	int r;
+
+	r = fs_write_if_changed(path, b->ptr, b->len, mode, &changed, err);
+	if (r < 0)
+		r = err_wrap(err, "write '%s'", path);
+	res->files_total++;
+	if (changed)
+		res->files_changed++;
+	free(path);
+	return r;
+}
+
+static void
+fill_input(struct mc_input *in, const struct config *cfg,
+	   const char *installer)
+{
+	const struct kubernetes_config *k = &cfg->kubernetes;
+
+	memset(in, 0, sizeof(*in));
+	in->cluster_name = k->cluster_name;
+	in->endpoint = k->endpoint;
+	in->k8s_version = k->version;
+	in->contract_minor = cfg->talos.minor;
+	in->install_disk = cfg->talos.install_disk ? cfg->talos.install_disk : "/dev/sda";
+	in->install_image = installer;
+	in->dns_domain = k->dns_domain;
+	in->pod_subnet = k->pod_subnet;
+	in->service_subnet = k->service_subnet;
+	if (k->cni == CNI_CILIUM || k->cni == CNI_NONE)
+		in->cni_name = "none";
+	in->proxy_disabled = k->cni == CNI_CILIUM || !k->kube_proxy;
+	in->allow_scheduling_on_controlplanes = k->allow_scheduling_on_controlplanes;
+}
+
+static struct fy_document *
+new_doc(const char *kind, struct fy_node **root)
+{
+	struct fy_document *doc = fy_document_create(NULL);
+
+	if (!doc)
+		abort();
+	*root = y_map(doc);
+	fy_document_set_root(doc, *root);
+	if (kind) {
+		y_puts(*root, "apiVersion", "v1alpha1");
+		y_puts(*root, "kind", kind);
+	}
+	return doc;
+}
+
+/* The per-node patch, in the multi-document style of the v1.12 schema. */
+static void
+node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
+{
+	struct fy_document *doc;
+	struct fy_node *root, *m, *s, *item;
+	char addr[64];
+
+	doc = new_doc(NULL, &root);
+	m = y_map(doc);
+	s = y_map(doc);
+	y_puts(s, "disk", n->install_disk ? n->install_disk
+	       : cfg->talos.install_disk ? cfg->talos.install_disk : "/dev/sda");
+	y_put(m, "install", s);
+	y_put(root, "machine", m);
+	ydocs_push(p, doc);
+
+	doc = new_doc("HostnameConfig", &root);
+	y_puts(root, "hostname", n->name);
+	/* Quoted: a plain off reads as a boolean to YAML 1.1 readers. */
+	item = fy_node_build_from_string(doc, "\"off\"", (size_t)-1);
+	if (!item)
+		abort();
+	y_put(root, "auto", item);
+	ydocs_push(p, doc);
+
+	/* One physical NIC per VM: an alias selects it. */
+	doc = new_doc("LinkAliasConfig", &root);
+	y_puts(root, "name", "net0");
+	s = y_map(doc);
+	y_puts(s, "match", "link.type == 1");
+	y_put(root, "selector", s);
+	ydocs_push(p, doc);
+
+	doc = new_doc("LinkConfig", &root);
+	y_puts(root, "name", "net0");
+	if (n->ip) {
+		s = y_seq(doc);
+		item = y_map(doc);
+		snprintf(addr, sizeof(addr), "%s/%d", n->ip, cfg->network.prefix);
+		y_puts(item, "address", addr);
+		fy_node_sequence_append(s, item);
+		y_put(root, "addresses", s);
+	}
+	if (cfg->network.gateway) {
+		s = y_seq(doc);
+		item = y_map(doc);
+		y_puts(item, "gateway", cfg->network.gateway);
+		fy_node_sequence_append(s, item);
+		y_put(root, "routes", s);
+	}
+	ydocs_push(p, doc);
+
+	if (n->role == ROLE_CONTROLPLANE && cfg->kubernetes.vip) {
+		doc = new_doc("Layer2VIPConfig", &root);
+		y_puts(root, "name", cfg->kubernetes.vip);
+		y_puts(root, "link", "net0");
+		ydocs_push(p, doc);
+	}
+	if (cfg->network.nameservers.n) {
+		doc = new_doc("ResolverConfig", &root);
+		s = y_seq(doc);
+		for (size_t i = 0; i < cfg->network.nameservers.n; i++) {
+			item = y_map(doc);
+			y_puts(item, "address", cfg->network.nameservers.v[i]);
+			fy_node_sequence_append(s, item);
+		}
+		y_put(root, "nameservers", s);
+		ydocs_push(p, doc);
+	}
+}
+
+static int
+user_patches(struct ydocs *cfgdocs, const struct config *cfg,
+	     const char *env_dir, struct err *err)
+{
+	for (size_t i = 0; i < cfg->talos.n_patches; i++) {
+		const struct talos_patch *tp = &cfg->talos.patches[i];
+		struct ydocs p = YDOCS_INIT;
+		struct buf text = BUF_INIT;
+		char *path = NULL;
+		int r;
+
+		if (tp->file) {
+			path = tp->file[0] == '/' ? xstrdup(tp->file)
+						  : fs_join(env_dir, tp->file);
+			r = fs_read_file(&text, path, FILE_MAX, err);
+		} else {
+			buf_adds(&text, tp->inline_yaml ? tp->inline_yaml : "");
+			r = 0;
+		}
+		if (r == 0)
+			r = ydocs_parse(&p, text.ptr, text.len, err);
+		if (r == 0)
+			r = talos_patch_apply(cfgdocs, &p, err);
+		if (r < 0) {
+			if (path)
+				r = err_wrap(err, "talos patch '%s'", path);
+			else
+				r = err_wrap(err, "talos patch %zu (config.yml:%d:%d)",
+					     i + 1, tp->line, tp->col);
+		}
+		free(path);
+		buf_release(&text);
+		ydocs_release(&p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
+	 const struct node *n, const struct mc_input *in,
+	 const struct talos_secrets *s, struct err *err)
+{
+	struct ydocs base = YDOCS_INIT, patch = YDOCS_INIT;
+	struct buf b = BUF_INIT;
+	char rel[300];
+	int r;
+
+	node_patch(&patch, cfg, n);
+	if ((r = ydocs_emit(&b, &patch, err)) < 0)
+		goto out;
+	snprintf(rel, sizeof(rel), "patches/%s.yaml", n->name);
+	if ((r = write_file(res, env_dir, rel, &b, FS_MODE_PUBLIC, err)) < 0)
+		goto out;
+	if ((r = talos_mc_generate(&base, in, s, n->role == ROLE_CONTROLPLANE, err)) < 0 ||
+	    (r = talos_patch_apply(&base, &patch, err)) < 0 ||
+	    (r = user_patches(&base, cfg, env_dir, err)) < 0)
+		goto out;
+	buf_release_secret(&b);
+	if ((r = ydocs_emit(&b, &base, err)) < 0)
+		goto out;
+	snprintf(rel, sizeof(rel), "nodes/%s.yaml", n->name);
+	r = write_file(res, env_dir, rel, &b, FS_MODE_SECRET, err);
+out:
+	if (r < 0)
+		r = err_wrap(err, "node '%s'", n->name);
+	buf_release_secret(&b);
+	ydocs_release(&base);
+	ydocs_release(&patch);
+	return r;
+}
+
+static int
+gen_talosconfig(struct gen_result *res, const struct config *cfg,
+		const char *env_dir, const struct talos_secrets *s,
+		struct err *err)
+{
+	struct talosconfig_input in = { 0 };
+	struct buf prev = BUF_INIT, out = BUF_INIT;
+	const char **eps = xcalloc(cfg->n_nodes + 1, sizeof(char *));
+	const char **nodes = xcalloc(cfg->n_nodes + 1, sizeof(char *));
+	char *path = fs_join(env_dir, "talosconfig");
+	bool reused;
+	int r;
+
+	for (size_t i = 0; i < cfg->n_nodes; i++) {
+		if (!cfg->nodes[i].ip)
+			continue;
+		if (cfg->nodes[i].role == ROLE_CONTROLPLANE)
+			eps[in.n_endpoints++] = cfg->nodes[i].ip;
+		nodes[in.n_nodes++] = cfg->nodes[i].ip;
+	}
+	if (in.n_endpoints == 0 && cfg->kubernetes.vip)
+		eps[in.n_endpoints++] = cfg->kubernetes.vip;
+	in.context = cfg->kubernetes.cluster_name;
+	in.endpoints = eps;
+	in.nodes = nodes;
+	if (fs_exists(path) && fs_read_file(&prev, path, FILE_MAX, err) == 0) {
+		in.previous = prev.ptr;
+		in.previous_len = prev.len;
+	}
+	err_clear(err);
+	if ((r = talos_talosconfig_build(&out, &in, s, &reused, err)) == 0)
+		r = write_file(res, env_dir, "talosconfig", &out, FS_MODE_SECRET, err);
+	if (r < 0)
+		r = err_wrap(err, "talosconfig");
+	buf_release_secret(&prev);
+	buf_release_secret(&out);
+	free(eps);
+	free(nodes);
+	free(path);
+	return r;
+}
+
+int
+talos_gen(const struct config *cfg, const char *env_dir,
+	  struct gen_result *res, struct err *err)
+{
+	struct talos_secrets *s = NULL;
+	struct ydocs docs = YDOCS_INIT;
+	struct buf b = BUF_INIT;
+	struct mc_input in;
+	struct schematic sch;
+	char *path = NULL, *installer = NULL;
+	const char *ver = cfg->talos.version;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (cfg->n_nodes == 0)
+		return err_set(err, ERR_USAGE, "no talos nodes in the config");
+	if (!ver || !cfg->kubernetes.cluster_name || !cfg->kubernetes.endpoint ||
+	    !cfg->kubernetes.version)
+		return err_set(err, ERR_USAGE, "talos.version, kubernetes.cluster_name, endpoint and version are required");
+	sch.kernel_args = (const char *const *)cfg->talos.kernel_args.v;
+	sch.n_kernel_args = cfg->talos.kernel_args.n;
+	sch.extensions = (const char *const *)cfg->talos.extensions.v;
+	sch.n_extensions = cfg->talos.extensions.n;
+	if (cfg->talos.schematic_id)
+		snprintf(res->schematic_id, sizeof(res->schematic_id), "%s",
+			 cfg->talos.schematic_id);
+	else if ((r = talos_schematic_id(res->schematic_id, &sch, err)) < 0)
+		return err_wrap(err, "schematic");
+	res->iso_url = talos_factory_iso_url(res->schematic_id, ver, "metal");
+	res->installer_image = cfg->talos.installer_image
+		? xstrdup(cfg->talos.installer_image)
+		: talos_factory_installer(res->schematic_id, ver, "metal");
+	installer = res->installer_image;
+
+	path = fs_join(env_dir, "patches");
+	if ((r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
+		goto out;
+	free(path);
+	path = fs_join(env_dir, "nodes");
+	if ((r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
+		goto out;
+	free(path);
+	path = fs_join(env_dir, "secrets.yaml");
+	if ((r = talos_secrets_load_or_create(&s, path, &res->secrets_created, err)) < 0)
+		goto out;
+
+	fill_input(&in, cfg, installer);
+	for (int cp = 1; cp >= 0; cp--) {
+		ydocs_release(&docs);
+		buf_release_secret(&b);
+		if ((r = talos_mc_generate(&docs, &in, s, cp, err)) < 0 ||
+		    (r = ydocs_emit(&b, &docs, err)) < 0 ||
+		    (r = write_file(res, env_dir, cp ? "controlplane.yaml" : "worker.yaml",
+				    &b, FS_MODE_SECRET, err)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < cfg->n_nodes; i++)
+		if ((r = gen_node(res, cfg, env_dir, &cfg->nodes[i], &in, s, err)) < 0)
+			goto out;
+	r = gen_talosconfig(res, cfg, env_dir, s, err);
+out:
+	free(path);
+	buf_release_secret(&b);
+	ydocs_release(&docs);
+	talos_secrets_free(s);
+	return r;
+}

@@ -1,0 +1,36 @@
+/*
+ * gen: every Talos file of an environment folder, offline.
+ *
+ *   secrets.yaml         generated once, never overwritten (0600)
+ *   controlplane.yaml    base configs (0600: they hold CA keys and tokens)
+ *   worker.yaml
+ *   patches/<node>.yaml  per-node patch: hostname, address, routes,
+ *                        nameservers, VIP (control planes), install
+ *   nodes/<node>.yaml    base + node patch + the config's talos.patches
+ *   talosconfig          admin access (0600), admin cert reused while valid
+ *
+ * Files are written only when their bytes change, so with an existing
+ * secrets bundle a second run changes nothing.
+ */
+#ifndef STRATA_TALOS_GEN_H
+#define STRATA_TALOS_GEN_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "util/err.h"
+
+struct gen_result {
+	char schematic_id[65];
+	char *iso_url;
+	char *installer_image;
+	bool secrets_created;
+	int files_changed;
+	int files_total;
+};
+
+int talos_gen(const struct config *cfg, const char *env_dir,
+	      struct gen_result *res, struct err *err);
+void gen_result_release(struct gen_result *res);
+
+#endif
