@@ -100,14 +100,91 @@ ydocs_emit(struct buf *out, const struct ydocs *d, struct err *err)
 	return 0;
 }
 
+/* YAML 1.2 core-schema kind of a scalar: 0 string, 1 null, 2 bool, 3 number. */
+static int
+scalar_kind(struct fy_node *n)
+{
+	size_t len;
+	const char *t = fy_node_get_scalar(n, &len);
+	char buf[64];
+
+	if (fy_node_get_style(n) != FYNS_PLAIN)
+		return 0;
+	if (!t || len == 0)
+		return 1;
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, t, len);
+	buf[len] = '\0';
+	if (!strcmp(buf, "~") || !strcmp(buf, "null") || !strcmp(buf, "Null") ||
+	    !strcmp(buf, "NULL"))
+		return 1;
+	if (!strcmp(buf, "true") || !strcmp(buf, "false") ||
+	    !strcmp(buf, "True") || !strcmp(buf, "False") ||
+	    !strcmp(buf, "TRUE") || !strcmp(buf, "FALSE"))
+		return 2;
+	if (strspn(buf, "0123456789+-.eE") == len && strpbrk(buf, "0123456789"))
+		return 3;
+	return 0;
+}
+
+static bool
+node_equal(struct fy_node *a, struct fy_node *b)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+
+	if (!a || !b)
+		return a == b;
+	if (fy_node_get_type(a) != fy_node_get_type(b))
+		return false;
+	switch (fy_node_get_type(a)) {
+	case FYNT_SCALAR: {
+		size_t la, lb;
+		const char *ta = fy_node_get_scalar(a, &la);
+		const char *tb = fy_node_get_scalar(b, &lb);
+
+		if (scalar_kind(a) != scalar_kind(b))
+			return false;
+		if (scalar_kind(a) == 1)
+			return true;
+		return la == lb && (la == 0 || memcmp(ta, tb, la) == 0);
+	}
+	case FYNT_SEQUENCE: {
+		int n = fy_node_sequence_item_count(a);
+
+		if (n != fy_node_sequence_item_count(b))
+			return false;
+		for (int i = 0; i < n; i++)
+			if (!node_equal(fy_node_sequence_get_by_index(a, i),
+					fy_node_sequence_get_by_index(b, i)))
+				return false;
+		return true;
+	}
+	case FYNT_MAPPING:
+		if (fy_node_mapping_item_count(a) != fy_node_mapping_item_count(b))
+			return false;
+		while ((p = fy_node_mapping_iterate(a, &it)) != NULL) {
+			struct fy_node_pair *q = fy_node_mapping_lookup_pair(b,
+				fy_node_pair_key(p));
+
+			if (!q || !node_equal(fy_node_pair_value(p),
+					      fy_node_pair_value(q)))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
 bool
 ydocs_equal(const struct ydocs *a, const struct ydocs *b)
 {
 	if (a->n != b->n)
 		return false;
 	for (size_t i = 0; i < a->n; i++)
-		if (!fy_node_compare(fy_document_root(a->v[i]),
-				     fy_document_root(b->v[i])))
+		if (!node_equal(fy_document_root(a->v[i]),
+				fy_document_root(b->v[i])))
 			return false;
 	return true;
 }
@@ -117,7 +194,11 @@ y_str(struct fy_document *doc, const char *s)
 {
 	struct fy_node *n;
 
-	n = fy_node_create_scalar_copy(doc, s, strlen(s));
+	/* An empty plain scalar would read back as null: quote it. */
+	if (!*s)
+		n = fy_node_build_from_string(doc, "\"\"", 2);
+	else
+		n = fy_node_create_scalar_copy(doc, s, strlen(s));
 	if (!n)
 		abort();
 	return n;

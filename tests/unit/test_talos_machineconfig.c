@@ -183,6 +183,10 @@ test_mc__compare_detects_difference(void **state)
 	ydocs_release(&b);
 	assert_int_equal(ydocs_parse(&b, "a: x\n", 5, &err), 0);
 	assert_false(ydocs_equal(&b, &c));
+	ydocs_release(&b);
+	/* An empty plain value is null, not the empty string. */
+	assert_int_equal(ydocs_parse(&b, "a:\n", 3, &err), 0);
+	assert_false(ydocs_equal(&b, &c));
 	ydocs_release(&a);
 	ydocs_release(&b);
 	ydocs_release(&c);
