@@ -1,11 +1,13 @@
 #include "talos/secrets.h"
 
+#include <errno.h>
 #include <libfyaml.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "talos/pki.h"
 #include "talos/tyaml.h"
@@ -304,6 +306,7 @@ talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 			     bool *created, struct err *err)
 {
 	struct buf text = BUF_INIT;
+	char *tmp = NULL;
 	int r;
 
 	*out = NULL;
@@ -319,13 +322,24 @@ talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 	if ((r = talos_secrets_generate(out, err)) < 0 ||
 	    (r = talos_secrets_encode(&text, *out, err)) < 0)
 		goto out;
-	/* Re-check right before writing: never replace a bundle. */
-	if (fs_exists(path)) {
-		r = err_set(err, ERR_EXISTS, "'%s' appeared while generating; not overwritten", path);
+	/*
+	 * Never replace a bundle, even one that appeared meanwhile: write a
+	 * temporary file, then link(2) it into place, which fails if PATH
+	 * exists.
+	 */
+	tmp = xasprintf("%s.new.%ld", path, (long)getpid());
+	if ((r = fs_write_atomic(tmp, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
+		goto out;
+	if (link(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		r = e == EEXIST
+			? err_set(err, ERR_EXISTS, "'%s' appeared while generating; not overwritten", path)
+			: err_sys(err, e, "create '%s'", path);
 		goto out;
 	}
-	if ((r = fs_write_atomic(path, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
-		goto out;
+	unlink(tmp);
 	if (created)
 		*created = true;
 out:
@@ -333,6 +347,7 @@ out:
 		talos_secrets_free(*out);
 		*out = NULL;
 	}
+	free(tmp);
 	buf_release_secret(&text);
 	return r;
 }
