@@ -268,6 +268,206 @@ doc_id(char *out, size_t n, struct fy_node *root)
 	free(name);
 }
 
+
+/* ---- JSON6902 (single-document configs only) ---- */
+
+/* Decode one JSON-pointer token (~1 -> /, ~0 -> ~) into out. */
+static void
+ptr_token(char *out, size_t n, const char *s, size_t len)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < len && j + 1 < n; i++) {
+		if (s[i] == '~' && i + 1 < len && (s[i + 1] == '0' || s[i + 1] == '1')) {
+			out[j++] = s[i + 1] == '0' ? '~' : '/';
+			i++;
+		} else {
+			out[j++] = s[i];
+		}
+	}
+	out[j] = '\0';
+}
+
+static bool
+seq_index(struct fy_node *seq, const char *tok, int *idx, bool allow_end)
+{
+	int n = fy_node_sequence_item_count(seq);
+	char *end;
+	long v;
+
+	if (allow_end && strcmp(tok, "-") == 0) {
+		*idx = n;
+		return true;
+	}
+	if (!*tok || (tok[0] == '0' && tok[1]) || strspn(tok, "0123456789") != strlen(tok))
+		return false;
+	v = strtol(tok, &end, 10);
+	if (v > n || (!allow_end && v == n))
+		return false;
+	*idx = (int)v;
+	return true;
+}
+
+/* Walk to the parent of the last token; *last gets that token. */
+static struct fy_node *
+ptr_parent(struct fy_node *root, const char *path, char *last, size_t n)
+{
+	struct fy_node *cur = root;
+	const char *p = path, *slash;
+	char tok[256];
+
+	if (*p != '/')
+		return NULL;
+	for (;;) {
+		p++;
+		slash = strchr(p, '/');
+		if (!slash) {
+			ptr_token(last, n, p, strlen(p));
+			return cur;
+		}
+		ptr_token(tok, sizeof(tok), p, (size_t)(slash - p));
+		if (fy_node_get_type(cur) == FYNT_MAPPING) {
+			cur = y_get(cur, tok);
+		} else if (fy_node_get_type(cur) == FYNT_SEQUENCE) {
+			int i;
+
+			if (!seq_index(cur, tok, &i, false))
+				return NULL;
+			cur = fy_node_sequence_get_by_index(cur, i);
+		} else {
+			return NULL;
+		}
+		if (!cur)
+			return NULL;
+		p = slash;
+	}
+}
+
+static struct fy_node *
+ptr_get(struct fy_node *root, const char *path)
+{
+	struct fy_node *parent;
+	char last[256];
+	int i;
+
+	if (!*path)
+		return root;
+	if (!(parent = ptr_parent(root, path, last, sizeof(last))))
+		return NULL;
+	if (fy_node_get_type(parent) == FYNT_MAPPING)
+		return y_get(parent, last);
+	if (fy_node_get_type(parent) == FYNT_SEQUENCE && seq_index(parent, last, &i, false))
+		return fy_node_sequence_get_by_index(parent, i);
+	return NULL;
+}
+
+static int
+ptr_remove(struct fy_node *root, const char *path, struct err *err)
+{
+	struct fy_node *parent;
+	char last[256];
+	int i;
+
+	parent = ptr_parent(root, path, last, sizeof(last));
+	if (parent && fy_node_get_type(parent) == FYNT_MAPPING && y_get(parent, last)) {
+		map_del(parent, last);
+		return 0;
+	}
+	if (parent && fy_node_get_type(parent) == FYNT_SEQUENCE &&
+	    seq_index(parent, last, &i, false)) {
+		fy_node_free(fy_node_sequence_remove(parent,
+			fy_node_sequence_get_by_index(parent, i)));
+		return 0;
+	}
+	return err_set(err, ERR_FAIL, "json patch: path '%s' not found", path);
+}
+
+/* Add (or, with must_exist, replace) value at path; value is owned. */
+static int
+ptr_add(struct fy_node *root, const char *path, struct fy_node *value,
+	bool must_exist, struct err *err)
+{
+	struct fy_node *parent;
+	char last[256];
+	int i;
+
+	parent = ptr_parent(root, path, last, sizeof(last));
+	if (parent && fy_node_get_type(parent) == FYNT_MAPPING) {
+		struct fy_node_pair *p = fy_node_mapping_lookup_pair_by_string(parent, last, (size_t)-1);
+
+		if (p) {
+			fy_node_pair_set_value(p, value);
+			return 0;
+		}
+		if (!must_exist) {
+			y_put(parent, last, value);
+			return 0;
+		}
+	} else if (parent && fy_node_get_type(parent) == FYNT_SEQUENCE &&
+		   seq_index(parent, last, &i, !must_exist)) {
+		int n = fy_node_sequence_item_count(parent);
+		struct fy_node *at = i < n ? fy_node_sequence_get_by_index(parent, i) : NULL;
+
+		if (!at)
+			fy_node_sequence_append(parent, value);
+		else
+			fy_node_sequence_insert_before(parent, at, value);
+		if (must_exist)
+			fy_node_free(fy_node_sequence_remove(parent, at));
+		return 0;
+	}
+	fy_node_free(value);
+	return err_set(err, ERR_FAIL, "json patch: path '%s' not found", path);
+}
+
+static int
+json6902_apply(struct fy_document *doc, struct fy_node *ops, struct err *err)
+{
+	struct fy_node *root = fy_document_root(doc), *op;
+	void *it = NULL;
+	int r = 0;
+
+	while (r == 0 && (op = fy_node_sequence_iterate(ops, &it)) != NULL) {
+		char *name = y_get_str(op, "op"), *path = y_get_str(op, "path");
+		char *from = y_get_str(op, "from");
+		struct fy_node *value = y_get(op, "value"), *src;
+
+		if (!name || !path) {
+			r = err_set(err, ERR_FAIL, "json patch: operation without op or path");
+		} else if (!strcmp(name, "add") || !strcmp(name, "replace")) {
+			r = value ? ptr_add(root, path, fy_node_copy(doc, value),
+					    !strcmp(name, "replace"), err)
+				  : err_set(err, ERR_FAIL, "json patch: %s '%s' without a value", name, path);
+		} else if (!strcmp(name, "remove")) {
+			r = ptr_remove(root, path, err);
+		} else if (!strcmp(name, "test")) {
+			src = ptr_get(root, path);
+			if (!src || !value || !fy_node_compare(src, value))
+				r = err_set(err, ERR_FAIL, "json patch: test '%s' failed", path);
+		} else if ((!strcmp(name, "copy") || !strcmp(name, "move")) && from) {
+			src = ptr_get(root, from);
+			if (!src) {
+				r = err_set(err, ERR_FAIL, "json patch: from '%s' not found", from);
+			} else {
+				struct fy_node *c = fy_node_copy(doc, src);
+
+				if (!strcmp(name, "move"))
+					r = ptr_remove(root, from, err);
+				if (r == 0)
+					r = ptr_add(root, path, c, false, err);
+				else
+					fy_node_free(c);
+			}
+		} else {
+			r = err_set(err, ERR_FAIL, "json patch: unknown op '%s'", name);
+		}
+		free(name);
+		free(path);
+		free(from);
+	}
+	return r;
+}
+
 int
 talos_patch_is_json6902(const struct ydocs *patch)
 {
@@ -282,9 +482,9 @@ talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 	int r;
 
 	if (talos_patch_is_json6902(patch)) {
-		if (cfg->n > 1)
+		if (cfg->n != 1)
 			return err_set(err, ERR_FAIL, "JSON6902 patches are not supported for multi-document machine configuration");
-		return err_set(err, ERR_FAIL, "JSON6902 patches are not supported yet");
+		return json6902_apply(cfg->v[0], fy_document_root(patch->v[0]), err);
 	}
 	for (size_t i = 0; i < patch->n; i++) {
 		struct fy_node *src = fy_document_root(patch->v[i]);

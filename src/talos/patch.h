@@ -10,8 +10,9 @@
  * cluster.apiServer.admissionControl (by name). "$patch: delete" removes a
  * key, a list item (matched on the item's other fields) or a document.
  *
- * JSON6902 patches are not implemented (Talos refuses them on the
- * multi-document configs every v1.12 generator produces anyway).
+ * A patch whose single document is a list is an RFC 6902 JSON Patch (add,
+ * remove, replace, move, copy, test); like Talos, it is refused on
+ * multi-document configs, which every v1.12 config is.
  */
 #ifndef STRATA_TALOS_PATCH_H
 #define STRATA_TALOS_PATCH_H
@@ -22,7 +23,7 @@
 /* Apply every document of patch to cfg, in order. */
 int talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 		      struct err *err);
-/* True when text looks like a JSON6902 patch (a top-level list of ops). */
+/* True when the patch is a JSON6902 patch (one document, a list of ops). */
 int talos_patch_is_json6902(const struct ydocs *patch);
 
 #endif
