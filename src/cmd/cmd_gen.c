@@ -53,6 +53,11 @@ cmd_gen(int argc, char **argv)
 		r = 2;
 		goto out;
 	}
+	if (cfg->n_nodes == 0) {
+		out_note("no talos nodes in %s: nothing to generate", dir);
+		r = 0;
+		goto out;
+	}
 	if (fs_lock_acquire(&lock, dir, &err) < 0 ||
 	    talos_gen(cfg, dir, &res, &err) < 0) {
 		out_error("gen: %s", err.msg);

@@ -125,6 +125,16 @@ node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
 	}
 	if (cfg->network.gateway) {
 		s = y_seq(doc);
+		if (cfg->network.gateway_onlink) {
+			/* Gateway outside the CIDR (VPS): a route to it on the
+			 * link first (a destination without gateway). */
+			char dst[64];
+
+			snprintf(dst, sizeof(dst), "%s/32", cfg->network.gateway);
+			item = y_map(doc);
+			y_puts(item, "destination", dst);
+			fy_node_sequence_append(s, item);
+		}
 		item = y_map(doc);
 		y_puts(item, "gateway", cfg->network.gateway);
 		fy_node_sequence_append(s, item);
