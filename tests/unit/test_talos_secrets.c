@@ -69,6 +69,28 @@ test_secrets__stability_fixture_loads(void **state)
 	load_fixture(REF "/stability/secrets.yaml", "EC");
 }
 
+/* Encoding the loaded fixture gives its bytes back (its comment aside). */
+static void
+test_secrets__fixture_reencodes_byte_identical(void **state)
+{
+	struct talos_secrets *s = NULL;
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	struct err err = ERR_INIT;
+	const char *body;
+
+	(void)state;
+	if (!fs_exists(REF "/stability/secrets.yaml"))
+		skip();
+	assert_int_equal(fs_read_file(&in, REF "/stability/secrets.yaml", 1 << 20, &err), 0);
+	assert_int_equal(talos_secrets_parse(&s, in.ptr, in.len, &err), 0);
+	assert_int_equal(talos_secrets_encode(&out, s, &err), 0);
+	body = in.ptr[0] == '#' ? strchr(in.ptr, '\n') + 1 : in.ptr;
+	assert_string_equal(out.ptr, body);
+	buf_release(&in);
+	buf_release(&out);
+	talos_secrets_free(s);
+}
+
 static void
 test_secrets__secrets_fixture_loads(void **state)
 {
@@ -237,6 +259,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_secrets__stability_fixture_loads),
 		cmocka_unit_test(test_secrets__secrets_fixture_loads),
+		cmocka_unit_test(test_secrets__fixture_reencodes_byte_identical),
 		cmocka_unit_test(test_secrets__generated_once_and_reused),
 		cmocka_unit_test(test_secrets__corrupt_refused),
 	};
