@@ -349,6 +349,57 @@ test_gen__schema_valid(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* VPS: gateway outside the CIDR gets a link route first. */
+static void
+test_gen__vps_onlink_gateway(void **state)
+{
+	char top[64], env[80], cmd[256];
+	struct config *cfg = NULL;
+	struct diag diag;
+	struct err err = ERR_INIT;
+	struct gen_result res;
+	struct ydocs d = YDOCS_INIT;
+	struct buf b = BUF_INIT;
+	struct fy_node *link;
+	char *p;
+
+	(void)state;
+	if (!fs_exists(SRCDIR "/examples/vps-single/config.yml"))
+		skip();
+	strcpy(top, "/tmp/strata-genvps-XXXXXX");
+	assert_non_null(mkdtemp(top));
+	snprintf(env, sizeof(env), "%s/env", top);
+	snprintf(cmd, sizeof(cmd), "cp -r '%s/examples/vps-single' '%s'", SRCDIR, env);
+	assert_int_equal(system(cmd), 0);
+	diag_init(&diag, "config.yml");
+	assert_int_equal(config_load_env(&cfg, env, &diag), 0);
+	assert_true(cfg->network.gateway_onlink);
+	if (talos_gen(cfg, env, &res, &err) < 0)
+		fail_msg("%s", err.msg);
+	p = fs_join(env, "patches");
+	snprintf(cmd, sizeof(cmd), "%s/%s.yaml", p, cfg->nodes[0].name);
+	assert_int_equal(fs_read_file(&b, cmd, 1 << 20, &err), 0);
+	assert_int_equal(ydocs_parse(&d, b.ptr, b.len, &err), 0);
+	link = doc_of(&d, "LinkConfig");
+	assert_non_null(link);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "%s/32", cfg->network.gateway);
+		expect(link, "/routes/0/destination", want);
+		expect(link, "/routes/1/gateway", cfg->network.gateway);
+		assert_null(at(link, "/routes/0/gateway"));
+	}
+	free(p);
+	buf_release(&b);
+	ydocs_release(&d);
+	gen_result_release(&res);
+	config_free(cfg);
+	diag_release(&diag);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -357,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_gen__node_content),
 		cmocka_unit_test(test_gen__talosconfig_admin_cert),
 		cmocka_unit_test(test_gen__schema_valid),
+		cmocka_unit_test(test_gen__vps_onlink_gateway),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
