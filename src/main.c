@@ -22,6 +22,7 @@ struct command {
 static const struct command commands[] = {
 	{ "init", cmd_init, "create an environment folder from an example" },
 	{ "validate", cmd_validate, "check config.yml; every error as FILE:LINE:COL" },
+	{ "gen", cmd_gen, "write secrets (once), Talos machine configs and talosconfig; offline" },
 	{ "plan", cmd_plan, "show what apply would change in Proxmox (-o json)" },
 	{ "apply", cmd_apply, "create, update, delete and start VMs; resumable" },
 	{ "destroy", cmd_destroy, "hard-stop and delete every VM this env owns" },

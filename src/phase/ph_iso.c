@@ -12,70 +12,24 @@
 
 #include "phase/phase.h"
 #include "util/buf.h"
+#include "talos/factory.h"
+#include "talos/gen.h"
 #include "util/out.h"
-
-#include <openssl/evp.h>
-
-/*
- * Image Factory schematic id: SHA-256 of the schematic's canonical YAML
- * (4-space indent, lists indented under their key, empty parts left out).
- * XXX: to be replaced by the talos module's factory code when it lands.
- */
-static int
-factory_schematic_id_for(const struct config *cfg, char **out, struct err *err)
-{
-	const struct talos_config *t = &cfg->talos;
-	struct buf y = BUF_INIT;
-	unsigned char md[32];
-	unsigned int len = 0;
-	size_t i;
-
-	if (t->schematic_id) {
-		*out = xstrdup(t->schematic_id);
-		return 0;
-	}
-	if (!t->kernel_args.n && !t->extensions.n) {
-		buf_adds(&y, "customization: {}\n");
-	} else {
-		buf_adds(&y, "customization:\n");
-		if (t->kernel_args.n) {
-			buf_adds(&y, "    extraKernelArgs:\n");
-			for (i = 0; i < t->kernel_args.n; i++)
-				buf_addf(&y, "        - %s\n", t->kernel_args.v[i]);
-		}
-		if (t->extensions.n) {
-			buf_adds(&y, "    systemExtensions:\n        officialExtensions:\n");
-			for (i = 0; i < t->extensions.n; i++)
-				buf_addf(&y, "            - %s\n", t->extensions.v[i]);
-		}
-	}
-	if (!EVP_Digest(y.ptr, y.len, md, &len, EVP_sha256(), NULL)) {
-		buf_release(&y);
-		return err_set(err, ERR_FAIL, "sha256 failed");
-	}
-	buf_release(&y);
-	*out = xmalloc(65);
-	for (i = 0; i < 32; i++)
-		snprintf(*out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
 
 int
 apply_iso_target(struct apply_ctx *c, struct err *err)
 {
-	char *id = NULL;
+	char id[65];
 	int r;
 
 	if (c->cfg->n_nodes == 0)
 		return 0; /* plain VMs only: no Talos */
-	if ((r = factory_schematic_id_for(c->cfg, &id, err)) < 0)
-		return err_wrap(err, "talos schematic");
-	c->iso_url = xasprintf("https://factory.talos.dev/image/%s/%s/metal-amd64.iso",
-			       id, c->cfg->talos.version);
+	if ((r = talos_schematic_for(id, c->cfg, err)) < 0)
+		return r;
+	c->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, "metal");
 	/* Version and schematic in the name: clusters sharing a storage share it. */
 	c->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-metal-amd64.iso",
 				 c->cfg->proxmox.iso_storage, c->cfg->talos.version, id);
-	free(id);
 	return 0;
 }
 

@@ -277,6 +277,24 @@ gen_talosconfig(struct gen_result *res, const struct config *cfg,
 }
 
 int
+talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
+{
+	struct schematic sch;
+
+	if (cfg->talos.schematic_id) {
+		snprintf(id, 65, "%s", cfg->talos.schematic_id);
+		return 0;
+	}
+	sch.kernel_args = (const char *const *)cfg->talos.kernel_args.v;
+	sch.n_kernel_args = cfg->talos.kernel_args.n;
+	sch.extensions = (const char *const *)cfg->talos.extensions.v;
+	sch.n_extensions = cfg->talos.extensions.n;
+	if (talos_schematic_id(id, &sch, err) < 0)
+		return err_wrap(err, "schematic");
+	return 0;
+}
+
+int
 talos_gen(const struct config *cfg, const char *env_dir,
 	  struct gen_result *res, struct err *err)
 {
@@ -284,7 +302,6 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	struct ydocs docs = YDOCS_INIT;
 	struct buf b = BUF_INIT;
 	struct mc_input in;
-	struct schematic sch;
 	char *path = NULL, *installer = NULL;
 	const char *ver = cfg->talos.version;
 	int r;
@@ -295,15 +312,8 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	if (!ver || !cfg->kubernetes.cluster_name || !cfg->kubernetes.endpoint ||
 	    !cfg->kubernetes.version)
 		return err_set(err, ERR_USAGE, "talos.version, kubernetes.cluster_name, endpoint and version are required");
-	sch.kernel_args = (const char *const *)cfg->talos.kernel_args.v;
-	sch.n_kernel_args = cfg->talos.kernel_args.n;
-	sch.extensions = (const char *const *)cfg->talos.extensions.v;
-	sch.n_extensions = cfg->talos.extensions.n;
-	if (cfg->talos.schematic_id)
-		snprintf(res->schematic_id, sizeof(res->schematic_id), "%s",
-			 cfg->talos.schematic_id);
-	else if ((r = talos_schematic_id(res->schematic_id, &sch, err)) < 0)
-		return err_wrap(err, "schematic");
+	if ((r = talos_schematic_for(res->schematic_id, cfg, err)) < 0)
+		return r;
 	res->iso_url = talos_factory_iso_url(res->schematic_id, ver, "metal");
 	res->installer_image = cfg->talos.installer_image
 		? xstrdup(cfg->talos.installer_image)

@@ -29,6 +29,8 @@ struct gen_result {
 	int files_total;
 };
 
+/* The Image Factory schematic id the config asks for (given or computed). */
+int talos_schematic_for(char id[65], const struct config *cfg, struct err *err);
 int talos_gen(const struct config *cfg, const char *env_dir,
 	      struct gen_result *res, struct err *err);
 void gen_result_release(struct gen_result *res);

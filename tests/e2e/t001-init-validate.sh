@@ -3,10 +3,10 @@
 . "$(dirname "$0")/lib.sh"
 
 expect_rc 0 "strata --help" -- "$STRATA" --help
-for c in init validate plan apply destroy status; do
+for c in init validate gen plan apply destroy status; do
 	expect_grep "  $c " "$T/out" "--help lists '$c'"
 done
-for c in init validate plan apply destroy status; do
+for c in init validate gen plan apply destroy status; do
 	expect_rc 0 "strata $c --help" -- "$STRATA" "$c" --help
 	expect_grep "^usage: strata $c" "$T/out" "strata $c --help prints its usage"
 done

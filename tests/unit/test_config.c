@@ -138,7 +138,7 @@ test_config__n100_explicit_nodes_patches_components(void **state)
 	assert_int_equal(cfg->talos.n_patches, 2);
 	assert_string_equal(cfg->talos.patches[0].file, "patches/longhorn-mounts.yaml");
 	assert_null(cfg->talos.patches[1].inline_yaml == NULL ? "missing" : NULL);
-	assert_non_null(strstr(cfg->talos.patches[1].inline_yaml, "time.cloudflare.com"));
+	assert_non_null(strstr(cfg->talos.patches[1].inline_yaml, "vm.max_map_count"));
 	assert_true(cfg->components.longhorn);
 	assert_true(cfg->components.nfs);
 	assert_string_equal(cfg->components.ingress, "nginx");

@@ -1,0 +1,102 @@
+"""Start/stop labsim for tests and talk to it."""
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.environ.get("STRATA_REFERENCE",
+                     os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference")))
+
+
+def reference_or_skip():
+    if not os.path.exists(os.path.join(REF, "proxmox", "api-schema-subset.json")):
+        raise unittest.SkipTest("reference data absent at %s (set STRATA_REFERENCE)" % REF)
+
+
+class Labsim:
+    def __init__(self, *extra, scale=0.01):
+        reference_or_skip()
+        self.dir = tempfile.mkdtemp(prefix="labsim-test-")
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HERE, "labsim.py"), "--state", self.dir,
+             "--proxmox-addr", "127.0.0.1:0", "--time-scale", str(scale), "--reference", REF] + list(extra),
+            stdout=self.log, stderr=subprocess.STDOUT)
+        ready = os.path.join(self.dir, "ready")
+        deadline = time.time() + 20
+        while not os.path.exists(ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("labsim did not start: " + open(os.path.join(self.dir, "log")).read())
+            time.sleep(0.05)
+        with open(ready) as f:
+            self.ready = json.load(f)
+        self.port = self.ready["proxmox"]["port"]
+        self.auth = self.ready["token"]["header"]
+        self.ctx = ssl.create_default_context(cafile=self.ready["proxmox"]["ca_cert"])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def call(self, method, path, params=None, auth=True, json_body=False, raw_path=False):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
+        headers = {}
+        if auth is True:
+            headers["Authorization"] = self.auth
+        elif auth:
+            headers["Authorization"] = auth
+        url = path if raw_path else "/api2/json" + path
+        body = None
+        if params and method in ("GET", "DELETE"):
+            url += "?" + urllib.parse.urlencode(params)
+        elif params is not None:
+            if json_body:
+                body = json.dumps(params)
+                headers["Content-Type"] = "application/json"
+            else:
+                body = urllib.parse.urlencode(params)
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, url, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        try:
+            obj = json.loads(data) if data else None
+        except ValueError:
+            obj = data
+        return r.status, r.reason, obj
+
+    def ok(self, method, path, params=None, **kw):
+        st, reason, obj = self.call(method, path, params, **kw)
+        if st != 200:
+            raise AssertionError("%s %s -> %d %s %r" % (method, path, st, reason, obj))
+        return obj["data"]
+
+    def wait_task(self, upid, timeout=10):
+        node = upid.split(":")[1]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.ok("GET", "/nodes/%s/tasks/%s/status" % (node, urllib.parse.quote(upid, safe="")))
+            if st["status"] == "stopped":
+                return st
+            time.sleep(0.02)
+        raise AssertionError("task %s did not finish" % upid)
+
+    def control(self, method, what, body=None):
+        return self.call(method, "/_labsim/" + what, body, auth=False, json_body=True, raw_path=True)

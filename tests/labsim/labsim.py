@@ -1,0 +1,1208 @@
+#!/usr/bin/python3
+"""strata lab simulator: a Proxmox VE API (and, later, Talos and Kubernetes)
+on loopback, for tests. Run: /usr/bin/python3 tests/labsim/labsim.py --state DIR
+
+Parameters are checked against the Proxmox schema subset
+(api-schema-subset.json) read from the reference directory at start.
+"""
+import argparse
+import datetime
+import gzip
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import re
+import signal
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
+
+
+# ---------------------------------------------------------------- TLS cert
+
+def make_self_signed(state_dir, name):
+    """RSA-2048 self-signed CA plus a server cert for 127.0.0.1/localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "Proxmox Virtual Environment"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, str(uuid.uuid4())),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Manager CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=700))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.DNSName(name),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    ca_path = os.path.join(state_dir, "pve-root-ca.pem")
+    cert_path = os.path.join(state_dir, "pve-ssl.pem")
+    key_path = os.path.join(state_dir, "pve-ssl.key")
+    with open(ca_path, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    fp = ":".join("%02X" % b for b in cert.fingerprint(hashes.SHA256()))
+    return ca_path, cert_path, key_path, fp
+
+
+# ---------------------------------------------------------------- errors
+
+class ApiError(Exception):
+    def __init__(self, status, message, errors=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def param_error(errors):
+    return ApiError(400, "Parameter verification failed.", errors)
+
+
+# ---------------------------------------------------------------- schema
+
+FORMAT_RE = {
+    "pve-vmid": r"^[1-9][0-9]{2,8}$",
+    "pve-node": r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$",
+    "pve-storage-id": r"(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$",
+    "dns-name": r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
+    "pve-tag-list": r"^[a-zA-Z0-9_+.\-]+([;, ]+[a-zA-Z0-9_+.\-]+)*[;, ]*$",
+    "mac-addr": r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$",
+    "pve-bridge-id": r"^[-_.\w\d]+$",
+}
+
+
+class Schema:
+    def __init__(self, path):
+        with open(path) as f:
+            data = json.load(f)
+        self.routes = []
+        for ep in data["endpoints"]:
+            p = ep["path"]
+            rx = "^"
+            for seg in p.strip("/").split("/"):
+                m = re.fullmatch(r"\{(\w+)\}", seg)
+                if m and m.group(1) == "volume":
+                    rx += "/(?P<volume>.+)"
+                elif m:
+                    rx += "/(?P<%s>[^/]+)" % m.group(1)
+                else:
+                    rx += "/" + re.escape(seg)
+            self.routes.append((re.compile(rx + "$"), p, ep["info"]))
+
+    def match(self, path):
+        for rx, tmpl, info in self.routes:
+            m = rx.match(path)
+            if m:
+                return tmpl, info, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
+        return None, None, None
+
+
+def lookup_prop(props, key):
+    if key in props:
+        return props[key]
+    m = re.fullmatch(r"([a-z]+)(\d+)", key)
+    if m and (m.group(1) + "[n]") in props:
+        return props[m.group(1) + "[n]"]
+    return None
+
+
+def check_scalar(spec, value, from_json):
+    """Return an error string or None; value is a str (form) or JSON value."""
+    t = spec.get("type", "string")
+    if t == "boolean":
+        if from_json and isinstance(value, bool):
+            return None
+        if str(value) in ("0", "1") and not isinstance(value, bool):
+            return None
+        return "type check ('boolean') failed - got '%s'" % value
+    if t in ("integer", "number"):
+        s = str(value)
+        if isinstance(value, bool):
+            return "type check ('%s') failed - got '%s'" % (t, value)
+        rx = r"^[+-]?\d+$" if t == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+        if not re.match(rx, s):
+            return "type check ('%s') failed - got '%s'" % (t, s)
+        n = float(s)
+        if "minimum" in spec and n < spec["minimum"]:
+            return "value must have a minimum value of %s" % spec["minimum"]
+        if "maximum" in spec and n > spec["maximum"]:
+            return "value must have a maximum value of %s" % spec["maximum"]
+        return None
+    s = value if isinstance(value, str) else json.dumps(value)
+    if spec.get("enum") and s not in spec["enum"]:
+        return "value '%s' does not have a value in the enumeration '%s'" % (s, ", ".join(spec["enum"]))
+    if "maxLength" in spec and len(s) > spec["maxLength"]:
+        return "value may only be %d characters long" % spec["maxLength"]
+    if "pattern" in spec and not re.fullmatch(spec["pattern"], s):
+        return "value does not match the regex pattern"
+    fmt = spec.get("format")
+    if isinstance(fmt, dict):
+        try:
+            parse_propstring(fmt, s)
+        except ValueError as e:
+            return "invalid format - %s" % e
+    elif isinstance(fmt, str) and fmt in FORMAT_RE:
+        if not re.match(FORMAT_RE[fmt], s):
+            return "invalid format - value does not look like a valid %s" % fmt
+    return None
+
+
+def parse_propstring(fmt, s):
+    """Parse 'a=b,c=d' (with a default key) against a format dict."""
+    out = {}
+    default_key = None
+    for k, v in fmt.items():
+        if isinstance(v, dict) and v.get("default_key"):
+            default_key = k
+    for part in s.split(","):
+        if part == "":
+            continue
+        if "=" in part:
+            k, v = part.split("=", 1)
+        else:
+            if default_key is None or default_key in out:
+                raise ValueError("value without key, but schema does not define a default key")
+            k, v = default_key, part
+        spec = fmt.get(k)
+        if spec is None:
+            raise ValueError("property '%s' not allowed" % k)
+        if k in out:
+            raise ValueError("duplicate key in comma-separated list property: %s" % k)
+        if isinstance(spec, dict) and "alias" not in spec:
+            err = check_scalar(spec, v, False)
+            if err:
+                raise ValueError("%s: %s" % (k, err))
+        out[k] = v
+    for k, spec in fmt.items():
+        if isinstance(spec, dict) and not spec.get("optional") and "alias" not in spec \
+                and "default" not in spec and k not in out and not spec.get("default_key"):
+            raise ValueError("property '%s' is missing" % k)
+    return out
+
+
+def validate(info, params, from_json):
+    schema = info.get("parameters", {})
+    props = schema.get("properties", {})
+    errors = {}
+    for k, v in params.items():
+        spec = lookup_prop(props, k)
+        if spec is None:
+            errors[k] = "property is not defined in schema and the schema does not allow additional properties"
+            continue
+        if isinstance(v, list):
+            if spec.get("type") != "array":
+                v = v[-1]
+                params[k] = v
+            else:
+                continue
+        err = check_scalar(spec, v, from_json)
+        if err:
+            errors[k] = err
+    for k, spec in props.items():
+        if "[n]" in k:
+            continue
+        if not spec.get("optional") and k not in params:
+            errors[k] = "property is missing and it is not optional"
+    for k in params:
+        spec = lookup_prop(props, k)
+        if spec and spec.get("requires") and spec["requires"] not in params:
+            errors[k] = "missing property required by '%s'" % spec["requires"]
+    if errors:
+        raise param_error(errors)
+
+
+def as_bool(v):
+    return v is True or str(v) == "1"
+
+
+# ---------------------------------------------------------------- world
+
+class World:
+    def __init__(self, nodes, scale):
+        self.lock = threading.RLock()
+        self.scale = scale
+        self.nodes = {}
+        for i, n in enumerate(nodes):
+            self.nodes[n] = {
+                "name": n, "maxcpu": 16, "maxmem": 64 << 30,
+                "storage": {
+                    "local": {"type": "dir", "shared": 0,
+                              "content": ["iso", "vztmpl", "import", "snippets", "backup"],
+                              "total": 100 << 30, "items": {}},
+                    "local-lvm": {"type": "lvmthin", "shared": 0, "content": ["images", "rootdir"],
+                                  "total": 500 << 30, "items": {}},
+                },
+            }
+        self.vms = {}
+        self.tasks = {}
+        self.requests = []
+        self.pid = 0x3A000
+        self.next_ip = 10
+        self.knobs = {
+            "latency": 0.0,            # seconds added to every API call
+            "error_rate": {},          # path regex -> probability of a sync 500
+            "drop_rate": {},           # path regex -> probability of a dropped connection
+            "task_fail": {},           # task type -> error text (every such task fails)
+            "task_seconds": 2.0,       # nominal task duration (time-scaled)
+            "agent_delay": 5.0,        # seconds after start before the guest agent answers
+        }
+        self.events = []
+
+    # --- tasks
+    def new_task(self, node, ttype, tid, user, work, fail=None, seconds=None):
+        """work(): called at the end; returns None or raises ApiError/str for failure."""
+        with self.lock:
+            self.pid += 1
+            now = int(time.time())
+            upid = "UPID:%s:%08X:%08X:%08X:%s:%s:%s:" % (node, self.pid, (self.pid * 37) & 0xFFFFFFFF,
+                                                         now, ttype, tid, user)
+            secs = self.knobs["task_seconds"] if seconds is None else seconds
+            self.tasks[upid] = {
+                "upid": upid, "node": node, "pid": self.pid, "pstart": (self.pid * 37) & 0xFFFFFFFF,
+                "starttime": now, "type": ttype, "id": tid, "user": user,
+                "status": "running", "exitstatus": None, "log": [],
+                "end": time.time() + secs * self.scale, "work": work,
+                "fail": fail or self.knobs["task_fail"].get(ttype),
+            }
+            return upid
+
+    def tick(self):
+        with self.lock:
+            now = time.time()
+            for t in self.tasks.values():
+                if t["status"] == "running" and now >= t["end"]:
+                    self.finish_task(t)
+            for vm in self.vms.values():
+                if vm.get("shutdown_at") and now >= vm["shutdown_at"]:
+                    vm["shutdown_at"] = None
+                    self.power_off(vm)
+
+    def finish_task(self, t):
+        err = t["fail"]
+        if not err:
+            try:
+                res = t["work"]() if t["work"] else None
+                if isinstance(res, str):
+                    t["log"].append(res)
+            except ApiError as e:
+                err = e.message
+            except Exception as e:  # noqa: BLE001 - task errors are data here
+                err = str(e)
+        t["status"] = "stopped"
+        if err:
+            err = err.strip().replace("\n", " ")
+            t["exitstatus"] = err
+            t["log"].append("TASK ERROR: " + err)
+        else:
+            t["exitstatus"] = "OK"
+            t["log"].append("TASK OK")
+
+    # --- VMs
+    def vm(self, node, vmid):
+        v = self.vms.get(int(vmid))
+        if v is None or v["node"] != node:
+            raise ApiError(500, "Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (node, vmid))
+        return v
+
+    def power_on(self, vm):
+        vm["status"] = "running"
+        vm["started"] = time.time()
+        self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
+
+    def power_off(self, vm):
+        vm["status"] = "stopped"
+        vm["started"] = None
+        self.events.append({"t": time.time(), "event": "vm-stop", "vmid": vm["vmid"]})
+
+    def snapshot(self):
+        with self.lock:
+            return {
+                "nodes": {n: {"storage": {s: {"type": st["type"], "items": sorted(st["items"])}
+                                          for s, st in v["storage"].items()}}
+                          for n, v in self.nodes.items()},
+                "vms": {str(k): {kk: vv for kk, vv in v.items() if kk != "digest"}
+                        for k, v in self.vms.items()},
+                "tasks": [{k: v for k, v in t.items() if k != "work"} for t in self.tasks.values()],
+                "knobs": self.knobs,
+                "events": self.events,
+            }
+
+
+def gen_mac():
+    return "BC:24:11:%02X:%02X:%02X" % tuple(random.randrange(256) for _ in range(3))
+
+
+DISK_RE = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
+
+
+def config_digest(cfg):
+    return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- API handlers
+
+class Api:
+    def __init__(self, world, schema, tokens):
+        self.w = world
+        self.schema = schema
+        self.tokens = tokens
+
+    # permissions: a token's privileges are a set of names ('*' = all); paths ignored.
+    def check_perm(self, check, privs):
+        if not check or "*" in privs:
+            return True
+        op = check[0]
+        if op == "and":
+            return all(self.check_perm(c, privs) for c in check[1:])
+        if op == "or":
+            return any(self.check_perm(c, privs) for c in check[1:])
+        if op == "perm":
+            need = check[2]
+            anyof = len(check) > 4 and check[3] == "any" and check[4]
+            return any(p in privs for p in need) if anyof else all(p in privs for p in need)
+        return True
+
+    def handle(self, method, path, params, user, privs, from_json):
+        tmpl, info, pathp = self.schema.match(path)
+        if tmpl is None or method not in info:
+            raise ApiError(501, "Method '%s %s' not implemented" % (method, path))
+        minfo = info[method]
+        for k, v in pathp.items():
+            if k in params and str(params[k]) != v:
+                raise ApiError(400, "duplicate parameter (already defined in URI) with conflicting values!")
+            params[k] = v
+        validate(minfo, params, from_json)
+        perms = minfo.get("permissions", {})
+        if not self.check_perm(perms.get("check"), privs):
+            raise ApiError(403, "Permission check failed")
+        if "node" in params and params["node"] not in self.w.nodes:
+            raise ApiError(500, "no such cluster node '%s'" % params["node"])
+        fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
+        if fn is None:
+            raise ApiError(501, "Method '%s %s' not implemented in labsim" % (method, tmpl))
+        with self.w.lock:
+            return fn(params, user)
+
+    # --- misc
+    def h_GET_version(self, p, u):
+        return {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a"}
+
+    def h_GET_nodes(self, p, u):
+        return [{"node": n, "status": "online", "type": "node", "id": "node/" + n,
+                 "maxcpu": v["maxcpu"], "maxmem": v["maxmem"], "cpu": 0.01, "mem": 1 << 30,
+                 "uptime": 1000, "level": "", "ssl_fingerprint": self.fingerprint}
+                for n, v in self.w.nodes.items()]
+
+    def h_GET_nodes_node_status(self, p, u):
+        n = self.w.nodes[p["node"]]
+        return {"cpuinfo": {"cpus": n["maxcpu"]}, "memory": {"total": n["maxmem"], "used": 1 << 30},
+                "uptime": 1000, "pveversion": "pve-manager/8.4.1"}
+
+    def h_GET_cluster_nextid(self, p, u):
+        if "vmid" in p:
+            if int(p["vmid"]) in self.w.vms:
+                raise param_error({"vmid": "VM %s already exists" % p["vmid"]})
+            return str(p["vmid"])
+        i = 100
+        while i in self.w.vms:
+            i += 1
+        return str(i)
+
+    def h_GET_cluster_resources(self, p, u):
+        out = []
+        t = p.get("type")
+        if t in (None, "vm"):
+            for vm in self.w.vms.values():
+                cfg = vm["config"]
+                e = {"id": "qemu/%d" % vm["vmid"], "type": "qemu", "vmid": vm["vmid"], "node": vm["node"],
+                     "status": vm["status"], "name": cfg.get("name", "VM %d" % vm["vmid"]),
+                     "template": 1 if as_bool(cfg.get("template", 0)) else 0,
+                     "maxcpu": int(cfg.get("cores", 1)) * int(cfg.get("sockets", 1)),
+                     "maxmem": int(str(cfg.get("memory", "512")).split("=")[-1]) << 20,
+                     "cpu": 0, "mem": 0, "maxdisk": 0, "disk": 0, "uptime": 0}
+                for k in ("tags", "lock", "pool"):
+                    if cfg.get(k):
+                        e[k] = cfg[k]
+                out.append(e)
+        if t in (None, "node"):
+            for n in self.w.nodes:
+                out.append({"id": "node/" + n, "type": "node", "node": n, "status": "online"})
+        if t in (None, "storage"):
+            for n, nv in self.w.nodes.items():
+                for s, st in nv["storage"].items():
+                    out.append({"id": "storage/%s/%s" % (n, s), "type": "storage", "node": n,
+                                "storage": s, "status": "available", "plugintype": st["type"],
+                                "content": ",".join(st["content"]), "shared": st["shared"]})
+        return out
+
+    # --- tasks
+    def task(self, p):
+        t = self.w.tasks.get(p["upid"])
+        if t is None:
+            if not re.match(r"^UPID:[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?:[0-9A-Fa-f]{8}:", p["upid"]):
+                raise param_error({"upid": "unable to parse worker upid"})
+            raise param_error({"upid": "no such task"})
+        return t
+
+    def h_GET_nodes_node_tasks_upid_status(self, p, u):
+        t = self.task(p)
+        user, _, tokenid = t["user"].partition("!")
+        out = {k: t[k] for k in ("upid", "node", "pid", "pstart", "starttime", "type", "id", "status")}
+        out["user"] = user
+        if tokenid:
+            out["tokenid"] = tokenid
+        if t["status"] == "stopped":
+            out["exitstatus"] = t["exitstatus"]
+        return out
+
+    def h_GET_nodes_node_tasks_upid_log(self, p, u):
+        t = self.task(p)
+        lines = t["log"] or ["no content"]
+        start = int(p.get("start", 0))
+        limit = int(p.get("limit", 50))
+        sel = lines[start:] if limit == 0 else lines[start:start + limit]
+        return {"__data": [{"n": start + i + 1, "t": s} for i, s in enumerate(sel)],
+                "__extra": {"total": len(lines)}}
+
+    def h_DELETE_nodes_node_tasks_upid(self, p, u):
+        t = self.task(p)
+        if t["status"] == "running":
+            t["fail"] = "interrupted by signal"
+            self.w.finish_task(t)
+        return None
+
+    def h_GET_nodes_node_tasks(self, p, u):
+        return [{k: t[k] for k in ("upid", "node", "type", "id", "user", "status", "starttime")}
+                for t in self.w.tasks.values() if t["node"] == p["node"]]
+
+    # --- VMs
+    def h_GET_nodes_node_qemu(self, p, u):
+        return [{"vmid": v["vmid"], "name": v["config"].get("name"), "status": v["status"],
+                 "tags": v["config"].get("tags", ""), **({"lock": v["config"]["lock"]} if v["config"].get("lock") else {})}
+                for v in self.w.vms.values() if v["node"] == p["node"]]
+
+    def parse_drive(self, node, key, val, vmid, allocate):
+        """Check a disk/cdrom property string; allocate 'STORAGE:SIZE' volumes."""
+        first = val.split(",")[0]
+        if "=" in first and not first.startswith("file="):
+            raise param_error({key: "invalid format - missing drive file"})
+        vol = first[5:] if first.startswith("file=") else first
+        opts = dict(x.split("=", 1) for x in val.split(",")[1:] if "=" in x)
+        if vol in ("none", "cdrom"):
+            return val
+        if ":" not in vol:
+            raise param_error({key: "invalid format - unable to parse volume ID '%s'" % vol})
+        storage, volname = vol.split(":", 1)
+        st = self.w.nodes[node]["storage"].get(storage)
+        if st is None:
+            raise ApiError(500, "storage '%s' does not exist" % storage)
+        if opts.get("media") == "cdrom":
+            if vol not in st["items"]:
+                raise ApiError(500, "volume '%s' does not exist" % vol)
+            return val
+        m = re.fullmatch(r"(\d+(\.\d+)?)", volname)
+        if m:
+            if "images" not in st["content"]:
+                raise ApiError(500, "storage '%s' does not support vm images" % storage)
+            if not allocate:
+                return val
+            n = 0
+            while "%s:vm-%d-disk-%d" % (storage, vmid, n) in st["items"]:
+                n += 1
+            newvol = "%s:vm-%d-disk-%d" % (storage, vmid, n)
+            size = float(volname)
+            st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
+                                   "size": int(size * (1 << 30)), "vmid": vmid, "ctime": int(time.time())}
+            rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
+            return ",".join([newvol] + rest + ["size=%sG" % volname])
+        if vol not in st["items"]:
+            raise ApiError(500, "volume '%s' does not exist" % vol)
+        return val
+
+    def check_options(self, node, vmid, p, allocate):
+        cfg = {}
+        for k, v in p.items():
+            if k in ("node", "vmid", "start", "digest", "delete", "skiplock", "force", "revert",
+                     "background_delay", "storage", "unique", "pool", "archive"):
+                continue
+            v = v if isinstance(v, str) else str(int(v)) if isinstance(v, bool) else str(v)
+            if k == "cdrom":
+                k, v = "ide2", v + ",media=cdrom"
+            if DISK_RE.match(k):
+                v = self.parse_drive(node, k, v, vmid, allocate)
+            elif re.fullmatch(r"net\d+", k):
+                parts = v.split(",")
+                model = parts[0].split("=")
+                if model[0] in ("virtio", "e1000", "rtl8139", "vmxnet3", "e1000e") and len(model) == 1:
+                    parts[0] = model[0] + "=" + gen_mac()
+                elif len(model) == 2 and model[0] == "model":
+                    parts[0] = parts[0].replace("model=", "") + "=" + gen_mac()
+                v = ",".join(parts)
+            cfg[k] = v
+        return cfg
+
+    def h_POST_nodes_node_qemu(self, p, u):
+        node, vmid = p["node"], int(p["vmid"])
+        if vmid in self.w.vms:
+            raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
+                           % (vmid, vmid, self.w.vms[vmid]["node"]))
+        cfg = self.check_options(node, vmid, p, False)
+        vm = {"vmid": vmid, "node": node, "status": "stopped", "config": {"lock": "create"},
+              "acpi_ignored": False, "agent_ok": True, "started": None, "shutdown_at": None}
+        self.w.vms[vmid] = vm
+
+        def work():
+            try:
+                full = self.check_options(node, vmid, p, True)
+            except ApiError as e:
+                del self.w.vms[vmid]
+                raise ApiError(500, "unable to create VM %d - %s" % (vmid, e.message))
+            full.setdefault("smbios1", "uuid=" + str(uuid.uuid4()))
+            full.setdefault("vmgenid", str(uuid.uuid4()))
+            full.setdefault("meta", "creation-qemu=9.2.0,ctime=%d" % time.time())
+            if "boot" not in full:
+                disks = sorted(k for k in full if DISK_RE.match(k) and "media=cdrom" not in full[k])
+                if disks:
+                    full["boot"] = "order=" + disks[0]
+            vm["config"] = full
+            if as_bool(p.get("start", 0)):
+                self.w.power_on(vm)
+            return None
+        fail = self.w.knobs["task_fail"].get("qmcreate")
+        if fail:
+            def failing():
+                self.w.vms.pop(vmid, None)
+                raise ApiError(500, fail)
+            return self.w.new_task(node, "qmcreate", vmid, u, failing)
+        return self.w.new_task(node, "qmcreate", vmid, u, work)
+
+    def h_GET_nodes_node_qemu_vmid(self, p, u):
+        self.w.vm(p["node"], p["vmid"])
+        return [{"subdir": s} for s in ("config", "pending", "status", "agent")]
+
+    def h_GET_nodes_node_qemu_vmid_config(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        cfg = dict(vm["config"])
+        cfg["digest"] = config_digest(vm["config"])
+        return cfg
+
+    def h_GET_nodes_node_qemu_vmid_pending(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        return [{"key": k, "value": v} for k, v in vm["config"].items()]
+
+    def apply_config(self, vm, p, allocate):
+        if p.get("digest") and p["digest"] != config_digest(vm["config"]):
+            raise ApiError(500, "checksum mismatch (file change by other user?)")
+        dels = [d for d in re.split(r"[,;\s]+", p.get("delete", "")) if d]
+        dels = ["ide2" if d == "cdrom" else d for d in dels]
+        new = self.check_options(vm["node"], vm["vmid"], p, allocate)
+        both = set(dels) & set(new)
+        if both:
+            raise param_error({k: "conflicting set and delete" for k in both})
+        for d in dels:
+            vm["config"].pop(d, None)
+        vm["config"].update(new)
+
+    def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if vm["config"].get("lock"):
+            raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
+        self.apply_config(vm, p, True)
+        return None
+
+    def h_POST_nodes_node_qemu_vmid_config(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if vm["config"].get("lock"):
+            raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
+        self.check_options(vm["node"], vm["vmid"], p, False)
+
+        def work():
+            if vm["config"].get("lock"):
+                raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
+            self.apply_config(vm, p, True)
+        return self.w.new_task(p["node"], "qmconfig", vm["vmid"], u, work)
+
+    def h_GET_nodes_node_qemu_vmid_status_current(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        cfg = vm["config"]
+        out = {"vmid": vm["vmid"], "status": vm["status"], "qmpstatus": vm["status"],
+               "name": cfg.get("name", "VM %d" % vm["vmid"]),
+               "cpus": int(cfg.get("cores", 1)) * int(cfg.get("sockets", 1)),
+               "maxmem": int(str(cfg.get("memory", "512")).split("=")[-1]) << 20, "mem": 0,
+               "maxdisk": 0, "uptime": int(time.time() - vm["started"]) if vm["started"] else 0,
+               "ha": {"managed": 0}, "tags": cfg.get("tags", "")}
+        if vm["status"] == "running":
+            out["pid"] = 10000 + vm["vmid"]
+        if cfg.get("lock"):
+            out["lock"] = cfg["lock"]
+        if cfg.get("agent") and cfg["agent"].split(",")[0] in ("1", "enabled=1"):
+            out["agent"] = 1
+        if as_bool(cfg.get("template", 0)):
+            out["template"] = 1
+        return out
+
+    def h_GET_nodes_node_qemu_vmid_status(self, p, u):
+        self.w.vm(p["node"], p["vmid"])
+        return [{"subdir": s} for s in ("current", "start", "stop", "shutdown", "reboot", "reset")]
+
+    def power_task(self, p, u, ttype, fn):
+        vm = self.w.vm(p["node"], p["vmid"])
+
+        def work():
+            lock = vm["config"].get("lock")
+            if lock and not (ttype == "qmstart" and lock == "suspended"):
+                raise ApiError(500, "VM is locked (%s)" % lock)
+            return fn(vm)
+        return self.w.new_task(p["node"], ttype, vm["vmid"], u, work)
+
+    def h_POST_nodes_node_qemu_vmid_status_start(self, p, u):
+        def fn(vm):
+            if vm["status"] == "running":
+                raise ApiError(500, "VM %d already running" % vm["vmid"])
+            if as_bool(vm["config"].get("template", 0)):
+                raise ApiError(500, "you can't start a vm if it's a template")
+            self.w.power_on(vm)
+        return self.power_task(p, u, "qmstart", fn)
+
+    def h_POST_nodes_node_qemu_vmid_status_stop(self, p, u):
+        def fn(vm):
+            if vm["status"] == "running":
+                self.w.power_off(vm)
+        return self.power_task(p, u, "qmstop", fn)
+
+    def h_POST_nodes_node_qemu_vmid_status_shutdown(self, p, u):
+        timeout = int(p.get("timeout", 60))
+        force = as_bool(p.get("forceStop", 0))
+
+        def fn(vm):
+            if vm["status"] != "running":
+                return None
+            if vm["acpi_ignored"]:
+                if force:
+                    self.w.power_off(vm)
+                    return "VM still running - terminating now with SIGTERM"
+                raise ApiError(500, "VM quit/powerdown failed - got timeout")
+            self.w.power_off(vm)
+        vm = self.w.vm(p["node"], p["vmid"])
+        secs = self.w.knobs["task_seconds"]
+        if vm["acpi_ignored"]:
+            secs = timeout
+        return self.w.new_task(p["node"], "qmshutdown", vm["vmid"], u,
+                               lambda: self._locked_call(vm, fn), seconds=secs)
+
+    def _locked_call(self, vm, fn):
+        if vm["config"].get("lock"):
+            raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
+        return fn(vm)
+
+    def h_POST_nodes_node_qemu_vmid_status_reboot(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if vm["status"] != "running":
+            raise ApiError(500, "VM %d not running" % vm["vmid"])
+
+        def fn(vm):
+            self.w.power_off(vm)
+            self.w.power_on(vm)
+        return self.power_task(p, u, "qmreboot", fn)
+
+    def h_POST_nodes_node_qemu_vmid_status_reset(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if vm["status"] != "running":
+            raise ApiError(500, "VM %d not running" % vm["vmid"])
+
+        def fn(vm):
+            self.w.power_off(vm)
+            self.w.power_on(vm)
+        return self.power_task(p, u, "qmreset", fn)
+
+    def h_DELETE_nodes_node_qemu_vmid(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if as_bool(vm["config"].get("protection", 0)):
+            raise ApiError(500, "can't remove VM %d - protection mode enabled" % vm["vmid"])
+        if vm["status"] == "running":
+            raise ApiError(500, "VM %d is running - destroy failed" % vm["vmid"])
+
+        def work():
+            lock = vm["config"].get("lock")
+            if lock and lock != "suspended":
+                raise ApiError(500, "VM is locked (%s)" % lock)
+            for st in self.w.nodes[vm["node"]]["storage"].values():
+                for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
+                    del st["items"][volid]
+            self.w.vms.pop(vm["vmid"], None)
+        return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
+
+    def h_PUT_nodes_node_qemu_vmid_resize(self, p, u):
+        vm = self.w.vm(p["node"], p["vmid"])
+        disk, size = p["disk"], p["size"]
+
+        def work():
+            if vm["config"].get("lock"):
+                raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
+            val = vm["config"].get(disk)
+            if val is None:
+                raise ApiError(500, "disk '%s' does not exist" % disk)
+            if "media=cdrom" in val:
+                raise ApiError(500, "you can't resize a cdrom")
+            units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+            m = re.fullmatch(r"(\+?)(\d+(?:\.\d+)?)([KMGT]?)", size)
+            cur_m = re.search(r"size=(\d+(?:\.\d+)?)([KMGT]?)", val)
+            cur = int(float(cur_m.group(1)) * units[cur_m.group(2)]) if cur_m else 0
+            n = int(float(m.group(2)) * units[m.group(3)])
+            new = cur + n if m.group(1) else n
+            if new < cur:
+                raise ApiError(500, "shrinking disks is not supported")
+            newtxt = "size=%dG" % (new >> 30) if new % (1 << 30) == 0 else "size=%dM" % (new >> 20)
+            if cur_m:
+                val = val[:cur_m.start()] + newtxt + val[cur_m.end():]
+            else:
+                val += "," + newtxt
+            vm["config"][disk] = val
+        return self.w.new_task(p["node"], "resize", vm["vmid"], u, work)
+
+    # --- agent
+    def agent_check(self, p):
+        vm = self.w.vm(p["node"], p["vmid"])
+        if not vm["config"].get("agent") or vm["config"]["agent"].split(",")[0] in ("0", "enabled=0"):
+            raise ApiError(500, "No QEMU guest agent configured")
+        if vm["status"] != "running":
+            raise ApiError(500, "VM %d is not running" % vm["vmid"])
+        if not vm["agent_ok"] or time.time() - vm["started"] < self.w.knobs["agent_delay"] * self.w.scale:
+            raise ApiError(500, "QEMU guest agent is not running")
+        return vm
+
+    def h_GET_nodes_node_qemu_vmid_agent_network_get_interfaces(self, p, u):
+        vm = self.agent_check(p)
+        res = [{"name": "lo", "hardware-address": "00:00:00:00:00:00",
+                "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}]
+        for k in sorted(vm["config"]):
+            if re.fullmatch(r"net\d+", k):
+                mac = vm["config"][k].split(",")[0].split("=")[-1].lower()
+                ips = []
+                if k == "net0" and vm.get("ip"):
+                    ips.append({"ip-address": vm["ip"], "ip-address-type": "ipv4", "prefix": 24})
+                res.append({"name": "eth" + k[3:], "hardware-address": mac, "ip-addresses": ips})
+        return {"result": res}
+
+    def h_GET_nodes_node_qemu_vmid_agent_ping(self, p, u):
+        self.agent_check(p)
+        return {"result": {}}
+
+    # --- storage
+    def h_GET_nodes_node_storage(self, p, u):
+        out = []
+        for s, st in self.w.nodes[p["node"]]["storage"].items():
+            if p.get("content") and p["content"] not in st["content"]:
+                continue
+            used = sum(i["size"] for i in st["items"].values())
+            out.append({"storage": s, "type": st["type"], "content": ",".join(st["content"]),
+                        "active": 1, "enabled": 1, "shared": st["shared"], "total": st["total"],
+                        "used": used, "avail": st["total"] - used})
+        return out
+
+    def storage(self, p):
+        st = self.w.nodes[p["node"]]["storage"].get(p["storage"])
+        if st is None:
+            raise ApiError(500, "storage '%s' does not exist" % p["storage"])
+        return st
+
+    def h_GET_nodes_node_storage_storage_status(self, p, u):
+        st = self.storage(p)
+        return {"type": st["type"], "total": st["total"], "active": 1, "enabled": 1,
+                "content": ",".join(st["content"])}
+
+    def h_GET_nodes_node_storage_storage_content(self, p, u):
+        st = self.storage(p)
+        out = []
+        for it in st["items"].values():
+            if p.get("content") and it["content"] != p["content"]:
+                continue
+            if p.get("vmid") and str(it.get("vmid")) != str(p["vmid"]):
+                continue
+            out.append({k: v for k, v in it.items() if k != "sha256"})
+        return out
+
+    def h_DELETE_nodes_node_storage_storage_content_volume(self, p, u):
+        st = self.storage(p)
+        vol = p["volume"] if ":" in p["volume"] else p["storage"] + ":" + p["volume"]
+
+        def work():
+            if vol not in st["items"]:
+                raise ApiError(500, "volume '%s' does not exist" % vol)
+            del st["items"][vol]
+        return self.w.new_task(p["node"], "imgdel", p["storage"], u, work)
+
+    def h_POST_nodes_node_storage_storage_download_url(self, p, u):
+        st = self.storage(p)
+        if st["type"] not in ("dir", "nfs", "cifs"):
+            raise ApiError(500, "can't upload to storage type '%s', not a file based storage!" % st["type"])
+        content = p["content"]
+        if content not in st["content"]:
+            raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
+        fname = re.sub(r"[^A-Za-z0-9_.\-]", "_", p["filename"].split("/")[-1])
+        if content == "iso" and not re.search(r"(?i)\.(iso|img)$", fname):
+            raise param_error({"filename": "wrong file extension"})
+        if content == "import" and not re.fullmatch(r"[A-Za-z0-9\-.+=_]+\.(qcow2|raw|vmdk|ova)", fname):
+            raise param_error({"filename": "invalid filename or wrong extension"})
+        if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
+            raise param_error({"filename": "wrong file extension"})
+        if ("checksum" in p) != ("checksum-algorithm" in p):
+            raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
+        volid = "%s:%s/%s" % (p["storage"], content, fname)
+        # the "downloaded" file's content is derived from the URL, so its checksum is knowable
+        body = ("labsim:" + p["url"]).encode()
+        algo = p.get("checksum-algorithm", "sha256")
+        got = hashlib.new(algo, body).hexdigest()
+
+        def work():
+            if p.get("compression") and content != "iso":
+                raise ApiError(500, "decompression not supported for %s" % content)
+            if volid in st["items"]:
+                if "checksum" not in p:
+                    raise ApiError(500, "refusing to override existing file '/var/lib/vz/template/%s/%s'"
+                                   % (content, fname))
+            if "checksum" in p and p["checksum"].lower() != got:
+                raise ApiError(500, "checksum mismatch: got '%s' != expect '%s', aborting"
+                               % (got, p["checksum"].lower()))
+            if volid in st["items"]:
+                return "file already exists, skipping download"
+            st["items"][volid] = {"volid": volid, "content": content, "format": fname.rsplit(".", 1)[-1],
+                                  "size": 100 << 20, "ctime": int(time.time()), "url": p["url"]}
+        tid = re.sub(r"[:%]|[^\x20-\x7e]", lambda m: "%%%02X" % ord(m.group(0)), fname)
+        return self.w.new_task(p["node"], "download", tid, u, work)
+
+    def h_GET_nodes_node_query_url_metadata(self, p, u):
+        return {"filename": p["url"].rstrip("/").split("/")[-1], "size": 100 << 20,
+                "mimetype": "application/octet-stream"}
+
+
+# ---------------------------------------------------------------- HTTP
+
+def make_handler(sim):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def version_string(self):
+            return "pve-api-daemon/3.0"
+
+        def log_message(self, fmt, *args):
+            if sim.verbose:
+                sys.stderr.write("labsim: " + (fmt % args) + "\n")
+
+        def send(self, status, obj=None, reason=None, raw=None, ctype="application/json;charset=UTF-8"):
+            body = raw if raw is not None else (b"" if obj is None else json.dumps(obj).encode())
+            if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
+                body = gzip.compress(body)
+                gz = True
+            else:
+                gz = False
+            self.send_response(status, reason)
+            if body or status < 400:
+                self.send_header("Content-Type", ctype)
+            if gz:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            if status >= 400:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def read_body(self):
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                raise ApiError(501, "chunked transfer encoding not supported")
+            n = int(self.headers.get("Content-Length") or 0)
+            if n > 512 * 1024:
+                raise ApiError(501, "for data too large")
+            return self.rfile.read(n) if n else b""
+
+        def do_any(self, method):
+            url = urllib.parse.urlsplit(self.path)
+            if url.path.startswith("/_labsim/"):
+                return self.control(method, url)
+            rec = {"t": time.time(), "method": method, "path": url.path, "params": {}}
+            try:
+                body = self.read_body()
+                params = {}
+                from_json = False
+                if body:
+                    if method in ("GET", "DELETE"):
+                        raise ApiError(501, "Unexpected content for method '%s'" % method)
+                    ct = self.headers.get("Content-Type", "").split(";")[0].strip()
+                    if ct == "application/json":
+                        params = json.loads(body)
+                        from_json = True
+                    elif ct in ("application/x-www-form-urlencoded", ""):
+                        for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True):
+                            params[k] = v if k not in params else (params[k] if isinstance(params[k], list) else [params[k]]) + [v]
+                    else:
+                        raise ApiError(506, "unsupported content type")
+                for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
+                    params[k] = v
+                rec["params"] = dict(params)
+                with sim.world.lock:
+                    sim.world.requests.append(rec)
+                if not url.path.startswith("/api2/json/"):
+                    raise ApiError(501, "no such uri")
+                path = url.path[len("/api2/json"):]
+                self.maybe_fault(path)
+                user, privs = self.auth()
+                if sim.world.knobs["latency"]:
+                    time.sleep(sim.world.knobs["latency"])
+                res = sim.api.handle(method, path, params, user, privs, from_json)
+                rec["status"] = 200
+                if isinstance(res, dict) and "__data" in res:
+                    out = {"data": res["__data"], **res["__extra"]}
+                else:
+                    out = {"data": res}
+                self.send(200, out)
+            except ApiError as e:
+                rec["status"] = e.status
+                rec["error"] = e.message
+                if e.status == 401:
+                    time.sleep(3 * sim.world.scale)
+                    self.send(401, None, reason=e.message)
+                    return
+                out = {"data": None, "message": e.message + "\n"}
+                if e.errors:
+                    out["errors"] = e.errors
+                self.send(e.status, out, reason=e.message.splitlines()[0])
+            except DropConnection:
+                rec["status"] = "dropped"
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(2)
+                except OSError:
+                    pass
+
+        def maybe_fault(self, path):
+            k = sim.world.knobs
+            for rx, prob in k["drop_rate"].items():
+                if re.search(rx, path) and random.random() < prob:
+                    raise DropConnection()
+            for rx, prob in k["error_rate"].items():
+                if re.search(rx, path) and random.random() < prob:
+                    raise ApiError(500, "labsim: injected error")
+
+        def auth(self):
+            h = self.headers.get("Authorization", "")
+            m = re.match(r"^PVEAPIToken[= ]([^;]*)", h)
+            if not m:
+                raise ApiError(401, "No ticket")
+            tok = urllib.parse.unquote(m.group(1))
+            tid, sep, secret = tok.rpartition("=")
+            if not sep or not re.fullmatch(r"[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+", tid):
+                raise ApiError(401, "Authentication failed!")
+            t = sim.tokens.get(tid)
+            if t is None or t["secret"] != secret:
+                raise ApiError(401, "Authentication failed!")
+            return tid, set(t.get("privs", ["*"]))
+
+        def control(self, method, url):
+            """Test-facing control endpoint; no auth, loopback only."""
+            try:
+                body = self.read_body()
+                req = json.loads(body) if body else {}
+                what = url.path[len("/_labsim/"):]
+                w = sim.world
+                if method == "GET" and what == "requests":
+                    with w.lock:
+                        return self.send(200, {"data": list(w.requests)})
+                if method == "GET" and what == "state":
+                    return self.send(200, {"data": w.snapshot()}, ctype="application/json")
+                if method == "POST" and what == "knobs":
+                    with w.lock:
+                        for k, v in req.items():
+                            if k not in w.knobs:
+                                raise ApiError(400, "unknown knob '%s'" % k)
+                            w.knobs[k] = v
+                    return self.send(200, {"data": w.knobs})
+                if method == "POST" and what == "vm":
+                    # seed a foreign VM, or change knobs of one: {"vmid":..,"node":..,"config":{..},
+                    # "status":"running","acpi_ignored":true,"lock":"backup","agent_ok":false}
+                    with w.lock:
+                        vmid = int(req["vmid"])
+                        vm = w.vms.get(vmid)
+                        if vm is None:
+                            vm = {"vmid": vmid, "node": req.get("node", next(iter(w.nodes))),
+                                  "status": "stopped", "config": {}, "acpi_ignored": False,
+                                  "agent_ok": True, "started": None, "shutdown_at": None}
+                            w.vms[vmid] = vm
+                        vm["config"].update(req.get("config", {}))
+                        if "lock" in req:
+                            if req["lock"]:
+                                vm["config"]["lock"] = req["lock"]
+                            else:
+                                vm["config"].pop("lock", None)
+                        for k in ("acpi_ignored", "agent_ok", "ip"):
+                            if k in req:
+                                vm[k] = req[k]
+                        if req.get("status") == "running" and vm["status"] != "running":
+                            w.power_on(vm)
+                        elif req.get("status") == "stopped":
+                            w.power_off(vm)
+                        return self.send(200, {"data": {k: v for k, v in vm.items()}})
+                if method == "POST" and what == "volume":
+                    with w.lock:
+                        st = w.nodes[req["node"]]["storage"][req["storage"]]
+                        st["items"][req["volid"]] = {"volid": req["volid"], "content": req.get("content", "iso"),
+                                                      "format": req.get("format", "iso"), "size": req.get("size", 1 << 20),
+                                                      "ctime": int(time.time())}
+                    return self.send(200, {"data": None})
+                if method == "POST" and what == "reset-requests":
+                    with w.lock:
+                        w.requests.clear()
+                    return self.send(200, {"data": None})
+                raise ApiError(404, "no such control call")
+            except ApiError as e:
+                self.send(e.status, {"error": e.message})
+            except (KeyError, ValueError, TypeError) as e:
+                self.send(400, {"error": "bad control request: %r" % (e,)})
+
+        def do_GET(self):
+            self.do_any("GET")
+
+        def do_POST(self):
+            self.do_any("POST")
+
+        def do_PUT(self):
+            self.do_any("PUT")
+
+        def do_DELETE(self):
+            self.do_any("DELETE")
+    return Handler
+
+
+class DropConnection(Exception):
+    pass
+
+
+class Sim:
+    pass
+
+
+def parse_addr(s):
+    host, _, port = s.rpartition(":")
+    if not ipaddress.ip_address(host).is_loopback:
+        raise SystemExit("labsim: refusing non-loopback address %s" % host)
+    return host, int(port)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="strata lab simulator")
+    ap.add_argument("--state", required=True)
+    ap.add_argument("--proxmox-addr", default="127.0.0.1:8006")
+    ap.add_argument("--time-scale", type=float, default=1.0)
+    ap.add_argument("--reference", default=os.environ.get("STRATA_REFERENCE", DEFAULT_REF))
+    ap.add_argument("--nodes", default="pve1,pve2,pve3")
+    ap.add_argument("--tokens", help="JSON file: [{\"id\":\"u@r!n\",\"secret\":\"...\",\"privs\":[\"*\"]}]")
+    ap.add_argument("--iso", action="append", default=["local:iso/talos-amd64.iso"],
+                    help="volume pre-seeded on every node (repeatable)")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+
+    os.makedirs(a.state, exist_ok=True)
+    schema_path = os.path.join(a.reference, "proxmox", "api-schema-subset.json")
+    if not os.path.exists(schema_path):
+        raise SystemExit("labsim: reference data not found at %s" % schema_path)
+    sim = Sim()
+    sim.verbose = a.verbose
+    sim.world = World(a.nodes.split(","), a.time_scale)
+    for n in sim.world.nodes.values():
+        for vol in a.iso:
+            s, name = vol.split(":", 1)
+            if s in n["storage"]:
+                n["storage"][s]["items"][vol] = {"volid": vol, "content": name.split("/")[0],
+                                                 "format": name.rsplit(".", 1)[-1], "size": 100 << 20,
+                                                 "ctime": int(time.time())}
+    if a.tokens:
+        with open(a.tokens) as f:
+            sim.tokens = {t["id"]: t for t in json.load(f)}
+    else:
+        sim.tokens = {
+            "root@pam!strata": {"id": "root@pam!strata", "secret": str(uuid.uuid4()), "privs": ["*"]},
+            "audit@pve!ro": {"id": "audit@pve!ro", "secret": str(uuid.uuid4()),
+                             "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
+        }
+    sim.api = Api(sim.world, Schema(schema_path), sim.tokens)
+    ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
+    sim.api.fingerprint = fp
+
+    host, port = parse_addr(a.proxmox_addr)
+    httpd = ThreadingHTTPServer((host, port), make_handler(sim))
+    httpd.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            sim.world.tick()
+            stop.wait(0.005)
+    threading.Thread(target=ticker, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def on_term(signum, frame):
+        stop.set()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    tok = sim.tokens.get("root@pam!strata") or next(iter(sim.tokens.values()))
+    ready = {
+        "pid": os.getpid(),
+        "proxmox": {"host": host, "port": httpd.server_address[1],
+                    "url": "https://%s:%d/api2/json" % (host, httpd.server_address[1]),
+                    "ca_cert": ca, "fingerprint": fp, "nodes": a.nodes.split(",")},
+        "token": {"id": tok["id"], "secret": tok["secret"],
+                  "header": "PVEAPIToken=%s=%s" % (tok["id"], tok["secret"])},
+        "tokens": list(sim.tokens.values()),
+        "control": "https://%s:%d/_labsim/" % (host, httpd.server_address[1]),
+        "time_scale": a.time_scale,
+    }
+    tmp = os.path.join(a.state, "ready.tmp")
+    with open(tmp, "w") as f:
+        json.dump(ready, f, indent=1)
+    os.replace(tmp, os.path.join(a.state, "ready"))
+    while not stop.is_set():
+        stop.wait(0.2)
+    httpd.shutdown()
+    httpd.server_close()
+    try:
+        os.unlink(os.path.join(a.state, "ready"))
+    except OSError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
