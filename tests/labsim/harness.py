@@ -16,6 +16,13 @@ REF = os.environ.get("STRATA_REFERENCE",
                      os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference")))
 
 
+def have_reference():
+    return os.path.exists(os.path.join(REF, "proxmox", "api-schema-subset.json"))
+
+
+NO_REFERENCE = "reference data absent at %s (set STRATA_REFERENCE)" % REF
+
+
 def reference_or_skip():
     if not os.path.exists(os.path.join(REF, "proxmox", "api-schema-subset.json")):
         raise unittest.SkipTest("reference data absent at %s (set STRATA_REFERENCE)" % REF)

@@ -239,6 +239,13 @@ def validate(info, params, from_json):
         raise param_error(errors)
 
 
+# privilege checks the handlers do in code (the schema only describes them)
+CODE_CHECKS = {
+    ("POST", "/nodes/{node}/qemu"): ["perm", "/vms/{vmid}", ["VM.Allocate"]],
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"): ["perm", "/storage/{storage}", ["Datastore.Allocate"]],
+}
+
+
 def as_bool(v):
     return v is True or str(v) == "1"
 
@@ -401,7 +408,8 @@ class Api:
             params[k] = v
         validate(minfo, params, from_json)
         perms = minfo.get("permissions", {})
-        if not self.check_perm(perms.get("check"), privs):
+        check = perms.get("check") or CODE_CHECKS.get((method, tmpl))
+        if not self.check_perm(check, privs):
             raise ApiError(403, "Permission check failed")
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])

@@ -3,7 +3,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import Labsim
+from harness import Labsim, have_reference, NO_REFERENCE
 
 UPID_RE = (r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
            r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$")
@@ -13,6 +13,7 @@ BASE_VM = {"vmid": "200", "name": "cp1", "cores": "2", "memory": "2048", "scsi0"
            "agent": "1", "cpu": "host", "boot": "order=scsi0;ide2", "tags": "strata;cp"}
 
 
+@unittest.skipUnless(have_reference(), NO_REFERENCE)
 class ProxmoxTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -127,8 +128,12 @@ class ProxmoxTest(unittest.TestCase):
         self.assertFalse([v for v in vols if v.get("vmid") == 220])
 
     def test_lock_and_duplicate(self):
-        upid = self.sim.ok("POST", "/nodes/pve1/qemu", dict(BASE_VM, vmid="230"))
-        st, reason, _ = self.sim.call("PUT", "/nodes/pve1/qemu/230/config", {"description": "x"})
+        self.sim.control("POST", "knobs", {"task_seconds": 100})
+        try:
+            upid = self.sim.ok("POST", "/nodes/pve1/qemu", dict(BASE_VM, vmid="230"))
+            st, reason, _ = self.sim.call("PUT", "/nodes/pve1/qemu/230/config", {"description": "x"})
+        finally:
+            self.sim.control("POST", "knobs", {"task_seconds": 2.0})
         self.assertEqual((st, reason), (500, "VM is locked (create)"))
         st, reason, _ = self.sim.call("POST", "/nodes/pve1/qemu", dict(BASE_VM, vmid="230"))
         self.assertEqual(st, 500)
