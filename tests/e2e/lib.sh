@@ -6,7 +6,7 @@ export NO_COLOR=1
 export STRATA_EXAMPLES="$TOP/examples"
 _pass=0 _fail=0
 T=$(mktemp -d /tmp/strata-e2e.XXXXXX)
-cleanup() { rm -rf "$T"; }
+cleanup() { command -v labsim_stop >/dev/null && labsim_stop; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
 
 ok() { _pass=$((_pass + 1)); echo "ok   $*"; }

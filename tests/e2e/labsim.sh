@@ -1,0 +1,82 @@
+# Start and stop tests/labsim for an e2e script, and talk to its control
+# endpoint. Source after lib.sh. Sets LABSIM_DIR, PVE_PORT, PVE_FP,
+# PVE_TOKEN_ID, PVE_TOKEN_SECRET. Loopback only.
+PY=/usr/bin/python3
+REF=${STRATA_REFERENCE:-$TOP/../shared/reference}
+
+labsim_start() {
+	if [ ! -f "$REF/proxmox/api-schema-subset.json" ]; then
+		echo "skip: reference data absent at $REF"
+		echo "0 passed, 0 failed, 1 skipped"
+		exit 0
+	fi
+	LABSIM_DIR="$T/labsim"
+	mkdir -p "$LABSIM_DIR"
+	$PY "$TOP/tests/labsim/labsim.py" --state "$LABSIM_DIR" --proxmox-addr 127.0.0.1:0 \
+		--time-scale "${LABSIM_SCALE:-0.01}" --reference "$REF" "$@" \
+		> "$LABSIM_DIR/log" 2>&1 &
+	LABSIM_PID=$!
+	i=0
+	while [ ! -f "$LABSIM_DIR/ready" ]; do
+		i=$((i + 1))
+		if [ $i -gt 400 ] || ! kill -0 $LABSIM_PID 2>/dev/null; then
+			echo "labsim did not start:"; cat "$LABSIM_DIR/log"
+			exit 1
+		fi
+		sleep 0.05
+	done
+	eval "$($PY - "$LABSIM_DIR/ready" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("PVE_PORT=%d" % r["proxmox"]["port"])
+print("PVE_FP='%s'" % r["proxmox"]["fingerprint"])
+print("PVE_TOKEN_ID='%s'" % r["token"]["id"])
+print("PVE_TOKEN_SECRET='%s'" % r["token"]["secret"])
+PYEOF
+)"
+	export PVE_TOKEN_SECRET
+}
+
+labsim_stop() {
+	if [ -n "${LABSIM_PID:-}" ]; then
+		kill "$LABSIM_PID" 2>/dev/null
+		wait "$LABSIM_PID" 2>/dev/null
+		LABSIM_PID=
+	fi
+}
+
+# labsim_ctl METHOD WHAT [JSON]: the control endpoint (no auth, loopback)
+labsim_ctl() {
+	curl -sk -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} \
+		"https://127.0.0.1:$PVE_PORT/_labsim/$2"
+}
+
+# labsim_py 'expression over s (the state snapshot)': print its value
+labsim_py() {
+	labsim_ctl GET state | $PY -c "import json,sys; s=json.load(sys.stdin)['data']; print($1)"
+}
+
+# write_env DIR NAME VMID_BASE CP_COUNT WORKER_COUNT: a proxmox env for labsim
+write_env() {
+	mkdir -p "$1"
+	cat > "$1/config.yml" <<YAML
+name: $2
+platform: proxmox
+proxmox:
+  endpoint: https://127.0.0.1:$PVE_PORT
+  token_id: "$PVE_TOKEN_ID"
+  token_secret: \${PVE_TOKEN_SECRET}
+  tls:
+    fingerprint: "$PVE_FP"
+  nodes: [pve1, pve2]
+  vmid: {base: $3, count: 50}
+network:
+  cidr: 10.9.0.0/24
+  gateway: 10.9.0.1
+kubernetes:
+  vip: 10.9.0.10
+nodes:
+  controlplane: {count: $4, ip_start: 10.9.0.11, memory: 2GiB, disk: 10GiB}
+  workers: {count: $5, ip_start: 10.9.0.21, memory: 2GiB, disk: 20GiB}
+YAML
+}
