@@ -28,6 +28,15 @@ def reference_or_skip():
         raise unittest.SkipTest("reference data absent at %s (set STRATA_REFERENCE)" % REF)
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
 class Labsim:
     def __init__(self, *extra, scale=0.01):
         reference_or_skip()
@@ -35,7 +44,8 @@ class Labsim:
         self.log = open(os.path.join(self.dir, "log"), "w")
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HERE, "labsim.py"), "--state", self.dir,
-             "--proxmox-addr", "127.0.0.1:0", "--time-scale", str(scale), "--reference", REF] + list(extra),
+             "--proxmox-addr", "127.0.0.1:0", "--time-scale", str(scale), "--reference", REF,
+             "--talos-port", str(free_port())] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT)
         ready = os.path.join(self.dir, "ready")
         deadline = time.time() + 20

@@ -24,6 +24,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -282,6 +283,7 @@ class World:
             "agent_delay": 5.0,        # seconds after start before the guest agent answers
         }
         self.events = []
+        self.talos = None
 
     # --- tasks
     def new_task(self, node, ttype, tid, user, work, fail=None, seconds=None):
@@ -343,11 +345,16 @@ class World:
         vm["status"] = "running"
         vm["started"] = time.time()
         self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
+        cd = " ".join(v for k, v in vm["config"].items() if DISK_RE.match(k) and "media=cdrom" in v)
+        if self.talos is not None and "talos" in cd.lower():
+            self.talos.vm_started(vm)
 
     def power_off(self, vm):
         vm["status"] = "stopped"
         vm["started"] = None
         self.events.append({"t": time.time(), "event": "vm-stop", "vmid": vm["vmid"]})
+        if self.talos is not None:
+            self.talos.vm_stopped(vm)
 
     def snapshot(self):
         with self.lock:
@@ -360,6 +367,7 @@ class World:
                 "tasks": [{k: v for k, v in t.items() if k != "work"} for t in self.tasks.values()],
                 "knobs": self.knobs,
                 "events": self.events,
+                "talos": self.talos.snapshot() if self.talos else None,
             }
 
 
@@ -1133,6 +1141,12 @@ def main(argv=None):
     ap.add_argument("--tokens", help="JSON file: [{\"id\":\"u@r!n\",\"secret\":\"...\",\"privs\":[\"*\"]}]")
     ap.add_argument("--iso", action="append", default=["local:iso/talos-amd64.iso"],
                     help="volume pre-seeded on every node (repeatable)")
+    ap.add_argument("--talos-port", type=int, default=50000)
+    ap.add_argument("--talos-net", default="127.0.10.0/24")
+    ap.add_argument("--talos-boot-seconds", type=float, default=20.0, help="ISO boot to maintenance (time-scaled)")
+    ap.add_argument("--talos-install-seconds", type=float, default=30.0, help="apply to installed (time-scaled)")
+    ap.add_argument("--talos-version", default="v1.12.11")
+    ap.add_argument("--no-talos", action="store_true", help="do not simulate Talos nodes")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
 
@@ -1160,6 +1174,13 @@ def main(argv=None):
                              "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
         }
     sim.api = Api(sim.world, Schema(schema_path), sim.tokens)
+    if not a.no_talos:
+        import talos
+        if not ipaddress.ip_network(a.talos_net).subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+            raise SystemExit("labsim: --talos-net must be inside 127.0.0.0/8")
+        sim.world.talos = talos.Manager(a.state, os.path.join(a.reference, "talos", "config.schema.json"),
+                                        a.talos_port, a.talos_net, a.time_scale, a.talos_boot_seconds,
+                                        a.talos_install_seconds, a.talos_version)
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
@@ -1196,6 +1217,7 @@ def main(argv=None):
         "tokens": list(sim.tokens.values()),
         "control": "https://%s:%d/_labsim/" % (host, httpd.server_address[1]),
         "time_scale": a.time_scale,
+        "talos": None if a.no_talos else {"port": a.talos_port, "net": a.talos_net},
     }
     tmp = os.path.join(a.state, "ready.tmp")
     with open(tmp, "w") as f:
@@ -1205,6 +1227,8 @@ def main(argv=None):
         stop.wait(0.2)
     httpd.shutdown()
     httpd.server_close()
+    if sim.world.talos is not None:
+        sim.world.talos.shutdown()
     try:
         os.unlink(os.path.join(a.state, "ready"))
     except OSError:
