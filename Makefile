@@ -56,6 +56,9 @@ $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/gen
 	$(QGEN)protoc-c -Iproto --c_out=$(B)/gen $<
 
+$(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
+	$(QCC)$(CC) $(CFLAGS) -c -o $@ $<
+
 $(B)/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(QCC)$(CC) $(CFLAGS) -c -o $@ $<

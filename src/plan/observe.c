@@ -3,8 +3,10 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
+#include "util/out.h"
 
 int
 observe_disk_gib(const char *drive)
@@ -66,6 +68,46 @@ has_tag(const char *tags, const char *tag)
 	return found;
 }
 
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+/*
+ * A VM being created or cloned holds `lock: create|clone` and only gets its
+ * name, tags and description when the task ends; judging it before then
+ * would call our own half-made VM foreign (an apply killed mid-create,
+ * re-run at once). Wait for such a lock to clear, up to two minutes.
+ */
+static int
+read_settled_config(struct pve *pve, const struct pve_vm *v, json_t **cfg,
+		    struct err *err)
+{
+	int waited = 0, r;
+
+	for (;;) {
+		const char *lock;
+
+		if ((r = pve_vm_config_get(pve, v->node, v->vmid, cfg, err)) < 0)
+			return r;
+		lock = json_string_value(json_object_get(*cfg, "lock"));
+		if (!lock || (strcmp(lock, "create") && strcmp(lock, "clone")) ||
+		    waited >= 120000)
+			return 0;
+		if (waited == 0)
+			out_note("vm %d is locked (%s): waiting for that task to end",
+				 v->vmid, lock);
+		json_decref(*cfg);
+		*cfg = NULL;
+		sleep_ms(250);
+		waited += 250;
+	}
+}
+
 int
 observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		struct vm_spec **out, size_t *n, struct err *err)
@@ -96,7 +138,7 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		s->name = v->name ? xstrdup(v->name) : NULL;
 		s->status = v->status ? xstrdup(v->status) : NULL;
 		s->tags = plan_normalise_tags(v->tags);
-		if ((r = pve_vm_config_get(pve, v->node, v->vmid, &cfg, err)) < 0) {
+		if ((r = read_settled_config(pve, v, &cfg, err)) < 0) {
 			err_wrap(err, "read vm %d", v->vmid);
 			goto done;
 		}
