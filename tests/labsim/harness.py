@@ -45,7 +45,7 @@ class Labsim:
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HERE, "labsim.py"), "--state", self.dir,
              "--proxmox-addr", "127.0.0.1:0", "--time-scale", str(scale), "--reference", REF,
-             "--talos-port", str(free_port())] + list(extra),
+             "--talos-port", str(free_port()), "--k8s-port", str(free_port())] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT)
         ready = os.path.join(self.dir, "ready")
         deadline = time.time() + 20

@@ -1146,6 +1146,7 @@ def main(argv=None):
     ap.add_argument("--talos-boot-seconds", type=float, default=20.0, help="ISO boot to maintenance (time-scaled)")
     ap.add_argument("--talos-install-seconds", type=float, default=30.0, help="apply to installed (time-scaled)")
     ap.add_argument("--talos-version", default="v1.12.11")
+    ap.add_argument("--k8s-port", type=int, default=6443)
     ap.add_argument("--no-talos", action="store_true", help="do not simulate Talos nodes")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
@@ -1181,6 +1182,7 @@ def main(argv=None):
         sim.world.talos = talos.Manager(a.state, os.path.join(a.reference, "talos", "config.schema.json"),
                                         a.talos_port, a.talos_net, a.time_scale, a.talos_boot_seconds,
                                         a.talos_install_seconds, a.talos_version)
+        sim.world.talos.k8s_port = a.k8s_port
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
@@ -1218,6 +1220,7 @@ def main(argv=None):
         "control": "https://%s:%d/_labsim/" % (host, httpd.server_address[1]),
         "time_scale": a.time_scale,
         "talos": None if a.no_talos else {"port": a.talos_port, "net": a.talos_net},
+        "kubernetes": None if a.no_talos else {"port": a.k8s_port},
     }
     tmp = os.path.join(a.state, "ready.tmp")
     with open(tmp, "w") as f:

@@ -74,6 +74,23 @@ def issue(ca_cert, ca_key, cn, orgs=(), ips=(), dns=(), server=True, days=1):
                               serialization.NoEncryption()))
 
 
+def issue_ec_server(ca_cert, ca_key, cn, ips=(), dns=()):
+    """ECDSA P-256 server leaf (for the Kubernetes API)."""
+    x509, hashes, serialization, ed25519, ec, rsa, NameOID, Eku = _x509()
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+    sans = [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] + [x509.DNSName(d) for d in dns]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.ExtendedKeyUsage([Eku.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, _sign_alg(ca_key)))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                              serialization.NoEncryption()))
+
+
 def load_ca(b64crt, b64key):
     x509, hashes, serialization, *_ = _x509()
     crt_pem = base64.b64decode(b64crt)
@@ -192,6 +209,7 @@ class Node:
         creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=ca_pem, require_client_auth=True)
         self._serve(creds, maintenance=False)
         self.state = "running"
+        self.since = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _serve(self, creds, maintenance):
         self.stop_server()
@@ -404,6 +422,10 @@ class Manager:
         self.next_host = 10
         self.lock = threading.RLock()
         self.bootstrap_hooks = []
+        self.build_dir = build_dir
+        self.k8s_port = 6443
+        self.k8s_calls = []
+        self.kube = {}       # endpoint -> kube.Cluster
 
     def _later(self, seconds, fn):
         t = threading.Timer(seconds * self.scale, fn)
@@ -492,13 +514,39 @@ class Manager:
         return self.clusters.setdefault(ep, {"bootstrapped": False})
 
     def on_bootstrap(self, node):
+        """Start the Kubernetes API for node's cluster (VIP from controlPlane.endpoint)."""
+        import kube
+        import urllib.parse
+        ep = node.config["cluster"]["controlPlane"]["endpoint"]
+        host = urllib.parse.urlsplit(ep).hostname
+        listen = host if _is_ip(host) and ipaddress.ip_address(host).is_loopback else node.ip
+        cl = kube.Cluster(ep, listen, self.k8s_port, node.config, self.k8s_calls)
+        ca_pem, ca, ca_key = load_ca(node.config["cluster"]["ca"]["crt"], node.config["cluster"]["ca"]["key"])
+        ips = {listen, node.ip, "127.0.0.1"} | ({host} if _is_ip(host) else set())
+        dns = ["kubernetes", "kubernetes.default", "localhost"] + ([] if _is_ip(host) else [host])
+        crt, key = issue_ec_server(ca, ca_key, "kube-apiserver", ips=sorted(ips), dns=dns)
+
+        def members():
+            out = []
+            for n in list(self.nodes.values()):
+                if n.state == "running" and n.config and \
+                        n.config["cluster"]["controlPlane"]["endpoint"] == ep:
+                    out.append({"hostname": "talos-%d" % n.vmid, "ip": n.ip, "since": n.since,
+                                "controlplane": n.config["machine"].get("type") in ("controlplane", "init")})
+            return out
+        cl.nodes_fn = members
+        kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)
+        self.kube[ep] = cl
         for h in self.bootstrap_hooks:
             h(node)
 
     def snapshot(self):
         with self.lock:
             return {"nodes": [n.describe() for n in self.nodes.values()], "calls": list(self.calls),
-                    "clusters": dict(self.clusters)}
+                    "clusters": dict(self.clusters),
+                    "kubernetes": {ep: {"host": c.host, "port": c.port, "cni_ready": c.cni_ready(),
+                                        "objects": ["%s %s %s/%s" % k for k in sorted(c.objects, key=str)],
+                                        "calls": list(c.log)} for ep, c in self.kube.items()}}
 
     def shutdown(self):
         for t in self.timers:
@@ -506,3 +554,7 @@ class Manager:
         with self.lock:
             for n in self.nodes.values():
                 n.stop_server()
+            for c in self.kube.values():
+                if c.server:
+                    c.server.shutdown()
+                    c.server.server_close()

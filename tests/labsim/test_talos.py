@@ -106,6 +106,7 @@ class TalosTest(unittest.TestCase):
             kc = yaml.safe_load(tf.extractfile("kubeconfig").read())
         self.assertEqual(kc["clusters"][0]["cluster"]["server"], cfg["cluster"]["controlPlane"]["endpoint"])
         ch.close()
+        self.check_kubernetes(kc, node)
 
         # a reader cert is authenticated but not authorized
         crt2, key2 = self.talos.issue(ca, ca_key, "reader", orgs=["os:reader"], server=False)
@@ -127,6 +128,66 @@ class TalosTest(unittest.TestCase):
             self.call(ch, "/machine.MachineService/Version", c.NoArgs(), m.VersionResponse)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
         ch.close()
+
+    def check_kubernetes(self, kc, node):
+        import base64
+        import json
+        import shutil
+        import ssl
+        import subprocess
+        import http.client
+        st = self.sim.control("GET", "state")[2]["data"]["talos"]["kubernetes"]
+        (k8s,) = st.values()
+        server = "https://%s:%d" % (k8s["host"], k8s["port"])
+        kc["clusters"][0]["cluster"]["server"] = server
+        path = os.path.join(self.sim.dir, "kubeconfig")
+        with open(path, "w") as f:
+            yaml.safe_dump(kc, f)
+        user = kc["users"][0]["user"]
+        files = {}
+        for k, v in (("crt", user["client-certificate-data"]), ("key", user["client-key-data"]),
+                     ("ca", kc["clusters"][0]["cluster"]["certificate-authority-data"])):
+            files[k] = os.path.join(self.sim.dir, "k8s-" + k)
+            with open(files[k], "wb") as f:
+                f.write(base64.b64decode(v))
+        ctx = ssl.create_default_context(cafile=files["ca"])
+        ctx.load_cert_chain(files["crt"], files["key"])
+
+        def req(method, url, body=None, ctype=None):
+            c = http.client.HTTPSConnection(k8s["host"], k8s["port"], context=ctx, timeout=10)
+            c.request(method, url, body=body, headers={"Content-Type": ctype} if ctype else {})
+            r = c.getresponse()
+            data = json.loads(r.read())
+            c.close()
+            return r.status, data
+
+        self.assertEqual(req("GET", "/version")[1]["gitVersion"], "v1.34.1")
+        _, nodes = req("GET", "/api/v1/nodes")
+        self.assertEqual(nodes["items"][0]["status"]["conditions"][0]["status"], "False")
+        kubectl = shutil.which("kubectl") or ("/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else None)
+        if kubectl:
+            out = subprocess.run([kubectl, "--kubeconfig", path, "get", "nodes"], capture_output=True,
+                                 text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("NotReady", out.stdout)
+        ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cilium\n  namespace: kube-system\n"
+        code, _ = req("PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium?fieldManager=strata",
+                      ds, "application/apply-patch+yaml")
+        self.assertEqual(code, 200)
+        code, obj = req("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium")
+        self.assertEqual((code, obj["metadata"]["managedFields"][0]["manager"]), (200, "strata"))
+        code, _ = req("PATCH", "/api/v1/namespaces/nope/configmaps/x?fieldManager=strata",
+                      "apiVersion: v1\nkind: ConfigMap\n", "application/apply-patch+yaml")
+        self.assertEqual(code, 404)
+        _, nodes = req("GET", "/api/v1/nodes")
+        self.assertEqual(nodes["items"][0]["status"]["conditions"][0]["status"], "True")
+        if kubectl:
+            out = subprocess.run([kubectl, "--kubeconfig", path, "get", "nodes"], capture_output=True,
+                                 text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertRegex(out.stdout, r"talos-300\s+Ready")
+        else:
+            print("kubectl not found; skipped the kubectl part", file=sys.stderr)
 
 
 if __name__ == "__main__":
