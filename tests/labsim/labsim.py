@@ -275,7 +275,7 @@ class World:
         self.pid = 0x3A000
         self.next_ip = 10
         self.knobs = {
-            "latency": 0.0,            # seconds added to every API call
+            "latency": 0.0,            # seconds added to every API call, or {path regex: seconds}
             "error_rate": {},          # path regex -> probability of a sync 500
             "drop_rate": {},           # path regex -> probability of a dropped connection
             "task_fail": {},           # task type -> error text (every such task fails)
@@ -990,8 +990,11 @@ def make_handler(sim):
                 path = url.path[len("/api2/json"):]
                 self.maybe_fault(path)
                 user, privs = self.auth()
-                if sim.world.knobs["latency"]:
-                    time.sleep(sim.world.knobs["latency"])
+                lat = sim.world.knobs["latency"]
+                if isinstance(lat, dict):
+                    lat = max([v for rx, v in lat.items() if re.search(rx, path)] or [0])
+                if lat:
+                    time.sleep(float(lat))
                 res = sim.api.handle(method, path, params, user, privs, from_json)
                 rec["status"] = 200
                 if isinstance(res, dict) and "__data" in res:
@@ -1056,6 +1059,9 @@ def make_handler(sim):
                 if method == "POST" and what == "knobs":
                     with w.lock:
                         for k, v in req.items():
+                            if k in ("talos_boot_seconds", "talos_install_seconds") and w.talos:
+                                setattr(w.talos, k[len("talos_"):], float(v))
+                                continue
                             if k not in w.knobs:
                                 raise ApiError(400, "unknown knob '%s'" % k)
                             w.knobs[k] = v
@@ -1150,6 +1156,7 @@ def main(argv=None):
     ap.add_argument("--no-talos", action="store_true", help="do not simulate Talos nodes")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
+    host, port = parse_addr(a.proxmox_addr)
 
     os.makedirs(a.state, exist_ok=True)
     schema_path = os.path.join(a.reference, "proxmox", "api-schema-subset.json")
@@ -1186,7 +1193,6 @@ def main(argv=None):
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
-    host, port = parse_addr(a.proxmox_addr)
     httpd = ThreadingHTTPServer((host, port), make_handler(sim))
     httpd.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

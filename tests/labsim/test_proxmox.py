@@ -185,6 +185,27 @@ class ProxmoxTest(unittest.TestCase):
         st, _, body = self.sim.control("GET", "state")
         self.assertIn("900", body["data"]["vms"])
 
+    def test_latency_and_dropped_connections(self):
+        import http.client
+        self.sim.control("POST", "knobs", {"latency": {"/version$": 0.3}})
+        try:
+            t0 = time.time()
+            self.sim.ok("GET", "/version")
+            self.assertGreaterEqual(time.time() - t0, 0.3)
+        finally:
+            self.sim.control("POST", "knobs", {"latency": 0})
+        self.sim.control("POST", "knobs", {"drop_rate": {"/version$": 1.0}})
+        try:
+            with self.assertRaises((http.client.HTTPException, ConnectionError, OSError)):
+                self.sim.call("GET", "/version")
+        finally:
+            self.sim.control("POST", "knobs", {"drop_rate": {}})
+        st, _, body = self.sim.control("GET", "requests")
+        self.assertEqual(body["data"][-1]["status"] if body["data"][-1]["path"].endswith("/version") else
+                         [r for r in body["data"] if r["path"].endswith("/version")][-1]["status"], "dropped")
+        st, _, _ = self.sim.control("POST", "knobs", {"no_such_knob": 1})
+        self.assertEqual(st, 400)
+
     def test_acpi_ignored_shutdown_times_out(self):
         self.create(250)
         self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/250/status/start"))
