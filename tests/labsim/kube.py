@@ -238,8 +238,8 @@ def start_cluster(cluster, cert_pem, key_pem, ca_pem, state_dir):
     ctx.load_cert_chain(paths["crt"], paths["key"])
     ctx.load_verify_locations(paths["ca"])
     ctx.verify_mode = ssl.CERT_REQUIRED
-    srv = ThreadingHTTPServer((cluster.host, cluster.port), handler_for(cluster))
-    srv.daemon_threads = True
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    from labsim import TLSServer
+    srv = TLSServer((cluster.host, cluster.port), handler_for(cluster))
+    srv.ssl_context = ctx
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     cluster.server = srv

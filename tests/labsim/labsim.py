@@ -1126,6 +1126,30 @@ class DropConnection(Exception):
     pass
 
 
+class TLSServer(ThreadingHTTPServer):
+    """Threaded HTTPS server doing each TLS handshake in the connection's own
+    thread, so a stalled client cannot block accept()."""
+    daemon_threads = True
+    ssl_context = None
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 class Sim:
     pass
 
@@ -1193,12 +1217,11 @@ def main(argv=None):
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
-    httpd = ThreadingHTTPServer((host, port), make_handler(sim))
-    httpd.daemon_threads = True
+    httpd = TLSServer((host, port), make_handler(sim))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.ssl_context = ctx
 
     stop = threading.Event()
 

@@ -206,6 +206,16 @@ class ProxmoxTest(unittest.TestCase):
         st, _, _ = self.sim.control("POST", "knobs", {"no_such_knob": 1})
         self.assertEqual(st, 400)
 
+    def test_stalled_client_does_not_block(self):
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.sim.port))
+        try:
+            t0 = time.time()
+            self.sim.ok("GET", "/version")
+            self.assertLess(time.time() - t0, 5)
+        finally:
+            s.close()
+
     def test_acpi_ignored_shutdown_times_out(self):
         self.create(250)
         self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/250/status/start"))
