@@ -20,6 +20,7 @@ int
 cmd_status(int argc, char **argv)
 {
 	struct env e;
+	struct state st = { 0 };
 	struct err err = ERR_INIT;
 	struct vm_spec *want = NULL, *have = NULL;
 	size_t nw = 0, nh = 0, i, j;
@@ -41,7 +42,8 @@ cmd_status(int argc, char **argv)
 	if (!env)
 		return cmd_usage_error(usage, "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
-	    (r = plan_desired(e.cfg, &want, &nw, &err)) < 0 ||
+	    (r = state_load(&st, e.dir, &err)) < 0 ||
+	    (r = env_desired(&e, &st, &want, &nw, &err)) < 0 ||
 	    (r = observe_env(&e, &have, &nh, &err)) < 0) {
 		out_error("status '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
@@ -113,6 +115,7 @@ out:
 	json_decref(arr);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
+	state_release(&st);
 	env_close(&e);
 	return rc;
 }

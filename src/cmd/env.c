@@ -68,17 +68,31 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 }
 
 int
+env_desired(struct env *e, struct state *st, struct vm_spec **want, size_t *nw,
+	    struct err *err)
+{
+	struct vm_spec *applied = NULL;
+	size_t na = 0;
+	int r;
+
+	if ((r = plan_desired(e->cfg, want, nw, err)) < 0)
+		return r;
+	state_vms(st, &applied, &na);
+	r = plan_stick_ids(*want, *nw, applied, na, e->cfg->proxmox.vmid_base,
+			   e->cfg->proxmox.vmid_count, err);
+	vm_specs_free(applied, na);
+	return r;
+}
+
+int
 env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 {
 	struct vm_spec *want = NULL, *have = NULL, *applied = NULL;
 	size_t nw = 0, nh = 0, na = 0;
 	int r;
 
-	if ((r = plan_desired(e->cfg, &want, &nw, err)) < 0)
-		return r;
-	r = observe_proxmox(e->pve, e->cfg->name, e->cfg->proxmox.vmid_base,
-			    e->cfg->proxmox.vmid_count, &have, &nh, err);
-	if (r == 0) {
+	if ((r = env_desired(e, st, &want, &nw, err)) == 0 &&
+	    (r = observe_env(e, &have, &nh, err)) == 0) {
 		state_vms(st, &applied, &na);
 		r = plan_diff(plan, e->cfg->name, want, nw, have, nh, applied, na, err);
 	}

@@ -29,6 +29,9 @@ struct env {
 };
 
 int env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err);
+/* Desired VMs with their ids made stable by the journal (plan_stick_ids). */
+int env_desired(struct env *e, struct state *st, struct vm_spec **want,
+		size_t *nw, struct err *err);
 int env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err);
 /* The VMs Proxmox holds in or tagged for this environment. */
 int observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err);

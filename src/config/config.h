@@ -130,6 +130,7 @@ struct node {
 	char *install_disk;
 	char *path;                /* config path it came from, for errors */
 	bool ip_explicit;          /* written in the config, not allocated */
+	bool vmid_explicit;        /* vmid written in the config */
 };
 
 struct node_pool {
@@ -177,6 +178,7 @@ struct vm_config {
 	char *ip;
 	char *mac;
 	int vmid;
+	bool vmid_explicit;
 	char *placement;
 	char *user;
 	struct str_list ssh_keys;

@@ -901,6 +901,10 @@ check_unique(struct vctx *v)
 	}
 	if (cfg->platform != PLATFORM_PROXMOX || !base)
 		goto out;
+	for (i = 0; i < cfg->n_nodes; i++)
+		cfg->nodes[i].vmid_explicit = cfg->nodes[i].vmid != 0;
+	for (i = 0; i < cfg->n_vms; i++)
+		cfg->vms[i].vmid_explicit = cfg->vms[i].vmid != 0;
 	for (i = 0; i < n; i++) {
 		int vid = *id[i].vmid;
 

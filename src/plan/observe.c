@@ -138,6 +138,9 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		s->name = v->name ? xstrdup(v->name) : NULL;
 		s->status = v->status ? xstrdup(v->status) : NULL;
 		s->tags = plan_normalise_tags(v->tags);
+		s->role = xstrdup(has_tag(s->tags, "controlplane") ? "controlplane"
+				  : has_tag(s->tags, "worker") ? "worker"
+				  : has_tag(s->tags, "cloudinit") ? "vm" : "unknown");
 		if ((r = read_settled_config(pve, v, &cfg, err)) < 0) {
 			err_wrap(err, "read vm %d", v->vmid);
 			goto done;

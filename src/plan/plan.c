@@ -77,7 +77,8 @@ plan_normalise_tags(const char *tags)
 		v = xrealloc(v, (n + 1) * sizeof(*v));
 		v[n++] = tok;
 	}
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_str);
 	for (i = 0; i < n; i++) {
 		if (i && !strcmp(v[i], v[i - 1]))
 			continue;
@@ -154,6 +155,7 @@ plan_desired(const struct config *cfg, struct vm_spec **out, size_t *n,
 		v[k].memory_mib = nd->memory_mib;
 		v[k].disk_gib = nd->disk_gib;
 		v[k].mac = dup0(nd->mac);
+		v[k].vmid_fixed = nd->vmid_explicit;
 		v[k].role = xstrdup(role);
 		v[k].tags = plan_tags(cfg->name, role);
 	}
@@ -167,6 +169,7 @@ plan_desired(const struct config *cfg, struct vm_spec **out, size_t *n,
 		v[k].memory_mib = vm->memory_mib;
 		v[k].disk_gib = vm->disk_gib;
 		v[k].mac = dup0(vm->mac);
+		v[k].vmid_fixed = vm->vmid_explicit;
 		v[k].role = xstrdup("vm");
 		v[k].tags = plan_tags(cfg->name, "vm");
 	}
@@ -180,6 +183,65 @@ plan_desired(const struct config *cfg, struct vm_spec **out, size_t *n,
 	*out = v;
 	*n = k;
 	return 0;
+}
+
+static bool
+id_taken(const struct vm_spec *v, size_t n, size_t skip, int id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (i != skip && v[i].vmid == id)
+			return true;
+	return false;
+}
+
+int
+plan_stick_ids(struct vm_spec *want, size_t nw, const struct vm_spec *applied,
+	       size_t na, int base, int count, struct err *err)
+{
+	bool *done = xcalloc(nw + 1, sizeof(bool));
+	size_t i, j;
+	int next = base, r = 0;
+
+	/* Fixed ids first (the config's provisional ones are dropped), then
+	 * ids the journal remembers by name. */
+	for (i = 0; i < nw; i++) {
+		done[i] = want[i].vmid_fixed;
+		if (!done[i])
+			want[i].vmid = 0;
+	}
+	for (i = 0; i < nw; i++) {
+		if (done[i])
+			continue;
+		for (j = 0; j < na; j++) {
+			int id = applied[j].vmid;
+
+			if (!applied[j].name || strcmp(applied[j].name, want[i].name) ||
+			    id < base || id >= base + count || id_taken(want, nw, i, id))
+				continue;
+			want[i].vmid = id;
+			done[i] = true;
+		}
+	}
+	/* The rest: the lowest id no desired VM and no journal entry holds. */
+	for (i = 0; i < nw && r == 0; i++) {
+		if (done[i])
+			continue;
+		while (next < base + count &&
+		       (id_taken(want, nw, i, next) || id_taken(applied, na, (size_t)-1, next)))
+			next++;
+		if (next >= base + count)
+			r = err_set(err, ERR_USAGE,
+				    "VM id range %d..%d is full: no id left for '%s' "
+				    "(ids of VMs in state.json are kept until they "
+				    "are deleted); raise proxmox.vmid.count",
+				    base, base + count - 1, want[i].name);
+		else
+			want[i].vmid = next++;
+	}
+	free(done);
+	return r;
 }
 
 /* --- diff --------------------------------------------------------------- */
@@ -237,6 +299,12 @@ compare(struct action *a, const struct vm_spec *w, const struct vm_spec *h,
 {
 	char f[32], t[32];
 
+	if (w->role && h->role && strcmp(w->role, h->role)) {
+		a->kind = ACT_REPLACE;
+		a->reason = xasprintf("role %s -> %s needs a new machine",
+				      h->role, w->role);
+		return;
+	}
 	if (w->node && h->node && strcmp(w->node, h->node)) {
 		a->kind = ACT_REPLACE;
 		a->reason = xasprintf("placement %s -> %s needs a new VM",

@@ -32,8 +32,9 @@ struct vm_spec {
 	int disk_gib;
 	char *mac;           /* upper case, or NULL when Proxmox chooses */
 	char *tags;          /* sorted, ';'-separated, lower case */
-	char *role;          /* controlplane, worker, vm */
+	char *role;          /* controlplane, worker, vm (observed: from tags) */
 	char *status;        /* observed only: running, stopped */
+	bool vmid_fixed;     /* desired only: the config names this id */
 	bool owned;          /* observed only */
 	char *foreign_why;   /* observed only: why it is not ours */
 };
@@ -80,6 +81,17 @@ bool plan_has_marker(const char *description, const char *env);
 /* Desired VMs from the config, in config order (control planes first). */
 int plan_desired(const struct config *cfg, struct vm_spec **out, size_t *n,
 		 struct err *err);
+
+/*
+ * Keep VM ids stable across config edits: a node whose id the config does
+ * not fix keeps the id state.json recorded for its name; new nodes take
+ * the lowest id of the range that nobody (config, journal) holds. So
+ * shrinking a pool or dropping a node from a list never renumbers the
+ * others.
+ */
+int plan_stick_ids(struct vm_spec *want, size_t nwant,
+		   const struct vm_spec *applied, size_t napplied,
+		   int base, int count, struct err *err);
 
 /*
  * Diff. `have` are the VMs Proxmox reports (with owned/foreign_why set),

@@ -391,9 +391,10 @@ http_request(struct http_client *c, const char *method, const char *path,
 			curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
 			free(resp->content_type);
 			resp->content_type = ct ? xstrdup(ct) : NULL;
-			if (idem && attempt + 1 < c->max_attempts &&
-			    (resp->status == 502 || resp->status == 503 ||
-			     resp->status == 504)) {
+			if (attempt + 1 < c->max_attempts &&
+			    ((idem && (resp->status == 500 || resp->status == 502 ||
+				       resp->status == 503 || resp->status == 504)) ||
+			     ((flags & HTTP_RETRY_500) && resp->status == 500))) {
 				c->stats.retries++;
 				sleep_ms(backoff(c, attempt));
 				continue;

@@ -12,7 +12,7 @@
  *	insecure     no verification; only when the config says so
  *
  * Retries: idempotent requests (GET, PUT, DELETE and anything marked so)
- * are retried on connection failures and 502/503/504 with exponential
+ * are retried on connection failures and 500/502/503/504 with exponential
  * backoff and full jitter. A non-idempotent request (POST that creates
  * something) is retried only when the connection could not be opened at
  * all, because otherwise it may have happened: the caller must re-read
@@ -57,6 +57,10 @@ int http_client_new(struct http_client **out, const struct http_opts *opts,
 void http_client_free(struct http_client *c);
 
 #define HTTP_IDEMPOTENT 0x1   /* safe to repeat even if it reached the server */
+/* The server answers 500 only when it did nothing (Proxmox: the handler
+ * failed before a task started), so a 500 may be retried even for a
+ * request that is not idempotent. */
+#define HTTP_RETRY_500  0x2
 
 /*
  * Send METHOD base_url+path with an optional body. Any HTTP status is a

@@ -614,10 +614,14 @@ class Api:
             return None
         fail = self.w.knobs["task_fail"].get("qmcreate")
         if fail:
+            # As upstream: a failed create removes the VM's config. The
+            # failure is raised by the work itself, so it must run.
             def failing():
                 self.w.vms.pop(vmid, None)
                 raise ApiError(500, fail)
-            return self.w.new_task(node, "qmcreate", vmid, u, failing)
+            upid = self.w.new_task(node, "qmcreate", vmid, u, failing)
+            self.w.tasks[upid]["fail"] = None
+            return upid
         return self.w.new_task(node, "qmcreate", vmid, u, work)
 
     def h_GET_nodes_node_qemu_vmid(self, p, u):

@@ -7,6 +7,7 @@ Endpoints:
   GET  /auth               200 {"data":"<Authorization header or none>"}
   GET  /flaky/NAME/N       503 for the first N hits of NAME, then 200
   POST /flaky/NAME/N       same, for a non-idempotent call
+  *    /fail500/NAME/N     500 for the first N hits of NAME, then 200
   GET  /count/NAME         200 {"data": hits of NAME}
   GET  /connections        200 {"data": TCP connections accepted}
   POST /echo               200 body = request body, header X-CT = its type
@@ -48,13 +49,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, "ok")
         if parts[0] == "auth":
             return self.reply(200, self.headers.get("Authorization") or "none")
-        if parts[0] == "flaky":
+        if parts[0] in ("flaky", "fail500"):
             name, fails = parts[1], int(parts[2])
             with lock:
                 hits[name] = hits.get(name, 0) + 1
                 k = hits[name]
             if k <= fails:
-                return self.reply(503, None)
+                return self.reply(503 if parts[0] == "flaky" else 500, None)
             return self.reply(200, k)
         if parts[0] == "count":
             return self.reply(200, hits.get(parts[1], 0))

@@ -222,6 +222,16 @@ test_http__retries_5xx_for_idempotent_only(void **state)
 	assert_string_equal(r.reason, "Service Unavailable");
 	assert_int_equal(http_request(c, "GET", "/count/p", NULL, NULL, 0, 0, &r, &e), 0);
 	assert_string_equal(r.body.ptr, "{\"data\": 1}");
+	/* A 500 is retried for GET, and for POST only when the caller says a
+	 * 500 means nothing happened. */
+	assert_int_equal(http_request(c, "GET", "/fail500/g5/1", NULL, NULL, 0, 0, &r, &e), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(http_request(c, "POST", "/fail500/p5/1", NULL, "", 0, 0, &r, &e), 0);
+	assert_int_equal(r.status, 500);
+	assert_int_equal(http_request(c, "POST", "/fail500/q5/1", NULL, "", 0, HTTP_RETRY_500, &r, &e), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(http_request(c, "POST", "/flaky/r5/1", NULL, "", 0, HTTP_RETRY_500, &r, &e), 0);
+	assert_int_equal(r.status, 503);
 	/* Unless the caller marks it idempotent. */
 	assert_int_equal(http_request(c, "POST", "/flaky/q/1", NULL, "", 0, HTTP_IDEMPOTENT, &r, &e), 0);
 	assert_int_equal(r.status, 200);

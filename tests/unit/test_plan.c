@@ -169,6 +169,41 @@ test_plan__replace_on_move_or_shrink(void **state)
 	}
 }
 
+static void
+test_plan__ids_stick_to_names(void **state)
+{
+	struct vm_spec want[4], applied[3];
+	struct err e = ERR_INIT;
+	int i;
+
+	/* Config order gave provisional ids 100..103; the journal knows w-1
+	 * as 102 and w-2 as 103 from when there was one more control plane
+	 * (cp-2, id 101, now gone). */
+	want[0] = spec("cp-1", 100, "pve1", 2, 4096, 32);
+	want[1] = spec("w-1", 101, "pve1", 2, 4096, 32);
+	want[2] = spec("w-2", 102, "pve1", 2, 4096, 32);
+	want[3] = spec("w-3", 103, "pve1", 2, 4096, 32);  /* new */
+	applied[0] = spec("cp-1", 100, "pve1", 2, 4096, 32);
+	applied[1] = spec("w-1", 102, "pve1", 2, 4096, 32);
+	applied[2] = spec("w-2", 103, "pve1", 2, 4096, 32);
+	assert_int_equal(plan_stick_ids(want, 4, applied, 3, 100, 10, &e), 0);
+	assert_int_equal(want[0].vmid, 100);
+	assert_int_equal(want[1].vmid, 102);
+	assert_int_equal(want[2].vmid, 103);
+	assert_int_equal(want[3].vmid, 101);   /* lowest id nobody holds */
+	/* A fixed id wins over the journal; a full range is an error. */
+	want[1].vmid = 109;
+	want[1].vmid_fixed = true;
+	assert_int_equal(plan_stick_ids(want, 4, applied, 3, 100, 10, &e), 0);
+	assert_int_equal(want[1].vmid, 109);
+	assert_true(plan_stick_ids(want, 4, applied, 3, 100, 3, &e) < 0);
+	assert_non_null(strstr(e.msg, "is full"));
+	for (i = 0; i < 4; i++)
+		vm_spec_release(&want[i]);
+	for (i = 0; i < 3; i++)
+		vm_spec_release(&applied[i]);
+}
+
 int
 main(void)
 {
@@ -177,6 +212,7 @@ main(void)
 		cmocka_unit_test(test_plan__desired_from_config),
 		cmocka_unit_test(test_plan__diff_all_kinds),
 		cmocka_unit_test(test_plan__replace_on_move_or_shrink),
+		cmocka_unit_test(test_plan__ids_stick_to_names),
 	};
 
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);

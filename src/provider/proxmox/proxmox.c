@@ -164,7 +164,9 @@ pve_call(struct pve *p, const char *method, const char *path,
 	r = http_request(p->http, method, full,
 			 in_query ? NULL : "application/x-www-form-urlencoded",
 			 in_query || !has ? NULL : params->body.ptr,
-			 in_query || !has ? 0 : params->body.len, 0, &resp, err);
+			 in_query || !has ? 0 : params->body.len,
+			 /* A sync 500 means no task started: nothing happened. */
+			 HTTP_RETRY_500, &resp, err);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
