@@ -135,22 +135,28 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		s = &(*out)[k++];
 		s->vmid = v->vmid;
 		s->node = v->node ? xstrdup(v->node) : NULL;
-		s->name = v->name ? xstrdup(v->name) : NULL;
 		s->status = v->status ? xstrdup(v->status) : NULL;
-		s->tags = plan_normalise_tags(v->tags);
-		s->role = xstrdup(has_tag(s->tags, "controlplane") ? "controlplane"
-				  : has_tag(s->tags, "worker") ? "worker"
-				  : has_tag(s->tags, "cloudinit") ? "vm" : "unknown");
 		if ((r = read_settled_config(pve, v, &cfg, err)) < 0) {
 			err_wrap(err, "read vm %d", v->vmid);
 			goto done;
 		}
+		/* Judge by the settled config, not the listing taken before a
+		 * create lock cleared (the tags arrive with the config). */
+		{
+			char *t = pve_json_str(cfg, "tags");
+
+			s->tags = plan_normalise_tags(t);
+			free(t);
+		}
+		tagged = has_tag(s->tags, tag);
+		s->role = xstrdup(has_tag(s->tags, "controlplane") ? "controlplane"
+				  : has_tag(s->tags, "worker") ? "worker"
+				  : has_tag(s->tags, "cloudinit") ? "vm" : "unknown");
 		desc = pve_json_str(cfg, "description");
 		mem = pve_json_str(cfg, "memory");
 		cores = pve_json_str(cfg, "cores");
 		scsi0 = pve_json_str(cfg, "scsi0");
 		net0 = pve_json_str(cfg, "net0");
-		free(s->name);
 		s->name = pve_json_str(cfg, "name");
 		s->cores = cores ? atoi(cores) : 1;
 		s->memory_mib = mem ? atoi(mem) : 512;

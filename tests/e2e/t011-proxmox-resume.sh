@@ -36,6 +36,19 @@ for when in 0.15 0.9 1.6 2.6; do
 	expect_rc 0 "$name: plan after resume" -- "$STRATA" plan "$E"
 	expect_grep "0 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged" "$T/out" "$name: nothing left to do"
 done
+# Deterministic form of the race above: a VM still locked by its create
+# task has no tags yet; plan must wait for the lock, then see it as ours.
+E="$T/envs/r9"
+write_env "$E" r9 1900 1 0
+labsim_ctl POST vm '{"vmid": 1900, "node": "pve1", "config": {}, "lock": "create"}' > /dev/null
+"$STRATA" plan "$E" > "$T/plan9.out" 2> "$T/plan9.err" &
+pid=$!
+sleep 0.8
+labsim_ctl POST vm '{"vmid": 1900, "lock": "", "config": {"name": "r9-cp-1", "tags": "controlplane;strata-r9;talos", "description": "strata node role=controlplane\nmanaged-by=strata env=r9", "cores": 2, "memory": "2048", "scsi0": "local-lvm:vm-1900-disk-0,size=10G"}}' > /dev/null
+wait $pid
+grep -q "vm 1900 is locked (create): waiting" "$T/plan9.err" && ok "plan waits for a create lock" || bad "no wait for the create lock"
+grep -q "1 unchanged" "$T/plan9.out" && ok "the VM is ours once its create ends" || { bad "half-made VM judged foreign"; cat "$T/plan9.out"; }
+
 isos=$(labsim_py "sum(1 for n in s['nodes'].values() for i in n['storage']['local']['items'] if 'talos-v1.12.11' in i)")
 [ "$isos" = 2 ] && ok "one ISO per Proxmox node, whatever the kills" || bad "ISO files: $isos"
 finish
