@@ -2,9 +2,9 @@
  * Phase "iso": the Talos ISO for this environment's schematic and version
  * is on the ISO storage of every Proxmox node that gets a VM. The file name
  * carries the version and schematic id, so clusters that share a storage
- * share the file, and it is downloaded once: before each download-url the
- * storage is listed again (a shared storage shows what another node
- * fetched a moment ago).
+ * share the file. A storage shared between the Proxmox nodes gets one
+ * download; otherwise every node that needs the file fetches it, all at
+ * the same time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,41 +51,54 @@ iso_run(struct apply_ctx *c, struct err *err)
 {
 	const char *storage = c->cfg->proxmox.iso_storage;
 	const char *fname = strstr(c->iso_volid, ":iso/") + 5;
-	char **done = xcalloc(c->plan.n + 1, sizeof(char *));
-	size_t i, j, nd = 0;
+	const char **nodes = xcalloc(c->plan.n + 1, sizeof(char *));
+	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
+	size_t i, j, nn = 0;
+	bool shared = false;
 	int r = 0;
 
-	for (i = 0; i < c->plan.n && r == 0; i++) {
+	/* The nodes that get a new VM, once each. */
+	for (i = 0; i < c->plan.n; i++) {
 		const struct action *a = &c->plan.v[i];
-		const char *node = a->want.node;
-		char *upid = NULL;
-		bool has = false, seen = false;
+		bool seen = false;
 
-		if (!(a->kind == ACT_CREATE || a->kind == ACT_REPLACE) || !node)
+		if (!(a->kind == ACT_CREATE || a->kind == ACT_REPLACE) || !a->want.node)
 			continue;
-		for (j = 0; j < nd; j++)
-			if (!strcmp(done[j], node))
+		for (j = 0; j < nn; j++)
+			if (!strcmp(nodes[j], a->want.node))
 				seen = true;
-		if (seen)
-			continue;
-		done[nd++] = (char *)node;
-		if ((r = pve_storage_has(c->pve, node, storage, "iso", c->iso_volid,
+		if (!seen)
+			nodes[nn++] = a->want.node;
+	}
+	if (nn && (r = pve_storage_shared(c->pve, nodes[0], storage, &shared, err)) < 0)
+		err_wrap(err, "node '%s'", nodes[0]);
+	/* A shared storage holds one copy for every node: fetch it once. */
+	if (shared && nn > 1)
+		nn = 1;
+	/* Start every missing download, then wait for them side by side. */
+	for (i = 0; i < nn && r == 0; i++) {
+		bool has = false;
+
+		if ((r = pve_storage_has(c->pve, nodes[i], storage, "iso", c->iso_volid,
 					 &has, err)) < 0) {
-			err_wrap(err, "node '%s'", node);
+			err_wrap(err, "node '%s'", nodes[i]);
 			break;
 		}
 		if (has)
 			continue;
-		out_step("downloading %s to %s on %s", fname, storage, node);
-		r = pve_download_url(c->pve, node, storage, c->iso_url, "iso", fname,
-				     NULL, &upid, err);
-		if (r == 0)
-			r = pve_task_wait(c->pve, upid, 30 * 60 * 1000L, err);
-		free(upid);
-		if (r < 0)
-			err_wrap(err, "download Talos ISO to %s on '%s'", storage, node);
+		out_step("downloading %s to %s on %s", fname, storage, nodes[i]);
+		if ((r = pve_download_url(c->pve, nodes[i], storage, c->iso_url, "iso",
+					  fname, NULL, &upids[i], err)) < 0)
+			err_wrap(err, "download Talos ISO to %s on '%s'", storage, nodes[i]);
 	}
-	free(done);
+	for (i = 0; i < nn; i++) {
+		if (upids[i] && r == 0 &&
+		    (r = pve_task_wait(c->pve, upids[i], 30 * 60 * 1000L, err)) < 0)
+			err_wrap(err, "download Talos ISO to %s on '%s'", storage, nodes[i]);
+		free(upids[i]);
+	}
+	free(upids);
+	free(nodes);
 	return r;
 }
 

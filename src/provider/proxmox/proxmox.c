@@ -75,7 +75,7 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	ho.insecure = o->insecure;
 	ho.auth_header = auth;
 	p = xcalloc(1, sizeof(*p));
-	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 500;
+	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
 	r = http_client_new(&p->http, &ho, err);
 	/* libcurl copied the header; wipe our copy of the secret. */
 	memset(auth, 0, strlen(auth));
@@ -220,6 +220,14 @@ jint(json_t *o, const char *key)
 	if (json_is_string(v))
 		return strtoll(json_string_value(v), NULL, 10);
 	return 0;
+}
+
+static bool
+jint_is_true(json_t *v)
+{
+	return (json_is_integer(v) && json_integer_value(v) != 0) ||
+	       json_is_true(v) ||
+	       (json_is_string(v) && strcmp(json_string_value(v), "0"));
 }
 
 void
@@ -484,6 +492,36 @@ pve_storage_has(struct pve *p, const char *node, const char *storage,
 	}
 	json_decref(data);
 	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+int
+pve_storage_shared(struct pve *p, const char *node, const char *storage,
+		   bool *shared, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/storage", node);
+	json_t *data = NULL, *e;
+	size_t i;
+	bool found = false;
+	int r;
+
+	*shared = false;
+	r = pve_call(p, "GET", path, NULL, &data, err);
+	if (r == 0) {
+		json_array_foreach(data, i, e) {
+			const char *s = json_string_value(json_object_get(e, "storage"));
+
+			if (s && !strcmp(s, storage)) {
+				found = true;
+				*shared = jint_is_true(json_object_get(e, "shared"));
+			}
+		}
+		if (!found)
+			r = err_set(err, ERR_USAGE, "node '%s' has no storage '%s'",
+				    node, storage);
+	}
+	json_decref(data);
 	free(path);
 	return r;
 }

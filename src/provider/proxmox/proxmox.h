@@ -29,7 +29,7 @@ struct pve_opts {
 	const char *ca_file;
 	const char *fingerprint;
 	bool insecure;
-	long poll_ms;                /* task poll interval, default 500 */
+	long poll_ms;                /* longest task poll interval, default 250 */
 };
 
 int pve_new(struct pve **out, const struct pve_opts *o, struct err *err);
@@ -97,6 +97,9 @@ int pve_agent_ipv4(struct pve *p, const char *node, int vmid, const char *mac,
 int pve_storage_has(struct pve *p, const char *node, const char *storage,
 		    const char *content, const char *volid, bool *has,
 		    struct err *err);
+/* Is this storage shared between the cluster's nodes (one copy for all)? */
+int pve_storage_shared(struct pve *p, const char *node, const char *storage,
+		       bool *shared, struct err *err);
 int pve_download_url(struct pve *p, const char *node, const char *storage,
 		     const char *url, const char *content, const char *filename,
 		     const char *checksum_sha256, char **upid_out,

@@ -1,0 +1,15 @@
+# Shared by bench/*.sh: a temp dir, the lab simulator, timing helpers.
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+STRATA=${STRATA:-$TOP/build/strata}
+T=$(mktemp -d /tmp/strata-bench.XXXXXX)
+. "$TOP/tests/e2e/labsim.sh"
+trap 'labsim_stop; rm -rf "$T"' EXIT INT TERM
+export NO_COLOR=1
+
+now() { date +%s.%N; }
+# elapsed START [END]
+elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.3f", b - a }'; }
+# count of API requests whose method/path match a Python condition on r
+requests_where() {
+	labsim_ctl GET requests | $PY -c "import json,sys,re; print(sum(1 for r in json.load(sys.stdin)['data'] if $1))"
+}
