@@ -1,30 +1,83 @@
 #!/bin/sh
-# make demo: the whole job on one machine. Today: every example environment
-# is created with `strata init`, validated and expanded (nodes, addresses,
-# VM ids), and `strata gen` renders its Talos configs when that command is
-# built in. Nothing leaves this machine: no API is contacted.
+# make demo: the whole job on one machine, nothing leaves loopback.
+#  1. every example environment: init, validate (nodes expanded), gen
+#  2. the lab simulator (tests/labsim) is started; an environment shaped
+#     like prox-n100 (1 control plane + 2 workers) is pointed at it, then
+#     plan, apply (Talos ISO, VMs in parallel, start), status, a second
+#     apply that has nothing to do, and destroy
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 strata="$top/build/strata"
 work=${DEMO_DIR:-$(mktemp -d /tmp/strata-demo.XXXXXX)}
 export STRATA_EXAMPLES="$top/examples"
 export NO_COLOR=${NO_COLOR:-}
-echo "==> strata demo in $work"
+REF=${STRATA_REFERENCE:-$top/../shared/reference}
 cd "$work"
-has_gen=0
-"$strata" --help | grep -q '^  gen ' && has_gen=1
+echo "==> strata demo in $work"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
 for ex in "$top"/examples/*/; do
 	name=$(basename "$ex")
 	env="demo-$name"
-	echo
-	echo "==> $name"
+	step "example $name: init, validate, gen"
 	rm -rf "environments/$env"
 	"$strata" init "$env" --from "$name" >/dev/null
 	"$strata" validate --nodes "$env"
-	if [ $has_gen -eq 1 ] && grep -q '^nodes:' "environments/$env/config.yml"; then
-		"$strata" gen "$env"
-		ls -l "environments/$env"
-	fi
+	"$strata" gen "$env"
 done
-echo
-echo "==> done: environments are in $work/environments"
+
+if [ ! -f "$REF/proxmox/api-schema-subset.json" ]; then
+	echo "reference data absent at $REF: the simulator part is skipped"
+	exit 0
+fi
+step "starting the lab simulator (Proxmox API on 127.0.0.1)"
+sim="$work/labsim"
+mkdir -p "$sim"
+/usr/bin/python3 "$top/tests/labsim/labsim.py" --state "$sim" --proxmox-addr 127.0.0.1:0 \
+	--time-scale 0.2 --reference "$REF" > "$sim/log" 2>&1 &
+simpid=$!
+trap 'kill $simpid 2>/dev/null; wait $simpid 2>/dev/null' EXIT INT TERM
+i=0
+while [ ! -f "$sim/ready" ]; do
+	i=$((i + 1)); [ $i -gt 200 ] && { cat "$sim/log"; exit 1; }
+	sleep 0.1
+done
+eval "$(/usr/bin/python3 -c "
+import json; r = json.load(open('$sim/ready'))
+print('port=%d fp=%s tid=%s' % (r['proxmox']['port'], r['proxmox']['fingerprint'], r['token']['id']))
+print('export PVE_TOKEN_SECRET=%s' % r['token']['secret'])")"
+echo "simulator on 127.0.0.1:$port, fingerprint $fp"
+
+env=environments/homelab-sim
+rm -rf "$env"
+"$strata" init homelab-sim --from prox-n100 >/dev/null
+# Point the copy at the simulator: endpoint, token, pinned fingerprint,
+# its node names and storage; drop the file secrets and the CA file.
+/usr/bin/python3 - "$env/config.yml" "$port" "$fp" "$tid" <<'PYEOF'
+import re, sys
+p, port, fp, tid = sys.argv[1:]
+s = open(p).read()
+s = s.replace("https://n100-a.home.arpa:8006", "https://127.0.0.1:%s" % port)
+s = re.sub(r"token_id: .*", 'token_id: "%s"' % tid, s)
+s = s.replace("token_secret: file:pve-token", "token_secret: ${PVE_TOKEN_SECRET}")
+s = s.replace("    ca_file: pve-root-ca.pem", '    fingerprint: "%s"' % fp)
+s = s.replace("nodes: [n100-a, n100-b, n100-c]", "nodes: [pve1, pve2, pve3]")
+s = s.replace("disks: local-zfs", "disks: local-lvm")
+for a, b in (("n100-a", "pve1"), ("n100-b", "pve2"), ("n100-c", "pve3")):
+    s = s.replace("placement: " + a, "placement: " + b)
+open(p, "w").write(s)
+PYEOF
+step "strata gen homelab-sim"
+"$strata" gen homelab-sim
+step "strata plan homelab-sim"
+"$strata" plan homelab-sim
+step "strata apply homelab-sim --yes"
+"$strata" apply homelab-sim --yes
+step "strata status homelab-sim"
+"$strata" status homelab-sim
+step "strata apply homelab-sim --yes (again: nothing to do)"
+"$strata" apply homelab-sim --yes
+step "strata destroy homelab-sim --yes"
+"$strata" destroy homelab-sim --yes
+step "done: environments are in $work/environments"

@@ -90,6 +90,10 @@ cmd_destroy(int argc, char **argv)
 		vm_specs_free(have, nh);
 		if (r < 0)
 			goto fail;
+		for (i = 0; i < c.plan.n; i++) {
+			free(c.plan.v[i].reason);
+			c.plan.v[i].reason = xstrdup("destroy: hard stop, delete with purge");
+		}
 	}
 	if (!c.plan.deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
