@@ -93,8 +93,22 @@ iso_run(struct apply_ctx *c, struct err *err)
 	}
 	for (i = 0; i < nn; i++) {
 		if (upids[i] && r == 0 &&
-		    (r = pve_task_wait(c->pve, upids[i], 30 * 60 * 1000L, err)) < 0)
-			err_wrap(err, "download Talos ISO to %s on '%s'", storage, nodes[i]);
+		    (r = pve_task_wait(c->pve, upids[i], 30 * 60 * 1000L, err)) < 0) {
+			bool has = false;
+			struct err e2 = ERR_INIT;
+
+			/* An earlier, interrupted apply's download finished first:
+			 * the file is there, which is all we wanted. */
+			if (strstr(err->msg, "refusing to override existing file") &&
+			    pve_storage_has(c->pve, nodes[i], storage, "iso",
+					    c->iso_volid, &has, &e2) == 0 && has) {
+				err_clear(err);
+				r = 0;
+			} else {
+				err_wrap(err, "download Talos ISO to %s on '%s'",
+					 storage, nodes[i]);
+			}
+		}
 		free(upids[i]);
 	}
 	free(upids);

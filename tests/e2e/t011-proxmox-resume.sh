@@ -12,22 +12,46 @@ labsim_ctl POST knobs '{"latency": 0.02}' > /dev/null
 owned() { labsim_py "sorted(int(k) for k, v in s['vms'].items() if 'strata-$1' in (v['config'].get('tags') or ''))"; }
 running() { labsim_py "sum(1 for k, v in s['vms'].items() if 'strata-$1' in (v['config'].get('tags') or '') and v['status'] == 'running')"; }
 
+# Kill points, as conditions on the simulator's state (polled every 20 ms):
+# during the ISO download, in the middle of the parallel create, while the
+# VMs start, and right after everything is done.
 n=0
-for when in 0.15 0.9 1.6 2.6; do
+for when in iso create start done; do
 	n=$((n + 1))
 	name="r$n"
 	base=$((1000 + n * 100))
 	E="$T/envs/$name"
 	write_env "$E" "$name" $base 3 5
+	case $when in
+	iso) cond="any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])" ;;
+	create) cond="any(v['config'].get('lock') == 'create' for k, v in s['vms'].items() if $base <= int(k) < $base + 50)" ;;
+	start) cond="1 <= len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) < 8" ;;
+	done) cond="len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) == 8" ;;
+	esac
 	"$STRATA" apply "$E" --yes > "$T/apply.out" 2>&1 &
 	pid=$!
-	sleep "$when"
-	if kill -9 $pid 2>/dev/null; then
+	hit=$(labsim_ctl GET state >/dev/null; $PY - "$PVE_PORT" "$cond" <<'PYEOF'
+import http.client, json, ssl, sys, time
+port, cond = int(sys.argv[1]), sys.argv[2]
+ctx = ssl._create_unverified_context()
+deadline = time.time() + 60
+while time.time() < deadline:
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+    c.request("GET", "/_labsim/state")
+    s = json.loads(c.getresponse().read())["data"]
+    c.close()
+    if eval(cond):
+        print("yes")
+        break
+    time.sleep(0.02)
+PYEOF
+)
+	if [ "$hit" = yes ] && kill -9 $pid 2>/dev/null; then
 		wait $pid 2>/dev/null
-		ok "killed apply of $name after ${when}s with $(owned $name | $PY -c 'import sys; print(len(eval(sys.stdin.read())))') VMs made"
+		ok "killed apply of $name at '$when' with $(owned $name | $PY -c 'import sys; print(len(eval(sys.stdin.read())))') VMs tagged"
 	else
 		wait $pid
-		bad "apply of $name finished before ${when}s; nothing was interrupted"
+		bad "apply of $name was not caught at '$when'"
 	fi
 	expect_rc 0 "re-run of $name converges" -- "$STRATA" apply "$E" --yes
 	want=$($PY -c "print(list(range($base, $base + 8)))")
@@ -36,6 +60,7 @@ for when in 0.15 0.9 1.6 2.6; do
 	expect_rc 0 "$name: plan after resume" -- "$STRATA" plan "$E"
 	expect_grep "0 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged" "$T/out" "$name: nothing left to do"
 done
+
 # Deterministic form of the race above: a VM still locked by its create
 # task has no tags yet; plan must wait for the lock, then see it as ours.
 E="$T/envs/r9"
