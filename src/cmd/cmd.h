@@ -26,6 +26,12 @@ int cmd_usage_error(const char *usage, const char *fmt, ...)
  * is a usage error (returns 2 after printing it); else *env takes it.
  */
 int cmd_positional(const char **env, const char *arg, const char *usage);
+/*
+ * "-o json" (also "-ojson", "--output=json") at argv[*i]: sets *json and
+ * returns 1 (advancing *i past a separate value); 0 when argv[*i] is not
+ * an output flag; 2 after printing a usage error.
+ */
+int cmd_output_flag(int argc, char **argv, int *i, int *json, const char *usage);
 /* Folder holding the examples: $STRATA_EXAMPLES, next to the binary, or installed. */
 char *cmd_examples_dir(void);
 /* Resolve an ENV argument: a path with '/' as given, else environments/ENV. */

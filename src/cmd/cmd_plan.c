@@ -32,15 +32,10 @@ cmd_plan(int argc, char **argv)
 	if (cmd_wants_help(argc, argv, usage))
 		return 0;
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-			if (strcmp(argv[++i], "json"))
-				return cmd_usage_error(usage, "-o takes 'json'");
-			json = 1;
-		} else if (!strcmp(argv[i], "-ojson") || !strcmp(argv[i], "--output=json")) {
-			json = 1;
-		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+		if ((r = cmd_output_flag(argc, argv, &i, &json, usage)) == 2)
 			return r;
-		}
+		if (r == 0 && (r = cmd_positional(&env, argv[i], usage)) != 0)
+			return r;
 	}
 	if (!env)
 		return cmd_usage_error(usage, "missing ENV");

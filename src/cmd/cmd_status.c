@@ -25,19 +25,16 @@ cmd_status(int argc, char **argv)
 	struct vm_spec *want = NULL, *have = NULL;
 	size_t nw = 0, nh = 0, i, j;
 	const char *env = NULL;
-	int json = 0, r, rc = 1;
+	int json = 0, a, r, rc = 1;
 	json_t *arr = NULL;
 
 	if (cmd_wants_help(argc, argv, usage))
 		return 0;
-	for (i = 1; i < (size_t)argc; i++) {
-		if (!strcmp(argv[i], "-o") && i + 1 < (size_t)argc) {
-			if (strcmp(argv[++i], "json"))
-				return cmd_usage_error(usage, "-o takes 'json'");
-			json = 1;
-		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+	for (a = 1; a < argc; a++) {
+		if ((r = cmd_output_flag(argc, argv, &a, &json, usage)) == 2)
 			return r;
-		}
+		if (r == 0 && (r = cmd_positional(&env, argv[a], usage)) != 0)
+			return r;
 	}
 	if (!env)
 		return cmd_usage_error(usage, "missing ENV");

@@ -91,3 +91,21 @@ cmd_positional(const char **env, const char *arg, const char *usage)
 	*env = arg;
 	return 0;
 }
+
+int
+cmd_output_flag(int argc, char **argv, int *i, int *json, const char *usage)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "-ojson") || !strcmp(a, "--output=json")) {
+		*json = 1;
+		return 1;
+	}
+	if (strcmp(a, "-o") && strcmp(a, "--output"))
+		return 0;
+	if (*i + 1 >= argc || strcmp(argv[*i + 1], "json"))
+		return cmd_usage_error(usage, "%s takes 'json'", a);
+	(*i)++;
+	*json = 1;
+	return 1;
+}

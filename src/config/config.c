@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/net.h"
+#include "util/yaml.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
@@ -205,64 +206,33 @@ config_pos(const struct config *cfg, const char *path, int *line, int *col)
 
 /* --- parsing ------------------------------------------------------------ */
 
+struct parse_ctx {
+	struct diag *diag;
+	size_t errors;
+};
+
 static void
-add_parse_errors(struct diag *diag, struct fy_diag *fyd)
+on_parse_error(void *ctx, int line, int col, const char *msg)
 {
-	struct fy_diag_error *e;
-	void *it = NULL;
-	size_t added = 0;
+	struct parse_ctx *pc = ctx;
 
-	while ((e = fy_diag_errors_iterate(fyd, &it))) {
-		char *msg = xstrdup(e->msg ? e->msg : "syntax error");
-		size_t n = strlen(msg);
-
-		while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-			msg[--n] = '\0';
-		if (e->type >= FYET_ERROR) {
-			diag_add(diag, DIAG_ERROR, e->line + 1, e->column + 1,
-				 NULL, "%s", msg);
-			added++;
-		}
-		free(msg);
-	}
-	if (!added)
-		diag_add(diag, DIAG_ERROR, 0, 0, NULL, "invalid YAML");
+	diag_add(pc->diag, DIAG_ERROR, line, col, NULL, "%s", msg);
+	pc->errors++;
 }
 
 static struct fy_document *
 parse_yaml(const char *text, size_t len, struct diag *diag)
 {
-	struct fy_diag_cfg dcfg;
-	struct fy_parse_cfg pcfg;
-	struct fy_diag *fyd;
+	struct parse_ctx pc = { diag, 0 };
 	struct fy_document *doc;
+	size_t ndiag;
 
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.colorize = false;
-	fyd = fy_diag_create(&dcfg);
-	if (!fyd) {
-		diag_add(diag, DIAG_ERROR, 0, 0, NULL, "cannot set up the YAML parser");
-		return NULL;
-	}
-	fy_diag_set_collect_errors(fyd, true);
-	memset(&pcfg, 0, sizeof(pcfg));
-	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2 | FYPCF_JSON_NONE;
-	pcfg.diag = fyd;
-	doc = fy_document_build_from_string(&pcfg, text, len);
-	if (!doc) {
-		void *it = NULL;
-
-		if (!fy_diag_errors_iterate(fyd, &it))
-			diag_add(diag, DIAG_ERROR, 0, 0, NULL,
-				 "file holds no settings; start from 'strata init'");
-		else
-			add_parse_errors(diag, fyd);
-		if (doc)
-			fy_document_destroy(doc);
-		doc = NULL;
-	}
-	fy_diag_destroy(fyd);
+	doc = yaml_parse_each(text, len, on_parse_error, &pc, &ndiag);
+	if (!doc && ndiag == 0)
+		diag_add(diag, DIAG_ERROR, 0, 0, NULL,
+			 "file holds no settings; start from 'strata init'");
+	else if (!doc && pc.errors == 0)
+		diag_add(diag, DIAG_ERROR, 0, 0, NULL, "invalid YAML");
 	return doc;
 }
 
