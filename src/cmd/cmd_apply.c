@@ -4,16 +4,23 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "util/clock.h"
 #include "util/out.h"
 
 static const char usage[] =
-	"usage: strata apply ENV [--yes] [--dry-run] [--parallel N]\n"
+	"usage: strata apply ENV [--yes] [--dry-run] [--parallel N] [--timeout D]\n"
 	"\n"
 	"Make the live state match ENV/config.yml. Prints the plan, asks for\n"
 	"confirmation (unless --yes), then runs the phases in order:\n"
-	"  iso     the Talos ISO is in ISO storage (downloaded once)\n"
-	"  vms     VMs created, updated, replaced and deleted, in parallel\n"
-	"  start   every VM running\n"
+	"  talos-config   secrets (once), machine configs, talosconfig generated\n"
+	"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
+	"  vms            VMs created, updated, replaced and deleted, in parallel\n"
+	"  start          every VM running\n"
+	"  talos-install  each node's config applied in maintenance mode, the\n"
+	"                 install waited for, the node confirmed over mTLS at its\n"
+	"                 static address; then it boots from disk, ISO detached\n"
+	"  bootstrap      etcd bootstrapped once on the first control plane\n"
+	"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
 	"Each step is journaled in ENV/state.json; an interrupted apply (Ctrl-C,\n"
 	"kill, lost connection) is resumed by running it again, without\n"
 	"duplicating a VM. A second apply on the same ENV refuses while the\n"
@@ -22,14 +29,20 @@ static const char usage[] =
 	"  -y, --yes        do not ask (needed when stdin is not a terminal)\n"
 	"  -n, --dry-run    print the phases and what they would do; change nothing\n"
 	"  -j, --parallel N at most N VMs at a time (default 16)\n"
+	"  -t, --timeout D  bound on each wait for nodes and APIs, e.g. 90s, 10m\n"
+	"                   (default 15m)\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Exit status: 0 done, 1 failed, 2 usage or config error, 3 interrupted.\n";
 
 static const struct phase *const apply_phases[] = {
+	&ph_talos_gen,
 	&ph_iso,
 	&ph_vms,
 	&ph_start,
+	&ph_talos_install,
+	&ph_talos_bootstrap,
+	&ph_kubernetes,
 };
 
 int
@@ -40,6 +53,7 @@ cmd_apply(int argc, char **argv)
 	struct err err = ERR_INIT;
 	const char *env = NULL;
 	bool yes = false, dry = false;
+	long long wait_ms = 15 * 60 * 1000LL;
 	int parallel = 16, i, r, rc = 1;
 
 	if (cmd_wants_help(argc, argv, usage))
@@ -54,6 +68,12 @@ cmd_apply(int argc, char **argv)
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
 				return cmd_usage_error(usage, "--parallel takes 1..256");
+		} else if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) &&
+			   i + 1 < argc) {
+			wait_ms = clock_parse_duration(argv[++i]);
+			if (wait_ms <= 0)
+				return cmd_usage_error(usage, "--timeout takes a "
+						       "duration such as 90s or 10m");
 		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
 			return r;
 		}
@@ -72,6 +92,8 @@ cmd_apply(int argc, char **argv)
 	c.pve_opts = e.pve_opts;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
+	c.env_dir = e.dir;
+	c.wait_ms = wait_ms;
 	if ((r = apply_iso_target(&c, &err)) < 0)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
@@ -107,6 +129,7 @@ out:
 	state_release(&c.st);
 	free(c.iso_volid);
 	free(c.iso_url);
+	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;
 }

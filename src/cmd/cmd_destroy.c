@@ -109,6 +109,9 @@ cmd_destroy(int argc, char **argv)
 					&c, &err)) < 0)
 			goto fail;
 	}
+	/* The next apply builds a new cluster: install and bootstrap again. */
+	if (!purge && (r = state_cluster_forget(&c.st, &err)) < 0)
+		goto fail;
 	if (purge) {
 		purge_state(e.dir);
 		out_note("removed generated files and secrets from %s", e.dir);

@@ -17,6 +17,7 @@
 #include "plan/plan.h"
 #include "provider/proxmox/proxmox.h"
 #include "state/state.h"
+#include "talos/api.h"
 #include "util/err.h"
 
 struct apply_ctx {
@@ -29,6 +30,11 @@ struct apply_ctx {
 	char *iso_url;
 	bool dry_run;
 	int max_parallel;
+	/* Talos phases */
+	const char *env_dir;
+	struct talos_creds creds;   /* from ENV/talosconfig, after gen */
+	long long wait_ms;          /* bound on each wait for nodes and APIs */
+	bool bootstrapped_now;      /* this apply ran Bootstrap */
 };
 
 struct phase {
@@ -55,5 +61,12 @@ int apply_iso_target(struct apply_ctx *c, struct err *err);
 extern const struct phase ph_iso;
 extern const struct phase ph_vms;
 extern const struct phase ph_start;
+/* The Talos phases (ph_talos.c): configs generated, every node installed
+ * from maintenance mode and confirmed over mTLS (then booting from disk),
+ * etcd bootstrapped once, kubeconfig fetched and every node registered. */
+extern const struct phase ph_talos_gen;
+extern const struct phase ph_talos_install;
+extern const struct phase ph_talos_bootstrap;
+extern const struct phase ph_kubernetes;
 
 #endif

@@ -99,6 +99,7 @@ state_vm_forget(struct state *st, const char *name, struct err *err)
 
 	pthread_mutex_lock(&st->mu);
 	json_object_del(section(st, "vms"), name);
+	json_object_del(section(st, "talos"), name);
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
@@ -157,6 +158,53 @@ state_phase_mark(struct state *st, const char *phase, bool done, struct err *err
 
 	pthread_mutex_lock(&st->mu);
 	json_object_set_new(section(st, "phases"), phase, json_boolean(done));
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+char *
+state_talos_get(struct state *st, const char *node, const char *key)
+{
+	char *v;
+
+	pthread_mutex_lock(&st->mu);
+	v = sdup(json_object_get(section(st, "talos"), node), key);
+	pthread_mutex_unlock(&st->mu);
+	return v;
+}
+
+int
+state_talos_set(struct state *st, const char *node, const char *key,
+		const char *val, struct err *err)
+{
+	json_t *t, *o;
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	t = section(st, "talos");
+	o = json_object_get(t, node);
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(t, node, o);
+	}
+	if (val)
+		json_object_set_new(o, key, json_string(val));
+	else
+		json_object_del(o, key);
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+int
+state_cluster_forget(struct state *st, struct err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	json_object_del(st->root, "talos");
+	json_object_del(st->root, "phases");
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;

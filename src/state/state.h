@@ -33,6 +33,17 @@ int state_vm_record(struct state *st, const struct vm_spec *applied,
 int state_vm_forget(struct state *st, const char *name, struct err *err);
 void state_vms(struct state *st, struct vm_spec **out, size_t *n);
 
+/*
+ * Per-node Talos journal: string values under talos.<node>.<key>
+ * ("config_sha256": the nodes/<node>.yaml last applied). Forgetting a VM
+ * forgets its node too: a new VM starts from maintenance mode.
+ */
+char *state_talos_get(struct state *st, const char *node, const char *key);
+int state_talos_set(struct state *st, const char *node, const char *key,
+		    const char *val, struct err *err);
+/* Forget every node and the one-time cluster phases (after a destroy). */
+int state_cluster_forget(struct state *st, struct err *err);
+
 bool state_phase_done(struct state *st, const char *phase);
 int state_phase_mark(struct state *st, const char *phase, bool done,
 		     struct err *err);  /* marks and saves */

@@ -204,7 +204,8 @@ split_frames(struct call *c, struct grpc_result *res, struct err *err,
 /* Turn OpenSSL's vague alerts into what actually happened. */
 static int
 transport_error(CURLcode rc, const char *errbuf, const struct call *c,
-		const struct grpc_opts *o, const char *path, struct err *err)
+		const struct grpc_opts *o, const char *path,
+		struct grpc_result *res, struct err *err)
 {
 	const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 	const char *alert = c->alert;
@@ -214,12 +215,14 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	     !strcmp(alert, "certificate required") ||
 	     !strcmp(alert, "certificate unknown") ||
 	     !strcmp(alert, "unsupported certificate") ||
-	     !strcmp(alert, "access denied")))
+	     !strcmp(alert, "access denied"))) {
+		res->tls = GRPC_TLS_CLIENT_REJECTED;
 		return err_set(err, ERR_FAIL,
 			       "%s on %s: the node rejected our client certificate "
 			       "(TLS alert '%s': it trusts another CA; is this node "
 			       "part of a different cluster?)", path, o->target,
 			       alert);
+	}
 	if (alert[0])
 		return err_set(err, ERR_FAIL, "%s on %s: TLS alert '%s' from the "
 			       "node: %s", path, o->target, alert, e);
@@ -228,30 +231,36 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	if (o->cert_pem && !c->got_headers &&
 	    (rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM ||
 	     rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
-	     rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE))
+	     rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE)) {
+		res->tls = GRPC_TLS_CLIENT_REJECTED;
 		return err_set(err, ERR_FAIL,
 			       "%s on %s: the node hung up right after the TLS "
 			       "handshake without answering: it most likely "
 			       "rejected our client certificate (it trusts another "
 			       "CA: is this node part of a different cluster?)",
 			       path, o->target);
+	}
 	if (o->cert_pem && (strstr(e, "unknown ca") || strstr(e, "bad certificate") ||
 			    strstr(e, "certificate required") ||
 			    strstr(e, "certificate unknown") ||
-			    strstr(e, "access denied")))
+			    strstr(e, "access denied"))) {
+		res->tls = GRPC_TLS_CLIENT_REJECTED;
 		return err_set(err, ERR_FAIL,
 			       "%s on %s: the node rejected our client certificate "
 			       "(it trusts another CA: is this node part of a "
 			       "different cluster?): %s", path, o->target, e);
+	}
 	if (rc == CURLE_PEER_FAILED_VERIFICATION ||
 	    strstr(e, "certificate verify failed") ||
 	    strstr(e, "SSL: no alternative certificate subject name") ||
-	    strstr(e, "does not match target host"))
+	    strstr(e, "does not match target host")) {
+		res->tls = GRPC_TLS_SERVER_UNTRUSTED;
 		return err_set(err, ERR_FAIL,
 			       "%s on %s: the node's certificate is not signed by "
 			       "this cluster's OS CA (or does not name this "
 			       "address); refusing to talk to it: %s",
 			       path, o->target, e);
+	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return err_set(err, ERR_FAIL, "%s on %s: timed out: %s", path,
 			       o->target, e);
@@ -279,6 +288,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	buf_init(&c.body);
 	c.status = -1;
 	res->status = -1;
+	res->tls = GRPC_TLS_NONE;
 
 	framed = xmalloc(req_len + 5);
 	framed[0] = 0;
@@ -362,7 +372,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
 	if (rc != CURLE_OK && !c.saw_status) {
 		res->status = GRPC_TRANSPORT;
-		r = transport_error(rc, errbuf, &c, o, path, err);
+		r = transport_error(rc, errbuf, &c, o, path, res, err);
 		goto out;
 	}
 	if (httpver != CURL_HTTP_VERSION_2_0) {

@@ -57,6 +57,14 @@ struct grpc_result {
 	char *message;           /* decoded grpc-message, or NULL */
 	struct buf *msgs;        /* each response message, in order */
 	size_t n_msgs;
+	int tls;                 /* enum grpc_tls: why a handshake failed */
+};
+
+/* For GRPC_TRANSPORT failures: was it the TLS trust, and whose? */
+enum grpc_tls {
+	GRPC_TLS_NONE = 0,
+	GRPC_TLS_SERVER_UNTRUSTED,   /* the server's cert did not verify */
+	GRPC_TLS_CLIENT_REJECTED,    /* the server refused our client cert */
 };
 
 void grpc_result_init(struct grpc_result *r);

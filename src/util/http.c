@@ -162,6 +162,15 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
+static void
+set_blob(CURL *h, CURLoption opt, const char *pem)
+{
+	struct curl_blob b = { (void *)pem, strlen(pem), CURL_BLOB_COPY };
+
+	curl_easy_setopt(h, opt, &b);
+}
+
 int
 http_client_new(struct http_client **out, const struct http_opts *o,
 		struct err *err)
@@ -176,7 +185,7 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	if (!o->base_url || strncmp(o->base_url, "https://", 8))
 		return err_set(err, ERR_USAGE, "'%s' is not an https:// URL",
 			       o->base_url ? o->base_url : "");
-	if (!o->ca_file && !o->fingerprint && !o->insecure)
+	if (!o->ca_file && !o->ca_pem && !o->fingerprint && !o->insecure)
 		return err_set(err, ERR_USAGE,
 			       "no way to verify the server: give a CA file, "
 			       "a fingerprint, or insecure");
@@ -224,8 +233,11 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
 		curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
-	} else if (o->ca_file) {
-		curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+	} else if (o->ca_file || o->ca_pem) {
+		if (o->ca_pem)
+			set_blob(h, CURLOPT_CAINFO_BLOB, o->ca_pem);
+		else
+			curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	} else {
@@ -235,6 +247,11 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	if (o->client_cert) {
 		curl_easy_setopt(h, CURLOPT_SSLCERT, o->client_cert);
 		curl_easy_setopt(h, CURLOPT_SSLKEY, o->client_key);
+	} else if (o->client_cert_pem && o->client_key_pem) {
+		set_blob(h, CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
+		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+		set_blob(h, CURLOPT_SSLKEY_BLOB, o->client_key_pem);
+		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	*out = c;
 	return 0;

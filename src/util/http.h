@@ -37,6 +37,9 @@ struct http_opts {
 	const char *auth_header;   /* "Authorization: ..." (secret) */
 	const char *client_cert;   /* PEM file for mTLS, or NULL */
 	const char *client_key;
+	const char *ca_pem;        /* in-memory variants (kubeconfig data), */
+	const char *client_cert_pem; /* never written to disk */
+	const char *client_key_pem;
 	long connect_timeout_ms;   /* default 5000 */
 	long timeout_ms;           /* whole request, default 30000 */
 	int max_attempts;          /* default 4 */

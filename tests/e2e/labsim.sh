@@ -71,12 +71,12 @@ proxmox:
   nodes: [pve1, pve2]
   vmid: {base: $3, count: 50}
 network:
-  cidr: 10.9.0.0/24
-  gateway: 10.9.0.1
+  cidr: 127.0.20.0/24
+  gateway: 127.0.20.1
 kubernetes:
-  vip: 10.9.0.10
+  vip: 127.0.20.10
 nodes:
-  controlplane: {count: $4, ip_start: 10.9.0.11, memory: 2GiB, disk: 10GiB}
-  workers: {count: $5, ip_start: 10.9.0.21, memory: 2GiB, disk: 20GiB}
+  controlplane: {count: $4, ip_start: 127.0.20.11, memory: 2GiB, disk: 10GiB}
+  workers: {count: $5, ip_start: 127.0.20.21, memory: 2GiB, disk: 20GiB}
 YAML
 }

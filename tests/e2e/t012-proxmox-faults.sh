@@ -31,7 +31,7 @@ expect_rc 0 "apply converges once the storage has room" -- "$STRATA" apply "$E" 
 # 2. 10% injected 500s and 5% dropped connections on every call: apply
 #    either converges or fails with a named call; a few re-runs converge.
 labsim_ctl POST knobs '{"error_rate": {".": 0.10}, "drop_rate": {".": 0.05}}' > /dev/null
-sed -i 's/workers: {count: 5, ip_start: 10.9.0.21, memory: 2GiB/workers: {count: 5, ip_start: 10.9.0.21, memory: 3GiB/' "$E/config.yml"
+sed -i 's/workers: {count: 5, ip_start: 127.0.20.21, memory: 2GiB/workers: {count: 5, ip_start: 127.0.20.21, memory: 3GiB/' "$E/config.yml"
 sed -i 's/controlplane: {count: 3,/controlplane: {count: 2,/' "$E/config.yml"
 sed -i 's/^kubernetes:/kubernetes:\n  allow_scheduling_on_controlplanes: false/' "$E/config.yml"
 converged=0 tries=0 named=1

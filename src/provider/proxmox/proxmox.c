@@ -447,13 +447,21 @@ pve_agent_ipv4(struct pve *p, const char *node, int vmid, const char *mac,
 		json_t *addrs = json_object_get(iface, "ip-addresses"), *a;
 		size_t j;
 
+		const char *name = json_string_value(json_object_get(iface, "name"));
+
 		if (mac && (!hw || strcasecmp(hw, mac)))
+			continue;
+		/* The loopback interface; any address on a real NIC counts
+		 * (the lab simulator's NICs carry 127.0.x.y addresses). */
+		if ((name && !strcmp(name, "lo")) ||
+		    (hw && !strcmp(hw, "00:00:00:00:00:00")))
 			continue;
 		json_array_foreach(addrs, j, a) {
 			const char *t = json_string_value(json_object_get(a, "ip-address-type"));
 			const char *ip = json_string_value(json_object_get(a, "ip-address"));
 
-			if (t && ip && !strcmp(t, "ipv4") && strncmp(ip, "127.", 4)) {
+			if (t && ip && !strcmp(t, "ipv4") &&
+			    strncmp(ip, "169.254.", 8)) {
 				*ip_out = xstrdup(ip);
 				goto out;
 			}

@@ -89,8 +89,8 @@ int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 		  char **upid_out, struct err *err);
 int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 		  const char *size, char **upid_out, struct err *err);
-/* First IPv4 (not loopback) the guest agent reports, optionally on the NIC
- * with this MAC. ERR_NOTFOUND while the agent has no address yet. */
+/* First IPv4 (not on `lo`, not link-local) the guest agent reports,
+ * optionally on the NIC with this MAC. ERR_NOTFOUND while the agent has no address yet. */
 int pve_agent_ipv4(struct pve *p, const char *node, int vmid, const char *mac,
 		   char **ip_out, struct err *err);
 /* Does storage hold volume "storage:iso/name"? */

@@ -1,0 +1,788 @@
+/*
+ * The Talos phases of apply.
+ *
+ * talos-config   every Talos file of the env folder generated (offline;
+ *                files are written only when their bytes change) and the
+ *                admin credentials loaded from ENV/talosconfig.
+ * talos-install  one worker per node: is the node already up at its static
+ *                address, answering over mTLS with a cert from this
+ *                cluster's OS CA? If not, find its maintenance-mode address
+ *                (guest agent, or the address itself for dhcp-lease and
+ *                static discovery), ApplyConfiguration of nodes/<node>.yaml
+ *                there, and wait through the install reboot (Unavailable
+ *                and reset connections are expected; backoff up to 2 s)
+ *                until Version answers over mTLS. Then the VM boots from
+ *                its disk and the ISO is detached. A node whose
+ *                nodes/<node>.yaml changed since it was last applied gets
+ *                the new config (mode AUTO: Talos reboots only if needed).
+ * bootstrap      etcd bootstrapped once on the first control plane
+ *                (AlreadyExists counts as done); journaled.
+ * kubernetes     ENV/kubeconfig (0600) fetched from the first control plane
+ *                with its server set to the cluster endpoint, then the
+ *                Kubernetes API waited for until every node registered.
+ *
+ * Every wait is bounded by apply's --timeout and names the node and the
+ * address it waited for. A node answering with another CA's certificate
+ * is never talked to.
+ */
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube/kubeapi.h"
+#include "kube/kubeconfig.h"
+#include "phase/phase.h"
+#include "talos/gen.h"
+#include "util/clock.h"
+#include "util/fs.h"
+#include "util/grpc.h"
+#include "util/out.h"
+#include "util/progress.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS   2000
+
+static long
+backoff_next(long ms)
+{
+	ms = ms * 3 / 2;
+	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+static void
+fmt_duration(char *out, size_t n, long long ms)
+{
+	if (ms < 60000)
+		snprintf(out, n, "%llds", ms / 1000);
+	else
+		snprintf(out, n, "%lldm%02llds", ms / 60000, (ms / 1000) % 60);
+}
+
+static bool
+talos_should_run(struct apply_ctx *c)
+{
+	return c->cfg->n_nodes > 0;
+}
+
+/* The VM the plan made for a node (by name). */
+static const struct vm_spec *
+node_vm(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->plan.n; i++) {
+		const struct action *a = &c->plan.v[i];
+
+		if (a->kind != ACT_DELETE && a->kind != ACT_CONFLICT &&
+		    a->want.name && !strcmp(a->want.name, name))
+			return &a->want;
+	}
+	return NULL;
+}
+
+static const struct node *
+first_controlplane(const struct apply_ctx *c)
+{
+	return c->cfg->n_controlplanes ? &c->cfg->nodes[0] : NULL;
+}
+
+static struct talos_target
+mtls_target(const struct apply_ctx *c, const char *addr)
+{
+	struct talos_target t;
+
+	memset(&t, 0, sizeof(t));
+	t.addr = addr;
+	t.creds = &c->creds;
+	t.timeout_ms = 10000;
+	t.connect_timeout_ms = 2000;
+	return t;
+}
+
+/* ----------------------------------------------------------- talos-config */
+
+static int
+gen_run(struct apply_ctx *c, struct err *err)
+{
+	struct gen_result res;
+	char *path;
+	int r;
+
+	memset(&res, 0, sizeof(res));
+	if ((r = talos_gen(c->cfg, c->env_dir, &res, err)) < 0) {
+		gen_result_release(&res);
+		return r;
+	}
+	if (res.secrets_created)
+		out_note("generated a new secrets bundle in %s/secrets.yaml "
+			 "(keep it; it is never overwritten)", c->env_dir);
+	out_step("Talos configs: %d file%s written, %d unchanged",
+		 res.files_changed, res.files_changed == 1 ? "" : "s",
+		 res.files_total - res.files_changed);
+	gen_result_release(&res);
+	talos_creds_release(&c->creds);
+	path = fs_join(c->env_dir, "talosconfig");
+	r = talos_creds_load(&c->creds, path, err);
+	free(path);
+	return r;
+}
+
+static void
+gen_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	fprintf(fp, "    generate secrets (once), machine configs and "
+		"talosconfig in %s\n", c->env_dir);
+}
+
+const struct phase ph_talos_gen = {
+	.name = "talos-config",
+	.title = "generate Talos configs",
+	.should_run = talos_should_run,
+	.run = gen_run,
+	.dry_run = gen_dry_run,
+};
+
+/* ---------------------------------------------------------- talos-install */
+
+struct tjob {
+	struct apply_ctx *c;
+	const struct node *nd;
+	const struct vm_spec *vm;
+	size_t idx;
+	struct progress *pr;
+	struct pve *pve;
+	char *version;
+	const char *what;           /* summary of what was done */
+	int rc;
+	struct err err;
+};
+
+struct tpool {
+	struct tjob *jobs;
+	size_t n, next;
+	pthread_mutex_t mu;
+};
+
+static int
+read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
+		 char hex[65], struct err *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char *rel = xasprintf("nodes/%s.yaml", name);
+	char *path = fs_join(c->env_dir, rel);
+	int r, i;
+
+	free(rel);
+	r = fs_read_file(b, path, 4 << 20, err);
+	free(path);
+	if (r < 0)
+		return r;
+	EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* The maintenance-mode address of a fresh VM. */
+static int
+discover(struct tjob *j, char **ip, struct err *err)
+{
+	const struct apply_ctx *c = j->c;
+
+	*ip = NULL;
+	if (c->cfg->network.discovery != DISCOVERY_GUEST_AGENT) {
+		/* dhcp-lease: the lease keyed by the node's MAC hands out its
+		 * own address; static: the address is already configured. */
+		*ip = xstrdup(j->nd->ip);
+		return 0;
+	}
+	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
+		return -1;
+	return pve_agent_ipv4(j->pve, j->vm->node, j->vm->vmid, j->vm->mac, ip,
+			      err);
+}
+
+/* After the install: boot from the disk, the ISO out of the drive. */
+static int
+fix_boot(struct tjob *j, struct err *err)
+{
+	struct apply_ctx *c = j->c;
+	const struct vm_spec *vm = j->vm;
+	struct pve_params p;
+	json_t *cfg = NULL;
+	char *ide2, *boot, *done, *upid = NULL;
+	bool need;
+	int r;
+
+	done = state_talos_get(&c->st, j->nd->name, "boot");
+	need = !done || strcmp(done, "disk");
+	free(done);
+	if (!need)
+		return 0;
+	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
+		return -1;
+	if ((r = pve_vm_config_get(j->pve, vm->node, vm->vmid, &cfg, err)) < 0)
+		return err_wrap(err, "vm %d", vm->vmid);
+	ide2 = pve_json_str(cfg, "ide2");
+	boot = pve_json_str(cfg, "boot");
+	need = (ide2 && strncmp(ide2, "none", 4)) || (boot && strstr(boot, "ide2"));
+	free(ide2);
+	free(boot);
+	json_decref(cfg);
+	if (need) {
+		progress_step(j->pr, j->idx, "boot from disk, detach the ISO");
+		pve_params_init(&p);
+		pve_params_add(&p, "boot", "order=scsi0");
+		pve_params_add(&p, "ide2", "none,media=cdrom");
+		r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
+		pve_params_release(&p);
+		if (r == 0 && upid)
+			r = pve_task_wait(j->pve, upid, 60000, err);
+		free(upid);
+		if (r < 0)
+			return err_wrap(err, "vm %d: set boot order", vm->vmid);
+	}
+	return state_talos_set(&c->st, j->nd->name, "boot", "disk", err);
+}
+
+/*
+ * After a wait ran out: say where the node is stuck, as precisely as one
+ * more look allows.
+ */
+static int
+stuck_error(struct tjob *j, const char *maint_ip, bool applied,
+	    const struct err *last, struct err *err)
+{
+	char took[32];
+
+	fmt_duration(took, sizeof(took), j->c->wait_ms);
+	if (applied && maint_ip) {
+		struct talos_target t = { .addr = maint_ip, .timeout_ms = 3000,
+					  .connect_timeout_ms = 2000 };
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char *tag = NULL;
+
+		talos_version(&t, &tag, &st, &e);
+		free(tag);
+		if (st.maintenance)
+			return err_set(err, ERR_FAIL,
+				       "node '%s' (vm %d): still in maintenance "
+				       "mode at %s:%d %s after its config was "
+				       "applied; it never came up at %s:%d. "
+				       "Check the VM's console (install disk "
+				       "%s?)", j->nd->name, j->vm->vmid,
+				       maint_ip, TALOS_API_PORT, took,
+				       j->nd->ip, TALOS_API_PORT,
+				       j->nd->install_disk ? j->nd->install_disk
+							   : "?");
+	}
+	if (applied)
+		return err_set(err, ERR_FAIL,
+			       "node '%s' (vm %d): not up at %s:%d %s after its "
+			       "config was applied%s%s (last: %s)", j->nd->name,
+			       j->vm->vmid, j->nd->ip, TALOS_API_PORT, took,
+			       maint_ip ? " at " : "", maint_ip ? maint_ip : "",
+			       last->msg[0] ? last->msg : "no answer");
+	return err_set(err, ERR_FAIL,
+		       "node '%s' (vm %d): no maintenance-mode address found "
+		       "and nothing at %s:%d after %s (last: %s)", j->nd->name,
+		       j->vm->vmid, j->nd->ip, TALOS_API_PORT, took,
+		       last->msg[0] ? last->msg : "no answer");
+}
+
+static int
+install_node(struct tjob *j, struct err *err)
+{
+	struct apply_ctx *c = j->c;
+	const struct node *nd = j->nd;
+	struct talos_target mt = mtls_target(c, nd->ip);
+	struct buf cfg = BUF_INIT;
+	struct err last = ERR_INIT;
+	char sha[65], *done_sha = NULL, *maint_ip = NULL;
+	long long deadline = clock_mono_ms() + c->wait_ms;
+	long backoff = BACKOFF_FIRST_MS;
+	bool applied = false;
+	int r;
+
+	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
+		return r;
+	done_sha = state_talos_get(&c->st, nd->name, "config_sha256");
+	mt.timeout_ms = 5000;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char *tag = NULL;
+
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted");
+			goto out;
+		}
+		progress_step(j->pr, j->idx, applied ? "installing; waiting for "
+			      "%s" : "looking for the node at %s", nd->ip);
+		if (talos_version(&mt, &tag, &st, &e) == 0) {
+			j->version = tag;
+			break;
+		}
+		free(tag);
+		if (st.tls == GRPC_TLS_SERVER_UNTRUSTED) {
+			/* Maintenance mode at the static address (its cert
+			 * is random), or a machine of another cluster. */
+			struct talos_target it = { .addr = nd->ip,
+						   .timeout_ms = 5000,
+						   .connect_timeout_ms = 2000 };
+			struct talos_status st2 = { 0 };
+			struct err e2 = ERR_INIT;
+
+			talos_version(&it, &tag, &st2, &e2);
+			free(tag);
+			if (!st2.maintenance) {
+				r = err_set(err, ERR_FAIL, "node '%s': %s",
+					    nd->name, e.msg);
+				goto out;
+			}
+			if (!maint_ip)
+				maint_ip = xstrdup(nd->ip);
+		} else if (!talos_status_transient(&st)) {
+			r = err_set(err, ERR_FAIL, "node '%s': %s", nd->name, e.msg);
+			goto out;
+		}
+		last = e;
+		if (!applied && !maint_ip && discover(j, &maint_ip, &e) < 0)
+			last = e;
+		if (!applied && maint_ip) {
+			struct talos_target it = { .addr = maint_ip,
+						   .timeout_ms = 30000,
+						   .connect_timeout_ms = 2000 };
+			struct talos_status st2 = { 0 };
+			char *details = NULL;
+
+			progress_step(j->pr, j->idx, "applying config in "
+				      "maintenance mode at %s", maint_ip);
+			if (talos_apply_configuration(&it, cfg.ptr, cfg.len,
+						      &details, &st2, &e) == 0 ||
+			    st2.code == GRPC_FAILED_PRECONDITION) {
+				/* FailedPrecondition: an earlier apply (an
+				 * interrupted run) is already installing. */
+				applied = true;
+				free(details);
+				if ((r = state_talos_set(&c->st, nd->name,
+							 "config_sha256", sha,
+							 err)) < 0)
+					goto out;
+				free(done_sha);
+				done_sha = xstrdup(sha);
+				j->what = "installed";
+			} else if (talos_status_transient(&st2)) {
+				last = e;
+				free(maint_ip);     /* look again next time */
+				maint_ip = NULL;
+			} else {
+				r = err_set(err, ERR_FAIL, "node '%s': %s",
+					    nd->name, e.msg);
+				goto out;
+			}
+		}
+		if (clock_mono_ms() >= deadline) {
+			r = stuck_error(j, maint_ip, applied, &last, err);
+			goto out;
+		}
+		clock_sleep_ms(backoff);
+		backoff = backoff_next(backoff);
+	}
+
+	/* Up over mTLS. A config changed since it was applied goes in now. */
+	if (!done_sha || strcmp(done_sha, sha)) {
+		struct talos_status st = { 0 };
+		char *details = NULL;
+
+		progress_step(j->pr, j->idx, "applying changed config");
+		if ((r = talos_apply_configuration(&mt, cfg.ptr, cfg.len,
+						   &details, &st, err)) < 0) {
+			err_wrap(err, "node '%s'", nd->name);
+			goto out;
+		}
+		if ((r = state_talos_set(&c->st, nd->name, "config_sha256", sha,
+					 err)) < 0) {
+			free(details);
+			goto out;
+		}
+		j->what = details && strstr(details, "with a reboot")
+			  ? "changed config applied (rebooting)"
+			  : "changed config applied";
+		free(details);
+	}
+	r = fix_boot(j, err);
+	if (r < 0)
+		err_wrap(err, "node '%s'", nd->name);
+out:
+	free(done_sha);
+	free(maint_ip);
+	buf_release(&cfg);
+	return r;
+}
+
+static void *
+install_worker(void *arg)
+{
+	struct tpool *pl = arg;
+
+	for (;;) {
+		struct tjob *j;
+
+		pthread_mutex_lock(&pl->mu);
+		if (pl->next >= pl->n || phase_interrupted) {
+			pthread_mutex_unlock(&pl->mu);
+			return NULL;
+		}
+		j = &pl->jobs[pl->next++];
+		pthread_mutex_unlock(&pl->mu);
+		j->rc = install_node(j, &j->err);
+		if (j->rc < 0)
+			progress_done(j->pr, j->idx, false, "%s", j->err.msg);
+		else
+			progress_done(j->pr, j->idx, true, "%s (Talos %s)",
+				      j->what ? j->what : "up",
+				      j->version ? j->version : "?");
+		pve_free(j->pve);
+		j->pve = NULL;
+	}
+}
+
+static int
+install_run(struct apply_ctx *c, struct err *err)
+{
+	struct tpool pl = { 0 };
+	const char **names;
+	struct progress *pr;
+	pthread_t *th;
+	size_t i, nth, failed = 0, changed = 0;
+	int r = 0;
+
+	pl.n = c->cfg->n_nodes;
+	pl.jobs = xcalloc(pl.n + 1, sizeof(*pl.jobs));
+	names = xcalloc(pl.n + 1, sizeof(*names));
+	for (i = 0; i < pl.n; i++) {
+		struct tjob *j = &pl.jobs[i];
+
+		j->c = c;
+		j->nd = &c->cfg->nodes[i];
+		j->idx = i;
+		j->err = (struct err)ERR_INIT;
+		names[i] = j->nd->name;
+		if (!(j->vm = node_vm(c, j->nd->name))) {
+			r = err_set(err, ERR_FAIL, "node '%s' has no VM in the "
+				    "plan", j->nd->name);
+			goto out;
+		}
+	}
+	pr = progress_start(stderr, "Talos", names, pl.n);
+	for (i = 0; i < pl.n; i++)
+		pl.jobs[i].pr = pr;
+	pthread_mutex_init(&pl.mu, NULL);
+	nth = pl.n < (size_t)c->max_parallel ? pl.n : (size_t)c->max_parallel;
+	th = xcalloc(nth + 1, sizeof(*th));
+	for (i = 0; i < nth; i++)
+		pthread_create(&th[i], NULL, install_worker, &pl);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	pthread_mutex_destroy(&pl.mu);
+	progress_stop(pr);
+	for (i = 0; i < pl.n; i++) {
+		struct tjob *j = &pl.jobs[i];
+
+		if (j->rc < 0) {
+			if (!failed++)
+				*err = j->err;
+			else
+				out_error("%s", j->err.msg);
+		} else if (j->what) {
+			changed++;
+		}
+	}
+	if (failed > 1)
+		err_wrap(err, "%zu nodes failed; the first", failed);
+	if (failed)
+		r = -1;
+	else if (phase_interrupted)
+		r = err_set(err, ERR_INTR, "interrupted; run apply again to "
+			    "resume");
+	else if (!changed)
+		out_step("Talos: all %zu nodes up with their current config, "
+			 "nothing to do", pl.n);
+	else
+		out_step("Talos: %zu of %zu nodes installed or updated",
+			 changed, pl.n);
+out:
+	for (i = 0; i < pl.n; i++)
+		free(pl.jobs[i].version);
+	free(pl.jobs);
+	free(names);
+	return r;
+}
+
+static void
+install_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < c->cfg->n_nodes; i++)
+		fprintf(fp, "    %s: unless up at %s:%d over mTLS, apply "
+			"nodes/%s.yaml in maintenance mode and wait for the "
+			"install; then boot from disk\n", c->cfg->nodes[i].name,
+			c->cfg->nodes[i].ip, TALOS_API_PORT,
+			c->cfg->nodes[i].name);
+}
+
+const struct phase ph_talos_install = {
+	.name = "talos-install",
+	.title = "install Talos on every node",
+	.should_run = talos_should_run,
+	.run = install_run,
+	.dry_run = install_dry_run,
+};
+
+/* -------------------------------------------------------------- bootstrap */
+
+static bool
+bootstrap_should_run(struct apply_ctx *c)
+{
+	return first_controlplane(c) && !state_phase_done(&c->st, "bootstrap");
+}
+
+static bool
+bootstrap_retryable(const struct talos_status *st, const char *msg)
+{
+	if (talos_status_transient(st))
+		return true;
+	/* "bootstrap is not available yet", "time is not in sync yet" */
+	return st->code == GRPC_FAILED_PRECONDITION &&
+	       (strstr(msg, "not available yet") || strstr(msg, "not in sync"));
+}
+
+static int
+bootstrap_run(struct apply_ctx *c, struct err *err)
+{
+	const struct node *cp = first_controlplane(c);
+	struct talos_target t = mtls_target(c, cp->ip);
+	long long deadline = clock_mono_ms() + c->wait_ms;
+	long backoff = BACKOFF_FIRST_MS;
+	char took[32];
+
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		bool already = false;
+
+		if (talos_bootstrap(&t, &already, &st, &e) == 0) {
+			if (already) {
+				out_step("etcd on %s was already bootstrapped",
+					 cp->name);
+			} else {
+				out_step("bootstrapped etcd on %s (%s)", cp->name,
+					 cp->ip);
+				c->bootstrapped_now = true;
+			}
+			return 0;
+		}
+		if (!bootstrap_retryable(&st, e.msg)) {
+			*err = e;
+			return err_wrap(err, "bootstrap on '%s'", cp->name);
+		}
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted");
+		if (clock_mono_ms() >= deadline) {
+			fmt_duration(took, sizeof(took), c->wait_ms);
+			*err = e;
+			return err_wrap(err, "bootstrap on '%s' still not possible "
+					"after %s", cp->name, took);
+		}
+		clock_sleep_ms(backoff);
+		backoff = backoff_next(backoff);
+	}
+}
+
+static void
+bootstrap_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	const struct node *cp = first_controlplane(c);
+
+	fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name, cp->ip);
+}
+
+const struct phase ph_talos_bootstrap = {
+	.name = "bootstrap",
+	.title = "bootstrap etcd",
+	.should_run = bootstrap_should_run,
+	.run = bootstrap_run,
+	.dry_run = bootstrap_dry_run,
+};
+
+/* ------------------------------------------------------------- kubernetes */
+
+static int
+fetch_kubeconfig(struct apply_ctx *c, const char *path, struct err *err)
+{
+	const struct node *cp = first_controlplane(c);
+	struct talos_target t = mtls_target(c, cp->ip);
+	long long deadline = clock_mono_ms() + c->wait_ms;
+	long backoff = BACKOFF_FIRST_MS;
+	struct buf targz = BUF_INIT, kc = BUF_INIT;
+	int r;
+
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+
+		buf_reset(&targz);
+		if (talos_kubeconfig(&t, &targz, &st, &e) == 0)
+			break;
+		if (!talos_status_transient(&st) &&
+		    st.code != GRPC_FAILED_PRECONDITION) {
+			*err = e;
+			r = -1;
+			goto out;
+		}
+		if (phase_interrupted || clock_mono_ms() >= deadline) {
+			*err = e;
+			r = phase_interrupted ? err_set(err, ERR_INTR, "interrupted")
+					      : -1;
+			goto out;
+		}
+		clock_sleep_ms(backoff);
+		backoff = backoff_next(backoff);
+	}
+	r = kubeconfig_from_targz(&kc, targz.ptr, targz.len,
+				  c->cfg->kubernetes.endpoint, err);
+	if (r == 0)
+		r = fs_write_if_changed(path, kc.ptr, kc.len, FS_MODE_SECRET, NULL,
+					err);
+	if (r == 0)
+		out_step("kubeconfig written to %s (server %s)", path,
+			 c->cfg->kubernetes.endpoint);
+out:
+	if (kc.ptr)
+		memset(kc.ptr, 0, kc.len);
+	buf_release(&kc);
+	buf_release(&targz);
+	return r < 0 ? err_wrap(err, "kubeconfig from '%s'", cp->name) : 0;
+}
+
+/* How many of the config's nodes are registered, and Ready. */
+static void
+count_nodes(const struct apply_ctx *c, const struct kube_node *v, size_t n,
+	    size_t *registered, size_t *ready, const char **missing)
+{
+	size_t i, k;
+
+	*registered = *ready = 0;
+	*missing = NULL;
+	for (i = 0; i < c->cfg->n_nodes; i++) {
+		const char *name = c->cfg->nodes[i].name;
+		bool found = false;
+
+		for (k = 0; k < n && !found; k++) {
+			if (strcmp(v[k].name, name))
+				continue;
+			found = true;
+			(*registered)++;
+			if (v[k].ready)
+				(*ready)++;
+		}
+		if (!found && !*missing)
+			*missing = name;
+	}
+}
+
+static int
+kube_run(struct apply_ctx *c, struct err *err)
+{
+	char *path = fs_join(c->env_dir, "kubeconfig");
+	struct kube_client *kc = NULL;
+	long long deadline = clock_mono_ms() + c->wait_ms;
+	long backoff = BACKOFF_FIRST_MS;
+	bool fetched = false;
+	size_t reg = 0, ready = 0;
+	const char *missing = NULL;
+	char took[32];
+	int r = 0;
+
+	if (c->bootstrapped_now || !fs_exists(path)) {
+		if ((r = fetch_kubeconfig(c, path, err)) < 0)
+			goto out;
+		fetched = true;
+	}
+	out_step("waiting for the Kubernetes API at %s and %zu node%s",
+		 c->cfg->kubernetes.endpoint, c->cfg->n_nodes,
+		 c->cfg->n_nodes == 1 ? "" : "s");
+	for (;;) {
+		struct kube_node *v = NULL;
+		struct err e = ERR_INIT;
+		size_t n = 0;
+
+		if (!kc && (r = kube_client_load(&kc, path, 5000, err)) < 0)
+			goto out;
+		if (kube_nodes(kc, &v, &n, &e) == 0) {
+			count_nodes(c, v, n, &reg, &ready, &missing);
+			kube_nodes_free(v, n);
+			if (!missing)
+				break;
+		} else if (!fetched && (strstr(e.msg, "HTTP 401") ||
+					strstr(e.msg, "HTTP 403"))) {
+			/* A kubeconfig from an earlier cluster: fetch anew. */
+			kube_client_free(kc);
+			kc = NULL;
+			if ((r = fetch_kubeconfig(c, path, err)) < 0)
+				goto out;
+			fetched = true;
+			continue;
+		}
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted");
+			goto out;
+		}
+		if (clock_mono_ms() >= deadline) {
+			fmt_duration(took, sizeof(took), c->wait_ms);
+			if (missing)
+				r = err_set(err, ERR_FAIL, "after %s, %zu of %zu "
+					    "nodes registered with Kubernetes; "
+					    "'%s' is not", took, reg,
+					    c->cfg->n_nodes, missing);
+			else
+				r = err_set(err, ERR_FAIL, "the Kubernetes API "
+					    "at %s did not answer in %s: %s",
+					    c->cfg->kubernetes.endpoint, took,
+					    e.msg);
+			goto out;
+		}
+		clock_sleep_ms(backoff);
+		backoff = backoff_next(backoff);
+	}
+	out_step("Kubernetes: %zu/%zu nodes registered, %zu Ready%s", reg,
+		 c->cfg->n_nodes, ready,
+		 ready < reg ? " (nodes turn Ready once a CNI runs)" : "");
+out:
+	kube_client_free(kc);
+	free(path);
+	return r;
+}
+
+static void
+kube_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	fprintf(fp, "    fetch %s/kubeconfig unless present; wait for %s and "
+		"%zu nodes registered\n", c->env_dir,
+		c->cfg->kubernetes.endpoint, c->cfg->n_nodes);
+}
+
+const struct phase ph_kubernetes = {
+	.name = "kubernetes",
+	.title = "kubeconfig and Kubernetes API",
+	.should_run = talos_should_run,
+	.run = kube_run,
+	.dry_run = kube_dry_run,
+};

@@ -1,0 +1,408 @@
+#include "talos/api.h"
+
+#include <libfyaml.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.pb-c.h"
+#include "machine.pb-c.h"
+#include "talos/pki.h"
+#include "talos/tyaml.h"
+#include "util/fs.h"
+#include "util/grpc.h"
+#include "util/out.h"
+
+#define SVC "/machine.MachineService/"
+
+/* ------------------------------------------------------------ credentials */
+
+static char *
+field_pem(struct fy_node *ctx, const char *key, const char *what,
+	  struct err *err)
+{
+	struct buf pem = BUF_INIT;
+	char *b64 = y_get_str(ctx, key);
+
+	if (!b64 || pki_unb64(&pem, b64) < 0 || !pem.len ||
+	    !memmem(pem.ptr, pem.len, "-----BEGIN ", 11)) {
+		free(b64);
+		buf_release(&pem);
+		err_set(err, ERR_FAIL, "'%s' (%s) is missing or not base64 PEM",
+			key, what);
+		return NULL;
+	}
+	free(b64);
+	buf_add(&pem, "", 1);   /* NUL-terminate */
+	return pem.ptr;
+}
+
+int
+talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
+		  struct err *err)
+{
+	struct ydocs d = YDOCS_INIT;
+	struct fy_node *root, *ctx;
+	struct buf kp = BUF_INIT;
+	EVP_PKEY *key;
+	char *raw_key = NULL;
+	int r = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (ydocs_parse(&d, text, len, err) < 0)
+		return -1;
+	if (d.n != 1) {
+		ydocs_release(&d);
+		return err_set(err, ERR_FAIL, "expected one YAML document");
+	}
+	root = fy_document_root(d.v[0]);
+	c->context = y_get_str(root, "context");
+	if (!c->context) {
+		r = err_set(err, ERR_FAIL, "no current 'context'");
+		goto out;
+	}
+	ctx = y_get(y_get(root, "contexts"), c->context);
+	if (!ctx) {
+		r = err_set(err, ERR_FAIL, "context '%s' is not under 'contexts'",
+			    c->context);
+		goto out;
+	}
+	if (!(c->ca_pem = field_pem(ctx, "ca", "the OS CA certificate", err)) ||
+	    !(c->crt_pem = field_pem(ctx, "crt", "the client certificate", err)) ||
+	    !(raw_key = field_pem(ctx, "key", "the client key", err))) {
+		r = err_wrap(err, "context '%s'", c->context);
+		goto out;
+	}
+	/* Upstream labels Ed25519 keys "ED25519 PRIVATE KEY", which TLS
+	 * libraries refuse: re-encode as plain PKCS#8. */
+	key = pki_key_from_pem(raw_key, strlen(raw_key));
+	if (!key || pki_key_pem(&kp, key) < 0) {
+		EVP_PKEY_free(key);
+		r = err_set(err, ERR_FAIL, "context '%s': the client key does not "
+			    "parse", c->context);
+		goto out;
+	}
+	EVP_PKEY_free(key);
+	buf_add(&kp, "", 1);
+	c->key_pem = kp.ptr;
+out:
+	if (raw_key) {
+		OPENSSL_cleanse(raw_key, strlen(raw_key));
+		free(raw_key);
+	}
+	ydocs_release(&d);
+	if (r < 0)
+		talos_creds_release(c);
+	return r;
+}
+
+int
+talos_creds_load(struct talos_creds *c, const char *path, struct err *err)
+{
+	struct buf b = BUF_INIT;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = fs_read_file(&b, path, 1 << 20, err)) < 0)
+		return r;
+	r = talos_creds_parse(c, b.ptr, b.len, err);
+	OPENSSL_cleanse(b.ptr, b.len);
+	buf_release(&b);
+	if (r < 0)
+		return err_wrap(err, "%s", path);
+	return 0;
+}
+
+void
+talos_creds_release(struct talos_creds *c)
+{
+	if (c->key_pem)
+		OPENSSL_cleanse(c->key_pem, strlen(c->key_pem));
+	free(c->context);
+	free(c->ca_pem);
+	free(c->crt_pem);
+	free(c->key_pem);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ------------------------------------------------------------------ calls */
+
+bool
+talos_status_transient(const struct talos_status *st)
+{
+	if (st->code == GRPC_TRANSPORT)
+		return st->tls == GRPC_TLS_NONE;
+	return st->code == GRPC_UNAVAILABLE || st->code == GRPC_DEADLINE_EXCEEDED ||
+	       st->code == GRPC_CANCELLED;
+}
+
+/* One call; res holds the response messages on success. */
+static int
+call(const struct talos_target *t, const char *method, const void *req,
+     size_t len, struct grpc_result *res, struct talos_status *st,
+     struct err *err)
+{
+	struct grpc_opts o;
+	char target[64], path[96];
+	int r;
+
+	snprintf(target, sizeof(target), "%s:%d", t->addr,
+		 t->port > 0 ? t->port : TALOS_API_PORT);
+	snprintf(path, sizeof(path), SVC "%s", method);
+	memset(&o, 0, sizeof(o));
+	o.target = target;
+	o.timeout_ms = t->timeout_ms;
+	o.connect_timeout_ms = t->connect_timeout_ms;
+	if (t->creds) {
+		o.ca_pem = t->creds->ca_pem;
+		o.cert_pem = t->creds->crt_pem;
+		o.key_pem = t->creds->key_pem;
+	} else {
+		o.insecure = true;
+	}
+	grpc_result_init(res);
+	r = grpc_call(&o, path, req, len, res, err);
+	if (st) {
+		st->code = res->status;
+		st->tls = res->tls;
+		st->maintenance = res->status == GRPC_UNIMPLEMENTED &&
+				  res->message &&
+				  strstr(res->message, "maintenance mode");
+	}
+	return r;
+}
+
+/* A proxied reply may carry a backend's error in its metadata. */
+static int
+check_meta(const Common__Metadata *m, const char *method,
+	   const struct talos_target *t, struct talos_status *st,
+	   struct err *err)
+{
+	if (!m || !m->error || !m->error[0])
+		return 0;
+	if (st)
+		st->code = m->status ? m->status->code : GRPC_UNKNOWN;
+	return err_set(err, ERR_FAIL, "%s on %s: %s%s%s", method, t->addr,
+		       m->error, m->hostname && m->hostname[0] ? " (from " : "",
+		       m->hostname && m->hostname[0] ? m->hostname : "");
+}
+
+/* The single message of a unary reply, or an error. */
+static int
+one_msg(const struct grpc_result *res, const char *method,
+	const struct talos_target *t, struct err *err)
+{
+	if (res->n_msgs != 1)
+		return err_set(err, ERR_FAIL, "%s on %s: expected one reply "
+			       "message, got %zu", method, t->addr, res->n_msgs);
+	return 0;
+}
+
+static int
+bad_reply(const char *method, const struct talos_target *t, struct err *err)
+{
+	return err_set(err, ERR_FAIL, "%s on %s: the reply does not decode",
+		       method, t->addr);
+}
+
+int
+talos_apply_configuration(const struct talos_target *t, const void *cfg,
+			  size_t len, char **details, struct talos_status *st,
+			  struct err *err)
+{
+	Machine__ApplyConfigurationRequest req =
+		MACHINE__APPLY_CONFIGURATION_REQUEST__INIT;
+	Machine__ApplyConfigurationResponse *resp;
+	struct grpc_result res;
+	unsigned char *wire;
+	size_t n, i, j;
+	int r;
+
+	if (details)
+		*details = NULL;
+	req.data.data = (uint8_t *)cfg;
+	req.data.len = len;
+	req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
+	n = machine__apply_configuration_request__get_packed_size(&req);
+	wire = xmalloc(n ? n : 1);
+	machine__apply_configuration_request__pack(&req, wire);
+	r = call(t, "ApplyConfiguration", wire, n, &res, st, err);
+	OPENSSL_cleanse(wire, n);   /* the config holds the cluster's keys */
+	free(wire);
+	if (r < 0)
+		goto out;
+	if ((r = one_msg(&res, "ApplyConfiguration", t, err)) < 0)
+		goto out;
+	resp = machine__apply_configuration_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("ApplyConfiguration", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__ApplyConfiguration *m = resp->messages[i];
+
+		r = check_meta(m->metadata, "ApplyConfiguration", t, st, err);
+		for (j = 0; r == 0 && j < m->n_warnings; j++)
+			out_note("%s: %s", t->addr, m->warnings[j]);
+		if (r == 0 && details && !*details && m->mode_details &&
+		    m->mode_details[0])
+			*details = xstrdup(m->mode_details);
+	}
+	machine__apply_configuration_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_version(const struct talos_target *t, char **tag,
+	      struct talos_status *st, struct err *err)
+{
+	Machine__VersionResponse *resp;
+	struct grpc_result res;
+	int r;
+
+	*tag = NULL;
+	if ((r = call(t, "Version", NULL, 0, &res, st, err)) < 0 ||
+	    (r = one_msg(&res, "Version", t, err)) < 0)
+		goto out;
+	resp = machine__version_response__unpack(NULL, res.msgs[0].len,
+						 (const uint8_t *)res.msgs[0].ptr);
+	if (!resp || resp->n_messages < 1) {
+		if (resp)
+			machine__version_response__free_unpacked(resp, NULL);
+		r = bad_reply("Version", t, err);
+		goto out;
+	}
+	r = check_meta(resp->messages[0]->metadata, "Version", t, st, err);
+	if (r == 0)
+		*tag = xstrdup(resp->messages[0]->version &&
+			       resp->messages[0]->version->tag ?
+			       resp->messages[0]->version->tag : "");
+	machine__version_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_bootstrap(const struct talos_target *t, bool *already,
+		struct talos_status *st, struct err *err)
+{
+	Machine__BootstrapRequest req = MACHINE__BOOTSTRAP_REQUEST__INIT;
+	Machine__BootstrapResponse *resp;
+	struct talos_status local;
+	struct grpc_result res;
+	unsigned char wire[16];
+	size_t n, i;
+	int r;
+
+	*already = false;
+	if (!st)
+		st = &local;
+	n = machine__bootstrap_request__pack(&req, wire);
+	r = call(t, "Bootstrap", wire, n, &res, st, err);
+	if (r < 0 && st->code == GRPC_ALREADY_EXISTS) {
+		/* etcd already holds data: bootstrapped before. */
+		err_clear(err);
+		*already = true;
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (res.n_msgs == 1) {
+		resp = machine__bootstrap_response__unpack(
+			NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+		if (!resp) {
+			r = bad_reply("Bootstrap", t, err);
+			goto out;
+		}
+		for (i = 0; i < resp->n_messages && r == 0; i++)
+			r = check_meta(resp->messages[i]->metadata, "Bootstrap",
+				       t, st, err);
+		machine__bootstrap_response__free_unpacked(resp, NULL);
+		if (r < 0 && st->code == GRPC_ALREADY_EXISTS) {
+			err_clear(err);
+			*already = true;
+			r = 0;
+		}
+	}
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_kubeconfig(const struct talos_target *t, struct buf *targz,
+		 struct talos_status *st, struct err *err)
+{
+	struct grpc_result res;
+	size_t i;
+	int r;
+
+	if ((r = call(t, "Kubeconfig", NULL, 0, &res, st, err)) < 0)
+		goto out;
+	for (i = 0; i < res.n_msgs && r == 0; i++) {
+		Common__Data *d = common__data__unpack(
+			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
+
+		if (!d) {
+			r = bad_reply("Kubeconfig", t, err);
+			break;
+		}
+		r = check_meta(d->metadata, "Kubeconfig", t, st, err);
+		if (r == 0)
+			buf_add(targz, d->bytes.data, d->bytes.len);
+		common__data__free_unpacked(d, NULL);
+	}
+	if (r == 0 && !targz->len)
+		r = err_set(err, ERR_FAIL, "Kubeconfig on %s: the node sent "
+			    "nothing", t->addr);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_service(const struct talos_target *t, const char *id, char **state,
+	      bool *healthy, struct talos_status *st, struct err *err)
+{
+	Machine__ServiceListResponse *resp;
+	struct grpc_result res;
+	size_t i, j;
+	int r;
+
+	*state = NULL;
+	*healthy = false;
+	if ((r = call(t, "ServiceList", NULL, 0, &res, st, err)) < 0 ||
+	    (r = one_msg(&res, "ServiceList", t, err)) < 0)
+		goto out;
+	resp = machine__service_list_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("ServiceList", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__ServiceList *l = resp->messages[i];
+
+		r = check_meta(l->metadata, "ServiceList", t, st, err);
+		for (j = 0; r == 0 && j < l->n_services; j++) {
+			const Machine__ServiceInfo *s = l->services[j];
+
+			if (!s->id || strcmp(s->id, id))
+				continue;
+			free(*state);
+			*state = xstrdup(s->state ? s->state : "");
+			*healthy = s->health && s->health->healthy;
+		}
+	}
+	machine__service_list_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return r;
+}

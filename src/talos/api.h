@@ -1,0 +1,79 @@
+/*
+ * api: the Talos API calls a bootstrapper needs, on util/grpc with
+ * protobuf-c messages from proto/machine.proto.
+ *
+ * A target is one node address. Without credentials the call is made the
+ * way maintenance mode wants it (server-only TLS, nothing to verify the
+ * node's random cert against); with credentials from the talosconfig it
+ * is mutual TLS: the node must present a cert from this cluster's OS CA
+ * naming the address, and we present the admin cert.
+ *
+ * Every call returns 0, or -1 with err filled ("<method> on <addr>: ...")
+ * and st (when given) saying what kind of failure it was, so callers can
+ * tell "not up yet, retry" from "wrong cluster, stop".
+ */
+#ifndef STRATA_TALOS_API_H
+#define STRATA_TALOS_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+#define TALOS_API_PORT 50000
+
+/* Admin access from a talosconfig: PEM texts (the key is wiped on release). */
+struct talos_creds {
+	char *context;
+	char *ca_pem;              /* the OS CA */
+	char *crt_pem;             /* admin client cert */
+	char *key_pem;
+};
+
+int talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
+		      struct err *err);
+int talos_creds_load(struct talos_creds *c, const char *path, struct err *err);
+void talos_creds_release(struct talos_creds *c);
+
+struct talos_target {
+	const char *addr;          /* IPv4 address */
+	int port;                  /* 0: 50000 */
+	const struct talos_creds *creds;  /* NULL: maintenance mode */
+	long timeout_ms;           /* 0: 10 s */
+	long connect_timeout_ms;   /* 0: 3 s */
+};
+
+/* What went wrong, for the caller's retry decision. */
+struct talos_status {
+	int code;                  /* enum grpc_code; GRPC_TRANSPORT: no answer */
+	int tls;                   /* enum grpc_tls */
+	bool maintenance;          /* "API is not implemented in maintenance mode" */
+};
+
+/* True when the failure means "the node is not (yet) answering": connection
+ * refused or reset, Unavailable, a deadline. */
+bool talos_status_transient(const struct talos_status *st);
+
+/*
+ * ApplyConfiguration with mode AUTO (Talos reboots only when the change
+ * needs it; in maintenance mode it installs). *details gets the server's
+ * mode_details (may be NULL); warnings are printed as notes.
+ */
+int talos_apply_configuration(const struct talos_target *t, const void *cfg,
+			      size_t len, char **details,
+			      struct talos_status *st, struct err *err);
+int talos_version(const struct talos_target *t, char **tag,
+		  struct talos_status *st, struct err *err);
+/* *already is set when etcd was already bootstrapped (AlreadyExists). */
+int talos_bootstrap(const struct talos_target *t, bool *already,
+		    struct talos_status *st, struct err *err);
+/* The Kubeconfig stream's bytes (a .tar.gz holding `kubeconfig`). */
+int talos_kubeconfig(const struct talos_target *t, struct buf *targz,
+		     struct talos_status *st, struct err *err);
+/* One service's state ("Running", ...) and health from ServiceList;
+ * *state is NULL when the node does not run that service. */
+int talos_service(const struct talos_target *t, const char *id, char **state,
+		  bool *healthy, struct talos_status *st, struct err *err);
+
+#endif
