@@ -1,9 +1,14 @@
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/env.h"
+#include "kube/kubeapi.h"
+#include "talos/api.h"
+#include "util/fs.h"
+#include "util/grpc.h"
 #include "util/out.h"
 
 static const char usage[] =
@@ -11,10 +16,126 @@ static const char usage[] =
 	"\n"
 	"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 	"power state, size) next to what the config wants, and the VMs the\n"
-	"environment owns that the config no longer names. Reads only.\n"
+	"environment owns that the config no longer names. For Talos nodes,\n"
+	"also what the node says over mTLS at its address (Talos version, or\n"
+	"maintenance / down / foreign when another CA answers), etcd's state\n"
+	"on control planes, and the Kubernetes node's readiness (from\n"
+	"ENV/kubeconfig). Reads only; every probe is bounded to a few seconds.\n"
 	"\n"
 	"  -o json     machine-readable output\n"
 	"  -h, --help  show this help\n";
+
+/* What a Talos node says about itself; probed side by side. */
+struct probe {
+	const struct talos_creds *creds;
+	const char *ip;
+	bool controlplane;
+	char talos[40];
+	char etcd[40];
+};
+
+static void *
+probe_node(void *arg)
+{
+	struct probe *p = arg;
+	struct talos_target t = { .addr = p->ip, .creds = p->creds,
+				  .timeout_ms = 3000, .connect_timeout_ms = 1500 };
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	char *tag = NULL, *state = NULL;
+	bool healthy = false;
+
+	snprintf(p->etcd, sizeof(p->etcd), "-");
+	if (talos_version(&t, &tag, &st, &e) == 0) {
+		snprintf(p->talos, sizeof(p->talos), "%s", tag);
+		free(tag);
+	} else {
+		if (st.tls == GRPC_TLS_SERVER_UNTRUSTED) {
+			/* Maintenance mode (random cert) or another cluster. */
+			struct talos_target it = t;
+			struct talos_status st2 = { 0 };
+
+			it.creds = NULL;
+			talos_version(&it, &tag, &st2, &e);
+			free(tag);
+			snprintf(p->talos, sizeof(p->talos), "%s",
+				 st2.maintenance ? "maintenance" : "foreign-ca");
+		} else {
+			snprintf(p->talos, sizeof(p->talos), "%s",
+				 st.tls == GRPC_TLS_CLIENT_REJECTED ? "foreign-ca"
+								    : "down");
+		}
+		return NULL;
+	}
+	if (p->controlplane &&
+	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state)
+		snprintf(p->etcd, sizeof(p->etcd), "%s%s", state,
+			 healthy ? "" : "(unhealthy)");
+	else if (p->controlplane)
+		snprintf(p->etcd, sizeof(p->etcd), "?");
+	free(state);
+	return NULL;
+}
+
+/* Probe every Talos node (VMs running) and read Kubernetes' node list. */
+static void
+probe_cluster(struct env *e, struct probe *pr, const bool *running,
+	      struct kube_node **kn, size_t *nk, const char **kube_note)
+{
+	struct talos_creds creds;
+	struct err err = ERR_INIT;
+	struct kube_client *kc = NULL;
+	pthread_t *th;
+	char *path;
+	size_t i, n = e->cfg->n_nodes;
+	bool have_creds;
+
+	*kn = NULL;
+	*nk = 0;
+	path = fs_join(e->dir, "talosconfig");
+	have_creds = fs_exists(path) && talos_creds_load(&creds, path, &err) == 0;
+	free(path);
+	th = xcalloc(n + 1, sizeof(*th));
+	for (i = 0; i < n; i++) {
+		pr[i].ip = e->cfg->nodes[i].ip;
+		pr[i].controlplane = e->cfg->nodes[i].role == ROLE_CONTROLPLANE;
+		snprintf(pr[i].talos, sizeof(pr[i].talos), "-");
+		snprintf(pr[i].etcd, sizeof(pr[i].etcd), "-");
+		if (!have_creds || !running[i])
+			continue;
+		pr[i].creds = &creds;
+		pthread_create(&th[i], NULL, probe_node, &pr[i]);
+	}
+	path = fs_join(e->dir, "kubeconfig");
+	*kube_note = NULL;
+	if (!fs_exists(path))
+		*kube_note = "no ENV/kubeconfig yet";
+	else if (kube_client_load(&kc, path, 3000, &err) < 0 ||
+		 kube_nodes(kc, kn, nk, &err) < 0)
+		*kube_note = "the Kubernetes API did not answer";
+	kube_client_free(kc);
+	free(path);
+	for (i = 0; i < n; i++)
+		if (pr[i].creds)
+			pthread_join(th[i], NULL);
+	free(th);
+	if (have_creds)
+		talos_creds_release(&creds);
+}
+
+static const char *
+kube_state(const struct kube_node *kn, size_t nk, const char *name,
+	   const char *note)
+{
+	size_t i;
+
+	if (note)
+		return "-";
+	for (i = 0; i < nk; i++)
+		if (!strcmp(kn[i].name, name))
+			return kn[i].ready ? "Ready" : "NotReady";
+	return "absent";
+}
 
 int
 cmd_status(int argc, char **argv)
@@ -23,7 +144,11 @@ cmd_status(int argc, char **argv)
 	struct state st = { 0 };
 	struct err err = ERR_INIT;
 	struct vm_spec *want = NULL, *have = NULL;
-	size_t nw = 0, nh = 0, i, j;
+	size_t nw = 0, nh = 0, nk = 0, i, j;
+	struct probe *pr = NULL;
+	struct kube_node *kn = NULL;
+	const char *kube_note = NULL;
+	bool *running = NULL;
 	const char *env = NULL;
 	int json = 0, a, r, rc = 1;
 	json_t *arr = NULL;
@@ -46,10 +171,20 @@ cmd_status(int argc, char **argv)
 		rc = err_exit_code(&err);
 		goto out;
 	}
+	/* Which Talos nodes' VMs run: only those are worth a probe. */
+	running = xcalloc(e.cfg->n_nodes + 1, sizeof(*running));
+	pr = xcalloc(e.cfg->n_nodes + 1, sizeof(*pr));
+	for (i = 0; i < e.cfg->n_nodes && i < nw; i++)
+		for (j = 0; j < nh; j++)
+			if (have[j].vmid == want[i].vmid && have[j].owned &&
+			    have[j].status && !strcmp(have[j].status, "running"))
+				running[i] = true;
+	probe_cluster(&e, pr, running, &kn, &nk, &kube_note);
 	arr = json_array();
 	if (!json)
-		printf("%-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s\n", "NAME", "ROLE",
-		       "VMID", "NODE", "STATE", "ADDRESS", "CORES", "MEMORY", "DISK");
+		printf("%-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %s\n",
+		       "NAME", "ROLE", "VMID", "NODE", "STATE", "ADDRESS", "CORES",
+		       "MEMORY", "DISK", "TALOS", "ETCD", "K8S");
 	for (i = 0; i < nw + nh; i++) {
 		const struct vm_spec *w = i < nw ? &want[i] : NULL;
 		const struct vm_spec *h = NULL;
@@ -84,16 +219,26 @@ cmd_status(int argc, char **argv)
 			json_object_set_new(o, "state", json_string(state));
 			if (ip)
 				json_object_set_new(o, "address", json_string(ip));
+			if (w && i < e.cfg->n_nodes) {
+				json_object_set_new(o, "talos", json_string(pr[i].talos));
+				json_object_set_new(o, "etcd", json_string(pr[i].etcd));
+				json_object_set_new(o, "kubernetes", json_string(
+					kube_state(kn, nk, w->name, kube_note)));
+			}
 			json_object_set_new(o, "desired", w ? vm_spec_json(w) : json_null());
 			json_object_set_new(o, "live", h ? vm_spec_json(h) : json_null());
 			json_array_append_new(arr, o);
 		} else {
 			const struct vm_spec *s = h && h->owned ? h : w;
 
-			printf("%-20s %-13s %-7d %-10s %-9s %-16s %5d %6dMi %4dGi\n",
+			bool tn = w && i < e.cfg->n_nodes;
+
+			printf("%-20s %-13s %-7d %-10s %-9s %-16s %5d %6dMi %4dGi  %-12s %-9s %s\n",
 			       s->name ? s->name : "?", w ? w->role : "-", s->vmid,
 			       s->node ? s->node : "-", state, ip ? ip : "-", s->cores,
-			       s->memory_mib, s->disk_gib);
+			       s->memory_mib, s->disk_gib, tn ? pr[i].talos : "-",
+			       tn ? pr[i].etcd : "-",
+			       tn ? kube_state(kn, nk, w->name, kube_note) : "-");
 		}
 	}
 	if (json) {
@@ -102,13 +247,21 @@ cmd_status(int argc, char **argv)
 
 		json_object_set_new(root, "env", json_string(e.cfg->name));
 		json_object_set_new(root, "vms", json_incref(arr));
+		if (kube_note)
+			json_object_set_new(root, "kubernetes_note",
+					    json_string(kube_note));
 		s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(s);
 		free(s);
 		json_decref(root);
+	} else if (kube_note && e.cfg->n_nodes) {
+		out_note("Kubernetes: %s", kube_note);
 	}
 	rc = 0;
 out:
+	free(running);
+	free(pr);
+	kube_nodes_free(kn, nk);
 	json_decref(arr);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
