@@ -56,9 +56,12 @@ labsim_py() {
 	labsim_ctl GET state | $PY -c "import json,sys; s=json.load(sys.stdin)['data']; print($1)"
 }
 
-# write_env DIR NAME VMID_BASE CP_COUNT WORKER_COUNT: a proxmox env for labsim
+# write_env DIR NAME VMID_BASE CP_COUNT WORKER_COUNT [NET]: a proxmox env for
+# labsim; NET (default 127.0.20) is the /24 of its nodes: the simulator's
+# Talos nodes listen on their static loopback addresses once installed.
 write_env() {
 	mkdir -p "$1"
+	n=${6:-127.0.20}
 	cat > "$1/config.yml" <<YAML
 name: $2
 platform: proxmox
@@ -71,12 +74,18 @@ proxmox:
   nodes: [pve1, pve2]
   vmid: {base: $3, count: 50}
 network:
-  cidr: 127.0.20.0/24
-  gateway: 127.0.20.1
+  cidr: $n.0/24
+  gateway: $n.1
 kubernetes:
-  vip: 127.0.20.10
+  vip: $n.10
 nodes:
-  controlplane: {count: $4, ip_start: 127.0.20.11, memory: 2GiB, disk: 10GiB}
-  workers: {count: $5, ip_start: 127.0.20.21, memory: 2GiB, disk: 20GiB}
+  controlplane: {count: $4, ip_start: $n.11, memory: 2GiB, disk: 10GiB}
+  workers: {count: $5, ip_start: $n.21, memory: 2GiB, disk: 20GiB}
 YAML
+}
+
+# talos_calls METHOD: how many calls of /machine.MachineService/METHOD the
+# simulated Talos nodes received (optionally only on node address $2)
+talos_calls() {
+	labsim_py "sum(1 for c in s['talos']['calls'] if c['method'].endswith('/$1') and ('${2:-}' == '' or c['node'] == '${2:-}'))"
 }
