@@ -1054,6 +1054,8 @@ def make_handler(sim):
             try:
                 body = self.read_body()
                 req = json.loads(body) if body else {}
+                if not req and url.query:
+                    req = dict(urllib.parse.parse_qsl(url.query))
                 what = url.path[len("/_labsim/"):]
                 w = sim.world
                 if method == "GET" and what == "requests":
@@ -1064,13 +1066,12 @@ def make_handler(sim):
                 if method == "POST" and what == "knobs":
                     with w.lock:
                         for k, v in req.items():
-                            if k in ("talos_boot_seconds", "talos_install_seconds") and w.talos:
-                                setattr(w.talos, k[len("talos_"):], float(v))
+                            if w.talos and w.talos.set_knob(k, v):
                                 continue
                             if k not in w.knobs:
                                 raise ApiError(400, "unknown knob '%s'" % k)
                             w.knobs[k] = v
-                    return self.send(200, {"data": w.knobs})
+                    return self.send(200, {"data": dict(w.knobs, **(w.talos.knob_values() if w.talos else {}))})
                 if method == "POST" and what == "vm":
                     # seed a foreign VM, or change knobs of one: {"vmid":..,"node":..,"config":{..},
                     # "status":"running","acpi_ignored":true,"lock":"backup","agent_ok":false}
@@ -1088,7 +1089,7 @@ def make_handler(sim):
                                 vm["config"]["lock"] = req["lock"]
                             else:
                                 vm["config"].pop("lock", None)
-                        for k in ("acpi_ignored", "agent_ok", "ip"):
+                        for k in ("acpi_ignored", "agent_ok", "ip", "talos_stuck"):
                             if k in req:
                                 vm[k] = req[k]
                         if req.get("status") == "running" and vm["status"] != "running":
@@ -1103,6 +1104,20 @@ def make_handler(sim):
                                                       "format": req.get("format", "iso"), "size": req.get("size", 1 << 20),
                                                       "ctime": int(time.time())}
                     return self.send(200, {"data": None})
+                if what == "talos/foreign" and method in ("POST", "DELETE"):
+                    # a Talos machine of another cluster: {"ip": "127.0.20.12"}
+                    if w.talos is None:
+                        raise ApiError(400, "Talos is not simulated (--no-talos)")
+                    if method == "DELETE":
+                        try:
+                            w.talos.remove_foreign(req["ip"])
+                        except KeyError:
+                            raise ApiError(404, "no foreign node at %s" % req["ip"])
+                        return self.send(200, {"data": None})
+                    try:
+                        return self.send(200, {"data": w.talos.add_foreign(req["ip"])})
+                    except (ValueError, RuntimeError) as e:
+                        raise ApiError(409, str(e))
                 if method == "POST" and what == "reset-requests":
                     with w.lock:
                         w.requests.clear()

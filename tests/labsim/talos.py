@@ -8,6 +8,7 @@ import importlib
 import io
 import ipaddress
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -22,6 +23,53 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
 MAINT_MSG = "API is not implemented in maintenance mode"
+
+# Roles allowed per method (FACTS e); everything else needs os:admin.
+READERS = {"os:admin", "os:operator", "os:reader"}
+METHOD_ROLES = {
+    "/machine.MachineService/Version": READERS,
+    "/machine.MachineService/ServiceList": READERS,
+    "/machine.MachineService/EtcdSnapshot": {"os:admin", "os:operator", "os:etcd:backup"},
+}
+
+# registry[:port]/path[/more]:tag; the registry part must look like a host
+# (contain a dot or a port, or be localhost).
+IMAGE_RE = re.compile(r"^(?P<reg>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?)"
+                      r"/(?P<path>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+                      r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+
+
+def image_ref_ok(image):
+    m = IMAGE_RE.match(image or "")
+    return bool(m) and ("." in m.group("reg") or ":" in m.group("reg") or m.group("reg") == "localhost")
+
+
+def image_tag(image):
+    """The tag of an image reference (None without one)."""
+    if not image:
+        return None
+    ref = image.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+class Fail(Exception):
+    """A gRPC error from a method; the router turns it into a status or a
+    one-to-many error message."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+class NeedTrustd(Exception):
+    pass
+
+
+def go_code_name(code):
+    """grpc.StatusCode.FAILED_PRECONDITION -> FailedPrecondition (as Go prints it)."""
+    return "OK" if code == grpc.StatusCode.OK else "".join(p.capitalize() for p in code.name.split("_"))
 
 
 def load_protos(build_dir):
@@ -100,6 +148,30 @@ def load_ca(b64crt, b64key):
         serialization.load_pem_private_key(key_pem, password=None)
 
 
+def make_ca(kind="os"):
+    """A fresh self-signed CA like `talosctl gen secrets` makes: Ed25519 O=talos
+    for the OS CA, ECDSA P-256 O=kubernetes for the Kubernetes CA. Returns
+    (crt_pem, key_pem) with the key as PKCS#8 PEM."""
+    x509, hashes, serialization, ed25519, ec, rsa, NameOID, Eku = _x509()
+    if kind == "os":
+        key, org, alg = ed25519.Ed25519PrivateKey.generate(), "talos", None
+    else:
+        key, org, alg = ec.generate_private_key(ec.SECP256R1()), "kubernetes", hashes.SHA256()
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([Eku.SERVER_AUTH, Eku.CLIENT_AUTH]), critical=False)
+            .sign(key, alg))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
 # ---------------------------------------------------------------- config checks
 
 RELAXED = [("persist",), ("machine", "install", "extraKernelArgs"), ("machine", "network", "interfaces"),
@@ -162,8 +234,12 @@ def static_address(docs, main):
 
 # ---------------------------------------------------------------- node
 
+def _now_str():
+    return datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Node:
-    """One simulated Talos machine."""
+    """One simulated Talos machine (or a foreign one, with vmid None)."""
 
     def __init__(self, mgr, vmid, ip):
         self.mgr = mgr
@@ -172,16 +248,63 @@ class Node:
         self.state = "booting"
         self.server = None
         self.config = None
+        self.docs = []
         self.bootstrapped = False
         self.lock = threading.Lock()
         self.applying = False
         self.log = []
         self.maint_ca = None
+        self.vm = None              # the world's VM dict (per-VM knobs such as talos_stuck)
+        self.foreign = False
+        self.upgraded_tag = None    # set by a finished Upgrade
+        self.upgrades = []          # [{image, actor_id, t}]
+        self.stuck_applies = 0      # ApplyConfiguration calls accepted while talos_stuck
+        self.snapshots = 0          # EtcdSnapshot streams served
+        self.since = None
+        self.since_ts = time.time()
+        self.note = None            # why the node is not up yet (e.g. waiting for trustd)
+
+    def is_controlplane(self):
+        return ((self.config or {}).get("machine") or {}).get("type") in ("controlplane", "init")
+
+    def stuck(self):
+        return bool(self.vm and self.vm.get("talos_stuck"))
+
+    def hostname(self):
+        """HostnameConfig.hostname, else machine.network.hostname, else talos-<vmid>."""
+        for d in self.docs or []:
+            if isinstance(d, dict) and d.get("kind") == "HostnameConfig" and d.get("hostname"):
+                return str(d["hostname"])
+        net = ((self.config or {}).get("machine") or {}).get("network") or {}
+        if isinstance(net, dict) and net.get("hostname"):
+            return str(net["hostname"])
+        if self.vmid is None:
+            return "foreign-" + self.ip.replace(".", "-")
+        return "talos-%d" % self.vmid
+
+    def version_tag(self):
+        """The running Talos version: the last upgrade's tag, else the tag of
+        machine.install.image, else the manager default."""
+        if self.upgraded_tag:
+            return self.upgraded_tag
+        img = (((self.config or {}).get("machine") or {}).get("install") or {}).get("image")
+        return image_tag(img) or self.mgr.talos_version
+
+    def os_ca_pem(self):
+        return base64.b64decode(self.config["machine"]["ca"]["crt"]) if self.config else None
 
     def describe(self):
-        return {"vmid": self.vmid, "ip": self.ip, "state": self.state, "bootstrapped": self.bootstrapped,
-                "port": self.mgr.port, "maintenance_ca": self.maint_ca,
-                "cluster_endpoint": ((self.config or {}).get("cluster") or {}).get("controlPlane", {}).get("endpoint")}
+        d = {"vmid": self.vmid, "ip": self.ip, "state": self.state, "bootstrapped": self.bootstrapped,
+             "port": self.mgr.port, "maintenance_ca": self.maint_ca,
+             "cluster_endpoint": ((self.config or {}).get("cluster") or {}).get("controlPlane", {}).get("endpoint"),
+             "hostname": self.hostname() if self.config else None,
+             "type": ((self.config or {}).get("machine") or {}).get("type"),
+             "version": self.version_tag() if self.config else None,
+             "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
+             "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note}
+        if self.foreign:
+            d["os_ca"] = self.os_ca_pem().decode()
+        return d
 
     def stop_server(self):
         if self.server is not None:
@@ -202,20 +325,30 @@ class Node:
 
     def start_installed(self):
         m = self.config["machine"]
-        ca_pem, ca, ca_key = load_ca(m["ca"]["crt"], m["ca"]["key"])
+        key_b64 = m["ca"].get("key") or self.mgr.ca_keys.get(m["ca"]["crt"])
+        if not key_b64:
+            # a worker's config has the OS CA without its key: its apid
+            # certificate comes from a control plane's trustd
+            raise NeedTrustd("for trustd: no control plane with this OS CA is known to issue the apid certificate")
+        ca_pem, ca, ca_key = load_ca(m["ca"]["crt"], key_b64)
         sans = [self.ip] + [s for s in (m.get("certSANs") or []) if _is_ip(s)]
-        dns = [s for s in (m.get("certSANs") or []) if not _is_ip(s)]
-        crt, key = issue(ca, ca_key, "talos-%d" % self.vmid, ips=sans, dns=dns)
+        dns = [self.hostname()] + [s for s in (m.get("certSANs") or []) if not _is_ip(s)]
+        crt, key = issue(ca, ca_key, self.hostname(), ips=sans, dns=dns)
         creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=ca_pem, require_client_auth=True)
         self._serve(creds, maintenance=False)
         self.state = "running"
-        self.since = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.since = _now_str()
+        self.since_ts = time.time()
 
     def _serve(self, creds, maintenance):
         self.stop_server()
-        srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # no SO_REUSEPORT: a second server on a taken IP:port must fail, not share it
+        srv = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         srv.add_generic_rpc_handlers([Handler(self, maintenance)])
-        port = srv.add_secure_port("%s:%d" % (self.ip, self.mgr.port), creds)
+        try:
+            port = srv.add_secure_port("%s:%d" % (self.ip, self.mgr.port), creds)
+        except RuntimeError:
+            port = 0
         if port == 0:
             raise RuntimeError("cannot listen on %s:%d" % (self.ip, self.mgr.port))
         srv.start()
@@ -238,45 +371,129 @@ class Handler(grpc.GenericRpcHandler):
 
     def service(self, details):
         method = details.method
-        self.node.mgr.calls.append({"t": time.time(), "node": self.node.ip, "method": method,
-                                    "maintenance": self.maint})
+        md = list(details.invocation_metadata or ())
+        call = {"t": time.time(), "node": self.node.ip, "method": method, "maintenance": self.maint}
+        for k in ("node", "nodes"):
+            vals = [v for mk, v in md if mk == k]
+            if vals:
+                call[k] = vals
+        self.node.mgr.calls.append(call)
         m, c = self.pb["machine"], self.pb["common"]
-        table = {
-            "/machine.MachineService/ApplyConfiguration": (False, m.ApplyConfigurationRequest, self.apply),
-            "/machine.MachineService/Version": (False, c.NoArgs, self.version),
-            "/machine.MachineService/Bootstrap": (False, m.BootstrapRequest, self.bootstrap),
-            "/machine.MachineService/Kubeconfig": (True, c.NoArgs, self.kubeconfig),
-            "/machine.MachineService/Reset": (False, m.ResetRequest, self.reset),
+        table = {  # method -> (server stream, request, response (unary), fn)
+            "/machine.MachineService/ApplyConfiguration": (False, m.ApplyConfigurationRequest,
+                                                           m.ApplyConfigurationResponse, self.apply),
+            "/machine.MachineService/Version": (False, c.NoArgs, m.VersionResponse, self.version),
+            "/machine.MachineService/Bootstrap": (False, m.BootstrapRequest, m.BootstrapResponse, self.bootstrap),
+            "/machine.MachineService/Kubeconfig": (True, c.NoArgs, None, self.kubeconfig),
+            "/machine.MachineService/Reset": (False, m.ResetRequest, m.ResetResponse, self.reset),
+            "/machine.MachineService/Upgrade": (False, m.UpgradeRequest, m.UpgradeResponse, self.upgrade),
+            "/machine.MachineService/ServiceList": (False, c.NoArgs, m.ServiceListResponse, self.service_list),
+            "/machine.MachineService/EtcdSnapshot": (True, m.EtcdSnapshotRequest, None, self.etcd_snapshot),
         }
         if method not in table or (self.maint and method != "/machine.MachineService/ApplyConfiguration"):
             return grpc.unary_unary_rpc_method_handler(self.unimplemented,
                                                        request_deserializer=lambda b: b,
                                                        response_serializer=lambda b: b)
-        stream, req, fn = table[method]
-        mk = grpc.unary_stream_rpc_method_handler if stream else grpc.unary_unary_rpc_method_handler
-        return mk(self.wrap(fn), request_deserializer=req.FromString,
-                  response_serializer=lambda msg: msg.SerializeToString())
+        stream, req, resp, fn = table[method]
+        roles = METHOD_ROLES.get(method, {"os:admin"})
+        if stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self.wrap_stream(fn, roles), request_deserializer=req.FromString,
+                response_serializer=lambda msg: msg.SerializeToString())
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap_unary(fn, resp, roles), request_deserializer=req.FromString,
+            response_serializer=lambda msg: msg.SerializeToString())
 
     def unimplemented(self, req, ctx):
         ctx.abort(grpc.StatusCode.UNIMPLEMENTED, MAINT_MSG if self.maint else "unknown method")
 
-    def wrap(self, fn):
+    # --- routing (apid): none / node (one-to-one) / nodes (one-to-many)
+    def route(self, ctx, roles):
+        """Returns ("one", Node) or ("many", [ip, ...]); aborts on a bad request."""
+        md = ctx.invocation_metadata()
+        node = [v for k, v in md if k == "node"]
+        nodes = [v for k, v in md if k == "nodes"]
+        if len(node) > 1:
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "node metadata must be single-valued")
+        if self.maint:
+            return "one", self.node
+        if node and nodes:
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "node and nodes metadata are mutually exclusive")
+        self.check_client(ctx, roles)
+        if nodes:
+            return "many", nodes
+        if node:
+            try:
+                return "one", self.resolve(node[0])
+            except Fail as e:
+                ctx.abort(e.code, e.msg)
+        return "one", self.node
+
+    def resolve(self, ip):
+        """The node apid would reach at ip, or Fail(UNAVAILABLE) as the proxy would see it."""
+        port = self.node.mgr.port
+        target = self.node.mgr.by_ip.get(ip)
+        if target is self.node:
+            return target
+        if target is None or target.state != "running" or target.server is None:
+            raise Fail(grpc.StatusCode.UNAVAILABLE,
+                       "connection error: desc = \"transport: Error while dialing: dial tcp %s:%d: "
+                       "connect: connection refused\"" % (ip, port))
+        if target.os_ca_pem() != self.node.os_ca_pem():
+            raise Fail(grpc.StatusCode.UNAVAILABLE,
+                       "connection error: desc = \"transport: authentication handshake failed: "
+                       "tls: failed to verify certificate: x509: certificate signed by unknown authority\"")
+        return target
+
+    def error_meta(self, md, ip, e):
+        md.hostname = ip
+        md.error = "rpc error: code = %s desc = %s" % (go_code_name(e.code), e.msg)
+        md.status.code = e.code.value[0]
+        md.status.message = e.msg
+
+    def wrap_unary(self, fn, resp_cls, roles):
         def call(req, ctx):
-            md = ctx.invocation_metadata()
-            nodes = [v for k, v in md if k == "node"]
-            if len(nodes) > 1:
-                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "node metadata must be single-valued")
-            if not self.maint:
-                self.check_client(ctx)
-            target = self.node
-            if nodes and not self.maint:
-                target = self.node.mgr.by_ip.get(nodes[0])
-                if target is None or target.state != "running":
-                    ctx.abort(grpc.StatusCode.UNAVAILABLE, "connection error: desc = \"transport: Error while dialing: dial tcp %s:%d: connect: connection refused\"" % (nodes[0], self.node.mgr.port))
-            return fn(target, req, ctx)
+            how, target = self.route(ctx, roles)
+            if how == "one":
+                try:
+                    return fn(target, req, ctx)
+                except Fail as e:
+                    ctx.abort(e.code, e.msg)
+            out = resp_cls()
+            for ip in target:
+                try:
+                    r = fn(self.resolve(ip), req, ctx)
+                    for item in r.messages:
+                        item.metadata.hostname = ip
+                        out.messages.add().CopyFrom(item)
+                except Fail as e:
+                    self.error_meta(out.messages.add().metadata, ip, e)
+            return out
         return call
 
-    def check_client(self, ctx):
+    def wrap_stream(self, fn, roles):
+        c = self.pb["common"]
+
+        def call(req, ctx):
+            how, target = self.route(ctx, roles)
+            if how == "one":
+                try:
+                    yield from fn(target, req, ctx)
+                except Fail as e:
+                    ctx.abort(e.code, e.msg)
+                return
+            for ip in target:
+                try:
+                    for d in fn(self.resolve(ip), req, ctx):
+                        d.metadata.hostname = ip
+                        yield d
+                except Fail as e:
+                    d = c.Data()
+                    self.error_meta(d.metadata, ip, e)
+                    yield d
+        return call
+
+    def check_client(self, ctx, roles):
         from cryptography import x509
         from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
         pems = ctx.auth_context().get("x509_pem_cert") or []
@@ -290,34 +507,36 @@ class Handler(grpc.GenericRpcHandler):
             eku = []
         if eku != [ExtendedKeyUsageOID.CLIENT_AUTH]:
             ctx.abort(grpc.StatusCode.UNAUTHENTICATED, "client certificate must have exactly clientAuth EKU")
-        if "os:admin" not in orgs:
+        if not roles.intersection(orgs):
             ctx.abort(grpc.StatusCode.PERMISSION_DENIED, "not authorized")
 
-    def meta(self, node):
-        return self.pb["common"].Metadata(hostname=node.ip) if False else None
-
-    # --- methods
+    # --- methods: (node, request, ctx) -> response; errors raise Fail
     def apply(self, node, req, ctx):
         m = self.pb["machine"]
         Mode = m.ApplyConfigurationRequest
         if req.mode in (Mode.NO_REBOOT, Mode.STAGED) and self.maint:
-            ctx.abort(grpc.StatusCode.UNIMPLEMENTED, "apply configuration mode is not supported in maintenance mode")
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "apply configuration mode is not supported in maintenance mode")
         with node.lock:
             if node.applying:
-                ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "another apply configuration is already in progress")
+                raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "another apply configuration is already in progress")
             if node.state == "installing":
-                ctx.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "configuration was already applied and node is rebooting")
+                raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                           "configuration was already applied and node is rebooting")
             node.applying = True
         try:
             try:
                 docs, main = node.mgr.validator.check(req.data)
             except ConfigError as e:
-                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+                raise Fail(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             if req.dry_run:
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(mode_details="dry run")])
+            if self.maint and node.stuck():
+                # talos_stuck: accepted, but the install never starts
+                node.stuck_applies += 1
+                return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration()])
             node.config = main
             node.docs = docs
+            node.mgr.learn_ca(main)
             node.mgr.schedule_install(node, static_address(docs, main))
             return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
                 mode=0 if self.maint else Mode.REBOOT,
@@ -329,19 +548,19 @@ class Handler(grpc.GenericRpcHandler):
         m, c = self.pb["machine"], self.pb["common"]
         return m.VersionResponse(messages=[m.Version(
             metadata=c.Metadata(hostname=node.ip),
-            version=m.VersionInfo(tag=node.mgr.talos_version, sha="labsim", os="Talos", arch="amd64",
+            version=m.VersionInfo(tag=node.version_tag(), sha="labsim", os="Talos", arch="amd64",
                                   go_version="go1.24"),
             platform=m.PlatformInfo(name="metal", mode="metal"),
             features=m.FeaturesInfo(rbac=True))])
 
     def bootstrap(self, node, req, ctx):
         m = self.pb["machine"]
-        if (node.config.get("machine") or {}).get("type") not in ("controlplane", "init"):
-            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap can only be performed on a control plane node")
+        if not node.is_controlplane():
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap can only be performed on a control plane node")
         with node.lock:
             cluster = node.mgr.cluster_of(node)
             if cluster.get("bootstrapped"):
-                ctx.abort(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
+                raise Fail(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
             cluster["bootstrapped"] = True
             node.bootstrapped = True
         node.mgr.on_bootstrap(node)
@@ -349,8 +568,8 @@ class Handler(grpc.GenericRpcHandler):
 
     def kubeconfig(self, node, req, ctx):
         c = self.pb["common"]
-        if (node.config.get("machine") or {}).get("type") not in ("controlplane", "init"):
-            ctx.abort(grpc.StatusCode.UNIMPLEMENTED, "kubeconfig is only available on control plane nodes")
+        if not node.is_controlplane():
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "kubeconfig is only available on control plane nodes")
         data = make_kubeconfig_tgz(node.config)
         for i in range(0, len(data), 1024):
             yield c.Data(bytes=data[i:i + 1024])
@@ -359,6 +578,81 @@ class Handler(grpc.GenericRpcHandler):
         m = self.pb["machine"]
         node.mgr.schedule_reset(node)
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
+
+    def upgrade(self, node, req, ctx):
+        m = self.pb["machine"]
+        image = req.image
+        if not image_ref_ok(image):
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                       "error validating installer image %r: failed to parse image reference "
+                       "(want registry/path:tag)" % image)
+        for pat, why in (node.mgr.knobs.get("talos_upgrade_fail") or {}).items():
+            if re.search(pat, image):
+                raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                           "error validating installer image %r: %s" % (image, why))
+        if node.foreign:
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "labsim: foreign nodes do not upgrade")
+        actor = str(uuid.uuid4())
+        node.mgr.schedule_upgrade(node, image, actor)
+        return m.UpgradeResponse(messages=[m.Upgrade(ack="Upgrade request received", actor_id=actor)])
+
+    def service_list(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        ts = c.Timestamp(seconds=int(node.since_ts))
+        etcd_up = node.mgr.cluster_of(node).get("bootstrapped")
+
+        def svc(sid, state, healthy=True, unknown=False, events=()):
+            ev = [m.ServiceEvent(msg=msg, state=st, ts=ts) for st, msg in events]
+            return m.ServiceInfo(id=sid, state=state, events=m.ServiceEvents(events=ev),
+                                 health=m.ServiceHealth(unknown=unknown, healthy=healthy and not unknown,
+                                                        last_change=ts))
+        started = [("Preparing", "Running pre state"), ("Running", "Service started as goroutine")]
+        running = [("Preparing", "Running pre state"), ("Preparing", "Creating service runner"),
+                   ("Running", "Started task %s (PID 1234) for container %s")]
+        out = [svc("apid", "Running", events=running),
+               svc("containerd", "Running", events=running),
+               svc("kubelet", "Running", events=running),
+               svc("machined", "Running", events=started)]
+        if node.is_controlplane():
+            if etcd_up:
+                out.append(svc("etcd", "Running", events=running + [("Running", "Health check successful")]))
+            else:
+                out.append(svc("etcd", "Preparing", healthy=False, unknown=True,
+                               events=[("Waiting", "Waiting for service \"cri\" to be \"up\""),
+                                       ("Preparing", "Running pre state")]))
+            out.append(svc("trustd", "Running", events=running))
+        out.sort(key=lambda s: s.id)
+        for s in out:
+            for e in s.events.events:
+                if "%s" in e.msg:
+                    e.msg = e.msg % (s.id, s.id)
+        return m.ServiceListResponse(messages=[m.ServiceList(metadata=c.Metadata(hostname=node.ip),
+                                                             services=out)])
+
+    def etcd_snapshot(self, node, req, ctx):
+        c = self.pb["common"]
+        if not node.is_controlplane():
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "etcd snapshot is only available on control plane nodes")
+        if not node.mgr.cluster_of(node).get("bootstrapped"):
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "etcd is not running: the cluster is not bootstrapped")
+        node.snapshots += 1
+        for chunk in fake_snapshot(node):
+            yield c.Data(bytes=chunk)
+
+
+def fake_snapshot(node, chunk=4096, total=4 * 4096 + 100):
+    """Deterministic per-cluster bytes standing in for a bbolt database."""
+    import hashlib
+    cl = node.config.get("cluster") or {}
+    head = ("LABSIM-ETCD-SNAPSHOT v1\ncluster: %s\nendpoint: %s\nnode: %s\n" % (
+        cl.get("clusterName", ""), (cl.get("controlPlane") or {}).get("endpoint", ""), node.hostname())).encode()
+    body = bytearray(head)
+    seed = hashlib.sha256(head).digest()
+    while len(body) < total:
+        seed = hashlib.sha256(seed).digest()
+        body += seed
+    body = bytes(body[:total])
+    return [body[i:i + chunk] for i in range(0, len(body), chunk)]
 
 
 def make_kubeconfig_tgz(config):
@@ -404,6 +698,13 @@ def make_kubeconfig_tgz(config):
 class Manager:
     """All Talos nodes; driven by the world's VM start/stop events."""
 
+    # knobs settable through POST /_labsim/knobs (see docs/labsim.md)
+    KNOB_DEFAULTS = {
+        "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
+        "k8s_job_seconds": 5.0,     # a Job completes this long after it is applied (time-scaled)
+        "k8s_job_fail": {},         # {job-name-regex: message}: such Jobs end Failed instead
+    }
+
     def __init__(self, build_dir, schema_path, port, net, scale, boot_seconds=20.0, install_seconds=30.0,
                  talos_version="v1.12.11"):
         self.pb = load_protos(build_dir)
@@ -415,6 +716,7 @@ class Manager:
         self.install_seconds = install_seconds
         self.talos_version = talos_version
         self.nodes = {}       # vmid -> Node
+        self.foreign = {}     # ip -> Node (foreign machines, another cluster's OS CA)
         self.by_ip = {}
         self.calls = []
         self.clusters = {}    # endpoint -> {"bootstrapped": bool}
@@ -426,6 +728,45 @@ class Manager:
         self.k8s_port = 6443
         self.k8s_calls = []
         self.kube = {}       # endpoint -> kube.Cluster
+        self.knobs = copy.deepcopy(self.KNOB_DEFAULTS)
+        self.ca_keys = {}    # OS CA crt (base64) -> key (base64), from control-plane configs seen
+
+    def learn_ca(self, main):
+        ca = (main.get("machine") or {}).get("ca") or {}
+        if ca.get("crt") and ca.get("key"):
+            self.ca_keys[ca["crt"]] = ca["key"]
+
+    def bring_up(self, node, state):
+        """node.start_installed(); a worker without a known CA key waits for
+        one (re-checked every second, time-scaled) in its current state."""
+        try:
+            node.start_installed()
+            node.note = None
+        except NeedTrustd as e:
+            node.note = "waiting: %s" % e
+
+            def again():
+                with self.lock:
+                    if node.state == state:
+                        self.bring_up(node, state)
+            self._later(1.0, again)
+        except Exception as e:  # noqa: BLE001
+            node.state = "error: %s" % e
+
+    def set_knob(self, k, v):
+        """True if k is a Talos/Kubernetes knob (and sets it)."""
+        if k in ("talos_boot_seconds", "talos_install_seconds"):
+            setattr(self, k[len("talos_"):], float(v))
+            return True
+        if k in self.knobs:
+            if isinstance(self.KNOB_DEFAULTS[k], dict) and not isinstance(v, dict):
+                raise ValueError("knob %s wants an object" % k)
+            self.knobs[k] = float(v) if isinstance(self.KNOB_DEFAULTS[k], float) else v
+            return True
+        return False
+
+    def knob_values(self):
+        return dict(self.knobs, talos_boot_seconds=self.boot_seconds, talos_install_seconds=self.install_seconds)
 
     def _later(self, seconds, fn):
         t = threading.Timer(seconds * self.scale, fn)
@@ -435,9 +776,11 @@ class Manager:
 
     def alloc_ip(self):
         with self.lock:
-            ip = str(self.net.network_address + self.next_host)
-            self.next_host += 1
-            return ip
+            while True:
+                ip = str(self.net.network_address + self.next_host)
+                self.next_host += 1
+                if ip not in self.by_ip:
+                    return ip
 
     def vm_started(self, vm):
         """Called (under the world lock) when a VM powers on."""
@@ -446,19 +789,24 @@ class Manager:
             if node is None:
                 node = Node(self, vm["vmid"], vm.get("ip") or self.alloc_ip())
                 self.nodes[vm["vmid"]] = node
+            node.vm = vm
             vm["ip"] = node.ip
-            self.by_ip[node.ip] = node
+            if self.by_ip.get(node.ip) in (None, node):
+                self.by_ip[node.ip] = node
             node.state = "booting"
 
         def up():
             with self.lock:
                 if node.state != "booting":
                     return
+                if self.by_ip.get(node.ip) is not node:
+                    node.state = "error: address %s is already in use by another machine" % node.ip
+                    return
+                if node.config is not None:
+                    self.bring_up(node, "booting")
+                    return
                 try:
-                    if node.config is not None:
-                        node.start_installed()
-                    else:
-                        node.start_maintenance()
+                    node.start_maintenance()
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
         self._later(self.boot_seconds, up)
@@ -470,44 +818,121 @@ class Manager:
                 node.stop_server()
                 node.state = "off"
 
-    def schedule_install(self, node, addr):
-        node.state = "installing"
+    def _away_then(self, node, state, seconds, come_back):
+        """Reply first, then the node's server goes away (state), then after
+        seconds (time-scaled) come_back() runs if the state is unchanged."""
+        node.state = state
 
-        def stop_now():
+        def away():
             with self.lock:
-                node.stop_server()
-
-        def up():
-            with self.lock:
-                if node.state != "installing":
+                if node.state != state:
                     return
-                if addr and addr != node.ip:
-                    self.by_ip.pop(node.ip, None)
-                    node.ip = addr
-                    self.by_ip[addr] = node
-                    if self.on_ip_change:
-                        self.on_ip_change(node)
+                node.stop_server()
+            self._later(seconds, back)
+
+        def back():
+            with self.lock:
+                if node.state != state:
+                    return
                 try:
-                    node.start_installed()
+                    come_back()
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
-        # reply first, then go away, then come back installed
-        threading.Timer(0.05, stop_now).start()
-        self._later(self.install_seconds, up)
+        t = threading.Timer(0.05, away)
+        t.daemon = True
+        t.start()
+
+    def schedule_install(self, node, addr):
+        def up():
+            if addr and addr != node.ip:
+                other = self.by_ip.get(addr)
+                if other is not None and other is not node and other.server is not None:
+                    # two machines on one address: this one never answers there
+                    if self.by_ip.get(node.ip) is node:
+                        del self.by_ip[node.ip]
+                    node.ip = addr
+                    node.state = "error: address %s is already in use by another machine" % addr
+                    return
+                if self.by_ip.get(node.ip) is node:
+                    self.by_ip.pop(node.ip, None)
+                node.ip = addr
+                self.by_ip[addr] = node
+                if self.on_ip_change:
+                    self.on_ip_change(node)
+            self.bring_up(node, "installing")
+        self._away_then(node, "installing", self.install_seconds, up)
 
     on_ip_change = None
+
+    def schedule_upgrade(self, node, image, actor_id):
+        node.upgrades.append({"image": image, "actor_id": actor_id, "t": time.time()})
+
+        def up():
+            node.upgraded_tag = image_tag(image)
+            self.bring_up(node, "upgrading")
+        self._away_then(node, "upgrading", self.install_seconds, up)
 
     def schedule_reset(self, node):
         node.state = "resetting"
 
         def go():
             with self.lock:
+                if node.state != "resetting":
+                    return
                 node.stop_server()
                 node.config = None
+                node.docs = []
+                node.upgraded_tag = None
                 node.bootstrapped = False
                 node.state = "booting"
-                node.start_maintenance()
+                try:
+                    node.start_maintenance()
+                except Exception as e:  # noqa: BLE001
+                    node.state = "error: %s" % e
         self._later(self.boot_seconds, go)
+
+    def add_foreign(self, ip):
+        """An installed Talos machine at ip that belongs to another cluster
+        (fresh random OS CA). Returns its CA and an admin client cert."""
+        if not ipaddress.ip_address(ip).is_loopback:
+            raise ValueError("foreign node address must be on 127.0.0.0/8")
+        with self.lock:
+            cur = self.by_ip.get(ip)
+            if cur is not None and cur.server is not None:
+                raise ValueError("address %s is already in use" % ip)
+            ca_pem, ca_key = make_ca("os")
+            kca_pem, kca_key = make_ca("k8s")
+            b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+            ep = "https://%s:6443" % ip
+            node = Node(self, None, ip)
+            node.foreign = True
+            node.config = {"machine": {"type": "controlplane", "ca": {"crt": b64(ca_pem), "key": b64(ca_key)},
+                                       "certSANs": [], "install": {"image": "ghcr.io/siderolabs/installer:%s"
+                                                                   % self.talos_version}},
+                           "cluster": {"clusterName": "foreign-" + ip.replace(".", "-"),
+                                       "controlPlane": {"endpoint": ep},
+                                       "ca": {"crt": b64(kca_pem), "key": b64(kca_key)}}}
+            node.docs = [node.config]
+            self.learn_ca(node.config)
+            self.clusters[ep] = {"bootstrapped": True, "foreign": True}
+            node.bootstrapped = True
+            node.start_installed()
+            self.foreign[ip] = node
+            self.by_ip[ip] = node
+            _, ca, key = load_ca(b64(ca_pem), b64(ca_key))
+            crt, k = issue(ca, key, "admin", orgs=["os:admin"], server=False)
+            return {"ip": ip, "port": self.port, "ca": ca_pem.decode(), "admin_crt": crt.decode(),
+                    "admin_key": k.decode()}
+
+    def remove_foreign(self, ip):
+        with self.lock:
+            node = self.foreign.pop(ip, None)
+            if node is None:
+                raise KeyError(ip)
+            node.stop_server()
+            node.state = "off"
+            if self.by_ip.get(ip) is node:
+                del self.by_ip[ip]
 
     def cluster_of(self, node):
         ep = node.config["cluster"]["controlPlane"]["endpoint"]
@@ -521,6 +946,8 @@ class Manager:
         host = urllib.parse.urlsplit(ep).hostname
         listen = host if _is_ip(host) and ipaddress.ip_address(host).is_loopback else node.ip
         cl = kube.Cluster(ep, listen, self.k8s_port, node.config, self.k8s_calls)
+        cl.scale = self.scale
+        cl.knobs = self.knobs
         ca_pem, ca, ca_key = load_ca(node.config["cluster"]["ca"]["crt"], node.config["cluster"]["ca"]["key"])
         ips = {listen, node.ip, "127.0.0.1"} | ({host} if _is_ip(host) else set())
         dns = ["kubernetes", "kubernetes.default", "localhost"] + ([] if _is_ip(host) else [host])
@@ -531,8 +958,8 @@ class Manager:
             for n in list(self.nodes.values()):
                 if n.state == "running" and n.config and \
                         n.config["cluster"]["controlPlane"]["endpoint"] == ep:
-                    out.append({"hostname": "talos-%d" % n.vmid, "ip": n.ip, "since": n.since,
-                                "controlplane": n.config["machine"].get("type") in ("controlplane", "init")})
+                    out.append({"hostname": n.hostname(), "ip": n.ip, "since": n.since,
+                                "version": n.version_tag(), "controlplane": n.is_controlplane()})
             return out
         cl.nodes_fn = members
         kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)
@@ -542,19 +969,23 @@ class Manager:
 
     def snapshot(self):
         with self.lock:
-            return {"nodes": [n.describe() for n in self.nodes.values()], "calls": list(self.calls),
-                    "clusters": dict(self.clusters),
+            return {"nodes": [n.describe() for n in list(self.nodes.values()) + list(self.foreign.values())],
+                    "calls": list(self.calls),
+                    "clusters": copy.deepcopy(self.clusters),
+                    "knobs": self.knob_values(),
                     "kubernetes": {ep: {"host": c.host, "port": c.port, "cni_ready": c.cni_ready(),
                                         "objects": ["%s %s %s/%s" % k for k in sorted(c.objects, key=str)],
+                                        "jobs": c.job_summary(),
                                         "calls": list(c.log)} for ep, c in self.kube.items()}}
 
     def shutdown(self):
         for t in self.timers:
             t.cancel()
         with self.lock:
-            for n in self.nodes.values():
+            for n in list(self.nodes.values()) + list(self.foreign.values()):
                 n.stop_server()
             for c in self.kube.values():
+                c.closed = True
                 if c.server:
                     c.server.shutdown()
                     c.server.server_close()
