@@ -161,29 +161,48 @@ node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
 	}
 }
 
+/*
+ * The talos.patches of the config, each read and parsed when the first node
+ * needs it and then applied to every node (applying leaves a patch as it
+ * is).
+ */
+struct user_patch {
+	bool parsed;
+	struct ydocs docs;
+};
+
+static void
+user_patches_release(struct user_patch *up, size_t n)
+{
+	for (size_t i = 0; up && i < n; i++)
+		ydocs_release(&up[i].docs);
+	free(up);
+}
+
 static int
 user_patches(struct ydocs *cfgdocs, const struct config *cfg,
-	     const char *env_dir, struct err *err)
+	     const char *env_dir, struct user_patch *up, struct err *err)
 {
 	for (size_t i = 0; i < cfg->talos.n_patches; i++) {
 		const struct talos_patch *tp = &cfg->talos.patches[i];
-		struct ydocs p = YDOCS_INIT;
 		struct buf text = BUF_INIT;
 		char *path = NULL;
-		int r;
+		int r = 0;
 
-		if (tp->file) {
+		if (tp->file)
 			path = tp->file[0] == '/' ? xstrdup(tp->file)
 						  : fs_join(env_dir, tp->file);
-			r = fs_read_file(&text, path, FILE_MAX, err);
-		} else {
-			buf_adds(&text, tp->inline_yaml ? tp->inline_yaml : "");
-			r = 0;
+		if (!up[i].parsed) {
+			if (path)
+				r = fs_read_file(&text, path, FILE_MAX, err);
+			else
+				buf_adds(&text, tp->inline_yaml ? tp->inline_yaml : "");
+			if (r == 0)
+				r = ydocs_parse(&up[i].docs, text.ptr, text.len, err);
+			up[i].parsed = r == 0;
 		}
 		if (r == 0)
-			r = ydocs_parse(&p, text.ptr, text.len, err);
-		if (r == 0)
-			r = talos_patch_apply(cfgdocs, &p, err);
+			r = talos_patch_apply(cfgdocs, &up[i].docs, err);
 		if (r < 0) {
 			if (path)
 				r = err_wrap(err, "talos patch '%s'", path);
@@ -193,17 +212,21 @@ user_patches(struct ydocs *cfgdocs, const struct config *cfg,
 		}
 		free(path);
 		buf_release(&text);
-		ydocs_release(&p);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
+/*
+ * nodes/NODE.yaml: a copy of its role's base documents (the same for every
+ * node of the role, so built once) with the node patch and the config's
+ * patches applied.
+ */
 static int
 gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
-	 const struct node *n, const struct mc_input *in,
-	 const struct talos_secrets *s, struct err *err)
+	 const struct node *n, const struct ydocs *role_base,
+	 struct user_patch *up, struct err *err)
 {
 	struct ydocs base = YDOCS_INIT, patch = YDOCS_INIT;
 	struct buf b = BUF_INIT;
@@ -216,9 +239,9 @@ gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
 	snprintf(rel, sizeof(rel), "patches/%s.yaml", n->name);
 	if ((r = write_file(res, env_dir, rel, &b, FS_MODE_PUBLIC, err)) < 0)
 		goto out;
-	if ((r = talos_mc_generate(&base, in, s, n->role == ROLE_CONTROLPLANE, err)) < 0 ||
-	    (r = talos_patch_apply(&base, &patch, err)) < 0 ||
-	    (r = user_patches(&base, cfg, env_dir, err)) < 0)
+	ydocs_clone(&base, role_base);
+	if ((r = talos_patch_apply(&base, &patch, err)) < 0 ||
+	    (r = user_patches(&base, cfg, env_dir, up, err)) < 0)
 		goto out;
 	buf_release_secret(&b);
 	if ((r = ydocs_emit(&b, &base, err)) < 0)
@@ -299,7 +322,8 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	  struct gen_result *res, struct err *err)
 {
 	struct talos_secrets *s = NULL;
-	struct ydocs docs = YDOCS_INIT;
+	struct ydocs docs[2] = { YDOCS_INIT, YDOCS_INIT };  /* worker, cp */
+	struct user_patch *up = NULL;
 	struct buf b = BUF_INIT;
 	struct mc_input in;
 	char *path = NULL, *installer = NULL;
@@ -334,22 +358,28 @@ talos_gen(const struct config *cfg, const char *env_dir,
 
 	fill_input(&in, cfg, installer);
 	for (int cp = 1; cp >= 0; cp--) {
-		ydocs_release(&docs);
 		buf_release_secret(&b);
-		if ((r = talos_mc_generate(&docs, &in, s, cp, err)) < 0 ||
-		    (r = ydocs_emit(&b, &docs, err)) < 0 ||
+		if ((r = talos_mc_generate(&docs[cp], &in, s, cp, err)) < 0 ||
+		    (r = ydocs_emit(&b, &docs[cp], err)) < 0 ||
 		    (r = write_file(res, env_dir, cp ? "controlplane.yaml" : "worker.yaml",
 				    &b, FS_MODE_SECRET, err)) < 0)
 			goto out;
 	}
-	for (size_t i = 0; i < cfg->n_nodes; i++)
-		if ((r = gen_node(res, cfg, env_dir, &cfg->nodes[i], &in, s, err)) < 0)
+	up = xcalloc(cfg->talos.n_patches + 1, sizeof(*up));
+	for (size_t i = 0; i < cfg->n_nodes; i++) {
+		const struct node *n = &cfg->nodes[i];
+
+		if ((r = gen_node(res, cfg, env_dir, n,
+				  &docs[n->role == ROLE_CONTROLPLANE], up, err)) < 0)
 			goto out;
+	}
 	r = gen_talosconfig(res, cfg, env_dir, s, err);
 out:
 	free(path);
 	buf_release_secret(&b);
-	ydocs_release(&docs);
+	ydocs_release(&docs[0]);
+	ydocs_release(&docs[1]);
+	user_patches_release(up, cfg->talos.n_patches);
 	talos_secrets_free(s);
 	return r;
 }

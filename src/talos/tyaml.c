@@ -78,6 +78,18 @@ ydocs_release(struct ydocs *d)
 
 }
 
+void
+ydocs_clone(struct ydocs *out, const struct ydocs *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		struct fy_document *doc = fy_document_clone(src->v[i]);
+
+		if (!doc)
+			abort();
+		ydocs_push(out, doc);
+	}
+}
+
 int
 ydocs_emit(struct buf *out, const struct ydocs *d, struct err *err)
 {

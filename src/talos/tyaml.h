@@ -27,6 +27,9 @@ int ydocs_parse(struct ydocs *out, const char *text, size_t len,
 		struct err *err);
 void ydocs_push(struct ydocs *d, struct fy_document *doc);
 void ydocs_release(struct ydocs *d);
+/* Append a deep copy of every document of src to out (scalars are shared,
+ * read-only, between the copies). */
+void ydocs_clone(struct ydocs *out, const struct ydocs *src);
 /* Emit all documents, block style, 4-space indent, "---" between them. */
 int ydocs_emit(struct buf *out, const struct ydocs *d, struct err *err);
 /* Semantic equality of two streams (same documents, same trees). */
