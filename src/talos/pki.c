@@ -2,7 +2,9 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/decoder.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -194,6 +196,57 @@ pki_cert_from_pem(const char *pem, size_t len)
 	return crt;
 }
 
+/*
+ * Decode with the key type and DER structure the PEM label names. The
+ * generic search (PEM_read_bio_PrivateKey) sets up every decoder of every
+ * key type for each key, about 0.3 ms a key; this one only those of one
+ * type. NULL (with the error queue as it was) when the first PEM block is
+ * not what its label says, and the caller falls back to the generic search,
+ * which would have read that same first block.
+ */
+static EVP_PKEY *
+key_from_pem_hinted(const char *pem, size_t len)
+{
+	static const struct {
+		const char *label, *type, *structure;
+	} hints[] = {
+		{ "EC PRIVATE KEY", "EC", "type-specific" },
+		{ "RSA PRIVATE KEY", "RSA", "type-specific" },
+		{ "PRIVATE KEY", "ED25519", "PrivateKeyInfo" },
+	};
+	const char *begin = strstr(pem, "-----BEGIN "), *end;
+	OSSL_DECODER_CTX *dctx;
+	EVP_PKEY *key = NULL;
+	size_t i, n;
+	BIO *bio;
+
+	if (!begin)
+		return NULL;
+	begin += strlen("-----BEGIN ");
+	if (!(end = strstr(begin, "-----")))
+		return NULL;
+	n = (size_t)(end - begin);
+	for (i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strlen(hints[i].label) == n &&
+		    memcmp(hints[i].label, begin, n) == 0)
+			break;
+	if (i == sizeof(hints) / sizeof(hints[0]))
+		return NULL;
+	ERR_set_mark();
+	dctx = OSSL_DECODER_CTX_new_for_pkey(&key, "PEM", hints[i].structure,
+					     hints[i].type, EVP_PKEY_KEYPAIR,
+					     NULL, NULL);
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!dctx || !bio || OSSL_DECODER_from_bio(dctx, bio) != 1) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	BIO_free(bio);
+	OSSL_DECODER_CTX_free(dctx);
+	ERR_pop_to_mark();
+	return key;
+}
+
 EVP_PKEY *
 pki_key_from_pem(const char *pem, size_t len)
 {
@@ -212,10 +265,12 @@ pki_key_from_pem(const char *pem, size_t len)
 			tmp.len - off - skip + 1);
 		tmp.len -= skip;
 	}
-	bio = BIO_new_mem_buf(tmp.ptr, (int)tmp.len);
-	if (bio)
-		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	BIO_free(bio);
+	if (!(key = key_from_pem_hinted(tmp.ptr, tmp.len))) {
+		bio = BIO_new_mem_buf(tmp.ptr, (int)tmp.len);
+		if (bio)
+			key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
 	buf_release_secret(&tmp);
 	return key;
 }
