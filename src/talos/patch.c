@@ -17,16 +17,6 @@ map_del(struct fy_node *map, const char *key)
 }
 
 static bool
-is_delete(struct fy_node *n)
-{
-	char *v = y_get_str(n, "$patch");
-	bool del = v && strcmp(v, "delete") == 0;
-
-	free(v);
-	return del;
-}
-
-static bool
 scalar_is(struct fy_node *n, const char *s)
 {
 	const char *t;
@@ -36,6 +26,32 @@ scalar_is(struct fy_node *n, const char *s)
 		return false;
 	t = fy_node_get_scalar(n, &len);
 	return t && len == strlen(s) && memcmp(t, s, len) == 0;
+}
+
+static bool
+is_delete(struct fy_node *n)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+	char *v;
+	bool del;
+
+	/*
+	 * The lookup below parses "$patch" into a document each time. It can
+	 * only find a key whose text is "$patch", and nearly every mapping
+	 * has none: look for one first.
+	 */
+	if (!n || fy_node_get_type(n) != FYNT_MAPPING)
+		return false;
+	while ((p = fy_node_mapping_iterate(n, &it)) != NULL)
+		if (scalar_is(fy_node_pair_key(p), "$patch"))
+			break;
+	if (!p)
+		return false;
+	v = y_get_str(n, "$patch");
+	del = v && strcmp(v, "delete") == 0;
+	free(v);
+	return del;
 }
 
 static bool
@@ -479,6 +495,7 @@ int
 talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 		  struct err *err)
 {
+	char (*ids)[256];
 	int r;
 
 	if (talos_patch_is_json6902(patch)) {
@@ -486,25 +503,37 @@ talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 			return err_set(err, ERR_FAIL, "JSON6902 patches are not supported for multi-document machine configuration");
 		return json6902_apply(cfg->v[0], fy_document_root(patch->v[0]), err);
 	}
+	/*
+	 * The id of every config document, kept in step with cfg: computed
+	 * once, and again only for a document a patch changed.
+	 */
+	ids = xcalloc(cfg->n + patch->n + 1, sizeof(*ids));
+	for (size_t j = 0; j < cfg->n; j++)
+		doc_id(ids[j], sizeof(ids[j]), fy_document_root(cfg->v[j]));
+	r = 0;
 	for (size_t i = 0; i < patch->n; i++) {
 		struct fy_node *src = fy_document_root(patch->v[i]);
-		char id[256], cid[256];
+		char id[256];
 		size_t j;
 
-		if (!src || fy_node_get_type(src) != FYNT_MAPPING)
-			return err_set(err, ERR_FAIL, "patch document %zu is not a mapping", i + 1);
-		doc_id(id, sizeof(id), src);
-		for (j = 0; j < cfg->n; j++) {
-			doc_id(cid, sizeof(cid), fy_document_root(cfg->v[j]));
-			if (strcmp(id, cid) == 0)
-				break;
+		if (!src || fy_node_get_type(src) != FYNT_MAPPING) {
+			r = err_set(err, ERR_FAIL, "patch document %zu is not a mapping", i + 1);
+			break;
 		}
+		doc_id(id, sizeof(id), src);
+		for (j = 0; j < cfg->n; j++)
+			if (strcmp(id, ids[j]) == 0)
+				break;
 		if (is_delete(src)) {
-			if (j == cfg->n)
-				return err_set(err, ERR_FAIL, "patch delete: document '%s' not found", id);
+			if (j == cfg->n) {
+				r = err_set(err, ERR_FAIL, "patch delete: document '%s' not found", id);
+				break;
+			}
 			fy_document_destroy(cfg->v[j]);
 			memmove(&cfg->v[j], &cfg->v[j + 1],
 				(cfg->n - j - 1) * sizeof(*cfg->v));
+			memmove(&ids[j], &ids[j + 1],
+				(cfg->n - j - 1) * sizeof(*ids));
 			cfg->n--;
 			continue;
 		}
@@ -515,10 +544,13 @@ talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 				abort();
 			fy_document_set_root(d, copy_clean(d, src));
 			ydocs_push(cfg, d);
+			doc_id(ids[j], sizeof(ids[j]), fy_document_root(d));
 			continue;
 		}
 		if ((r = merge_map(fy_document_root(cfg->v[j]), src, "", id, err)) < 0)
-			return r;
+			break;
+		doc_id(ids[j], sizeof(ids[j]), fy_document_root(cfg->v[j]));
 	}
-	return 0;
+	free(ids);
+	return r;
 }
