@@ -1,8 +1,9 @@
 #!/bin/sh
 # kill -9 in the middle of apply, at several points (ISO download, the
-# parallel create, start), then run apply again: the world ends as an
-# uninterrupted run leaves it, no VM duplicated, none leaked, and the stale
-# lock left by the killed process is taken over.
+# parallel create, start, Talos apply-config, the install reboot wait),
+# then run apply again: the world ends as an uninterrupted run leaves it,
+# no VM duplicated, none leaked, one Bootstrap, and the stale lock left by
+# the killed process is taken over.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 # Slow enough to be caught mid-way: tasks take 0.6 s, calls 20 ms.
@@ -14,18 +15,22 @@ running() { labsim_py "sum(1 for k, v in s['vms'].items() if 'strata-$1' in (v['
 
 # Kill points, as conditions on the simulator's state (polled every 20 ms):
 # during the ISO download, in the middle of the parallel create, while the
-# VMs start, and right after everything is done.
+# VMs start, once the first node took its config in maintenance mode, while
+# nodes install (reboot wait), and right after everything is done.
 n=0
-for when in iso create start done; do
+for when in iso create start applycfg install done; do
 	n=$((n + 1))
 	name="r$n"
 	base=$((1000 + n * 100))
+	net="127.0.$((30 + n))"
 	E="$T/envs/$name"
-	write_env "$E" "$name" $base 3 5
+	write_env "$E" "$name" $base 3 5 "$net"
 	case $when in
 	iso) cond="any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])" ;;
 	create) cond="any(v['config'].get('lock') == 'create' for k, v in s['vms'].items() if $base <= int(k) < $base + 50)" ;;
 	start) cond="1 <= len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) < 8" ;;
+	applycfg) cond="any(c['method'].endswith('/ApplyConfiguration') and c['maintenance'] for c in s['talos']['calls'] if any(nd['vmid'] >= $base and nd['vmid'] < $base + 50 and nd['ip'] == c['node'] for nd in s['talos']['nodes']))" ;;
+	install) cond="any(nd['state'] == 'installing' for nd in s['talos']['nodes'] if $base <= nd['vmid'] < $base + 50)" ;;
 	done) cond="len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) == 8" ;;
 	esac
 	"$STRATA" apply "$E" --yes > "$T/apply.out" 2>&1 &
@@ -51,14 +56,18 @@ PYEOF
 		ok "killed apply of $name at '$when' with $(owned $name | $PY -c 'import sys; print(len(eval(sys.stdin.read())))') VMs tagged"
 	else
 		wait $pid
-		bad "apply of $name was not caught at '$when'"
+		bad "apply of $name was not caught at '$when' (hit '$hit')"
+		sed 's/^/     | /' "$T/apply.out" | tail -5
 	fi
-	expect_rc 0 "re-run of $name converges" -- "$STRATA" apply "$E" --yes
+	expect_rc 0 "re-run of $name converges" -- "$STRATA" apply "$E" --yes --timeout 120s
 	want=$($PY -c "print(list(range($base, $base + 8)))")
 	[ "$(owned $name)" = "$want" ] && ok "$name: exactly VMs $base..$((base + 7)), no duplicate or leak" || bad "$name: VMs $(owned $name)"
 	[ "$(running $name)" = 8 ] && ok "$name: all 8 running" || bad "$name: $(running $name) running"
 	expect_rc 0 "$name: plan after resume" -- "$STRATA" plan "$E"
 	expect_grep "0 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged" "$T/out" "$name: nothing left to do"
+	b=$(talos_calls Bootstrap "$net.11")
+	[ "$b" = 1 ] && ok "$name: one Bootstrap" || bad "$name: $b Bootstrap calls"
+	[ -s "$E/kubeconfig" ] && ok "$name: kubeconfig fetched" || bad "$name: no kubeconfig"
 done
 
 # Deterministic form of the race above: a VM still locked by its create
