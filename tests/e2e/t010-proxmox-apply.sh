@@ -33,7 +33,10 @@ done
 case "$(vmcfg 1000 description)" in *"managed-by=strata env=lab"*) ok "ownership marker in description";; *) bad "no marker";; esac
 [ "$(vmcfg 1000 tags)" = "controlplane;strata-lab;talos" ] && ok "tags" || bad "tags $(vmcfg 1000 tags)"
 [ "$(vmcfg 1000 cpu)" = "x86-64-v2-AES" ] && ok "Talos-capable cpu type" || bad "cpu $(vmcfg 1000 cpu)"
-case "$(vmcfg 1000 ide2)" in *"iso/talos-v1.12.11-"*"media=cdrom"*) ok "Talos ISO attached";; *) bad "ide2 $(vmcfg 1000 ide2)";; esac
+created_with=$(labsim_ctl GET requests | $PY -c "import json,sys; print([r.get('params', {}).get('ide2') for r in json.load(sys.stdin)['data'] if r.get('method')=='POST' and r.get('path','').rstrip('/').endswith('/qemu')][0])")
+case "$created_with" in *"iso/talos-v1.12.11-"*"media=cdrom"*) ok "created with the Talos ISO attached";; *) bad "create ide2 $created_with";; esac
+[ "$(vmcfg 1000 ide2) $(vmcfg 1000 boot)" = "none,media=cdrom order=scsi0" ] && ok "after the install: ISO detached, boots from disk" \
+	|| bad "ide2 $(vmcfg 1000 ide2) boot $(vmcfg 1000 boot)"
 case "$(vmcfg 1001 net0)" in virtio=BC:24:11:*) ok "NIC with a MAC";; *) bad "net0 $(vmcfg 1001 net0)";; esac
 [ "$(vm 1002 "'node'")" = pve2 ] && ok "round-robin placement" || bad "placement"
 isos=$(labsim_py "sum(1 for n in s['nodes'].values() for i in n['storage']['local']['items'] if 'talos-v1.12.11' in i)")
