@@ -94,6 +94,7 @@ struct call {
 	char content_type[64];
 	char alert[64];           /* TLS alert the peer sent us, if any */
 	bool got_headers;         /* any HTTP response at all */
+	char verify[160];         /* why the server's chain did not verify */
 };
 
 /* Record alerts the server sends: with TLS 1.3 a rejected client cert
@@ -112,12 +113,33 @@ on_ssl_info(const SSL *ssl, int where, int ret)
 			 SSL_alert_desc_string_long(ret));
 }
 
+/* Keep OpenSSL's verdict on the server's chain: libcurl may report a
+ * failed verification as a generic handshake error. */
+static int
+on_verify(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+		x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct call *c = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+						   alert_index) : NULL;
+
+	if (!ok && c && !c->verify[0])
+		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
+			 X509_STORE_CTX_get_error_depth(x));
+	return ok;
+}
+
 static CURLcode
 on_ssl_ctx(CURL *curl, void *sslctx, void *userp)
 {
+	int mode = SSL_CTX_get_verify_mode(sslctx);
+
 	(void)curl;
 	SSL_CTX_set_ex_data(sslctx, alert_index, userp);
 	SSL_CTX_set_info_callback(sslctx, on_ssl_info);
+	if (mode & SSL_VERIFY_PEER)
+		SSL_CTX_set_verify(sslctx, mode, on_verify);
 	return CURLE_OK;
 }
 
@@ -210,6 +232,13 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 	const char *alert = c->alert;
 
+	if (c->verify[0]) {
+		res->tls = GRPC_TLS_SERVER_UNTRUSTED;
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the node's certificate is not signed by "
+			       "this cluster's OS CA; refusing to talk to it (%s)",
+			       path, o->target, c->verify);
+	}
 	if (alert[0] && o->cert_pem &&
 	    (!strcmp(alert, "unknown CA") || !strcmp(alert, "bad certificate") ||
 	     !strcmp(alert, "certificate required") ||
