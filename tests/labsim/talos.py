@@ -219,6 +219,18 @@ class Validator:
         return docs, main[0]
 
 
+def needs_reboot(old, new):
+    """Whether moving an installed node from config old to new needs a
+    reboot: its install, its type or its cluster identity change."""
+    if old is None:
+        return True
+    om, nm = old.get("machine") or {}, new.get("machine") or {}
+    if om.get("install") != nm.get("install") or om.get("type") != nm.get("type"):
+        return True
+    oc, nc = old.get("cluster") or {}, new.get("cluster") or {}
+    return any(oc.get(k) != nc.get(k) for k in ("id", "secret", "ca", "controlPlane"))
+
+
 def static_address(docs, main):
     for itf in ((main.get("machine") or {}).get("network") or {}).get("interfaces") or []:
         for a in itf.get("addresses") or []:
@@ -534,6 +546,19 @@ class Handler(grpc.GenericRpcHandler):
                 # talos_stuck: accepted, but the install never starts
                 node.stuck_applies += 1
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration()])
+            if not self.maint and req.mode in (Mode.AUTO, Mode.NO_REBOOT):
+                # Installed node, mode AUTO / NO_REBOOT: the same config is
+                # a no-op; a change outside install/type/cluster secrets
+                # applies live; the rest needs a reboot.
+                if not needs_reboot(node.config, main):
+                    node.config = main
+                    node.docs = docs
+                    return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
+                        metadata=self.pb["common"].Metadata(hostname=node.ip),
+                        mode=Mode.NO_REBOOT, mode_details="Applied configuration without a reboot")])
+                if req.mode == Mode.NO_REBOOT:
+                    raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                               "apply configuration: this change requires a reboot")
             node.config = main
             node.docs = docs
             node.mgr.learn_ca(main)
@@ -838,7 +863,9 @@ class Manager:
                     come_back()
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
-        t = threading.Timer(0.05, away)
+        # Real nodes reboot seconds after replying; give the reply time to
+        # leave even when many applies arrive at once.
+        t = threading.Timer(0.25, away)
         t.daemon = True
         t.start()
 

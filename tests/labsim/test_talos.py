@@ -174,6 +174,26 @@ class TalosTest(TalosBase, unittest.TestCase):
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tf:
             kc = yaml.safe_load(tf.extractfile("kubeconfig").read())
         self.assertEqual(kc["clusters"][0]["cluster"]["server"], cfg["cluster"]["controlPlane"]["endpoint"])
+
+        # installed, mode AUTO: the same config or a live-applicable change
+        # needs no reboot; a new install image does
+        Mode = m.ApplyConfigurationRequest
+        r = self.call(ch, "/machine.MachineService/ApplyConfiguration",
+                      m.ApplyConfigurationRequest(data=data, mode=Mode.AUTO), m.ApplyConfigurationResponse)
+        self.assertEqual(r.messages[0].mode_details, "Applied configuration without a reboot")
+        cfg2 = dict(cfg, machine=dict(cfg["machine"], sysctls={"vm.max_map_count": "262144"}))
+        r = self.call(ch, "/machine.MachineService/ApplyConfiguration",
+                      m.ApplyConfigurationRequest(data=yaml.safe_dump(cfg2).encode(), mode=Mode.AUTO),
+                      m.ApplyConfigurationResponse)
+        self.assertEqual(r.messages[0].mode, Mode.NO_REBOOT)
+        time.sleep(0.4)
+        self.assertEqual(self.node_state(300, "running")["state"], "running")
+        cfg3 = dict(cfg, machine=dict(cfg["machine"], install=dict(cfg["machine"]["install"], disk="/dev/vdb")))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.call(ch, "/machine.MachineService/ApplyConfiguration",
+                      m.ApplyConfigurationRequest(data=yaml.safe_dump(cfg3).encode(), mode=Mode.NO_REBOOT),
+                      m.ApplyConfigurationResponse)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         ch.close()
         self.check_kubernetes(kc, node)
 
@@ -470,7 +490,7 @@ class TalosOpsTest(TalosBase, unittest.TestCase):
             self.assertEqual(r.messages[0].ack, "Upgrade request received")
             self.assertTrue(r.messages[0].actor_id)
             self.node_state(440, "upgrading")
-            time.sleep(0.2)  # the server goes away 50 ms after the reply
+            time.sleep(0.5)  # the server goes away 250 ms after the reply
             e = self.rpc_error(ch, "/machine.MachineService/Version", c.NoArgs(), m.VersionResponse)
             self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
             ch.close()
