@@ -61,7 +61,7 @@ labsim_py() {
 # Talos nodes listen on their static loopback addresses once installed.
 write_env() {
 	mkdir -p "$1"
-	n=${6:-127.0.20}
+	_net=${6:-127.0.20}
 	cat > "$1/config.yml" <<YAML
 name: $2
 platform: proxmox
@@ -74,13 +74,13 @@ proxmox:
   nodes: [pve1, pve2]
   vmid: {base: $3, count: 50}
 network:
-  cidr: $n.0/24
-  gateway: $n.1
+  cidr: $_net.0/24
+  gateway: $_net.1
 kubernetes:
-  vip: $n.10
+  vip: $_net.10
 nodes:
-  controlplane: {count: $4, ip_start: $n.11, memory: 2GiB, disk: 10GiB}
-  workers: {count: $5, ip_start: $n.21, memory: 2GiB, disk: 20GiB}
+  controlplane: {count: $4, ip_start: $_net.11, memory: 2GiB, disk: 10GiB}
+  workers: {count: $5, ip_start: $_net.21, memory: 2GiB, disk: 20GiB}
 YAML
 }
 
