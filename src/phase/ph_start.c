@@ -29,7 +29,11 @@ start_run(struct apply_ctx *c, struct err *err)
 
 		if (!wanted(&c->plan.v[i]))
 			continue;
-		if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
+		/* A VM this apply created (or re-created) is stopped: no
+		 * need to ask. */
+		if (c->plan.v[i].kind == ACT_CREATE || c->plan.v[i].kind == ACT_REPLACE)
+			status = xstrdup("stopped");
+		else if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
 			err_wrap(err, "vm '%s'", w->name);
 			break;
 		}

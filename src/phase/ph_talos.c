@@ -212,8 +212,7 @@ fix_boot(struct tjob *j, struct err *err)
 	struct apply_ctx *c = j->c;
 	const struct vm_spec *vm = j->vm;
 	struct pve_params p;
-	json_t *cfg = NULL;
-	char *ide2, *boot, *done, *upid = NULL;
+	char *done, *upid = NULL;
 	bool need;
 	int r;
 
@@ -224,27 +223,18 @@ fix_boot(struct tjob *j, struct err *err)
 		return 0;
 	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
 		return -1;
-	if ((r = pve_vm_config_get(j->pve, vm->node, vm->vmid, &cfg, err)) < 0)
-		return err_wrap(err, "vm %d", vm->vmid);
-	ide2 = pve_json_str(cfg, "ide2");
-	boot = pve_json_str(cfg, "boot");
-	need = (ide2 && strncmp(ide2, "none", 4)) || (boot && strstr(boot, "ide2"));
-	free(ide2);
-	free(boot);
-	json_decref(cfg);
-	if (need) {
-		progress_step(j->pr, j->idx, "boot from disk, detach the ISO");
-		pve_params_init(&p);
-		pve_params_add(&p, "boot", "order=scsi0");
-		pve_params_add(&p, "ide2", "none,media=cdrom");
-		r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
-		pve_params_release(&p);
-		if (r == 0 && upid)
-			r = pve_task_wait(j->pve, upid, 60000, err);
-		free(upid);
-		if (r < 0)
-			return err_wrap(err, "vm %d: set boot order", vm->vmid);
-	}
+	/* Setting both is idempotent: no need to read the config first. */
+	progress_step(j->pr, j->idx, "boot from disk, detach the ISO");
+	pve_params_init(&p);
+	pve_params_add(&p, "boot", "order=scsi0");
+	pve_params_add(&p, "ide2", "none,media=cdrom");
+	r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
+	pve_params_release(&p);
+	if (r == 0 && upid)
+		r = pve_task_wait(j->pve, upid, 60000, err);
+	free(upid);
+	if (r < 0)
+		return err_wrap(err, "vm %d: set boot order", vm->vmid);
 	return state_talos_set(&c->st, j->nd->name, "boot", "disk", err);
 }
 
@@ -306,7 +296,7 @@ install_node(struct tjob *j, struct err *err)
 	long long deadline = clock_mono_ms() + c->wait_ms;
 	long backoff = BACKOFF_FIRST_MS;
 	bool applied = false;
-	int r;
+	int r, refused = 0;
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
 		return r;
@@ -377,9 +367,13 @@ install_node(struct tjob *j, struct err *err)
 				done_sha = xstrdup(sha);
 				j->what = "installed";
 			} else if (talos_status_transient(&st2)) {
+				/* Booting still; the address may change only
+				 * with a new DHCP lease: look again now and then. */
 				last = e;
-				free(maint_ip);     /* look again next time */
-				maint_ip = NULL;
+				if (++refused % 8 == 0) {
+					free(maint_ip);
+					maint_ip = NULL;
+				}
 			} else {
 				r = err_set(err, ERR_FAIL, "node '%s': %s",
 					    nd->name, e.msg);
