@@ -2,9 +2,12 @@
 # make demo: the whole job on one machine, nothing leaves loopback.
 #  1. every example environment: init, validate (nodes expanded), gen
 #  2. the lab simulator (tests/labsim) is started; an environment shaped
-#     like prox-n100 (1 control plane + 2 workers) is pointed at it, then
-#     plan, apply (Talos ISO, VMs in parallel, start), status, a second
-#     apply that has nothing to do, and destroy
+#     like prox-n100 (1 control plane + 2 workers) is pointed at it (its
+#     node network moved to 127.0.20.0/24, where the simulated Talos nodes
+#     listen), then plan, apply (Talos ISO, VMs in parallel, start, Talos
+#     installed from maintenance mode, etcd bootstrapped, kubeconfig),
+#     status, kubectl get nodes, a second apply that has nothing to do,
+#     and destroy
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 strata="$top/build/strata"
@@ -66,6 +69,8 @@ s = s.replace("nodes: [n100-a, n100-b, n100-c]", "nodes: [pve1, pve2, pve3]")
 s = s.replace("disks: local-zfs", "disks: local-lvm")
 for a, b in (("n100-a", "pve1"), ("n100-b", "pve2"), ("n100-c", "pve3")):
     s = s.replace("placement: " + a, "placement: " + b)
+# The simulated Talos nodes listen on their static addresses: loopback.
+s = s.replace("192.168.30.", "127.0.20.")
 open(p, "w").write(s)
 PYEOF
 step "strata gen homelab-sim"
@@ -76,6 +81,10 @@ step "strata apply homelab-sim --yes"
 "$strata" apply homelab-sim --yes
 step "strata status homelab-sim"
 "$strata" status homelab-sim
+if command -v kubectl >/dev/null 2>&1; then
+	step "kubectl --kubeconfig $env/kubeconfig get nodes"
+	kubectl --kubeconfig "$env/kubeconfig" get nodes -o wide
+fi
 step "strata apply homelab-sim --yes (again: nothing to do)"
 "$strata" apply homelab-sim --yes
 step "strata destroy homelab-sim --yes"

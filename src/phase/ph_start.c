@@ -56,8 +56,10 @@ start_run(struct apply_ctx *c, struct err *err)
 		}
 		free(upids[i]);
 	}
-	if (r == 0)
+	if (r == 0 && started)
 		out_step("started %zu VM%s", started, started == 1 ? "" : "s");
+	else if (r == 0)
+		out_step("start VMs: all running, nothing to do");
 	free(upids);
 	free(names);
 	return r;
