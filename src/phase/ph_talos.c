@@ -26,7 +26,6 @@
  * is never talked to.
  */
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +156,6 @@ struct tjob {
 	const char *what;           /* summary of what was done */
 	int rc;
 	struct err err;
-};
-
-struct tpool {
-	struct tjob *jobs;
-	size_t n, next;
-	pthread_mutex_t mu;
 };
 
 static int
@@ -419,48 +412,43 @@ out:
 	return r;
 }
 
-static void *
-install_worker(void *arg)
+static void
+install_one(void *ctx, size_t i)
 {
-	struct tpool *pl = arg;
+	struct tjob *j = &((struct tjob *)ctx)[i];
 
-	for (;;) {
-		struct tjob *j;
+	j->rc = install_node(j, &j->err);
+	if (j->rc < 0)
+		progress_done(j->pr, j->idx, false, "%s", j->err.msg);
+	else
+		progress_done(j->pr, j->idx, true, "%s (Talos %s)",
+			      j->what ? j->what : "up",
+			      j->version ? j->version : "?");
+	pve_free(j->pve);
+	j->pve = NULL;
+}
 
-		pthread_mutex_lock(&pl->mu);
-		if (pl->next >= pl->n || phase_interrupted) {
-			pthread_mutex_unlock(&pl->mu);
-			return NULL;
-		}
-		j = &pl->jobs[pl->next++];
-		pthread_mutex_unlock(&pl->mu);
-		j->rc = install_node(j, &j->err);
-		if (j->rc < 0)
-			progress_done(j->pr, j->idx, false, "%s", j->err.msg);
-		else
-			progress_done(j->pr, j->idx, true, "%s (Talos %s)",
-				      j->what ? j->what : "up",
-				      j->version ? j->version : "?");
-		pve_free(j->pve);
-		j->pve = NULL;
-	}
+static const struct err *
+tjob_failed(void *ctx, size_t i)
+{
+	const struct tjob *j = &((struct tjob *)ctx)[i];
+
+	return j->rc < 0 ? &j->err : NULL;
 }
 
 static int
 install_run(struct apply_ctx *c, struct err *err)
 {
-	struct tpool pl = { 0 };
+	struct tjob *jobs;
 	const char **names;
 	struct progress *pr;
-	pthread_t *th;
-	size_t i, nth, failed = 0, changed = 0;
+	size_t i, n = c->cfg->n_nodes, changed = 0;
 	int r = 0;
 
-	pl.n = c->cfg->n_nodes;
-	pl.jobs = xcalloc(pl.n + 1, sizeof(*pl.jobs));
-	names = xcalloc(pl.n + 1, sizeof(*names));
-	for (i = 0; i < pl.n; i++) {
-		struct tjob *j = &pl.jobs[i];
+	jobs = xcalloc(n + 1, sizeof(*jobs));
+	names = xcalloc(n + 1, sizeof(*names));
+	for (i = 0; i < n; i++) {
+		struct tjob *j = &jobs[i];
 
 		j->c = c;
 		j->nd = &c->cfg->nodes[i];
@@ -473,48 +461,25 @@ install_run(struct apply_ctx *c, struct err *err)
 			goto out;
 		}
 	}
-	pr = progress_start(stderr, "Talos", names, pl.n);
-	for (i = 0; i < pl.n; i++)
-		pl.jobs[i].pr = pr;
-	pthread_mutex_init(&pl.mu, NULL);
-	nth = pl.n < (size_t)c->max_parallel ? pl.n : (size_t)c->max_parallel;
-	th = xcalloc(nth + 1, sizeof(*th));
-	for (i = 0; i < nth; i++)
-		pthread_create(&th[i], NULL, install_worker, &pl);
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	free(th);
-	pthread_mutex_destroy(&pl.mu);
+	pr = progress_start(stderr, "Talos", names, n);
+	for (i = 0; i < n; i++)
+		jobs[i].pr = pr;
+	phase_parallel(n, c->max_parallel, install_one, jobs);
 	progress_stop(pr);
-	for (i = 0; i < pl.n; i++) {
-		struct tjob *j = &pl.jobs[i];
-
-		if (j->rc < 0) {
-			if (!failed++)
-				*err = j->err;
-			else
-				out_error("%s", j->err.msg);
-		} else if (j->what) {
-			changed++;
-		}
-	}
-	if (failed > 1)
-		err_wrap(err, "%zu nodes failed; the first", failed);
-	if (failed)
-		r = -1;
-	else if (phase_interrupted)
-		r = err_set(err, ERR_INTR, "interrupted; run apply again to "
-			    "resume");
-	else if (!changed)
+	if ((r = phase_collect(n, tjob_failed, jobs, "nodes", err)) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		changed += jobs[i].what != NULL;
+	if (!changed)
 		out_step("Talos: all %zu nodes up with their current config, "
-			 "nothing to do", pl.n);
+			 "nothing to do", n);
 	else
 		out_step("Talos: %zu of %zu nodes installed or updated",
-			 changed, pl.n);
+			 changed, n);
 out:
-	for (i = 0; i < pl.n; i++)
-		free(pl.jobs[i].version);
-	free(pl.jobs);
+	for (i = 0; i < n; i++)
+		free(jobs[i].version);
+	free(jobs);
 	free(names);
 	return r;
 }

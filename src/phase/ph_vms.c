@@ -7,7 +7,6 @@
  * the request went out) is never blindly repeated: the VM is looked up
  * again and, if Proxmox has it with our marker, the create counts as done.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +26,6 @@ struct job {
 	struct progress *pr;
 	struct err err;
 	int rc;
-};
-
-struct pool {
-	struct job *jobs;
-	size_t n;
-	size_t next;
-	pthread_mutex_t mu;
 };
 
 static void
@@ -285,23 +277,18 @@ out:
 	pve_free(pve);
 }
 
-static void *
-worker(void *arg)
+static void
+run_one(void *ctx, size_t i)
 {
-	struct pool *pl = arg;
+	run_job(&((struct job *)ctx)[i]);
+}
 
-	for (;;) {
-		struct job *j;
+static const struct err *
+job_failed(void *ctx, size_t i)
+{
+	const struct job *j = &((struct job *)ctx)[i];
 
-		pthread_mutex_lock(&pl->mu);
-		if (pl->next >= pl->n || phase_interrupted) {
-			pthread_mutex_unlock(&pl->mu);
-			return NULL;
-		}
-		j = &pl->jobs[pl->next++];
-		pthread_mutex_unlock(&pl->mu);
-		run_job(j);
-	}
+	return j->rc < 0 ? &j->err : NULL;
 }
 
 static bool
@@ -325,55 +312,33 @@ vms_should_run(struct apply_ctx *c)
 static int
 vms_run(struct apply_ctx *c, struct err *err)
 {
-	struct pool pl = { 0 };
+	struct job *jobs;
 	const char **names;
 	struct progress *pr;
-	pthread_t *th;
-	size_t i, nth, failed = 0;
-	int r = 0;
+	size_t i, n = 0;
+	int r;
 
-	pl.jobs = xcalloc(c->plan.n + 1, sizeof(*pl.jobs));
+	jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
 	names = xcalloc(c->plan.n + 1, sizeof(*names));
 	for (i = 0; i < c->plan.n; i++) {
 		struct action *a = &c->plan.v[i];
 
 		if (!is_work(a))
 			continue;
-		pl.jobs[pl.n].c = c;
-		pl.jobs[pl.n].a = a;
-		pl.jobs[pl.n].idx = pl.n;
-		names[pl.n] = a->kind == ACT_DELETE ? a->have.name : a->want.name;
-		pl.n++;
+		jobs[n].c = c;
+		jobs[n].a = a;
+		jobs[n].idx = n;
+		names[n] = a->kind == ACT_DELETE ? a->have.name : a->want.name;
+		n++;
 	}
-	pr = progress_start(stderr, "VMs", names, pl.n);
-	for (i = 0; i < pl.n; i++)
-		pl.jobs[i].pr = pr;
-	pthread_mutex_init(&pl.mu, NULL);
-	nth = pl.n < (size_t)c->max_parallel ? pl.n : (size_t)c->max_parallel;
-	th = xcalloc(nth + 1, sizeof(*th));
-	for (i = 0; i < nth; i++)
-		pthread_create(&th[i], NULL, worker, &pl);
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
+	pr = progress_start(stderr, "VMs", names, n);
+	for (i = 0; i < n; i++)
+		jobs[i].pr = pr;
+	phase_parallel(n, c->max_parallel, run_one, jobs);
 	progress_stop(pr);
-	for (i = 0; i < pl.n; i++) {
-		if (pl.jobs[i].rc < 0) {
-			if (!failed++)
-				*err = pl.jobs[i].err;
-			else
-				out_error("%s", pl.jobs[i].err.msg);
-		}
-	}
-	if (failed > 1)
-		err_wrap(err, "%zu VMs failed, the first", failed);
-	if (failed)
-		r = -err->code;
-	else if (phase_interrupted)
-		r = err_set(err, ERR_INTR, "interrupted; run apply again to resume");
-	pthread_mutex_destroy(&pl.mu);
-	free(th);
+	r = phase_collect(n, job_failed, jobs, "VMs", err);
 	free(names);
-	free(pl.jobs);
+	free(jobs);
 	return r;
 }
 

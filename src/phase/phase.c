@@ -1,7 +1,9 @@
 #include "phase/phase.h"
 
+#include <pthread.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/out.h"
 
 volatile sig_atomic_t phase_interrupted;
@@ -58,5 +60,75 @@ phase_run_list(const struct phase *const *list, size_t n, struct apply_ctx *c,
 		if ((r = state_phase_mark(&c->st, ph->name, true, err)) < 0)
 			return err_wrap(err, "phase '%s': journal", ph->name);
 	}
+	return 0;
+}
+
+struct pool {
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
+	size_t n, next;
+	pthread_mutex_t mu;
+};
+
+static void *
+pool_worker(void *arg)
+{
+	struct pool *pl = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&pl->mu);
+		if (pl->next >= pl->n || phase_interrupted) {
+			pthread_mutex_unlock(&pl->mu);
+			return NULL;
+		}
+		i = pl->next++;
+		pthread_mutex_unlock(&pl->mu);
+		pl->fn(pl->ctx, i);
+	}
+}
+
+void
+phase_parallel(size_t n, int max_parallel, void (*fn)(void *ctx, size_t i),
+	       void *ctx)
+{
+	struct pool pl = { .fn = fn, .ctx = ctx, .n = n };
+	size_t i, nth = max_parallel > 0 && n > (size_t)max_parallel
+			? (size_t)max_parallel : n;
+	pthread_t *th = xcalloc(nth + 1, sizeof(*th));
+
+	pthread_mutex_init(&pl.mu, NULL);
+	for (i = 0; i < nth; i++)
+		pthread_create(&th[i], NULL, pool_worker, &pl);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&pl.mu);
+	free(th);
+}
+
+int
+phase_collect(size_t n, const struct err *(*failed)(void *ctx, size_t i),
+	      void *ctx, const char *noun, struct err *err)
+{
+	size_t i, nfail = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct err *e = failed(ctx, i);
+
+		if (!e)
+			continue;
+		if (!nfail++)
+			*err = *e;
+		else
+			out_error("%s", e->msg);
+	}
+	if (nfail > 1)
+		err_wrap(err, "%zu %s failed; the first", nfail, noun);
+	if (nfail)
+		return -1;
+	if (phase_interrupted)
+		return err_set(err, ERR_INTR, "interrupted; run apply again to "
+			       "resume");
 	return 0;
 }

@@ -52,6 +52,21 @@ int phase_run_list(const struct phase *const *list, size_t n,
 		   struct apply_ctx *c, struct err *err);
 
 /*
+ * Run fn(ctx, i) for every i < n on at most max_parallel threads. No new
+ * item starts once the apply is interrupted.
+ */
+void phase_parallel(size_t n, int max_parallel,
+		    void (*fn)(void *ctx, size_t i), void *ctx);
+/*
+ * After phase_parallel: failed(ctx, i) gives item i's error or NULL. The
+ * first error goes into err (prefixed "N <noun> failed; the first" when
+ * there are more), the others are printed. Returns 0, or -1; an
+ * interrupted run without failures is ERR_INTR.
+ */
+int phase_collect(size_t n, const struct err *(*failed)(void *ctx, size_t i),
+		  void *ctx, const char *noun, struct err *err);
+
+/*
  * Set c->iso_url and c->iso_volid for the environment's Talos version and
  * Image Factory schematic (ph_iso.c).
  */
