@@ -12,6 +12,7 @@
 #include "talos/talosconfig.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
+#include "util/yaml.h"
 
 #define FILE_MAX (4 << 20)
 
@@ -66,7 +67,7 @@ fill_input(struct mc_input *in, const struct config *cfg,
 static struct fy_document *
 new_doc(const char *kind, struct fy_node **root)
 {
-	struct fy_document *doc = fy_document_create(NULL);
+	struct fy_document *doc = yaml_new_document();
 
 	if (!doc)
 		abort();

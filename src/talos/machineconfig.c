@@ -1,4 +1,5 @@
 #include "talos/machineconfig.h"
+#include "util/yaml.h"
 
 #include <libfyaml.h>
 #include <stdio.h>
@@ -220,7 +221,7 @@ cluster_node(struct fy_document *doc, const struct mc_input *in,
 static struct fy_document *
 new_doc(struct fy_node **root)
 {
-	struct fy_document *doc = fy_document_create(NULL);
+	struct fy_document *doc = yaml_new_document();
 
 	if (!doc)
 		abort();

@@ -1,4 +1,5 @@
 #include "talos/patch.h"
+#include "util/yaml.h"
 
 #include <libfyaml.h>
 #include <stdbool.h>
@@ -538,7 +539,7 @@ talos_patch_apply(struct ydocs *cfg, const struct ydocs *patch,
 			continue;
 		}
 		if (j == cfg->n) {
-			struct fy_document *d = fy_document_create(NULL);
+			struct fy_document *d = yaml_new_document();
 
 			if (!d)
 				abort();

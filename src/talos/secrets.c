@@ -266,7 +266,7 @@ talos_secrets_encode(struct buf *out, const struct talos_secrets *s,
 		     struct err *err)
 {
 	struct ydocs docs = YDOCS_INIT;
-	struct fy_document *doc = fy_document_create(NULL);
+	struct fy_document *doc = yaml_new_document();
 	struct fy_node *root, *m;
 	int r;
 

@@ -7,6 +7,7 @@
 
 #include "talos/pki.h"
 #include "talos/tyaml.h"
+#include "util/yaml.h"
 
 #define ADMIN_HOURS 8760L
 #define RENEW_DAYS 30
@@ -119,7 +120,7 @@ talos_talosconfig_build(struct buf *out, const struct talosconfig_input *in,
 	*reused = reusable(in, s, &crt, &key);
 	if (!*reused && new_admin(s, &crt, &key) < 0)
 		return err_set(err, ERR_FAIL, "create admin client certificate: openssl failure");
-	if (!(doc = fy_document_create(NULL)))
+	if (!(doc = yaml_new_document()))
 		abort();
 	root = y_map(doc);
 	fy_document_set_root(doc, root);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/yaml.h"
+
 int
 ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
 {
@@ -14,9 +16,7 @@ ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
 	struct fy_document *doc;
 	int r = 0;
 
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.colorize = false;
+	yaml_diag_cfg(&dcfg);
 	fyd = fy_diag_create(&dcfg);
 	if (!fyd)
 		return err_set(err, ERR_FAIL, "cannot set up the YAML parser");
@@ -90,24 +90,43 @@ ydocs_clone(struct ydocs *out, const struct ydocs *src)
 	}
 }
 
+static int
+emit_out(struct fy_emitter *emit, enum fy_emitter_write_type type,
+	 const char *str, int len, void *userdata)
+{
+	(void)emit;
+	(void)type;
+	buf_add(userdata, str, (size_t)len);
+	return len;
+}
+
 int
 ydocs_emit(struct buf *out, const struct ydocs *d, struct err *err)
 {
 	for (size_t i = 0; i < d->n; i++) {
-		char *s;
+		/* Our own emitter config: libfyaml's default one would set
+		 * up diagnostics that ask whether stderr is a terminal. */
+		struct fy_emitter_cfg ecfg = {
+			.flags = FYECF_MODE_BLOCK | FYECF_INDENT_4 |
+				 FYECF_WIDTH_INF | FYECF_DOC_START_MARK_OFF |
+				 FYECF_DOC_END_MARK_OFF | FYECF_STRIP_TAGS,
+			.output = emit_out,
+			.diag = yaml_quiet_diag(),
+		};
+		struct fy_emitter *em;
+		int r;
 
-		s = fy_emit_document_to_string(d->v[i], FYECF_MODE_BLOCK |
-			FYECF_INDENT_4 | FYECF_WIDTH_INF |
-			FYECF_DOC_START_MARK_OFF | FYECF_DOC_END_MARK_OFF |
-			FYECF_STRIP_TAGS);
-		if (!s)
-			return err_set(err, ERR_FAIL, "cannot emit YAML");
 		if (i > 0)
 			buf_adds(out, "---\n");
-		buf_adds(out, s);
+		ecfg.userdata = out;
+		if (!(em = fy_emitter_create(&ecfg)))
+			return err_set(err, ERR_FAIL, "cannot emit YAML");
+		r = fy_emit_document(em, d->v[i]);
+		fy_emitter_destroy(em);
+		if (r != 0)
+			return err_set(err, ERR_FAIL, "cannot emit YAML");
 		if (out->len && out->ptr[out->len - 1] != '\n')
 			buf_addch(out, '\n');
-		free(s);
 	}
 	return 0;
 }

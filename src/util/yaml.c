@@ -1,6 +1,7 @@
 #include "util/yaml.h"
 
 #include <libfyaml.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,7 @@ yaml_parse_each(const char *text, size_t len, yaml_error_fn fn, void *ctx,
 
 	if (ndiag)
 		*ndiag = 0;
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.colorize = false;
+	yaml_diag_cfg(&dcfg);
 	fyd = fy_diag_create(&dcfg);
 	if (!fyd) {
 		fn(ctx, 0, 0, "cannot set up the YAML parser");
@@ -71,4 +70,44 @@ yaml_parse(const char *text, size_t len, struct err *err)
 	if (!doc && err->code == 0)
 		err_set(err, ERR_FAIL, "empty or invalid YAML");
 	return doc;
+}
+
+void
+yaml_diag_cfg(struct fy_diag_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fp = NULL;
+	c->level = FYET_WARNING;
+	c->module_mask = ~0u;
+}
+
+static struct fy_diag *quiet_diag;
+
+static void
+quiet_diag_init(void)
+{
+	struct fy_diag_cfg dcfg;
+
+	yaml_diag_cfg(&dcfg);
+	quiet_diag = fy_diag_create(&dcfg);
+}
+
+struct fy_diag *
+yaml_quiet_diag(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, quiet_diag_init);
+	return quiet_diag;
+}
+
+struct fy_document *
+yaml_new_document(void)
+{
+	struct fy_parse_cfg pcfg;
+
+	memset(&pcfg, 0, sizeof(pcfg));
+	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
+	pcfg.diag = yaml_quiet_diag();
+	return fy_document_create(&pcfg);
 }

@@ -22,4 +22,14 @@ struct fy_document *yaml_parse_each(const char *text, size_t len,
 				    yaml_error_fn fn, void *ctx, size_t *ndiag);
 struct fy_document *yaml_parse(const char *text, size_t len, struct err *err);
 
+struct fy_diag_cfg;
+/* A diagnostics config that prints nothing and has no colours (libfyaml's
+ * own default asks whether stderr is a terminal, three times per call). */
+void yaml_diag_cfg(struct fy_diag_cfg *c);
+/* An empty document for building trees, sharing one quiet diag (for the
+ * thread that generates configs; not for concurrent use). */
+struct fy_document *yaml_new_document(void);
+/* That shared quiet diag (for emitters). */
+struct fy_diag *yaml_quiet_diag(void);
+
 #endif
