@@ -94,6 +94,8 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 	*nk = 0;
 	path = fs_join(e->dir, "talosconfig");
 	have_creds = fs_exists(path) && talos_creds_load(&creds, path, &err) == 0;
+	if (!have_creds && err.msg[0])
+		out_warn("cannot probe the Talos nodes: %s", err.msg);
 	free(path);
 	th = xcalloc(n + 1, sizeof(*th));
 	for (i = 0; i < n; i++) {
@@ -111,8 +113,12 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 	if (!fs_exists(path))
 		*kube_note = "no ENV/kubeconfig yet";
 	else if (kube_client_load(&kc, path, 3000, &err) < 0 ||
-		 kube_nodes(kc, kn, nk, &err) < 0)
-		*kube_note = "the Kubernetes API did not answer";
+		 kube_nodes(kc, kn, nk, &err) < 0) {
+		static char note[sizeof(err.msg) + 64];
+
+		snprintf(note, sizeof(note), "the API did not answer: %s", err.msg);
+		*kube_note = note;
+	}
 	kube_client_free(kc);
 	free(path);
 	for (i = 0; i < n; i++)
