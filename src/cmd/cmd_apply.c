@@ -54,6 +54,7 @@ cmd_apply(int argc, char **argv)
 	const char *env = NULL;
 	bool yes = false, dry = false;
 	long long wait_ms = 15 * 60 * 1000LL;
+	size_t talos_changes = 0;
 	int parallel = 16, i, r, rc = 1;
 
 	if (cmd_wants_help(argc, argv, usage))
@@ -99,6 +100,12 @@ cmd_apply(int argc, char **argv)
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
 	plan_print(&c.plan, stdout, out_color());
+	/* Generating is offline and idempotent: do it now, so the changes
+	 * to running nodes are known before asking. */
+	if (!dry && e.cfg->n_nodes &&
+	    (r = talos_gen_for_apply(&c, &err)) < 0)
+		goto fail;
+	talos_changes = e.cfg->n_nodes ? talos_config_changes(&c, stdout) : 0;
 	fflush(stdout);
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
@@ -107,7 +114,7 @@ cmd_apply(int argc, char **argv)
 		goto fail;
 	}
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
-		     c.plan.deletes) &&
+		     c.plan.deletes || talos_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		out_note("nothing changed");
 		rc = yes || !isatty(0) ? 2 : 1;

@@ -102,8 +102,8 @@ mtls_target(const struct apply_ctx *c, const char *addr)
 
 /* ----------------------------------------------------------- talos-config */
 
-static int
-gen_run(struct apply_ctx *c, struct err *err)
+int
+talos_gen_for_apply(struct apply_ctx *c, struct err *err)
 {
 	struct gen_result res;
 	char *path;
@@ -135,12 +135,20 @@ gen_dry_run(struct apply_ctx *c, FILE *fp)
 		"talosconfig in %s\n", c->env_dir);
 }
 
+/* Generated already (apply does it before asking, to show what changes)? */
+static bool
+gen_should_run(struct apply_ctx *c)
+{
+	return talos_should_run(c) && !c->creds.context;
+}
+
 const struct phase ph_talos_gen = {
 	.name = "talos-config",
 	.title = "generate Talos configs",
-	.should_run = talos_should_run,
-	.run = gen_run,
+	.should_run = gen_should_run,
+	.run = talos_gen_for_apply,
 	.dry_run = gen_dry_run,
+	.quiet_skip = true,         /* apply ran it before asking */
 };
 
 /* ---------------------------------------------------------- talos-install */
@@ -177,6 +185,32 @@ read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return 0;
+}
+
+size_t
+talos_config_changes(struct apply_ctx *c, FILE *fp)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->cfg->n_nodes; i++) {
+		const char *name = c->cfg->nodes[i].name;
+		char *done = state_talos_get(&c->st, name, "config_sha256");
+		struct buf b = BUF_INIT;
+		struct err e = ERR_INIT;
+		char sha[65];
+
+		if (done && read_node_config(c, name, &b, sha, &e) == 0 &&
+		    strcmp(done, sha)) {
+			if (!n++)
+				fprintf(fp, "\nTalos configs changed since they were "
+					"applied (Talos applies them live, or "
+					"reboots the node when it must):\n");
+			fprintf(fp, "  ~ %-20s nodes/%s.yaml\n", name, name);
+		}
+		buf_release(&b);
+		free(done);
+	}
+	return n;
 }
 
 /* The maintenance-mode address of a fresh VM. */

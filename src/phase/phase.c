@@ -42,7 +42,7 @@ phase_run_list(const struct phase *const *list, size_t n, struct apply_ctx *c,
 				       "interrupted before phase '%s'; run the "
 				       "same command again to resume", ph->name);
 		if (ph->should_run && !ph->should_run(c)) {
-			if (!c->dry_run)
+			if (!c->dry_run && !ph->quiet_skip)
 				out_step("%s: nothing to do", ph->title);
 			continue;
 		}

@@ -43,6 +43,7 @@ struct phase {
 	bool (*should_run)(struct apply_ctx *c);
 	int (*run)(struct apply_ctx *c, struct err *err);
 	void (*dry_run)(struct apply_ctx *c, FILE *fp);
+	bool quiet_skip;            /* no "nothing to do" line when skipped */
 };
 
 extern volatile sig_atomic_t phase_interrupted;
@@ -80,6 +81,11 @@ extern const struct phase ph_start;
  * from maintenance mode and confirmed over mTLS (then booting from disk),
  * etcd bootstrapped once, kubeconfig fetched and every node registered. */
 extern const struct phase ph_talos_gen;
+/* What phase talos-config runs: gen, then the admin credentials. */
+int talos_gen_for_apply(struct apply_ctx *c, struct err *err);
+/* List (on fp) the nodes whose nodes/<node>.yaml differs from what was
+ * last applied to them; returns how many. */
+size_t talos_config_changes(struct apply_ctx *c, FILE *fp);
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;

@@ -74,6 +74,10 @@ expect_grep "bootstrap etcd: nothing to do" "$T/err" "no second bootstrap"
 
 # A changed config reaches the running nodes (mTLS, mode AUTO).
 printf 'talos:\n  patches:\n    - machine:\n        sysctls: {vm.max_map_count: "262144"}\n' >> "$E/config.yml"
+expect_rc 2 "a changed Talos config needs confirmation" -- "$STRATA" apply "$E" --timeout 60s < /dev/null
+expect_grep "Talos configs changed since they were applied" "$T/out" "apply lists the Talos changes"
+expect_grep "~ small-w-2 .*nodes/small-w-2.yaml" "$T/out" "node by node"
+[ "$(talos_calls ApplyConfiguration 127.0.20.21)" = 0 ] && ok "nothing applied without confirmation" || bad "applied without --yes"
 expect_rc 0 "apply of a changed Talos config" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "3 of 3 nodes installed or updated" "$T/err" "the three nodes got the new config"
 [ "$(talos_calls ApplyConfiguration 127.0.20.21)" = 1 ] && ok "applied to the worker at its static address" \
