@@ -10,8 +10,10 @@
 static const char usage[] =
 	"usage: strata apply ENV [--yes] [--dry-run] [--parallel N] [--timeout D]\n"
 	"\n"
-	"Make the live state match ENV/config.yml. Prints the plan, asks for\n"
-	"confirmation (unless --yes), then runs the phases in order:\n"
+	"Make the live state match ENV/config.yml. Generates the Talos files,\n"
+	"prints the plan (VM changes, and nodes whose Talos config changed since\n"
+	"it was applied), asks for confirmation (unless --yes), then runs the\n"
+	"phases in order:\n"
 	"  talos-config   secrets (once), machine configs, talosconfig generated\n"
 	"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
 	"  vms            VMs created, updated, replaced and deleted, in parallel\n"
