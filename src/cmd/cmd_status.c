@@ -8,7 +8,6 @@
 #include "kube/kubeapi.h"
 #include "talos/api.h"
 #include "util/fs.h"
-#include "util/grpc.h"
 #include "util/out.h"
 
 static const char usage[] =
@@ -42,31 +41,23 @@ probe_node(void *arg)
 				  .timeout_ms = 3000, .connect_timeout_ms = 1500 };
 	struct talos_status st = { 0 };
 	struct err e = ERR_INIT;
+	static const char *const what[] = {
+		[TALOS_MAINTENANCE] = "maintenance",
+		[TALOS_FOREIGN] = "foreign-ca",
+		[TALOS_DOWN] = "down",
+	};
 	char *tag = NULL, *state = NULL;
 	bool healthy = false;
+	int seen;
 
 	snprintf(p->etcd, sizeof(p->etcd), "-");
-	if (talos_version(&t, &tag, &st, &e) == 0) {
-		snprintf(p->talos, sizeof(p->talos), "%s", tag);
-		free(tag);
-	} else {
-		if (st.tls == GRPC_TLS_SERVER_UNTRUSTED) {
-			/* Maintenance mode (random cert) or another cluster. */
-			struct talos_target it = t;
-			struct talos_status st2 = { 0 };
-
-			it.creds = NULL;
-			talos_version(&it, &tag, &st2, &e);
-			free(tag);
-			snprintf(p->talos, sizeof(p->talos), "%s",
-				 st2.maintenance ? "maintenance" : "foreign-ca");
-		} else {
-			snprintf(p->talos, sizeof(p->talos), "%s",
-				 st.tls == GRPC_TLS_CLIENT_REJECTED ? "foreign-ca"
-								    : "down");
-		}
+	seen = talos_probe(&t, &tag, &st, &e);
+	if (seen != TALOS_UP) {
+		snprintf(p->talos, sizeof(p->talos), "%s", what[seen]);
 		return NULL;
 	}
+	snprintf(p->talos, sizeof(p->talos), "%s", tag);
+	free(tag);
 	if (p->controlplane &&
 	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state)
 		snprintf(p->etcd, sizeof(p->etcd), "%s%s", state,

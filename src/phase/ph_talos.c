@@ -43,11 +43,33 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS   2000
 
-static long
-backoff_next(long ms)
+/* A bounded wait between tries: apply's --timeout, backoff to 2 s. */
+struct waiter {
+	long long deadline;
+	long backoff;
+};
+
+static struct waiter
+waiter_start(const struct apply_ctx *c)
 {
-	ms = ms * 3 / 2;
-	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+	struct waiter w = { clock_mono_ms() + c->wait_ms, BACKOFF_FIRST_MS };
+
+	return w;
+}
+
+/*
+ * After a failed try: false when apply was interrupted (phase_interrupted
+ * says so) or the wait ran out; otherwise sleep and true.
+ */
+static bool
+waiter_again(struct waiter *w)
+{
+	if (phase_interrupted || clock_mono_ms() >= w->deadline)
+		return false;
+	clock_sleep_ms(w->backoff);
+	w->backoff = w->backoff * 3 / 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+							 : w->backoff * 3 / 2;
+	return true;
 }
 
 static void
@@ -320,8 +342,7 @@ install_node(struct tjob *j, struct err *err)
 	struct buf cfg = BUF_INIT;
 	struct err last = ERR_INIT;
 	char sha[65], *done_sha = NULL, *maint_ip = NULL;
-	long long deadline = clock_mono_ms() + c->wait_ms;
-	long backoff = BACKOFF_FIRST_MS;
+	struct waiter w = waiter_start(c);
 	bool applied = false;
 	int r, refused = 0;
 
@@ -332,38 +353,18 @@ install_node(struct tjob *j, struct err *err)
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
-		char *tag = NULL;
+		int state;
 
-		if (phase_interrupted) {
-			r = err_set(err, ERR_INTR, "interrupted");
-			goto out;
-		}
 		progress_step(j->pr, j->idx, applied ? "installing; waiting for "
 			      "%s" : "looking for the node at %s", nd->ip);
-		if (talos_version(&mt, &tag, &st, &e) == 0) {
-			j->version = tag;
+		state = talos_probe(&mt, &j->version, &st, &e);
+		if (state == TALOS_UP)
 			break;
-		}
-		free(tag);
-		if (st.tls == GRPC_TLS_SERVER_UNTRUSTED) {
-			/* Maintenance mode at the static address (its cert
-			 * is random), or a machine of another cluster. */
-			struct talos_target it = { .addr = nd->ip,
-						   .timeout_ms = 5000,
-						   .connect_timeout_ms = 2000 };
-			struct talos_status st2 = { 0 };
-			struct err e2 = ERR_INIT;
-
-			talos_version(&it, &tag, &st2, &e2);
-			free(tag);
-			if (!st2.maintenance) {
-				r = err_set(err, ERR_FAIL, "node '%s': %s",
-					    nd->name, e.msg);
-				goto out;
-			}
+		if (state == TALOS_MAINTENANCE) {
+			/* At its static address already (dhcp-lease). */
 			if (!maint_ip)
 				maint_ip = xstrdup(nd->ip);
-		} else if (!talos_status_transient(&st)) {
+		} else if (state == TALOS_FOREIGN || !talos_status_transient(&st)) {
 			r = err_set(err, ERR_FAIL, "node '%s': %s", nd->name, e.msg);
 			goto out;
 		}
@@ -407,12 +408,12 @@ install_node(struct tjob *j, struct err *err)
 				goto out;
 			}
 		}
-		if (clock_mono_ms() >= deadline) {
-			r = stuck_error(j, maint_ip, applied, &last, err);
+		if (!waiter_again(&w)) {
+			r = phase_interrupted
+			    ? err_set(err, ERR_INTR, "interrupted")
+			    : stuck_error(j, maint_ip, applied, &last, err);
 			goto out;
 		}
-		clock_sleep_ms(backoff);
-		backoff = backoff_next(backoff);
 	}
 
 	/* Up over mTLS. A config changed since it was applied goes in now. */
@@ -562,8 +563,7 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 {
 	const struct node *cp = first_controlplane(c);
 	struct talos_target t = mtls_target(c, cp->ip);
-	long long deadline = clock_mono_ms() + c->wait_ms;
-	long backoff = BACKOFF_FIRST_MS;
+	struct waiter w = waiter_start(c);
 	char took[32];
 
 	for (;;) {
@@ -586,16 +586,14 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 			*err = e;
 			return err_wrap(err, "bootstrap on '%s'", cp->name);
 		}
-		if (phase_interrupted)
-			return err_set(err, ERR_INTR, "interrupted");
-		if (clock_mono_ms() >= deadline) {
+		if (!waiter_again(&w)) {
+			if (phase_interrupted)
+				return err_set(err, ERR_INTR, "interrupted");
 			fmt_duration(took, sizeof(took), c->wait_ms);
 			*err = e;
 			return err_wrap(err, "bootstrap on '%s' still not possible "
 					"after %s", cp->name, took);
 		}
-		clock_sleep_ms(backoff);
-		backoff = backoff_next(backoff);
 	}
 }
 
@@ -622,8 +620,7 @@ fetch_kubeconfig(struct apply_ctx *c, const char *path, struct err *err)
 {
 	const struct node *cp = first_controlplane(c);
 	struct talos_target t = mtls_target(c, cp->ip);
-	long long deadline = clock_mono_ms() + c->wait_ms;
-	long backoff = BACKOFF_FIRST_MS;
+	struct waiter w = waiter_start(c);
 	struct buf targz = BUF_INIT, kc = BUF_INIT;
 	int r;
 
@@ -640,14 +637,12 @@ fetch_kubeconfig(struct apply_ctx *c, const char *path, struct err *err)
 			r = -1;
 			goto out;
 		}
-		if (phase_interrupted || clock_mono_ms() >= deadline) {
+		if (!waiter_again(&w)) {
 			*err = e;
 			r = phase_interrupted ? err_set(err, ERR_INTR, "interrupted")
 					      : -1;
 			goto out;
 		}
-		clock_sleep_ms(backoff);
-		backoff = backoff_next(backoff);
 	}
 	r = kubeconfig_from_targz(&kc, targz.ptr, targz.len,
 				  c->cfg->kubernetes.endpoint, err);
@@ -696,8 +691,7 @@ kube_run(struct apply_ctx *c, struct err *err)
 {
 	char *path = fs_join(c->env_dir, "kubeconfig");
 	struct kube_client *kc = NULL;
-	long long deadline = clock_mono_ms() + c->wait_ms;
-	long backoff = BACKOFF_FIRST_MS;
+	struct waiter w = waiter_start(c);
 	bool fetched = false;
 	size_t reg = 0, ready = 0;
 	const char *missing = NULL;
@@ -734,13 +728,11 @@ kube_run(struct apply_ctx *c, struct err *err)
 			fetched = true;
 			continue;
 		}
-		if (phase_interrupted) {
-			r = err_set(err, ERR_INTR, "interrupted");
-			goto out;
-		}
-		if (clock_mono_ms() >= deadline) {
+		if (!waiter_again(&w)) {
 			fmt_duration(took, sizeof(took), c->wait_ms);
-			if (missing)
+			if (phase_interrupted)
+				r = err_set(err, ERR_INTR, "interrupted");
+			else if (missing)
 				r = err_set(err, ERR_FAIL, "after %s, %zu of %zu "
 					    "nodes registered with Kubernetes; "
 					    "'%s' is not", took, reg,
@@ -752,8 +744,6 @@ kube_run(struct apply_ctx *c, struct err *err)
 					    e.msg);
 			goto out;
 		}
-		clock_sleep_ms(backoff);
-		backoff = backoff_next(backoff);
 	}
 	out_step("Kubernetes: %zu/%zu nodes registered, %zu Ready%s", reg,
 		 c->cfg->n_nodes, ready,

@@ -289,6 +289,27 @@ out:
 }
 
 int
+talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
+	    struct err *err)
+{
+	struct talos_target it = *t;
+	struct talos_status st2 = { 0 };
+	struct err e2 = ERR_INIT;
+	char *tag2 = NULL;
+
+	if (talos_version(t, tag, st, err) == 0)
+		return TALOS_UP;
+	if (st->tls == GRPC_TLS_CLIENT_REJECTED)
+		return TALOS_FOREIGN;
+	if (st->tls != GRPC_TLS_SERVER_UNTRUSTED)
+		return TALOS_DOWN;
+	it.creds = NULL;
+	talos_version(&it, &tag2, &st2, &e2);
+	free(tag2);
+	return st2.maintenance ? TALOS_MAINTENANCE : TALOS_FOREIGN;
+}
+
+int
 talos_bootstrap(const struct talos_target *t, bool *already,
 		struct talos_status *st, struct err *err)
 {

@@ -51,6 +51,22 @@ struct talos_status {
 	bool maintenance;          /* "API is not implemented in maintenance mode" */
 };
 
+/* What a node at an address is, as far as one look tells. */
+enum talos_probe {
+	TALOS_UP,            /* Version answered over mTLS: one of ours */
+	TALOS_MAINTENANCE,   /* random cert, "not implemented in maintenance mode" */
+	TALOS_FOREIGN,       /* another CA's cert, or our client cert refused */
+	TALOS_DOWN,          /* no answer, or another failure (st says which) */
+};
+
+/*
+ * Version with t's credentials. An untrusted cert is looked at once more
+ * without verification, which tells maintenance mode from another
+ * cluster. *tag is set when TALOS_UP; err and st describe the mTLS try.
+ */
+int talos_probe(const struct talos_target *t, char **tag,
+		struct talos_status *st, struct err *err);
+
 /* True when the failure means "the node is not (yet) answering": connection
  * refused or reset, Unavailable, a deadline. */
 bool talos_status_transient(const struct talos_status *st);
