@@ -107,7 +107,7 @@ cmd_apply(int argc, char **argv)
 	if (!dry && e.cfg->n_nodes &&
 	    (r = talos_gen_for_apply(&c, &err)) < 0)
 		goto fail;
-	talos_changes = e.cfg->n_nodes ? talos_config_changes(&c, stdout) : 0;
+	talos_changes = talos_config_changes(&c, stdout);
 	fflush(stdout);
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "

@@ -188,10 +188,7 @@ state_talos_set(struct state *st, const char *node, const char *key,
 		o = json_object();
 		json_object_set_new(t, node, o);
 	}
-	if (val)
-		json_object_set_new(o, key, json_string(val));
-	else
-		json_object_del(o, key);
+	json_object_set_new(o, key, json_string(val));
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;

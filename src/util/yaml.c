@@ -75,8 +75,7 @@ yaml_parse(const char *text, size_t len, struct err *err)
 void
 yaml_diag_cfg(struct fy_diag_cfg *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->fp = NULL;
+	memset(c, 0, sizeof(*c));   /* no fp, no output_fn: silent */
 	c->level = FYET_WARNING;
 	c->module_mask = ~0u;
 }
