@@ -90,153 +90,18 @@ def param_error(errors):
 
 # ---------------------------------------------------------------- schema
 
-FORMAT_RE = {
-    "pve-vmid": r"^[1-9][0-9]{2,8}$",
-    "pve-node": r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$",
-    "pve-storage-id": r"(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$",
-    "dns-name": r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
-    "pve-tag-list": r"^[a-zA-Z0-9_+.\-]+([;, ]+[a-zA-Z0-9_+.\-]+)*[;, ]*$",
-    "mac-addr": r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$",
-    "pve-bridge-id": r"^[-_.\w\d]+$",
-}
+from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
 
 
-class Schema:
-    def __init__(self, path):
-        with open(path) as f:
-            data = json.load(f)
-        self.routes = []
-        for ep in data["endpoints"]:
-            p = ep["path"]
-            rx = "^"
-            for seg in p.strip("/").split("/"):
-                m = re.fullmatch(r"\{(\w+)\}", seg)
-                if m and m.group(1) == "volume":
-                    rx += "/(?P<volume>.+)"
-                elif m:
-                    rx += "/(?P<%s>[^/]+)" % m.group(1)
-                else:
-                    rx += "/" + re.escape(seg)
-            self.routes.append((re.compile(rx + "$"), p, ep["info"]))
-
-    def match(self, path):
-        for rx, tmpl, info in self.routes:
-            m = rx.match(path)
-            if m:
-                return tmpl, info, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
-        return None, None, None
-
-
-def lookup_prop(props, key):
-    if key in props:
-        return props[key]
-    m = re.fullmatch(r"([a-z]+)(\d+)", key)
-    if m and (m.group(1) + "[n]") in props:
-        return props[m.group(1) + "[n]"]
-    return None
-
-
-def check_scalar(spec, value, from_json):
-    """Return an error string or None; value is a str (form) or JSON value."""
-    t = spec.get("type", "string")
-    if t == "boolean":
-        if from_json and isinstance(value, bool):
-            return None
-        if str(value) in ("0", "1") and not isinstance(value, bool):
-            return None
-        return "type check ('boolean') failed - got '%s'" % value
-    if t in ("integer", "number"):
-        s = str(value)
-        if isinstance(value, bool):
-            return "type check ('%s') failed - got '%s'" % (t, value)
-        rx = r"^[+-]?\d+$" if t == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        if not re.match(rx, s):
-            return "type check ('%s') failed - got '%s'" % (t, s)
-        n = float(s)
-        if "minimum" in spec and n < spec["minimum"]:
-            return "value must have a minimum value of %s" % spec["minimum"]
-        if "maximum" in spec and n > spec["maximum"]:
-            return "value must have a maximum value of %s" % spec["maximum"]
-        return None
-    s = value if isinstance(value, str) else json.dumps(value)
-    if spec.get("enum") and s not in spec["enum"]:
-        return "value '%s' does not have a value in the enumeration '%s'" % (s, ", ".join(spec["enum"]))
-    if "maxLength" in spec and len(s) > spec["maxLength"]:
-        return "value may only be %d characters long" % spec["maxLength"]
-    if "pattern" in spec and not re.fullmatch(spec["pattern"], s):
-        return "value does not match the regex pattern"
-    fmt = spec.get("format")
-    if isinstance(fmt, dict):
-        try:
-            parse_propstring(fmt, s)
-        except ValueError as e:
-            return "invalid format - %s" % e
-    elif isinstance(fmt, str) and fmt in FORMAT_RE:
-        if not re.match(FORMAT_RE[fmt], s):
-            return "invalid format - value does not look like a valid %s" % fmt
-    return None
-
-
-def parse_propstring(fmt, s):
-    """Parse 'a=b,c=d' (with a default key) against a format dict."""
-    out = {}
-    default_key = None
-    for k, v in fmt.items():
-        if isinstance(v, dict) and v.get("default_key"):
-            default_key = k
-    for part in s.split(","):
-        if part == "":
-            continue
-        if "=" in part:
-            k, v = part.split("=", 1)
-        else:
-            if default_key is None or default_key in out:
-                raise ValueError("value without key, but schema does not define a default key")
-            k, v = default_key, part
-        spec = fmt.get(k)
-        if spec is None:
-            raise ValueError("property '%s' not allowed" % k)
-        if k in out:
-            raise ValueError("duplicate key in comma-separated list property: %s" % k)
-        if isinstance(spec, dict) and "alias" not in spec:
-            err = check_scalar(spec, v, False)
-            if err:
-                raise ValueError("%s: %s" % (k, err))
-        out[k] = v
-    for k, spec in fmt.items():
-        if isinstance(spec, dict) and not spec.get("optional") and "alias" not in spec \
-                and "default" not in spec and k not in out and not spec.get("default_key"):
-            raise ValueError("property '%s' is missing" % k)
-    return out
+def Schema(path):
+    """The endpoints of api-schema-subset.json, routed (pve_formats.Routes)."""
+    with open(path) as f:
+        return Routes(json.load(f)["endpoints"])
 
 
 def validate(info, params, from_json):
-    schema = info.get("parameters", {})
-    props = schema.get("properties", {})
-    errors = {}
-    for k, v in params.items():
-        spec = lookup_prop(props, k)
-        if spec is None:
-            errors[k] = "property is not defined in schema and the schema does not allow additional properties"
-            continue
-        if isinstance(v, list):
-            if spec.get("type") != "array":
-                v = v[-1]
-                params[k] = v
-            else:
-                continue
-        err = check_scalar(spec, v, from_json)
-        if err:
-            errors[k] = err
-    for k, spec in props.items():
-        if "[n]" in k:
-            continue
-        if not spec.get("optional") and k not in params:
-            errors[k] = "property is missing and it is not optional"
-    for k in params:
-        spec = lookup_prop(props, k)
-        if spec and spec.get("requires") and spec["requires"] not in params:
-            errors[k] = "missing property required by '%s'" % spec["requires"]
+    """Schema check of one call's parameters (pve_formats.py holds the rules)."""
+    errors = check_params(info, params, from_json, strict=False)
     if errors:
         raise param_error(errors)
 
@@ -980,7 +845,9 @@ def make_handler(sim):
                     if ct == "application/json":
                         params = json.loads(body)
                         from_json = True
+                        rec["body"] = "json"
                     elif ct in ("application/x-www-form-urlencoded", ""):
+                        rec["body"] = "form"
                         for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True):
                             params[k] = v if k not in params else (params[k] if isinstance(params[k], list) else [params[k]]) + [v]
                     else:
@@ -1025,6 +892,8 @@ def make_handler(sim):
                     self.connection.shutdown(2)
                 except OSError:
                     pass
+            finally:
+                sim.log_request(rec)
 
         def maybe_fault(self, path):
             k = sim.world.knobs
@@ -1174,7 +1043,22 @@ class TLSServer(ThreadingHTTPServer):
 
 
 class Sim:
-    pass
+    """The process: world, API, and the request log file.
+
+    requests.jsonl in the state directory gets one line per Proxmox API
+    request (method, path, params as received: repeated form keys as lists,
+    JSON bodies typed; body kind; status; error). It is never cleared, so
+    pve_replay.py can check every request a test made."""
+    log_path = None
+    log_lock = threading.Lock()
+
+    def log_request(self, rec):
+        if not self.log_path:
+            return
+        line = json.dumps(rec, sort_keys=True) + "\n"
+        with self.log_lock:
+            with open(self.log_path, "a") as f:
+                f.write(line)
 
 
 def parse_addr(s):
@@ -1211,6 +1095,7 @@ def main(argv=None):
         raise SystemExit("labsim: reference data not found at %s" % schema_path)
     sim = Sim()
     sim.verbose = a.verbose
+    sim.log_path = os.path.join(a.state, "requests.jsonl")
     sim.world = World(a.nodes.split(","), a.time_scale)
     for n in sim.world.nodes.values():
         for vol in a.iso:
