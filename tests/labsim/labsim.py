@@ -91,6 +91,8 @@ def param_error(errors):
 # ---------------------------------------------------------------- schema
 
 from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
+import pve_rules  # noqa: E402
+from pve_pools import PoolsMixin  # noqa: E402
 
 
 def Schema(path):
@@ -126,7 +128,7 @@ class World:
         self.nodes = {}
         for i, n in enumerate(nodes):
             self.nodes[n] = {
-                "name": n, "maxcpu": 16, "maxmem": 64 << 30,
+                "name": n, "maxcpu": 16, "maxmem": 64 << 30, "bridges": ["vmbr0"],
                 "storage": {
                     "local": {"type": "dir", "shared": 0,
                               "content": ["iso", "vztmpl", "import", "snippets", "backup"],
@@ -136,6 +138,7 @@ class World:
                 },
             }
         self.vms = {}
+        self.pools = {}            # poolid -> {"comment", "vms": set} (pve_pools.py)
         self.tasks = {}
         self.requests = []
         self.pid = 0x3A000
@@ -147,9 +150,33 @@ class World:
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
             "agent_delay": 5.0,        # seconds after start before the guest agent answers
+            "resources_lag": 10.0,     # seconds after a create /cluster/resources shows status unknown, no name
+            "bridges": {},             # node -> list of bridges (default ["vmbr0"])
+            "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
         }
         self.events = []
         self.talos = None
+
+    def add_shared_storage(self, name):
+        """One storage (nfs, shared=1) seen by every node: the same items
+        for all of them, so one download serves every node (FACTS.md §7
+        storage list `shared`; §4 clone: shared storage)."""
+        items = {}
+        for nv in self.nodes.values():
+            old = nv["storage"].get(name)
+            if old:
+                items.update(old["items"])
+        for nv in self.nodes.values():
+            nv["storage"][name] = {"type": "nfs", "shared": 1, "content": ["iso", "import", "vztmpl"],
+                                   "total": 1 << 40, "items": items}
+
+    def set_knob(self, k, v):
+        self.knobs[k] = v
+        if k == "shared_iso_storage" and v:
+            self.add_shared_storage(v)
+        if k == "bridges":
+            for n, nv in self.nodes.items():
+                nv["bridges"] = list(v.get(n, ["vmbr0"]))
 
     # --- tasks
     def new_task(self, node, ttype, tid, user, work, fail=None, seconds=None):
@@ -232,6 +259,7 @@ class World:
                         for k, v in self.vms.items()},
                 "tasks": [{k: v for k, v in t.items() if k != "work"} for t in self.tasks.values()],
                 "knobs": self.knobs,
+                "pools": {k: {"comment": v["comment"], "vms": sorted(v["vms"])} for k, v in self.pools.items()},
                 "events": self.events,
                 "talos": self.talos.snapshot() if self.talos else None,
             }
@@ -250,11 +278,33 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
-class Api:
+class Api(PoolsMixin):
     def __init__(self, world, schema, tokens):
         self.w = world
         self.schema = schema
         self.tokens = tokens
+
+    def privs_of(self, user):
+        t = self.tokens.get(user)
+        return set(t.get("privs", ["*"])) if t else set()
+
+    def perm_failure(self, check, privs, params):
+        """'(/pool/lab, Pool.Allocate)': the first perm a check misses, in
+        the form of FACTS.md §1's 403 message."""
+        if not check or "*" in privs:
+            return None
+        op = check[0]
+        if op in ("and", "or"):
+            fails = [self.perm_failure(c, privs, params) for c in check[1:]]
+            bad = [f for f in fails if f]
+            if op == "and":
+                return bad[0] if bad else None
+            return bad[0] if len(bad) == len(fails) else None
+        if op == "perm" and not self.check_perm(check, privs):
+            path = re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), check[1])
+            missing = [x for x in check[2] if x not in privs]
+            return "(%s, %s)" % (path, ", ".join(missing) if len(check) > 4 and check[3] == "any" else missing[0])
+        return None
 
     # permissions: a token's privileges are a set of names ('*' = all); paths ignored.
     def check_perm(self, check, privs):
@@ -284,14 +334,23 @@ class Api:
         perms = minfo.get("permissions", {})
         check = perms.get("check") or CODE_CHECKS.get((method, tmpl))
         if not self.check_perm(check, privs):
-            raise ApiError(403, "Permission check failed")
+            why = self.perm_failure(check, privs, params)
+            raise ApiError(403, "Permission check failed" + (" " + why if why else ""))
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])
         fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
         if fn is None:
             raise ApiError(501, "Method '%s %s' not implemented in labsim" % (method, tmpl))
-        with self.w.lock:
-            return fn(params, user)
+        try:
+            pve_rules.check_root_only(params, user)
+            with self.w.lock:
+                res = fn(params, user)
+        except pve_rules.Refusal as e:
+            raise ApiError(e.status, e.message, e.errors)
+        if method == "GET" and isinstance(res, dict) and "__data" not in res:
+            # responses typed as the schema's `returns` says
+            res = pve_rules.typed_config(res, minfo.get("returns", {}).get("properties", {}), lookup_prop)
+        return res
 
     # --- misc
     def h_GET_version(self, p, u):
@@ -330,10 +389,19 @@ class Api:
                      "maxcpu": int(cfg.get("cores", 1)) * int(cfg.get("sockets", 1)),
                      "maxmem": int(str(cfg.get("memory", "512")).split("=")[-1]) << 20,
                      "cpu": 0, "mem": 0, "maxdisk": 0, "disk": 0, "uptime": 0}
-                for k in ("tags", "lock", "pool"):
+                for k in ("tags", "lock"):
                     if cfg.get(k):
                         e[k] = cfg[k]
+                if self.pool_of(vm["vmid"]):
+                    e["pool"] = self.pool_of(vm["vmid"])
+                if pve_rules.resources_lagging(vm, self.w.knobs["resources_lag"], self.w.scale):
+                    e["status"] = "unknown"
+                    e.pop("name", None)
                 out.append(e)
+        if t is None:
+            # FACTS.md §5: without a type filter, pool entries appear too
+            for pid in sorted(self.w.pools):
+                out.append({"id": "/pool/" + pid, "type": "pool", "pool": pid})
         if t in (None, "node"):
             for n in self.w.nodes:
                 out.append({"id": "node/" + n, "type": "node", "node": n, "status": "online"})
@@ -406,6 +474,8 @@ class Api:
         st = self.w.nodes[node]["storage"].get(storage)
         if st is None:
             raise ApiError(500, "storage '%s' does not exist" % storage)
+        pve_rules.check_drive(key, vol, opts, self.w.nodes[node]["storage"].get,
+                              lambda v: self.volume_item(node, v))
         if opts.get("media") == "cdrom":
             if vol not in st["items"]:
                 raise ApiError(500, "volume '%s' does not exist" % vol)
@@ -420,14 +490,22 @@ class Api:
             while "%s:vm-%d-disk-%d" % (storage, vmid, n) in st["items"]:
                 n += 1
             newvol = "%s:vm-%d-disk-%d" % (storage, vmid, n)
-            size = float(volname)
+            size = int(float(volname) * (1 << 30))
+            src = self.volume_item(node, opts["import-from"]) if "import-from" in opts else None
+            if src is not None:
+                size = src["size"]   # an imported disk has the source's size
             st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
-                                   "size": int(size * (1 << 30)), "vmid": vmid, "ctime": int(time.time())}
+                                   "size": size, "vmid": vmid, "ctime": int(time.time())}
             rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
-            return ",".join([newvol] + rest + ["size=%sG" % volname])
+            stxt = "size=%dG" % (size >> 30) if size % (1 << 30) == 0 else "size=%dM" % max(1, size >> 20)
+            return ",".join([newvol] + rest + [stxt])
         if vol not in st["items"]:
             raise ApiError(500, "volume '%s' does not exist" % vol)
         return val
+
+    def volume_item(self, node, volid):
+        st = self.w.nodes[node]["storage"].get(volid.partition(":")[0])
+        return st["items"].get(volid) if st else None
 
     def check_options(self, node, vmid, p, allocate):
         cfg = {}
@@ -440,6 +518,8 @@ class Api:
                 k, v = "ide2", v + ",media=cdrom"
             if DISK_RE.match(k):
                 v = self.parse_drive(node, k, v, vmid, allocate)
+            elif k == "tags":
+                v = pve_rules.normalize_tags(v)
             elif re.fullmatch(r"net\d+", k):
                 parts = v.split(",")
                 model = parts[0].split("=")
@@ -453,12 +533,14 @@ class Api:
 
     def h_POST_nodes_node_qemu(self, p, u):
         node, vmid = p["node"], int(p["vmid"])
+        self.check_create_pool(p)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
         cfg = self.check_options(node, vmid, p, False)
         vm = {"vmid": vmid, "node": node, "status": "stopped", "config": {"lock": "create"},
-              "acpi_ignored": False, "agent_ok": True, "started": None, "shutdown_at": None}
+              "acpi_ignored": False, "agent_ok": True, "started": None, "shutdown_at": None,
+              "created_at": time.time()}
         self.w.vms[vmid] = vm
 
         def work():
@@ -475,6 +557,7 @@ class Api:
                 if disks:
                     full["boot"] = "order=" + disks[0]
             vm["config"] = full
+            self.pool_add(p.get("pool"), vmid)
             if as_bool(p.get("start", 0)):
                 self.w.power_on(vm)
             return None
@@ -575,6 +658,7 @@ class Api:
                 raise ApiError(500, "VM %d already running" % vm["vmid"])
             if as_bool(vm["config"].get("template", 0)):
                 raise ApiError(500, "you can't start a vm if it's a template")
+            pve_rules.check_start(vm, self.w.nodes[vm["node"]])
             self.w.power_on(vm)
         return self.power_task(p, u, "qmstart", fn)
 
@@ -644,6 +728,7 @@ class Api:
                 for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
                     del st["items"][volid]
             self.w.vms.pop(vm["vmid"], None)
+            self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
 
     def h_PUT_nodes_node_qemu_vmid_resize(self, p, u):
@@ -939,7 +1024,7 @@ def make_handler(sim):
                                 continue
                             if k not in w.knobs:
                                 raise ApiError(400, "unknown knob '%s'" % k)
-                            w.knobs[k] = v
+                            w.set_knob(k, v)
                     return self.send(200, {"data": dict(w.knobs, **(w.talos.knob_values() if w.talos else {}))})
                 if method == "POST" and what == "vm":
                     # seed a foreign VM, or change knobs of one: {"vmid":..,"node":..,"config":{..},
@@ -987,6 +1072,11 @@ def make_handler(sim):
                         return self.send(200, {"data": w.talos.add_foreign(req["ip"])})
                     except (ValueError, RuntimeError) as e:
                         raise ApiError(409, str(e))
+                if method == "POST" and what == "pool":
+                    # seed a pool: {"poolid": "lab", "comment": ""}
+                    with w.lock:
+                        w.pools.setdefault(req["poolid"], {"comment": req.get("comment", ""), "vms": set()})
+                    return self.send(200, {"data": None})
                 if method == "POST" and what == "reset-requests":
                     with w.lock:
                         w.requests.clear()
@@ -1076,6 +1166,8 @@ def main(argv=None):
     ap.add_argument("--reference", default=os.environ.get("STRATA_REFERENCE", DEFAULT_REF))
     ap.add_argument("--nodes", default="pve1,pve2,pve3")
     ap.add_argument("--tokens", help="JSON file: [{\"id\":\"u@r!n\",\"secret\":\"...\",\"privs\":[\"*\"]}]")
+    ap.add_argument("--shared-iso-storage", metavar="NAME",
+                    help="add a shared (nfs) storage NAME seen by every node (one copy for all)")
     ap.add_argument("--iso", action="append", default=["local:iso/talos-amd64.iso"],
                     help="volume pre-seeded on every node (repeatable)")
     ap.add_argument("--talos-port", type=int, default=50000)
@@ -1097,6 +1189,8 @@ def main(argv=None):
     sim.verbose = a.verbose
     sim.log_path = os.path.join(a.state, "requests.jsonl")
     sim.world = World(a.nodes.split(","), a.time_scale)
+    if a.shared_iso_storage:
+        sim.world.set_knob("shared_iso_storage", a.shared_iso_storage)
     for n in sim.world.nodes.values():
         for vol in a.iso:
             s, name = vol.split(":", 1)

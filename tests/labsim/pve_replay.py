@@ -90,7 +90,7 @@ def check_request(routes, rec):
     for k in sorted(params):
         spec = lookup_prop(props, k)
         if spec and (k in ROOT_ONLY_KEYS or ROOT_ONLY.search(spec.get("description", ""))):
-            out.append("%s: %s: root-only option, refused for an API token (403)" % (where, k))
+            out.append("%s: %s: root-only option, refused for an API token (400 'Only root may use this option.')" % (where, k))
     return out
 
 
