@@ -116,7 +116,7 @@ cmd_apply(int argc, char **argv)
 		goto fail;
 	}
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
-		     c.plan.deletes || talos_changes) &&
+		     c.plan.deletes || c.plan.pool_missing || talos_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		out_note("nothing changed");
 		rc = yes || !isatty(0) ? 2 : 1;

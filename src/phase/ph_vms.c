@@ -303,6 +303,8 @@ vms_should_run(struct apply_ctx *c)
 {
 	size_t i;
 
+	if (c->plan.pool_missing)
+		return true;
 	for (i = 0; i < c->plan.n; i++)
 		if (is_work(&c->plan.v[i]))
 			return true;
@@ -318,6 +320,16 @@ vms_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = 0;
 	int r;
 
+	if (c->plan.pool_missing) {
+		char *comment = xasprintf("strata environment %s", c->cfg->name);
+
+		r = pve_pool_create(c->pve, c->plan.pool, comment, err);
+		free(comment);
+		if (r < 0)
+			return err_wrap(err, "create pool '%s'", c->plan.pool);
+		out_step("created pool '%s'", c->plan.pool);
+		c->plan.pool_missing = false;
+	}
 	jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
 	names = xcalloc(c->plan.n + 1, sizeof(*names));
 	for (i = 0; i < c->plan.n; i++) {

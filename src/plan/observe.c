@@ -189,3 +189,18 @@ done:
 	free(tag);
 	return r;
 }
+
+int
+observe_pool(struct pve *pve, const char *pool, struct plan *plan,
+	     struct err *err)
+{
+	bool exists = false;
+	int r;
+
+	if ((r = pve_pool_exists(pve, pool, &exists, err)) < 0)
+		return err_wrap(err, "pool '%s'", pool);
+	free(plan->pool);
+	plan->pool = xstrdup(pool);
+	plan->pool_missing = !exists;
+	return 0;
+}

@@ -431,6 +431,7 @@ plan_release(struct plan *p)
 		free(a->reason);
 	}
 	free(p->v);
+	free(p->pool);
 	free(p->env);
 	memset(p, 0, sizeof(*p));
 }
@@ -457,6 +458,10 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 	static const char *col[] = { "0", "32", "33", "35", "31", "1;31" };
 	size_t i, j;
 
+	if (p->pool_missing)
+		fprintf(fp, "%s%3s %-20s %-9s%s create (needs Pool.Allocate on /pool/%s)\n",
+			color ? "\033[32m" : "", "+", p->pool, "pool", color ? "\033[0m" : "",
+			p->pool);
 	for (i = 0; i < p->n; i++) {
 		const struct action *a = &p->v[i];
 		const struct vm_spec *s = a->kind == ACT_DELETE ? &a->have : &a->want;
@@ -490,6 +495,8 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 	fprintf(fp, "Plan: %zu to create, %zu to update, %zu to replace, "
 		    "%zu to delete, %zu unchanged.\n", p->creates, p->updates,
 		p->replaces, p->deletes, p->unchanged);
+	if (p->pool_missing)
+		fprintf(fp, "Pool '%s' does not exist: apply creates it.\n", p->pool);
 	if (p->conflicts)
 		fprintf(fp, "%zu conflict%s: apply will refuse until resolved.\n",
 			p->conflicts, p->conflicts == 1 ? "" : "s");
@@ -559,6 +566,14 @@ plan_to_json(const struct plan *p)
 	json_object_set_new(sum, "conflict", json_integer((json_int_t)p->conflicts));
 	json_object_set_new(sum, "unchanged", json_integer((json_int_t)p->unchanged));
 	json_object_set_new(root, "summary", sum);
+	if (p->pool) {
+		json_t *pool = json_object();
+
+		json_object_set_new(pool, "id", json_string(p->pool));
+		json_object_set_new(pool, "exists", json_boolean(!p->pool_missing));
+		json_object_set_new(pool, "action", json_string(p->pool_missing ? "create" : "none"));
+		json_object_set_new(root, "pool", pool);
+	}
 	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return s;

@@ -70,6 +70,8 @@ struct plan {
 	struct action *v;
 	size_t n;
 	size_t creates, updates, replaces, deletes, conflicts, unchanged;
+	char *pool;              /* proxmox.pool, when the config names one */
+	bool pool_missing;       /* not in GET /pools: apply creates it */
 };
 
 /* Tags and description marker for environment env. */

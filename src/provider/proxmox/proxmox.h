@@ -105,6 +105,16 @@ int pve_download_url(struct pve *p, const char *node, const char *storage,
 		     const char *checksum_sha256, char **upid_out,
 		     struct err *err);
 
+/*
+ * Resource pools. pve_pool_exists: is pool `id` in GET /pools (which lists
+ * only the pools this token has Pool.Audit on). pve_pool_create: POST
+ * /pools; a pool that already exists counts as created; a refusal (403)
+ * names the privilege the token lacks (Pool.Allocate on /pool/ID).
+ */
+int pve_pool_exists(struct pve *p, const char *id, bool *exists, struct err *err);
+int pve_pool_create(struct pve *p, const char *id, const char *comment,
+		    struct err *err);
+
 /* o[key] as a new string when it is a string or an integer, else NULL. */
 char *pve_json_str(json_t *o, const char *key);
 
