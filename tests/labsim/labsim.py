@@ -239,8 +239,27 @@ class World:
         vm["started"] = time.time()
         self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
         cd = " ".join(v for k, v in vm["config"].items() if DISK_RE.match(k) and "media=cdrom" in v)
-        if self.talos is not None and "talos" in cd.lower():
+        # A VM's Talos state lives on its boot disk: an installed disk boots
+        # Talos from disk, a blank one boots the ISO (if attached) into
+        # maintenance mode (talos.py Manager.vm_started).
+        vm["disk_uid"] = self.boot_disk_uid(vm)
+        if self.talos is not None and ("talos" in cd.lower() or self.talos.has_disk(vm["disk_uid"])):
             self.talos.vm_started(vm)
+
+    def boot_disk_uid(self, vm):
+        """The uid of the volume the VM boots from (first disk of the boot
+        order that is not a cdrom), or None."""
+        cfg = vm["config"]
+        order = re.sub(r"^order=", "", cfg.get("boot", "")).split(";")
+        for dev in [d for d in order if d] + sorted(k for k in cfg if DISK_RE.match(k)):
+            val = cfg.get(dev, "")
+            if not DISK_RE.match(dev) or not val or "media=cdrom" in val:
+                continue
+            volid = val.split(",")[0]
+            st = self.nodes[vm["node"]]["storage"].get(volid.partition(":")[0])
+            item = st["items"].get(volid) if st else None
+            return item.get("uid") if item else None
+        return None
 
     def power_off(self, vm):
         vm["status"] = "stopped"
@@ -495,7 +514,8 @@ class Api(PoolsMixin):
             if src is not None:
                 size = src["size"]   # an imported disk has the source's size
             st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
-                                   "size": size, "vmid": vmid, "ctime": int(time.time())}
+                                   "size": size, "vmid": vmid, "ctime": int(time.time()),
+                                   "uid": str(uuid.uuid4())}   # a new blank disk (Talos state key)
             rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
             stxt = "size=%dG" % (size >> 30) if size % (1 << 30) == 0 else "size=%dM" % max(1, size >> 20)
             return ",".join([newvol] + rest + [stxt])
@@ -726,7 +746,9 @@ class Api(PoolsMixin):
                 raise ApiError(500, "VM is locked (%s)" % lock)
             for st in self.w.nodes[vm["node"]]["storage"].values():
                 for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
-                    del st["items"][volid]
+                    item = st["items"].pop(volid)
+                    if self.w.talos is not None and item.get("uid"):
+                        self.w.talos.forget_disk(item["uid"])
             self.w.vms.pop(vm["vmid"], None)
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)

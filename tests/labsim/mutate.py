@@ -65,6 +65,8 @@ MUTATIONS = {
                    "test_strict.StrictTest.test_pools"),
     "pool-not-empty": ("pve_pools.py", 'if any(v in self.w.vms for v in self.w.pools[pid]["vms"]):', 'if False:',
                        "test_strict.StrictTest.test_pools"),
+    "talos-on-disk": ("talos.py", 'return vm.get("disk_uid") or vm["vmid"]', 'return vm["vmid"]',
+                      "test_talos_disk.TalosDiskTest.test_state_lives_on_the_disk"),
 }
 
 

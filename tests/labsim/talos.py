@@ -807,13 +807,36 @@ class Manager:
                 if ip not in self.by_ip:
                     return ip
 
+    @staticmethod
+    def disk_key(vm):
+        """Talos state is kept per boot disk (the volume's uid), so a VM
+        replaced with a new blank disk is a fresh machine; VMs without a
+        simulated disk (seeded ones) fall back to their vmid."""
+        return vm.get("disk_uid") or vm["vmid"]
+
+    def has_disk(self, uid):
+        """Does this disk hold an installed Talos?"""
+        with self.lock:
+            n = self.nodes.get(uid) if uid else None
+            return n is not None and n.config is not None
+
+    def forget_disk(self, uid):
+        """The volume was freed (VM destroyed): its machine is gone."""
+        with self.lock:
+            node = self.nodes.pop(uid, None)
+            if node is not None:
+                node.stop_server()
+                node.state = "off"
+                if self.by_ip.get(node.ip) is node:
+                    del self.by_ip[node.ip]
+
     def vm_started(self, vm):
         """Called (under the world lock) when a VM powers on."""
         with self.lock:
-            node = self.nodes.get(vm["vmid"])
+            node = self.nodes.get(self.disk_key(vm))
             if node is None:
                 node = Node(self, vm["vmid"], vm.get("ip") or self.alloc_ip())
-                self.nodes[vm["vmid"]] = node
+                self.nodes[self.disk_key(vm)] = node
             node.vm = vm
             vm["ip"] = node.ip
             if self.by_ip.get(node.ip) in (None, node):
@@ -838,7 +861,7 @@ class Manager:
 
     def vm_stopped(self, vm):
         with self.lock:
-            node = self.nodes.get(vm["vmid"])
+            node = self.nodes.get(self.disk_key(vm))
             if node:
                 node.stop_server()
                 node.state = "off"
