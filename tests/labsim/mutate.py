@@ -67,6 +67,10 @@ MUTATIONS = {
                        "test_strict.StrictTest.test_pools"),
     "talos-on-disk": ("talos.py", 'return vm.get("disk_uid") or vm["vmid"]', 'return vm["vmid"]',
                       "test_talos_disk.TalosDiskTest.test_state_lives_on_the_disk"),
+    "bootstrap-transient": ("talos.py", 'transient = q.pop(0) if q else None', 'transient = None',
+                            "test_talos_disk.TalosDiskTest.test_bootstrap_transient_errors"),
+    "talos-slow": ("talos.py", 'self._later(self.boot_seconds + slow, up)', 'self._later(self.boot_seconds, up)',
+                   "test_talos_disk.TalosDiskTest.test_slow_boot"),
 }
 
 

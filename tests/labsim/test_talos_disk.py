@@ -49,3 +49,30 @@ class TalosDiskTest(TalosBase, unittest.TestCase):
         self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", p))
         time.sleep(0.3)
         self.assertEqual(self.nodes_of(481), [])
+
+    def test_bootstrap_transient_errors(self):
+        import grpc
+        m = self.pb["machine"]
+        data, cfg = self.make_config(endpoint="https://transient:6443", hostname="tr-cp")
+        node = self.install(482, data)
+        msgs = ["bootstrap is not available yet", "time is not in sync yet"]
+        self.sim.control("POST", "knobs", {"talos_bootstrap_transient": msgs})
+        ch = self.admin(node, cfg)
+        for want in msgs:
+            e = self.rpc_error(ch, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+            self.assertEqual((e.code(), e.details()), (grpc.StatusCode.FAILED_PRECONDITION, want))
+        self.call(ch, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+        ch.close()
+        self.assertEqual(self.state()["knobs"]["talos_bootstrap_transient"], [])
+
+    def test_slow_boot(self):
+        p = {"vmid": "483", "scsi0": "local-lvm:10", "net0": "virtio,bridge=vmbr0",
+             "ide2": "local:iso/talos-amd64.iso,media=cdrom"}
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", p))
+        self.sim.control("POST", "knobs", {"talos_slow": {"483": 100}})   # 1 s more at scale 0.01
+        t0 = time.time()
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/483/status/start"))
+        time.sleep(0.4)
+        self.assertEqual(self.nodes_of(483)[0]["state"], "booting")   # boot is 0.1 s, plus 1 s slow
+        self.node_state(483, "maintenance")
+        self.assertGreater(time.time() - t0, 1.0)
