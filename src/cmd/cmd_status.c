@@ -251,8 +251,11 @@ cmd_status(int argc, char **argv)
 		puts(s);
 		free(s);
 		json_decref(root);
-	} else if (kube_note && e.cfg->n_nodes) {
-		out_note("Kubernetes: %s", kube_note);
+	} else {
+		if (kube_note && e.cfg->n_nodes)
+			out_note("Kubernetes: %s", kube_note);
+		plan_print_pending(have, nh, e.cfg->proxmox.restart == RESTART_NEVER,
+				   stdout);
 	}
 	rc = 0;
 out:

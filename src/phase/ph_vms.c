@@ -193,6 +193,8 @@ do_update(struct job *j, struct pve *pve)
 	for (i = 0; i < j->a->n_ch; i++) {
 		const char *f = j->a->ch[i].field;
 
+		if (j->a->ch[i].pending)
+			continue;   /* Proxmox holds it already; the restart applies it */
 		any = true;
 		if (!strcmp(f, "cores"))
 			pve_params_addf(&p, "cores", "%d", w->cores);
@@ -254,7 +256,7 @@ run_job(struct job *j)
 		break;
 	case ACT_UPDATE:
 		j->rc = do_update(j, pve);
-		what = "updated";
+		what = a->restart ? "updated (takes effect at the restart)" : "updated";
 		break;
 	case ACT_REPLACE:
 		j->rc = stop_and_delete(j, pve, &a->have);

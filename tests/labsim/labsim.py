@@ -93,6 +93,7 @@ def param_error(errors):
 from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
 import pve_rules  # noqa: E402
 from pve_pools import PoolsMixin  # noqa: E402
+import pve_pending  # noqa: E402
 
 
 def Schema(path):
@@ -599,13 +600,14 @@ class Api(PoolsMixin):
 
     def h_GET_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        cfg = dict(vm["config"])
+        # FACTS.md §4: pending values merged in; current=1 the running config
+        cfg = dict(vm["config"]) if as_bool(p.get("current", 0)) else pve_pending.merged(vm)
         cfg["digest"] = config_digest(vm["config"])
         return cfg
 
     def h_GET_nodes_node_qemu_vmid_pending(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        return [{"key": k, "value": v} for k, v in vm["config"].items()]
+        return {"__data": pve_pending.listing(vm), "__extra": {}}
 
     def apply_config(self, vm, p, allocate):
         if p.get("digest") and p["digest"] != config_digest(vm["config"]):
@@ -616,9 +618,8 @@ class Api(PoolsMixin):
         both = set(dels) & set(new)
         if both:
             raise param_error({k: "conflicting set and delete" for k in both})
-        for d in dels:
-            vm["config"].pop(d, None)
-        vm["config"].update(new)
+        # running VMs keep what is not hot-pluggable pending (pve_pending.py)
+        pve_pending.update(vm, new, dels)
 
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
@@ -678,6 +679,7 @@ class Api(PoolsMixin):
                 raise ApiError(500, "VM %d already running" % vm["vmid"])
             if as_bool(vm["config"].get("template", 0)):
                 raise ApiError(500, "you can't start a vm if it's a template")
+            pve_pending.apply_pending(vm)      # a start applies pending changes
             pve_rules.check_start(vm, self.w.nodes[vm["node"]])
             self.w.power_on(vm)
         return self.power_task(p, u, "qmstart", fn)
@@ -719,7 +721,10 @@ class Api(PoolsMixin):
             raise ApiError(500, "VM %d not running" % vm["vmid"])
 
         def fn(vm):
+            # FACTS.md §4: a shutdown followed by a start that applies pending changes
             self.w.power_off(vm)
+            pve_pending.apply_pending(vm)
+            pve_rules.check_start(vm, self.w.nodes[vm["node"]])
             self.w.power_on(vm)
         return self.power_task(p, u, "qmreboot", fn)
 

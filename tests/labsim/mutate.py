@@ -71,6 +71,18 @@ MUTATIONS = {
                             "test_talos_disk.TalosDiskTest.test_bootstrap_transient_errors"),
     "talos-slow": ("talos.py", 'self._later(self.boot_seconds + slow, up)', 'self._later(self.boot_seconds, up)',
                    "test_talos_disk.TalosDiskTest.test_slow_boot"),
+    "pending-cores": ("pve_pending.py", 'if key in ("cores", "sockets"):\n        return False', 'if key in ("cores", "sockets"):\n        return True',
+                      "test_strict.StrictTest.test_pending_on_running_vm"),
+    "pending-memory": ("pve_pending.py", 'return "memory" in hp', 'return True',
+                       "test_strict.StrictTest.test_pending_on_running_vm"),
+    "memory-hotplug": ("pve_pending.py", 'return "memory" in hp', 'return False',
+                       "test_strict.StrictTest.test_memory_hotplug"),
+    "fast-plug": ("pve_pending.py", 'if key in FAST_PLUG:\n        return True', 'if key in FAST_PLUG:\n        return False',
+                  "test_strict.StrictTest.test_pending_on_running_vm"),
+    "reboot-applies": ("labsim.py", 'self.w.power_off(vm)\n            pve_pending.apply_pending(vm)', 'self.w.power_off(vm)',
+                       "test_strict.StrictTest.test_pending_on_running_vm"),
+    "start-applies": ("labsim.py", 'pve_pending.apply_pending(vm)      # a start applies pending changes', 'pass',
+                      "test_strict.StrictTest.test_stopped_vm_applies_at_once"),
 }
 
 

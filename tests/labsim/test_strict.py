@@ -196,3 +196,57 @@ class StrictTest(unittest.TestCase):
         self.assertEqual((st, reason), (403, "Permission check failed (/pool/other, Pool.Allocate)"))
         st, _, body = self.sim.call("GET", "/pools", auth=hdr)
         self.assertEqual((st, body["data"]), (200, []))
+
+    # --- pending changes of running VMs (FACTS.md §4 Config; pve_pending.py)
+    def config_task(self, vmid, params):
+        st = self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/config" % vmid, params))
+        self.assertEqual(st["exitstatus"], "OK")
+
+    def running(self, **over):
+        vmid = self.create(**over)
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/start" % vmid))
+        return vmid
+
+    def pending(self, vmid):
+        return {e["key"]: e for e in self.sim.ok("GET", "/nodes/pve1/qemu/%s/pending" % vmid)}
+
+    def test_pending_on_running_vm(self):
+        vmid = self.running()
+        self.config_task(vmid, {"cores": "4", "memory": "4096", "tags": "strata;new", "description": "d"})
+        cur = self.sim.ok("GET", "/nodes/pve1/qemu/%s/config" % vmid, {"current": "1"})
+        self.assertEqual((cur["cores"], cur["memory"]), (2, "2048"))     # running config unchanged
+        self.assertEqual((cur["tags"], cur["description"]), ("new;strata", "d"))   # applied live
+        merged = self.sim.ok("GET", "/nodes/pve1/qemu/%s/config" % vmid)
+        self.assertEqual((merged["cores"], merged["memory"]), (4, "4096"))
+        pend = self.pending(vmid)
+        self.assertEqual(pend["cores"], {"key": "cores", "value": "2", "pending": "4"})
+        self.assertEqual(pend["memory"]["pending"], "4096")
+        self.assertNotIn("pending", pend["tags"])
+        st = self.sim.ok("GET", "/nodes/pve1/qemu/%s/status/current" % vmid)
+        self.assertEqual((st["cpus"], st["maxmem"]), (2, 2048 << 20))
+        # a reset keeps the pending changes, a reboot applies them
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/reset" % vmid))
+        self.assertIn("pending", self.pending(vmid)["cores"])
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/reboot" % vmid))
+        st = self.sim.ok("GET", "/nodes/pve1/qemu/%s/status/current" % vmid)
+        self.assertEqual((st["status"], st["cpus"], st["maxmem"]), ("running", 4, 4096 << 20))
+        self.assertFalse([e for e in self.pending(vmid).values() if "pending" in e or "delete" in e])
+
+    def test_memory_hotplug(self):
+        vmid = self.running(hotplug="network,disk,memory")
+        self.config_task(vmid, {"memory": "4096", "cores": "4"})
+        pend = self.pending(vmid)
+        self.assertEqual(pend["memory"], {"key": "memory", "value": "4096"})   # live with memory hotplug
+        self.assertEqual(pend["cores"]["pending"], "4")                       # cores never
+
+    def test_stopped_vm_applies_at_once(self):
+        vmid = self.create()
+        self.config_task(vmid, {"cores": "4"})
+        self.assertEqual(self.pending(vmid)["cores"], {"key": "cores", "value": "4"})
+        # pending left from a running time is applied by the next start
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/start" % vmid))
+        self.config_task(vmid, {"cores": "6"})
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid))
+        self.assertEqual(self.pending(vmid)["cores"]["pending"], "6")
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/start" % vmid))
+        self.assertEqual(self.sim.ok("GET", "/nodes/pve1/qemu/%s/status/current" % vmid)["cpus"], 6)

@@ -505,6 +505,17 @@ pve_storage_has(struct pve *p, const char *node, const char *storage,
 }
 
 int
+pve_vm_pending(struct pve *p, const char *node, int vmid, json_t **out,
+	       struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/pending", node, vmid);
+	int r = pve_call(p, "GET", path, NULL, out, err);
+
+	free(path);
+	return r;
+}
+
+int
 pve_pool_exists(struct pve *p, const char *id, bool *exists, struct err *err)
 {
 	json_t *data = NULL, *e;

@@ -79,6 +79,10 @@ int pve_vm_config_post(struct pve *p, const char *node, int vmid,
 		       struct err *err);
 int pve_vm_config_get(struct pve *p, const char *node, int vmid, json_t **out,
 		      struct err *err);
+/* GET .../pending: [{key, value?, pending?, delete?}] (changes of a running
+ * VM that wait for its next start; a reboot applies them, a reset does not). */
+int pve_vm_pending(struct pve *p, const char *node, int vmid, json_t **out,
+		   struct err *err);
 /* action: start, stop, shutdown, reboot, reset */
 int pve_vm_power(struct pve *p, const char *node, int vmid, const char *action,
 		 const struct pve_params *params, char **upid_out,
