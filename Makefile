@@ -98,7 +98,11 @@ build/fuzz/gen/%.pb-c.h: proto/%.proto
 demo: deps all
 	@sh scripts/demo.sh
 
-bench: all
+build/bench/vps_stream: bench/vps_stream.c $(B)/libstrata.a
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
+
+bench: all build/bench/vps_stream
 	@for b in bench/*.sh; do [ -f "$$b" ] && sh "$$b"; done; true
 
 install: all

@@ -318,7 +318,7 @@ vps_ssh_stream_write(struct vps_ssh_stream *st, const void *p, size_t n,
 	char tmp[4096];
 
 	while (n) {
-		size_t chunk = n > 65536 ? 65536 : n;
+		size_t chunk = n > 262144 ? 262144 : n;
 		int w, m;
 
 		/* Keep the remote's output moving so it never blocks on a
