@@ -30,8 +30,8 @@
 #include "util/fs.h"
 
 static char dir[256];
-static int ssh_port, http_port;
-static pid_t sshd_pid, http_pid;
+static int ssh_port, http_port, bare_port;
+static pid_t sshd_pid, http_pid, bare_pid;
 static char host_fp[128];
 static unsigned char *image;
 static size_t image_len = 3u << 20;
@@ -126,14 +126,16 @@ stop(pid_t *pid)
 	}
 }
 
-/* sshd with host key KEY (a file name under dir) on ssh_port. */
-static void
-start_sshd(const char *key)
+/* sshd with host key KEY (a file name under dir) on PORT; with a PATH, its
+ * sessions see only that PATH (a rescue system without some tools). */
+static pid_t
+start_sshd_on(const char *key, int portnum, const char *path)
 {
 	char cfg[512], port[16], log[512];
+	pid_t pid;
 	FILE *f;
 
-	snprintf(cfg, sizeof(cfg), "%s/sshd_config", dir);
+	snprintf(cfg, sizeof(cfg), "%s/sshd_config.%d", dir, portnum);
 	f = fopen(cfg, "w");
 	assert_non_null(f);
 	fprintf(f, "ListenAddress 127.0.0.1\nHostKey %s/%s\nPidFile none\n"
@@ -141,16 +143,25 @@ start_sshd(const char *key)
 		"UsePAM no\nPasswordAuthentication no\n"
 		"KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
 		"AllowTcpForwarding no\nX11Forwarding no\n", dir, key, dir);
+	if (path)
+		fprintf(f, "SetEnv PATH=%s\n", path);
 	fclose(f);
-	snprintf(port, sizeof(port), "%d", ssh_port);
+	snprintf(port, sizeof(port), "%d", portnum);
 	snprintf(log, sizeof(log), "%s/sshd.log", dir);
 	{
 		char *argv[] = { "/usr/sbin/sshd", "-D", "-e", "-f", cfg, "-p",
 				 port, NULL };
 
-		sshd_pid = spawn(argv, log);
+		pid = spawn(argv, log);
 	}
-	assert_true(wait_port(ssh_port));
+	assert_true(wait_port(portnum));
+	return pid;
+}
+
+static void
+start_sshd(const char *key)
+{
+	sshd_pid = start_sshd_on(key, ssh_port, NULL);
 }
 
 static int
@@ -190,6 +201,19 @@ setup(void **state)
 	ssh_port = pick_port();
 	assert_true(ssh_port > 0);
 	start_sshd("hostkey");
+	/* A rescue system with the basics but no curl, wget, zstd or xz. */
+	sh("mkdir -p %s/bin && for t in sh cat readlink wc mktemp mkfifo tee cut "
+	   "tail rm dd head sha256sum; do ln -s \"$(command -v $t)\" %s/bin/$t; "
+	   "done", dir, dir);
+	{
+		char path[300];
+
+		snprintf(path, sizeof(path), "%s/bin", dir);
+		do
+			bare_port = pick_port();
+		while (bare_port == ssh_port);
+		bare_pid = start_sshd_on("hostkey", bare_port, path);
+	}
 
 	/* The image: 3 MiB of pseudo-random bytes, raw, .zst and .xz. */
 	image = malloc(image_len);
@@ -243,6 +267,7 @@ teardown(void **state)
 	if (skip_reason)
 		return 0;
 	stop(&sshd_pid);
+	stop(&bare_pid);
 	stop(&http_pid);
 	free(image);
 	if (dir[0])
@@ -419,7 +444,7 @@ test_vps__probe_parse(void **state)
 }
 
 static struct vps_ssh *
-connect_ok(void)
+connect_port(int port)
 {
 	struct vps_ssh_opts o;
 	struct vps_ssh *s = NULL;
@@ -427,17 +452,27 @@ connect_ok(void)
 	static char key[300];
 
 	opts_for(&o, key, sizeof(key));
+	o.port = port;
 	if (vps_ssh_connect(&s, &o, &err) < 0)
 		fail_msg("connect: %s", err.msg);
 	return s;
 }
 
+static struct vps_ssh *
+connect_ok(void)
+{
+	return connect_port(ssh_port);
+}
+
+enum how { STREAM, BEST_FULL, BEST_BARE };
+static bool last_fetched;
+
 /* Write NAME (under www/) to a fresh disk file of disk_bytes; return rc. */
 static int
-write_one(const char *name, size_t disk_bytes, struct err *err,
+write_how(enum how how, const char *name, size_t disk_bytes, struct err *err,
 	  char *disk, size_t dn)
 {
-	struct vps_ssh *s = connect_ok();
+	struct vps_ssh *s = connect_port(how == BEST_BARE ? bare_port : ssh_port);
 	struct rescue_facts f;
 	struct rescue_write_opts wo;
 	struct rescue_result res;
@@ -462,13 +497,24 @@ write_one(const char *name, size_t disk_bytes, struct err *err,
 	wo.url = url;
 	wo.disk = disk;
 	wo.max_bytes = f.size;
-	if ((r = rescue_write_image(s, &wo, &res, err)) < 0)
+	if (how == STREAM)
+		r = rescue_write_image(s, &wo, &res, err);
+	else
+		r = rescue_install_image(s, &f, &wo, &res, &last_fetched, err);
+	if (r < 0)
 		goto out;
 	assert_int_equal(res.bytes, image_len);
 	r = rescue_verify(s, disk, &res, err);
 out:
 	vps_ssh_close(s);
 	return r;
+}
+
+static int
+write_one(const char *name, size_t disk_bytes, struct err *err, char *disk,
+	  size_t dn)
+{
+	return write_how(STREAM, name, disk_bytes, err, disk, dn);
 }
 
 static void
@@ -547,6 +593,49 @@ test_vps__bad_targets_and_streams_fail_loudly(void **state)
 	vps_ssh_close(s);
 }
 
+static void
+test_vps__host_fetches_itself_else_strata_streams(void **state)
+{
+	struct err err = ERR_INIT;
+	char disk[400];
+	const char *names[] = { "metal-amd64.raw.zst", "metal-amd64.raw.xz" };
+	size_t i;
+
+	(void)state;
+	NEED_SSHD();
+	for (i = 0; i < 2; i++) {
+		/* This host has curl, zstd and xz: it downloads itself. */
+		err_clear(&err);
+		if (write_how(BEST_FULL, names[i], 8u << 20, &err, disk,
+			      sizeof(disk)) < 0)
+			fail_msg("%s: %s", names[i], err.msg);
+		assert_true(last_fetched);
+		assert_disk_is_image(disk);
+		unlink(disk);
+		/* A host without them: strata streams instead. */
+		err_clear(&err);
+		if (write_how(BEST_BARE, names[i], 8u << 20, &err, disk,
+			      sizeof(disk)) < 0)
+			fail_msg("bare %s: %s", names[i], err.msg);
+		assert_false(last_fetched);
+		assert_disk_is_image(disk);
+		unlink(disk);
+	}
+	/* The host's own download cut short or missing: loud errors. */
+	err_clear(&err);
+	assert_true(write_how(BEST_FULL, "truncated.raw.zst", 8u << 20, &err,
+			      disk, sizeof(disk)) < 0);
+	assert_true(last_fetched);
+	assert_non_null(strstr(err.msg, "decompression failed"));
+	assert_non_null(strstr(err.msg, "partial image"));
+	unlink(disk);
+	err_clear(&err);
+	assert_true(write_how(BEST_FULL, "nosuch.raw.zst", 8u << 20, &err,
+			      disk, sizeof(disk)) < 0);
+	assert_non_null(strstr(err.msg, "download (curl) failed"));
+	unlink(disk);
+}
+
 int
 main(void)
 {
@@ -557,6 +646,7 @@ main(void)
 		cmocka_unit_test(test_vps__known_hosts_first_use_then_pinned),
 		cmocka_unit_test(test_vps__write_zstd_xz_raw_and_verify),
 		cmocka_unit_test(test_vps__bad_targets_and_streams_fail_loudly),
+		cmocka_unit_test(test_vps__host_fetches_itself_else_strata_streams),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -535,3 +535,120 @@ rescue_verify(struct vps_ssh *s, const char *disk,
 	buf_release(&eout);
 	return r;
 }
+
+bool
+rescue_can_fetch(const struct rescue_facts *f, const struct rescue_write_opts *o)
+{
+	enum rescue_compression c = rescue_compression_of(o->url);
+
+	if (!f->has_curl || o->ca_file)
+		return false;
+	return c == IMG_RAW || (c == IMG_ZSTD && f->has_zstd) ||
+	       (c == IMG_XZ && f->has_xz);
+}
+
+/*
+ * $1 URL, $2 disk, $3 decompressor ("zstd -dc", "xz -dc" or "cat"). Each
+ * stage writes its status to a file in a private temp folder; the stream
+ * is teed to sha256sum and wc through fifos. Prints "ok BYTES HASH" or
+ * "fail STAGE STATUS" and a few lines of the failing stage's stderr.
+ */
+static const char fetch_script[] =
+	"t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT; "
+	"mkfifo \"$t/h\" \"$t/n\" || exit 1; "
+	"sha256sum < \"$t/h\" > \"$t/hash\" & hp=$!; "
+	"wc -c < \"$t/n\" > \"$t/bytes\" & np=$!; "
+	"{ curl -fsSL --proto '=http,https' --proto-redir '=https' \"$1\" 2>\"$t/curl.err\"; echo $? > \"$t/curl\"; } | "
+	"{ $3 2>\"$t/dec.err\"; echo $? > \"$t/dec\"; } | "
+	"tee \"$t/h\" \"$t/n\" 2>/dev/null | "
+	"{ dd of=\"$2\" bs=4M conv=fsync 2>\"$t/dd.err\"; echo $? > \"$t/dd\"; }; "
+	"wait $hp $np; "
+	"for s in curl dec dd; do v=$(cat \"$t/$s\"); if [ \"$v\" != 0 ]; then "
+	"echo \"fail $s $v\"; tail -n 3 \"$t/$s.err\"; exit 0; fi; done; "
+	"echo \"ok $(cat \"$t/bytes\") $(cut -d' ' -f1 \"$t/hash\")\"";
+
+static int
+hex_to_sha(unsigned char out[32], const char *hex)
+{
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		unsigned int v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+int
+rescue_fetch_image(struct vps_ssh *s, const struct rescue_write_opts *o,
+		   struct rescue_result *res, struct err *err)
+{
+	struct buf cmd = BUF_INIT, out = BUF_INIT, eout = BUF_INIT;
+	enum rescue_compression c = rescue_compression_of(o->url);
+	unsigned long long bytes = 0;
+	char stage[16] = "", hash[65] = "";
+	int status = -1, code = 0, r;
+
+	memset(res, 0, sizeof(*res));
+	if (!disk_path_ok(o->disk))
+		return err_set(err, ERR_USAGE, "vps.disk '%s' is not a device path",
+			       o->disk ? o->disk : "");
+	buf_adds(&cmd, "sh -c ");
+	vps_sh_quote(&cmd, fetch_script);
+	buf_adds(&cmd, " fetch ");
+	vps_sh_quote(&cmd, o->url);
+	buf_addch(&cmd, ' ');
+	vps_sh_quote(&cmd, o->disk);
+	buf_adds(&cmd, c == IMG_ZSTD ? " 'zstd -dc'" : c == IMG_XZ ? " 'xz -dc'"
+					  : " cat");
+	r = vps_ssh_run(s, cmd.ptr, &out, &eout, &status, err);
+	if (r < 0)
+		goto out;
+	if (sscanf(out.ptr, "fail %15s %d", stage, &code) == 2) {
+		const char *detail = strchr(out.ptr, '\n');
+
+		r = err_set(err, ERR_FAIL, "the rescue system's %s failed (exit "
+			    "%d)%s%.300s: the disk may hold a partial image; run "
+			    "apply again to rewrite it",
+			    !strcmp(stage, "curl") ? "download (curl)" :
+			    !strcmp(stage, "dec") ? "decompression" : "dd", code,
+			    detail && detail[1] ? ": " : "", detail ? detail + 1 : "");
+		goto out;
+	}
+	if (status != 0 || sscanf(out.ptr, "ok %llu %64s", &bytes, hash) != 2 ||
+	    strlen(hash) != 64 || hex_to_sha(res->sha256, hash) < 0) {
+		r = err_set(err, ERR_FAIL, "the rescue system's download script "
+			    "failed (exit %d): %.300s%.300s", status, out.ptr,
+			    eout.ptr);
+		goto out;
+	}
+	if (o->max_bytes && bytes > o->max_bytes) {
+		r = err_set(err, ERR_FAIL, "the image (%llu bytes) is larger than "
+			    "disk '%s'", bytes, o->disk);
+		goto out;
+	}
+	res->bytes = bytes;
+	if (o->progress)
+		o->progress(o->ctx, bytes, 0);
+out:
+	buf_release(&cmd);
+	buf_release(&out);
+	buf_release(&eout);
+	return r;
+}
+
+int
+rescue_install_image(struct vps_ssh *s, const struct rescue_facts *f,
+		     const struct rescue_write_opts *o,
+		     struct rescue_result *res, bool *fetched, struct err *err)
+{
+	*fetched = false;
+	if (rescue_can_fetch(f, o)) {
+		*fetched = true;
+		return rescue_fetch_image(s, o, res, err);
+	}
+	return rescue_write_image(s, o, res, err);
+}

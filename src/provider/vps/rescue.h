@@ -79,6 +79,23 @@ struct rescue_result {
 
 int rescue_write_image(struct vps_ssh *s, const struct rescue_write_opts *o,
 		       struct rescue_result *res, struct err *err);
+
+/*
+ * The rescue host downloads and decompresses the image itself (curl, and
+ * zstd or xz for a compressed image), hashing what it writes; every stage's
+ * exit status is checked, so a cut download is an error, not a short disk.
+ * Used when rescue_can_fetch says the host has the tools (and no private
+ * CA file is needed); res is filled from the host's own count and hash.
+ */
+bool rescue_can_fetch(const struct rescue_facts *f, const struct rescue_write_opts *o);
+int rescue_fetch_image(struct vps_ssh *s, const struct rescue_write_opts *o,
+		       struct rescue_result *res, struct err *err);
+
+/* The fastest path the host allows: fetch on the host, else stream. */
+int rescue_install_image(struct vps_ssh *s, const struct rescue_facts *f,
+			 const struct rescue_write_opts *o,
+			 struct rescue_result *res, bool *fetched,
+			 struct err *err);
 int rescue_verify(struct vps_ssh *s, const char *disk,
 		  const struct rescue_result *res, struct err *err);
 
