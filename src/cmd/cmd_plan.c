@@ -14,7 +14,9 @@ static const char usage[] =
 	"environment owns that the config no longer names) and drift (values\n"
 	"changed in Proxmox by hand). VMs strata does not own are never\n"
 	"touched; one that holds a wanted VM id is reported as a conflict.\n"
-	"Reads only: /cluster/resources once, then the config of owned VMs.\n"
+	"Reads only: /cluster/resources once, then the config and pending\n"
+	"values of owned VMs (and /pools when proxmox.pool is set). A change\n"
+	"to a running VM's cores or memory is shown as needing a restart.\n"
 	"\n"
 	"  -o json     print the plan as JSON (schema in docs/plan.md)\n"
 	"  -h, --help  show this help\n";

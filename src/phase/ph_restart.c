@@ -115,7 +115,9 @@ restart_one(struct apply_ctx *c, const struct vm_spec *w, struct err *err)
 		goto out;
 	}
 	memset(&t, 0, sizeof(t));
-	if (n && n->ip) {
+	/* Talos nodes are waited for until healthy; other VMs until running */
+	if (n && n->ip && w->role && (!strcmp(w->role, "controlplane") ||
+				     !strcmp(w->role, "worker"))) {
 		t.name = n->name;
 		t.addr = n->ip;
 		t.controlplane = n->role == ROLE_CONTROLPLANE;
