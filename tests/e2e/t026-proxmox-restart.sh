@@ -42,6 +42,8 @@ sed -i 's/memory: 2GiB, disk: 10GiB}/memory: 3GiB, disk: 10GiB}/; s/memory: 2GiB
 expect_rc 0 "plan after raising memory" -- "$STRATA" plan "$E"
 expect_grep "memory   2048 MiB -> 3072 MiB, needs restart" "$T/out" "plan: the change needs a restart"
 expect_grep "4 VMs need a restart for changes to take effect: apply restarts them one at a time" "$T/out" "plan: rolling restart announced"
+# rs-cp-2 comes back from its reboot 1 s (100 s x 0.01) later than the others
+labsim_ctl POST knobs '{"talos_slow": {"1401": 100}}' > /dev/null
 expect_rc 0 "apply (rolling)" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "restarting rs-cp-1 (vmid 1400) for memory 2048 -> 3072 MiB" "$T/err" "says what the restart is for"
 expect_grep "rs-cp-2 is back: Talos up, etcd healthy" "$T/err" "a control plane waited for until etcd is healthy"
@@ -65,12 +67,16 @@ stops = [e for e in ev if e["event"] == "vm-stop"]
 starts = [e for e in ev if e["event"] == "vm-start"]
 order = [e["vmid"] for e in stops]
 ok = order == [1400, 1401, 1402, 1403]
+slow = True
 for a, b in zip(stops, stops[1:]):
     back = [e["t"] for e in starts if e["vmid"] == a["vmid"] and e["t"] >= a["t"]][0]
     ok = ok and b["t"] > back + 0.2
-print("order", order, "one-at-a-time" if ok else "OVERLAP")
+    if a["vmid"] == 1401:
+        slow = b["t"] > back + 1.2    # boot 0.2 s + slow 1 s: waited for
+print("order", order, "one-at-a-time" if ok else "OVERLAP", "waited-for-slow" if slow else "DID-NOT-WAIT")
 PYEOF
 expect_grep "one-at-a-time" "$T/order" "restarts in config order, never two at once"
+expect_grep "waited-for-slow" "$T/order" "a node slow to come back is waited for before the next"
 expect_rc 0 "plan after the restarts" -- "$STRATA" plan "$E"
 expect_grep "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 4 unchanged." "$T/out" "nothing left to do"
 
