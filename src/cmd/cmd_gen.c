@@ -8,21 +8,6 @@
 #include "util/fs.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata gen ENV\n"
-	"\n"
-	"Write every Talos file of ENV, offline: secrets.yaml (generated once,\n"
-	"never overwritten), controlplane.yaml and worker.yaml, patches/NODE.yaml\n"
-	"(address, routes, nameservers, VIP, install disk), nodes/NODE.yaml (base\n"
-	"+ node patch + talos.patches from config.yml) and talosconfig. Files are\n"
-	"rewritten only when their contents change. Prints the Talos ISO URL and\n"
-	"the installer image of the environment's schematic.\n"
-	"\n"
-	"ENV is a folder, or a name under ./environments.\n"
-	"\n"
-	"  -h, --help    show this help\n"
-	"\n"
-	"Exit status: 0 done, 1 failure, 2 usage or config error.\n";
 
 int
 cmd_gen(int argc, char **argv)
@@ -36,13 +21,13 @@ cmd_gen(int argc, char **argv)
 	char *dir;
 	int i, r;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "gen"))
 		return 0;
 	for (i = 1; i < argc; i++)
-		if ((r = cmd_positional(&env, argv[i], usage)) != 0)
+		if ((r = cmd_positional(&env, argv[i], "gen")) != 0)
 			return r;
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("gen", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&cfg, dir, &diag);

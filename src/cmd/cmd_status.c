@@ -10,19 +10,6 @@
 #include "util/fs.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata status ENV [-o json]\n"
-	"\n"
-	"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
-	"power state, size) next to what the config wants, and the VMs the\n"
-	"environment owns that the config no longer names. For Talos nodes,\n"
-	"also what the node says over mTLS at its address (Talos version, or\n"
-	"maintenance / down / foreign when another CA answers), etcd's state\n"
-	"on control planes, and the Kubernetes node's readiness (from\n"
-	"ENV/kubeconfig). Reads only; every probe is bounded to a few seconds.\n"
-	"\n"
-	"  -o json     machine-readable output\n"
-	"  -h, --help  show this help\n";
 
 /* What a Talos node says about itself; probed side by side. */
 struct probe {
@@ -150,16 +137,16 @@ cmd_status(int argc, char **argv)
 	int json = 0, a, r, rc = 1;
 	json_t *arr = NULL;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "status"))
 		return 0;
 	for (a = 1; a < argc; a++) {
-		if ((r = cmd_output_flag(argc, argv, &a, &json, usage)) == 2)
+		if ((r = cmd_output_flag(argc, argv, &a, &json, "status")) == 2)
 			return r;
-		if (r == 0 && (r = cmd_positional(&env, argv[a], usage)) != 0)
+		if (r == 0 && (r = cmd_positional(&env, argv[a], "status")) != 0)
 			return r;
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("status", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
 	    (r = env_desired(&e, &st, &want, &nw, &err)) < 0 ||

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "cmd/cmd.h"
 #include "config/config.h"
 #include "plan/plan.h"
@@ -35,6 +37,33 @@ int env_desired(struct env *e, struct state *st, struct vm_spec **want,
 int env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err);
 /* The VMs Proxmox holds in or tagged for this environment. */
 int observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err);
+/*
+ * What apply and destroy did, from the journal before and after: VMs
+ * created, changed (replaced or updated), deleted, kept (unchanged), and
+ * Talos nodes whose applied config changed. Counts what really happened,
+ * also when the command stopped half-way.
+ */
+struct env_tally {
+	struct vm_spec *before;
+	size_t n_before;
+	char **talos_before;        /* config_sha256 per config node, or NULL */
+	size_t n_talos;
+	size_t created, changed, deleted, kept, talos_applied;
+	bool started;               /* set by the caller once phases ran */
+};
+void env_tally_start(struct env_tally *t, struct env *e, struct state *st);
+void env_tally_finish(struct env_tally *t, struct env *e, struct state *st);
+void env_tally_release(struct env_tally *t);
+/*
+ * The closing line and summary event of apply/destroy: "==> lab: apply
+ * complete: 3 VMs created, ... in 42.1s", what was kept; on failure the
+ * re-run hint when resumable. result: "done", "dry_run", "refused",
+ * "failed", "interrupted". extra (may be NULL) is merged into the event.
+ */
+void env_summary(const char *command, const char *env_name, const char *env_arg,
+		 const char *result, int exit_code, const struct env_tally *t,
+		 const char *kept, json_t *extra);
+
 /* Ask on the terminal unless yes; false when not a terminal. */
 bool env_confirm(const char *question, bool yes);
 void env_close(struct env *e);

@@ -1,0 +1,120 @@
+#!/bin/sh
+# The command-line surface against the simulator: -o json event streams,
+# exit codes, nothing written when apply may not proceed, summaries,
+# one-line usage errors, ENV forms.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/labsim.sh"
+labsim_start
+E="$T/envs/cli"
+write_env "$E" cli 1100 1 1 127.0.31
+
+# tree_sum DIR: names, modes and contents of every file under DIR
+tree_sum() { (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f | sort | xargs -r sha256sum) | sha256sum; }
+
+# A non-terminal apply without --yes decides before writing anything.
+before=$(tree_sum "$E")
+expect_rc 2 "apply without --yes off a terminal refuses" -- "$STRATA" apply "$E" < /dev/null
+expect_grep "not a terminal: pass --yes to confirm" "$T/err" "says how to confirm"
+expect_grep "apply not started, nothing changed" "$T/err" "says nothing changed"
+[ "$(tree_sum "$E")" = "$before" ] && ok "env folder byte-identical after the refusal" \
+	|| { bad "env folder changed by a refused apply"; ls -la "$E" | sed 's/^/     | /'; }
+[ ! -e "$E/secrets.yaml" ] && ok "no secrets written before deciding" || bad "secrets.yaml written"
+[ "$(labsim_py "sum(1 for v in s['vms'].values() if 'strata-cli' in (v['config'].get('tags') or ''))")" = 0 ] \
+	&& ok "no VM created" || bad "VMs created by a refused apply"
+
+# apply -o json: one JSON object per line on stdout, ending with a summary.
+expect_rc 0 "apply --yes -o json" -- "$STRATA" apply "$E" --yes -o json
+cp "$T/out" "$T/events"
+$PY - "$T/events" > "$T/check" <<'PYEOF'
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "", "stream ends with a newline"
+ev = [json.loads(l) for l in lines[:-1]]          # every line parses
+types = [e["type"] for e in ev]
+print("lines", len(ev))
+print("first", types[0])
+print("last", types[-1])
+print("seq", [e["seq"] for e in ev] == list(range(1, len(ev) + 1)))
+ph = [e["phase"] for e in ev if e["type"] == "phase_start"]
+print("phases", " ".join(ph))
+ends = {e["phase"]: e["result"] for e in ev if e["type"] == "phase_end"}
+print("vms", ends.get("vms"), "install", ends.get("talos-install"))
+steps = [e for e in ev if e["type"] == "step" and e["phase"] == "vms" and e["state"] == "ok"]
+print("vm steps ok", len(steps))
+print("plan create", [e for e in ev if e["type"] == "plan"][0]["plan"]["summary"]["create"])
+s = ev[-1]
+print("summary", s["result"], s["exit_code"], s["vms"]["created"], s["talos_applied"],
+      isinstance(s["elapsed_s"], float), s["resumable"])
+PYEOF
+[ $? -eq 0 ] && ok "every line of the event stream parses" || { bad "event stream does not parse"; head -5 "$T/events" | sed 's/^/     | /'; }
+expect_grep "^first start$" "$T/check" "stream starts with a start event"
+expect_grep "^last summary$" "$T/check" "stream ends with a summary event"
+expect_grep "^seq True$" "$T/check" "events numbered in order"
+expect_grep "^phases talos-config iso vms start talos-install bootstrap kubernetes" "$T/check" "a phase_start per phase"
+expect_grep "^vms done install done$" "$T/check" "phase_end results"
+expect_grep "^vm steps ok 2$" "$T/check" "one ok step per VM"
+expect_grep "^plan create 2$" "$T/check" "the plan as an event with typed numbers"
+expect_grep "^summary done 0 2 2 True False$" "$T/check" "summary: done, 2 VMs created, 2 nodes configured"
+if grep -qv '^{' "$T/events"; then bad "stdout holds only JSON"; else ok "stdout holds only JSON"; fi
+expect_grep "apply complete: 2 VMs created, 0 changed, 0 deleted, 0 unchanged; Talos config applied to 2 nodes in" "$T/err" "human summary line on stderr"
+
+# A re-run: nothing to do; the summary says so.
+expect_rc 0 "second apply" -- "$STRATA" apply "$E" < /dev/null
+expect_grep "apply complete: 0 VMs created, 0 changed, 0 deleted, 2 unchanged in" "$T/err" "re-run summary"
+
+# A Talos-only change without a terminal: refused before gen writes it.
+sed -i 's/^nodes:/talos:\n  patches:\n    - {machine: {sysctls: {vm.max_map_count: "262144"}}}\nnodes:/' "$E/config.yml"
+before=$(tree_sum "$E")
+expect_rc 2 "a Talos config change off a terminal refuses" -- "$STRATA" apply "$E" < /dev/null
+expect_grep "Talos files to generate or rewrite" "$T/out" "names the Talos change"
+[ "$(tree_sum "$E")" = "$before" ] && ok "env folder byte-identical (nodes/*.yaml not rewritten)" || bad "refused apply rewrote files"
+expect_rc 0 "apply --yes takes it" -- "$STRATA" apply "$E" --yes
+expect_grep "Talos config applied to 2 nodes" "$T/err" "summary counts the nodes reconfigured"
+
+# Failures print once, with the re-run hint; task ids read as words.
+labsim_ctl POST knobs '{"task_fail": {"qmcreate": "unable to create VM - storage full"}}' > /dev/null
+sed -i 's/workers: {count: 1,/workers: {count: 2,/' "$E/config.yml"
+expect_rc 1 "apply with a failing create" -- "$STRATA" apply "$E" --yes
+n=$(grep -c "storage full" "$T/err")
+[ "$n" = 1 ] && ok "the error prints once" || { bad "the error prints $n times"; sed 's/^/     | /' "$T/err" | tail -8; }
+expect_grep "run 'strata apply $E' again to resume" "$T/err" "re-run hint"
+expect_grep "apply stopped after" "$T/err" "summary after a failure"
+if grep -q "UPID:" "$T/err"; then bad "raw task id printed"; else ok "no raw task id"; fi
+expect_grep "task qmcreate 1102 on pve[12] failed" "$T/err" "the task named by type, VM id and node"
+labsim_ctl POST knobs '{"task_fail": {}}' > /dev/null
+expect_rc 0 "the re-run converges" -- "$STRATA" apply "$E" --yes
+
+# destroy -o json: events, then a summary saying what was kept.
+expect_rc 0 "destroy --yes -o json" -- "$STRATA" destroy "$E" --yes -o json
+last=$(tail -1 "$T/out")
+case "$last" in *'"type": "summary"'*|*'"type":"summary"'*) ok "destroy stream ends with a summary";; *) bad "destroy last event: $last";; esac
+echo "$last" | $PY -c "import json,sys; s=json.load(sys.stdin); assert s['vms']['deleted'] == 3 and 'secrets.yaml' in s['kept'] and s['result'] == 'done'" \
+	&& ok "destroy summary: 3 deleted, secrets kept" || bad "destroy summary $last"
+expect_grep "destroy complete: 0 VMs created, 0 changed, 3 deleted, 0 unchanged in .*; kept secrets.yaml" "$T/err" "destroy closing line"
+
+# Exit codes: an unset variable and a missing secret file are both 2; 401 is 1.
+sed -i 's/\${PVE_TOKEN_SECRET}/${CLI_NO_SUCH_VAR}/' "$E/config.yml"
+expect_rc 2 "unset secret variable: exit 2" -- "$STRATA" plan "$E"
+sed -i 's/\${CLI_NO_SUCH_VAR}/"file:no-such-token"/' "$E/config.yml"
+expect_rc 2 "missing secret file: exit 2" -- "$STRATA" plan "$E"
+echo wrong-secret > "$E/no-such-token"
+expect_rc 1 "token refused (401): exit 1" -- "$STRATA" plan "$E"
+expect_grep "HTTP 401" "$T/err" "401 named"
+
+# Usage errors: one line naming the command's help.
+expect_rc 2 "unknown option" -- "$STRATA" apply "$E" --frob
+[ "$(wc -l < "$T/err")" = 1 ] && ok "one line" || bad "$(wc -l < "$T/err") lines"
+expect_grep "^error: unknown option '--frob'; see 'strata apply --help'$" "$T/err" "points at --help"
+for c in init validate gen plan apply destroy status; do
+	expect_rc 2 "$c --bogus" -- "$STRATA" $c --bogus
+	expect_grep "see 'strata $c --help'" "$T/err" "$c: pointer to its help"
+	expect_rc 0 "$c --help" -- "$STRATA" $c --help
+	expect_grep "^Exit status:" "$T/out" "$c --help: exit codes"
+	expect_grep "^Example:" "$T/out" "$c --help: an example"
+	expect_grep "^  -h, --help" "$T/out" "$c --help: options"
+done
+expect_rc 0 "strata --help" -- "$STRATA" --help
+expect_grep "^  3  interrupted" "$T/out" "--help lists exit 3"
+expect_grep "401/403" "$T/out" "--help says where 401/403 fall"
+
+finish
