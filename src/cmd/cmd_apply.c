@@ -169,7 +169,7 @@ fail:
 	out_error("apply '%s': %s", env, err.msg);
 out:
 	if (tallying)
-		env_tally_finish(&tally, &e, &c.st);
+		env_tally_finish(&tally, &e, &c.st, c.plan.unchanged);
 	env_summary("apply", e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();

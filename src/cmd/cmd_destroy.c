@@ -129,14 +129,8 @@ fail:
 	result = rc == 3 ? "interrupted" : "failed";
 	out_error("destroy '%s': %s", env, err.msg);
 out:
-	if (tallying) {
-		env_tally_finish(&tally, &e, &c.st);
-		if (!strcmp(result, "done")) {
-			/* every owned VM is gone, journaled or not */
-			tally.deleted = c.plan.deletes;
-			tally.changed = tally.created = tally.kept = 0;
-		}
-	}
+	if (tallying)
+		env_tally_finish(&tally, &e, &c.st, 0);
 	env_summary("destroy", e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL,
 		    !strcmp(result, "done")

@@ -114,13 +114,33 @@ observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 			       e->cfg->proxmox.vmid_count, out, n, err);
 }
 
+/* Counts the VM phase's finished items from its step events (their
+ * results are the words docs/json.md lists). */
+static void
+tally_sink(const json_t *ev, void *arg)
+{
+	struct env_tally *t = arg;
+	const char *text = json_string_value(json_object_get(ev, "text"));
+	const char *ph = json_string_value(json_object_get(ev, "phase"));
+	const char *state = json_string_value(json_object_get(ev, "state"));
+
+	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
+		return;
+	if (!strcmp(text, "created"))
+		t->vm_created++;
+	else if (!strcmp(text, "updated") || !strcmp(text, "replaced"))
+		t->vm_changed++;
+	else if (!strcmp(text, "deleted"))
+		t->vm_deleted++;
+}
+
 void
 env_tally_start(struct env_tally *t, struct env *e, struct state *st)
 {
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
-	state_vms(st, &t->before, &t->n_before);
+	event_sink_add(tally_sink, t);
 	t->n_talos = e->cfg->n_nodes;
 	t->talos_before = xcalloc(t->n_talos + 1, sizeof(char *));
 	for (i = 0; i < t->n_talos; i++)
@@ -134,41 +154,17 @@ str_differs(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
 }
 
-static bool
-vm_differs(const struct vm_spec *a, const struct vm_spec *b)
-{
-	return a->vmid != b->vmid || a->cores != b->cores ||
-	       a->memory_mib != b->memory_mib || a->disk_gib != b->disk_gib ||
-	       str_differs(a->node, b->node) || str_differs(a->mac, b->mac) ||
-	       str_differs(a->tags, b->tags);
-}
-
 void
-env_tally_finish(struct env_tally *t, struct env *e, struct state *st)
+env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
+		 size_t unchanged)
 {
-	struct vm_spec *after = NULL;
-	size_t na = 0, i, j;
+	size_t i;
 
-	state_vms(st, &after, &na);
-	t->created = t->changed = t->deleted = t->kept = t->talos_applied = 0;
-	for (i = 0; i < na; i++) {
-		for (j = 0; j < t->n_before; j++)
-			if (!strcmp(after[i].name, t->before[j].name))
-				break;
-		if (j == t->n_before)
-			t->created++;
-		else if (vm_differs(&after[i], &t->before[j]))
-			t->changed++;
-		else
-			t->kept++;
-	}
-	for (j = 0; j < t->n_before; j++) {
-		for (i = 0; i < na; i++)
-			if (!strcmp(after[i].name, t->before[j].name))
-				break;
-		if (i == na)
-			t->deleted++;
-	}
+	t->created = t->vm_created;
+	t->changed = t->vm_changed;
+	t->deleted = t->vm_deleted;
+	t->kept = unchanged;
+	t->talos_applied = 0;
 	for (i = 0; i < t->n_talos && i < e->cfg->n_nodes; i++) {
 		char *now = state_talos_get(st, e->cfg->nodes[i].name, "config_sha256");
 
@@ -176,7 +172,6 @@ env_tally_finish(struct env_tally *t, struct env *e, struct state *st)
 			t->talos_applied++;
 		free(now);
 	}
-	vm_specs_free(after, na);
 }
 
 void
@@ -184,7 +179,6 @@ env_tally_release(struct env_tally *t)
 {
 	size_t i;
 
-	vm_specs_free(t->before, t->n_before);
 	for (i = 0; t->talos_before && i < t->n_talos; i++)
 		free(t->talos_before[i]);
 	free(t->talos_before);

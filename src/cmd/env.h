@@ -38,21 +38,23 @@ int env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err
 /* The VMs Proxmox holds in or tagged for this environment. */
 int observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err);
 /*
- * What apply and destroy did, from the journal before and after: VMs
- * created, changed (replaced or updated), deleted, kept (unchanged), and
- * Talos nodes whose applied config changed. Counts what really happened,
- * also when the command stopped half-way.
+ * What apply and destroy did: VMs created, changed (updated or replaced)
+ * and deleted, counted from the VM phase's step events as they finish
+ * (so also when the command stopped half-way); kept: VMs the plan left
+ * unchanged; Talos nodes whose applied config changed (the journal before
+ * and after). env_tally_start registers the counting event sink (event_end
+ * drops it).
  */
 struct env_tally {
-	struct vm_spec *before;
-	size_t n_before;
 	char **talos_before;        /* config_sha256 per config node, or NULL */
 	size_t n_talos;
+	size_t vm_created, vm_changed, vm_deleted;   /* from events */
 	size_t created, changed, deleted, kept, talos_applied;
 	bool started;               /* set by the caller once phases ran */
 };
 void env_tally_start(struct env_tally *t, struct env *e, struct state *st);
-void env_tally_finish(struct env_tally *t, struct env *e, struct state *st);
+void env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
+		      size_t unchanged);
 void env_tally_release(struct env_tally *t);
 /*
  * The closing line and summary event of apply/destroy: "==> lab: apply

@@ -62,6 +62,37 @@ expect_grep "apply complete: 2 VMs created, 0 changed, 0 deleted, 0 unchanged; T
 expect_rc 0 "second apply" -- "$STRATA" apply "$E" < /dev/null
 expect_grep "apply complete: 0 VMs created, 0 changed, 0 deleted, 2 unchanged in" "$T/err" "re-run summary"
 
+# status: drift from the config marked like plan, a summary line, JSON nulls.
+expect_rc 0 "status" -- "$STRATA" status "$E"
+expect_grep "^  cli-cp-1 .* ok$" "$T/out" "status: a VM matching the config says ok"
+expect_grep "^cli: 2 VMs, 2 running; 0 differ from the config; Talos 2/2 up" "$T/out" "status summary line"
+labsim_ctl POST vm '{"vmid": 1101, "config": {"memory": "4096"}}' > /dev/null
+expect_rc 0 "status after a change by hand" -- "$STRATA" status "$E"
+expect_grep "^~ cli-w-1 .*memory 4096 MiB->2048 MiB (drift)$" "$T/out" "status marks the drift like plan"
+expect_grep "1 differs from the config" "$T/out" "summary counts it"
+expect_grep "'strata plan $E' lists the changes" "$T/out" "says what to run"
+expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
+$PY - "$T/out" > "$T/check" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+w = [v for v in d["vms"] if v["name"] == "cli-w-1"][0]
+cp = [v for v in d["vms"] if v["name"] == "cli-cp-1"][0]
+print("worker etcd", w["etcd"], "differs", w["differs"], "config", w["config"])
+print("cp etcd", cp["etcd"] is not None, "config", cp["config"])
+print("summary", d["summary"]["differ"], d["summary"]["talos_up"], d["summary"]["vms"])
+print("memory", type(w["live"]["memory_mib"]).__name__)
+PYEOF
+expect_grep "^worker etcd None differs \['memory'\] config update$" "$T/check" "status json: null where a value does not apply, the drifted field"
+expect_grep "^cp etcd True config unchanged$" "$T/check" "status json: control plane's etcd"
+expect_grep "^summary 1 2 2$" "$T/check" "status json summary"
+expect_rc 0 "plan -o json with the drift" -- "$STRATA" plan "$E" -o json
+$PY -c "
+import json; d = json.load(open('$T/out')); c = d['actions'][1]['changes'][0] if d['actions'][1]['changes'] else d['actions'][0]['changes'][0]
+assert d['format_version'] == 2 and c['field'] == 'memory' and c['from'] == 4096 and c['to'] == 2048 and c['unit'] == 'MiB' and c['drift'] is True, c
+" && ok "plan json: sizes are numbers with a unit" || bad "plan json typed values"
+expect_rc 0 "apply corrects it" -- "$STRATA" apply "$E" --yes
+expect_grep "apply complete: 0 VMs created, 1 changed, 0 deleted, 1 unchanged" "$T/err" "summary counts the changed VM"
+
 # A Talos-only change without a terminal: refused before gen writes it.
 sed -i 's/^nodes:/talos:\n  patches:\n    - {machine: {sysctls: {vm.max_map_count: "262144"}}}\nnodes:/' "$E/config.yml"
 before=$(tree_sum "$E")
@@ -100,6 +131,22 @@ expect_rc 2 "missing secret file: exit 2" -- "$STRATA" plan "$E"
 echo wrong-secret > "$E/no-such-token"
 expect_rc 1 "token refused (401): exit 1" -- "$STRATA" plan "$E"
 expect_grep "HTTP 401" "$T/err" "401 named"
+
+# gen -o json: one object; a re-run writes nothing.
+G="$T/envs/g"
+write_env "$G" g 1200 1 1 127.0.32
+expect_rc 0 "gen -o json" -- "$STRATA" gen "$G" -o json
+$PY -c "import json; d = json.load(open('$T/out')); assert d['secrets_created'] is True and d['files_written'] > 5 and d['env'] == 'g' and len(d['schematic']) == 64, d" \
+	&& ok "gen json: secrets created, files written" || bad "gen json $(cat "$T/out")"
+expect_rc 0 "gen -o json again" -- "$STRATA" gen "$G" -o json
+$PY -c "import json; d = json.load(open('$T/out')); assert d['secrets_created'] is False and d['files_written'] == 0 and d['files_unchanged'] > 5, d" \
+	&& ok "gen json: nothing rewritten" || bad "gen json rerun $(cat "$T/out")"
+
+# ENV forms: DIR/config.yml is its folder; NAME is ./NAME when it is an env.
+expect_rc 0 "validate DIR/config.yml" -- "$STRATA" validate "$G/config.yml"
+expect_grep "^$G/config.yml: valid" "$T/out" "takes the file's folder"
+(cd "$T/envs" && "$STRATA" validate g > "$T/out" 2> "$T/err") && ok "bare NAME that is ./NAME" || bad "validate g in envs/"
+expect_grep "^g/config.yml: valid" "$T/out" "./NAME preferred over environments/NAME"
 
 # Usage errors: one line naming the command's help.
 expect_rc 2 "unknown option" -- "$STRATA" apply "$E" --frob
