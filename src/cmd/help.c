@@ -42,7 +42,7 @@ static const struct cmd_help helps[] = {
 	{
 		"validate", cmd_validate,
 		"check config.yml; every error as FILE:LINE:COL",
-		"ENV [--quiet] [--nodes] [-o json] | --keys",
+		"ENV [--quiet] [--nodes] | --keys",
 		"Check ENV/config.yml: syntax, types, ranges, unknown keys and the\n"
 		"semantic rules (addresses inside the network, no duplicates, VM id\n"
 		"ranges, versions, secret references). Every problem is reported, one\n"
@@ -52,7 +52,6 @@ static const struct cmd_help helps[] = {
 		"  -q, --quiet   print only errors and warnings\n"
 		"  -n, --nodes   also print every node and VM as strata expands them\n"
 		"                (names, addresses, VM ids, placement, sizes)\n"
-		"  -o json       print the result as JSON (docs/json.md)\n"
 		"      --keys    print every config key with its type and meaning\n"
 		"  -h, --help    show this help\n",
 		"  0  valid (warnings allowed)\n  2  errors found, or a usage error\n",
