@@ -38,10 +38,30 @@ changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
 		return 1;
 	}
 	n = (size_t)res.files_changed;
-	if (n)
-		fprintf(fp, "\nTalos files to generate or rewrite: %d of %d%s\n",
-			res.files_changed, res.files_total,
-			res.secrets_created ? " (a new secrets bundle)" : "");
+	if (res.secrets_created) {
+		fprintf(fp, "\nTalos files to generate: a new secrets bundle, "
+			"machine configs and talosconfig\n");
+	} else if (n) {
+		size_t nodes = 0, i;
+
+		/* the same list talos_config_changes prints after writing */
+		for (i = 0; i < c->cfg->n_nodes; i++) {
+			char *rel = xasprintf("nodes/%s.yaml\n", c->cfg->nodes[i].name);
+
+			if (strstr(res.changed, rel)) {
+				if (!nodes++)
+					fprintf(fp, "\nTalos configs changed since they were "
+						"applied (Talos applies them live, or "
+						"reboots the node when it must):\n");
+				fprintf(fp, "  ~ %-20s nodes/%s.yaml\n",
+					c->cfg->nodes[i].name, c->cfg->nodes[i].name);
+			}
+			free(rel);
+		}
+		if (!nodes)
+			fprintf(fp, "\nTalos files to rewrite: %d of %d\n",
+				res.files_changed, res.files_total);
+	}
 	gen_result_release(&res);
 	return n ? n : talos_config_changes(c, fp);
 }
@@ -117,14 +137,7 @@ cmd_apply(int argc, char **argv)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
-	if (json) {
-		char *s = plan_to_json(&c.plan);
-
-		event_plan(json_loads(s, 0, NULL));
-		free(s);
-	} else {
-		plan_print(&c.plan, stdout, out_color());
-	}
+	env_show_plan(&c.plan, json);
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",

@@ -95,15 +95,7 @@ cmd_destroy(int argc, char **argv)
 	if (!c.plan.deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
 	} else {
-		if (json) {
-			char *s = plan_to_json(&c.plan);
-
-			event_plan(json_loads(s, 0, NULL));
-			free(s);
-		} else {
-			plan_print(&c.plan, stdout, out_color());
-			fflush(stdout);
-		}
+		env_show_plan(&c.plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
 			result = "refused";
 			rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;

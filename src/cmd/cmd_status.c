@@ -44,12 +44,22 @@ probe_node(void *arg)
 		snprintf(p->talos, sizeof(p->talos), "%s", what[seen]);
 		return NULL;
 	}
-	snprintf(p->talos, sizeof(p->talos), "%s", tag);
+	{
+		/* the node's own words: printed, so escaped */
+		char *clean = out_clean(tag);
+
+		snprintf(p->talos, sizeof(p->talos), "%s", clean);
+		free(clean);
+	}
 	free(tag);
 	if (p->controlplane &&
-	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state)
-		snprintf(p->etcd, sizeof(p->etcd), "%s%s", state,
+	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state) {
+		char *clean = out_clean(state);
+
+		snprintf(p->etcd, sizeof(p->etcd), "%s%s", clean,
 			 healthy ? "" : "(unhealthy)");
+		free(clean);
+	}
 	else if (p->controlplane)
 		snprintf(p->etcd, sizeof(p->etcd), "?");
 	free(state);

@@ -50,7 +50,7 @@ cmd_examples_dir(void)
 	ssize_t n;
 
 	if (env && *env)
-		return xstrdup(env);
+		return cmd_path_normalise(env);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		const char *up[] = { "/../examples", "/../../examples",

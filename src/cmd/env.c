@@ -135,6 +135,20 @@ tally_sink(const json_t *ev, void *arg)
 }
 
 void
+env_show_plan(const struct plan *plan, bool json)
+{
+	if (json) {
+		char *s = plan_to_json(plan);
+
+		event_plan(json_loads(s, 0, NULL));
+		free(s);
+	} else {
+		plan_print(plan, stdout, out_color());
+		fflush(stdout);
+	}
+}
+
+void
 env_tally_start(struct env_tally *t, struct env *e, struct state *st)
 {
 	size_t i;

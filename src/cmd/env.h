@@ -37,6 +37,9 @@ int env_desired(struct env *e, struct state *st, struct vm_spec **want,
 int env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err);
 /* The VMs Proxmox holds in or tagged for this environment. */
 int observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err);
+/* The plan on stdout, or as a "plan" event with -o json. */
+void env_show_plan(const struct plan *plan, bool json);
+
 /*
  * What apply and destroy did: VMs created, changed (updated or replaced)
  * and deleted, counted from the VM phase's step events as they finish

@@ -17,6 +17,12 @@
 #define EXIT_RUNTIME "  1  failed while working: network, TLS, an answer such as HTTP 401/403\n"
 #define EXIT_CONFIG  "  2  usage or config error (also an unset environment variable or a\n" \
 		     "     missing secret file the config names)\n"
+/* apply and destroy */
+#define EXIT_CHANGES "  0  done\n" EXIT_RUNTIME                                  \
+	"     or a failed task; run it again to resume; also: declined at\n"   \
+	"     the question\n" EXIT_CONFIG                                      \
+	"     or nothing confirms: no terminal and no --yes\n"                 \
+	"  3  interrupted; run it again to resume\n"
 
 static const struct cmd_help helps[] = {
 	{
@@ -125,11 +131,7 @@ static const struct cmd_help helps[] = {
 		"                     ending with a summary (docs/json.md); the human\n"
 		"                     output goes to stderr\n"
 		"  -h, --help         show this help\n",
-		"  0  done\n" EXIT_RUNTIME
-		"     or a failed task; run it again to resume; also: declined at\n"
-		"     the question\n" EXIT_CONFIG
-		"     or nothing confirms: no terminal and no --yes\n"
-		"  3  interrupted; run it again to resume\n",
+		EXIT_CHANGES,
 		"strata apply homelab --yes",
 	},
 	{
@@ -151,11 +153,7 @@ static const struct cmd_help helps[] = {
 		"  -o json            stream events on stdout, one JSON object per line,\n"
 		"                     ending with a summary (docs/json.md)\n"
 		"  -h, --help         show this help\n",
-		"  0  done\n" EXIT_RUNTIME
-		"     or a failed task; run it again to resume; also: declined at\n"
-		"     the question\n" EXIT_CONFIG
-		"     or nothing confirms: no terminal and no --yes\n"
-		"  3  interrupted; run it again to resume\n",
+		EXIT_CHANGES,
 		"strata destroy homelab --yes",
 	},
 	{

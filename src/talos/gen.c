@@ -21,6 +21,7 @@ gen_result_release(struct gen_result *res)
 {
 	free(res->iso_url);
 	free(res->installer_image);
+	free(res->changed);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -47,8 +48,13 @@ write_file(struct gen_result *res, const char *dir, const char *rel,
 	if (r < 0)
 		r = err_wrap(err, "write '%s'", path);
 	res->files_total++;
-	if (changed)
+	if (changed) {
+		size_t old = res->changed ? strlen(res->changed) : 0;
+
 		res->files_changed++;
+		res->changed = xrealloc(res->changed, old + strlen(rel) + 2);
+		snprintf(res->changed + old, strlen(rel) + 2, "%s\n", rel);
+	}
 	free(path);
 	return r;
 }

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 
 #define MAX_SINKS 4
 
@@ -20,10 +22,7 @@ static char phase[64];
 static double
 mono(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock_mono_ms() / 1000.0;
 }
 
 static double

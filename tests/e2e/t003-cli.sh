@@ -97,7 +97,8 @@ expect_grep "apply complete: 0 VMs created, 1 changed, 0 deleted, 1 unchanged" "
 sed -i 's/^nodes:/talos:\n  patches:\n    - {machine: {sysctls: {vm.max_map_count: "262144"}}}\nnodes:/' "$E/config.yml"
 before=$(tree_sum "$E")
 expect_rc 2 "a Talos config change off a terminal refuses" -- "$STRATA" apply "$E" < /dev/null
-expect_grep "Talos files to generate or rewrite" "$T/out" "names the Talos change"
+expect_grep "Talos configs changed since they were applied" "$T/out" "names the Talos change"
+expect_grep "~ cli-w-1 .*nodes/cli-w-1.yaml" "$T/out" "node by node"
 [ "$(tree_sum "$E")" = "$before" ] && ok "env folder byte-identical (nodes/*.yaml not rewritten)" || bad "refused apply rewrote files"
 expect_rc 0 "apply --yes takes it" -- "$STRATA" apply "$E" --yes
 expect_grep "Talos config applied to 2 nodes" "$T/err" "summary counts the nodes reconfigured"
