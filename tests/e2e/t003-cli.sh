@@ -133,6 +133,26 @@ echo wrong-secret > "$E/no-such-token"
 expect_rc 1 "token refused (401): exit 1" -- "$STRATA" plan "$E"
 expect_grep "HTTP 401" "$T/err" "401 named"
 
+# Interrupted (SIGTERM during the Talos phases): exit 3, the stream ends with
+# an interrupted, resumable summary; a re-run resumes.
+I="$T/envs/intr"
+write_env "$I" intr 1300 1 1 127.0.33
+"$STRATA" apply "$I" --yes -o json > "$T/intr.out" 2> "$T/intr.err" &
+pid=$!
+i=0
+until grep -q '"phase":"talos-install","title"' "$T/intr.out" 2>/dev/null || [ $i -gt 600 ]; do i=$((i + 1)); sleep 0.05; done
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc = 3 ] && ok "SIGTERM during apply exits 3" || { bad "exit $rc, want 3"; tail -5 "$T/intr.err" | sed 's/^/     | /'; }
+tail -1 "$T/intr.out" | $PY -c "import json,sys; s=json.load(sys.stdin); assert s['type'] == 'summary' and s['result'] == 'interrupted' and s['exit_code'] == 3 and s['resumable'] is True, s" \
+	&& ok "summary event: interrupted, resumable" || bad "last event $(tail -1 "$T/intr.out")"
+expect_grep "apply interrupted after" "$T/intr.err" "closing line says interrupted"
+expect_grep "run 'strata apply $I' again to resume" "$T/intr.err" "and how to resume"
+cp "$T/intr.out" "$T/out"; cp "$T/intr.err" "$T/err"; _capture "$T/out" "$T/err"
+expect_rc 0 "the re-run resumes" -- "$STRATA" apply "$I" --yes
+expect_grep "apply complete: 0 VMs created" "$T/err" "nothing created twice"
+
 # gen -o json: one object; a re-run writes nothing.
 G="$T/envs/g"
 write_env "$G" g 1200 1 1 127.0.32
