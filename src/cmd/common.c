@@ -128,8 +128,14 @@ cmd_env_dir(const char *env)
 	struct stat st;
 
 	if (strchr(env, '/') || !strcmp(env, ".") || !strcmp(env, "..")) {
-		/* DIR/config.yml (any file): its folder */
-		if (stat(env, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* DIR/config.yml (any file, or a *.yml / *.yaml that is not
+		 * a folder): its folder */
+		size_t n = strlen(env);
+		bool yml = (n > 4 && !strcmp(env + n - 4, ".yml")) ||
+			   (n > 5 && !strcmp(env + n - 5, ".yaml"));
+		int isdir = stat(env, &st) == 0 ? S_ISDIR(st.st_mode) : -1;
+
+		if (isdir == 0 || (isdir < 0 && yml)) {
 			const char *slash = strrchr(env, '/');
 			char *d = slash ? xstrndup(env, (size_t)(slash - env + 1))
 					: xstrdup(".");
