@@ -150,6 +150,7 @@ class World:
             "drop_rate": {},           # path regex -> probability of a dropped connection
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
+            "task_seconds_by_type": {},  # task type -> duration, overriding task_seconds
             "agent_delay": 5.0,        # seconds after start before the guest agent answers
             "resources_lag": 10.0,     # seconds after a create /cluster/resources shows status unknown, no name
             "bridges": {},             # node -> list of bridges (default ["vmbr0"])
@@ -187,7 +188,8 @@ class World:
             now = int(time.time())
             upid = "UPID:%s:%08X:%08X:%08X:%s:%s:%s:" % (node, self.pid, (self.pid * 37) & 0xFFFFFFFF,
                                                          now, ttype, tid, user)
-            secs = self.knobs["task_seconds"] if seconds is None else seconds
+            secs = self.knobs["task_seconds_by_type"].get(ttype, self.knobs["task_seconds"]) \
+                if seconds is None else seconds
             self.tasks[upid] = {
                 "upid": upid, "node": node, "pid": self.pid, "pstart": (self.pid * 37) & 0xFFFFFFFF,
                 "starttime": now, "type": ttype, "id": tid, "user": user,
