@@ -256,7 +256,7 @@ run_job(struct job *j)
 		break;
 	case ACT_UPDATE:
 		j->rc = do_update(j, pve);
-		what = a->restart ? "updated (takes effect at the restart)" : "updated";
+		what = "updated";   /* a result word (docs/json.md); the restart phase says the rest */
 		break;
 	case ACT_REPLACE:
 		j->rc = stop_and_delete(j, pve, &a->have);
