@@ -84,7 +84,7 @@ cmd_validate(int argc, char **argv)
 		return cmd_usage_error(usage, "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
-	r = config_load_env(&cfg, dir, &diag);
+	r = config_load_env_opts(&cfg, dir, &diag, CONFIG_CHECK_SECRETS);
 	diag_print(&diag, stderr);
 	if (r == 0 && !quiet)
 		printf("%s: valid (%s, %zu control plane%s, %zu worker%s, %zu vm%s)\n",

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/fs.h"
 #include "util/net.h"
 
@@ -33,6 +34,7 @@ config_talos_compat(int minor)
 struct vctx {
 	struct config *cfg;
 	struct diag *diag;
+	unsigned flags;
 };
 
 static void
@@ -73,6 +75,14 @@ static bool
 has_key(const struct config *cfg, const char *path)
 {
 	return config_node_at(cfg, path) != NULL;
+}
+
+static bool
+is_seq(const struct config *cfg, const char *path)
+{
+	struct fy_node *n = config_node_at(cfg, path);
+
+	return n && fy_node_get_type(n) == FYNT_SEQUENCE;
 }
 
 static bool
@@ -179,31 +189,152 @@ has_false(const struct config *cfg, const char *path)
 		     !strcmp(s, "FALSE"));
 }
 
+/*
+ * With CONFIG_CHECK_SECRETS (validate), a secret must be there: an unset
+ * variable or a missing or empty file is an error now, not at plan. The
+ * value is looked at only to see that it is not blank, and never printed.
+ * Offline commands (gen) load without it: they never need these secrets.
+ */
 static void
 check_secret(struct vctx *v, const struct secret_ref *r, const char *path,
 	     bool required)
 {
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	const char *val;
+	char *p;
+	size_t i;
+
 	if (r->kind == SECRET_NONE) {
 		if (required)
 			verr(v, path, "missing; give ${ENV_VAR}, file:PATH or "
 				      "the value");
 		return;
 	}
-	if (r->kind == SECRET_LITERAL)
+	if (!r->text)
+		return;   /* malformed: the decoder said so */
+	if (r->kind == SECRET_LITERAL) {
 		vwarn(v, path,
 		      "secret is written in plain text; allowed because env "
 		      "folders are private, but ${ENV_VAR} or file:PATH keeps "
 		      "it out of copies and backups");
-	if (r->kind == SECRET_FILE) {
-		char *p = r->text[0] == '/' ? xstrdup(r->text)
-					    : fs_join(v->cfg->dir, r->text);
-
-		if (!fs_exists(p))
-			vwarn(v, path,
-			      "secret file '%s' does not exist yet; plan and "
-			      "apply will need it", r->text);
-		free(p);
+		return;
 	}
+	if (!(v->flags & CONFIG_CHECK_SECRETS))
+		return;
+	if (r->kind == SECRET_ENV) {
+		val = getenv(r->text);
+		if (!val || !*val)
+			verr(v, path,
+			     "environment variable '%s' is %s; export it "
+			     "before running strata, or use file:PATH",
+			     r->text, val ? "empty" : "not set");
+		return;
+	}
+	p = r->text[0] == '/' ? xstrdup(r->text) : fs_join(v->cfg->dir, r->text);
+	if (!fs_exists(p)) {
+		verr(v, path, "secret file '%s' does not exist", r->text);
+	} else if (fs_is_dir(p)) {
+		verr(v, path, "secret file '%s' is a directory", r->text);
+	} else if (fs_read_file(&b, p, 64 * 1024, &e) < 0) {
+		verr(v, path, "secret file '%s' cannot be read: %s", r->text,
+		     strstr(e.msg, "larger than") ? "larger than 64 KiB"
+						  : "permission denied or I/O "
+						    "error");
+	} else {
+		for (i = 0; i < b.len; i++)
+			if (!b.ptr[i] || !strchr(" \t\r\n", b.ptr[i]))
+				break;
+		if (i == b.len)
+			verr(v, path, "secret file '%s' is empty", r->text);
+	}
+	buf_release_secret(&b);
+	free(p);
+}
+
+/*
+ * An API endpoint is https://HOST[:PORT] and nothing after it: strata
+ * adds /api2/json itself, and a path there would double it.
+ */
+static void
+check_endpoint(struct vctx *v, const char *url, const char *path)
+{
+	const char *h = url + 8, *end, *colon;
+	size_t hl;
+
+	end = h + strcspn(h, "/?#");
+	if (*end && strcmp(end, "/"))
+		verr(v, path,
+		     "'%s' has a path; give only https://HOST:PORT (strata "
+		     "adds /api2/json itself)", url);
+	colon = memchr(h, ':', (size_t)(end - h));
+	hl = (size_t)((colon ? colon : end) - h);
+	if (hl == 0 || memchr(h, '@', (size_t)(end - h))) {
+		verr(v, path, "'%s' has no host name", url);
+		return;
+	}
+	if (colon) {
+		const char *d = colon + 1;
+		long port = 0;
+
+		if (d == end) {
+			verr(v, path, "'%s' has an empty port", url);
+			return;
+		}
+		for (; d < end; d++) {
+			if (!isdigit((unsigned char)*d)) {
+				verr(v, path, "'%s': the port is not a number",
+				     url);
+				return;
+			}
+			if (port <= 65535)
+				port = port * 10 + (*d - '0');
+		}
+		if (port < 1 || port > 65535)
+			verr(v, path, "'%s': port %.*s is out of range (1..65535)",
+			     url, (int)(end - colon - 1), colon + 1);
+	}
+}
+
+/* Proxmox storage ids: ^[a-z][a-z0-9\-_.]*[a-z0-9]$, case-insensitive. */
+static void
+check_storage_id(struct vctx *v, const char *id, const char *path)
+{
+	size_t n, i;
+	bool ok;
+
+	if (!id || !has_key(v->cfg, path))
+		return;
+	n = strlen(id);
+	ok = n >= 2 && isalpha((unsigned char)id[0]) &&
+	     isalnum((unsigned char)id[n - 1]);
+	for (i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)id[i]) || strchr("-_.", id[i]);
+	if (!ok)
+		verr(v, path,
+		     "'%s' is not a Proxmox storage id (a letter, then letters, "
+		     "digits, '-', '_' or '.', ending with a letter or digit)",
+		     id);
+}
+
+/* The CA file must hold at least one PEM certificate. */
+static void
+check_ca_file(struct vctx *v, const char *file, const char *path)
+{
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	char *p = file[0] == '/' ? xstrdup(file) : fs_join(v->cfg->dir, file);
+
+	if (!fs_exists(p))
+		vwarn(v, path, "'%s' does not exist yet; plan and apply will "
+		      "need it", file);
+	else if (fs_is_dir(p) || fs_read_file(&b, p, 1024 * 1024, &e) < 0)
+		verr(v, path, "'%s' cannot be read as a file", file);
+	else if (!memmem(b.ptr, b.len, "-----BEGIN CERTIFICATE-----", 27))
+		verr(v, path, "'%s' is not a PEM certificate file (no "
+		     "'-----BEGIN CERTIFICATE-----' line)", file);
+	buf_release(&b);
+	free(p);
 }
 
 static void
@@ -223,6 +354,8 @@ check_proxmox(struct vctx *v)
 		verr(v, "proxmox.endpoint",
 		     "'%s' must be an https:// URL (the API only speaks TLS)",
 		     p->endpoint);
+	else
+		check_endpoint(v, p->endpoint, "proxmox.endpoint");
 	if (!has_key(v->cfg, "proxmox.token_id")) {
 		verr(v, "proxmox", "missing required key 'token_id'");
 	} else if (p->token_id) {
@@ -270,20 +403,17 @@ check_proxmox(struct vctx *v)
 			t->fingerprint = buf_detach(&b, NULL);
 		}
 	}
-	if (t->ca_file) {
-		char *path = t->ca_file[0] == '/' ? xstrdup(t->ca_file)
-						  : fs_join(v->cfg->dir, t->ca_file);
-
-		if (!fs_exists(path))
-			vwarn(v, "proxmox.tls.ca_file",
-			      "'%s' does not exist yet; plan and apply will need "
-			      "it", t->ca_file);
-		free(path);
-	}
+	if (t->ca_file)
+		check_ca_file(v, t->ca_file, "proxmox.tls.ca_file");
 	if (!has_key(v->cfg, "proxmox.nodes"))
 		verr(v, "proxmox",
 		     "missing required key 'nodes' (the Proxmox node names VMs "
 		     "may run on)");
+	else if (!p->nodes.n && is_seq(v->cfg, "proxmox.nodes"))
+		verr(v, "proxmox.nodes",
+		     "empty list: name at least one Proxmox node VMs may run on");
+	check_storage_id(v, p->disk_storage, "proxmox.storage.disks");
+	check_storage_id(v, p->iso_storage, "proxmox.storage.isos");
 	for (i = 0; i < p->nodes.n; i++) {
 		size_t j;
 
@@ -295,7 +425,7 @@ check_proxmox(struct vctx *v)
 				verr(v, path, "'%s' is listed twice", p->nodes.v[i]);
 			}
 	}
-	if (!p->vmid_base)
+	if (!p->vmid_base && !has_key(v->cfg, "proxmox.vmid.base"))
 		verr(v, "proxmox",
 		     "missing 'vmid.base': pick a VM id range no other "
 		     "environment uses, e.g. vmid: {base: 1000}");
@@ -600,6 +730,46 @@ has_key_under(const struct config *cfg, const char *path, const char *key)
 	return r;
 }
 
+/*
+ * How many of a pool's allocated addresses fit between ip_start and the
+ * last host of the network; -1 when all do (or there is nothing to say).
+ * Reported once, by count, at ip_start.
+ */
+static int
+pool_fit(struct vctx *v, const struct node_pool *pool, const char *ppath,
+	 uint32_t start, int count)
+{
+	const struct network_config *n = &v->cfg->network;
+	uint64_t last;
+	int alloc = 0, over = 0, i, fit;
+	char path[96];
+
+	if (!pool->ip_start || !start || n->prefix <= 0 || n->prefix > 30 ||
+	    !net_in(start, n->net, n->prefix))
+		return -1;
+	last = (uint64_t)(n->net | ~net_mask(n->prefix)) - 1;
+	fit = start > last ? 0 : (int)(last - start + 1);
+	/* A first address that is no host at all is its own error. */
+	if (fit == 0)
+		fit = 1;
+	for (i = 0; i < count; i++) {
+		if (pool->n_list && pool->list[i].ip)
+			continue;   /* written out, not allocated */
+		alloc++;
+		if (i >= fit)
+			over++;
+	}
+	if (!over)
+		return -1;
+	snprintf(path, sizeof(path), "%s.ip_start", ppath);
+	verr(v, path,
+	     "%d of %d node%s from '%s' do%s not fit in '%s': it has %d "
+	     "address%s from there to its last host", over, alloc,
+	     alloc == 1 ? "" : "s", pool->ip_start, over == 1 ? "es" : "",
+	     n->cidr, fit, fit == 1 ? "" : "es");
+	return fit;
+}
+
 static void
 expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 	    const char *pool_key, struct node *out, size_t *n_out)
@@ -608,7 +778,7 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 	const char *what = role == ROLE_CONTROLPLANE ? "cp" : "w";
 	char ppath[64];
 	uint32_t start = 0;
-	int count, i;
+	int count, i, fit;
 
 	snprintf(ppath, sizeof(ppath), "nodes.%s", pool_key);
 	if (pool->n_list > 0 && pool->count >= 0 &&
@@ -632,6 +802,7 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 		pool->disk_gib = role == ROLE_CONTROLPLANE ? 32 : 64;
 	if (pool->ip_start)
 		net_ipv4_parse(pool->ip_start, &start);
+	fit = pool_fit(v, pool, ppath, start, count);
 	for (i = 0; i < count; i++) {
 		struct node *nd = &out[(*n_out)++];
 		const struct node *src = pool->n_list ? &pool->list[i] : NULL;
@@ -649,6 +820,8 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 		if (src && src->ip) {
 			nd->ip = xstrdup(src->ip);
 			nd->ip_explicit = true;
+		} else if (pool->ip_start && fit >= 0 && i >= fit) {
+			/* Past the end of the network: reported once above. */
 		} else if (pool->ip_start) {
 			uint32_t a = start + (uint32_t)i;
 
@@ -1056,7 +1229,7 @@ check_siblings(struct vctx *v)
 void
 config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 {
-	struct vctx v = { cfg, diag };
+	struct vctx v = { cfg, diag, flags };
 
 	check_platform_sections(&v);
 	/* A missing or misplaced section was reported just above. */

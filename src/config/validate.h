@@ -7,7 +7,6 @@
 
 #include "config/config.h"
 
-#define CONFIG_NO_SIBLINGS 0x1   /* skip the VM id overlap check */
 
 /* Load from memory; path names the file in messages and sets cfg->dir. */
 int config_load_mem(struct config **out, const char *path, const char *data,
