@@ -289,8 +289,9 @@ utf8_len(const unsigned char *p, size_t left)
 	return n;
 }
 
-static int
-check_text(const char *t, size_t len, struct diag *diag)
+int
+config_check_text(const char *t, size_t len, struct diag *diag,
+		  const char *file)
 {
 	const unsigned char *p = (const unsigned char *)t;
 	size_t i = 0, n;
@@ -301,16 +302,16 @@ check_text(const char *t, size_t len, struct diag *diag)
 
 		if (ch == 0 || (ch < 0x20 && ch != '\n' && ch != '\r' &&
 				ch != '\t') || ch == 0x7f) {
-			diag_add(diag, DIAG_ERROR, line, col, NULL,
-				 "control character 0x%02x: this is not a "
-				 "text file", ch);
+			diag_add_file(diag, file, DIAG_ERROR, line, col, NULL,
+				      "control character 0x%02x: this is not a "
+				      "text file", ch);
 			return -1;
 		}
 		n = utf8_len(p + i, len - i);
 		if (!n) {
-			diag_add(diag, DIAG_ERROR, line, col, NULL,
-				 "invalid UTF-8 byte 0x%02x: this is not a "
-				 "text file", ch);
+			diag_add_file(diag, file, DIAG_ERROR, line, col, NULL,
+				      "invalid UTF-8 byte 0x%02x: this is not a "
+				      "text file", ch);
 			return -1;
 		}
 		if (ch == '\n') {
@@ -362,7 +363,7 @@ config_load_mem(struct config **out, const char *path, const char *data,
 			 "file is larger than 1 MiB; a config is a few kilobytes");
 		return -1;
 	}
-	if (check_text(data, len, diag) < 0)
+	if (config_check_text(data, len, diag, NULL) < 0)
 		return -1;
 	if (is_blank(data, len)) {
 		diag_add(diag, DIAG_ERROR, 0, 0, NULL,

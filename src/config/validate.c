@@ -10,10 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/decode.h"
+#include "config/talos_schema.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/net.h"
+#include "util/yaml.h"
 
 static const struct talos_compat compat[] = {
 	{ 12, "v1.12.11", "1.35.4", 30, 35 },
@@ -464,6 +467,129 @@ check_vps(struct vctx *v)
 		      "is trusted on first use");
 }
 
+/* --- talos patches against the Talos config schema --------------------- */
+
+static void
+report_inline(void *ctx, enum diag_level lvl, struct fy_node *n,
+	      const char *path, const char *msg)
+{
+	struct vctx *v = ctx;
+	int line, col;
+
+	decode_node_pos(n, &line, &col);
+	diag_add(v->diag, lvl, line, col, path, "%s", msg);
+}
+
+struct pfile {
+	struct vctx *v;
+	const char *file;
+	int errors;
+};
+
+static void
+report_file(void *ctx, enum diag_level lvl, struct fy_node *n,
+	    const char *path, const char *msg)
+{
+	struct pfile *pf = ctx;
+	int line, col;
+
+	decode_node_pos(n, &line, &col);
+	diag_add_file(pf->v->diag, pf->file, lvl, line, col, path, "%s", msg);
+}
+
+static void
+report_file_pos(void *ctx, int line, int col, const char *msg)
+{
+	struct pfile *pf = ctx;
+
+	pf->errors++;
+	diag_add_file(pf->v->diag, pf->file, DIAG_ERROR, line, col, NULL, "%s",
+		      msg);
+}
+
+/*
+ * A patch file: every document parsed (aliases resolved, as gen will) and
+ * checked. A lone list is a JSON patch, which Talos refuses on the
+ * multi-document configs of v1.12 and later.
+ */
+static void
+check_patch_file(struct vctx *v, const char *path, const struct talos_patch *tp,
+		 size_t idx)
+{
+	struct pfile pf = { v, path, 0 };
+	struct buf text = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct fy_diag_cfg dcfg;
+	struct fy_parse_cfg pcfg;
+	struct fy_diag *fyd = NULL;
+	struct fy_parser *fyp = NULL;
+	struct fy_document *doc;
+	struct fy_document *docs[64];
+	size_t ndocs = 0, i;
+
+	if (fs_is_dir(path) || fs_read_file(&text, path, 1024 * 1024, &e) < 0) {
+		diag_add(v->diag, DIAG_ERROR, tp->line, tp->col, NULL,
+			 "talos.patches[%zu]: patch file '%s' cannot be read "
+			 "(a directory, unreadable or over 1 MiB)", idx, tp->file);
+		goto out;
+	}
+	if (config_check_text(text.ptr, text.len, v->diag, path) < 0)
+		goto out;
+	yaml_diag_cfg(&dcfg);
+	fyd = fy_diag_create(&dcfg);
+	if (!fyd)
+		goto out;
+	fy_diag_set_collect_errors(fyd, true);
+	memset(&pcfg, 0, sizeof(pcfg));
+	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
+	pcfg.diag = fyd;
+	fyp = fy_parser_create(&pcfg);
+	if (!fyp || fy_parser_set_string(fyp, text.ptr, text.len) != 0)
+		goto out;
+	while ((doc = fy_parse_load_document(fyp)) != NULL) {
+		if (ndocs == 64 || !fy_document_root(doc)) {
+			fy_parse_document_destroy(fyp, doc);
+			continue;
+		}
+		docs[ndocs++] = doc;
+	}
+	if (fy_parser_get_stream_error(fyp)) {
+		struct fy_diag_error *de;
+		void *it = NULL;
+
+		de = fy_diag_errors_iterate(fyd, &it);
+		report_file_pos(&pf, de ? de->line + 1 : 0, de ? de->column + 1 : 0,
+				de ? de->msg : "invalid YAML");
+		goto release;
+	}
+	for (i = 0; i < ndocs; i++) {
+		struct fy_node *root;
+
+		if (yaml_resolve(docs[i], report_file_pos, &pf) < 0)
+			continue;
+		root = fy_document_root(docs[i]);
+		if (ndocs == 1 && fy_node_get_type(root) == FYNT_SEQUENCE) {
+			report_file(&pf, DIAG_ERROR, root, NULL,
+				    "a JSON patch (a list of operations) cannot "
+				    "apply to Talos v1.12 and later configs, which "
+				    "are several documents; write a strategic merge "
+				    "patch (a mapping) instead");
+			continue;
+		}
+		talos_schema_check(root, v->cfg->talos.minor, "", report_file,
+				   &pf);
+	}
+release:
+	for (i = 0; i < ndocs; i++)
+		fy_parse_document_destroy(fyp, docs[i]);
+out:
+	if (fyp)
+		fy_parser_destroy(fyp);
+	if (fyd)
+		fy_diag_destroy(fyd);
+	buf_release(&text);
+}
+
 static void
 check_talos(struct vctx *v)
 {
@@ -553,16 +679,23 @@ check_talos(struct vctx *v)
 		     t->install_disk);
 	for (i = 0; i < t->n_patches; i++) {
 		struct talos_patch *p = &t->patches[i];
+		char dpath[64];
 		char *path;
 
-		if (!p->file)
+		snprintf(dpath, sizeof(dpath), "talos.patches[%zu]", i);
+		if (!p->file) {
+			talos_schema_check(config_node_at(cfg, dpath), t->minor,
+					   dpath, report_inline, v);
 			continue;
+		}
 		path = p->file[0] == '/' ? xstrdup(p->file)
 					 : fs_join(cfg->dir, p->file);
 		if (!fs_exists(path))
 			diag_add(v->diag, DIAG_ERROR, p->line, p->col, NULL,
 				 "talos.patches[%zu]: patch file '%s' does not "
 				 "exist", i, p->file);
+		else
+			check_patch_file(v, path, p, i);
 		free(path);
 	}
 }
