@@ -69,9 +69,13 @@ cmd_gen(int argc, char **argv)
 	printf("schematic: %s\n", res.schematic_id);
 	printf("iso: %s\n", res.iso_url);
 	printf("installer: %s\n", res.installer_image);
-	printf("%d file%s written, %d unchanged\n", res.files_changed,
+	printf("%d file%s written, %d unchanged", res.files_changed,
 	       res.files_changed == 1 ? "" : "s",
 	       res.files_total - res.files_changed);
+	if (res.files_removed)
+		printf(", %d removed (nodes no longer in the config)",
+		       res.files_removed);
+	printf("\n");
 	r = 0;
 out:
 	if (lock.held)

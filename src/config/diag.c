@@ -1,5 +1,6 @@
 #include "config/diag.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,31 @@ diag_summary(const struct diag *d, FILE *fp)
 	fprintf(fp, "%zu error%s, %zu warning%s\n", d->errors,
 		d->errors == 1 ? "" : "s", d->warnings,
 		d->warnings == 1 ? "" : "s");
+}
+
+json_t *
+diag_json(struct diag *d)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	diag_sort(d);
+	for (i = 0; i < d->n; i++) {
+		const struct diag_item *it = &d->v[i];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "file", json_string(diag_item_file(d, it)));
+		json_object_set_new(o, "line", it->line > 0 ? json_integer(it->line)
+							    : json_null());
+		json_object_set_new(o, "col", it->line > 0 ? json_integer(it->col)
+							   : json_null());
+		json_object_set_new(o, "level", json_string(it->level == DIAG_ERROR
+								    ? "error"
+								    : "warning"));
+		json_object_set_new(o, "path", it->path ? json_string(it->path)
+							: json_null());
+		json_object_set_new(o, "message", json_string(it->msg));
+		json_array_append_new(arr, o);
+	}
+	return arr;
 }

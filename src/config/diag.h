@@ -45,6 +45,10 @@ const char *diag_item_file(const struct diag *d, const struct diag_item *it);
 void diag_sort(struct diag *d);
 /* Sort and print one line per item. */
 void diag_print(struct diag *d, FILE *fp);
+/* Sorted items as a JSON array of {file, line, col, level, path, message};
+ * line, col and path are null when there is none. Caller decrefs. */
+struct json_t;
+struct json_t *diag_json(struct diag *d);
 /* "N errors, M warnings" style summary, or nothing when clean. */
 void diag_summary(const struct diag *d, FILE *fp);
 
