@@ -830,18 +830,19 @@ check_network(struct vctx *v)
 		     "'static'");
 }
 
-/* An address for a node or VM must be a usable host in the node network. */
-static void
+/* An address for a node or VM must be a usable host in the node network.
+ * True when something was reported. */
+static bool
 check_host_ip(struct vctx *v, const char *ip, const char *path)
 {
 	struct network_config *n = &v->cfg->network;
 	uint32_t a, gw = 0;
 
 	if (!ip || !net_ipv4_parse(ip, &a) || n->prefix <= 0)
-		return;
+		return false;
 	if (!net_in(a, n->net, n->prefix)) {
 		verr(v, path, "'%s' is outside network '%s'", ip, n->cidr);
-		return;
+		return true;
 	}
 	if (n->prefix < 31 && a == n->net)
 		verr(v, path, "'%s' is the network address of '%s'", ip, n->cidr);
@@ -849,6 +850,9 @@ check_host_ip(struct vctx *v, const char *ip, const char *path)
 		verr(v, path, "'%s' is the broadcast address of '%s'", ip, n->cidr);
 	else if (n->gateway && net_ipv4_parse(n->gateway, &gw) && a == gw)
 		verr(v, path, "'%s' is the gateway", ip);
+	else
+		return false;
+	return true;
 }
 
 /* --- node pools --------------------------------------------------------- */
@@ -1002,6 +1006,7 @@ static void
 check_nodes(struct vctx *v)
 {
 	struct config *cfg = v->cfg;
+	struct str_list reported = { 0 };   /* pools with an ip_start error */
 	size_t max, i;
 	int ncp;
 
@@ -1044,10 +1049,16 @@ check_nodes(struct vctx *v)
 			snprintf(path, sizeof(path), "%s.ip", nd->path);
 		else
 			snprintf(path, sizeof(path), "nodes.%s.ip_start", nd->pool);
-		if (nd->ip && strcmp(nd->ip, "0.0.0.0"))
-			check_host_ip(v, nd->ip, path);
-		else if (nd->ip)
+		/* One mistake at ip_start is one error, not one per node. */
+		if (!nd->ip_explicit && strlist_has(&reported, nd->pool))
+			;
+		else if (nd->ip && strcmp(nd->ip, "0.0.0.0")) {
+			if (check_host_ip(v, nd->ip, path) && !nd->ip_explicit)
+				strlist_push(&reported, nd->pool);
+		} else if (nd->ip) {
 			verr(v, path, "address range runs past 255.255.255.255");
+			strlist_push(&reported, nd->pool);
+		}
 		if (strlen(nd->name) > 63)
 			verr(v, nd->path, "node name '%s' is longer than 63",
 			     nd->name);
@@ -1062,6 +1073,9 @@ check_nodes(struct vctx *v)
 			     "node '%s' needs a static mac: network.discovery "
 			     "is dhcp-lease", nd->name);
 	}
+	for (i = 0; i < reported.n; i++)
+		free(reported.v[i]);
+	free(reported.v);
 	if (cfg->kubernetes.allow_scheduling_on_controlplanes == false &&
 	    !has_key(cfg, "kubernetes.allow_scheduling_on_controlplanes"))
 		cfg->kubernetes.allow_scheduling_on_controlplanes =
