@@ -134,8 +134,8 @@ decode_suggest(const char *word, const char *const *cands, size_t n)
 	return bestd <= limit ? best : NULL;
 }
 
-static const char *
-kind_name(struct fy_node *n)
+const char *
+decode_kind_name(struct fy_node *n)
 {
 	if (!n || fy_node_is_null(n))
 		return "nothing";
@@ -157,7 +157,7 @@ decode_scalar(struct dctx *c, struct fy_node *n, const char *path,
 
 	if (!n || fy_node_get_type(n) != FYNT_SCALAR) {
 		decode_error(c, n, path, "expected %s, got %s", want,
-			     kind_name(n));
+			     decode_kind_name(n));
 		return NULL;
 	}
 	s = fy_node_get_scalar0(n);
@@ -291,7 +291,7 @@ store_strlist(struct str_list *l, struct dctx *c, struct fy_node *n,
 	}
 	if (!n || fy_node_get_type(n) != FYNT_SEQUENCE) {
 		decode_error(c, n, path, "expected a list of strings, got %s",
-			     kind_name(n));
+			     decode_kind_name(n));
 		return;
 	}
 	l->v = xcalloc((size_t)fy_node_sequence_item_count(n) + 1,
@@ -394,7 +394,7 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 
 		if (fy_node_get_type(n) != FYNT_SEQUENCE) {
 			decode_error(c, n, path, "expected a list, got %s",
-				     kind_name(n));
+				     decode_kind_name(n));
 			return;
 		}
 		count = (size_t)fy_node_sequence_item_count(n);
@@ -615,7 +615,7 @@ decode_map(struct dctx *c, struct fy_node *n, void *base,
 
 	if (!n || fy_node_get_type(n) != FYNT_MAPPING) {
 		decode_error(c, n, path, "expected a mapping, got %s",
-			     kind_name(n));
+			     decode_kind_name(n));
 		return;
 	}
 	for (f = s->fields; f->key && nkeys < 64; f++)

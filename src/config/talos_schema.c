@@ -41,15 +41,9 @@ report(struct tctx *t, enum diag_level lvl, struct fy_node *n,
 static const char *
 got(struct fy_node *n)
 {
-	switch (fy_node_get_type(n)) {
-	case FYNT_MAPPING:
-		return "a mapping";
-	case FYNT_SEQUENCE:
-		return "a list";
-	default:
-		return fy_node_get_style(n) == FYNS_PLAIN ? "a scalar"
-							  : "a quoted string";
-	}
+	if (fy_node_get_type(n) == FYNT_SCALAR && fy_node_get_style(n) != FYNS_PLAIN)
+		return "a quoted string";
+	return decode_kind_name(n);
 }
 
 static bool
