@@ -502,9 +502,11 @@ config_secret_resolve(char **out, const struct config *cfg,
 		if (r < 0) {
 			/* A missing secret is a config problem, like an unset
 			 * variable: both exit 2. */
-			if (err->code == ERR_NOTFOUND)
-				err->code = ERR_USAGE;
 			buf_release_secret(&b);
+			if (err->code == ERR_NOTFOUND)
+				return err_set(err, ERR_USAGE,
+					       "%s: secret file '%s' does not exist",
+					       what, ref->text);
 			return err_wrap(err, "%s", what);
 		}
 		while (b.len && (b.ptr[b.len - 1] == '\n' ||

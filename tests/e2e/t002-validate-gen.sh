@@ -48,6 +48,17 @@ assert set(ip) == {"file", "line", "col", "level", "path", "message"}, ip
 EOF
 if grep -q t002-placeholder-token "$T/out" "$T/err"; then bad "a secret in validate output"; else ok "no secret in validate output"; fi
 
+# At run time an unset variable and a missing secret file exit alike (2),
+# before anything is contacted.
+P="$T/c/plan"
+mkdir -p "$P"
+sed 's/^  token_secret: .*/  token_secret: ${T002_UNSET_VAR}/' "$TOP/examples/proxmox-example/config.yml" > "$P/config.yml"
+expect_rc 2 "plan with an unset variable exits 2" -- "$STRATA" plan "$P"
+expect_grep "environment variable 'T002_UNSET_VAR' is not set" "$T/err" "plan names the variable"
+sed -i 's/^  token_secret: .*/  token_secret: file:no-such-token/' "$P/config.yml"
+expect_rc 2 "plan with a missing secret file exits 2" -- "$STRATA" plan "$P"
+expect_grep "secret file 'no-such-token' does not exist" "$T/err" "plan names the file"
+
 # gen, then shrink the worker pool: the removed node's files go, a user's
 # file in nodes/ stays, and a generated file the user changed is kept.
 expect_rc 0 "gen with two workers" -- "$STRATA" gen "$E"
