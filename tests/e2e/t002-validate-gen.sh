@@ -88,4 +88,29 @@ expect_rc 0 "gen after removing the last worker" -- "$STRATA" gen "$E"
 expect_grep "kept nodes/a-rather-long-environment-name-w-1.yaml: changed since gen wrote it" "$T/err" "kept file named"
 [ ! -e "$E/patches/a-rather-long-environment-name-w-1.yaml" ] && ok "its unchanged patch file is removed" || bad "patch file left"
 
+# Aliases and merge keys in talos patches reach the node config resolved:
+# an inline patch using an anchor from elsewhere in config.yml, and a patch
+# file with a merge key. nodes/*.yaml must be valid YAML holding the values.
+A="$T/d/alias"
+mkdir -p "$A/patches"
+sed -e 's|^  gateway: 10.0.0.1$|  gateway: \&gw 10.0.0.1|' -e 's|^  install_disk: /dev/sda$|  install_disk: /dev/sda\n  patches:\n    - machine:\n        kubelet:\n          extraArgs:\n            node-ip-gw: *gw\n    - patches/merge.yaml|' \
+	"$TOP/examples/proxmox-example/config.yml" > "$A/config.yml"
+cat > "$A/patches/merge.yaml" <<'EOF'
+machine:
+  sysctls: &base
+    vm.max_map_count: "262144"
+  sysfs:
+    <<: *base
+    kernel.mm.ksm.run: "0"
+EOF
+expect_rc 0 "validate: aliases in patches" -- "$STRATA" validate "$A"
+expect_rc 0 "gen: aliases in patches" -- "$STRATA" gen "$A"
+python3 - "$A/nodes/proxmox-example-w-1.yaml" <<'EOF' && ok "node config is valid YAML with the aliased values" || bad "aliases in the node config"
+import sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+m = docs[0]["machine"]
+assert m["kubelet"]["extraArgs"]["node-ip-gw"] == "10.0.0.1", m["kubelet"]
+assert m["sysfs"] == {"vm.max_map_count": "262144", "kernel.mm.ksm.run": "0"}, m["sysfs"]
+EOF
+
 finish
