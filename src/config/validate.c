@@ -4,6 +4,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <libfyaml.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -321,6 +324,19 @@ check_storage_id(struct vctx *v, const char *id, const char *path)
 		     id);
 }
 
+static bool
+pem_has_cert(const struct buf *b)
+{
+	BIO *bio = BIO_new_mem_buf(b->ptr, (int)b->len);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	bool ok = x != NULL;
+
+	X509_free(x);
+	BIO_free(bio);
+	ERR_clear_error();
+	return ok;
+}
+
 /* The CA file must hold at least one PEM certificate. */
 static void
 check_ca_file(struct vctx *v, const char *file, const char *path)
@@ -337,6 +353,9 @@ check_ca_file(struct vctx *v, const char *file, const char *path)
 	else if (!memmem(b.ptr, b.len, "-----BEGIN CERTIFICATE-----", 27))
 		verr(v, path, "'%s' is not a PEM certificate file (no "
 		     "'-----BEGIN CERTIFICATE-----' line)", file);
+	else if (!pem_has_cert(&b))
+		verr(v, path, "'%s' has a BEGIN CERTIFICATE line but no "
+		     "certificate OpenSSL can read", file);
 	buf_release(&b);
 	free(p);
 }
