@@ -1393,6 +1393,41 @@ check_siblings(struct vctx *v)
 	free(parent);
 }
 
+/*
+ * gen writes patches/NODE.yaml and nodes/NODE.yaml: a talos patch file of
+ * the user's at one of those paths would be overwritten by the first gen.
+ */
+static void
+check_patch_names(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	size_t i, j;
+
+	for (i = 0; i < cfg->talos.n_patches; i++) {
+		const struct talos_patch *p = &cfg->talos.patches[i];
+		const char *f = p->file;
+
+		if (!f)
+			continue;
+		if (!strncmp(f, "./", 2))
+			f += 2;
+		for (j = 0; j < cfg->n_nodes; j++) {
+			const char *name = cfg->nodes[j].name;
+			size_t n = strlen(name);
+			const char *rest = !strncmp(f, "patches/", 8) ? f + 8
+					   : !strncmp(f, "nodes/", 6) ? f + 6 : NULL;
+
+			if (rest && !strncmp(rest, name, n) &&
+			    !strcmp(rest + n, ".yaml"))
+				diag_add(v->diag, DIAG_ERROR, p->line, p->col, NULL,
+					 "talos.patches[%zu]: '%s' is the file gen "
+					 "writes for node '%s' and would be "
+					 "overwritten; give your patch another name",
+					 i, p->file, name);
+		}
+	}
+}
+
 void
 config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 {
@@ -1407,6 +1442,7 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	check_network(&v);
 	check_talos(&v);
 	check_nodes(&v);
+	check_patch_names(&v);
 	check_kubernetes(&v);
 	check_vip(&v);
 	check_vms(&v);
