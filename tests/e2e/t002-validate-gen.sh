@@ -77,6 +77,12 @@ expect_grep "2 removed (nodes no longer in the config)" "$T/out" "gen says what 
 [ -f "$E/nodes/a-rather-long-environment-name-w-1.yaml" ] && ok "the remaining worker keeps its file" || bad "w-1 file gone"
 [ -f "$E/nodes/notes.yaml" ] && [ -f "$E/patches/extra.yaml" ] && ok "user files in nodes/ and patches/ survive" || bad "a user file was removed"
 if grep -q "$W2" "$E/.generated.sha256"; then bad "record still lists the removed node"; else ok "record forgets the removed node"; fi
+# A record naming files outside nodes/ and patches/ removes nothing.
+h=$(sha256sum "$E/config.yml" | cut -d' ' -f1)
+hs=$(sha256sum "$E/secrets.yaml" | cut -d' ' -f1)
+printf '%s  nodes/../config.yml\n%s  config.yml\n%s  secrets.yaml\n' "$h" "$h" "$hs" >> "$E/.generated.sha256"
+expect_rc 0 "gen with a tampered record" -- "$STRATA" gen "$E"
+[ -f "$E/config.yml" ] && [ -f "$E/secrets.yaml" ] && ok "only nodes/ and patches/ files are ever removed" || bad "gen removed a file outside nodes/ and patches/"
 expect_rc 0 "gen again changes nothing" -- "$STRATA" gen "$E"
 expect_grep " written, [0-9]* unchanged$" "$T/out" "nothing removed on a re-run"
 
