@@ -33,6 +33,12 @@ struct gen_result {
 	bool secrets_created;
 	int files_changed;
 	int files_total;
+	char *changed;          /* the files_changed paths, one per line */
+	/* Set by the caller before talos_gen: write nothing, only count in
+	 * files_changed what would change (secrets_created: secrets.yaml is
+	 * missing, so everything would be new; counting stops there). Stale
+	 * files are neither removed nor counted then. */
+	bool check_only;
 	int files_removed;         /* of nodes no longer in the config */
 	int files_kept;            /* the same, kept: changed since gen wrote them */
 	struct buf manifest;       /* what this run wrote (internal) */

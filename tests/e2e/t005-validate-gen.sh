@@ -3,7 +3,7 @@
 # files of nodes that left the config (only files it wrote). Offline.
 . "$(dirname "$0")/lib.sh"
 
-export PVE_TOKEN_SECRET=t002-placeholder-token
+export PVE_TOKEN_SECRET=t005-placeholder-token
 E="$T/a/env"   # apart from the bad copy: siblings share VM id ranges
 mkdir -p "$E"
 cp "$TOP/examples/proxmox-example/config.yml" "$E/config.yml"
@@ -31,7 +31,7 @@ assert o["nodes"][0]["address"] == "10.0.0.11" and isinstance(o["nodes"][0]["vmi
 EOF
 B="$T/b/bad"
 mkdir -p "$B"
-sed -e 's/ip_start: 10.0.0.21/ip_start: 10.0.0.300/' -e 's/^  token_secret: .*/  token_secret: ${T002_UNSET_VAR}/' \
+sed -e 's/ip_start: 10.0.0.21/ip_start: 10.0.0.300/' -e 's/^  token_secret: .*/  token_secret: ${T005_UNSET_VAR}/' \
 	"$TOP/examples/proxmox-example/config.yml" > "$B/config.yml"
 expect_rc 2 "validate -o json (errors) exits 2" -- "$STRATA" validate -o json "$B"
 python3 - "$T/out" "$B/config.yml" <<'EOF' && ok "json diagnostics: file, line, col, level, path, message" || bad "json diagnostics"
@@ -43,18 +43,18 @@ ip = d["nodes.workers.ip_start"]
 assert ip["file"] == sys.argv[2] and ip["level"] == "error", ip
 assert isinstance(ip["line"], int) and isinstance(ip["col"], int), ip
 assert ip["message"] == "'10.0.0.300' is not an IPv4 address", ip
-assert "T002_UNSET_VAR' is not set" in d["proxmox.token_secret"]["message"], d
+assert "T005_UNSET_VAR' is not set" in d["proxmox.token_secret"]["message"], d
 assert set(ip) == {"file", "line", "col", "level", "path", "message"}, ip
 EOF
-if grep -q t002-placeholder-token "$T/out" "$T/err"; then bad "a secret in validate output"; else ok "no secret in validate output"; fi
+if grep -q t005-placeholder-token "$T/out" "$T/err"; then bad "a secret in validate output"; else ok "no secret in validate output"; fi
 
 # At run time an unset variable and a missing secret file exit alike (2),
 # before anything is contacted.
 P="$T/c/plan"
 mkdir -p "$P"
-sed 's/^  token_secret: .*/  token_secret: ${T002_UNSET_VAR}/' "$TOP/examples/proxmox-example/config.yml" > "$P/config.yml"
+sed 's/^  token_secret: .*/  token_secret: ${T005_UNSET_VAR}/' "$TOP/examples/proxmox-example/config.yml" > "$P/config.yml"
 expect_rc 2 "plan with an unset variable exits 2" -- "$STRATA" plan "$P"
-expect_grep "environment variable 'T002_UNSET_VAR' is not set" "$T/err" "plan names the variable"
+expect_grep "environment variable 'T005_UNSET_VAR' is not set" "$T/err" "plan names the variable"
 sed -i 's/^  token_secret: .*/  token_secret: file:no-such-token/' "$P/config.yml"
 expect_rc 2 "plan with a missing secret file exits 2" -- "$STRATA" plan "$P"
 expect_grep "secret file 'no-such-token' does not exist" "$T/err" "plan names the file"
