@@ -7,6 +7,7 @@
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
 
 static const char usage[] =
 	"usage: strata gen ENV\n"
@@ -43,6 +44,10 @@ cmd_gen(int argc, char **argv)
 			return r;
 	if (!env)
 		return cmd_usage_error(usage, "missing ENV");
+	if (proc_protect_secrets(&err) < 0) {
+		out_error("gen: %s", err.msg);
+		return 1;
+	}
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&cfg, dir, &diag);
@@ -58,7 +63,8 @@ cmd_gen(int argc, char **argv)
 		r = 0;
 		goto out;
 	}
-	if (fs_lock_acquire(&lock, dir, &err) < 0 ||
+	if (fs_root_open(dir, false, &err) < 0 ||
+	    fs_lock_acquire(&lock, dir, &err) < 0 ||
 	    talos_gen(cfg, dir, &res, &err) < 0) {
 		out_error("gen: %s", err.msg);
 		r = err_exit_code(&err);
@@ -74,8 +80,8 @@ cmd_gen(int argc, char **argv)
 	       res.files_total - res.files_changed);
 	r = 0;
 out:
-	if (lock.held)
-		fs_lock_release(&lock);
+	fs_lock_release(&lock);
+	fs_root_close();
 	gen_result_release(&res);
 	config_free(cfg);
 	diag_release(&diag);

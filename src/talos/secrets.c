@@ -305,8 +305,7 @@ int
 talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 			     bool *created, struct err *err)
 {
-	struct buf text = BUF_INIT;
-	char *tmp = NULL;
+	struct buf text = BUF_INIT_SECRET;
 	int r;
 
 	*out = NULL;
@@ -322,24 +321,9 @@ talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 	if ((r = talos_secrets_generate(out, err)) < 0 ||
 	    (r = talos_secrets_encode(&text, *out, err)) < 0)
 		goto out;
-	/*
-	 * Never replace a bundle, even one that appeared meanwhile: write a
-	 * temporary file, then link(2) it into place, which fails if PATH
-	 * exists.
-	 */
-	tmp = xasprintf("%s.new.%ld", path, (long)getpid());
-	if ((r = fs_write_atomic(tmp, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
+	/* Never replace a bundle, even one that appeared meanwhile. */
+	if ((r = fs_create_atomic(path, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
 		goto out;
-	if (link(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		r = e == EEXIST
-			? err_set(err, ERR_EXISTS, "'%s' appeared while generating; not overwritten", path)
-			: err_sys(err, e, "create '%s'", path);
-		goto out;
-	}
-	unlink(tmp);
 	if (created)
 		*created = true;
 out:
@@ -347,7 +331,6 @@ out:
 		talos_secrets_free(*out);
 		*out = NULL;
 	}
-	free(tmp);
 	buf_release_secret(&text);
 	return r;
 }

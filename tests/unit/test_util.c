@@ -132,38 +132,6 @@ test_fs__read_refuses_oversize_and_reports_missing(void **state)
 }
 
 static void
-test_fs__lock_is_exclusive_and_stale_lock_taken_over(void **state)
-{
-	struct fs_lock a = { 0 }, b = { 0 };
-	struct err e = ERR_INIT;
-	char *lockpath = fs_join(tmpdir, ".lock");
-	pid_t child;
-	int status;
-
-	assert_int_equal(fs_lock_acquire(&a, tmpdir, &e), 0);
-	assert_int_equal(fs_lock_acquire(&b, tmpdir, &e), -ERR_LOCKED);
-	assert_non_null(strstr(e.msg, "locked by pid"));
-	fs_lock_release(&b);
-	fs_lock_release(&a);
-	assert_false(fs_exists(lockpath));
-
-	/* A lock left by a dead process is stale. */
-	child = fork();
-	if (child == 0) {
-		struct fs_lock c = { 0 };
-		struct err ce = ERR_INIT;
-
-		_exit(fs_lock_acquire(&c, tmpdir, &ce) == 0 ? 0 : 1);
-	}
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_true(fs_exists(lockpath));
-	assert_int_equal(fs_lock_acquire(&a, tmpdir, &e), 0);
-	fs_lock_release(&a);
-	free(lockpath);
-}
-
-static void
 test_fs__mkdir_p_nested(void **state)
 {
 	struct err e = ERR_INIT;
@@ -242,7 +210,6 @@ main(void)
 		cmocka_unit_test(test_buf__grows_and_detaches),
 		cmocka_unit_test(test_fs__atomic_write_sets_mode_and_replaces),
 		cmocka_unit_test(test_fs__read_refuses_oversize_and_reports_missing),
-		cmocka_unit_test(test_fs__lock_is_exclusive_and_stale_lock_taken_over),
 		cmocka_unit_test(test_fs__mkdir_p_nested),
 		cmocka_unit_test(test_net__ipv4_strict),
 		cmocka_unit_test(test_net__cidr_and_membership),
