@@ -199,6 +199,7 @@ read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 	int r, i;
 
 	free(rel);
+	b->secret = true;   /* a machine config: the cluster's keys */
 	r = fs_read_file(b, path, 4 << 20, err);
 	free(path);
 	if (r < 0)

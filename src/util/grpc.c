@@ -32,7 +32,7 @@ grpc_result_release(struct grpc_result *r)
 	size_t i;
 
 	for (i = 0; i < r->n_msgs; i++)
-		buf_release(&r->msgs[i]);
+		buf_release_secret(&r->msgs[i]);   /* kubeconfig, configs */
 	free(r->msgs);
 	free(r->message);
 	grpc_result_init(r);
@@ -315,6 +315,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	pthread_once(&once, global_init);
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.body);
+	c.body.secret = true;
 	c.status = -1;
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
@@ -332,7 +333,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl = curl_easy_init();
 	if (!curl) {
 		free(url);
-		free(framed);
+		secret_free(framed, req_len + 5);
 		return err_set(err, ERR_FAIL, "cannot start libcurl");
 	}
 	h = curl_slist_append(h, "content-type: application/grpc+proto");
@@ -391,8 +392,11 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		blob.flags = CURL_BLOB_COPY;
 		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
 		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+		/* No copy of the key inside libcurl (it would free it
+		 * unwiped): o->key_pem outlives this handle. */
 		blob.data = (void *)o->key_pem;
 		blob.len = strlen(o->key_pem);
+		blob.flags = CURL_BLOB_NOCOPY;
 		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
 		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
 	}
@@ -436,6 +440,7 @@ out:
 	buf_release(&c.body);
 	free(c.message);
 	free(url);
-	free(framed);
+	/* The frame carried a machine config (every CA key) or a token. */
+	secret_free(framed, req_len + 5);
 	return r < 0 ? -1 : 0;
 }

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -23,7 +24,19 @@ struct http_client {
 	long backoff_ms;
 	struct http_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
+	char *key_pem;            /* our copy of a client key, wiped on free */
 };
+
+/* Header lists carry the Authorization token: wipe before freeing. */
+static void
+slist_free_secret(struct curl_slist *l)
+{
+	struct curl_slist *s;
+
+	for (s = l; s; s = s->next)
+		OPENSSL_cleanse(s->data, strlen(s->data));
+	curl_slist_free_all(l);
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
@@ -250,7 +263,15 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	} else if (o->client_cert_pem && o->client_key_pem) {
 		set_blob(h, CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
 		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		set_blob(h, CURLOPT_SSLKEY_BLOB, o->client_key_pem);
+		/* Not copied by libcurl (it frees copies unwiped): the
+		 * client's own copy, wiped in http_client_free. */
+		struct curl_blob kb;
+
+		c->key_pem = xstrdup(o->client_key_pem);
+		kb.data = c->key_pem;
+		kb.len = strlen(c->key_pem);
+		kb.flags = CURL_BLOB_NOCOPY;
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
 		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	*out = c;
@@ -264,7 +285,8 @@ http_client_free(struct http_client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	curl_slist_free_all(c->headers);
+	slist_free_secret(c->headers);
+	secret_strfree(c->key_pem);
 	free(c->base_url);
 	free(c);
 }
@@ -433,7 +455,7 @@ http_request(struct http_client *c, const char *method, const char *path,
 		break;
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_slist_free_all(hdrs);
+	slist_free_secret(hdrs);
 	free(url);
 	return r;
 }

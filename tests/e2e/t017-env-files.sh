@@ -74,4 +74,41 @@ ln -s "$E2" "$T/envs/symenv"
 expect_rc 2 "an env folder that is a symlink is refused" -- "$STRATA" plan "$T/envs/symenv"
 expect_grep "is a symlink" "$T/err" "says so"
 
+# 4. Commands that load secrets run non-dumpable with core dumps off.
+#    Observed from outside: another process of the same user may read the
+#    /proc/PID/environ (and mem) of a dumpable process, not of one with
+#    PR_GET_DUMPABLE 0. strata runs as nobody, held on a FIFO config.yml;
+#    a plain process as nobody is the control.
+D=$(mktemp -d /tmp/strata-nd.XXXXXX)
+chmod 755 "$D"
+mkdir "$D/env" && mkfifo "$D/env/config.yml" && chown -R 65534:65534 "$D/env"
+NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+$NOBODY sleep 30 &
+ctl=$!
+sleep 0.2
+$NOBODY cat /proc/$ctl/environ > /dev/null 2>&1 && ok "control: nobody reads a dumpable process's environ" \
+	|| bad "control: environ of a dumpable process unreadable"
+kill $ctl; wait $ctl 2>/dev/null
+for cmd in plan gen apply status destroy; do
+	$NOBODY "$STRATA" $cmd "$D/env" > /dev/null 2>&1 &
+	pid=$!
+	i=0
+	# Until it is strata (not setpriv) and blocked opening the FIFO.
+	while ! { [ "$(cat /proc/$pid/wchan 2>/dev/null)" = wait_for_partner ] &&
+		  grep -q strata /proc/$pid/comm 2>/dev/null; } && [ $i -lt 200 ]; do
+		sleep 0.05; i=$((i + 1))
+	done
+	core=$(awk '/^Max core file size/ {print $5 " " $6}' /proc/$pid/limits 2>/dev/null)
+	uid=$(awk '/^Uid:/ {print $2}' /proc/$pid/status 2>/dev/null)
+	if $NOBODY cat /proc/$pid/environ > /dev/null 2>&1; then
+		bad "strata $cmd: its environ is readable by another process of its user"
+	elif [ "$uid" = 65534 ] && [ "$core" = "0 0" ]; then
+		ok "strata $cmd runs non-dumpable (environ closed to its own user), core limit 0 0"
+	else
+		bad "strata $cmd: uid '$uid', core '$core'"
+	fi
+	kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+done
+rm -rf "$D"
+
 finish

@@ -77,9 +77,9 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	p = xcalloc(1, sizeof(*p));
 	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
 	r = http_client_new(&p->http, &ho, err);
-	/* libcurl copied the header; wipe our copy of the secret. */
-	memset(auth, 0, strlen(auth));
-	free(auth);
+	/* libcurl's header list has its own copy (wiped when the client
+	 * is freed); wipe ours. */
+	secret_strfree(auth);
 	free(base);
 	if (r < 0) {
 		free(p);
