@@ -64,9 +64,9 @@ waiter_start(const struct apply_ctx *c)
 static bool
 waiter_again(struct waiter *w)
 {
-	if (phase_interrupted || clock_mono_ms() >= w->deadline)
+	if (phase_interrupted || clock_mono_ms() >= w->deadline ||
+	    !proc_sleep_ms(w->backoff))
 		return false;
-	clock_sleep_ms(w->backoff);
 	w->backoff = w->backoff * 3 / 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 							 : w->backoff * 3 / 2;
 	return true;

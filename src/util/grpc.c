@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/proc.h"
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int alert_index = -1;
 
@@ -84,6 +86,14 @@ grpc_timeout_value(long ms, char *out, size_t n)
 		snprintf(out, n, "%ldm", ms);
 	else
 		snprintf(out, n, "%ldS", ms / 1000);
+}
+
+/* Ctrl-C aborts a call in progress. */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
 }
 
 struct call {
@@ -363,6 +373,8 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	/* Our deadline plus a little, so the server's DeadlineExceeded wins. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout + 2000);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -403,6 +415,11 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+		res->status = GRPC_TRANSPORT;
+		r = err_set(err, ERR_INTR, "%s on %s: interrupted", path, o->target);
+		goto out;
+	}
 	if (rc != CURLE_OK && !c.saw_status) {
 		res->status = GRPC_TRANSPORT;
 		r = transport_error(rc, errbuf, &c, o, path, res, err);

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/proc.h"
+
 struct http_client {
 	CURL *curl;
 	struct curl_slist *headers;
@@ -175,6 +177,14 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* Ctrl-C aborts a transfer in progress (CURLE_ABORTED_BY_CALLBACK). */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
+}
+
 /* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
 static void
 set_blob(CURL *h, CURLoption opt, const char *pem)
@@ -240,6 +250,8 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	if (c->pinned) {
 		/* The chain is not judged; the pin is, during the handshake. */
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -297,14 +309,6 @@ http_client_stats(const struct http_client *c, struct http_stats *out)
 	*out = c->stats;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
 
 /* Full jitter: a uniform pick in [0, min(cap, base * 2^attempt)]. */
 static long
@@ -435,8 +439,8 @@ http_request(struct http_client *c, const char *method, const char *path,
 				       resp->status == 503 || resp->status == 504)) ||
 			     ((flags & HTTP_RETRY_500) && resp->status == 500))) {
 				c->stats.retries++;
-				sleep_ms(backoff(c, attempt));
-				continue;
+				if (proc_sleep_ms(backoff(c, attempt)))
+					continue;
 			}
 			r = 0;
 			break;
@@ -445,11 +449,15 @@ http_request(struct http_client *c, const char *method, const char *path,
 			r = describe_failure(c, rc, method, path, err);
 			break;
 		}
+		if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+			r = err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+			break;
+		}
 		if (attempt + 1 < c->max_attempts && transient(rc) &&
 		    (idem || !maybe_sent(rc))) {
 			c->stats.retries++;
-			sleep_ms(backoff(c, attempt));
-			continue;
+			if (proc_sleep_ms(backoff(c, attempt)))
+				continue;
 		}
 		r = describe_failure(c, rc, method, path, err);
 		break;

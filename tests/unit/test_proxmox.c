@@ -83,6 +83,43 @@ test_proxmox__new_refuses_without_verification(void **state)
 	assert_null(strstr(e.msg, "SECRET"));
 }
 
+/* Names go into URL paths only when they are plain: nothing is sent for
+ * a node called "../../access" or "pve1?x=1"; a plain one is sent (and
+ * fails to connect: nothing listens on port 9). */
+static void
+test_proxmox__names_in_paths_are_checked_before_sending(void **state)
+{
+	struct pve_opts o = { 0 };
+	struct pve *p = NULL;
+	struct err e = ERR_INIT;
+	char *status = NULL;
+
+	o.endpoint = "https://127.0.0.1:9";
+	o.token_id = "root@pam!t";
+	o.token_secret = "SECRET";
+	o.insecure = true;
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	assert_true(pve_vm_status(p, "../../access", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "refusing an empty, '.' or '..' name"));
+	assert_true(pve_vm_status(p, "pve1?x=1", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "refusing a name with '?'"));
+	assert_true(pve_vm_status(p, "pve1\x1b[2J", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "(0x1b)"));
+	assert_null(strchr(e.msg, '\x1b'));
+	{
+		bool has;
+
+		assert_true(pve_storage_has(p, "pve1", "local/../x", "iso", "v",
+					    &has, &e) < 0);
+		assert_non_null(strstr(e.msg, "'..'"));
+	}
+	err_clear(&e);
+	assert_true(pve_vm_status(p, "pve-1.lab_x", 100, &status, &e) < 0);
+	assert_null(strstr(e.msg, "refusing"));
+	assert_null(status);
+	pve_free(p);
+}
+
 int
 main(void)
 {
@@ -92,6 +129,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__upid_node),
 		cmocka_unit_test(test_proxmox__params_are_form_encoded),
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
+		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),
 	};
 
 	return cmocka_run_group_tests_name("proxmox", tests, NULL, NULL);

@@ -17,6 +17,8 @@
 #include "util/fs.h"
 #include "util/net.h"
 #include "util/proc.h"
+#include "util/clock.h"
+#include "phase/phase.h"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -193,6 +195,37 @@ test_proc__protect_makes_process_not_dumpable(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* The first Ctrl-C sets the flag and cuts sleeps short; the second one
+ * takes the default action (the process dies of SIGINT). */
+static void
+test_phase__first_sigint_flags_second_kills(void **state)
+{
+	pid_t child;
+	int status;
+
+	child = fork();
+	if (child == 0) {
+		long long t0;
+
+		phase_install_signals();
+		if (proc_interrupted || !proc_sleep_ms(30))
+			_exit(10);
+		raise(SIGINT);
+		if (!proc_interrupted)
+			_exit(11);
+		t0 = clock_mono_ms();
+		if (proc_sleep_ms(5000) || clock_mono_ms() - t0 > 1000)
+			_exit(12);
+		raise(SIGINT);
+		_exit(13);   /* survived the second one */
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	if (WIFEXITED(status))
+		fail_msg("child exited %d", WEXITSTATUS(status));
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGINT);
+}
+
 static void
 test_fs__atomic_write_sets_mode_and_replaces(void **state)
 {
@@ -314,6 +347,7 @@ main(void)
 		cmocka_unit_test(test_buf__grows_and_detaches),
 		cmocka_unit_test(test_buf__secret_wipes_on_growth_and_release),
 		cmocka_unit_test(test_proc__protect_makes_process_not_dumpable),
+		cmocka_unit_test(test_phase__first_sigint_flags_second_kills),
 		cmocka_unit_test(test_fs__atomic_write_sets_mode_and_replaces),
 		cmocka_unit_test(test_fs__read_refuses_oversize_and_reports_missing),
 		cmocka_unit_test(test_fs__mkdir_p_nested),
