@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "provider/proxmox/proxmox.h"
+#include "testutil.h"
 
 static void
 test_proxmox__error_uses_json_message_and_param_errors(void **state)
@@ -120,6 +121,56 @@ test_proxmox__names_in_paths_are_checked_before_sending(void **state)
 	pve_free(p);
 }
 
+/*
+ * A DELETE whose reply is lost: the client retries it, the retry fails
+ * because the first one did its work ("does not exist"), and the VM is
+ * gone from the cluster: that is success. A fake Proxmox on loopback
+ * (https_server.py) loses the first reply.
+ */
+static void
+test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
+{
+	char dir[] = "/tmp/strata-pve.XXXXXX", line[64], url[64];
+	struct pve_opts o = { 0 };
+	struct tu_proc srv = { 0 };
+	struct pve *p = NULL;
+	struct err e = ERR_INIT;
+	char *upid = NULL, *cert, *key;
+	json_t *n = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
+			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", dir), 0);
+	cert = xasprintf("%s/c.pem", dir);
+	key = xasprintf("%s/k.pem", dir);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
+				 cert, key, NULL };
+
+		assert_int_equal(tu_spawn(&srv, argv, line, sizeof(line)), 0);
+	}
+	assert_int_equal(strncmp(line, "PORT ", 5), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", atoi(line + 5));
+	o.endpoint = url;
+	o.token_id = "root@pam!t";
+	o.token_secret = "SECRET";
+	o.insecure = true;
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	if (pve_vm_delete(p, "pve1", 101, true, &upid, &e) < 0)
+		fail_msg("delete reported a failure: %s", e.msg);
+	assert_null(upid);
+	assert_int_equal(pve_call(p, "GET", "/deletes", NULL, &n, &e), 0);
+	/* retried: after the lost reply, and after each 500 */
+	assert_true(json_integer_value(n) >= 2);
+	json_decref(n);
+	pve_free(p);
+	tu_stop(&srv);
+	tu_sh("rm -rf '%s'", dir);
+	free(cert);
+	free(key);
+}
+
 int
 main(void)
 {
@@ -130,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__params_are_form_encoded),
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
 		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),
+		cmocka_unit_test(test_proxmox__delete_after_lost_reply_is_success_when_gone),
 	};
 
 	return cmocka_run_group_tests_name("proxmox", tests, NULL, NULL);
