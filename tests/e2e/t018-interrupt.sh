@@ -10,26 +10,12 @@ E="$T/envs/int"
 write_env "$E" int 3300 1 1 127.0.62
 
 now_ms() { $PY -c 'import time; print(int(time.monotonic() * 1000))'; }
-# wait_for 'condition over s': poll the simulator until it holds (60 s)
-wait_for() {
-	$PY - "$PVE_PORT" "$1" <<'PYEOF'
-import http.client, json, ssl, sys, time
-port, cond = int(sys.argv[1]), sys.argv[2]
-ctx = ssl._create_unverified_context()
-deadline = time.time() + 60
-while time.time() < deadline:
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
-    c.request("GET", "/_labsim/state")
-    s = json.loads(c.getresponse().read())["data"]
-    c.close()
-    if eval(cond):
-        print("yes")
-        break
-    time.sleep(0.02)
-PYEOF
-}
-# interrupt DESC: SIGINT to the running apply ($pid), check how it ends
+# interrupt DESC 'condition over s' PHASE: start apply, SIGINT it once the
+# simulator's state shows it waiting, check how it ends
 interrupt() {
+	"$STRATA" apply "$E" --yes > "$T/out" 2> "$T/err" &
+	pid=$!
+	[ "$(labsim_wait_for "$2")" = yes ] && ok "$1: apply is waiting" || bad "$1: never seen waiting"
 	sleep 0.3   # well inside the wait
 	t0=$(now_ms)
 	kill -INT $pid
@@ -41,27 +27,20 @@ interrupt() {
 	# A bound for a loaded 2-core machine under ASan; the wait it cuts
 	# short has more than 8 s left.
 	[ $ms -lt 3000 ] && ok "$1: stopped at once (${ms} ms)" || bad "$1: took ${ms} ms"
-	expect_grep "interrupted in phase '$2'" "$T/err" "$1: names the phase"
+	expect_grep "interrupted in phase '$3'" "$T/err" "$1: names the phase"
 	expect_grep "run the same command again to resume" "$T/err" "$1: says how to resume"
 }
 
 # 1. A slow task: the ISO download takes 10 s (1000 x 0.01).
 labsim_ctl POST knobs '{"task_seconds": 1000}' > /dev/null
-"$STRATA" apply "$E" --yes > "$T/out" 2> "$T/err" &
-pid=$!
-hit=$(wait_for "any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])")
-[ "$hit" = yes ] && ok "apply is waiting on the download task" || bad "no download task seen"
-interrupt "SIGINT during a task wait" iso
+interrupt "SIGINT during a task wait" \
+	"any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])" iso
 
 # 2. A slow reply: once the download is done, every task status poll
 #    answers after 10 s; SIGINT while apply waits for the create task.
-wait_for "all(t['status'] != 'running' for t in s['tasks'])" > /dev/null
+labsim_wait_for "all(t['status'] != 'running' for t in s['tasks'])" > /dev/null
 labsim_ctl POST knobs '{"task_seconds": 2.0, "latency": {"/tasks/.*/status$": 10}}' > /dev/null
-"$STRATA" apply "$E" --yes > "$T/out" 2> "$T/err" &
-pid=$!
-hit=$(wait_for "any(t['type'] == 'qmcreate' for t in s['tasks'])")
-[ "$hit" = yes ] && ok "apply is waiting on a slow status reply" || bad "no create task seen"
-interrupt "SIGINT during a slow HTTP reply" vms
+interrupt "SIGINT during a slow HTTP reply" "any(t['type'] == 'qmcreate' for t in s['tasks'])" vms
 
 # 3. The re-run resumes and converges.
 labsim_ctl POST knobs '{"latency": 0}' > /dev/null
