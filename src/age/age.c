@@ -252,6 +252,14 @@ decode_key(unsigned char key[32], const char *s, const char *hrp)
 }
 
 int
+age_recipient_check(const char *s)
+{
+	unsigned char k[32];
+
+	return decode_key(k, s, "age");
+}
+
+int
 age_keygen(char **identity, char **recipient, struct err *err)
 {
 	unsigned char sk[32], pk[32];

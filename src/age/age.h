@@ -40,6 +40,8 @@ int age_keygen(char **identity, char **recipient, struct err *err);
 /* The recipient of an identity (one key, or an identity file's text). */
 int age_identity_recipient(char **recipient, const char *identity,
 			   struct err *err);
+/* 0 when s is an age X25519 recipient (age1...), else -1. */
+int age_recipient_check(const char *s);
 /* Wipe and free a secret string (NULL-safe). */
 void age_free_secret(char *s);
 
