@@ -978,9 +978,6 @@ check_gitops_tree(struct vctx *v)
 
 	if (g->enabled) {
 		set_default(&g->local_path, "gitops");
-		if (g->local_path[0] == '/' || strstr(g->local_path, ".."))
-			verr(v, "gitops.local_path",
-			     "'%s' must be a path inside the env folder", g->local_path);
 		if (g->sops_identity.kind != SECRET_NONE)
 			check_secret(v, &g->sops_identity, "gitops.sops.identity", false);
 		for (i = 0; i < g->sops_recipients.n; i++) {

@@ -378,7 +378,7 @@ write_tunnel_secret(struct writer *w, const struct config *cfg,
 		char rel[256];
 
 		buf_adds(&full, "# The cloudflared tunnel token, SOPS-encrypted (age) "
-			 "by strata gen. Edit with: sops " TUNNEL_SECRET ".sops.yaml\n");
+			 "by strata gen.\n# Edit in this folder with: sops " TUNNEL_SECRET ".sops.yaml\n");
 		buf_add(&full, b.ptr, b.len);
 		snprintf(rel, sizeof(rel), "platform/overlays/%s/" TUNNEL_SECRET
 			 ".sops.yaml", cfg->name);
@@ -561,15 +561,19 @@ gitops_gen(const struct config *cfg, const char *env_dir,
 	if ((r = write_overlays(&w, cfg, env_dir, recips, nr)) < 0 ||
 	    (r = write_apps(&w, cfg)) < 0)
 		goto out;
-	/* .sops.yaml at the checkout's root: `sops` run by the user encrypts
-	 * new secrets of the tree the same way. */
-	buf_adds(&b, HEADER "creation_rules:\n  - path_regex: .*\\.sops\\.yaml$\n"
+	/* .sops.yaml in the env's platform overlay (sops looks for it from the
+	 * working directory up): `sops x.sops.yaml` run there encrypts new
+	 * secrets the same way. Per env, so envs sharing a checkout keep
+	 * their own recipients. */
+	buf_adds(&b, HEADER "creation_rules:\n  - path_regex: \\.sops\\.yaml$\n"
 		 "    encrypted_regex: ^(data|stringData)$\n    age: >-\n");
 	for (size_t i = 0; i < nr; i++)
 		buf_addf(&b, "      %s%s\n", recips[i], i + 1 < nr ? "," : "");
 	{
-		struct writer top_w = { top, res, err };
-		r = put(&top_w, ".sops.yaml", &b);
+		char rel[256];
+
+		snprintf(rel, sizeof(rel), "platform/overlays/%s/.sops.yaml", cfg->name);
+		r = put(&w, rel, &b);
 	}
 out:
 	buf_release(&b);

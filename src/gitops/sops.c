@@ -180,13 +180,21 @@ sops_secret_encrypt(struct buf *out, const char *name, const char *ns,
 
 	if (nr == 0)
 		return err_set(err, ERR_USAGE, "sops: no age recipient");
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(e[i - 1].key, e[i].key) >= 0)
+			return err_set(err, ERR_FAIL, "sops: entries are not in sorted key order");
 	if (RAND_bytes(key, sizeof(key)) != 1)
 		return err_set(err, ERR_FAIL, "sops: no random bytes");
 	rfc3339(when, now);
-	/* The MAC covers every value in document order. */
-	buf_addf(&macin, "v1Secret%s%sOpaque", name, ns);
+	/*
+	 * The MAC covers every value in document order. Keys are written
+	 * sorted at every level: the sops CLI hashes in file order, while
+	 * kustomize-controller decrypts the built object marshalled to JSON
+	 * (sorted keys); only a sorted file gives both the same MAC.
+	 */
+	buf_addf(&macin, "v1Secret%s%s", name, ns);
 	buf_addf(&doc, "apiVersion: v1\nkind: Secret\nmetadata:\n    name: %s\n"
-		 "    namespace: %s\ntype: Opaque\nstringData:\n", name, ns);
+		 "    namespace: %s\nstringData:\n", name, ns);
 	for (size_t i = 0; i < n; i++) {
 		char *aad = xasprintf("stringData:%s:", e[i].key);
 
@@ -200,7 +208,8 @@ sops_secret_encrypt(struct buf *out, const char *name, const char *ns,
 		buf_addch(&doc, '\n');
 		buf_adds(&macin, e[i].value);
 	}
-	buf_adds(&doc, "sops:\n    age:\n");
+	buf_adds(&macin, "Opaque");
+	buf_adds(&doc, "type: Opaque\nsops:\n    age:\n");
 	for (size_t i = 0; i < nr; i++) {
 		buf_reset(&ak);
 		buf_reset(&arm);

@@ -28,8 +28,11 @@ struct sops_entry {
 };
 
 /*
- * Write an encrypted Secret (type Opaque, the entries under stringData) to
- * out, for age recipients. now is the lastmodified time.
+ * Write an encrypted Secret (type Opaque, the entries under stringData, in
+ * sorted key order) to out, for age recipients. now is the lastmodified
+ * time. Keys are sorted at every level so the MAC is the same in file
+ * order (the sops CLI) and in sorted order (kustomize-controller decrypts
+ * the built object as JSON).
  */
 int sops_secret_encrypt(struct buf *out, const char *name, const char *ns,
 			const struct sops_entry *e, size_t n,
