@@ -1053,11 +1053,16 @@ check_addons(struct vctx *v)
 	    strcmp(c->ingress, "gateway"))
 		verr(v, "components.ingress", "'%s' is not one of gateway, nginx, none",
 		     c->ingress);
+	else if (c->ingress && !strcmp(c->ingress, "gateway"))
+		verr(v, "components.ingress",
+		     "'gateway' is not generated yet: it needs the Gateway API "
+		     "CRDs before Cilium starts and Cilium's gatewayAPI values, "
+		     "which the cni phase does not set yet; use nginx or none for now");
 	else if (c->ingress && !strcmp(c->ingress, "nginx"))
 		vwarn(v, "components.ingress",
 		      "ingress-nginx is retired upstream (maintenance ended March "
-		      "2026; 4.15.1 is its last release): new clusters should use "
-		      "'gateway' (Gateway API through Cilium)");
+		      "2026; 4.15.1 is its last release) and gets no more fixes; "
+		      "its successor is the Gateway API through Cilium");
 	if (c->ingress && !strcmp(c->ingress, "none")) {
 		free(c->ingress);
 		c->ingress = NULL;

@@ -133,8 +133,12 @@ dec_value(struct buf *plain, const unsigned char key[32], const char *aad,
 	buf_grow(plain, d.len);
 	if (gcm(0, (unsigned char *)plain->ptr + plain->len, key,
 		(unsigned char *)iv.ptr, aad, (unsigned char *)d.ptr, d.len,
-		(unsigned char *)tag.ptr) < 0)
+		(unsigned char *)tag.ptr) < 0) {
+		/* Unverified plaintext may have been written: wipe it. */
+		OPENSSL_cleanse(plain->ptr + plain->len, d.len);
+		plain->ptr[plain->len] = '\0';
 		goto out;
+	}
 	plain->len += d.len;
 	plain->ptr[plain->len] = '\0';
 	r = 0;
