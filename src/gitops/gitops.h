@@ -7,7 +7,7 @@
  *   cluster/kubernetes/platform/base/<c>/       Namespace + HelmRelease
  *   cluster/kubernetes/platform/overlays/<env>/ values per env, secrets (SOPS)
  *   cluster/kubernetes/apps/{base,overlays/<env>}/  the user's: created once
- *   .sops.yaml                                  sops creation rule (recipients)
+ *   (platform/overlays/<env>/.sops.yaml: the sops creation rule, recipients)
  *
  * The Flux Kustomizations (applied by the gitops phase) point at
  * gitops_paths(): flux-system -> platform -> apps. The cluster's age
