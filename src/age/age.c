@@ -566,23 +566,32 @@ fail(enum age_fail *f, enum age_fail kind, struct err *err, const char *msg)
 		       msg);
 }
 
-/* Next LF-terminated line at *pos: sets line/len, moves *pos past the LF. */
+/*
+ * The line at *pos: sets line/n and moves *pos past its LF. Header lines
+ * must end with LF; loose (the armor) also takes a last line without LF
+ * and strips a CR before the LF.
+ */
 static int
-next_line(const char *in, size_t len, size_t *pos, const char **line,
-	  size_t *n)
+line_at(const char *in, size_t len, size_t *pos, const char **line,
+	size_t *n, int loose)
 {
 	const char *e;
 
 	if (*pos >= len)
 		return -1;
-	e = memchr(in + *pos, '\n', len - *pos);
-	if (!e)
-		return -1;
 	*line = in + *pos;
-	*n = (size_t)(e - *line);
-	*pos += *n + 1;
+	e = memchr(*line, '\n', len - *pos);
+	if (!e && !loose)
+		return -1;
+	*n = e ? (size_t)(e - *line) : len - *pos;
+	*pos += *n + (e ? 1 : 0);
+	if (loose && *n && (*line)[*n - 1] == '\r')
+		(*n)--;
 	return 0;
 }
+
+#define next_line(in, len, pos, line, n) line_at(in, len, pos, line, n, 0)
+#define armor_line(in, len, pos, line, n) line_at(in, len, pos, line, n, 1)
 
 static int
 valid_log_n(const char *s)
@@ -871,24 +880,6 @@ payload(struct buf *out, const unsigned char fk[FILE_KEY],
 out:
 	OPENSSL_cleanse(pkey, sizeof(pkey));
 	return r;
-}
-
-/* One line at *pos, LF optional at the very end; strips a CR before it. */
-static int
-armor_line(const char *in, size_t len, size_t *pos, const char **line,
-	   size_t *n)
-{
-	const char *e;
-
-	if (*pos >= len)
-		return -1;
-	*line = in + *pos;
-	e = memchr(*line, '\n', len - *pos);
-	*n = e ? (size_t)(e - *line) : len - *pos;
-	*pos += *n + (e ? 1 : 0);
-	if (*n && (*line)[*n - 1] == '\r')
-		(*n)--;
-	return 0;
 }
 
 /* Strict PEM (FACTS.md section 5). Appends the binary file to bin. */
