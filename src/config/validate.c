@@ -998,14 +998,20 @@ check_gitops_tree(struct vctx *v)
 		      c->replicas, workers, workers == 1 ? "" : "s");
 	if (c->longhorn) {
 		bool given = c->longhorn_replicas != 0;
+		/* Volumes live where pods run: the workers, or the control
+		 * planes of a cluster without workers. */
+		int hosts = workers > 0 ? workers
+			    : cfg->kubernetes.allow_scheduling_on_controlplanes
+				    ? (int)cfg->n_controlplanes : 0;
 
 		if (!given)
-			c->longhorn_replicas = workers >= 2 || workers == 0 ? 2 : 1;
-		if (c->longhorn_replicas > workers && workers > 0)
+			c->longhorn_replicas = hosts >= 2 || hosts == 0 ? 2 : 1;
+		if (c->longhorn_replicas > hosts && hosts > 0)
 			verr(v, given ? "components.storage.longhorn_replicas"
 				      : "components.storage.longhorn",
-			     "%d Longhorn replicas need %d workers, the cluster has %d",
-			     c->longhorn_replicas, c->longhorn_replicas, workers);
+			     "%d Longhorn replicas need %d %s, the cluster has %d",
+			     c->longhorn_replicas, c->longhorn_replicas,
+			     workers > 0 ? "workers" : "nodes", hosts);
 		if (!longhorn_mount_given(cfg))
 			vwarn(v, "components.storage.longhorn",
 			      "Longhorn needs the kubelet to see /var/lib/longhorn "
