@@ -544,6 +544,48 @@ test_age__we_encrypt_cli_decrypts(void **state)
 	age_free_secret(id);
 }
 
+/*
+ * Passphrases: age reads them from the terminal only, so it runs under
+ * script(1) with the passphrase typed into its pty.
+ */
+static void
+test_age__cli_passphrase_both_ways(void **state)
+{
+	struct err err = ERR_INIT;
+	struct buf enc = BUF_INIT, out = BUF_INIT;
+	char path[160];
+
+	(void)state;
+	if (!have_age() || tu_sh("command -v script >/dev/null 2>&1") != 0) {
+		print_message("skipped: needs the age CLI and script(1)\n");
+		skip();
+	}
+	/* Ours (work factor 2^10) decrypted by age. */
+	assert_int_equal(age_encrypt_passphrase(&enc, "from strata\n", 12, "correct horse", 10, &err), 0);
+	snprintf(path, sizeof(path), "%s/pw1.age", tmpdir);
+	assert_int_equal(fs_write_atomic(path, enc.ptr, enc.len, 0600, &err), 0);
+	assert_int_equal(tu_sh("(sleep 1; printf 'correct horse\\n') | timeout 60 script -qec "
+			       "'age -d -o %s/pw1.out %s/pw1.age' /dev/null >/dev/null 2>&1",
+			       tmpdir, tmpdir), 0);
+	snprintf(path, sizeof(path), "%s/pw1.out", tmpdir);
+	assert_int_equal(fs_read_file(&out, path, 4096, &err), 0);
+	assert_string_equal(out.ptr, "from strata\n");
+	/* age's (its default work factor 2^18) decrypted by us. */
+	assert_int_equal(tu_sh("printf 'from age\\n' > %s/pw2.in && "
+			       "(sleep 1; printf 'correct horse\\n'; sleep 1; printf 'correct horse\\n') | "
+			       "timeout 60 script -qec 'age -p -o %s/pw2.age %s/pw2.in' /dev/null >/dev/null 2>&1",
+			       tmpdir, tmpdir, tmpdir), 0);
+	buf_reset(&enc);
+	buf_reset(&out);
+	snprintf(path, sizeof(path), "%s/pw2.age", tmpdir);
+	assert_int_equal(fs_read_file(&enc, path, 4096, &err), 0);
+	assert_non_null(strstr(enc.ptr, "-> scrypt "));
+	assert_int_equal(age_decrypt_passphrase(&out, enc.ptr, enc.len, "correct horse", &err), 0);
+	assert_string_equal(out.ptr, "from age\n");
+	buf_release(&enc);
+	buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -557,6 +599,7 @@ main(void)
 		cmocka_unit_test(test_age__passphrase),
 		cmocka_unit_test(test_age__cli_encrypts_we_decrypt),
 		cmocka_unit_test(test_age__we_encrypt_cli_decrypts),
+		cmocka_unit_test(test_age__cli_passphrase_both_ways),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
