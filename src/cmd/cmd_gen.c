@@ -92,6 +92,8 @@ cmd_gen(int argc, char **argv)
 		       gres.root, gres.files_changed,
 		       gres.files_changed == 1 ? "" : "s",
 		       gres.files_total - gres.files_changed);
+		if (gres.files_removed)
+			printf(", %d removed", gres.files_removed);
 		if (gres.user_files_kept)
 			printf(", %d of yours kept", gres.user_files_kept);
 		printf("\nsops recipient: %s\n", gres.recipient);

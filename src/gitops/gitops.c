@@ -5,11 +5,14 @@
  */
 #include "gitops/gitops.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "age/age.h"
 #include "gitops/sops.h"
@@ -20,6 +23,7 @@
 #define USER_HEADER "# Created once by strata gen; yours to edit (strata never overwrites it).\n"
 #define FLUX_NS "flux-system"
 #define TUNNEL_SECRET "cloudflared-token"
+#define TUNNEL_HEADER "# The cloudflared tunnel token, SOPS-encrypted (age) by strata gen.\n"
 
 struct comp;
 typedef void (*values_fn)(struct buf *out, const struct config *cfg);
@@ -377,8 +381,8 @@ write_tunnel_secret(struct writer *w, const struct config *cfg,
 		struct buf full = BUF_INIT;
 		char rel[256];
 
-		buf_adds(&full, "# The cloudflared tunnel token, SOPS-encrypted (age) "
-			 "by strata gen.\n# Edit in this folder with: sops " TUNNEL_SECRET ".sops.yaml\n");
+		buf_adds(&full, TUNNEL_HEADER "# Edit in this folder with: sops "
+			 TUNNEL_SECRET ".sops.yaml\n");
 		buf_add(&full, b.ptr, b.len);
 		snprintf(rel, sizeof(rel), "platform/overlays/%s/" TUNNEL_SECRET
 			 ".sops.yaml", cfg->name);
@@ -394,6 +398,59 @@ out:
 	free(keyfile);
 	free(file);
 	free(path);
+	return r;
+}
+
+/* Remove rel if we wrote it (it starts with header): a disabled part. */
+static int
+drop_ours(struct writer *w, const char *rel, const char *header)
+{
+	char *path = fs_join(w->root, rel);
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	int r = 0;
+
+	if (fs_exists(path) && fs_read_file(&b, path, 1 << 20, &e) == 0 &&
+	    !strncmp(b.ptr, header, strlen(header))) {
+		if (unlink(path) < 0)
+			r = err_sys(w->err, errno, "remove '%s'", path);
+		else
+			w->res->files_removed++;
+	}
+	buf_release(&b);
+	free(path);
+	return r;
+}
+
+/* Values files of components this env no longer enables. */
+static int
+prune_values(struct writer *w, const struct config *cfg)
+{
+	char *dir = xasprintf("%s/platform/overlays/%s/values", w->root, cfg->name);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int r = 0;
+
+	while (d && r == 0 && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		bool wanted = false;
+		char rel[512];
+
+		if (n < 6 || strcmp(de->d_name + n - 5, ".yaml"))
+			continue;
+		for (size_t i = 0; i < NCOMPS; i++)
+			wanted |= comps[i].enabled(cfg) &&
+				  strlen(comps[i].name) == n - 5 &&
+				  !strncmp(comps[i].name, de->d_name, n - 5);
+		if (wanted)
+			continue;
+		snprintf(rel, sizeof(rel), "platform/overlays/%s/values/%s",
+			 cfg->name, de->d_name);
+		r = drop_ours(w, rel, HEADER);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
 	return r;
 }
 
@@ -454,8 +511,15 @@ write_overlays(struct writer *w, const struct config *cfg, const char *env_dir,
 	snprintf(rel, sizeof(rel), "platform/overlays/%s/kustomization.yaml", cfg->name);
 	if ((r = put(w, rel, &plat)) < 0)
 		goto out;
-	if (tunnel)
+	if ((r = prune_values(w, cfg)) < 0)
+		goto out;
+	if (tunnel) {
 		r = write_tunnel_secret(w, cfg, env_dir, recips, nr);
+	} else {
+		snprintf(rel, sizeof(rel), "platform/overlays/%s/" TUNNEL_SECRET
+			 ".sops.yaml", cfg->name);
+		r = drop_ours(w, rel, TUNNEL_HEADER);
+	}
 out:
 	buf_release(&flux);
 	buf_release(&plat);

@@ -16,7 +16,9 @@
  *
  * Files are rewritten only when their bytes change; a SOPS file is kept
  * while it still decrypts to the same values for the same recipients.
- * Files under apps/ are never overwritten.
+ * Files under apps/ are never overwritten. An env's values file or tunnel
+ * secret is removed once its component is disabled (bases are shared by
+ * the envs of a checkout and stay).
  */
 #ifndef STRATA_GITOPS_GITOPS_H
 #define STRATA_GITOPS_GITOPS_H
@@ -36,6 +38,7 @@ struct gitops_result {
 	int files_changed;
 	int files_total;
 	int user_files_kept;       /* apps/ files that existed and were left */
+	int files_removed;         /* ours, of components no longer enabled */
 	bool secret_kept_unverified; /* token unavailable: old SOPS file kept */
 };
 

@@ -126,6 +126,20 @@ expect_grep "TUNNEL_TOKEN" "$T/err" "the error names the variable"
 export TUNNEL_TOKEN=$TOKEN
 expect_rc 0 "gen restores the secret" -- "$STRATA" gen "$T/prod"
 
+# Disabling a component removes this env's values for it (and the tunnel
+# secret); the shared base stays; nothing of the user's is touched.
+cp "$T/prod/config.yml" "$T/prod/config.full"
+sed -i '/^  monitoring: true$/d; /^  tunnel: /d' "$T/prod/config.yml"
+expect_rc 0 "gen without monitoring and tunnel" -- "$STRATA" gen "$T/prod"
+expect_grep "3 removed" "$T/out" "gen removes the three env files (2 values, the secret)"
+[ ! -e "$TREE/platform/overlays/prod/values/kube-prometheus-stack.yaml" ] && ok "monitoring values removed" || bad "monitoring values left behind"
+[ ! -e "$TREE/platform/overlays/prod/cloudflared-token.sops.yaml" ] && ok "tunnel secret removed" || bad "tunnel secret left behind"
+[ -e "$TREE/platform/base/kube-prometheus-stack/helmrelease.yaml" ] && ok "shared base kept" || bad "base removed"
+python3 "$CHECK" "$TREE" "$T/prod/sops.agekey" "$REF" > "$T/check" 2>&1 && ok "tree still checks" || { bad "tree checks after disabling"; grep FAIL "$T/check" | head; }
+cp "$T/prod/config.full" "$T/prod/config.yml"
+expect_rc 0 "gen with everything again" -- "$STRATA" gen "$T/prod"
+expect_grep "^# mine" "$TREE/apps/overlays/prod/kustomization.yaml" "user edit still there"
+
 # Validation limits.
 sed 's/^    longhorn: true$/    longhorn: true\n    longhorn_replicas: 4/' "$T/prod/config.yml" > "$T/prod/c2.yml"
 mkdir -p "$T/bad" && cp "$T/prod/c2.yml" "$T/bad/config.yml"
