@@ -989,6 +989,10 @@ check_gitops_tree(struct vctx *v)
 				     g->sops_recipients.v[i]);
 		}
 	}
+	if (!g->enabled && has_key(cfg, "components"))
+		vwarn(v, "components",
+		      "nothing installs these without gitops: the platform layer "
+		      "is reconciled by Flux from the tree strata gen writes");
 	if (!c->replicas)
 		c->replicas = cfg->n_controlplanes >= 3 ? 3 : 1;
 	else if (c->replicas > 1 && workers >= 0 && c->replicas > workers &&

@@ -639,6 +639,15 @@ gitops_gen(const struct config *cfg, const char *env_dir,
 		snprintf(rel, sizeof(rel), "platform/overlays/%s/.sops.yaml", cfg->name);
 		r = put(&w, rel, &b);
 	}
+	if (r == 0) {
+		/* Show the tree's real place (local_path may climb out of ENV). */
+		char *real = realpath(res->root, NULL);
+
+		if (real) {
+			free(res->root);
+			res->root = real;
+		}
+	}
 out:
 	buf_release(&b);
 	free(recips);
