@@ -966,6 +966,42 @@ longhorn_mount_given(const struct config *cfg)
 	return found;
 }
 
+/*
+ * Would the checkout at local_path (relative to the env folder) contain
+ * the env folder itself, and so its secrets (sops.agekey, secrets.yaml)?
+ * Lexical: ".." climbs, "." stays; symlinks are not followed.
+ */
+static bool
+checkout_holds_env(const char *env_dir, const char *local_path)
+{
+	char *env = env_dir ? realpath(env_dir, NULL) : NULL;
+	struct buf p = BUF_INIT;
+	bool holds = false;
+
+	if (!env)
+		return false;
+	if (local_path[0] != '/')
+		buf_adds(&p, env);
+	for (const char *c = local_path; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && !strncmp(c, "..", 2)) {
+			char *slash = strrchr(p.ptr, '/');
+			p.len = slash ? (size_t)(slash - p.ptr) : 0;
+			p.ptr[p.len] = '\0';
+		} else if (n && !(n == 1 && c[0] == '.')) {
+			buf_addch(&p, '/');
+			buf_add(&p, c, n);
+		}
+		c += n + (c[n] == '/');
+	}
+	holds = p.len == 0 || (!strncmp(env, p.ptr, p.len) &&
+			       (env[p.len] == '/' || env[p.len] == '\0'));
+	buf_release(&p);
+	free(env);
+	return holds;
+}
+
 /* The keys the GitOps tree (src/gitops) reads: defaults and limits. */
 static void
 check_gitops_tree(struct vctx *v)
@@ -978,6 +1014,11 @@ check_gitops_tree(struct vctx *v)
 
 	if (g->enabled) {
 		set_default(&g->local_path, "gitops");
+		if (checkout_holds_env(cfg->dir, g->local_path))
+			verr(v, "gitops.local_path",
+			     "'%s' holds the env folder: its secrets (sops.agekey, "
+			     "secrets.yaml) would be pushed with the tree; use a "
+			     "folder inside it or beside it", g->local_path);
 		if (g->sops_identity.kind != SECRET_NONE)
 			check_secret(v, &g->sops_identity, "gitops.sops.identity", false);
 		for (i = 0; i < g->sops_recipients.n; i++) {

@@ -146,6 +146,12 @@ mkdir -p "$T/bad" && cp "$T/prod/c2.yml" "$T/bad/config.yml"
 expect_rc 2 "4 Longhorn replicas on 3 workers is refused" -- "$STRATA" validate "$T/bad"
 expect_grep "4 Longhorn replicas need 4 workers, the cluster has 3" "$T/err" "validate says why"
 
+for lp in . .. ./ "$T"; do
+	mkdir -p "$T/lp" && sed "s|^  local_path: ../fleet$|  local_path: $lp|" "$T/prod/config.yml" > "$T/lp/config.yml"
+	expect_rc 2 "local_path '$lp' holding the env folder is refused" -- "$STRATA" validate "$T/lp"
+	expect_grep "holds the env folder" "$T/err" "validate says why ('$lp')"
+done
+
 # The checker is not blind: a misspelt values key, a schema error, a tampered
 # secret and a broken kustomization each fail it.
 cp -r "$T/fleet" "$T/broken"
