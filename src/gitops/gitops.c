@@ -564,6 +564,22 @@ gitops_agekey(char **recipient, bool *created, const struct config *cfg,
 		if ((r = fs_read_file(&b, path, 1 << 16, err)) == 0 &&
 		    (r = age_identity_recipient(recipient, b.ptr, err)) < 0)
 			err_wrap(err, "%s", path);
+		/* The configured identity must be the one in use. */
+		if (r == 0 && cfg->gitops.sops_identity.kind != SECRET_NONE) {
+			if ((r = config_secret_resolve(&id, cfg, &cfg->gitops.sops_identity,
+						       "gitops.sops.identity", err)) < 0 ||
+			    (r = age_identity_recipient(&rec, id, err)) < 0)
+				goto out;
+			if (strcmp(rec, *recipient) != 0)
+				r = err_set(err, ERR_USAGE,
+					    "%s holds another key than gitops.sops.identity; "
+					    "move it away to switch keys (the tree's secrets "
+					    "are then encrypted again to the new one)", path);
+		}
+		if (r < 0) {
+			free(*recipient);
+			*recipient = NULL;
+		}
 		goto out;
 	}
 	if (cfg->gitops.sops_identity.kind != SECRET_NONE) {

@@ -158,6 +158,15 @@ test_gitops__agekey_made_once(void **state)
 	assert_string_equal(rec, want);
 	free(rec);
 	free(want);
+	/* Another identity configured later: refused, the key is kept. */
+	char *id2, *rec2b;
+	assert_int_equal(age_keygen(&id2, &rec2b, &err), 0);
+	assert_int_equal(fs_write_atomic(path, id2, strlen(id2), 0600, &err), 0);
+	assert_true(gitops_agekey(&rec, &created, &cfg, tmpdir, &err) < 0);
+	assert_non_null(strstr(err.msg, "holds another key than gitops.sops.identity"));
+	assert_null(rec);
+	age_free_secret(id2);
+	free(rec2b);
 	age_free_secret(text);
 	age_free_secret(id);
 }
