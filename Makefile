@@ -9,7 +9,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 V       ?= 0
-PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib
+PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib libssh libzstd liblzma
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -98,7 +98,11 @@ build/fuzz/gen/%.pb-c.h: proto/%.proto
 demo: deps all
 	@sh scripts/demo.sh
 
-bench: all
+build/bench/vps_stream: bench/vps_stream.c $(B)/libstrata.a
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
+
+bench: all build/bench/vps_stream
 	@for b in bench/*.sh; do [ -f "$$b" ] && sh "$$b"; done; true
 
 install: all

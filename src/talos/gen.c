@@ -1,4 +1,5 @@
 #include "talos/gen.h"
+#include "talos/firewall.h"
 
 #include <libfyaml.h>
 #include <stdio.h>
@@ -160,6 +161,8 @@ node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
 		y_put(root, "nameservers", s);
 		ydocs_push(p, doc);
 	}
+	if (talos_firewall_wanted(cfg))
+		talos_firewall_docs(p, cfg, n);
 }
 
 /*
