@@ -387,9 +387,13 @@ out:
 	return r;
 }
 
+/*
+ * The MAC line and the STREAM payload after hdr (the version line and the
+ * stanzas); wipes the file key and releases hdr either way.
+ */
 static int
-finish(struct buf *out, struct buf *hdr, const unsigned char fk[FILE_KEY],
-       const unsigned char *in, size_t len)
+finish(struct buf *out, struct buf *hdr, unsigned char fk[FILE_KEY],
+       const unsigned char *in, size_t len, struct err *err)
 {
 	unsigned char mkey[32], mac[32], nonce[16], pkey[32], cn[12] = { 0 };
 	unsigned int mlen = 32;
@@ -431,9 +435,12 @@ out:
 	if (r < 0) {
 		out->len = start;
 		out->ptr[start] = '\0';
+		err_set(err, ERR_FAIL, "age: encryption failed");
 	}
 	OPENSSL_cleanse(mkey, sizeof(mkey));
 	OPENSSL_cleanse(pkey, sizeof(pkey));
+	OPENSSL_cleanse(fk, FILE_KEY);
+	buf_release(hdr);
 	return r;
 }
 
@@ -466,11 +473,7 @@ age_encrypt(struct buf *out, const void *in, size_t len,
 			goto out;
 		}
 	}
-	if (finish(out, &hdr, fk, in, len) < 0) {
-		err_set(err, ERR_FAIL, "age: encryption failed");
-		goto out;
-	}
-	r = 0;
+	return finish(out, &hdr, fk, in, len, err);
 out:
 	OPENSSL_cleanse(fk, sizeof(fk));
 	buf_release(&hdr);
@@ -504,11 +507,8 @@ age_encrypt_passphrase(struct buf *out, const void *in, size_t len,
 	b64_add(&hdr, salt, 16);
 	buf_addf(&hdr, " %d\n", log_n);
 	stanza_body(&hdr, body, sizeof(body));
-	if (finish(out, &hdr, fk, in, len) < 0) {
-		err_set(err, ERR_FAIL, "age: encryption failed");
-		goto out;
-	}
-	r = 0;
+	OPENSSL_cleanse(wrap, sizeof(wrap));
+	return finish(out, &hdr, fk, in, len, err);
 out:
 	OPENSSL_cleanse(fk, sizeof(fk));
 	OPENSSL_cleanse(wrap, sizeof(wrap));
