@@ -113,6 +113,10 @@ cmp -s "$T/before" "$T/after" && ok "no byte and no mtime changed in the tree" |
 expect_grep "# mine" "$TREE/apps/overlays/prod/kustomization.yaml" "user edit in apps/ survives"
 [ -f "$TREE/apps/base/blog/app.yaml" ] && ok "user file in apps/ survives" || bad "user file gone"
 
+expect_rc 0 "gen -o json" -- "$STRATA" gen "$T/prod" -o json
+python3 -c "import json,sys; d=json.load(open('$T/out'))['gitops']; assert d['files_written'] == 0 and d['files_unchanged'] > 30 and d['sops_recipient'].startswith('age1') and d['user_files_kept'] == 2, d" \
+	&& ok "gen -o json reports the tree (nothing written)" || bad "gen -o json gitops object"
+
 # A new token re-encrypts; without the token the old secret is kept.
 export TUNNEL_TOKEN=another-token
 expect_rc 0 "gen with a new token" -- "$STRATA" gen "$T/prod"
