@@ -632,7 +632,15 @@ gitops_gen(const struct config *cfg, const char *env_dir,
 	recips[nr++] = res->recipient;
 	for (size_t i = 0; i < g->sops_recipients.n; i++)
 		recips[nr++] = g->sops_recipients.v[i];
-	top = fs_join(env_dir, g->local_path ? g->local_path : "gitops");
+	{
+		/* local_path may climb out of ENV ("../fleet"): writes inside
+		 * the env folder refuse "..", so name the place plainly. */
+		char *joined = fs_join(env_dir, g->local_path ? g->local_path
+								 : "gitops");
+
+		top = fs_path_normalise(joined);
+		free(joined);
+	}
 	res->root = fs_join(top, GITOPS_TREE);
 	w.root = res->root;
 	for (size_t i = 0; i < NCOMPS; i++)
