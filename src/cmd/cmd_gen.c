@@ -4,6 +4,7 @@
 
 #include "cmd/cmd.h"
 #include "config/config.h"
+#include "gitops/gitops.h"
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
@@ -18,6 +19,11 @@ static const char usage[] =
 	"rewritten only when their contents change. Prints the Talos ISO URL and\n"
 	"the installer image of the environment's schematic.\n"
 	"\n"
+	"With gitops set, also the GitOps tree for Flux in ENV/gitops (gitops.local_path):\n"
+	"cluster/kubernetes/{flux,platform,apps}, a HelmRelease per enabled component,\n"
+	"secrets SOPS-encrypted to the cluster's age key ENV/sops.agekey (made once,\n"
+	"0600). Files under apps/ are yours: created once, never overwritten.\n"
+	"\n"
 	"ENV is a folder, or a name under ./environments.\n"
 	"\n"
 	"  -h, --help    show this help\n"
@@ -29,6 +35,7 @@ cmd_gen(int argc, char **argv)
 {
 	struct config *cfg = NULL;
 	struct gen_result res = { 0 };
+	struct gitops_result gres = { 0 };
 	struct err err = ERR_INIT;
 	struct fs_lock lock = { 0 };
 	struct diag diag;
@@ -64,6 +71,11 @@ cmd_gen(int argc, char **argv)
 		r = err_exit_code(&err);
 		goto out;
 	}
+	if (cfg->gitops.enabled && gitops_gen(cfg, dir, &gres, &err) < 0) {
+		out_error("gen: %s", err.msg);
+		r = err_exit_code(&err);
+		goto out;
+	}
 	if (res.secrets_created)
 		out_note("generated a new secrets bundle in %s/secrets.yaml (keep it; it is never overwritten)", dir);
 	printf("schematic: %s\n", res.schematic_id);
@@ -72,8 +84,24 @@ cmd_gen(int argc, char **argv)
 	printf("%d file%s written, %d unchanged\n", res.files_changed,
 	       res.files_changed == 1 ? "" : "s",
 	       res.files_total - res.files_changed);
+	if (cfg->gitops.enabled) {
+		if (gres.key_created)
+			out_note("made the cluster's age key %s/" GITOPS_AGEKEY
+				 " (keep it: it decrypts the tree's secrets)", dir);
+		printf("gitops: %s: %d file%s written, %d unchanged",
+		       gres.root, gres.files_changed,
+		       gres.files_changed == 1 ? "" : "s",
+		       gres.files_total - gres.files_changed);
+		if (gres.user_files_kept)
+			printf(", %d of yours kept", gres.user_files_kept);
+		printf("\nsops recipient: %s\n", gres.recipient);
+		if (gres.secret_kept_unverified)
+			out_note("components.tunnel.token is not available: kept the "
+				 "encrypted tunnel secret already in the tree");
+	}
 	r = 0;
 out:
+	gitops_result_release(&gres);
 	if (lock.held)
 		fs_lock_release(&lock);
 	gen_result_release(&res);
