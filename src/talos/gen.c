@@ -250,7 +250,7 @@ gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
 	 struct user_patch *up, struct err *err)
 {
 	struct ydocs base = YDOCS_INIT, patch = YDOCS_INIT;
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	char rel[300];
 	int r;
 
@@ -284,7 +284,7 @@ gen_talosconfig(struct gen_result *res, const struct config *cfg,
 		struct err *err)
 {
 	struct talosconfig_input in = { 0 };
-	struct buf prev = BUF_INIT, out = BUF_INIT;
+	struct buf prev = BUF_INIT_SECRET, out = BUF_INIT_SECRET;
 	const char **eps = xcalloc(cfg->n_nodes + 1, sizeof(char *));
 	const char **nodes = xcalloc(cfg->n_nodes + 1, sizeof(char *));
 	char *path = fs_join(env_dir, "talosconfig");
@@ -345,7 +345,7 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	struct talos_secrets *s = NULL;
 	struct ydocs docs[2] = { YDOCS_INIT, YDOCS_INIT };  /* worker, cp */
 	struct user_patch *up = NULL;
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	struct mc_input in;
 	char *path = NULL, *installer = NULL;
 	const char *ver = cfg->talos.version;
