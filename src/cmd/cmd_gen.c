@@ -58,8 +58,6 @@ cmd_gen(int argc, char **argv)
 		out_error("gen: %s", err.msg);
 		return 1;
 	}
-
-		return cmd_usage_error("gen", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&cfg, dir, &diag);
