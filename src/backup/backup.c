@@ -33,10 +33,53 @@ names_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Add dir/rel (a folder) and everything under it, in name order. */
+/* Pass 1 collects the entries (name order, folders before what is in
+ * them), so the archive is sized once and file contents are read straight
+ * into it: no second copy of a secret in memory. */
+struct entry {
+	char *rel;                 /* "nodes/" for a folder */
+	char *full;
+	enum tar_type type;
+	mode_t mode;
+	size_t size;
+};
+
+struct entries {
+	struct entry *v;
+	size_t n, cap;
+};
+
+static void
+entries_release(struct entries *es)
+{
+	size_t i;
+
+	for (i = 0; i < es->n; i++) {
+		free(es->v[i].rel);
+		free(es->v[i].full);
+	}
+	free(es->v);
+}
+
+static void
+push(struct entries *es, char *rel, char *full, enum tar_type type,
+     const struct stat *sb)
+{
+	if (es->n == es->cap) {
+		es->cap = es->cap ? 2 * es->cap : 32;
+		es->v = xrealloc(es->v, es->cap * sizeof(*es->v));
+	}
+	es->v[es->n].rel = rel;
+	es->v[es->n].full = full;
+	es->v[es->n].type = type;
+	es->v[es->n].mode = sb->st_mode;
+	es->v[es->n].size = type == TAR_FILE ? (size_t)sb->st_size : 0;
+	es->n++;
+}
+
 static int
-add_tree(struct buf *tar, const char *root, const char *rel, int depth,
-	 struct backup_stats *st, struct err *err)
+collect(struct entries *es, const char *root, const char *rel, int depth,
+	struct backup_stats *st, struct err *err)
 {
 	char *path = rel[0] ? fs_join(root, rel) : xstrdup(root);
 	char **names = NULL;
@@ -72,26 +115,12 @@ add_tree(struct buf *tar, const char *root, const char *rel, int depth,
 		if (lstat(full, &sb) < 0) {
 			r = err_sys(err, errno, "cannot stat '%s'", full);
 		} else if (S_ISDIR(sb.st_mode)) {
-			char *dname = xasprintf("%s/", sub);
-
-			r = tar_add(tar, dname, NULL, 0, 0700, TAR_DIR, err);
-			free(dname);
-			if (r == 0) {
-				st->dirs++;
-				r = add_tree(tar, root, sub, depth + 1, st, err);
-			}
+			push(es, xasprintf("%s/", sub), xstrdup(full), TAR_DIR, &sb);
+			st->dirs++;
+			r = collect(es, root, sub, depth + 1, st, err);
 		} else if (S_ISREG(sb.st_mode)) {
-			struct buf data = BUF_INIT_SECRET;
-
-			r = fs_read_file(&data, full, FILE_MAX, err);
-			if (r == 0)
-				r = tar_add(tar, sub, data.ptr, data.len,
-					    sb.st_mode & 0644, TAR_FILE, err);
-			if (r == 0) {
-				st->files++;
-				st->bytes += data.len;
-			}
-			buf_release(&data);
+			push(es, sub, full, TAR_FILE, &sb);
+			sub = full = NULL;   /* owned by the entry now */
 		} else {
 			/* A link could point anywhere; its target is not the
 			 * env's to copy. */
@@ -108,11 +137,36 @@ out:
 	return r;
 }
 
+static int
+add_file(struct buf *tar, const struct entry *e, struct backup_stats *st,
+	 struct err *err)
+{
+	size_t before;
+	int r;
+
+	if ((r = tar_header(tar, e->rel, e->size, e->mode & 0644, TAR_FILE,
+			    err)) < 0)
+		return r;
+	before = tar->len;
+	if ((r = fs_read_file(tar, e->full, e->size, err)) < 0)
+		return err_wrap(err, "'%s' changed while it was read (is an apply "
+				"running without the lock?)", e->rel);
+	if (tar->len - before != e->size)
+		return err_set(err, ERR_FAIL, "'%s' changed size while it was read",
+			       e->rel);
+	tar_pad(tar, e->size);
+	st->files++;
+	st->bytes += e->size;
+	return 0;
+}
+
 int
 backup_archive(struct buf *tar, const char *env_dir, struct backup_stats *st,
 	       struct err *err)
 {
 	char *cfg = fs_join(env_dir, "config.yml");
+	struct entries es = { 0 };
+	size_t total = 1024, i;
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -123,10 +177,22 @@ backup_archive(struct buf *tar, const char *env_dir, struct backup_stats *st,
 	}
 	free(cfg);
 	tar->secret = true;
-	if ((r = add_tree(tar, env_dir, "", 0, st, err)) < 0)
-		return r;
-	tar_finish(tar);
-	return 0;
+	if ((r = collect(&es, env_dir, "", 0, st, err)) < 0)
+		goto out;
+	for (i = 0; i < es.n; i++)
+		total += tar_entry_bytes(es.v[i].size);
+	buf_grow(tar, total);
+	for (i = 0; i < es.n && r == 0; i++) {
+		if (es.v[i].type == TAR_DIR)
+			r = tar_header(tar, es.v[i].rel, 0, 0700, TAR_DIR, err);
+		else
+			r = add_file(tar, &es.v[i], st, err);
+	}
+	if (r == 0)
+		tar_finish(tar);
+out:
+	entries_release(&es);
+	return r;
 }
 
 int

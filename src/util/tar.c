@@ -52,12 +52,11 @@ split_name(const char *name, char prefix[156], char base[101])
 }
 
 int
-tar_add(struct buf *ar, const char *name, const void *data, size_t len,
-	mode_t mode, enum tar_type type, struct err *err)
+tar_header(struct buf *ar, const char *name, size_t len, mode_t mode,
+	   enum tar_type type, struct err *err)
 {
 	unsigned char h[BLOCK];
 	char prefix[156], base[101];
-	size_t pad;
 
 	if (type == TAR_OTHER || split_name(name, prefix, base) < 0)
 		return err_set(err, ERR_FAIL, "'%s': name too long for a tar entry",
@@ -78,11 +77,34 @@ tar_add(struct buf *ar, const char *name, const void *data, size_t len,
 	snprintf((char *)h + 148, 8, "%06o", checksum(h));
 	h[155] = ' ';
 	buf_add(ar, h, BLOCK);
-	if (len) {
+	return 0;
+}
+
+void
+tar_pad(struct buf *ar, size_t len)
+{
+	static const unsigned char zero[BLOCK];
+
+	buf_add(ar, zero, (BLOCK - len % BLOCK) % BLOCK);
+}
+
+size_t
+tar_entry_bytes(size_t len)
+{
+	return BLOCK + (len + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+int
+tar_add(struct buf *ar, const char *name, const void *data, size_t len,
+	mode_t mode, enum tar_type type, struct err *err)
+{
+	int r;
+
+	if ((r = tar_header(ar, name, len, mode, type, err)) < 0)
+		return r;
+	if (type == TAR_FILE && len) {
 		buf_add(ar, data, len);
-		pad = (BLOCK - len % BLOCK) % BLOCK;
-		memset(h, 0, pad);
-		buf_add(ar, h, pad);
+		tar_pad(ar, len);
 	}
 	return 0;
 }

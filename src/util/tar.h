@@ -29,6 +29,13 @@ enum tar_type { TAR_FILE = 0, TAR_DIR, TAR_OTHER };
 
 int tar_add(struct buf *ar, const char *name, const void *data, size_t len,
 	    mode_t mode, enum tar_type type, struct err *err);
+/* tar_add in two steps, for contents appended by the caller: the header,
+ * then exactly len bytes, then tar_pad(len). */
+int tar_header(struct buf *ar, const char *name, size_t len, mode_t mode,
+	       enum tar_type type, struct err *err);
+void tar_pad(struct buf *ar, size_t len);
+/* Bytes one entry of len content bytes takes in the archive. */
+size_t tar_entry_bytes(size_t len);
 /* The two zero blocks that end an archive. */
 void tar_finish(struct buf *ar);
 
