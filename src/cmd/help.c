@@ -218,6 +218,24 @@ static const struct cmd_help helps[] = {
 		"  0  restored\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata restore homelab --from homelab-20261201T120000Z.age -i ~/.age/key.txt",
 	},
+	{
+		"history", cmd_history,
+		"what every apply and destroy did (ENV/history)",
+		"ENV [ENTRY] [-o json]",
+		"Every apply and destroy that goes ahead writes a record to\n"
+		"ENV/history/<UTC time>-<command>.jsonl (0600): a header with the\n"
+		"command, strata's version, config.yml's SHA-256 and the plan it\n"
+		"executed, then its event stream (the events 'apply -o json' prints),\n"
+		"ending with the summary. A killed command leaves its record up to\n"
+		"the last phase that finished (shown as incomplete). history.keep\n"
+		"(default 50) bounds how many are kept. Without ENTRY: the list,\n"
+		"newest first. With ENTRY (1 = newest, or a file name): its events.\n",
+		ENV_FORMS,
+		"  -o json     the list as a JSON array, or the entry's JSON lines\n"
+		"  -h, --help  show this help\n",
+		"  0  shown\n" EXIT_CONFIG,
+		"strata history homelab 1",
+	},
 };
 
 #define N_HELPS (sizeof(helps) / sizeof(helps[0]))

@@ -90,6 +90,11 @@ struct backup_config {
 	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
 };
 
+/* ENV/history: how many entries are kept (default 50). */
+struct history_config {
+	int keep;
+};
+
 struct talos_patch {
 	char *file;                /* relative to the env folder, or NULL */
 	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
@@ -227,6 +232,7 @@ struct config {
 	size_t n_nodes, n_controlplanes;
 	struct firewall_config firewall;
 	struct backup_config backup;
+	struct history_config history;
 	struct gitops_config gitops;
 	struct components_config components;
 	struct vm_config *vms;

@@ -449,6 +449,15 @@ static const struct field backup_fields[] = {
 };
 static const struct schema backup_schema = { "backup", backup_fields, 0 };
 
+/* --- history ------------------------------------------------------------ */
+
+static const struct field history_fields[] = {
+	FINT("keep", struct history_config, keep, 1, 100000,
+	     "how many apply/destroy records ENV/history keeps (default 50)"),
+	FEND
+};
+static const struct schema history_schema = { "history", history_fields, 0 };
+
 /* --- top level ---------------------------------------------------------- */
 
 static const struct field top_fields[] = {
@@ -464,6 +473,8 @@ static const struct field top_fields[] = {
 	FSAME("nodes", nodes_schema, "node pools"),
 	FMAP("backup", struct config, backup, backup_schema,
 	     "encrypted backups of the env folder (strata backup)"),
+	FMAP("history", struct config, history, history_schema,
+	     "the record of every apply and destroy in ENV/history"),
 	FMAP("firewall", struct config, firewall, firewall_schema,
 	     "Talos host firewall (always on vps; on proxmox when given)"),
 	FMAP("gitops", struct config, gitops, gitops_schema, "Flux GitOps"),

@@ -8,8 +8,10 @@ labsim_start
 E="$T/envs/cli"
 write_env "$E" cli 1100 1 1 127.0.31
 
-# tree_sum DIR: names, modes and contents of every file under DIR
-tree_sum() { (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f | sort | xargs -r sha256sum) | sha256sum; }
+# tree_sum DIR: names, modes and contents of every file under DIR but the
+# lock: ENV/.lock is the flock(2) file every command that may change the env
+# opens first; it holds no state and is never removed (util/fs.h).
+tree_sum() { (cd "$1" && find . ! -name .lock -printf '%p %m %s\n' | sort && find . -type f ! -name .lock | sort | xargs -r sha256sum) | sha256sum; }
 
 # A non-terminal apply without --yes decides before writing anything.
 before=$(tree_sum "$E")
