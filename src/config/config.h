@@ -84,6 +84,17 @@ struct firewall_config {
 					 * after config_load, its text is gone) */
 };
 
+/* strata backup: who can open the encrypted env archives. */
+struct backup_config {
+	struct str_list recipients;     /* age X25519 recipients, age1... */
+	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
+};
+
+/* ENV/history: how many entries are kept (default 50). */
+struct history_config {
+	int keep;
+};
+
 struct talos_patch {
 	char *file;                /* relative to the env folder, or NULL */
 	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
@@ -220,6 +231,8 @@ struct config {
 	struct node *nodes;        /* control planes first, then workers */
 	size_t n_nodes, n_controlplanes;
 	struct firewall_config firewall;
+	struct backup_config backup;
+	struct history_config history;
 	struct gitops_config gitops;
 	struct components_config components;
 	struct vm_config *vms;

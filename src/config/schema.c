@@ -438,6 +438,26 @@ static const struct field firewall_fields[] = {
 };
 static const struct schema firewall_schema = { "firewall", firewall_fields, 0 };
 
+/* --- backup ------------------------------------------------------------- */
+
+static const struct field backup_fields[] = {
+	FLD("recipients", T_STRLIST, struct backup_config, recipients,
+	    "age recipients (age1...) that can open 'strata backup' archives"),
+	FLD("passphrase", T_SECRET, struct backup_config, passphrase,
+	    "or a passphrase (scrypt) instead of recipients"),
+	FEND
+};
+static const struct schema backup_schema = { "backup", backup_fields, 0 };
+
+/* --- history ------------------------------------------------------------ */
+
+static const struct field history_fields[] = {
+	FINT("keep", struct history_config, keep, 1, 100000,
+	     "how many apply/destroy records ENV/history keeps (default 50)"),
+	FEND
+};
+static const struct schema history_schema = { "history", history_fields, 0 };
+
 /* --- top level ---------------------------------------------------------- */
 
 static const struct field top_fields[] = {
@@ -451,6 +471,10 @@ static const struct field top_fields[] = {
 	FMAP("kubernetes", struct config, kubernetes, kubernetes_schema, "Kubernetes"),
 	FMAP("network", struct config, network, network_schema, "node network"),
 	FSAME("nodes", nodes_schema, "node pools"),
+	FMAP("backup", struct config, backup, backup_schema,
+	     "encrypted backups of the env folder (strata backup)"),
+	FMAP("history", struct config, history, history_schema,
+	     "the record of every apply and destroy in ENV/history"),
 	FMAP("firewall", struct config, firewall, firewall_schema,
 	     "Talos host firewall (always on vps; on proxmox when given)"),
 	FMAP("gitops", struct config, gitops, gitops_schema, "Flux GitOps"),

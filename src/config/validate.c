@@ -1580,6 +1580,29 @@ check_patch_names(struct vctx *v)
 	}
 }
 
+static void
+check_backup(struct vctx *v)
+{
+	struct backup_config *b = &v->cfg->backup;
+	size_t i;
+
+	for (i = 0; i < b->recipients.n; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "backup.recipients[%zu]", i);
+		if (age_recipient_check(b->recipients.v[i]) < 0)
+			verr(v, path, "'%s' is not an age recipient (age1..., as "
+			     "age-keygen prints it)", b->recipients.v[i]);
+	}
+	if (b->passphrase.kind != SECRET_NONE) {
+		check_secret(v, &b->passphrase, "backup.passphrase", false);
+		if (b->recipients.n)
+			verr(v, "backup.passphrase", "set together with "
+			     "backup.recipients; an age file holds recipients or "
+			     "one passphrase: keep one");
+	}
+}
+
 void
 config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 {
@@ -1607,6 +1630,7 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	check_unique(&v);
 	check_addons(&v);
 	config_check_firewall(cfg, diag);
+	check_backup(&v);
 	if (!(flags & CONFIG_NO_SIBLINGS))
 		check_siblings(&v);
 }
