@@ -1,10 +1,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "state/history.h"
 #include "util/event.h"
 #include "util/out.h"
 
@@ -14,22 +14,26 @@ static const char *const generated[] = {
 	"controlplane.yaml", "worker.yaml", NULL,
 };
 
-static void
-purge_state(const char *dir)
+/* Remove the generated files, relative to the env folder (fs_remove
+ * follows no link); nodes/ holds only generated per-node configs. */
+static int
+purge_state(const char *dir, struct err *err)
 {
-	char *p, *cmd;
+	char *p;
 	size_t i;
+	int r = 0;
 
-	for (i = 0; generated[i]; i++) {
+	for (i = 0; r == 0 && generated[i]; i++) {
 		p = fs_join(dir, generated[i]);
-		unlink(p);
+		r = fs_remove(p, err);
 		free(p);
 	}
-	/* nodes/ holds only generated per-node configs. */
-	cmd = xasprintf("rm -rf '%s/nodes'", dir);
-	if (system(cmd) != 0)
-		out_warn("could not remove %s/nodes", dir);
-	free(cmd);
+	if (r == 0) {
+		p = fs_join(dir, "nodes");
+		r = fs_remove(p, err);
+		free(p);
+	}
+	return r < 0 ? err_wrap(err, "purge-state") : 0;
 }
 
 int
@@ -38,6 +42,7 @@ cmd_destroy(int argc, char **argv)
 	struct apply_ctx c;
 	struct env e;
 	struct env_tally tally;
+	struct history *hist = NULL;
 	struct err err = ERR_INIT;
 	const char *env = NULL, *result = "failed";
 	bool yes = false, purge = false, tallying = false;
@@ -94,6 +99,8 @@ cmd_destroy(int argc, char **argv)
 	}
 	if (!c.plan.deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
+		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+			goto fail;
 	} else {
 		env_show_plan(&c.plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
@@ -102,6 +109,8 @@ cmd_destroy(int argc, char **argv)
 			goto out;
 		}
 		tally.started = true;
+		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+			goto fail;
 		if ((r = phase_run_list((const struct phase *const[]){ &ph_vms }, 1,
 					&c, &err)) < 0)
 			goto fail;
@@ -110,7 +119,8 @@ cmd_destroy(int argc, char **argv)
 	if (!purge && (r = state_cluster_forget(&c.st, &err)) < 0)
 		goto fail;
 	if (purge) {
-		purge_state(e.dir);
+		if ((r = purge_state(e.dir, &err)) < 0)
+			goto fail;
 		out_note("removed generated files and secrets from %s", e.dir);
 	}
 	result = "done";
@@ -126,12 +136,13 @@ out:
 	env_summary("destroy", e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL,
 		    !strcmp(result, "done")
-		    ? (purge ? "config.yml and the patches you wrote"
+		    ? (purge ? "config.yml, the patches you wrote and history/"
 			     : "secrets.yaml, talosconfig and config.yml (same "
 			       "cluster identity on the next apply; --purge-state "
 			       "removes them)")
 		    : NULL, NULL);
 	event_end();
+	history_close(hist);
 	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);

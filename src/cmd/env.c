@@ -4,6 +4,7 @@
  * the Proxmox token and connect, read the journal, observe and plan.
  */
 #include "cmd/env.h"
+#include "state/history.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "util/event.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
 
 int
 env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
@@ -23,6 +25,9 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 	int r;
 
 	memset(e, 0, sizeof(*e));
+	/* Every command opening an env may load its secrets. */
+	if ((r = proc_protect_secrets(err)) < 0)
+		return r;
 	e->dir = cmd_env_dir(env_arg);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&e->cfg, e->dir, &diag);
@@ -35,6 +40,8 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 	if (r < 0)
 		return err_set(err, ERR_USAGE, "'%s' has config errors; "
 			       "'strata validate %s' lists them", e->dir, env_arg);
+	if ((r = fs_root_open(e->dir, false, err)) < 0)
+		return r;
 	if (flags & ENV_LOCK) {
 		if ((r = fs_lock_acquire(&e->lock, e->dir, err)) < 0)
 			return r;
@@ -135,6 +142,19 @@ tally_sink(const json_t *ev, void *arg)
 		t->vm_changed++;
 	else if (!strcmp(text, "deleted"))
 		t->vm_deleted++;
+}
+
+int
+env_history_open(struct history **out, struct env *e, const char *command,
+		 const struct plan *plan, struct err *err)
+{
+	char *pj = plan ? plan_to_json(plan) : NULL;
+	int r;
+
+	r = history_open(out, e->dir, command, e->cfg->name, STRATA_VERSION, pj,
+			 e->cfg->history.keep, err);
+	free(pj);
+	return r;
 }
 
 void
@@ -286,12 +306,10 @@ void
 env_close(struct env *e)
 {
 	pve_free(e->pve);
-	if (e->token) {
-		memset(e->token, 0, strlen(e->token));
-		free(e->token);
-	}
+	secret_strfree(e->token);
 	free(e->ca_file);
 	fs_lock_release(&e->lock);
+	fs_root_close();
 	config_free(e->cfg);
 	free(e->dir);
 	memset(e, 0, sizeof(*e));

@@ -87,6 +87,17 @@ struct firewall_config {
 					 * after config_load, its text is gone) */
 };
 
+/* strata backup: who can open the encrypted env archives. */
+struct backup_config {
+	struct str_list recipients;     /* age X25519 recipients, age1... */
+	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
+};
+
+/* ENV/history: how many entries are kept (default 50). */
+struct history_config {
+	int keep;
+};
+
 struct talos_patch {
 	char *file;                /* relative to the env folder, or NULL */
 	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
@@ -165,6 +176,9 @@ struct gitops_config {
 	char *path;
 	char *interval;            /* Go duration, e.g. 10m */
 	struct secret_ref token;
+	char *local_path;          /* where gen writes the tree (ENV-relative) */
+	struct secret_ref sops_identity; /* age identity to use, else generated */
+	struct str_list sops_recipients; /* more age recipients for secrets */
 };
 
 struct components_config {
@@ -177,6 +191,9 @@ struct components_config {
 	struct secret_ref tunnel_token;
 	bool monitoring;
 	bool metrics_server;
+	bool cert_manager;
+	int longhorn_replicas;     /* default 2 */
+	int replicas;              /* platform controllers: 1, or 3 with 3+ control planes */
 };
 
 struct kv {
@@ -217,6 +234,8 @@ struct config {
 	struct node *nodes;        /* control planes first, then workers */
 	size_t n_nodes, n_controlplanes;
 	struct firewall_config firewall;
+	struct backup_config backup;
+	struct history_config history;
 	struct gitops_config gitops;
 	struct components_config components;
 	struct vm_config *vms;
