@@ -45,6 +45,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_install,
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
+	&ph_cni,
 };
 
 int

@@ -507,6 +507,17 @@ check_kubernetes(struct vctx *v)
 			     "'%s' is not a version (like 1.18.4)", k->cni_version);
 	}
 	k->kube_proxy = k->cni != CNI_CILIUM;
+	if (k->cni == CNI_CILIUM) {
+		set_default(&k->cni_helm_image, DEFAULT_HELM_IMAGE);
+		if (k->cni_values && strstr(k->cni_values, "\"masquerade\": true"))
+			vwarn(v, "kubernetes.cni.values",
+			      "bpf.masquerade with Talos's forwardKubeDNSToHost "
+			      "(on by default) breaks CoreDNS");
+	} else if (k->cni_values || k->cni_helm_image) {
+		verr(v, k->cni_values ? "kubernetes.cni.values"
+				      : "kubernetes.cni.helm_image",
+		     "only used with cni 'cilium'");
+	}
 }
 
 static void
