@@ -46,6 +46,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
 	&ph_cni,
+	&ph_gitops,
 };
 
 int

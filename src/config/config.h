@@ -155,8 +155,9 @@ struct gitops_config {
 	char *repo;
 	char *branch;
 	char *path;
-	char *interval;            /* Go duration, e.g. 10m */
+	char *interval;            /* Go duration, e.g. 5m */
 	struct secret_ref token;
+	char *known_hosts;         /* host key lines of the Git server (ssh) */
 };
 
 struct components_config {

@@ -318,10 +318,12 @@ static const struct field gitops_fields[] = {
 	FLD("repo", T_URL, struct gitops_config, repo, "Git repository URL (https:// or ssh://)"),
 	FLD("branch", T_STR, struct gitops_config, branch, "branch (default main)"),
 	FLD("path", T_STR, struct gitops_config, path,
-	    "path in the repo for this cluster (default clusters/<name>)"),
-	FLD("interval", T_DURATION, struct gitops_config, interval, "sync interval (default 10m)"),
+	    "folder in the repo holding flux/, platform/ and apps/ (default cluster/kubernetes)"),
+	FLD("interval", T_DURATION, struct gitops_config, interval, "sync interval (default 5m)"),
 	FLD("token", T_SECRET, struct gitops_config, token,
 	    "access token for a private https repo: ${ENV_VAR} or file:PATH"),
+	FLD("known_hosts", T_STR, struct gitops_config, known_hosts,
+	    "the Git server's host key lines (ssh-keyscan output); needed for ssh://"),
 	FEND
 };
 static const struct schema gitops_schema = { "gitops", gitops_fields, 0 };

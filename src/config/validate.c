@@ -967,10 +967,17 @@ check_addons(struct vctx *v)
 			vwarn(v, "gitops.repo",
 			      "plain http: the cluster's source of truth travels "
 			      "unauthenticated");
+		else if (!strncmp(g->repo, "git@", 4))
+			verr(v, "gitops.repo",
+			     "Flux takes ssh://user@host/path, not the scp form "
+			     "'%s'", g->repo);
+		else if (!strncmp(g->repo, "ssh://", 6) && !g->known_hosts)
+			verr(v, "gitops",
+			     "missing 'known_hosts' for an ssh:// repo (the Git "
+			     "server's host keys, e.g. from ssh-keyscan)");
 		set_default(&g->branch, "main");
-		if (!g->path && cfg->name)
-			g->path = xasprintf("clusters/%s", cfg->name);
-		set_default(&g->interval, "10m");
+		set_default(&g->path, "cluster/kubernetes");
+		set_default(&g->interval, "5m");
 		if (g->token.kind != SECRET_NONE)
 			check_secret(v, &g->token, "gitops.token", false);
 	}

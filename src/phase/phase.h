@@ -91,5 +91,6 @@ extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
+extern const struct phase ph_gitops;
 
 #endif

@@ -1,0 +1,86 @@
+#!/bin/sh
+# The gitops phase: Flux installed by the installer Job, its CRDs
+# Established and controllers rolled out; the deploy key made once (0600,
+# public key printed in OpenSSH form); GitRepository and the Kustomizations
+# flux-system -> platform -> apps (dependsOn, 5m, prune, wait) Ready; the
+# sops-age Secret from ENV/sops.agekey; a re-run writes nothing; kill -9
+# during the phase, then a re-run converges.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/labsim.sh"
+labsim_start
+E="$T/envs/flux"
+write_env "$E" flux 3100 1 1 127.0.31
+cat >> "$E/config.yml" <<'YAML'
+gitops:
+  repo: ssh://git@git.example.org/lab/fleet.git
+  known_hosts: "git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+YAML
+EP=https://127.0.31.10:6443
+writes() { labsim_py "sum(1 for c in s['talos']['kubernetes']['$EP']['calls'] if c['method'] in ('PATCH', 'DELETE', 'POST', 'PUT'))"; }
+KC="kubectl --kubeconfig $E/kubeconfig"
+
+expect_rc 0 "apply with gitops from an empty simulator" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "gitops: Job kube-system/strata-flux-install started (ghcr.io/fluxcd/flux-cli:v2.9.4)" "$T/err" "the flux install Job ran"
+expect_grep "new deploy key for ssh://git@git.example.org/lab/fleet.git; add it (read-only)" "$T/err" "the deploy key is announced"
+expect_grep "^    ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]* strata-flux-flux$" "$T/err" "in OpenSSH form"
+[ "$(stat -c %a "$E/flux-deploy-key")" = 600 ] && ok "deploy key is 0600" || bad "deploy key mode"
+if command -v ssh-keygen >/dev/null; then
+	ssh-keygen -l -f "$E/flux-deploy-key.pub" > "$T/fp" 2>&1 && ok "ssh-keygen reads the public key" \
+		|| { bad "ssh-keygen -l"; cat "$T/fp"; }
+fi
+expect_grep "no $E/sops.agekey: no sops-age Secret" "$T/err" "a missing age key is said, not hidden"
+expect_grep "gitops: took .*strata" "$T/err" "strata's own time printed apart"
+
+$KC get kustomizations.kustomize.toolkit.fluxcd.io -n flux-system -o json > "$T/ks.json" 2> "$T/kerr"
+$PY - "$T/ks.json" > "$T/chain" 2>&1 <<'PYEOF'
+import json, sys
+ks = {k["metadata"]["name"]: k for k in json.load(open(sys.argv[1]))["items"]}
+assert sorted(ks) == ["apps", "flux-system", "platform"], sorted(ks)
+dep = {n: [d["name"] for d in k["spec"].get("dependsOn", [])] for n, k in ks.items()}
+assert dep == {"flux-system": [], "platform": ["flux-system"], "apps": ["platform"]}, dep
+for n, k in ks.items():
+    s = k["spec"]
+    assert (s["interval"], s["prune"], s["wait"]) == ("5m", True, True), s
+    assert s["path"] == "./cluster/kubernetes/" + {"flux-system": "flux"}.get(n, n), s["path"]
+print("chain ok")
+PYEOF
+expect_grep "^chain ok" "$T/chain" "Kustomizations flux-system -> platform -> apps, 5m, prune, wait"
+i=0
+until $KC get kustomizations.kustomize.toolkit.fluxcd.io -n flux-system apps \
+	-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True || [ $i -gt 100 ]; do
+	sleep 0.1; i=$((i + 1)); done
+[ $i -le 100 ] && ok "apps Ready once its dependencies are" || bad "apps never Ready"
+
+w0=$(writes)
+expect_rc 0 "re-run" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "gitops: Job kube-system/strata-flux-install for this config completed earlier" "$T/err" "no second Flux Job"
+expect_grep "are current; nothing written" "$T/err" "re-run says so"
+[ "$(writes)" = "$w0" ] && ok "re-run wrote nothing to the cluster" || bad "re-run wrote $(( $(writes) - w0 )) times"
+grep -q "new deploy key" "$T/err" && bad "a second deploy key" || ok "the deploy key is made once"
+
+# The age identity of strata gen becomes the sops-age Secret.
+if command -v age-keygen >/dev/null; then
+	age-keygen 2>/dev/null | grep '^AGE-SECRET-KEY-1' > "$E/sops.agekey"; chmod 600 "$E/sops.agekey"
+	expect_rc 0 "apply with ENV/sops.agekey" -- "$STRATA" apply "$E" --yes --timeout 30s
+	[ "$($KC -n flux-system get secret sops-age -o 'jsonpath={.data.age\.agekey}' | base64 -d | head -c 16)" = "AGE-SECRET-KEY-1" ] \
+		&& ok "sops-age Secret holds the identity" || bad "sops-age Secret"
+	[ "$($KC -n flux-system get kustomizations.kustomize.toolkit.fluxcd.io apps -o 'jsonpath={.spec.decryption.secretRef.name}')" = sops-age ] \
+		&& ok "Kustomizations decrypt with it" || bad "no decryption"
+	grep -q "AGE-SECRET-KEY" "$T/err" "$T/out" && bad "the age key was printed" || ok "the age key is never printed"
+fi
+
+# kill -9 while the Flux Job runs (a Flux version change is simulated by
+# deleting the Job and the recorded digest), then a re-run converges.
+$KC -n kube-system delete job strata-flux-install > /dev/null 2>&1
+$PY -c "import json,sys; p='$E/state.json'; s=json.load(open(p)); s.get('addons',{}).pop('gitops',None); json.dump(s,open(p,'w'))"
+labsim_ctl POST knobs '{"k8s_job_seconds": 200}' > /dev/null
+"$STRATA" apply "$E" --yes --timeout 60s > "$T/bg.out" 2> "$T/bg.err" &
+pid=$!
+i=0
+until grep -q "strata-flux-install started" "$T/bg.err" 2>/dev/null || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+labsim_ctl POST knobs '{"k8s_job_seconds": 5}' > /dev/null
+expect_rc 0 "re-run after kill -9 during the gitops phase" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "gitops: Flux v2.9.4; GitRepository flux-system" "$T/err" "converged after kill -9"
+
+finish
