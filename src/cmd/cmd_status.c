@@ -19,7 +19,9 @@ static const char usage[] =
 	"also what the node says over mTLS at its address (Talos version, or\n"
 	"maintenance / down / foreign when another CA answers), etcd's state\n"
 	"on control planes, and the Kubernetes node's readiness (from\n"
-	"ENV/kubeconfig). Reads only; every probe is bounded to a few seconds.\n"
+	"ENV/kubeconfig); then the addons: Cilium's version and ready/desired\n"
+	"agents, each Flux Kustomization's Ready condition and last applied\n"
+	"revision. Reads only; every probe is bounded to a few seconds.\n"
 	"\n"
 	"  -o json     machine-readable output\n"
 	"  -h, --help  show this help\n";
@@ -120,6 +122,53 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 		talos_creds_release(&creds);
 }
 
+/* The addons as the cluster runs them (kube_addons_read), or NULL. */
+static json_t *
+read_addons(struct env *e)
+{
+	char *path = fs_join(e->dir, "kubeconfig");
+	struct kube_client *kc = NULL;
+	struct err err = ERR_INIT;
+	json_t *a = NULL;
+
+	if (fs_exists(path) && kube_client_load(&kc, path, 3000, &err) == 0 &&
+	    kube_addons_read(kc, &a, &err) < 0)
+		out_warn("cannot read the addons: %s", err.msg);
+	kube_client_free(kc);
+	free(path);
+	return a;
+}
+
+static void
+print_addons(json_t *a)
+{
+	json_t *cni = json_object_get(a, "cni"), *k;
+	json_t *ks = json_object_get(json_object_get(a, "flux"), "kustomizations");
+	size_t i;
+
+	if (!json_is_object(cni) && !json_array_size(ks))
+		return;
+	printf("\n%-8s %-20s %-7s %s\n", "ADDON", "NAME", "READY", "VERSION / REVISION");
+	if (json_is_object(cni)) {
+		char ready[48];
+
+		snprintf(ready, sizeof(ready), "%lld/%lld",
+			 (long long)json_integer_value(json_object_get(cni, "ready")),
+			 (long long)json_integer_value(json_object_get(cni, "desired")));
+		printf("%-8s %-20s %-7s %s\n", "cni", "cilium", ready,
+		       json_string_value(json_object_get(cni, "version")));
+	}
+	json_array_foreach(ks, i, k) {
+		const char *rev = json_string_value(json_object_get(k, "revision"));
+		const char *msg = json_string_value(json_object_get(k, "message"));
+		const char *ready = json_string_value(json_object_get(k, "ready"));
+
+		printf("%-8s %-20s %-7s %s\n", "flux",
+		       json_string_value(json_object_get(k, "name")), ready,
+		       rev && !strcmp(ready, "True") ? rev : msg ? msg : "-");
+	}
+}
+
 static const char *
 kube_state(const struct kube_node *kn, size_t nk, const char *name,
 	   const char *note)
@@ -148,7 +197,7 @@ cmd_status(int argc, char **argv)
 	bool *running = NULL;
 	const char *env = NULL;
 	int json = 0, a, r, rc = 1;
-	json_t *arr = NULL;
+	json_t *arr = NULL, *addons = NULL;
 
 	if (cmd_wants_help(argc, argv, usage))
 		return 0;
@@ -177,6 +226,8 @@ cmd_status(int argc, char **argv)
 			    have[j].status && !strcmp(have[j].status, "running"))
 				running[i] = true;
 	probe_cluster(&e, pr, running, &kn, &nk, &kube_note);
+	if (!kube_note)
+		addons = read_addons(&e);
 	arr = json_array();
 	if (!json)
 		printf("%-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %s\n",
@@ -247,12 +298,15 @@ cmd_status(int argc, char **argv)
 		if (kube_note)
 			json_object_set_new(root, "kubernetes_note",
 					    json_string(kube_note));
+		json_object_set(root, "addons", addons ? addons : json_null());
 		s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(s);
 		free(s);
 		json_decref(root);
 	} else if (kube_note && e.cfg->n_nodes) {
 		out_note("Kubernetes: %s", kube_note);
+	} else if (addons) {
+		print_addons(addons);
 	}
 	rc = 0;
 out:
@@ -260,6 +314,7 @@ out:
 	free(pr);
 	kube_nodes_free(kn, nk);
 	json_decref(arr);
+	json_decref(addons);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
 	state_release(&st);

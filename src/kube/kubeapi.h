@@ -106,6 +106,16 @@ enum kube_job_end { KUBE_JOB_COMPLETE, KUBE_JOB_FAILED };
 int kube_wait_job(struct kube_client *c, const char *ns, const char *name,
 		  const struct kube_wait *w, enum kube_job_end *end,
 		  struct err *err);
+/*
+ * What runs of the addons (kubestatus.c), as JSON:
+ *   {"cni": {"name": "cilium", "version": "1.18.4", "ready": 3,
+ *            "desired": 3} or null,
+ *    "flux": {"kustomizations": [{"name", "ready": "True"|"False"|
+ *            "Unknown", "revision", "message"}]} or null}
+ * A missing DaemonSet or Flux (404) is null, not an error.
+ */
+int kube_addons_read(struct kube_client *c, json_t **out, struct err *err);
+
 /* The name of the Job's newest pod, or NULL. */
 char *kube_job_pod(struct kube_client *c, const char *ns, const char *job,
 		   struct err *err);

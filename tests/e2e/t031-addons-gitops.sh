@@ -51,6 +51,21 @@ until $KC get kustomizations.kustomize.toolkit.fluxcd.io -n flux-system apps \
 	sleep 0.1; i=$((i + 1)); done
 [ $i -le 100 ] && ok "apps Ready once its dependencies are" || bad "apps never Ready"
 
+expect_rc 0 "status" -- "$STRATA" status "$E"
+expect_grep "^cni  *cilium  *2/2  *1.18.4$" "$T/out" "status: Cilium version and ready/desired agents"
+expect_grep "^flux  *apps  *True  *main@sha1:[0-9a-f]*$" "$T/out" "status: a Kustomization's Ready and last applied revision"
+expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
+$PY - "$T/out" > "$T/sj" 2>&1 <<'PYEOF'
+import json, sys
+a = json.load(open(sys.argv[1]))["addons"]
+assert a["cni"] == {"name": "cilium", "version": "1.18.4", "ready": 2, "desired": 2}, a["cni"]
+ks = {k["name"]: k for k in a["flux"]["kustomizations"]}
+assert sorted(ks) == ["apps", "flux-system", "platform"] and all(k["ready"] == "True" for k in ks.values()), ks
+assert ks["apps"]["revision"].startswith("main@sha1:")
+print("json ok")
+PYEOF
+expect_grep "^json ok" "$T/sj" "status -o json has the addons"
+
 w0=$(writes)
 expect_rc 0 "re-run" -- "$STRATA" apply "$E" --yes --timeout 30s
 expect_grep "gitops: Job kube-system/strata-flux-install for this config completed earlier" "$T/err" "no second Flux Job"
