@@ -829,26 +829,16 @@ class Cluster:
         if ok:
             st["succeeded"] = 1
             st["completionTime"] = now
-            st["conditions"] = [
-                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                 "message": "Reached expected number of succeeded pods", "lastProbeTime": now,
-                 "lastTransitionTime": now},
-                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                 "message": "Reached expected number of succeeded pods", "lastProbeTime": now,
-                 "lastTransitionTime": now}]
+            st["conditions"] = job_conditions(("SuccessCriteriaMet", "Complete"), "CompletionsReached",
+                                              "Reached expected number of succeeded pods", now)
             meta["finished"] = time.time()
         else:
             meta["failed"] += 1
             st["failed"] = meta["failed"]
             limit = (job.get("spec") or {}).get("backoffLimit", 6)
             if meta["failed"] > limit:
-                st["conditions"] = [
-                    {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                     "message": "Job has reached the specified backoff limit", "lastProbeTime": now,
-                     "lastTransitionTime": now},
-                    {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                     "message": "Job has reached the specified backoff limit", "lastProbeTime": now,
-                     "lastTransitionTime": now}]
+                st["conditions"] = job_conditions(("FailureTarget", "Failed"), "BackoffLimitExceeded",
+                                                  "Job has reached the specified backoff limit", now)
                 meta["finished"] = time.time()
             else:
                 # the Job controller's back-off: 10 s, doubled per failure
@@ -1227,6 +1217,13 @@ class Cluster:
         with self.lock:
             return {"%s/%s" % (ns, n): job_state(o) for (g, r, ns, n), o in self.objects.items()
                     if g == "batch/v1" and r == "jobs"}
+
+
+def job_conditions(types, reason, message, now):
+    """A finished Job's two conditions (SuccessCriteriaMet/Complete or
+    FailureTarget/Failed), as the Job controller of Kubernetes 1.31+ sets them."""
+    return [{"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": now,
+             "lastTransitionTime": now} for t in types]
 
 
 def job_state(o):
