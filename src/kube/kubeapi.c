@@ -372,6 +372,8 @@ kube_apply(struct kube_client *c, json_t *obj, json_t **out, struct err *err)
 			       "apiVersion, kind or metadata.name");
 	body = json_dumps(obj, JSON_COMPACT);
 	r = apply_raw(c, av, kind, ns, name, body, strlen(body), &res, err);
+	if (!strcmp(kind, "Secret"))
+		OPENSSL_cleanse(body, strlen(body));
 	free(body);
 	if (r == 0 && out)
 		*out = res;
