@@ -23,8 +23,8 @@ expect_grep "cni: took .*strata" "$T/err" "strata's own time printed apart"
 [ "$(k8s "['jobs']['kube-system/strata-cilium-install']")" = Complete ] && ok "the Job is Complete" || bad "job: $(k8s "['jobs']")"
 
 # The values strata rendered pass the chart's values.schema.json.
-if kubectl --kubeconfig "$E/kubeconfig" -n kube-system get configmap strata-cilium-install \
-	-o 'jsonpath={.data.values\.yaml}' > "$T/values.yaml" 2>"$T/kerr"; then
+if kube_get "$E" /api/v1/namespaces/kube-system/configmaps/strata-cilium-install > "$T/cm.json" 2>"$T/kerr"; then
+	$PY -c "import json,sys; sys.stdout.write(json.load(open('$T/cm.json'))['data']['values.yaml'])" > "$T/values.yaml"
 	$PY - "$T/values.yaml" "$REF/kubernetes/charts/cilium-1.18.4/values.schema.json" > "$T/v" 2>&1 <<'PYEOF'
 import json, sys, yaml, jsonschema
 v = yaml.safe_load(open(sys.argv[1]))
@@ -37,7 +37,7 @@ assert v["cgroup"] == {"autoMount": {"enabled": False}, "hostRoot": "/sys/fs/cgr
 print("valid" if not errs else "INVALID")
 PYEOF
 	expect_grep "^valid" "$T/v" "rendered values validate against cilium 1.18.4's values.schema.json"
-	kubectl --kubeconfig "$E/kubeconfig" -n kube-system get job strata-cilium-install -o json > "$T/job.json"
+	kube_get "$E" /apis/batch/v1/namespaces/kube-system/jobs/strata-cilium-install > "$T/job.json"
 	$PY - "$T/job.json" > "$T/j" 2>&1 <<'PYEOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -50,7 +50,7 @@ print("shape ok")
 PYEOF
 	expect_grep "^shape ok" "$T/j" "Job: hostNetwork, every taint tolerated, own ServiceAccount, pinned chart"
 else
-	bad "kubectl could not read the values ConfigMap"; cat "$T/kerr"
+	bad "could not read the values ConfigMap"; cat "$T/cm.json" "$T/kerr"
 fi
 
 w0=$(writes)
@@ -91,6 +91,7 @@ pid=$!
 i=0
 until grep -q "strata-cilium-install started" "$T/bg.err" 2>/dev/null || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+expect_grep "strata-cilium-install started" "$T/bg.err" "killed while its Job ran"
 j0=$(jobs_started)
 labsim_ctl POST knobs '{"k8s_job_seconds": 5}' > /dev/null
 expect_rc 0 "re-run after kill -9 during the cni phase" -- "$STRATA" apply "$E" --yes --timeout 60s

@@ -17,7 +17,8 @@ gitops:
 YAML
 EP=https://127.0.31.10:6443
 writes() { labsim_py "sum(1 for c in s['talos']['kubernetes']['$EP']['calls'] if c['method'] in ('PATCH', 'DELETE', 'POST', 'PUT'))"; }
-KC="kubectl --kubeconfig $E/kubeconfig"
+KS=/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations
+jq_py() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 expect_rc 0 "apply with gitops from an empty simulator" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "gitops: Job kube-system/strata-flux-install started (ghcr.io/fluxcd/flux-cli:v2.9.4)" "$T/err" "the flux install Job ran"
@@ -31,7 +32,7 @@ fi
 expect_grep "no $E/sops.agekey: no sops-age Secret" "$T/err" "a missing age key is said, not hidden"
 expect_grep "gitops: took .*strata" "$T/err" "strata's own time printed apart"
 
-$KC get kustomizations.kustomize.toolkit.fluxcd.io -n flux-system -o json > "$T/ks.json" 2> "$T/kerr"
+kube_get "$E" $KS > "$T/ks.json" 2> "$T/kerr"
 $PY - "$T/ks.json" > "$T/chain" 2>&1 <<'PYEOF'
 import json, sys
 ks = {k["metadata"]["name"]: k for k in json.load(open(sys.argv[1]))["items"]}
@@ -46,8 +47,7 @@ print("chain ok")
 PYEOF
 expect_grep "^chain ok" "$T/chain" "Kustomizations flux-system -> platform -> apps, 5m, prune, wait"
 i=0
-until $KC get kustomizations.kustomize.toolkit.fluxcd.io -n flux-system apps \
-	-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True || [ $i -gt 100 ]; do
+until kube_get "$E" $KS/apps 2>/dev/null | jq_py "[c['status'] for c in d.get('status', {}).get('conditions', []) if c['type'] == 'Ready']" | grep -q True || [ $i -gt 100 ]; do
 	sleep 0.1; i=$((i + 1)); done
 [ $i -le 100 ] && ok "apps Ready once its dependencies are" || bad "apps never Ready"
 
@@ -77,16 +77,16 @@ grep -q "new deploy key" "$T/err" && bad "a second deploy key" || ok "the deploy
 if command -v age-keygen >/dev/null; then
 	age-keygen 2>/dev/null | grep '^AGE-SECRET-KEY-1' > "$E/sops.agekey"; chmod 600 "$E/sops.agekey"
 	expect_rc 0 "apply with ENV/sops.agekey" -- "$STRATA" apply "$E" --yes --timeout 30s
-	[ "$($KC -n flux-system get secret sops-age -o 'jsonpath={.data.age\.agekey}' | base64 -d | head -c 16)" = "AGE-SECRET-KEY-1" ] \
+	[ "$(kube_get "$E" /api/v1/namespaces/flux-system/secrets/sops-age | jq_py "d['data']['age.agekey']" | base64 -d | head -c 16)" = "AGE-SECRET-KEY-1" ] \
 		&& ok "sops-age Secret holds the identity" || bad "sops-age Secret"
-	[ "$($KC -n flux-system get kustomizations.kustomize.toolkit.fluxcd.io apps -o 'jsonpath={.spec.decryption.secretRef.name}')" = sops-age ] \
+	[ "$(kube_get "$E" $KS/apps | jq_py "d['spec']['decryption']['secretRef']['name']")" = sops-age ] \
 		&& ok "Kustomizations decrypt with it" || bad "no decryption"
 	grep -q "AGE-SECRET-KEY" "$T/err" "$T/out" && bad "the age key was printed" || ok "the age key is never printed"
 fi
 
 # kill -9 while the Flux Job runs (a Flux version change is simulated by
 # deleting the Job and the recorded digest), then a re-run converges.
-$KC -n kube-system delete job strata-flux-install > /dev/null 2>&1
+kube_req DELETE "$E" "/apis/batch/v1/namespaces/kube-system/jobs/strata-flux-install?propagationPolicy=Background" > /dev/null
 $PY -c "import json,sys; p='$E/state.json'; s=json.load(open(p)); s.get('addons',{}).pop('gitops',None); json.dump(s,open(p,'w'))"
 labsim_ctl POST knobs '{"k8s_job_seconds": 200}' > /dev/null
 "$STRATA" apply "$E" --yes --timeout 60s > "$T/bg.out" 2> "$T/bg.err" &
@@ -94,6 +94,7 @@ pid=$!
 i=0
 until grep -q "strata-flux-install started" "$T/bg.err" 2>/dev/null || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+expect_grep "strata-flux-install started" "$T/bg.err" "killed while its Job ran"
 labsim_ctl POST knobs '{"k8s_job_seconds": 5}' > /dev/null
 expect_rc 0 "re-run after kill -9 during the gitops phase" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "gitops: Flux v2.9.4; GitRepository flux-system" "$T/err" "converged after kill -9"
