@@ -99,4 +99,17 @@ labsim_ctl POST knobs '{"k8s_job_seconds": 5}' > /dev/null
 expect_rc 0 "re-run after kill -9 during the gitops phase" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "gitops: Flux v2.9.4; GitRepository flux-system" "$T/err" "converged after kill -9"
 
+# https with a token: the Secret holds it as the password; never printed.
+H="$T/envs/https"
+write_env "$H" https 3200 1 0 127.0.32
+printf 'gitops:\n  repo: https://git.example.org/lab/fleet.git\n  token: ${FLEET_TOKEN}\n' >> "$H/config.yml"
+export FLEET_TOKEN=tok-5e3a1b0c9d
+expect_rc 0 "apply with an https repo and a token" -- "$STRATA" apply "$H" --yes --timeout 60s
+[ "$(kube_get "$H" /api/v1/namespaces/flux-system/secrets/flux-system | jq_py "d['data']['password']" | base64 -d)" = "$FLEET_TOKEN" ] \
+	&& ok "the token is the Secret's password" || bad "token Secret"
+[ "$(kube_get "$H" /apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories/flux-system | jq_py "d['spec']['secretRef']['name']")" = flux-system ] \
+	&& ok "the GitRepository uses it" || bad "no secretRef"
+grep -q "$FLEET_TOKEN" "$T/err" "$T/out" "$H/state.json" && bad "the token leaked into output or state" || ok "the token is in no output and not in state.json"
+[ -e "$H/flux-deploy-key" ] && bad "a deploy key for an https repo" || ok "no deploy key for https"
+
 finish
