@@ -83,6 +83,15 @@ expect_rc 1 "values the chart's schema refuses" -- "$STRATA" apply "$E" --yes --
 expect_grep "kubeProxyReplacement: Invalid value" "$T/err" "helm's schema error quoted"
 sed -i 's/kubeProxyReplacement: 3/hubble: {enabled: true}/' "$E/config.yml"
 
+# An image that cannot be pulled: the bounded wait ends with the reason.
+labsim_ctl POST knobs '{"k8s_image_pull_fail": {"alpine/helm": "manifest unknown"}}' > /dev/null
+sed -i 's/hubble: {enabled: true}/hubble: {enabled: true, relay: {enabled: false}}/' "$E/config.yml"
+expect_rc 1 "an unpullable helm image stops apply at the bound" -- "$STRATA" apply "$E" --yes --timeout 3s
+expect_grep "Job kube-system/strata-cilium-install Complete not reached after 3s; last seen: pod strata-cilium-install-.*: ImagePullBackOff: Back-off pulling image \"docker.io/alpine/helm:3.19.0\"" "$T/err" "the error says which image and why"
+labsim_ctl POST knobs '{"k8s_image_pull_fail": {}}' > /dev/null
+expect_rc 0 "then it converges" -- "$STRATA" apply "$E" --yes --timeout 60s
+sed -i 's/hubble: {enabled: true, relay: {enabled: false}}/hubble: {enabled: true}/' "$E/config.yml"
+
 # kill -9 while the Job runs; the re-run waits for that Job.
 labsim_ctl POST knobs '{"k8s_job_seconds": 200}' > /dev/null
 sed -i 's/hubble: {enabled: true}/hubble: {enabled: false}/' "$E/config.yml"
