@@ -951,17 +951,25 @@ class Cluster:
         why = self._api_reachable(pod)
         if why:
             return False, [why]
-        idx = json.load(open(os.path.join(self.ref, "charts", "index.json")))
-        entry = idx.get("cilium") if chart in ("cilium/cilium", "cilium") else None
+        with open(os.path.join(self.ref, "charts", "index.json")) as f:
+            entry = json.load(f)["cilium"]
         version = opts.get("--version")
-        if entry is None or release != "cilium":
-            return False, ['Error: repo %s not found' % chart.split("/")[0]]
-        if opts.get("--repo", entry["repo"]).rstrip("/") != entry["repo"].rstrip("/") and chart == "cilium":
-            return False, ['Error: looks like "%s" is not a valid chart repository' % opts.get("--repo")]
+        # helm in a fresh container has no repositories added: a chart is
+        # "repo/chart" only after `helm repo add`, else --repo URL is needed.
+        if "--repo" not in opts:
+            if "/" in chart:
+                return False, ["Error: repo %s not found" % chart.split("/")[0]]
+            return False, ["Error: non-absolute URLs should be in form of repo_name/path_to_chart, got: %s" % chart]
+        if opts["--repo"].rstrip("/") != entry["repo"].rstrip("/") or chart != "cilium":
+            return False, ['Error: looks like "%s" is not a valid chart repository or cannot be reached'
+                           % opts["--repo"]]
+        if release != "cilium":
+            return False, ["labsim: only the cilium chart installed as release 'cilium' is simulated"]
         if version not in entry["versions"]:
             return False, ['Error: chart "cilium" version "%s" not found in %s repository' % (version, entry["repo"])]
-        if opts.get("--namespace", opts.get("-n")) != "kube-system":
-            return False, ["Error: the cilium release belongs in kube-system (FACTS §1)"]
+        rns = opts.get("--namespace", opts.get("-n", "default"))
+        if not self.get("v1", "namespaces", None, rns) and "--create-namespace" not in opts:
+            return False, ['Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % rns]
         why = self._rights_ok(ns, sa, INSTALL_RIGHTS["cilium"])
         if why:
             return False, [why]
@@ -979,7 +987,7 @@ class Cluster:
                 return False, ["Error: values don't meet the specifications of the schema(s) in the following "
                                "chart(s):", "cilium:"] + ["- %s: %s" % (c["field"] or "(root)", c["message"])
                                                           for c in causes]
-        prior = [s for s in self.items("v1", "secrets", "kube-system")
+        prior = [s for s in self.items("v1", "secrets", rns)
                  if (s["metadata"].get("labels") or {}).get("name") == "cilium"
                  and (s["metadata"].get("labels") or {}).get("owner") == "helm"]
         rev = 1 + max([int(s["metadata"]["labels"]["version"]) for s in prior] + [0])
@@ -990,40 +998,40 @@ class Cluster:
         for s in prior:
             s2 = copy.deepcopy(s)
             s2["metadata"]["labels"]["status"] = "superseded"
-            self.put("v1", "secrets", "kube-system", s["metadata"]["name"], s2)
+            self.put("v1", "secrets", rns, s["metadata"]["name"], s2)
         rel = base64.b64encode(gzip.compress(json.dumps({"name": "cilium", "version": rev, "namespace":
-                                                         "kube-system", "chart": {"metadata": {
+                                                         rns, "chart": {"metadata": {
                                                              "name": "cilium", "version": version}},
                                                          "config": values}).encode())).decode()
-        self.write("v1", "secrets", "kube-system", "sh.helm.release.v1.cilium.v%d" % rev,
+        self.write("v1", "secrets", rns, "sh.helm.release.v1.cilium.v%d" % rev,
                    {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
-                    "metadata": {"name": "sh.helm.release.v1.cilium.v%d" % rev, "namespace": "kube-system",
+                    "metadata": {"name": "sh.helm.release.v1.cilium.v%d" % rev, "namespace": rns,
                                  "labels": {"name": "cilium", "owner": "helm", "status": "deployed",
                                             "version": str(rev)}},
                     "data": {"release": base64.b64encode(rel.encode()).decode()}}, "helm", "Update")
         labels = {"k8s-app": "cilium", "app.kubernetes.io/name": "cilium-agent", "app.kubernetes.io/part-of": "cilium"}
         image = "quay.io/cilium/cilium:v%s" % version
-        self.write("apps/v1", "daemonsets", "kube-system", "cilium",
+        self.write("apps/v1", "daemonsets", rns, "cilium",
                    {"apiVersion": "apps/v1", "kind": "DaemonSet",
-                    "metadata": {"name": "cilium", "namespace": "kube-system", "labels": labels},
+                    "metadata": {"name": "cilium", "namespace": rns, "labels": labels},
                     "spec": {"selector": {"matchLabels": {"k8s-app": "cilium"}},
                              "template": {"metadata": {"labels": labels},
                                           "spec": {"hostNetwork": True, "containers": [
                                               {"name": "cilium-agent", "image": image}]}}}}, "helm", "Update")
-        self.write("apps/v1", "deployments", "kube-system", "cilium-operator",
+        self.write("apps/v1", "deployments", rns, "cilium-operator",
                    {"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "cilium-operator", "namespace": "kube-system"},
+                    "metadata": {"name": "cilium-operator", "namespace": rns},
                     "spec": {"replicas": 1, "selector": {"matchLabels": {"name": "cilium-operator"}},
                              "template": {"metadata": {"labels": {"name": "cilium-operator"}},
                                           "spec": {"hostNetwork": True, "containers": [
                                               {"name": "cilium-operator",
                                                "image": "quay.io/cilium/operator-generic:v%s" % version}]}}}},
                    "helm", "Update")
-        self.cilium = {"version": version, "values": values, "works": self._cilium_works(values)[0],
+        self.cilium = {"version": version, "values": values, "ns": rns, "works": self._cilium_works(values)[0],
                        "why": self._cilium_works(values)[1],
                        "ready_at": time.time() + self.secs("k8s_rollout_seconds", 2.0)}
         lines += ["NAME: cilium", "LAST DEPLOYED: %s" % time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()),
-                  "NAMESPACE: kube-system", "STATUS: deployed", "REVISION: %d" % rev, "TEST SUITE: None",
+                  "NAMESPACE: %s" % rns, "STATUS: deployed", "REVISION: %d" % rev, "TEST SUITE: None",
                   "NOTES:", "You have successfully installed Cilium with Hubble."]
         return True, lines
 
@@ -1105,7 +1113,7 @@ class Cluster:
                 hostnet = ((o["spec"].get("template") or {}).get("spec") or {}).get("hostNetwork")
                 if kind == "DaemonSet":
                     want = len(nodes)
-                    if md["name"] == "cilium" and md["namespace"] == "kube-system":
+                    if self.cilium and md["name"] == "cilium" and md["namespace"] == self.cilium["ns"]:
                         ready = want if self.cni_ready() else 0
                     else:
                         ready = want if (self.cni_ready() or hostnet) and \

@@ -418,15 +418,16 @@ class KubeAddonsTest(KubeBase, unittest.TestCase):
         _, nodes = self.get("/api/v1/nodes")
         return [n["status"]["conditions"][0]["status"] for n in nodes["items"]]
 
-    def cilium(self, version="1.18.4", values=CILIUM_VALUES, **kw):
+    def cilium(self, version="1.18.4", values=CILIUM_VALUES, repo="--repo https://helm.cilium.io/", **kw):
         self.installer("cilium-install", "alpine/helm:3.19.0",
-                       "helm upgrade --install cilium cilium --repo https://helm.cilium.io/ --version %s "
-                       "--namespace kube-system --values /values/values.yaml" % version, values, **kw)
+                       "helm upgrade --install cilium cilium %s --version %s "
+                       "--namespace kube-system --values /values/values.yaml" % (repo, version), values, **kw)
 
     def test_cilium_then_flux(self):
         self.assertEqual(self.nodes_ready(), ["False"])
         # helm's failures, each with its own log line
         for kw, want in (({"version": "9.9.9"}, 'chart "cilium" version "9.9.9" not found'),
+                         ({"repo": ""}, "non-absolute URLs should be in form of repo_name/path_to_chart"),
                          ({"values": dict(CILIUM_VALUES, kubeProxyReplacement=3)},
                           "kubeProxyReplacement: Invalid value"),
                          ({"rules": INSTALL_RULES[:1]}, 'cannot get resource "daemonsets" in API group "apps"'),
