@@ -648,8 +648,13 @@ kube_nodes(struct kube_client *c, struct kube_node **out, size_t *n,
 			const char *t = json_string_value(json_object_get(e, "type"));
 			const char *s = json_string_value(json_object_get(e, "status"));
 
-			if (t && s && !strcmp(t, "Ready"))
+			const char *m = json_string_value(json_object_get(e, "message"));
+
+			if (t && s && !strcmp(t, "Ready")) {
 				kn->ready = !strcmp(s, "True");
+				free(kn->ready_message);
+				kn->ready_message = m ? xstrdup(m) : NULL;
+			}
 		}
 		json_array_foreach(json_object_get(st, "addresses"), j, e) {
 			const char *t = json_string_value(json_object_get(e, "type"));
@@ -676,6 +681,7 @@ kube_nodes_free(struct kube_node *v, size_t n)
 		free(v[i].name);
 		free(v[i].address);
 		free(v[i].kubelet_version);
+		free(v[i].ready_message);
 	}
 	free(v);
 }

@@ -32,6 +32,7 @@ struct kube_node {
 	char *name;
 	char *address;             /* InternalIP, or NULL */
 	char *kubelet_version;
+	char *ready_message;       /* the Ready condition's message, or NULL */
 	bool ready;
 };
 

@@ -87,7 +87,7 @@ kube_wait_nodes_ready(struct kube_client *c, const char *const *names,
 		struct kube_node *v = NULL;
 		struct err e = ERR_INIT;
 		size_t k = 0, i, j, ready = 0;
-		const char *missing = NULL, *notready = NULL;
+		const char *missing = NULL, *notready = NULL, *why = NULL;
 
 		if (kube_nodes(c, &v, &k, &e) == 0) {
 			for (i = 0; i < n; i++) {
@@ -99,8 +99,10 @@ kube_wait_nodes_ready(struct kube_client *c, const char *const *names,
 					found = true;
 					if (v[j].ready)
 						ready++;
-					else if (!notready)
+					else if (!notready) {
 						notready = names[i];
+						why = v[j].ready_message;
+					}
 				}
 				if (!found && !missing)
 					missing = names[i];
@@ -110,9 +112,11 @@ kube_wait_nodes_ready(struct kube_client *c, const char *const *names,
 				poll_say(&p, "%zu/%zu nodes Ready", ready, n);
 				return 0;
 			}
-			poll_say(&p, "%zu/%zu nodes Ready (%s%s)", ready, n,
+			poll_say(&p, "%zu/%zu nodes Ready (%s%s%s%.200s)", ready, n,
 				 missing ? missing : notready,
-				 missing ? " not registered" : " NotReady");
+				 missing ? " not registered" : " NotReady",
+				 !missing && why ? ": " : "",
+				 !missing && why ? why : "");
 			kube_nodes_free(v, k);
 		} else {
 			poll_say(&p, "%.400s", e.msg);

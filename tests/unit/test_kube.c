@@ -217,7 +217,7 @@ test_kube__waits_are_bounded(void **state)
 	/* no CNI: the nodes stay NotReady; the error says so */
 	assert_int_not_equal(kube_wait_nodes_ready(f->kc, names, 2, &w, &err), 0);
 	assert_non_null(strstr(err.msg, "2 nodes Ready not reached after"));
-	assert_non_null(strstr(err.msg, "0/2 nodes Ready (n-1 NotReady)"));
+	assert_non_null(strstr(err.msg, "0/2 nodes Ready (n-1 NotReady: container runtime network not ready"));
 	/* a pod on the pod network never starts: the reason is in the error */
 	{
 		char *yy = xasprintf("apiVersion: batch/v1\nkind: Job\nmetadata: {name: podnet, namespace: kube-system}\n"
