@@ -54,7 +54,7 @@ cmd_gen(int argc, char **argv)
 		return cmd_usage_error("gen", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
-	r = config_load_env(&cfg, dir, &diag);
+	r = config_load_env_opts(&cfg, dir, &diag, CONFIG_OFFLINE);
 	diag_print(&diag, stderr);
 	if (r != 0) {
 		if (diag.errors || diag.warnings)
