@@ -5,7 +5,8 @@
 #     like prox-n100 (1 control plane + 2 workers) is pointed at it (its
 #     node network moved to 127.0.20.0/24, where the simulated Talos nodes
 #     listen), then plan, apply (Talos ISO, VMs in parallel, start, Talos
-#     installed from maintenance mode, etcd bootstrapped, kubeconfig),
+#     installed from maintenance mode, etcd bootstrapped, kubeconfig,
+#     Cilium by helm until every node is Ready, Flux and its sync objects),
 #     status, kubectl get nodes, a second apply that has nothing to do,
 #     and destroy
 # The work folder holds generated secrets: it is removed at the end (also
@@ -82,6 +83,9 @@ import json; r = json.load(open('$sim/ready'))
 print('port=%d fp=%s tid=%s' % (r['proxmox']['port'], r['proxmox']['fingerprint'], r['token']['id']))
 print('export PVE_TOKEN_SECRET=%s' % r['token']['secret'])")"
 echo "simulator on 127.0.0.1:$port, fingerprint $fp"
+# prox-n100 syncs Flux from a private https repo: the simulator's
+# source-controller only checks that a token Secret exists.
+export FLUX_GITHUB_TOKEN=demo-token-for-the-simulator
 
 env=environments/homelab-sim
 rm -rf "$env"

@@ -19,6 +19,8 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_install,
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
+	&ph_cni,
+	&ph_gitops,
 	&ph_restart,
 };
 

@@ -183,8 +183,10 @@ static const struct cmd_help helps[] = {
 		"nodes, also what the node says over mTLS at its address (Talos\n"
 		"version, or maintenance / down / foreign when another CA answers),\n"
 		"etcd's state on control planes, and the Kubernetes node's readiness\n"
-		"(from ENV/kubeconfig). Ends with a summary line. Reads only; every\n"
-		"probe is bounded to a few seconds.\n",
+		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
+		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
+		"Ready condition and last applied revision. Reads only; every probe\n"
+		"is bounded to a few seconds.\n",
 		ENV_FORMS,
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",

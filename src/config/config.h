@@ -26,6 +26,10 @@ struct fy_node;
 enum platform { PLATFORM_UNSET = -1, PLATFORM_PROXMOX = 0, PLATFORM_VPS };
 enum discovery { DISCOVERY_UNSET = -1, DISCOVERY_GUEST_AGENT = 0,
 		 DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
+/* The image the Cilium install Job runs helm from (pinned; the tag is the
+ * helm version). */
+#define DEFAULT_HELM_IMAGE "docker.io/alpine/helm:3.19.0"
+
 enum cni { CNI_UNSET = -1, CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
 /* proxmox.restart: how apply restarts VMs whose changes wait for a restart */
 enum restart_policy { RESTART_ROLLING = 0, RESTART_NEVER };
@@ -126,6 +130,8 @@ struct kubernetes_config {
 	char *dns_domain;
 	enum cni cni;
 	char *cni_version;         /* cilium chart version */
+	char *cni_values;          /* kubernetes.cni.values as one-line JSON, or NULL */
+	char *cni_helm_image;      /* image running helm in the install Job */
 	bool kube_proxy;           /* false when cilium replaces it */
 	bool allow_scheduling_on_controlplanes;
 };
@@ -174,11 +180,12 @@ struct gitops_config {
 	char *repo;
 	char *branch;
 	char *path;
-	char *interval;            /* Go duration, e.g. 10m */
+	char *interval;            /* Go duration, e.g. 5m */
 	struct secret_ref token;
 	char *local_path;          /* where gen writes the tree (ENV-relative) */
 	struct secret_ref sops_identity; /* age identity to use, else generated */
 	struct str_list sops_recipients; /* more age recipients for secrets */
+	char *known_hosts;         /* host key lines of the Git server (ssh) */
 };
 
 struct components_config {

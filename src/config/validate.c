@@ -791,6 +791,17 @@ check_kubernetes(struct vctx *v)
 			     "'%s' is not a version (like 1.18.4)", k->cni_version);
 	}
 	k->kube_proxy = k->cni != CNI_CILIUM;
+	if (k->cni == CNI_CILIUM) {
+		set_default(&k->cni_helm_image, DEFAULT_HELM_IMAGE);
+		if (k->cni_values && strstr(k->cni_values, "\"masquerade\": true"))
+			vwarn(v, "kubernetes.cni.values",
+			      "bpf.masquerade with Talos's forwardKubeDNSToHost "
+			      "(on by default) breaks CoreDNS");
+	} else if (k->cni_values || k->cni_helm_image) {
+		verr(v, k->cni_values ? "kubernetes.cni.values"
+				      : "kubernetes.cni.helm_image",
+		     "only used with cni 'cilium'");
+	}
 }
 
 static void
@@ -1436,10 +1447,17 @@ check_addons(struct vctx *v)
 			vwarn(v, "gitops.repo",
 			      "plain http: the cluster's source of truth travels "
 			      "unauthenticated");
+		else if (!strncmp(g->repo, "git@", 4))
+			verr(v, "gitops.repo",
+			     "Flux takes ssh://user@host/path, not the scp form "
+			     "'%s'", g->repo);
+		else if (!strncmp(g->repo, "ssh://", 6) && !g->known_hosts)
+			verr(v, "gitops",
+			     "missing 'known_hosts' for an ssh:// repo (the Git "
+			     "server's host keys, e.g. from ssh-keyscan)");
 		set_default(&g->branch, "main");
-		if (!g->path && cfg->name)
-			g->path = xasprintf("clusters/%s", cfg->name);
-		set_default(&g->interval, "10m");
+		set_default(&g->path, "cluster/kubernetes");
+		set_default(&g->interval, "5m");
 		if (g->token.kind != SECRET_NONE)
 			check_secret(v, &g->token, "gitops.token", false);
 	}
