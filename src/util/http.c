@@ -1,11 +1,12 @@
 #include "util/http.h"
+#include "util/fs.h"
+#include "util/tls.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,23 +16,19 @@ struct http_client {
 	CURL *curl;
 	struct curl_slist *headers;
 	char *base_url;
+	char *host;               /* "host:port" of base_url, for messages */
+	char *ca_desc;            /* "CA file 'x'" or "the given CA", or NULL */
+	X509_STORE *store;        /* the only trust anchors with a CA */
 	unsigned char pin[32];
 	bool pinned;
 	bool pin_failed;          /* set by the verify callback */
 	char seen[65];            /* fingerprint the server presented */
+	char verify[160];         /* why the chain did not verify */
 	int max_attempts;
 	long backoff_ms;
 	struct http_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-
-static void
-global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 void
 http_response_init(struct http_response *r)
@@ -101,8 +98,6 @@ parse_fingerprint(const char *s, unsigned char out[32])
 	return n == 32 ? 0 : -1;
 }
 
-static int pin_index = -1;
-
 /*
  * OpenSSL verify callback for pinned connections: the chain is not judged
  * (Proxmox certs are self-signed), only the leaf's SHA-256 digest.
@@ -113,11 +108,12 @@ pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	SSL_CTX *sctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
-	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, pin_index) : NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, tls_ex_index())
+				     : NULL;
 	X509 *cert;
-	int i;
+	char hex[65];
+	unsigned char md[32];
+	unsigned int i;
 
 	(void)preverify_ok;
 	if (!c)
@@ -125,12 +121,20 @@ pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 	if (X509_STORE_CTX_get_error_depth(xs) > 0)
 		return 1;
 	cert = X509_STORE_CTX_get_current_cert(xs);
-	if (!cert || !X509_digest(cert, EVP_sha256(), md, &mdlen) || mdlen != 32) {
+	if (tls_cert_sha256(cert, hex) < 0) {
 		c->pin_failed = true;
 		return 0;
 	}
-	for (i = 0; i < 32; i++)
-		snprintf(c->seen + 2 * i, 3, "%02x", md[i]);
+	memcpy(c->seen, hex, sizeof(c->seen));
+	for (i = 0; i < 32; i++) {
+		unsigned int v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+			c->pin_failed = true;
+			return 0;
+		}
+		md[i] = (unsigned char)v;
+	}
 	if (memcmp(md, c->pin, 32) != 0) {
 		c->pin_failed = true;
 		return 0;
@@ -139,14 +143,42 @@ pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* Keep OpenSSL's verdict on a CA-verified chain for the message. */
+static int
+ca_verify(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	SSL_CTX *sctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
+	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, tls_ex_index())
+				     : NULL;
+
+	if (!ok && c && !c->verify[0])
+		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)),
+			 X509_STORE_CTX_get_error_depth(xs));
+	return ok;
+}
+
 static CURLcode
 ssl_ctx_cb(CURL *curl, void *sslctx, void *userp)
 {
+	struct http_client *c = userp;
 	SSL_CTX *ctx = sslctx;
 
 	(void)curl;
-	SSL_CTX_set_ex_data(ctx, pin_index, userp);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pin_verify);
+	if (SSL_CTX_set_ex_data(ctx, tls_ex_index(), c) != 1)
+		return CURLE_SSL_CERTPROBLEM;
+	if (c->pinned) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pin_verify);
+		return CURLE_OK;
+	}
+	if (c->store) {
+		/* The given CA replaces whatever libcurl loaded (the system
+		 * bundle, its CA path): nothing else is trusted. */
+		if (tls_ctx_use_store(ctx, c->store) < 0)
+			return CURLE_SSL_CACERT_BADFILE;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, ca_verify);
+	}
 	return CURLE_OK;
 }
 
@@ -163,12 +195,116 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 }
 
 /* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
-static void
+static CURLcode
 set_blob(CURL *h, CURLoption opt, const char *pem)
 {
 	struct curl_blob b = { (void *)pem, strlen(pem), CURL_BLOB_COPY };
 
-	curl_easy_setopt(h, opt, &b);
+	return curl_easy_setopt(h, opt, &b);
+}
+
+/* "host:port" of an https:// URL, for messages. */
+static char *
+url_host(const char *url)
+{
+	const char *p = url + 8, *e = p + strcspn(p, "/?#");
+
+	return xstrndup(p, (size_t)(e - p));
+}
+
+/*
+ * Every option that decides what is verified, what is sent or where:
+ * a libcurl that refuses one must not be used as if it had taken it.
+ */
+static int
+setopts(struct http_client *c, const struct http_opts *o, struct err *err)
+{
+	CURL *h = c->curl;
+	const char *bad = NULL;
+	CURLcode rc = CURLE_OK;
+
+#define SET(opt, val) do { if (!bad && (rc = curl_easy_setopt(h, opt, val)) != CURLE_OK) \
+		bad = #opt; } while (0)
+#define SETB(opt, pem) do { if (!bad && (rc = set_blob(h, opt, pem)) != CURLE_OK) \
+		bad = #opt; } while (0)
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_HTTPHEADER, c->headers);
+	SET(CURLOPT_PROTOCOLS_STR, "https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+	SET(CURLOPT_SSL_CTX_DATA, c);
+	if (c->pinned) {
+		/* The chain is not judged; the pin is, during the handshake
+		 * (ssl_ctx_cb). Host names are not checked either: the pin
+		 * names one certificate. */
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (c->store) {
+		if (o->ca_pem)
+			SETB(CURLOPT_CAINFO_BLOB, o->ca_pem);
+		else
+			SET(CURLOPT_CAINFO, o->ca_file);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+		SET(CURLOPT_SSL_VERIFYPEER, 1L);
+		SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	} else {
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (o->client_cert) {
+		SET(CURLOPT_SSLCERT, o->client_cert);
+		SET(CURLOPT_SSLKEY, o->client_key);
+	} else if (o->client_cert_pem && o->client_key_pem) {
+		SETB(CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
+		SET(CURLOPT_SSLCERTTYPE, "PEM");
+		SETB(CURLOPT_SSLKEY_BLOB, o->client_key_pem);
+		SET(CURLOPT_SSLKEYTYPE, "PEM");
+	}
+#undef SET
+#undef SETB
+	if (bad)
+		return err_set(err, ERR_FAIL, "libcurl refused %s (%s): it "
+			       "cannot make the connection as configured, so "
+			       "none is made", bad, curl_easy_strerror(rc));
+	/* Not security-relevant: a libcurl without them still works. */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	return 0;
+}
+
+/* The trust anchors of a CA file or in-memory CA, checked now. */
+static int
+load_ca(struct http_client *c, const struct http_opts *o, struct err *err)
+{
+	struct buf b = BUF_INIT;
+	int r;
+
+	if (o->ca_pem) {
+		c->ca_desc = xstrdup("the given CA");
+		c->store = tls_store_from_pem(o->ca_pem, strlen(o->ca_pem));
+		if (!c->store)
+			return err_set(err, ERR_USAGE, "the given CA holds no "
+				       "PEM certificate");
+		return 0;
+	}
+	c->ca_desc = xasprintf("CA file '%s'", o->ca_file);
+	if ((r = fs_read_file(&b, o->ca_file, 16 << 20, err)) < 0)
+		return err_wrap(err, "CA file");
+	c->store = tls_store_from_pem(b.ptr, b.len);
+	buf_release(&b);
+	if (!c->store)
+		return err_set(err, ERR_USAGE, "CA file '%s' holds no PEM "
+			       "certificate (check tls.ca_file: it must be the "
+			       "CA's certificate in PEM, e.g. Proxmox's "
+			       "/etc/pve/pve-root-ca.pem)", o->ca_file);
+	return 0;
 }
 
 int
@@ -176,12 +312,9 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 		struct err *err)
 {
 	struct http_client *c;
-	CURL *h;
+	int r;
 
 	*out = NULL;
-	pthread_once(&global_once, global_init);
-	if (pin_index < 0)
-		pin_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (!o->base_url || strncmp(o->base_url, "https://", 8))
 		return err_set(err, ERR_USAGE, "'%s' is not an https:// URL",
 			       o->base_url ? o->base_url : "");
@@ -189,23 +322,27 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 		return err_set(err, ERR_USAGE,
 			       "no way to verify the server: give a CA file, "
 			       "a fingerprint, or insecure");
+	if ((r = tls_global_init(err)) < 0)
+		return r;
 	c = xcalloc(1, sizeof(*c));
+	c->base_url = xstrdup(o->base_url);
+	c->host = url_host(o->base_url);
 	if (o->fingerprint) {
 		if (parse_fingerprint(o->fingerprint, c->pin) < 0) {
-			free(c);
+			http_client_free(c);
 			return err_set(err, ERR_USAGE,
 				       "'%s' is not a SHA-256 fingerprint",
 				       o->fingerprint);
 		}
 		c->pinned = true;
+	} else if ((o->ca_file || o->ca_pem) && (r = load_ca(c, o, err)) < 0) {
+		http_client_free(c);
+		return r;
 	}
-	h = curl_easy_init();
-	if (!h) {
-		free(c);
+	if (!(c->curl = curl_easy_init())) {
+		http_client_free(c);
 		return err_set(err, ERR_FAIL, "cannot start libcurl");
 	}
-	c->curl = h;
-	c->base_url = xstrdup(o->base_url);
 	c->max_attempts = o->max_attempts > 0 ? o->max_attempts : 4;
 	c->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
 	if (o->auth_header)
@@ -213,45 +350,9 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	c->headers = curl_slist_append(c->headers, "Accept: application/json");
 	/* No "Expect: 100-continue" round trip for bodies. */
 	c->headers = curl_slist_append(c->headers, "Expect:");
-
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
-	if (c->pinned) {
-		/* The chain is not judged; the pin is, during the handshake. */
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-		curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
-	} else if (o->ca_file || o->ca_pem) {
-		if (o->ca_pem)
-			set_blob(h, CURLOPT_CAINFO_BLOB, o->ca_pem);
-		else
-			curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	} else {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (o->client_cert) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, o->client_cert);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, o->client_key);
-	} else if (o->client_cert_pem && o->client_key_pem) {
-		set_blob(h, CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
-		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		set_blob(h, CURLOPT_SSLKEY_BLOB, o->client_key_pem);
-		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	if ((r = setopts(c, o, err)) < 0) {
+		http_client_free(c);
+		return r;
 	}
 	*out = c;
 	return 0;
@@ -265,7 +366,10 @@ http_client_free(struct http_client *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	curl_slist_free_all(c->headers);
+	X509_STORE_free(c->store);
 	free(c->base_url);
+	free(c->host);
+	free(c->ca_desc);
 	free(c);
 }
 
@@ -298,18 +402,23 @@ backoff(const struct http_client *c, int attempt)
 	return d / 2 + (long)((unsigned long)random() % (unsigned long)(d / 2 + 1));
 }
 
-/* Could the request have reached the server's application? */
+/* Failures that happen before the TLS handshake completes: since
+ * strata never sends early data, no byte of the request left. */
 static bool
-maybe_sent(CURLcode rc)
+before_send(CURLcode rc)
 {
 	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
-		return false;
-	default:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_UNSUPPORTED_PROTOCOL:
 		return true;
+	default:
+		return false;
 	}
 }
 
@@ -331,24 +440,83 @@ transient(CURLcode rc)
 	}
 }
 
+/* Was the request's fate decided before anything was sent? A timeout
+ * while a new connection was still being set up counts. */
+static bool
+unsent(struct http_client *c, CURLcode rc)
+{
+	long connects = 0;
+	curl_off_t app = 0;
+
+	if (before_send(rc) || c->pin_failed || c->verify[0])
+		return true;
+	if (rc != CURLE_OPERATION_TIMEDOUT)
+		return false;
+	curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
+	curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &app);
+	return connects > 0 && app == 0;
+}
+
+/*
+ * One message per failure class, each saying what to check. Never the
+ * auth header: only the method, path, host and libcurl's own text.
+ */
 static int
 describe_failure(struct http_client *c, CURLcode rc, const char *method,
 		 const char *path, struct err *err)
 {
-	if (c->pinned && c->pin_failed)
-		return err_set(err, ERR_FAIL,
-			       "%s %s: server certificate does not match the "
-			       "pinned fingerprint (server presented sha256 %s); "
-			       "refusing to send the request", method, path,
-			       c->seen[0] ? c->seen : "unknown");
-	if (rc == CURLE_PEER_FAILED_VERIFICATION ||
-	    (rc == CURLE_SSL_CONNECT_ERROR && strstr(c->errbuf, "certificate")))
-		return err_set(err, ERR_FAIL,
-			       "%s %s: TLS verification failed: %s", method,
-			       path, c->errbuf[0] ? c->errbuf
-						  : curl_easy_strerror(rc));
-	return err_set(err, ERR_FAIL, "%s %s: %s", method, path,
-		       c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+
+	if (c->pinned && c->pin_failed) {
+		err_set(err, ERR_FAIL,
+			"%s %s: the server at %s presented a certificate with "
+			"sha256 %s, not the pinned fingerprint; refusing to "
+			"send the request. If its certificate was renewed, "
+			"compare with `pvenode cert info` on the host or `openssl "
+			"s_client -connect %s </dev/null 2>/dev/null | openssl "
+			"x509 -noout -fingerprint -sha256`, then update "
+			"tls.fingerprint", method, path, c->host,
+			c->seen[0] ? c->seen : "unknown", c->host);
+		return err_kind(err, ERRK_TLS_TRUST, 0);
+	}
+	if (c->verify[0] || rc == CURLE_PEER_FAILED_VERIFICATION) {
+		err_set(err, ERR_FAIL,
+			"%s %s: the certificate of %s does not verify against "
+			"%s: %s; refusing to send the request (check "
+			"tls.ca_file, or pin the server with tls.fingerprint)",
+			method, path, c->host, c->ca_desc ? c->ca_desc : "the CA",
+			c->verify[0] ? c->verify : why);
+		return err_kind(err, ERRK_TLS_TRUST, 0);
+	}
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		err_set(err, ERR_FAIL, "%s %s: cannot resolve the host of %s "
+			"(check the endpoint's host name and DNS): %s", method,
+			path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	case CURLE_COULDNT_CONNECT:
+		err_set(err, ERR_FAIL, "%s %s: cannot connect to %s (is the "
+			"service running, the port right, a firewall in the "
+			"way?): %s", method, path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	case CURLE_OPERATION_TIMEDOUT:
+		err_set(err, ERR_FAIL, "%s %s: no answer from %s in time (check "
+			"the address and that nothing drops the traffic): %s",
+			method, path, c->host, why);
+		return err_kind(err, unsent(c, rc) ? ERRK_UNSENT : ERRK_TIMEOUT, 0);
+	case CURLE_ABORTED_BY_CALLBACK:
+		err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+		return err_kind(err, ERRK_INTERRUPTED, 0);
+	default:
+		break;
+	}
+	if (rc == CURLE_SSL_CONNECT_ERROR) {
+		err_set(err, ERR_FAIL, "%s %s: TLS handshake with %s failed (is "
+			"it an HTTPS port?): %s", method, path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	}
+	err_set(err, ERR_FAIL, "%s %s: %s: %s", method, path, c->host, why);
+	return err_kind(err, unsent(c, rc) ? ERRK_UNSENT : ERRK_MAYBE_SENT, 0);
 }
 
 int
@@ -373,8 +541,15 @@ http_request(struct http_client *c, const char *method, const char *path,
 		hdrs = curl_slist_append(hdrs, ct);
 		free(ct);
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs ? hdrs : c->headers);
+	if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_HTTPHEADER,
+			     hdrs ? hdrs : c->headers) != CURLE_OK) {
+		curl_slist_free_all(hdrs);
+		free(url);
+		err_set(err, ERR_FAIL, "%s %s: libcurl refused the URL", method,
+			path);
+		return err_kind(err, ERRK_UNSENT, 0);
+	}
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
@@ -399,6 +574,7 @@ http_request(struct http_client *c, const char *method, const char *path,
 		c->errbuf[0] = '\0';
 		c->pin_failed = false;
 		c->seen[0] = '\0';
+		c->verify[0] = '\0';
 		c->stats.requests++;
 		rc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
@@ -419,12 +595,12 @@ http_request(struct http_client *c, const char *method, const char *path,
 			r = 0;
 			break;
 		}
-		if (c->pinned && c->pin_failed) {
+		if (c->pin_failed || c->verify[0]) {
 			r = describe_failure(c, rc, method, path, err);
 			break;
 		}
 		if (attempt + 1 < c->max_attempts && transient(rc) &&
-		    (idem || !maybe_sent(rc))) {
+		    (idem || unsent(c, rc))) {
 			c->stats.retries++;
 			sleep_ms(backoff(c, attempt));
 			continue;

@@ -10,6 +10,7 @@ Endpoints:
   *    /fail500/NAME/N     500 for the first N hits of NAME, then 200
   GET  /count/NAME         200 {"data": hits of NAME}
   GET  /connections        200 {"data": TCP connections accepted}
+  GET  /requests           200 {"data": requests read, of any path (this one too)}
   POST /echo               200 body = request body, header X-CT = its type
 Stops on SIGTERM or when stdin closes.
 """
@@ -22,6 +23,7 @@ import threading
 
 hits = {}
 connections = 0
+requests = 0
 lock = threading.Lock()
 
 
@@ -30,6 +32,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def parse_request(self):
+        global requests
+        with lock:
+            requests += 1
+        return super().parse_request()
 
     def reply(self, code, data, extra=None):
         body = json.dumps({"data": data}).encode()
@@ -61,6 +69,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, hits.get(parts[1], 0))
         if parts[0] == "connections":
             return self.reply(200, connections)
+        if parts[0] == "requests":
+            return self.reply(200, requests)
         if parts[0] == "echo":
             return self.reply(200, body.decode(), {"X-CT": self.headers.get("Content-Type") or ""})
         self.reply(404, None)
