@@ -9,6 +9,7 @@
 
 static const char usage[] =
 	"usage: strata apply ENV [--yes] [--dry-run] [--parallel N] [--timeout D]\n"
+	"                        [--reinstall NODE]...\n"
 	"\n"
 	"Make the live state match ENV/config.yml. Generates the Talos files,\n"
 	"prints the plan (VM changes, and nodes whose Talos config changed since\n"
@@ -33,6 +34,11 @@ static const char usage[] =
 	"  -j, --parallel N at most N VMs at a time (default 16)\n"
 	"  -t, --timeout D  bound on each wait for nodes and APIs, e.g. 90s, 10m\n"
 	"                   (default 15m)\n"
+	"  --reinstall NODE let NODE get its config in maintenance mode although\n"
+	"                   state.json records it as installed (after you wiped or\n"
+	"                   reset it on purpose). Without it, a machine answering\n"
+	"                   in maintenance mode at an installed node's address is\n"
+	"                   treated as an impostor and gets nothing. Repeatable\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Exit status: 0 done, 1 failed, 2 usage or config error, 3 interrupted.\n";
@@ -56,7 +62,8 @@ cmd_apply(int argc, char **argv)
 	const char *env = NULL;
 	bool yes = false, dry = false;
 	long long wait_ms = 15 * 60 * 1000LL;
-	size_t talos_changes = 0;
+	size_t talos_changes = 0, k, n_reinstall = 0;
+	char *reinstall[64];
 	int parallel = 16, i, r, rc = 1;
 
 	if (cmd_wants_help(argc, argv, usage))
@@ -77,6 +84,10 @@ cmd_apply(int argc, char **argv)
 			if (wait_ms <= 0)
 				return cmd_usage_error(usage, "--timeout takes a "
 						       "duration such as 90s or 10m");
+		} else if (!strcmp(argv[i], "--reinstall") && i + 1 < argc) {
+			if (n_reinstall == sizeof(reinstall) / sizeof(reinstall[0]))
+				return cmd_usage_error(usage, "too many --reinstall");
+			reinstall[n_reinstall++] = argv[++i];
 		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
 			return r;
 		}
@@ -97,6 +108,21 @@ cmd_apply(int argc, char **argv)
 	c.max_parallel = parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
+	for (k = 0; k < n_reinstall; k++) {
+		size_t m;
+
+		for (m = 0; m < e.cfg->n_nodes; m++)
+			if (!strcmp(e.cfg->nodes[m].name, reinstall[k]))
+				break;
+		if (m == e.cfg->n_nodes) {
+			r = err_set(&err, ERR_USAGE, "--reinstall: '%s' is not a "
+				    "node of this environment (see strata "
+				    "validate %s --nodes)", reinstall[k], env);
+			goto fail;
+		}
+	}
+	c.reinstall = reinstall;
+	c.n_reinstall = n_reinstall;
 	if ((r = apply_iso_target(&c, &err)) < 0)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)

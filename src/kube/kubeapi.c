@@ -194,9 +194,10 @@ get_json(struct kube_client *c, const char *path, json_t **out, struct err *err)
 	if (r < 0)
 		goto out;
 	if (resp.status != 200) {
-		r = err_set(err, ERR_FAIL, "GET %s: HTTP %ld%s%s", path,
-			    resp.status, resp.reason ? " " : "",
-			    resp.reason ? resp.reason : "");
+		err_set(err, ERR_FAIL, "GET %s: HTTP %ld%s%s", path,
+			resp.status, resp.reason ? " " : "",
+			resp.reason ? resp.reason : "");
+		r = err_kind(err, ERRK_HTTP_STATUS, resp.status);
 		goto out;
 	}
 	*out = json_loadb(resp.body.ptr, resp.body.len, 0, &je);

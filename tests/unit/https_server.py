@@ -12,6 +12,8 @@ Endpoints:
   GET  /connections        200 {"data": TCP connections accepted}
   GET  /requests           200 {"data": requests read, of any path (this one too)}
   POST /echo               200 body = request body, header X-CT = its type
+  *    /drop/NAME          counts a hit of NAME, then closes the connection
+                           without a reply (did it happen? nobody knows)
 Stops on SIGTERM or when stdin closes.
 """
 import http.server
@@ -65,6 +67,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if k <= fails:
                 return self.reply(503 if parts[0] == "flaky" else 500, None)
             return self.reply(200, k)
+        if parts[0] == "drop":
+            with lock:
+                hits[parts[1]] = hits.get(parts[1], 0) + 1
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if parts[0] == "count":
             return self.reply(200, hits.get(parts[1], 0))
         if parts[0] == "connections":

@@ -24,9 +24,10 @@
 
 struct fixture {
 	char dir[64];
-	char tls[32], mtls[32], h1[32];
+	char tls[32], mtls[32], h1[32], h2raw[32];
 	char *ca, *other_ca, *cert, *key, *other_cert, *other_key;
 	struct tu_proc srv;
+	struct tu_proc raw;     /* h2_server.py: broken gRPC on purpose */
 };
 
 static int
@@ -80,6 +81,21 @@ setup(void **state)
 	snprintf(f->tls, sizeof(f->tls), "127.0.0.1:%d", a);
 	snprintf(f->mtls, sizeof(f->mtls), "127.0.0.1:%d", b);
 	snprintf(f->h1, sizeof(f->h1), "127.0.0.1:%d", c);
+	{
+		char *crt = xasprintf("%s/srv.pem", f->dir);
+		char *key = xasprintf("%s/srv.key", f->dir);
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/h2_server.py",
+				 crt, key, NULL };
+		int r = tu_spawn(&f->raw, argv, line, sizeof(line));
+
+		free(crt);
+		free(key);
+		if (r < 0 || sscanf(line, "PORT %d", &a) != 1) {
+			fprintf(stderr, "h2_server.py did not start: %s\n", line);
+			return -1;
+		}
+	}
+	snprintf(f->h2raw, sizeof(f->h2raw), "127.0.0.1:%d", a);
 	*state = f;
 	return 0;
 }
@@ -90,6 +106,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	tu_stop(&f->srv);
+	tu_stop(&f->raw);
 	tu_sh("rm -rf '%s'", f->dir);
 	free(f->ca);
 	free(f->other_ca);
@@ -252,6 +269,89 @@ test_grpc__helpers(void **state)
 	assert_string_equal(grpc_code_name(GRPC_UNAVAILABLE), "Unavailable");
 }
 
+/* grpc-status is a number: garbage or an empty value is not OK. */
+static void
+test_grpc__garbage_status_is_not_ok(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->h2raw, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/ok/Echo", "x", 1, &r, &e), 0);
+	assert_int_equal(r.status, GRPC_OK);
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/GarbageStatus", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_non_null(strstr(e.msg, "grpc-status is not a number"));
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/EmptyStatus", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	grpc_result_release(&r);
+}
+
+/* A status in the headers does not make a broken stream complete. */
+static void
+test_grpc__truncated_stream_after_header_status(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->h2raw, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/bad/StatusThenReset", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_int_equal(r.n_msgs, 0);
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/OkThenReset", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_int_equal(e.kind, ERRK_MAYBE_SENT);
+	grpc_result_release(&r);
+}
+
+/* The TLS fact the maintenance probe reads, and the kinds callers use. */
+static void
+test_grpc__cert_request_fact_and_kinds(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->tls, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), 0);
+	assert_false(r.cert_requested);
+	grpc_result_release(&r);
+	/* A server that wants a client cert asks for it (we send none). */
+	o.target = f->mtls;
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_true(r.cert_requested);
+	grpc_result_release(&r);
+	o.target = f->tls;
+	assert_int_equal(grpc_call(&o, "/test.T/Fail", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_GRPC_STATUS);
+	assert_int_equal(e.status, GRPC_ALREADY_EXISTS);
+	grpc_result_release(&r);
+	o.insecure = false;
+	o.ca_pem = f->other_ca;
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_TLS_TRUST);
+	grpc_result_release(&r);
+	o.target = "127.0.0.1:9";
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_UNSENT);
+	assert_non_null(strstr(e.msg, "nothing listens there"));
+	grpc_result_release(&r);
+	/* A CA text without a certificate is refused before connecting. */
+	o.target = f->tls;
+	o.ca_pem = "not a certificate";
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_non_null(strstr(e.msg, "holds no PEM certificate"));
+	grpc_result_release(&r);
+}
+
 int
 main(void)
 {
@@ -265,6 +365,9 @@ main(void)
 		cmocka_unit_test(test_grpc__mtls_accepts_our_cert_rejects_foreign),
 		cmocka_unit_test(test_grpc__http1_only_server_refused),
 		cmocka_unit_test(test_grpc__helpers),
+		cmocka_unit_test(test_grpc__garbage_status_is_not_ok),
+		cmocka_unit_test(test_grpc__truncated_stream_after_header_status),
+		cmocka_unit_test(test_grpc__cert_request_fact_and_kinds),
 	};
 
 	return cmocka_run_group_tests_name("grpc", tests, setup, teardown);

@@ -512,6 +512,30 @@ test_http__connection_refused_is_reported(void **state)
 	http_response_init(&r);
 	assert_true(http_request(c, "POST", "/x", NULL, "", 0, 0, &r, &e) < 0);
 	assert_non_null(strstr(e.msg, "POST /x: "));
+	assert_non_null(strstr(e.msg, "cannot connect to 127.0.0.1:9"));
+	assert_int_equal(e.kind, ERRK_UNSENT);
+	http_response_release(&r);
+	http_client_free(c);
+}
+
+/* A POST whose connection broke after sending may have happened: not
+ * repeated, and the kind says so. */
+static void
+test_http__dropped_post_is_maybe_sent(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client *c = client(f, f->fp, NULL, false);
+	struct http_response r;
+	struct err e = ERR_INIT;
+
+	http_response_init(&r);
+	assert_true(http_request(c, "POST", "/drop/dp", NULL, "a=1", 3, 0, &r, &e) < 0);
+	assert_int_equal(e.kind, ERRK_MAYBE_SENT);
+	assert_true(err_outcome_unknown(&e));
+	assert_int_equal(server_count(f, f->url, "/count/dp"), 1);
+	/* A GET is idempotent: retried. */
+	assert_true(http_request(c, "GET", "/drop/dg", NULL, NULL, 0, 0, &r, &e) < 0);
+	assert_int_equal(server_count(f, f->url, "/count/dg"), 4);
 	http_response_release(&r);
 	http_client_free(c);
 }
@@ -542,6 +566,7 @@ main(void)
 		cmocka_unit_test(test_http__keep_alive_reuses_one_connection),
 		cmocka_unit_test(test_http__body_and_auth_header_sent),
 		cmocka_unit_test(test_http__connection_refused_is_reported),
+		cmocka_unit_test(test_http__dropped_post_is_maybe_sent),
 		cmocka_unit_test(test_http__urlencode),
 	};
 

@@ -139,7 +139,9 @@ pve_error_from_response(struct err *err, const char *method, const char *path,
 	}
 	if (status == 401)
 		buf_adds(&msg, "; check proxmox.token_id and token_secret");
-	r = err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
+	err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
+	/* The server answered: callers read the status, not the text. */
+	r = err_kind(err, ERRK_HTTP_STATUS, status);
 	buf_release(&msg);
 	json_decref(root);
 	return r;
