@@ -205,7 +205,12 @@ read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 	free(path);
 	if (r < 0)
 		return r;
-	EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL);
+	if (EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32) {
+		buf_release(b);
+		return err_set(err, ERR_FAIL, "nodes/%s.yaml: cannot compute its "
+			       "SHA-256 (OpenSSL)", name);
+	}
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return 0;
@@ -613,6 +618,22 @@ install_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = c->cfg->n_nodes, changed = 0;
 	int r = 0;
 
+	/* VMs this apply created have their MACs recorded by now: regenerate
+	 * so their links are selected by MAC (only changed files are
+	 * written; nodes up already were confirmed before asking). */
+	{
+		struct gen_result gres;
+
+		memset(&gres, 0, sizeof(gres));
+		r = talos_gen(c->cfg, c->env_dir, &gres, err);
+		if (r == 0 && gres.files_changed)
+			out_step("Talos configs: %d file%s updated with the new "
+				 "VMs' MAC addresses", gres.files_changed,
+				 gres.files_changed == 1 ? "" : "s");
+		gen_result_release(&gres);
+		if (r < 0)
+			return r;
+	}
 	jobs = xcalloc(n + 1, sizeof(*jobs));
 	names = xcalloc(n + 1, sizeof(*names));
 	for (i = 0; i < n; i++) {
@@ -681,14 +702,18 @@ bootstrap_should_run(struct apply_ctx *c)
 	return first_controlplane(c) && !state_phase_done(&c->st, "bootstrap");
 }
 
+/*
+ * By status code only. FailedPrecondition is what Talos says while etcd
+ * cannot be bootstrapped yet ("not available yet", "time is not in
+ * sync yet"); its one lasting form ("only on a control plane node")
+ * cannot happen here, since the first control plane is asked. So it is
+ * waited out, bounded by --timeout, and the last message is reported.
+ */
 static bool
-bootstrap_retryable(const struct talos_status *st, const char *msg)
+bootstrap_retryable(const struct talos_status *st)
 {
-	if (talos_status_transient(st))
-		return true;
-	/* "bootstrap is not available yet", "time is not in sync yet" */
-	return st->code == GRPC_FAILED_PRECONDITION &&
-	       (strstr(msg, "not available yet") || strstr(msg, "not in sync"));
+	return talos_status_transient(st) ||
+	       st->code == GRPC_FAILED_PRECONDITION;
 }
 
 static int
@@ -715,7 +740,7 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 			}
 			return 0;
 		}
-		if (!bootstrap_retryable(&st, e.msg)) {
+		if (!bootstrap_retryable(&st)) {
 			*err = e;
 			return err_wrap(err, "bootstrap on '%s'", cp->name);
 		}
