@@ -301,8 +301,7 @@ short_reason(char *out, size_t n, const struct talos_status *st,
 		snprintf(out, n, "connection dropped");
 		break;
 	default:
-		snprintf(out, n, "%s", e->code == ERR_NOTFOUND
-			 ? "no address from the guest agent yet" : "no answer");
+		snprintf(out, n, "no answer");
 		break;
 	}
 }
@@ -417,26 +416,26 @@ stuck_error(struct tjob *j, const char *maint_ip, bool applied,
 /*
  * One try at handing a fresh node its config in maintenance mode at ip:
  * look at what answers there, ask the trust module, send. 1 when sent
- * (or already installing), 0 to try again later (rl says why), -1 when
+ * (or already installing), 0 to try again later (why says why), -1 when
  * it must stop (err).
  */
 static int
 maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
-		  enum trust_addr src, const struct buf *cfg,
-		  struct retry_log *rl, struct err *last, struct err *err)
+		  enum trust_addr src, const struct buf *cfg, bool *announced,
+		  char *why, size_t nwhy, struct err *last, struct err *err)
 {
 	struct talos_target it = { .addr = ip, .timeout_ms = 30000,
 				   .connect_timeout_ms = 2000 };
 	struct talos_status st = { 0 };
 	struct err e = ERR_INIT;
-	char why[64], *tag = NULL, *details = NULL;
+	char r_[64], *tag = NULL, *details = NULL;
 	int kind;
 
 	kind = talos_probe(&it, &tag, &st, &e);
 	free(tag);
 	if (kind == TALOS_DOWN && talos_status_transient(&st)) {
-		short_reason(why, sizeof(why), &st, &e);
-		retry_note(j, rl, "waiting for maintenance mode at %s: %s", ip, why);
+		short_reason(r_, sizeof(r_), &st, &e);
+		snprintf(why, nwhy, "waiting for maintenance mode at %s: %s", ip, r_);
 		*last = e;
 		return 0;
 	}
@@ -445,7 +444,11 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 							: TRUST_PEER_UNKNOWN,
 			      err) < 0)
 		return -1;
-	retry_note(j, rl, "applying config in maintenance mode at %s", ip);
+	if (!*announced) {
+		progress_step(j->pr, j->idx, "applying config in maintenance "
+			      "mode at %s", ip);
+		*announced = true;
+	}
 	if (talos_apply_configuration(&it, cfg->ptr, cfg->len, &details, &st,
 				      &e) == 0 ||
 	    st.code == GRPC_FAILED_PRECONDITION) {
@@ -455,9 +458,9 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 		return 1;
 	}
 	if (talos_status_transient(&st)) {
-		short_reason(why, sizeof(why), &st, &e);
-		retry_note(j, rl, "applying config in maintenance mode at %s: %s",
-			   ip, why);
+		short_reason(r_, sizeof(r_), &st, &e);
+		snprintf(why, nwhy, "applying config in maintenance mode at %s: "
+			 "%s", ip, r_);
 		*last = e;
 		return 0;
 	}
@@ -483,7 +486,7 @@ install_node(struct tjob *j, struct err *err)
 	char sha[65], why[64], *done_sha = NULL, *maint_ip = NULL;
 	enum trust_addr src = TRUST_ADDR_UNKNOWN;
 	struct waiter w = waiter_start(c);
-	bool applied = false;
+	bool applied = false, announced = false;
 	int r, refused = 0;
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
@@ -493,6 +496,7 @@ install_node(struct tjob *j, struct err *err)
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
+		char reason[200] = "";
 		int state;
 
 		state = talos_probe(&mt, &j->version, &st, &e);
@@ -509,23 +513,34 @@ install_node(struct tjob *j, struct err *err)
 			goto out;
 		}
 		last = e;
+		/* One reason per round, the most telling: counted while it
+		 * stays the same. */
 		if (state == TALOS_MAINTENANCE && applied) {
-			retry_note(j, &rl, "installing; still in maintenance "
-				   "mode at %s", nd->ip);
+			snprintf(reason, sizeof(reason), "installing; still in "
+				 "maintenance mode at %s", nd->ip);
 		} else if (state != TALOS_MAINTENANCE) {
 			short_reason(why, sizeof(why), &st, &e);
-			retry_note(j, &rl, applied ? "installing; waiting for %s: %s"
-				   : "looking for the node at %s: %s", nd->ip, why);
+			snprintf(reason, sizeof(reason), applied
+				 ? "installing; waiting for %s: %s"
+				 : "looking for the node at %s: %s", nd->ip, why);
 		}
-		if (!applied && !maint_ip && discover(j, &maint_ip, &src, &e) < 0)
+		if (!applied && !maint_ip && discover(j, &maint_ip, &src, &e) < 0) {
 			last = e;
+			snprintf(reason, sizeof(reason), "looking for the node's "
+				 "maintenance-mode address: %s",
+				 e.code == ERR_NOTFOUND
+				 ? "the guest agent reports none yet"
+				 : err_kind_name(e.kind));
+		}
 		if (!applied && maint_ip) {
-			r = maintenance_apply(j, &tn, maint_ip, src, &cfg, &rl,
+			r = maintenance_apply(j, &tn, maint_ip, src, &cfg,
+					      &announced, reason, sizeof(reason),
 					      &last, err);
 			if (r < 0)
 				goto out;
 			if (r == 1) {
 				applied = true;
+				reason[0] = '\0';
 				if ((r = state_talos_set(&c->st, nd->name,
 							 "config_sha256", sha,
 							 err)) < 0)
@@ -540,6 +555,8 @@ install_node(struct tjob *j, struct err *err)
 				maint_ip = NULL;
 			}
 		}
+		if (reason[0])
+			retry_note(j, &rl, "%s", reason);
 		if (!waiter_again(&w)) {
 			r = phase_interrupted
 			    ? err_set(err, ERR_INTR, "interrupted")

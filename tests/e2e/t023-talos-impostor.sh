@@ -74,6 +74,11 @@ expect_grep "node 'rst-w-1': refusing to send its machine config.*--reinstall rs
 expect_rc 0 "apply --reinstall rst-w-1 reinstalls it" -- "$STRATA" apply "$R" --yes --timeout 60s --reinstall rst-w-1
 [ "$(talos_calls ApplyConfiguration)" = $((before + 1)) ] && ok "one ApplyConfiguration, in maintenance mode" \
 	|| bad "ApplyConfiguration calls $(($(talos_calls ApplyConfiguration) - before))"
+# Progress: one line per retry reason (repeats are counted, not printed).
+grep 'rst-w-1 ' "$T/err" | sed 's/^\[[^]]*\] *rst-w-1 *[0-9.]*s //; s/ (before: .*//' > "$T/lines"
+[ "$(grep -c 'applying config in maintenance mode at' "$T/lines")" = 1 ] && ok "'applying config in maintenance mode' printed once" \
+	|| { bad "applying-config lines: $(grep -c 'applying config in maintenance mode at' "$T/lines")"; cat "$T/lines"; }
+[ -z "$(uniq -d "$T/lines")" ] && ok "no progress line repeats itself" || { bad "repeated lines"; uniq -c "$T/lines"; }
 expect_rc 0 "a later apply without the flag has nothing to do" -- "$STRATA" apply "$R" --yes --timeout 30s
 expect_grep "all 2 nodes up with their current config, nothing to do" "$T/err" "nothing to do"
 
