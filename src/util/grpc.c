@@ -115,10 +115,7 @@ on_ssl_info(const SSL *ssl, int where, int ret)
 static int
 on_verify(int ok, X509_STORE_CTX *x)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(
-		x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct call *c = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
-						   tls_ex_index()) : NULL;
+	struct call *c = tls_owner(x);
 
 	if (!ok && c && !c->verify[0])
 		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
@@ -363,14 +360,9 @@ transport_kind(CURLcode rc, CURL *curl, const struct grpc_result *res,
 		return err_kind(err, ERRK_TLS_TRUST, 0);
 	if (res->tls == GRPC_TLS_CLIENT_REJECTED)
 		return err_kind(err, ERRK_TLS_CLIENT, 0);
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
+	if (tls_curl_unsent(rc))
 		return err_kind(err, ERRK_UNSENT, 0);
+	switch (rc) {
 	case CURLE_ABORTED_BY_CALLBACK:
 		err->code = ERR_INTR;
 		return err_kind(err, ERRK_INTERRUPTED, 0);

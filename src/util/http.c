@@ -19,7 +19,7 @@ struct http_client {
 	char *host;               /* "host:port" of base_url, for messages */
 	char *ca_desc;            /* "CA file 'x'" or "the given CA", or NULL */
 	X509_STORE *store;        /* the only trust anchors with a CA */
-	unsigned char pin[32];
+	char pin[65];             /* lowercase hex SHA-256 of the leaf */
 	bool pinned;
 	bool pin_failed;          /* set by the verify callback */
 	char seen[65];            /* fingerprint the server presented */
@@ -75,27 +75,24 @@ header_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* 32 hex pairs, colons allowed between them, into lowercase hex. */
 static int
-parse_fingerprint(const char *s, unsigned char out[32])
+parse_fingerprint(const char *s, char out[65])
 {
 	size_t n = 0;
 
 	for (; *s; s++) {
-		int hi, lo;
-
 		if (*s == ':')
 			continue;
-		if (n == 32 || !isxdigit((unsigned char)s[0]) ||
+		if (n == 64 || !isxdigit((unsigned char)s[0]) ||
 		    !isxdigit((unsigned char)s[1]))
 			return -1;
-		hi = isdigit((unsigned char)s[0]) ? s[0] - '0'
-						  : (tolower((unsigned char)s[0]) - 'a' + 10);
-		lo = isdigit((unsigned char)s[1]) ? s[1] - '0'
-						  : (tolower((unsigned char)s[1]) - 'a' + 10);
-		out[n++] = (unsigned char)(hi << 4 | lo);
+		out[n++] = (char)tolower((unsigned char)s[0]);
+		out[n++] = (char)tolower((unsigned char)s[1]);
 		s++;
 	}
-	return n == 32 ? 0 : -1;
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
 }
 
 /*
@@ -106,36 +103,15 @@ parse_fingerprint(const char *s, unsigned char out[32])
 static int
 pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-	SSL_CTX *sctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
-	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, tls_ex_index())
-				     : NULL;
-	X509 *cert;
-	char hex[65];
-	unsigned char md[32];
-	unsigned int i;
+	struct http_client *c = tls_owner(xs);
 
 	(void)preverify_ok;
 	if (!c)
 		return 0;
 	if (X509_STORE_CTX_get_error_depth(xs) > 0)
 		return 1;
-	cert = X509_STORE_CTX_get_current_cert(xs);
-	if (tls_cert_sha256(cert, hex) < 0) {
-		c->pin_failed = true;
-		return 0;
-	}
-	memcpy(c->seen, hex, sizeof(c->seen));
-	for (i = 0; i < 32; i++) {
-		unsigned int v;
-
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-			c->pin_failed = true;
-			return 0;
-		}
-		md[i] = (unsigned char)v;
-	}
-	if (memcmp(md, c->pin, 32) != 0) {
+	if (tls_cert_sha256(X509_STORE_CTX_get_current_cert(xs), c->seen) < 0 ||
+	    strcmp(c->seen, c->pin)) {
 		c->pin_failed = true;
 		return 0;
 	}
@@ -147,10 +123,7 @@ pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 static int
 ca_verify(int ok, X509_STORE_CTX *xs)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-	SSL_CTX *sctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
-	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, tls_ex_index())
-				     : NULL;
+	struct http_client *c = tls_owner(xs);
 
 	if (!ok && c && !c->verify[0])
 		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
@@ -402,26 +375,6 @@ backoff(const struct http_client *c, int attempt)
 	return d / 2 + (long)((unsigned long)random() % (unsigned long)(d / 2 + 1));
 }
 
-/* Failures that happen before the TLS handshake completes: since
- * strata never sends early data, no byte of the request left. */
-static bool
-before_send(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		return true;
-	default:
-		return false;
-	}
-}
-
 static bool
 transient(CURLcode rc)
 {
@@ -448,7 +401,7 @@ unsent(struct http_client *c, CURLcode rc)
 	long connects = 0;
 	curl_off_t app = 0;
 
-	if (before_send(rc) || c->pin_failed || c->verify[0])
+	if (tls_curl_unsent(rc) || c->pin_failed || c->verify[0])
 		return true;
 	if (rc != CURLE_OPERATION_TIMEDOUT)
 		return false;

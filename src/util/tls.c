@@ -107,6 +107,33 @@ tls_ctx_use_store(SSL_CTX *ctx, X509_STORE *store)
 	return 0;
 }
 
+void *
+tls_owner(X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	SSL_CTX *ctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
+
+	return ctx ? SSL_CTX_get_ex_data(ctx, ex_index) : NULL;
+}
+
+bool
+tls_curl_unsent(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int
 tls_cert_sha256(X509 *cert, char out[65])
 {

@@ -10,8 +10,10 @@
 #ifndef STRATA_UTIL_TLS_H
 #define STRATA_UTIL_TLS_H
 
+#include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -33,6 +35,13 @@ int tls_ex_index(void);
 X509_STORE *tls_store_from_pem(const char *pem, size_t len);
 /* Make store ctx's only trust (takes a reference). 0 or -1. */
 int tls_ctx_use_store(SSL_CTX *ctx, X509_STORE *store);
+
+/* The owner a callback's SSL_CTX was given (SSL_CTX ex_data), or NULL. */
+void *tls_owner(X509_STORE_CTX *xs);
+
+/* libcurl failures that happen before a TLS handshake completes: strata
+ * sends no early data, so no byte of the request has left. */
+bool tls_curl_unsent(CURLcode rc);
 
 /* Lowercase hex SHA-256 of the certificate's DER. 0 or -1. */
 int tls_cert_sha256(X509 *cert, char out[65]);
