@@ -45,7 +45,7 @@ test_proxmox__error_falls_back_to_reason_phrase(void **state)
 	assert_non_null(strstr(e.msg, "HTTP 403: Permission check failed (/vms/100, "
 			       "VM.Allocate); the API token (proxmox.token_id) lacks"));
 	assert_int_equal(e.status, 403);
-	assert_int_equal(e.code, ERR_USAGE);
+	assert_int_equal(e.code, ERR_FAIL);
 }
 
 static void

@@ -427,6 +427,7 @@ test_gen__link_selected_by_mac(void **state)
 	vm.mac = "BC:24:11:0A:0B:21";
 	assert_int_equal(state_vm_record(&st, &vm, &err), 0);
 	state_release(&st);
+	memset(&res, 0, sizeof(res));
 	run_gen(&res);
 	assert_true(res.files_changed >= 1);
 	gen_result_release(&res);
@@ -441,6 +442,7 @@ test_gen__link_selected_by_mac(void **state)
 	p = path_of("state.json");
 	unlink(p);
 	free(p);
+	memset(&res, 0, sizeof(res));
 	run_gen(&res);
 	gen_result_release(&res);
 }
