@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/err.h"
@@ -352,6 +353,70 @@ test_grpc__cert_request_fact_and_kinds(void **state)
 	grpc_result_release(&r);
 }
 
+/*
+ * The cluster's CA is the only trust anchor: a server under a CA the
+ * system store trusts (here a store bound over /etc/ssl/certs, libcurl's
+ * CA path and bundle, in a mount namespace) is refused when the caller
+ * gives another CA. Before, any public-CA certificate naming the node's
+ * address counted as the cluster's.
+ */
+static void
+test_grpc__ca_replaces_system_store(void **state)
+{
+	struct fixture *f = *state;
+	struct tu_proc pub = { 0 };
+	char self[4096], *slash, line[128], *out, *d2;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 64);
+	int a, b, c, rc;
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	strcpy(slash + 1, "grpc_get");
+	if (access(self, X_OK) != 0 || tu_sh("unshare -m true 2>/dev/null") != 0)
+		skip();
+	/* A second server whose CA ("public") is in the stand-in store. */
+	d2 = xasprintf("%s/pub", f->dir);
+	assert_int_equal(tu_sh("mkdir -p %s/store && cd %s && "
+			       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout ca.key -out ca.pem -days 2 -subj /O=public 2>/dev/null && "
+			       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout srv.key -out srv.csr -subj /CN=node 2>/dev/null && "
+			       "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+			       "-out srv.pem -days 2 -extfile ../sext 2>/dev/null && "
+			       "cp ca.pem store/ && cp ca.pem store/ca-certificates.crt && "
+			       "openssl rehash store 2>/dev/null", d2, d2), 0);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/grpc_server.py",
+				 d2, NULL };
+
+		assert_int_equal(tu_spawn(&pub, argv, line, sizeof(line)), 0);
+		assert_int_equal(sscanf(line, "PORTS %d %d %d", &a, &b, &c), 3);
+	}
+	/* Control: trusting the public CA explicitly works... */
+	rc = tu_sh("unshare -m sh -c 'mount --bind %s/store /etc/ssl/certs && "
+		   "exec %s 127.0.0.1:%d %s/ca.pem' > %s/ns.out 2>&1", d2, self, a,
+		   d2, f->dir);
+	out = tu_slurp(f->dir, "ns.out");
+	if (WEXITSTATUS(rc) != 1)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(WEXITSTATUS(rc), 1);
+	assert_non_null(strstr(out, "sent: status 0"));
+	free(out);
+	/* ...but given the cluster's CA, the system's does not count. */
+	rc = tu_sh("unshare -m sh -c 'mount --bind %s/store /etc/ssl/certs && "
+		   "exec %s 127.0.0.1:%d %s/ca.pem' > %s/ns.out 2>&1", d2, self, a,
+		   f->dir, f->dir);
+	out = tu_slurp(f->dir, "ns.out");
+	tu_stop(&pub);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "kind tls-trust"));
+	free(out);
+	free(d2);
+}
+
 int
 main(void)
 {
@@ -368,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_grpc__garbage_status_is_not_ok),
 		cmocka_unit_test(test_grpc__truncated_stream_after_header_status),
 		cmocka_unit_test(test_grpc__cert_request_fact_and_kinds),
+		cmocka_unit_test(test_grpc__ca_replaces_system_store),
 	};
 
 	return cmocka_run_group_tests_name("grpc", tests, setup, teardown);
