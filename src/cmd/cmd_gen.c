@@ -9,6 +9,8 @@
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
+
 /* gen -o json (docs/json.md); res NULL: no Talos nodes, nothing generated. */
 static void
 print_json(const struct config *cfg, const char *dir, const struct gen_result *res)
@@ -52,9 +54,13 @@ cmd_gen(int argc, char **argv)
 	}
 	if (!env)
 		return cmd_usage_error("gen", "missing ENV");
+	if (proc_protect_secrets(&err) < 0) {
+		out_error("gen: %s", err.msg);
+		return 1;
+	}
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
-	r = config_load_env(&cfg, dir, &diag);
+	r = config_load_env_opts(&cfg, dir, &diag, CONFIG_OFFLINE);
 	diag_print(&diag, stderr);
 	if (r != 0) {
 		if (diag.errors || diag.warnings)
@@ -69,7 +75,8 @@ cmd_gen(int argc, char **argv)
 		r = 0;
 		goto out;
 	}
-	if (fs_lock_acquire(&lock, dir, &err) < 0 ||
+	if (fs_root_open(dir, false, &err) < 0 ||
+	    fs_lock_acquire(&lock, dir, &err) < 0 ||
 	    talos_gen(cfg, dir, &res, &err) < 0) {
 		out_error("gen: %s", err.msg);
 		r = err_exit_code(&err);
@@ -94,8 +101,8 @@ cmd_gen(int argc, char **argv)
 	printf("\n");
 	r = 0;
 out:
-	if (lock.held)
-		fs_lock_release(&lock);
+	fs_lock_release(&lock);
+	fs_root_close();
 	gen_result_release(&res);
 	config_free(cfg);
 	diag_release(&diag);

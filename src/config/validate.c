@@ -1150,6 +1150,13 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
+		/* Never say done where a user would have nothing: apply would
+		 * create the VM with an empty disk and no cloud-init. */
+		if (!(v->flags & CONFIG_OFFLINE))
+			verr(v, vm->path, "cloud-init VMs cannot be provisioned yet: "
+			     "apply would create a VM with an empty disk that boots "
+			     "nothing; remove it from 'vms' for now (image import, "
+			     "cloud-init and the Ansible inventory are not built)");
 		if (!vm->name)
 			verr(v, vm->path, "missing required key 'name'");
 		if (!vm->template_vmid == !vm->image)
@@ -1434,6 +1441,12 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	struct vctx v = { cfg, diag, flags };
 
 	check_platform_sections(&v);
+	/* The rescue install exists (src/provider/vps) but no phase list runs
+	 * it yet; gen still writes the configs for a manual install. */
+	if (cfg->platform == PLATFORM_VPS && !(flags & CONFIG_OFFLINE))
+		verr(&v, "platform", "platform 'vps' cannot be applied yet: plan, "
+		     "apply and destroy do not install a VPS; 'strata gen' writes its "
+		     "machine configs and firewall for a manual install (docs/vps.md)");
 	/* A missing or misplaced section was reported just above. */
 	if (cfg->platform == PLATFORM_PROXMOX && is_mapping(cfg, "proxmox"))
 		check_proxmox(&v);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/proc.h"
 #include "util/tls.h"
 
 void
@@ -24,7 +25,7 @@ grpc_result_release(struct grpc_result *r)
 	size_t i;
 
 	for (i = 0; i < r->n_msgs; i++)
-		buf_release(&r->msgs[i]);
+		buf_release_secret(&r->msgs[i]);   /* kubeconfig, configs */
 	free(r->msgs);
 	free(r->message);
 	grpc_result_init(r);
@@ -76,6 +77,14 @@ grpc_timeout_value(long ms, char *out, size_t n)
 		snprintf(out, n, "%ldm", ms);
 	else
 		snprintf(out, n, "%ldS", ms / 1000);
+}
+
+/* Ctrl-C aborts a call in progress. */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
 }
 
 struct call {
@@ -395,6 +404,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.body);
+	c.body.secret = true;
 	c.status = -1;
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
@@ -431,8 +441,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl = curl_easy_init();
 	if (!curl) {
 		free(url);
-		OPENSSL_cleanse(framed, req_len + 5);
-		free(framed);
+		secret_free(framed, req_len + 5);
 		X509_STORE_free(c.store);
 		return err_set(err, ERR_FAIL, "cannot start libcurl") < 0 ? -1 : 0;
 	}
@@ -487,8 +496,11 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		blob.flags = CURL_BLOB_COPY;
 		SET(CURLOPT_SSLCERT_BLOB, &blob);
 		SET(CURLOPT_SSLCERTTYPE, "PEM");
+		/* No copy of the key inside libcurl (it would free it
+		 * unwiped): o->key_pem outlives this handle. */
 		blob.data = (void *)o->key_pem;
 		blob.len = strlen(o->key_pem);
+		blob.flags = CURL_BLOB_NOCOPY;
 		SET(CURLOPT_SSLKEY_BLOB, &blob);
 		SET(CURLOPT_SSLKEYTYPE, "PEM");
 	}
@@ -501,6 +513,9 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		r = err_kind(err, ERRK_UNSENT, 0);
 		goto out;
 	}
+	/* Ctrl-C aborts a call in progress. */
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	/* Our deadline plus a little, so the server's DeadlineExceeded wins. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout + 2000);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -508,6 +523,12 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+		res->status = GRPC_TRANSPORT;
+		err_set(err, ERR_INTR, "%s on %s: interrupted", path, o->target);
+		r = err_kind(err, ERRK_INTERRUPTED, 0);
+		goto out;
+	}
 	res->cert_requested = c.cert_requested;
 	/*
 	 * A broken stream counts as a transport failure, except after a
@@ -565,9 +586,8 @@ out:
 	buf_release(&c.body);
 	free(c.message);
 	free(url);
-	/* The request may be a machine config holding the cluster's keys. */
-	OPENSSL_cleanse(framed, req_len + 5);
-	free(framed);
+	/* The frame carried a machine config (every CA key) or a token. */
+	secret_free(framed, req_len + 5);
 	X509_STORE_free(c.store);
 	return r < 0 ? -1 : 0;
 }

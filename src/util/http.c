@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/proc.h"
 
 struct http_client {
 	CURL *curl;
@@ -28,7 +31,19 @@ struct http_client {
 	long backoff_ms;
 	struct http_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
+	char *key_pem;            /* our copy of a client key, wiped on free */
 };
+
+/* Header lists carry the Authorization token: wipe before freeing. */
+static void
+slist_free_secret(struct curl_slist *l)
+{
+	struct curl_slist *s;
+
+	for (s = l; s; s = s->next)
+		OPENSSL_cleanse(s->data, strlen(s->data));
+	curl_slist_free_all(l);
+}
 
 void
 http_response_init(struct http_response *r)
@@ -167,6 +182,14 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* Ctrl-C aborts a transfer in progress (CURLE_ABORTED_BY_CALLBACK). */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
+}
+
 /* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
 static CURLcode
 set_blob(CURL *h, CURLoption opt, const char *pem)
@@ -230,9 +253,17 @@ setopts(struct http_client *c, const struct http_opts *o, struct err *err)
 		SET(CURLOPT_SSLCERT, o->client_cert);
 		SET(CURLOPT_SSLKEY, o->client_key);
 	} else if (o->client_cert_pem && o->client_key_pem) {
+		struct curl_blob kb;
+
 		SETB(CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
 		SET(CURLOPT_SSLCERTTYPE, "PEM");
-		SETB(CURLOPT_SSLKEY_BLOB, o->client_key_pem);
+		/* Not copied by libcurl (it frees copies unwiped): the
+		 * client's own copy, wiped in http_client_free. */
+		c->key_pem = xstrdup(o->client_key_pem);
+		kb.data = c->key_pem;
+		kb.len = strlen(c->key_pem);
+		kb.flags = CURL_BLOB_NOCOPY;
+		SET(CURLOPT_SSLKEY_BLOB, &kb);
 		SET(CURLOPT_SSLKEYTYPE, "PEM");
 	}
 #undef SET
@@ -249,6 +280,9 @@ setopts(struct http_client *c, const struct http_opts *o, struct err *err)
 			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	/* Ctrl-C aborts a transfer in progress. */
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	return 0;
 }
 
@@ -338,7 +372,8 @@ http_client_free(struct http_client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	curl_slist_free_all(c->headers);
+	slist_free_secret(c->headers);
+	secret_strfree(c->key_pem);
 	X509_STORE_free(c->store);
 	free(c->base_url);
 	free(c->host);
@@ -352,14 +387,6 @@ http_client_stats(const struct http_client *c, struct http_stats *out)
 	*out = c->stats;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
 
 /* Full jitter: a uniform pick in [0, min(cap, base * 2^attempt)]. */
 static long
@@ -542,8 +569,8 @@ http_request(struct http_client *c, const char *method, const char *path,
 				       resp->status == 503 || resp->status == 504)) ||
 			     ((flags & HTTP_RETRY_500) && resp->status == 500))) {
 				c->stats.retries++;
-				sleep_ms(backoff(c, attempt));
-				continue;
+				if (proc_sleep_ms(backoff(c, attempt)))
+					continue;
 			}
 			r = 0;
 			break;
@@ -552,17 +579,22 @@ http_request(struct http_client *c, const char *method, const char *path,
 			r = describe_failure(c, rc, method, path, err);
 			break;
 		}
+		if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+			err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+			r = err_kind(err, ERRK_INTERRUPTED, 0);
+			break;
+		}
 		if (attempt + 1 < c->max_attempts && transient(rc) &&
 		    (idem || unsent(c, rc))) {
 			c->stats.retries++;
-			sleep_ms(backoff(c, attempt));
-			continue;
+			if (proc_sleep_ms(backoff(c, attempt)))
+				continue;
 		}
 		r = describe_failure(c, rc, method, path, err);
 		break;
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_slist_free_all(hdrs);
+	slist_free_secret(hdrs);
 	free(url);
 	return r;
 }
