@@ -96,5 +96,8 @@ size_t talos_config_changes(struct apply_ctx *c, FILE *fp);
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
+extern const struct phase ph_cni;
+extern const struct phase ph_gitops;
 
 #endif

@@ -61,6 +61,10 @@ int fs_mkdir_p(const char *path, mode_t mode, struct err *err);
  * removed itself. An absent path is not an error.
  */
 int fs_remove(const char *path, struct err *err);
+/* "a/b/../c/./d/" -> "a/c/d" lexically (symlinks are not resolved); a
+ * path that climbs out of the env folder this way is then outside it.
+ * Caller frees. */
+char *fs_path_normalise(const char *path);
 /* Join two path parts with one '/'. Caller frees. */
 char *fs_join(const char *a, const char *b);
 /* The temporary name fs_write_atomic would use next for name (random). */

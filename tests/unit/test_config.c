@@ -90,7 +90,9 @@ test_config__prod_pools_expand_with_vip_and_placement(void **state)
 	assert_string_equal(cfg->proxmox.token_secret.text, "PVE_TOKEN_SECRET");
 	assert_true(cfg->gitops.enabled);
 	assert_string_equal(cfg->gitops.branch, "main");
-	assert_string_equal(cfg->gitops.interval, "10m");
+	assert_string_equal(cfg->gitops.interval, "5m");   /* the seed's default */
+	assert_string_equal(cfg->gitops.path, "clusters/prod");
+	assert_non_null(cfg->gitops.known_hosts);
 	assert_int_equal(d.errors, 0);
 	config_free(cfg);
 	diag_release(&d);
@@ -149,8 +151,9 @@ test_config__n100_explicit_nodes_patches_components(void **state)
 	assert_true(cfg->components.monitoring);
 	assert_int_equal(cfg->proxmox.token_secret.kind, SECRET_FILE);
 	/* the CA file is not in the example (the token file is checked only
-	 * with CONFIG_CHECK_SECRETS, as validate does) */
-	assert_int_equal(d.warnings, 1);
+	 * with CONFIG_CHECK_SECRETS, as validate does); ingress-nginx is
+	 * retired; metrics-server needs kubelet serving certificates */
+	assert_int_equal(d.warnings, 3);
 	config_free(cfg);
 	diag_release(&d);
 }
