@@ -36,6 +36,10 @@ struct apply_ctx {
 	struct talos_creds creds;   /* from ENV/talosconfig, after gen */
 	long long wait_ms;          /* bound on each wait for nodes and APIs */
 	bool bootstrapped_now;      /* this apply ran Bootstrap */
+	/* --reinstall NODE: these nodes may get their config in maintenance
+	 * mode although the journal records them installed (trust.h). */
+	char **reinstall;
+	size_t n_reinstall;
 };
 
 struct phase {
