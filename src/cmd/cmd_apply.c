@@ -21,6 +21,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_kubernetes,
 	&ph_cni,
 	&ph_gitops,
+	&ph_restart,
 };
 
 /* Without a terminal to ask and without --yes: decide from what apply
@@ -30,7 +31,7 @@ changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
 {
 	struct gen_result res;
 	size_t n = c->plan.creates + c->plan.updates + c->plan.replaces +
-		   c->plan.deletes;
+		   c->plan.deletes + (c->plan.pool_missing ? 1 : 0);
 
 	if (n || !c->cfg->n_nodes)
 		return n;
@@ -188,7 +189,7 @@ cmd_apply(int argc, char **argv)
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
-		     c.plan.deletes || talos_changes) &&
+		     c.plan.deletes || c.plan.pool_missing || talos_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		result = "refused";
 		rc = 1;

@@ -383,6 +383,8 @@ cmd_status(int argc, char **argv)
 	} else {
 		if (kube_note && e.cfg->n_nodes)
 			out_note("Kubernetes: %s", kube_note);
+		plan_print_pending(have, nh, e.cfg->proxmox.restart == RESTART_NEVER,
+				   stdout);
 		printf("\n%s: %zu VM%s, %zu running", e.cfg->name, n_rows,
 		       n_rows == 1 ? "" : "s", n_running);
 		if (n_absent)

@@ -108,6 +108,9 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 		state_vms(st, &applied, &na);
 		r = plan_diff(plan, e->cfg->name, want, nw, have, nh, applied, na, err);
 	}
+	plan->restart_never = e->cfg->proxmox.restart == RESTART_NEVER;
+	if (r == 0 && e->cfg->proxmox.pool)
+		r = observe_pool(e->pve, e->cfg->proxmox.pool, plan, err);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
 	vm_specs_free(applied, na);

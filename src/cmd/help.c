@@ -99,7 +99,9 @@ static const struct cmd_help helps[] = {
 		"environment owns that the config no longer names) and drift (values\n"
 		"changed in Proxmox by hand). VMs strata does not own are never\n"
 		"touched; one that holds a wanted VM id is reported as a conflict.\n"
-		"Reads only: /cluster/resources once, then the config of owned VMs.\n",
+		"Reads only: /cluster/resources once, then the config and pending\n"
+		"values of owned VMs (and /pools when proxmox.pool is set). A change\n"
+		"to a running VM's cores or memory is shown as needing a restart.\n",
 		ENV_FORMS,
 		"  -o json     print the plan as JSON (docs/json.md)\n"
 		"  -h, --help  show this help\n",
@@ -115,13 +117,17 @@ static const struct cmd_help helps[] = {
 		"confirmation (unless --yes), then runs the phases in order:\n"
 		"  talos-config   secrets (once), machine configs, talosconfig generated\n"
 		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
-		"  vms            VMs created, updated, replaced and deleted, in parallel\n"
+		"  vms            a missing proxmox.pool created; VMs created, updated,\n"
+		"                 replaced and deleted, in parallel\n"
 		"  start          every VM running\n"
 		"  talos-install  each node's config applied in maintenance mode, the\n"
 		"                 install waited for, the node confirmed over mTLS at its\n"
 		"                 static address; then it boots from disk, ISO detached\n"
 		"  bootstrap      etcd bootstrapped once on the first control plane\n"
 		"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
+		"  restart        VMs whose cores/memory change waits for a restart are\n"
+		"                 rebooted one at a time, each waited for until healthy\n"
+		"                 (proxmox.restart: rolling), or left pending (never)\n"
 		"On a terminal the Talos files are generated before asking, so the\n"
 		"question lists the running nodes they change. Without a terminal and\n"
 		"without --yes, apply decides from the plan and the files it would\n"

@@ -31,6 +31,8 @@ enum discovery { DISCOVERY_UNSET = -1, DISCOVERY_GUEST_AGENT = 0,
 #define DEFAULT_HELM_IMAGE "docker.io/alpine/helm:3.19.0"
 
 enum cni { CNI_UNSET = -1, CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
+/* proxmox.restart: how apply restarts VMs whose changes wait for a restart */
+enum restart_policy { RESTART_ROLLING = 0, RESTART_NEVER };
 enum node_role { ROLE_CONTROLPLANE = 0, ROLE_WORKER };
 
 /* A secret: "${VAR}", "file:PATH" or a literal. The value is resolved only
@@ -65,6 +67,7 @@ struct proxmox_config {
 	int vmid_base;             /* first VM id this env owns */
 	int vmid_count;            /* ids [base, base+count) */
 	char *cpu_type;            /* default x86-64-v2-AES */
+	enum restart_policy restart; /* default rolling */
 };
 
 struct vps_config {

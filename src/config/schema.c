@@ -29,6 +29,7 @@ static const char *const platforms[] = { "proxmox", "vps", NULL };
 static const char *const discoveries[] = { "guest-agent", "dhcp-lease",
 					   "static", NULL };
 static const char *const cnis[] = { "cilium", "flannel", "none", NULL };
+static const char *const restarts[] = { "rolling", "never", NULL };
 
 /* --- proxmox ------------------------------------------------------------ */
 
@@ -82,6 +83,10 @@ static const struct field proxmox_fields[] = {
 	FSAME("vmid", vmid_schema, "VM id range owned by this environment"),
 	FLD("cpu_type", T_STR, struct proxmox_config, cpu_type,
 	    "QEMU CPU type (default x86-64-v2-AES, which Talos needs at least)"),
+	FENUM("restart", struct proxmox_config, restart, restarts,
+	      "changes that wait for a VM restart (cores, memory): rolling restarts "
+	      "the VMs one at a time, each waited for until healthy (default); never "
+	      "leaves them pending"),
 	FEND
 };
 static const struct schema proxmox_schema = { "proxmox", proxmox_fields, 0 };

@@ -195,6 +195,8 @@ do_update(struct job *j, struct pve *pve)
 	for (i = 0; i < j->a->n_ch; i++) {
 		const char *f = j->a->ch[i].field;
 
+		if (j->a->ch[i].pending)
+			continue;   /* Proxmox holds it already; the restart applies it */
 		any = true;
 		if (!strcmp(f, "cores"))
 			pve_params_addf(&p, "cores", "%d", w->cores);
@@ -256,7 +258,7 @@ run_job(struct job *j)
 		break;
 	case ACT_UPDATE:
 		j->rc = do_update(j, pve);
-		what = "updated";
+		what = "updated";   /* a result word (docs/json.md); the restart phase says the rest */
 		break;
 	case ACT_REPLACE:
 		j->rc = stop_and_delete(j, pve, &a->have);
@@ -305,6 +307,8 @@ vms_should_run(struct apply_ctx *c)
 {
 	size_t i;
 
+	if (c->plan.pool_missing)
+		return true;
 	for (i = 0; i < c->plan.n; i++)
 		if (is_work(&c->plan.v[i]))
 			return true;
@@ -320,6 +324,16 @@ vms_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = 0;
 	int r;
 
+	if (c->plan.pool_missing) {
+		char *comment = xasprintf("strata environment %s", c->cfg->name);
+
+		r = pve_pool_create(c->pve, c->plan.pool, comment, err);
+		free(comment);
+		if (r < 0)
+			return err_wrap(err, "create pool '%s'", c->plan.pool);
+		out_step("created pool '%s'", c->plan.pool);
+		c->plan.pool_missing = false;
+	}
 	jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
 	names = xcalloc(c->plan.n + 1, sizeof(*names));
 	for (i = 0; i < c->plan.n; i++) {

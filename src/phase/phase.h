@@ -84,6 +84,8 @@ int apply_iso_target(struct apply_ctx *c, struct err *err);
 extern const struct phase ph_iso;
 extern const struct phase ph_vms;
 extern const struct phase ph_start;
+/* Reboots VMs with changes pending in Proxmox, per proxmox.restart (ph_restart.c). */
+extern const struct phase ph_restart;
 /* The Talos phases (ph_talos.c): configs generated, every node installed
  * from maintenance mode and confirmed over mTLS (then booting from disk),
  * etcd bootstrapped once, kubeconfig fetched and every node registered. */

@@ -171,6 +171,25 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 						   base + count - 1);
 		else
 			s->owned = true;
+		if (s->owned) {
+			json_t *pend = NULL;
+
+			/* GET config shows pending values merged in: the
+			 * running values and what waits for a restart come
+			 * from .../pending. */
+			if ((r = pve_vm_pending(pve, v->node, v->vmid, &pend, err)) < 0) {
+				err_wrap(err, "read vm %d", v->vmid);
+				free(desc);
+				free(mem);
+				free(cores);
+				free(scsi0);
+				free(net0);
+				json_decref(cfg);
+				goto done;
+			}
+			observe_pending(s, pend);
+			json_decref(pend);
+		}
 		free(desc);
 		free(mem);
 		free(cores);
@@ -188,4 +207,53 @@ done:
 	pve_vms_free(vms, nvms);
 	free(tag);
 	return r;
+}
+
+int
+observe_pool(struct pve *pve, const char *pool, struct plan *plan,
+	     struct err *err)
+{
+	bool exists = false;
+	int r;
+
+	if ((r = pve_pool_exists(pve, pool, &exists, err)) < 0)
+		return err_wrap(err, "pool '%s'", pool);
+	free(plan->pool);
+	plan->pool = xstrdup(pool);
+	plan->pool_missing = !exists;
+	return 0;
+}
+
+void
+observe_pending(struct vm_spec *s, json_t *pending)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(pending, i, e) {
+		const char *key = json_string_value(json_object_get(e, "key"));
+		char *val = pve_json_str(e, "value"), *pend = pve_json_str(e, "pending");
+		bool cores = key && !strcmp(key, "cores");
+		bool mem = key && !strcmp(key, "memory");
+
+		if ((cores || mem) && val) {
+			/* memory may be written "current=N" */
+			const char *v = strchr(val, '=') ? strchr(val, '=') + 1 : val;
+
+			if (cores)
+				s->cores = atoi(v);
+			else
+				s->memory_mib = atoi(v);
+		}
+		if ((cores || mem) && pend) {
+			const char *v = strchr(pend, '=') ? strchr(pend, '=') + 1 : pend;
+
+			if (cores)
+				s->pending_cores = atoi(v);
+			else
+				s->pending_memory_mib = atoi(v);
+		}
+		free(val);
+		free(pend);
+	}
 }

@@ -15,6 +15,16 @@ int observe_proxmox(struct pve *pve, const char *env, int vmid_base,
 		    int vmid_count, struct vm_spec **out, size_t *n,
 		    struct err *err);
 
+/* Set plan->pool and plan->pool_missing from GET /pools. */
+int observe_pool(struct pve *pve, const char *pool, struct plan *plan,
+		 struct err *err);
+
+/*
+ * From GET .../pending: the running values of cores and memory go to
+ * s->cores / s->memory_mib, values waiting for a restart to s->pending_*.
+ */
+void observe_pending(struct vm_spec *s, json_t *pending);
+
 /* Parse pieces of a VM config (exported for tests). */
 int observe_disk_gib(const char *drive);          /* "...,size=32G" -> 32 */
 char *observe_net_mac(const char *net);           /* "virtio=BC:..,bridge=" */

@@ -293,10 +293,36 @@ is_drift_str(const struct vm_spec *ap, const char *want, const char *applied_val
 	return ap && want && applied_val && !strcasecmp(want, applied_val);
 }
 
+/*
+ * cores or memory: cur is what the VM runs with, pend what Proxmox holds
+ * pending for its next start (0: nothing). A change to a running VM takes
+ * effect only at a restart; one already pending needs nothing sent.
+ */
+static void
+sized_change(struct action *a, const char *field, const char *unit, int want,
+	     int cur, int pend, bool running, bool drift)
+{
+	char f[64], t[32];
+	struct field_change *c;
+
+	if (!cur || (want == cur && (!pend || pend == want)))
+		return;
+	if (pend && pend != want)
+		snprintf(f, sizeof(f), "%d%s (pending %d%s)", cur, unit, pend, unit);
+	else
+		snprintf(f, sizeof(f), "%d%s", cur, unit);
+	snprintf(t, sizeof(t), "%d%s", want, unit);
+	add_change(a, field, f, t, drift);
+	c = &a->ch[a->n_ch - 1];
+	c->pending = pend && pend == want;
+	c->restart = want != cur && (running || c->pending);
+}
+
 static void
 compare(struct action *a, const struct vm_spec *w, const struct vm_spec *h,
 	const struct vm_spec *ap)
 {
+	bool running = h->status && !strcmp(h->status, "running");
 	char f[32], t[32];
 
 	if (w->role && h->role && strcmp(w->role, h->role)) {
@@ -320,17 +346,12 @@ compare(struct action *a, const struct vm_spec *w, const struct vm_spec *h,
 	if (str_differs(w->name, h->name))
 		add_change(a, "name", h->name, w->name,
 			   is_drift_str(ap, w->name, ap ? ap->name : NULL));
-	if (h->cores && w->cores != h->cores) {
-		snprintf(f, sizeof(f), "%d", h->cores);
-		snprintf(t, sizeof(t), "%d", w->cores);
-		add_change(a, "cores", f, t, is_drift_int(ap, w->cores, ap ? ap->cores : 0));
-	}
-	if (h->memory_mib && w->memory_mib != h->memory_mib) {
-		snprintf(f, sizeof(f), "%d MiB", h->memory_mib);
-		snprintf(t, sizeof(t), "%d MiB", w->memory_mib);
-		add_change(a, "memory", f, t,
-			   is_drift_int(ap, w->memory_mib, ap ? ap->memory_mib : 0));
-	}
+	sized_change(a, "cores", "", w->cores, h->cores, h->pending_cores, running,
+		     is_drift_int(ap, w->cores, ap ? ap->cores : 0) && !h->pending_cores);
+	sized_change(a, "memory", " MiB", w->memory_mib, h->memory_mib,
+		     h->pending_memory_mib, running,
+		     is_drift_int(ap, w->memory_mib, ap ? ap->memory_mib : 0) &&
+		     !h->pending_memory_mib);
 	if (h->disk_gib && w->disk_gib > h->disk_gib) {
 		snprintf(f, sizeof(f), "%d GiB", h->disk_gib);
 		snprintf(t, sizeof(t), "%d GiB", w->disk_gib);
@@ -344,6 +365,9 @@ compare(struct action *a, const struct vm_spec *w, const struct vm_spec *h,
 		add_change(a, "tags", h->tags, w->tags,
 			   is_drift_str(ap, w->tags, ap ? ap->tags : NULL));
 	a->kind = a->n_ch ? ACT_UPDATE : ACT_NONE;
+	for (size_t i = 0; i < a->n_ch; i++)
+		if (a->ch[i].restart)
+			a->restart = true;
 }
 
 static int
@@ -396,6 +420,8 @@ plan_diff(struct plan *p, const char *env, const struct vm_spec *want,
 		case ACT_CONFLICT: p->conflicts++; break;
 		default: p->unchanged++; break;
 		}
+		if (a->restart)
+			p->restarts++;
 	}
 	ndel0 = p->n;
 	for (i = 0; i < nhave; i++) {
@@ -431,6 +457,7 @@ plan_release(struct plan *p)
 		free(a->reason);
 	}
 	free(p->v);
+	free(p->pool);
 	free(p->env);
 	memset(p, 0, sizeof(*p));
 }
@@ -457,6 +484,10 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 	static const char *col[] = { "0", "32", "33", "35", "31", "1;31" };
 	size_t i, j;
 
+	if (p->pool_missing)
+		fprintf(fp, "%s%3s %-20s %-9s%s create (needs Pool.Allocate on /pool/%s)\n",
+			color ? "\033[32m" : "", "+", p->pool, "pool", color ? "\033[0m" : "",
+			p->pool);
 	for (i = 0; i < p->n; i++) {
 		const struct action *a = &p->v[i];
 		const struct vm_spec *s = a->kind == ACT_DELETE ? &a->have : &a->want;
@@ -478,8 +509,10 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 		case ACT_UPDATE:
 			fprintf(fp, " vmid %d\n", s->vmid);
 			for (j = 0; j < a->n_ch; j++)
-				fprintf(fp, "      %-8s %s -> %s%s\n", a->ch[j].field,
+				fprintf(fp, "      %-8s %s -> %s%s%s%s\n", a->ch[j].field,
 					a->ch[j].from, a->ch[j].to,
+					a->ch[j].restart ? ", needs restart" : "",
+					a->ch[j].pending ? " (pending in Proxmox)" : "",
 					a->ch[j].drift ? "   (drift: changed in Proxmox)" : "");
 			break;
 		default:
@@ -490,6 +523,14 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 	fprintf(fp, "Plan: %zu to create, %zu to update, %zu to replace, "
 		    "%zu to delete, %zu unchanged.\n", p->creates, p->updates,
 		p->replaces, p->deletes, p->unchanged);
+	if (p->pool_missing)
+		fprintf(fp, "Pool '%s' does not exist: apply creates it.\n", p->pool);
+	if (p->restarts)
+		fprintf(fp, "%zu VM%s need%s a restart for changes to take effect: %s.\n",
+			p->restarts, p->restarts == 1 ? "" : "s", p->restarts == 1 ? "s" : "",
+			p->restart_never ? "apply leaves them pending (proxmox.restart: never)"
+					 : "apply restarts them one at a time, each waited for "
+					   "until healthy (proxmox.restart: rolling)");
 	if (p->conflicts)
 		fprintf(fp, "%zu conflict%s: apply will refuse until resolved.\n",
 			p->conflicts, p->conflicts == 1 ? "" : "s");
@@ -518,6 +559,15 @@ vm_spec_json(const struct vm_spec *s)
 		json_object_set_new(o, "role", json_string(s->role));
 	if (s->status)
 		json_object_set_new(o, "status", json_string(s->status));
+	if (s->pending_cores || s->pending_memory_mib) {
+		json_t *pd = json_object();
+
+		if (s->pending_cores)
+			json_object_set_new(pd, "cores", json_integer(s->pending_cores));
+		if (s->pending_memory_mib)
+			json_object_set_new(pd, "memory_mib", json_integer(s->pending_memory_mib));
+		json_object_set_new(o, "pending", pd);
+	}
 	return o;
 }
 
@@ -564,6 +614,8 @@ plan_to_json(const struct plan *p)
 				json_object_set_new(c, "unit", json_null());
 			}
 			json_object_set_new(c, "drift", json_boolean(a->ch[j].drift));
+			json_object_set_new(c, "restart", json_boolean(a->ch[j].restart));
+			json_object_set_new(c, "pending", json_boolean(a->ch[j].pending));
 			json_array_append_new(ch, c);
 		}
 		json_object_set_new(o, "changes", ch);
@@ -578,8 +630,43 @@ plan_to_json(const struct plan *p)
 	json_object_set_new(sum, "delete", json_integer((json_int_t)p->deletes));
 	json_object_set_new(sum, "conflict", json_integer((json_int_t)p->conflicts));
 	json_object_set_new(sum, "unchanged", json_integer((json_int_t)p->unchanged));
+	json_object_set_new(sum, "restart", json_integer((json_int_t)p->restarts));
 	json_object_set_new(root, "summary", sum);
+	if (p->pool) {
+		json_t *pool = json_object();
+
+		json_object_set_new(pool, "id", json_string(p->pool));
+		json_object_set_new(pool, "exists", json_boolean(!p->pool_missing));
+		json_object_set_new(pool, "action", json_string(p->pool_missing ? "create" : "none"));
+		json_object_set_new(root, "pool", pool);
+	}
 	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return s;
+}
+
+void
+plan_print_pending(const struct vm_spec *have, size_t n, bool never, FILE *fp)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct vm_spec *h = &have[i];
+
+		if (!h->owned || (!h->pending_cores && !h->pending_memory_mib))
+			continue;
+		if (h->pending_cores && h->pending_cores != h->cores)
+			fprintf(fp, "pending: %s cores %d -> %d, needs restart\n",
+				h->name ? h->name : "?", h->cores, h->pending_cores);
+		if (h->pending_memory_mib && h->pending_memory_mib != h->memory_mib)
+			fprintf(fp, "pending: %s memory %d -> %d MiB, needs restart\n",
+				h->name ? h->name : "?", h->memory_mib,
+				h->pending_memory_mib);
+		k++;
+	}
+	if (k)
+		fprintf(fp, "%zu VM%s run%s with old values until restarted%s.\n", k,
+			k == 1 ? "" : "s", k == 1 ? "s" : "",
+			never ? " (proxmox.restart: never: apply does not restart them)"
+			      : " (apply restarts them: proxmox.restart: rolling)");
 }

@@ -37,6 +37,8 @@ struct vm_spec {
 	bool vmid_fixed;     /* desired only: the config names this id */
 	bool owned;          /* observed only */
 	char *foreign_why;   /* observed only: why it is not ours */
+	int pending_cores;   /* observed only: waiting for a restart (0: none) */
+	int pending_memory_mib;
 };
 
 enum action_kind {
@@ -52,6 +54,8 @@ struct field_change {
 	const char *field;   /* cores, memory, disk, tags, mac, name, node */
 	char *from, *to;
 	bool drift;
+	bool restart;        /* takes effect when the (running) VM restarts */
+	bool pending;        /* already pending in Proxmox: nothing to send */
 };
 
 #define PLAN_MAX_CHANGES 8
@@ -63,6 +67,7 @@ struct action {
 	struct field_change ch[PLAN_MAX_CHANGES];
 	size_t n_ch;
 	char *reason;            /* replace/conflict/delete explanation */
+	bool restart;            /* some change waits for a restart */
 };
 
 struct plan {
@@ -70,6 +75,10 @@ struct plan {
 	struct action *v;
 	size_t n;
 	size_t creates, updates, replaces, deletes, conflicts, unchanged;
+	size_t restarts;         /* VMs with changes that wait for a restart */
+	bool restart_never;      /* proxmox.restart: never (set by the caller) */
+	char *pool;              /* proxmox.pool, when the config names one */
+	bool pool_missing;       /* not in GET /pools: apply creates it */
 };
 
 /* Tags and description marker for environment env. */
@@ -118,6 +127,10 @@ void vm_spec_copy(struct vm_spec *dst, const struct vm_spec *src);
 /* A vm_spec as a JSON object (json_null() for an empty spec). */
 struct json_t;
 struct json_t *vm_spec_json(const struct vm_spec *s);
+
+/* For status: one line per VM in have[] with changes pending in Proxmox. */
+void plan_print_pending(const struct vm_spec *have, size_t n, bool never,
+			FILE *fp);
 
 /* Normalise a tag string the way Proxmox stores it. Caller frees. */
 char *plan_normalise_tags(const char *tags);

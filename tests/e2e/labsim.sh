@@ -37,11 +37,22 @@ PYEOF
 	export PVE_TOKEN_SECRET
 }
 
+# labsim_stop: stop the simulator, then replay every Proxmox request it
+# received against apidata.json (tests/labsim/pve_replay.py); a request real
+# Proxmox would refuse fails the test (counted by finish, exit 1 otherwise).
 labsim_stop() {
 	if [ -n "${LABSIM_PID:-}" ]; then
 		kill "$LABSIM_PID" 2>/dev/null
 		wait "$LABSIM_PID" 2>/dev/null
 		LABSIM_PID=
+		if $PY "$TOP/tests/labsim/pve_replay.py" --apidata "$REF/proxmox/apidata.json" \
+			"$LABSIM_DIR/requests.jsonl" > "$LABSIM_DIR/replay" 2>&1; then
+			ok "request replay: $(tail -1 "$LABSIM_DIR/replay")"
+		else
+			bad "request replay: Proxmox would refuse these requests:"
+			sed 's/^/     | /' "$LABSIM_DIR/replay" | head -40
+			return 1
+		fi
 	fi
 }
 

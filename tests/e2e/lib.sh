@@ -6,7 +6,12 @@ export NO_COLOR=1
 export STRATA_EXAMPLES="$TOP/examples"
 _pass=0 _fail=0
 T=$(mktemp -d /tmp/strata-e2e.XXXXXX)
-cleanup() { command -v labsim_stop >/dev/null && labsim_stop; rm -rf "$T"; }
+cleanup() {
+	_rc=$?
+	command -v labsim_stop >/dev/null && { labsim_stop || _rc=1; }
+	rm -rf "$T"
+	exit $_rc
+}
 trap cleanup EXIT INT TERM
 
 ok() { _pass=$((_pass + 1)); echo "ok   $*"; }
@@ -53,6 +58,8 @@ expect_grep() {
 }
 
 finish() {
+	# stops labsim if this test started one: its request replay counts
+	command -v labsim_stop >/dev/null && labsim_stop
 	_secret_scan
 	echo "$_pass passed, $_fail failed"
 	[ "$_fail" -eq 0 ]

@@ -9,7 +9,10 @@ E="$T/envs/lab"
 write_env "$E" lab 1000 1 2
 
 vm() { labsim_py "s['vms'].get('$1', {}).get($2)"; }
-vmcfg() { labsim_py "s['vms'].get('$1', {}).get('config', {}).get('$2')"; }
+# a VM's config as GET config shows it: pending values merged in
+vmcfg() { labsim_py "dict(s['vms'].get('$1', {}).get('config', {}), **s['vms'].get('$1', {}).get('pending', {})).get('$2')"; }
+# what the VM runs with (pending values not yet applied)
+vmcur() { labsim_py "s['vms'].get('$1', {}).get('config', {}).get('$2')"; }
 count_ours() { labsim_py "sum(1 for v in s['vms'].values() if 'strata-lab' in (v['config'].get('tags') or ''))"; }
 creates() { labsim_ctl GET requests | $PY -c "import json,sys; print(sum(1 for r in json.load(sys.stdin)['data'] if r.get('method')=='POST' and r.get('path','').rstrip('/').endswith('/qemu')))"; }
 
@@ -56,9 +59,9 @@ expect_grep "create, update and delete VMs: nothing to do" "$T/err" "apply says 
 # Drift: memory changed by hand in Proxmox.
 labsim_ctl POST vm '{"vmid": 1001, "config": {"memory": "4096"}}' > /dev/null
 expect_rc 0 "plan after manual change" -- "$STRATA" plan "$E"
-expect_grep "memory   4096 MiB -> 2048 MiB   (drift: changed in Proxmox)" "$T/out" "drift shown field by field"
+expect_grep "memory   4096 MiB -> 2048 MiB, needs restart   (drift: changed in Proxmox)" "$T/out" "drift shown field by field"
 expect_rc 0 "apply corrects drift" -- "$STRATA" apply "$E" --yes
-[ "$(vmcfg 1001 memory)" = 2048 ] && ok "memory back to 2048" || bad "memory $(vmcfg 1001 memory)"
+[ "$(vmcur 1001 memory)" = 2048 ] && ok "memory back to 2048 (restarted)" || bad "memory $(vmcur 1001 memory)"
 
 # Foreign VMs: one in our id range without our tag; never touched.
 labsim_ctl POST vm '{"vmid": 1020, "node": "pve1", "config": {"name": "grafana", "memory": "1024"}, "status": "running"}' > /dev/null

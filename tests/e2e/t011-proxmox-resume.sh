@@ -26,13 +26,17 @@ for when in iso create start applycfg install done; do
 	E="$T/envs/$name"
 	write_env "$E" "$name" $base 3 5 "$net"
 	case $when in
-	iso) cond="any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])" ;;
+	# the download lasts 3 s (10 s x 0.3): a window a loaded machine's
+	# 20 ms state polls cannot miss (the default 0.6 s sometimes was)
+	iso) cond="any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])"
+	     labsim_ctl POST knobs '{"task_seconds_by_type": {"download": 10}}' > /dev/null ;;
 	create) cond="any(v['config'].get('lock') == 'create' for k, v in s['vms'].items() if $base <= int(k) < $base + 50)" ;;
 	start) cond="1 <= len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) < 8" ;;
 	applycfg) cond="any(c['method'].endswith('/ApplyConfiguration') and c['maintenance'] for c in s['talos']['calls'] if any(nd['vmid'] >= $base and nd['vmid'] < $base + 50 and nd['ip'] == c['node'] for nd in s['talos']['nodes']))" ;;
 	install) cond="any(nd['state'] == 'installing' for nd in s['talos']['nodes'] if $base <= nd['vmid'] < $base + 50)" ;;
 	done) cond="len([k for k, v in s['vms'].items() if $base <= int(k) < $base + 50 and v['status'] == 'running']) == 8" ;;
 	esac
+	[ "$when" = iso ] || labsim_ctl POST knobs '{"task_seconds_by_type": {}}' > /dev/null
 	"$STRATA" apply "$E" --yes > "$T/apply.out" 2>&1 &
 	pid=$!
 	hit=$(labsim_wait_for "$cond")

@@ -30,8 +30,9 @@ fi
 
 # Every VM boots from its disk now; the ISO is out of the drive.
 for id in 1000 1001 1002; do
-	b=$(labsim_py "s['vms']['$id']['config'].get('boot')")
-	i=$(labsim_py "s['vms']['$id']['config'].get('ide2')")
+	# as GET config shows it: a boot order change waits for the next start
+	b=$(labsim_py "dict(s['vms']['$id']['config'], **s['vms']['$id'].get('pending', {})).get('boot')")
+	i=$(labsim_py "dict(s['vms']['$id']['config'], **s['vms']['$id'].get('pending', {})).get('ide2')")
 	case "$b $i" in
 	"order=scsi0 none,media=cdrom") ok "vm $id boots from disk, ISO detached" ;;
 	*) bad "vm $id boot '$b' ide2 '$i'" ;;

@@ -90,153 +90,21 @@ def param_error(errors):
 
 # ---------------------------------------------------------------- schema
 
-FORMAT_RE = {
-    "pve-vmid": r"^[1-9][0-9]{2,8}$",
-    "pve-node": r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$",
-    "pve-storage-id": r"(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$",
-    "dns-name": r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
-    "pve-tag-list": r"^[a-zA-Z0-9_+.\-]+([;, ]+[a-zA-Z0-9_+.\-]+)*[;, ]*$",
-    "mac-addr": r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$",
-    "pve-bridge-id": r"^[-_.\w\d]+$",
-}
+from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
+import pve_rules  # noqa: E402
+from pve_pools import PoolsMixin  # noqa: E402
+import pve_pending  # noqa: E402
 
 
-class Schema:
-    def __init__(self, path):
-        with open(path) as f:
-            data = json.load(f)
-        self.routes = []
-        for ep in data["endpoints"]:
-            p = ep["path"]
-            rx = "^"
-            for seg in p.strip("/").split("/"):
-                m = re.fullmatch(r"\{(\w+)\}", seg)
-                if m and m.group(1) == "volume":
-                    rx += "/(?P<volume>.+)"
-                elif m:
-                    rx += "/(?P<%s>[^/]+)" % m.group(1)
-                else:
-                    rx += "/" + re.escape(seg)
-            self.routes.append((re.compile(rx + "$"), p, ep["info"]))
-
-    def match(self, path):
-        for rx, tmpl, info in self.routes:
-            m = rx.match(path)
-            if m:
-                return tmpl, info, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
-        return None, None, None
-
-
-def lookup_prop(props, key):
-    if key in props:
-        return props[key]
-    m = re.fullmatch(r"([a-z]+)(\d+)", key)
-    if m and (m.group(1) + "[n]") in props:
-        return props[m.group(1) + "[n]"]
-    return None
-
-
-def check_scalar(spec, value, from_json):
-    """Return an error string or None; value is a str (form) or JSON value."""
-    t = spec.get("type", "string")
-    if t == "boolean":
-        if from_json and isinstance(value, bool):
-            return None
-        if str(value) in ("0", "1") and not isinstance(value, bool):
-            return None
-        return "type check ('boolean') failed - got '%s'" % value
-    if t in ("integer", "number"):
-        s = str(value)
-        if isinstance(value, bool):
-            return "type check ('%s') failed - got '%s'" % (t, value)
-        rx = r"^[+-]?\d+$" if t == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        if not re.match(rx, s):
-            return "type check ('%s') failed - got '%s'" % (t, s)
-        n = float(s)
-        if "minimum" in spec and n < spec["minimum"]:
-            return "value must have a minimum value of %s" % spec["minimum"]
-        if "maximum" in spec and n > spec["maximum"]:
-            return "value must have a maximum value of %s" % spec["maximum"]
-        return None
-    s = value if isinstance(value, str) else json.dumps(value)
-    if spec.get("enum") and s not in spec["enum"]:
-        return "value '%s' does not have a value in the enumeration '%s'" % (s, ", ".join(spec["enum"]))
-    if "maxLength" in spec and len(s) > spec["maxLength"]:
-        return "value may only be %d characters long" % spec["maxLength"]
-    if "pattern" in spec and not re.fullmatch(spec["pattern"], s):
-        return "value does not match the regex pattern"
-    fmt = spec.get("format")
-    if isinstance(fmt, dict):
-        try:
-            parse_propstring(fmt, s)
-        except ValueError as e:
-            return "invalid format - %s" % e
-    elif isinstance(fmt, str) and fmt in FORMAT_RE:
-        if not re.match(FORMAT_RE[fmt], s):
-            return "invalid format - value does not look like a valid %s" % fmt
-    return None
-
-
-def parse_propstring(fmt, s):
-    """Parse 'a=b,c=d' (with a default key) against a format dict."""
-    out = {}
-    default_key = None
-    for k, v in fmt.items():
-        if isinstance(v, dict) and v.get("default_key"):
-            default_key = k
-    for part in s.split(","):
-        if part == "":
-            continue
-        if "=" in part:
-            k, v = part.split("=", 1)
-        else:
-            if default_key is None or default_key in out:
-                raise ValueError("value without key, but schema does not define a default key")
-            k, v = default_key, part
-        spec = fmt.get(k)
-        if spec is None:
-            raise ValueError("property '%s' not allowed" % k)
-        if k in out:
-            raise ValueError("duplicate key in comma-separated list property: %s" % k)
-        if isinstance(spec, dict) and "alias" not in spec:
-            err = check_scalar(spec, v, False)
-            if err:
-                raise ValueError("%s: %s" % (k, err))
-        out[k] = v
-    for k, spec in fmt.items():
-        if isinstance(spec, dict) and not spec.get("optional") and "alias" not in spec \
-                and "default" not in spec and k not in out and not spec.get("default_key"):
-            raise ValueError("property '%s' is missing" % k)
-    return out
+def Schema(path):
+    """The endpoints of api-schema-subset.json, routed (pve_formats.Routes)."""
+    with open(path) as f:
+        return Routes(json.load(f)["endpoints"])
 
 
 def validate(info, params, from_json):
-    schema = info.get("parameters", {})
-    props = schema.get("properties", {})
-    errors = {}
-    for k, v in params.items():
-        spec = lookup_prop(props, k)
-        if spec is None:
-            errors[k] = "property is not defined in schema and the schema does not allow additional properties"
-            continue
-        if isinstance(v, list):
-            if spec.get("type") != "array":
-                v = v[-1]
-                params[k] = v
-            else:
-                continue
-        err = check_scalar(spec, v, from_json)
-        if err:
-            errors[k] = err
-    for k, spec in props.items():
-        if "[n]" in k:
-            continue
-        if not spec.get("optional") and k not in params:
-            errors[k] = "property is missing and it is not optional"
-    for k in params:
-        spec = lookup_prop(props, k)
-        if spec and spec.get("requires") and spec["requires"] not in params:
-            errors[k] = "missing property required by '%s'" % spec["requires"]
+    """Schema check of one call's parameters (pve_formats.py holds the rules)."""
+    errors = check_params(info, params, from_json, strict=False)
     if errors:
         raise param_error(errors)
 
@@ -261,7 +129,7 @@ class World:
         self.nodes = {}
         for i, n in enumerate(nodes):
             self.nodes[n] = {
-                "name": n, "maxcpu": 16, "maxmem": 64 << 30,
+                "name": n, "maxcpu": 16, "maxmem": 64 << 30, "bridges": ["vmbr0"],
                 "storage": {
                     "local": {"type": "dir", "shared": 0,
                               "content": ["iso", "vztmpl", "import", "snippets", "backup"],
@@ -271,6 +139,7 @@ class World:
                 },
             }
         self.vms = {}
+        self.pools = {}            # poolid -> {"comment", "vms": set} (pve_pools.py)
         self.tasks = {}
         self.requests = []
         self.pid = 0x3A000
@@ -281,10 +150,35 @@ class World:
             "drop_rate": {},           # path regex -> probability of a dropped connection
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
+            "task_seconds_by_type": {},  # task type -> duration, overriding task_seconds
             "agent_delay": 5.0,        # seconds after start before the guest agent answers
+            "resources_lag": 10.0,     # seconds after a create /cluster/resources shows status unknown, no name
+            "bridges": {},             # node -> list of bridges (default ["vmbr0"])
+            "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
         }
         self.events = []
         self.talos = None
+
+    def add_shared_storage(self, name):
+        """One storage (nfs, shared=1) seen by every node: the same items
+        for all of them, so one download serves every node (FACTS.md §7
+        storage list `shared`; §4 clone: shared storage)."""
+        items = {}
+        for nv in self.nodes.values():
+            old = nv["storage"].get(name)
+            if old:
+                items.update(old["items"])
+        for nv in self.nodes.values():
+            nv["storage"][name] = {"type": "nfs", "shared": 1, "content": ["iso", "import", "vztmpl"],
+                                   "total": 1 << 40, "items": items}
+
+    def set_knob(self, k, v):
+        self.knobs[k] = v
+        if k == "shared_iso_storage" and v:
+            self.add_shared_storage(v)
+        if k == "bridges":
+            for n, nv in self.nodes.items():
+                nv["bridges"] = list(v.get(n, ["vmbr0"]))
 
     # --- tasks
     def new_task(self, node, ttype, tid, user, work, fail=None, seconds=None):
@@ -294,7 +188,8 @@ class World:
             now = int(time.time())
             upid = "UPID:%s:%08X:%08X:%08X:%s:%s:%s:" % (node, self.pid, (self.pid * 37) & 0xFFFFFFFF,
                                                          now, ttype, tid, user)
-            secs = self.knobs["task_seconds"] if seconds is None else seconds
+            secs = self.knobs["task_seconds_by_type"].get(ttype, self.knobs["task_seconds"]) \
+                if seconds is None else seconds
             self.tasks[upid] = {
                 "upid": upid, "node": node, "pid": self.pid, "pstart": (self.pid * 37) & 0xFFFFFFFF,
                 "starttime": now, "type": ttype, "id": tid, "user": user,
@@ -347,8 +242,27 @@ class World:
         vm["started"] = time.time()
         self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
         cd = " ".join(v for k, v in vm["config"].items() if DISK_RE.match(k) and "media=cdrom" in v)
-        if self.talos is not None and "talos" in cd.lower():
+        # A VM's Talos state lives on its boot disk: an installed disk boots
+        # Talos from disk, a blank one boots the ISO (if attached) into
+        # maintenance mode (talos.py Manager.vm_started).
+        vm["disk_uid"] = self.boot_disk_uid(vm)
+        if self.talos is not None and ("talos" in cd.lower() or self.talos.has_disk(vm["disk_uid"])):
             self.talos.vm_started(vm)
+
+    def boot_disk_uid(self, vm):
+        """The uid of the volume the VM boots from (first disk of the boot
+        order that is not a cdrom), or None."""
+        cfg = vm["config"]
+        order = re.sub(r"^order=", "", cfg.get("boot", "")).split(";")
+        for dev in [d for d in order if d] + sorted(k for k in cfg if DISK_RE.match(k)):
+            val = cfg.get(dev, "")
+            if not DISK_RE.match(dev) or not val or "media=cdrom" in val:
+                continue
+            volid = val.split(",")[0]
+            st = self.nodes[vm["node"]]["storage"].get(volid.partition(":")[0])
+            item = st["items"].get(volid) if st else None
+            return item.get("uid") if item else None
+        return None
 
     def power_off(self, vm):
         vm["status"] = "stopped"
@@ -367,6 +281,7 @@ class World:
                         for k, v in self.vms.items()},
                 "tasks": [{k: v for k, v in t.items() if k != "work"} for t in self.tasks.values()],
                 "knobs": self.knobs,
+                "pools": {k: {"comment": v["comment"], "vms": sorted(v["vms"])} for k, v in self.pools.items()},
                 "events": self.events,
                 "talos": self.talos.snapshot() if self.talos else None,
             }
@@ -385,11 +300,33 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
-class Api:
+class Api(PoolsMixin):
     def __init__(self, world, schema, tokens):
         self.w = world
         self.schema = schema
         self.tokens = tokens
+
+    def privs_of(self, user):
+        t = self.tokens.get(user)
+        return set(t.get("privs", ["*"])) if t else set()
+
+    def perm_failure(self, check, privs, params):
+        """'(/pool/lab, Pool.Allocate)': the first perm a check misses, in
+        the form of FACTS.md §1's 403 message."""
+        if not check or "*" in privs:
+            return None
+        op = check[0]
+        if op in ("and", "or"):
+            fails = [self.perm_failure(c, privs, params) for c in check[1:]]
+            bad = [f for f in fails if f]
+            if op == "and":
+                return bad[0] if bad else None
+            return bad[0] if len(bad) == len(fails) else None
+        if op == "perm" and not self.check_perm(check, privs):
+            path = re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), check[1])
+            missing = [x for x in check[2] if x not in privs]
+            return "(%s, %s)" % (path, ", ".join(missing) if len(check) > 4 and check[3] == "any" else missing[0])
+        return None
 
     # permissions: a token's privileges are a set of names ('*' = all); paths ignored.
     def check_perm(self, check, privs):
@@ -419,14 +356,23 @@ class Api:
         perms = minfo.get("permissions", {})
         check = perms.get("check") or CODE_CHECKS.get((method, tmpl))
         if not self.check_perm(check, privs):
-            raise ApiError(403, "Permission check failed")
+            why = self.perm_failure(check, privs, params)
+            raise ApiError(403, "Permission check failed" + (" " + why if why else ""))
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])
         fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
         if fn is None:
             raise ApiError(501, "Method '%s %s' not implemented in labsim" % (method, tmpl))
-        with self.w.lock:
-            return fn(params, user)
+        try:
+            pve_rules.check_root_only(params, user)
+            with self.w.lock:
+                res = fn(params, user)
+        except pve_rules.Refusal as e:
+            raise ApiError(e.status, e.message, e.errors)
+        if method == "GET" and isinstance(res, dict) and "__data" not in res:
+            # responses typed as the schema's `returns` says
+            res = pve_rules.typed_config(res, minfo.get("returns", {}).get("properties", {}), lookup_prop)
+        return res
 
     # --- misc
     def h_GET_version(self, p, u):
@@ -465,10 +411,19 @@ class Api:
                      "maxcpu": int(cfg.get("cores", 1)) * int(cfg.get("sockets", 1)),
                      "maxmem": int(str(cfg.get("memory", "512")).split("=")[-1]) << 20,
                      "cpu": 0, "mem": 0, "maxdisk": 0, "disk": 0, "uptime": 0}
-                for k in ("tags", "lock", "pool"):
+                for k in ("tags", "lock"):
                     if cfg.get(k):
                         e[k] = cfg[k]
+                if self.pool_of(vm["vmid"]):
+                    e["pool"] = self.pool_of(vm["vmid"])
+                if pve_rules.resources_lagging(vm, self.w.knobs["resources_lag"], self.w.scale):
+                    e["status"] = "unknown"
+                    e.pop("name", None)
                 out.append(e)
+        if t is None:
+            # FACTS.md §5: without a type filter, pool entries appear too
+            for pid in sorted(self.w.pools):
+                out.append({"id": "/pool/" + pid, "type": "pool", "pool": pid})
         if t in (None, "node"):
             for n in self.w.nodes:
                 out.append({"id": "node/" + n, "type": "node", "node": n, "status": "online"})
@@ -541,6 +496,8 @@ class Api:
         st = self.w.nodes[node]["storage"].get(storage)
         if st is None:
             raise ApiError(500, "storage '%s' does not exist" % storage)
+        pve_rules.check_drive(key, vol, opts, self.w.nodes[node]["storage"].get,
+                              lambda v: self.volume_item(node, v))
         if opts.get("media") == "cdrom":
             if vol not in st["items"]:
                 raise ApiError(500, "volume '%s' does not exist" % vol)
@@ -555,14 +512,23 @@ class Api:
             while "%s:vm-%d-disk-%d" % (storage, vmid, n) in st["items"]:
                 n += 1
             newvol = "%s:vm-%d-disk-%d" % (storage, vmid, n)
-            size = float(volname)
+            size = int(float(volname) * (1 << 30))
+            src = self.volume_item(node, opts["import-from"]) if "import-from" in opts else None
+            if src is not None:
+                size = src["size"]   # an imported disk has the source's size
             st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
-                                   "size": int(size * (1 << 30)), "vmid": vmid, "ctime": int(time.time())}
+                                   "size": size, "vmid": vmid, "ctime": int(time.time()),
+                                   "uid": str(uuid.uuid4())}   # a new blank disk (Talos state key)
             rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
-            return ",".join([newvol] + rest + ["size=%sG" % volname])
+            stxt = "size=%dG" % (size >> 30) if size % (1 << 30) == 0 else "size=%dM" % max(1, size >> 20)
+            return ",".join([newvol] + rest + [stxt])
         if vol not in st["items"]:
             raise ApiError(500, "volume '%s' does not exist" % vol)
         return val
+
+    def volume_item(self, node, volid):
+        st = self.w.nodes[node]["storage"].get(volid.partition(":")[0])
+        return st["items"].get(volid) if st else None
 
     def check_options(self, node, vmid, p, allocate):
         cfg = {}
@@ -575,6 +541,8 @@ class Api:
                 k, v = "ide2", v + ",media=cdrom"
             if DISK_RE.match(k):
                 v = self.parse_drive(node, k, v, vmid, allocate)
+            elif k == "tags":
+                v = pve_rules.normalize_tags(v)
             elif re.fullmatch(r"net\d+", k):
                 parts = v.split(",")
                 model = parts[0].split("=")
@@ -588,12 +556,14 @@ class Api:
 
     def h_POST_nodes_node_qemu(self, p, u):
         node, vmid = p["node"], int(p["vmid"])
+        self.check_create_pool(p)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
         cfg = self.check_options(node, vmid, p, False)
         vm = {"vmid": vmid, "node": node, "status": "stopped", "config": {"lock": "create"},
-              "acpi_ignored": False, "agent_ok": True, "started": None, "shutdown_at": None}
+              "acpi_ignored": False, "agent_ok": True, "started": None, "shutdown_at": None,
+              "created_at": time.time()}
         self.w.vms[vmid] = vm
 
         def work():
@@ -610,6 +580,7 @@ class Api:
                 if disks:
                     full["boot"] = "order=" + disks[0]
             vm["config"] = full
+            self.pool_add(p.get("pool"), vmid)
             if as_bool(p.get("start", 0)):
                 self.w.power_on(vm)
             return None
@@ -631,13 +602,14 @@ class Api:
 
     def h_GET_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        cfg = dict(vm["config"])
+        # FACTS.md §4: pending values merged in; current=1 the running config
+        cfg = dict(vm["config"]) if as_bool(p.get("current", 0)) else pve_pending.merged(vm)
         cfg["digest"] = config_digest(vm["config"])
         return cfg
 
     def h_GET_nodes_node_qemu_vmid_pending(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        return [{"key": k, "value": v} for k, v in vm["config"].items()]
+        return {"__data": pve_pending.listing(vm), "__extra": {}}
 
     def apply_config(self, vm, p, allocate):
         if p.get("digest") and p["digest"] != config_digest(vm["config"]):
@@ -648,9 +620,8 @@ class Api:
         both = set(dels) & set(new)
         if both:
             raise param_error({k: "conflicting set and delete" for k in both})
-        for d in dels:
-            vm["config"].pop(d, None)
-        vm["config"].update(new)
+        # running VMs keep what is not hot-pluggable pending (pve_pending.py)
+        pve_pending.update(vm, new, dels)
 
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
@@ -710,6 +681,8 @@ class Api:
                 raise ApiError(500, "VM %d already running" % vm["vmid"])
             if as_bool(vm["config"].get("template", 0)):
                 raise ApiError(500, "you can't start a vm if it's a template")
+            pve_pending.apply_pending(vm)      # a start applies pending changes
+            pve_rules.check_start(vm, self.w.nodes[vm["node"]])
             self.w.power_on(vm)
         return self.power_task(p, u, "qmstart", fn)
 
@@ -750,7 +723,10 @@ class Api:
             raise ApiError(500, "VM %d not running" % vm["vmid"])
 
         def fn(vm):
+            # FACTS.md §4: a shutdown followed by a start that applies pending changes
             self.w.power_off(vm)
+            pve_pending.apply_pending(vm)
+            pve_rules.check_start(vm, self.w.nodes[vm["node"]])
             self.w.power_on(vm)
         return self.power_task(p, u, "qmreboot", fn)
 
@@ -777,8 +753,11 @@ class Api:
                 raise ApiError(500, "VM is locked (%s)" % lock)
             for st in self.w.nodes[vm["node"]]["storage"].values():
                 for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
-                    del st["items"][volid]
+                    item = st["items"].pop(volid)
+                    if self.w.talos is not None and item.get("uid"):
+                        self.w.talos.forget_disk(item["uid"])
             self.w.vms.pop(vm["vmid"], None)
+            self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
 
     def h_PUT_nodes_node_qemu_vmid_resize(self, p, u):
@@ -980,7 +959,9 @@ def make_handler(sim):
                     if ct == "application/json":
                         params = json.loads(body)
                         from_json = True
+                        rec["body"] = "json"
                     elif ct in ("application/x-www-form-urlencoded", ""):
+                        rec["body"] = "form"
                         for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True):
                             params[k] = v if k not in params else (params[k] if isinstance(params[k], list) else [params[k]]) + [v]
                     else:
@@ -1025,6 +1006,8 @@ def make_handler(sim):
                     self.connection.shutdown(2)
                 except OSError:
                     pass
+            finally:
+                sim.log_request(rec)
 
         def maybe_fault(self, path):
             k = sim.world.knobs
@@ -1070,7 +1053,7 @@ def make_handler(sim):
                                 continue
                             if k not in w.knobs:
                                 raise ApiError(400, "unknown knob '%s'" % k)
-                            w.knobs[k] = v
+                            w.set_knob(k, v)
                     return self.send(200, {"data": dict(w.knobs, **(w.talos.knob_values() if w.talos else {}))})
                 if method == "POST" and what == "vm":
                     # seed a foreign VM, or change knobs of one: {"vmid":..,"node":..,"config":{..},
@@ -1118,6 +1101,11 @@ def make_handler(sim):
                         return self.send(200, {"data": w.talos.add_foreign(req["ip"])})
                     except (ValueError, RuntimeError) as e:
                         raise ApiError(409, str(e))
+                if method == "POST" and what == "pool":
+                    # seed a pool: {"poolid": "lab", "comment": ""}
+                    with w.lock:
+                        w.pools.setdefault(req["poolid"], {"comment": req.get("comment", ""), "vms": set()})
+                    return self.send(200, {"data": None})
                 if method == "POST" and what == "reset-requests":
                     with w.lock:
                         w.requests.clear()
@@ -1174,7 +1162,22 @@ class TLSServer(ThreadingHTTPServer):
 
 
 class Sim:
-    pass
+    """The process: world, API, and the request log file.
+
+    requests.jsonl in the state directory gets one line per Proxmox API
+    request (method, path, params as received: repeated form keys as lists,
+    JSON bodies typed; body kind; status; error). It is never cleared, so
+    pve_replay.py can check every request a test made."""
+    log_path = None
+    log_lock = threading.Lock()
+
+    def log_request(self, rec):
+        if not self.log_path:
+            return
+        line = json.dumps(rec, sort_keys=True) + "\n"
+        with self.log_lock:
+            with open(self.log_path, "a") as f:
+                f.write(line)
 
 
 def parse_addr(s):
@@ -1192,6 +1195,8 @@ def main(argv=None):
     ap.add_argument("--reference", default=os.environ.get("STRATA_REFERENCE", DEFAULT_REF))
     ap.add_argument("--nodes", default="pve1,pve2,pve3")
     ap.add_argument("--tokens", help="JSON file: [{\"id\":\"u@r!n\",\"secret\":\"...\",\"privs\":[\"*\"]}]")
+    ap.add_argument("--shared-iso-storage", metavar="NAME",
+                    help="add a shared (nfs) storage NAME seen by every node (one copy for all)")
     ap.add_argument("--iso", action="append", default=["local:iso/talos-amd64.iso"],
                     help="volume pre-seeded on every node (repeatable)")
     ap.add_argument("--talos-port", type=int, default=50000)
@@ -1211,7 +1216,10 @@ def main(argv=None):
         raise SystemExit("labsim: reference data not found at %s" % schema_path)
     sim = Sim()
     sim.verbose = a.verbose
+    sim.log_path = os.path.join(a.state, "requests.jsonl")
     sim.world = World(a.nodes.split(","), a.time_scale)
+    if a.shared_iso_storage:
+        sim.world.set_knob("shared_iso_storage", a.shared_iso_storage)
     for n in sim.world.nodes.values():
         for vol in a.iso:
             s, name = vol.split(":", 1)

@@ -582,6 +582,11 @@ class Handler(grpc.GenericRpcHandler):
         m = self.pb["machine"]
         if not node.is_controlplane():
             raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap can only be performed on a control plane node")
+        with node.mgr.lock:
+            q = node.mgr.knobs["talos_bootstrap_transient"]
+            transient = q.pop(0) if q else None
+        if transient:
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION, transient)
         with node.lock:
             cluster = node.mgr.cluster_of(node)
             if cluster.get("bootstrapped"):
@@ -728,6 +733,13 @@ class Manager:
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
         "k8s_job_seconds": 5.0,     # a Job completes this long after it is applied (time-scaled)
         "k8s_job_fail": {},         # {job-name-regex: message}: such Jobs end Failed instead
+        # messages the next Bootstrap calls fail with, one per call, as
+        # FailedPrecondition (talos FACTS.md "Methods a bootstrapper needs":
+        # "bootstrap is not available yet" / "time is not in sync yet" -> retry)
+        "talos_bootstrap_transient": [],
+        # {vmid: seconds}: that VM's node answers this much later (time-scaled)
+        # after every boot and install/reboot: a node slow to come back
+        "talos_slow": {},
         "k8s_image_pull_fail": {},  # {image-regex: message}: pods of such images never pull (kube.py)
         "k8s_crd_seconds": 1.0,     # a CRD is Established this long after it is applied
         "k8s_rollout_seconds": 2.0, # Deployments/DaemonSets become available this long after a change
@@ -811,18 +823,45 @@ class Manager:
                 if ip not in self.by_ip:
                     return ip
 
+    @staticmethod
+    def disk_key(vm):
+        """Talos state is kept per boot disk (the volume's uid), so a VM
+        replaced with a new blank disk is a fresh machine; VMs without a
+        simulated disk (seeded ones) fall back to their vmid."""
+        return vm.get("disk_uid") or vm["vmid"]
+
+    def slow_seconds(self, vm):
+        return float(self.knobs["talos_slow"].get(str((vm or {}).get("vmid")), 0))
+
+    def has_disk(self, uid):
+        """Does this disk hold an installed Talos?"""
+        with self.lock:
+            n = self.nodes.get(uid) if uid else None
+            return n is not None and n.config is not None
+
+    def forget_disk(self, uid):
+        """The volume was freed (VM destroyed): its machine is gone."""
+        with self.lock:
+            node = self.nodes.pop(uid, None)
+            if node is not None:
+                node.stop_server()
+                node.state = "off"
+                if self.by_ip.get(node.ip) is node:
+                    del self.by_ip[node.ip]
+
     def vm_started(self, vm):
         """Called (under the world lock) when a VM powers on."""
         with self.lock:
-            node = self.nodes.get(vm["vmid"])
+            node = self.nodes.get(self.disk_key(vm))
             if node is None:
                 node = Node(self, vm["vmid"], vm.get("ip") or self.alloc_ip())
-                self.nodes[vm["vmid"]] = node
+                self.nodes[self.disk_key(vm)] = node
             node.vm = vm
             vm["ip"] = node.ip
             if self.by_ip.get(node.ip) in (None, node):
                 self.by_ip[node.ip] = node
             node.state = "booting"
+            slow = self.slow_seconds(vm)
 
         def up():
             with self.lock:
@@ -838,11 +877,12 @@ class Manager:
                     node.start_maintenance()
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
-        self._later(self.boot_seconds, up)
+        # talos_slow (per VM): seconds more before it answers after a boot
+        self._later(self.boot_seconds + slow, up)
 
     def vm_stopped(self, vm):
         with self.lock:
-            node = self.nodes.get(vm["vmid"])
+            node = self.nodes.get(self.disk_key(vm))
             if node:
                 node.stop_server()
                 node.state = "off"
@@ -891,7 +931,8 @@ class Manager:
                 if self.on_ip_change:
                     self.on_ip_change(node)
             self.bring_up(node, "installing")
-        self._away_then(node, "installing", self.install_seconds, up)
+        slow = self.slow_seconds(node.vm)
+        self._away_then(node, "installing", self.install_seconds + slow, up)
 
     on_ip_change = None
 

@@ -80,7 +80,7 @@ class ProxmoxTest(unittest.TestCase):
         self.assertEqual(log[-1]["t"], "TASK OK")
         cfg = self.sim.ok("GET", "/nodes/pve1/qemu/210/config")
         self.assertEqual(cfg["name"], "cp1")
-        self.assertEqual(cfg["tags"], "strata;cp")
+        self.assertEqual(cfg["tags"], "cp;strata")     # normalised: sorted (FACTS.md §6)
         self.assertRegex(cfg["net0"], r"^virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0$")
         self.assertTrue(cfg["scsi0"].startswith("local-lvm:vm-210-disk-0,"))
         self.assertIn("size=20G", cfg["scsi0"])
@@ -102,9 +102,10 @@ class ProxmoxTest(unittest.TestCase):
 
     def test_lifecycle_and_delete_purge(self):
         self.create(220)
+        time.sleep(0.15)   # past the resources lag after a create (10 s x 0.01)
         res = self.sim.ok("GET", "/cluster/resources", {"type": "vm"})
         e = [r for r in res if r["vmid"] == 220][0]
-        self.assertEqual((e["node"], e["status"], e["tags"], e["id"]), ("pve1", "stopped", "strata;cp", "qemu/220"))
+        self.assertEqual((e["node"], e["status"], e["tags"], e["id"]), ("pve1", "stopped", "cp;strata", "qemu/220"))
         st = self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/220/status/start"))
         self.assertEqual(st["exitstatus"], "OK")
         cur = self.sim.ok("GET", "/nodes/pve1/qemu/220/status/current")

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "plan/observe.h"
 #include "plan/plan.h"
 #include "util/buf.h"
 
@@ -218,6 +219,68 @@ test_plan__ids_stick_to_names(void **state)
 		vm_spec_release(&applied[i]);
 }
 
+/* Running VMs: cores/memory changes need a restart; a value Proxmox holds
+ * pending already is not sent again; stopped VMs need no restart; pending
+ * values come from GET .../pending. */
+static void
+test_plan__pending_and_restart(void **state)
+{
+	struct vm_spec want[3], have[3];
+	struct plan p;
+	struct err e = ERR_INIT;
+	FILE *out;
+	char *text = NULL;
+	size_t len = 0;
+	json_t *pend;
+	int i;
+
+	(void)state;
+	want[0] = spec("w-1", 100, "pve1", 2, 16384, 32);
+	want[1] = spec("w-2", 101, "pve1", 4, 4096, 32);
+	want[2] = spec("w-3", 102, "pve1", 2, 8192, 32);
+	for (i = 0; i < 3; i++) {
+		have[i] = spec(want[i].name, want[i].vmid, "pve1", 2, 4096, 32);
+		have[i].owned = true;
+		have[i].status = xstrdup(i == 2 ? "stopped" : "running");
+	}
+	have[0].memory_mib = 8192;
+	/* w-2: GET config shows cores 4 (merged); .../pending says 2 runs */
+	pend = json_loads("[{\"key\":\"cores\",\"value\":\"2\",\"pending\":\"4\"},"
+			  "{\"key\":\"memory\",\"value\":\"current=4096\"}]", 0, NULL);
+	have[1].cores = 4;
+	observe_pending(&have[1], pend);
+	json_decref(pend);
+	assert_int_equal(have[1].cores, 2);
+	assert_int_equal(have[1].pending_cores, 4);
+	assert_int_equal(have[1].memory_mib, 4096);
+	assert_int_equal(have[1].pending_memory_mib, 0);
+
+	assert_int_equal(plan_diff(&p, "lab", want, 3, have, 3, NULL, 0, &e), 0);
+	assert_int_equal(p.updates, 3);
+	assert_int_equal(p.restarts, 2);
+	assert_true(p.v[0].ch[0].restart);
+	assert_false(p.v[0].ch[0].pending);
+	assert_true(p.v[1].ch[0].restart);
+	assert_true(p.v[1].ch[0].pending);
+	assert_false(p.v[2].restart);              /* stopped: the start applies it */
+	out = open_memstream(&text, &len);
+	plan_print(&p, out, false);
+	fclose(out);
+	assert_non_null(strstr(text, "memory   8192 MiB -> 16384 MiB, needs restart\n"));
+	assert_non_null(strstr(text, "cores    2 -> 4, needs restart (pending in Proxmox)\n"));
+	assert_non_null(strstr(text, "memory   4096 MiB -> 8192 MiB\n"));
+	assert_non_null(strstr(text, "2 VMs need a restart for changes to take effect: apply restarts them one at a time"));
+	free(text);
+	text = plan_to_json(&p);
+	assert_non_null(strstr(text, "\"restart\": 2"));
+	free(text);
+	plan_release(&p);
+	for (i = 0; i < 3; i++) {
+		vm_spec_release(&want[i]);
+		vm_spec_release(&have[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -227,6 +290,7 @@ main(void)
 		cmocka_unit_test(test_plan__diff_all_kinds),
 		cmocka_unit_test(test_plan__replace_on_move_or_shrink),
 		cmocka_unit_test(test_plan__ids_stick_to_names),
+		cmocka_unit_test(test_plan__pending_and_restart),
 	};
 
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);

@@ -577,6 +577,65 @@ pve_storage_has(struct pve *p, const char *node, const char *storage,
 }
 
 int
+pve_vm_pending(struct pve *p, const char *node, int vmid, json_t **out,
+	       struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu/%d/pending", node, vmid);
+	int r = pve_call(p, "GET", path, NULL, out, err);
+
+	free(path);
+	return r;
+}
+
+int
+pve_pool_exists(struct pve *p, const char *id, bool *exists, struct err *err)
+{
+	json_t *data = NULL, *e;
+	size_t i;
+	int r;
+
+	*exists = false;
+	if ((r = pve_call(p, "GET", "/pools", NULL, &data, err)) < 0)
+		return r;
+	json_array_foreach(data, i, e) {
+		const char *s = json_string_value(json_object_get(e, "poolid"));
+
+		if (s && !strcmp(s, id))
+			*exists = true;
+	}
+	json_decref(data);
+	return 0;
+}
+
+int
+pve_pool_create(struct pve *p, const char *id, const char *comment,
+		struct err *err)
+{
+	struct pve_params params;
+	int r;
+
+	pve_params_init(&params);
+	pve_params_add(&params, "poolid", id);
+	if (comment)
+		pve_params_add(&params, "comment", comment);
+	r = pve_call(p, "POST", "/pools", &params, NULL, err);
+	pve_params_release(&params);
+	if (r < 0 && strstr(err->msg, "already exists")) {
+		err_clear(err);
+		return 0;
+	}
+	if (r < 0 && strstr(err->msg, "HTTP 403")) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return err_set(err, ERR_FAIL, "%s: the token lacks Pool.Allocate on "
+			       "/pool/%s, which creating the pool needs: grant it, "
+			       "or create pool '%s' in Proxmox first", why, id, id);
+	}
+	return r;
+}
+
+int
 pve_storage_shared(struct pve *p, const char *node, const char *storage,
 		   bool *shared, struct err *err)
 {

@@ -79,6 +79,10 @@ int pve_vm_config_post(struct pve *p, const char *node, int vmid,
 		       struct err *err);
 int pve_vm_config_get(struct pve *p, const char *node, int vmid, json_t **out,
 		      struct err *err);
+/* GET .../pending: [{key, value?, pending?, delete?}] (changes of a running
+ * VM that wait for its next start; a reboot applies them, a reset does not). */
+int pve_vm_pending(struct pve *p, const char *node, int vmid, json_t **out,
+		   struct err *err);
 /* action: start, stop, shutdown, reboot, reset */
 int pve_vm_power(struct pve *p, const char *node, int vmid, const char *action,
 		 const struct pve_params *params, char **upid_out,
@@ -104,6 +108,16 @@ int pve_download_url(struct pve *p, const char *node, const char *storage,
 		     const char *url, const char *content, const char *filename,
 		     const char *checksum_sha256, char **upid_out,
 		     struct err *err);
+
+/*
+ * Resource pools. pve_pool_exists: is pool `id` in GET /pools (which lists
+ * only the pools this token has Pool.Audit on). pve_pool_create: POST
+ * /pools; a pool that already exists counts as created; a refusal (403)
+ * names the privilege the token lacks (Pool.Allocate on /pool/ID).
+ */
+int pve_pool_exists(struct pve *p, const char *id, bool *exists, struct err *err);
+int pve_pool_create(struct pve *p, const char *id, const char *comment,
+		    struct err *err);
 
 /* o[key] as a new string when it is a string or an integer, else NULL. */
 char *pve_json_str(json_t *o, const char *key);
