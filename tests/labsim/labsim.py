@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import pve_upload  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -868,7 +869,7 @@ class Api:
                 continue
             if p.get("vmid") and str(it.get("vmid")) != str(p["vmid"]):
                 continue
-            out.append({k: v for k, v in it.items() if k != "sha256"})
+            out.append({k: v for k, v in it.items() if k != "sha256" and not k.startswith("_")})
         return out
 
     def h_DELETE_nodes_node_storage_storage_content_volume(self, p, u):
@@ -920,6 +921,9 @@ class Api:
         tid = re.sub(r"[:%]|[^\x20-\x7e]", lambda m: "%%%02X" % ord(m.group(0)), fname)
         return self.w.new_task(p["node"], "download", tid, u, work)
 
+    def h_POST_nodes_node_storage_storage_upload(self, p, u):
+        return pve_upload.h_upload(self, p, u)
+
     def h_GET_nodes_node_query_url_metadata(self, p, u):
         return {"filename": p["url"].rstrip("/").split("/")[-1], "size": 100 << 20,
                 "mimetype": "application/octet-stream"}
@@ -970,9 +974,17 @@ def make_handler(sim):
                 return self.control(method, url)
             rec = {"t": time.time(), "method": method, "path": url.path, "params": {}}
             try:
-                body = self.read_body()
                 params = {}
                 from_json = False
+                if pve_upload.is_upload(method, url.path):
+                    # multipart, streamed to a temp file (pve_upload.py)
+                    body = b""
+                    try:
+                        params = pve_upload.read_request(self, sim.world)
+                    except pve_upload.UploadError as e:
+                        raise ApiError(e.status, e.message)
+                else:
+                    body = self.read_body()
                 if body:
                     if method in ("GET", "DELETE"):
                         raise ApiError(501, "Unexpected content for method '%s'" % method)
@@ -1237,6 +1249,8 @@ def main(argv=None):
                                         a.talos_port, a.talos_net, a.time_scale, a.talos_boot_seconds,
                                         a.talos_install_seconds, a.talos_version)
         sim.world.talos.k8s_port = a.k8s_port
+        sim.world.talos.first_boot = lambda node: pve_upload.nocloud_boot(
+            sim.world.talos, node, sim.world, DISK_RE)
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
