@@ -16,11 +16,15 @@ static const char usage[] =
 	"phases in order:\n"
 	"  talos-config   secrets (once), machine configs, talosconfig generated\n"
 	"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
+	"  cidata         each new node's config on a cidata ISO, uploaded\n"
+	"                 (proxmox.first_boot: cidata, the default)\n"
 	"  vms            VMs created, updated, replaced and deleted, in parallel\n"
 	"  start          every VM running\n"
-	"  talos-install  each node's config applied in maintenance mode, the\n"
-	"                 install waited for, the node confirmed over mTLS at its\n"
-	"                 static address; then it boots from disk, ISO detached\n"
+	"  talos-install  each node confirmed over mTLS at its static address\n"
+	"                 after installing from its cidata ISO (or, with\n"
+	"                 first_boot: maintenance, its config applied in\n"
+	"                 maintenance mode); then it boots from disk, ISOs\n"
+	"                 detached, the cidata ISO deleted\n"
 	"  bootstrap      etcd bootstrapped once on the first control plane\n"
 	"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
 	"Each step is journaled in ENV/state.json; an interrupted apply (Ctrl-C,\n"
@@ -40,6 +44,7 @@ static const char usage[] =
 static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
+	&ph_cidata,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
@@ -138,6 +143,7 @@ out:
 	state_release(&c.st);
 	free(c.iso_volid);
 	free(c.iso_url);
+	cidata_release(&c);
 	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;

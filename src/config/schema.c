@@ -28,6 +28,7 @@
 static const char *const platforms[] = { "proxmox", "vps", NULL };
 static const char *const discoveries[] = { "guest-agent", "dhcp-lease",
 					   "static", NULL };
+static const char *const first_boots[] = { "cidata", "maintenance", NULL };
 static const char *const cnis[] = { "cilium", "flannel", "none", NULL };
 
 /* --- proxmox ------------------------------------------------------------ */
@@ -82,6 +83,9 @@ static const struct field proxmox_fields[] = {
 	FSAME("vmid", vmid_schema, "VM id range owned by this environment"),
 	FLD("cpu_type", T_STR, struct proxmox_config, cpu_type,
 	    "QEMU CPU type (default x86-64-v2-AES, which Talos needs at least)"),
+	FENUM("first_boot", struct proxmox_config, first_boot, first_boots,
+	      "how a new node gets its first machine config: cidata (default; "
+	      "an ISO through the API, nothing on the network) or maintenance"),
 	FEND
 };
 static const struct schema proxmox_schema = { "proxmox", proxmox_fields, 0 };

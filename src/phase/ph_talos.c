@@ -188,7 +188,7 @@ struct tjob {
 	struct err err;
 };
 
-static int
+int
 read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 		 char hex[65], struct err *err)
 {
@@ -344,6 +344,9 @@ install_node(struct tjob *j, struct err *err)
 	char sha[65], *done_sha = NULL, *maint_ip = NULL;
 	struct waiter w = waiter_start(c);
 	bool applied = false;
+	/* cidata: the config is on the VM's cidata drive; never sent in
+	 * maintenance mode (ph_cidata.c) */
+	bool nomaint = cidata_mode(c), from_cidata = cidata_pending(c, nd->name);
 	int r, refused = 0;
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
@@ -360,6 +363,15 @@ install_node(struct tjob *j, struct err *err)
 		state = talos_probe(&mt, &j->version, &st, &e);
 		if (state == TALOS_UP)
 			break;
+		if (state == TALOS_MAINTENANCE && nomaint) {
+			r = err_set(err, ERR_FAIL, "node '%s' (vm %d) is in "
+				    "maintenance mode at %s:%d: it did not read "
+				    "its cidata drive (does it boot the nocloud "
+				    "ISO?); refusing to send its config over the "
+				    "network", nd->name, j->vm->vmid, nd->ip,
+				    TALOS_API_PORT);
+			goto out;
+		}
 		if (state == TALOS_MAINTENANCE) {
 			/* At its static address already (dhcp-lease). */
 			if (!maint_ip)
@@ -369,9 +381,10 @@ install_node(struct tjob *j, struct err *err)
 			goto out;
 		}
 		last = e;
-		if (!applied && !maint_ip && discover(j, &maint_ip, &e) < 0)
+		if (!nomaint && !applied && !maint_ip &&
+		    discover(j, &maint_ip, &e) < 0)
 			last = e;
-		if (!applied && maint_ip) {
+		if (!nomaint && !applied && maint_ip) {
 			struct talos_target it = { .addr = maint_ip,
 						   .timeout_ms = 30000,
 						   .connect_timeout_ms = 2000 };
@@ -409,12 +422,19 @@ install_node(struct tjob *j, struct err *err)
 			}
 		}
 		if (!waiter_again(&w)) {
+			char took[32];
+
+			fmt_duration(took, sizeof(took), c->wait_ms);
 			r = phase_interrupted
 			    ? err_set(err, ERR_INTR, "interrupted")
+			    : nomaint ? cidata_stuck_error(c, nd->name, j->vm,
+							   nd->ip, took, &last, err)
 			    : stuck_error(j, maint_ip, applied, &last, err);
 			goto out;
 		}
 	}
+	if (from_cidata)
+		j->what = "installed from its cidata drive";
 
 	/* Up over mTLS. A config changed since it was applied goes in now. */
 	if (!done_sha || strcmp(done_sha, sha)) {
@@ -438,6 +458,8 @@ install_node(struct tjob *j, struct err *err)
 		free(details);
 	}
 	r = fix_boot(j, err);
+	if (r == 0)
+		r = cidata_cleanup(c, &j->pve, nd->name, j->vm, err);
 	if (r < 0)
 		err_wrap(err, "node '%s'", nd->name);
 out:

@@ -889,13 +889,7 @@ class Api:
         content = p["content"]
         if content not in st["content"]:
             raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
-        fname = re.sub(r"[^A-Za-z0-9_.\-]", "_", p["filename"].split("/")[-1])
-        if content == "iso" and not re.search(r"(?i)\.(iso|img)$", fname):
-            raise param_error({"filename": "wrong file extension"})
-        if content == "import" and not re.fullmatch(r"[A-Za-z0-9\-.+=_]+\.(qcow2|raw|vmdk|ova)", fname):
-            raise param_error({"filename": "invalid filename or wrong extension"})
-        if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
-            raise param_error({"filename": "wrong file extension"})
+        fname = pve_upload.content_filename(content, p["filename"], param_error)
         if ("checksum" in p) != ("checksum-algorithm" in p):
             raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
         volid = "%s:%s/%s" % (p["storage"], content, fname)

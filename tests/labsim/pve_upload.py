@@ -122,6 +122,21 @@ def read_request(handler, world):
     return params
 
 
+def content_filename(content, filename, param_error):
+    """The stored file name, or param_error: [facts] normalisation (the
+    directory part dropped, chars outside [A-Za-z0-9_.-] -> '_') and the
+    extension rules per content type; download-url and upload share them
+    ([upstream] the same code in both)."""
+    fname = re.sub(r"[^A-Za-z0-9_.\-]", "_", filename.split("/")[-1])
+    if content == "iso" and not re.search(r"(?i)\.(iso|img)$", fname):
+        raise param_error({"filename": "wrong file extension"})
+    if content == "import" and not re.fullmatch(r"[A-Za-z0-9\-.+=_]+\.(qcow2|raw|vmdk|ova)", fname):
+        raise param_error({"filename": "invalid filename or wrong extension"})
+    if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
+        raise param_error({"filename": "wrong file extension"})
+    return fname
+
+
 def h_upload(api, p, u):
     """POST /nodes/{node}/storage/{storage}/upload (schema checks and the
     Datastore.AllocateTemplate permission were done by Api.handle)."""
@@ -135,14 +150,7 @@ def h_upload(api, p, u):
         # [upstream] the storage must have a path (file based)
         raise api_error(500, "can't upload to storage type '%s'" % st["type"])
     content = p["content"]
-    # [facts] normalisation: directory part dropped, other chars -> '_'
-    fname = re.sub(r"[^A-Za-z0-9_.\-]", "_", p["filename"].split("/")[-1])
-    if content == "iso" and not re.search(r"(?i)\.(iso|img)$", fname):
-        raise param_err({"filename": "wrong file extension"})
-    if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
-        raise param_err({"filename": "wrong file extension"})
-    if content == "import" and not re.fullmatch(r"[A-Za-z0-9\-.+=_]+\.(qcow2|raw|vmdk|ova)", fname):
-        raise param_err({"filename": "invalid filename or wrong extension"})
+    fname = content_filename(content, p["filename"], param_err)
     # [upstream] also refuses a content type the storage does not enable
     # ("storage 'S' does not support 'iso' content"); every file storage of
     # this world enables iso, vztmpl and import, so that cannot happen here.

@@ -1,6 +1,5 @@
 """The upload endpoint (pve_upload.py) and first boot from a cidata ISO."""
 import hashlib
-import http.client
 import io
 import json
 import time
@@ -29,21 +28,7 @@ def multipart(fields, file_name, data, file_field="filename", boundary="strataBo
 
 
 def post_raw(sim, path, body, ctype, auth=True):
-    conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=sim.ctx, timeout=30)
-    headers = {"Content-Type": ctype, "Content-Length": str(len(body))}
-    if auth is True:
-        headers["Authorization"] = sim.auth
-    elif auth:
-        headers["Authorization"] = auth
-    conn.request("POST", "/api2/json" + path, body=body, headers=headers)
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    try:
-        obj = json.loads(data) if data else None
-    except ValueError:
-        obj = data
-    return r.status, r.reason, obj
+    return sim.call("POST", path, auth=auth, raw=(body, ctype))
 
 
 def upload(sim, name, data, path=UP, auth=True, **fields):

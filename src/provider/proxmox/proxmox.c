@@ -149,11 +149,28 @@ int
 pve_call(struct pve *p, const char *method, const char *path,
 	 const struct pve_params *params, json_t **data_out, struct err *err)
 {
-	struct http_response resp;
 	bool in_query = !strcmp(method, "GET") || !strcmp(method, "DELETE");
 	bool has = params && params->body.len;
 	char *full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
 				     : xstrdup(path);
+	int r;
+
+	r = pve_call_body(p, method, full,
+			  in_query ? NULL : "application/x-www-form-urlencoded",
+			  in_query || !has ? NULL : params->body.ptr,
+			  in_query || !has ? 0 : params->body.len, data_out, err);
+	free(full);
+	return r;
+}
+
+int
+pve_call_body(struct pve *p, const char *method, const char *full,
+	      const char *content_type, const void *body, size_t len,
+	      json_t **data_out, struct err *err)
+{
+	/* Messages name the path without its query. */
+	char *path = xstrndup(full, strcspn(full, "?"));
+	struct http_response resp;
 	json_error_t je;
 	json_t *root;
 	int r;
@@ -161,11 +178,8 @@ pve_call(struct pve *p, const char *method, const char *path,
 	if (data_out)
 		*data_out = NULL;
 	http_response_init(&resp);
-	r = http_request(p->http, method, full,
-			 in_query ? NULL : "application/x-www-form-urlencoded",
-			 in_query || !has ? NULL : params->body.ptr,
-			 in_query || !has ? 0 : params->body.len,
-			 /* A sync 500 means no task started: nothing happened. */
+	/* A sync 500 means no task started: nothing happened. */
+	r = http_request(p->http, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
 	if (r < 0)
 		goto out;
@@ -190,7 +204,7 @@ pve_call(struct pve *p, const char *method, const char *path,
 	json_decref(root);
 out:
 	http_response_release(&resp);
-	free(full);
+	free(path);
 	return r;
 }
 

@@ -1,0 +1,348 @@
+/*
+ * Phase "cidata" and the rest of first boot from a cidata ISO
+ * (proxmox.first_boot: cidata; docs/bootstrap.md, "First boot").
+ *
+ * Before the VMs are created, every Talos node that gets a new VM has its
+ * nodes/<node>.yaml put, as user-data, on an ISO9660 image labelled
+ * "cidata" (built in memory, wiped after), uploaded through the API to the
+ * ISO storage of the VM's Proxmox node as strata-<env>-<node>-cidata.iso.
+ * The VM gets it as a second cdrom (ide3) beside the nocloud ISO, which
+ * reads it at boot and installs with it: the config never crosses the
+ * network to an unauthenticated peer. talos-install then only waits for
+ * the node over mTLS; once it answers, the ISO is detached and deleted.
+ * Each step is journaled under talos.<node>.cidata (the volume id, then
+ * "deleted"), so a resumed apply finishes what a killed one started.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phase/phase.h"
+#include "util/buf.h"
+#include "util/iso.h"
+#include "util/out.h"
+
+#define CIDATA_DELETED "deleted"
+#define TASK_MS (5 * 60 * 1000L)
+
+bool
+cidata_mode(const struct apply_ctx *c)
+{
+	return c->cfg->platform == PLATFORM_PROXMOX && c->cfg->n_nodes &&
+	       c->cfg->proxmox.first_boot == FIRST_BOOT_CIDATA;
+}
+
+static bool
+is_talos_node(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->cfg->n_nodes; i++)
+		if (!strcmp(c->cfg->nodes[i].name, name))
+			return true;
+	return false;
+}
+
+/* The plan's VMs to be created for Talos nodes. */
+static bool
+wants_cidata(const struct apply_ctx *c, const struct action *a)
+{
+	return (a->kind == ACT_CREATE || a->kind == ACT_REPLACE) &&
+	       a->want.name && a->want.node && is_talos_node(c, a->want.name);
+}
+
+static bool
+cidata_should_run(struct apply_ctx *c)
+{
+	size_t i;
+
+	if (!cidata_mode(c))
+		return false;
+	for (i = 0; i < c->plan.n; i++)
+		if (wants_cidata(c, &c->plan.v[i]))
+			return true;
+	return false;
+}
+
+static char *
+file_name(const struct apply_ctx *c, const char *node)
+{
+	return xasprintf("strata-%s-%s-cidata.iso", c->cfg->name, node);
+}
+
+/* The ISO for one node: user-data is its whole machine config. */
+static int
+build_image(struct apply_ctx *c, const char *name, struct buf *img,
+	    char sha[65], struct err *err)
+{
+	struct buf cfg = BUF_INIT, meta = BUF_INIT;
+	int r;
+
+	if ((r = read_node_config(c, name, &cfg, sha, err)) < 0)
+		return r;
+	/* FACTS-cloudinit.md §3: meta-data's local-hostname sets the
+	 * hostname (the machine config sets it too). */
+	buf_addf(&meta, "instance-id: strata-%s-%s\nlocal-hostname: %s\n",
+		 c->cfg->name, name, name);
+	struct iso_file files[] = {
+		{ "meta-data", meta.ptr, meta.len },
+		{ "user-data", cfg.ptr, cfg.len },
+	};
+	r = iso_build(img, "cidata", files, 2, err);
+	buf_release_secret(&cfg);
+	buf_release(&meta);
+	return r;
+}
+
+static int
+upload_one(struct apply_ctx *c, const struct vm_spec *vm, char **upid,
+	   struct err *err)
+{
+	const char *storage = c->cfg->proxmox.iso_storage;
+	struct cidata_item *it = &c->cidata[c->n_cidata];
+	struct buf img = BUF_INIT;
+	char *fname = file_name(c, vm->name);
+	int r;
+
+	if ((r = build_image(c, vm->name, &img, it->sha, err)) == 0) {
+		out_step("cidata: uploading %s (%zu KiB, nodes/%s.yaml as user-data) "
+			 "to %s on %s", fname, img.len >> 10, vm->name, storage,
+			 vm->node);
+		r = pve_storage_upload(c->pve, vm->node, storage, "iso", fname,
+				       img.ptr, img.len, upid, err);
+	}
+	buf_release_secret(&img);
+	if (r == 0) {
+		it->name = xstrdup(vm->name);
+		it->volid = xasprintf("%s:iso/%s", storage, fname);
+		c->n_cidata++;
+	}
+	free(fname);
+	return r < 0 ? err_wrap(err, "cidata ISO for node '%s'", vm->name) : 0;
+}
+
+static int
+cidata_run(struct apply_ctx *c, struct err *err)
+{
+	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
+	size_t i, k = 0;
+	int r = 0;
+
+	cidata_release(c);
+	c->cidata = xcalloc(c->plan.n + 1, sizeof(*c->cidata));
+	/* Start every upload, then wait for the copy tasks. */
+	for (i = 0; i < c->plan.n && r == 0; i++)
+		if (wants_cidata(c, &c->plan.v[i]))
+			r = upload_one(c, &c->plan.v[i].want, &upids[k++], err);
+	for (i = 0; i < k; i++) {
+		if (r == 0 && upids[i] &&
+		    (r = pve_task_wait(c->pve, upids[i], TASK_MS, err)) < 0)
+			err_wrap(err, "cidata ISO for node '%s'", c->cidata[i].name);
+		free(upids[i]);
+	}
+	free(upids);
+	if (r == 0)
+		out_step("cidata: %zu ISO%s in %s", c->n_cidata,
+			 c->n_cidata == 1 ? "" : "s", c->cfg->proxmox.iso_storage);
+	return r;
+}
+
+static void
+cidata_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < c->plan.n; i++) {
+		const struct vm_spec *vm = &c->plan.v[i].want;
+		char *f;
+
+		if (!wants_cidata(c, &c->plan.v[i]))
+			continue;
+		f = file_name(c, vm->name);
+		fprintf(fp, "    upload %s:iso/%s to %s (nodes/%s.yaml as "
+			"user-data), attached as ide3\n", c->cfg->proxmox.iso_storage,
+			f, vm->node, vm->name);
+		free(f);
+	}
+}
+
+const struct phase ph_cidata = {
+	.name = "cidata",
+	.title = "first machine configs on cidata ISOs",
+	.should_run = cidata_should_run,
+	.run = cidata_run,
+	.dry_run = cidata_dry_run,
+};
+
+void
+cidata_release(struct apply_ctx *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_cidata; i++) {
+		free(c->cidata[i].name);
+		free(c->cidata[i].volid);
+	}
+	free(c->cidata);
+	c->cidata = NULL;
+	c->n_cidata = 0;
+}
+
+static const struct cidata_item *
+find_item(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_cidata; i++)
+		if (!strcmp(c->cidata[i].name, name))
+			return &c->cidata[i];
+	return NULL;
+}
+
+const char *
+cidata_volid(const struct apply_ctx *c, const char *name)
+{
+	const struct cidata_item *it = find_item(c, name);
+
+	return it ? it->volid : NULL;
+}
+
+int
+cidata_created(struct apply_ctx *c, const char *name, struct err *err)
+{
+	const struct cidata_item *it = find_item(c, name);
+	int r;
+
+	if (!it)
+		return 0;
+	/* The config is delivered: what talos-install compares with. */
+	if ((r = state_talos_set(&c->st, name, "cidata", it->volid, err)) < 0)
+		return r;
+	return state_talos_set(&c->st, name, "config_sha256", it->sha, err);
+}
+
+bool
+cidata_pending(struct apply_ctx *c, const char *name)
+{
+	char *v = state_talos_get(&c->st, name, "cidata");
+	bool pending = v && strcmp(v, CIDATA_DELETED);
+
+	free(v);
+	return pending;
+}
+
+/* Take the ISO out of the VM when ide3 still holds it. */
+static int
+detach(struct pve *pve, const struct vm_spec *vm, const char *volid,
+       struct err *err)
+{
+	struct pve_params p;
+	json_t *cfg = NULL;
+	const char *ide3;
+	char *upid = NULL;
+	bool attached;
+	int r;
+
+	if ((r = pve_vm_config_get(pve, vm->node, vm->vmid, &cfg, err)) < 0)
+		return r;
+	ide3 = json_string_value(json_object_get(cfg, "ide3"));
+	attached = ide3 && !strncmp(ide3, volid, strlen(volid)) &&
+		   (ide3[strlen(volid)] == ',' || !ide3[strlen(volid)]);
+	json_decref(cfg);
+	if (!attached)
+		return 0;
+	pve_params_init(&p);
+	pve_params_add(&p, "delete", "ide3");
+	r = pve_vm_config_post(pve, vm->node, vm->vmid, &p, &upid, err);
+	pve_params_release(&p);
+	if (r == 0 && upid)
+		r = pve_task_wait(pve, upid, TASK_MS, err);
+	free(upid);
+	return r;
+}
+
+static int
+delete_volume(struct pve *pve, const struct vm_spec *vm, const char *volid,
+	      struct err *err)
+{
+	char *storage = xstrndup(volid, strcspn(volid, ":"));
+	char *upid = NULL;
+	bool has = false;
+	int r;
+
+	r = pve_storage_has(pve, vm->node, storage, "iso", volid, &has, err);
+	if (r == 0 && has) {
+		r = pve_storage_delete(pve, vm->node, storage, volid, &upid, err);
+		if (r < 0 && strstr(err->msg, "HTTP 403"))
+			err_wrap(err, "the token needs Datastore.Allocate on "
+				 "/storage/%s to delete it (it holds the node's "
+				 "machine config)", storage);
+		else if (r == 0 && upid)
+			r = pve_task_wait(pve, upid, TASK_MS, err);
+	}
+	free(upid);
+	free(storage);
+	return r;
+}
+
+int
+cidata_cleanup(struct apply_ctx *c, struct pve **pve, const char *name,
+	       const struct vm_spec *vm, struct err *err)
+{
+	char *volid = state_talos_get(&c->st, name, "cidata");
+	int r = 0;
+
+	if (!volid || !strcmp(volid, CIDATA_DELETED)) {
+		free(volid);
+		return 0;
+	}
+	if (!*pve)
+		r = pve_new(pve, &c->pve_opts, err);
+	if (r == 0 && (r = detach(*pve, vm, volid, err)) < 0)
+		err_wrap(err, "vm %d: detach %s", vm->vmid, volid);
+	if (r == 0 && (r = delete_volume(*pve, vm, volid, err)) < 0)
+		err_wrap(err, "delete %s", volid);
+	if (r == 0)
+		r = state_talos_set(&c->st, name, "cidata", CIDATA_DELETED, err);
+	free(volid);
+	return r;
+}
+
+int
+cidata_forget(struct apply_ctx *c, struct pve **pve, const char *name,
+	      const struct vm_spec *vm, struct err *err)
+{
+	char *volid = state_talos_get(&c->st, name, "cidata");
+	const char *mine = cidata_volid(c, name);
+	bool reused = volid && mine && !strcmp(volid, mine);
+
+	free(volid);
+	return reused ? 0 : cidata_cleanup(c, pve, name, vm, err);
+}
+
+int
+cidata_stuck_error(const struct apply_ctx *c, const char *name,
+		   const struct vm_spec *vm, const char *ip, const char *took,
+		   const struct err *last, struct err *err)
+{
+	char *volid = state_talos_get((struct state *)&c->st, name, "cidata");
+	int r;
+
+	if (volid && strcmp(volid, CIDATA_DELETED))
+		r = err_set(err, ERR_FAIL, "node '%s' (vm %d): not up at %s:%d "
+			    "%s after booting with its config on %s (last: %s); "
+			    "the VM must boot the Image Factory's nocloud ISO, "
+			    "which reads the cidata drive: check its console",
+			    name, vm->vmid, ip, TALOS_API_PORT, took, volid,
+			    last->msg[0] ? last->msg : "no answer");
+	else
+		r = err_set(err, ERR_FAIL, "node '%s' (vm %d): not up at %s:%d "
+			    "%s (last: %s); its VM has no cidata drive, and with "
+			    "proxmox.first_boot: cidata strata sends no config "
+			    "to a node in maintenance mode: delete the VM so "
+			    "the next apply creates it with one, or set "
+			    "first_boot: maintenance", name, vm->vmid, ip, TALOS_API_PORT,
+			    took, last->msg[0] ? last->msg : "no answer");
+	free(volid);
+	return r;
+}

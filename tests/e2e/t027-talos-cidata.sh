@@ -1,0 +1,135 @@
+#!/bin/sh
+# First boot from a cidata ISO (proxmox.first_boot: cidata, the default):
+# from an empty simulator to etcd bootstrapped and a kubeconfig without a
+# single machine config sent over the network. Each node's config goes on
+# an ISO uploaded through the API; the nocloud ISO reads it and installs;
+# no node ever serves maintenance mode; the ISOs are detached and deleted
+# once the nodes answer over mTLS; a re-run does nothing; an apply killed
+# right after the uploads converges when run again. Addresses: 127.0.27.0/24.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/labsim.sh"
+labsim_start --talos-net 127.0.27.192/26
+E="$T/envs/ci"
+write_env "$E" ci 2700 1 2 127.0.27
+sed -i '/^  first_boot:/d' "$E/config.yml"     # the default
+S="s['nodes']"
+cidata_vols() { labsim_py "sorted(i for n in $S.values() for st in n['storage'].values() for i in st['items'] if i.endswith('-cidata.iso'))"; }
+vm_ids() { labsim_py "sorted(int(k) for k in s['vms'] if $1 <= int(k) < $1 + 50)"; }
+
+expect_rc 0 "validate: first_boot defaults to cidata" -- "$STRATA" apply "$E" --dry-run
+expect_grep "upload local:iso/strata-ci-ci-cp-1-cidata.iso to pve1 (nodes/ci-cp-1.yaml as user-data), attached as ide3" \
+	"$T/out" "dry run lists the cidata uploads"
+expect_grep "nocloud-amd64.iso" "$T/out" "dry run: the nocloud ISO"
+
+labsim_ctl POST reset-requests > /dev/null
+expect_rc 0 "apply --yes of 1+2 with cidata" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "cidata: 3 ISOs in local" "$T/err" "three cidata ISOs uploaded"
+expect_grep "bootstrapped etcd on ci-cp-1" "$T/err" "etcd bootstrapped"
+expect_grep "Kubernetes: 3/3 nodes registered" "$T/err" "every node registered"
+expect_grep "installed from its cidata drive" "$T/err" "nodes say how they were installed"
+[ "$(stat -c %a "$E/kubeconfig")" = 600 ] && ok "kubeconfig written, 0600" || bad "kubeconfig"
+
+[ "$(talos_calls ApplyConfiguration)" = 0 ] && ok "no ApplyConfiguration was sent at all" \
+	|| bad "ApplyConfiguration calls: $(talos_calls ApplyConfiguration)"
+[ "$(labsim_py "sum(1 for c in s['talos']['calls'] if c['maintenance'])")" = 0 ] \
+	&& ok "no call reached a maintenance-mode server" || bad "calls to maintenance servers"
+[ "$(labsim_py "sorted((n['maintenance_ca'] is None, n['platform'], n['state']) for n in s['talos']['nodes'] if 2700 <= n['vmid'] < 2750)")" \
+	= "[(True, 'nocloud', 'running'), (True, 'nocloud', 'running'), (True, 'nocloud', 'running')]" ] \
+	&& ok "no node ever started a maintenance server; all nocloud, running" \
+	|| bad "talos nodes: $(labsim_py "[(n['vmid'], n['state'], n['platform'], n['first_boot']) for n in s['talos']['nodes']]")"
+[ "$(labsim_ctl GET requests | $PY -c "
+import json, sys
+r = json.load(sys.stdin)['data']
+up = [x for x in r if x['path'].endswith('/upload')]
+print(len(up), sorted(set(x['params']['content'] for x in up)), sorted(x['path'].split('/')[4] for x in up))")" \
+	= "3 ['iso'] ['pve1', 'pve1', 'pve2']" ] && ok "three uploads, content=iso, each to its VM's Proxmox node" \
+	|| bad "uploads: $(labsim_ctl GET requests | $PY -c "import json,sys; print([(x['path'], x.get('status')) for x in json.load(sys.stdin)['data'] if 'upload' in x['path']])")"
+labsim_ctl GET requests > "$T/requests.json"
+[ "$($PY - "$E/nodes/ci-cp-1.yaml" "$T/requests.json" "$T/err" "$T/out" <<'PYEOF'
+import sys, yaml
+key = next(yaml.safe_load_all(open(sys.argv[1])))["machine"]["ca"]["key"]
+print(sum(key in open(f).read() for f in sys.argv[2:]))
+PYEOF
+)" = 0 ] && ok "the OS CA key is in no request parameter and no output" || bad "the CA key leaked"
+[ "$(cidata_vols)" = "[]" ] && ok "the cidata ISOs are deleted" || bad "cidata volumes left: $(cidata_vols)"
+[ "$(labsim_py "[k for k, v in s['vms'].items() if 2700 <= int(k) < 2750 and 'ide3' in v['config']]")" = "[]" ] \
+	&& ok "and detached from every VM" || bad "ide3 still attached"
+[ "$(labsim_py "sorted(v['config'].get('ide2') for k, v in s['vms'].items() if 2700 <= int(k) < 2750)")" \
+	= "['none,media=cdrom', 'none,media=cdrom', 'none,media=cdrom']" ] && ok "boot ISO detached too" || bad "ide2"
+[ "$($PY -c "import json; t=json.load(open('$E/state.json'))['talos']; print(sorted(v.get('cidata') for v in t.values()))")" \
+	= "['deleted', 'deleted', 'deleted']" ] && ok "journal: cidata deleted for every node" || bad "journal cidata"
+[ "$(labsim_py "sorted(i for i in $S['pve1']['storage']['local']['items'] if 'nocloud' in i)")" != "[]" ] \
+	&& ok "the nocloud ISO was downloaded" || bad "no nocloud ISO"
+
+labsim_ctl POST reset-requests > /dev/null
+expect_rc 0 "re-run" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "all 3 nodes up with their current config, nothing to do" "$T/err" "re-run: nothing to do"
+[ "$(labsim_ctl GET requests | $PY -c "import json,sys; print(sum(1 for r in json.load(sys.stdin)['data'] if r['method'] != 'GET'))")" = 0 ] \
+	&& ok "re-run sent Proxmox nothing but reads" || bad "re-run changed Proxmox"
+[ "$(talos_calls ApplyConfiguration)" = 0 ] && ok "re-run: still no ApplyConfiguration" || bad "re-run applied"
+
+# kill -9 right after the uploads (VM creation slowed down to catch it),
+# then apply again: the world converges, the ISOs are gone.
+K="$T/envs/kc"
+write_env "$K" kc 2800 1 1 127.0.27
+sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.110/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.111,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.121,/' "$K/config.yml"
+labsim_ctl POST knobs '{"latency": {"/qemu$": 3}}' > /dev/null
+"$STRATA" apply "$K" --yes --timeout 60s > "$T/kill.out" 2>&1 &
+pid=$!
+hit=no
+i=0
+while [ $i -lt 300 ]; do
+	# 3 uploads of env ci, then the 2 of kc
+	if [ "$(labsim_py "sum(1 for t in s['tasks'] if t['type'] == 'imgcopy' and t['exitstatus'] == 'OK')")" -ge 5 ] \
+	   && [ "$(vm_ids 2800)" = "[]" ]; then
+		hit=yes; break
+	fi
+	sleep 0.05; i=$((i + 1))
+done
+if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
+	wait $pid 2>/dev/null
+	ok "killed apply of kc after its uploads, before any VM existed"
+else
+	wait $pid; bad "apply of kc not caught after the uploads"; tail -5 "$T/kill.out" | sed 's/^/     | /'
+fi
+[ "$(cidata_vols)" = "['local:iso/strata-kc-kc-cp-1-cidata.iso', 'local:iso/strata-kc-kc-w-1-cidata.iso']" ] \
+	&& ok "the killed apply left its two cidata ISOs" || bad "after kill: $(cidata_vols)"
+labsim_ctl POST knobs '{"latency": 0}' > /dev/null
+expect_rc 0 "re-run after kill -9 converges" -- "$STRATA" apply "$K" --yes --timeout 60s
+expect_grep "Kubernetes: 2/2 nodes registered" "$T/err" "kc: both nodes registered"
+[ "$(vm_ids 2800)" = "[2800, 2801]" ] && ok "kc: two VMs, none duplicated" || bad "kc VMs: $(vm_ids 2800)"
+[ "$(cidata_vols)" = "[]" ] && ok "kc: cidata ISOs deleted after the resume" || bad "left: $(cidata_vols)"
+[ "$(talos_calls ApplyConfiguration)" = 0 ] && ok "kc: no ApplyConfiguration either" || bad "kc applied configs"
+expect_rc 0 "kc: re-run" -- "$STRATA" apply "$K" --yes --timeout 30s
+expect_grep "nothing to do" "$T/err" "kc: quiet re-run"
+
+# kill -9 once the VMs exist with their cidata drives (start slowed down),
+# then destroy: the VMs go, and their pending cidata ISOs with them.
+D="$T/envs/kd"
+write_env "$D" kd 2900 1 1 127.0.27
+sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.150/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.151,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.161,/' "$D/config.yml"
+labsim_ctl POST knobs '{"latency": {"/status/start$": 3}}' > /dev/null
+"$STRATA" apply "$D" --yes --timeout 60s > "$T/kill.out" 2>&1 &
+pid=$!
+hit=no
+i=0
+while [ $i -lt 300 ]; do
+	if [ "$(vm_ids 2900)" = "[2900, 2901]" ] && [ -f "$D/state.json" ] && \
+	   [ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
+	     = "['local:iso/strata-kd-kd-cp-1-cidata.iso', 'local:iso/strata-kd-kd-w-1-cidata.iso']" ]; then
+		hit=yes; break
+	fi
+	sleep 0.05; i=$((i + 1))
+done
+if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
+	wait $pid 2>/dev/null
+	ok "killed apply of kd with both VMs created, their cidata ISOs journaled"
+else
+	wait $pid; bad "apply of kd not caught with its VMs created"; tail -5 "$T/kill.out" | sed 's/^/     | /'
+fi
+labsim_ctl POST knobs '{"latency": 0}' > /dev/null
+expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
+[ "$(vm_ids 2900)" = "[]" ] && ok "kd: VMs deleted" || bad "kd VMs: $(vm_ids 2900)"
+[ "$(cidata_vols)" = "[]" ] && ok "kd: their cidata ISOs deleted with them" || bad "left after destroy: $(cidata_vols)"
+
+finish
