@@ -59,9 +59,24 @@ if [ -x build/fuzz/fuzz_config ]; then
 	run fuzz sh tests/fuzz/run.sh build/fuzz/fuzz_config
 fi
 [ -x tests/labsim/run_tests.sh ] && run labsim sh tests/labsim/run_tests.sh
+# End-to-end scripts run side by side (E2E_JOBS at a time, default 3), each
+# in its own network namespace when we may make one (root with unshare), so
+# the loopback addresses and fixed ports of one script never meet another's.
+# Without namespaces they run one at a time. Outputs are counted in order.
+jobs=${E2E_JOBS:-3}
+netns=""
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null 2>&1 &&
+   unshare -n sh -c 'ip link set lo up' 2>/dev/null; then
+	netns=1
+else
+	jobs=1
+fi
+ls tests/e2e/t[0-9]*.sh 2>/dev/null |
+	xargs -r -n 1 -P "$jobs" sh tests/e2e/run-one.sh "$log" "$netns"
 for t in tests/e2e/t[0-9]*.sh; do
 	[ -f "$t" ] || continue
-	run "e2e/$(basename "$t" .sh)" sh "$t"
+	name=$(basename "$t" .sh)
+	count "e2e/$name" "$log/e2e_$name.out" "$(cat "$log/e2e_$name.rc" 2>/dev/null || echo 1)"
 done
 
 echo
