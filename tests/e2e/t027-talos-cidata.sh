@@ -132,4 +132,22 @@ expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
 [ "$(vm_ids 2900)" = "[]" ] && ok "kd: VMs deleted" || bad "kd VMs: $(vm_ids 2900)"
 [ "$(cidata_vols)" = "[]" ] && ok "kd: their cidata ISOs deleted with them" || bad "left after destroy: $(cidata_vols)"
 
+# A node that does not read its cidata drive sits in maintenance mode at a
+# DHCP address the guest agent reports: strata never sends it the config
+# and says why after --timeout.
+U="$T/envs/ku"
+write_env "$U" ku 2950 1 0 127.0.27
+sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.170/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.171,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.181,/' "$U/config.yml"
+labsim_ctl POST knobs '{"cidata_unread": true, "agent_delay": 0}' > /dev/null
+a0=$(talos_calls ApplyConfiguration)
+expect_rc 1 "apply of a node that ignores its cidata drive fails" -- "$STRATA" apply "$U" --yes --timeout 3s
+expect_grep "node 'ku-cp-1' (vm 2950): not up at 127.0.27.171:50000 3s after booting with its config on local:iso/strata-ku-ku-cp-1-cidata.iso" \
+	"$T/err" "the error names the node, its address and its cidata ISO"
+expect_grep "must boot the Image Factory's nocloud ISO" "$T/err" "and what to check"
+[ "$(labsim_py "[n['state'] for n in s['talos']['nodes'] if n['vmid'] == 2950]")" = "['maintenance']" ] \
+	&& ok "the node was in maintenance mode all along" || bad "ku state: $(labsim_py "[n['state'] for n in s['talos']['nodes'] if n['vmid'] == 2950]")"
+[ "$(talos_calls ApplyConfiguration)" = "$a0" ] && ok "and was never sent its config" \
+	|| bad "ApplyConfiguration sent to a maintenance node in cidata mode"
+labsim_ctl POST knobs '{"cidata_unread": false}' > /dev/null
+
 finish

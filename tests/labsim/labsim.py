@@ -283,6 +283,7 @@ class World:
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
             "agent_delay": 5.0,        # seconds after start before the guest agent answers
+            "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
         }
         self.events = []
         self.talos = None

@@ -237,6 +237,8 @@ def first_boot_config(world, talos_node, drive_re):
     vm = talos_node.vm
     if vm is None:
         return "metal", None, "no VM"
+    if world.knobs.get("cidata_unread"):
+        return "nocloud", None, "cidata_unread knob: drive not found"
     vols = cdrom_volumes(vm, drive_re)
     cidata, boot = None, []
     for vol in vols:
