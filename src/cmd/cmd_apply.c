@@ -25,6 +25,7 @@ static const char usage[] =
 	"                 first_boot: maintenance, its config applied in\n"
 	"                 maintenance mode); then it boots from disk, ISOs\n"
 	"                 detached, the cidata ISO deleted\n"
+	"  cidata-sweep   no cidata ISO of this env left in the ISO storage\n"
 	"  bootstrap      etcd bootstrapped once on the first control plane\n"
 	"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
 	"Each step is journaled in ENV/state.json; an interrupted apply (Ctrl-C,\n"
@@ -48,6 +49,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
+	&ph_cidata_sweep,
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
 };

@@ -5,7 +5,7 @@
  * Before the VMs are created, every Talos node that gets a new VM has its
  * nodes/<node>.yaml put, as user-data, on an ISO9660 image labelled
  * "cidata" (built in memory, wiped after), uploaded through the API to the
- * ISO storage of the VM's Proxmox node as strata-<env>-<node>-cidata.iso.
+ * ISO storage of the VM's Proxmox node as strata.<env>.<node>.cidata.iso.
  * The VM gets it as a second cdrom (ide3) beside the nocloud ISO, which
  * reads it at boot and installs with it: the config never crosses the
  * network to an unauthenticated peer. talos-install then only waits for
@@ -64,10 +64,14 @@ cidata_should_run(struct apply_ctx *c)
 	return false;
 }
 
+/* strata.<env>.<node>.cidata.iso: env names are DNS labels (no dot), so
+ * the prefix "strata.<env>." is this environment's alone. */
+#define CIDATA_SUFFIX ".cidata.iso"
+
 static char *
 file_name(const struct apply_ctx *c, const char *node)
 {
-	return xasprintf("strata-%s-%s-cidata.iso", c->cfg->name, node);
+	return xasprintf("strata.%s.%s" CIDATA_SUFFIX, c->cfg->name, node);
 }
 
 /* The ISO for one node: user-data is its whole machine config. */
@@ -319,6 +323,117 @@ cidata_forget(struct apply_ctx *c, struct pve **pve, const char *name,
 	free(volid);
 	return reused ? 0 : cidata_cleanup(c, pve, name, vm, err);
 }
+
+/* ---- sweep: ISOs of this env that nothing will use any more */
+
+/* volid is "<storage>:iso/strata.<env>.<node>.cidata.iso" of this env. */
+static bool
+is_ours(const struct apply_ctx *c, const char *volid)
+{
+	char *prefix = xasprintf("%s:iso/strata.%s.", c->cfg->proxmox.iso_storage,
+				 c->cfg->name);
+	size_t n = strlen(volid), k = strlen(CIDATA_SUFFIX);
+	bool ours = !strncmp(volid, prefix, strlen(prefix)) && n > k &&
+		    !strcmp(volid + n - k, CIDATA_SUFFIX);
+
+	free(prefix);
+	return ours;
+}
+
+/* A node whose journal still points at volid (its VM may boot from it). */
+static bool
+still_wanted(struct apply_ctx *c, const char *volid)
+{
+	size_t i;
+	bool want = false;
+
+	for (i = 0; i < c->cfg->n_nodes && !want; i++) {
+		char *v = state_talos_get(&c->st, c->cfg->nodes[i].name, "cidata");
+
+		want = v && !strcmp(v, volid);
+		free(v);
+	}
+	return want;
+}
+
+static int
+sweep_node(struct apply_ctx *c, const char *node, size_t *deleted,
+	   struct err *err)
+{
+	const char *storage = c->cfg->proxmox.iso_storage;
+	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
+	struct pve_params q;
+	json_t *data = NULL, *e;
+	size_t i;
+	int r;
+
+	pve_params_init(&q);
+	pve_params_add(&q, "content", "iso");
+	r = pve_call(c->pve, "GET", path, &q, &data, err);
+	json_array_foreach(data, i, e) {
+		const char *v = json_string_value(json_object_get(e, "volid"));
+		char *upid = NULL;
+
+		if (r < 0 || !v || !is_ours(c, v) || still_wanted(c, v))
+			continue;
+		r = pve_storage_delete(c->pve, node, storage, v, &upid, err);
+		if (r == 0 && upid)
+			r = pve_task_wait(c->pve, upid, TASK_MS, err);
+		if (r < 0)
+			err_wrap(err, "delete %s on '%s'", v, node);
+		else
+			(*deleted)++;
+		free(upid);
+	}
+	json_decref(data);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+/* The Proxmox nodes the config may place VMs on, once each. */
+static int
+sweep_run(struct apply_ctx *c, struct err *err)
+{
+	const struct str_list *nodes = &c->cfg->proxmox.nodes;
+	size_t i, deleted = 0;
+	int r = 0;
+
+	for (i = 0; i < nodes->n && r == 0; i++)
+		r = sweep_node(c, nodes->v[i], &deleted, err);
+	if (r == 0 && deleted)
+		out_step("cidata: deleted %zu ISO%s nothing uses any more", deleted,
+			 deleted == 1 ? "" : "s");
+	return r;
+}
+
+static bool
+sweep_should_run(struct apply_ctx *c)
+{
+	return c->cfg->platform == PLATFORM_PROXMOX && c->cfg->n_nodes;
+}
+
+static void
+sweep_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	fprintf(fp, "    delete any %s:iso/strata.%s.*" CIDATA_SUFFIX " no node "
+		"waits for\n", c->cfg->proxmox.iso_storage, c->cfg->name);
+}
+
+/*
+ * After talos-install (every node up, its own ISO deleted) and after
+ * destroy: a cidata ISO left by an apply that failed between the upload and
+ * the VM's create, or of a node no longer in the config, still holds a
+ * machine config: delete it. Reads only when there is none.
+ */
+const struct phase ph_cidata_sweep = {
+	.name = "cidata-sweep",
+	.title = "no cidata ISO left behind",
+	.should_run = sweep_should_run,
+	.run = sweep_run,
+	.dry_run = sweep_dry_run,
+	.quiet_skip = true,
+};
 
 int
 cidata_stuck_error(const struct apply_ctx *c, const char *name,

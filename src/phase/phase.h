@@ -85,9 +85,13 @@ extern const struct phase ph_iso;
  * to the ISO storage of the VM's Proxmox node; the VM gets it as ide3.
  */
 extern const struct phase ph_cidata;
+/* Phase "cidata-sweep" (after talos-install, and in destroy): any
+ * strata.<env>.*.cidata.iso in the ISO storage that no node's journal
+ * points at is deleted: it still holds a machine config. */
+extern const struct phase ph_cidata_sweep;
 struct cidata_item {
 	char *name;                 /* node */
-	char *volid;                /* "local:iso/strata-<env>-<node>-cidata.iso" */
+	char *volid;                /* "local:iso/strata.<env>.<node>.cidata.iso" */
 	char sha[65];               /* of the config on it */
 };
 bool cidata_mode(const struct apply_ctx *c);

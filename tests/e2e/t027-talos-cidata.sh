@@ -13,11 +13,11 @@ E="$T/envs/ci"
 write_env "$E" ci 2700 1 2 127.0.27
 sed -i '/^  first_boot:/d' "$E/config.yml"     # the default
 S="s['nodes']"
-cidata_vols() { labsim_py "sorted(i for n in $S.values() for st in n['storage'].values() for i in st['items'] if i.endswith('-cidata.iso'))"; }
+cidata_vols() { labsim_py "sorted(i for n in $S.values() for st in n['storage'].values() for i in st['items'] if i.endswith('.cidata.iso'))"; }
 vm_ids() { labsim_py "sorted(int(k) for k in s['vms'] if $1 <= int(k) < $1 + 50)"; }
 
 expect_rc 0 "validate: first_boot defaults to cidata" -- "$STRATA" apply "$E" --dry-run
-expect_grep "upload local:iso/strata-ci-ci-cp-1-cidata.iso to pve1 (nodes/ci-cp-1.yaml as user-data), attached as ide3" \
+expect_grep "upload local:iso/strata.ci.ci-cp-1.cidata.iso to pve1 (nodes/ci-cp-1.yaml as user-data), attached as ide3" \
 	"$T/out" "dry run lists the cidata uploads"
 expect_grep "nocloud-amd64.iso" "$T/out" "dry run: the nocloud ISO"
 
@@ -68,6 +68,21 @@ expect_grep "all 3 nodes up with their current config, nothing to do" "$T/err" "
 	&& ok "re-run sent Proxmox nothing but reads" || bad "re-run changed Proxmox"
 [ "$(talos_calls ApplyConfiguration)" = 0 ] && ok "re-run: still no ApplyConfiguration" || bad "re-run applied"
 
+# An orphan of this env (a node gone from the config, an apply that failed
+# before the create) is swept; another env's ISO and other files are kept.
+for v in strata.ci.ci-old-1.cidata.iso strata.ci-b.ci-b-cp-1.cidata.iso strata.ci.notes.iso; do
+	labsim_ctl POST volume "{\"node\": \"pve2\", \"storage\": \"local\", \"volid\": \"local:iso/$v\"}" > /dev/null
+done
+expect_rc 0 "apply with an orphaned cidata ISO" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "cidata: deleted 1 ISO nothing uses any more" "$T/err" "the orphan is swept"
+[ "$(cidata_vols)" = "['local:iso/strata.ci-b.ci-b-cp-1.cidata.iso']" ] && ok "another env's cidata ISO is kept" \
+	|| bad "after the sweep: $(cidata_vols)"
+[ "$(labsim_py "'local:iso/strata.ci.notes.iso' in $S['pve2']['storage']['local']['items']")" = True ] \
+	&& ok "a file that is no cidata ISO is kept" || bad "strata.ci.notes.iso deleted"
+curl -sk -X DELETE -H "Authorization: PVEAPIToken=$PVE_TOKEN_ID=$PVE_TOKEN_SECRET" \
+	"https://127.0.0.1:$PVE_PORT/api2/json/nodes/pve2/storage/local/content/local:iso/strata.ci-b.ci-b-cp-1.cidata.iso" > /dev/null
+sleep 0.3   # the imgdel task (scaled)
+
 # kill -9 right after the uploads (VM creation slowed down to catch it),
 # then apply again: the world converges, the ISOs are gone.
 K="$T/envs/kc"
@@ -92,7 +107,7 @@ if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
 else
 	wait $pid; bad "apply of kc not caught after the uploads"; tail -5 "$T/kill.out" | sed 's/^/     | /'
 fi
-[ "$(cidata_vols)" = "['local:iso/strata-kc-kc-cp-1-cidata.iso', 'local:iso/strata-kc-kc-w-1-cidata.iso']" ] \
+[ "$(cidata_vols)" = "['local:iso/strata.kc.kc-cp-1.cidata.iso', 'local:iso/strata.kc.kc-w-1.cidata.iso']" ] \
 	&& ok "the killed apply left its two cidata ISOs" || bad "after kill: $(cidata_vols)"
 labsim_ctl POST knobs '{"latency": 0}' > /dev/null
 expect_rc 0 "re-run after kill -9 converges" -- "$STRATA" apply "$K" --yes --timeout 60s
@@ -116,7 +131,7 @@ i=0
 while [ $i -lt 300 ]; do
 	if [ "$(vm_ids 2900)" = "[2900, 2901]" ] && [ -f "$D/state.json" ] && \
 	   [ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
-	     = "['local:iso/strata-kd-kd-cp-1-cidata.iso', 'local:iso/strata-kd-kd-w-1-cidata.iso']" ]; then
+	     = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ]; then
 		hit=yes; break
 	fi
 	sleep 0.05; i=$((i + 1))
@@ -141,7 +156,7 @@ sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.170/; s/ip_start: 127\.0\.
 labsim_ctl POST knobs '{"cidata_unread": true, "agent_delay": 0}' > /dev/null
 a0=$(talos_calls ApplyConfiguration)
 expect_rc 1 "apply of a node that ignores its cidata drive fails" -- "$STRATA" apply "$U" --yes --timeout 3s
-expect_grep "node 'ku-cp-1' (vm 2950): not up at 127.0.27.171:50000 3s after booting with its config on local:iso/strata-ku-ku-cp-1-cidata.iso" \
+expect_grep "node 'ku-cp-1' (vm 2950): not up at 127.0.27.171:50000 3s after booting with its config on local:iso/strata.ku.ku-cp-1.cidata.iso" \
 	"$T/err" "the error names the node, its address and its cidata ISO"
 expect_grep "must boot the Image Factory's nocloud ISO" "$T/err" "and what to check"
 [ "$(labsim_py "[n['state'] for n in s['talos']['nodes'] if n['vmid'] == 2950]")" = "['maintenance']" ] \
