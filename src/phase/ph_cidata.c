@@ -23,6 +23,7 @@
 #include "util/out.h"
 
 #define CIDATA_DELETED "deleted"
+#define CIDATA_MAX (3u << 20)
 #define TASK_MS (5 * 60 * 1000L)
 
 bool
@@ -93,6 +94,11 @@ build_image(struct apply_ctx *c, const char *name, struct buf *img,
 		{ "user-data", cfg.ptr, cfg.len },
 	};
 	r = iso_build(img, "cidata", files, 2, err);
+	/* FACTS-cloudinit.md §3: Talos reads at most 3 MiB from the drive. */
+	if (r == 0 && img->len > CIDATA_MAX)
+		r = err_set(err, ERR_FAIL, "the cidata ISO would be %zu KiB; Talos "
+			    "reads at most 3 MiB (nodes/%s.yaml is %zu KiB)",
+			    img->len >> 10, name, cfg.len >> 10);
 	buf_release_secret(&cfg);
 	buf_release(&meta);
 	return r;
@@ -440,7 +446,9 @@ cidata_stuck_error(const struct apply_ctx *c, const char *name,
 		   const struct vm_spec *vm, const char *ip, const char *took,
 		   const struct err *last, struct err *err)
 {
-	char *volid = state_talos_get((struct state *)&c->st, name, "cidata");
+	struct state *st = (struct state *)&c->st;
+	char *volid = state_talos_get(st, name, "cidata");
+	char *had = state_talos_get(st, name, "config_sha256");
 	int r;
 
 	if (volid && strcmp(volid, CIDATA_DELETED))
@@ -450,6 +458,10 @@ cidata_stuck_error(const struct apply_ctx *c, const char *name,
 			    "which reads the cidata drive: check its console",
 			    name, vm->vmid, ip, TALOS_API_PORT, took, volid,
 			    last->msg[0] ? last->msg : "no answer");
+	else if (had)   /* installed before: it is down, not new */
+		r = err_set(err, ERR_FAIL, "node '%s' (vm %d): not up at %s:%d "
+			    "%s (last: %s)", name, vm->vmid, ip, TALOS_API_PORT,
+			    took, last->msg[0] ? last->msg : "no answer");
 	else
 		r = err_set(err, ERR_FAIL, "node '%s' (vm %d): not up at %s:%d "
 			    "%s (last: %s); its VM has no cidata drive, and with "
@@ -459,5 +471,6 @@ cidata_stuck_error(const struct apply_ctx *c, const char *name,
 			    "first_boot: maintenance", name, vm->vmid, ip, TALOS_API_PORT,
 			    took, last->msg[0] ? last->msg : "no answer");
 	free(volid);
+	free(had);
 	return r;
 }
