@@ -277,6 +277,8 @@ fix_boot(struct tjob *j, struct err *err)
 	pve_params_init(&p);
 	pve_params_add(&p, "boot", "order=scsi0");
 	pve_params_add(&p, "ide2", "none,media=cdrom");
+	if (cidata_pending(c, j->nd->name))   /* and the cidata drive */
+		pve_params_add(&p, "delete", "ide3");
 	r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
 	pve_params_release(&p);
 	if (r == 0 && upid)
