@@ -3,13 +3,14 @@
 #   make check      install missing Debian packages, build with ASan+UBSan, run every test
 #   make asan       build build/asan/strata only
 #   make demo       install packages, build, run the example environments end to end
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (binary, examples, man page, completions)
+#   make man        regenerate strata.1 from the help text (src/cmd/help.c)
 #   make clean
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 V       ?= 0
-PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib libisofs-1
+PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib libssh libzstd liblzma libisofs-1
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -46,7 +47,7 @@ MAIN_OBJ    := $(B)/src/main.o
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all check asan demo install clean deps unit fuzz bench
+.PHONY: all check asan demo install clean deps unit fuzz bench man
 all: $(B)/strata
 
 deps:
@@ -55,6 +56,11 @@ deps:
 $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/gen
 	$(QGEN)protoc-c -Iproto --c_out=$(B)/gen $<
+
+# The generated protobuf sources are intermediates of a pattern rule: keep
+# them, so make never deletes them after a build (and rebuilds next time).
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(patsubst proto/%.proto,build/fuzz/gen/%.pb-c.h,$(PROTOS)) \
+	$(patsubst proto/%.proto,build/fuzz/gen/%.pb-c.c,$(PROTOS))
 
 $(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
 	$(QCC)$(CC) $(CFLAGS) -c -o $@ $<
@@ -98,13 +104,27 @@ build/fuzz/gen/%.pb-c.h: proto/%.proto
 demo: deps all
 	@sh scripts/demo.sh
 
-bench: all
+build/bench/vps_stream: bench/vps_stream.c $(B)/libstrata.a
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
+
+bench: all build/bench/vps_stream
 	@for b in bench/*.sh; do [ -f "$$b" ] && sh "$$b"; done; true
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/strata
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/strata \
+		$(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 0755 $(B)/strata $(DESTDIR)$(PREFIX)/bin/strata
 	cp -R examples $(DESTDIR)$(PREFIX)/share/strata/
+	install -m 0644 strata.1 $(DESTDIR)$(PREFIX)/share/man/man1/strata.1
+	install -m 0644 completions/strata.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/strata
+	install -m 0644 completions/_strata $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_strata
+
+# strata.1 is committed; tests/e2e/t004 fails when it is stale.
+man: all
+	$(B)/strata --man > strata.1
 
 clean:
 	rm -rf build

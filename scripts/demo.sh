@@ -8,10 +8,31 @@
 #     installed from a cidata ISO, etcd bootstrapped, kubeconfig),
 #     status, kubectl get nodes, a second apply that has nothing to do,
 #     and destroy
+# The work folder holds generated secrets: it is removed at the end (also
+# on failure or Ctrl-C) unless DEMO_KEEP=1 or DEMO_DIR names a folder.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 strata="$top/build/strata"
-work=${DEMO_DIR:-$(mktemp -d /tmp/strata-demo.XXXXXX)}
+keep=${DEMO_KEEP:-0}
+if [ -n "${DEMO_DIR:-}" ]; then
+	work=$DEMO_DIR keep=1
+	mkdir -p "$work"
+else
+	work=$(mktemp -d /tmp/strata-demo.XXXXXX)
+fi
+simpid=
+cleanup() {
+	if [ -n "$simpid" ]; then kill "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null || true; fi
+	cd /
+	if [ "$keep" = 1 ]; then
+		echo "==> kept $work (it holds secrets; remove it when done)"
+	else
+		rm -rf "$work"
+		echo "==> removed $work (DEMO_KEEP=1 keeps it)"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 export STRATA_EXAMPLES="$top/examples"
 export NO_COLOR=${NO_COLOR:-}
 REF=${STRATA_REFERENCE:-$top/../shared/reference}
@@ -40,7 +61,6 @@ mkdir -p "$sim"
 /usr/bin/python3 "$top/tests/labsim/labsim.py" --state "$sim" --proxmox-addr 127.0.0.1:0 \
 	--time-scale 0.2 --reference "$REF" > "$sim/log" 2>&1 &
 simpid=$!
-trap 'kill $simpid 2>/dev/null; wait $simpid 2>/dev/null' EXIT INT TERM
 i=0
 while [ ! -f "$sim/ready" ]; do
 	i=$((i + 1)); [ $i -gt 200 ] && { cat "$sim/log"; exit 1; }
@@ -89,4 +109,4 @@ step "strata apply homelab-sim --yes (again: nothing to do)"
 "$strata" apply homelab-sim --yes
 step "strata destroy homelab-sim --yes"
 "$strata" destroy homelab-sim --yes
-step "done: environments are in $work/environments"
+step "done"

@@ -4,43 +4,11 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "talos/gen.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata apply ENV [--yes] [--dry-run] [--parallel N] [--timeout D]\n"
-	"\n"
-	"Make the live state match ENV/config.yml. Generates the Talos files,\n"
-	"prints the plan (VM changes, and nodes whose Talos config changed since\n"
-	"it was applied), asks for confirmation (unless --yes), then runs the\n"
-	"phases in order:\n"
-	"  talos-config   secrets (once), machine configs, talosconfig generated\n"
-	"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
-	"  cidata         each new node's config on a cidata ISO, uploaded\n"
-	"                 (proxmox.first_boot: cidata, the default)\n"
-	"  vms            VMs created, updated, replaced and deleted, in parallel\n"
-	"  start          every VM running\n"
-	"  talos-install  each node confirmed over mTLS at its static address\n"
-	"                 after installing from its cidata ISO (or, with\n"
-	"                 first_boot: maintenance, its config applied in\n"
-	"                 maintenance mode); then it boots from disk, ISOs\n"
-	"                 detached, the cidata ISO deleted\n"
-	"  cidata-sweep   no cidata ISO of this env left in the ISO storage\n"
-	"  bootstrap      etcd bootstrapped once on the first control plane\n"
-	"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
-	"Each step is journaled in ENV/state.json; an interrupted apply (Ctrl-C,\n"
-	"kill, lost connection) is resumed by running it again, without\n"
-	"duplicating a VM. A second apply on the same ENV refuses while the\n"
-	"first holds ENV/.lock.\n"
-	"\n"
-	"  -y, --yes        do not ask (needed when stdin is not a terminal)\n"
-	"  -n, --dry-run    print the phases and what they would do; change nothing\n"
-	"  -j, --parallel N at most N VMs at a time (default 16)\n"
-	"  -t, --timeout D  bound on each wait for nodes and APIs, e.g. 90s, 10m\n"
-	"                   (default 15m)\n"
-	"  -h, --help       show this help\n"
-	"\n"
-	"Exit status: 0 done, 1 failed, 2 usage or config error, 3 interrupted.\n";
 
 static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
@@ -54,44 +22,105 @@ static const struct phase *const apply_phases[] = {
 	&ph_kubernetes,
 };
 
+/* Without a terminal to ask and without --yes: decide from what apply
+ * would change, writing nothing. Returns the number of changes found. */
+static size_t
+changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
+{
+	struct gen_result res;
+	size_t n = c->plan.creates + c->plan.updates + c->plan.replaces +
+		   c->plan.deletes;
+
+	if (n || !c->cfg->n_nodes)
+		return n;
+	memset(&res, 0, sizeof(res));
+	res.check_only = true;
+	if (talos_gen(c->cfg, c->env_dir, &res, err) < 0) {
+		gen_result_release(&res);
+		return 1;
+	}
+	n = (size_t)res.files_changed;
+	if (res.secrets_created) {
+		fprintf(fp, "\nTalos files to generate: a new secrets bundle, "
+			"machine configs and talosconfig\n");
+	} else if (n) {
+		size_t nodes = 0, i;
+
+		/* the same list talos_config_changes prints after writing */
+		for (i = 0; i < c->cfg->n_nodes; i++) {
+			char *rel = xasprintf("nodes/%s.yaml\n", c->cfg->nodes[i].name);
+
+			if (strstr(res.changed, rel)) {
+				if (!nodes++)
+					fprintf(fp, "\nTalos configs changed since they were "
+						"applied (Talos applies them live, or "
+						"reboots the node when it must):\n");
+				fprintf(fp, "  ~ %-20s nodes/%s.yaml\n",
+					c->cfg->nodes[i].name, c->cfg->nodes[i].name);
+			}
+			free(rel);
+		}
+		if (!nodes)
+			fprintf(fp, "\nTalos files to rewrite: %d of %d\n",
+				res.files_changed, res.files_total);
+	}
+	gen_result_release(&res);
+	return n ? n : talos_config_changes(c, fp);
+}
+
 int
 cmd_apply(int argc, char **argv)
 {
 	struct apply_ctx c;
 	struct env e;
+	struct env_tally tally;
 	struct err err = ERR_INIT;
-	const char *env = NULL;
-	bool yes = false, dry = false;
+	const char *env = NULL, *result = "failed";
+	bool yes = false, dry = false, tallying = false;
 	long long wait_ms = 15 * 60 * 1000LL;
 	size_t talos_changes = 0;
-	int parallel = 16, i, r, rc = 1;
+	int parallel = 16, json = 0, i, r, rc = 1;
+	FILE *human = stdout;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "apply"))
 		return 0;
 	for (i = 1; i < argc; i++) {
+		if ((r = cmd_output_flag(argc, argv, &i, &json, "apply")) == 2)
+			return r;
+		if (r == 1)
+			continue;
 		if (!strcmp(argv[i], "-y") || !strcmp(argv[i], "--yes")) {
 			yes = true;
 		} else if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--dry-run")) {
 			dry = true;
-		} else if ((!strcmp(argv[i], "-j") || !strcmp(argv[i], "--parallel")) &&
-			   i + 1 < argc) {
+		} else if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--parallel")) {
+			if (i + 1 >= argc)
+				return cmd_usage_error("apply", "%s takes a number", argv[i]);
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
-				return cmd_usage_error(usage, "--parallel takes 1..256");
-		} else if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) &&
-			   i + 1 < argc) {
+				return cmd_usage_error("apply", "--parallel takes 1..256");
+		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) {
+			if (i + 1 >= argc)
+				return cmd_usage_error("apply", "%s takes a duration", argv[i]);
 			wait_ms = clock_parse_duration(argv[++i]);
 			if (wait_ms <= 0)
-				return cmd_usage_error(usage, "--timeout takes a "
+				return cmd_usage_error("apply", "--timeout takes a "
 						       "duration such as 90s or 10m");
-		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+		} else if ((r = cmd_positional(&env, argv[i], "apply")) != 0) {
 			return r;
 		}
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("apply", "missing ENV");
 
 	memset(&c, 0, sizeof(c));
+	memset(&tally, 0, sizeof(tally));
+	if (json) {
+		/* stdout is the event stream; everything human goes to stderr */
+		event_sink_add(event_sink_stdout, NULL);
+		human = stderr;
+	}
+	event_begin("apply", NULL);
 	phase_install_signals();
 	if ((r = env_open(&e, env, ENV_PROXMOX | (dry ? 0 : ENV_LOCK), &err)) < 0)
 		goto fail;
@@ -104,43 +133,62 @@ cmd_apply(int argc, char **argv)
 	c.max_parallel = parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
+	env_tally_start(&tally, &e, &c.st);
+	tallying = true;
 	if ((r = apply_iso_target(&c, &err)) < 0)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
-	plan_print(&c.plan, stdout, out_color());
-	/* Generating is offline and idempotent: do it now, so the changes
-	 * to running nodes are known before asking. */
-	if (!dry && e.cfg->n_nodes &&
-	    (r = talos_gen_for_apply(&c, &err)) < 0)
-		goto fail;
-	talos_changes = talos_config_changes(&c, stdout);
-	fflush(stdout);
+	env_show_plan(&c.plan, json);
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
 			c.plan.conflicts, c.plan.conflicts == 1 ? "" : "s");
 		goto fail;
 	}
+	if (!dry && !yes && !isatty(STDIN_FILENO)) {
+		/* Nobody to ask: decide before anything is written. */
+		if (changes_without_writing(&c, human, &err)) {
+			fflush(human);
+			out_error("not a terminal: pass --yes to confirm");
+			result = "refused";
+			rc = 2;
+			goto out;
+		}
+	} else if (!dry && e.cfg->n_nodes) {
+		/* Generating is offline and idempotent: do it now, so the
+		 * changes to running nodes are known before asking. */
+		if ((r = talos_gen_for_apply(&c, &err)) < 0)
+			goto fail;
+		talos_changes = talos_config_changes(&c, human);
+	}
+	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
 		     c.plan.deletes || talos_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
-		out_note("nothing changed");
-		rc = yes || !isatty(0) ? 2 : 1;
+		result = "refused";
+		rc = 1;
 		goto out;
 	}
+	tally.started = !dry;
 	if ((r = phase_run_list(apply_phases,
 				sizeof(apply_phases) / sizeof(apply_phases[0]),
 				&c, &err)) < 0)
 		goto fail;
-	out_step("%s: %s", e.cfg->name, dry ? "dry run done, nothing changed"
-					    : "apply complete");
+	result = dry ? "dry_run" : "done";
 	rc = 0;
 	goto out;
 fail:
-	out_error("apply '%s': %s", env, err.msg);
 	rc = err_exit_code(&err);
+	result = rc == 3 ? "interrupted" : "failed";
+	out_error("apply '%s': %s", env, err.msg);
 out:
+	if (tallying)
+		env_tally_finish(&tally, &e, &c.st, c.plan.unchanged);
+	env_summary("apply", e.cfg ? e.cfg->name : NULL, env, result, rc,
+		    tallying ? &tally : NULL, NULL, NULL);
+	event_end();
+	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);
 	free(c.iso_volid);

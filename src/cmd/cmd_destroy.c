@@ -5,23 +5,9 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "util/event.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata destroy ENV [--yes] [--purge-state]\n"
-	"\n"
-	"Hard-stop and delete (with purge) every VM this environment owns, all\n"
-	"in parallel. A VM is owned only when it carries the strata-ENV tag,\n"
-	"strata's marker in its description and an id in the env's range;\n"
-	"nothing else is touched. There is no ACPI wait: a guest that ignores\n"
-	"shutdown does not hold destroy up.\n"
-	"The env folder keeps its secrets (secrets.yaml, talosconfig) so the\n"
-	"cluster can be rebuilt with the same identity, unless --purge-state.\n"
-	"\n"
-	"  -y, --yes          do not ask (needed when stdin is not a terminal)\n"
-	"      --purge-state  also remove generated files and secrets from ENV\n"
-	"                     (config.yml and patches you wrote stay)\n"
-	"  -h, --help         show this help\n";
 
 static const char *const generated[] = {
 	"state.json", "secrets.yaml", "talosconfig", "kubeconfig",
@@ -51,26 +37,35 @@ cmd_destroy(int argc, char **argv)
 {
 	struct apply_ctx c;
 	struct env e;
+	struct env_tally tally;
 	struct err err = ERR_INIT;
-	const char *env = NULL;
-	bool yes = false, purge = false;
+	const char *env = NULL, *result = "failed";
+	bool yes = false, purge = false, tallying = false;
 	size_t i;
-	int r, rc = 1;
+	int json = 0, a, r, rc = 1;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "destroy"))
 		return 0;
-	for (i = 1; i < (size_t)argc; i++) {
-		if (!strcmp(argv[i], "-y") || !strcmp(argv[i], "--yes"))
+	for (a = 1; a < argc; a++) {
+		if ((r = cmd_output_flag(argc, argv, &a, &json, "destroy")) == 2)
+			return r;
+		if (r == 1)
+			continue;
+		if (!strcmp(argv[a], "-y") || !strcmp(argv[a], "--yes"))
 			yes = true;
-		else if (!strcmp(argv[i], "--purge-state"))
+		else if (!strcmp(argv[a], "--purge-state"))
 			purge = true;
-		else if ((r = cmd_positional(&env, argv[i], usage)) != 0)
+		else if ((r = cmd_positional(&env, argv[a], "destroy")) != 0)
 			return r;
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("destroy", "missing ENV");
 
 	memset(&c, 0, sizeof(c));
+	memset(&tally, 0, sizeof(tally));
+	if (json)
+		event_sink_add(event_sink_stdout, NULL);
+	event_begin("destroy", NULL);
 	phase_install_signals();
 	if ((r = env_open(&e, env, ENV_PROXMOX | ENV_LOCK, &err)) < 0 ||
 	    (r = state_load(&c.st, e.dir, &err)) < 0)
@@ -79,6 +74,8 @@ cmd_destroy(int argc, char **argv)
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
 	c.max_parallel = 32;
+	env_tally_start(&tally, &e, &c.st);
+	tallying = true;
 	/* Destroy = a plan with nothing wanted: every owned VM is a delete. */
 	{
 		struct vm_spec *have = NULL;
@@ -98,13 +95,13 @@ cmd_destroy(int argc, char **argv)
 	if (!c.plan.deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
 	} else {
-		plan_print(&c.plan, stdout, out_color());
-		fflush(stdout);
+		env_show_plan(&c.plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
-			out_note("nothing changed");
-			rc = 2;
+			result = "refused";
+			rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;
 			goto out;
 		}
+		tally.started = true;
 		if ((r = phase_run_list((const struct phase *const[]){
 					&ph_vms, &ph_cidata_sweep }, 2, &c, &err)) < 0)
 			goto fail;
@@ -116,12 +113,26 @@ cmd_destroy(int argc, char **argv)
 		purge_state(e.dir);
 		out_note("removed generated files and secrets from %s", e.dir);
 	}
+	result = "done";
 	rc = 0;
 	goto out;
 fail:
-	out_error("destroy '%s': %s", env, err.msg);
 	rc = err_exit_code(&err);
+	result = rc == 3 ? "interrupted" : "failed";
+	out_error("destroy '%s': %s", env, err.msg);
 out:
+	if (tallying)
+		env_tally_finish(&tally, &e, &c.st, 0);
+	env_summary("destroy", e.cfg ? e.cfg->name : NULL, env, result, rc,
+		    tallying ? &tally : NULL,
+		    !strcmp(result, "done")
+		    ? (purge ? "config.yml and the patches you wrote"
+			     : "secrets.yaml, talosconfig and config.yml (same "
+			       "cluster identity on the next apply; --purge-state "
+			       "removes them)")
+		    : NULL, NULL);
+	event_end();
+	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);
 	env_close(&e);

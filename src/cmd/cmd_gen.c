@@ -2,27 +2,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cmd/cmd.h"
 #include "config/config.h"
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
+/* gen -o json (docs/json.md); res NULL: no Talos nodes, nothing generated. */
+static void
+print_json(const struct config *cfg, const char *dir, const struct gen_result *res)
+{
+	json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:i, s:i}",
+			      "format_version", 1, "env", cfg->name, "dir", dir,
+			      "schematic", res ? json_string(res->schematic_id) : json_null(),
+			      "iso_url", res ? json_string(res->iso_url) : json_null(),
+			      "installer", res ? json_string(res->installer_image) : json_null(),
+			      "secrets_created", res ? res->secrets_created : 0,
+			      "files_written", res ? res->files_changed : 0,
+			      "files_unchanged", res ? res->files_total - res->files_changed : 0);
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
-static const char usage[] =
-	"usage: strata gen ENV\n"
-	"\n"
-	"Write every Talos file of ENV, offline: secrets.yaml (generated once,\n"
-	"never overwritten), controlplane.yaml and worker.yaml, patches/NODE.yaml\n"
-	"(address, routes, nameservers, VIP, install disk), nodes/NODE.yaml (base\n"
-	"+ node patch + talos.patches from config.yml) and talosconfig. Files are\n"
-	"rewritten only when their contents change. Prints the Talos ISO URL and\n"
-	"the installer image of the environment's schematic.\n"
-	"\n"
-	"ENV is a folder, or a name under ./environments.\n"
-	"\n"
-	"  -h, --help    show this help\n"
-	"\n"
-	"Exit status: 0 done, 1 failure, 2 usage or config error.\n";
+	puts(s);
+	free(s);
+	json_decref(o);
+}
 
 int
 cmd_gen(int argc, char **argv)
@@ -34,15 +38,18 @@ cmd_gen(int argc, char **argv)
 	struct diag diag;
 	const char *env = NULL;
 	char *dir;
-	int i, r;
+	int json = 0, i, r;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "gen"))
 		return 0;
-	for (i = 1; i < argc; i++)
-		if ((r = cmd_positional(&env, argv[i], usage)) != 0)
+	for (i = 1; i < argc; i++) {
+		if ((r = cmd_output_flag(argc, argv, &i, &json, "gen")) == 2)
 			return r;
+		if (r == 0 && (r = cmd_positional(&env, argv[i], "gen")) != 0)
+			return r;
+	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("gen", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&cfg, dir, &diag);
@@ -55,6 +62,8 @@ cmd_gen(int argc, char **argv)
 	}
 	if (cfg->n_nodes == 0) {
 		out_note("no talos nodes in %s: nothing to generate", dir);
+		if (json)
+			print_json(cfg, dir, NULL);
 		r = 0;
 		goto out;
 	}
@@ -66,6 +75,11 @@ cmd_gen(int argc, char **argv)
 	}
 	if (res.secrets_created)
 		out_note("generated a new secrets bundle in %s/secrets.yaml (keep it; it is never overwritten)", dir);
+	if (json) {
+		print_json(cfg, dir, &res);
+		r = 0;
+		goto out;
+	}
 	printf("schematic: %s\n", res.schematic_id);
 	printf("iso: %s\n", res.iso_url);
 	printf("installer: %s\n", res.installer_image);

@@ -7,25 +7,12 @@
 #include <sys/stat.h>
 
 #include "cmd/cmd.h"
+#include "config/config.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata init ENV --platform proxmox|vps [--from EXAMPLE]\n"
-	"\n"
-	"Create the environment folder ENV (mode 0700) from an example:\n"
-	"examples/<platform>-example, or examples/EXAMPLE with --from.\n"
-	"The copy's 'name:' is set to the folder's name. A .gitignore inside\n"
-	"keeps the folder (which will hold secrets) out of git.\n"
-	"An existing folder with a config.yml is never touched.\n"
-	"\n"
-	"ENV is a folder, or a name under ./environments.\n"
-	"\n"
-	"  -p, --platform P   proxmox or vps\n"
-	"      --from NAME    copy examples/NAME instead (e.g. prox-n100)\n"
-	"  -h, --help         show this help\n";
 
 static const char gitignore[] =
 	"# strata environment folder: it holds cluster secrets. Never commit it.\n"
@@ -110,6 +97,46 @@ copy_tree(const char *src, const char *dst, const char *name, int depth,
 	return r;
 }
 
+/* The example folders (those with a config.yml), comma-separated. */
+static char *
+list_examples(const char *examples)
+{
+	struct buf b = BUF_INIT;
+	struct dirent **v = NULL;
+	int n, i;
+
+	n = scandir(examples, &v, NULL, alphasort);
+	for (i = 0; i < n; i++) {
+		char *cfg = xasprintf("%s/%s/config.yml", examples, v[i]->d_name);
+
+		if (v[i]->d_name[0] != '.' && fs_exists(cfg))
+			buf_addf(&b, "%s%s", b.len ? ", " : "", v[i]->d_name);
+		free(cfg);
+		free(v[i]);
+	}
+	free(v);
+	if (!b.len)
+		buf_adds(&b, "none");
+	return buf_detach(&b, NULL);
+}
+
+/* The platform an example folder's config.yml names, or NULL. */
+static const char *
+example_platform(const char *src)
+{
+	struct config *cfg = NULL;
+	struct diag diag;
+	const char *p = NULL;
+
+	diag_init(&diag, "config.yml");
+	if (config_load_env(&cfg, src, &diag) == 0 && cfg &&
+	    cfg->platform != PLATFORM_UNSET)
+		p = platform_name(cfg->platform);
+	config_free(cfg);
+	diag_release(&diag);
+	return p;
+}
+
 int
 cmd_init(int argc, char **argv)
 {
@@ -119,35 +146,35 @@ cmd_init(int argc, char **argv)
 	char *name, *gi = NULL;
 	int i, r, rc = 1;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "init"))
 		return 0;
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--platform") || !strcmp(argv[i], "-p")) {
 			if (++i >= argc)
-				return cmd_usage_error(usage, "--platform needs a value");
+				return cmd_usage_error("init", "--platform needs a value");
 			platform = argv[i];
 		} else if (!strncmp(argv[i], "--platform=", 11)) {
 			platform = argv[i] + 11;
 		} else if (!strcmp(argv[i], "--from")) {
 			if (++i >= argc)
-				return cmd_usage_error(usage, "--from needs a value");
+				return cmd_usage_error("init", "--from needs a value");
 			from = argv[i];
-		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+		} else if ((r = cmd_positional(&env, argv[i], "init")) != 0) {
 			return r;
 		}
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("init", "missing ENV");
 	if (!platform && !from)
-		return cmd_usage_error(usage, "missing --platform (proxmox or vps)");
+		return cmd_usage_error("init", "missing --platform (proxmox or vps)");
 	if (platform && strcmp(platform, "proxmox") && strcmp(platform, "vps"))
-		return cmd_usage_error(usage,
+		return cmd_usage_error("init",
 				       "--platform must be proxmox or vps, not '%s'",
 				       platform);
 	if (from && (strchr(from, '/') || from[0] == '.'))
-		return cmd_usage_error(usage, "--from takes an example name, not a path");
+		return cmd_usage_error("init", "--from takes an example name, not a path");
 
-	dir = cmd_env_dir(env);
+	dir = cmd_env_dir_new(env);
 	name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
 	if (!valid_name(name)) {
 		out_error("'%s' is not a valid environment name (lowercase "
@@ -159,9 +186,25 @@ cmd_init(int argc, char **argv)
 	src = from ? fs_join(examples, from)
 		   : xasprintf("%s/%s-example", examples, platform);
 	if (!fs_is_dir(src)) {
-		out_error("example '%s' not found (set STRATA_EXAMPLES to the "
-			  "examples folder)", src);
+		char *list = list_examples(examples);
+
+		out_error("example '%s' not found in %s; the examples are: %s "
+			  "(STRATA_EXAMPLES names another folder)",
+			  from ? from : strrchr(src, '/') + 1, examples, list);
+		free(list);
+		rc = 2;
 		goto out;
+	}
+	if (from && platform) {
+		const char *has = example_platform(src);
+
+		if (has && strcmp(has, platform)) {
+			out_error("example '%s' is a %s environment, not %s; drop "
+				  "--platform or pick a %s example", from, has,
+				  platform, platform);
+			rc = 2;
+			goto out;
+		}
 	}
 	cfgpath = fs_join(dir, "config.yml");
 	if (fs_exists(cfgpath)) {

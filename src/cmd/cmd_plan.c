@@ -5,19 +5,6 @@
 #include "cmd/env.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata plan ENV [-o json]\n"
-	"\n"
-	"Compare the live Proxmox state with ENV/config.yml and print what\n"
-	"apply would do: create, update in place (cores, memory, disk grow,\n"
-	"tags, MAC), replace (placement or disk shrink), delete (VMs this\n"
-	"environment owns that the config no longer names) and drift (values\n"
-	"changed in Proxmox by hand). VMs strata does not own are never\n"
-	"touched; one that holds a wanted VM id is reported as a conflict.\n"
-	"Reads only: /cluster/resources once, then the config of owned VMs.\n"
-	"\n"
-	"  -o json     print the plan as JSON (schema in docs/plan.md)\n"
-	"  -h, --help  show this help\n";
 
 int
 cmd_plan(int argc, char **argv)
@@ -29,16 +16,16 @@ cmd_plan(int argc, char **argv)
 	const char *env = NULL;
 	int json = 0, i, r, rc = 1;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "plan"))
 		return 0;
 	for (i = 1; i < argc; i++) {
-		if ((r = cmd_output_flag(argc, argv, &i, &json, usage)) == 2)
+		if ((r = cmd_output_flag(argc, argv, &i, &json, "plan")) == 2)
 			return r;
-		if (r == 0 && (r = cmd_positional(&env, argv[i], usage)) != 0)
+		if (r == 0 && (r = cmd_positional(&env, argv[i], "plan")) != 0)
 			return r;
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("plan", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
 	    (r = env_plan(&e, &st, &plan, &err)) < 0) {

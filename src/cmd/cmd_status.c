@@ -7,22 +7,10 @@
 #include "cmd/env.h"
 #include "kube/kubeapi.h"
 #include "talos/api.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/out.h"
 
-static const char usage[] =
-	"usage: strata status ENV [-o json]\n"
-	"\n"
-	"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
-	"power state, size) next to what the config wants, and the VMs the\n"
-	"environment owns that the config no longer names. For Talos nodes,\n"
-	"also what the node says over mTLS at its address (Talos version, or\n"
-	"maintenance / down / foreign when another CA answers), etcd's state\n"
-	"on control planes, and the Kubernetes node's readiness (from\n"
-	"ENV/kubeconfig). Reads only; every probe is bounded to a few seconds.\n"
-	"\n"
-	"  -o json     machine-readable output\n"
-	"  -h, --help  show this help\n";
 
 /* What a Talos node says about itself; probed side by side. */
 struct probe {
@@ -56,12 +44,22 @@ probe_node(void *arg)
 		snprintf(p->talos, sizeof(p->talos), "%s", what[seen]);
 		return NULL;
 	}
-	snprintf(p->talos, sizeof(p->talos), "%s", tag);
+	{
+		/* the node's own words: printed, so escaped */
+		char *clean = out_clean(tag);
+
+		snprintf(p->talos, sizeof(p->talos), "%s", clean);
+		free(clean);
+	}
 	free(tag);
 	if (p->controlplane &&
-	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state)
-		snprintf(p->etcd, sizeof(p->etcd), "%s%s", state,
+	    talos_service(&t, "etcd", &state, &healthy, &st, &e) == 0 && state) {
+		char *clean = out_clean(state);
+
+		snprintf(p->etcd, sizeof(p->etcd), "%s%s", clean,
 			 healthy ? "" : "(unhealthy)");
+		free(clean);
+	}
 	else if (p->controlplane)
 		snprintf(p->etcd, sizeof(p->etcd), "?");
 	free(state);
@@ -134,6 +132,21 @@ kube_state(const struct kube_node *kn, size_t nk, const char *name,
 	return "absent";
 }
 
+static const struct action *
+status_action(const struct plan *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct action *a = &p->v[i];
+		const char *n = a->want.name ? a->want.name : a->have.name;
+
+		if (n && !strcmp(n, name))
+			return a;
+	}
+	return NULL;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -149,17 +162,20 @@ cmd_status(int argc, char **argv)
 	const char *env = NULL;
 	int json = 0, a, r, rc = 1;
 	json_t *arr = NULL;
+	struct plan plan = { 0 };
+	size_t n_rows = 0, n_running = 0, n_absent = 0, n_orphan = 0, n_differ = 0;
+	size_t n_conflict = 0, n_talos = 0, n_talos_up = 0, n_ready = 0;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "status"))
 		return 0;
 	for (a = 1; a < argc; a++) {
-		if ((r = cmd_output_flag(argc, argv, &a, &json, usage)) == 2)
+		if ((r = cmd_output_flag(argc, argv, &a, &json, "status")) == 2)
 			return r;
-		if (r == 0 && (r = cmd_positional(&env, argv[a], usage)) != 0)
+		if (r == 0 && (r = cmd_positional(&env, argv[a], "status")) != 0)
 			return r;
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("status", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
 	    (r = env_desired(&e, &st, &want, &nw, &err)) < 0 ||
@@ -177,16 +193,33 @@ cmd_status(int argc, char **argv)
 			    have[j].status && !strcmp(have[j].status, "running"))
 				running[i] = true;
 	probe_cluster(&e, pr, running, &kn, &nk, &kube_note);
+	{
+		/* drift: the same comparison plan makes */
+		struct vm_spec *applied = NULL;
+		size_t na = 0;
+
+		state_vms(&st, &applied, &na);
+		r = plan_diff(&plan, e.cfg->name, want, nw, have, nh, applied, na, &err);
+		vm_specs_free(applied, na);
+		if (r < 0) {
+			out_error("status '%s': %s", env, err.msg);
+			rc = err_exit_code(&err);
+			goto out;
+		}
+	}
 	arr = json_array();
 	if (!json)
-		printf("%-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %s\n",
+		printf("  %-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %-9s %s\n",
 		       "NAME", "ROLE", "VMID", "NODE", "STATE", "ADDRESS", "CORES",
-		       "MEMORY", "DISK", "TALOS", "ETCD", "K8S");
+		       "MEMORY", "DISK", "TALOS", "ETCD", "K8S", "CONFIG");
 	for (i = 0; i < nw + nh; i++) {
 		const struct vm_spec *w = i < nw ? &want[i] : NULL;
 		const struct vm_spec *h = NULL;
-		const char *ip = NULL, *state;
-		json_t *o;
+		const struct action *act;
+		const char *ip = NULL, *state, *talos = NULL, *etcd = NULL, *k8s = NULL;
+		struct buf differs = BUF_INIT;
+		char mark = ' ';
+		json_t *o, *fields = json_array();
 
 		if (!w) {
 			h = &have[i - nw];
@@ -194,8 +227,10 @@ cmd_status(int argc, char **argv)
 			for (j = 0; j < nw; j++)
 				if (want[j].vmid == h->vmid)
 					break;
-			if (j < nw || !h->owned)
+			if (j < nw || !h->owned) {
+				json_decref(fields);
 				continue;
+			}
 		} else {
 			for (j = 0; j < nh; j++)
 				if (have[j].vmid == w->vmid)
@@ -208,51 +243,112 @@ cmd_status(int argc, char **argv)
 		state = !h ? "absent" : !h->owned ? "foreign" : (h->status ? h->status : "?");
 		if (!w)
 			state = "orphan";
+		act = status_action(&plan, w ? w->name : h->name);
+		switch (act ? act->kind : ACT_NONE) {
+		case ACT_CREATE: mark = '+'; buf_adds(&differs, "missing"); n_absent++; break;
+		case ACT_DELETE: mark = '-'; buf_adds(&differs, "not in config"); n_orphan++; break;
+		case ACT_REPLACE: mark = '!'; buf_adds(&differs, act->reason ? act->reason : "replace"); n_differ++; break;
+		case ACT_CONFLICT: mark = '!'; buf_adds(&differs, "id held by another VM"); n_conflict++; break;
+		case ACT_UPDATE:
+			mark = '~';
+			n_differ++;
+			for (j = 0; j < act->n_ch; j++) {
+				buf_addf(&differs, "%s%s %s->%s%s", j ? ", " : "",
+					 act->ch[j].field, act->ch[j].from, act->ch[j].to,
+					 act->ch[j].drift ? " (drift)" : "");
+				json_array_append_new(fields, json_string(act->ch[j].field));
+			}
+			break;
+		default:
+			buf_adds(&differs, "ok");
+			break;
+		}
+		if (h && h->owned && h->status && !strcmp(h->status, "running"))
+			n_running++;
+		if (w && i < e.cfg->n_nodes) {
+			talos = pr[i].talos[0] && strcmp(pr[i].talos, "-") ? pr[i].talos : NULL;
+			etcd = pr[i].etcd[0] && strcmp(pr[i].etcd, "-") ? pr[i].etcd : NULL;
+			k8s = kube_note ? NULL : kube_state(kn, nk, w->name, NULL);
+			n_talos++;
+			if (talos && strcmp(talos, "maintenance") && strcmp(talos, "down") &&
+			    strcmp(talos, "foreign-ca"))
+				n_talos_up++;
+			if (k8s && !strcmp(k8s, "Ready"))
+				n_ready++;
+		}
 		if (json) {
 			o = json_object();
 			json_object_set_new(o, "name", json_string(w ? w->name : h->name));
-			json_object_set_new(o, "role", json_string(w ? w->role : (h->role ? h->role : "?")));
+			json_object_set_new(o, "role", w ? json_string(w->role)
+					    : h->role ? json_string(h->role) : json_null());
 			json_object_set_new(o, "vmid", json_integer(w ? w->vmid : h->vmid));
 			json_object_set_new(o, "state", json_string(state));
-			if (ip)
-				json_object_set_new(o, "address", json_string(ip));
-			if (w && i < e.cfg->n_nodes) {
-				json_object_set_new(o, "talos", json_string(pr[i].talos));
-				json_object_set_new(o, "etcd", json_string(pr[i].etcd));
-				json_object_set_new(o, "kubernetes", json_string(
-					kube_state(kn, nk, w->name, kube_note)));
-			}
+			json_object_set_new(o, "address", ip ? json_string(ip) : json_null());
+			json_object_set_new(o, "talos", talos ? json_string(talos) : json_null());
+			json_object_set_new(o, "etcd", etcd ? json_string(etcd) : json_null());
+			json_object_set_new(o, "kubernetes", k8s ? json_string(k8s) : json_null());
+			json_object_set_new(o, "config", json_string(act ? plan_kind_word(act->kind)
+								     : "unchanged"));
+			json_object_set_new(o, "differs", fields);
+			fields = NULL;
 			json_object_set_new(o, "desired", w ? vm_spec_json(w) : json_null());
 			json_object_set_new(o, "live", h ? vm_spec_json(h) : json_null());
 			json_array_append_new(arr, o);
 		} else {
-			const struct vm_spec *s = h && h->owned ? h : w;
-
+			const struct vm_spec *sp = h && h->owned ? h : w;
 			bool tn = w && i < e.cfg->n_nodes;
 
-			printf("%-20s %-13s %-7d %-10s %-9s %-16s %5d %6dMi %4dGi  %-12s %-9s %s\n",
-			       s->name ? s->name : "?", w ? w->role : "-", s->vmid,
-			       s->node ? s->node : "-", state, ip ? ip : "-", s->cores,
-			       s->memory_mib, s->disk_gib, tn ? pr[i].talos : "-",
+			printf("%c %-20s %-13s %-7d %-10s %-9s %-16s %5d %6dMi %4dGi  %-12s %-9s %-9s %s\n",
+			       mark, sp->name ? sp->name : "?", w ? w->role : "-", sp->vmid,
+			       sp->node ? sp->node : "-", state, ip ? ip : "-", sp->cores,
+			       sp->memory_mib, sp->disk_gib, tn ? pr[i].talos : "-",
 			       tn ? pr[i].etcd : "-",
-			       tn ? kube_state(kn, nk, w->name, kube_note) : "-");
+			       tn ? kube_state(kn, nk, w->name, kube_note) : "-",
+			       differs.ptr);
 		}
+		json_decref(fields);
+		buf_release(&differs);
+		n_rows++;
 	}
 	if (json) {
 		json_t *root = json_object();
-		char *s;
+		char *js;
 
+		json_object_set_new(root, "format_version", json_integer(2));
 		json_object_set_new(root, "env", json_string(e.cfg->name));
 		json_object_set_new(root, "vms", json_incref(arr));
-		if (kube_note)
-			json_object_set_new(root, "kubernetes_note",
-					    json_string(kube_note));
-		s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		puts(s);
-		free(s);
+		json_object_set_new(root, "kubernetes_note",
+				    kube_note ? json_string(kube_note) : json_null());
+		json_object_set_new(root, "summary", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"vms", (json_int_t)n_rows, "running", (json_int_t)n_running,
+			"absent", (json_int_t)n_absent, "orphans", (json_int_t)n_orphan,
+			"differ", (json_int_t)n_differ, "conflicts", (json_int_t)n_conflict,
+			"talos_nodes", (json_int_t)n_talos, "talos_up", (json_int_t)n_talos_up,
+			"kubernetes_ready", (json_int_t)n_ready));
+		js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(js);
+		free(js);
 		json_decref(root);
-	} else if (kube_note && e.cfg->n_nodes) {
-		out_note("Kubernetes: %s", kube_note);
+	} else {
+		if (kube_note && e.cfg->n_nodes)
+			out_note("Kubernetes: %s", kube_note);
+		printf("\n%s: %zu VM%s, %zu running", e.cfg->name, n_rows,
+		       n_rows == 1 ? "" : "s", n_running);
+		if (n_absent)
+			printf(", %zu missing", n_absent);
+		if (n_orphan)
+			printf(", %zu not in the config", n_orphan);
+		if (n_conflict)
+			printf(", %zu id conflict%s", n_conflict, n_conflict == 1 ? "" : "s");
+		printf("; %zu differ%s from the config", n_differ, n_differ == 1 ? "s" : "");
+		if (n_talos)
+			printf("; Talos %zu/%zu up; Kubernetes %zu/%zu Ready", n_talos_up,
+			       n_talos, n_ready, n_talos);
+		printf("\n");
+		if (n_absent || n_orphan || n_differ || n_conflict)
+			printf("'strata plan %s' lists the changes; 'strata apply %s' "
+			       "makes them\n", env, env);
 	}
 	rc = 0;
 out:
@@ -260,6 +356,7 @@ out:
 	free(pr);
 	kube_nodes_free(kn, nk);
 	json_decref(arr);
+	plan_release(&plan);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
 	state_release(&st);

@@ -7,23 +7,6 @@
 #include "config/schema.h"
 #include "util/buf.h"
 
-static const char usage[] =
-	"usage: strata validate ENV [--quiet] [--keys]\n"
-	"\n"
-	"Check ENV/config.yml: syntax, types, ranges, unknown keys and the\n"
-	"semantic rules (addresses inside the network, no duplicates, VM id\n"
-	"ranges, versions). Every problem is reported, one per line, as\n"
-	"FILE:LINE:COL: error: PATH: message. Nothing is contacted or written.\n"
-	"\n"
-	"ENV is a folder, or a name under ./environments.\n"
-	"\n"
-	"  -q, --quiet   print only errors and warnings\n"
-	"  -n, --nodes   also print every node and VM as strata expands them\n"
-	"                (names, addresses, VM ids, placement, sizes)\n"
-	"      --keys    print every config key with its type and meaning\n"
-	"  -h, --help    show this help\n"
-	"\n"
-	"Exit status: 0 valid (warnings allowed), 2 errors found.\n";
 
 static void
 print_nodes(const struct config *cfg)
@@ -66,7 +49,7 @@ cmd_validate(int argc, char **argv)
 	int quiet = 0, nodes = 0, i, r;
 	char *dir;
 
-	if (cmd_wants_help(argc, argv, usage))
+	if (cmd_wants_help(argc, argv, "validate"))
 		return 0;
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
@@ -76,12 +59,12 @@ cmd_validate(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--keys")) {
 			schema_print_keys(stdout);
 			return 0;
-		} else if ((r = cmd_positional(&env, argv[i], usage)) != 0) {
+		} else if ((r = cmd_positional(&env, argv[i], "validate")) != 0) {
 			return r;
 		}
 	}
 	if (!env)
-		return cmd_usage_error(usage, "missing ENV");
+		return cmd_usage_error("validate", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&cfg, dir, &diag);

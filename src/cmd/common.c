@@ -4,13 +4,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/out.h"
 
 int
-cmd_wants_help(int argc, char **argv, const char *usage)
+cmd_wants_help(int argc, char **argv, const char *cmd)
 {
 	int i;
 
@@ -18,7 +21,7 @@ cmd_wants_help(int argc, char **argv, const char *usage)
 		if (!strcmp(argv[i], "--"))
 			break;
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
+			cmd_help_print(cmd_help_find(cmd), stdout);
 			return 1;
 		}
 	}
@@ -26,16 +29,16 @@ cmd_wants_help(int argc, char **argv, const char *usage)
 }
 
 int
-cmd_usage_error(const char *usage, const char *fmt, ...)
+cmd_usage_error(const char *cmd, const char *fmt, ...)
 {
+	struct buf b = BUF_INIT;
 	va_list ap;
 
-	fputs("error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	buf_vaddf(&b, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage, stderr);
+	out_error("%s; see 'strata %s --help'", b.ptr, cmd);
+	buf_release(&b);
 	return 2;
 }
 
@@ -47,7 +50,7 @@ cmd_examples_dir(void)
 	ssize_t n;
 
 	if (env && *env)
-		return xstrdup(env);
+		return cmd_path_normalise(env);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		const char *up[] = { "/../examples", "/../../examples",
@@ -62,8 +65,12 @@ cmd_examples_dir(void)
 		for (i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
 			char *cand = xasprintf("%s%s", self, up[i]);
 
-			if (fs_is_dir(cand))
-				return cand;
+			if (fs_is_dir(cand)) {
+				char *norm = cmd_path_normalise(cand);
+
+				free(cand);
+				return norm;
+			}
 			free(cand);
 		}
 	}
@@ -71,29 +78,101 @@ cmd_examples_dir(void)
 }
 
 char *
+cmd_path_normalise(const char *path)
+{
+	struct buf out = BUF_INIT;
+	const char **seg = xcalloc(strlen(path) + 2, sizeof(char *));
+	size_t *len = xcalloc(strlen(path) + 2, sizeof(size_t));
+	size_t n = 0, ups = 0, i;
+	bool abs = path[0] == '/';
+	const char *p = path;
+
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l == 0 || (l == 1 && p[0] == '.')) {
+			/* skip */
+		} else if (l == 2 && p[0] == '.' && p[1] == '.') {
+			if (n > ups)
+				n--;
+			else if (!abs) {
+				seg[n] = p;
+				len[n++] = l;
+				ups++;
+			}
+		} else {
+			seg[n] = p;
+			len[n++] = l;
+		}
+		p += l + (e != NULL);
+	}
+	if (abs)
+		buf_addch(&out, '/');
+	for (i = 0; i < n; i++) {
+		if (i)
+			buf_addch(&out, '/');
+		buf_add(&out, seg[i], len[i]);
+	}
+	if (!out.len)
+		buf_addch(&out, '.');
+	free(seg);
+	free(len);
+	return buf_detach(&out, NULL);
+}
+
+char *
 cmd_env_dir(const char *env)
 {
-	size_t n = strlen(env);
+	char *cand, *r;
+	struct stat st;
 
+	if (strchr(env, '/') || !strcmp(env, ".") || !strcmp(env, "..")) {
+		/* DIR/config.yml (any file, or a *.yml / *.yaml that is not
+		 * a folder): its folder */
+		size_t n = strlen(env);
+		bool yml = (n > 4 && !strcmp(env + n - 4, ".yml")) ||
+			   (n > 5 && !strcmp(env + n - 5, ".yaml"));
+		int isdir = stat(env, &st) == 0 ? S_ISDIR(st.st_mode) : -1;
+
+		if (isdir == 0 || (isdir < 0 && yml)) {
+			const char *slash = strrchr(env, '/');
+			char *d = slash ? xstrndup(env, (size_t)(slash - env + 1))
+					: xstrdup(".");
+
+			r = cmd_path_normalise(d);
+			free(d);
+			return r;
+		}
+		return cmd_path_normalise(env);
+	}
+	cand = fs_join(env, "config.yml");
+	r = fs_exists(cand) ? xstrdup(env) : xasprintf("environments/%s", env);
+	free(cand);
+	return r;
+}
+
+char *
+cmd_env_dir_new(const char *env)
+{
 	if (strchr(env, '/') || !strcmp(env, ".") || !strcmp(env, ".."))
-		return n > 1 && env[n - 1] == '/' ? xstrndup(env, n - 1)
-						  : xstrdup(env);
+		return cmd_path_normalise(env);
 	return xasprintf("environments/%s", env);
 }
 
 int
-cmd_positional(const char **env, const char *arg, const char *usage)
+cmd_positional(const char **env, const char *arg, const char *cmd)
 {
 	if (arg[0] == '-' && arg[1])
-		return cmd_usage_error(usage, "unknown option '%s'", arg);
+		return cmd_usage_error(cmd, "unknown option '%s'", arg);
 	if (*env)
-		return cmd_usage_error(usage, "unexpected argument '%s'", arg);
+		return cmd_usage_error(cmd, "unexpected argument '%s'", arg);
 	*env = arg;
 	return 0;
 }
 
 int
-cmd_output_flag(int argc, char **argv, int *i, int *json, const char *usage)
+cmd_output_flag(int argc, char **argv, int *i, int *json, const char *cmd)
 {
 	const char *a = argv[*i];
 
@@ -104,7 +183,7 @@ cmd_output_flag(int argc, char **argv, int *i, int *json, const char *usage)
 	if (strcmp(a, "-o") && strcmp(a, "--output"))
 		return 0;
 	if (*i + 1 >= argc || strcmp(argv[*i + 1], "json"))
-		return cmd_usage_error(usage, "%s takes 'json'", a);
+		return cmd_usage_error(cmd, "%s takes 'json'", a);
 	(*i)++;
 	*json = 1;
 	return 1;

@@ -12,6 +12,7 @@
 
 #include "plan/observe.h"
 #include "util/buf.h"
+#include "util/event.h"
 #include "util/fs.h"
 #include "util/out.h"
 
@@ -47,8 +48,12 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 		char *ca = NULL;
 
 		if ((r = config_secret_resolve(&e->token, e->cfg, &px->token_secret,
-					       "proxmox.token_secret", err)) < 0)
+					       "proxmox.token_secret", err)) < 0) {
+			/* what the config names is missing: a config error
+			 * (exit 2) whether an env var or a file */
+			err->code = ERR_USAGE;
 			return r;
+		}
 		if (px->tls.ca_file)
 			ca = px->tls.ca_file[0] == '/' ? xstrdup(px->tls.ca_file)
 						       : fs_join(e->dir, px->tls.ca_file);
@@ -107,6 +112,153 @@ observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 {
 	return observe_proxmox(e->pve, e->cfg->name, e->cfg->proxmox.vmid_base,
 			       e->cfg->proxmox.vmid_count, out, n, err);
+}
+
+/* Counts the VM phase's finished items from its step events (their
+ * results are the words docs/json.md lists). */
+static void
+tally_sink(const json_t *ev, void *arg)
+{
+	struct env_tally *t = arg;
+	const char *text = json_string_value(json_object_get(ev, "text"));
+	const char *ph = json_string_value(json_object_get(ev, "phase"));
+	const char *state = json_string_value(json_object_get(ev, "state"));
+
+	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
+		return;
+	if (!strcmp(text, "created"))
+		t->vm_created++;
+	else if (!strcmp(text, "updated") || !strcmp(text, "replaced"))
+		t->vm_changed++;
+	else if (!strcmp(text, "deleted"))
+		t->vm_deleted++;
+}
+
+void
+env_show_plan(const struct plan *plan, bool json)
+{
+	if (json) {
+		char *s = plan_to_json(plan);
+
+		event_plan(json_loads(s, 0, NULL));
+		free(s);
+	} else {
+		plan_print(plan, stdout, out_color());
+		fflush(stdout);
+	}
+}
+
+void
+env_tally_start(struct env_tally *t, struct env *e, struct state *st)
+{
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	event_sink_add(tally_sink, t);
+	t->n_talos = e->cfg->n_nodes;
+	t->talos_before = xcalloc(t->n_talos + 1, sizeof(char *));
+	for (i = 0; i < t->n_talos; i++)
+		t->talos_before[i] = state_talos_get(st, e->cfg->nodes[i].name,
+						     "config_sha256");
+}
+
+static bool
+str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+void
+env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
+		 size_t unchanged)
+{
+	size_t i;
+
+	t->created = t->vm_created;
+	t->changed = t->vm_changed;
+	t->deleted = t->vm_deleted;
+	t->kept = unchanged;
+	t->talos_applied = 0;
+	for (i = 0; i < t->n_talos && i < e->cfg->n_nodes; i++) {
+		char *now = state_talos_get(st, e->cfg->nodes[i].name, "config_sha256");
+
+		if (now && str_differs(now, t->talos_before[i]))
+			t->talos_applied++;
+		free(now);
+	}
+}
+
+void
+env_tally_release(struct env_tally *t)
+{
+	size_t i;
+
+	for (i = 0; t->talos_before && i < t->n_talos; i++)
+		free(t->talos_before[i]);
+	free(t->talos_before);
+	memset(t, 0, sizeof(*t));
+}
+
+void
+env_summary(const char *command, const char *env_name, const char *env_arg,
+	    const char *result, int exit_code, const struct env_tally *t,
+	    const char *kept, json_t *extra)
+{
+	static const struct env_tally zero;
+	struct buf b = BUF_INIT;
+	double el = event_elapsed();
+	bool resumable = t && t->started && (!strcmp(result, "failed") ||
+					     !strcmp(result, "interrupted"));
+	bool quiet = !t;            /* stopped before looking at anything */
+	json_t *ev;
+
+	if (!t)
+		t = &zero;
+	if (!strcmp(result, "done"))
+		buf_addf(&b, "%s complete: ", command);
+	else if (!strcmp(result, "dry_run"))
+		buf_addf(&b, "dry run done, nothing changed: ");
+	else if (!strcmp(result, "refused"))
+		buf_addf(&b, "%s not started, nothing changed: ", command);
+	else
+		buf_addf(&b, "%s %s after ", command, !strcmp(result, "interrupted")
+			 ? "interrupted" : "stopped");
+	if (strcmp(result, "done") && strcmp(result, "dry_run") &&
+	    strcmp(result, "refused"))
+		buf_addf(&b, "%.1fs: ", el);
+	buf_addf(&b, "%zu VM%s created, %zu changed, %zu deleted, %zu unchanged",
+		 t->created, t->created == 1 ? "" : "s", t->changed, t->deleted,
+		 t->kept);
+	if (t->talos_applied)
+		buf_addf(&b, "; Talos config applied to %zu node%s", t->talos_applied,
+			 t->talos_applied == 1 ? "" : "s");
+	if (!strcmp(result, "done") || !strcmp(result, "dry_run"))
+		buf_addf(&b, " in %.1fs", el);
+	if (kept)
+		buf_addf(&b, "; kept %s", kept);
+	if (!quiet)
+		out_step("%s: %s", env_name ? env_name : env_arg, b.ptr);
+	if (resumable)
+		out_note("the journal (state.json) holds what was done: run "
+			 "'strata %s %s' again to resume", command, env_arg);
+	buf_release(&b);
+	ev = json_pack("{s:s, s:o, s:s, s:i, s:b, s:{s:I, s:I, s:I, s:I}, s:I, s:f, s:o}",
+		       "command", command,
+		       "env", env_name ? json_string(env_name) : json_null(),
+		       "result", result, "exit_code", exit_code,
+		       "resumable", resumable,
+		       "vms", "created", (json_int_t)t->created,
+		       "changed", (json_int_t)t->changed,
+		       "deleted", (json_int_t)t->deleted,
+		       "unchanged", (json_int_t)t->kept,
+		       "talos_applied", (json_int_t)t->talos_applied,
+		       "elapsed_s", el,
+		       "kept", kept ? json_string(kept) : json_null());
+	if (extra) {
+		json_object_update(ev, extra);
+		json_decref(extra);
+	}
+	event_summary(ev);
 }
 
 bool

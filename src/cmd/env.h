@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "cmd/cmd.h"
 #include "config/config.h"
 #include "plan/plan.h"
@@ -35,6 +37,38 @@ int env_desired(struct env *e, struct state *st, struct vm_spec **want,
 int env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err);
 /* The VMs Proxmox holds in or tagged for this environment. */
 int observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err);
+/* The plan on stdout, or as a "plan" event with -o json. */
+void env_show_plan(const struct plan *plan, bool json);
+
+/*
+ * What apply and destroy did: VMs created, changed (updated or replaced)
+ * and deleted, counted from the VM phase's step events as they finish
+ * (so also when the command stopped half-way); kept: VMs the plan left
+ * unchanged; Talos nodes whose applied config changed (the journal before
+ * and after). env_tally_start registers the counting event sink (event_end
+ * drops it).
+ */
+struct env_tally {
+	char **talos_before;        /* config_sha256 per config node, or NULL */
+	size_t n_talos;
+	size_t vm_created, vm_changed, vm_deleted;   /* from events */
+	size_t created, changed, deleted, kept, talos_applied;
+	bool started;               /* set by the caller once phases ran */
+};
+void env_tally_start(struct env_tally *t, struct env *e, struct state *st);
+void env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
+		      size_t unchanged);
+void env_tally_release(struct env_tally *t);
+/*
+ * The closing line and summary event of apply/destroy: "==> lab: apply
+ * complete: 3 VMs created, ... in 42.1s", what was kept; on failure the
+ * re-run hint when resumable. result: "done", "dry_run", "refused",
+ * "failed", "interrupted". extra (may be NULL) is merged into the event.
+ */
+void env_summary(const char *command, const char *env_name, const char *env_arg,
+		 const char *result, int exit_code, const struct env_tally *t,
+		 const char *kept, json_t *extra);
+
 /* Ask on the terminal unless yes; false when not a terminal. */
 bool env_confirm(const char *question, bool yes);
 void env_close(struct env *e);

@@ -77,6 +77,17 @@ struct vps_config {
 	char *disk;                /* target disk, e.g. /dev/sda */
 };
 
+/* The Talos host firewall (NetworkDefaultActionConfig + NetworkRuleConfig),
+ * always generated on platform vps, on proxmox when the section is given. */
+struct firewall_config {
+	struct str_list admin_cidrs;    /* may reach 50000 (apid) and 6443 */
+	bool allow_admin_from_anywhere; /* the words that allow no admin_cidrs */
+	struct str_list open_ports;     /* "443/tcp", "30000-32767/udp": from anywhere */
+	bool given;                     /* the section is in config.yml (set while
+					 * validating: cfg->doc must not be read
+					 * after config_load, its text is gone) */
+};
+
 struct talos_patch {
 	char *file;                /* relative to the env folder, or NULL */
 	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
@@ -206,6 +217,7 @@ struct config {
 	struct node_pool cp_pool, worker_pool;
 	struct node *nodes;        /* control planes first, then workers */
 	size_t n_nodes, n_controlplanes;
+	struct firewall_config firewall;
 	struct gitops_config gitops;
 	struct components_config components;
 	struct vm_config *vms;

@@ -411,6 +411,19 @@ static const struct field vm_fields[] = {
 };
 static const struct schema vm_schema = { "vm", vm_fields, sizeof(struct vm_config) };
 
+/* --- firewall ----------------------------------------------------------- */
+
+static const struct field firewall_fields[] = {
+	FLD("admin_cidrs", T_STRLIST, struct firewall_config, admin_cidrs,
+	    "networks (CIDR) that may reach the Talos API (50000) and the Kubernetes API (6443)"),
+	FLD("allow_admin_from_anywhere", T_BOOL, struct firewall_config, allow_admin_from_anywhere,
+	    "true: no admin_cidrs, both APIs open to any address (refused on vps otherwise)"),
+	FLD("open_ports", T_STRLIST, struct firewall_config, open_ports,
+	    "ports open to any address, as PORT/PROTO or LO-HI/PROTO (tcp, udp)"),
+	FEND
+};
+static const struct schema firewall_schema = { "firewall", firewall_fields, 0 };
+
 /* --- top level ---------------------------------------------------------- */
 
 static const struct field top_fields[] = {
@@ -424,6 +437,8 @@ static const struct field top_fields[] = {
 	FMAP("kubernetes", struct config, kubernetes, kubernetes_schema, "Kubernetes"),
 	FMAP("network", struct config, network, network_schema, "node network"),
 	FSAME("nodes", nodes_schema, "node pools"),
+	FMAP("firewall", struct config, firewall, firewall_schema,
+	     "Talos host firewall (always on vps; on proxmox when given)"),
 	FMAP("gitops", struct config, gitops, gitops_schema, "Flux GitOps"),
 	FMAP("components", struct config, components, components_schema,
 	     "platform components, as toggles"),

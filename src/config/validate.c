@@ -1,4 +1,5 @@
 #include "config/validate.h"
+#include "config/firewall.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1077,6 +1078,7 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	check_vms(&v);
 	check_unique(&v);
 	check_addons(&v);
+	config_check_firewall(cfg, diag);
 	if (!(flags & CONFIG_NO_SIBLINGS))
 		check_siblings(&v);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/event.h"
 #include "util/out.h"
 
 volatile sig_atomic_t phase_interrupted;
@@ -41,24 +42,33 @@ phase_run_list(const struct phase *const *list, size_t n, struct apply_ctx *c,
 			return err_set(err, ERR_INTR,
 				       "interrupted before phase '%s'; run the "
 				       "same command again to resume", ph->name);
+		event_phase_start(ph->name, ph->title);
 		if (ph->should_run && !ph->should_run(c)) {
 			if (!c->dry_run && !ph->quiet_skip)
 				out_step("%s: nothing to do", ph->title);
+			event_phase_end(ph->name, "skipped", NULL);
 			continue;
 		}
 		if (c->dry_run) {
 			out_step("would run: %s", ph->title);
+			/* -o json keeps stdout for events */
 			if (ph->dry_run)
-				ph->dry_run(c, stdout);
+				ph->dry_run(c, event_active() ? stderr : stdout);
+			event_phase_end(ph->name, "dry_run", NULL);
 			continue;
 		}
 		if ((r = ph->run(c, err)) < 0) {
 			if (phase_interrupted && err->code != ERR_INTR)
 				err->code = ERR_INTR;
+			event_phase_end(ph->name, err->code == ERR_INTR
+					? "interrupted" : "failed", err->msg);
 			return err_wrap(err, "phase '%s'", ph->name);
 		}
-		if ((r = state_phase_mark(&c->st, ph->name, true, err)) < 0)
+		if ((r = state_phase_mark(&c->st, ph->name, true, err)) < 0) {
+			event_phase_end(ph->name, "failed", err->msg);
 			return err_wrap(err, "phase '%s': journal", ph->name);
+		}
+		event_phase_end(ph->name, "done", NULL);
 	}
 	return 0;
 }

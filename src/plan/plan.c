@@ -437,8 +437,8 @@ plan_release(struct plan *p)
 
 /* --- output ------------------------------------------------------------- */
 
-static const char *
-kind_word(enum action_kind k)
+const char *
+plan_kind_word(enum action_kind k)
 {
 	switch (k) {
 	case ACT_CREATE: return "create";
@@ -466,7 +466,7 @@ plan_print(const struct plan *p, FILE *fp, bool color)
 		if (color)
 			fprintf(fp, "\033[%sm", col[a->kind]);
 		fprintf(fp, "%3s %-20s %-9s", sym[a->kind], s->name ? s->name : "?",
-			kind_word(a->kind));
+			plan_kind_word(a->kind));
 		if (color)
 			fprintf(fp, "\033[0m");
 		switch (a->kind) {
@@ -528,21 +528,41 @@ plan_to_json(const struct plan *p)
 	char *s;
 	size_t i, j;
 
-	json_object_set_new(root, "format_version", json_integer(1));
+	json_object_set_new(root, "format_version", json_integer(2));
 	json_object_set_new(root, "env", json_string(p->env));
 	for (i = 0; i < p->n; i++) {
 		const struct action *a = &p->v[i];
 		json_t *o = json_object(), *ch = json_array();
 
-		json_object_set_new(o, "action", json_string(kind_word(a->kind)));
+		json_object_set_new(o, "action", json_string(plan_kind_word(a->kind)));
 		json_object_set_new(o, "desired", vm_spec_json(&a->want));
 		json_object_set_new(o, "live", vm_spec_json(&a->have));
 		for (j = 0; j < a->n_ch; j++) {
 			json_t *c = json_object();
 
-			json_object_set_new(c, "field", json_string(a->ch[j].field));
-			json_object_set_new(c, "from", json_string(a->ch[j].from));
-			json_object_set_new(c, "to", json_string(a->ch[j].to));
+			const char *f = a->ch[j].field;
+
+			json_object_set_new(c, "field", json_string(f));
+			/* typed: numbers for sizes (with their unit), else text */
+			if (!strcmp(f, "cores") || !strcmp(f, "memory") ||
+			    !strcmp(f, "disk")) {
+				bool mem = !strcmp(f, "memory"), disk = !strcmp(f, "disk");
+
+				json_object_set_new(c, "from", json_integer(
+					mem ? a->have.memory_mib : disk ? a->have.disk_gib
+					    : a->have.cores));
+				json_object_set_new(c, "to", json_integer(
+					mem ? a->want.memory_mib : disk ? a->want.disk_gib
+					    : a->want.cores));
+				json_object_set_new(c, "unit", mem ? json_string("MiB")
+						    : disk ? json_string("GiB") : json_null());
+			} else {
+				json_object_set_new(c, "from", a->ch[j].from[0]
+						    ? json_string(a->ch[j].from) : json_null());
+				json_object_set_new(c, "to", a->ch[j].to[0]
+						    ? json_string(a->ch[j].to) : json_null());
+				json_object_set_new(c, "unit", json_null());
+			}
 			json_object_set_new(c, "drift", json_boolean(a->ch[j].drift));
 			json_array_append_new(ch, c);
 		}

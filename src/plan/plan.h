@@ -107,6 +107,8 @@ int plan_diff(struct plan *out, const char *env,
 void plan_print(const struct plan *p, FILE *fp, bool color);
 /* JSON document (schema in docs/plan.md). Caller frees. */
 char *plan_to_json(const struct plan *p);
+/* "create", "update", "replace", "delete", "conflict", "unchanged". */
+const char *plan_kind_word(enum action_kind k);
 
 void plan_release(struct plan *p);
 void vm_spec_release(struct vm_spec *s);

@@ -1,4 +1,5 @@
 #include "talos/gen.h"
+#include "talos/firewall.h"
 
 #include <libfyaml.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ gen_result_release(struct gen_result *res)
 {
 	free(res->iso_url);
 	free(res->installer_image);
+	free(res->changed);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -32,12 +34,28 @@ write_file(struct gen_result *res, const char *dir, const char *rel,
 	bool changed = false;
 	int r;
 
-	r = fs_write_if_changed(path, b->ptr, b->len, mode, &changed, err);
+	if (res->check_only) {
+		/* Compare only: apply asks before anything is written. */
+		struct buf old = BUF_INIT;
+		struct err e = ERR_INIT;
+
+		changed = fs_read_file(&old, path, 64 << 20, &e) < 0 ||
+			  old.len != b->len || memcmp(old.ptr, b->ptr, b->len);
+		buf_release_secret(&old);
+		r = 0;
+	} else {
+		r = fs_write_if_changed(path, b->ptr, b->len, mode, &changed, err);
+	}
 	if (r < 0)
 		r = err_wrap(err, "write '%s'", path);
 	res->files_total++;
-	if (changed)
+	if (changed) {
+		size_t old = res->changed ? strlen(res->changed) : 0;
+
 		res->files_changed++;
+		res->changed = xrealloc(res->changed, old + strlen(rel) + 2);
+		snprintf(res->changed + old, strlen(rel) + 2, "%s\n", rel);
+	}
 	free(path);
 	return r;
 }
@@ -160,6 +178,8 @@ node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
 		y_put(root, "nameservers", s);
 		ydocs_push(p, doc);
 	}
+	if (talos_firewall_wanted(cfg))
+		talos_firewall_docs(p, cfg, n);
 }
 
 /*
@@ -331,7 +351,10 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	const char *ver = cfg->talos.version;
 	int r;
 
+	bool check_only = res->check_only;
+
 	memset(res, 0, sizeof(*res));
+	res->check_only = check_only;
 	if (cfg->n_nodes == 0)
 		return err_set(err, ERR_USAGE, "no talos nodes in the config");
 	if (!ver || !cfg->kubernetes.cluster_name || !cfg->kubernetes.endpoint ||
@@ -345,12 +368,21 @@ talos_gen(const struct config *cfg, const char *env_dir,
 		: talos_factory_installer(res->schematic_id, ver, "metal");
 	installer = res->installer_image;
 
+	path = fs_join(env_dir, "secrets.yaml");
+	if (check_only && !fs_exists(path)) {
+		/* Everything would be new. */
+		res->secrets_created = true;
+		res->files_changed = res->files_total = 1;
+		r = 0;
+		goto out;
+	}
+	free(path);
 	path = fs_join(env_dir, "patches");
-	if ((r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
+	if (!check_only && (r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
 		goto out;
 	free(path);
 	path = fs_join(env_dir, "nodes");
-	if ((r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
+	if (!check_only && (r = fs_mkdir_p(path, FS_MODE_DIR_PRIVATE, err)) < 0)
 		goto out;
 	free(path);
 	path = fs_join(env_dir, "secrets.yaml");

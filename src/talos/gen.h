@@ -27,6 +27,11 @@ struct gen_result {
 	bool secrets_created;
 	int files_changed;
 	int files_total;
+	char *changed;          /* the files_changed paths, one per line */
+	/* Set by the caller before talos_gen: write nothing, only count in
+	 * files_changed what would change (secrets_created: secrets.yaml is
+	 * missing, so everything would be new; counting stops there). */
+	bool check_only;
 };
 
 /* The Image Factory schematic id the config asks for (given or computed). */

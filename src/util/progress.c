@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/event.h"
 #include "util/out.h"
 
 struct item {
@@ -54,7 +55,8 @@ redraw(struct progress *p)
 				 : it->state == 2 ? "\033[31mfailed\033[0m" : "..";
 
 		fprintf(p->fp, "\033[2K  %-*s %6.1fs  %s %s\n", (int)p->width,
-			it->name, el, mark, it->step ? it->step : "");
+			it->name, el, mark, it->state == 2 ? "(error below)"
+			: it->step ? it->step : "");
 	}
 	p->drawn = p->n;
 	fflush(p->fp);
@@ -70,10 +72,11 @@ line(struct progress *p, size_t i)
 
 	localtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+	/* a failure's message is printed once, by whoever reports the error */
 	fprintf(p->fp, "[%s] %-*s %6.1fs %s%s\n", ts, (int)p->width, it->name,
 		(it->state ? it->end : now()) - it->start,
-		it->state == 1 ? "ok: " : it->state == 2 ? "failed: " : "",
-		it->step ? it->step : "");
+		it->state == 1 ? "ok: " : it->state == 2 ? "failed (error below)" : "",
+		it->state == 2 ? "" : it->step ? it->step : "");
 	fflush(p->fp);
 }
 
@@ -91,10 +94,10 @@ progress_start(FILE *fp, const char *title, const char *const *names, size_t n)
 	p->start = now();
 	pthread_mutex_init(&p->mu, NULL);
 	for (i = 0; i < n; i++) {
-		p->v[i].name = xstrdup(names[i]);
+		p->v[i].name = out_clean(names[i]);
 		p->v[i].start = p->start;
-		if (strlen(names[i]) > p->width)
-			p->width = strlen(names[i]);
+		if (strlen(p->v[i].name) > p->width)
+			p->width = strlen(p->v[i].name);
 	}
 	out_step("%s", title);
 	return p;
@@ -109,7 +112,7 @@ vset(struct progress *p, size_t i, int state, const char *fmt, va_list ap)
 	pthread_mutex_lock(&p->mu);
 	if (i < p->n) {
 		free(p->v[i].step);
-		p->v[i].step = buf_detach(&b, NULL);
+		p->v[i].step = out_clean(b.ptr);
 		p->v[i].state = state;
 		if (state)
 			p->v[i].end = now();
@@ -117,6 +120,8 @@ vset(struct progress *p, size_t i, int state, const char *fmt, va_list ap)
 			redraw(p);
 		else
 			line(p, i);
+		event_step(p->v[i].name, state == 1 ? "ok" : state == 2 ? "failed"
+			   : "running", p->v[i].step);
 	}
 	pthread_mutex_unlock(&p->mu);
 	buf_release(&b);

@@ -12,11 +12,36 @@ trap cleanup EXIT INT TERM
 ok() { _pass=$((_pass + 1)); echo "ok   $*"; }
 bad() { _fail=$((_fail + 1)); echo "FAIL $*"; }
 
+# Secret scan: every captured stdout/stderr is kept in $T/.captured, and the
+# values of every secrets.yaml seen under $T in $T/.secrets; finish fails
+# the test when any of them, or the simulator's token secret, was printed.
+_capture() {
+	cat "$@" >> "$T/.captured" 2>/dev/null
+	find "$T" -name secrets.yaml -type f 2>/dev/null | while read -r _f; do
+		awk 'NF == 2 && length($2) >= 16 { print $2 }' "$_f"
+	done >> "$T/.secrets"
+}
+
+_secret_scan() {
+	_capture "$T/out" "$T/err"
+	: > "$T/.patterns"
+	[ -n "${PVE_TOKEN_SECRET:-}" ] && printf '%s\n' "$PVE_TOKEN_SECRET" >> "$T/.patterns"
+	[ -f "$T/.secrets" ] && sort -u "$T/.secrets" >> "$T/.patterns"
+	[ -s "$T/.patterns" ] || return 0
+	_n=$(wc -l < "$T/.patterns")
+	if grep -q -F -f "$T/.patterns" "$T/.captured" 2>/dev/null; then
+		bad "secret scan: output printed a secret value (of $_n checked; lines withheld)"
+	else
+		ok "secret scan: no secret value in any captured output ($_n values)"
+	fi
+}
+
 # expect_rc WANT DESCRIPTION -- CMD...: run CMD, compare its exit status.
 expect_rc() {
 	want=$1 desc=$2; shift 3
 	"$@" > "$T/out" 2> "$T/err"
 	rc=$?
+	_capture "$T/out" "$T/err"
 	if [ "$rc" -eq "$want" ]; then ok "$desc"; else
 		bad "$desc (exit $rc, want $want)"; sed 's/^/     | /' "$T/err" | head -20; fi
 }
@@ -28,6 +53,7 @@ expect_grep() {
 }
 
 finish() {
+	_secret_scan
 	echo "$_pass passed, $_fail failed"
 	[ "$_fail" -eq 0 ]
 }

@@ -36,6 +36,14 @@ expect_grep "already exists" "$T/err" "init says why"
 expect_rc 2 "init rejects a bad platform" -- "$STRATA" init lab2 --platform openstack
 expect_rc 2 "init needs --platform" -- "$STRATA" init lab2
 expect_rc 2 "init rejects a bad env name" -- "$STRATA" init Lab_2 --platform vps
+expect_rc 0 "init with an unnormalised examples path" -- env STRATA_EXAMPLES="$TOP/build/../examples/" "$STRATA" init lab3 --platform proxmox
+expect_grep "^created environments/lab3 from $TOP/examples/proxmox-example$" "$T/out" "paths printed normalised"
+if grep -q '/\.\./' "$T/out"; then bad "a '..' in init's output"; else ok "no '..' in init's output"; fi
+expect_rc 2 "init --from an unknown example" -- "$STRATA" init lab4 --from nosuch
+expect_grep "example 'nosuch' not found in $TOP/examples; the examples are: homelab, prod, prox-n100, proxmox-example" "$T/err" "lists the examples"
+expect_rc 2 "init --platform vps --from a proxmox example" -- "$STRATA" init lab4 --platform vps --from homelab
+expect_grep "example 'homelab' is a proxmox environment, not vps" "$T/err" "refuses the platform mismatch"
+[ ! -e environments/lab4 ] && ok "nothing created on refusal" || bad "environments/lab4 created"
 expect_rc 0 "init vps" -- "$STRATA" init edge --platform vps
 expect_rc 0 "vps env validates" -- "$STRATA" validate edge
 expect_rc 0 "init --from prox-n100 copies patches" -- "$STRATA" init n100 --from prox-n100

@@ -22,7 +22,7 @@ owned() { labsim_py "len([k for k, v in s['vms'].items() if 'strata-flt' in (v['
 # 1. A failing create task: the error names the VM, the call, the message.
 labsim_ctl POST knobs '{"task_fail": {"qmcreate": "unable to create VM - storage local-lvm is full"}}' > /dev/null
 expect_rc 1 "apply with failing create tasks fails" -- "$STRATA" apply "$E" --yes
-expect_grep "create vm 'flt-cp-1': task UPID:pve1:.*failed: unable to create VM - storage local-lvm is full" "$T/err" "error chain: VM, task, Proxmox's message"
+expect_grep "create vm 'flt-cp-1': task qmcreate [0-9]* on pve1 failed: unable to create VM - storage local-lvm is full" "$T/err" "error chain: VM, task, Proxmox's message"
 expect_grep "phase 'vms'" "$T/err" "error chain names the phase"
 labsim_ctl POST knobs '{"task_fail": {}}' > /dev/null
 expect_rc 0 "apply converges once the storage has room" -- "$STRATA" apply "$E" --yes

@@ -127,6 +127,20 @@ test_plan__diff_all_kinds(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(root, "summary"), "delete")), 1);
 	assert_string_equal(json_string_value(json_object_get(
 		json_array_get(json_object_get(root, "actions"), 2), "action")), "create");
+	{
+		/* typed values: sizes are numbers with a unit */
+		json_t *ch = json_object_get(json_array_get(json_object_get(root,
+					     "actions"), 1), "changes");
+		json_t *mem = json_array_get(ch, 1);
+
+		assert_int_equal(json_integer_value(json_object_get(root, "format_version")), 2);
+		assert_true(json_is_integer(json_object_get(mem, "from")));
+		assert_int_equal(json_integer_value(json_object_get(mem, "from")), 2048);
+		assert_int_equal(json_integer_value(json_object_get(mem, "to")), 8192);
+		assert_string_equal(json_string_value(json_object_get(mem, "unit")), "MiB");
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(ch, 0), "from")), 2);
+		assert_true(json_is_null(json_object_get(json_array_get(ch, 0), "unit")));
+	}
 	json_decref(root);
 	free(js);
 	plan_release(&p);

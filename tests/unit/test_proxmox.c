@@ -38,7 +38,7 @@ test_proxmox__error_falls_back_to_reason_phrase(void **state)
 	pve_error_from_response(&e, "GET", "/version", 401, "No ticket", "");
 	assert_string_equal(e.msg, "GET /version: HTTP 401: No ticket; check "
 				   "proxmox.token_id and token_secret");
-	assert_int_equal(e.code, ERR_USAGE);
+	assert_int_equal(e.code, ERR_FAIL);
 }
 
 static void

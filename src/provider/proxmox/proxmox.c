@@ -106,7 +106,9 @@ pve_error_from_response(struct err *err, const char *method, const char *path,
 	json_t *root = body && *body ? json_loads(body, 0, NULL) : NULL;
 	json_t *m = root ? json_object_get(root, "message") : NULL;
 	json_t *errors = root ? json_object_get(root, "errors") : NULL;
-	int code = status == 401 || status == 403 ? ERR_USAGE : ERR_FAIL;
+	/* 401/403 are answers from the server: a runtime failure (exit 1), like
+	 * every other; exit 2 is for what strata finds before contacting any */
+	int code = ERR_FAIL;
 	int r;
 
 	if (json_is_string(m)) {

@@ -1,0 +1,369 @@
+/*
+ * help: the text of 'strata --help', 'strata CMD --help' and the man page
+ * strata.1, all from the one table below. A command's help has fixed
+ * parts: a usage line, a description, ENV forms, options, exit status
+ * and one example; cmd_man turns the same parts into roff.
+ */
+#include "cmd/cmd.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define ENV_FORMS                                                          \
+	"ENV is an environment folder: a path with a '/' (a path to a\n"      \
+	"config.yml means its folder), or a NAME: ./NAME when that folder\n"  \
+	"holds a config.yml, else environments/NAME.\n"
+
+#define EXIT_RUNTIME "  1  failed while working: network, TLS, an answer such as HTTP 401/403\n"
+#define EXIT_CONFIG  "  2  usage or config error (also an unset environment variable or a\n" \
+		     "     missing secret file the config names)\n"
+/* apply and destroy */
+#define EXIT_CHANGES "  0  done\n" EXIT_RUNTIME                                  \
+	"     or a failed task; run it again to resume; also: declined at\n"   \
+	"     the question\n" EXIT_CONFIG                                      \
+	"     or nothing confirms: no terminal and no --yes\n"                 \
+	"  3  interrupted; run it again to resume\n"
+
+static const struct cmd_help helps[] = {
+	{
+		"init", cmd_init,
+		"create an environment folder from an example",
+		"ENV --platform proxmox|vps [--from EXAMPLE]",
+		"Create the environment folder ENV (mode 0700) from an example:\n"
+		"examples/<platform>-example, or examples/EXAMPLE with --from (its\n"
+		"platform must match --platform when both are given). The copy's\n"
+		"'name:' is set to the folder's name. A .gitignore inside keeps the\n"
+		"folder (which will hold secrets) out of git. An existing folder with\n"
+		"a config.yml is never touched. Examples are looked up in\n"
+		"$STRATA_EXAMPLES, next to the binary, then in the installed share\n"
+		"folder; a wrong --from lists them.\n",
+		"ENV is the folder to create: a path with a '/', or a NAME, created\n"
+		"as environments/NAME.\n",
+		"  -p, --platform P   proxmox or vps\n"
+		"      --from NAME    copy examples/NAME instead (e.g. homelab)\n"
+		"  -h, --help         show this help\n",
+		"  0  created\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata init homelab --platform proxmox",
+	},
+	{
+		"validate", cmd_validate,
+		"check config.yml; every error as FILE:LINE:COL",
+		"ENV [--quiet] [--nodes] | --keys",
+		"Check ENV/config.yml: syntax, types, ranges, unknown keys and the\n"
+		"semantic rules (addresses inside the network, no duplicates, VM id\n"
+		"ranges, versions, secret references). Every problem is reported, one\n"
+		"per line, as FILE:LINE:COL: error: PATH: message. Nothing is\n"
+		"contacted or written.\n",
+		ENV_FORMS,
+		"  -q, --quiet   print only errors and warnings\n"
+		"  -n, --nodes   also print every node and VM as strata expands them\n"
+		"                (names, addresses, VM ids, placement, sizes)\n"
+		"      --keys    print every config key with its type and meaning\n"
+		"  -h, --help    show this help\n",
+		"  0  valid (warnings allowed)\n  2  errors found, or a usage error\n",
+		"strata validate --nodes homelab",
+	},
+	{
+		"gen", cmd_gen,
+		"write secrets (once), Talos machine configs and talosconfig; offline",
+		"ENV [-o json]",
+		"Write every Talos file of ENV, offline: secrets.yaml (generated once,\n"
+		"never overwritten), controlplane.yaml and worker.yaml, patches/NODE.yaml\n"
+		"(address, routes, nameservers, VIP, install disk), nodes/NODE.yaml (base\n"
+		"+ node patch + talos.patches from config.yml) and talosconfig. Files are\n"
+		"rewritten only when their contents change. Prints the Talos ISO URL and\n"
+		"the installer image of the environment's schematic.\n",
+		ENV_FORMS,
+		"  -o json     print the result as one JSON object (docs/json.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  done\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata gen homelab",
+	},
+	{
+		"plan", cmd_plan,
+		"show what apply would change in Proxmox (-o json)",
+		"ENV [-o json]",
+		"Compare the live Proxmox state with ENV/config.yml and print what\n"
+		"apply would do: create, update in place (cores, memory, disk grow,\n"
+		"tags, MAC), replace (placement or disk shrink), delete (VMs this\n"
+		"environment owns that the config no longer names) and drift (values\n"
+		"changed in Proxmox by hand). VMs strata does not own are never\n"
+		"touched; one that holds a wanted VM id is reported as a conflict.\n"
+		"Reads only: /cluster/resources once, then the config of owned VMs.\n",
+		ENV_FORMS,
+		"  -o json     print the plan as JSON (docs/json.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  planned (with changes or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata plan homelab -o json",
+	},
+	{
+		"apply", cmd_apply,
+		"make Proxmox, Talos and Kubernetes match the config; resumable",
+		"ENV [--yes] [--dry-run] [--parallel N] [--timeout D] [-o json]",
+		"Make the live state match ENV/config.yml. Prints the plan (VM changes,\n"
+		"and nodes whose Talos config changed since it was applied), asks for\n"
+		"confirmation (unless --yes), then runs the phases in order:\n"
+		"  talos-config   secrets (once), machine configs, talosconfig generated\n"
+		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
+		"  cidata         each new node's config on a cidata ISO, uploaded\n"
+		"                 (proxmox.first_boot: cidata, the default)\n"
+		"  vms            VMs created, updated, replaced and deleted, in parallel\n"
+		"  start          every VM running\n"
+		"  talos-install  each node confirmed over mTLS at its static address\n"
+		"                 after installing from its cidata ISO (or, with\n"
+		"                 first_boot: maintenance, its config applied in\n"
+		"                 maintenance mode); then it boots from disk, ISOs\n"
+		"                 detached, the cidata ISO deleted\n"
+		"  cidata-sweep   no cidata ISO of this env left in the ISO storage\n"
+		"  bootstrap      etcd bootstrapped once on the first control plane\n"
+		"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
+		"On a terminal the Talos files are generated before asking, so the\n"
+		"question lists the running nodes they change. Without a terminal and\n"
+		"without --yes, apply decides from the plan and the files it would\n"
+		"write, and refuses before writing anything when there is a change.\n"
+		"Each step is journaled in ENV/state.json; an interrupted or failed\n"
+		"apply (Ctrl-C, kill, lost connection) is resumed by running it again,\n"
+		"without duplicating a VM. A second apply on the same ENV refuses while\n"
+		"the first holds ENV/.lock. The last line says what was created,\n"
+		"changed and deleted, and how long it took.\n",
+		ENV_FORMS,
+		"  -y, --yes          do not ask (needed when stdin is not a terminal)\n"
+		"  -n, --dry-run      print the phases and what they would do; change nothing\n"
+		"  -j, --parallel N   at most N VMs at a time (default 16)\n"
+		"  -t, --timeout D    bound on each wait for nodes and APIs, e.g. 90s, 10m\n"
+		"                     (default 15m)\n"
+		"  -o json            stream events on stdout, one JSON object per line,\n"
+		"                     ending with a summary (docs/json.md); the human\n"
+		"                     output goes to stderr\n"
+		"  -h, --help         show this help\n",
+		EXIT_CHANGES,
+		"strata apply homelab --yes",
+	},
+	{
+		"destroy", cmd_destroy,
+		"hard-stop and delete every VM this env owns",
+		"ENV [--yes] [--purge-state] [-o json]",
+		"Hard-stop and delete (with purge) every VM this environment owns, all\n"
+		"in parallel. A VM is owned only when it carries the strata-ENV tag,\n"
+		"strata's marker in its description and an id in the env's range;\n"
+		"nothing else is touched. There is no ACPI wait: a guest that ignores\n"
+		"shutdown does not hold destroy up.\n"
+		"The env folder keeps its secrets (secrets.yaml, talosconfig) so the\n"
+		"cluster can be rebuilt with the same identity, unless --purge-state.\n"
+		"The last line says what was deleted and what was kept.\n",
+		ENV_FORMS,
+		"  -y, --yes          do not ask (needed when stdin is not a terminal)\n"
+		"      --purge-state  also remove generated files and secrets from ENV\n"
+		"                     (config.yml and patches you wrote stay)\n"
+		"  -o json            stream events on stdout, one JSON object per line,\n"
+		"                     ending with a summary (docs/json.md)\n"
+		"  -h, --help         show this help\n",
+		EXIT_CHANGES,
+		"strata destroy homelab --yes",
+	},
+	{
+		"status", cmd_status,
+		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
+		"ENV [-o json]",
+		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
+		"power state, size) next to what the config wants, marking drift (a\n"
+		"size or placement that differs from the config, like plan) and the\n"
+		"VMs the environment owns that the config no longer names. For Talos\n"
+		"nodes, also what the node says over mTLS at its address (Talos\n"
+		"version, or maintenance / down / foreign when another CA answers),\n"
+		"etcd's state on control planes, and the Kubernetes node's readiness\n"
+		"(from ENV/kubeconfig). Ends with a summary line. Reads only; every\n"
+		"probe is bounded to a few seconds.\n",
+		ENV_FORMS,
+		"  -o json     machine-readable output (docs/json.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata status homelab",
+	},
+};
+
+#define N_HELPS (sizeof(helps) / sizeof(helps[0]))
+
+const struct cmd_help *
+cmd_help_table(size_t *n)
+{
+	*n = N_HELPS;
+	return helps;
+}
+
+const struct cmd_help *
+cmd_help_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_HELPS; i++)
+		if (!strcmp(helps[i].name, name))
+			return &helps[i];
+	return NULL;
+}
+
+static const char exit_table[] =
+	"  0  success\n"
+	"  1  failed while working: network, TLS, an answer from Proxmox or Talos\n"
+	"     (HTTP 401/403 included: the token or its privileges), a failed task;\n"
+	"     apply and destroy resume when run again\n"
+	"  2  usage or config error, found before anything is contacted: the\n"
+	"     command line, config.yml, an unset environment variable or a\n"
+	"     missing or empty secret file it names; apply/destroy without a\n"
+	"     terminal and without --yes\n"
+	"  3  interrupted (Ctrl-C, SIGTERM); run the same command again to resume\n";
+
+void
+cmd_help_print(const struct cmd_help *h, FILE *fp)
+{
+	fprintf(fp, "usage: strata %s %s\n\n%s\n%s\n%s\nExit status:\n%s\n"
+		"Example:\n  %s\n", h->name, h->synopsis, h->description,
+		h->env_forms, h->options, h->exits, h->example);
+}
+
+void
+cmd_main_usage(FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp,
+		"usage: strata [--version] [--help] COMMAND [ARGS]\n"
+		"\n"
+		"strata turns one config.yml per environment into a running\n"
+		"Talos Kubernetes platform on Proxmox VE: VMs, Talos installed,\n"
+		"etcd bootstrapped, kubeconfig. The environment folder is the state.\n"
+		"\n"
+		"commands:\n");
+	for (i = 0; i < N_HELPS; i++)
+		fprintf(fp, "  %-10s %s\n", helps[i].name, helps[i].summary);
+	fprintf(fp,
+		"\n"
+		"'strata COMMAND --help' describes a command; 'man strata' all of them.\n"
+		"\n%s\n"
+		"Exit status (every command):\n%s"
+		"\n"
+		"NO_COLOR turns colour off.\n", ENV_FORMS, exit_table);
+}
+
+/* roff: escape backslashes, leading dots/quotes and hyphens in flags. */
+static void
+roff_text(FILE *fp, const char *s, size_t n)
+{
+	size_t i;
+
+	if (n && (s[0] == '.' || s[0] == '\''))
+		fputs("\\&", fp);
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\\')
+			fputs("\\e", fp);
+		else if (s[i] == '-')
+			fputs("\\-", fp);
+		else
+			fputc(s[i], fp);
+	}
+}
+
+/* Paragraph text: lines joined; lines indented by two spaces kept as a
+ * literal block (the phase list of apply). */
+static void
+roff_para(FILE *fp, const char *s)
+{
+	bool lit = false;
+
+	fputs(".PP\n", fp);
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+		bool indented = n > 2 && s[0] == ' ' && s[1] == ' ';
+
+		if (indented && !lit) {
+			fputs(".RS 2\n.nf\n", fp);
+			lit = true;
+		} else if (!indented && lit) {
+			fputs(".fi\n.RE\n", fp);
+			lit = false;
+		}
+		roff_text(fp, indented ? s + 2 : s, indented ? n - 2 : n);
+		fputc('\n', fp);
+		s += n + (nl != NULL);
+	}
+	if (lit)
+		fputs(".fi\n.RE\n", fp);
+}
+
+/* Options: "  -y, --yes   text" starts an item, deeper lines continue it. */
+static void
+roff_options(FILE *fp, const char *s)
+{
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s), i = 0, j;
+
+		while (i < n && s[i] == ' ')
+			i++;
+		if (i <= 6 && i < n && s[i] == '-') {
+			j = i;
+			while (j + 1 < n && !(s[j] == ' ' && s[j + 1] == ' '))
+				j++;
+			fputs(".TP\n.B ", fp);
+			roff_text(fp, s + i, j - i);
+			fputc('\n', fp);
+			while (j < n && s[j] == ' ')
+				j++;
+			roff_text(fp, s + j, n - j);
+		} else {
+			roff_text(fp, s + i, n - i);
+		}
+		fputc('\n', fp);
+		s += n + (nl != NULL);
+	}
+}
+
+void
+cmd_man(FILE *fp)
+{
+	size_t i;
+
+	fputs(".\\\" strata.1: generated by 'strata --man' from src/cmd/help.c; do not edit\n"
+	      ".TH STRATA 1 \"\" \"strata " STRATA_VERSION "\" \"User Commands\"\n"
+	      ".SH NAME\n"
+	      "strata \\- one YAML file per environment to a running Talos Kubernetes homelab\n"
+	      ".SH SYNOPSIS\n", fp);
+	for (i = 0; i < N_HELPS; i++) {
+		fprintf(fp, ".B strata %s\n", helps[i].name);
+		roff_text(fp, helps[i].synopsis, strlen(helps[i].synopsis));
+		fputs("\n.br\n", fp);
+	}
+	fputs(".SH DESCRIPTION\n", fp);
+	roff_para(fp, "strata turns one config.yml per environment into a running Talos\n"
+		  "Kubernetes platform on Proxmox VE: VMs, Talos installed, etcd\n"
+		  "bootstrapped, kubeconfig. The environment folder is the state.\n");
+	roff_para(fp, ENV_FORMS);
+	fputs(".SH COMMANDS\n", fp);
+	for (i = 0; i < N_HELPS; i++) {
+		const struct cmd_help *h = &helps[i];
+
+		fprintf(fp, ".SS strata %s\n", h->name);
+		roff_text(fp, h->synopsis, strlen(h->synopsis));
+		fputc('\n', fp);
+		roff_para(fp, h->description);
+		if (strcmp(h->env_forms, ENV_FORMS))
+			roff_para(fp, h->env_forms);
+		roff_options(fp, h->options);
+		fputs(".PP\nExit status:\n", fp);
+		roff_para(fp, h->exits);
+		fputs(".PP\nExample:\n.RS 2\n.nf\n", fp);
+		roff_text(fp, h->example, strlen(h->example));
+		fputs("\n.fi\n.RE\n", fp);
+	}
+	fputs(".SH EXIT STATUS\n", fp);
+	roff_para(fp, exit_table);
+	fputs(".SH ENVIRONMENT\n"
+	      ".TP\n.B NO_COLOR\nturns colour off.\n"
+	      ".TP\n.B STRATA_EXAMPLES\nthe folder init copies examples from.\n"
+	      ".SH FILES\n"
+	      ".TP\n.I ENV/config.yml\nthe environment, written by you.\n"
+	      ".TP\n.I ENV/state.json\nthe journal of what apply did (0600).\n"
+	      ".TP\n.I ENV/secrets.yaml, ENV/talosconfig, ENV/kubeconfig\n"
+	      "cluster secrets and admin credentials (0600); never commit them.\n", fp);
+}
