@@ -367,20 +367,16 @@ sweep_node(struct apply_ctx *c, const char *node, size_t *deleted,
 	   struct err *err)
 {
 	const char *storage = c->cfg->proxmox.iso_storage;
-	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
-	struct pve_params q;
-	json_t *data = NULL, *e;
-	size_t i;
+	char **vols = NULL;
+	size_t i, n = 0;
 	int r;
 
-	pve_params_init(&q);
-	pve_params_add(&q, "content", "iso");
-	r = pve_call(c->pve, "GET", path, &q, &data, err);
-	json_array_foreach(data, i, e) {
-		const char *v = json_string_value(json_object_get(e, "volid"));
+	r = pve_storage_volids(c->pve, node, storage, "iso", &vols, &n, err);
+	for (i = 0; i < n && r == 0; i++) {
+		const char *v = vols[i];
 		char *upid = NULL;
 
-		if (r < 0 || !v || !is_ours(c, v) || still_wanted(c, v))
+		if (!is_ours(c, v) || still_wanted(c, v))
 			continue;
 		r = pve_storage_delete(c->pve, node, storage, v, &upid, err);
 		if (r == 0 && upid)
@@ -391,9 +387,7 @@ sweep_node(struct apply_ctx *c, const char *node, size_t *deleted,
 			(*deleted)++;
 		free(upid);
 	}
-	json_decref(data);
-	pve_params_release(&q);
-	free(path);
+	pve_volids_free(vols, n);
 	return r;
 }
 

@@ -549,11 +549,18 @@ install_dry_run(struct apply_ctx *c, FILE *fp)
 	size_t i;
 
 	for (i = 0; i < c->cfg->n_nodes; i++)
-		fprintf(fp, "    %s: unless up at %s:%d over mTLS, apply "
-			"nodes/%s.yaml in maintenance mode and wait for the "
-			"install; then boot from disk\n", c->cfg->nodes[i].name,
-			c->cfg->nodes[i].ip, TALOS_API_PORT,
-			c->cfg->nodes[i].name);
+		if (cidata_mode(c))
+			fprintf(fp, "    %s: unless up at %s:%d over mTLS, wait for "
+				"it to install from its cidata drive; then boot "
+				"from disk, the cidata ISO deleted\n",
+				c->cfg->nodes[i].name, c->cfg->nodes[i].ip,
+				TALOS_API_PORT);
+		else
+			fprintf(fp, "    %s: unless up at %s:%d over mTLS, apply "
+				"nodes/%s.yaml in maintenance mode and wait for "
+				"the install; then boot from disk\n",
+				c->cfg->nodes[i].name, c->cfg->nodes[i].ip,
+				TALOS_API_PORT, c->cfg->nodes[i].name);
 }
 
 const struct phase ph_talos_install = {

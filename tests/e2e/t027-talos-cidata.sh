@@ -18,8 +18,10 @@ vm_ids() { labsim_py "sorted(int(k) for k in s['vms'] if $1 <= int(k) < $1 + 50)
 
 expect_rc 0 "validate: first_boot defaults to cidata" -- "$STRATA" apply "$E" --dry-run
 expect_grep "upload local:iso/strata.ci.ci-cp-1.cidata.iso to pve1 (nodes/ci-cp-1.yaml as user-data), attached as ide3" \
-	"$T/out" "dry run lists the cidata uploads"
-expect_grep "nocloud-amd64.iso" "$T/out" "dry run: the nocloud ISO"
+	"$T/err" "dry run lists the cidata uploads"
+expect_grep "nocloud-amd64.iso" "$T/err" "dry run: the nocloud ISO"
+expect_grep "ci-w-2: unless up at 127.0.27.22:50000 over mTLS, wait for it to install from its cidata drive" \
+	"$T/err" "dry run: talos-install waits, sends nothing"
 
 labsim_ctl POST reset-requests > /dev/null
 expect_rc 0 "apply --yes of 1+2 with cidata" -- "$STRATA" apply "$E" --yes --timeout 60s
@@ -83,30 +85,41 @@ curl -sk -X DELETE -H "Authorization: PVEAPIToken=$PVE_TOKEN_ID=$PVE_TOKEN_SECRE
 	"https://127.0.0.1:$PVE_PORT/api2/json/nodes/pve2/storage/local/content/local:iso/strata.ci-b.ci-b-cp-1.cidata.iso" > /dev/null
 sleep 0.3   # the imgdel task (scaled)
 
+# small_env DIR NAME VMID_BASE X: 1+1 (or 1+0 with W=0) with its VIP at
+# 127.0.27.X0, nodes from .X1 and .X1+10, the default first boot.
+small_env() {
+	write_env "$1" "$2" "$3" 1 "${W:-1}" 127.0.27
+	sed -i "/^  first_boot:/d; s/127\\.0\\.27\\.10\$/127.0.27.${4}0/; s/ip_start: 127\\.0\\.27\\.11,/ip_start: 127.0.27.${4}1,/; s/ip_start: 127\\.0\\.27\\.21,/ip_start: 127.0.27.$(($4 + 1))1,/" "$1/config.yml"
+}
+# kill_apply ENV WHAT COND: start apply of ENV, kill -9 it once the shell
+# function COND succeeds (polled every 50 ms, 15 s at most)
+kill_apply() {
+	"$STRATA" apply "$1" --yes --timeout 60s > "$T/kill.out" 2>&1 &
+	pid=$!
+	hit=no i=0
+	while [ $i -lt 300 ]; do
+		if $3; then hit=yes; break; fi
+		sleep 0.05; i=$((i + 1))
+	done
+	if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
+		wait $pid 2>/dev/null
+		ok "killed apply of $(basename "$1") $2"
+	else
+		wait $pid; bad "apply of $(basename "$1") not caught $2"; tail -5 "$T/kill.out" | sed 's/^/     | /'
+	fi
+}
+
 # kill -9 right after the uploads (VM creation slowed down to catch it),
 # then apply again: the world converges, the ISOs are gone.
 K="$T/envs/kc"
-write_env "$K" kc 2800 1 1 127.0.27
-sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.110/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.111,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.121,/' "$K/config.yml"
+small_env "$K" kc 2800 11
+# 3 uploads of env ci, then the 2 of kc, and no VM of kc yet
+uploaded() {
+	[ "$(labsim_py "sum(1 for t in s['tasks'] if t['type'] == 'imgcopy' and t['exitstatus'] == 'OK')")" -ge 5 ] &&
+	[ "$(vm_ids 2800)" = "[]" ]
+}
 labsim_ctl POST knobs '{"latency": {"/qemu$": 3}}' > /dev/null
-"$STRATA" apply "$K" --yes --timeout 60s > "$T/kill.out" 2>&1 &
-pid=$!
-hit=no
-i=0
-while [ $i -lt 300 ]; do
-	# 3 uploads of env ci, then the 2 of kc
-	if [ "$(labsim_py "sum(1 for t in s['tasks'] if t['type'] == 'imgcopy' and t['exitstatus'] == 'OK')")" -ge 5 ] \
-	   && [ "$(vm_ids 2800)" = "[]" ]; then
-		hit=yes; break
-	fi
-	sleep 0.05; i=$((i + 1))
-done
-if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
-	wait $pid 2>/dev/null
-	ok "killed apply of kc after its uploads, before any VM existed"
-else
-	wait $pid; bad "apply of kc not caught after the uploads"; tail -5 "$T/kill.out" | sed 's/^/     | /'
-fi
+kill_apply "$K" "after its uploads, before any VM existed" uploaded
 [ "$(cidata_vols)" = "['local:iso/strata.kc.kc-cp-1.cidata.iso', 'local:iso/strata.kc.kc-w-1.cidata.iso']" ] \
 	&& ok "the killed apply left its two cidata ISOs" || bad "after kill: $(cidata_vols)"
 labsim_ctl POST knobs '{"latency": 0}' > /dev/null
@@ -121,27 +134,14 @@ expect_grep "nothing to do" "$T/err" "kc: quiet re-run"
 # kill -9 once the VMs exist with their cidata drives (start slowed down),
 # then destroy: the VMs go, and their pending cidata ISOs with them.
 D="$T/envs/kd"
-write_env "$D" kd 2900 1 1 127.0.27
-sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.150/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.151,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.161,/' "$D/config.yml"
+small_env "$D" kd 2900 15
+created() {
+	[ "$(vm_ids 2900)" = "[2900, 2901]" ] && [ -f "$D/state.json" ] &&
+	[ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
+	  = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ]
+}
 labsim_ctl POST knobs '{"latency": {"/status/start$": 3}}' > /dev/null
-"$STRATA" apply "$D" --yes --timeout 60s > "$T/kill.out" 2>&1 &
-pid=$!
-hit=no
-i=0
-while [ $i -lt 300 ]; do
-	if [ "$(vm_ids 2900)" = "[2900, 2901]" ] && [ -f "$D/state.json" ] && \
-	   [ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
-	     = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ]; then
-		hit=yes; break
-	fi
-	sleep 0.05; i=$((i + 1))
-done
-if [ $hit = yes ] && kill -9 $pid 2>/dev/null; then
-	wait $pid 2>/dev/null
-	ok "killed apply of kd with both VMs created, their cidata ISOs journaled"
-else
-	wait $pid; bad "apply of kd not caught with its VMs created"; tail -5 "$T/kill.out" | sed 's/^/     | /'
-fi
+kill_apply "$D" "with both VMs created, their cidata ISOs journaled" created
 labsim_ctl POST knobs '{"latency": 0}' > /dev/null
 expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
 [ "$(vm_ids 2900)" = "[]" ] && ok "kd: VMs deleted" || bad "kd VMs: $(vm_ids 2900)"
@@ -151,8 +151,7 @@ expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
 # DHCP address the guest agent reports: strata never sends it the config
 # and says why after --timeout.
 U="$T/envs/ku"
-write_env "$U" ku 2950 1 0 127.0.27
-sed -i '/^  first_boot:/d; s/127\.0\.27\.10$/127.0.27.170/; s/ip_start: 127\.0\.27\.11,/ip_start: 127.0.27.171,/; s/ip_start: 127\.0\.27\.21,/ip_start: 127.0.27.181,/' "$U/config.yml"
+W=0 small_env "$U" ku 2950 17
 labsim_ctl POST knobs '{"cidata_unread": true, "agent_delay": 0}' > /dev/null
 a0=$(talos_calls ApplyConfiguration)
 expect_rc 1 "apply of a node that ignores its cidata drive fails" -- "$STRATA" apply "$U" --yes --timeout 3s

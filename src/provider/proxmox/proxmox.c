@@ -496,27 +496,16 @@ pve_storage_has(struct pve *p, const char *node, const char *storage,
 		const char *content, const char *volid, bool *has,
 		struct err *err)
 {
-	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
-	struct pve_params q;
-	json_t *data = NULL, *e;
-	size_t i;
+	char **v = NULL;
+	size_t i, n = 0;
 	int r;
 
 	*has = false;
-	pve_params_init(&q);
-	pve_params_add(&q, "content", content);
-	r = pve_call(p, "GET", path, &q, &data, err);
-	if (r == 0) {
-		json_array_foreach(data, i, e) {
-			const char *v = json_string_value(json_object_get(e, "volid"));
-
-			if (v && !strcmp(v, volid))
-				*has = true;
-		}
-	}
-	json_decref(data);
-	pve_params_release(&q);
-	free(path);
+	r = pve_storage_volids(p, node, storage, content, &v, &n, err);
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i], volid))
+			*has = true;
+	pve_volids_free(v, n);
 	return r;
 }
 

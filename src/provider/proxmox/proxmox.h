@@ -122,6 +122,12 @@ int pve_storage_upload(struct pve *p, const char *node, const char *storage,
 		       const char *content, const char *filename,
 		       const void *data, size_t len, char **upid_out,
 		       struct err *err);
+/* The volume ids of one content type in a storage (caller frees with
+ * pve_volids_free). */
+int pve_storage_volids(struct pve *p, const char *node, const char *storage,
+		       const char *content, char ***out, size_t *n,
+		       struct err *err);
+void pve_volids_free(char **v, size_t n);
 /* DELETE .../content/{volid} (Datastore.Allocate); *upid_out: imgdel. */
 int pve_storage_delete(struct pve *p, const char *node, const char *storage,
 		       const char *volid, char **upid_out, struct err *err);

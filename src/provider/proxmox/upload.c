@@ -108,6 +108,46 @@ pve_storage_upload(struct pve *p, const char *node, const char *storage,
 }
 
 int
+pve_storage_volids(struct pve *p, const char *node, const char *storage,
+		   const char *content, char ***out, size_t *n, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
+	struct pve_params q;
+	json_t *data = NULL, *e;
+	size_t i;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	pve_params_init(&q);
+	pve_params_add(&q, "content", content);
+	r = pve_call(p, "GET", path, &q, &data, err);
+	if (r == 0 && json_is_array(data)) {
+		*out = xcalloc(json_array_size(data) + 1, sizeof(char *));
+		json_array_foreach(data, i, e) {
+			const char *v = json_string_value(json_object_get(e, "volid"));
+
+			if (v)
+				(*out)[(*n)++] = xstrdup(v);
+		}
+	}
+	json_decref(data);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+void
+pve_volids_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int
 pve_storage_delete(struct pve *p, const char *node, const char *storage,
 		   const char *volid, char **upid_out, struct err *err)
 {
