@@ -26,7 +26,7 @@ _strata() {
 	fi
 	case $cmd in
 	init)     opts="--platform --from --help" ;;
-	validate) opts="--quiet --nodes --keys --help" ;;
+	validate) opts="--quiet --nodes --keys -o --help" ;;
 	gen)      opts="-o --help" ;;
 	plan)     opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --help" ;;

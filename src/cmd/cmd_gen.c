@@ -13,14 +13,16 @@
 static void
 print_json(const struct config *cfg, const char *dir, const struct gen_result *res)
 {
-	json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:i, s:i}",
+	json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:i, s:i, s:i, s:i}",
 			      "format_version", 1, "env", cfg->name, "dir", dir,
 			      "schematic", res ? json_string(res->schematic_id) : json_null(),
 			      "iso_url", res ? json_string(res->iso_url) : json_null(),
 			      "installer", res ? json_string(res->installer_image) : json_null(),
 			      "secrets_created", res ? res->secrets_created : 0,
 			      "files_written", res ? res->files_changed : 0,
-			      "files_unchanged", res ? res->files_total - res->files_changed : 0);
+			      "files_unchanged", res ? res->files_total - res->files_changed : 0,
+			      "files_removed", res ? res->files_removed : 0,
+			      "files_kept", res ? res->files_kept : 0);
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
 	puts(s);
@@ -52,7 +54,7 @@ cmd_gen(int argc, char **argv)
 		return cmd_usage_error("gen", "missing ENV");
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
-	r = config_load_env(&cfg, dir, &diag);
+	r = config_load_env_opts(&cfg, dir, &diag, CONFIG_OFFLINE);
 	diag_print(&diag, stderr);
 	if (r != 0) {
 		if (diag.errors || diag.warnings)
@@ -83,9 +85,13 @@ cmd_gen(int argc, char **argv)
 	printf("schematic: %s\n", res.schematic_id);
 	printf("iso: %s\n", res.iso_url);
 	printf("installer: %s\n", res.installer_image);
-	printf("%d file%s written, %d unchanged\n", res.files_changed,
+	printf("%d file%s written, %d unchanged", res.files_changed,
 	       res.files_changed == 1 ? "" : "s",
 	       res.files_total - res.files_changed);
+	if (res.files_removed)
+		printf(", %d removed (nodes no longer in the config)",
+		       res.files_removed);
+	printf("\n");
 	r = 0;
 out:
 	if (lock.held)

@@ -129,7 +129,7 @@ example_platform(const char *src)
 	const char *p = NULL;
 
 	diag_init(&diag, "config.yml");
-	if (config_load_env(&cfg, src, &diag) == 0 && cfg &&
+	if (config_load_env_opts(&cfg, src, &diag, CONFIG_OFFLINE) == 0 && cfg &&
 	    cfg->platform != PLATFORM_UNSET)
 		p = platform_name(cfg->platform);
 	config_free(cfg);

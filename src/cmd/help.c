@@ -48,16 +48,20 @@ static const struct cmd_help helps[] = {
 	{
 		"validate", cmd_validate,
 		"check config.yml; every error as FILE:LINE:COL",
-		"ENV [--quiet] [--nodes] | --keys",
+		"ENV [--quiet] [--nodes] [-o json] | --keys",
 		"Check ENV/config.yml: syntax, types, ranges, unknown keys and the\n"
 		"semantic rules (addresses inside the network, no duplicates, VM id\n"
-		"ranges, versions, secret references). Every problem is reported, one\n"
-		"per line, as FILE:LINE:COL: error: PATH: message. Nothing is\n"
-		"contacted or written.\n",
+		"ranges, versions), talos.patches against the Talos config schema,\n"
+		"and that every secret reference is there (${VAR} set, file: present\n"
+		"and not empty; never printed). Every problem is reported, one per\n"
+		"line, as FILE:LINE:COL: error: PATH: message. Nothing is contacted\n"
+		"or written.\n",
 		ENV_FORMS,
 		"  -q, --quiet   print only errors and warnings\n"
 		"  -n, --nodes   also print every node and VM as strata expands them\n"
 		"                (names, addresses, VM ids, placement, sizes)\n"
+		"  -o json       the diagnostics (with --nodes also the nodes) as one\n"
+		"                JSON object on stdout, nothing on stderr (docs/json.md)\n"
 		"      --keys    print every config key with its type and meaning\n"
 		"  -h, --help    show this help\n",
 		"  0  valid (warnings allowed)\n  2  errors found, or a usage error\n",

@@ -202,6 +202,19 @@ config_pos(const struct config *cfg, const char *path, int *line, int *col)
 	}
 	buf_release(&yp);
 	decode_node_pos(n, line, col);
+	/* An empty list or mapping has no token of its own: use its key. */
+	if (*line == 0 && n != root) {
+		struct fy_node *parent = fy_node_get_parent(n);
+		struct fy_node_pair *p;
+		void *it = NULL;
+
+		while (parent && fy_node_get_type(parent) == FYNT_MAPPING &&
+		       (p = fy_node_mapping_iterate(parent, &it)))
+			if (fy_node_pair_value(p) == n) {
+				decode_node_pos(fy_node_pair_key(p), line, col);
+				break;
+			}
+	}
 }
 
 /* --- parsing ------------------------------------------------------------ */
@@ -233,6 +246,12 @@ parse_yaml(const char *text, size_t len, struct diag *diag)
 			 "file holds no settings; start from 'strata init'");
 	else if (!doc && pc.errors == 0)
 		diag_add(diag, DIAG_ERROR, 0, 0, NULL, "invalid YAML");
+	/* Anchors, aliases and merge keys are expanded here, so every
+	 * subtree (a talos patch copied out, a pool) stands on its own. */
+	if (doc && yaml_resolve(doc, on_parse_error, &pc) < 0) {
+		fy_document_destroy(doc);
+		doc = NULL;
+	}
 	return doc;
 }
 
@@ -270,8 +289,9 @@ utf8_len(const unsigned char *p, size_t left)
 	return n;
 }
 
-static int
-check_text(const char *t, size_t len, struct diag *diag)
+int
+config_check_text(const char *t, size_t len, struct diag *diag,
+		  const char *file)
 {
 	const unsigned char *p = (const unsigned char *)t;
 	size_t i = 0, n;
@@ -282,16 +302,16 @@ check_text(const char *t, size_t len, struct diag *diag)
 
 		if (ch == 0 || (ch < 0x20 && ch != '\n' && ch != '\r' &&
 				ch != '\t') || ch == 0x7f) {
-			diag_add(diag, DIAG_ERROR, line, col, NULL,
-				 "control character 0x%02x: this is not a "
-				 "text file", ch);
+			diag_add_file(diag, file, DIAG_ERROR, line, col, NULL,
+				      "control character 0x%02x: this is not a "
+				      "text file", ch);
 			return -1;
 		}
 		n = utf8_len(p + i, len - i);
 		if (!n) {
-			diag_add(diag, DIAG_ERROR, line, col, NULL,
-				 "invalid UTF-8 byte 0x%02x: this is not a "
-				 "text file", ch);
+			diag_add_file(diag, file, DIAG_ERROR, line, col, NULL,
+				      "invalid UTF-8 byte 0x%02x: this is not a "
+				      "text file", ch);
 			return -1;
 		}
 		if (ch == '\n') {
@@ -344,7 +364,7 @@ config_load_mem(struct config **out, const char *path, const char *data,
 			 "file is larger than 1 MiB; a config is a few kilobytes");
 		return -1;
 	}
-	if (check_text(data, len, diag) < 0)
+	if (config_check_text(data, len, diag, NULL) < 0)
 		return -1;
 	if (is_blank(data, len)) {
 		diag_add(diag, DIAG_ERROR, 0, 0, NULL,
@@ -422,16 +442,23 @@ config_load(struct config **out, const char *path, struct diag *diag)
 }
 
 int
-config_load_env(struct config **out, const char *env_dir, struct diag *diag)
+config_load_env_opts(struct config **out, const char *env_dir,
+		     struct diag *diag, unsigned flags)
 {
 	char *path = fs_join(env_dir, "config.yml");
 	int r;
 
 	free(diag->file);
 	diag->file = xstrdup(path);
-	r = config_load(out, path, diag);
+	r = config_load_opts(out, path, diag, flags);
 	free(path);
 	return r;
+}
+
+int
+config_load_env(struct config **out, const char *env_dir, struct diag *diag)
+{
+	return config_load_env_opts(out, env_dir, diag, 0);
 }
 
 const struct node *
@@ -474,7 +501,13 @@ config_secret_resolve(char **out, const struct config *cfg,
 		r = fs_read_file(&b, path, 64 * 1024, err);
 		free(path);
 		if (r < 0) {
-			buf_release(&b);
+			/* A missing secret is a config problem, like an unset
+			 * variable: both exit 2. */
+			buf_release_secret(&b);
+			if (err->code == ERR_NOTFOUND)
+				return err_set(err, ERR_USAGE,
+					       "%s: secret file '%s' does not exist",
+					       what, ref->text);
 			return err_wrap(err, "%s", what);
 		}
 		while (b.len && (b.ptr[b.len - 1] == '\n' ||
@@ -482,7 +515,7 @@ config_secret_resolve(char **out, const struct config *cfg,
 				 b.ptr[b.len - 1] == ' '))
 			b.ptr[--b.len] = '\0';
 		if (!b.len) {
-			buf_release(&b);
+			buf_release_secret(&b);
 			return err_set(err, ERR_USAGE, "%s: file '%s' is empty",
 				       what, ref->text);
 		}

@@ -235,6 +235,11 @@ struct config {
  */
 int config_load(struct config **out, const char *path, struct diag *diag);
 int config_load_env(struct config **out, const char *env_dir, struct diag *diag);
+#define CONFIG_NO_SIBLINGS   0x1   /* skip the VM id overlap check */
+#define CONFIG_CHECK_SECRETS 0x2   /* ${VAR} set, file: secrets present and not empty */
+#define CONFIG_OFFLINE       0x4   /* gen: what only apply cannot do yet is not an error */
+int config_load_env_opts(struct config **out, const char *env_dir,
+			 struct diag *diag, unsigned flags);
 void config_free(struct config *cfg);
 
 /* Resolve a secret reference. Returns 0 and a malloc'd value, or fills err. */

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <libfyaml.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -133,8 +134,8 @@ decode_suggest(const char *word, const char *const *cands, size_t n)
 	return bestd <= limit ? best : NULL;
 }
 
-static const char *
-kind_name(struct fy_node *n)
+const char *
+decode_kind_name(struct fy_node *n)
 {
 	if (!n || fy_node_is_null(n))
 		return "nothing";
@@ -156,7 +157,7 @@ decode_scalar(struct dctx *c, struct fy_node *n, const char *path,
 
 	if (!n || fy_node_get_type(n) != FYNT_SCALAR) {
 		decode_error(c, n, path, "expected %s, got %s", want,
-			     kind_name(n));
+			     decode_kind_name(n));
 		return NULL;
 	}
 	s = fy_node_get_scalar0(n);
@@ -182,7 +183,11 @@ parse_long(const char *s, long *out)
 		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || *end)
+	if (*end)
+		return -1;
+	if (errno == ERANGE)
+		return -2;   /* digits, but past what a long holds */
+	if (errno)
 		return -1;
 	*out = v;
 	return 0;
@@ -200,7 +205,11 @@ parse_size(const char *s, int in_gib, long *out)
 		return -1;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || v < 0 || v > 1e9)
+	if (errno == ERANGE || v > 1e9) {
+		*out = LONG_MAX;   /* a number, far out of any range */
+		return *end && !strchr("MGT", *end) ? -1 : 0;
+	}
+	if (errno || v < 0)
 		return -1;
 	if (!*end) {
 		if (end != s + strspn(s, "0123456789"))
@@ -282,7 +291,7 @@ store_strlist(struct str_list *l, struct dctx *c, struct fy_node *n,
 	}
 	if (!n || fy_node_get_type(n) != FYNT_SEQUENCE) {
 		decode_error(c, n, path, "expected a list of strings, got %s",
-			     kind_name(n));
+			     decode_kind_name(n));
 		return;
 	}
 	l->v = xcalloc((size_t)fy_node_sequence_item_count(n) + 1,
@@ -300,6 +309,66 @@ store_strlist(struct str_list *l, struct dctx *c, struct fy_node *n,
 	buf_release(&p);
 }
 
+static bool
+is_env_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || isdigit((unsigned char)s[0]))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * "${VAR}", "file:PATH" or a literal. Messages never quote the text: a
+ * malformed reference may be the secret itself pasted in the wrong place.
+ * A reference that cannot be used keeps kind SECRET_ENV with text NULL, so
+ * the validator neither calls it missing nor looks it up.
+ */
+static void
+decode_secret(struct dctx *c, struct fy_node *n, struct secret_ref *r,
+	      const char *s, const char *path)
+{
+	size_t len = strlen(s);
+
+	if (!strncmp(s, "${", 2)) {
+		r->kind = SECRET_ENV;
+		if (s[len - 1] != '}')
+			decode_error(c, n, path,
+				     "a reference starts with '${' but has no "
+				     "closing '}'");
+		else if (!is_env_name(s + 2, len - 3))
+			decode_error(c, n, path,
+				     "not a valid environment variable "
+				     "reference: write ${NAME}, a name of "
+				     "letters, digits and '_' not starting "
+				     "with a digit");
+		else
+			r->text = xstrndup(s + 2, len - 3);
+	} else if (s[0] == '$' && is_env_name(s + 1, len - 1)) {
+		/* A shell-style reference would be sent as the secret. */
+		r->kind = SECRET_ENV;
+		decode_error(c, n, path,
+			     "'%s' would be taken as the secret itself; did you "
+			     "mean '${%s}'?", s, s + 1);
+	} else if (!strncmp(s, "file:", 5)) {
+		r->kind = SECRET_FILE;
+		if (!s[5])
+			decode_error(c, n, path, "file: needs a path (file:PATH, "
+				     "relative to the env folder)");
+		else
+			r->text = xstrdup(s + 5);
+	} else if (len == 0) {
+		decode_error(c, n, path, "secret is empty");
+	} else {
+		r->kind = SECRET_LITERAL;
+		r->text = xstrdup(s);
+	}
+}
+
 static void
 decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 	     void *base, const char *path)
@@ -307,6 +376,7 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 	void *dst = (char *)base + f->off;
 	const char *s = NULL;
 	long v;
+	int r;
 
 	/* `key:` with no value means "not set", as in most YAML configs. */
 	if (fy_node_is_null(n) && f->type != T_CUSTOM)
@@ -324,7 +394,7 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 
 		if (fy_node_get_type(n) != FYNT_SEQUENCE) {
 			decode_error(c, n, path, "expected a list, got %s",
-				     kind_name(n));
+				     decode_kind_name(n));
 			return;
 		}
 		count = (size_t)fy_node_sequence_item_count(n);
@@ -357,7 +427,12 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 		s = decode_scalar(c, n, path, "an integer");
 		if (!s)
 			return;
-		if (parse_long(s, &v) < 0) {
+		if ((r = parse_long(s, &v)) == -2) {
+			decode_error(c, n, path, "%s is out of range (%ld..%ld)",
+				     s, f->min, f->max);
+			return;
+		}
+		if (r < 0) {
 			decode_error(c, n, path, "expected an integer, got '%s'",
 				     s);
 			return;
@@ -517,34 +592,9 @@ decode_field(struct dctx *c, const struct field *f, struct fy_node *n,
 			return;
 		}
 		break;
-	case T_SECRET: {
-		struct secret_ref *r = dst;
-		size_t len = strlen(s);
-
-		if (len > 3 && s[0] == '$' && s[1] == '{' && s[len - 1] == '}') {
-			size_t i;
-
-			r->kind = SECRET_ENV;
-			r->text = xstrndup(s + 2, len - 3);
-			for (i = 0; r->text[i]; i++)
-				if (!(isalnum((unsigned char)r->text[i]) ||
-				      r->text[i] == '_'))
-					break;
-			if (r->text[i] || isdigit((unsigned char)r->text[0]))
-				decode_error(c, n, path,
-					     "'%s' is not a valid environment "
-					     "variable reference", s);
-		} else if (!strncmp(s, "file:", 5) && s[5]) {
-			r->kind = SECRET_FILE;
-			r->text = xstrdup(s + 5);
-		} else if (len == 0) {
-			decode_error(c, n, path, "secret is empty");
-		} else {
-			r->kind = SECRET_LITERAL;
-			r->text = xstrdup(s);
-		}
+	case T_SECRET:
+		decode_secret(c, n, dst, s, path);
 		return;
-	}
 	default:
 		break;
 	}
@@ -565,7 +615,7 @@ decode_map(struct dctx *c, struct fy_node *n, void *base,
 
 	if (!n || fy_node_get_type(n) != FYNT_MAPPING) {
 		decode_error(c, n, path, "expected a mapping, got %s",
-			     kind_name(n));
+			     decode_kind_name(n));
 		return;
 	}
 	for (f = s->fields; f->key && nkeys < 64; f++)

@@ -26,6 +26,8 @@ void decode_map(struct dctx *c, struct fy_node *n, void *base,
 /* Scalar text of n, or NULL (with an error) when n is not a scalar. */
 const char *decode_scalar(struct dctx *c, struct fy_node *n, const char *path,
 			  const char *want);
+/* "a mapping", "a list", "a scalar" or "nothing", for "expected X, got Y". */
+const char *decode_kind_name(struct fy_node *n);
 /* Edit distance, capped; for "did you mean". */
 int decode_distance(const char *a, const char *b);
 const char *decode_suggest(const char *word, const char *const *cands, size_t n);

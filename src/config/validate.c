@@ -4,6 +4,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <libfyaml.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,9 +14,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/decode.h"
+#include "config/talos_schema.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/fs.h"
 #include "util/net.h"
+#include "util/yaml.h"
 
 static const struct talos_compat compat[] = {
 	{ 12, "v1.12.11", "1.35.4", 30, 35 },
@@ -34,6 +41,7 @@ config_talos_compat(int minor)
 struct vctx {
 	struct config *cfg;
 	struct diag *diag;
+	unsigned flags;
 };
 
 static void
@@ -74,6 +82,14 @@ static bool
 has_key(const struct config *cfg, const char *path)
 {
 	return config_node_at(cfg, path) != NULL;
+}
+
+static bool
+is_seq(const struct config *cfg, const char *path)
+{
+	struct fy_node *n = config_node_at(cfg, path);
+
+	return n && fy_node_get_type(n) == FYNT_SEQUENCE;
 }
 
 static bool
@@ -180,31 +196,168 @@ has_false(const struct config *cfg, const char *path)
 		     !strcmp(s, "FALSE"));
 }
 
+/*
+ * With CONFIG_CHECK_SECRETS (validate), a secret must be there: an unset
+ * variable or a missing or empty file is an error now, not at plan. The
+ * value is looked at only to see that it is not blank, and never printed.
+ * Offline commands (gen) load without it: they never need these secrets.
+ */
 static void
 check_secret(struct vctx *v, const struct secret_ref *r, const char *path,
 	     bool required)
 {
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	const char *val;
+	char *p;
+	size_t i;
+
 	if (r->kind == SECRET_NONE) {
 		if (required)
 			verr(v, path, "missing; give ${ENV_VAR}, file:PATH or "
 				      "the value");
 		return;
 	}
-	if (r->kind == SECRET_LITERAL)
+	if (!r->text)
+		return;   /* malformed: the decoder said so */
+	if (r->kind == SECRET_LITERAL) {
 		vwarn(v, path,
 		      "secret is written in plain text; allowed because env "
 		      "folders are private, but ${ENV_VAR} or file:PATH keeps "
 		      "it out of copies and backups");
-	if (r->kind == SECRET_FILE) {
-		char *p = r->text[0] == '/' ? xstrdup(r->text)
-					    : fs_join(v->cfg->dir, r->text);
-
-		if (!fs_exists(p))
-			vwarn(v, path,
-			      "secret file '%s' does not exist yet; plan and "
-			      "apply will need it", r->text);
-		free(p);
+		return;
 	}
+	if (!(v->flags & CONFIG_CHECK_SECRETS))
+		return;
+	if (r->kind == SECRET_ENV) {
+		val = getenv(r->text);
+		if (!val || !*val)
+			verr(v, path,
+			     "environment variable '%s' is %s; export it "
+			     "before running strata, or use file:PATH",
+			     r->text, val ? "empty" : "not set");
+		return;
+	}
+	p = r->text[0] == '/' ? xstrdup(r->text) : fs_join(v->cfg->dir, r->text);
+	if (!fs_exists(p)) {
+		verr(v, path, "secret file '%s' does not exist", r->text);
+	} else if (fs_is_dir(p)) {
+		verr(v, path, "secret file '%s' is a directory", r->text);
+	} else if (fs_read_file(&b, p, 64 * 1024, &e) < 0) {
+		verr(v, path, "secret file '%s' cannot be read: %s", r->text,
+		     strstr(e.msg, "larger than") ? "larger than 64 KiB"
+						  : "permission denied or I/O "
+						    "error");
+	} else {
+		for (i = 0; i < b.len; i++)
+			if (!b.ptr[i] || !strchr(" \t\r\n", b.ptr[i]))
+				break;
+		if (i == b.len)
+			verr(v, path, "secret file '%s' is empty", r->text);
+	}
+	buf_release_secret(&b);
+	free(p);
+}
+
+/*
+ * An API endpoint is https://HOST[:PORT] and nothing after it: strata
+ * adds /api2/json itself, and a path there would double it.
+ */
+static void
+check_endpoint(struct vctx *v, const char *url, const char *path)
+{
+	const char *h = url + 8, *end, *colon;
+	size_t hl;
+
+	end = h + strcspn(h, "/?#");
+	if (*end && strcmp(end, "/"))
+		verr(v, path,
+		     "'%s' has a path; give only https://HOST:PORT (strata "
+		     "adds /api2/json itself)", url);
+	colon = memchr(h, ':', (size_t)(end - h));
+	hl = (size_t)((colon ? colon : end) - h);
+	if (hl == 0 || memchr(h, '@', (size_t)(end - h))) {
+		verr(v, path, "'%s' has no host name", url);
+		return;
+	}
+	if (colon) {
+		const char *d = colon + 1;
+		long port = 0;
+
+		if (d == end) {
+			verr(v, path, "'%s' has an empty port", url);
+			return;
+		}
+		for (; d < end; d++) {
+			if (!isdigit((unsigned char)*d)) {
+				verr(v, path, "'%s': the port is not a number",
+				     url);
+				return;
+			}
+			if (port <= 65535)
+				port = port * 10 + (*d - '0');
+		}
+		if (port < 1 || port > 65535)
+			verr(v, path, "'%s': port %.*s is out of range (1..65535)",
+			     url, (int)(end - colon - 1), colon + 1);
+	}
+}
+
+/* Proxmox storage ids: ^[a-z][a-z0-9\-_.]*[a-z0-9]$, case-insensitive. */
+static void
+check_storage_id(struct vctx *v, const char *id, const char *path)
+{
+	size_t n, i;
+	bool ok;
+
+	if (!id || !has_key(v->cfg, path))
+		return;
+	n = strlen(id);
+	ok = n >= 2 && isalpha((unsigned char)id[0]) &&
+	     isalnum((unsigned char)id[n - 1]);
+	for (i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)id[i]) || strchr("-_.", id[i]);
+	if (!ok)
+		verr(v, path,
+		     "'%s' is not a Proxmox storage id (a letter, then letters, "
+		     "digits, '-', '_' or '.', ending with a letter or digit)",
+		     id);
+}
+
+static bool
+pem_has_cert(const struct buf *b)
+{
+	BIO *bio = BIO_new_mem_buf(b->ptr, (int)b->len);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	bool ok = x != NULL;
+
+	X509_free(x);
+	BIO_free(bio);
+	ERR_clear_error();
+	return ok;
+}
+
+/* The CA file must hold at least one PEM certificate. */
+static void
+check_ca_file(struct vctx *v, const char *file, const char *path)
+{
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	char *p = file[0] == '/' ? xstrdup(file) : fs_join(v->cfg->dir, file);
+
+	if (!fs_exists(p))
+		vwarn(v, path, "'%s' does not exist yet; plan and apply will "
+		      "need it", file);
+	else if (fs_is_dir(p) || fs_read_file(&b, p, 1024 * 1024, &e) < 0)
+		verr(v, path, "'%s' cannot be read as a file", file);
+	else if (!memmem(b.ptr, b.len, "-----BEGIN CERTIFICATE-----", 27))
+		verr(v, path, "'%s' is not a PEM certificate file (no "
+		     "'-----BEGIN CERTIFICATE-----' line)", file);
+	else if (!pem_has_cert(&b))
+		verr(v, path, "'%s' has a BEGIN CERTIFICATE line but no "
+		     "certificate OpenSSL can read", file);
+	buf_release(&b);
+	free(p);
 }
 
 static void
@@ -224,6 +377,8 @@ check_proxmox(struct vctx *v)
 		verr(v, "proxmox.endpoint",
 		     "'%s' must be an https:// URL (the API only speaks TLS)",
 		     p->endpoint);
+	else
+		check_endpoint(v, p->endpoint, "proxmox.endpoint");
 	if (!has_key(v->cfg, "proxmox.token_id")) {
 		verr(v, "proxmox", "missing required key 'token_id'");
 	} else if (p->token_id) {
@@ -271,20 +426,17 @@ check_proxmox(struct vctx *v)
 			t->fingerprint = buf_detach(&b, NULL);
 		}
 	}
-	if (t->ca_file) {
-		char *path = t->ca_file[0] == '/' ? xstrdup(t->ca_file)
-						  : fs_join(v->cfg->dir, t->ca_file);
-
-		if (!fs_exists(path))
-			vwarn(v, "proxmox.tls.ca_file",
-			      "'%s' does not exist yet; plan and apply will need "
-			      "it", t->ca_file);
-		free(path);
-	}
+	if (t->ca_file)
+		check_ca_file(v, t->ca_file, "proxmox.tls.ca_file");
 	if (!has_key(v->cfg, "proxmox.nodes"))
 		verr(v, "proxmox",
 		     "missing required key 'nodes' (the Proxmox node names VMs "
 		     "may run on)");
+	else if (!p->nodes.n && is_seq(v->cfg, "proxmox.nodes"))
+		verr(v, "proxmox.nodes",
+		     "empty list: name at least one Proxmox node VMs may run on");
+	check_storage_id(v, p->disk_storage, "proxmox.storage.disks");
+	check_storage_id(v, p->iso_storage, "proxmox.storage.isos");
 	for (i = 0; i < p->nodes.n; i++) {
 		size_t j;
 
@@ -296,7 +448,7 @@ check_proxmox(struct vctx *v)
 				verr(v, path, "'%s' is listed twice", p->nodes.v[i]);
 			}
 	}
-	if (!p->vmid_base)
+	if (!p->vmid_base && !has_key(v->cfg, "proxmox.vmid.base"))
 		verr(v, "proxmox",
 		     "missing 'vmid.base': pick a VM id range no other "
 		     "environment uses, e.g. vmid: {base: 1000}");
@@ -338,6 +490,129 @@ check_vps(struct vctx *v)
 		vwarn(v, "vps",
 		      "no ssh.host_fingerprint: the rescue system's host key "
 		      "is trusted on first use");
+}
+
+/* --- talos patches against the Talos config schema --------------------- */
+
+static void
+report_inline(void *ctx, enum diag_level lvl, struct fy_node *n,
+	      const char *path, const char *msg)
+{
+	struct vctx *v = ctx;
+	int line, col;
+
+	decode_node_pos(n, &line, &col);
+	diag_add(v->diag, lvl, line, col, path, "%s", msg);
+}
+
+struct pfile {
+	struct vctx *v;
+	const char *file;
+	int errors;
+};
+
+static void
+report_file(void *ctx, enum diag_level lvl, struct fy_node *n,
+	    const char *path, const char *msg)
+{
+	struct pfile *pf = ctx;
+	int line, col;
+
+	decode_node_pos(n, &line, &col);
+	diag_add_file(pf->v->diag, pf->file, lvl, line, col, path, "%s", msg);
+}
+
+static void
+report_file_pos(void *ctx, int line, int col, const char *msg)
+{
+	struct pfile *pf = ctx;
+
+	pf->errors++;
+	diag_add_file(pf->v->diag, pf->file, DIAG_ERROR, line, col, NULL, "%s",
+		      msg);
+}
+
+/*
+ * A patch file: every document parsed (aliases resolved, as gen will) and
+ * checked. A lone list is a JSON patch, which Talos refuses on the
+ * multi-document configs of v1.12 and later.
+ */
+static void
+check_patch_file(struct vctx *v, const char *path, const struct talos_patch *tp,
+		 size_t idx)
+{
+	struct pfile pf = { v, path, 0 };
+	struct buf text = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct fy_diag_cfg dcfg;
+	struct fy_parse_cfg pcfg;
+	struct fy_diag *fyd = NULL;
+	struct fy_parser *fyp = NULL;
+	struct fy_document *doc;
+	struct fy_document *docs[64];
+	size_t ndocs = 0, i;
+
+	if (fs_is_dir(path) || fs_read_file(&text, path, 1024 * 1024, &e) < 0) {
+		diag_add(v->diag, DIAG_ERROR, tp->line, tp->col, NULL,
+			 "talos.patches[%zu]: patch file '%s' cannot be read "
+			 "(a directory, unreadable or over 1 MiB)", idx, tp->file);
+		goto out;
+	}
+	if (config_check_text(text.ptr, text.len, v->diag, path) < 0)
+		goto out;
+	yaml_diag_cfg(&dcfg);
+	fyd = fy_diag_create(&dcfg);
+	if (!fyd)
+		goto out;
+	fy_diag_set_collect_errors(fyd, true);
+	memset(&pcfg, 0, sizeof(pcfg));
+	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
+	pcfg.diag = fyd;
+	fyp = fy_parser_create(&pcfg);
+	if (!fyp || fy_parser_set_string(fyp, text.ptr, text.len) != 0)
+		goto out;
+	while ((doc = fy_parse_load_document(fyp)) != NULL) {
+		if (ndocs == 64 || !fy_document_root(doc)) {
+			fy_parse_document_destroy(fyp, doc);
+			continue;
+		}
+		docs[ndocs++] = doc;
+	}
+	if (fy_parser_get_stream_error(fyp)) {
+		struct fy_diag_error *de;
+		void *it = NULL;
+
+		de = fy_diag_errors_iterate(fyd, &it);
+		report_file_pos(&pf, de ? de->line + 1 : 0, de ? de->column + 1 : 0,
+				de ? de->msg : "invalid YAML");
+		goto release;
+	}
+	for (i = 0; i < ndocs; i++) {
+		struct fy_node *root;
+
+		if (yaml_resolve(docs[i], report_file_pos, &pf) < 0)
+			continue;
+		root = fy_document_root(docs[i]);
+		if (ndocs == 1 && fy_node_get_type(root) == FYNT_SEQUENCE) {
+			report_file(&pf, DIAG_ERROR, root, NULL,
+				    "a JSON patch (a list of operations) cannot "
+				    "apply to Talos v1.12 and later configs, which "
+				    "are several documents; write a strategic merge "
+				    "patch (a mapping) instead");
+			continue;
+		}
+		talos_schema_check(root, v->cfg->talos.minor, "", report_file,
+				   &pf);
+	}
+release:
+	for (i = 0; i < ndocs; i++)
+		fy_parse_document_destroy(fyp, docs[i]);
+out:
+	if (fyp)
+		fy_parser_destroy(fyp);
+	if (fyd)
+		fy_diag_destroy(fyd);
+	buf_release(&text);
 }
 
 static void
@@ -429,16 +704,23 @@ check_talos(struct vctx *v)
 		     t->install_disk);
 	for (i = 0; i < t->n_patches; i++) {
 		struct talos_patch *p = &t->patches[i];
+		char dpath[64];
 		char *path;
 
-		if (!p->file)
+		snprintf(dpath, sizeof(dpath), "talos.patches[%zu]", i);
+		if (!p->file) {
+			talos_schema_check(config_node_at(cfg, dpath), t->minor,
+					   dpath, report_inline, v);
 			continue;
+		}
 		path = p->file[0] == '/' ? xstrdup(p->file)
 					 : fs_join(cfg->dir, p->file);
 		if (!fs_exists(path))
 			diag_add(v->diag, DIAG_ERROR, p->line, p->col, NULL,
 				 "talos.patches[%zu]: patch file '%s' does not "
 				 "exist", i, p->file);
+		else
+			check_patch_file(v, path, p, i);
 		free(path);
 	}
 }
@@ -573,18 +855,19 @@ check_network(struct vctx *v)
 		     "'static'");
 }
 
-/* An address for a node or VM must be a usable host in the node network. */
-static void
+/* An address for a node or VM must be a usable host in the node network.
+ * True when something was reported. */
+static bool
 check_host_ip(struct vctx *v, const char *ip, const char *path)
 {
 	struct network_config *n = &v->cfg->network;
 	uint32_t a, gw = 0;
 
 	if (!ip || !net_ipv4_parse(ip, &a) || n->prefix <= 0)
-		return;
+		return false;
 	if (!net_in(a, n->net, n->prefix)) {
 		verr(v, path, "'%s' is outside network '%s'", ip, n->cidr);
-		return;
+		return true;
 	}
 	if (n->prefix < 31 && a == n->net)
 		verr(v, path, "'%s' is the network address of '%s'", ip, n->cidr);
@@ -592,6 +875,9 @@ check_host_ip(struct vctx *v, const char *ip, const char *path)
 		verr(v, path, "'%s' is the broadcast address of '%s'", ip, n->cidr);
 	else if (n->gateway && net_ipv4_parse(n->gateway, &gw) && a == gw)
 		verr(v, path, "'%s' is the gateway", ip);
+	else
+		return false;
+	return true;
 }
 
 /* --- node pools --------------------------------------------------------- */
@@ -606,6 +892,46 @@ has_key_under(const struct config *cfg, const char *path, const char *key)
 	return r;
 }
 
+/*
+ * How many of a pool's allocated addresses fit between ip_start and the
+ * last host of the network; -1 when all do (or there is nothing to say).
+ * Reported once, by count, at ip_start.
+ */
+static int
+pool_fit(struct vctx *v, const struct node_pool *pool, const char *ppath,
+	 uint32_t start, int count)
+{
+	const struct network_config *n = &v->cfg->network;
+	uint64_t last;
+	int alloc = 0, over = 0, i, fit;
+	char path[96];
+
+	if (!pool->ip_start || !start || n->prefix <= 0 || n->prefix > 30 ||
+	    !net_in(start, n->net, n->prefix))
+		return -1;
+	last = (uint64_t)(n->net | ~net_mask(n->prefix)) - 1;
+	fit = start > last ? 0 : (int)(last - start + 1);
+	/* A first address that is no host at all is its own error. */
+	if (fit == 0)
+		fit = 1;
+	for (i = 0; i < count; i++) {
+		if (pool->n_list && pool->list[i].ip)
+			continue;   /* written out, not allocated */
+		alloc++;
+		if (i >= fit)
+			over++;
+	}
+	if (!over)
+		return -1;
+	snprintf(path, sizeof(path), "%s.ip_start", ppath);
+	verr(v, path,
+	     "%d of %d node%s from '%s' do%s not fit in '%s': it has %d "
+	     "address%s from there to its last host", over, alloc,
+	     alloc == 1 ? "" : "s", pool->ip_start, over == 1 ? "es" : "",
+	     n->cidr, fit, fit == 1 ? "" : "es");
+	return fit;
+}
+
 static void
 expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 	    const char *pool_key, struct node *out, size_t *n_out)
@@ -614,7 +940,7 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 	const char *what = role == ROLE_CONTROLPLANE ? "cp" : "w";
 	char ppath[64];
 	uint32_t start = 0;
-	int count, i;
+	int count, i, fit;
 
 	snprintf(ppath, sizeof(ppath), "nodes.%s", pool_key);
 	if (pool->n_list > 0 && pool->count >= 0 &&
@@ -638,6 +964,7 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 		pool->disk_gib = role == ROLE_CONTROLPLANE ? 32 : 64;
 	if (pool->ip_start)
 		net_ipv4_parse(pool->ip_start, &start);
+	fit = pool_fit(v, pool, ppath, start, count);
 	for (i = 0; i < count; i++) {
 		struct node *nd = &out[(*n_out)++];
 		const struct node *src = pool->n_list ? &pool->list[i] : NULL;
@@ -655,6 +982,8 @@ expand_pool(struct vctx *v, struct node_pool *pool, enum node_role role,
 		if (src && src->ip) {
 			nd->ip = xstrdup(src->ip);
 			nd->ip_explicit = true;
+		} else if (pool->ip_start && fit >= 0 && i >= fit) {
+			/* Past the end of the network: reported once above. */
 		} else if (pool->ip_start) {
 			uint32_t a = start + (uint32_t)i;
 
@@ -702,6 +1031,7 @@ static void
 check_nodes(struct vctx *v)
 {
 	struct config *cfg = v->cfg;
+	struct str_list reported = { 0 };   /* pools with an ip_start error */
 	size_t max, i;
 	int ncp;
 
@@ -744,10 +1074,16 @@ check_nodes(struct vctx *v)
 			snprintf(path, sizeof(path), "%s.ip", nd->path);
 		else
 			snprintf(path, sizeof(path), "nodes.%s.ip_start", nd->pool);
-		if (nd->ip && strcmp(nd->ip, "0.0.0.0"))
-			check_host_ip(v, nd->ip, path);
-		else if (nd->ip)
+		/* One mistake at ip_start is one error, not one per node. */
+		if (!nd->ip_explicit && strlist_has(&reported, nd->pool))
+			;
+		else if (nd->ip && strcmp(nd->ip, "0.0.0.0")) {
+			if (check_host_ip(v, nd->ip, path) && !nd->ip_explicit)
+				strlist_push(&reported, nd->pool);
+		} else if (nd->ip) {
 			verr(v, path, "address range runs past 255.255.255.255");
+			strlist_push(&reported, nd->pool);
+		}
 		if (strlen(nd->name) > 63)
 			verr(v, nd->path, "node name '%s' is longer than 63",
 			     nd->name);
@@ -762,6 +1098,9 @@ check_nodes(struct vctx *v)
 			     "node '%s' needs a static mac: network.discovery "
 			     "is dhcp-lease", nd->name);
 	}
+	for (i = 0; i < reported.n; i++)
+		free(reported.v[i]);
+	free(reported.v);
 	if (cfg->kubernetes.allow_scheduling_on_controlplanes == false &&
 	    !has_key(cfg, "kubernetes.allow_scheduling_on_controlplanes"))
 		cfg->kubernetes.allow_scheduling_on_controlplanes =
@@ -816,6 +1155,13 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
+		/* Never say done where a user would have nothing: apply would
+		 * create the VM with an empty disk and no cloud-init. */
+		if (!(v->flags & CONFIG_OFFLINE))
+			verr(v, vm->path, "cloud-init VMs cannot be provisioned yet: "
+			     "apply would create a VM with an empty disk that boots "
+			     "nothing; remove it from 'vms' for now (image import, "
+			     "cloud-init and the Ansible inventory are not built)");
 		if (!vm->name)
 			verr(v, vm->path, "missing required key 'name'");
 		if (!vm->template_vmid == !vm->image)
@@ -1059,12 +1405,53 @@ check_siblings(struct vctx *v)
 	free(parent);
 }
 
+/*
+ * gen writes patches/NODE.yaml and nodes/NODE.yaml: a talos patch file of
+ * the user's at one of those paths would be overwritten by the first gen.
+ */
+static void
+check_patch_names(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	size_t i, j;
+
+	for (i = 0; i < cfg->talos.n_patches; i++) {
+		const struct talos_patch *p = &cfg->talos.patches[i];
+		const char *f = p->file;
+
+		if (!f)
+			continue;
+		if (!strncmp(f, "./", 2))
+			f += 2;
+		for (j = 0; j < cfg->n_nodes; j++) {
+			const char *name = cfg->nodes[j].name;
+			size_t n = strlen(name);
+			const char *rest = !strncmp(f, "patches/", 8) ? f + 8
+					   : !strncmp(f, "nodes/", 6) ? f + 6 : NULL;
+
+			if (rest && !strncmp(rest, name, n) &&
+			    !strcmp(rest + n, ".yaml"))
+				diag_add(v->diag, DIAG_ERROR, p->line, p->col, NULL,
+					 "talos.patches[%zu]: '%s' is the file gen "
+					 "writes for node '%s' and would be "
+					 "overwritten; give your patch another name",
+					 i, p->file, name);
+		}
+	}
+}
+
 void
 config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 {
-	struct vctx v = { cfg, diag };
+	struct vctx v = { cfg, diag, flags };
 
 	check_platform_sections(&v);
+	/* The rescue install exists (src/provider/vps) but no phase list runs
+	 * it yet; gen still writes the configs for a manual install. */
+	if (cfg->platform == PLATFORM_VPS && !(flags & CONFIG_OFFLINE))
+		verr(&v, "platform", "platform 'vps' cannot be applied yet: plan, "
+		     "apply and destroy do not install a VPS; 'strata gen' writes its "
+		     "machine configs and firewall for a manual install (docs/vps.md)");
 	/* A missing or misplaced section was reported just above. */
 	if (cfg->platform == PLATFORM_PROXMOX && is_mapping(cfg, "proxmox"))
 		check_proxmox(&v);
@@ -1073,6 +1460,7 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	check_network(&v);
 	check_talos(&v);
 	check_nodes(&v);
+	check_patch_names(&v);
 	check_kubernetes(&v);
 	check_vip(&v);
 	check_vms(&v);

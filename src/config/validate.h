@@ -7,7 +7,6 @@
 
 #include "config/config.h"
 
-#define CONFIG_NO_SIBLINGS 0x1   /* skip the VM id overlap check */
 
 /* Load from memory; path names the file in messages and sets cfg->dir. */
 int config_load_mem(struct config **out, const char *path, const char *data,
@@ -15,6 +14,10 @@ int config_load_mem(struct config **out, const char *path, const char *data,
 int config_load_opts(struct config **out, const char *path, struct diag *diag,
 		     unsigned flags);
 void config_validate(struct config *cfg, struct diag *diag, unsigned flags);
+/* Text without NUL, control characters or invalid UTF-8, else a finding in
+ * file (NULL: the config); 0 or -1. */
+int config_check_text(const char *t, size_t len, struct diag *diag,
+		      const char *file);
 
 /* Known Talos minors and their Kubernetes support window. */
 struct talos_compat {

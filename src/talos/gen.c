@@ -1,10 +1,13 @@
 #include "talos/gen.h"
 #include "talos/firewall.h"
 
+#include <errno.h>
 #include <libfyaml.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "talos/factory.h"
 #include "talos/machineconfig.h"
@@ -13,6 +16,7 @@
 #include "talos/talosconfig.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
+#include "util/out.h"
 #include "util/yaml.h"
 
 #define FILE_MAX (4 << 20)
@@ -22,16 +26,33 @@ gen_result_release(struct gen_result *res)
 {
 	free(res->iso_url);
 	free(res->installer_image);
+	buf_release(&res->manifest);
 	free(res->changed);
 	memset(res, 0, sizeof(*res));
 }
 
+#define MANIFEST ".generated.sha256"
+
+static void
+sha256_hex(char out[65], const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[64] = '\0';
+}
+
+/* Every write is recorded in res->manifest ("HASH  REL\n" lines). */
 static int
 write_file(struct gen_result *res, const char *dir, const char *rel,
 	   const struct buf *b, mode_t mode, struct err *err)
 {
 	char *path = fs_join(dir, rel);
 	bool changed = false;
+	char hex[65];
 	int r;
 
 	if (res->check_only) {
@@ -56,7 +77,103 @@ write_file(struct gen_result *res, const char *dir, const char *rel,
 		res->changed = xrealloc(res->changed, old + strlen(rel) + 2);
 		snprintf(res->changed + old, strlen(rel) + 2, "%s\n", rel);
 	}
+	if (r == 0) {
+		sha256_hex(hex, b->ptr, b->len);
+		buf_addf(&res->manifest, "%s  %s\n", hex, rel);
+	}
 	free(path);
+	return r;
+}
+
+/* Only per-node files are ever removed: nodes/NAME.yaml, patches/NAME.yaml. */
+static bool
+removable(const char *rel)
+{
+	const char *name;
+
+	if (!strncmp(rel, "nodes/", 6))
+		name = rel + 6;
+	else if (!strncmp(rel, "patches/", 8))
+		name = rel + 8;
+	else
+		return false;
+	return *name && name[0] != '.' && !strchr(name, '/') &&
+	       strlen(name) > 5 && !strcmp(name + strlen(name) - 5, ".yaml");
+}
+
+static bool
+manifest_has(const struct buf *m, const char *rel)
+{
+	const char *p = m->ptr ? m->ptr : "";
+	size_t n = strlen(rel);
+
+	while ((p = strstr(p, rel))) {
+		if (p >= m->ptr + 2 && p[-1] == ' ' && p[-2] == ' ' &&
+		    (p[n] == '\n' || !p[n]))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/*
+ * Files the previous run recorded and this one did not write belong to
+ * nodes that left the config. Each is removed when it still holds what gen
+ * wrote; one changed since is kept and named. Without a previous record
+ * (an env from before it existed) nothing is removed.
+ */
+static int
+remove_stale(struct gen_result *res, const char *env_dir, struct err *err)
+{
+	struct buf old = BUF_INIT;
+	struct err ignore = ERR_INIT;
+	char *mpath = fs_join(env_dir, MANIFEST);
+	char *line, *save = NULL;
+	int r = 0;
+
+	if (!fs_exists(mpath) ||
+	    fs_read_file(&old, mpath, 4 << 20, &ignore) < 0)
+		goto write;
+	for (line = strtok_r(old.ptr, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		struct buf cur = BUF_INIT;
+		const char *rel;
+		char hex[65];
+		char *path;
+
+		if (strlen(line) < 67 || line[64] != ' ' || line[65] != ' ')
+			continue;
+		rel = line + 66;
+		line[64] = '\0';
+		if (!removable(rel) || manifest_has(&res->manifest, rel))
+			continue;
+		path = fs_join(env_dir, rel);
+		if (fs_read_file(&cur, path, FILE_MAX, &ignore) == 0) {
+			sha256_hex(hex, cur.ptr, cur.len);
+			if (strcmp(hex, line)) {
+				out_warn("gen: kept %s: changed since gen wrote "
+					 "it, and its node is no longer in the "
+					 "config", rel);
+				res->files_kept++;
+			} else if (unlink(path) != 0 && errno != ENOENT) {
+				r = err_sys(err, errno, "remove '%s'", path);
+			} else {
+				res->files_removed++;
+			}
+		}
+		buf_release_secret(&cur);
+		free(path);
+		if (r < 0)
+			goto out;
+	}
+write:
+	r = fs_write_if_changed(mpath, res->manifest.ptr ? res->manifest.ptr : "",
+				res->manifest.len, FS_MODE_SECRET, NULL, err);
+	if (r < 0)
+		r = err_wrap(err, "write '%s'", mpath);
+out:
+	buf_release(&old);
+	free(mpath);
 	return r;
 }
 
@@ -406,7 +523,9 @@ talos_gen(const struct config *cfg, const char *env_dir,
 				  &docs[n->role == ROLE_CONTROLPLANE], up, err)) < 0)
 			goto out;
 	}
-	r = gen_talosconfig(res, cfg, env_dir, s, err);
+	if ((r = gen_talosconfig(res, cfg, env_dir, s, err)) == 0 &&
+	    !res->check_only)
+		r = remove_stale(res, env_dir, err);
 out:
 	free(path);
 	buf_release_secret(&b);

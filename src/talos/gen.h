@@ -8,6 +8,11 @@
  *                        nameservers, VIP (control planes), install
  *   nodes/<node>.yaml    base + node patch + the config's talos.patches
  *   talosconfig          admin access (0600), admin cert reused while valid
+ *   .generated.sha256    what gen wrote, as `sha256sum` lines: the record
+ *                        that lets it remove nodes/ and patches/ files of
+ *                        nodes no longer in the config, and only those
+ *                        (a file changed since, or never written by gen,
+ *                        is kept)
  *
  * Files are written only when their bytes change, so with an existing
  * secrets bundle a second run changes nothing.
@@ -18,6 +23,7 @@
 #include <stdbool.h>
 
 #include "config/config.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 struct gen_result {
@@ -30,8 +36,12 @@ struct gen_result {
 	char *changed;          /* the files_changed paths, one per line */
 	/* Set by the caller before talos_gen: write nothing, only count in
 	 * files_changed what would change (secrets_created: secrets.yaml is
-	 * missing, so everything would be new; counting stops there). */
+	 * missing, so everything would be new; counting stops there). Stale
+	 * files are neither removed nor counted then. */
 	bool check_only;
+	int files_removed;         /* of nodes no longer in the config */
+	int files_kept;            /* the same, kept: changed since gen wrote them */
+	struct buf manifest;       /* what this run wrote (internal) */
 };
 
 /* The Image Factory schematic id the config asks for (given or computed). */

@@ -6,6 +6,15 @@
 
 #include "util/yaml.h"
 
+static void
+first_resolve_error(void *ctx, int line, int col, const char *msg)
+{
+	struct err *err = ctx;
+
+	if (err->code == 0)
+		err_set(err, ERR_FAIL, "%d:%d: %s", line, col, msg);
+}
+
 int
 ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
 {
@@ -39,6 +48,8 @@ ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
 			continue;
 		}
 		ydocs_push(out, doc);
+		if (r == 0 && yaml_resolve(doc, first_resolve_error, err) < 0)
+			r = -err->code;
 	}
 	if (fy_parser_get_stream_error(fyp)) {
 		struct fy_diag_error *e;
@@ -51,6 +62,8 @@ ydocs_parse(struct ydocs *out, const char *text, size_t len, struct err *err)
 				    e->msg);
 		else
 			r = err_set(err, ERR_FAIL, "invalid YAML");
+		ydocs_release(out);
+	} else if (r < 0) {
 		ydocs_release(out);
 	}
 out:

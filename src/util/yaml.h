@@ -22,6 +22,14 @@ struct fy_document *yaml_parse_each(const char *text, size_t len,
 				    yaml_error_fn fn, void *ctx, size_t *ndiag);
 struct fy_document *yaml_parse(const char *text, size_t len, struct err *err);
 
+/*
+ * Expand aliases and merge keys in place, as YAML readers do, so a subtree
+ * can be copied out on its own. Refuses, through fn, an alias without its
+ * anchor, a merge key on anything but aliases of mappings, and aliases
+ * that expand past a bound (a "billion laughs" file). 0 or -1.
+ */
+int yaml_resolve(struct fy_document *doc, yaml_error_fn fn, void *ctx);
+
 struct fy_diag_cfg;
 /* A diagnostics config that prints nothing and has no colours (libfyaml's
  * own default asks whether stderr is a terminal, three times per call). */

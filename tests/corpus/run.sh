@@ -3,6 +3,7 @@
 # config.yml; stderr must equal cases/NNN-name.expect exactly (the temp
 # folder's path is shown as "ENV") and the exit status must be 2 (or 0 for
 # a case whose .expect holds only warnings).
+# A case may bring files for the env folder in cases/NNN-name.files/.
 # A few inputs are generated here rather than committed: binary garbage,
 # a NUL byte, a 10 MB file and deeply nested input.
 #   tests/corpus/run.sh [--update]   (--update rewrites the .expect files)
@@ -14,6 +15,11 @@ update=0
 work=$(mktemp -d /tmp/strata-corpus.XXXXXX)
 trap 'rm -rf "$work"' EXIT INT TERM
 pass=0 fail=0
+# The cases reference ${PVE_TOKEN}; an unset variable is itself an error.
+# Cases about unset variables use names nobody sets.
+export PVE_TOKEN=corpus-placeholder
+export STRATA_CORPUS_EMPTY=
+unset STRATA_CORPUS_UNSET
 
 gen_cases() {
 	g="$work/generated"
@@ -39,6 +45,10 @@ check_case() {
 	rm -rf "$work/envs/$name"
 	mkdir -p "$env"
 	cp "$yml" "$env/config.yml"
+	# Files beside config.yml (secret files, CA files, patches).
+	if [ -d "$base.files" ]; then
+		cp -R "$base.files/." "$env/"
+	fi
 	# A sibling environment, for the VM id overlap rule.
 	if [ -f "$base.sibling" ]; then
 		mkdir -p "$work/envs/$name/other"

@@ -55,7 +55,7 @@ load(const char *base, const char *extra, char *msgs, size_t n)
 	buf_adds(&text, extra);
 	diag_init(&d, "config.yml");
 	config_load_mem(&cfg, "/tmp/strata-fw/config.yml", text.ptr, text.len, &d,
-			CONFIG_NO_SIBLINGS);
+			CONFIG_NO_SIBLINGS | CONFIG_OFFLINE);
 	fp = open_memstream(&mem, &len);
 	diag_print(&d, fp);
 	fclose(fp);
