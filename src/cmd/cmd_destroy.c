@@ -1,7 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/env.h"
 #include "phase/phase.h"
@@ -14,22 +13,26 @@ static const char *const generated[] = {
 	"controlplane.yaml", "worker.yaml", NULL,
 };
 
-static void
-purge_state(const char *dir)
+/* Remove the generated files, relative to the env folder (fs_remove
+ * follows no link); nodes/ holds only generated per-node configs. */
+static int
+purge_state(const char *dir, struct err *err)
 {
-	char *p, *cmd;
+	char *p;
 	size_t i;
+	int r = 0;
 
-	for (i = 0; generated[i]; i++) {
+	for (i = 0; r == 0 && generated[i]; i++) {
 		p = fs_join(dir, generated[i]);
-		unlink(p);
+		r = fs_remove(p, err);
 		free(p);
 	}
-	/* nodes/ holds only generated per-node configs. */
-	cmd = xasprintf("rm -rf '%s/nodes'", dir);
-	if (system(cmd) != 0)
-		out_warn("could not remove %s/nodes", dir);
-	free(cmd);
+	if (r == 0) {
+		p = fs_join(dir, "nodes");
+		r = fs_remove(p, err);
+		free(p);
+	}
+	return r < 0 ? err_wrap(err, "purge-state") : 0;
 }
 
 int
@@ -110,7 +113,8 @@ cmd_destroy(int argc, char **argv)
 	if (!purge && (r = state_cluster_forget(&c.st, &err)) < 0)
 		goto fail;
 	if (purge) {
-		purge_state(e.dir);
+		if ((r = purge_state(e.dir, &err)) < 0)
+			goto fail;
 		out_note("removed generated files and secrets from %s", e.dir);
 	}
 	result = "done";

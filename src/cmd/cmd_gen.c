@@ -6,12 +6,16 @@
 
 #include "cmd/cmd.h"
 #include "config/config.h"
+#include "gitops/gitops.h"
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
+
 /* gen -o json (docs/json.md); res NULL: no Talos nodes, nothing generated. */
 static void
-print_json(const struct config *cfg, const char *dir, const struct gen_result *res)
+print_json(const struct config *cfg, const char *dir, const struct gen_result *res,
+	   const struct gitops_result *g)
 {
 	json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:i, s:i, s:i, s:i}",
 			      "format_version", 1, "env", cfg->name, "dir", dir,
@@ -23,6 +27,15 @@ print_json(const struct config *cfg, const char *dir, const struct gen_result *r
 			      "files_unchanged", res ? res->files_total - res->files_changed : 0,
 			      "files_removed", res ? res->files_removed : 0,
 			      "files_kept", res ? res->files_kept : 0);
+	json_object_set_new(o, "gitops", g && g->root
+		? json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:i}",
+			    "root", g->root, "sops_recipient", g->recipient,
+			    "key_created", g->key_created,
+			    "files_written", g->files_changed,
+			    "files_unchanged", g->files_total - g->files_changed,
+			    "files_removed", g->files_removed,
+			    "user_files_kept", g->user_files_kept)
+		: json_null());
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
 	puts(s);
@@ -35,6 +48,7 @@ cmd_gen(int argc, char **argv)
 {
 	struct config *cfg = NULL;
 	struct gen_result res = { 0 };
+	struct gitops_result gres = { 0 };
 	struct err err = ERR_INIT;
 	struct fs_lock lock = { 0 };
 	struct diag diag;
@@ -52,6 +66,10 @@ cmd_gen(int argc, char **argv)
 	}
 	if (!env)
 		return cmd_usage_error("gen", "missing ENV");
+	if (proc_protect_secrets(&err) < 0) {
+		out_error("gen: %s", err.msg);
+		return 1;
+	}
 	dir = cmd_env_dir(env);
 	diag_init(&diag, "config.yml");
 	r = config_load_env_opts(&cfg, dir, &diag, CONFIG_OFFLINE);
@@ -65,20 +83,32 @@ cmd_gen(int argc, char **argv)
 	if (cfg->n_nodes == 0) {
 		out_note("no talos nodes in %s: nothing to generate", dir);
 		if (json)
-			print_json(cfg, dir, NULL);
+			print_json(cfg, dir, NULL, NULL);
 		r = 0;
 		goto out;
 	}
-	if (fs_lock_acquire(&lock, dir, &err) < 0 ||
+	if (fs_root_open(dir, false, &err) < 0 ||
+	    fs_lock_acquire(&lock, dir, &err) < 0 ||
 	    talos_gen(cfg, dir, &res, &err) < 0) {
+		out_error("gen: %s", err.msg);
+		r = err_exit_code(&err);
+		goto out;
+	}
+	if (cfg->gitops.enabled && gitops_gen(cfg, dir, &gres, &err) < 0) {
 		out_error("gen: %s", err.msg);
 		r = err_exit_code(&err);
 		goto out;
 	}
 	if (res.secrets_created)
 		out_note("generated a new secrets bundle in %s/secrets.yaml (keep it; it is never overwritten)", dir);
+	if (gres.key_created)
+		out_note("made the cluster's age key %s/" GITOPS_AGEKEY
+			 " (keep it: it decrypts the tree's secrets)", dir);
+	if (gres.secret_kept_unverified)
+		out_note("components.tunnel.token is not available: kept the "
+			 "encrypted tunnel secret already in the tree");
 	if (json) {
-		print_json(cfg, dir, &res);
+		print_json(cfg, dir, &res, &gres);
 		r = 0;
 		goto out;
 	}
@@ -92,10 +122,22 @@ cmd_gen(int argc, char **argv)
 		printf(", %d removed (nodes no longer in the config)",
 		       res.files_removed);
 	printf("\n");
+	if (cfg->gitops.enabled) {
+		printf("gitops: %s: %d file%s written, %d unchanged",
+		       gres.root, gres.files_changed,
+		       gres.files_changed == 1 ? "" : "s",
+		       gres.files_total - gres.files_changed);
+		if (gres.files_removed)
+			printf(", %d removed", gres.files_removed);
+		if (gres.user_files_kept)
+			printf(", %d of yours kept", gres.user_files_kept);
+		printf("\nsops recipient: %s\n", gres.recipient);
+	}
 	r = 0;
 out:
-	if (lock.held)
-		fs_lock_release(&lock);
+	gitops_result_release(&gres);
+	fs_lock_release(&lock);
+	fs_root_close();
 	gen_result_release(&res);
 	config_free(cfg);
 	diag_release(&diag);

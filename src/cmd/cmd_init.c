@@ -78,7 +78,9 @@ copy_tree(const char *src, const char *dst, const char *name, int depth,
 			continue;
 		s = fs_join(src, de->d_name);
 		t = fs_join(dst, de->d_name);
-		if (stat(s, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (stat(s, &st) < 0) {
+			r = err_sys(err, errno, "cannot stat '%s'", s);
+		} else if (S_ISDIR(st.st_mode)) {
 			r = copy_tree(s, t, name, depth + 1, err);
 		} else if (S_ISREG(st.st_mode)) {
 			struct buf b = BUF_INIT;
@@ -212,12 +214,11 @@ cmd_init(int argc, char **argv)
 			  "environment", cfgpath);
 		goto out;
 	}
-	if ((r = copy_tree(src, dir, name, 0, &err)) < 0)
+	/* Create the folder, then write everything relative to it. */
+	if ((r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, &err)) < 0 ||
+	    (r = fs_root_open(dir, true, &err)) < 0 ||
+	    (r = copy_tree(src, dir, name, 0, &err)) < 0)
 		goto fail;
-	if (chmod(dir, FS_MODE_DIR_PRIVATE) < 0) {
-		err_sys(&err, errno, "cannot chmod '%s'", dir);
-		goto fail;
-	}
 	gi = fs_join(dir, ".gitignore");
 	if (fs_write_atomic(gi, gitignore, sizeof(gitignore) - 1,
 			    FS_MODE_PUBLIC, &err) < 0)
@@ -229,6 +230,7 @@ cmd_init(int argc, char **argv)
 fail:
 	out_error("init '%s': %s", dir, err.msg);
 out:
+	fs_root_close();
 	free(gi);
 	free(cfgpath);
 	free(src);

@@ -80,45 +80,7 @@ cmd_examples_dir(void)
 char *
 cmd_path_normalise(const char *path)
 {
-	struct buf out = BUF_INIT;
-	const char **seg = xcalloc(strlen(path) + 2, sizeof(char *));
-	size_t *len = xcalloc(strlen(path) + 2, sizeof(size_t));
-	size_t n = 0, ups = 0, i;
-	bool abs = path[0] == '/';
-	const char *p = path;
-
-	while (*p) {
-		const char *e = strchr(p, '/');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-
-		if (l == 0 || (l == 1 && p[0] == '.')) {
-			/* skip */
-		} else if (l == 2 && p[0] == '.' && p[1] == '.') {
-			if (n > ups)
-				n--;
-			else if (!abs) {
-				seg[n] = p;
-				len[n++] = l;
-				ups++;
-			}
-		} else {
-			seg[n] = p;
-			len[n++] = l;
-		}
-		p += l + (e != NULL);
-	}
-	if (abs)
-		buf_addch(&out, '/');
-	for (i = 0; i < n; i++) {
-		if (i)
-			buf_addch(&out, '/');
-		buf_add(&out, seg[i], len[i]);
-	}
-	if (!out.len)
-		buf_addch(&out, '.');
-	free(seg);
-	free(len);
-	return buf_detach(&out, NULL);
+	return fs_path_normalise(path);
 }
 
 char *

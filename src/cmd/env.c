@@ -15,6 +15,7 @@
 #include "util/event.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
 
 int
 env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
@@ -23,6 +24,9 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 	int r;
 
 	memset(e, 0, sizeof(*e));
+	/* Every command opening an env may load its secrets. */
+	if ((r = proc_protect_secrets(err)) < 0)
+		return r;
 	e->dir = cmd_env_dir(env_arg);
 	diag_init(&diag, "config.yml");
 	r = config_load_env(&e->cfg, e->dir, &diag);
@@ -35,6 +39,8 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 	if (r < 0)
 		return err_set(err, ERR_USAGE, "'%s' has config errors; "
 			       "'strata validate %s' lists them", e->dir, env_arg);
+	if ((r = fs_root_open(e->dir, false, err)) < 0)
+		return r;
 	if (flags & ENV_LOCK) {
 		if ((r = fs_lock_acquire(&e->lock, e->dir, err)) < 0)
 			return r;
@@ -283,12 +289,10 @@ void
 env_close(struct env *e)
 {
 	pve_free(e->pve);
-	if (e->token) {
-		memset(e->token, 0, strlen(e->token));
-		free(e->token);
-	}
+	secret_strfree(e->token);
 	free(e->ca_file);
 	fs_lock_release(&e->lock);
+	fs_root_close();
 	config_free(e->cfg);
 	free(e->dir);
 	memset(e, 0, sizeof(*e));

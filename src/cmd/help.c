@@ -76,7 +76,13 @@ static const struct cmd_help helps[] = {
 		"(address, routes, nameservers, VIP, install disk), nodes/NODE.yaml (base\n"
 		"+ node patch + talos.patches from config.yml) and talosconfig. Files are\n"
 		"rewritten only when their contents change. Prints the Talos ISO URL and\n"
-		"the installer image of the environment's schematic.\n",
+		"the installer image of the environment's schematic.\n"
+		"\n"
+		"With gitops set, also the GitOps tree for Flux in ENV/gitops\n"
+		"(gitops.local_path): cluster/kubernetes/{flux,platform,apps}, a\n"
+		"HelmRelease per enabled component, secrets SOPS-encrypted to the\n"
+		"cluster's age key ENV/sops.agekey (made once, 0600). Files under apps/\n"
+		"are yours: created once, never overwritten (docs/gitops.md).\n",
 		ENV_FORMS,
 		"  -o json     print the result as one JSON object (docs/json.md)\n"
 		"  -h, --help  show this help\n",

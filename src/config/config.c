@@ -477,7 +477,7 @@ config_secret_resolve(char **out, const struct config *cfg,
 		      const struct secret_ref *ref, const char *what,
 		      struct err *err)
 {
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;   /* growth leaves no copy of the token */
 	const char *v;
 	char *path;
 	int r;

@@ -166,6 +166,9 @@ struct gitops_config {
 	char *path;
 	char *interval;            /* Go duration, e.g. 10m */
 	struct secret_ref token;
+	char *local_path;          /* where gen writes the tree (ENV-relative) */
+	struct secret_ref sops_identity; /* age identity to use, else generated */
+	struct str_list sops_recipients; /* more age recipients for secrets */
 };
 
 struct components_config {
@@ -178,6 +181,9 @@ struct components_config {
 	struct secret_ref tunnel_token;
 	bool monitoring;
 	bool metrics_server;
+	bool cert_manager;
+	int longhorn_replicas;     /* default 2 */
+	int replicas;              /* platform controllers: 1, or 3 with 3+ control planes */
 };
 
 struct kv {

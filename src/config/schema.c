@@ -291,6 +291,15 @@ static const struct schema nodes_schema = { "nodes", nodes_fields, 0 };
 
 /* --- gitops and components ---------------------------------------------- */
 
+static const struct field sops_fields[] = {
+	FLD("identity", T_SECRET, struct gitops_config, sops_identity,
+	    "age identity (AGE-SECRET-KEY-1...) for the cluster: file:PATH or ${ENV_VAR}; default: generated once into ENV/sops.agekey"),
+	FLD("recipients", T_STRLIST, struct gitops_config, sops_recipients,
+	    "more age recipients (age1...) the secrets are encrypted to, e.g. yours"),
+	FEND
+};
+static const struct schema sops_schema = { "sops", sops_fields, 0 };
+
 static const struct field gitops_fields[] = {
 	FLD("repo", T_URL, struct gitops_config, repo, "Git repository URL (https:// or ssh://)"),
 	FLD("branch", T_STR, struct gitops_config, branch, "branch (default main)"),
@@ -299,6 +308,9 @@ static const struct field gitops_fields[] = {
 	FLD("interval", T_DURATION, struct gitops_config, interval, "sync interval (default 10m)"),
 	FLD("token", T_SECRET, struct gitops_config, token,
 	    "access token for a private https repo: ${ENV_VAR} or file:PATH"),
+	FLD("local_path", T_STR, struct gitops_config, local_path,
+	    "folder strata gen writes the GitOps tree into, relative to ENV (default gitops)"),
+	FSAME("sops", sops_schema, "SOPS encryption of the secrets in the tree"),
 	FEND
 };
 static const struct schema gitops_schema = { "gitops", gitops_fields, 0 };
@@ -314,6 +326,8 @@ static const struct field storage_comp_fields[] = {
 	FLD("longhorn", T_BOOL, struct components_config, longhorn,
 	    "Longhorn replicated block storage (adds iscsi-tools and util-linux-tools extensions)"),
 	FSAME("nfs", nfs_schema, "NFS subdir provisioner storage class"),
+	FINT("longhorn_replicas", struct components_config, longhorn_replicas, 1, 16,
+	     "Longhorn replicas per volume (default 2; at most the number of workers)"),
 	FEND
 };
 static const struct schema storage_comp_schema = { "storage", storage_comp_fields, 0 };
@@ -328,12 +342,16 @@ static const struct schema tunnel_schema = { "tunnel", tunnel_fields, 0 };
 
 static const struct field components_fields[] = {
 	FSAME("storage", storage_comp_schema, "storage classes"),
-	FLD("ingress", T_STR, struct components_config, ingress, "ingress controller: nginx or none"),
+	FLD("ingress", T_STR, struct components_config, ingress, "ingress: nginx (ingress-nginx, retired upstream), none, or gateway (Gateway API through Cilium: not yet)"),
 	FSAME("tunnel", tunnel_schema, "tunnel to the outside"),
 	FLD("monitoring", T_BOOL, struct components_config, monitoring,
 	    "kube-prometheus-stack"),
 	FLD("metrics_server", T_BOOL, struct components_config, metrics_server,
 	    "metrics-server"),
+	FLD("cert_manager", T_BOOL, struct components_config, cert_manager,
+	    "cert-manager (with its CRDs)"),
+	FINT("replicas", struct components_config, replicas, 1, 9,
+	     "replicas of each platform controller (default 1; 3 with 3 or more control planes)"),
 	FEND
 };
 static const struct schema components_schema = { "components", components_fields, 0 };

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "age/age.h"
 #include "config/decode.h"
 #include "config/talos_schema.h"
 #include "util/buf.h"
@@ -1293,6 +1294,138 @@ out:
 
 /* --- gitops, components ------------------------------------------------- */
 
+/* Does a Talos patch mount Longhorn's data path into the kubelet? */
+static bool
+longhorn_mount_given(const struct config *cfg)
+{
+	const struct talos_config *t = &cfg->talos;
+	bool found = false;
+
+	for (size_t i = 0; i < t->n_patches && !found; i++) {
+		if (t->patches[i].inline_yaml) {
+			found = strstr(t->patches[i].inline_yaml, "/var/lib/longhorn");
+		} else if (t->patches[i].file && cfg->dir) {
+			char *path = fs_join(cfg->dir, t->patches[i].file);
+			struct buf b = BUF_INIT;
+			struct err e = ERR_INIT;
+
+			found = fs_read_file(&b, path, 1 << 20, &e) == 0 &&
+				strstr(b.ptr, "/var/lib/longhorn");
+			buf_release(&b);
+			free(path);
+		}
+	}
+	return found;
+}
+
+/*
+ * Would the checkout at local_path (relative to the env folder) contain
+ * the env folder itself, and so its secrets (sops.agekey, secrets.yaml)?
+ * Lexical: ".." climbs, "." stays; symlinks are not followed.
+ */
+static bool
+checkout_holds_env(const char *env_dir, const char *local_path)
+{
+	char *env = env_dir ? realpath(env_dir, NULL) : NULL;
+	struct buf p = BUF_INIT;
+	bool holds = false;
+
+	if (!env)
+		return false;
+	if (local_path[0] != '/')
+		buf_adds(&p, env);
+	for (const char *c = local_path; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && !strncmp(c, "..", 2)) {
+			char *slash = strrchr(p.ptr, '/');
+			p.len = slash ? (size_t)(slash - p.ptr) : 0;
+			p.ptr[p.len] = '\0';
+		} else if (n && !(n == 1 && c[0] == '.')) {
+			buf_addch(&p, '/');
+			buf_add(&p, c, n);
+		}
+		c += n + (c[n] == '/');
+	}
+	holds = p.len == 0 || (!strncmp(env, p.ptr, p.len) &&
+			       (env[p.len] == '/' || env[p.len] == '\0'));
+	buf_release(&p);
+	free(env);
+	return holds;
+}
+
+/* The keys the GitOps tree (src/gitops) reads: defaults and limits. */
+static void
+check_gitops_tree(struct vctx *v)
+{
+	struct config *cfg = v->cfg;
+	struct gitops_config *g = &cfg->gitops;
+	struct components_config *c = &cfg->components;
+	int workers = (int)(cfg->n_nodes - cfg->n_controlplanes);
+	size_t i;
+
+	if (g->enabled) {
+		set_default(&g->local_path, "gitops");
+		if (checkout_holds_env(cfg->dir, g->local_path))
+			verr(v, "gitops.local_path",
+			     "'%s' holds the env folder: its secrets (sops.agekey, "
+			     "secrets.yaml) would be pushed with the tree; use a "
+			     "folder inside it or beside it", g->local_path);
+		if (g->sops_identity.kind != SECRET_NONE)
+			check_secret(v, &g->sops_identity, "gitops.sops.identity", false);
+		for (i = 0; i < g->sops_recipients.n; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "gitops.sops.recipients[%zu]", i);
+			if (age_recipient_check(g->sops_recipients.v[i]) < 0)
+				verr(v, path, "'%s' is not an age recipient (age1...)",
+				     g->sops_recipients.v[i]);
+		}
+	}
+	if (!g->enabled && has_key(cfg, "components"))
+		vwarn(v, "components",
+		      "nothing installs these without gitops: the platform layer "
+		      "is reconciled by Flux from the tree strata gen writes");
+	if (!c->replicas)
+		c->replicas = cfg->n_controlplanes >= 3 ? 3 : 1;
+	else if (c->replicas > 1 && workers >= 0 && c->replicas > workers &&
+		 !cfg->kubernetes.allow_scheduling_on_controlplanes)
+		vwarn(v, "components.replicas",
+		      "%d replicas but %d worker%s: some stay Pending or share a node",
+		      c->replicas, workers, workers == 1 ? "" : "s");
+	if (c->longhorn) {
+		bool given = c->longhorn_replicas != 0;
+		/* Volumes live where pods run: the workers, or the control
+		 * planes of a cluster without workers. */
+		int hosts = workers > 0 ? workers
+			    : cfg->kubernetes.allow_scheduling_on_controlplanes
+				    ? (int)cfg->n_controlplanes : 0;
+
+		if (!given)
+			c->longhorn_replicas = hosts >= 2 || hosts == 0 ? 2 : 1;
+		if (c->longhorn_replicas > hosts && hosts > 0)
+			verr(v, given ? "components.storage.longhorn_replicas"
+				      : "components.storage.longhorn",
+			     "%d Longhorn replicas need %d %s, the cluster has %d",
+			     c->longhorn_replicas, c->longhorn_replicas,
+			     workers > 0 ? "workers" : "nodes", hosts);
+		if (!longhorn_mount_given(cfg))
+			vwarn(v, "components.storage.longhorn",
+			      "Longhorn needs the kubelet to see /var/lib/longhorn "
+			      "with rshared propagation: add that bind mount to "
+			      "machine.kubelet.extraMounts in talos.patches (see "
+			      "examples/prox-n100/patches/longhorn-mounts.yaml)");
+	} else if (c->longhorn_replicas) {
+		verr(v, "components.storage.longhorn_replicas",
+		     "set without components.storage.longhorn");
+	}
+	if (c->metrics_server)
+		vwarn(v, "components.metrics_server",
+		      "metrics-server verifies the kubelets' serving certificates: "
+		      "Talos kubelets need rotate-server-certificates (talos.patches) "
+		      "and an approver for their CSRs, or it reports no metrics");
+}
+
 static void
 check_addons(struct vctx *v)
 {
@@ -1319,9 +1452,20 @@ check_addons(struct vctx *v)
 		verr(v, "components.storage.nfs",
 		     "give both 'server' and 'path'");
 	c->nfs = c->nfs_server && c->nfs_path;
-	if (c->ingress && strcmp(c->ingress, "nginx") && strcmp(c->ingress, "none"))
-		verr(v, "components.ingress", "'%s' is not one of nginx, none",
+	if (c->ingress && strcmp(c->ingress, "nginx") && strcmp(c->ingress, "none") &&
+	    strcmp(c->ingress, "gateway"))
+		verr(v, "components.ingress", "'%s' is not one of gateway, nginx, none",
 		     c->ingress);
+	else if (c->ingress && !strcmp(c->ingress, "gateway"))
+		verr(v, "components.ingress",
+		     "'gateway' is not generated yet: it needs the Gateway API "
+		     "CRDs before Cilium starts and Cilium's gatewayAPI values, "
+		     "which the cni phase does not set yet; use nginx or none for now");
+	else if (c->ingress && !strcmp(c->ingress, "nginx"))
+		vwarn(v, "components.ingress",
+		      "ingress-nginx is retired upstream (maintenance ended March "
+		      "2026; 4.15.1 is its last release) and gets no more fixes; "
+		      "its successor is the Gateway API through Cilium");
 	if (c->ingress && !strcmp(c->ingress, "none")) {
 		free(c->ingress);
 		c->ingress = NULL;
@@ -1333,6 +1477,7 @@ check_addons(struct vctx *v)
 		check_secret(v, &c->tunnel_token, "components.tunnel.token", true);
 	else if (c->tunnel_token.kind != SECRET_NONE)
 		verr(v, "components.tunnel", "a token without a provider");
+	check_gitops_tree(v);
 }
 
 /* --- VM id ranges of sibling environments ------------------------------- */

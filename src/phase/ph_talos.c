@@ -64,9 +64,9 @@ waiter_start(const struct apply_ctx *c)
 static bool
 waiter_again(struct waiter *w)
 {
-	if (phase_interrupted || clock_mono_ms() >= w->deadline)
+	if (phase_interrupted || clock_mono_ms() >= w->deadline ||
+	    !proc_sleep_ms(w->backoff))
 		return false;
-	clock_sleep_ms(w->backoff);
 	w->backoff = w->backoff * 3 / 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 							 : w->backoff * 3 / 2;
 	return true;
@@ -199,6 +199,7 @@ read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 	int r, i;
 
 	free(rel);
+	b->secret = true;   /* a machine config: the cluster's keys */
 	r = fs_read_file(b, path, 4 << 20, err);
 	free(path);
 	if (r < 0)

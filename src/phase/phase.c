@@ -1,13 +1,12 @@
 #include "phase/phase.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/buf.h"
 #include "util/event.h"
 #include "util/out.h"
-
-volatile sig_atomic_t phase_interrupted;
 
 static void
 on_signal(int sig)
@@ -23,6 +22,9 @@ phase_install_signals(void)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	/* The first Ctrl-C stops at the next safe point; a second one falls
+	 * back to the default action, for when that is not soon enough. */
+	sa.sa_flags = SA_RESETHAND;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -58,8 +60,15 @@ phase_run_list(const struct phase *const *list, size_t n, struct apply_ctx *c,
 			continue;
 		}
 		if ((r = ph->run(c, err)) < 0) {
-			if (phase_interrupted && err->code != ERR_INTR)
-				err->code = ERR_INTR;
+			if (phase_interrupted) {
+				char why[sizeof(err->msg)];
+
+				snprintf(why, sizeof(why), "%s", err->msg);
+				event_phase_end(ph->name, "interrupted", why);
+				return err_set(err, ERR_INTR, "interrupted in phase "
+					       "'%s' (%s); run the same command "
+					       "again to resume", ph->name, why);
+			}
 			event_phase_end(ph->name, err->code == ERR_INTR
 					? "interrupted" : "failed", err->msg);
 			return err_wrap(err, "phase '%s'", ph->name);
@@ -107,11 +116,18 @@ phase_parallel(size_t n, int max_parallel, void (*fn)(void *ctx, size_t i),
 	size_t i, nth = max_parallel > 0 && n > (size_t)max_parallel
 			? (size_t)max_parallel : n;
 	pthread_t *th = xcalloc(nth + 1, sizeof(*th));
+	size_t started = 0;
 
 	pthread_mutex_init(&pl.mu, NULL);
+	/* Workers take items from a shared counter: fewer threads than
+	 * asked (a failed create) still run every item, and with none this
+	 * thread runs them. Only threads that started are joined. */
 	for (i = 0; i < nth; i++)
-		pthread_create(&th[i], NULL, pool_worker, &pl);
-	for (i = 0; i < nth; i++)
+		if (pthread_create(&th[started], NULL, pool_worker, &pl) == 0)
+			started++;
+	if (!started)
+		pool_worker(&pl);
+	for (i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&pl.mu);
 	free(th);

@@ -19,6 +19,7 @@
 #include "state/state.h"
 #include "talos/api.h"
 #include "util/err.h"
+#include "util/proc.h"
 
 struct apply_ctx {
 	struct config *cfg;
@@ -49,7 +50,9 @@ struct phase {
 	bool quiet_skip;            /* no "nothing to do" line when skipped */
 };
 
-extern volatile sig_atomic_t phase_interrupted;
+/* Set by the first SIGINT/SIGTERM (the second one kills, the default
+ * action): the flag is util/proc's, so providers and transfers see it. */
+#define phase_interrupted proc_interrupted
 void phase_install_signals(void);
 
 int phase_run_list(const struct phase *const *list, size_t n,

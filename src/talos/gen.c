@@ -155,8 +155,9 @@ remove_stale(struct gen_result *res, const char *env_dir, struct err *err)
 					 "it, and its node is no longer in the "
 					 "config", rel);
 				res->files_kept++;
-			} else if (unlink(path) != 0 && errno != ENOENT) {
-				r = err_sys(err, errno, "remove '%s'", path);
+			} else if ((r = fs_remove(path, err)) < 0) {
+				/* relative to the env folder, no link followed */
+				r = err_wrap(err, "remove '%s'", rel);
 			} else {
 				res->files_removed++;
 			}
@@ -367,7 +368,7 @@ gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
 	 struct user_patch *up, struct err *err)
 {
 	struct ydocs base = YDOCS_INIT, patch = YDOCS_INIT;
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	char rel[300];
 	int r;
 
@@ -401,7 +402,7 @@ gen_talosconfig(struct gen_result *res, const struct config *cfg,
 		struct err *err)
 {
 	struct talosconfig_input in = { 0 };
-	struct buf prev = BUF_INIT, out = BUF_INIT;
+	struct buf prev = BUF_INIT_SECRET, out = BUF_INIT_SECRET;
 	const char **eps = xcalloc(cfg->n_nodes + 1, sizeof(char *));
 	const char **nodes = xcalloc(cfg->n_nodes + 1, sizeof(char *));
 	char *path = fs_join(env_dir, "talosconfig");
@@ -462,7 +463,7 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	struct talos_secrets *s = NULL;
 	struct ydocs docs[2] = { YDOCS_INIT, YDOCS_INIT };  /* worker, cp */
 	struct user_patch *up = NULL;
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	struct mc_input in;
 	char *path = NULL, *installer = NULL;
 	const char *ver = cfg->talos.version;

@@ -13,7 +13,7 @@ pair(struct fy_document *doc, const char *crt, const char *key)
 
 	y_puts(m, "crt", crt);
 	if (key)
-		y_puts(m, "key", key);
+		y_puts_secret(m, "key", key);
 	return m;
 }
 
@@ -54,7 +54,7 @@ machine_node(struct fy_document *doc, const struct mc_input *in,
 	char img[256];
 
 	y_puts(m, "type", cp ? "controlplane" : "worker");
-	y_puts(m, "token", s->trustd_token);
+	y_puts_secret(m, "token", s->trustd_token);
 	y_put(m, "ca", pair(doc, s->os.crt_b64, cp ? s->os.key_b64 : ""));
 	y_put(m, "certSANs", str_seq(doc, in->sans, in->n_sans));
 	k = y_map(doc);
@@ -133,7 +133,7 @@ cluster_node(struct fy_document *doc, const struct mc_input *in,
 	struct fy_node *c = y_map(doc), *n, *net, *api, *a, *r, *disc;
 
 	y_puts(c, "id", s->cluster_id);
-	y_puts(c, "secret", s->cluster_secret);
+	y_puts_secret(c, "secret", s->cluster_secret);
 	n = y_map(doc);
 	y_puts(n, "endpoint", in->endpoint);
 	if (cp && in->local_api_port > 0) {
@@ -156,18 +156,18 @@ cluster_node(struct fy_document *doc, const struct mc_input *in,
 	y_put(net, "podSubnets", one_seq(doc, in->pod_subnet ? in->pod_subnet : "10.244.0.0/16"));
 	y_put(net, "serviceSubnets", one_seq(doc, in->service_subnet ? in->service_subnet : "10.96.0.0/12"));
 	y_put(c, "network", net);
-	y_puts(c, "token", s->bootstrap_token);
+	y_puts_secret(c, "token", s->bootstrap_token);
 	if (cp) {
 		if (s->secretbox_secret)
-			y_puts(c, "secretboxEncryptionSecret", s->secretbox_secret);
+			y_puts_secret(c, "secretboxEncryptionSecret", s->secretbox_secret);
 		else
-			y_puts(c, "aescbcEncryptionSecret", s->aescbc_secret);
+			y_puts_secret(c, "aescbcEncryptionSecret", s->aescbc_secret);
 	}
 	y_put(c, "ca", pair(doc, s->k8s.crt_b64, cp ? s->k8s.key_b64 : ""));
 	if (cp) {
 		y_put(c, "aggregatorCA", pair(doc, s->aggregator.crt_b64, s->aggregator.key_b64));
 		n = y_map(doc);
-		y_puts(n, "key", s->service_account.key_b64);
+		y_puts_secret(n, "key", s->service_account.key_b64);
 		y_put(c, "serviceAccount", n);
 		api = y_map(doc);
 		{

@@ -18,21 +18,12 @@
 #define SECRETS_MAX (1 << 20)
 
 static void
-free_secret_str(char *s)
-{
-	if (s) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
-}
-
-static void
 keypair_release(struct talos_keypair *kp)
 {
 	X509_free(kp->crt);
 	EVP_PKEY_free(kp->key);
 	free(kp->crt_b64);
-	free_secret_str(kp->key_b64);
+	secret_strfree(kp->key_b64);
 	memset(kp, 0, sizeof(*kp));
 }
 
@@ -42,11 +33,11 @@ talos_secrets_free(struct talos_secrets *s)
 	if (!s)
 		return;
 	free(s->cluster_id);
-	free_secret_str(s->cluster_secret);
-	free_secret_str(s->bootstrap_token);
-	free_secret_str(s->secretbox_secret);
-	free_secret_str(s->aescbc_secret);
-	free_secret_str(s->trustd_token);
+	secret_strfree(s->cluster_secret);
+	secret_strfree(s->bootstrap_token);
+	secret_strfree(s->secretbox_secret);
+	secret_strfree(s->aescbc_secret);
+	secret_strfree(s->trustd_token);
 	keypair_release(&s->etcd);
 	keypair_release(&s->k8s);
 	keypair_release(&s->aggregator);
@@ -257,7 +248,7 @@ put_pair(struct fy_node *certs, const char *name, const struct talos_keypair *kp
 
 	if (kp->crt_b64)
 		y_puts(m, "crt", kp->crt_b64);
-	y_puts(m, "key", kp->key_b64);
+	y_puts_secret(m, "key", kp->key_b64);
 	y_put(certs, name, m);
 }
 
@@ -276,17 +267,17 @@ talos_secrets_encode(struct buf *out, const struct talos_secrets *s,
 	fy_document_set_root(doc, root);
 	m = y_map(doc);
 	y_puts(m, "id", s->cluster_id);
-	y_puts(m, "secret", s->cluster_secret);
+	y_puts_secret(m, "secret", s->cluster_secret);
 	y_put(root, "cluster", m);
 	m = y_map(doc);
-	y_puts(m, "bootstraptoken", s->bootstrap_token);
+	y_puts_secret(m, "bootstraptoken", s->bootstrap_token);
 	if (s->secretbox_secret)
-		y_puts(m, "secretboxencryptionsecret", s->secretbox_secret);
+		y_puts_secret(m, "secretboxencryptionsecret", s->secretbox_secret);
 	else
-		y_puts(m, "aescbcencryptionsecret", s->aescbc_secret);
+		y_puts_secret(m, "aescbcencryptionsecret", s->aescbc_secret);
 	y_put(root, "secrets", m);
 	m = y_map(doc);
-	y_puts(m, "token", s->trustd_token);
+	y_puts_secret(m, "token", s->trustd_token);
 	y_put(root, "trustdinfo", m);
 	m = y_map(doc);
 	put_pair(m, "etcd", &s->etcd);
@@ -305,8 +296,7 @@ int
 talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 			     bool *created, struct err *err)
 {
-	struct buf text = BUF_INIT;
-	char *tmp = NULL;
+	struct buf text = BUF_INIT_SECRET;
 	int r;
 
 	*out = NULL;
@@ -322,24 +312,9 @@ talos_secrets_load_or_create(struct talos_secrets **out, const char *path,
 	if ((r = talos_secrets_generate(out, err)) < 0 ||
 	    (r = talos_secrets_encode(&text, *out, err)) < 0)
 		goto out;
-	/*
-	 * Never replace a bundle, even one that appeared meanwhile: write a
-	 * temporary file, then link(2) it into place, which fails if PATH
-	 * exists.
-	 */
-	tmp = xasprintf("%s.new.%ld", path, (long)getpid());
-	if ((r = fs_write_atomic(tmp, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
+	/* Never replace a bundle, even one that appeared meanwhile. */
+	if ((r = fs_create_atomic(path, text.ptr, text.len, FS_MODE_SECRET, err)) < 0)
 		goto out;
-	if (link(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		r = e == EEXIST
-			? err_set(err, ERR_EXISTS, "'%s' appeared while generating; not overwritten", path)
-			: err_sys(err, e, "create '%s'", path);
-		goto out;
-	}
-	unlink(tmp);
 	if (created)
 		*created = true;
 out:
@@ -347,7 +322,6 @@ out:
 		talos_secrets_free(*out);
 		*out = NULL;
 	}
-	free(tmp);
 	buf_release_secret(&text);
 	return r;
 }

@@ -20,7 +20,7 @@ reusable(const struct talosconfig_input *in, const struct talos_secrets *s,
 	struct ydocs d = YDOCS_INIT;
 	struct err err = ERR_INIT;
 	struct fy_node *ctx;
-	struct buf pem = BUF_INIT;
+	struct buf pem = BUF_INIT_SECRET;
 	X509 *crt = NULL;
 	EVP_PKEY *key = NULL, *ca_pub;
 	char *c = NULL, *k = NULL;
@@ -55,10 +55,7 @@ out:
 	X509_free(crt);
 	EVP_PKEY_free(key);
 	free(c);
-	if (k) {
-		OPENSSL_cleanse(k, strlen(k));
-		free(k);
-	}
+	secret_strfree(k);
 	ydocs_release(&d);
 	return ok;
 }
@@ -131,14 +128,13 @@ talos_talosconfig_build(struct buf *out, const struct talosconfig_input *in,
 	y_put(ctx, "nodes", seq_of(doc, in->nodes, in->n_nodes));
 	y_puts(ctx, "ca", s->os.crt_b64);
 	y_puts(ctx, "crt", crt);
-	y_puts(ctx, "key", key);
+	y_puts_secret(ctx, "key", key);
 	y_put(ctxs, in->context, ctx);
 	y_put(root, "contexts", ctxs);
 	ydocs_push(&d, doc);
 	r = ydocs_emit(out, &d, err);
 	ydocs_release(&d);
 	free(crt);
-	OPENSSL_cleanse(key, strlen(key));
-	free(key);
+	secret_strfree(key);
 	return r;
 }

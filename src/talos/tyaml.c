@@ -283,6 +283,20 @@ y_puts(struct fy_node *map, const char *key, const char *val)
 	y_put(map, key, y_str(fy_node_document(map), val));
 }
 
+void
+y_puts_secret(struct fy_node *map, const char *key, const char *val)
+{
+	struct fy_node *n;
+
+	if (!*val) {
+		y_puts(map, key, val);
+		return;
+	}
+	if (!(n = fy_node_create_scalar(fy_node_document(map), val, strlen(val))))
+		abort();
+	y_put(map, key, n);
+}
+
 struct fy_node *
 y_get(struct fy_node *map, const char *key)
 {

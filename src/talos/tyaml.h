@@ -42,6 +42,12 @@ struct fy_node *y_seq(struct fy_document *doc);
 /* Append key: val to map (val owned by the map afterwards). */
 void y_put(struct fy_node *map, const char *key, struct fy_node *val);
 void y_puts(struct fy_node *map, const char *key, const char *val);
+/*
+ * y_puts for key material and tokens: the scalar refers to val instead of
+ * copying it (libfyaml frees its copies unwiped), so val must outlive the
+ * document; the caller wipes it (secret_strfree).
+ */
+void y_puts_secret(struct fy_node *map, const char *key, const char *val);
 /* The value of key in map, or NULL. */
 struct fy_node *y_get(struct fy_node *map, const char *key);
 /* Scalar text of map[key] as a NUL-terminated malloc'd string, or NULL. */

@@ -77,14 +77,20 @@ buf_init(struct buf *b)
 	b->ptr = buf_empty;
 	b->len = 0;
 	b->cap = 0;
+	b->secret = false;
 }
 
 void
 buf_release(struct buf *b)
 {
+	bool secret = b->secret;
+
+	if (b->cap && secret)
+		OPENSSL_cleanse(b->ptr, b->cap);
 	if (b->cap)
 		free(b->ptr);
 	buf_init(b);
+	b->secret = secret;
 }
 
 void
@@ -98,9 +104,27 @@ buf_release_secret(struct buf *b)
 void
 buf_reset(struct buf *b)
 {
+	if (b->cap && b->secret)
+		OPENSSL_cleanse(b->ptr, b->len);
 	b->len = 0;
 	if (b->cap)
 		b->ptr[0] = '\0';
+}
+
+void
+secret_free(void *p, size_t n)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, n);
+	free(p);
+}
+
+void
+secret_strfree(char *s)
+{
+	if (s)
+		secret_free(s, strlen(s));
 }
 
 void
@@ -114,7 +138,15 @@ buf_grow(struct buf *b, size_t extra)
 	cap = b->cap ? b->cap : 64;
 	while (cap < want)
 		cap *= 2;
-	if (b->cap) {
+	if (b->cap && b->secret) {
+		/* realloc may leave the old block behind, unwiped. */
+		char *p = xmalloc(cap);
+
+		memcpy(p, b->ptr, b->len + 1);
+		OPENSSL_cleanse(b->ptr, b->cap);
+		free(b->ptr);
+		b->ptr = p;
+	} else if (b->cap) {
 		b->ptr = xrealloc(b->ptr, cap);
 	} else {
 		b->ptr = xmalloc(cap);
@@ -177,6 +209,8 @@ buf_detach(struct buf *b, size_t *len)
 {
 	char *p;
 
+	bool secret = b->secret;
+
 	if (len)
 		*len = b->len;
 	if (!b->cap)
@@ -184,5 +218,6 @@ buf_detach(struct buf *b, size_t *len)
 	else
 		p = b->ptr;
 	buf_init(b);
+	b->secret = secret;
 	return p;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/proc.h"
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int alert_index = -1;
 
@@ -32,7 +34,7 @@ grpc_result_release(struct grpc_result *r)
 	size_t i;
 
 	for (i = 0; i < r->n_msgs; i++)
-		buf_release(&r->msgs[i]);
+		buf_release_secret(&r->msgs[i]);   /* kubeconfig, configs */
 	free(r->msgs);
 	free(r->message);
 	grpc_result_init(r);
@@ -84,6 +86,14 @@ grpc_timeout_value(long ms, char *out, size_t n)
 		snprintf(out, n, "%ldm", ms);
 	else
 		snprintf(out, n, "%ldS", ms / 1000);
+}
+
+/* Ctrl-C aborts a call in progress. */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
 }
 
 struct call {
@@ -315,6 +325,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	pthread_once(&once, global_init);
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.body);
+	c.body.secret = true;
 	c.status = -1;
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
@@ -332,7 +343,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl = curl_easy_init();
 	if (!curl) {
 		free(url);
-		free(framed);
+		secret_free(framed, req_len + 5);
 		return err_set(err, ERR_FAIL, "cannot start libcurl");
 	}
 	h = curl_slist_append(h, "content-type: application/grpc+proto");
@@ -362,6 +373,8 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	/* Our deadline plus a little, so the server's DeadlineExceeded wins. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout + 2000);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -391,14 +404,22 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		blob.flags = CURL_BLOB_COPY;
 		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
 		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+		/* No copy of the key inside libcurl (it would free it
+		 * unwiped): o->key_pem outlives this handle. */
 		blob.data = (void *)o->key_pem;
 		blob.len = strlen(o->key_pem);
+		blob.flags = CURL_BLOB_NOCOPY;
 		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
 		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+		res->status = GRPC_TRANSPORT;
+		r = err_set(err, ERR_INTR, "%s on %s: interrupted", path, o->target);
+		goto out;
+	}
 	if (rc != CURLE_OK && !c.saw_status) {
 		res->status = GRPC_TRANSPORT;
 		r = transport_error(rc, errbuf, &c, o, path, res, err);
@@ -436,6 +457,7 @@ out:
 	buf_release(&c.body);
 	free(c.message);
 	free(url);
-	free(framed);
+	/* The frame carried a machine config (every CA key) or a token. */
+	secret_free(framed, req_len + 5);
 	return r < 0 ? -1 : 0;
 }

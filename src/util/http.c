@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/proc.h"
 
 struct http_client {
 	CURL *curl;
@@ -23,7 +26,19 @@ struct http_client {
 	long backoff_ms;
 	struct http_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
+	char *key_pem;            /* our copy of a client key, wiped on free */
 };
+
+/* Header lists carry the Authorization token: wipe before freeing. */
+static void
+slist_free_secret(struct curl_slist *l)
+{
+	struct curl_slist *s;
+
+	for (s = l; s; s = s->next)
+		OPENSSL_cleanse(s->data, strlen(s->data));
+	curl_slist_free_all(l);
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
@@ -162,6 +177,14 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* Ctrl-C aborts a transfer in progress (CURLE_ABORTED_BY_CALLBACK). */
+static int
+xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)p; (void)dt; (void)dn; (void)ut; (void)un;
+	return proc_interrupted ? 1 : 0;
+}
+
 /* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
 static void
 set_blob(CURL *h, CURLoption opt, const char *pem)
@@ -227,6 +250,8 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	if (c->pinned) {
 		/* The chain is not judged; the pin is, during the handshake. */
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -250,7 +275,15 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	} else if (o->client_cert_pem && o->client_key_pem) {
 		set_blob(h, CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
 		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		set_blob(h, CURLOPT_SSLKEY_BLOB, o->client_key_pem);
+		/* Not copied by libcurl (it frees copies unwiped): the
+		 * client's own copy, wiped in http_client_free. */
+		struct curl_blob kb;
+
+		c->key_pem = xstrdup(o->client_key_pem);
+		kb.data = c->key_pem;
+		kb.len = strlen(c->key_pem);
+		kb.flags = CURL_BLOB_NOCOPY;
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
 		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	*out = c;
@@ -264,7 +297,8 @@ http_client_free(struct http_client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	curl_slist_free_all(c->headers);
+	slist_free_secret(c->headers);
+	secret_strfree(c->key_pem);
 	free(c->base_url);
 	free(c);
 }
@@ -275,14 +309,6 @@ http_client_stats(const struct http_client *c, struct http_stats *out)
 	*out = c->stats;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
 
 /* Full jitter: a uniform pick in [0, min(cap, base * 2^attempt)]. */
 static long
@@ -413,8 +439,8 @@ http_request(struct http_client *c, const char *method, const char *path,
 				       resp->status == 503 || resp->status == 504)) ||
 			     ((flags & HTTP_RETRY_500) && resp->status == 500))) {
 				c->stats.retries++;
-				sleep_ms(backoff(c, attempt));
-				continue;
+				if (proc_sleep_ms(backoff(c, attempt)))
+					continue;
 			}
 			r = 0;
 			break;
@@ -423,17 +449,21 @@ http_request(struct http_client *c, const char *method, const char *path,
 			r = describe_failure(c, rc, method, path, err);
 			break;
 		}
+		if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
+			r = err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+			break;
+		}
 		if (attempt + 1 < c->max_attempts && transient(rc) &&
 		    (idem || !maybe_sent(rc))) {
 			c->stats.retries++;
-			sleep_ms(backoff(c, attempt));
-			continue;
+			if (proc_sleep_ms(backoff(c, attempt)))
+				continue;
 		}
 		r = describe_failure(c, rc, method, path, err);
 		break;
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_slist_free_all(hdrs);
+	slist_free_secret(hdrs);
 	free(url);
 	return r;
 }

@@ -92,3 +92,23 @@ YAML
 talos_calls() {
 	labsim_py "sum(1 for c in s['talos']['calls'] if c['method'].endswith('/$1') and ('${2:-}' == '' or c['node'] == '${2:-}'))"
 }
+
+# labsim_wait_for 'condition over s': poll the state snapshot every 20 ms
+# until the Python expression holds (60 s at most); prints "yes" if it did.
+labsim_wait_for() {
+	$PY - "$PVE_PORT" "$1" <<'PYEOF'
+import http.client, json, ssl, sys, time
+port, cond = int(sys.argv[1]), sys.argv[2]
+ctx = ssl._create_unverified_context()
+deadline = time.time() + 60
+while time.time() < deadline:
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+    c.request("GET", "/_labsim/state")
+    s = json.loads(c.getresponse().read())["data"]
+    c.close()
+    if eval(cond):
+        print("yes")
+        break
+    time.sleep(0.02)
+PYEOF
+}

@@ -8,8 +8,10 @@ labsim_start
 E="$T/envs/cli"
 write_env "$E" cli 1100 1 1 127.0.31
 
-# tree_sum DIR: names, modes and contents of every file under DIR
-tree_sum() { (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f | sort | xargs -r sha256sum) | sha256sum; }
+# tree_sum DIR: names, modes and contents of every file under DIR but
+# .lock (the env lock's file: created by the first locking command, empty
+# when no one holds it, never removed; docs/architecture.md, Lock)
+tree_sum() { (cd "$1" && find . ! -name .lock -printf '%p %m %s\n' | sort && find . -type f ! -name .lock | sort | xargs -r sha256sum) | sha256sum; }
 
 # A non-terminal apply without --yes decides before writing anything.
 before=$(tree_sum "$E")

@@ -80,11 +80,26 @@ expect_grep "conflict" "$T/err" "apply names the conflict"
 [ "$(vmcfg 1002 name)" = intruder ] && ok "conflicting VM untouched" || bad "conflicting VM touched"
 sed -i 's/workers: {count: 2,/workers: {count: 1,/' "$E/config.yml"
 
-# The env lock: a live holder keeps a second apply out.
-echo "$LABSIM_PID $(hostname)" > "$E/.lock"
+# The env lock is the kernel's (flock on ENV/.lock); the "pid host" in the
+# file is information only. A live holder keeps a second apply out and is
+# named; flock(1) takes the same kind of lock.
+flock -o "$E/.lock" sh -c 'echo "$$ $(hostname)" > "$0"; exec sleep 60' "$E/.lock" &
+holder=$!
+i=0; while ! grep -q " " "$E/.lock" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+hpid=$(cut -d' ' -f1 "$E/.lock")
 expect_rc 1 "apply refuses while locked" -- "$STRATA" apply "$E" --yes
-expect_grep "locked by pid $LABSIM_PID" "$T/err" "names the holder"
-rm -f "$E/.lock"
+expect_grep "locked by pid $hpid on $(hostname)" "$T/err" "names the holder"
+# A holder whose pid means nothing here (another container sharing this
+# hostname, its own pid namespace) still holds: the old check judged it
+# stale and took over.
+echo "999999 $(hostname)" > "$E/.lock"
+expect_rc 1 "a holder with a pid unknown here still locks" -- "$STRATA" apply "$E" --yes
+expect_grep "environment is locked" "$T/err" "says locked"
+kill "$hpid" 2>/dev/null; wait "$holder" 2>/dev/null
+# The file naming a live pid without the kernel lock is no lock.
+echo "$LABSIM_PID $(hostname)" > "$E/.lock"
+expect_rc 0 "a lock file without a holder is no lock" -- "$STRATA" apply "$E" --yes
+[ -f "$E/.lock" ] && ok "the lock file stays (never unlinked)" || bad "lock file removed"
 
 # destroy: only what we own, hard stop, secrets kept.
 labsim_ctl POST vm '{"vmid": 1000, "acpi_ignored": true}' > /dev/null

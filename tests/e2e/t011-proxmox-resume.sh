@@ -35,22 +35,7 @@ for when in iso create start applycfg install done; do
 	esac
 	"$STRATA" apply "$E" --yes > "$T/apply.out" 2>&1 &
 	pid=$!
-	hit=$(labsim_ctl GET state >/dev/null; $PY - "$PVE_PORT" "$cond" <<'PYEOF'
-import http.client, json, ssl, sys, time
-port, cond = int(sys.argv[1]), sys.argv[2]
-ctx = ssl._create_unverified_context()
-deadline = time.time() + 60
-while time.time() < deadline:
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
-    c.request("GET", "/_labsim/state")
-    s = json.loads(c.getresponse().read())["data"]
-    c.close()
-    if eval(cond):
-        print("yes")
-        break
-    time.sleep(0.02)
-PYEOF
-)
+	hit=$(labsim_wait_for "$cond")
 	if [ "$hit" = yes ] && kill -9 $pid 2>/dev/null; then
 		wait $pid 2>/dev/null
 		ok "killed apply of $name at '$when' with $(owned $name | $PY -c 'import sys; print(len(eval(sys.stdin.read())))') VMs tagged"

@@ -11,6 +11,12 @@ Endpoints:
   GET  /count/NAME         200 {"data": hits of NAME}
   GET  /connections        200 {"data": TCP connections accepted}
   POST /echo               200 body = request body, header X-CT = its type
+  A two-VM Proxmox (pve1: 100, 101) under /api2/json, for test_proxmox.c:
+  GET  /api2/json/cluster/resources   the VMs not deleted
+  DELETE /api2/json/nodes/pve1/qemu/N the first one deletes N and closes the
+                           connection without a reply (a lost reply); later
+                           ones: 500 "Configuration file ... does not exist"
+                           (the real message, shared/reference FACTS.md)
 Stops on SIGTERM or when stdin closes.
 """
 import http.server
@@ -21,6 +27,7 @@ import sys
 import threading
 
 hits = {}
+deleted = set()
 connections = 0
 lock = threading.Lock()
 
@@ -41,7 +48,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def pve(self, rest):
+        if self.command == "GET" and rest == ["cluster", "resources"]:
+            with lock:
+                vms = [{"type": "qemu", "vmid": v, "node": "pve1", "name": "vm%d" % v,
+                        "status": "stopped"} for v in (100, 101) if v not in deleted]
+            return self.reply(200, vms)
+        if self.command == "DELETE" and rest[:3] == ["nodes", "pve1", "qemu"]:
+            vmid = int(rest[3])
+            with lock:
+                hits["delete"] = hits.get("delete", 0) + 1
+                first = vmid not in deleted
+                deleted.add(vmid)
+            if first:
+                self.close_connection = True   # done, but no reply
+                return None
+            body = json.dumps({"data": None}).encode()
+            self.send_response(500, "Configuration file 'nodes/pve1/qemu-server/%d.conf' "
+                               "does not exist" % vmid)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        if rest == ["deletes"]:
+            return self.reply(200, hits.get("delete", 0))
+        return self.reply(501, None)
+
     def route(self):
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[:2] == ["api2", "json"]:
+            return self.pve(parts[2:])
         parts = self.path.strip("/").split("/")
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""

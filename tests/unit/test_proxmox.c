@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "provider/proxmox/proxmox.h"
+#include "testutil.h"
 
 static void
 test_proxmox__error_uses_json_message_and_param_errors(void **state)
@@ -83,6 +84,93 @@ test_proxmox__new_refuses_without_verification(void **state)
 	assert_null(strstr(e.msg, "SECRET"));
 }
 
+/* Names go into URL paths only when they are plain: nothing is sent for
+ * a node called "../../access" or "pve1?x=1"; a plain one is sent (and
+ * fails to connect: nothing listens on port 9). */
+static void
+test_proxmox__names_in_paths_are_checked_before_sending(void **state)
+{
+	struct pve_opts o = { 0 };
+	struct pve *p = NULL;
+	struct err e = ERR_INIT;
+	char *status = NULL;
+
+	o.endpoint = "https://127.0.0.1:9";
+	o.token_id = "root@pam!t";
+	o.token_secret = "SECRET";
+	o.insecure = true;
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	assert_true(pve_vm_status(p, "../../access", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "refusing an empty, '.' or '..' name"));
+	assert_true(pve_vm_status(p, "pve1?x=1", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "refusing a name with '?'"));
+	assert_true(pve_vm_status(p, "pve1\x1b[2J", 100, &status, &e) < 0);
+	assert_non_null(strstr(e.msg, "(0x1b)"));
+	assert_null(strchr(e.msg, '\x1b'));
+	{
+		bool has;
+
+		assert_true(pve_storage_has(p, "pve1", "local/../x", "iso", "v",
+					    &has, &e) < 0);
+		assert_non_null(strstr(e.msg, "'..'"));
+	}
+	err_clear(&e);
+	assert_true(pve_vm_status(p, "pve-1.lab_x", 100, &status, &e) < 0);
+	assert_null(strstr(e.msg, "refusing"));
+	assert_null(status);
+	pve_free(p);
+}
+
+/*
+ * A DELETE whose reply is lost: the client retries it, the retry fails
+ * because the first one did its work ("does not exist"), and the VM is
+ * gone from the cluster: that is success. A fake Proxmox on loopback
+ * (https_server.py) loses the first reply.
+ */
+static void
+test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
+{
+	char dir[] = "/tmp/strata-pve.XXXXXX", line[64], url[64];
+	struct pve_opts o = { 0 };
+	struct tu_proc srv = { 0 };
+	struct pve *p = NULL;
+	struct err e = ERR_INIT;
+	char *upid = NULL, *cert, *key;
+	json_t *n = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
+			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", dir), 0);
+	cert = xasprintf("%s/c.pem", dir);
+	key = xasprintf("%s/k.pem", dir);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
+				 cert, key, NULL };
+
+		assert_int_equal(tu_spawn(&srv, argv, line, sizeof(line)), 0);
+	}
+	assert_int_equal(strncmp(line, "PORT ", 5), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", atoi(line + 5));
+	o.endpoint = url;
+	o.token_id = "root@pam!t";
+	o.token_secret = "SECRET";
+	o.insecure = true;
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	if (pve_vm_delete(p, "pve1", 101, true, &upid, &e) < 0)
+		fail_msg("delete reported a failure: %s", e.msg);
+	assert_null(upid);
+	assert_int_equal(pve_call(p, "GET", "/deletes", NULL, &n, &e), 0);
+	/* retried: after the lost reply, and after each 500 */
+	assert_true(json_integer_value(n) >= 2);
+	json_decref(n);
+	pve_free(p);
+	tu_stop(&srv);
+	tu_sh("rm -rf '%s'", dir);
+	free(cert);
+	free(key);
+}
+
 int
 main(void)
 {
@@ -92,6 +180,8 @@ main(void)
 		cmocka_unit_test(test_proxmox__upid_node),
 		cmocka_unit_test(test_proxmox__params_are_form_encoded),
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
+		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),
+		cmocka_unit_test(test_proxmox__delete_after_lost_reply_is_success_when_gone),
 	};
 
 	return cmocka_run_group_tests_name("proxmox", tests, NULL, NULL);

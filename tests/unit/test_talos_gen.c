@@ -133,7 +133,7 @@ run_gen(struct gen_result *res)
 static void
 test_gen__writes_all_then_nothing(void **state)
 {
-	struct gen_result res;
+	struct gen_result res = { 0 };
 	struct buf before[NFILES], after = BUF_INIT;
 	struct stat st;
 
@@ -357,7 +357,7 @@ test_gen__vps_onlink_gateway(void **state)
 	struct config *cfg = NULL;
 	struct diag diag;
 	struct err err = ERR_INIT;
-	struct gen_result res;
+	struct gen_result res = { 0 };
 	struct ydocs d = YDOCS_INIT;
 	struct buf b = BUF_INIT;
 	struct fy_node *link;

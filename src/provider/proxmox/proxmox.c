@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/http.h"
+#include "util/proc.h"
 
 struct pve {
 	struct http_client *http;
@@ -77,9 +78,9 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	p = xcalloc(1, sizeof(*p));
 	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
 	r = http_client_new(&p->http, &ho, err);
-	/* libcurl copied the header; wipe our copy of the secret. */
-	memset(auth, 0, strlen(auth));
-	free(auth);
+	/* libcurl's header list has its own copy (wiped when the client
+	 * is freed); wipe ours. */
+	secret_strfree(auth);
 	free(base);
 	if (r < 0) {
 		free(p);
@@ -147,6 +148,42 @@ pve_error_from_response(struct err *err, const char *method, const char *path,
 	return r;
 }
 
+/*
+ * Node, storage and VM names from the config or from API answers are put
+ * into paths: refuse an empty, "." or ".." segment (curl would resolve
+ * it: /nodes/../access) and any character that is not plain in a path
+ * segment ('?', '#', '/', spaces, controls). Task ids are percent-encoded.
+ */
+static int
+check_path(const char *method, const char *path, struct err *err)
+{
+	const char *s = path;
+
+	if (*s != '/')
+		return err_set(err, ERR_FAIL, "%s '%s': not an API path", method, path);
+	while (*s == '/') {
+		const char *seg = ++s;
+		size_t n;
+
+		while (*s && *s != '/') {
+			unsigned char ch = (unsigned char)*s;
+
+			if (!isalnum(ch) && !strchr("._-~:@=+%!", ch))
+				return err_set(err, ERR_FAIL, "%s: refusing a name "
+					       "with '%c' (0x%02x) in a URL path; node and "
+					       "storage names are letters, digits, '.', "
+					       "'-' and '_'", method,
+					       isprint(ch) ? ch : '?', ch);
+			s++;
+		}
+		n = (size_t)(s - seg);
+		if (!n || (n == 1 && seg[0] == '.') || (n == 2 && !strncmp(seg, "..", 2)))
+			return err_set(err, ERR_FAIL, "%s %s: refusing an empty, '.' "
+				       "or '..' name in a URL path", method, path);
+	}
+	return 0;
+}
+
 int
 pve_call(struct pve *p, const char *method, const char *path,
 	 const struct pve_params *params, json_t **data_out, struct err *err)
@@ -179,6 +216,10 @@ pve_call_body(struct pve *p, const char *method, const char *full,
 
 	if (data_out)
 		*data_out = NULL;
+	if ((r = check_path(method, path, err)) < 0) {
+		free(full);
+		return r;
+	}
 	http_response_init(&resp);
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(p->http, method, full, content_type, body, len,
@@ -421,6 +462,27 @@ pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 		pve_params_add(&q, "destroy-unreferenced-disks", "1");
 	}
 	r = upid_call(p, "DELETE", path, &q, upid_out, err);
+	if (r < 0) {
+		/* A DELETE whose reply was lost is retried (idempotent); the
+		 * retry then fails because the first one did its work. A VM
+		 * that is gone from the cluster's list is what was asked for. */
+		struct pve_vm *vms = NULL;
+		struct err e2 = ERR_INIT;
+		size_t n = 0, i;
+		bool gone = false;
+
+		if (pve_cluster_vms(p, &vms, &n, &e2) == 0) {
+			gone = true;
+			for (i = 0; i < n; i++)
+				if (vms[i].vmid == vmid)
+					gone = false;
+		}
+		pve_vms_free(vms, n);
+		if (gone) {
+			err_clear(err);
+			r = 0;
+		}
+	}
 	pve_params_release(&q);
 	free(path);
 	return r;
@@ -578,15 +640,6 @@ pve_upid_node(const char *upid)
 	return xstrndup(s, (size_t)(e - s));
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
 static long
 now_ms(void)
 {
@@ -667,8 +720,14 @@ pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 				    upid, timeout_ms / 1000);
 			break;
 		}
-		/* Quick tasks finish in tens of ms; back off to poll_ms. */
-		sleep_ms(delay);
+		/* Quick tasks finish in tens of ms; back off to poll_ms.
+		 * Ctrl-C ends the wait (the task goes on in Proxmox; the
+		 * next run finds what it did). */
+		if (!proc_sleep_ms(delay)) {
+			r = err_set(err, ERR_INTR, "interrupted while waiting for "
+				    "task %s (it goes on in Proxmox)", upid);
+			break;
+		}
 		delay = delay * 2 > p->poll_ms ? p->poll_ms : delay * 2;
 	}
 	buf_release(&tail);
