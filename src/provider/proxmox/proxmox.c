@@ -217,7 +217,7 @@ pve_call_body(struct pve *p, const char *method, const char *full,
 	if (data_out)
 		*data_out = NULL;
 	if ((r = check_path(method, path, err)) < 0) {
-		free(full);
+		free(path);
 		return r;
 	}
 	http_response_init(&resp);
