@@ -184,42 +184,59 @@ check_path(const char *method, const char *path, struct err *err)
 	return 0;
 }
 
+static int call(struct pve *p, const char *method, const char *path,
+		const char *full, const char *content_type, const void *body,
+		size_t len, json_t **data_out, struct err *err);
+
 int
 pve_call(struct pve *p, const char *method, const char *path,
 	 const struct pve_params *params, json_t **data_out, struct err *err)
 {
 	bool in_query = !strcmp(method, "GET") || !strcmp(method, "DELETE");
 	bool has = params && params->body.len;
-	char *full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
-				     : xstrdup(path);
+	char *full;
 	int r;
 
-	r = pve_call_body(p, method, full,
-			  in_query ? NULL : "application/x-www-form-urlencoded",
-			  in_query || !has ? NULL : params->body.ptr,
-			  in_query || !has ? 0 : params->body.len, data_out, err);
+	if (data_out)
+		*data_out = NULL;
+	if ((r = check_path(method, path, err)) < 0)
+		return r;
+	full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
+			       : xstrdup(path);
+	r = call(p, method, path, full,
+		 in_query ? NULL : "application/x-www-form-urlencoded",
+		 in_query || !has ? NULL : params->body.ptr,
+		 in_query || !has ? 0 : params->body.len, data_out, err);
 	free(full);
 	return r;
 }
 
 int
-pve_call_body(struct pve *p, const char *method, const char *full,
+pve_call_body(struct pve *p, const char *method, const char *path,
 	      const char *content_type, const void *body, size_t len,
 	      json_t **data_out, struct err *err)
 {
-	/* Messages name the path without its query. */
-	char *path = xstrndup(full, strcspn(full, "?"));
+	int r;
+
+	if (data_out)
+		*data_out = NULL;
+	if ((r = check_path(method, path, err)) < 0)
+		return r;
+	return call(p, method, path, path, content_type, body, len, data_out,
+		    err);
+}
+
+/* METHOD full (path and query); messages name path, never the query. */
+static int
+call(struct pve *p, const char *method, const char *path, const char *full,
+     const char *content_type, const void *body, size_t len,
+     json_t **data_out, struct err *err)
+{
 	struct http_response resp;
 	json_error_t je;
 	json_t *root;
 	int r;
 
-	if (data_out)
-		*data_out = NULL;
-	if ((r = check_path(method, path, err)) < 0) {
-		free(path);
-		return r;
-	}
 	http_response_init(&resp);
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(p->http, method, full, content_type, body, len,
@@ -247,7 +264,6 @@ pve_call_body(struct pve *p, const char *method, const char *full,
 	json_decref(root);
 out:
 	http_response_release(&resp);
-	free(path);
 	return r;
 }
 

@@ -54,7 +54,7 @@ int pve_call(struct pve *p, const char *method, const char *path,
 	     const struct pve_params *params, json_t **data_out, struct err *err);
 
 /* The same with a ready body of the given type (a multipart upload);
- * path may carry a query string. */
+ * no query string: path is checked as a whole. */
 int pve_call_body(struct pve *p, const char *method, const char *path,
 		  const char *content_type, const void *body, size_t len,
 		  json_t **data_out, struct err *err);
