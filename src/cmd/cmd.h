@@ -20,6 +20,9 @@ int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 
 /* A command's help, in fixed parts (help.c); the man page is made of them. */
 struct cmd_help {

@@ -4,6 +4,7 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "state/history.h"
 #include "talos/gen.h"
 #include "util/clock.h"
 #include "util/event.h"
@@ -20,6 +21,8 @@ static const struct phase *const apply_phases[] = {
 	&ph_cidata_sweep,
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
+	&ph_cni,
+	&ph_gitops,
 };
 
 /* Without a terminal to ask and without --yes: decide from what apply
@@ -74,6 +77,7 @@ cmd_apply(int argc, char **argv)
 	struct apply_ctx c;
 	struct env e;
 	struct env_tally tally;
+	struct history *hist = NULL;
 	struct err err = ERR_INIT;
 	const char *env = NULL, *result = "failed";
 	bool yes = false, dry = false, tallying = false;
@@ -171,6 +175,8 @@ cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	tally.started = !dry;
+	if (!dry && (r = env_history_open(&hist, &e, "apply", &c.plan, &err)) < 0)
+		goto fail;
 	if ((r = phase_run_list(apply_phases,
 				sizeof(apply_phases) / sizeof(apply_phases[0]),
 				&c, &err)) < 0)
@@ -188,6 +194,7 @@ out:
 	env_summary("apply", e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();
+	history_close(hist);
 	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);

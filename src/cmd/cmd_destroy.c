@@ -4,6 +4,7 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "state/history.h"
 #include "util/event.h"
 #include "util/out.h"
 
@@ -41,6 +42,7 @@ cmd_destroy(int argc, char **argv)
 	struct apply_ctx c;
 	struct env e;
 	struct env_tally tally;
+	struct history *hist = NULL;
 	struct err err = ERR_INIT;
 	const char *env = NULL, *result = "failed";
 	bool yes = false, purge = false, tallying = false;
@@ -97,6 +99,8 @@ cmd_destroy(int argc, char **argv)
 	}
 	if (!c.plan.deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
+		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+			goto fail;
 	} else {
 		env_show_plan(&c.plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
@@ -105,6 +109,8 @@ cmd_destroy(int argc, char **argv)
 			goto out;
 		}
 		tally.started = true;
+		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+			goto fail;
 		if ((r = phase_run_list((const struct phase *const[]){
 					&ph_vms, &ph_cidata_sweep }, 2, &c, &err)) < 0)
 			goto fail;
@@ -130,12 +136,13 @@ out:
 	env_summary("destroy", e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL,
 		    !strcmp(result, "done")
-		    ? (purge ? "config.yml and the patches you wrote"
+		    ? (purge ? "config.yml, the patches you wrote and history/"
 			     : "secrets.yaml, talosconfig and config.yml (same "
 			       "cluster identity on the next apply; --purge-state "
 			       "removes them)")
 		    : NULL, NULL);
 	event_end();
+	history_close(hist);
 	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);

@@ -118,6 +118,53 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 		talos_creds_release(&creds);
 }
 
+/* The addons as the cluster runs them (kube_addons_read), or NULL. */
+static json_t *
+read_addons(struct env *e)
+{
+	char *path = fs_join(e->dir, "kubeconfig");
+	struct kube_client *kc = NULL;
+	struct err err = ERR_INIT;
+	json_t *a = NULL;
+
+	if (fs_exists(path) && kube_client_load(&kc, path, 3000, &err) == 0 &&
+	    kube_addons_read(kc, &a, &err) < 0)
+		out_warn("cannot read the addons: %s", err.msg);
+	kube_client_free(kc);
+	free(path);
+	return a;
+}
+
+static void
+print_addons(json_t *a)
+{
+	json_t *cni = json_object_get(a, "cni"), *k;
+	json_t *ks = json_object_get(json_object_get(a, "flux"), "kustomizations");
+	size_t i;
+
+	if (!json_is_object(cni) && !json_array_size(ks))
+		return;
+	printf("\n%-8s %-20s %-7s %s\n", "ADDON", "NAME", "READY", "VERSION / REVISION");
+	if (json_is_object(cni)) {
+		char ready[48];
+
+		snprintf(ready, sizeof(ready), "%lld/%lld",
+			 (long long)json_integer_value(json_object_get(cni, "ready")),
+			 (long long)json_integer_value(json_object_get(cni, "desired")));
+		printf("%-8s %-20s %-7s %s\n", "cni", "cilium", ready,
+		       json_string_value(json_object_get(cni, "version")));
+	}
+	json_array_foreach(ks, i, k) {
+		const char *rev = json_string_value(json_object_get(k, "revision"));
+		const char *msg = json_string_value(json_object_get(k, "message"));
+		const char *ready = json_string_value(json_object_get(k, "ready"));
+
+		printf("%-8s %-20s %-7s %s\n", "flux",
+		       json_string_value(json_object_get(k, "name")), ready,
+		       rev && !strcmp(ready, "True") ? rev : msg ? msg : "-");
+	}
+}
+
 static const char *
 kube_state(const struct kube_node *kn, size_t nk, const char *name,
 	   const char *note)
@@ -161,7 +208,7 @@ cmd_status(int argc, char **argv)
 	bool *running = NULL;
 	const char *env = NULL;
 	int json = 0, a, r, rc = 1;
-	json_t *arr = NULL;
+	json_t *arr = NULL, *addons = NULL;
 	struct plan plan = { 0 };
 	size_t n_rows = 0, n_running = 0, n_absent = 0, n_orphan = 0, n_differ = 0;
 	size_t n_conflict = 0, n_talos = 0, n_talos_up = 0, n_ready = 0;
@@ -207,6 +254,8 @@ cmd_status(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!kube_note)
+		addons = read_addons(&e);
 	arr = json_array();
 	if (!json)
 		printf("  %-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %-9s %s\n",
@@ -326,6 +375,7 @@ cmd_status(int argc, char **argv)
 			"differ", (json_int_t)n_differ, "conflicts", (json_int_t)n_conflict,
 			"talos_nodes", (json_int_t)n_talos, "talos_up", (json_int_t)n_talos_up,
 			"kubernetes_ready", (json_int_t)n_ready));
+		json_object_set(root, "addons", addons ? addons : json_null());
 		js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(js);
 		free(js);
@@ -349,6 +399,8 @@ cmd_status(int argc, char **argv)
 		if (n_absent || n_orphan || n_differ || n_conflict)
 			printf("'strata plan %s' lists the changes; 'strata apply %s' "
 			       "makes them\n", env, env);
+		if (addons)
+			print_addons(addons);
 	}
 	rc = 0;
 out:
@@ -356,6 +408,7 @@ out:
 	free(pr);
 	kube_nodes_free(kn, nk);
 	json_decref(arr);
+	json_decref(addons);
 	plan_release(&plan);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);

@@ -4,6 +4,7 @@
  * the Proxmox token and connect, read the journal, observe and plan.
  */
 #include "cmd/env.h"
+#include "state/history.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,19 @@ tally_sink(const json_t *ev, void *arg)
 		t->vm_changed++;
 	else if (!strcmp(text, "deleted"))
 		t->vm_deleted++;
+}
+
+int
+env_history_open(struct history **out, struct env *e, const char *command,
+		 const struct plan *plan, struct err *err)
+{
+	char *pj = plan ? plan_to_json(plan) : NULL;
+	int r;
+
+	r = history_open(out, e->dir, command, e->cfg->name, STRATA_VERSION, pj,
+			 e->cfg->history.keep, err);
+	free(pj);
+	return r;
 }
 
 void

@@ -71,6 +71,12 @@ void env_summary(const char *command, const char *env_name, const char *env_arg,
 
 /* Ask on the terminal unless yes; false when not a terminal. */
 bool env_confirm(const char *question, bool yes);
+/* Start ENV/history's record of this command (state/history.h), with the
+ * plan it is about to execute; call once the command goes ahead. */
+struct history;
+int env_history_open(struct history **out, struct env *e, const char *command,
+		     const struct plan *plan, struct err *err);
+
 void env_close(struct env *e);
 
 #endif

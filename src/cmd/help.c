@@ -182,13 +182,70 @@ static const struct cmd_help helps[] = {
 		"nodes, also what the node says over mTLS at its address (Talos\n"
 		"version, or maintenance / down / foreign when another CA answers),\n"
 		"etcd's state on control planes, and the Kubernetes node's readiness\n"
-		"(from ENV/kubeconfig). Ends with a summary line. Reads only; every\n"
-		"probe is bounded to a few seconds.\n",
+		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
+		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
+		"Ready condition and last applied revision. Reads only; every probe\n"
+		"is bounded to a few seconds.\n",
 		ENV_FORMS,
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",
 		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata status homelab",
+	},
+	{
+		"backup", cmd_backup,
+		"write the env folder as one age-encrypted archive",
+		"ENV --to FILE|DIR",
+		"Write every file of the env folder (config.yml, secrets.yaml,\n"
+		"talosconfig, kubeconfig, state.json, nodes/, patches/, gitops/...;\n"
+		"not the lock, temp files or symlinks) into one ustar archive,\n"
+		"encrypted in the age format to backup.recipients (age1... keys) or\n"
+		"with backup.passphrase from config.yml. 'age -d' opens it and\n"
+		"'tar -x' unpacks it without strata. With --to DIR the file is\n"
+		"DIR/ENV-<UTC time>.age; an existing file is never replaced. The\n"
+		"file is 0600; the env lock is held while the folder is read.\n",
+		ENV_FORMS,
+		"  --to FILE|DIR  where the encrypted archive goes\n"
+		"  -h, --help     show this help\n",
+		"  0  written\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata backup homelab --to /mnt/usb/",
+	},
+	{
+		"restore", cmd_restore,
+		"rebuild an env folder from a 'strata backup' archive",
+		"ENV --from FILE (--identity FILE | --passphrase-env VAR)",
+		"Decrypt FILE (an age file, as strata backup writes it) with an age\n"
+		"identity file or the passphrase in environment variable VAR, check\n"
+		"every entry of the archive (relative names, files and folders only,\n"
+		"a config.yml at the top), then create ENV (0700) and write the\n"
+		"files. ENV must not exist: restore never writes into an existing\n"
+		"folder. Nothing is written when the key is wrong or the file is\n"
+		"cut or altered. After it, plan and apply see the same cluster.\n",
+		"ENV is a path (with '/') or a NAME, restored as environments/NAME.\n",
+		"  --from FILE           the backup\n"
+		"  -i, --identity FILE   an age identity file (AGE-SECRET-KEY-1...)\n"
+		"  --passphrase-env VAR  the passphrase is in $VAR\n"
+		"  -h, --help            show this help\n",
+		"  0  restored\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata restore homelab --from homelab-20261201T120000Z.age -i ~/.age/key.txt",
+	},
+	{
+		"history", cmd_history,
+		"what every apply and destroy did (ENV/history)",
+		"ENV [ENTRY] [-o json]",
+		"Every apply and destroy that goes ahead writes a record to\n"
+		"ENV/history/<UTC time>-<command>.jsonl (0600): a header with the\n"
+		"command, strata's version, config.yml's SHA-256 and the plan it\n"
+		"executed, then its event stream (the events 'apply -o json' prints),\n"
+		"ending with the summary. A killed command leaves its record up to\n"
+		"the last phase that finished (shown as incomplete). history.keep\n"
+		"(default 50) bounds how many are kept. Without ENTRY: the list,\n"
+		"newest first. With ENTRY (1 = newest, or a file name): its events.\n",
+		ENV_FORMS,
+		"  -o json     the list as a JSON array, or the entry's JSON lines\n"
+		"  -h, --help  show this help\n",
+		"  0  shown\n" EXIT_CONFIG,
+		"strata history homelab 1",
 	},
 };
 

@@ -121,6 +121,7 @@ config_free(struct config *cfg)
 		free(cfg->talos.patches[i].inline_yaml);
 	}
 	free(cfg->talos.patches);
+	free(cfg->kubernetes.cni_values);
 	for (i = 0; i < cfg->n_vms; i++) {
 		for (j = 0; j < cfg->vms[i].n_vars; j++) {
 			free(cfg->vms[i].vars[j].key);

@@ -29,6 +29,10 @@ enum first_boot { FIRST_BOOT_UNSET = -1, FIRST_BOOT_CIDATA = 0,
 		  FIRST_BOOT_MAINTENANCE };
 enum discovery { DISCOVERY_UNSET = -1, DISCOVERY_GUEST_AGENT = 0,
 		 DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
+/* The image the Cilium install Job runs helm from (pinned; the tag is the
+ * helm version). */
+#define DEFAULT_HELM_IMAGE "docker.io/alpine/helm:3.19.0"
+
 enum cni { CNI_UNSET = -1, CNI_CILIUM = 0, CNI_FLANNEL, CNI_NONE };
 enum node_role { ROLE_CONTROLPLANE = 0, ROLE_WORKER };
 
@@ -88,6 +92,17 @@ struct firewall_config {
 					 * after config_load, its text is gone) */
 };
 
+/* strata backup: who can open the encrypted env archives. */
+struct backup_config {
+	struct str_list recipients;     /* age X25519 recipients, age1... */
+	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
+};
+
+/* ENV/history: how many entries are kept (default 50). */
+struct history_config {
+	int keep;
+};
+
 struct talos_patch {
 	char *file;                /* relative to the env folder, or NULL */
 	char *inline_yaml;         /* emitted YAML of an inline patch, or NULL */
@@ -116,6 +131,8 @@ struct kubernetes_config {
 	char *dns_domain;
 	enum cni cni;
 	char *cni_version;         /* cilium chart version */
+	char *cni_values;          /* kubernetes.cni.values as one-line JSON, or NULL */
+	char *cni_helm_image;      /* image running helm in the install Job */
 	bool kube_proxy;           /* false when cilium replaces it */
 	bool allow_scheduling_on_controlplanes;
 };
@@ -164,11 +181,12 @@ struct gitops_config {
 	char *repo;
 	char *branch;
 	char *path;
-	char *interval;            /* Go duration, e.g. 10m */
+	char *interval;            /* Go duration, e.g. 5m */
 	struct secret_ref token;
 	char *local_path;          /* where gen writes the tree (ENV-relative) */
 	struct secret_ref sops_identity; /* age identity to use, else generated */
 	struct str_list sops_recipients; /* more age recipients for secrets */
+	char *known_hosts;         /* host key lines of the Git server (ssh) */
 };
 
 struct components_config {
@@ -224,6 +242,8 @@ struct config {
 	struct node *nodes;        /* control planes first, then workers */
 	size_t n_nodes, n_controlplanes;
 	struct firewall_config firewall;
+	struct backup_config backup;
+	struct history_config history;
 	struct gitops_config gitops;
 	struct components_config components;
 	struct vm_config *vms;

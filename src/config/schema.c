@@ -198,11 +198,38 @@ static const struct schema talos_schema = { "talos", talos_fields, 0 };
 
 /* --- kubernetes --------------------------------------------------------- */
 
+/* kubernetes.cni.values: a mapping of Helm values, kept as JSON. */
+static int
+decode_json_map(struct dctx *c, struct fy_node *n, void *dst, const char *path)
+{
+	char *s;
+
+	if (fy_node_is_null(n))
+		return 0;
+	if (fy_node_get_type(n) != FYNT_MAPPING) {
+		decode_error(c, n, path, "expected a mapping of Helm values");
+		return -1;
+	}
+	if (!(s = fy_emit_node_to_string(n, FYECF_MODE_JSON_ONELINE |
+					     FYECF_WIDTH_INF))) {
+		decode_error(c, n, path, "cannot re-encode the values");
+		return -1;
+	}
+	free(*(char **)dst);
+	*(char **)dst = xstrdup(s);
+	free(s);
+	return 0;
+}
+
 static const struct field cni_fields[] = {
 	FENUM("name", struct kubernetes_config, cni, cnis,
 	      "cilium (default), flannel (Talos built-in) or none"),
 	FLD("version", T_STR, struct kubernetes_config, cni_version,
 	    "Cilium chart version (default 1.18.4)"),
+	FCUSTOM("values", struct kubernetes_config, cni_values, decode_json_map,
+		"Helm values merged over strata's Cilium values (cilium only)"),
+	FLD("helm_image", T_STR, struct kubernetes_config, cni_helm_image,
+	    "image with helm that installs Cilium (default " DEFAULT_HELM_IMAGE ")"),
 	FEND
 };
 static const struct schema cni_schema = { "cni", cni_fields, 0 };
@@ -304,13 +331,15 @@ static const struct field gitops_fields[] = {
 	FLD("repo", T_URL, struct gitops_config, repo, "Git repository URL (https:// or ssh://)"),
 	FLD("branch", T_STR, struct gitops_config, branch, "branch (default main)"),
 	FLD("path", T_STR, struct gitops_config, path,
-	    "path in the repo for this cluster (default clusters/<name>)"),
-	FLD("interval", T_DURATION, struct gitops_config, interval, "sync interval (default 10m)"),
+	    "folder in the repo holding flux/, platform/ and apps/ (default cluster/kubernetes)"),
+	FLD("interval", T_DURATION, struct gitops_config, interval, "sync interval (default 5m)"),
 	FLD("token", T_SECRET, struct gitops_config, token,
 	    "access token for a private https repo: ${ENV_VAR} or file:PATH"),
 	FLD("local_path", T_STR, struct gitops_config, local_path,
 	    "folder strata gen writes the GitOps tree into, relative to ENV (default gitops)"),
 	FSAME("sops", sops_schema, "SOPS encryption of the secrets in the tree"),
+	FLD("known_hosts", T_STR, struct gitops_config, known_hosts,
+	    "the Git server's host key lines (ssh-keyscan output); needed for ssh://"),
 	FEND
 };
 static const struct schema gitops_schema = { "gitops", gitops_fields, 0 };
@@ -442,6 +471,26 @@ static const struct field firewall_fields[] = {
 };
 static const struct schema firewall_schema = { "firewall", firewall_fields, 0 };
 
+/* --- backup ------------------------------------------------------------- */
+
+static const struct field backup_fields[] = {
+	FLD("recipients", T_STRLIST, struct backup_config, recipients,
+	    "age recipients (age1...) that can open 'strata backup' archives"),
+	FLD("passphrase", T_SECRET, struct backup_config, passphrase,
+	    "or a passphrase (scrypt) instead of recipients"),
+	FEND
+};
+static const struct schema backup_schema = { "backup", backup_fields, 0 };
+
+/* --- history ------------------------------------------------------------ */
+
+static const struct field history_fields[] = {
+	FINT("keep", struct history_config, keep, 1, 100000,
+	     "how many apply/destroy records ENV/history keeps (default 50)"),
+	FEND
+};
+static const struct schema history_schema = { "history", history_fields, 0 };
+
 /* --- top level ---------------------------------------------------------- */
 
 static const struct field top_fields[] = {
@@ -455,6 +504,10 @@ static const struct field top_fields[] = {
 	FMAP("kubernetes", struct config, kubernetes, kubernetes_schema, "Kubernetes"),
 	FMAP("network", struct config, network, network_schema, "node network"),
 	FSAME("nodes", nodes_schema, "node pools"),
+	FMAP("backup", struct config, backup, backup_schema,
+	     "encrypted backups of the env folder (strata backup)"),
+	FMAP("history", struct config, history, history_schema,
+	     "the record of every apply and destroy in ENV/history"),
 	FMAP("firewall", struct config, firewall, firewall_schema,
 	     "Talos host firewall (always on vps; on proxmox when given)"),
 	FMAP("gitops", struct config, gitops, gitops_schema, "Flux GitOps"),

@@ -796,6 +796,17 @@ check_kubernetes(struct vctx *v)
 			     "'%s' is not a version (like 1.18.4)", k->cni_version);
 	}
 	k->kube_proxy = k->cni != CNI_CILIUM;
+	if (k->cni == CNI_CILIUM) {
+		set_default(&k->cni_helm_image, DEFAULT_HELM_IMAGE);
+		if (k->cni_values && strstr(k->cni_values, "\"masquerade\": true"))
+			vwarn(v, "kubernetes.cni.values",
+			      "bpf.masquerade with Talos's forwardKubeDNSToHost "
+			      "(on by default) breaks CoreDNS");
+	} else if (k->cni_values || k->cni_helm_image) {
+		verr(v, k->cni_values ? "kubernetes.cni.values"
+				      : "kubernetes.cni.helm_image",
+		     "only used with cni 'cilium'");
+	}
 }
 
 static void
@@ -1441,10 +1452,17 @@ check_addons(struct vctx *v)
 			vwarn(v, "gitops.repo",
 			      "plain http: the cluster's source of truth travels "
 			      "unauthenticated");
+		else if (!strncmp(g->repo, "git@", 4))
+			verr(v, "gitops.repo",
+			     "Flux takes ssh://user@host/path, not the scp form "
+			     "'%s'", g->repo);
+		else if (!strncmp(g->repo, "ssh://", 6) && !g->known_hosts)
+			verr(v, "gitops",
+			     "missing 'known_hosts' for an ssh:// repo (the Git "
+			     "server's host keys, e.g. from ssh-keyscan)");
 		set_default(&g->branch, "main");
-		if (!g->path && cfg->name)
-			g->path = xasprintf("clusters/%s", cfg->name);
-		set_default(&g->interval, "10m");
+		set_default(&g->path, "cluster/kubernetes");
+		set_default(&g->interval, "5m");
 		if (g->token.kind != SECRET_NONE)
 			check_secret(v, &g->token, "gitops.token", false);
 	}
@@ -1585,6 +1603,29 @@ check_patch_names(struct vctx *v)
 	}
 }
 
+static void
+check_backup(struct vctx *v)
+{
+	struct backup_config *b = &v->cfg->backup;
+	size_t i;
+
+	for (i = 0; i < b->recipients.n; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "backup.recipients[%zu]", i);
+		if (age_recipient_check(b->recipients.v[i]) < 0)
+			verr(v, path, "'%s' is not an age recipient (age1..., as "
+			     "age-keygen prints it)", b->recipients.v[i]);
+	}
+	if (b->passphrase.kind != SECRET_NONE) {
+		check_secret(v, &b->passphrase, "backup.passphrase", false);
+		if (b->recipients.n)
+			verr(v, "backup.passphrase", "set together with "
+			     "backup.recipients; an age file holds recipients or "
+			     "one passphrase: keep one");
+	}
+}
+
 void
 config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 {
@@ -1612,6 +1653,7 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	check_unique(&v);
 	check_addons(&v);
 	config_check_firewall(cfg, diag);
+	check_backup(&v);
 	if (!(flags & CONFIG_NO_SIBLINGS))
 		check_siblings(&v);
 }

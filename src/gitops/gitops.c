@@ -179,9 +179,11 @@ static const struct comp comps[] = {
 void
 gitops_paths(struct gitops_paths *p, const struct config *cfg)
 {
-	p->flux = xasprintf("./" GITOPS_TREE "/flux/overlays/%s", cfg->name);
-	p->platform = xasprintf("./" GITOPS_TREE "/platform/overlays/%s", cfg->name);
-	p->apps = xasprintf("./" GITOPS_TREE "/apps/overlays/%s", cfg->name);
+	const char *t = cfg->gitops.path ? cfg->gitops.path : GITOPS_TREE;
+
+	p->flux = xasprintf("./%s/flux/overlays/%s", t, cfg->name);
+	p->platform = xasprintf("./%s/platform/overlays/%s", t, cfg->name);
+	p->apps = xasprintf("./%s/apps/overlays/%s", t, cfg->name);
 }
 
 void
@@ -641,7 +643,9 @@ gitops_gen(const struct config *cfg, const char *env_dir,
 		top = fs_path_normalise(joined);
 		free(joined);
 	}
-	res->root = fs_join(top, GITOPS_TREE);
+	/* gitops.path: where the tree sits in the repository, the path the
+	 * Kustomizations name (gitops_paths); default cluster/kubernetes. */
+	res->root = fs_join(top, g->path ? g->path : GITOPS_TREE);
 	w.root = res->root;
 	for (size_t i = 0; i < NCOMPS; i++)
 		if (comps[i].enabled(cfg) && (r = write_component(&w, &comps[i])) < 0)

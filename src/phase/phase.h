@@ -136,5 +136,8 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
+extern const struct phase ph_cni;
+extern const struct phase ph_gitops;
 
 #endif

@@ -163,35 +163,65 @@ state_phase_mark(struct state *st, const char *phase, bool done, struct err *err
 	return r;
 }
 
-char *
-state_talos_get(struct state *st, const char *node, const char *key)
+/* String values at <section>.<sub>.<key> (talos.<node>, addons.<addon>). */
+static char *
+sub_get(struct state *st, const char *sec, const char *sub, const char *key)
 {
 	char *v;
 
 	pthread_mutex_lock(&st->mu);
-	v = sdup(json_object_get(section(st, "talos"), node), key);
+	v = sdup(json_object_get(section(st, sec), sub), key);
 	pthread_mutex_unlock(&st->mu);
 	return v;
+}
+
+static int
+sub_set(struct state *st, const char *sec, const char *sub, const char *key,
+	const char *val, struct err *err)
+{
+	json_t *t, *o;
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	t = section(st, sec);
+	o = json_object_get(t, sub);
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(t, sub, o);
+	}
+	if (val)
+		json_object_set_new(o, key, json_string(val));
+	else
+		json_object_del(o, key);
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+char *
+state_talos_get(struct state *st, const char *node, const char *key)
+{
+	return sub_get(st, "talos", node, key);
 }
 
 int
 state_talos_set(struct state *st, const char *node, const char *key,
 		const char *val, struct err *err)
 {
-	json_t *t, *o;
-	int r;
+	return sub_set(st, "talos", node, key, val, err);
+}
 
-	pthread_mutex_lock(&st->mu);
-	t = section(st, "talos");
-	o = json_object_get(t, node);
-	if (!json_is_object(o)) {
-		o = json_object();
-		json_object_set_new(t, node, o);
-	}
-	json_object_set_new(o, key, json_string(val));
-	r = state_save(st, err);
-	pthread_mutex_unlock(&st->mu);
-	return r;
+char *
+state_addon_get(struct state *st, const char *addon, const char *key)
+{
+	return sub_get(st, "addons", addon, key);
+}
+
+int
+state_addon_set(struct state *st, const char *addon, const char *key,
+		const char *val, struct err *err)
+{
+	return sub_set(st, "addons", addon, key, val, err);
 }
 
 int
@@ -201,6 +231,7 @@ state_cluster_forget(struct state *st, struct err *err)
 
 	pthread_mutex_lock(&st->mu);
 	json_object_del(st->root, "talos");
+	json_object_del(st->root, "addons");
 	json_object_del(st->root, "phases");
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);

@@ -41,7 +41,15 @@ void state_vms(struct state *st, struct vm_spec **out, size_t *n);
 char *state_talos_get(struct state *st, const char *node, const char *key);
 int state_talos_set(struct state *st, const char *node, const char *key,
 		    const char *val, struct err *err);
-/* Forget every node and the one-time cluster phases (after a destroy). */
+/*
+ * Per-addon journal: addons.<addon>.<key> ("cni".config_sha256: the
+ * values, chart and image of the release last installed); NULL deletes.
+ */
+char *state_addon_get(struct state *st, const char *addon, const char *key);
+int state_addon_set(struct state *st, const char *addon, const char *key,
+		    const char *val, struct err *err);
+/* Forget every node, the addons and the one-time cluster phases (after a
+ * destroy). */
 int state_cluster_forget(struct state *st, struct err *err);
 
 bool state_phase_done(struct state *st, const char *phase);

@@ -383,15 +383,23 @@ fs_create_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	return write_atomic(path, data, len, mode, false, err);
 }
 
+/* Read fd to its end, straight into out (no stack copy of the bytes: they
+ * may be a secret); sized once from fstat when the file says its size. */
 static int
 read_fd(struct buf *out, int fd, const char *path, size_t max, struct err *err)
 {
-	char chunk[8192];
+	struct stat st;
 	size_t total = 0;
 
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (size_t)st.st_size <= max)
+		buf_grow(out, (size_t)st.st_size + 1);
 	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
+		ssize_t n;
 
+		if (out->cap - out->len < 4096)
+			buf_grow(out, 65536);
+		n = read(fd, out->ptr + out->len, out->cap - out->len - 1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -400,11 +408,14 @@ read_fd(struct buf *out, int fd, const char *path, size_t max, struct err *err)
 		if (n == 0)
 			break;
 		total += (size_t)n;
-		if (total > max)
+		if (total > max) {
+			out->ptr[out->len] = 0;
 			return err_set(err, ERR_FAIL,
 				       "'%s' is larger than %zu bytes", path,
 				       max);
-		buf_add(out, chunk, (size_t)n);
+		}
+		out->len += (size_t)n;
+		out->ptr[out->len] = 0;
 	}
 	return 0;
 }

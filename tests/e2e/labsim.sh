@@ -112,3 +112,34 @@ while time.time() < deadline:
     time.sleep(0.02)
 PYEOF
 }
+
+# kube_get ENV API-PATH: GET from the env's Kubernetes API with
+# ENV/kubeconfig (mTLS, as kubectl would; kubectl need not be installed);
+# prints the JSON body, exits non-zero on an HTTP error. kube_req METHOD
+# ENV API-PATH likewise (DELETE).
+kube_get() { kube_req GET "$@"; }
+kube_req() {
+	$PY - "$2/kubeconfig" "$3" "$1" <<'PYEOF'
+import base64, http.client, os, ssl, sys, tempfile, urllib.parse, yaml
+kc = yaml.safe_load(open(sys.argv[1]))
+c, u = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
+d = tempfile.mkdtemp()
+files = {}
+for k, v in (("ca", c["certificate-authority-data"]), ("crt", u["client-certificate-data"]),
+             ("key", u["client-key-data"])):
+    files[k] = os.path.join(d, k)
+    with open(files[k], "wb") as f:
+        f.write(base64.b64decode(v))
+ctx = ssl.create_default_context(cafile=files["ca"])
+ctx.load_cert_chain(files["crt"], files["key"])
+url = urllib.parse.urlsplit(c["server"])
+conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
+conn.request(sys.argv[3], sys.argv[2])
+r = conn.getresponse()
+sys.stdout.write(r.read().decode())
+for f in files.values():
+    os.unlink(f)
+os.rmdir(d)
+sys.exit(0 if r.status == 200 else 1)
+PYEOF
+}

@@ -27,6 +27,7 @@ nodes:
   workers: {count: 3, memory: 16GiB, ip_start: 10.20.0.21}
 gitops:
   repo: ssh://git@git.example.com/fleet.git
+  known_hosts: "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
   local_path: ../fleet
 components:
   storage:

@@ -1,12 +1,42 @@
-"""Minimal Kubernetes API for labsim: mTLS against the cluster CA, /version,
-discovery, nodes (Ready once a CNI DaemonSet is applied), namespaces,
-server-side apply that stores objects, batch/v1 Jobs that complete after a
-time-scaled delay, and watches (enough for `kubectl wait`)."""
+"""The simulated Kubernetes API of labsim (one per bootstrapped cluster).
+
+Every rule here comes from ../shared/reference/kubernetes (FACTS.md, the
+JSON schemas, the Flux CRDs, the chart files) or ../shared/reference/talos
+(FACTS.md: pod security, KubePrism); each names its source. Where the real
+server refuses, this one refuses with the real message and Status shape.
+
+- Types: core, apps, batch, rbac, apiextensions built in; a CRD's kind is
+  unknown (404) until the CRD is Established (k8s_crd_seconds after it is
+  applied).
+- Validation: built-in kinds against schemas/<kind>.json, custom resources
+  against their CRD's openAPIV3Schema; errors are 422 Invalid with
+  details.causes; unknown fields in an apply are 400 "field not declared
+  in schema" (server-side apply builds a typed patch).
+- Server-side apply: per field manager applied configurations; a field
+  another manager set to another value is a 409 conflict unless force=true.
+- Jobs make Pods; pods obey Talos's pod security (hostNetwork only in
+  kube-system), taints and tolerations, the network (no CNI: only
+  hostNetwork pods start), service accounts, ConfigMap volumes, image pulls.
+  A helm pod installing cilium or a flux pod installing Flux does what the
+  real tools do (release Secret, DaemonSet, CRDs, Deployments), and fails
+  like them (chart version, values schema, RBAC, API unreachable).
+- Nodes turn Ready only when the cilium DaemonSet's agents run with values
+  that work on Talos.
+- Flux controllers (once their Deployments are available) set Ready on
+  GitRepositories and Kustomizations.
+"""
+import base64
 import copy
 import datetime
+import glob
+import gzip
+import hashlib
 import itertools
 import json
+import os
+import random
 import re
+import shlex
 import ssl
 import tempfile
 import threading
@@ -16,54 +46,290 @@ from http.server import BaseHTTPRequestHandler
 
 import yaml
 
-CNI_NAMES = re.compile(r"cilium|flannel|calico|kube-router|weave", re.I)
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - python3-jsonschema is a dependency
+    jsonschema = None
 
-RESOURCES = {  # core v1 resource -> (kind, namespaced)
-    "nodes": ("Node", False), "namespaces": ("Namespace", False), "configmaps": ("ConfigMap", True),
-    "secrets": ("Secret", True), "serviceaccounts": ("ServiceAccount", True), "services": ("Service", True),
-    "pods": ("Pod", True),
+HERE = os.path.dirname(os.path.abspath(__file__))
+KREF = os.path.normpath(os.path.join(
+    os.environ.get("STRATA_REFERENCE", os.path.join(HERE, "..", "..", "..", "shared", "reference")), "kubernetes"))
+
+# Built-in resources: group/version -> {resource: (kind, namespaced)}
+BUILTIN = {
+    "v1": {"nodes": ("Node", False), "namespaces": ("Namespace", False), "configmaps": ("ConfigMap", True),
+           "secrets": ("Secret", True), "serviceaccounts": ("ServiceAccount", True),
+           "services": ("Service", True), "pods": ("Pod", True), "events": ("Event", True),
+           "resourcequotas": ("ResourceQuota", True)},
+    "apps/v1": {"daemonsets": ("DaemonSet", True), "deployments": ("Deployment", True)},
+    "batch/v1": {"jobs": ("Job", True), "cronjobs": ("CronJob", True)},
+    "rbac.authorization.k8s.io/v1": {"clusterroles": ("ClusterRole", False),
+                                     "clusterrolebindings": ("ClusterRoleBinding", False),
+                                     "roles": ("Role", True), "rolebindings": ("RoleBinding", True)},
+    "apiextensions.k8s.io/v1": {"customresourcedefinitions": ("CustomResourceDefinition", False)},
+    "networking.k8s.io/v1": {"networkpolicies": ("NetworkPolicy", True)},
 }
 
-GROUPS = {  # group -> [(resource, kind, namespaced)], all served at version v1
-    "apps": [("daemonsets", "DaemonSet", True), ("deployments", "Deployment", True)],
-    "batch": [("jobs", "Job", True), ("cronjobs", "CronJob", True)],
-    "rbac.authorization.k8s.io": [("clusterroles", "ClusterRole", False),
-                                  ("clusterrolebindings", "ClusterRoleBinding", False),
-                                  ("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
-    "apiextensions.k8s.io": [("customresourcedefinitions", "CustomResourceDefinition", False)],
-}
-
-VERBS = ["delete", "get", "list", "patch", "watch"]
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+CRD_GV = "apiextensions.k8s.io/v1"
 _rv = itertools.count(int(time.time()))
 
+# What `helm upgrade --install cilium` (chart 1.18) and `flux install`
+# (v2.9) create, as RBAC checks them (FACTS.md §2 "Rights", §3): the Job's
+# ServiceAccount needs these verbs on these resources, and escalate/bind
+# on (cluster)roles, because the charts' roles grant rights the installer
+# may not hold itself.
+INSTALL_RIGHTS = {
+    "cilium": [("", "secrets", True), ("", "configmaps", True), ("", "serviceaccounts", True),
+               ("", "services", True), ("apps", "daemonsets", True), ("apps", "deployments", True),
+               ("rbac.authorization.k8s.io", "clusterroles", False),
+               ("rbac.authorization.k8s.io", "clusterrolebindings", False),
+               ("rbac.authorization.k8s.io", "roles", True), ("rbac.authorization.k8s.io", "rolebindings", True)],
+    "flux": [("", "namespaces", False), ("", "serviceaccounts", True), ("", "services", True),
+             ("", "resourcequotas", True), ("apps", "deployments", True),
+             ("apiextensions.k8s.io", "customresourcedefinitions", False),
+             ("networking.k8s.io", "networkpolicies", True),
+             ("rbac.authorization.k8s.io", "clusterroles", False),
+             ("rbac.authorization.k8s.io", "clusterrolebindings", False)],
+}
+INSTALL_VERBS = ("get", "list", "create", "update", "patch", "delete")
+ESCALATE = ("escalate", "bind")
 
-def kind_of(gv, resource):
-    if gv == "v1":
-        return (RESOURCES.get(resource) or (None,))[0]
-    for r, k, _ in GROUPS.get(gv.split("/")[0], []):
-        if r == resource:
-            return k
-    return None
+# Talos forbids loading kernel modules, so the agent must not ask for
+# SYS_MODULE; cgroup v2 and bpffs are mounted already (FACTS.md §1).
+CILIUM_DEFAULT_CAPS = ["CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE", "SYS_ADMIN",
+                       "SYS_RESOURCE", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+FLUX_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
 
+
+def _now():
+    return datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status(code, reason, msg, details=None):
+    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": msg, "reason": reason, "code": code}
+    if details:
+        s["details"] = details
+    return code, s
+
+
+class ApiError(Exception):
+    def __init__(self, code, reason, msg, details=None):
+        super().__init__(msg)
+        self.reply = status(code, reason, msg, details)
+
+
+def group_of(gv):
+    return gv.split("/")[0] if "/" in gv else ""
+
+
+def qualified(kind, gv):
+    g = group_of(gv)
+    return "%s.%s" % (kind, g) if g else kind
+
+
+# ------------------------------------------------------------ validation
+
+def _fmt(v):
+    return json.dumps(v) if not isinstance(v, str) else '"%s"' % v
+
+
+def _type_name(v):
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(v), "object")
+
+
+def _field(path):
+    out = ""
+    for p in path:
+        out += "[%d]" % p if isinstance(p, int) else ("." if out else "") + str(p)
+    return out
+
+
+def schema_causes(schema, obj, draft=None):
+    """Validation causes (k8s style) of obj against a JSON/OpenAPI schema:
+    [{"reason", "message", "field"}]. The wording is the API server's
+    (apiextensions-apiserver's validation errors)."""
+    if jsonschema is None:
+        raise RuntimeError("python3-jsonschema is needed for labsim's Kubernetes validation")
+    v = (draft or jsonschema.Draft7Validator)(schema)
+    causes = []
+    for e in sorted(v.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        path = list(e.absolute_path)
+        f = _field(path)
+        if e.validator == "required":
+            missing = re.search(r"'([^']+)' is a required property", e.message)
+            f2 = _field(path + [missing.group(1)]) if missing else f
+            causes.append({"reason": "FieldValueRequired", "message": "Required value", "field": f2})
+        elif e.validator == "additionalProperties" and e.validator_value is False:
+            for extra in re.findall(r"'([^']+)'", e.message.split("(")[-1]):
+                causes.append({"reason": "FieldValueUnknown", "message": "field not declared in schema",
+                               "field": _field(path + [extra])})
+        elif e.validator == "type":
+            want = e.validator_value if isinstance(e.validator_value, str) else ",".join(e.validator_value)
+            causes.append({"reason": "FieldValueTypeInvalid",
+                           "message": 'Invalid value: "%s": %s in body must be of type %s: "%s"'
+                           % (_type_name(e.instance), f, want, _type_name(e.instance)), "field": f})
+        elif e.validator == "enum":
+            causes.append({"reason": "FieldValueNotSupported",
+                           "message": "Unsupported value: %s: supported values: %s"
+                           % (_fmt(e.instance), ", ".join(_fmt(x) for x in e.validator_value)), "field": f})
+        elif e.validator == "pattern":
+            causes.append({"reason": "FieldValueInvalid",
+                           "message": "Invalid value: %s: %s in body should match '%s'"
+                           % (_fmt(e.instance), f, e.validator_value), "field": f})
+        elif e.validator in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "format"):
+            causes.append({"reason": "FieldValueInvalid", "message": "Invalid value: %s: %s in body %s"
+                           % (_fmt(e.instance), f, e.message.split(" is ", 1)[-1]), "field": f})
+        else:
+            causes.append({"reason": "FieldValueInvalid", "message": "Invalid value: %s" % e.message, "field": f})
+    return causes
+
+
+def unknown_fields(schema, obj, path=()):
+    """Fields of obj an OpenAPI v3 structural schema does not declare (a CRD
+    schema has no additionalProperties: false; unknown fields are those
+    outside `properties` unless x-kubernetes-preserve-unknown-fields)."""
+    out = []
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return out
+    if isinstance(obj, dict):
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        for k, v in obj.items():
+            if props is not None and k in props:
+                out += unknown_fields(props[k], v, path + (k,))
+            elif isinstance(addl, dict):
+                out += unknown_fields(addl, v, path + (k,))
+            elif props is not None or addl is False:
+                if not (path == () and k in ("apiVersion", "kind", "metadata")):
+                    out.append(_field(list(path) + [k]))
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(obj):
+            out += unknown_fields(schema["items"], v, path + (i,))
+    return out
+
+
+OBJECT_META = {"annotations", "creationTimestamp", "deletionGracePeriodSeconds", "deletionTimestamp", "finalizers",
+               "generateName", "generation", "labels", "managedFields", "name", "namespace", "ownerReferences",
+               "resourceVersion", "selfLink", "uid"}
+
+
+class Schemas:
+    """schemas/index.json: apiVersion/kind -> draft-07 schema of a built-in kind."""
+
+    def __init__(self, ref):
+        self.dir = os.path.join(ref, "schemas")
+        try:
+            with open(os.path.join(self.dir, "index.json")) as f:
+                self.index = json.load(f)
+        except OSError:
+            self.index = {}
+        self.cache = {}
+
+    def get(self, gv, kind):
+        f = self.index.get("%s/%s" % (gv, kind))
+        if not f or "toolkit.fluxcd.io" in gv:  # custom resources use their CRD
+            return None
+        if f not in self.cache:
+            with open(os.path.join(self.dir, f)) as fp:
+                self.cache[f] = json.load(fp)
+        return self.cache[f]
+
+
+# ------------------------------------------------- server-side apply fields
+
+def leaves(obj, path=()):
+    """{path: value} of an applied configuration: maps recurse, lists and
+    scalars are leaves (lists are atomic here: stricter than the real
+    merge keys, never kinder)."""
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(leaves(v, path + (k,)))
+    else:
+        out[path] = obj
+    return out
+
+
+IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+
+
+def fields_v1(paths):
+    root = {}
+    for p in paths:
+        cur = root
+        for k in p:
+            cur = cur.setdefault("f:%s" % k, {})
+    return root
+
+
+def deep_merge(dst, src):
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            deep_merge(dst[k], v)
+        else:
+            dst[k] = copy.deepcopy(v)
+    return dst
+
+
+def _rand5():
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+
+
+# ------------------------------------------------------------ the cluster
 
 class Cluster:
-    def __init__(self, endpoint, host, port, config, log):
+    def __init__(self, endpoint, host, port, config, log, ref=None):
         self.endpoint = endpoint
         self.host = host
         self.port = port
         self.config = config
-        self.objects = {}  # (apiVersion, kind/resource, ns, name) -> obj
+        self.ref = ref or KREF
+        self.schemas = Schemas(self.ref)
+        self.objects = {}    # (gv, resource, ns, name) -> obj
+        self.applied = {}    # key -> {manager: (operation, applied config)} in order of first write
+        self.crd_types = {}  # gv -> {resource: (kind, namespaced, crd name)} once Established
+        self.pods_meta = {}  # (ns, pod) -> {"t0", "phase", "log", ...}
+        self.events = []
         self.nodes_fn = lambda: []  # -> [{hostname, ip, since, version, controlplane}]
         self.log = log
         self.server = None
         self.scale = 1.0
-        self.knobs = {"k8s_job_seconds": 5.0, "k8s_job_fail": {}}
+        self.knobs = {"k8s_job_seconds": 5.0, "k8s_job_fail": {}, "k8s_image_pull_fail": {},
+                      "k8s_crd_seconds": 1.0, "k8s_rollout_seconds": 2.0}
         self.lock = threading.RLock()
         self.closed = False
+        self.cilium = None   # {"t", "values"} of the running cilium release
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("v1", "namespaces", None, ns, {"apiVersion": "v1", "kind": "Namespace",
                                                     "metadata": {"name": ns}})
+        threading.Thread(target=self._loop, daemon=True).start()
 
+    def knob(self, k, default=None):
+        v = self.knobs.get(k, default)
+        return default if v is None else v
+
+    def secs(self, k, default):
+        return float(self.knob(k, default)) * self.scale
+
+    # --- types
+    def types(self, gv):
+        with self.lock:
+            t = {r: (k, nsd, None) for r, (k, nsd) in BUILTIN.get(gv, {}).items()}
+            t.update(self.crd_types.get(gv, {}))
+            return t
+
+    def kind_of(self, gv, resource):
+        return (self.types(gv).get(resource) or (None,))[0]
+
+    def groups(self):
+        with self.lock:
+            gvs = [g for g in BUILTIN if g != "v1"] + [g for g in self.crd_types if self.crd_types[g]]
+        return sorted(set(gvs))
+
+    # --- storage
     def put(self, gv, resource, ns, name, obj):
         with self.lock:
             md = obj.setdefault("metadata", {})
@@ -71,9 +337,13 @@ class Cluster:
             if ns:
                 md["namespace"] = ns
             old = self.objects.get((gv, resource, ns, name))
-            md.setdefault("uid", old["metadata"]["uid"] if old else
-                          "%08x-labsim" % (hash((gv, resource, ns, name)) & 0xffffffff))
-            md.setdefault("creationTimestamp", old["metadata"]["creationTimestamp"] if old else _now())
+            md["uid"] = old["metadata"]["uid"] if old else "%08x-%04x-labsim" % (
+                random.getrandbits(32), random.getrandbits(16))
+            md["creationTimestamp"] = old["metadata"]["creationTimestamp"] if old else _now()
+            gen = (old or {}).get("metadata", {}).get("generation", 0)
+            if not old or (old.get("spec") != obj.get("spec")):
+                gen += 1
+            md["generation"] = gen
             md["resourceVersion"] = str(next(_rv))
             self.objects[(gv, resource, ns, name)] = obj
             return obj
@@ -82,70 +352,241 @@ class Cluster:
         with self.lock:
             return str(max([int(o["metadata"]["resourceVersion"]) for o in self.objects.values()] + [0]))
 
-    def cni_ready(self):
-        return any(r == "daemonsets" and CNI_NAMES.search(n) for (_, r, _, n) in list(self.objects))
-
-    # --- Jobs
-    def apply_job(self, ns, name, obj):
-        """Server-side apply of a batch/v1 Job; returns (code, obj-or-status)."""
-        key = ("batch/v1", "jobs", ns, name)
+    def get(self, gv, resource, ns, name):
         with self.lock:
-            old = self.objects.get(key)
-            obj.pop("status", None)  # status is a subresource: apply to the object ignores it
-            if old is not None:
-                if (old.get("spec") or {}).get("template") != (obj.get("spec") or {}).get("template"):
-                    return status(422, "Invalid", 'Job.batch "%s" is invalid: spec.template: Invalid value: '
-                                  'field is immutable' % name)
-                obj["status"] = old.get("status", {})
-                return 200, self.put("batch/v1", "jobs", ns, name, obj)
-            obj["status"] = {"active": 1, "ready": 0, "terminating": 0, "startTime": _now(),
-                             "uncountedTerminatedPods": {}}
-            stored = self.put("batch/v1", "jobs", ns, name, obj)
-            uid = stored["metadata"]["uid"]
-        t = threading.Timer(float(self.knobs.get("k8s_job_seconds", 5.0)) * self.scale,
-                            self.finish_job, (ns, name, uid))
-        t.daemon = True
-        t.start()
-        return 200, stored
+            return self.objects.get((gv, resource, ns, name))
 
-    def finish_job(self, ns, name, uid):
-        key = ("batch/v1", "jobs", ns, name)
+    def items(self, gv, resource, ns=None):
+        with self.lock:
+            return [o for (g, r, n2, _), o in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+                    if g == gv and r == resource and (ns is None or n2 == ns)]
+
+    def delete(self, key, propagation=None):
+        with self.lock:
+            o = self.objects.pop(key, None)
+            self.applied.pop(key, None)
+            if o is None:
+                return None
+            gv, resource, ns, name = key
+            if gv == CRD_GV:
+                self._crd_removed(o)
+            if gv == "batch/v1" and resource == "jobs":
+                self.pods_meta.pop(("job", ns, name), None)
+            # batch/v1 Jobs default to orphaning their pods (the API's
+            # legacy default); Background/Foreground delete them.
+            if gv == "batch/v1" and resource == "jobs" and propagation in ("Background", "Foreground"):
+                for p in self.items("v1", "pods", ns):
+                    if (p["metadata"].get("labels") or {}).get("job-name") == name:
+                        self.objects.pop(("v1", "pods", ns, p["metadata"]["name"]), None)
+            return o
+
+    def event(self, ns, kind, name, reason, msg, typ="Warning"):
+        with self.lock:
+            for e in self.events:
+                io = e["involvedObject"]
+                if (io["namespace"], io["kind"], io["name"], e["reason"], e["message"]) == (ns, kind, name, reason, msg):
+                    e["count"] += 1
+                    e["lastTimestamp"] = _now()
+                    return
+            self.events.append({"apiVersion": "v1", "kind": "Event",
+                                "metadata": {"name": "%s.%x" % (name, random.getrandbits(48)), "namespace": ns},
+                                "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+                                "reason": reason, "message": msg, "type": typ, "count": 1,
+                                "firstTimestamp": _now(), "lastTimestamp": _now()})
+
+    # --- server-side apply
+    def write(self, gv, resource, ns, name, cfg, manager, operation="Apply", force=False):
+        """Apply (or, for the simulator's own controllers, Update) cfg as
+        manager; returns the stored object or raises ApiError."""
+        key = (gv, resource, ns, name)
+        with self.lock:
+            mine = leaves({k: v for k, v in cfg.items() if k != "status"})
+            prior = self.applied.setdefault(key, {})
+            conflicts = {}
+            for other, (op, ocfg) in prior.items():
+                if other == manager:
+                    continue
+                theirs = leaves({k: v for k, v in ocfg.items() if k != "status"})
+                for p, val in mine.items():
+                    if p in IDENTITY:
+                        continue
+                    for q, oval in theirs.items():
+                        if q in IDENTITY:
+                            continue
+                        n = min(len(p), len(q))
+                        if p[:n] == q[:n] and (p != q or val != oval):
+                            conflicts.setdefault(other, set()).add(p if len(p) <= len(q) else q)
+            if conflicts and operation == "Apply" and not force:
+                # SSA conflict message and causes (apimachinery's
+                # merge.Conflicts as the API server returns them).
+                causes, parts = [], []
+                for other in sorted(conflicts):
+                    ogv = gv
+                    for f in sorted(conflicts[other]):
+                        fs = "." + ".".join(map(str, f))
+                        causes.append({"reason": "FieldManagerConflict",
+                                       "message": 'conflict with "%s" using %s' % (other, ogv), "field": fs})
+                        parts.append((other, ogv, fs))
+                n = len(parts)
+                if n == 1:
+                    msg = 'Apply failed with 1 conflict: conflict with "%s" using %s: %s' % parts[0]
+                else:
+                    msg = "Apply failed with %d conflicts: " % n + "\n".join(
+                        'conflict with "%s" using %s: %s' % p for p in parts)
+                raise ApiError(409, "Conflict", msg, {"name": name, "group": group_of(gv),
+                                                      "kind": resource, "causes": causes})
+            if conflicts and operation == "Apply" and force:
+                for other, paths in conflicts.items():
+                    op, ocfg = prior[other]
+                    for p in paths:
+                        cur = ocfg
+                        for k in p[:-1]:
+                            cur = cur.get(k) if isinstance(cur, dict) else None
+                        if isinstance(cur, dict):
+                            cur.pop(p[-1], None)
+            prior[manager] = (operation, copy.deepcopy(cfg))
+            old = self.objects.get(key)
+            merged = {}
+            for m, (op, c) in prior.items():
+                deep_merge(merged, {k: v for k, v in c.items() if k != "status"})
+            md = merged.setdefault("metadata", {})
+            md["managedFields"] = [{"manager": m, "operation": op, "apiVersion": gv, "time": _now(),
+                                    "fieldsType": "FieldsV1",
+                                    "fieldsV1": fields_v1(p for p in leaves(
+                                        {k: v for k, v in c.items() if k not in ("apiVersion", "kind", "status")})
+                                        if p not in IDENTITY)}
+                                   for m, (op, c) in prior.items()]
+            if old is not None and "status" in old:
+                merged["status"] = old["status"]
+            if "status" in cfg and operation == "Update":
+                merged["status"] = copy.deepcopy(cfg["status"])
+            return self.put(gv, resource, ns, name, merged)
+
+    def set_status(self, key, st):
         with self.lock:
             o = self.objects.get(key)
-            if o is None or o["metadata"].get("uid") != uid:
+            if o is None:
                 return
-            now = _now()
-            fail = None
-            for pat, msg in (self.knobs.get("k8s_job_fail") or {}).items():
-                if re.search(pat, name):
-                    fail = msg or "Job has reached the specified backoff limit"
-            st = {"startTime": o["status"].get("startTime", now), "ready": 0, "terminating": 0,
-                  "uncountedTerminatedPods": {}}
-            if fail:
-                st["failed"] = 1
-                st["conditions"] = [
-                    {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                     "message": fail, "lastProbeTime": now, "lastTransitionTime": now},
-                    {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                     "message": fail, "lastProbeTime": now, "lastTransitionTime": now}]
-            else:
-                st["succeeded"] = 1
-                st["completionTime"] = now
-                st["conditions"] = [
-                    {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                     "message": "Reached expected number of succeeded pods",
-                     "lastProbeTime": now, "lastTransitionTime": now},
-                    {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                     "message": "Reached expected number of succeeded pods",
-                     "lastProbeTime": now, "lastTransitionTime": now}]
             o = copy.deepcopy(o)
             o["status"] = st
-            self.put("batch/v1", "jobs", ns, name, o)
+            gv, resource, ns, name = key
+            self.put(gv, resource, ns, name, o)
 
-    def job_summary(self):
+    def validate(self, gv, resource, ns, name, kind, cfg, merged_preview):
+        """Raise ApiError for an apply the real server refuses."""
+        t = self.types(gv).get(resource)
+        schema, draft = None, None
+        if t and t[2]:
+            crd = self.get(CRD_GV, "customresourcedefinitions", None, t[2])
+            ver = [v for v in crd["spec"]["versions"] if v["name"] == gv.split("/")[1]][0]
+            schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+        else:
+            schema = self.schemas.get(gv, kind)
+        if schema is None:
+            return
+        unknown = ["." + f for f in unknown_fields(schema, {k: v for k, v in cfg.items() if k != "status"})] \
+            if t and t[2] else []
+        md_unknown = sorted(set((cfg.get("metadata") or {})) - OBJECT_META)
+        unknown += [".metadata." + k for k in md_unknown]
+        body = {k: v for k, v in merged_preview.items() if k != "status"}
+        spec = (schema.get("properties") or {}).get("spec") or {}
+        ref = spec.get("$ref", "").rsplit("/", 1)[-1]
+        if "spec" not in body and (schema.get("definitions") or {}).get(ref, {}).get("required"):
+            # the API server validates the zero value of an absent spec
+            body["spec"] = {}
+        causes = schema_causes(schema, body)
+        unknown += ["." + c["field"] for c in causes if c["reason"] == "FieldValueUnknown"]
+        if unknown:
+            # SSA converts the apply configuration into a typed object first.
+            raise ApiError(400, "BadRequest", "failed to create typed patch object (%s; %s, Kind=%s): %s: field "
+                           "not declared in schema" % ("%s/%s" % (ns, name) if ns else "/" + name, gv, kind,
+                                                      unknown[0]))
+        causes = [c for c in causes if c["reason"] != "FieldValueUnknown"]
+        if causes:
+            parts = ["%s: %s" % (c["field"], c["message"]) for c in causes]
+            msg = '%s "%s" is invalid: %s' % (qualified(kind, gv), name,
+                                             parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]")
+            raise ApiError(422, "Invalid", msg, {"name": name, "group": group_of(gv), "kind": kind,
+                                                 "causes": causes})
+
+    def apply(self, gv, resource, ns, name, cfg, manager, force=False):
+        kind = cfg.get("kind")
+        t = self.types(gv).get(resource)
+        if t is None or t[0] != kind:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if t[1] and not ns:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if ns and not self.get("v1", "namespaces", None, ns):
+            raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns)
+        key = (gv, resource, ns, name)
         with self.lock:
-            return {"%s/%s" % (ns, n): job_state(o) for (g, r, ns, n), o in self.objects.items()
-                    if g == "batch/v1" and r == "jobs"}
+            old = self.objects.get(key)
+            preview = {}
+            for m, (op, c) in (self.applied.get(key) or {}).items():
+                if m != manager:
+                    deep_merge(preview, {k: v for k, v in c.items() if k != "status"})
+            deep_merge(preview, copy.deepcopy(cfg))
+            preview.setdefault("metadata", {}).update({"name": name, **({"namespace": ns} if ns else {})})
+            self.validate(gv, resource, ns, name, kind, cfg, preview)
+            if gv == "batch/v1" and resource == "jobs" and old is not None and \
+                    (old.get("spec") or {}).get("template") != (preview.get("spec") or {}).get("template"):
+                # The pod template of a Job is immutable (batch validation).
+                raise ApiError(422, "Invalid", 'Job.batch "%s" is invalid: spec.template: Invalid value: '
+                               '%s: field is immutable' % (name, json.dumps(preview["spec"]["template"])),
+                               {"name": name, "group": "batch", "kind": "Job", "causes": [
+                                   {"reason": "FieldValueInvalid", "message": "Invalid value: ...: field is "
+                                    "immutable", "field": "spec.template"}]})
+            if gv == "v1" and resource == "secrets" and "stringData" in cfg:
+                # stringData is write-only: the API server merges it into data
+                cfg = copy.deepcopy(cfg)
+                data = cfg.setdefault("data", {})
+                for k, v in cfg.pop("stringData").items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+            o = self.write(gv, resource, ns, name, cfg, manager, force=force)
+            if old is None:
+                self.created(gv, resource, ns, name, o)
+            return o
+
+    def created(self, gv, resource, ns, name, o):
+        if gv == CRD_GV:
+            o["status"] = {"conditions": [], "acceptedNames": {"kind": "", "plural": ""}, "storedVersions": []}
+            self.pods_meta[("crd", name)] = {"t0": time.time()}
+        elif gv == "batch/v1" and resource == "jobs":
+            o["status"] = {"active": 0, "ready": 0, "terminating": 0, "startTime": _now(),
+                           "uncountedTerminatedPods": {}}
+            self.pods_meta[("job", ns, name)] = {"failed": 0, "next_try": time.time()}
+
+    # --- CRDs
+    def _crd_established(self, crd):
+        spec = crd["spec"]
+        names = spec["names"]
+        with self.lock:
+            for v in spec["versions"]:
+                if v.get("served"):
+                    gv = "%s/%s" % (spec["group"], v["name"])
+                    self.crd_types.setdefault(gv, {})[names["plural"]] = (
+                        names["kind"], spec["scope"] == "Namespaced", crd["metadata"]["name"])
+            now = _now()
+            self.set_status((CRD_GV, "customresourcedefinitions", None, crd["metadata"]["name"]), {
+                "acceptedNames": copy.deepcopy(names),
+                "conditions": [{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                                "message": "no conflicts found", "lastTransitionTime": now},
+                               {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                                "message": "the initial names have been accepted", "lastTransitionTime": now}],
+                "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")]})
+
+    def _crd_removed(self, crd):
+        spec = crd.get("spec") or {}
+        for v in spec.get("versions", []):
+            gv = "%s/%s" % (spec.get("group"), v["name"])
+            self.crd_types.get(gv, {}).pop(spec["names"]["plural"], None)
+            for k in [k for k in self.objects if k[0] == gv and k[1] == spec["names"]["plural"]]:
+                self.objects.pop(k, None)
+
+    # --- nodes
+    def cni_ready(self):
+        c = self.cilium
+        return bool(c and c["works"] and time.time() >= c["ready_at"])
 
     def node_objects(self):
         ready = self.cni_ready()
@@ -154,36 +595,650 @@ class Cluster:
             cond = {"type": "Ready", "status": "True" if ready else "False",
                     "reason": "KubeletReady" if ready else "KubeletNotReady",
                     "message": "kubelet is posting ready status" if ready else
-                    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+                    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+                    "message:Network plugin returns error: cni plugin not initialized",
                     "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}
+            taints = [] if ready else [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+            if n["controlplane"] and not n.get("schedulable"):
+                taints.append({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"})
             out.append({"apiVersion": "v1", "kind": "Node",
                         "metadata": {"name": n["hostname"], "creationTimestamp": n["since"],
                                      "labels": {"kubernetes.io/hostname": n["hostname"],
                                                 "node-role.kubernetes.io/control-plane": ""}
                                      if n["controlplane"] else {"kubernetes.io/hostname": n["hostname"]}},
-                        "spec": {} if ready else {"taints": [{"key": "node.kubernetes.io/not-ready",
-                                                              "effect": "NoSchedule"}]},
+                        "spec": {"taints": taints} if taints else {},
                         "status": {"conditions": [cond], "addresses": [{"type": "InternalIP", "address": n["ip"]},
                                                                        {"type": "Hostname", "address": n["hostname"]}],
-                                   "nodeInfo": {"kubeletVersion": "v1.34.1",
-                                                "osImage": "Talos (%s)" % n.get("version", "v1.12.11"),
+                                   "nodeInfo": {"kubeletVersion": n["version"], "osImage": "Talos (%s)" % n["version"],
                                                 "containerRuntimeVersion": "containerd://2.1.4",
-                                                "kernelVersion": "6.12.52-talos", "architecture": "amd64",
-                                                "operatingSystem": "linux"}}})
+                                                "kernelVersion": "6.12.48-talos", "operatingSystem": "linux",
+                                                "architecture": "amd64"}}})
         return out
+
+    # --- the controllers' loop
+    def _loop(self):
+        while not self.closed:
+            time.sleep(0.02)
+            try:
+                with self.lock:
+                    self._tick()
+            except Exception as e:  # noqa: BLE001 - keep the API up; the error shows in the log
+                self.log.append({"t": time.time(), "method": "TICK", "path": repr(e), "query": {}})
+
+    def _tick(self):
+        now = time.time()
+        for crd in self.items(CRD_GV, "customresourcedefinitions"):
+            m = self.pods_meta.get(("crd", crd["metadata"]["name"]))
+            conds = {c["type"] for c in (crd.get("status") or {}).get("conditions", [])}
+            if m and "Established" not in conds and now - m["t0"] >= self.secs("k8s_crd_seconds", 1.0):
+                self._crd_established(crd)
+        for job in self.items("batch/v1", "jobs"):
+            self._job_tick(job, now)
+        for pod in self.items("v1", "pods"):
+            self._pod_tick(pod, now)
+        self._workloads_tick(now)
+        self._flux_tick()
+
+    # Jobs -> pods
+    def _job_tick(self, job, now):
+        md = job["metadata"]
+        ns, name = md["namespace"], md["name"]
+        meta = self.pods_meta.setdefault(("job", ns, name), {"failed": 0, "next_try": now})
+        st = job.get("status") or {}
+        if any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in st.get("conditions", [])):
+            ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+            if ttl is not None and now - meta.get("finished", now) >= ttl * self.scale:
+                self.delete(("batch/v1", "jobs", ns, name), "Background")
+            return
+        pods = [p for p in self.items("v1", "pods", ns) if (p["metadata"].get("labels") or {}).get("job-name") == name
+                and p["metadata"].get("ownerReferences", [{}])[0].get("uid") == md["uid"]]
+        live = [p for p in pods if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
+        if live or now < meta["next_try"]:
+            return
+        tmpl = copy.deepcopy(job["spec"]["template"])
+        spec = tmpl.get("spec") or {}
+        # Pod admission, in the order the API server runs it.
+        # Talos's default PodSecurity admission enforces baseline in every
+        # namespace except kube-system (talos FACTS, kubernetes FACTS §2).
+        if ns != "kube-system" and (spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC")):
+            self.event(ns, "Job", name, "FailedCreate",
+                       'Error creating: pods "%s-%s" is forbidden: violates PodSecurity "baseline:latest": '
+                       "host namespaces (hostNetwork=true)" % (name, _rand5()))
+            meta["next_try"] = now + 1.0 * self.scale
+            return
+        sa = spec.get("serviceAccountName") or "default"
+        if sa != "default" and not self.get("v1", "serviceaccounts", ns, sa):
+            self.event(ns, "Job", name, "FailedCreate",
+                       'Error creating: pods "%s-%s" is forbidden: error looking up service account %s/%s: '
+                       'serviceaccount "%s" not found' % (name, _rand5(), ns, sa, sa))
+            meta["next_try"] = now + 1.0 * self.scale
+            return
+        pname = "%s-%s" % (name, _rand5())
+        pmd = tmpl.setdefault("metadata", {})
+        labels = pmd.setdefault("labels", {})
+        labels.update({"job-name": name, "batch.kubernetes.io/job-name": name,
+                       "controller-uid": md["uid"], "batch.kubernetes.io/controller-uid": md["uid"]})
+        pmd["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": md["uid"],
+                                   "controller": True, "blockOwnerDeletion": True}]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pmd, "spec": spec,
+               "status": {"phase": "Pending", "conditions": [], "containerStatuses": []}}
+        self.write("v1", "pods", ns, pname, {k: v for k, v in pod.items() if k != "status"},
+                   "kube-controller-manager", "Update")
+        self.set_status(("v1", "pods", ns, pname), pod["status"])
+        self.pods_meta[("pod", ns, pname)] = {"t0": now, "job": name, "log": []}
+        js = copy.deepcopy(st)
+        js["active"] = 1
+        self.set_status(("batch/v1", "jobs", ns, name), js)
+
+    def _schedulable(self, spec):
+        """A node whose taints the pod tolerates and whose labels match its
+        nodeSelector / required node affinity; else the scheduler's message."""
+        nodes = self.node_objects()
+        tol = spec.get("tolerations") or []
+
+        def tolerates(t):
+            for x in tol:
+                if x.get("operator") == "Exists" and not x.get("key") and \
+                        (not x.get("effect") or x.get("effect") == t["effect"]):
+                    return True
+                if x.get("key") == t["key"] and (not x.get("effect") or x["effect"] == t["effect"]) and \
+                        (x.get("operator") == "Exists" or x.get("value", "") == t.get("value", "")):
+                    return True
+            return False
+
+        def selects(n):
+            labels = n["metadata"]["labels"]
+            for k, v in (spec.get("nodeSelector") or {}).items():
+                if labels.get(k) != v:
+                    return False
+            req = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                   .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+            terms = req.get("nodeSelectorTerms")
+            if terms:
+                def term_ok(t):
+                    for e in t.get("matchExpressions") or []:
+                        has = e["key"] in labels
+                        if e["operator"] == "Exists" and not has or e["operator"] == "DoesNotExist" and has:
+                            return False
+                        if e["operator"] == "In" and labels.get(e["key"]) not in e.get("values", []):
+                            return False
+                    return True
+                return any(term_ok(t) for t in terms)
+            return True
+        untol = {}
+        for n in nodes:
+            bad = [t for t in n["spec"].get("taints", []) if not tolerates(t)]
+            if not bad and selects(n):
+                return n, None
+            for t in bad:
+                untol["{%s: %s}" % (t["key"], t.get("value", ""))] = untol.get(
+                    "{%s: %s}" % (t["key"], t.get("value", "")), 0) + 1
+        parts = ["%d node(s) had untolerated taint %s" % (c, k) for k, c in sorted(untol.items())]
+        return None, "0/%d nodes are available: %s." % (len(nodes), ", ".join(parts) or
+                                                         "%d node(s) didn't match Pod's node affinity/selector"
+                                                         % len(nodes))
+
+    def _pod_tick(self, pod, now):
+        md = pod["metadata"]
+        ns, pname = md["namespace"], md["name"]
+        meta = self.pods_meta.get(("pod", ns, pname))
+        st = copy.deepcopy(pod.get("status") or {})
+        if meta is None or st.get("phase") in ("Succeeded", "Failed"):
+            return
+        spec = pod["spec"]
+        c0 = (spec.get("containers") or [{}])[0]
+        key = ("v1", "pods", ns, pname)
+
+        def waiting(reason, message):
+            st["containerStatuses"] = [{"name": c0.get("name"), "image": c0.get("image"), "ready": False,
+                                        "restartCount": 0, "state": {"waiting": {"reason": reason,
+                                                                                 "message": message}}}]
+            if st != pod.get("status"):
+                self.set_status(key, st)
+        if not spec.get("nodeName"):
+            node, why = self._schedulable(spec)
+            if node is None:
+                st["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                     "message": why}]
+                if st != pod.get("status"):
+                    self.set_status(key, st)
+                self.event(ns, "Pod", pname, "FailedScheduling", why)
+                return
+            o = copy.deepcopy(pod)
+            o["spec"]["nodeName"] = node["metadata"]["name"]
+            o["status"]["hostIP"] = node["status"]["addresses"][0]["address"]
+            self.put("v1", "pods", ns, pname, o)
+            meta["node_ip"] = o["status"]["hostIP"]
+            pod, spec, st = o, o["spec"], copy.deepcopy(o["status"])
+        # No CNI: only pods on the host network get a sandbox.
+        if not spec.get("hostNetwork") and not self.cni_ready():
+            self.event(ns, "Pod", pname, "FailedCreatePodSandBox",
+                       "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network "
+                       "for sandbox: plugin type=\"cilium-cni\" failed: unable to connect to Cilium daemon")
+            return waiting("ContainerCreating", "")
+        for v in spec.get("volumes") or []:
+            cm = (v.get("configMap") or {}).get("name")
+            if cm and not self.get("v1", "configmaps", ns, cm) and not v["configMap"].get("optional"):
+                self.event(ns, "Pod", pname, "FailedMount",
+                           'MountVolume.SetUp failed for volume "%s" : configmap "%s" not found' % (v["name"], cm))
+                return waiting("ContainerCreating", "")
+        for pat, msg in (self.knob("k8s_image_pull_fail", {}) or {}).items():
+            if re.search(pat, c0.get("image") or ""):
+                msg = msg or 'failed to pull and unpack image "%s": failed to resolve reference: not found' \
+                    % c0.get("image")
+                self.event(ns, "Pod", pname, "Failed", "Failed to pull image \"%s\": %s" % (c0.get("image"), msg))
+                return waiting("ImagePullBackOff", 'Back-off pulling image "%s": ErrImagePull: %s'
+                               % (c0.get("image"), msg))
+        if st.get("phase") == "Pending":
+            st["phase"] = "Running"
+            st["startTime"] = _now()
+            st["conditions"] = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]
+            st["containerStatuses"] = [{"name": c0.get("name"), "image": c0.get("image"), "ready": True,
+                                        "restartCount": 0, "state": {"running": {"startedAt": _now()}}}]
+            self.set_status(key, st)
+            meta["started"] = now
+            return
+        if now - meta.get("started", now) < self.secs("k8s_job_seconds", 5.0):
+            return
+        ok, lines = self._run_pod(ns, pod, meta)
+        fail = None
+        for pat, msg in (self.knob("k8s_job_fail", {}) or {}).items():
+            if re.search(pat, meta.get("job") or ""):
+                fail = msg or "Error: job failed"
+        if fail:
+            ok, lines = False, lines[:1] + ["Error: %s" % fail]
+        meta["log"] = lines
+        code = 0 if ok else 1
+        st["phase"] = "Succeeded" if ok else "Failed"
+        st["containerStatuses"] = [{"name": c0.get("name"), "image": c0.get("image"), "ready": False,
+                                    "restartCount": 0, "state": {"terminated": {
+                                        "exitCode": code, "reason": "Completed" if ok else "Error",
+                                        "finishedAt": _now()}}}]
+        self.set_status(key, st)
+        self._job_pod_done(ns, meta["job"], ok, fail or (lines[-1] if lines else ""))
+
+    def _job_pod_done(self, ns, name, ok, msg):
+        key = ("batch/v1", "jobs", ns, name)
+        job = self.get(*key)
+        if job is None:
+            return
+        meta = self.pods_meta.setdefault(("job", ns, name), {"failed": 0, "next_try": time.time()})
+        st = copy.deepcopy(job.get("status") or {})
+        st["active"] = 0
+        now = _now()
+        if ok:
+            st["succeeded"] = 1
+            st["completionTime"] = now
+            st["conditions"] = job_conditions(("SuccessCriteriaMet", "Complete"), "CompletionsReached",
+                                              "Reached expected number of succeeded pods", now)
+            meta["finished"] = time.time()
+        else:
+            meta["failed"] += 1
+            st["failed"] = meta["failed"]
+            limit = (job.get("spec") or {}).get("backoffLimit", 6)
+            if meta["failed"] > limit:
+                st["conditions"] = job_conditions(("FailureTarget", "Failed"), "BackoffLimitExceeded",
+                                                  "Job has reached the specified backoff limit", now)
+                meta["finished"] = time.time()
+            else:
+                # the Job controller's back-off: 10 s, doubled per failure
+                meta["next_try"] = time.time() + 10.0 * 2 ** (meta["failed"] - 1) * self.scale
+        self.set_status(key, st)
+
+    def pod_log(self, ns, pname, tail=None):
+        meta = self.pods_meta.get(("pod", ns, pname))
+        pod = self.get("v1", "pods", ns, pname)
+        if pod is None:
+            raise ApiError(404, "NotFound", 'pods "%s" not found' % pname)
+        cs = (pod.get("status") or {}).get("containerStatuses") or []
+        c0 = (pod["spec"].get("containers") or [{}])[0].get("name")
+        if not cs or "waiting" in cs[0]["state"]:
+            reason = cs[0]["state"]["waiting"]["reason"] if cs else "ContainerCreating"
+            raise ApiError(400, "BadRequest", 'container "%s" in pod "%s" is waiting to start: %s'
+                           % (c0, pname, reason))
+        lines = list((meta or {}).get("log") or [])
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        return "".join(x + "\n" for x in lines)
+
+    # what the installer images do
+    def _rights_ok(self, ns, sa, needs):
+        """RBAC: does system:serviceaccount:ns:sa hold the install rights?"""
+        rules = []
+        for b in self.items("rbac.authorization.k8s.io/v1", "clusterrolebindings"):
+            if any(s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace") == ns
+                   for s in b.get("subjects") or []):
+                r = b.get("roleRef") or {}
+                role = self.get("rbac.authorization.k8s.io/v1", "clusterroles", None, r.get("name"))
+                if r.get("kind") == "ClusterRole" and role:
+                    rules += role.get("rules") or []
+
+        def allowed(group, res, verb):
+            for r in rules:
+                if (("*" in r.get("apiGroups", [])) or group in r.get("apiGroups", [])) and \
+                        ("*" in r.get("resources", []) or res in r.get("resources", [])) and \
+                        ("*" in r.get("verbs", []) or verb in r.get("verbs", [])):
+                    return True
+            return False
+        for group, res, namespaced in needs:
+            verbs = INSTALL_VERBS + (ESCALATE if res in ("clusterroles", "roles") else ())
+            for verb in verbs:
+                if not allowed(group, res, verb):
+                    scope = 'in the namespace "kube-system"' if namespaced else "at the cluster scope"
+                    return 'Error: %s is forbidden: User "system:serviceaccount:%s:%s" cannot %s resource "%s" ' \
+                        'in API group "%s" %s' % (res, ns, sa, verb, res, group, scope)
+        return None
+
+    def _api_reachable(self, pod):
+        """The installer talks to the API through KUBERNETES_SERVICE_HOST/PORT.
+        With no CNI (and kube-proxy off) the kubernetes Service's ClusterIP
+        does not work; the node IP (downward API status.podIP under
+        hostNetwork) with 6443, or KubePrism localhost:7445, do (FACTS §2)."""
+        env = {e["name"]: e for e in (pod["spec"].get("containers") or [{}])[0].get("env") or []}
+        host = env.get("KUBERNETES_SERVICE_HOST") or {}
+        port = (env.get("KUBERNETES_SERVICE_PORT") or {}).get("value")
+        via = ((host.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if self.cni_ready():
+            return None
+        if pod["spec"].get("hostNetwork") and ((via in ("status.podIP", "status.hostIP") and port == "6443") or
+                                               (host.get("value") == "localhost" and port == "7445")):
+            return None
+        return 'Error: Kubernetes cluster unreachable: Get "https://10.96.0.1:443/version": dial tcp ' \
+            '10.96.0.1:443: i/o timeout'
+
+    def _volume_file(self, ns, pod, path):
+        for c in (pod["spec"].get("containers") or [{}])[:1]:
+            for vm in c.get("volumeMounts") or []:
+                mp = vm["mountPath"].rstrip("/") + "/"
+                if path.startswith(mp):
+                    vol = [v for v in pod["spec"].get("volumes") or [] if v["name"] == vm["name"]]
+                    cm = (vol[0].get("configMap") or {}).get("name") if vol else None
+                    o = self.get("v1", "configmaps", ns, cm) if cm else None
+                    if o:
+                        return (o.get("data") or {}).get(path[len(mp):])
+        return None
+
+    def _run_pod(self, ns, pod, meta):
+        c = (pod["spec"].get("containers") or [{}])[0]
+        argv = list(c.get("command") or []) + list(c.get("args") or [])
+        if len(argv) >= 2 and argv[-2] in ("-c", "-ec") and argv[0].endswith("sh"):
+            argv = shlex.split(argv[-1])
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        if argv[:3] == ["helm", "upgrade", "--install"] and len(argv) > 4:
+            return self._helm(ns, pod, sa, argv[3:])
+        if argv[:2] == ["flux", "install"]:
+            return self._flux(ns, pod, sa, c.get("image") or "", argv[2:])
+        return True, []
+
+    def _helm(self, ns, pod, sa, args):
+        release, chart = args[0], args[1]
+        opts, i = {}, 2
+        values_files, sets = [], []
+        while i < len(args):
+            a = args[i]
+            k, _, v = a.partition("=")
+            if not _ and i + 1 < len(args) and a not in ("--wait", "--atomic", "--create-namespace"):
+                v = args[i + 1]
+                i += 1
+            if k in ("-f", "--values"):
+                values_files.append(v)
+            elif k == "--set":
+                sets.append(v)
+            else:
+                opts[k] = v
+            i += 1
+        lines = ['Release "%s" does not exist. Installing it now.' % release]
+        why = self._api_reachable(pod)
+        if why:
+            return False, [why]
+        with open(os.path.join(self.ref, "charts", "index.json")) as f:
+            entry = json.load(f)["cilium"]
+        version = opts.get("--version")
+        # helm in a fresh container has no repositories added: a chart is
+        # "repo/chart" only after `helm repo add`, else --repo URL is needed.
+        if "--repo" not in opts:
+            if "/" in chart:
+                return False, ["Error: repo %s not found" % chart.split("/")[0]]
+            return False, ["Error: non-absolute URLs should be in form of repo_name/path_to_chart, got: %s" % chart]
+        if opts["--repo"].rstrip("/") != entry["repo"].rstrip("/") or chart != "cilium":
+            return False, ['Error: looks like "%s" is not a valid chart repository or cannot be reached'
+                           % opts["--repo"]]
+        if release != "cilium":
+            return False, ["labsim: only the cilium chart installed as release 'cilium' is simulated"]
+        if version not in entry["versions"]:
+            return False, ['Error: chart "cilium" version "%s" not found in %s repository' % (version, entry["repo"])]
+        rns = opts.get("--namespace", opts.get("-n", "default"))
+        if not self.get("v1", "namespaces", None, rns) and "--create-namespace" not in opts:
+            return False, ['Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % rns]
+        why = self._rights_ok(ns, sa, INSTALL_RIGHTS["cilium"])
+        if why:
+            return False, [why]
+        values = {}
+        for f in values_files:
+            text = self._volume_file(ns, pod, f)
+            if text is None:
+                return False, ["Error: open %s: no such file or directory" % f]
+            deep_merge(values, yaml.safe_load(text) or {})
+        schema_file = os.path.join(self.ref, "charts", entry["versions"][version]["dir"], "values.schema.json")
+        if os.path.exists(schema_file):
+            causes = schema_causes(json.load(open(schema_file)), values)
+            if causes:
+                # helm's wording for a values.schema.json failure
+                return False, ["Error: values don't meet the specifications of the schema(s) in the following "
+                               "chart(s):", "cilium:"] + ["- %s: %s" % (c["field"] or "(root)", c["message"])
+                                                          for c in causes]
+        prior = [s for s in self.items("v1", "secrets", rns)
+                 if (s["metadata"].get("labels") or {}).get("name") == "cilium"
+                 and (s["metadata"].get("labels") or {}).get("owner") == "helm"]
+        rev = 1 + max([int(s["metadata"]["labels"]["version"]) for s in prior] + [0])
+        if prior:
+            lines = ['Release "cilium" has been upgraded. Happy Helming!']
+        else:
+            lines += []
+        for s in prior:
+            s2 = copy.deepcopy(s)
+            s2["metadata"]["labels"]["status"] = "superseded"
+            self.put("v1", "secrets", rns, s["metadata"]["name"], s2)
+        rel = base64.b64encode(gzip.compress(json.dumps({"name": "cilium", "version": rev, "namespace":
+                                                         rns, "chart": {"metadata": {
+                                                             "name": "cilium", "version": version}},
+                                                         "config": values}).encode())).decode()
+        self.write("v1", "secrets", rns, "sh.helm.release.v1.cilium.v%d" % rev,
+                   {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+                    "metadata": {"name": "sh.helm.release.v1.cilium.v%d" % rev, "namespace": rns,
+                                 "labels": {"name": "cilium", "owner": "helm", "status": "deployed",
+                                            "version": str(rev)}},
+                    "data": {"release": base64.b64encode(rel.encode()).decode()}}, "helm", "Update")
+        labels = {"k8s-app": "cilium", "app.kubernetes.io/name": "cilium-agent", "app.kubernetes.io/part-of": "cilium"}
+        image = "quay.io/cilium/cilium:v%s" % version
+        self.write("apps/v1", "daemonsets", rns, "cilium",
+                   {"apiVersion": "apps/v1", "kind": "DaemonSet",
+                    "metadata": {"name": "cilium", "namespace": rns, "labels": labels},
+                    "spec": {"selector": {"matchLabels": {"k8s-app": "cilium"}},
+                             "template": {"metadata": {"labels": labels},
+                                          "spec": {"hostNetwork": True, "containers": [
+                                              {"name": "cilium-agent", "image": image}]}}}}, "helm", "Update")
+        self.write("apps/v1", "deployments", rns, "cilium-operator",
+                   {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "cilium-operator", "namespace": rns},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": {"name": "cilium-operator"}},
+                             "template": {"metadata": {"labels": {"name": "cilium-operator"}},
+                                          "spec": {"hostNetwork": True, "containers": [
+                                              {"name": "cilium-operator",
+                                               "image": "quay.io/cilium/operator-generic:v%s" % version}]}}}},
+                   "helm", "Update")
+        self.cilium = {"version": version, "values": values, "ns": rns, "works": self._cilium_works(values)[0],
+                       "why": self._cilium_works(values)[1],
+                       "ready_at": time.time() + self.secs("k8s_rollout_seconds", 2.0)}
+        lines += ["NAME: cilium", "LAST DEPLOYED: %s" % time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()),
+                  "NAMESPACE: %s" % rns, "STATUS: deployed", "REVISION: %d" % rev, "TEST SUITE: None",
+                  "NOTES:", "You have successfully installed Cilium with Hubble."]
+        return True, lines
+
+    @staticmethod
+    def _cilium_works(values):
+        """Do the agents run on Talos with these values? (FACTS.md §1)"""
+        caps = ((values.get("securityContext") or {}).get("capabilities") or {}).get("ciliumAgent",
+                                                                                      CILIUM_DEFAULT_CAPS)
+        if "SYS_MODULE" in caps:
+            return False, "cilium-agent: unable to apply capabilities: SYS_MODULE is not allowed on Talos"
+        if ((values.get("cgroup") or {}).get("autoMount") or {}).get("enabled", True):
+            return False, "mount-cgroup: nsenter: failed to execute /bin/sh: read-only file system"
+        kpr = values.get("kubeProxyReplacement", False)
+        if kpr in (True, "true") and not values.get("k8sServiceHost"):
+            return False, "cilium-agent: unable to contact k8s api-server: kube-proxy replacement needs " \
+                "k8sServiceHost (kube-proxy is off and the Service IP does not work)"
+        if str(values.get("k8sServiceHost")) == "localhost" and str(values.get("k8sServicePort")) != "7445":
+            return False, "cilium-agent: dial tcp [::1]:%s: connect: connection refused (KubePrism listens on " \
+                "7445)" % values.get("k8sServicePort")
+        if (values.get("ipam") or {}).get("mode") != "kubernetes":
+            return False, "cilium-agent: pod CIDRs of the nodes are not used: ipam.mode must be kubernetes on Talos"
+        return True, None
+
+    def _flux(self, ns, pod, sa, image, args):
+        why = self._api_reachable(pod)
+        if why:
+            return False, ["✗ " + why[len("Error: "):]]
+        why = self._rights_ok(ns, sa, INSTALL_RIGHTS["flux"])
+        if why:
+            return False, ["✗ " + why[len("Error: "):]]
+        tag = image.rsplit(":", 1)[-1] if ":" in image else ""
+        if not re.fullmatch(r"v2\.\d+\.\d+", tag):
+            return False, ["✗ install failed: the flux-cli image %s carries no version" % image]
+        lines = ["► generating manifests", "✔ manifests build completed",
+                 "► installing components in flux-system namespace"]
+        self.write("v1", "namespaces", None, "flux-system",
+                   {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "flux-system", "labels": {
+                        "app.kubernetes.io/instance": "flux-system", "app.kubernetes.io/part-of": "flux",
+                        "pod-security.kubernetes.io/warn": "restricted"}}}, "flux", "Update")
+        for f in sorted(glob.glob(os.path.join(self.ref, "crds", "*.yaml"))):
+            for doc in yaml.safe_load_all(open(f)):
+                if doc and doc.get("kind") == "CustomResourceDefinition":
+                    n = doc["metadata"]["name"]
+                    new = self.get(CRD_GV, "customresourcedefinitions", None, n) is None
+                    self.write(CRD_GV, "customresourcedefinitions", None, n, doc, "flux", "Update")
+                    if new:
+                        self.created(CRD_GV, "customresourcedefinitions", None, n,
+                                     self.get(CRD_GV, "customresourcedefinitions", None, n))
+                    lines.append("CustomResourceDefinition/%s created" % n)
+        for ctl in FLUX_CONTROLLERS:
+            self.write("v1", "serviceaccounts", "flux-system", ctl,
+                       {"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": ctl, "namespace": "flux-system"}}, "flux", "Update")
+            self.write("apps/v1", "deployments", "flux-system", ctl,
+                       {"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": ctl, "namespace": "flux-system",
+                                     "labels": {"app.kubernetes.io/part-of": "flux",
+                                                "app.kubernetes.io/version": tag}},
+                        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": ctl}},
+                                 "template": {"metadata": {"labels": {"app": ctl}},
+                                              "spec": {"serviceAccountName": ctl, "containers": [
+                                                  {"name": "manager", "image": "ghcr.io/fluxcd/%s" % ctl}]}}}},
+                       "flux", "Update")
+            lines.append("Deployment/flux-system/%s created" % ctl)
+        lines.append("✔ install finished")
+        return True, lines
+
+    # Deployment / DaemonSet rollout status
+    def _workloads_tick(self, now):
+        nodes = self.node_objects()
+        for kind, res in (("DaemonSet", "daemonsets"), ("Deployment", "deployments")):
+            for o in self.items("apps/v1", res):
+                md = o["metadata"]
+                key = ("apps/v1", res, md["namespace"], md["name"])
+                meta = self.pods_meta.setdefault(("wl", key), {"gen": None, "t0": now})
+                if meta["gen"] != md.get("generation"):
+                    meta.update(gen=md.get("generation"), t0=now)
+                hostnet = ((o["spec"].get("template") or {}).get("spec") or {}).get("hostNetwork")
+                if kind == "DaemonSet":
+                    want = len(nodes)
+                    if self.cilium and md["name"] == "cilium" and md["namespace"] == self.cilium["ns"]:
+                        ready = want if self.cni_ready() else 0
+                    else:
+                        ready = want if (self.cni_ready() or hostnet) and \
+                            now - meta["t0"] >= self.secs("k8s_rollout_seconds", 2.0) else 0
+                    st = {"currentNumberScheduled": want, "desiredNumberScheduled": want,
+                          "numberMisscheduled": 0, "numberReady": ready, "numberAvailable": ready,
+                          "updatedNumberScheduled": want, "observedGeneration": md.get("generation")}
+                    if ready < want:
+                        st["numberUnavailable"] = want - ready
+                else:
+                    want = o["spec"].get("replicas", 1)
+                    ready = want if (self.cni_ready() or hostnet) and \
+                        now - meta["t0"] >= self.secs("k8s_rollout_seconds", 2.0) else 0
+                    st = {"observedGeneration": md.get("generation"), "replicas": want, "updatedReplicas": want,
+                          "readyReplicas": ready, "availableReplicas": ready,
+                          "conditions": [{"type": "Available", "status": "True" if ready >= want else "False",
+                                          "reason": "MinimumReplicasAvailable" if ready >= want else
+                                          "MinimumReplicasUnavailable"}]}
+                    if ready < want:
+                        st["unavailableReplicas"] = want - ready
+                        del st["readyReplicas"], st["availableReplicas"]
+                if (o.get("status") or {}) != st:
+                    self.set_status(key, st)
+
+    def _available(self, ns, name):
+        d = self.get("apps/v1", "deployments", ns, name)
+        return bool(d) and (d.get("status") or {}).get("availableReplicas", 0) >= d["spec"].get("replicas", 1)
+
+    # Flux: source- and kustomize-controller
+    def _flux_tick(self):
+        def cond(ok, reason, msg, gen):
+            return {"type": "Ready", "status": "True" if ok else "False", "reason": reason, "message": msg,
+                    "observedGeneration": gen, "lastTransitionTime": _now()}
+
+        def same(o, st):
+            old = dict(o.get("status") or {})
+            a = [dict(c, lastTransitionTime=None) for c in old.get("conditions", [])]
+            b = [dict(c, lastTransitionTime=None) for c in st.get("conditions", [])]
+            return a == b and {k: v for k, v in old.items() if k != "conditions"} == \
+                {k: v for k, v in st.items() if k != "conditions"}
+        gv = "source.toolkit.fluxcd.io/v1"
+        if self._available("flux-system", "source-controller"):
+            for g in self.items(gv, "gitrepositories"):
+                md, spec = g["metadata"], g["spec"]
+                ns, gen = md["namespace"], md["generation"]
+                url = spec.get("url", "")
+                ref = (spec.get("ref") or {}).get("branch") or "master"
+                sref = (spec.get("secretRef") or {}).get("name")
+                sec = self.get("v1", "secrets", ns, sref) if sref else None
+                data = {k: base64.b64decode(v) for k, v in ((sec or {}).get("data") or {}).items()}
+                if sref and sec is None:
+                    st = {"conditions": [cond(False, "AuthenticationFailed", 'secrets "%s" not found' % sref, gen)]}
+                elif url.startswith("ssh://") and not (data.get("identity") and data.get("known_hosts")):
+                    st = {"conditions": [cond(False, "AuthenticationFailed", "failed to configure authentication "
+                                              "options: invalid '%s' secret data: required fields 'identity' and "
+                                              "'known_hosts'" % sref, gen)]}
+                elif url.startswith("ssh://") and not sref:
+                    st = {"conditions": [cond(False, "GitOperationFailed", "failed to checkout and determine "
+                                              "revision: unable to clone '%s': ssh: handshake failed" % url, gen)]}
+                else:
+                    rev = "%s@sha1:%s" % (ref, hashlib.sha1((url + ref).encode()).hexdigest())
+                    st = {"observedGeneration": gen,
+                          "artifact": {"revision": rev, "path": "gitrepository/%s/%s/x.tar.gz" % (ns, md["name"]),
+                                       "url": "http://source-controller.flux-system.svc/x.tar.gz",
+                                       "lastUpdateTime": _now()},
+                          "conditions": [cond(True, "Succeeded", "stored artifact for revision '%s'" % rev, gen)]}
+                if not same(g, st):
+                    self.set_status((gv, "gitrepositories", ns, md["name"]), st)
+        kgv = "kustomize.toolkit.fluxcd.io/v1"
+        if self._available("flux-system", "kustomize-controller"):
+            for k in self.items(kgv, "kustomizations"):
+                md, spec = k["metadata"], k["spec"]
+                ns, gen = md["namespace"], md["generation"]
+                src = spec.get("sourceRef") or {}
+                plural = {"GitRepository": "gitrepositories", "OCIRepository": "ocirepositories",
+                          "Bucket": "buckets"}.get(src.get("kind"))
+                s = self.get(gv, plural, src.get("namespace") or ns, src.get("name")) if plural else None
+                sready = s and any(c["type"] == "Ready" and c["status"] == "True"
+                                   for c in (s.get("status") or {}).get("conditions", []))
+                notready = None
+                for d in spec.get("dependsOn") or []:
+                    dk = self.get(kgv, "kustomizations", d.get("namespace") or ns, d["name"])
+                    if not dk or not any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in (dk.get("status") or {}).get("conditions", [])):
+                        notready = "%s/%s" % (d.get("namespace") or ns, d["name"])
+                        break
+                dec = (spec.get("decryption") or {}).get("secretRef", {}).get("name")
+                if s is None:
+                    st = {"conditions": [cond(False, "ArtifactFailed", "Source '%s/%s/%s' not found"
+                                              % (src.get("kind"), src.get("namespace") or ns, src.get("name")),
+                                              gen)]}
+                elif not sready:
+                    st = {"conditions": [cond(False, "ArtifactFailed", "Source artifact not found, retrying in "
+                                              "30s", gen)]}
+                elif notready:
+                    st = {"conditions": [cond(False, "DependencyNotReady", "dependency '%s' is not ready"
+                                              % notready, gen)]}
+                elif dec and not self.get("v1", "secrets", ns, dec):
+                    st = {"conditions": [cond(False, "ReconciliationFailed", "decryption secret error: "
+                                              'secrets "%s" not found' % dec, gen)]}
+                else:
+                    rev = s["status"]["artifact"]["revision"]
+                    st = {"observedGeneration": gen, "lastAppliedRevision": rev, "lastAttemptedRevision": rev,
+                          "conditions": [cond(True, "ReconciliationSucceeded", "Applied revision: %s" % rev, gen)]}
+                if not same(k, st):
+                    self.set_status((kgv, "kustomizations", ns, md["name"]), st)
+
+    def job_summary(self):
+        with self.lock:
+            return {"%s/%s" % (ns, n): job_state(o) for (g, r, ns, n), o in self.objects.items()
+                    if g == "batch/v1" and r == "jobs"}
+
+
+def job_conditions(types, reason, message, now):
+    """A finished Job's two conditions (SuccessCriteriaMet/Complete or
+    FailureTarget/Failed), as the Job controller of Kubernetes 1.31+ sets them."""
+    return [{"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": now,
+             "lastTransitionTime": now} for t in types]
 
 
 def job_state(o):
-    conds = {c["type"]: c["status"] for c in (o.get("status") or {}).get("conditions") or []}
-    if conds.get("Complete") == "True":
-        return "Complete"
-    if conds.get("Failed") == "True":
-        return "Failed"
+    for c in (o.get("status") or {}).get("conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return c["type"]
     return "Running"
-
-
-def _now():
-    return datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _age(ts):
@@ -228,18 +1283,16 @@ def object_table(resource, items):
                                     o["metadata"]) for o in items])
 
 
-def status(code, reason, msg):
-    return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": msg, "reason": reason, "code": code}
-
-
 def field_match(obj, selector):
-    """fieldSelector: comma-separated metadata.name / metadata.namespace (= or ==, !=)."""
+    """fieldSelector: comma-separated metadata.name / metadata.namespace /
+    involvedObject.name (= or ==, !=)."""
     for term in filter(None, (selector or "").split(",")):
         m = re.fullmatch(r"([\w.]+)(!=|==|=)(.*)", term)
-        if not m or m.group(1) not in ("metadata.name", "metadata.namespace"):
+        if not m or m.group(1) not in ("metadata.name", "metadata.namespace", "involvedObject.name",
+                                       "involvedObject.kind"):
             continue
-        val = (obj.get("metadata") or {}).get(m.group(1).split(".")[1], "")
+        a, b = m.group(1).split(".")
+        val = (obj.get(a) or {}).get(b, "")
         if (val == m.group(3)) != (m.group(2) != "!="):
             return False
     return True
@@ -266,9 +1319,12 @@ def handler_for(cluster):
             pass
 
         def reply(self, code, obj):
-            body = json.dumps(obj).encode()
+            if isinstance(obj, bytes):
+                body, ctype = obj, "text/plain"
+            else:
+                body, ctype = json.dumps(obj).encode(), "application/json"
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -281,6 +1337,12 @@ def handler_for(cluster):
 
         def do_DELETE(self):
             self.route("DELETE")
+
+        def do_POST(self):
+            self.route("POST")
+
+        def do_PUT(self):
+            self.route("PUT")
 
         def route(self, method):
             u = urllib.parse.urlsplit(self.path)
@@ -295,32 +1357,36 @@ def handler_for(cluster):
                     return self.watch(m, q)
             try:
                 code, obj = self.serve(method, u.path, q, body)
+            except ApiError as e:
+                code, obj = e.reply
             except Exception as e:  # noqa: BLE001
                 code, obj = status(500, "InternalError", str(e))
             self.reply(code, obj)
 
         @staticmethod
         def parse(path):
-            """(gv, namespace, resource, name) for an object or collection path, else None."""
-            m = re.fullmatch(r"/(?:api/(v1)|apis/([^/]+/[^/]+))(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?", path)
+            """(gv, namespace, resource, name, subresource) for an object or collection path, else None."""
+            m = re.fullmatch(r"/(?:api/(v1)|apis/([^/]+/[^/]+))(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?"
+                             r"(?:/([^/]+))?", path)
             if not m:
                 return None
-            return m.group(1) or m.group(2), m.group(3), m.group(4), m.group(5)
+            return m.group(1) or m.group(2), m.group(3), m.group(4), m.group(5), m.group(6)
 
         def matching(self, gv, ns, resource, q):
             with cluster.lock:
                 if gv == "v1" and resource == "nodes":
                     items = cluster.node_objects()
+                elif gv == "v1" and resource == "events":
+                    items = [e for e in cluster.events if ns is None or e["metadata"]["namespace"] == ns]
                 else:
-                    items = [o for (g, r, n2, _), o in sorted(cluster.objects.items(), key=lambda kv: str(kv[0]))
-                             if g == gv and r == resource and (ns is None or n2 == ns)]
+                    items = cluster.items(gv, resource, ns)
             return [o for o in items if field_match(o, q.get("fieldSelector"))
                     and label_match(o, q.get("labelSelector"))]
 
         def watch(self, parsed, q):
             """A watch stream: newline-delimited {"type", "object"} events, chunked,
             until timeoutSeconds (at most 60 s) or the client goes away."""
-            gv, ns, resource, _ = parsed
+            gv, ns, resource, _, _ = parsed
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -345,7 +1411,7 @@ def handler_for(cluster):
                     emit("ADDED", o)
             try:
                 if initial:
-                    emit("BOOKMARK", {"kind": kind_of(gv, resource) or "Object", "apiVersion": gv,
+                    emit("BOOKMARK", {"kind": cluster.kind_of(gv, resource) or "Object", "apiVersion": gv,
                                       "metadata": {"resourceVersion": cluster.resource_version(),
                                                    "annotations": {"k8s.io/initial-events-end": "true"}}})
                 deadline = time.time() + min(float(q.get("timeoutSeconds") or 60), 60)
@@ -360,7 +1426,7 @@ def handler_for(cluster):
                         elif seen[k] != now[k]:
                             emit("MODIFIED", o)
                     for k in set(seen) - set(now):
-                        emit("DELETED", {"apiVersion": gv, "kind": kind_of(gv, resource),
+                        emit("DELETED", {"apiVersion": gv, "kind": cluster.kind_of(gv, resource),
                                          "metadata": {"name": k[0], "namespace": k[1],
                                                       "resourceVersion": cluster.resource_version()}})
                     seen = now
@@ -370,36 +1436,44 @@ def handler_for(cluster):
                 pass
             self.close_connection = True
 
-        def serve(self, method, path, q, body):
-            if path in ("/version", "/version/"):
-                return 200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1", "platform": "linux/amd64"}
-            if path in ("/healthz", "/readyz", "/livez"):
-                return 200, "ok"
+        def discovery(self, path):
             if path == "/api":
                 return 200, {"kind": "APIVersions", "versions": ["v1"],
                              "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
                                                              "serverAddress": "%s:%d" % (cluster.host, cluster.port)}]}
             if path == "/apis":
-                groups = [{"name": g, "versions": [{"groupVersion": "%s/v1" % g, "version": "v1"}],
-                           "preferredVersion": {"groupVersion": "%s/v1" % g, "version": "v1"}}
-                          for g in GROUPS]
+                by_group = {}
+                for gv in cluster.groups():
+                    g, v = gv.split("/")
+                    by_group.setdefault(g, []).append({"groupVersion": gv, "version": v})
+                groups = [{"name": g, "versions": vs, "preferredVersion": vs[0]} for g, vs in by_group.items()]
                 return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-            if path == "/api/v1":
-                return 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-                    {"name": r, "singularName": k.lower(), "namespaced": nsd, "kind": k, "verbs": VERBS}
-                    for r, (k, nsd) in RESOURCES.items()]}
-            m = re.fullmatch(r"/apis/([^/]+)/([^/]+)", path)
-            if m:
-                lst = GROUPS.get(m.group(1))
-                if lst is None or m.group(2) != "v1":
-                    return status(404, "NotFound", "the server could not find the requested resource")
-                return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "%s/%s" % m.groups(),
-                             "resources": [{"name": r, "singularName": k.lower(), "kind": k, "verbs": VERBS,
-                                            "namespaced": nsd} for r, k, nsd in lst]}
+            gv = "v1" if path == "/api/v1" else path[len("/apis/"):]
+            t = cluster.types(gv)
+            if not t:
+                return status(404, "NotFound", "the server could not find the requested resource")
+            return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                         "resources": [{"name": r, "singularName": k.lower(), "namespaced": nsd, "kind": k,
+                                        "verbs": VERBS} for r, (k, nsd, _) in sorted(t.items())]}
+
+        def serve(self, method, path, q, body):
+            if path in ("/version", "/version/"):
+                return 200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1", "platform": "linux/amd64"}
+            if path in ("/healthz", "/readyz", "/livez"):
+                return 200, b"ok"
+            if path in ("/api", "/apis", "/api/v1") or re.fullmatch(r"/apis/[^/]+/[^/]+", path):
+                return self.discovery(path)
             parsed = self.parse(path)
             if not parsed:
                 return status(404, "NotFound", "the server could not find the requested resource")
-            gv, ns, resource, name = parsed
+            gv, ns, resource, name, sub = parsed
+            t = cluster.types(gv).get(resource)
+            if t is None:
+                # an unknown kind (a CRD not yet Established): the path does not exist
+                return status(404, "NotFound", "the server could not find the requested resource")
+            kind, namespaced = t[0], t[1]
+            if namespaced is False and ns:
+                return status(404, "NotFound", "the server could not find the requested resource")
             table_wanted = "as=Table" in (self.headers.get("Accept") or "")
             if gv == "v1" and resource == "nodes":
                 nodes = self.matching(gv, None, "nodes", q)
@@ -412,49 +1486,64 @@ def handler_for(cluster):
                     if n["metadata"]["name"] == name:
                         return 200, n
                 return status(404, "NotFound", 'nodes "%s" not found' % name)
-            # /api/v1/namespaces/{name} is matched as ns=None resource=namespaces name=X
+            if sub == "log" and gv == "v1" and resource == "pods" and method == "GET":
+                tail = int(q["tailLines"]) if q.get("tailLines") else None
+                return 200, cluster.pod_log(ns, name, tail).encode()
+            if sub not in (None, "status"):
+                return status(404, "NotFound", "the server could not find the requested resource")
             if method == "GET" and name is None:
                 items = self.matching(gv, ns, resource, q)
                 if table_wanted:
                     t = object_table(resource, items)
                     t["metadata"]["resourceVersion"] = cluster.resource_version()
                     return 200, t
-                kind = kind_of(gv, resource)
-                return 200, {"kind": kind + "List" if kind else "List", "apiVersion": gv,
+                return 200, {"kind": kind + "List", "apiVersion": gv,
                              "metadata": {"resourceVersion": cluster.resource_version()}, "items": items}
             key = (gv, resource, ns, name)
+            notfound = '%s "%s" not found' % (resource if not group_of(gv) else "%s.%s" % (resource, group_of(gv)),
+                                              name)
             if method == "GET":
-                o = cluster.objects.get(key)
+                o = cluster.get(*key)
                 if o is None:
-                    return status(404, "NotFound", '%s "%s" not found' % (resource, name))
+                    return status(404, "NotFound", notfound, {"name": name, "group": group_of(gv),
+                                                              "kind": resource})
                 return 200, o
             if method == "DELETE":
-                with cluster.lock:
-                    o = cluster.objects.pop(key, None)
+                prop = q.get("propagationPolicy")
+                if body:
+                    try:
+                        prop = json.loads(body).get("propagationPolicy") or prop
+                    except ValueError:
+                        pass
+                o = cluster.delete(key, prop)
                 if o is None:
-                    return status(404, "NotFound", '%s "%s" not found' % (resource, name))
-                return 200, o
-            if method == "PATCH":
+                    return status(404, "NotFound", notfound, {"name": name, "group": group_of(gv),
+                                                              "kind": resource})
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                             "details": {"name": name, "group": group_of(gv), "kind": resource,
+                                         "uid": o["metadata"]["uid"]}}
+            if method == "PATCH" and sub is None:
                 ct = (self.headers.get("Content-Type") or "").split(";")[0]
                 if ct != "application/apply-patch+yaml":
                     return status(415, "UnsupportedMediaType", "labsim supports only server-side apply")
                 if not q.get("fieldManager"):
                     return status(400, "BadRequest", "PATCH with apply requires fieldManager")
-                if ns and ("v1", "namespaces", None, ns) not in cluster.objects:
-                    return status(404, "NotFound", 'namespaces "%s" not found' % ns)
-                obj = yaml.safe_load(body)
-                if not isinstance(obj, dict) or not obj.get("kind") or obj.get("apiVersion") != gv:
-                    return status(400, "BadRequest", "apiVersion/kind missing or not matching the URL")
+                try:
+                    obj = yaml.safe_load(body)
+                except yaml.YAMLError as e:
+                    return status(400, "BadRequest", "error decoding YAML: %s" % e)
+                if not isinstance(obj, dict) or not obj.get("kind") or not obj.get("apiVersion"):
+                    return status(400, "BadRequest", "Object 'Kind' is missing in '%s'" % body[:80].decode(
+                        "utf-8", "replace"))
+                if obj.get("apiVersion") != gv or obj.get("kind") != kind:
+                    return status(400, "BadRequest", "the API version in the data (%s) does not match the expected "
+                                  "API version (%s)" % (obj.get("apiVersion"), gv))
                 if (obj.get("metadata") or {}).get("name") not in (None, name):
-                    return status(400, "BadRequest", "the name of the object does not match the name on the URL")
-                obj.setdefault("metadata", {}).setdefault("managedFields", []).append(
-                    {"manager": q["fieldManager"], "operation": "Apply", "apiVersion": gv})
-                if gv == "batch/v1" and resource == "jobs":
-                    if obj.get("kind") != "Job" or not ns:
-                        return status(400, "BadRequest", "a batch/v1 jobs object must be a namespaced Job")
-                    return cluster.apply_job(ns, name, obj)
-                return 200, cluster.put(gv, resource, ns, name, obj)
-            return status(405, "MethodNotAllowed", "method not allowed")
+                    return status(400, "BadRequest", "the name of the object (%s) does not match the name on the "
+                                  "URL (%s)" % (obj["metadata"]["name"], name))
+                return 200, cluster.apply(gv, resource, ns, name, obj, q["fieldManager"],
+                                          force=q.get("force") == "true")
+            return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     return H
 
 

@@ -729,12 +729,16 @@ class Manager:
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
         "k8s_job_seconds": 5.0,     # a Job completes this long after it is applied (time-scaled)
         "k8s_job_fail": {},         # {job-name-regex: message}: such Jobs end Failed instead
+        "k8s_image_pull_fail": {},  # {image-regex: message}: pods of such images never pull (kube.py)
+        "k8s_crd_seconds": 1.0,     # a CRD is Established this long after it is applied
+        "k8s_rollout_seconds": 2.0, # Deployments/DaemonSets become available this long after a change
     }
 
     def __init__(self, build_dir, schema_path, port, net, scale, boot_seconds=20.0, install_seconds=30.0,
                  talos_version="v1.12.11"):
         self.pb = load_protos(build_dir)
         self.validator = Validator(schema_path)
+        self.validator_path = schema_path
         self.port = port
         self.net = ipaddress.ip_network(net)
         self.scale = scale
@@ -977,7 +981,8 @@ class Manager:
         ep = node.config["cluster"]["controlPlane"]["endpoint"]
         host = urllib.parse.urlsplit(ep).hostname
         listen = host if _is_ip(host) and ipaddress.ip_address(host).is_loopback else node.ip
-        cl = kube.Cluster(ep, listen, self.k8s_port, node.config, self.k8s_calls)
+        cl = kube.Cluster(ep, listen, self.k8s_port, node.config, self.k8s_calls,
+                          ref=os.path.join(os.path.dirname(os.path.dirname(self.validator_path)), "kubernetes"))
         cl.scale = self.scale
         cl.knobs = self.knobs
         ca_pem, ca, ca_key = load_ca(node.config["cluster"]["ca"]["crt"], node.config["cluster"]["ca"]["key"])
@@ -991,7 +996,8 @@ class Manager:
                 if n.state == "running" and n.config and \
                         n.config["cluster"]["controlPlane"]["endpoint"] == ep:
                     out.append({"hostname": n.hostname(), "ip": n.ip, "since": n.since,
-                                "version": n.version_tag(), "controlplane": n.is_controlplane()})
+                                "version": n.version_tag(), "controlplane": n.is_controlplane(),
+                                "schedulable": bool(n.config["cluster"].get("allowSchedulingOnControlPlanes"))})
             return out
         cl.nodes_fn = members
         kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)

@@ -259,7 +259,9 @@ class TalosTest(TalosBase, unittest.TestCase):
                                  text=True, timeout=30)
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertIn("NotReady", out.stdout)
-        ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cilium\n  namespace: kube-system\n"
+        ds = ("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cilium\n  namespace: kube-system\n"
+              "spec:\n  selector: {matchLabels: {k8s-app: cilium}}\n  template:\n    metadata: {labels: {k8s-app: cilium}}\n"
+              "    spec: {containers: [{name: a, image: quay.io/cilium/cilium:v1.18.4}]}\n")
         code, _ = req("PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium?fieldManager=strata",
                       ds, "application/apply-patch+yaml")
         self.assertEqual(code, 200)
@@ -268,14 +270,12 @@ class TalosTest(TalosBase, unittest.TestCase):
         code, _ = req("PATCH", "/api/v1/namespaces/nope/configmaps/x?fieldManager=strata",
                       "apiVersion: v1\nkind: ConfigMap\n", "application/apply-patch+yaml")
         self.assertEqual(code, 404)
+        # A DaemonSet named like a CNI is not a CNI: only the cilium release
+        # installed by a helm Job turns nodes Ready (test_kube.py).
+        time.sleep(0.2)
         _, nodes = req("GET", "/api/v1/nodes")
-        self.assertEqual(nodes["items"][0]["status"]["conditions"][0]["status"], "True")
-        if kubectl:
-            out = subprocess.run([kubectl, "--kubeconfig", path, "get", "nodes"], capture_output=True,
-                                 text=True, timeout=30)
-            self.assertEqual(out.returncode, 0, out.stderr)
-            self.assertRegex(out.stdout, r"talos-300\s+Ready")
-        else:
+        self.assertEqual(nodes["items"][0]["status"]["conditions"][0]["status"], "False")
+        if not kubectl:
             print("kubectl not found; skipped the kubectl part", file=sys.stderr)
 
 

@@ -90,7 +90,9 @@ test_config__prod_pools_expand_with_vip_and_placement(void **state)
 	assert_string_equal(cfg->proxmox.token_secret.text, "PVE_TOKEN_SECRET");
 	assert_true(cfg->gitops.enabled);
 	assert_string_equal(cfg->gitops.branch, "main");
-	assert_string_equal(cfg->gitops.interval, "10m");
+	assert_string_equal(cfg->gitops.interval, "5m");   /* the seed's default */
+	assert_string_equal(cfg->gitops.path, "clusters/prod");
+	assert_non_null(cfg->gitops.known_hosts);
 	assert_int_equal(d.errors, 0);
 	config_free(cfg);
 	diag_release(&d);
