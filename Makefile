@@ -79,6 +79,22 @@ $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
 	@mkdir -p $(dir $@)
 	$(QLD)$(CC) $(CFLAGS) -DSRCDIR=\"$(CURDIR)\" $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS) -lcmocka
 
+# One-request clients for test_http: on the OpenSSL libcurl, and linked
+# against libcurl-gnutls (which must refuse to connect).
+UNIT_BIN    += $(B)/tests/http_get $(B)/tests/grpc_get
+GNUTLS_CURL := $(firstword $(wildcard /usr/lib/*/libcurl-gnutls.so.4))
+ifneq ($(GNUTLS_CURL),)
+UNIT_BIN    += $(B)/tests/http_gnutls
+endif
+NOCURL_LIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
+$(B)/tests/http_get $(B)/tests/grpc_get: $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
+$(B)/tests/http_gnutls: tests/unit/http_get.c $(B)/libstrata.a
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a \
+		-l:libcurl-gnutls.so.4 $(NOCURL_LIBS) -lpthread
+
 unit: $(UNIT_BIN)
 
 asan:

@@ -29,7 +29,7 @@ _strata() {
 	validate) opts="--quiet --nodes --keys -o --help" ;;
 	gen)      opts="-o --help" ;;
 	plan)     opts="-o --help" ;;
-	apply)    opts="--yes --dry-run --parallel --timeout -o --help" ;;
+	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
 	destroy)  opts="--yes --purge-state -o --help" ;;
 	status)   opts="-o --help" ;;
 	help)     COMPREPLY=($(compgen -W "${cmds% help}" -- "$cur")); return ;;
@@ -38,7 +38,7 @@ _strata() {
 	case $prev in
 	-o|--output) COMPREPLY=($(compgen -W "json" -- "$cur")); return ;;
 	--platform|-p) COMPREPLY=($(compgen -W "proxmox vps" -- "$cur")); return ;;
-	--parallel|-j|--timeout|-t) return ;;
+	--parallel|-j|--timeout|-t|--reinstall) return ;;
 	--from)
 		local ex=${STRATA_EXAMPLES:-/usr/local/share/strata/examples}
 		[[ -d $ex ]] && COMPREPLY=($(compgen -W "$(cd "$ex" && ls)" -- "$cur"))

@@ -82,7 +82,8 @@ cmd_apply(int argc, char **argv)
 	const char *env = NULL, *result = "failed";
 	bool yes = false, dry = false, tallying = false;
 	long long wait_ms = 15 * 60 * 1000LL;
-	size_t talos_changes = 0;
+	size_t talos_changes = 0, k, n_reinstall = 0;
+	char *reinstall[64];
 	int parallel = 16, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
 
@@ -110,6 +111,12 @@ cmd_apply(int argc, char **argv)
 			if (wait_ms <= 0)
 				return cmd_usage_error("apply", "--timeout takes a "
 						       "duration such as 90s or 10m");
+		} else if (!strcmp(argv[i], "--reinstall")) {
+			if (i + 1 >= argc)
+				return cmd_usage_error("apply", "%s takes a node name", argv[i]);
+			if (n_reinstall == sizeof(reinstall) / sizeof(reinstall[0]))
+				return cmd_usage_error("apply", "too many --reinstall");
+			reinstall[n_reinstall++] = argv[++i];
 		} else if ((r = cmd_positional(&env, argv[i], "apply")) != 0) {
 			return r;
 		}
@@ -137,6 +144,21 @@ cmd_apply(int argc, char **argv)
 	c.max_parallel = parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
+	for (k = 0; k < n_reinstall; k++) {
+		size_t m;
+
+		for (m = 0; m < e.cfg->n_nodes; m++)
+			if (!strcmp(e.cfg->nodes[m].name, reinstall[k]))
+				break;
+		if (m == e.cfg->n_nodes) {
+			r = err_set(&err, ERR_USAGE, "--reinstall: '%s' is not a "
+				    "node of this environment (see strata "
+				    "validate %s --nodes)", reinstall[k], env);
+			goto fail;
+		}
+	}
+	c.reinstall = reinstall;
+	c.n_reinstall = n_reinstall;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;
 	if ((r = apply_iso_target(&c, &err)) < 0)

@@ -109,7 +109,7 @@ static const struct cmd_help helps[] = {
 	{
 		"apply", cmd_apply,
 		"make Proxmox, Talos and Kubernetes match the config; resumable",
-		"ENV [--yes] [--dry-run] [--parallel N] [--timeout D] [-o json]",
+		"ENV [--yes] [--dry-run] [--parallel N] [--timeout D] [-o json] [--reinstall NODE]...",
 		"Make the live state match ENV/config.yml. Prints the plan (VM changes,\n"
 		"and nodes whose Talos config changed since it was applied), asks for\n"
 		"confirmation (unless --yes), then runs the phases in order:\n"
@@ -145,6 +145,12 @@ static const struct cmd_help helps[] = {
 		"  -o json            stream events on stdout, one JSON object per line,\n"
 		"                     ending with a summary (docs/json.md); the human\n"
 		"                     output goes to stderr\n"
+		"      --reinstall NODE  let NODE get its config in maintenance mode\n"
+		"                     although state.json records it as installed (you\n"
+		"                     wiped or reset it on purpose). Without it, a machine\n"
+		"                     answering in maintenance mode for an installed node\n"
+		"                     is treated as an impostor and gets nothing\n"
+		"                     (docs/bootstrap.md). Repeatable\n"
 		"  -h, --help         show this help\n",
 		EXIT_CHANGES,
 		"strata apply homelab --yes",

@@ -249,8 +249,10 @@ kube_call(struct kube_client *c, const char *method, const char *path,
 			buf_adds(&m, " (strata never forces a field another "
 				 "manager owns: change it there, or remove "
 				 "that manager's claim)");
-		r = err_set(err, resp.status == 404 ? ERR_NOTFOUND : ERR_FAIL,
-			    "%s", m.ptr);
+		err_set(err, resp.status == 404 ? ERR_NOTFOUND : ERR_FAIL,
+			"%s", m.ptr);
+		/* The server answered: callers read the status, not the text. */
+		r = err_kind(err, ERRK_HTTP_STATUS, resp.status);
 		buf_release(&m);
 	}
 out:

@@ -26,6 +26,7 @@
  * is never talked to.
  */
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "kube/kubeconfig.h"
 #include "phase/phase.h"
 #include "talos/gen.h"
+#include "trust/trust.h"
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/grpc.h"
@@ -204,7 +206,12 @@ read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 	free(path);
 	if (r < 0)
 		return r;
-	EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL);
+	if (EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32) {
+		buf_release(b);
+		return err_set(err, ERR_FAIL, "nodes/%s.yaml: cannot compute its "
+			       "SHA-256 (OpenSSL)", name);
+	}
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return 0;
@@ -236,23 +243,96 @@ talos_config_changes(struct apply_ctx *c, FILE *fp)
 	return n;
 }
 
-/* The maintenance-mode address of a fresh VM. */
+/* The maintenance-mode address of a fresh VM, and where it came from. */
 static int
-discover(struct tjob *j, char **ip, struct err *err)
+discover(struct tjob *j, char **ip, enum trust_addr *src, struct err *err)
 {
 	const struct apply_ctx *c = j->c;
 
 	*ip = NULL;
+	*src = TRUST_ADDR_UNKNOWN;
 	if (c->cfg->network.discovery != DISCOVERY_GUEST_AGENT) {
 		/* dhcp-lease: the lease keyed by the node's MAC hands out its
 		 * own address; static: the address is already configured. */
 		*ip = xstrdup(j->nd->ip);
+		*src = TRUST_ADDR_CONFIG;
 		return 0;
 	}
 	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
 		return -1;
-	return pve_agent_ipv4(j->pve, j->vm->node, j->vm->vmid, j->vm->mac, ip,
-			      err);
+	/* Over the authenticated API, the interface with the VM's MAC. */
+	if (pve_agent_ipv4(j->pve, j->vm->node, j->vm->vmid, j->vm->mac, ip,
+			   err) < 0)
+		return -1;
+	*src = TRUST_ADDR_AGENT;
+	return 0;
+}
+
+static bool
+reinstall_asked(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_reinstall; i++)
+		if (!strcmp(c->reinstall[i], name))
+			return true;
+	return false;
+}
+
+/*
+ * Why a try failed, short and stable (no timings), so that repeats of
+ * one reason are counted rather than printed.
+ */
+static void
+short_reason(char *out, size_t n, const struct talos_status *st,
+	     const struct err *e)
+{
+	if (st->code != GRPC_TRANSPORT && st->code >= 0) {
+		snprintf(out, n, "%s", grpc_code_name(st->code));
+		return;
+	}
+	switch (e->kind) {
+	case ERRK_UNSENT:
+		snprintf(out, n, "nothing listening yet");
+		break;
+	case ERRK_TIMEOUT:
+		snprintf(out, n, "no answer in time");
+		break;
+	case ERRK_MAYBE_SENT:
+		snprintf(out, n, "connection dropped");
+		break;
+	default:
+		snprintf(out, n, "no answer");
+		break;
+	}
+}
+
+/* One progress line per retry reason: a repeat only counts. */
+struct retry_log {
+	char what[200];
+	unsigned n;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+retry_note(struct tjob *j, struct retry_log *rl, const char *fmt, ...)
+{
+	char now[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(now, sizeof(now), fmt, ap);
+	va_end(ap);
+	if (rl->n && !strcmp(now, rl->what)) {
+		rl->n++;
+		return;
+	}
+	if (rl->n > 1)
+		progress_step(j->pr, j->idx, "%s (before: %s, %u tries)", now,
+			      rl->what, rl->n);
+	else
+		progress_step(j->pr, j->idx, "%s", now);
+	memcpy(rl->what, now, sizeof(now));
+	rl->n = 1;
 }
 
 /* After the install: boot from the disk, the ISO out of the drive. */
@@ -336,17 +416,80 @@ stuck_error(struct tjob *j, const char *maint_ip, bool applied,
 		       last->msg[0] ? last->msg : "no answer");
 }
 
+/*
+ * One try at handing a fresh node its config in maintenance mode at ip:
+ * look at what answers there, ask the trust module, send. 1 when sent
+ * (or already installing), 0 to try again later (why says why), -1 when
+ * it must stop (err).
+ */
+static int
+maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
+		  enum trust_addr src, const struct buf *cfg, bool *announced,
+		  char *why, size_t nwhy, struct err *last, struct err *err)
+{
+	struct talos_target it = { .addr = ip, .timeout_ms = 30000,
+				   .connect_timeout_ms = 2000 };
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	char r_[64], *tag = NULL, *details = NULL;
+	int kind;
+
+	kind = talos_probe(&it, &tag, &st, &e);
+	free(tag);
+	if (kind == TALOS_DOWN && talos_status_transient(&st)) {
+		short_reason(r_, sizeof(r_), &st, &e);
+		snprintf(why, nwhy, "waiting for maintenance mode at %s: %s", ip, r_);
+		*last = e;
+		return 0;
+	}
+	if (trust_config_send(tn, ip, TALOS_API_PORT, src,
+			      kind == TALOS_MAINTENANCE ? TRUST_PEER_MAINTENANCE
+							: TRUST_PEER_UNKNOWN,
+			      err) < 0)
+		return -1;
+	if (!*announced) {
+		progress_step(j->pr, j->idx, "applying config in maintenance "
+			      "mode at %s", ip);
+		*announced = true;
+	}
+	if (talos_apply_configuration(&it, cfg->ptr, cfg->len, &details, &st,
+				      &e) == 0 ||
+	    st.code == GRPC_FAILED_PRECONDITION) {
+		/* FailedPrecondition: an earlier apply (an interrupted run)
+		 * is already installing. */
+		free(details);
+		return 1;
+	}
+	if (talos_status_transient(&st)) {
+		short_reason(r_, sizeof(r_), &st, &e);
+		snprintf(why, nwhy, "applying config in maintenance mode at %s: "
+			 "%s", ip, r_);
+		*last = e;
+		return 0;
+	}
+	*err = e;
+	return err_wrap(err, "node '%s'", j->nd->name);
+}
+
 static int
 install_node(struct tjob *j, struct err *err)
 {
 	struct apply_ctx *c = j->c;
 	const struct node *nd = j->nd;
 	struct talos_target mt = mtls_target(c, nd->ip);
+	struct trust_node tn = {
+		.name = nd->name,
+		.env_dir = c->env_dir,
+		.installed = trust_journal_installed(&c->st, nd->name),
+		.reinstall = reinstall_asked(c, nd->name),
+	};
 	struct buf cfg = BUF_INIT;
 	struct err last = ERR_INIT;
-	char sha[65], *done_sha = NULL, *maint_ip = NULL;
+	struct retry_log rl = { .n = 0 };
+	char sha[65], why[64], *done_sha = NULL, *maint_ip = NULL;
+	enum trust_addr src = TRUST_ADDR_UNKNOWN;
 	struct waiter w = waiter_start(c);
-	bool applied = false;
+	bool applied = false, announced = false;
 	/* cidata: the config is on the VM's cidata drive; never sent in
 	 * maintenance mode (ph_cidata.c) */
 	bool nomaint = cidata_mode(c), from_cidata = cidata_pending(c, nd->name);
@@ -359,10 +502,9 @@ install_node(struct tjob *j, struct err *err)
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
+		char reason[200] = "";
 		int state;
 
-		progress_step(j->pr, j->idx, applied ? "installing; waiting for "
-			      "%s" : "looking for the node at %s", nd->ip);
 		state = talos_probe(&mt, &j->version, &st, &e);
 		if (state == TALOS_UP)
 			break;
@@ -377,32 +519,44 @@ install_node(struct tjob *j, struct err *err)
 		}
 		if (state == TALOS_MAINTENANCE) {
 			/* At its static address already (dhcp-lease). */
-			if (!maint_ip)
+			if (!maint_ip) {
 				maint_ip = xstrdup(nd->ip);
+				src = TRUST_ADDR_CONFIG;
+			}
 		} else if (state == TALOS_FOREIGN || !talos_status_transient(&st)) {
 			r = err_set(err, ERR_FAIL, "node '%s': %s", nd->name, e.msg);
 			goto out;
 		}
 		last = e;
+		/* One reason per round, the most telling: counted while it
+		 * stays the same. */
+		if (state == TALOS_MAINTENANCE && applied) {
+			snprintf(reason, sizeof(reason), "installing; still in "
+				 "maintenance mode at %s", nd->ip);
+		} else if (state != TALOS_MAINTENANCE) {
+			short_reason(why, sizeof(why), &st, &e);
+			snprintf(reason, sizeof(reason), applied
+				 ? "installing; waiting for %s: %s"
+				 : "looking for the node at %s: %s", nd->ip, why);
+		}
 		if (!nomaint && !applied && !maint_ip &&
-		    discover(j, &maint_ip, &e) < 0)
+		    discover(j, &maint_ip, &src, &e) < 0) {
 			last = e;
+			snprintf(reason, sizeof(reason), "looking for the node's "
+				 "maintenance-mode address: %s",
+				 e.code == ERR_NOTFOUND
+				 ? "the guest agent reports none yet"
+				 : err_kind_name(e.kind));
+		}
 		if (!nomaint && !applied && maint_ip) {
-			struct talos_target it = { .addr = maint_ip,
-						   .timeout_ms = 30000,
-						   .connect_timeout_ms = 2000 };
-			struct talos_status st2 = { 0 };
-			char *details = NULL;
-
-			progress_step(j->pr, j->idx, "applying config in "
-				      "maintenance mode at %s", maint_ip);
-			if (talos_apply_configuration(&it, cfg.ptr, cfg.len,
-						      &details, &st2, &e) == 0 ||
-			    st2.code == GRPC_FAILED_PRECONDITION) {
-				/* FailedPrecondition: an earlier apply (an
-				 * interrupted run) is already installing. */
+			r = maintenance_apply(j, &tn, maint_ip, src, &cfg,
+					      &announced, reason, sizeof(reason),
+					      &last, err);
+			if (r < 0)
+				goto out;
+			if (r == 1) {
 				applied = true;
-				free(details);
+				reason[0] = '\0';
 				if ((r = state_talos_set(&c->st, nd->name,
 							 "config_sha256", sha,
 							 err)) < 0)
@@ -410,20 +564,15 @@ install_node(struct tjob *j, struct err *err)
 				free(done_sha);
 				done_sha = xstrdup(sha);
 				j->what = "installed";
-			} else if (talos_status_transient(&st2)) {
+			} else if (++refused % 8 == 0) {
 				/* Booting still; the address may change only
 				 * with a new DHCP lease: look again now and then. */
-				last = e;
-				if (++refused % 8 == 0) {
-					free(maint_ip);
-					maint_ip = NULL;
-				}
-			} else {
-				r = err_set(err, ERR_FAIL, "node '%s': %s",
-					    nd->name, e.msg);
-				goto out;
+				free(maint_ip);
+				maint_ip = NULL;
 			}
 		}
+		if (reason[0])
+			retry_note(j, &rl, "%s", reason);
 		if (!waiter_again(&w)) {
 			char took[32];
 
@@ -436,6 +585,8 @@ install_node(struct tjob *j, struct err *err)
 			goto out;
 		}
 	}
+	if ((r = trust_journal_mark_installed(&c->st, nd->name, err)) < 0)
+		goto out;
 	if (from_cidata)
 		j->what = "installed from its cidata drive";
 
@@ -444,6 +595,10 @@ install_node(struct tjob *j, struct err *err)
 		struct talos_status st = { 0 };
 		char *details = NULL;
 
+		if ((r = trust_config_send(&tn, nd->ip, TALOS_API_PORT,
+					   TRUST_ADDR_CONFIG, TRUST_PEER_CLUSTER,
+					   err)) < 0)
+			goto out;
 		progress_step(j->pr, j->idx, "applying changed config");
 		if ((r = talos_apply_configuration(&mt, cfg.ptr, cfg.len,
 						   &details, &st, err)) < 0) {
@@ -505,6 +660,22 @@ install_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = c->cfg->n_nodes, changed = 0;
 	int r = 0;
 
+	/* VMs this apply created have their MACs recorded by now: regenerate
+	 * so their links are selected by MAC (only changed files are
+	 * written; nodes up already were confirmed before asking). */
+	{
+		struct gen_result gres;
+
+		memset(&gres, 0, sizeof(gres));
+		r = talos_gen(c->cfg, c->env_dir, &gres, err);
+		if (r == 0 && gres.files_changed)
+			out_step("Talos configs: %d file%s updated with the new "
+				 "VMs' MAC addresses", gres.files_changed,
+				 gres.files_changed == 1 ? "" : "s");
+		gen_result_release(&gres);
+		if (r < 0)
+			return r;
+	}
 	jobs = xcalloc(n + 1, sizeof(*jobs));
 	names = xcalloc(n + 1, sizeof(*names));
 	for (i = 0; i < n; i++) {
@@ -580,14 +751,18 @@ bootstrap_should_run(struct apply_ctx *c)
 	return first_controlplane(c) && !state_phase_done(&c->st, "bootstrap");
 }
 
+/*
+ * By status code only. FailedPrecondition is what Talos says while etcd
+ * cannot be bootstrapped yet ("not available yet", "time is not in
+ * sync yet"); its one lasting form ("only on a control plane node")
+ * cannot happen here, since the first control plane is asked. So it is
+ * waited out, bounded by --timeout, and the last message is reported.
+ */
 static bool
-bootstrap_retryable(const struct talos_status *st, const char *msg)
+bootstrap_retryable(const struct talos_status *st)
 {
-	if (talos_status_transient(st))
-		return true;
-	/* "bootstrap is not available yet", "time is not in sync yet" */
-	return st->code == GRPC_FAILED_PRECONDITION &&
-	       (strstr(msg, "not available yet") || strstr(msg, "not in sync"));
+	return talos_status_transient(st) ||
+	       st->code == GRPC_FAILED_PRECONDITION;
 }
 
 static int
@@ -614,7 +789,7 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 			}
 			return 0;
 		}
-		if (!bootstrap_retryable(&st, e.msg)) {
+		if (!bootstrap_retryable(&st)) {
 			*err = e;
 			return err_wrap(err, "bootstrap on '%s'", cp->name);
 		}
@@ -750,8 +925,8 @@ kube_run(struct apply_ctx *c, struct err *err)
 			kube_nodes_free(v, n);
 			if (!missing)
 				break;
-		} else if (!fetched && (strstr(e.msg, "HTTP 401") ||
-					strstr(e.msg, "HTTP 403"))) {
+		} else if (!fetched && e.kind == ERRK_HTTP_STATUS &&
+			   (e.status == 401 || e.status == 403)) {
 			/* A kubeconfig from an earlier cluster: fetch anew. */
 			kube_client_free(kc);
 			kc = NULL;

@@ -139,7 +139,9 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	create_params(j->c, s, &p);
 	r = pve_vm_create(pve, s->node, &p, &upid, &j->err);
 	pve_params_release(&p);
-	if (r < 0 && strstr(j->err.msg, "HTTP ") == NULL &&
+	/* Only when nobody knows whether the POST was carried out: not
+	 * after an HTTP status, nor when nothing was sent. */
+	if (r < 0 && err_outcome_unknown(&j->err) &&
 	    created_anyway(pve, j->c, s)) {
 		err_clear(&j->err);
 		r = 0;

@@ -39,6 +39,10 @@ struct apply_ctx {
 	/* cidata ISOs uploaded by this apply for VMs it creates (ph_cidata.c) */
 	struct cidata_item *cidata;
 	size_t n_cidata;
+	/* --reinstall NODE: these nodes may get their config in maintenance
+	 * mode although the journal records them installed (trust.h). */
+	char **reinstall;
+	size_t n_reinstall;
 };
 
 struct phase {

@@ -167,9 +167,9 @@ call(const struct talos_target *t, const char *method, const void *req,
 	if (st) {
 		st->code = res->status;
 		st->tls = res->tls;
-		st->maintenance = res->status == GRPC_UNIMPLEMENTED &&
-				  res->message &&
-				  strstr(res->message, "maintenance mode");
+		st->cert_requested = res->cert_requested;
+		st->maintenance = !t->creds && !res->cert_requested &&
+				  res->status == GRPC_UNIMPLEMENTED;
 	}
 	return r;
 }
@@ -297,16 +297,40 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 	struct err e2 = ERR_INIT;
 	char *tag2 = NULL;
 
-	if (talos_version(t, tag, st, err) == 0)
-		return TALOS_UP;
-	if (st->tls == GRPC_TLS_CLIENT_REJECTED)
-		return TALOS_FOREIGN;
-	if (st->tls != GRPC_TLS_SERVER_UNTRUSTED)
-		return TALOS_DOWN;
+	*tag = NULL;
+	if (t->creds) {
+		if (talos_version(t, tag, st, err) == 0)
+			return TALOS_UP;
+		if (st->tls == GRPC_TLS_CLIENT_REJECTED)
+			return TALOS_FOREIGN;
+		if (st->tls != GRPC_TLS_SERVER_UNTRUSTED)
+			return TALOS_DOWN;
+	}
 	it.creds = NULL;
-	talos_version(&it, &tag2, &st2, &e2);
-	free(tag2);
-	return st2.maintenance ? TALOS_MAINTENANCE : TALOS_FOREIGN;
+	if (talos_version(&it, &tag2, &st2, &e2) == 0) {
+		/* Version answered to a client without credentials: no Talos
+		 * does that (it needs the admin role). */
+		free(tag2);
+		return TALOS_FOREIGN;
+	}
+	if (!t->creds) {
+		/* Without credentials this look is all there is. */
+		*st = st2;
+		*err = e2;
+	}
+	if (st2.maintenance)
+		return TALOS_MAINTENANCE;
+	/* It wants a client certificate: an installed Talos (apid), of
+	 * another cluster since our CA did not verify it. */
+	if (st2.cert_requested)
+		return TALOS_FOREIGN;
+	if (st2.code == GRPC_TRANSPORT && st2.tls == GRPC_TLS_NONE) {
+		/* Gone between the two looks (or never there): just down. */
+		*st = st2;
+		*err = e2;
+		return TALOS_DOWN;
+	}
+	return TALOS_FOREIGN;
 }
 
 int

@@ -48,21 +48,31 @@ struct talos_target {
 struct talos_status {
 	int code;                  /* enum grpc_code; GRPC_TRANSPORT: no answer */
 	int tls;                   /* enum grpc_tls */
-	bool maintenance;          /* "API is not implemented in maintenance mode" */
+	bool cert_requested;       /* the server asked for a client cert */
+	/* Looks like maintenance mode, by facts only (never message text):
+	 * a call without credentials, the server asked for no client
+	 * certificate (apid always does), and the status is Unimplemented
+	 * (what maintenance mode answers to admin calls such as Version). */
+	bool maintenance;
 };
 
 /* What a node at an address is, as far as one look tells. */
 enum talos_probe {
 	TALOS_UP,            /* Version answered over mTLS: one of ours */
-	TALOS_MAINTENANCE,   /* random cert, "not implemented in maintenance mode" */
+	TALOS_MAINTENANCE,   /* unverifiable cert, no client-cert request,
+	                      * Version Unimplemented: a fresh node (or one
+	                      * posing as it: see trust/trust.h) */
 	TALOS_FOREIGN,       /* another CA's cert, or our client cert refused */
 	TALOS_DOWN,          /* no answer, or another failure (st says which) */
 };
 
 /*
  * Version with t's credentials. An untrusted cert is looked at once more
- * without verification, which tells maintenance mode from another
- * cluster. *tag is set when TALOS_UP; err and st describe the mTLS try.
+ * without verification (an empty Version request: nothing secret),
+ * which tells maintenance mode from another cluster. *tag is set when
+ * TALOS_UP; err and st describe the mTLS try. Without credentials in t,
+ * only that second look is made: TALOS_MAINTENANCE, TALOS_FOREIGN (it
+ * answered, but not as maintenance mode) or TALOS_DOWN.
  */
 int talos_probe(const struct talos_target *t, char **tag,
 		struct talos_status *st, struct err *err);

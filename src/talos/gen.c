@@ -1,6 +1,7 @@
 #include "talos/gen.h"
 #include "talos/firewall.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libfyaml.h>
 #include <openssl/evp.h>
@@ -14,8 +15,10 @@
 #include "talos/patch.h"
 #include "talos/secrets.h"
 #include "talos/talosconfig.h"
+#include "state/state.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
+#include "util/net.h"
 #include "util/out.h"
 #include "util/yaml.h"
 
@@ -218,7 +221,8 @@ new_doc(const char *kind, struct fy_node **root)
 
 /* The per-node patch, in the multi-document style of the v1.12 schema. */
 static void
-node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
+node_patch(struct ydocs *p, const struct config *cfg, const struct node *n,
+	   const char *mac)
 {
 	struct fy_document *doc;
 	struct fy_node *root, *m, *s, *item;
@@ -242,11 +246,21 @@ node_patch(struct ydocs *p, const struct config *cfg, const struct node *n)
 	y_put(root, "auto", item);
 	ydocs_push(p, doc);
 
-	/* One physical NIC per VM: an alias selects it. */
+	/* An alias names the node's NIC. The selector must match exactly
+	 * one link: by its MAC where known (every Proxmox VM once created,
+	 * a VPS whose config gives it), else the only physical link. */
 	doc = new_doc("LinkAliasConfig", &root);
 	y_puts(root, "name", "net0");
 	s = y_map(doc);
-	y_puts(s, "match", "link.type == 1");
+	if (mac) {
+		char sel[96];
+
+		snprintf(sel, sizeof(sel), "glob(\"%s\", mac(link.hardware_addr))",
+			 mac);
+		y_puts(s, "match", sel);
+	} else {
+		y_puts(s, "match", "link.type == 1");
+	}
 	y_put(root, "selector", s);
 	ydocs_push(p, doc);
 
@@ -364,7 +378,7 @@ user_patches(struct ydocs *cfgdocs, const struct config *cfg,
  */
 static int
 gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
-	 const struct node *n, const struct ydocs *role_base,
+	 const struct node *n, const char *mac, const struct ydocs *role_base,
 	 struct user_patch *up, struct err *err)
 {
 	struct ydocs base = YDOCS_INIT, patch = YDOCS_INIT;
@@ -372,7 +386,7 @@ gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
 	char rel[300];
 	int r;
 
-	node_patch(&patch, cfg, n);
+	node_patch(&patch, cfg, n, mac);
 	if ((r = ydocs_emit(&b, &patch, err)) < 0)
 		goto out;
 	snprintf(rel, sizeof(rel), "patches/%s.yaml", n->name);
@@ -456,6 +470,28 @@ talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 	return 0;
 }
 
+/*
+ * The MAC a node's link is selected by, lower case (as Talos formats
+ * mac()): the config's, else the one state.json recorded for its VM.
+ * NULL when neither knows it yet (a VM not created).
+ */
+static char *
+node_mac(const struct node *n, const struct vm_spec *rec, size_t nrec)
+{
+	const char *m = n->mac;
+	char norm[18];
+	size_t i;
+
+	for (i = 0; !m && i < nrec; i++)
+		if (rec[i].name && !strcmp(rec[i].name, n->name))
+			m = rec[i].mac;
+	if (!m || !net_mac_parse(m, norm))
+		return NULL;
+	for (i = 0; norm[i]; i++)
+		norm[i] = (char)tolower((unsigned char)norm[i]);
+	return xstrdup(norm);
+}
+
 int
 talos_gen(const struct config *cfg, const char *env_dir,
 	  struct gen_result *res, struct err *err)
@@ -467,7 +503,7 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	struct mc_input in;
 	char *path = NULL, *installer = NULL;
 	const char *ver = cfg->talos.version;
-	int r;
+	int r = 0;
 
 	bool check_only = res->check_only;
 
@@ -517,11 +553,29 @@ talos_gen(const struct config *cfg, const char *env_dir,
 			goto out;
 	}
 	up = xcalloc(cfg->talos.n_patches + 1, sizeof(*up));
-	for (size_t i = 0; i < cfg->n_nodes; i++) {
-		const struct node *n = &cfg->nodes[i];
+	{
+		struct vm_spec *rec = NULL;
+		size_t nrec = 0;
+		struct state st;
+		struct err e2 = ERR_INIT;
 
-		if ((r = gen_node(res, cfg, env_dir, n,
-				  &docs[n->role == ROLE_CONTROLPLANE], up, err)) < 0)
+		/* The journal's MACs; without a readable journal, none. */
+		if (state_load(&st, env_dir, &e2) == 0) {
+			state_vms(&st, &rec, &nrec);
+			state_release(&st);
+		}
+		for (size_t i = 0; i < cfg->n_nodes && r == 0; i++) {
+			const struct node *n = &cfg->nodes[i];
+			char *mac = node_mac(n, rec, nrec);
+
+			r = gen_node(res, cfg, env_dir, n, mac,
+				     &docs[n->role == ROLE_CONTROLPLANE], up, err);
+			free(mac);
+		}
+		for (size_t i = 0; i < nrec; i++)
+			vm_spec_release(&rec[i]);
+		free(rec);
+		if (r < 0)
 			goto out;
 	}
 	if ((r = gen_talosconfig(res, cfg, env_dir, s, err)) == 0 &&

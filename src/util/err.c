@@ -12,6 +12,8 @@ err_set(struct err *e, int code, const char *fmt, ...)
 	if (code <= 0)
 		code = ERR_FAIL;
 	e->code = code;
+	e->kind = ERRK_NONE;
+	e->status = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
@@ -25,6 +27,8 @@ err_sys(struct err *e, int errnum, const char *fmt, ...)
 	size_t n;
 
 	e->code = ERR_FAIL;
+	e->kind = ERRK_NONE;
+	e->status = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
@@ -71,7 +75,48 @@ void
 err_clear(struct err *e)
 {
 	e->code = 0;
+	e->kind = ERRK_NONE;
+	e->status = 0;
 	e->msg[0] = '\0';
+}
+
+int
+err_kind(struct err *e, int kind, long status)
+{
+	e->kind = kind;
+	e->status = status;
+	if (e->code <= 0)
+		e->code = ERR_FAIL;
+	return -e->code;
+}
+
+int
+err_outcome_unknown(const struct err *e)
+{
+	switch (e->kind) {
+	case ERRK_UNSENT:
+	case ERRK_TLS_TRUST:
+	case ERRK_TLS_CLIENT:
+	case ERRK_REFUSED:
+	case ERRK_HTTP_STATUS:
+	case ERRK_GRPC_STATUS:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+const char *
+err_kind_name(int kind)
+{
+	static const char *const names[] = {
+		"none", "unsent", "maybe-sent", "http-status", "grpc-status",
+		"tls-trust", "tls-client", "timeout", "interrupted", "refused",
+	};
+
+	if (kind >= 0 && kind < (int)(sizeof(names) / sizeof(names[0])))
+		return names[kind];
+	return "unknown";
 }
 
 int

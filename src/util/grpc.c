@@ -2,24 +2,15 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/proc.h"
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int alert_index = -1;
-
-static void
-global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	alert_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
+#include "util/tls.h"
 
 void
 grpc_result_init(struct grpc_result *r)
@@ -101,6 +92,11 @@ struct call {
 	int status;
 	char *message;
 	bool saw_status;
+	bool bad_status;          /* a grpc-status that is not a number */
+	bool in_headers;          /* between the status line and its end */
+	bool status_in_headers;   /* a trailers-only response */
+	bool cert_requested;      /* the server asked for a client cert */
+	X509_STORE *store;        /* the only trust anchors, or NULL */
 	char content_type[64];
 	char alert[64];           /* TLS alert the peer sent us, if any */
 	bool got_headers;         /* any HTTP response at all */
@@ -117,7 +113,7 @@ on_ssl_info(const SSL *ssl, int where, int ret)
 
 	if (!(where & SSL_CB_ALERT) || !(where & SSL_CB_READ))
 		return;
-	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), alert_index);
+	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ex_index());
 	if (c && !c->alert[0])
 		snprintf(c->alert, sizeof(c->alert), "%s",
 			 SSL_alert_desc_string_long(ret));
@@ -128,10 +124,7 @@ on_ssl_info(const SSL *ssl, int where, int ret)
 static int
 on_verify(int ok, X509_STORE_CTX *x)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(
-		x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct call *c = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
-						   alert_index) : NULL;
+	struct call *c = tls_owner(x);
 
 	if (!ok && c && !c->verify[0])
 		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
@@ -140,17 +133,59 @@ on_verify(int ok, X509_STORE_CTX *x)
 	return ok;
 }
 
+/* Called only when the server sends a CertificateRequest and we hold no
+ * client certificate: a TLS fact (maintenance mode never asks, apid
+ * always does). Sends none. */
+static int
+on_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	struct call *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+					     tls_ex_index());
+
+	(void)x509;
+	(void)pkey;
+	if (c)
+		c->cert_requested = true;
+	return 0;
+}
+
 static CURLcode
 on_ssl_ctx(CURL *curl, void *sslctx, void *userp)
 {
-	int mode = SSL_CTX_get_verify_mode(sslctx);
+	struct call *c = userp;
+	int mode;
 
 	(void)curl;
-	SSL_CTX_set_ex_data(sslctx, alert_index, userp);
+	if (SSL_CTX_set_ex_data(sslctx, tls_ex_index(), c) != 1)
+		return CURLE_SSL_CERTPROBLEM;
+	/* The cluster's CA replaces whatever libcurl loaded. */
+	if (c->store && tls_ctx_use_store(sslctx, c->store) < 0)
+		return CURLE_SSL_CACERT_BADFILE;
+	mode = SSL_CTX_get_verify_mode(sslctx);
 	SSL_CTX_set_info_callback(sslctx, on_ssl_info);
+	SSL_CTX_set_client_cert_cb(sslctx, on_cert_request);
 	if (mode & SSL_VERIFY_PEER)
 		SSL_CTX_set_verify(sslctx, mode, on_verify);
 	return CURLE_OK;
+}
+
+/* grpc-status is a decimal number; anything else is not a status. */
+static int
+parse_status(const char *v, size_t len)
+{
+	int n = 0;
+	size_t i;
+
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (!len || len > 3)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
 }
 
 static size_t
@@ -174,15 +209,22 @@ on_header(char *ptr, size_t size, size_t nmemb, void *userp)
 
 	while (len && (ptr[len - 1] == '\n' || ptr[len - 1] == '\r'))
 		len--;
-	if (len > 5 && !strncmp(ptr, "HTTP/", 5))
+	if (len > 5 && !strncmp(ptr, "HTTP/", 5)) {
 		c->got_headers = true;
+		c->in_headers = true;
+	} else if (len == 0) {
+		c->in_headers = false;
+	}
 	if (len > 12 && !strncasecmp(ptr, "grpc-status:", 12)) {
 		const char *v = ptr + 12;
 
 		while (*v == ' ')
 			v++;
-		c->status = atoi(v);
+		c->status = parse_status(v, len - (size_t)(v - ptr));
+		if (c->status < 0)
+			c->bad_status = true;
 		c->saw_status = true;
+		c->status_in_headers = c->in_headers;
 	} else if (len > 13 && !strncasecmp(ptr, "grpc-message:", 13)) {
 		const char *v = ptr + 13;
 		size_t vl;
@@ -301,9 +343,46 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 			       path, o->target, e);
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)
-		return err_set(err, ERR_FAIL, "%s on %s: timed out: %s", path,
-			       o->target, e);
+		return err_set(err, ERR_FAIL, "%s on %s: no answer in time (is "
+			       "the address right, does a firewall drop port "
+			       "%s?): %s", path, o->target,
+			       strrchr(o->target, ':') ? strrchr(o->target, ':') + 1
+						       : "50000", e);
+	if (rc == CURLE_COULDNT_CONNECT)
+		return err_set(err, ERR_FAIL, "%s on %s: nothing listens there "
+			       "(yet: booting or rebooting, or the address is "
+			       "wrong): %s", path, o->target, e);
+	if (rc == CURLE_COULDNT_RESOLVE_HOST)
+		return err_set(err, ERR_FAIL, "%s on %s: cannot resolve the "
+			       "address: %s", path, o->target, e);
 	return err_set(err, ERR_FAIL, "%s on %s: %s", path, o->target, e);
+}
+
+/* The kind of a transport failure: what was (not) sent. */
+static int
+transport_kind(CURLcode rc, CURL *curl, const struct grpc_result *res,
+	       struct err *err)
+{
+	curl_off_t app = 0;
+
+	if (res->tls == GRPC_TLS_SERVER_UNTRUSTED)
+		return err_kind(err, ERRK_TLS_TRUST, 0);
+	if (res->tls == GRPC_TLS_CLIENT_REJECTED)
+		return err_kind(err, ERRK_TLS_CLIENT, 0);
+	if (tls_curl_unsent(rc))
+		return err_kind(err, ERRK_UNSENT, 0);
+	switch (rc) {
+	case CURLE_ABORTED_BY_CALLBACK:
+		err->code = ERR_INTR;
+		return err_kind(err, ERRK_INTERRUPTED, 0);
+	case CURLE_OPERATION_TIMEDOUT:
+		/* No TLS handshake finished: nothing was sent (no early
+		 * data). */
+		curl_easy_getinfo(curl, CURLINFO_APPCONNECT_TIME_T, &app);
+		return err_kind(err, app == 0 ? ERRK_UNSENT : ERRK_TIMEOUT, 0);
+	default:
+		return err_kind(err, ERRK_MAYBE_SENT, 0);
+	}
 }
 
 int
@@ -318,17 +397,36 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	char *url, *hdr, tmo[32];
 	long timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	long httpver = 0;
-	CURLcode rc;
+	const char *bad = NULL;
+	CURLcode rc, src = CURLE_OK;
 	CURL *curl;
 	int r = 0;
 
-	pthread_once(&once, global_init);
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.body);
 	c.body.secret = true;
 	c.status = -1;
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
+	res->cert_requested = false;
+	if (tls_global_init(err) < 0) {
+		res->status = GRPC_TRANSPORT;
+		err_wrap(err, "%s on %s", path, o->target);
+		return err_kind(err, ERRK_UNSENT, 0) < 0 ? -1 : 0;
+	}
+	if (!o->insecure) {
+		if (!o->ca_pem) {
+			res->status = GRPC_TRANSPORT;
+			return err_set(err, ERR_USAGE, "%s: no CA to verify %s "
+				       "against", path, o->target) < 0 ? -1 : 0;
+		}
+		if (!(c.store = tls_store_from_pem(o->ca_pem, strlen(o->ca_pem)))) {
+			res->status = GRPC_TRANSPORT;
+			return err_set(err, ERR_USAGE, "%s: the CA to verify %s "
+				       "against holds no PEM certificate", path,
+				       o->target) < 0 ? -1 : 0;
+		}
+	}
 
 	framed = xmalloc(req_len + 5);
 	framed[0] = 0;
@@ -344,7 +442,8 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	if (!curl) {
 		free(url);
 		secret_free(framed, req_len + 5);
-		return err_set(err, ERR_FAIL, "cannot start libcurl");
+		X509_STORE_free(c.store);
+		return err_set(err, ERR_FAIL, "cannot start libcurl") < 0 ? -1 : 0;
 	}
 	h = curl_slist_append(h, "content-type: application/grpc+proto");
 	h = curl_slist_append(h, "te: trailers");
@@ -360,97 +459,127 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		free(hdr);
 	}
 
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, framed);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req_len + 5));
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+#define SET(opt, val) do { if (!bad && (src = curl_easy_setopt(curl, opt, val)) != CURLE_OK) \
+		bad = #opt; } while (0)
+	/* Every option that decides what is verified, sent, or where. */
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, errbuf);
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	SET(CURLOPT_PROTOCOLS_STR, "https");
+	SET(CURLOPT_HTTPHEADER, h);
+	SET(CURLOPT_POST, 1L);
+	SET(CURLOPT_POSTFIELDS, framed);
+	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req_len + 5));
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, &c);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, &c);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	SET(CURLOPT_SSL_CTX_DATA, &c);
+	if (o->insecure) {
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	} else {
+		blob.data = (void *)o->ca_pem;
+		blob.len = strlen(o->ca_pem);
+		blob.flags = CURL_BLOB_COPY;
+		SET(CURLOPT_CAINFO_BLOB, &blob);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+		SET(CURLOPT_SSL_VERIFYPEER, 1L);
+		SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	}
+	if (o->cert_pem && o->key_pem) {
+		blob.data = (void *)o->cert_pem;
+		blob.len = strlen(o->cert_pem);
+		blob.flags = CURL_BLOB_COPY;
+		SET(CURLOPT_SSLCERT_BLOB, &blob);
+		SET(CURLOPT_SSLCERTTYPE, "PEM");
+		/* No copy of the key inside libcurl (it would free it
+		 * unwiped): o->key_pem outlives this handle. */
+		blob.data = (void *)o->key_pem;
+		blob.len = strlen(o->key_pem);
+		blob.flags = CURL_BLOB_NOCOPY;
+		SET(CURLOPT_SSLKEY_BLOB, &blob);
+		SET(CURLOPT_SSLKEYTYPE, "PEM");
+	}
+#undef SET
+	if (bad) {
+		res->status = GRPC_TRANSPORT;
+		err_set(err, ERR_FAIL, "%s on %s: libcurl refused %s (%s); no "
+			"connection made", path, o->target, bad,
+			curl_easy_strerror(src));
+		r = err_kind(err, ERRK_UNSENT, 0);
+		goto out;
+	}
+	/* Ctrl-C aborts a call in progress. */
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	/* Our deadline plus a little, so the server's DeadlineExceeded wins. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout + 2000);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 3000L);
-	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-	curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &c);
-	if (o->insecure) {
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else {
-		if (!o->ca_pem) {
-			r = err_set(err, ERR_USAGE, "%s: no CA to verify %s against",
-				    path, o->target);
-			goto out;
-		}
-		blob.data = (void *)o->ca_pem;
-		blob.len = strlen(o->ca_pem);
-		blob.flags = CURL_BLOB_COPY;
-		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	}
-	if (o->cert_pem && o->key_pem) {
-		blob.data = (void *)o->cert_pem;
-		blob.len = strlen(o->cert_pem);
-		blob.flags = CURL_BLOB_COPY;
-		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
-		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
-		/* No copy of the key inside libcurl (it would free it
-		 * unwiped): o->key_pem outlives this handle. */
-		blob.data = (void *)o->key_pem;
-		blob.len = strlen(o->key_pem);
-		blob.flags = CURL_BLOB_NOCOPY;
-		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
-		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
-	}
 
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &httpver);
 	if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
 		res->status = GRPC_TRANSPORT;
-		r = err_set(err, ERR_INTR, "%s on %s: interrupted", path, o->target);
+		err_set(err, ERR_INTR, "%s on %s: interrupted", path, o->target);
+		r = err_kind(err, ERRK_INTERRUPTED, 0);
 		goto out;
 	}
-	if (rc != CURLE_OK && !c.saw_status) {
+	res->cert_requested = c.cert_requested;
+	/*
+	 * A broken stream counts as a transport failure, except after a
+	 * complete trailers-only error reply (status in the headers, no
+	 * message): servers may reset the stream then without reading our
+	 * request. A status in the headers with messages, or an OK before
+	 * the stream ended, is not a complete reply.
+	 */
+	if (rc != CURLE_OK &&
+	    !(c.saw_status && c.status_in_headers && !c.body.len &&
+	      c.status > 0)) {
 		res->status = GRPC_TRANSPORT;
-		r = transport_error(rc, errbuf, &c, o, path, res, err);
+		transport_error(rc, errbuf, &c, o, path, res, err);
+		r = transport_kind(rc, curl, res, err);
 		goto out;
 	}
 	if (httpver != CURL_HTTP_VERSION_2_0) {
 		res->status = GRPC_TRANSPORT;
-		r = err_set(err, ERR_FAIL, "%s on %s: server did not speak HTTP/2",
-			    path, o->target);
+		err_set(err, ERR_FAIL, "%s on %s: server did not speak HTTP/2 "
+			"(is this a Talos API port?)", path, o->target);
+		r = err_kind(err, ERRK_MAYBE_SENT, 0);
 		goto out;
 	}
-	if (!c.saw_status) {
+	if (!c.saw_status || c.bad_status ||
+	    (c.status_in_headers && c.body.len)) {
 		long code = 0;
 
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 		res->status = GRPC_TRANSPORT;
-		r = err_set(err, ERR_FAIL, "%s on %s: the stream ended without a "
-			    "gRPC status (HTTP %ld%s%s)",
-			    path, o->target, code, c.content_type[0] ? ", " : "",
-			    c.content_type);
+		err_set(err, ERR_FAIL, "%s on %s: %s (HTTP %ld%s%s)", path,
+			o->target,
+			c.bad_status ? "the grpc-status is not a number"
+			: c.saw_status ? "messages after a trailers-only status"
+				       : "the stream ended without a gRPC status",
+			code, c.content_type[0] ? ", " : "", c.content_type);
+		r = err_kind(err, ERRK_MAYBE_SENT, 0);
 		goto out;
 	}
 	res->status = c.status;
 	res->message = c.message;
 	c.message = NULL;
-	if ((r = split_frames(&c, res, err, path)) < 0)
+	if ((r = split_frames(&c, res, err, path)) < 0) {
+		err_kind(err, ERRK_MAYBE_SENT, 0);
 		goto out;
-	if (c.status != GRPC_OK)
-		r = err_set(err, ERR_FAIL, "%s on %s: %s: %s", path, o->target,
-			    grpc_code_name(c.status),
-			    res->message ? res->message : "(no message)");
+	}
+	if (c.status != GRPC_OK) {
+		err_set(err, ERR_FAIL, "%s on %s: %s: %s", path, o->target,
+			grpc_code_name(c.status),
+			res->message ? res->message : "(no message)");
+		r = err_kind(err, ERRK_GRPC_STATUS, c.status);
+	}
 out:
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(h);
@@ -459,5 +588,6 @@ out:
 	free(url);
 	/* The frame carried a machine config (every CA key) or a token. */
 	secret_free(framed, req_len + 5);
+	X509_STORE_free(c.store);
 	return r < 0 ? -1 : 0;
 }

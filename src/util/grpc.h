@@ -10,7 +10,8 @@
  *
  * TLS: `insecure` (maintenance mode: the node's cert is random, nothing to
  * verify it against), or verification against `ca_pem` including the
- * node's address in the SANs. `cert_pem`/`key_pem` add a client
+ * node's address in the SANs; ca_pem then is the only trust anchor (the
+ * system store is not consulted). `cert_pem`/`key_pem` add a client
  * certificate (mTLS). All PEM is passed in memory, never written out.
  */
 #ifndef STRATA_UTIL_GRPC_H
@@ -58,6 +59,8 @@ struct grpc_result {
 	struct buf *msgs;        /* each response message, in order */
 	size_t n_msgs;
 	int tls;                 /* enum grpc_tls: why a handshake failed */
+	bool cert_requested;     /* the server asked for a client certificate
+	                          * we did not have (a TLS fact) */
 };
 
 /* For GRPC_TRANSPORT failures: was it the TLS trust, and whose? */
@@ -75,6 +78,9 @@ void grpc_result_release(struct grpc_result *r);
  * server-streaming methods (every message the server sends is kept).
  * Returns 0 when the call completed with grpc-status 0; otherwise fills
  * err ("path: <code name>: <message>") and res->status, and returns -1.
+ * err->kind says what happened: ERRK_GRPC_STATUS (err->status = the
+ * code), ERRK_TLS_TRUST / ERRK_TLS_CLIENT, ERRK_UNSENT (nothing left:
+ * no connection or handshake), ERRK_TIMEOUT, ERRK_MAYBE_SENT.
  */
 int grpc_call(const struct grpc_opts *o, const char *path,
 	      const void *req, size_t req_len, struct grpc_result *res,

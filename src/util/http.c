@@ -1,4 +1,6 @@
 #include "util/http.h"
+#include "util/fs.h"
+#include "util/tls.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -6,7 +8,6 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,10 +19,14 @@ struct http_client {
 	CURL *curl;
 	struct curl_slist *headers;
 	char *base_url;
-	unsigned char pin[32];
+	char *host;               /* "host:port" of base_url, for messages */
+	char *ca_desc;            /* "CA file 'x'" or "the given CA", or NULL */
+	X509_STORE *store;        /* the only trust anchors with a CA */
+	char pin[65];             /* lowercase hex SHA-256 of the leaf */
 	bool pinned;
 	bool pin_failed;          /* set by the verify callback */
 	char seen[65];            /* fingerprint the server presented */
+	char verify[160];         /* why the chain did not verify */
 	int max_attempts;
 	long backoff_ms;
 	struct http_stats stats;
@@ -38,14 +43,6 @@ slist_free_secret(struct curl_slist *l)
 	for (s = l; s; s = s->next)
 		OPENSSL_cleanse(s->data, strlen(s->data));
 	curl_slist_free_all(l);
-}
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-
-static void
-global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 void
@@ -93,30 +90,25 @@ header_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* 32 hex pairs, colons allowed between them, into lowercase hex. */
 static int
-parse_fingerprint(const char *s, unsigned char out[32])
+parse_fingerprint(const char *s, char out[65])
 {
 	size_t n = 0;
 
 	for (; *s; s++) {
-		int hi, lo;
-
 		if (*s == ':')
 			continue;
-		if (n == 32 || !isxdigit((unsigned char)s[0]) ||
+		if (n == 64 || !isxdigit((unsigned char)s[0]) ||
 		    !isxdigit((unsigned char)s[1]))
 			return -1;
-		hi = isdigit((unsigned char)s[0]) ? s[0] - '0'
-						  : (tolower((unsigned char)s[0]) - 'a' + 10);
-		lo = isdigit((unsigned char)s[1]) ? s[1] - '0'
-						  : (tolower((unsigned char)s[1]) - 'a' + 10);
-		out[n++] = (unsigned char)(hi << 4 | lo);
+		out[n++] = (char)tolower((unsigned char)s[0]);
+		out[n++] = (char)tolower((unsigned char)s[1]);
 		s++;
 	}
-	return n == 32 ? 0 : -1;
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
 }
-
-static int pin_index = -1;
 
 /*
  * OpenSSL verify callback for pinned connections: the chain is not judged
@@ -126,27 +118,15 @@ static int pin_index = -1;
 static int
 pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-	SSL_CTX *sctx = ssl ? SSL_get_SSL_CTX(ssl) : NULL;
-	struct http_client *c = sctx ? SSL_CTX_get_ex_data(sctx, pin_index) : NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	X509 *cert;
-	int i;
+	struct http_client *c = tls_owner(xs);
 
 	(void)preverify_ok;
 	if (!c)
 		return 0;
 	if (X509_STORE_CTX_get_error_depth(xs) > 0)
 		return 1;
-	cert = X509_STORE_CTX_get_current_cert(xs);
-	if (!cert || !X509_digest(cert, EVP_sha256(), md, &mdlen) || mdlen != 32) {
-		c->pin_failed = true;
-		return 0;
-	}
-	for (i = 0; i < 32; i++)
-		snprintf(c->seen + 2 * i, 3, "%02x", md[i]);
-	if (memcmp(md, c->pin, 32) != 0) {
+	if (tls_cert_sha256(X509_STORE_CTX_get_current_cert(xs), c->seen) < 0 ||
+	    strcmp(c->seen, c->pin)) {
 		c->pin_failed = true;
 		return 0;
 	}
@@ -154,14 +134,39 @@ pin_verify(int preverify_ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* Keep OpenSSL's verdict on a CA-verified chain for the message. */
+static int
+ca_verify(int ok, X509_STORE_CTX *xs)
+{
+	struct http_client *c = tls_owner(xs);
+
+	if (!ok && c && !c->verify[0])
+		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)),
+			 X509_STORE_CTX_get_error_depth(xs));
+	return ok;
+}
+
 static CURLcode
 ssl_ctx_cb(CURL *curl, void *sslctx, void *userp)
 {
+	struct http_client *c = userp;
 	SSL_CTX *ctx = sslctx;
 
 	(void)curl;
-	SSL_CTX_set_ex_data(ctx, pin_index, userp);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pin_verify);
+	if (SSL_CTX_set_ex_data(ctx, tls_ex_index(), c) != 1)
+		return CURLE_SSL_CERTPROBLEM;
+	if (c->pinned) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pin_verify);
+		return CURLE_OK;
+	}
+	if (c->store) {
+		/* The given CA replaces whatever libcurl loaded (the system
+		 * bundle, its CA path): nothing else is trusted. */
+		if (tls_ctx_use_store(ctx, c->store) < 0)
+			return CURLE_SSL_CACERT_BADFILE;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, ca_verify);
+	}
 	return CURLE_OK;
 }
 
@@ -186,12 +191,127 @@ xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 }
 
 /* libcurl copies the PEM text (CURL_BLOB_COPY): the caller may free it. */
-static void
+static CURLcode
 set_blob(CURL *h, CURLoption opt, const char *pem)
 {
 	struct curl_blob b = { (void *)pem, strlen(pem), CURL_BLOB_COPY };
 
-	curl_easy_setopt(h, opt, &b);
+	return curl_easy_setopt(h, opt, &b);
+}
+
+/* "host:port" of an https:// URL, for messages. */
+static char *
+url_host(const char *url)
+{
+	const char *p = url + 8, *e = p + strcspn(p, "/?#");
+
+	return xstrndup(p, (size_t)(e - p));
+}
+
+/*
+ * Every option that decides what is verified, what is sent or where:
+ * a libcurl that refuses one must not be used as if it had taken it.
+ */
+static int
+setopts(struct http_client *c, const struct http_opts *o, struct err *err)
+{
+	CURL *h = c->curl;
+	const char *bad = NULL;
+	CURLcode rc = CURLE_OK;
+
+#define SET(opt, val) do { if (!bad && (rc = curl_easy_setopt(h, opt, val)) != CURLE_OK) \
+		bad = #opt; } while (0)
+#define SETB(opt, pem) do { if (!bad && (rc = set_blob(h, opt, pem)) != CURLE_OK) \
+		bad = #opt; } while (0)
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_HTTPHEADER, c->headers);
+	SET(CURLOPT_PROTOCOLS_STR, "https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+	SET(CURLOPT_SSL_CTX_DATA, c);
+	if (c->pinned) {
+		/* The chain is not judged; the pin is, during the handshake
+		 * (ssl_ctx_cb). Host names are not checked either: the pin
+		 * names one certificate. */
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (c->store) {
+		if (o->ca_pem)
+			SETB(CURLOPT_CAINFO_BLOB, o->ca_pem);
+		else
+			SET(CURLOPT_CAINFO, o->ca_file);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+		SET(CURLOPT_SSL_VERIFYPEER, 1L);
+		SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	} else {
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (o->client_cert) {
+		SET(CURLOPT_SSLCERT, o->client_cert);
+		SET(CURLOPT_SSLKEY, o->client_key);
+	} else if (o->client_cert_pem && o->client_key_pem) {
+		struct curl_blob kb;
+
+		SETB(CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
+		SET(CURLOPT_SSLCERTTYPE, "PEM");
+		/* Not copied by libcurl (it frees copies unwiped): the
+		 * client's own copy, wiped in http_client_free. */
+		c->key_pem = xstrdup(o->client_key_pem);
+		kb.data = c->key_pem;
+		kb.len = strlen(c->key_pem);
+		kb.flags = CURL_BLOB_NOCOPY;
+		SET(CURLOPT_SSLKEY_BLOB, &kb);
+		SET(CURLOPT_SSLKEYTYPE, "PEM");
+	}
+#undef SET
+#undef SETB
+	if (bad)
+		return err_set(err, ERR_FAIL, "libcurl refused %s (%s): it "
+			       "cannot make the connection as configured, so "
+			       "none is made", bad, curl_easy_strerror(rc));
+	/* Not security-relevant: a libcurl without them still works. */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	/* Ctrl-C aborts a transfer in progress. */
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	return 0;
+}
+
+/* The trust anchors of a CA file or in-memory CA, checked now. */
+static int
+load_ca(struct http_client *c, const struct http_opts *o, struct err *err)
+{
+	struct buf b = BUF_INIT;
+	int r;
+
+	if (o->ca_pem) {
+		c->ca_desc = xstrdup("the given CA");
+		c->store = tls_store_from_pem(o->ca_pem, strlen(o->ca_pem));
+		if (!c->store)
+			return err_set(err, ERR_USAGE, "the given CA holds no "
+				       "PEM certificate");
+		return 0;
+	}
+	c->ca_desc = xasprintf("CA file '%s'", o->ca_file);
+	if ((r = fs_read_file(&b, o->ca_file, 16 << 20, err)) < 0)
+		return err_wrap(err, "CA file");
+	c->store = tls_store_from_pem(b.ptr, b.len);
+	buf_release(&b);
+	if (!c->store)
+		return err_set(err, ERR_USAGE, "CA file '%s' holds no PEM "
+			       "certificate (check tls.ca_file: it must be the "
+			       "CA's certificate in PEM, e.g. Proxmox's "
+			       "/etc/pve/pve-root-ca.pem)", o->ca_file);
+	return 0;
 }
 
 int
@@ -199,12 +319,9 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 		struct err *err)
 {
 	struct http_client *c;
-	CURL *h;
+	int r;
 
 	*out = NULL;
-	pthread_once(&global_once, global_init);
-	if (pin_index < 0)
-		pin_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (!o->base_url || strncmp(o->base_url, "https://", 8))
 		return err_set(err, ERR_USAGE, "'%s' is not an https:// URL",
 			       o->base_url ? o->base_url : "");
@@ -212,23 +329,27 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 		return err_set(err, ERR_USAGE,
 			       "no way to verify the server: give a CA file, "
 			       "a fingerprint, or insecure");
+	if ((r = tls_global_init(err)) < 0)
+		return r;
 	c = xcalloc(1, sizeof(*c));
+	c->base_url = xstrdup(o->base_url);
+	c->host = url_host(o->base_url);
 	if (o->fingerprint) {
 		if (parse_fingerprint(o->fingerprint, c->pin) < 0) {
-			free(c);
+			http_client_free(c);
 			return err_set(err, ERR_USAGE,
 				       "'%s' is not a SHA-256 fingerprint",
 				       o->fingerprint);
 		}
 		c->pinned = true;
+	} else if ((o->ca_file || o->ca_pem) && (r = load_ca(c, o, err)) < 0) {
+		http_client_free(c);
+		return r;
 	}
-	h = curl_easy_init();
-	if (!h) {
-		free(c);
+	if (!(c->curl = curl_easy_init())) {
+		http_client_free(c);
 		return err_set(err, ERR_FAIL, "cannot start libcurl");
 	}
-	c->curl = h;
-	c->base_url = xstrdup(o->base_url);
 	c->max_attempts = o->max_attempts > 0 ? o->max_attempts : 4;
 	c->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
 	if (o->auth_header)
@@ -236,55 +357,9 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	c->headers = curl_slist_append(c->headers, "Accept: application/json");
 	/* No "Expect: 100-continue" round trip for bodies. */
 	c->headers = curl_slist_append(c->headers, "Expect:");
-
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	if (c->pinned) {
-		/* The chain is not judged; the pin is, during the handshake. */
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-		curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
-	} else if (o->ca_file || o->ca_pem) {
-		if (o->ca_pem)
-			set_blob(h, CURLOPT_CAINFO_BLOB, o->ca_pem);
-		else
-			curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	} else {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (o->client_cert) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, o->client_cert);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, o->client_key);
-	} else if (o->client_cert_pem && o->client_key_pem) {
-		set_blob(h, CURLOPT_SSLCERT_BLOB, o->client_cert_pem);
-		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		/* Not copied by libcurl (it frees copies unwiped): the
-		 * client's own copy, wiped in http_client_free. */
-		struct curl_blob kb;
-
-		c->key_pem = xstrdup(o->client_key_pem);
-		kb.data = c->key_pem;
-		kb.len = strlen(c->key_pem);
-		kb.flags = CURL_BLOB_NOCOPY;
-		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	if ((r = setopts(c, o, err)) < 0) {
+		http_client_free(c);
+		return r;
 	}
 	*out = c;
 	return 0;
@@ -299,7 +374,10 @@ http_client_free(struct http_client *c)
 		curl_easy_cleanup(c->curl);
 	slist_free_secret(c->headers);
 	secret_strfree(c->key_pem);
+	X509_STORE_free(c->store);
 	free(c->base_url);
+	free(c->host);
+	free(c->ca_desc);
 	free(c);
 }
 
@@ -324,21 +402,6 @@ backoff(const struct http_client *c, int attempt)
 	return d / 2 + (long)((unsigned long)random() % (unsigned long)(d / 2 + 1));
 }
 
-/* Could the request have reached the server's application? */
-static bool
-maybe_sent(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-		return false;
-	default:
-		return true;
-	}
-}
-
 static bool
 transient(CURLcode rc)
 {
@@ -357,24 +420,83 @@ transient(CURLcode rc)
 	}
 }
 
+/* Was the request's fate decided before anything was sent? A timeout
+ * while a new connection was still being set up counts. */
+static bool
+unsent(struct http_client *c, CURLcode rc)
+{
+	long connects = 0;
+	curl_off_t app = 0;
+
+	if (tls_curl_unsent(rc) || c->pin_failed || c->verify[0])
+		return true;
+	if (rc != CURLE_OPERATION_TIMEDOUT)
+		return false;
+	curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
+	curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &app);
+	return connects > 0 && app == 0;
+}
+
+/*
+ * One message per failure class, each saying what to check. Never the
+ * auth header: only the method, path, host and libcurl's own text.
+ */
 static int
 describe_failure(struct http_client *c, CURLcode rc, const char *method,
 		 const char *path, struct err *err)
 {
-	if (c->pinned && c->pin_failed)
-		return err_set(err, ERR_FAIL,
-			       "%s %s: server certificate does not match the "
-			       "pinned fingerprint (server presented sha256 %s); "
-			       "refusing to send the request", method, path,
-			       c->seen[0] ? c->seen : "unknown");
-	if (rc == CURLE_PEER_FAILED_VERIFICATION ||
-	    (rc == CURLE_SSL_CONNECT_ERROR && strstr(c->errbuf, "certificate")))
-		return err_set(err, ERR_FAIL,
-			       "%s %s: TLS verification failed: %s", method,
-			       path, c->errbuf[0] ? c->errbuf
-						  : curl_easy_strerror(rc));
-	return err_set(err, ERR_FAIL, "%s %s: %s", method, path,
-		       c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+
+	if (c->pinned && c->pin_failed) {
+		err_set(err, ERR_FAIL,
+			"%s %s: the server at %s presented a certificate with "
+			"sha256 %s, not the pinned fingerprint; refusing to "
+			"send the request. If its certificate was renewed, "
+			"compare with `pvenode cert info` on the host or `openssl "
+			"s_client -connect %s </dev/null 2>/dev/null | openssl "
+			"x509 -noout -fingerprint -sha256`, then update "
+			"tls.fingerprint", method, path, c->host,
+			c->seen[0] ? c->seen : "unknown", c->host);
+		return err_kind(err, ERRK_TLS_TRUST, 0);
+	}
+	if (c->verify[0] || rc == CURLE_PEER_FAILED_VERIFICATION) {
+		err_set(err, ERR_FAIL,
+			"%s %s: the certificate of %s does not verify against "
+			"%s: %s; refusing to send the request (check "
+			"tls.ca_file, or pin the server with tls.fingerprint)",
+			method, path, c->host, c->ca_desc ? c->ca_desc : "the CA",
+			c->verify[0] ? c->verify : why);
+		return err_kind(err, ERRK_TLS_TRUST, 0);
+	}
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		err_set(err, ERR_FAIL, "%s %s: cannot resolve the host of %s "
+			"(check the endpoint's host name and DNS): %s", method,
+			path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	case CURLE_COULDNT_CONNECT:
+		err_set(err, ERR_FAIL, "%s %s: cannot connect to %s (is the "
+			"service running, the port right, a firewall in the "
+			"way?): %s", method, path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	case CURLE_OPERATION_TIMEDOUT:
+		err_set(err, ERR_FAIL, "%s %s: no answer from %s in time (check "
+			"the address and that nothing drops the traffic): %s",
+			method, path, c->host, why);
+		return err_kind(err, unsent(c, rc) ? ERRK_UNSENT : ERRK_TIMEOUT, 0);
+	case CURLE_ABORTED_BY_CALLBACK:
+		err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+		return err_kind(err, ERRK_INTERRUPTED, 0);
+	default:
+		break;
+	}
+	if (rc == CURLE_SSL_CONNECT_ERROR) {
+		err_set(err, ERR_FAIL, "%s %s: TLS handshake with %s failed (is "
+			"it an HTTPS port?): %s", method, path, c->host, why);
+		return err_kind(err, ERRK_UNSENT, 0);
+	}
+	err_set(err, ERR_FAIL, "%s %s: %s: %s", method, path, c->host, why);
+	return err_kind(err, unsent(c, rc) ? ERRK_UNSENT : ERRK_MAYBE_SENT, 0);
 }
 
 int
@@ -399,8 +521,15 @@ http_request(struct http_client *c, const char *method, const char *path,
 		hdrs = curl_slist_append(hdrs, ct);
 		free(ct);
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs ? hdrs : c->headers);
+	if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_HTTPHEADER,
+			     hdrs ? hdrs : c->headers) != CURLE_OK) {
+		curl_slist_free_all(hdrs);
+		free(url);
+		err_set(err, ERR_FAIL, "%s %s: libcurl refused the URL", method,
+			path);
+		return err_kind(err, ERRK_UNSENT, 0);
+	}
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
@@ -425,6 +554,7 @@ http_request(struct http_client *c, const char *method, const char *path,
 		c->errbuf[0] = '\0';
 		c->pin_failed = false;
 		c->seen[0] = '\0';
+		c->verify[0] = '\0';
 		c->stats.requests++;
 		rc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
@@ -445,16 +575,17 @@ http_request(struct http_client *c, const char *method, const char *path,
 			r = 0;
 			break;
 		}
-		if (c->pinned && c->pin_failed) {
+		if (c->pin_failed || c->verify[0]) {
 			r = describe_failure(c, rc, method, path, err);
 			break;
 		}
 		if (rc == CURLE_ABORTED_BY_CALLBACK && proc_interrupted) {
-			r = err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+			err_set(err, ERR_INTR, "%s %s: interrupted", method, path);
+			r = err_kind(err, ERRK_INTERRUPTED, 0);
 			break;
 		}
 		if (attempt + 1 < c->max_attempts && transient(rc) &&
-		    (idem || !maybe_sent(rc))) {
+		    (idem || unsent(c, rc))) {
 			c->stats.retries++;
 			if (proc_sleep_ms(backoff(c, attempt)))
 				continue;

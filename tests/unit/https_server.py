@@ -10,7 +10,10 @@ Endpoints:
   *    /fail500/NAME/N     500 for the first N hits of NAME, then 200
   GET  /count/NAME         200 {"data": hits of NAME}
   GET  /connections        200 {"data": TCP connections accepted}
+  GET  /requests           200 {"data": requests read, of any path (this one too)}
   POST /echo               200 body = request body, header X-CT = its type
+  *    /drop/NAME          counts a hit of NAME, then closes the connection
+                           without a reply (did it happen? nobody knows)
   A two-VM Proxmox (pve1: 100, 101) under /api2/json, for test_proxmox.c:
   GET  /api2/json/cluster/resources   the VMs not deleted
   DELETE /api2/json/nodes/pve1/qemu/N the first one deletes N and closes the
@@ -29,6 +32,7 @@ import threading
 hits = {}
 deleted = set()
 connections = 0
+requests = 0
 lock = threading.Lock()
 
 
@@ -37,6 +41,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def parse_request(self):
+        global requests
+        with lock:
+            requests += 1
+        return super().parse_request()
 
     def reply(self, code, data, extra=None):
         body = json.dumps({"data": data}).encode()
@@ -94,10 +104,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if k <= fails:
                 return self.reply(503 if parts[0] == "flaky" else 500, None)
             return self.reply(200, k)
+        if parts[0] == "drop":
+            with lock:
+                hits[parts[1]] = hits.get(parts[1], 0) + 1
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if parts[0] == "count":
             return self.reply(200, hits.get(parts[1], 0))
         if parts[0] == "connections":
             return self.reply(200, connections)
+        if parts[0] == "requests":
+            return self.reply(200, requests)
         if parts[0] == "echo":
             return self.reply(200, body.decode(), {"X-CT": self.headers.get("Content-Type") or ""})
         self.reply(404, None)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/err.h"
@@ -24,9 +25,10 @@
 
 struct fixture {
 	char dir[64];
-	char tls[32], mtls[32], h1[32];
+	char tls[32], mtls[32], h1[32], h2raw[32];
 	char *ca, *other_ca, *cert, *key, *other_cert, *other_key;
 	struct tu_proc srv;
+	struct tu_proc raw;     /* h2_server.py: broken gRPC on purpose */
 };
 
 static int
@@ -80,6 +82,21 @@ setup(void **state)
 	snprintf(f->tls, sizeof(f->tls), "127.0.0.1:%d", a);
 	snprintf(f->mtls, sizeof(f->mtls), "127.0.0.1:%d", b);
 	snprintf(f->h1, sizeof(f->h1), "127.0.0.1:%d", c);
+	{
+		char *crt = xasprintf("%s/srv.pem", f->dir);
+		char *key = xasprintf("%s/srv.key", f->dir);
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/h2_server.py",
+				 crt, key, NULL };
+		int r = tu_spawn(&f->raw, argv, line, sizeof(line));
+
+		free(crt);
+		free(key);
+		if (r < 0 || sscanf(line, "PORT %d", &a) != 1) {
+			fprintf(stderr, "h2_server.py did not start: %s\n", line);
+			return -1;
+		}
+	}
+	snprintf(f->h2raw, sizeof(f->h2raw), "127.0.0.1:%d", a);
 	*state = f;
 	return 0;
 }
@@ -90,6 +107,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	tu_stop(&f->srv);
+	tu_stop(&f->raw);
 	tu_sh("rm -rf '%s'", f->dir);
 	free(f->ca);
 	free(f->other_ca);
@@ -252,6 +270,153 @@ test_grpc__helpers(void **state)
 	assert_string_equal(grpc_code_name(GRPC_UNAVAILABLE), "Unavailable");
 }
 
+/* grpc-status is a number: garbage or an empty value is not OK. */
+static void
+test_grpc__garbage_status_is_not_ok(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->h2raw, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/ok/Echo", "x", 1, &r, &e), 0);
+	assert_int_equal(r.status, GRPC_OK);
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/GarbageStatus", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_non_null(strstr(e.msg, "grpc-status is not a number"));
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/EmptyStatus", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	grpc_result_release(&r);
+}
+
+/* A status in the headers does not make a broken stream complete. */
+static void
+test_grpc__truncated_stream_after_header_status(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->h2raw, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/bad/StatusThenReset", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_int_equal(r.n_msgs, 0);
+	grpc_result_release(&r);
+	assert_int_equal(grpc_call(&o, "/bad/OkThenReset", "x", 1, &r, &e), -1);
+	assert_int_equal(r.status, GRPC_TRANSPORT);
+	assert_int_equal(e.kind, ERRK_MAYBE_SENT);
+	grpc_result_release(&r);
+}
+
+/* The TLS fact the maintenance probe reads, and the kinds callers use. */
+static void
+test_grpc__cert_request_fact_and_kinds(void **state)
+{
+	struct fixture *f = *state;
+	struct grpc_opts o = { .target = f->tls, .insecure = true };
+	struct grpc_result r;
+	struct err e = ERR_INIT;
+
+	grpc_result_init(&r);
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), 0);
+	assert_false(r.cert_requested);
+	grpc_result_release(&r);
+	/* A server that wants a client cert asks for it (we send none). */
+	o.target = f->mtls;
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_true(r.cert_requested);
+	grpc_result_release(&r);
+	o.target = f->tls;
+	assert_int_equal(grpc_call(&o, "/test.T/Fail", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_GRPC_STATUS);
+	assert_int_equal(e.status, GRPC_ALREADY_EXISTS);
+	grpc_result_release(&r);
+	o.insecure = false;
+	o.ca_pem = f->other_ca;
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_TLS_TRUST);
+	grpc_result_release(&r);
+	o.target = "127.0.0.1:9";
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_int_equal(e.kind, ERRK_UNSENT);
+	assert_non_null(strstr(e.msg, "nothing listens there"));
+	grpc_result_release(&r);
+	/* A CA text without a certificate is refused before connecting. */
+	o.target = f->tls;
+	o.ca_pem = "not a certificate";
+	assert_int_equal(grpc_call(&o, "/test.T/Echo", "x", 1, &r, &e), -1);
+	assert_non_null(strstr(e.msg, "holds no PEM certificate"));
+	grpc_result_release(&r);
+}
+
+/*
+ * The cluster's CA is the only trust anchor: a server under a CA the
+ * system store trusts (here a store bound over /etc/ssl/certs, libcurl's
+ * CA path and bundle, in a mount namespace) is refused when the caller
+ * gives another CA. Before, any public-CA certificate naming the node's
+ * address counted as the cluster's.
+ */
+static void
+test_grpc__ca_replaces_system_store(void **state)
+{
+	struct fixture *f = *state;
+	struct tu_proc pub = { 0 };
+	char self[4096], *slash, line[128], *out, *d2;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 64);
+	int a, b, c, rc;
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	strcpy(slash + 1, "grpc_get");
+	if (access(self, X_OK) != 0 || tu_sh("unshare -m true 2>/dev/null") != 0)
+		skip();
+	/* A second server whose CA ("public") is in the stand-in store. */
+	d2 = xasprintf("%s/pub", f->dir);
+	assert_int_equal(tu_sh("mkdir -p %s/store && cd %s && "
+			       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout ca.key -out ca.pem -days 2 -subj /O=public 2>/dev/null && "
+			       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout srv.key -out srv.csr -subj /CN=node 2>/dev/null && "
+			       "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+			       "-out srv.pem -days 2 -extfile ../sext 2>/dev/null && "
+			       "cp ca.pem store/ && cp ca.pem store/ca-certificates.crt && "
+			       "openssl rehash store 2>/dev/null", d2, d2), 0);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/grpc_server.py",
+				 d2, NULL };
+
+		assert_int_equal(tu_spawn(&pub, argv, line, sizeof(line)), 0);
+		assert_int_equal(sscanf(line, "PORTS %d %d %d", &a, &b, &c), 3);
+	}
+	/* Control: trusting the public CA explicitly works... */
+	rc = tu_sh("unshare -m sh -c 'mount --bind %s/store /etc/ssl/certs && "
+		   "exec %s 127.0.0.1:%d %s/ca.pem' > %s/ns.out 2>&1", d2, self, a,
+		   d2, f->dir);
+	out = tu_slurp(f->dir, "ns.out");
+	if (WEXITSTATUS(rc) != 1)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(WEXITSTATUS(rc), 1);
+	assert_non_null(strstr(out, "sent: status 0"));
+	free(out);
+	/* ...but given the cluster's CA, the system's does not count. */
+	rc = tu_sh("unshare -m sh -c 'mount --bind %s/store /etc/ssl/certs && "
+		   "exec %s 127.0.0.1:%d %s/ca.pem' > %s/ns.out 2>&1", d2, self, a,
+		   f->dir, f->dir);
+	out = tu_slurp(f->dir, "ns.out");
+	tu_stop(&pub);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "kind tls-trust"));
+	free(out);
+	free(d2);
+}
+
 int
 main(void)
 {
@@ -265,6 +430,10 @@ main(void)
 		cmocka_unit_test(test_grpc__mtls_accepts_our_cert_rejects_foreign),
 		cmocka_unit_test(test_grpc__http1_only_server_refused),
 		cmocka_unit_test(test_grpc__helpers),
+		cmocka_unit_test(test_grpc__garbage_status_is_not_ok),
+		cmocka_unit_test(test_grpc__truncated_stream_after_header_status),
+		cmocka_unit_test(test_grpc__cert_request_fact_and_kinds),
+		cmocka_unit_test(test_grpc__ca_replaces_system_store),
 	};
 
 	return cmocka_run_group_tests_name("grpc", tests, setup, teardown);

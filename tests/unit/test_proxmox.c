@@ -39,6 +39,13 @@ test_proxmox__error_falls_back_to_reason_phrase(void **state)
 	pve_error_from_response(&e, "GET", "/version", 401, "No ticket", "");
 	assert_string_equal(e.msg, "GET /version: HTTP 401: No ticket; check "
 				   "proxmox.token_id and token_secret");
+	assert_int_equal(e.kind, ERRK_HTTP_STATUS);
+	assert_int_equal(e.status, 401);
+	pve_error_from_response(&e, "POST", "/nodes/pve1/qemu", 403,
+				"Permission check failed (/vms/100, VM.Allocate)", "");
+	assert_non_null(strstr(e.msg, "HTTP 403: Permission check failed (/vms/100, "
+			       "VM.Allocate); the API token (proxmox.token_id) lacks"));
+	assert_int_equal(e.status, 403);
 	assert_int_equal(e.code, ERR_FAIL);
 }
 

@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "config/config.h"
+#include "state/state.h"
 #include "talos/gen.h"
 #include "talos/pki.h"
 #include "talos/tyaml.h"
@@ -401,6 +403,51 @@ test_gen__vps_onlink_gateway(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * Where the MAC is known (recorded in state.json for a created VM, or in
+ * the config), the link alias selects it instead of "the one physical
+ * link", which a machine with two NICs does not have.
+ */
+static void
+test_gen__link_selected_by_mac(void **state)
+{
+	struct ydocs cp = YDOCS_INIT, w = YDOCS_INIT;
+	struct vm_spec vm = { 0 };
+	struct state st;
+	struct err err = ERR_INIT;
+	struct gen_result res;
+	char *p;
+
+	(void)state;
+	if (!dir[0])
+		skip();
+	assert_int_equal(state_load(&st, dir, &err), 0);
+	vm.name = "proxmox-example-w-1";
+	vm.vmid = 9101;
+	vm.node = "pve1";
+	vm.mac = "BC:24:11:0A:0B:21";
+	assert_int_equal(state_vm_record(&st, &vm, &err), 0);
+	state_release(&st);
+	memset(&res, 0, sizeof(res));
+	run_gen(&res);
+	assert_true(res.files_changed >= 1);
+	gen_result_release(&res);
+	load_rel(&cp, "nodes/proxmox-example-cp-1.yaml");
+	load_rel(&w, "nodes/proxmox-example-w-1.yaml");
+	expect(doc_of(&w, "LinkAliasConfig"), "/selector/match",
+	       "glob(\"bc:24:11:0a:0b:21\", mac(link.hardware_addr))");
+	expect(doc_of(&cp, "LinkAliasConfig"), "/selector/match", "link.type == 1");
+	ydocs_release(&cp);
+	ydocs_release(&w);
+	/* Back to the journal-less fixture for any later test. */
+	p = path_of("state.json");
+	unlink(p);
+	free(p);
+	memset(&res, 0, sizeof(res));
+	run_gen(&res);
+	gen_result_release(&res);
+}
+
 int
 main(void)
 {
@@ -410,6 +457,7 @@ main(void)
 		cmocka_unit_test(test_gen__talosconfig_admin_cert),
 		cmocka_unit_test(test_gen__schema_valid),
 		cmocka_unit_test(test_gen__vps_onlink_gateway),
+		cmocka_unit_test(test_gen__link_selected_by_mac),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -83,6 +83,38 @@ test_err__wrap_truncates_without_overflow(void **state)
 	assert_memory_equal(e.msg, "layer 9: layer 8: ", 18);
 }
 
+/* The kind survives wrapping, is cleared by a new message, and answers
+ * "may it have happened?" without reading the text. */
+static void
+test_err__kind_kept_by_wrap_cleared_by_set(void **state)
+{
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(e.kind, ERRK_NONE);
+	assert_true(err_outcome_unknown(&e));
+	err_set(&e, ERR_FAIL, "GET /x: HTTP 500: boom");
+	assert_int_equal(err_kind(&e, ERRK_HTTP_STATUS, 500), -ERR_FAIL);
+	err_wrap(&e, "create vm '%s'", "cp-1");
+	assert_int_equal(e.kind, ERRK_HTTP_STATUS);
+	assert_int_equal(e.status, 500);
+	assert_false(err_outcome_unknown(&e));
+	err_set(&e, ERR_FAIL, "something else");
+	assert_int_equal(e.kind, ERRK_NONE);
+	assert_int_equal(e.status, 0);
+	err_kind(&e, ERRK_UNSENT, 0);
+	assert_false(err_outcome_unknown(&e));
+	err_kind(&e, ERRK_TLS_TRUST, 0);
+	assert_false(err_outcome_unknown(&e));
+	err_kind(&e, ERRK_MAYBE_SENT, 0);
+	assert_true(err_outcome_unknown(&e));
+	err_kind(&e, ERRK_TIMEOUT, 0);
+	assert_true(err_outcome_unknown(&e));
+	assert_string_equal(err_kind_name(ERRK_REFUSED), "refused");
+	err_clear(&e);
+	assert_int_equal(e.kind, ERRK_NONE);
+}
+
 static void
 test_buf__grows_and_detaches(void **state)
 {
@@ -349,6 +381,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err__chain_reads_outermost_first),
 		cmocka_unit_test(test_err__wrap_truncates_without_overflow),
+		cmocka_unit_test(test_err__kind_kept_by_wrap_cleared_by_set),
 		cmocka_unit_test(test_buf__grows_and_detaches),
 		cmocka_unit_test(test_buf__secret_wipes_on_growth_and_release),
 		cmocka_unit_test(test_proc__protect_makes_process_not_dumpable),

@@ -142,7 +142,15 @@ pve_error_from_response(struct err *err, const char *method, const char *path,
 	}
 	if (status == 401)
 		buf_adds(&msg, "; check proxmox.token_id and token_secret");
-	r = err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
+	else if (status == 403)
+		buf_adds(&msg, "; the API token (proxmox.token_id) lacks the "
+			 "privilege named above on that path: grant it a role "
+			 "that has it (with privilege separation, on the token "
+			 "itself: pveum acl modify PATH --tokens TOKEN_ID --roles "
+			 "ROLE)");
+	err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
+	/* The server answered: callers read the status, not the text. */
+	r = err_kind(err, ERRK_HTTP_STATUS, status);
 	buf_release(&msg);
 	json_decref(root);
 	return r;

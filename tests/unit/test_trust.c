@@ -1,0 +1,185 @@
+/*
+ * Unit tests for src/trust (may this machine config go to that peer?) and
+ * the maintenance-mode probe it relies on (src/talos/api talos_probe),
+ * the latter against tests/e2e/impostor.py on 127.0.0.1: maintenance is
+ * decided by TLS facts and status codes, never by message text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/state.h"
+#include "talos/api.h"
+#include "trust/trust.h"
+#include "util/grpc.h"
+
+#include "testutil.h"
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+static void
+test_trust__cluster_peer_always_gets_it(void **state)
+{
+	struct trust_node n = { .name = "w-1", .installed = true };
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_CONFIG,
+					   TRUST_PEER_CLUSTER, &e), 0);
+}
+
+static void
+test_trust__maintenance_only_for_a_fresh_node(void **state)
+{
+	struct trust_node n = { .name = "w-1", .env_dir = "envs/lab" };
+	struct err e = ERR_INIT;
+
+	(void)state;
+	/* Never installed, address from the config or the guest agent. */
+	assert_int_equal(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_CONFIG,
+					   TRUST_PEER_MAINTENANCE, &e), 0);
+	assert_int_equal(trust_config_send(&n, "10.0.9.5", 50000, TRUST_ADDR_AGENT,
+					   TRUST_PEER_MAINTENANCE, &e), 0);
+	/* An address from nowhere we trust. */
+	assert_true(trust_config_send(&n, "10.0.9.5", 50000, TRUST_ADDR_UNKNOWN,
+				      TRUST_PEER_MAINTENANCE, &e) < 0);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	/* A peer that proved nothing. */
+	assert_true(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_CONFIG,
+				      TRUST_PEER_UNKNOWN, &e) < 0);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	/* Installed per the journal: an impostor, unless --reinstall. */
+	n.installed = true;
+	assert_true(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_CONFIG,
+				      TRUST_PEER_MAINTENANCE, &e) < 0);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	assert_non_null(strstr(e.msg, "node 'w-1'"));
+	assert_non_null(strstr(e.msg, "10.0.0.21:50000"));
+	assert_non_null(strstr(e.msg, "strata apply envs/lab --reinstall w-1"));
+	n.reinstall = true;
+	assert_int_equal(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_AGENT,
+					   TRUST_PEER_MAINTENANCE, &e), 0);
+	/* --reinstall does not make an unknown address acceptable. */
+	assert_true(trust_config_send(&n, "10.0.0.21", 50000, TRUST_ADDR_UNKNOWN,
+				      TRUST_PEER_MAINTENANCE, &e) < 0);
+}
+
+static void
+test_trust__journal_installed(void **state)
+{
+	char dir[] = "/tmp/strata-trust.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	assert_false(trust_journal_installed(&st, "w-1"));
+	/* Applied in maintenance mode, not yet seen over mTLS. */
+	assert_int_equal(state_talos_set(&st, "w-1", "config_sha256", "ab", &e), 0);
+	assert_false(trust_journal_installed(&st, "w-1"));
+	assert_int_equal(trust_journal_mark_installed(&st, "w-1", &e), 0);
+	assert_true(trust_journal_installed(&st, "w-1"));
+	/* Journals from before the key: booting from disk means installed. */
+	assert_int_equal(state_talos_set(&st, "w-2", "boot", "disk", &e), 0);
+	assert_true(trust_journal_installed(&st, "w-2"));
+	state_release(&st);
+	tu_sh("rm -rf %s", dir);
+}
+
+/* Start impostor.py on 127.0.0.1 (any port) with a message and an
+ * optional client CA; its port, or -1. */
+static int
+impostor(struct tu_proc *p, const char *dir, const char *msg, const char *client_ca)
+{
+	char line[64];
+	char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/e2e/impostor.py",
+			 "127.0.0.1", (char *)dir, "0", (char *)msg,
+			 (char *)client_ca, NULL };
+
+	if (tu_spawn(p, argv, line, sizeof(line)) < 0 || strncmp(line, "READY ", 6))
+		return -1;
+	return atoi(line + 6);
+}
+
+static struct tu_proc imp;     /* stopped by teardown, even on failure */
+
+static void
+stop(struct tu_proc *p)
+{
+	/* impostor.py runs until SIGTERM. */
+	if (p->pid > 0)
+		kill(p->pid, SIGTERM);
+	tu_stop(p);
+}
+
+static int
+stop_impostor(void **state)
+{
+	(void)state;
+	stop(&imp);
+	return 0;
+}
+
+static void
+test_probe__maintenance_by_facts_not_text(void **state)
+{
+	char dir[] = "/tmp/strata-probe.XXXXXX";
+	struct talos_target t = { .addr = "127.0.0.1", .timeout_ms = 3000,
+				  .connect_timeout_ms = 1000 };
+	struct talos_status st = { 0 };
+	struct tu_proc *p = &imp;
+	struct err e = ERR_INIT;
+	char *tag = NULL, *ca;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* Unimplemented with any text, no client-certificate request:
+	 * maintenance mode. */
+	t.port = impostor(p, dir, "nothing to do with maintenance", NULL);
+	assert_true(t.port > 0);
+	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_MAINTENANCE);
+	assert_true(st.maintenance);
+	assert_false(st.cert_requested);
+	stop(p);
+	/* The upstream text, but the server asks for a client certificate
+	 * (apid does, maintenance never): not maintenance. */
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout c.key -out c.pem "
+			       "-days 2 -subj /O=x 2>/dev/null", dir), 0);
+	ca = xasprintf("%s/c.pem", dir);
+	t.port = impostor(p, dir, "API is not implemented in maintenance mode", ca);
+	assert_true(t.port > 0);
+	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_FOREIGN);
+	assert_true(st.cert_requested);
+	assert_false(st.maintenance);
+	stop(p);
+	free(ca);
+	/* Nothing there: down, and worth waiting for. */
+	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_DOWN);
+	assert_true(talos_status_transient(&st));
+	assert_null(tag);
+	tu_sh("rm -rf %s", dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trust__cluster_peer_always_gets_it),
+		cmocka_unit_test(test_trust__maintenance_only_for_a_fresh_node),
+		cmocka_unit_test(test_trust__journal_installed),
+		cmocka_unit_test_teardown(test_probe__maintenance_by_facts_not_text,
+					  stop_impostor),
+	};
+
+	return cmocka_run_group_tests_name("trust", tests, NULL, NULL);
+}
