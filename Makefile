@@ -10,7 +10,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 V       ?= 0
-PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib libssh libzstd liblzma
+PKGS    := libcurl openssl libfyaml libprotobuf-c jansson zlib libssh libzstd liblzma libisofs-1
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

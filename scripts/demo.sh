@@ -5,7 +5,7 @@
 #     like prox-n100 (1 control plane + 2 workers) is pointed at it (its
 #     node network moved to 127.0.20.0/24, where the simulated Talos nodes
 #     listen), then plan, apply (Talos ISO, VMs in parallel, start, Talos
-#     installed from maintenance mode, etcd bootstrapped, kubeconfig,
+#     installed from a cidata ISO, etcd bootstrapped, kubeconfig,
 #     Cilium by helm until every node is Ready, Flux and its sync objects),
 #     status, kubectl get nodes, a second apply that has nothing to do,
 #     and destroy

@@ -14,9 +14,11 @@
 static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
+	&ph_cidata,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
+	&ph_cidata_sweep,
 	&ph_talos_bootstrap,
 	&ph_kubernetes,
 	&ph_cni,
@@ -221,6 +223,7 @@ out:
 	state_release(&c.st);
 	free(c.iso_volid);
 	free(c.iso_url);
+	cidata_release(&c);
 	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;

@@ -111,8 +111,8 @@ cmd_destroy(int argc, char **argv)
 		tally.started = true;
 		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
 			goto fail;
-		if ((r = phase_run_list((const struct phase *const[]){ &ph_vms }, 1,
-					&c, &err)) < 0)
+		if ((r = phase_run_list((const struct phase *const[]){
+					&ph_vms, &ph_cidata_sweep }, 2, &c, &err)) < 0)
 			goto fail;
 	}
 	/* The next apply builds a new cluster: install and bootstrap again. */

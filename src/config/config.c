@@ -343,6 +343,7 @@ init_unset(struct config *cfg)
 {
 	cfg->platform = PLATFORM_UNSET;
 	cfg->network.discovery = DISCOVERY_UNSET;
+	cfg->proxmox.first_boot = FIRST_BOOT_UNSET;
 	cfg->kubernetes.cni = CNI_UNSET;
 	cfg->cp_pool.count = -1;
 	cfg->worker_pool.count = -1;

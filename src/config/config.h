@@ -24,6 +24,9 @@ struct fy_node;
 
 /* Enum values index the names in schema.c; UNSET marks "not in the file". */
 enum platform { PLATFORM_UNSET = -1, PLATFORM_PROXMOX = 0, PLATFORM_VPS };
+/* How a new Proxmox VM gets its first machine config (docs/bootstrap.md). */
+enum first_boot { FIRST_BOOT_UNSET = -1, FIRST_BOOT_CIDATA = 0,
+		  FIRST_BOOT_MAINTENANCE };
 enum discovery { DISCOVERY_UNSET = -1, DISCOVERY_GUEST_AGENT = 0,
 		 DISCOVERY_DHCP_LEASE, DISCOVERY_STATIC };
 /* The image the Cilium install Job runs helm from (pinned; the tag is the
@@ -68,6 +71,7 @@ struct proxmox_config {
 	int vmid_count;            /* ids [base, base+count) */
 	char *cpu_type;            /* default x86-64-v2-AES */
 	enum restart_policy restart; /* default rolling */
+	enum first_boot first_boot; /* default cidata */
 };
 
 struct vps_config {

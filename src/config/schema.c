@@ -28,6 +28,7 @@
 static const char *const platforms[] = { "proxmox", "vps", NULL };
 static const char *const discoveries[] = { "guest-agent", "dhcp-lease",
 					   "static", NULL };
+static const char *const first_boots[] = { "cidata", "maintenance", NULL };
 static const char *const cnis[] = { "cilium", "flannel", "none", NULL };
 static const char *const restarts[] = { "rolling", "never", NULL };
 
@@ -87,6 +88,9 @@ static const struct field proxmox_fields[] = {
 	      "changes that wait for a VM restart (cores, memory): rolling restarts "
 	      "the VMs one at a time, each waited for until healthy (default); never "
 	      "leaves them pending"),
+	FENUM("first_boot", struct proxmox_config, first_boot, first_boots,
+	      "how a new node gets its first machine config: cidata (default; "
+	      "an ISO through the API, nothing on the network) or maintenance"),
 	FEND
 };
 static const struct schema proxmox_schema = { "proxmox", proxmox_fields, 0 };

@@ -459,6 +459,11 @@ check_proxmox(struct vctx *v)
 	set_default(&p->iso_storage, "local");
 	set_default(&p->bridge, "vmbr0");
 	set_default(&p->cpu_type, "x86-64-v2-AES");
+	/* Default cidata: the first config (every CA key) then travels only
+	 * over the authenticated Proxmox API, never to an unauthenticated
+	 * maintenance-mode peer (docs/bootstrap.md, "First boot"). */
+	if (p->first_boot == FIRST_BOOT_UNSET)
+		p->first_boot = FIRST_BOOT_CIDATA;
 }
 
 static void

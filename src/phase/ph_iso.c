@@ -19,6 +19,7 @@
 int
 apply_iso_target(struct apply_ctx *c, struct err *err)
 {
+	const char *platform;
 	char id[65];
 	int r;
 
@@ -26,10 +27,14 @@ apply_iso_target(struct apply_ctx *c, struct err *err)
 		return 0; /* plain VMs only: no Talos */
 	if ((r = talos_schematic_for(id, c->cfg, err)) < 0)
 		return r;
-	c->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, "metal");
+	/* Only the nocloud image reads a cidata drive (FACTS-metal.md §1);
+	 * the installed system is the metal platform either way. */
+	platform = cidata_mode(c) ? "nocloud" : "metal";
+	c->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, platform);
 	/* Version and schematic in the name: clusters sharing a storage share it. */
-	c->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-metal-amd64.iso",
-				 c->cfg->proxmox.iso_storage, c->cfg->talos.version, id);
+	c->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-%s-amd64.iso",
+				 c->cfg->proxmox.iso_storage, c->cfg->talos.version, id,
+				 platform);
 	return 0;
 }
 

@@ -190,7 +190,7 @@ struct tjob {
 	struct err err;
 };
 
-static int
+int
 read_node_config(const struct apply_ctx *c, const char *name, struct buf *b,
 		 char hex[65], struct err *err)
 {
@@ -358,6 +358,8 @@ fix_boot(struct tjob *j, struct err *err)
 	pve_params_init(&p);
 	pve_params_add(&p, "boot", "order=scsi0");
 	pve_params_add(&p, "ide2", "none,media=cdrom");
+	if (cidata_pending(c, j->nd->name))   /* and the cidata drive */
+		pve_params_add(&p, "delete", "ide3");
 	r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
 	pve_params_release(&p);
 	if (r == 0 && upid)
@@ -488,6 +490,9 @@ install_node(struct tjob *j, struct err *err)
 	enum trust_addr src = TRUST_ADDR_UNKNOWN;
 	struct waiter w = waiter_start(c);
 	bool applied = false, announced = false;
+	/* cidata: the config is on the VM's cidata drive; never sent in
+	 * maintenance mode (ph_cidata.c) */
+	bool nomaint = cidata_mode(c), from_cidata = cidata_pending(c, nd->name);
 	int r, refused = 0;
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
@@ -503,6 +508,15 @@ install_node(struct tjob *j, struct err *err)
 		state = talos_probe(&mt, &j->version, &st, &e);
 		if (state == TALOS_UP)
 			break;
+		if (state == TALOS_MAINTENANCE && nomaint) {
+			r = err_set(err, ERR_FAIL, "node '%s' (vm %d) is in "
+				    "maintenance mode at %s:%d: it did not read "
+				    "its cidata drive (does it boot the nocloud "
+				    "ISO?); refusing to send its config over the "
+				    "network", nd->name, j->vm->vmid, nd->ip,
+				    TALOS_API_PORT);
+			goto out;
+		}
 		if (state == TALOS_MAINTENANCE) {
 			/* At its static address already (dhcp-lease). */
 			if (!maint_ip) {
@@ -525,7 +539,8 @@ install_node(struct tjob *j, struct err *err)
 				 ? "installing; waiting for %s: %s"
 				 : "looking for the node at %s: %s", nd->ip, why);
 		}
-		if (!applied && !maint_ip && discover(j, &maint_ip, &src, &e) < 0) {
+		if (!nomaint && !applied && !maint_ip &&
+		    discover(j, &maint_ip, &src, &e) < 0) {
 			last = e;
 			snprintf(reason, sizeof(reason), "looking for the node's "
 				 "maintenance-mode address: %s",
@@ -533,7 +548,7 @@ install_node(struct tjob *j, struct err *err)
 				 ? "the guest agent reports none yet"
 				 : err_kind_name(e.kind));
 		}
-		if (!applied && maint_ip) {
+		if (!nomaint && !applied && maint_ip) {
 			r = maintenance_apply(j, &tn, maint_ip, src, &cfg,
 					      &announced, reason, sizeof(reason),
 					      &last, err);
@@ -559,14 +574,21 @@ install_node(struct tjob *j, struct err *err)
 		if (reason[0])
 			retry_note(j, &rl, "%s", reason);
 		if (!waiter_again(&w)) {
+			char took[32];
+
+			fmt_duration(took, sizeof(took), c->wait_ms);
 			r = phase_interrupted
 			    ? err_set(err, ERR_INTR, "interrupted")
+			    : nomaint ? cidata_stuck_error(c, nd->name, j->vm,
+							   nd->ip, took, &last, err)
 			    : stuck_error(j, maint_ip, applied, &last, err);
 			goto out;
 		}
 	}
 	if ((r = trust_journal_mark_installed(&c->st, nd->name, err)) < 0)
 		goto out;
+	if (from_cidata)
+		j->what = "installed from its cidata drive";
 
 	/* Up over mTLS. A config changed since it was applied goes in now. */
 	if (!done_sha || strcmp(done_sha, sha)) {
@@ -588,12 +610,17 @@ install_node(struct tjob *j, struct err *err)
 			free(details);
 			goto out;
 		}
-		j->what = details && strstr(details, "with a reboot")
+		j->what = from_cidata
+			  ? "installed from its cidata drive, final config "
+			    "(link by the VM's MAC) applied over mTLS"
+			  : details && strstr(details, "with a reboot")
 			  ? "changed config applied (rebooting)"
 			  : "changed config applied";
 		free(details);
 	}
 	r = fix_boot(j, err);
+	if (r == 0)
+		r = cidata_cleanup(c, &j->pve, nd->name, j->vm, err);
 	if (r < 0)
 		err_wrap(err, "node '%s'", nd->name);
 out:
@@ -697,11 +724,18 @@ install_dry_run(struct apply_ctx *c, FILE *fp)
 	size_t i;
 
 	for (i = 0; i < c->cfg->n_nodes; i++)
-		fprintf(fp, "    %s: unless up at %s:%d over mTLS, apply "
-			"nodes/%s.yaml in maintenance mode and wait for the "
-			"install; then boot from disk\n", c->cfg->nodes[i].name,
-			c->cfg->nodes[i].ip, TALOS_API_PORT,
-			c->cfg->nodes[i].name);
+		if (cidata_mode(c))
+			fprintf(fp, "    %s: unless up at %s:%d over mTLS, wait for "
+				"it to install from its cidata drive; then boot "
+				"from disk, the cidata ISO deleted\n",
+				c->cfg->nodes[i].name, c->cfg->nodes[i].ip,
+				TALOS_API_PORT);
+		else
+			fprintf(fp, "    %s: unless up at %s:%d over mTLS, apply "
+				"nodes/%s.yaml in maintenance mode and wait for "
+				"the install; then boot from disk\n",
+				c->cfg->nodes[i].name, c->cfg->nodes[i].ip,
+				TALOS_API_PORT, c->cfg->nodes[i].name);
 }
 
 const struct phase ph_talos_install = {

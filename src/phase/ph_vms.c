@@ -46,6 +46,8 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 			px->disk_storage, s->disk_gib);
 	if (c->iso_volid)
 		pve_params_addf(p, "ide2", "%s,media=cdrom", c->iso_volid);
+	if (cidata_volid(c, s->name))   /* first boot config (ph_cidata.c) */
+		pve_params_addf(p, "ide3", "%s,media=cdrom", cidata_volid(c, s->name));
 	buf_addf(&net, "virtio%s%s,bridge=%s,firewall=0", s->mac ? "=" : "",
 		 s->mac ? s->mac : "", px->bridge);
 	if (px->vlan)
@@ -149,7 +151,9 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	progress_step(j->pr, j->idx, "waiting for create task");
 	if ((r = wait_task(pve, upid, &j->err)) < 0)
 		return err_wrap(&j->err, "create vm '%s'", s->name);
-	return record(j->c, pve, s, &j->err);
+	if ((r = record(j->c, pve, s, &j->err)) < 0)
+		return r;
+	return cidata_created(j->c, s->name, &j->err);
 }
 
 static int
@@ -174,6 +178,9 @@ stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
 		}
 	}
 	free(status);
+	/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
+	if ((r = cidata_forget(j->c, &pve, h->name, h, &j->err)) < 0)
+		return err_wrap(&j->err, "vm '%s'", h->name);
 	progress_step(j->pr, j->idx, "deleting with purge");
 	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
 	    (r = wait_task(pve, upid, &j->err)) < 0)

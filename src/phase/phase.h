@@ -36,6 +36,9 @@ struct apply_ctx {
 	struct talos_creds creds;   /* from ENV/talosconfig, after gen */
 	long long wait_ms;          /* bound on each wait for nodes and APIs */
 	bool bootstrapped_now;      /* this apply ran Bootstrap */
+	/* cidata ISOs uploaded by this apply for VMs it creates (ph_cidata.c) */
+	struct cidata_item *cidata;
+	size_t n_cidata;
 	/* --reinstall NODE: these nodes may get their config in maintenance
 	 * mode although the journal records them installed (trust.h). */
 	char **reinstall;
@@ -82,6 +85,44 @@ int apply_iso_target(struct apply_ctx *c, struct err *err);
 
 /* The Proxmox phases (ph_*.c). */
 extern const struct phase ph_iso;
+/*
+ * ph_cidata.c, proxmox.first_boot: cidata. Phase "cidata" builds, for each
+ * Talos node whose VM is about to be created, an ISO labelled cidata with
+ * nodes/<node>.yaml as user-data (in memory, wiped after) and uploads it
+ * to the ISO storage of the VM's Proxmox node; the VM gets it as ide3.
+ */
+extern const struct phase ph_cidata;
+/* Phase "cidata-sweep" (after talos-install, and in destroy): any
+ * strata.<env>.*.cidata.iso in the ISO storage that no node's journal
+ * points at is deleted: it still holds a machine config. */
+extern const struct phase ph_cidata_sweep;
+struct cidata_item {
+	char *name;                 /* node */
+	char *volid;                /* "local:iso/strata.<env>.<node>.cidata.iso" */
+	char sha[65];               /* of the config on it */
+};
+bool cidata_mode(const struct apply_ctx *c);
+/* The cidata ISO this apply uploaded for node name, or NULL (ph_vms). */
+const char *cidata_volid(const struct apply_ctx *c, const char *name);
+/* After the VM of node name was created with it: journal the ISO and the
+ * config on it (talos.<node>.cidata, config_sha256). */
+int cidata_created(struct apply_ctx *c, const char *name, struct err *err);
+/* The journal has a cidata ISO for this node not yet deleted. */
+bool cidata_pending(struct apply_ctx *c, const char *name);
+/* The node answers over mTLS: detach (ide3) and delete its cidata ISO;
+ * journaled, so a resumed apply finishes it. *pve is made if NULL. */
+int cidata_cleanup(struct apply_ctx *c, struct pve **pve, const char *name,
+		   const struct vm_spec *vm, struct err *err);
+/* Before its VM is deleted: the same, unless this apply uploaded that very
+ * ISO for the VM that replaces it. */
+int cidata_forget(struct apply_ctx *c, struct pve **pve, const char *name,
+		  const struct vm_spec *vm, struct err *err);
+/* Why a node in cidata mode never came up (after the wait ran out). */
+int cidata_stuck_error(const struct apply_ctx *c, const char *name,
+		       const struct vm_spec *vm, const char *ip,
+		       const char *took, const struct err *last,
+		       struct err *err);
+void cidata_release(struct apply_ctx *c);
 extern const struct phase ph_vms;
 extern const struct phase ph_start;
 /* Reboots VMs with changes pending in Proxmox, per proxmox.restart (ph_restart.c). */
@@ -95,6 +136,9 @@ int talos_gen_for_apply(struct apply_ctx *c, struct err *err);
 /* List (on fp) the nodes whose nodes/<node>.yaml differs from what was
  * last applied to them; returns how many. */
 size_t talos_config_changes(struct apply_ctx *c, FILE *fp);
+/* nodes/<name>.yaml into b, its SHA-256 in hex. */
+int read_node_config(const struct apply_ctx *c, const char *name,
+		     struct buf *b, char hex[65], struct err *err);
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;

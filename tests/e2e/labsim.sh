@@ -70,6 +70,8 @@ labsim_py() {
 # write_env DIR NAME VMID_BASE CP_COUNT WORKER_COUNT [NET]: a proxmox env for
 # labsim; NET (default 127.0.20) is the /24 of its nodes: the simulator's
 # Talos nodes listen on their static loopback addresses once installed.
+# FIRST_BOOT (default maintenance, which these tests were written for; the
+# config's default, cidata, has its own test t027) is proxmox.first_boot.
 write_env() {
 	mkdir -p "$1"
 	_net=${6:-127.0.20}
@@ -84,6 +86,7 @@ proxmox:
     fingerprint: "$PVE_FP"
   nodes: [pve1, pve2]
   vmid: {base: $3, count: 50}
+  first_boot: ${FIRST_BOOT:-maintenance}
 network:
   cidr: $_net.0/24
   gateway: $_net.1

@@ -71,7 +71,8 @@ class Labsim:
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, method, path, params=None, auth=True, json_body=False, raw_path=False):
+    def call(self, method, path, params=None, auth=True, json_body=False, raw_path=False, raw=None):
+        """raw: (body bytes, content type) sent as is (a multipart upload)."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
         headers = {}
         if auth is True:
@@ -80,7 +81,9 @@ class Labsim:
             headers["Authorization"] = auth
         url = path if raw_path else "/api2/json" + path
         body = None
-        if params and method in ("GET", "DELETE"):
+        if raw is not None:
+            body, headers["Content-Type"] = raw
+        elif params and method in ("GET", "DELETE"):
             url += "?" + urllib.parse.urlencode(params)
         elif params is not None:
             if json_body:

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import pve_upload  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -155,6 +156,7 @@ class World:
             "resources_lag": 10.0,     # seconds after a create /cluster/resources shows status unknown, no name
             "bridges": {},             # node -> list of bridges (default ["vmbr0"])
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
+            "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
         }
         self.events = []
         self.talos = None
@@ -847,7 +849,7 @@ class Api(PoolsMixin):
                 continue
             if p.get("vmid") and str(it.get("vmid")) != str(p["vmid"]):
                 continue
-            out.append({k: v for k, v in it.items() if k != "sha256"})
+            out.append({k: v for k, v in it.items() if k != "sha256" and not k.startswith("_")})
         return out
 
     def h_DELETE_nodes_node_storage_storage_content_volume(self, p, u):
@@ -867,13 +869,7 @@ class Api(PoolsMixin):
         content = p["content"]
         if content not in st["content"]:
             raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
-        fname = re.sub(r"[^A-Za-z0-9_.\-]", "_", p["filename"].split("/")[-1])
-        if content == "iso" and not re.search(r"(?i)\.(iso|img)$", fname):
-            raise param_error({"filename": "wrong file extension"})
-        if content == "import" and not re.fullmatch(r"[A-Za-z0-9\-.+=_]+\.(qcow2|raw|vmdk|ova)", fname):
-            raise param_error({"filename": "invalid filename or wrong extension"})
-        if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
-            raise param_error({"filename": "wrong file extension"})
+        fname = pve_upload.content_filename(content, p["filename"], param_error)
         if ("checksum" in p) != ("checksum-algorithm" in p):
             raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
         volid = "%s:%s/%s" % (p["storage"], content, fname)
@@ -898,6 +894,9 @@ class Api(PoolsMixin):
                                   "size": 100 << 20, "ctime": int(time.time()), "url": p["url"]}
         tid = re.sub(r"[:%]|[^\x20-\x7e]", lambda m: "%%%02X" % ord(m.group(0)), fname)
         return self.w.new_task(p["node"], "download", tid, u, work)
+
+    def h_POST_nodes_node_storage_storage_upload(self, p, u):
+        return pve_upload.h_upload(self, p, u)
 
     def h_GET_nodes_node_query_url_metadata(self, p, u):
         return {"filename": p["url"].rstrip("/").split("/")[-1], "size": 100 << 20,
@@ -949,9 +948,17 @@ def make_handler(sim):
                 return self.control(method, url)
             rec = {"t": time.time(), "method": method, "path": url.path, "params": {}}
             try:
-                body = self.read_body()
                 params = {}
                 from_json = False
+                if pve_upload.is_upload(method, url.path):
+                    # multipart, streamed to a temp file (pve_upload.py)
+                    body = b""
+                    try:
+                        params = pve_upload.read_request(self, sim.world)
+                    except pve_upload.UploadError as e:
+                        raise ApiError(e.status, e.message)
+                else:
+                    body = self.read_body()
                 if body:
                     if method in ("GET", "DELETE"):
                         raise ApiError(501, "Unexpected content for method '%s'" % method)
@@ -1245,6 +1252,8 @@ def main(argv=None):
                                         a.talos_port, a.talos_net, a.time_scale, a.talos_boot_seconds,
                                         a.talos_install_seconds, a.talos_version)
         sim.world.talos.k8s_port = a.k8s_port
+        sim.world.talos.first_boot = lambda node: pve_upload.nocloud_boot(
+            sim.world.talos, node, sim.world, DISK_RE)
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 

@@ -313,7 +313,8 @@ class Node:
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
-             "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note}
+             "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
+             "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
         return d
@@ -575,7 +576,7 @@ class Handler(grpc.GenericRpcHandler):
             metadata=c.Metadata(hostname=node.ip),
             version=m.VersionInfo(tag=node.version_tag(), sha="labsim", os="Talos", arch="amd64",
                                   go_version="go1.24"),
-            platform=m.PlatformInfo(name="metal", mode="metal"),
+            platform=m.PlatformInfo(name=getattr(node, "platform", None) or "metal", mode="metal"),
             features=m.FeaturesInfo(rbac=True))])
 
     def bootstrap(self, node, req, ctx):
@@ -873,6 +874,9 @@ class Manager:
                 if node.config is not None:
                     self.bring_up(node, "booting")
                     return
+                # nocloud: a machine config on a cidata drive (pve_upload.py)
+                if self.first_boot is not None and self.first_boot(node):
+                    return
                 try:
                     node.start_maintenance()
                 except Exception as e:  # noqa: BLE001
@@ -935,6 +939,7 @@ class Manager:
         self._away_then(node, "installing", self.install_seconds + slow, up)
 
     on_ip_change = None
+    first_boot = None    # fn(node) -> True if the node got a config at boot
 
     def schedule_upgrade(self, node, image, actor_id):
         node.upgrades.append({"image": image, "actor_id": actor_id, "t": time.time()})

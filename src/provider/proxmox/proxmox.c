@@ -192,31 +192,62 @@ check_path(const char *method, const char *path, struct err *err)
 	return 0;
 }
 
+static int call(struct pve *p, const char *method, const char *path,
+		const char *full, const char *content_type, const void *body,
+		size_t len, json_t **data_out, struct err *err);
+
 int
 pve_call(struct pve *p, const char *method, const char *path,
 	 const struct pve_params *params, json_t **data_out, struct err *err)
 {
-	struct http_response resp;
 	bool in_query = !strcmp(method, "GET") || !strcmp(method, "DELETE");
 	bool has = params && params->body.len;
-	char *full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
-				     : xstrdup(path);
-	json_error_t je;
-	json_t *root;
+	char *full;
 	int r;
 
 	if (data_out)
 		*data_out = NULL;
-	if ((r = check_path(method, path, err)) < 0) {
-		free(full);
+	if ((r = check_path(method, path, err)) < 0)
 		return r;
-	}
+	full = in_query && has ? xasprintf("%s?%s", path, params->body.ptr)
+			       : xstrdup(path);
+	r = call(p, method, path, full,
+		 in_query ? NULL : "application/x-www-form-urlencoded",
+		 in_query || !has ? NULL : params->body.ptr,
+		 in_query || !has ? 0 : params->body.len, data_out, err);
+	free(full);
+	return r;
+}
+
+int
+pve_call_body(struct pve *p, const char *method, const char *path,
+	      const char *content_type, const void *body, size_t len,
+	      json_t **data_out, struct err *err)
+{
+	int r;
+
+	if (data_out)
+		*data_out = NULL;
+	if ((r = check_path(method, path, err)) < 0)
+		return r;
+	return call(p, method, path, path, content_type, body, len, data_out,
+		    err);
+}
+
+/* METHOD full (path and query); messages name path, never the query. */
+static int
+call(struct pve *p, const char *method, const char *path, const char *full,
+     const char *content_type, const void *body, size_t len,
+     json_t **data_out, struct err *err)
+{
+	struct http_response resp;
+	json_error_t je;
+	json_t *root;
+	int r;
+
 	http_response_init(&resp);
-	r = http_request(p->http, method, full,
-			 in_query ? NULL : "application/x-www-form-urlencoded",
-			 in_query || !has ? NULL : params->body.ptr,
-			 in_query || !has ? 0 : params->body.len,
-			 /* A sync 500 means no task started: nothing happened. */
+	/* A sync 500 means no task started: nothing happened. */
+	r = http_request(p->http, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
 	if (r < 0)
 		goto out;
@@ -241,7 +272,6 @@ pve_call(struct pve *p, const char *method, const char *path,
 	json_decref(root);
 out:
 	http_response_release(&resp);
-	free(full);
 	return r;
 }
 
@@ -552,27 +582,16 @@ pve_storage_has(struct pve *p, const char *node, const char *storage,
 		const char *content, const char *volid, bool *has,
 		struct err *err)
 {
-	char *path = xasprintf("/nodes/%s/storage/%s/content", node, storage);
-	struct pve_params q;
-	json_t *data = NULL, *e;
-	size_t i;
+	char **v = NULL;
+	size_t i, n = 0;
 	int r;
 
 	*has = false;
-	pve_params_init(&q);
-	pve_params_add(&q, "content", content);
-	r = pve_call(p, "GET", path, &q, &data, err);
-	if (r == 0) {
-		json_array_foreach(data, i, e) {
-			const char *v = json_string_value(json_object_get(e, "volid"));
-
-			if (v && !strcmp(v, volid))
-				*has = true;
-		}
-	}
-	json_decref(data);
-	pve_params_release(&q);
-	free(path);
+	r = pve_storage_volids(p, node, storage, content, &v, &n, err);
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i], volid))
+			*has = true;
+	pve_volids_free(v, n);
 	return r;
 }
 

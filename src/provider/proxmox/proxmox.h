@@ -53,6 +53,12 @@ void pve_params_release(struct pve_params *p);
 int pve_call(struct pve *p, const char *method, const char *path,
 	     const struct pve_params *params, json_t **data_out, struct err *err);
 
+/* The same with a ready body of the given type (a multipart upload);
+ * no query string: path is checked as a whole. */
+int pve_call_body(struct pve *p, const char *method, const char *path,
+		  const char *content_type, const void *body, size_t len,
+		  json_t **data_out, struct err *err);
+
 /* One entry of /cluster/resources?type=vm. */
 struct pve_vm {
 	int vmid;
@@ -118,6 +124,27 @@ int pve_download_url(struct pve *p, const char *node, const char *storage,
 int pve_pool_exists(struct pve *p, const char *id, bool *exists, struct err *err);
 int pve_pool_create(struct pve *p, const char *id, const char *comment,
 		    struct err *err);
+
+/*
+ * upload.c: put data into storage as content/filename (POST .../upload,
+ * multipart/form-data; needs Datastore.AllocateTemplate on the storage).
+ * Proxmox overwrites a file of that name; the SHA-256 is sent along and
+ * checked by the task. *upid_out: the imgcopy task. The data is never put
+ * in a message; callers holding secrets wipe their copy.
+ */
+int pve_storage_upload(struct pve *p, const char *node, const char *storage,
+		       const char *content, const char *filename,
+		       const void *data, size_t len, char **upid_out,
+		       struct err *err);
+/* The volume ids of one content type in a storage (caller frees with
+ * pve_volids_free). */
+int pve_storage_volids(struct pve *p, const char *node, const char *storage,
+		       const char *content, char ***out, size_t *n,
+		       struct err *err);
+void pve_volids_free(char **v, size_t n);
+/* DELETE .../content/{volid} (Datastore.Allocate); *upid_out: imgdel. */
+int pve_storage_delete(struct pve *p, const char *node, const char *storage,
+		       const char *volid, char **upid_out, struct err *err);
 
 /* o[key] as a new string when it is a string or an integer, else NULL. */
 char *pve_json_str(json_t *o, const char *key);
