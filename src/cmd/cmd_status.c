@@ -231,13 +231,16 @@ cmd_status(int argc, char **argv)
 		rc = err_exit_code(&err);
 		goto out;
 	}
-	/* Which Talos nodes' VMs run: only those are worth a probe. */
+	/* Which Talos nodes' VMs run: only those are worth a probe. A VM
+	 * just created shows status "unknown" in /cluster/resources for a
+	 * few seconds (as real Proxmox does): probe it too, bounded. */
 	running = xcalloc(e.cfg->n_nodes + 1, sizeof(*running));
 	pr = xcalloc(e.cfg->n_nodes + 1, sizeof(*pr));
 	for (i = 0; i < e.cfg->n_nodes && i < nw; i++)
 		for (j = 0; j < nh; j++)
 			if (have[j].vmid == want[i].vmid && have[j].owned &&
-			    have[j].status && !strcmp(have[j].status, "running"))
+			    have[j].status && (!strcmp(have[j].status, "running") ||
+					       !strcmp(have[j].status, "unknown")))
 				running[i] = true;
 	probe_cluster(&e, pr, running, &kn, &nk, &kube_note);
 	{

@@ -21,7 +21,7 @@ test_proxmox__error_uses_json_message_and_param_errors(void **state)
 	pve_error_from_response(&e, "POST", "/nodes/pve1/qemu", 400,
 				"Parameter verification failed.",
 				"{\"data\":null,\"message\":\"Parameter verification failed.\\n\","
-				"\"errors\":{\"onboot\":\"type check ('boolean') failed - got 'true'\\n\"}}");
+				"\"errors\":{\"onboot\":\"type check ('boolean') failed - got 'true'\\n\"}}", NULL);
 	assert_string_equal(e.msg, "POST /nodes/pve1/qemu: HTTP 400: Parameter verification "
 				   "failed. (onboot: type check ('boolean') failed - got 'true')");
 	assert_int_equal(e.code, ERR_FAIL);
@@ -33,18 +33,24 @@ test_proxmox__error_falls_back_to_reason_phrase(void **state)
 	struct err e = ERR_INIT;
 
 	pve_error_from_response(&e, "POST", "/nodes/pve1/qemu/100/status/start", 500,
-				"VM 100 already running", "{\"data\":null}");
+				"VM 100 already running", "{\"data\":null}", NULL);
 	assert_string_equal(e.msg, "POST /nodes/pve1/qemu/100/status/start: HTTP 500: "
 				   "VM 100 already running");
-	pve_error_from_response(&e, "GET", "/version", 401, "No ticket", "");
+	pve_error_from_response(&e, "GET", "/version", 401, "No ticket", "",
+				"ci@pve!strata");
 	assert_string_equal(e.msg, "GET /version: HTTP 401: No ticket; check "
-				   "proxmox.token_id and token_secret");
+				   "proxmox.token_id ('ci@pve!strata') and "
+				   "token_secret: the token must exist and the "
+				   "secret be its own");
 	assert_int_equal(e.kind, ERRK_HTTP_STATUS);
 	assert_int_equal(e.status, 401);
 	pve_error_from_response(&e, "POST", "/nodes/pve1/qemu", 403,
-				"Permission check failed (/vms/100, VM.Allocate)", "");
+				"Permission check failed (/vms/100, VM.Allocate)", "",
+				"ci@pve!strata");
 	assert_non_null(strstr(e.msg, "HTTP 403: Permission check failed (/vms/100, "
-			       "VM.Allocate); the API token (proxmox.token_id) lacks"));
+			       "VM.Allocate); the API token 'ci@pve!strata' "
+			       "(proxmox.token_id) lacks"));
+	assert_non_null(strstr(e.msg, "pveum acl modify PATH --tokens 'ci@pve!strata'"));
 	assert_int_equal(e.status, 403);
 	assert_int_equal(e.code, ERR_FAIL);
 }

@@ -13,6 +13,7 @@
 struct pve {
 	struct http_client *http;
 	long poll_ms;
+	char *token_id;              /* user@realm!name (not a secret), for 401/403 */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -77,12 +78,14 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	ho.auth_header = auth;
 	p = xcalloc(1, sizeof(*p));
 	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
+	p->token_id = xstrdup(o->token_id);
 	r = http_client_new(&p->http, &ho, err);
 	/* libcurl's header list has its own copy (wiped when the client
 	 * is freed); wipe ours. */
 	secret_strfree(auth);
 	free(base);
 	if (r < 0) {
+		free(p->token_id);
 		free(p);
 		return err_wrap(err, "proxmox");
 	}
@@ -96,12 +99,14 @@ pve_free(struct pve *p)
 	if (!p)
 		return;
 	http_client_free(p->http);
+	free(p->token_id);
 	free(p);
 }
 
 int
 pve_error_from_response(struct err *err, const char *method, const char *path,
-			long status, const char *reason, const char *body)
+			long status, const char *reason, const char *body,
+			const char *token_id)
 {
 	struct buf msg = BUF_INIT;
 	json_t *root = body && *body ? json_loads(body, 0, NULL) : NULL;
@@ -141,13 +146,16 @@ pve_error_from_response(struct err *err, const char *method, const char *path,
 		buf_adds(&msg, ")");
 	}
 	if (status == 401)
-		buf_adds(&msg, "; check proxmox.token_id and token_secret");
+		buf_addf(&msg, "; check proxmox.token_id ('%s') and token_secret: "
+			 "the token must exist and the secret be its own",
+			 token_id ? token_id : "?");
 	else if (status == 403)
-		buf_adds(&msg, "; the API token (proxmox.token_id) lacks the "
+		buf_addf(&msg, "; the API token '%s' (proxmox.token_id) lacks the "
 			 "privilege named above on that path: grant it a role "
 			 "that has it (with privilege separation, on the token "
-			 "itself: pveum acl modify PATH --tokens TOKEN_ID --roles "
-			 "ROLE)");
+			 "itself: pveum acl modify PATH --tokens '%s' --roles "
+			 "ROLE)", token_id ? token_id : "?",
+			 token_id ? token_id : "TOKEN_ID");
 	err_set(err, code, "%s %s: HTTP %ld: %s", method, path, status, msg.ptr);
 	/* The server answered: callers read the status, not the text. */
 	r = err_kind(err, ERRK_HTTP_STATUS, status);
@@ -253,7 +261,7 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
 		r = pve_error_from_response(err, method, path, resp.status,
-					    resp.reason, resp.body.ptr);
+					    resp.reason, resp.body.ptr, p->token_id);
 		goto out;
 	}
 	root = json_loadb(resp.body.ptr, resp.body.len, 0, &je);

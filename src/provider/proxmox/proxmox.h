@@ -159,6 +159,6 @@ char *pve_upid_node(const char *upid);
 /* Format an API error from a response: exported for tests. */
 int pve_error_from_response(struct err *err, const char *method,
 			    const char *path, long status, const char *reason,
-			    const char *body);
+			    const char *body, const char *token_id);
 
 #endif
