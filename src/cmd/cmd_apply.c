@@ -11,20 +11,6 @@
 #include "util/out.h"
 
 
-static const struct phase *const apply_phases[] = {
-	&ph_talos_gen,
-	&ph_iso,
-	&ph_cidata,
-	&ph_vms,
-	&ph_start,
-	&ph_talos_install,
-	&ph_cidata_sweep,
-	&ph_talos_bootstrap,
-	&ph_kubernetes,
-	&ph_cni,
-	&ph_gitops,
-	&ph_restart,
-};
 
 /* Without a terminal to ask and without --yes: decide from what apply
  * would change, writing nothing. Returns the number of changes found. */
@@ -139,6 +125,8 @@ cmd_apply(int argc, char **argv)
 	if ((r = state_load(&c.st, e.dir, &err)) < 0)
 		goto fail;
 	c.cfg = e.cfg;
+	if ((r = cmd_provider(&c.provider, e.cfg, "apply", &err)) < 0)
+		goto fail;
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
 	c.dry_run = dry;
@@ -200,9 +188,8 @@ cmd_apply(int argc, char **argv)
 	tally.started = !dry;
 	if (!dry && (r = env_history_open(&hist, &e, "apply", &c.plan, &err)) < 0)
 		goto fail;
-	if ((r = phase_run_list(apply_phases,
-				sizeof(apply_phases) / sizeof(apply_phases[0]),
-				&c, &err)) < 0)
+	if ((r = phase_run_list(c.provider->apply, c.provider->n_apply, &c,
+				&err)) < 0)
 		goto fail;
 	result = dry ? "dry_run" : "done";
 	rc = 0;

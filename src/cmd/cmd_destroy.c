@@ -76,6 +76,8 @@ cmd_destroy(int argc, char **argv)
 	    (r = state_load(&c.st, e.dir, &err)) < 0)
 		goto fail;
 	c.cfg = e.cfg;
+	if ((r = cmd_provider(&c.provider, e.cfg, "destroy", &err)) < 0)
+		goto fail;
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
 	c.max_parallel = 32;
@@ -111,8 +113,8 @@ cmd_destroy(int argc, char **argv)
 		tally.started = true;
 		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
 			goto fail;
-		if ((r = phase_run_list((const struct phase *const[]){
-					&ph_vms, &ph_cidata_sweep }, 2, &c, &err)) < 0)
+		if ((r = phase_run_list(c.provider->destroy,
+					c.provider->n_destroy, &c, &err)) < 0)
 			goto fail;
 	}
 	/* The next apply builds a new cluster: install and bootstrap again. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "phase/provider.h"
 #include "plan/observe.h"
 #include "util/buf.h"
 #include "util/event.h"
@@ -313,4 +314,15 @@ env_close(struct env *e)
 	config_free(e->cfg);
 	free(e->dir);
 	memset(e, 0, sizeof(*e));
+}
+
+int
+cmd_provider(const struct provider **out, const struct config *cfg,
+	     const char *command, struct err *err)
+{
+	if ((*out = provider_for(cfg->platform)))
+		return 0;
+	return err_set(err, ERR_FAIL, "%s: platform %s cannot be driven yet "
+		       "(strata validate says so too); use platform: proxmox",
+		       command, platform_name(cfg->platform));
 }

@@ -79,4 +79,10 @@ int env_history_open(struct history **out, struct env *e, const char *command,
 
 void env_close(struct env *e);
 
+/* The phase engine's provider for the config's platform (phase/provider.h),
+ * or an error saying that command cannot drive that platform yet. */
+struct provider;
+int cmd_provider(const struct provider **out, const struct config *cfg,
+		 const char *command, struct err *err);
+
 #endif

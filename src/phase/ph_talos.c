@@ -11,8 +11,9 @@
  *                static discovery), ApplyConfiguration of nodes/<node>.yaml
  *                there, and wait through the install reboot (Unavailable
  *                and reset connections are expected; backoff up to 2 s)
- *                until Version answers over mTLS. Then the VM boots from
- *                its disk and the ISO is detached. A node whose
+ *                until Version answers over mTLS. Then the provider's
+ *                after-install hook (Proxmox: the VM boots from its disk,
+ *                the ISO is detached). A node whose
  *                nodes/<node>.yaml changed since it was last applied gets
  *                the new config (mode AUTO: Talos reboots only if needed).
  * bootstrap      etcd bootstrapped once on the first control plane
@@ -24,6 +25,10 @@
  * Every wait is bounded by apply's --timeout and names the node and the
  * address it waited for. A node answering with another CA's certificate
  * is never talked to.
+ *
+ * These phases are shared by every platform: whatever concerns the machine
+ * under a node goes through c->provider (phase/provider.h), never a
+ * provider's own API.
  */
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -87,22 +92,6 @@ static bool
 talos_should_run(struct apply_ctx *c)
 {
 	return c->cfg->n_nodes > 0;
-}
-
-/* The VM the plan made for a node (by name). */
-static const struct vm_spec *
-node_vm(const struct apply_ctx *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
-
-		if (a->kind != ACT_DELETE && a->kind != ACT_CONFLICT &&
-		    a->want.name && !strcmp(a->want.name, name))
-			return &a->want;
-	}
-	return NULL;
 }
 
 static const struct node *
@@ -180,10 +169,9 @@ const struct phase ph_talos_gen = {
 struct tjob {
 	struct apply_ctx *c;
 	const struct node *nd;
-	const struct vm_spec *vm;
+	struct machine *m;          /* c->provider's, on this job's thread */
 	size_t idx;
 	struct progress *pr;
-	struct pve *pve;
 	char *version;
 	const char *what;           /* summary of what was done */
 	int rc;
@@ -243,29 +231,33 @@ talos_config_changes(struct apply_ctx *c, FILE *fp)
 	return n;
 }
 
-/* The maintenance-mode address of a fresh VM, and where it came from. */
+/* The maintenance-mode address of a fresh machine, and where it came
+ * from: the provider's to say. */
 static int
 discover(struct tjob *j, char **ip, enum trust_addr *src, struct err *err)
 {
-	const struct apply_ctx *c = j->c;
-
 	*ip = NULL;
 	*src = TRUST_ADDR_UNKNOWN;
-	if (c->cfg->network.discovery != DISCOVERY_GUEST_AGENT) {
-		/* dhcp-lease: the lease keyed by the node's MAC hands out its
-		 * own address; static: the address is already configured. */
-		*ip = xstrdup(j->nd->ip);
-		*src = TRUST_ADDR_CONFIG;
-		return 0;
-	}
-	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
-		return -1;
-	/* Over the authenticated API, the interface with the VM's MAC. */
-	if (pve_agent_ipv4(j->pve, j->vm->node, j->vm->vmid, j->vm->mac, ip,
-			   err) < 0)
-		return -1;
-	*src = TRUST_ADDR_AGENT;
-	return 0;
+	return j->c->provider->discover(j->c, j->m, ip, src, err);
+}
+
+static const char *
+mlabel(const struct tjob *j)
+{
+	return j->c->provider->machine_label(j->m);
+}
+
+static bool
+config_at_boot(const struct apply_ctx *c)
+{
+	return c->provider->config_at_boot && c->provider->config_at_boot(c);
+}
+
+static bool
+boot_config_pending(struct apply_ctx *c, const char *name)
+{
+	return c->provider->boot_config_pending &&
+	       c->provider->boot_config_pending(c, name);
 }
 
 static bool
@@ -335,41 +327,6 @@ retry_note(struct tjob *j, struct retry_log *rl, const char *fmt, ...)
 	rl->n = 1;
 }
 
-/* After the install: boot from the disk, the ISO out of the drive. */
-static int
-fix_boot(struct tjob *j, struct err *err)
-{
-	struct apply_ctx *c = j->c;
-	const struct vm_spec *vm = j->vm;
-	struct pve_params p;
-	char *done, *upid = NULL;
-	bool need;
-	int r;
-
-	done = state_talos_get(&c->st, j->nd->name, "boot");
-	need = !done || strcmp(done, "disk");
-	free(done);
-	if (!need)
-		return 0;
-	if (!j->pve && pve_new(&j->pve, &c->pve_opts, err) < 0)
-		return -1;
-	/* Setting both is idempotent: no need to read the config first. */
-	progress_step(j->pr, j->idx, "boot from disk, detach the ISO");
-	pve_params_init(&p);
-	pve_params_add(&p, "boot", "order=scsi0");
-	pve_params_add(&p, "ide2", "none,media=cdrom");
-	if (cidata_pending(c, j->nd->name))   /* and the cidata drive */
-		pve_params_add(&p, "delete", "ide3");
-	r = pve_vm_config_post(j->pve, vm->node, vm->vmid, &p, &upid, err);
-	pve_params_release(&p);
-	if (r == 0 && upid)
-		r = pve_task_wait(j->pve, upid, 60000, err);
-	free(upid);
-	if (r < 0)
-		return err_wrap(err, "vm %d: set boot order", vm->vmid);
-	return state_talos_set(&c->st, j->nd->name, "boot", "disk", err);
-}
-
 /*
  * After a wait ran out: say where the node is stuck, as precisely as one
  * more look allows.
@@ -392,11 +349,11 @@ stuck_error(struct tjob *j, const char *maint_ip, bool applied,
 		free(tag);
 		if (st.maintenance)
 			return err_set(err, ERR_FAIL,
-				       "node '%s' (vm %d): still in maintenance "
+				       "node '%s' (%s): still in maintenance "
 				       "mode at %s:%d %s after its config was "
 				       "applied; it never came up at %s:%d. "
-				       "Check the VM's console (install disk "
-				       "%s?)", j->nd->name, j->vm->vmid,
+				       "Check the machine's console (install "
+				       "disk %s?)", j->nd->name, mlabel(j),
 				       maint_ip, TALOS_API_PORT, took,
 				       j->nd->ip, TALOS_API_PORT,
 				       j->nd->install_disk ? j->nd->install_disk
@@ -404,15 +361,15 @@ stuck_error(struct tjob *j, const char *maint_ip, bool applied,
 	}
 	if (applied)
 		return err_set(err, ERR_FAIL,
-			       "node '%s' (vm %d): not up at %s:%d %s after its "
+			       "node '%s' (%s): not up at %s:%d %s after its "
 			       "config was applied%s%s (last: %s)", j->nd->name,
-			       j->vm->vmid, j->nd->ip, TALOS_API_PORT, took,
+			       mlabel(j), j->nd->ip, TALOS_API_PORT, took,
 			       maint_ip ? " at " : "", maint_ip ? maint_ip : "",
 			       last->msg[0] ? last->msg : "no answer");
 	return err_set(err, ERR_FAIL,
-		       "node '%s' (vm %d): no maintenance-mode address found "
+		       "node '%s' (%s): no maintenance-mode address found "
 		       "and nothing at %s:%d after %s (last: %s)", j->nd->name,
-		       j->vm->vmid, j->nd->ip, TALOS_API_PORT, took,
+		       mlabel(j), j->nd->ip, TALOS_API_PORT, took,
 		       last->msg[0] ? last->msg : "no answer");
 }
 
@@ -490,9 +447,10 @@ install_node(struct tjob *j, struct err *err)
 	enum trust_addr src = TRUST_ADDR_UNKNOWN;
 	struct waiter w = waiter_start(c);
 	bool applied = false, announced = false;
-	/* cidata: the config is on the VM's cidata drive; never sent in
-	 * maintenance mode (ph_cidata.c) */
-	bool nomaint = cidata_mode(c), from_cidata = cidata_pending(c, nd->name);
+	/* The config comes with the machine at boot (Proxmox: the VM's
+	 * cidata drive, ph_cidata.c); never sent in maintenance mode. */
+	bool nomaint = config_at_boot(c),
+	     from_cidata = boot_config_pending(c, nd->name);
 	int r, refused = 0;
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
@@ -509,11 +467,11 @@ install_node(struct tjob *j, struct err *err)
 		if (state == TALOS_UP)
 			break;
 		if (state == TALOS_MAINTENANCE && nomaint) {
-			r = err_set(err, ERR_FAIL, "node '%s' (vm %d) is in "
+			r = err_set(err, ERR_FAIL, "node '%s' (%s) is in "
 				    "maintenance mode at %s:%d: it did not read "
 				    "its cidata drive (does it boot the nocloud "
 				    "ISO?); refusing to send its config over the "
-				    "network", nd->name, j->vm->vmid, nd->ip,
+				    "network", nd->name, mlabel(j), nd->ip,
 				    TALOS_API_PORT);
 			goto out;
 		}
@@ -579,8 +537,8 @@ install_node(struct tjob *j, struct err *err)
 			fmt_duration(took, sizeof(took), c->wait_ms);
 			r = phase_interrupted
 			    ? err_set(err, ERR_INTR, "interrupted")
-			    : nomaint ? cidata_stuck_error(c, nd->name, j->vm,
-							   nd->ip, took, &last, err)
+			    : nomaint ? c->provider->boot_stuck_error(
+					c, j->m, took, &last, err)
 			    : stuck_error(j, maint_ip, applied, &last, err);
 			goto out;
 		}
@@ -618,9 +576,8 @@ install_node(struct tjob *j, struct err *err)
 			  : "changed config applied";
 		free(details);
 	}
-	r = fix_boot(j, err);
-	if (r == 0)
-		r = cidata_cleanup(c, &j->pve, nd->name, j->vm, err);
+	r = c->provider->after_install
+	    ? c->provider->after_install(c, j->m, j->pr, j->idx, err) : 0;
 	if (r < 0)
 		err_wrap(err, "node '%s'", nd->name);
 out:
@@ -635,15 +592,18 @@ install_one(void *ctx, size_t i)
 {
 	struct tjob *j = &((struct tjob *)ctx)[i];
 
-	j->rc = install_node(j, &j->err);
+	j->rc = j->c->provider->machine_open(j->c, j->nd, &j->m, &j->err);
+	if (j->rc == 0)
+		j->rc = install_node(j, &j->err);
 	if (j->rc < 0)
 		progress_done(j->pr, j->idx, false, "%s", j->err.msg);
 	else
 		progress_done(j->pr, j->idx, true, "%s (Talos %s)",
 			      j->what ? j->what : "up",
 			      j->version ? j->version : "?");
-	pve_free(j->pve);
-	j->pve = NULL;
+	if (j->m)
+		j->c->provider->machine_close(j->m);
+	j->m = NULL;
 }
 
 static const struct err *
@@ -689,11 +649,6 @@ install_run(struct apply_ctx *c, struct err *err)
 		j->idx = i;
 		j->err = (struct err)ERR_INIT;
 		names[i] = j->nd->name;
-		if (!(j->vm = node_vm(c, j->nd->name))) {
-			r = err_set(err, ERR_FAIL, "node '%s' has no VM in the "
-				    "plan", j->nd->name);
-			goto out;
-		}
 	}
 	pr = progress_start(stderr, "Talos", names, n);
 	for (i = 0; i < n; i++)
@@ -724,7 +679,7 @@ install_dry_run(struct apply_ctx *c, FILE *fp)
 	size_t i;
 
 	for (i = 0; i < c->cfg->n_nodes; i++)
-		if (cidata_mode(c))
+		if (config_at_boot(c))
 			fprintf(fp, "    %s: unless up at %s:%d over mTLS, wait for "
 				"it to install from its cidata drive; then boot "
 				"from disk, the cidata ISO deleted\n",

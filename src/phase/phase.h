@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "config/config.h"
+#include "phase/provider.h"
 #include "plan/plan.h"
 #include "provider/proxmox/proxmox.h"
 #include "state/state.h"
@@ -23,6 +24,7 @@
 
 struct apply_ctx {
 	struct config *cfg;
+	const struct provider *provider;  /* by platform (provider.h) */
 	struct pve_opts pve_opts;   /* each worker thread makes its own client */
 	struct pve *pve;
 	struct state st;

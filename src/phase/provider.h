@@ -1,0 +1,71 @@
+/*
+ * provider: what a platform gives the one phase engine (docs/architecture.md,
+ * "One phase engine, two platforms").
+ *
+ * A provider names its apply and destroy phase lists (its own machine
+ * phases with the shared Talos, Kubernetes and addon phases between them)
+ * and the few hooks the shared phases need about a node's machine. The
+ * shared phases (ph_talos.c, ph_cni.c, ph_gitops.c, addon_job.c) call these
+ * hooks and never a provider's own API: Proxmox is src/provider/proxmox/
+ * provider.c.
+ *
+ * A machine is opened per node on that node's worker thread of
+ * talos-install and closed on the same thread, so it may hold a client
+ * of its own (a Proxmox connection is not shared between threads).
+ */
+#ifndef STRATA_PHASE_PROVIDER_H
+#define STRATA_PHASE_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "trust/trust.h"
+#include "util/err.h"
+
+struct apply_ctx;
+struct phase;
+struct progress;
+struct machine;                 /* the provider's own, opaque here */
+
+struct provider {
+	const char *name;           /* "proxmox" */
+	const struct phase *const *apply;
+	size_t n_apply;
+	const struct phase *const *destroy;
+	size_t n_destroy;
+
+	/* The machine that carries node nd (0), or an error naming what is
+	 * missing. */
+	int (*machine_open)(struct apply_ctx *c, const struct node *nd,
+			    struct machine **m, struct err *err);
+	void (*machine_close)(struct machine *m);
+	/* For messages: "vm 101". */
+	const char *(*machine_label)(const struct machine *m);
+	/* Where the fresh machine answers in maintenance mode and how that
+	 * address was learnt (trust.h weighs it). ERR_NOTFOUND: not known
+	 * yet, ask again. */
+	int (*discover)(struct apply_ctx *c, struct machine *m, char **ip,
+			enum trust_addr *src, struct err *err);
+	/* Every node gets its config at boot from the provider, never over
+	 * the network in maintenance mode (NULL: never). */
+	bool (*config_at_boot)(const struct apply_ctx *c);
+	/* This node's boot-time config is still attached (NULL: never). */
+	bool (*boot_config_pending)(struct apply_ctx *c, const char *node);
+	/* Why a config_at_boot node never came up, after the wait ran out. */
+	int (*boot_stuck_error)(const struct apply_ctx *c, struct machine *m,
+				const char *took, const struct err *last,
+				struct err *err);
+	/* The node answers over mTLS from its disk: what the machine needs
+	 * after the install (Proxmox: boot from disk, the ISOs detached,
+	 * the cidata ISO deleted). Journaled by the provider; idempotent. */
+	int (*after_install)(struct apply_ctx *c, struct machine *m,
+			     struct progress *pr, size_t idx, struct err *err);
+};
+
+/* The provider of a platform, or NULL when apply cannot drive it yet. */
+const struct provider *provider_for(enum platform p);
+
+extern const struct provider provider_proxmox;
+
+#endif

@@ -1,0 +1,44 @@
+#!/bin/sh
+# One phase engine, two platforms (docs/architecture.md): the shared Talos,
+# Kubernetes and addon phases reach the machine under a node only through
+# the provider interface (src/phase/provider.h); no Proxmox call, type or
+# header in them, and the apply/destroy phase lists belong to the
+# providers, not to the commands. Static checks of the source tree (no
+# network: nothing of 127.0.70.0/24 is used).
+. "$(dirname "$0")/lib.sh"
+
+SHARED="src/phase/ph_talos.c src/phase/ph_cni.c src/phase/ph_gitops.c src/phase/addon_job.c src/phase/addon.h"
+cd "$TOP" || exit 1
+for f in $SHARED; do
+	[ -f "$f" ] || { bad "$f missing"; continue; }
+	# comments stripped, so a mention in prose does not count
+	code=$(sed -e 's://.*$::' "$f" | awk '
+		{ line = $0
+		  while (1) {
+			if (inc) { e = index(line, "*/"); if (!e) { line = ""; break }
+				   line = substr(line, e + 2); inc = 0 }
+			s = index(line, "/*"); if (!s) break
+			out = out substr(line, 1, s - 1); line = substr(line, s + 2); inc = 1
+		  }
+		  print out line; out = "" }')
+	if printf '%s\n' "$code" | grep -nE '\bpve_[a-z_]+ *\(|struct pve\b|vm_spec|->vmid' >"$T/hits"; then
+		bad "$f uses Proxmox directly:"; sed 's/^/     | /' "$T/hits"
+	else
+		ok "$f calls no pve_* and uses no VM type"
+	fi
+	if grep -nE '#include *"provider/' "$f" >"$T/hits"; then
+		bad "$f includes a provider header:"; sed 's/^/     | /' "$T/hits"
+	else
+		ok "$f includes no provider header"
+	fi
+done
+for f in src/cmd/cmd_apply.c src/cmd/cmd_destroy.c; do
+	if grep -nE '&ph_(vms|start|iso|cidata|restart|talos_install)\b' "$f" >"$T/hits"; then
+		bad "$f lists phases itself:"; sed 's/^/     | /' "$T/hits"
+	else
+		ok "$f takes its phase list from the provider"
+	fi
+done
+grep -q 'provider->apply' src/cmd/cmd_apply.c && ok "apply runs the provider's apply list" || bad "apply does not run c.provider->apply"
+grep -q 'provider->destroy' src/cmd/cmd_destroy.c && ok "destroy runs the provider's destroy list" || bad "destroy does not run c.provider->destroy"
+finish
