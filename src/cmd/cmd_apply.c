@@ -120,7 +120,7 @@ cmd_apply(int argc, char **argv)
 	}
 	event_begin("apply", NULL);
 	phase_install_signals();
-	if ((r = env_open(&e, env, ENV_PROXMOX | (dry ? 0 : ENV_LOCK), &err)) < 0)
+	if ((r = env_open(&e, env, ENV_PROVIDER | (dry ? 0 : ENV_LOCK), &err)) < 0)
 		goto fail;
 	if ((r = state_load(&c.st, e.dir, &err)) < 0)
 		goto fail;
@@ -150,11 +150,13 @@ cmd_apply(int argc, char **argv)
 	c.n_reinstall = n_reinstall;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;
-	if ((r = apply_iso_target(&c, &err)) < 0)
-		goto fail;
-	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
-		goto fail;
-	env_show_plan(&c.plan, json);
+	if (c.provider->vm_plan) {
+		if ((r = apply_iso_target(&c, &err)) < 0)
+			goto fail;
+		if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
+			goto fail;
+		env_show_plan(&c.plan, json);
+	}
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",

@@ -47,6 +47,8 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 		if ((r = fs_lock_acquire(&e->lock, e->dir, err)) < 0)
 			return r;
 	}
+	if ((flags & ENV_PROVIDER) && e->cfg->platform == PLATFORM_PROXMOX)
+		flags |= ENV_PROXMOX;
 	if ((flags & ENV_PROXMOX) && e->cfg->platform != PLATFORM_PROXMOX)
 		return err_set(err, ERR_USAGE,
 			       "this command needs platform 'proxmox'; '%s' is '%s'",
@@ -320,7 +322,8 @@ int
 cmd_provider(const struct provider **out, const struct config *cfg,
 	     const char *command, struct err *err)
 {
-	if ((*out = provider_for(cfg->platform)))
+	if ((*out = provider_for(cfg->platform)) &&
+	    (strcmp(command, "destroy") || (*out)->destroy))
 		return 0;
 	return err_set(err, ERR_FAIL, "%s: platform %s cannot be driven yet "
 		       "(strata validate says so too); use platform: proxmox",

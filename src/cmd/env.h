@@ -19,6 +19,7 @@
 
 #define ENV_LOCK    0x1   /* take ENV/.lock: the command changes things */
 #define ENV_PROXMOX 0x2   /* connect to the Proxmox API */
+#define ENV_PROVIDER 0x4  /* the platform's API if it has one (Proxmox) */
 
 struct env {
 	char *dir;

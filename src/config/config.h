@@ -82,6 +82,7 @@ struct vps_config {
 	char *ssh_host_fingerprint; /* SHA256:... as ssh-keygen prints */
 	char *rescue;              /* provider rescue flavour: "hetzner", "generic" */
 	char *disk;                /* target disk, e.g. /dev/sda */
+	char *image_factory;       /* Image Factory base URL, https://factory.talos.dev */
 };
 
 /* The Talos host firewall (NetworkDefaultActionConfig + NetworkRuleConfig),

@@ -113,6 +113,8 @@ static const struct field vps_fields[] = {
 	FLD("rescue", T_STR, struct vps_config, rescue,
 	    "rescue system flavour: generic (default) or hetzner"),
 	FLD("disk", T_STR, struct vps_config, disk, "disk the image is written to (default /dev/sda)"),
+	FLD("image_factory", T_STR, struct vps_config, image_factory,
+	    "Image Factory the metal image comes from (default https://factory.talos.dev)"),
 	FEND
 };
 static const struct schema vps_schema = { "vps", vps_fields, 0 };

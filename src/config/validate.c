@@ -17,6 +17,7 @@
 #include "age/age.h"
 #include "config/decode.h"
 #include "config/talos_schema.h"
+#include "talos/factory.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -479,6 +480,11 @@ check_vps(struct vctx *v)
 	set_default(&s->ssh_key_file, "~/.ssh/id_ed25519");
 	set_default(&s->rescue, "generic");
 	set_default(&s->disk, "/dev/sda");
+	set_default(&s->image_factory, "https://" FACTORY_HOST);
+	if (strncmp(s->image_factory, "https://", 8) &&
+	    strncmp(s->image_factory, "http://", 7))
+		verr(v, "vps.image_factory", "'%s' is not an http(s) URL; write "
+		     "it as https://host[:port]", s->image_factory);
 	if (strcmp(s->rescue, "generic") && strcmp(s->rescue, "hetzner"))
 		verr(v, "vps.rescue", "'%s' is not one of generic, hetzner",
 		     s->rescue);
@@ -487,10 +493,12 @@ check_vps(struct vctx *v)
 		verr(v, "vps.ssh.host_fingerprint",
 		     "'%s' is not an SSH host key fingerprint (SHA256:...)",
 		     s->ssh_host_fingerprint);
+	/* apply trusts no unknown host key (there is no first-use mode). */
 	if (!s->ssh_host_fingerprint)
-		vwarn(v, "vps",
-		      "no ssh.host_fingerprint: the rescue system's host key "
-		      "is trusted on first use");
+		verr(v, "vps.ssh",
+		     "missing required key 'host_fingerprint': strata never "
+		     "trusts an unknown host key; read it on the rescue "
+		     "console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)");
 }
 
 /* --- talos patches against the Talos config schema --------------------- */
@@ -1632,12 +1640,6 @@ config_validate(struct config *cfg, struct diag *diag, unsigned flags)
 	struct vctx v = { cfg, diag, flags };
 
 	check_platform_sections(&v);
-	/* The rescue install exists (src/provider/vps) but no phase list runs
-	 * it yet; gen still writes the configs for a manual install. */
-	if (cfg->platform == PLATFORM_VPS && !(flags & CONFIG_OFFLINE))
-		verr(&v, "platform", "platform 'vps' cannot be applied yet: plan, "
-		     "apply and destroy do not install a VPS; 'strata gen' writes its "
-		     "machine configs and firewall for a manual install (docs/vps.md)");
 	/* A missing or misplaced section was reported just above. */
 	if (cfg->platform == PLATFORM_PROXMOX && is_mapping(cfg, "proxmox"))
 		check_proxmox(&v);

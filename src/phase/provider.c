@@ -6,8 +6,9 @@ provider_for(enum platform p)
 	switch (p) {
 	case PLATFORM_PROXMOX:
 		return &provider_proxmox;
+	case PLATFORM_VPS:
+		return &provider_vps;
 	default:
-		/* vps: validate refuses it until apply can install there */
 		return NULL;
 	}
 }

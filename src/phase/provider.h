@@ -29,11 +29,15 @@ struct progress;
 struct machine;                 /* the provider's own, opaque here */
 
 struct provider {
-	const char *name;           /* "proxmox" */
+	const char *name;           /* "proxmox", "vps" */
+	/* apply and destroy plan VMs against the Proxmox API (the plan,
+	 * the ISO target, VM id conflicts); false: machines the config
+	 * names, nothing to plan. */
+	bool vm_plan;
 	const struct phase *const *apply;
 	size_t n_apply;
 	const struct phase *const *destroy;
-	size_t n_destroy;
+	size_t n_destroy;           /* destroy NULL: destroy cannot drive it yet */
 
 	/* The machine that carries node nd (0), or an error naming what is
 	 * missing. */
@@ -67,5 +71,8 @@ struct provider {
 const struct provider *provider_for(enum platform p);
 
 extern const struct provider provider_proxmox;
+extern const struct provider provider_vps;
+/* provider/vps/provider.c: the rescue write of the metal image. */
+extern const struct phase ph_rescue_install;
 
 #endif

@@ -160,6 +160,8 @@ class World:
         }
         self.events = []
         self.talos = None
+        self.factory = None   # metal.py, with --factory-addr
+        self.metal = None
 
     def add_shared_storage(self, name):
         """One storage (nfs, shared=1) seen by every node: the same items
@@ -1108,6 +1110,19 @@ def make_handler(sim):
                         return self.send(200, {"data": w.talos.add_foreign(req["ip"])})
                     except (ValueError, RuntimeError) as e:
                         raise ApiError(409, str(e))
+                if what.startswith("metal") and getattr(w, "metal", None) is None:
+                    raise ApiError(400, "no metal servers simulated (--factory-addr)")
+                if method == "POST" and what == "metal/boot":
+                    # the rescue host's reboot: {"ip": "127.0.70.10", "disk": "/path/disk.img"}
+                    return self.send(200, {"data": w.metal.boot(req["ip"], req["disk"])})
+                if method == "GET" and what == "metal":
+                    with w.talos.lock:
+                        return self.send(200, {"data": w.metal.snapshot()})
+                if method == "POST" and what == "metal/cut":
+                    # the next image download stops after this many bytes
+                    with w.factory.lock:
+                        w.factory.cut_next = int(req["bytes"])
+                    return self.send(200, {"data": None})
                 if method == "POST" and what == "pool":
                     # seed a pool: {"poolid": "lab", "comment": ""}
                     with w.lock:
@@ -1213,6 +1228,8 @@ def main(argv=None):
     ap.add_argument("--talos-version", default="v1.12.11")
     ap.add_argument("--k8s-port", type=int, default=6443)
     ap.add_argument("--no-talos", action="store_true", help="do not simulate Talos nodes")
+    ap.add_argument("--factory-addr", help="serve an Image Factory (plain HTTP) here, e.g. 127.0.70.1:0 (metal.py)")
+    ap.add_argument("--factory-image", help="the raw test image the factory serves as metal-amd64.raw[.zst|.xz]")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
     host, port = parse_addr(a.proxmox_addr)
@@ -1254,6 +1271,17 @@ def main(argv=None):
         sim.world.talos.k8s_port = a.k8s_port
         sim.world.talos.first_boot = lambda node: pve_upload.nocloud_boot(
             sim.world.talos, node, sim.world, DISK_RE)
+    factory_port = None
+    if a.factory_addr:
+        import metal
+        if sim.world.talos is None or not a.factory_image:
+            raise SystemExit("labsim: --factory-addr needs Talos and --factory-image")
+        fhost, fport = parse_addr(a.factory_addr)
+        if not ipaddress.ip_address(fhost).is_loopback:
+            raise SystemExit("labsim: --factory-addr must be on loopback")
+        sim.world.factory = metal.Factory(a.factory_image)
+        factory_port = sim.world.factory.serve((fhost, fport))
+        sim.world.metal = metal.Metal(sim.world.talos, sim.world.factory)
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 
@@ -1290,6 +1318,7 @@ def main(argv=None):
         "time_scale": a.time_scale,
         "talos": None if a.no_talos else {"port": a.talos_port, "net": a.talos_net},
         "kubernetes": None if a.no_talos else {"port": a.k8s_port},
+        "factory": None if factory_port is None else {"url": "http://%s:%d" % (fhost, factory_port)},
     }
     tmp = os.path.join(a.state, "ready.tmp")
     with open(tmp, "w") as f:

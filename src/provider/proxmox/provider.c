@@ -166,6 +166,7 @@ static const struct phase *const destroy_phases[] = {
 
 const struct provider provider_proxmox = {
 	.name = "proxmox",
+	.vm_plan = true,
 	.apply = apply_phases,
 	.n_apply = sizeof(apply_phases) / sizeof(apply_phases[0]),
 	.destroy = destroy_phases,

@@ -467,7 +467,7 @@ rescue_write_image(struct vps_ssh *s, const struct rescue_write_opts *o,
 	}
 	buf_adds(&cmd, "exec dd of=");
 	vps_sh_quote(&cmd, o->disk);
-	buf_adds(&cmd, " bs=4M conv=fsync");
+	buf_adds(&cmd, " bs=4M conv=notrunc,fsync");
 	if ((r = vps_ssh_stream_open(&w.st, s, cmd.ptr, err)) < 0)
 		goto out;
 	r = download(&w, err);
@@ -561,7 +561,7 @@ static const char fetch_script[] =
 	"{ curl -fsSL --proto '=http,https' --proto-redir '=https' \"$1\" 2>\"$t/curl.err\"; echo $? > \"$t/curl\"; } | "
 	"{ $3 2>\"$t/dec.err\"; echo $? > \"$t/dec\"; } | "
 	"tee \"$t/h\" \"$t/n\" 2>/dev/null | "
-	"{ dd of=\"$2\" bs=4M conv=fsync 2>\"$t/dd.err\"; echo $? > \"$t/dd\"; }; "
+	"{ dd of=\"$2\" bs=4M conv=notrunc,fsync 2>\"$t/dd.err\"; echo $? > \"$t/dd\"; }; "
 	"wait $hp $np; "
 	"for s in curl dec dd; do v=$(cat \"$t/$s\"); if [ \"$v\" != 0 ]; then "
 	"echo \"fail $s $v\"; tail -n 3 \"$t/$s.err\"; exit 0; fi; done; "

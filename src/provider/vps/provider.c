@@ -1,0 +1,321 @@
+/*
+ * The VPS provider of the phase engine (phase/provider.h, docs/vps.md).
+ *
+ * rescue-install  unless the node already answers over mTLS as Talos of
+ *                 this cluster (its disk is then never rewritten) or in
+ *                 maintenance mode after a write of this apply: SSH to the
+ *                 rescue system (host key pinned), probe and check the
+ *                 disk, write the metal image (the host fetching it, else
+ *                 streamed), verify its bytes, reboot. The journal says
+ *                 "writing" from the first byte to the verified end, so an
+ *                 interrupted write is reported loudly and rewritten.
+ *
+ * Then the shared Talos phases run at the node's public address (its
+ * config address: no guest agent, no VIP), and the addon phases.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phase/phase.h"
+#include "phase/provider.h"
+#include "provider/vps/rescue.h"
+#include "provider/vps/ssh.h"
+#include "talos/gen.h"
+#include "util/fs.h"
+#include "util/out.h"
+
+struct machine {
+	const struct node *nd;
+	char label[64];
+};
+
+static int
+vps_open(struct apply_ctx *c, const struct node *nd, struct machine **out,
+	 struct err *err)
+{
+	struct machine *m = xcalloc(1, sizeof(*m));
+
+	(void)err;
+	m->nd = nd;
+	snprintf(m->label, sizeof(m->label), "server %s", c->cfg->vps.host);
+	*out = m;
+	return 0;
+}
+
+static void
+vps_close(struct machine *m)
+{
+	free(m);
+}
+
+static const char *
+vps_label(const struct machine *m)
+{
+	return m->label;
+}
+
+/* After the rescue write the server boots the disk into maintenance mode
+ * at its public address (FACTS-metal.md §3): the address of the config. */
+static int
+vps_discover(struct apply_ctx *c, struct machine *m, char **ip,
+	     enum trust_addr *src, struct err *err)
+{
+	(void)c;
+	(void)err;
+	*ip = xstrdup(m->nd->ip);
+	*src = TRUST_ADDR_CONFIG;
+	return 0;
+}
+
+/* ---------------------------------------------------------- rescue-install */
+
+#define RESCUE_KEY "rescue"             /* journal: writing, verified, rebooted */
+
+/* The metal raw image of the env's schematic and version. zstd: the host
+ * decompresses it when it has zstd, else strata does (libzstd). */
+static char *
+image_url(const struct config *cfg, struct err *err)
+{
+	char id[65];
+	const char *base = cfg->vps.image_factory;
+	size_t n = strlen(base);
+
+	if (talos_schematic_for(id, cfg, err) < 0)
+		return NULL;
+	while (n && base[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/image/%s/%s/metal-amd64.raw.zst", (int)n, base,
+			 id, cfg->talos.version);
+}
+
+/* vps.ssh.key_file: ~/ is $HOME, a relative path is under the env folder. */
+static char *
+key_path(const struct apply_ctx *c)
+{
+	const char *k = c->cfg->vps.ssh_key_file, *home = getenv("HOME");
+
+	if (!k)
+		return NULL;
+	if (!strncmp(k, "~/", 2) && home)
+		return xasprintf("%s/%s", home, k + 2);
+	if (k[0] == '/')
+		return xstrdup(k);
+	return fs_join(c->env_dir, k);
+}
+
+static void
+write_progress(void *ctx, uint64_t written, uint64_t total)
+{
+	const char *disk = ctx;
+
+	if (total)
+		out_step("rescue-install: %llu of %llu MiB downloaded, written "
+			 "to %s", (unsigned long long)(written >> 20),
+			 (unsigned long long)(total >> 20), disk);
+	else
+		out_step("rescue-install: %llu MiB written to %s",
+			 (unsigned long long)(written >> 20), disk);
+}
+
+/* What answers at the node's address before anything is written. */
+static int
+node_now(struct apply_ctx *c, const struct node *nd, struct err *err)
+{
+	struct talos_target t;
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	char *tag = NULL;
+	int kind;
+
+	memset(&t, 0, sizeof(t));
+	t.addr = nd->ip;
+	t.creds = &c->creds;
+	t.timeout_ms = 5000;
+	t.connect_timeout_ms = 2000;
+	kind = talos_probe(&t, &tag, &st, &e);
+	free(tag);
+	if (kind == TALOS_FOREIGN)
+		return err_set(err, ERR_FAIL, "node '%s': %s:%d answers as Talos "
+			       "of another cluster (%s); strata does not touch "
+			       "it. Boot the server's rescue system to reinstall "
+			       "it", nd->name, nd->ip, TALOS_API_PORT, e.msg);
+	return kind;
+}
+
+static int
+rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
+{
+	const struct vps_config *vc = &c->cfg->vps;
+	struct vps_ssh_opts so;
+	struct vps_ssh *s = NULL;
+	struct rescue_facts f;
+	struct rescue_write_opts wo;
+	struct rescue_result res;
+	char *prev, *url = NULL, *key = NULL, hex[65];
+	bool fetched = false;
+	int kind, r, i, status = -1;
+
+	if ((kind = node_now(c, nd, err)) < 0)
+		return kind;
+	prev = state_talos_get(&c->st, nd->name, RESCUE_KEY);
+	if (kind == TALOS_UP) {
+		out_step("rescue-install: %s runs Talos of this cluster at %s; "
+			 "its disk is not rewritten", nd->name, nd->ip);
+		free(prev);
+		return 0;
+	}
+	if (kind == TALOS_MAINTENANCE) {
+		/* A written disk booted; talos-install gives it its config. */
+		out_step("rescue-install: %s is in Talos maintenance mode at %s%s; "
+			 "nothing to write", nd->name, nd->ip,
+			 prev && !strcmp(prev, "rebooted")
+			 ? " (booted from the image this environment wrote)" : "");
+		free(prev);
+		return 0;
+	}
+	if (prev && !strcmp(prev, "writing"))
+		out_warn("rescue-install: the last write of the Talos image to %s "
+			 "on %s did not finish (interrupted or failed): that disk "
+			 "holds a partial image and would not boot; writing it "
+			 "again", vc->disk, vc->host);
+	else if (prev && (!strcmp(prev, "verified") || !strcmp(prev, "rebooted")))
+		out_warn("rescue-install: the image was written to %s on %s but "
+			 "Talos does not answer at %s:%d; writing it again from "
+			 "the rescue system (if it keeps coming back in rescue "
+			 "mode, switch the server's next boot to its disk)",
+			 vc->disk, vc->host, nd->ip, TALOS_API_PORT);
+	free(prev);
+	if (!vc->ssh_host_fingerprint)
+		return err_set(err, ERR_USAGE, "vps.ssh.host_fingerprint is not "
+			       "set: strata never trusts an unknown host key. "
+			       "Read it on the rescue console (ssh-keygen -lf "
+			       "/etc/ssh/ssh_host_ed25519_key.pub) and put it in "
+			       "config.yml");
+	memset(&so, 0, sizeof(so));
+	key = key_path(c);
+	so.host = vc->host;
+	so.port = vc->ssh_port;
+	so.user = vc->ssh_user;
+	so.key_file = key;
+	so.host_fingerprint = vc->ssh_host_fingerprint;
+	out_step("rescue-install: %s: SSH to the rescue system at %s:%d", nd->name,
+		 vc->host, vc->ssh_port);
+	if ((r = vps_ssh_connect(&s, &so, err)) < 0) {
+		err_wrap(err, "rescue system %s:%d", vc->host, vc->ssh_port);
+		goto out;
+	}
+	memset(&f, 0, sizeof(f));
+	if ((r = rescue_probe(s, vc->disk, &f, err)) < 0 ||
+	    (r = rescue_check_target(&f, vc->disk, RESCUE_METAL_RAW_BYTES, false,
+				     err)) < 0)
+		goto out;
+	if (!(url = image_url(c->cfg, err))) {
+		r = -1;
+		goto out;
+	}
+	memset(&wo, 0, sizeof(wo));
+	wo.url = url;
+	wo.disk = vc->disk;
+	wo.max_bytes = f.size;
+	wo.progress = write_progress;
+	wo.ctx = (void *)vc->disk;
+	/* From the first byte on, a stop leaves a disk that will not boot. */
+	if ((r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "writing", err)) < 0)
+		goto out;
+	out_step("rescue-install: writing %s to %s", url, vc->disk);
+	memset(&res, 0, sizeof(res));
+	if ((r = rescue_install_image(s, &f, &wo, &res, &fetched, err)) < 0 ||
+	    (r = rescue_verify(s, vc->disk, &res, err)) < 0) {
+		err_wrap(err, "%s on %s: the disk holds a partial image and will "
+			 "not boot; run apply again to rewrite it", vc->disk,
+			 vc->host);
+		goto out;
+	}
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", res.sha256[i]);
+	if ((r = state_talos_set(&c->st, nd->name, "image_sha256", hex, err)) < 0 ||
+	    (r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "verified", err)) < 0)
+		goto out;
+	out_step("rescue-install: %llu bytes written to %s (%s) and verified "
+		 "(SHA-256 %.16s...); rebooting into Talos",
+		 (unsigned long long)res.bytes, vc->disk,
+		 fetched ? "fetched by the rescue host" : "streamed by strata",
+		 hex);
+	{
+		struct err e = ERR_INIT;
+
+		/* The connection may drop as the host goes down. */
+		if (vps_ssh_run(s, "reboot", NULL, NULL, &status, &e) == 0 &&
+		    status > 0) {
+			r = err_set(err, ERR_FAIL, "reboot on %s exited %d: the "
+				    "image is written and verified; reboot the "
+				    "server into its disk and run apply again",
+				    vc->host, status);
+			goto out;
+		}
+	}
+	r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "rebooted", err);
+out:
+	vps_ssh_close(s);
+	free(url);
+	free(key);
+	return r;
+}
+
+static bool
+rescue_should_run(struct apply_ctx *c)
+{
+	return c->cfg->n_nodes > 0;
+}
+
+static int
+rescue_run(struct apply_ctx *c, struct err *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->cfg->n_nodes; i++)
+		if ((r = rescue_node(c, &c->cfg->nodes[i], err)) < 0)
+			return err_wrap(err, "node '%s'", c->cfg->nodes[i].name);
+	return 0;
+}
+
+static void
+rescue_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	fprintf(fp, "    unless Talos of this cluster answers at %s:%d: SSH to "
+		"%s:%d, check %s, write the metal image, verify, reboot\n",
+		c->cfg->n_nodes ? c->cfg->nodes[0].ip : "?", TALOS_API_PORT,
+		c->cfg->vps.host, c->cfg->vps.ssh_port, c->cfg->vps.disk);
+}
+
+const struct phase ph_rescue_install = {
+	.name = "rescue-install",
+	.title = "write Talos to the server's disk from its rescue system",
+	.should_run = rescue_should_run,
+	.run = rescue_run,
+	.dry_run = rescue_dry_run,
+};
+
+static const struct phase *const apply_phases[] = {
+	&ph_talos_gen,
+	&ph_rescue_install,
+	&ph_talos_install,
+	&ph_talos_bootstrap,
+	&ph_kubernetes,
+	&ph_cni,
+	&ph_gitops,
+};
+
+const struct provider provider_vps = {
+	.name = "vps",
+	.apply = apply_phases,
+	.n_apply = sizeof(apply_phases) / sizeof(apply_phases[0]),
+	.destroy = NULL,            /* Talos Reset: not yet (docs/vps.md) */
+	.n_destroy = 0,
+	.machine_open = vps_open,
+	.machine_close = vps_close,
+	.machine_label = vps_label,
+	.discover = vps_discover,
+};

@@ -1,0 +1,162 @@
+#!/bin/sh
+# platform: vps end to end. A real OpenSSH server on loopback plays the
+# rescue system (throwaway host key, high port); the install disk is a
+# sparse file; the simulator serves the Image Factory and, when the rescue
+# host's `reboot` script calls it, boots the server from that file (Talos
+# maintenance mode at 127.0.71.10 only if the disk starts with the image).
+# Then: the disk's bytes equal the image, the cluster bootstraps to Ready at
+# the node's address (no VIP), a re-run never rewrites the disk; a changed
+# host key, a wrong disk, a too-small disk, an interrupted transfer: clear
+# errors, and a re-run completes; a host without zstd gets the stream.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/labsim.sh"
+
+if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+	echo "skip: needs root, /usr/sbin/sshd and ssh-keygen (Debian openssh-server)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+NET=127.0.71
+IP=$NET.10
+SSH_PORT=2271
+
+# A small test image: 3 MiB of noise behind a marker, as the factory's raw file.
+head -c 3145728 /dev/urandom > "$T/image.raw"
+labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
+FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
+
+# --- the rescue system --------------------------------------------------
+R="$T/rescue"
+mkdir -p "$R/bin" "$R/bare" /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey" -C rescue
+ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey2" -C other
+ssh-keygen -q -t ed25519 -N '' -f "$R/client" -C strata
+cp "$R/client.pub" "$R/authorized_keys"
+DISK="$R/disk.img"
+truncate -s 1300M "$DISK"
+# reboot: the server leaves rescue mode and boots its disk (the simulator)
+cat > "$R/bin/reboot" <<EOS
+#!/bin/sh
+/usr/bin/curl -sk -X POST -H 'Content-Type: application/json' \
+	--data '{"ip": "$IP", "disk": "$DISK"}' https://127.0.0.1:$PVE_PORT/_labsim/metal/boot >> "$R/reboots" 2>&1
+echo >> "$R/reboots"
+EOS
+chmod +x "$R/bin/reboot"
+# a rescue host without zstd (and without curl): only what dd needs
+for t in sh dd head sha256sum cat tee stat readlink lsblk findmnt grep sed awk wc test mount ls; do
+	p=$(command -v $t 2>/dev/null) && ln -sf "$p" "$R/bare/$t"
+done
+ln -sf "$R/bin/reboot" "$R/bare/reboot"
+
+SSHD_PID=
+start_sshd() {   # start_sshd HOSTKEY PATH
+	cat > "$R/sshd_config" <<EOS
+ListenAddress $IP
+HostKey $R/$1
+PidFile none
+AuthorizedKeysFile $R/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding no
+X11Forwarding no
+SetEnv PATH=$2
+EOS
+	/usr/sbin/sshd -D -e -f "$R/sshd_config" -p $SSH_PORT >> "$R/sshd.log" 2>&1 &
+	SSHD_PID=$!
+	i=0
+	while [ $i -lt 100 ]; do
+		$PY -c "import socket; socket.create_connection(('$IP', $SSH_PORT), 0.2)" 2>/dev/null && break
+		i=$((i + 1)); sleep 0.05
+	done
+}
+stop_sshd() { [ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null; SSHD_PID=; }
+trap 'stop_sshd; cleanup' EXIT INT TERM
+
+FP=$(ssh-keygen -lf "$R/hostkey.pub" | awk '{print $2}')
+E="$T/envs/edge"
+mkdir -p "$E"
+write_vps() {   # write_vps DISK-PATH
+	cat > "$E/config.yml" <<YAML
+name: edge
+platform: vps
+vps:
+  host: $IP
+  ssh:
+    port: $SSH_PORT
+    key_file: $R/client
+    host_fingerprint: "$FP"
+  disk: $1
+  image_factory: $FACTORY
+talos:
+  version: v1.12.11
+  install_disk: /dev/vda    # what Talos calls the disk; vps.disk is a file here
+network:
+  cidr: $NET.0/24
+  gateway: $NET.1
+firewall:
+  admin_cidrs: [127.0.0.0/8]
+nodes:
+  controlplane:
+    count: 1
+YAML
+}
+
+# --- refusals before a byte is written ----------------------------------
+start_sshd hostkey2 "$R/bin:/usr/bin:/bin"
+write_vps "$DISK"
+expect_rc 1 "a changed host key is refused" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "host key" "$T/err" "the error names the host key"
+stop_sshd
+start_sshd hostkey "$R/bin:/usr/bin:/bin"
+write_vps "$R/nodisk.img"
+expect_rc 1 "a wrong disk path is refused" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "nodisk.img" "$T/err" "the error names the disk"
+truncate -s 100M "$R/small.img"
+write_vps "$R/small.img"
+expect_rc 1 "a too-small disk is refused" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "small.img" "$T/err" "the error names the small disk"
+[ "$(head -c 4096 "$R/small.img" | tr -d '\0' | wc -c)" = 0 ] && ok "nothing was written to the small disk" \
+	|| bad "the small disk was written to"
+[ ! -s "$R/reboots" ] && ok "no reboot after a refusal" || bad "rebooted after a refusal"
+
+# --- an interrupted transfer (the host fetching it), then the re-run on a
+# host without curl and zstd: strata streams it ----------------------------
+write_vps "$DISK"
+labsim_ctl POST metal/cut '{"bytes": 100000}' > /dev/null
+expect_rc 1 "an interrupted download fails the apply" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "partial image" "$T/err" "it says the disk holds a partial image"
+[ ! -s "$R/reboots" ] && ok "no reboot after the cut write" || bad "rebooted after a cut write"
+stop_sshd
+start_sshd hostkey "$R/bare"
+expect_rc 0 "the re-run (host without zstd) writes the image and bootstraps" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "did not finish (interrupted or failed)" "$T/err" "the re-run reports the interrupted write loudly"
+expect_grep "streamed by strata" "$T/err" "without zstd on the host, strata streams the image (libzstd) into dd"
+expect_grep "bootstrapped etcd on edge-cp-1" "$T/err" "bootstrap at the node address"
+expect_grep "apply complete" "$T/err" "apply completed"
+if cmp -s -n "$(stat -c %s "$T/image.raw")" "$T/image.raw" "$DISK"; then
+	ok "the disk file's first bytes equal the image"
+else
+	bad "the disk file differs from the image"
+fi
+[ "$(grep -c '"data": *"maintenance"' "$R/reboots")" = 1 ] && ok "one reboot into Talos maintenance mode" \
+	|| { bad "reboots:"; sed 's/^/     | /' "$R/reboots"; }
+expect_grep "server: https://$IP:6443" "$E/kubeconfig" "kubeconfig points at the node address"
+expect_grep "$IP" "$E/talosconfig" "talosconfig endpoint is the node address"
+ready=$(labsim_wait_for "any(n['ip'] == '$IP' and n['state'] == 'running' and n['bootstrapped'] for n in s['talos']['nodes'])")
+[ "$ready" = yes ] && ok "the node runs bootstrapped" || bad "node not running"
+kube_get "$E" /api/v1/nodes > "$T/nodes" 2>&1
+rd=$($PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join('%s=%s' % (i['metadata']['name'], [c['status'] for c in i['status']['conditions'] if c['type'] == 'Ready']) for i in d['items']))" "$T/nodes" 2>&1)
+[ "$rd" = "edge-cp-1=['True']" ] && ok "the Kubernetes node edge-cp-1 is Ready" || bad "nodes: $rd"
+
+# --- a re-run never rewrites ---------------------------------------------
+gets=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
+expect_rc 0 "re-run" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "runs Talos of this cluster at $IP; its disk is not rewritten" "$T/err" "the installed disk is not rewritten"
+gets2=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
+[ "$gets" = "$gets2" ] && ok "no image download on the re-run" || bad "downloads $gets -> $gets2"
+stop_sshd
+labsim_stop
+finish

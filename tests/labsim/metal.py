@@ -1,0 +1,176 @@
+"""Bare-metal / VPS side of the simulator (FACTS-metal.md §1-3).
+
+- Factory: a small Image Factory over plain HTTP on loopback serving a test
+  image as /image/<schematic>/<version>/metal-amd64.raw[.zst|.xz]. Like the
+  real one it serves only schematics it knows: the vanilla id, or one
+  POSTed to /schematics (FACTS-metal.md §1: "The factory must know the
+  schematic (POST it once) before it serves a non-vanilla ID"); others 404.
+- Metal: a server whose disk is a file. boot(ip, disk) is what the rescue
+  host's `reboot` script asks for: the machine boots that disk. Only a disk
+  that starts with the metal image's bytes boots Talos (a partial or other
+  image boots nothing); a disk that was installed (config applied) boots
+  its installed system; a fresh one comes up in maintenance mode at ip
+  (FACTS-metal.md §3: STATE empty means maintenance mode).
+"""
+import hashlib
+import http.server
+import re
+import subprocess
+import threading
+
+from talos import Node
+
+VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+IMAGE_RE = re.compile(r"^/image/([0-9a-f]{64})/(v\d+\.\d+\.\d+)/metal-amd64\.raw(\.zst|\.xz)?$")
+
+
+class Factory:
+    def __init__(self, image_path, versions=None):
+        with open(image_path, "rb") as f:
+            self.raw = f.read()
+        self.sha = hashlib.sha256(self.raw).hexdigest()
+        self.known = {VANILLA}
+        self.versions = versions          # None: any vX.Y.Z
+        self.blobs = {"": self.raw,
+                      ".zst": subprocess.run(["zstd", "-q", "-c"], input=self.raw, check=True,
+                                             stdout=subprocess.PIPE).stdout,
+                      ".xz": subprocess.run(["xz", "-q", "-c"], input=self.raw, check=True,
+                                            stdout=subprocess.PIPE).stdout}
+        self.gets = []                    # paths served or refused, in order
+        self.cut_next = 0                 # serve only this many bytes of the next image (then close)
+        self.lock = threading.Lock()
+
+    def lookup(self, path):
+        """(status, body) for a GET of path."""
+        m = IMAGE_RE.match(path)
+        if not m:
+            return 404, b"404 page not found\n"
+        sid, ver, comp = m.group(1), m.group(2), m.group(3) or ""
+        if sid not in self.known:
+            return 404, b"schematic not found\n"
+        if self.versions is not None and ver not in self.versions:
+            return 404, b"version not found\n"
+        return 200, self.blobs[comp]
+
+    def serve(self, addr):
+        fac = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                status, body = fac.lookup(self.path)
+                with fac.lock:
+                    fac.gets.append({"path": self.path, "status": status})
+                    cut, fac.cut_next = (fac.cut_next, 0) if status == 200 else (0, fac.cut_next)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "application/octet-stream" if status == 200 else "text/plain")
+                self.end_headers()
+                if cut:
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                if self.path != "/schematics":
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                sid = hashlib.sha256(body).hexdigest()
+                with fac.lock:
+                    fac.known.add(sid)
+                out = ('{"id":"%s"}' % sid).encode()
+                self.send_response(201)
+                self.send_header("Content-Length", str(len(out)))
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(out)
+
+        host, port = addr
+        self.httpd = http.server.ThreadingHTTPServer((host, port), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self.httpd.server_address[1]
+
+    def shutdown(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Metal:
+    """Servers booting a disk file, on the Talos manager mgr."""
+
+    def __init__(self, mgr, factory):
+        self.mgr = mgr
+        self.factory = factory
+        self.by_disk = {}     # disk path -> Node
+        self.boots = []       # {"ip", "disk", "result"}
+
+    def boot(self, ip, disk):
+        """The server at ip reboots into its disk (a file). Returns what it
+        booted: "maintenance", "installed" or "no-talos"."""
+        try:
+            with open(disk, "rb") as f:
+                head = f.read(len(self.factory.raw))
+        except OSError as e:
+            head = b""
+            why = str(e)
+        else:
+            why = None
+        mgr = self.mgr
+        with mgr.lock:
+            node = self.by_disk.get(disk)
+            if head != self.factory.raw:
+                # not (all of) the metal image: nothing boots
+                if node is not None:
+                    node.stop_server()
+                    node.state = "off"
+                    if mgr.by_ip.get(node.ip) is node:
+                        del mgr.by_ip[node.ip]
+                    self.by_disk.pop(disk, None)
+                    mgr.nodes.pop(("metal", disk), None)
+                self.boots.append({"ip": ip, "disk": disk, "result": "no-talos", "why": why})
+                return "no-talos"
+            if node is None:
+                node = Node(mgr, None, ip)
+                node.platform = "metal"
+                self.by_disk[disk] = node
+                mgr.nodes[("metal", disk)] = node
+            node.stop_server()
+            cur = mgr.by_ip.get(ip)
+            if cur is not None and cur is not node and cur.server is not None:
+                node.state = "error: address %s is already in use by another machine" % ip
+                self.boots.append({"ip": ip, "disk": disk, "result": node.state})
+                return node.state
+            node.ip = ip
+            mgr.by_ip[ip] = node
+            node.state = "booting"
+            result = "installed" if node.config is not None else "maintenance"
+            self.boots.append({"ip": ip, "disk": disk, "result": result})
+
+        def up():
+            with mgr.lock:
+                if node.state != "booting":
+                    return
+                if node.config is not None:
+                    mgr.bring_up(node, "booting")
+                    return
+                try:
+                    node.start_maintenance()
+                except Exception as e:  # noqa: BLE001
+                    node.state = "error: %s" % e
+        mgr._later(mgr.boot_seconds, up)
+        return result
+
+    def snapshot(self):
+        return {"boots": list(self.boots), "factory_gets": list(self.factory.gets),
+                "disks": {d: n.state for d, n in self.by_disk.items()}}
