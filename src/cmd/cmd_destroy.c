@@ -72,7 +72,7 @@ cmd_destroy(int argc, char **argv)
 		event_sink_add(event_sink_stdout, NULL);
 	event_begin("destroy", NULL);
 	phase_install_signals();
-	if ((r = env_open(&e, env, ENV_PROXMOX | ENV_LOCK, &err)) < 0 ||
+	if ((r = env_open(&e, env, ENV_PROVIDER | ENV_LOCK, &err)) < 0 ||
 	    (r = state_load(&c.st, e.dir, &err)) < 0)
 		goto fail;
 	c.cfg = e.cfg;
@@ -81,8 +81,44 @@ cmd_destroy(int argc, char **argv)
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
 	c.max_parallel = 32;
+	c.env_dir = e.dir;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;
+	if (!c.provider->vm_plan) {
+		/* Machines the config names (vps): Talos Reset on each. */
+		char *tc = fs_join(e.dir, "talosconfig");
+
+		r = fs_exists(tc) ? talos_creds_load(&c.creds, tc, &err) : 0;
+		free(tc);
+		if (r < 0)
+			goto fail;
+		if (!c.creds.context) {
+			out_note("%s has no talosconfig: strata installed nothing "
+				 "here; nothing to destroy", e.cfg->name);
+		} else {
+			FILE *fp = json ? stderr : stdout;  /* -o json: events */
+
+			fprintf(fp, "Talos Reset (reboot into maintenance mode; STATE "
+				"and EPHEMERAL wiped, the cluster's data is gone):\n");
+			for (i = 0; i < e.cfg->n_nodes; i++)
+				fprintf(fp, "  - %-20s %s\n", e.cfg->nodes[i].name,
+					e.cfg->nodes[i].ip);
+			fflush(fp);
+			if (!env_confirm("Reset these nodes?", yes)) {
+				result = "refused";
+				rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;
+				goto out;
+			}
+			tally.started = true;
+		}
+		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+			goto fail;
+		if (c.creds.context &&
+		    (r = phase_run_list(c.provider->destroy, c.provider->n_destroy,
+					&c, &err)) < 0)
+			goto fail;
+		goto forget;
+	}
 	/* Destroy = a plan with nothing wanted: every owned VM is a delete. */
 	{
 		struct vm_spec *have = NULL;
@@ -117,6 +153,7 @@ cmd_destroy(int argc, char **argv)
 					c.provider->n_destroy, &c, &err)) < 0)
 			goto fail;
 	}
+forget:
 	/* The next apply builds a new cluster: install and bootstrap again. */
 	if (!purge && (r = state_cluster_forget(&c.st, &err)) < 0)
 		goto fail;
@@ -148,6 +185,7 @@ out:
 	env_tally_release(&tally);
 	plan_release(&c.plan);
 	state_release(&c.st);
+	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;
 }

@@ -170,6 +170,8 @@ static const struct cmd_help helps[] = {
 		"strata's marker in its description and an id in the env's range;\n"
 		"nothing else is touched. There is no ACPI wait: a guest that ignores\n"
 		"shutdown does not hold destroy up.\n"
+		"On platform vps: Talos Reset of the node (reboot into maintenance\n"
+		"mode, STATE and EPHEMERAL wiped), after the same confirmation.\n"
 		"The env folder keeps its secrets (secrets.yaml, talosconfig) so the\n"
 		"cluster can be rebuilt with the same identity, unless --purge-state.\n"
 		"The last line says what was deleted and what was kept.\n",

@@ -74,5 +74,7 @@ extern const struct provider provider_proxmox;
 extern const struct provider provider_vps;
 /* provider/vps/provider.c: the rescue write of the metal image. */
 extern const struct phase ph_rescue_install;
+/* provider/vps/provider.c: destroy by Talos Reset. */
+extern const struct phase ph_talos_reset;
 
 #endif

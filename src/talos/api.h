@@ -91,6 +91,15 @@ int talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			      struct talos_status *st, struct err *err);
 int talos_version(const struct talos_target *t, char **tag,
 		  struct talos_status *st, struct err *err);
+/*
+ * Reset (FACTS-day2.md): graceful drains and, on a control plane, leaves
+ * etcd; reboot brings the node back (false: powers off); only the system
+ * disk's volumes labelled labels[] are wiped (SYSTEM_DISK mode; none: the
+ * whole system disk). Asynchronous: the node goes down after replying.
+ */
+int talos_reset(const struct talos_target *t, bool graceful, bool reboot,
+		const char *const *labels, size_t n_labels,
+		struct talos_status *st, struct err *err);
 /* *already is set when etcd was already bootstrapped (AlreadyExists). */
 int talos_bootstrap(const struct talos_target *t, bool *already,
 		    struct talos_status *st, struct err *err);

@@ -158,5 +158,20 @@ expect_grep "runs Talos of this cluster at $IP; its disk is not rewritten" "$T/e
 gets2=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
 [ "$gets" = "$gets2" ] && ok "no image download on the re-run" || bad "downloads $gets -> $gets2"
 stop_sshd
+
+# --- destroy: Talos Reset after confirmation, secrets kept ---------------
+expect_rc 2 "destroy without a terminal or --yes is refused" -- "$STRATA" destroy "$E" < /dev/null
+expect_grep "edge-cp-1 *$IP" "$T/out" "destroy lists the node it would reset"
+[ "$(talos_calls Reset)" = 0 ] && ok "no Reset before confirmation" || bad "Reset calls: $(talos_calls Reset)"
+expect_rc 0 "destroy --yes" -- "$STRATA" destroy "$E" --yes
+expect_grep "back in maintenance mode at $IP" "$T/err" "destroy waits until the node is back in maintenance mode"
+[ "$(talos_calls Reset)" = 1 ] && ok "one Reset" || bad "Reset calls: $(talos_calls Reset)"
+n=$(labsim_py "[(x['state'], x['resets']) for x in s['talos']['nodes'] if x['ip'] == '$IP']")
+[ "$n" = "[('maintenance', 1)]" ] && ok "the simulator shows the node back in maintenance mode" || bad "node after destroy: $n"
+[ -s "$E/secrets.yaml" ] && [ -s "$E/talosconfig" ] && ok "secrets.yaml and talosconfig kept (no --purge-state)" \
+	|| bad "secrets removed without --purge-state"
+expect_rc 0 "destroy again: nothing to reset" -- "$STRATA" destroy "$E" --yes
+expect_grep "in maintenance mode at $IP already; nothing to reset" "$T/err" "a second destroy resets nothing"
+[ "$(talos_calls Reset)" = 1 ] && ok "still one Reset" || bad "Reset calls: $(talos_calls Reset)"
 labsim_stop
 finish

@@ -314,6 +314,7 @@ class Node:
              "version": self.version_tag() if self.config else None,
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
+             "resets": getattr(self, "resets", 0),
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
@@ -607,7 +608,21 @@ class Handler(grpc.GenericRpcHandler):
 
     def reset(self, node, req, ctx):
         m = self.pb["machine"]
-        node.mgr.schedule_reset(node)
+        # FACTS-day2.md "Reset validation": synchronous, plain errors (Unknown)
+        if req.mode == m.ResetRequest.SYSTEM_DISK and req.user_disks_to_wipe:
+            raise Fail(grpc.StatusCode.UNKNOWN, "wipe mode SYSTEM_DISK doesn't support UserDisksToWipe parameter")
+        # Only entries with wipe=true count; none listed (mode != USER_DISKS)
+        # wipes the whole system disk. The config lives on STATE: kept when
+        # only other labels are wiped (the node comes back installed).
+        labels = {p.label for p in req.system_partitions_to_wipe if p.wipe}
+        if req.mode == m.ResetRequest.USER_DISKS:
+            keep_config = True
+        elif not labels:
+            keep_config = False
+        else:
+            keep_config = "STATE" not in labels
+        # reboot=false powers the machine off (FACTS-day2.md §ResetRequest)
+        node.mgr.schedule_reset(node, reboot=req.reboot, keep_config=keep_config)
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
 
     def upgrade(self, node, req, ctx):
@@ -949,21 +964,29 @@ class Manager:
             self.bring_up(node, "upgrading")
         self._away_then(node, "upgrading", self.install_seconds, up)
 
-    def schedule_reset(self, node):
+    def schedule_reset(self, node, reboot=True, keep_config=False):
         node.state = "resetting"
+        node.resets = getattr(node, "resets", 0) + 1
 
         def go():
             with self.lock:
                 if node.state != "resetting":
                     return
                 node.stop_server()
-                node.config = None
-                node.docs = []
-                node.upgraded_tag = None
+                if not keep_config:
+                    node.config = None
+                    node.docs = []
+                    node.upgraded_tag = None
                 node.bootstrapped = False
+                if not reboot:
+                    node.state = "off"
+                    return
                 node.state = "booting"
                 try:
-                    node.start_maintenance()
+                    if node.config is not None:
+                        self.bring_up(node, "booting")
+                    else:
+                        node.start_maintenance()
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
         self._later(self.boot_seconds, go)

@@ -12,6 +12,12 @@
  *
  * Then the shared Talos phases run at the node's public address (its
  * config address: no guest agent, no VIP), and the addon phases.
+ *
+ * destroy: talos-reset. Every node answering over mTLS as this cluster's
+ * Talos gets Reset (graceful when the cluster has more than one node: it
+ * drains and leaves etcd; reboot; STATE and EPHEMERAL wiped), and destroy
+ * waits until it is back in maintenance mode. The Talos image stays on
+ * the disk: the next apply gives the node its config again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +28,10 @@
 #include "provider/vps/rescue.h"
 #include "provider/vps/ssh.h"
 #include "talos/gen.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/out.h"
+#include "util/proc.h"
 
 struct machine {
 	const struct node *nd;
@@ -298,6 +306,98 @@ const struct phase ph_rescue_install = {
 	.dry_run = rescue_dry_run,
 };
 
+/* ------------------------------------------------------------- talos-reset */
+
+#define RESET_WAIT_MS (5 * 60 * 1000LL)
+
+static int
+reset_node(struct apply_ctx *c, const struct node *nd, struct err *err)
+{
+	static const char *const labels[] = { "STATE", "EPHEMERAL" };
+	struct talos_target t;
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	long long deadline;
+	char *tag = NULL;
+	int kind;
+
+	memset(&t, 0, sizeof(t));
+	t.addr = nd->ip;
+	t.creds = &c->creds;
+	t.timeout_ms = 10000;
+	t.connect_timeout_ms = 2000;
+	kind = talos_probe(&t, &tag, &st, &e);
+	free(tag);
+	if (kind == TALOS_MAINTENANCE) {
+		out_step("talos-reset: %s is in maintenance mode at %s already; "
+			 "nothing to reset", nd->name, nd->ip);
+		return 0;
+	}
+	if (kind == TALOS_FOREIGN)
+		return err_set(err, ERR_FAIL, "%s:%d answers as Talos of another "
+			       "cluster (%s); strata resets only its own nodes",
+			       nd->ip, TALOS_API_PORT, e.msg);
+	if (kind != TALOS_UP) {
+		*err = e;
+		return err_wrap(err, "nothing reset: Talos does not answer at "
+				"%s:%d; when the server is back, run destroy "
+				"again", nd->ip, TALOS_API_PORT);
+	}
+	out_step("talos-reset: %s at %s: Reset (%s, wipe STATE and EPHEMERAL, "
+		 "reboot)", nd->name, nd->ip,
+		 c->cfg->n_nodes > 1 ? "graceful: drain, leave etcd" : "single "
+		 "node: not graceful");
+	if (talos_reset(&t, c->cfg->n_nodes > 1, true, labels, 2, &st, err) < 0)
+		return -1;
+	/* Down, then up in maintenance mode (its random CA). */
+	deadline = clock_mono_ms() + RESET_WAIT_MS;
+	for (;;) {
+		struct err pe = ERR_INIT;
+
+		tag = NULL;
+		memset(&st, 0, sizeof(st));
+		kind = talos_probe(&t, &tag, &st, &pe);
+		free(tag);
+		if (kind == TALOS_MAINTENANCE)
+			break;
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted while %s resets",
+				       nd->name);
+		if (clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "Reset sent, but %s is not "
+				       "back in maintenance mode at %s:%d after "
+				       "5m (last: %s); check its console", nd->name,
+				       nd->ip, TALOS_API_PORT, pe.msg);
+		proc_sleep_ms(200);
+	}
+	out_step("talos-reset: %s is back in maintenance mode at %s", nd->name,
+		 nd->ip);
+	return 0;
+}
+
+static int
+reset_run(struct apply_ctx *c, struct err *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->cfg->n_nodes; i++)
+		if ((r = reset_node(c, &c->cfg->nodes[i], err)) < 0)
+			return err_wrap(err, "node '%s'", c->cfg->nodes[i].name);
+	return 0;
+}
+
+const struct phase ph_talos_reset = {
+	.name = "talos-reset",
+	.title = "reset Talos on every node (wipe STATE and EPHEMERAL)",
+	.should_run = rescue_should_run,
+	.run = reset_run,
+};
+
+static const struct phase *const destroy_phases[] = {
+	&ph_talos_reset,
+};
+
 static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_rescue_install,
@@ -312,8 +412,8 @@ const struct provider provider_vps = {
 	.name = "vps",
 	.apply = apply_phases,
 	.n_apply = sizeof(apply_phases) / sizeof(apply_phases[0]),
-	.destroy = NULL,            /* Talos Reset: not yet (docs/vps.md) */
-	.n_destroy = 0,
+	.destroy = destroy_phases,
+	.n_destroy = sizeof(destroy_phases) / sizeof(destroy_phases[0]),
 	.machine_open = vps_open,
 	.machine_close = vps_close,
 	.machine_label = vps_label,
