@@ -30,6 +30,7 @@
  * under a node goes through c->provider (phase/provider.h), never a
  * provider's own API.
  */
+#include <libfyaml.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 #include "kube/kubeconfig.h"
 #include "phase/phase.h"
 #include "talos/gen.h"
+#include "talos/tyaml.h"
 #include "trust/trust.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -229,6 +231,100 @@ talos_config_changes(struct apply_ctx *c, FILE *fp)
 		free(done);
 	}
 	return n;
+}
+
+/*
+ * The SHA-256 (hex) of a machine config's host firewall documents
+ * (NetworkDefaultActionConfig, NetworkRuleConfig) in their order; of
+ * nothing when it has none. A change of it goes to a running node in
+ * TRY mode first. 0, or -1 when the config does not parse.
+ */
+static int
+firewall_digest(const struct buf *cfg, char hex[65])
+{
+	struct ydocs d = YDOCS_INIT;
+	struct err e = ERR_INIT;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char out[32];
+	unsigned int n = 0;
+	size_t i;
+	int r = -1;
+
+	if (!md)
+		return -1;
+	if (ydocs_parse(&d, cfg->ptr, cfg->len, &e) < 0 ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (i = 0; i < d.n; i++) {
+		struct fy_node *root = fy_document_root(d.v[i]);
+		char *kind = root ? y_get_str(root, "kind") : NULL;
+		char *txt;
+
+		if (kind && (!strcmp(kind, "NetworkDefaultActionConfig") ||
+			     !strcmp(kind, "NetworkRuleConfig")) &&
+		    (txt = fy_emit_document_to_string(d.v[i], FYECF_MODE_BLOCK))) {
+			EVP_DigestUpdate(md, txt, strlen(txt));
+			free(txt);
+		}
+		free(kind);
+	}
+	if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
+		goto out;
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	r = 0;
+out:
+	EVP_MD_CTX_free(md);
+	ydocs_release(&d);
+	return r;
+}
+
+/*
+ * A firewall change to a running node: ApplyConfiguration in TRY mode
+ * (Talos reverts it after TRY_S unless confirmed), then a fresh mTLS
+ * connection from here must still reach apid; only then the same config
+ * again in mode AUTO, which makes it stay. A lock-out is reverted by
+ * Talos and reported.
+ */
+#define TRY_S 60
+
+static int
+apply_firewall_try(struct tjob *j, const struct talos_target *mt,
+		   const struct buf *cfg, char **details, struct err *err)
+{
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	long long deadline;
+	char *tag = NULL;
+
+	progress_step(j->pr, j->idx, "firewall changed: applying in TRY mode "
+		      "(Talos reverts it in %ds unless strata still reaches "
+		      "the node)", TRY_S);
+	if (talos_apply_configuration_try(mt, cfg->ptr, cfg->len, TRY_S, NULL,
+					  &st, err) < 0)
+		return err_wrap(err, "node '%s': firewall change in TRY mode",
+				j->nd->name);
+	deadline = clock_mono_ms() + (TRY_S / 2) * 1000LL;
+	for (;;) {
+		memset(&st, 0, sizeof(st));
+		err_clear(&e);
+		if (talos_version(mt, &tag, &st, &e) == 0)
+			break;
+		if (phase_interrupted || clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "node '%s': with the new "
+				       "firewall strata no longer reaches %s:%d "
+				       "(%s); nothing was made permanent and Talos "
+				       "reverts the change within %ds. Check "
+				       "firewall.admin_cidrs holds this machine's "
+				       "address", j->nd->name, mt->addr,
+				       TALOS_API_PORT, e.msg, TRY_S);
+		proc_sleep_ms(500);
+	}
+	free(tag);
+	progress_step(j->pr, j->idx, "firewall change tried, node reachable: "
+		      "applying it for good");
+	return talos_apply_configuration(mt, cfg->ptr, cfg->len, details, &st,
+					 err);
 }
 
 /* The maintenance-mode address of a fresh machine, and where it came
@@ -443,7 +539,7 @@ install_node(struct tjob *j, struct err *err)
 	struct buf cfg = BUF_INIT;
 	struct err last = ERR_INIT;
 	struct retry_log rl = { .n = 0 };
-	char sha[65], why[64], *done_sha = NULL, *maint_ip = NULL;
+	char sha[65], fw[65] = "", why[64], *done_sha = NULL, *maint_ip = NULL;
 	enum trust_addr src = TRUST_ADDR_UNKNOWN;
 	struct waiter w = waiter_start(c);
 	bool applied = false, announced = false;
@@ -455,6 +551,8 @@ install_node(struct tjob *j, struct err *err)
 
 	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
 		return r;
+	if (firewall_digest(&cfg, fw) < 0)
+		fw[0] = '\0';
 	done_sha = state_talos_get(&c->st, nd->name, "config_sha256");
 	mt.timeout_ms = 5000;
 	for (;;) {
@@ -517,7 +615,11 @@ install_node(struct tjob *j, struct err *err)
 				reason[0] = '\0';
 				if ((r = state_talos_set(&c->st, nd->name,
 							 "config_sha256", sha,
-							 err)) < 0)
+							 err)) < 0 ||
+				    (fw[0] && (r = state_talos_set(&c->st,
+							nd->name,
+							"firewall_sha256", fw,
+							err)) < 0))
 					goto out;
 				free(done_sha);
 				done_sha = xstrdup(sha);
@@ -557,18 +659,35 @@ install_node(struct tjob *j, struct err *err)
 					   TRUST_ADDR_CONFIG, TRUST_PEER_CLUSTER,
 					   err)) < 0)
 			goto out;
-		progress_step(j->pr, j->idx, "applying changed config");
-		if ((r = talos_apply_configuration(&mt, cfg.ptr, cfg.len,
-						   &details, &st, err)) < 0) {
-			err_wrap(err, "node '%s'", nd->name);
-			goto out;
+		char *fw_done = state_talos_get(&c->st, nd->name,
+						"firewall_sha256");
+		bool fw_try = fw[0] && fw_done && strcmp(fw_done, fw);
+
+		free(fw_done);
+		if (fw_try) {
+			if ((r = apply_firewall_try(j, &mt, &cfg, &details,
+						    err)) < 0)
+				goto out;
+		} else {
+			progress_step(j->pr, j->idx, "applying changed config");
+			if ((r = talos_apply_configuration(&mt, cfg.ptr, cfg.len,
+							   &details, &st,
+							   err)) < 0) {
+				err_wrap(err, "node '%s'", nd->name);
+				goto out;
+			}
 		}
 		if ((r = state_talos_set(&c->st, nd->name, "config_sha256", sha,
-					 err)) < 0) {
+					 err)) < 0 ||
+		    (fw[0] && (r = state_talos_set(&c->st, nd->name,
+						   "firewall_sha256", fw,
+						   err)) < 0)) {
 			free(details);
 			goto out;
 		}
-		j->what = from_cidata
+		j->what = fw_try
+			  ? "firewall change tried, then applied"
+			  : from_cidata
 			  ? "installed from its cidata drive, final config "
 			    "(link by the VM's MAC) applied over mTLS"
 			  : details && strstr(details, "with a reboot")

@@ -207,13 +207,36 @@ bad_reply(const char *method, const struct talos_target *t, struct err *err)
 		       method, t->addr);
 }
 
+static int
+apply_mode(const struct talos_target *t, const void *cfg, size_t len,
+	   long try_s, char **details, struct talos_status *st,
+	   struct err *err);
+
 int
 talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			  size_t len, char **details, struct talos_status *st,
 			  struct err *err)
 {
+	return apply_mode(t, cfg, len, 0, details, st, err);
+}
+
+int
+talos_apply_configuration_try(const struct talos_target *t, const void *cfg,
+			      size_t len, long try_s, char **details,
+			      struct talos_status *st, struct err *err)
+{
+	return apply_mode(t, cfg, len, try_s > 0 ? try_s : 60, details, st, err);
+}
+
+/* try_s 0: mode AUTO; else TRY with that try_mode_timeout. */
+static int
+apply_mode(const struct talos_target *t, const void *cfg, size_t len,
+	   long try_s, char **details, struct talos_status *st,
+	   struct err *err)
+{
 	Machine__ApplyConfigurationRequest req =
 		MACHINE__APPLY_CONFIGURATION_REQUEST__INIT;
+	Common__Duration tmo = COMMON__DURATION__INIT;
 	Machine__ApplyConfigurationResponse *resp;
 	struct grpc_result res;
 	unsigned char *wire;
@@ -225,6 +248,11 @@ talos_apply_configuration(const struct talos_target *t, const void *cfg,
 	req.data.data = (uint8_t *)cfg;
 	req.data.len = len;
 	req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
+	if (try_s > 0) {
+		req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__TRY;
+		tmo.seconds = try_s;
+		req.try_mode_timeout = &tmo;
+	}
 	n = machine__apply_configuration_request__get_packed_size(&req);
 	wire = xmalloc(n ? n : 1);
 	machine__apply_configuration_request__pack(&req, wire);

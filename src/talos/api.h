@@ -89,6 +89,14 @@ bool talos_status_transient(const struct talos_status *st);
 int talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			      size_t len, char **details,
 			      struct talos_status *st, struct err *err);
+/*
+ * The same in mode TRY: applied without a reboot and reverted by Talos
+ * after try_s seconds (try_mode_timeout) unless the same config is then
+ * applied in another mode (FACTS-metal.md §4: firewall changes).
+ */
+int talos_apply_configuration_try(const struct talos_target *t, const void *cfg,
+				  size_t len, long try_s, char **details,
+				  struct talos_status *st, struct err *err);
 int talos_version(const struct talos_target *t, char **tag,
 		  struct talos_status *st, struct err *err);
 /*

@@ -159,6 +159,19 @@ gets2=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.
 [ "$gets" = "$gets2" ] && ok "no image download on the re-run" || bad "downloads $gets -> $gets2"
 stop_sshd
 
+# --- a firewall change to the running node goes in TRY mode first --------
+nrules() { labsim_py "[x['doc_kinds'].count('NetworkRuleConfig') for x in s['talos']['nodes'] if x['ip'] == '$IP']"; }
+before=$(nrules)
+sed -i 's|^  admin_cidrs: \[127.0.0.0/8\]|  admin_cidrs: [127.0.0.0/8]\n  open_ports: [443/tcp]|' "$E/config.yml"
+expect_rc 0 "apply of a firewall change" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "firewall changed: applying in TRY mode" "$T/err" "the firewall change is tried first"
+expect_grep "firewall change tried, then applied" "$T/err" "then applied for good"
+sleep 1.5   # past the simulated try_mode_timeout (60 s x time scale)
+t=$(labsim_py "[(x['tries'], x['reverts']) for x in s['talos']['nodes'] if x['ip'] == '$IP']")
+[ "$t" = "[(1, 0)]" ] && ok "one TRY, not reverted (confirmed)" || bad "tries/reverts: $t"
+after=$(nrules)
+[ "$before" != "$after" ] && ok "the node holds the new rule ($before -> $after NetworkRuleConfig)" || bad "rules $before -> $after"
+
 # --- destroy: Talos Reset after confirmation, secrets kept ---------------
 expect_rc 2 "destroy without a terminal or --yes is refused" -- "$STRATA" destroy "$E" < /dev/null
 expect_grep "edge-cp-1 *$IP" "$T/out" "destroy lists the node it would reset"

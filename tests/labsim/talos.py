@@ -315,6 +315,8 @@ class Node:
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
              "resets": getattr(self, "resets", 0),
+             "reverts": getattr(self, "reverts", 0), "tries": getattr(self, "tries", 0),
+             "doc_kinds": [d.get("kind") or "v1alpha1" for d in self.docs or [] if isinstance(d, dict)],
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
@@ -548,6 +550,32 @@ class Handler(grpc.GenericRpcHandler):
                 # talos_stuck: accepted, but the install never starts
                 node.stuck_applies += 1
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration()])
+            if not self.maint and req.mode == Mode.TRY:
+                # TRY (FACTS.md field 6, FACTS-metal.md §4): applied live,
+                # reverted after try_mode_timeout (default 1 min) unless a
+                # later apply in another mode replaces it. A change that
+                # needs a reboot cannot be tried live (as NO_REBOOT).
+                if needs_reboot(node.config, main):
+                    raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                               "apply configuration: this change requires a reboot")
+                secs = req.try_mode_timeout.seconds if req.HasField("try_mode_timeout") else 60
+                old = (node.config, node.docs)
+                node.config, node.docs = main, docs
+                node.tries = getattr(node, "tries", 0) + 1
+                gen = node.tries
+
+                def revert():
+                    with node.mgr.lock:
+                        if getattr(node, "tries", 0) == gen and getattr(node, "trying", False):
+                            node.config, node.docs = old
+                            node.trying = False
+                            node.reverts = getattr(node, "reverts", 0) + 1
+                node.trying = True
+                node.mgr._later(secs, revert)
+                return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
+                    metadata=self.pb["common"].Metadata(hostname=node.ip), mode=Mode.TRY)])
+            if not self.maint:
+                node.trying = False         # a later apply confirms (or replaces) a try
             if not self.maint and req.mode in (Mode.AUTO, Mode.NO_REBOOT):
                 # Installed node, mode AUTO / NO_REBOOT: the same config is
                 # a no-op; a change outside install/type/cluster secrets

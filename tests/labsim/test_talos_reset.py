@@ -63,5 +63,69 @@ class TalosResetTest(TalosBase, unittest.TestCase):
         self.assertIsNotNone(n["hostname"])
 
 
+@unittest.skipUnless(have_talos_reference(), NO_REFERENCE + " (talos fixtures)")
+class TalosTryTest(TalosBase, unittest.TestCase):
+    """ApplyConfiguration mode TRY on a running node: live, reverted after
+    try_mode_timeout unless a later apply in another mode confirms it."""
+    @classmethod
+    def setUpClass(cls):
+        cls.start_sim()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def tried(self, vmid, endpoint, confirm, timeout_s=100):
+        import yaml
+        m, c = self.pb["machine"], self.pb["common"]
+        data, cfg = self.make_config(endpoint=endpoint)
+        node = self.install(vmid, data)
+        docs = [d for d in yaml.safe_load_all(data) if d]
+        docs.append({"apiVersion": "v1alpha1", "kind": "NetworkDefaultActionConfig", "ingress": "block"})
+        new = yaml.safe_dump_all(docs, sort_keys=False).encode()
+        ch = self.admin(node, cfg)
+        Mode = m.ApplyConfigurationRequest
+        r = self.call(ch, "/machine.MachineService/ApplyConfiguration",
+                      m.ApplyConfigurationRequest(data=new, mode=Mode.TRY,
+                                                  try_mode_timeout=c.Duration(seconds=timeout_s)),
+                      m.ApplyConfigurationResponse)
+        self.assertEqual(r.messages[0].mode, Mode.TRY)
+        n = [x for x in self.state()["nodes"] if x["vmid"] == vmid][0]
+        self.assertIn("NetworkDefaultActionConfig", n["doc_kinds"])     # live at once
+        self.assertEqual(n["state"], "running")                          # no reboot
+        if confirm:
+            self.call(ch, "/machine.MachineService/ApplyConfiguration",
+                      m.ApplyConfigurationRequest(data=new, mode=Mode.AUTO), m.ApplyConfigurationResponse)
+        ch.close()
+        # try_mode_timeout is time-scaled like every simulated delay
+        import time
+        time.sleep(timeout_s * self.sim.ready["time_scale"] + 0.5)
+        return [x for x in self.state()["nodes"] if x["vmid"] == vmid][0]
+
+    def test_try_reverts_after_its_timeout(self):
+        n = self.tried(495, "https://t495:6443", confirm=False)
+        self.assertEqual(n["reverts"], 1)
+        self.assertNotIn("NetworkDefaultActionConfig", n["doc_kinds"])
+
+    def test_a_later_apply_confirms_the_try(self):
+        n = self.tried(496, "https://t496:6443", confirm=True)
+        self.assertEqual(n["reverts"], 0)
+        self.assertIn("NetworkDefaultActionConfig", n["doc_kinds"])
+
+    def test_try_of_a_change_needing_a_reboot_is_refused(self):
+        import grpc
+        m = self.pb["machine"]
+        data, cfg = self.make_config(endpoint="https://t497:6443")
+        node = self.install(497, data)
+        data2, _ = self.make_config(endpoint="https://t497:6443", image="ghcr.io/siderolabs/installer:v1.12.12")
+        ch = self.admin(node, cfg)
+        e = self.rpc_error(ch, "/machine.MachineService/ApplyConfiguration",
+                           m.ApplyConfigurationRequest(data=data2, mode=m.ApplyConfigurationRequest.TRY),
+                           m.ApplyConfigurationResponse)
+        ch.close()
+        self.assertEqual(e.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(self.node_state(497, "running")["tries"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()
