@@ -61,7 +61,8 @@ creds = grpc.ssl_channel_credentials(root_certificates=b("ca"), private_key=b("k
 ch = grpc.secure_channel("127.0.46.21:50000", creds)
 call = ch.unary_unary("/machine.MachineService/Reset", request_serializer=lambda x: x,
                       response_deserializer=machine_pb2.ResetResponse.FromString)
-print("reset", call(b"", timeout=5).messages[0].actor_id != "")
+# reboot=True: back in maintenance mode (reboot=false would power it off)
+print("reset", call(machine_pb2.ResetRequest(reboot=True).SerializeToString(), timeout=5).messages[0].actor_id != "")
 PYEOF
 expect_grep "^reset True" "$T/py" "the worker is reset over mTLS"
 i=0

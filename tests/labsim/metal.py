@@ -31,11 +31,7 @@ class Factory:
         self.sha = hashlib.sha256(self.raw).hexdigest()
         self.known = {VANILLA}
         self.versions = versions          # None: any vX.Y.Z
-        self.blobs = {"": self.raw,
-                      ".zst": subprocess.run(["zstd", "-q", "-c"], input=self.raw, check=True,
-                                             stdout=subprocess.PIPE).stdout,
-                      ".xz": subprocess.run(["xz", "-q", "-c"], input=self.raw, check=True,
-                                            stdout=subprocess.PIPE).stdout}
+        self.blobs = {"": self.raw}       # compressed on first request (quick start)
         self.gets = []                    # paths served or refused, in order
         self.cut_next = 0                 # serve only this many bytes of the next image (then close)
         self.lock = threading.Lock()
@@ -50,7 +46,12 @@ class Factory:
             return 404, b"schematic not found\n"
         if self.versions is not None and ver not in self.versions:
             return 404, b"version not found\n"
-        return 200, self.blobs[comp]
+        with self.lock:
+            if comp not in self.blobs:
+                tool = {".zst": ["zstd", "-q", "-c"], ".xz": ["xz", "-q", "-0", "-c"]}[comp]
+                self.blobs[comp] = subprocess.run(tool, input=self.raw, check=True,
+                                                  stdout=subprocess.PIPE).stdout
+            return 200, self.blobs[comp]
 
     def serve(self, addr):
         fac = self
