@@ -139,6 +139,7 @@ static void
 print_addons(json_t *a)
 {
 	json_t *cni = json_object_get(a, "cni"), *k;
+	json_t *gw = json_object_get(a, "gateway");
 	json_t *ks = json_object_get(json_object_get(a, "flux"), "kustomizations");
 	size_t i;
 
@@ -153,6 +154,18 @@ print_addons(json_t *a)
 			 (long long)json_integer_value(json_object_get(cni, "desired")));
 		printf("%-8s %-20s %-7s %s\n", "cni", "cilium", ready,
 		       json_string_value(json_object_get(cni, "version")));
+	}
+	if (json_is_object(gw)) {
+		const char *acc = json_string_value(json_object_get(gw, "accepted"));
+		const char *msg = json_string_value(json_object_get(gw, "message"));
+		const char *ctl = json_string_value(json_object_get(gw, "controller"));
+		/* the message comes from the cluster: printed escaped */
+		char *shown = out_clean(!strcmp(acc, "True") ? (ctl ? ctl : "-")
+					: msg ? msg : "not accepted yet");
+
+		printf("%-8s %-20s %-7s %s\n", "gateway", "GatewayClass cilium",
+		       acc, shown);
+		free(shown);
 	}
 	json_array_foreach(ks, i, k) {
 		const char *rev = json_string_value(json_object_get(k, "revision"));

@@ -376,7 +376,7 @@ static const struct schema tunnel_schema = { "tunnel", tunnel_fields, 0 };
 
 static const struct field components_fields[] = {
 	FSAME("storage", storage_comp_schema, "storage classes"),
-	FLD("ingress", T_STR, struct components_config, ingress, "ingress: nginx (ingress-nginx, retired upstream), none, or gateway (Gateway API through Cilium: not yet)"),
+	FLD("ingress", T_STR, struct components_config, ingress, "ingress: nginx (ingress-nginx, retired upstream), none, or gateway (Gateway API through Cilium)"),
 	FSAME("tunnel", tunnel_schema, "tunnel to the outside"),
 	FLD("monitoring", T_BOOL, struct components_config, monitoring,
 	    "kube-prometheus-stack"),

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <libfyaml.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -1437,6 +1438,44 @@ check_gitops_tree(struct vctx *v)
 		      "and an approver for their CSRs, or it reports no metrics");
 }
 
+
+/* Cilium's Gateway API runs on its kube-proxy replacement, which on
+ * Talos reaches the API through KubePrism (FACTS §1): the cni must be
+ * cilium, and the user's values must not turn either off. */
+static void
+check_gateway(struct vctx *v, struct config *cfg)
+{
+	const struct kubernetes_config *k = &cfg->kubernetes;
+	json_t *u, *x;
+
+	if (k->cni != CNI_CILIUM) {
+		verr(v, "components.ingress",
+		     "'gateway' is the Gateway API through Cilium; set "
+		     "kubernetes.cni.name: cilium or pick nginx or none");
+		return;
+	}
+	if (!k->cni_values || !(u = json_loads(k->cni_values, 0, NULL)))
+		return;
+	x = json_object_get(u, "kubeProxyReplacement");
+	if (x && (json_is_false(x) ||
+		  (json_is_string(x) && strcmp(json_string_value(x), "true"))))
+		verr(v, "kubernetes.cni.values",
+		     "kubeProxyReplacement must stay true with components.ingress: "
+		     "gateway (Cilium's Gateway API needs its kube-proxy "
+		     "replacement); remove the key");
+	if (json_object_get(u, "k8sServiceHost") ||
+	    json_object_get(u, "k8sServicePort"))
+		verr(v, "kubernetes.cni.values",
+		     "k8sServiceHost/k8sServicePort must stay localhost:7445 "
+		     "(KubePrism) with components.ingress: gateway; remove them");
+	x = json_object_get(json_object_get(u, "gatewayAPI"), "enabled");
+	if (x && !json_is_true(x))
+		verr(v, "kubernetes.cni.values",
+		     "gatewayAPI.enabled is false but components.ingress is "
+		     "gateway; remove the key or pick another ingress");
+	json_decref(u);
+}
+
 static void
 check_addons(struct vctx *v)
 {
@@ -1475,10 +1514,7 @@ check_addons(struct vctx *v)
 		verr(v, "components.ingress", "'%s' is not one of gateway, nginx, none",
 		     c->ingress);
 	else if (c->ingress && !strcmp(c->ingress, "gateway"))
-		verr(v, "components.ingress",
-		     "'gateway' is not generated yet: it needs the Gateway API "
-		     "CRDs before Cilium starts and Cilium's gatewayAPI values, "
-		     "which the cni phase does not set yet; use nginx or none for now");
+		check_gateway(v, cfg);
 	else if (c->ingress && !strcmp(c->ingress, "nginx"))
 		vwarn(v, "components.ingress",
 		      "ingress-nginx is retired upstream (maintenance ended March "

@@ -274,7 +274,7 @@ get_json(struct kube_client *c, const char *path, json_t **out, struct err *err)
 static const char *const cluster_kinds[] = {
 	"Namespace", "Node", "ClusterRole", "ClusterRoleBinding",
 	"CustomResourceDefinition", "StorageClass", "PersistentVolume",
-	"PriorityClass", "CSIDriver", "IngressClass",
+	"PriorityClass", "CSIDriver", "IngressClass", "GatewayClass",
 	"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
 	NULL
 };

@@ -111,9 +111,11 @@ int kube_wait_job(struct kube_client *c, const char *ns, const char *name,
  * What runs of the addons (kubestatus.c), as JSON:
  *   {"cni": {"name": "cilium", "version": "1.18.4", "ready": 3,
  *            "desired": 3} or null,
+ *    "gateway": {"class": "cilium", "controller", "accepted": "True"|
+ *            "False"|"Unknown", "message"} or null (Cilium's GatewayClass),
  *    "flux": {"kustomizations": [{"name", "ready": "True"|"False"|
  *            "Unknown", "revision", "message"}]} or null}
- * A missing DaemonSet or Flux (404) is null, not an error.
+ * A missing DaemonSet, GatewayClass or Flux (404) is null, not an error.
  */
 int kube_addons_read(struct kube_client *c, json_t **out, struct err *err);
 

@@ -99,6 +99,8 @@ ESCALATE = ("escalate", "bind")
 # SYS_MODULE; cgroup v2 and bpffs are mounted already (FACTS.md §1).
 CILIUM_DEFAULT_CAPS = ["CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE", "SYS_ADMIN",
                        "SYS_RESOURCE", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+GATEWAY_GV = "gateway.networking.k8s.io/v1"
+CILIUM_GATEWAY_CONTROLLER = "io.cilium/gateway-controller"
 FLUX_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
 
 
@@ -637,7 +639,21 @@ class Cluster:
         for pod in self.items("v1", "pods"):
             self._pod_tick(pod, now)
         self._workloads_tick(now)
+        self._gateway_tick()
         self._flux_tick()
+
+    def _gateway_tick(self):
+        """Cilium's operator accepts the GatewayClasses naming its controller
+        once it runs with the Gateway API enabled."""
+        if not (self.cilium and self.cilium.get("gateway") and self.cni_ready()):
+            return
+        for gc in self.items(GATEWAY_GV, "gatewayclasses"):
+            if (gc.get("spec") or {}).get("controllerName") != CILIUM_GATEWAY_CONTROLLER:
+                continue
+            if not any(c.get("type") == "Accepted" for c in (gc.get("status") or {}).get("conditions", [])):
+                self.set_status((GATEWAY_GV, "gatewayclasses", None, gc["metadata"]["name"]), {"conditions": [
+                    {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "Valid GatewayClass",
+                     "observedGeneration": gc["metadata"].get("generation", 1), "lastTransitionTime": _now()}]})
 
     # Jobs -> pods
     def _job_tick(self, job, now):
@@ -1027,7 +1043,18 @@ class Cluster:
                                               {"name": "cilium-operator",
                                                "image": "quay.io/cilium/operator-generic:v%s" % version}]}}}},
                    "helm", "Update")
+        # gatewayAPI.gatewayClass.create "auto" (the default) makes the
+        # GatewayClass only when gateway.networking.k8s.io/v1 GatewayClass is
+        # served (cilium values.yaml).
+        gw = values.get("gatewayAPI") or {}
+        create = str((gw.get("gatewayClass") or {}).get("create", "auto")).lower()
+        served = "gatewayclasses" in self.types(GATEWAY_GV)
+        if gw.get("enabled") is True and create in ("auto", "true") and served:
+            self.write(GATEWAY_GV, "gatewayclasses", None, "cilium",
+                       {"apiVersion": GATEWAY_GV, "kind": "GatewayClass", "metadata": {"name": "cilium"},
+                        "spec": {"controllerName": CILIUM_GATEWAY_CONTROLLER}}, "helm", "Update")
         self.cilium = {"version": version, "values": values, "ns": rns, "works": self._cilium_works(values)[0],
+                       "gateway": gw.get("enabled") is True,
                        "why": self._cilium_works(values)[1],
                        "ready_at": time.time() + self.secs("k8s_rollout_seconds", 2.0)}
         lines += ["NAME: cilium", "LAST DEPLOYED: %s" % time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()),
