@@ -431,7 +431,7 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 				   .connect_timeout_ms = 2000 };
 	struct talos_status st = { 0 };
 	struct err e = ERR_INIT;
-	char r_[64], *tag = NULL, *details = NULL;
+	char r_[64], pin[65], *tag = NULL, *details = NULL;
 	int kind;
 
 	kind = talos_probe(&it, &tag, &st, &e);
@@ -447,6 +447,9 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 							: TRUST_PEER_UNKNOWN,
 			      err) < 0)
 		return -1;
+	/* The send goes only to the certificate this probe saw (api.h). */
+	memcpy(pin, st.cert_sha256, sizeof(pin));
+	it.pin_sha256 = pin;
 	if (!*announced) {
 		progress_step(j->pr, j->idx, "applying config in maintenance "
 			      "mode at %s", ip);

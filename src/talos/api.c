@@ -161,6 +161,7 @@ call(const struct talos_target *t, const char *method, const void *req,
 		o.key_pem = t->creds->key_pem;
 	} else {
 		o.insecure = true;
+		o.pin_sha256 = t->pin_sha256;
 	}
 	grpc_result_init(res);
 	r = grpc_call(&o, path, req, len, res, err);
@@ -170,6 +171,8 @@ call(const struct talos_target *t, const char *method, const void *req,
 		st->cert_requested = res->cert_requested;
 		st->maintenance = !t->creds && !res->cert_requested &&
 				  res->status == GRPC_UNIMPLEMENTED;
+		memcpy(st->cert_sha256, res->peer_sha256,
+		       sizeof(st->cert_sha256));
 	}
 	return r;
 }
@@ -222,6 +225,15 @@ talos_apply_configuration(const struct talos_target *t, const void *cfg,
 
 	if (details)
 		*details = NULL;
+	if (!t->creds && (!t->pin_sha256 || strlen(t->pin_sha256) != 64)) {
+		/* Never an unbound maintenance-mode send (api.h). */
+		if (st)
+			st->code = GRPC_TRANSPORT;
+		err_set(err, ERR_FAIL, "ApplyConfiguration on %s: no probed "
+			"certificate to bind the maintenance-mode send to; sent "
+			"nothing (probe the node first)", t->addr);
+		return err_kind(err, ERRK_REFUSED, 0);
+	}
 	req.data.data = (uint8_t *)cfg;
 	req.data.len = len;
 	req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
@@ -318,8 +330,10 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 		*st = st2;
 		*err = e2;
 	}
-	if (st2.maintenance)
+	if (st2.maintenance) {
+		memcpy(st->cert_sha256, st2.cert_sha256, sizeof(st->cert_sha256));
 		return TALOS_MAINTENANCE;
+	}
 	/* It wants a client certificate: an installed Talos (apid), of
 	 * another cluster since our CA did not verify it. */
 	if (st2.cert_requested)

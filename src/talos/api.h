@@ -42,6 +42,12 @@ struct talos_target {
 	const struct talos_creds *creds;  /* NULL: maintenance mode */
 	long timeout_ms;           /* 0: 10 s */
 	long connect_timeout_ms;   /* 0: 3 s */
+	/* Without creds: the certificate (hex SHA-256) the node must still
+	 * present, the one talos_probe saw (talos_status.cert_sha256). A
+	 * maintenance-mode ApplyConfiguration requires it, so the config
+	 * goes only to the machine that was probed, over a handshake that
+	 * shows that same certificate. */
+	const char *pin_sha256;
 };
 
 /* What went wrong, for the caller's retry decision. */
@@ -54,6 +60,7 @@ struct talos_status {
 	 * certificate (apid always does), and the status is Unimplemented
 	 * (what maintenance mode answers to admin calls such as Version). */
 	bool maintenance;
+	char cert_sha256[65];      /* the node's leaf certificate, or "" */
 };
 
 /* What a node at an address is, as far as one look tells. */
@@ -72,7 +79,9 @@ enum talos_probe {
  * which tells maintenance mode from another cluster. *tag is set when
  * TALOS_UP; err and st describe the mTLS try. Without credentials in t,
  * only that second look is made: TALOS_MAINTENANCE, TALOS_FOREIGN (it
- * answered, but not as maintenance mode) or TALOS_DOWN.
+ * answered, but not as maintenance mode) or TALOS_DOWN. For
+ * TALOS_MAINTENANCE, st->cert_sha256 is the certificate of that look: pin
+ * the send to it (talos_target.pin_sha256).
  */
 int talos_probe(const struct talos_target *t, char **tag,
 		struct talos_status *st, struct err *err);

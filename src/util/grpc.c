@@ -101,6 +101,9 @@ struct call {
 	char alert[64];           /* TLS alert the peer sent us, if any */
 	bool got_headers;         /* any HTTP response at all */
 	char verify[160];         /* why the server's chain did not verify */
+	const char *pin;          /* opts.pin_sha256 */
+	bool pin_failed;
+	char seen[65];            /* the leaf's SHA-256 */
 };
 
 /* Record alerts the server sends: with TLS 1.3 a rejected client cert
@@ -126,11 +129,36 @@ on_verify(int ok, X509_STORE_CTX *x)
 {
 	struct call *c = tls_owner(x);
 
+	if (c && X509_STORE_CTX_get_error_depth(x) == 0 &&
+	    tls_cert_sha256(X509_STORE_CTX_get_current_cert(x), c->seen) < 0)
+		c->seen[0] = '\0';
 	if (!ok && c && !c->verify[0])
 		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
 			 X509_STORE_CTX_get_error_depth(x));
 	return ok;
+}
+
+/* Without verification (maintenance mode): the chain is not judged, but
+ * the leaf's digest is recorded and, with a pin, must match; returning 0
+ * aborts the handshake before the request is written. */
+static int
+on_insecure_verify(int ok, X509_STORE_CTX *x)
+{
+	struct call *c = tls_owner(x);
+
+	(void)ok;
+	if (!c)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(x) > 0)
+		return 1;
+	if (tls_cert_sha256(X509_STORE_CTX_get_current_cert(x), c->seen) < 0 ||
+	    (c->pin && strcmp(c->seen, c->pin))) {
+		c->pin_failed = c->pin != NULL;
+		return 0;
+	}
+	X509_STORE_CTX_set_error(x, X509_V_OK);
+	return 1;
 }
 
 /* Called only when the server sends a CertificateRequest and we hold no
@@ -166,6 +194,8 @@ on_ssl_ctx(CURL *curl, void *sslctx, void *userp)
 	SSL_CTX_set_client_cert_cb(sslctx, on_cert_request);
 	if (mode & SSL_VERIFY_PEER)
 		SSL_CTX_set_verify(sslctx, mode, on_verify);
+	else
+		SSL_CTX_set_verify(sslctx, SSL_VERIFY_PEER, on_insecure_verify);
 	return CURLE_OK;
 }
 
@@ -284,6 +314,16 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 	const char *alert = c->alert;
 
+	if (c->pin_failed) {
+		res->tls = GRPC_TLS_PIN_CHANGED;
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the server's certificate (sha256 %s) is "
+			       "not the one it showed a moment ago (sha256 %s); "
+			       "sent nothing. Another machine may have taken the "
+			       "address: check the node's console and the network",
+			       path, o->target, c->seen[0] ? c->seen : "unknown",
+			       c->pin);
+	}
 	if (c->verify[0]) {
 		res->tls = GRPC_TLS_SERVER_UNTRUSTED;
 		return err_set(err, ERR_FAIL,
@@ -365,7 +405,8 @@ transport_kind(CURLcode rc, CURL *curl, const struct grpc_result *res,
 {
 	curl_off_t app = 0;
 
-	if (res->tls == GRPC_TLS_SERVER_UNTRUSTED)
+	if (res->tls == GRPC_TLS_SERVER_UNTRUSTED ||
+	    res->tls == GRPC_TLS_PIN_CHANGED)
 		return err_kind(err, ERRK_TLS_TRUST, 0);
 	if (res->tls == GRPC_TLS_CLIENT_REJECTED)
 		return err_kind(err, ERRK_TLS_CLIENT, 0);
@@ -403,6 +444,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	int r = 0;
 
 	memset(&c, 0, sizeof(c));
+	c.pin = o->insecure ? o->pin_sha256 : NULL;
 	buf_init(&c.body);
 	c.body.secret = true;
 	c.status = -1;
@@ -530,6 +572,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		goto out;
 	}
 	res->cert_requested = c.cert_requested;
+	memcpy(res->peer_sha256, c.seen, sizeof(res->peer_sha256));
 	/*
 	 * A broken stream counts as a transport failure, except after a
 	 * complete trailers-only error reply (status in the headers, no

@@ -50,6 +50,11 @@ struct grpc_opts {
 	long timeout_ms;         /* deadline sent as grpc-timeout; default 10000 */
 	long connect_timeout_ms; /* default 3000 */
 	const char *node;        /* "node" metadata for apid routing, or NULL */
+	/* With insecure: the SHA-256 (64 lowercase hex) the server's leaf
+	 * certificate must have, checked inside the handshake before any
+	 * byte of the request leaves; another certificate ends the call
+	 * with ERRK_TLS_TRUST (res->tls GRPC_TLS_PIN_CHANGED). NULL: any. */
+	const char *pin_sha256;
 };
 
 /* One streamed or unary response: the concatenated messages. */
@@ -61,6 +66,8 @@ struct grpc_result {
 	int tls;                 /* enum grpc_tls: why a handshake failed */
 	bool cert_requested;     /* the server asked for a client certificate
 	                          * we did not have (a TLS fact) */
+	char peer_sha256[65];    /* the server's leaf certificate (hex
+	                          * SHA-256), "" when no handshake got there */
 };
 
 /* For GRPC_TRANSPORT failures: was it the TLS trust, and whose? */
@@ -68,6 +75,7 @@ enum grpc_tls {
 	GRPC_TLS_NONE = 0,
 	GRPC_TLS_SERVER_UNTRUSTED,   /* the server's cert did not verify */
 	GRPC_TLS_CLIENT_REJECTED,    /* the server refused our client cert */
+	GRPC_TLS_PIN_CHANGED,        /* not the certificate of pin_sha256 */
 };
 
 void grpc_result_init(struct grpc_result *r);
