@@ -183,8 +183,13 @@ stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
 		return err_wrap(&j->err, "vm '%s'", h->name);
 	progress_step(j->pr, j->idx, "deleting with purge");
 	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "delete vm '%s'", h->name);
+	    (r = wait_task(pve, upid, &j->err)) < 0) {
+		/* A retried DELETE that met the first one still destroying
+		 * (lock: destroyed): wait for that one, it is what was asked. */
+		if (!pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS))
+			return err_wrap(&j->err, "delete vm '%s'", h->name);
+		err_clear(&j->err);
+	}
 	return state_vm_forget(&j->c->st, h->name, &j->err);
 }
 

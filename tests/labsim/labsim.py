@@ -149,6 +149,7 @@ class World:
             "latency": 0.0,            # seconds added to every API call, or {path regex: seconds}
             "error_rate": {},          # path regex -> probability of a sync 500
             "drop_rate": {},           # path regex -> probability of a dropped connection
+            "lose_reply": {},          # "METHOD path-regex" -> count: handle the call, then drop the connection
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
             "task_seconds_by_type": {},  # task type -> duration, overriding task_seconds
@@ -749,10 +750,17 @@ class Api(PoolsMixin):
         if vm["status"] == "running":
             raise ApiError(500, "VM %d is running - destroy failed" % vm["vmid"])
 
+        # The task checks the lock first, then replaces the config's lock
+        # with "destroyed" while it frees the disks (FACTS.md §3).
+        lock = vm["config"].get("lock")
+        if lock and lock != "suspended":
+            return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, None,
+                                   fail="VM is locked (%s)" % lock, seconds=0.1)
+        if not self.w.knobs["task_fail"].get("qmdestroy"):
+            # (a destroy that fails, fails in its checks, before that)
+            vm["config"]["lock"] = "destroyed"
+
         def work():
-            lock = vm["config"].get("lock")
-            if lock and lock != "suspended":
-                raise ApiError(500, "VM is locked (%s)" % lock)
             for st in self.w.nodes[vm["node"]]["storage"].values():
                 for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
                     item = st["items"].pop(volid)
@@ -990,6 +998,7 @@ def make_handler(sim):
                     time.sleep(float(lat))
                 res = sim.api.handle(method, path, params, user, privs, from_json)
                 rec["status"] = 200
+                self.maybe_lose_reply(method, path)
                 if isinstance(res, dict) and "__data" in res:
                     out = {"data": res["__data"], **res["__extra"]}
                 else:
@@ -1015,6 +1024,16 @@ def make_handler(sim):
                     pass
             finally:
                 sim.log_request(rec)
+
+        def maybe_lose_reply(self, method, path):
+            """The call happened; its answer never reaches the client."""
+            lose = sim.world.knobs["lose_reply"]
+            with sim.world.lock:
+                for key, left in list(lose.items()):
+                    m, _, rx = key.partition(" ")
+                    if m == method and left > 0 and re.search(rx, path):
+                        lose[key] = left - 1
+                        raise DropConnection()
 
         def maybe_fault(self, path):
             k = sim.world.knobs

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/http.h"
 #include "util/proc.h"
 
@@ -518,6 +519,34 @@ pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 	pve_params_release(&q);
 	free(path);
 	return r;
+}
+
+bool
+pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms)
+{
+	long long end = clock_mono_ms() + timeout_ms;
+
+	for (;;) {
+		struct pve_vm *vms = NULL;
+		struct err e = ERR_INIT;
+		size_t n = 0, i;
+		bool gone = true, destroying = false;
+
+		if (pve_cluster_vms(p, &vms, &n, &e) < 0)
+			return false;
+		for (i = 0; i < n; i++)
+			if (vms[i].vmid == vmid) {
+				gone = false;
+				destroying = vms[i].lock &&
+					     !strcmp(vms[i].lock, "destroyed");
+			}
+		pve_vms_free(vms, n);
+		if (gone)
+			return true;
+		/* Any other state: the destroy did not happen. */
+		if (!destroying || clock_mono_ms() >= end || !proc_sleep_ms(250))
+			return false;
+	}
 }
 
 int

@@ -97,6 +97,16 @@ int pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
 		  struct err *err);
 int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 		  char **upid_out, struct err *err);
+/*
+ * After a destroy that failed: is the VM gone anyway? A DELETE retried
+ * after its answer was lost finds the first destroy still running: the
+ * VM's config then holds `lock: destroyed` while its disks are freed
+ * (../shared/reference/proxmox/FACTS.md §3), and the second task fails
+ * with "VM is locked (destroyed)". True once the VM has left
+ * /cluster/resources, waiting (up to timeout_ms) while it shows that
+ * lock; false at once for any other state.
+ */
+bool pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms);
 int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 		  const char *size, char **upid_out, struct err *err);
 /* First IPv4 (not on `lo`, not link-local) the guest agent reports,
