@@ -233,8 +233,8 @@ layer0_read(struct pve *p, struct layer0 *out, const char *const *nodes,
 	json_decref(data);
 	if ((r = pve_cluster_vms(p, &out->vms, &out->n_vms, err)) < 0)
 		return r;
-	for (i = 0; i < n_nodes; i++) {
-		struct l0_node *n = layer0_node(out, nodes[i]);
+	for (i = 0; i < (nodes ? n_nodes : out->n_nodes); i++) {
+		struct l0_node *n = nodes ? layer0_node(out, nodes[i]) : &out->nodes[i];
 
 		if (!n || n->read || strcmp(n->status, "online"))
 			continue;

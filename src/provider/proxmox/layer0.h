@@ -76,7 +76,7 @@ struct layer0 {
 
 /*
  * Read Layer 0. nodes: the node names whose bridges and storages to read
- * (those /nodes lists as online; others are left unread); paths: where to
+ * (NULL: every node; only those /nodes lists as online are read); paths: where to
  * read the token's privileges. Fails only on a failed call, never on what
  * it finds.
  */
