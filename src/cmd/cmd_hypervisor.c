@@ -78,8 +78,11 @@ print_view(const struct layer0 *l0, const char *token)
 					 (double)s->avail / GIB, (double)s->total / GIB);
 			else
 				snprintf(space, sizeof(space), "space unknown");
-			printf("  %-12s %-12s %-8s%s %-32s %s%s%s\n", n->name, s->storage,
-			       s->type ? s->type : "?", layer0_storage_thin(s) ? " (thin)" : "",
+			char type[64];
+
+			snprintf(type, sizeof(type), "%s%s", s->type ? s->type : "?",
+				 layer0_storage_thin(s) ? " (thin)" : "");
+			printf("  %-12s %-12s %-14s %-34s %s%s%s\n", n->name, s->storage, type,
 			       s->content ? s->content : "", space, s->shared ? ", shared" : "",
 			       s->enabled ? "" : ", DISABLED");
 		}

@@ -402,7 +402,8 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_GET_nodes_node_status(self, p, u):
         n = self.w.nodes[p["node"]]
         return {"cpuinfo": {"cpus": n["maxcpu"]}, "memory": {"total": n["maxmem"], "used": 1 << 30},
-                "uptime": 1000, "pveversion": "pve-manager/8.4.1"}
+                "uptime": 1000, "pveversion": "pve-manager/8.4.1",
+                "loadavg": ["0.12", "0.08", "0.05"]}
 
     def h_GET_cluster_nextid(self, p, u):
         if "vmid" in p:
