@@ -327,6 +327,15 @@ check_privileges(struct preflight *pf, const struct config *cfg,
 		if (!first) {
 			char *hint = grant_hint(cfg, path);
 
+			if (!strncmp(path, "/pool/", 6) && plan->pool_missing) {
+				char *h2 = xasprintf("%s; or create pool '%s' in Proxmox "
+						     "first (pveum pool add %s)", hint,
+						     path + 6, path + 6);
+
+				free(hint);
+				hint = h2;
+			}
+
 			add(pf, PF_ERROR, "privilege", "token '%s' lacks on %s: %s\t%s",
 			    cfg->proxmox.token_id, path, b.ptr, hint);
 			free(hint);
