@@ -90,6 +90,24 @@ static const struct cmd_help helps[] = {
 		"strata gen homelab",
 	},
 	{
+		"ansible", cmd_ansible,
+		"run ansible-playbook on the environment's cloud-init VMs",
+		"ENV [--] PLAYBOOK [ARGS...]",
+		"Write ENV/ansible/inventory.yml from config.yml's vms (the same file\n"
+		"'strata gen' writes) and run 'ansible-playbook -i' that inventory\n"
+		"PLAYBOOK ARGS. Every VM is a host with ansible_host (its ip),\n"
+		"ansible_user (its user) and its ansible.vars; each name in\n"
+		"ansible.groups is a group. The inventory holds no secrets: use\n"
+		"Ansible Vault for them. Everything after PLAYBOOK (or after '--') is\n"
+		"ansible-playbook's. Needs ansible-playbook on PATH (Debian:\n"
+		"ansible-core).\n",
+		ENV_FORMS,
+		"  -h, --help  show this help (before PLAYBOOK or '--')\n",
+		"  0  the playbook ran (otherwise ansible-playbook's own status)\n"
+		EXIT_RUNTIME "     or ansible-playbook not on PATH\n" EXIT_CONFIG,
+		"strata ansible ubuntu-vm -- site.yml --limit web",
+	},
+	{
 		"plan", cmd_plan,
 		"show what apply would change in Proxmox (-o json)",
 		"ENV [-o json]",
