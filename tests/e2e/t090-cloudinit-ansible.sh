@@ -161,6 +161,10 @@ Y
 else
 	echo "skip strata ansible over SSH (needs root, /usr/sbin/sshd and ansible-playbook)"
 fi
+if need ansible-playbook; then
+	expect_rc 0 "examples/ubuntu-vm/site.yml passes --syntax-check with the inventory" -- \
+		"$STRATA" ansible "$E" -- "$TOP/examples/ubuntu-vm/site.yml" --syntax-check
+fi
 expect_rc 2 "strata ansible without a playbook" -- "$STRATA" ansible "$E"
 expect_grep "missing PLAYBOOK" "$T/err" "usage error names PLAYBOOK"
 mkdir -p "$T/emptypath"
