@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libfyaml.h>
 #include <openssl/evp.h>
@@ -376,4 +377,125 @@ ci_seeds_write(const struct config *cfg, const char *dir, int *changed,
 		free(sub);
 	}
 	return r;
+}
+
+/* --- templates and images ----------------------------------------------- */
+
+static bool
+pve_bool_on(const char *v, size_t n)
+{
+	static const char *const on[] = { "1", "yes", "on", "true", NULL };
+	size_t i;
+
+	for (i = 0; on[i]; i++)
+		if (strlen(on[i]) == n && !strncasecmp(v, on[i], n))
+			return true;
+	return false;
+}
+
+/* agent: [enabled=]<bool>[,fstrim_cloned_disks=..][,type=..] */
+static bool
+agent_enabled(const char *v)
+{
+	const char *p = v;
+
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+
+		if (!memchr(p, '=', n))
+			return pve_bool_on(p, n);
+		if (n > 8 && !strncmp(p, "enabled=", 8))
+			return pve_bool_on(p + 8, n - 8);
+		p = p[n] ? p + n + 1 : NULL;
+	}
+	return false;
+}
+
+int
+ci_template_check(json_t *config, char *why, size_t whylen)
+{
+	const char *key, *agent;
+	json_t *v, *t = json_object_get(config, "template");
+	bool drive = false;
+
+	if (!(json_is_integer(t) && json_integer_value(t) == 1) &&
+	    !(json_is_string(t) && !strcmp(json_string_value(t), "1"))) {
+		snprintf(why, whylen, "it is not a template (convert it with "
+			 "'qm template ID' or build one with 'strata template')");
+		return -1;
+	}
+	json_object_foreach(config, key, v) {
+		const char *s = json_string_value(v), *vol;
+		size_t n;
+
+		if (!s || (strncmp(key, "ide", 3) && strncmp(key, "scsi", 4) &&
+			   strncmp(key, "sata", 4)))
+			continue;
+		if (!isdigit((unsigned char)key[strcspn(key, "0123456789")]) ||
+		    !strcmp(key, "scsihw"))
+			continue;
+		vol = s;
+		n = strcspn(vol, ",");
+		/* STORAGE:vm-ID-cloudinit[.qcow2] */
+		if (memmem(vol, n, "-cloudinit", 10))
+			drive = true;
+	}
+	if (!drive) {
+		snprintf(why, whylen, "it has no cloud-init drive, so a clone would "
+			 "boot without its user, keys or address (add one: qm set ID "
+			 "--ide2 STORAGE:cloudinit)");
+		return -1;
+	}
+	agent = json_string_value(json_object_get(config, "agent"));
+	if (!agent && json_is_integer(json_object_get(config, "agent")))
+		agent = json_integer_value(json_object_get(config, "agent")) ? "1" : "0";
+	if (!agent || !agent_enabled(agent)) {
+		snprintf(why, whylen, "the guest agent is not enabled, so strata "
+			 "cannot read a clone's address (qm set ID --agent enabled=1)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+ci_import_filename(const char *url, char **out, char *why, size_t whylen)
+{
+	const char *end = url + strcspn(url, "?#"), *base = end, *dot;
+	char *name;
+	size_t n;
+
+	*out = NULL;
+	while (base > url && base[-1] != '/')
+		base--;
+	n = (size_t)(end - base);
+	if (!n) {
+		snprintf(why, whylen, "the URL names no file");
+		return -1;
+	}
+	name = xstrndup(base, n);
+	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789-.+=_") != n) {
+		snprintf(why, whylen, "'%s' has characters an import file name "
+			 "cannot hold (letters, digits and -.+=_)", name);
+		free(name);
+		return -1;
+	}
+	dot = strrchr(name, '.');
+	if (dot && !strcmp(dot, ".img")) {
+		char *q = xasprintf("%.*s.qcow2", (int)(dot - name), name);
+
+		free(name);
+		name = q;
+		dot = strrchr(name, '.');
+	}
+	if (!dot || (strcmp(dot, ".qcow2") && strcmp(dot, ".raw") &&
+		     strcmp(dot, ".vmdk"))) {
+		snprintf(why, whylen, "'%s' is not a .img, .qcow2, .raw or .vmdk "
+			 "image (Proxmox does not decompress .xz or .zst for "
+			 "import; use the uncompressed image's URL)", name);
+		free(name);
+		return -1;
+	}
+	*out = name;
+	return 0;
 }

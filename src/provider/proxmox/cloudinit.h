@@ -17,6 +17,7 @@
 #ifndef STRATA_PROVIDER_PROXMOX_CLOUDINIT_H
 #define STRATA_PROVIDER_PROXMOX_CLOUDINIT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "util/buf.h"
@@ -65,5 +66,20 @@ int ci_seed_iso(struct buf *out, const struct ci_seed *s, struct err *err);
  */
 int ci_seeds_write(const struct config *cfg, const char *dir, int *changed,
 		   int *total, struct err *err);
+
+/*
+ * Can a VM with this config (GET .../config) be cloned into a cloud-init
+ * VM? 0 when it is a template with a cloud-init drive and the guest agent
+ * enabled, else -1 with what is missing in why.
+ */
+int ci_template_check(json_t *config, char *why, size_t whylen);
+
+/*
+ * The import file name for a cloud image URL: its last path segment, a
+ * `.img` (Ubuntu/Debian cloud images, really qcow2) saved as `.qcow2`
+ * (FACTS-cloudinit.md §5: import storage takes .raw, .qcow2, .vmdk, .ova).
+ * 0 and a malloc'd name, or -1 with why.
+ */
+int ci_import_filename(const char *url, char **out, char *why, size_t whylen);
 
 #endif
