@@ -247,6 +247,28 @@ test_cloudinit__inventory_reads_with_ansible_inventory(void **state)
 	free(out);
 }
 
+/* The same seed makes the same image bytes, a second later too: an
+ * unchanged seed is never rewritten or uploaded again. */
+static void
+test_cloudinit__seed_iso_is_deterministic(void **state)
+{
+	struct config *cfg = load(KEY1, "");
+	struct ci_seed s = CI_SEED_INIT;
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	struct err err = ERR_INIT;
+
+	assert_int_equal(ci_seed_make(&s, cfg, &cfg->vms[0], &err), 0);
+	assert_int_equal(ci_seed_iso(&a, &s, &err), 0);
+	sleep(2);
+	assert_int_equal(ci_seed_iso(&b, &s, &err), 0);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.ptr, b.ptr, a.len);
+	buf_release(&a);
+	buf_release(&b);
+	ci_seed_release(&s);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -255,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_cloudinit__ssh_key_check_agrees_with_ssh_keygen),
 		cmocka_unit_test(test_cloudinit__seed_contents),
 		cmocka_unit_test(test_cloudinit__instance_id_follows_contents),
+		cmocka_unit_test(test_cloudinit__seed_iso_is_deterministic),
 		cmocka_unit_test(test_cloudinit__inventory_reads_with_ansible_inventory),
 	};
 

@@ -350,9 +350,6 @@ ci_seeds_write(const struct config *cfg, const char *dir, int *changed,
 		struct buf iso = BUF_INIT;
 		char *rel = xasprintf("vms/%s", vm->name), *sub = fs_join(dir, rel);
 
-		int before = *changed;
-		char *isopath = NULL;
-
 		if ((r = ci_seed_make(&s, cfg, vm, err)) == 0 &&
 		    (r = fs_mkdir_p(sub, 0700, err)) == 0 &&
 		    (r = write_one(dir, vm->name, "user-data", s.user_data.ptr,
@@ -361,15 +358,11 @@ ci_seeds_write(const struct config *cfg, const char *dir, int *changed,
 				   s.network_config.len, changed, total, err)) == 0 &&
 		    (r = write_one(dir, vm->name, "meta-data", s.meta_data.ptr,
 				   s.meta_data.len, changed, total, err)) == 0) {
-			/* The image carries libisofs's timestamps: it is made
-			 * again only when what it holds changed (or it is gone). */
-			isopath = xasprintf("%s/cidata.iso", sub);
-			if (*changed == before && fs_exists(isopath))
-				*total += 1;
-			else if ((r = ci_seed_iso(&iso, &s, err)) == 0)
+			/* util/iso fixes every timestamp: the same files make
+			 * the same image, so an unchanged seed stays unchanged. */
+			if ((r = ci_seed_iso(&iso, &s, err)) == 0)
 				r = write_one(dir, vm->name, "cidata.iso", iso.ptr,
 					      iso.len, changed, total, err);
-			free(isopath);
 		}
 		ci_seed_release(&s);
 		buf_release(&iso);
