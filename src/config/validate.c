@@ -1169,6 +1169,10 @@ check_vm_cloudinit(struct vctx *v, struct vm_config *vm, size_t i)
 	if (vm->image && strncmp(vm->image, "https://", 8) &&
 	    strncmp(vm->image, "http://", 7))
 		verr(v, path, "'%s' is not an http(s) URL of a cloud image", vm->image);
+	if (!vm->mac)
+		vwarn(v, vm->path, "no mac: the cloud-init network config matches "
+		      "the NIC by name, which only netplan images (Ubuntu) apply; "
+		      "give 'mac' (the VM's net0 MAC) for Debian and other images");
 	snprintf(path, sizeof(path), "vms[%zu].user", i);
 	if (vm->user && (!*vm->user || strspn(vm->user, "abcdefghijklmnopqrstuvwxyz"
 					      "0123456789_-") != strlen(vm->user) ||

@@ -53,6 +53,25 @@ if need cloud-init; then
 else
 	echo "skip cloud-init schema (Debian cloud-init not installed)"
 fi
+# network-config, rendered by cloud-init itself for Ubuntu (netplan) and
+# Debian (eni, networkd): the NIC with the config's MAC becomes eth0 with
+# the static address and the default route.
+if need cloud-init; then
+	for k in "ubuntu netplan" "debian eni" "debian networkd"; do
+		set -- $k
+		rm -rf "$T/nc"
+		if cloud-init devel net-convert -p "$S/network-config" -k yaml -d "$T/nc" -D "$1" -O "$2" \
+			-m eth0,bc:24:11:5e:00:80 > "$T/nc.log" 2>&1; then
+			cat $(find "$T/nc" -type f) > "$T/nc.txt"
+			grep -q "127.0.90.10/24" "$T/nc.txt" && grep -q "127.0.90.1" "$T/nc.txt" && grep -q "eth0" "$T/nc.txt" \
+				&& ! grep -q nic0 "$T/nc.txt" \
+				&& ok "cloud-init renders network-config for $1 ($2): eth0, address, gateway" \
+				|| { bad "$1 $2 rendering"; cat "$T/nc.txt"; }
+		else
+			bad "cloud-init net-convert $1 $2 failed"; tail -3 "$T/nc.log"
+		fi
+	done
+fi
 /usr/bin/python3 - "$S" "$KEY" <<'P' && ok "pycdlib: label cidata, the three files as gen wrote them, the key inside" || bad "seed ISO read back"
 import io, sys, pycdlib, yaml
 d, key = sys.argv[1], sys.argv[2]
@@ -71,7 +90,7 @@ assert open(d + "/user-data").readline() == "#cloud-config\n"
 assert ud["users"][0]["ssh_authorized_keys"] == [key], ud
 assert "qemu-guest-agent" in ud["packages"] and "python3" in ud["packages"], ud
 nc = yaml.safe_load(open(d + "/network-config"))
-assert nc["version"] == 2 and nc["ethernets"]["nic0"]["addresses"] == ["127.0.90.10/24"], nc
+assert nc["version"] == 2 and nc["ethernets"]["eth0"]["addresses"] == ["127.0.90.10/24"], nc
 P
 
 if need ansible-inventory; then
@@ -117,6 +136,13 @@ bad_case "an Ansible group name with a dash" 's|groups: \[web, ubuntu\]|groups: 
 	"'web-1' is not an Ansible group name"
 bad_case "a secret reference in ansible vars" 's|app_env: production|app_env: ${APP_PW}|' \
 	"looks like a secret reference"
+
+# --- without a mac: a warning, and a config only netplan applies
+B="$T/nomac/env"; mkdir -p "$B"; chmod 700 "$B"
+grep -v '^    mac: ' "$E/config.yml" > "$B/config.yml"
+expect_rc 0 "gen without a mac" -- "$STRATA" gen "$B"
+expect_grep "no mac: the cloud-init network config matches the NIC by name, which only netplan" "$T/err" "warns that only netplan applies it"
+expect_grep "name: e\*" "$B/vms/app-1/network-config" "matches the NIC by name glob"
 
 # --- strata ansible against a loopback sshd standing in for the VM
 if [ "$(id -u)" -eq 0 ] && [ -x /usr/sbin/sshd ] && need ansible-playbook; then

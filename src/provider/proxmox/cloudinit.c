@@ -216,13 +216,25 @@ network_config(struct buf *out, const struct config *cfg,
 	eths = y_map(doc);
 	eth = y_map(doc);
 	match = y_map(doc);
-	/* Without a fixed MAC the one NIC is matched by name: images call
-	 * it eth0 or ens18 depending on their naming policy. */
-	if (vm->mac)
-		y_puts(match, "macaddress", vm->mac);
-	else
+	/* With the MAC the NIC is matched by it and named eth0, which every
+	 * renderer cloud-init has applies (as Proxmox's own v1 config does).
+	 * Without it, by name: images call it eth0 or ens18, and only netplan
+	 * (Ubuntu) applies a glob; eni and networkd would take the id "nic0"
+	 * for the device's name (validate warns). */
+	if (vm->mac) {
+		char lower[18];
+		size_t k;
+
+		for (k = 0; k < sizeof(lower) - 1 && vm->mac[k]; k++)
+			lower[k] = (char)tolower((unsigned char)vm->mac[k]);
+		lower[k] = 0;
+		y_puts(match, "macaddress", lower);
+		y_put(eth, "match", match);
+		y_puts(eth, "set-name", "eth0");
+	} else {
 		y_puts(match, "name", "e*");
-	y_put(eth, "match", match);
+		y_put(eth, "match", match);
+	}
 	addrs = y_seq(doc);
 	a = xasprintf("%s/%d", vm->ip, cfg->network.prefix);
 	fy_node_sequence_append(addrs, y_str(doc, a));
@@ -231,7 +243,9 @@ network_config(struct buf *out, const struct config *cfg,
 	if (cfg->network.gateway) {
 		routes = y_seq(doc);
 		rt = y_map(doc);
-		y_puts(rt, "to", "default");
+		/* "default" is netplan-only: cloud-init 22.4 cannot render it
+		 * for eni or networkd (Debian images); 0.0.0.0/0 works for all. */
+		y_puts(rt, "to", "0.0.0.0/0");
 		y_puts(rt, "via", cfg->network.gateway);
 		fy_node_sequence_append(routes, rt);
 		y_put(eth, "routes", routes);
@@ -244,7 +258,7 @@ network_config(struct buf *out, const struct config *cfg,
 		y_put(ns, "addresses", nsa);
 		y_put(eth, "nameservers", ns);
 	}
-	y_put(eths, "nic0", eth);
+	y_put(eths, vm->mac ? "eth0" : "nic0", eth);
 	y_put(root, "ethernets", eths);
 	r = emit(out, doc, NULL, "cloud-init network-config", err);
 	fy_document_destroy(doc);
