@@ -66,7 +66,7 @@ parse(struct tpl_opts *o, int argc, char **argv)
 	}
 	if (!o->env)
 		return cmd_usage_error("template", "missing ENV");
-	if (!o->vmid)
+	if (!o->vmid && !o->check)
 		return cmd_usage_error("template", "missing --vmid ID (the template's id, "
 				       "outside the env's vmid range)");
 	if (o->sha256 && (strlen(o->sha256) != 64 ||
@@ -350,7 +350,7 @@ cmd_template(int argc, char **argv)
 		return r;
 	if ((r = env_open(&e, o.env, ENV_LOCK | ENV_PROXMOX | ENV_VMS_OK, &err)) < 0)
 		goto fail;
-	if (o.vmid >= e.cfg->proxmox.vmid_base &&
+	if (o.vmid && !o.check && o.vmid >= e.cfg->proxmox.vmid_base &&
 	    o.vmid < e.cfg->proxmox.vmid_base + e.cfg->proxmox.vmid_count) {
 		r = err_set(&err, ERR_USAGE, "--vmid %d is inside this env's VM id "
 			    "range %d..%d, which plan owns; pick an id outside it",
@@ -362,7 +362,24 @@ cmd_template(int argc, char **argv)
 		r = err_set(&err, ERR_USAGE, "--node '%s' is not in proxmox.nodes", o.node);
 		goto fail;
 	}
-	if (o.check)
+	if (o.check && !o.vmid) {
+		/* every template vms[] clones from */
+		size_t i, j, n = 0;
+
+		for (i = 0; i < e.cfg->n_vms && r == 0; i++) {
+			int id = e.cfg->vms[i].template_vmid;
+
+			for (j = 0; j < i && e.cfg->vms[j].template_vmid != id; j++)
+				;
+			if (!id || j < i)
+				continue;
+			n++;
+			r = check_only(&e, id, &err);
+		}
+		if (r == 0 && n == 0)
+			r = err_set(&err, ERR_USAGE, "no VM in config.yml has 'template'; "
+				    "give --vmid ID");
+	} else if (o.check)
 		r = check_only(&e, o.vmid, &err);
 	else if ((r = pick_image(e.cfg, o.image, &image, &err)) == 0)
 		r = build(&e, &o, image, &err);

@@ -110,7 +110,7 @@ static const struct cmd_help helps[] = {
 	{
 		"template", cmd_template,
 		"build a cloud-init template from a cloud image, or check one",
-		"ENV --vmid ID [--image URL] [--node NODE] [--sha256 HEX] [--check]",
+		"ENV --vmid ID [--image URL] [--node NODE] [--sha256 HEX] | ENV [--vmid ID] --check",
 		"Build Proxmox template ID from an official cloud image (the one image\n"
 		"config.yml's vms name, or --image): download-url into a storage with\n"
 		"'import' content (a .img saved as .qcow2; with --sha256 checked by\n"
@@ -121,13 +121,14 @@ static const struct cmd_help helps[] = {
 		"env's vmid range. A re-run on a finished template does nothing; one\n"
 		"that stopped half-way finishes it. With --check: only say whether ID\n"
 		"is a template a cloud-init VM can be cloned from (a cloud-init drive,\n"
-		"the guest agent enabled). apply does not clone from it yet.\n",
+		"the guest agent enabled); without --vmid, every template vms[] names.\n"
+		"apply does not clone from it yet.\n",
 		ENV_FORMS,
-		"  --vmid ID     the template's VM id (required)\n"
+		"  --vmid ID     the template's VM id (required but with --check)\n"
 		"  --image URL   the cloud image (default: the one vms[] names)\n"
 		"  --node NODE   where to build it (default: the first of proxmox.nodes)\n"
 		"  --sha256 HEX  the image's SHA-256, checked by Proxmox\n"
-		"  --check       check template ID instead of building it\n"
+		"  --check       check template ID (or vms[]'s) instead of building\n"
 		"  -h, --help    show this help\n",
 		"  0  built, already there, or (--check) fit to clone\n" EXIT_RUNTIME
 		"     or a node too old to import, or (--check) not fit\n" EXIT_CONFIG,

@@ -105,6 +105,25 @@ expect_rc 1 "--check: a template without the agent" -- "$STRATA" template "$E" -
 expect_grep "guest agent is not enabled" "$T/err" "says the agent is off"
 expect_rc 1 "--check: a VM that is not a template" -- "$STRATA" template "$E" --vmid 9102 --check
 expect_grep "not a template" "$T/err" "says it is not a template"
+# --- --check without --vmid: the templates vms[] clone from
+cp "$E/config.yml" "$T/c.keep"
+cat >> "$E/config.yml" <<Y
+  - name: app-2
+    template: 9000
+    ip: 127.0.91.11
+    mac: "BC:24:11:5E:00:81"
+    ssh_keys: ["$KEY"]
+  - name: app-3
+    template: 9100
+    ip: 127.0.91.12
+    mac: "BC:24:11:5E:00:82"
+    ssh_keys: ["$KEY"]
+Y
+expect_rc 1 "--check: vms[]'s templates, one without a drive" -- "$STRATA" template "$E" --check
+expect_grep "^template 9000 on pve1: cloud-init drive and guest agent present" "$T/out" "9000 is fit"
+expect_grep "VM 9100 cannot be cloned into a cloud-init VM: it has no cloud-init drive" "$T/err" "9100 is not"
+cp "$T/c.keep" "$E/config.yml"
+expect_rc 2 "--check with no template in vms[]" -- "$STRATA" template "$E" --check
 expect_rc 1 "an id taken by another VM" -- "$STRATA" template "$E" --vmid 9100
 expect_grep "VM id 9100 is taken" "$T/err" "refuses to touch it"
 finish
