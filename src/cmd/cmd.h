@@ -16,6 +16,8 @@
 int cmd_init(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_ansible(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);

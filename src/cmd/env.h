@@ -19,6 +19,8 @@
 
 #define ENV_LOCK    0x1   /* take ENV/.lock: the command changes things */
 #define ENV_PROXMOX 0x2   /* connect to the Proxmox API */
+#define ENV_VMS_OK  0x4   /* vms[] is no error (commands that work for them:
+			   * template); apply's refusal of them stays */
 
 struct env {
 	char *dir;

@@ -90,6 +90,51 @@ static const struct cmd_help helps[] = {
 		"strata gen homelab",
 	},
 	{
+		"ansible", cmd_ansible,
+		"run ansible-playbook on the environment's cloud-init VMs",
+		"ENV [--] PLAYBOOK [ARGS...]",
+		"Write ENV/ansible/inventory.yml from config.yml's vms (the same file\n"
+		"'strata gen' writes) and run 'ansible-playbook -i' that inventory\n"
+		"PLAYBOOK ARGS. Every VM is a host with ansible_host (its ip),\n"
+		"ansible_user (its user) and its ansible.vars; each name in\n"
+		"ansible.groups is a group. The inventory holds no secrets: use\n"
+		"Ansible Vault for them. Everything after PLAYBOOK (or after '--') is\n"
+		"ansible-playbook's. Needs ansible-playbook on PATH (Debian:\n"
+		"ansible-core).\n",
+		ENV_FORMS,
+		"  -h, --help  show this help (before PLAYBOOK or '--')\n",
+		"  0  the playbook ran (otherwise ansible-playbook's own status)\n"
+		EXIT_RUNTIME "     or ansible-playbook not on PATH\n" EXIT_CONFIG,
+		"strata ansible ubuntu-vm -- site.yml --limit web",
+	},
+	{
+		"template", cmd_template,
+		"build a cloud-init template from a cloud image, or check one",
+		"ENV --vmid ID [--image URL] [--node NODE] [--sha256 HEX] | ENV [--vmid ID] --check",
+		"Build Proxmox template ID from an official cloud image (the one image\n"
+		"config.yml's vms name, or --image): download-url into a storage with\n"
+		"'import' content (a .img saved as .qcow2; with --sha256 checked by\n"
+		"Proxmox), a VM whose scsi0 is imported from it, a cloud-init drive,\n"
+		"serial console and the guest agent on, then converted to a template.\n"
+		"Needs Proxmox VE 8.4 or later (import through the API); an older node\n"
+		"is refused with the commands to run on it. ID must be outside the\n"
+		"env's vmid range. A re-run on a finished template does nothing; one\n"
+		"that stopped half-way finishes it. With --check: only say whether ID\n"
+		"is a template a cloud-init VM can be cloned from (a cloud-init drive,\n"
+		"the guest agent enabled); without --vmid, every template vms[] names.\n"
+		"apply does not clone from it yet.\n",
+		ENV_FORMS,
+		"  --vmid ID     the template's VM id (required but with --check)\n"
+		"  --image URL   the cloud image (default: the one vms[] names)\n"
+		"  --node NODE   where to build it (default: the first of proxmox.nodes)\n"
+		"  --sha256 HEX  the image's SHA-256, checked by Proxmox\n"
+		"  --check       check template ID (or vms[]'s) instead of building\n"
+		"  -h, --help    show this help\n",
+		"  0  built, already there, or (--check) fit to clone\n" EXIT_RUNTIME
+		"     or a node too old to import, or (--check) not fit\n" EXIT_CONFIG,
+		"strata template ubuntu-vm --vmid 9000",
+	},
+	{
 		"plan", cmd_plan,
 		"show what apply would change in Proxmox (-o json)",
 		"ENV [-o json]",

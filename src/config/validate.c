@@ -18,6 +18,7 @@
 #include "age/age.h"
 #include "config/decode.h"
 #include "config/talos_schema.h"
+#include "provider/proxmox/cloudinit.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -1157,6 +1158,55 @@ check_vip(struct vctx *v)
 
 /* --- cloud-init VMs ----------------------------------------------------- */
 
+/* What cloud-init and Ansible are handed: the image URL, the user, the
+ * inventory's group names and vars. */
+static void
+check_vm_cloudinit(struct vctx *v, struct vm_config *vm, size_t i)
+{
+	char path[96];
+	size_t j;
+
+	snprintf(path, sizeof(path), "vms[%zu].image", i);
+	if (vm->image && strncmp(vm->image, "https://", 8) &&
+	    strncmp(vm->image, "http://", 7))
+		verr(v, path, "'%s' is not an http(s) URL of a cloud image", vm->image);
+	if (!vm->mac)
+		vwarn(v, vm->path, "no mac: the cloud-init network config matches "
+		      "the NIC by name, which only netplan images (Ubuntu) apply; "
+		      "give 'mac' (the VM's net0 MAC) for Debian and other images");
+	snprintf(path, sizeof(path), "vms[%zu].user", i);
+	if (vm->user && (!*vm->user || strspn(vm->user, "abcdefghijklmnopqrstuvwxyz"
+					      "0123456789_-") != strlen(vm->user) ||
+			 !strchr("abcdefghijklmnopqrstuvwxyz_", vm->user[0]) ||
+			 strlen(vm->user) > 32))
+		verr(v, path, "'%s' is not a login name (lower case letters, "
+		     "digits, '_' and '-', starting with a letter)", vm->user);
+	for (j = 0; j < vm->groups.n; j++) {
+		const char *g = vm->groups.v[j];
+
+		snprintf(path, sizeof(path), "vms[%zu].ansible.groups[%zu]", i, j);
+		if (!*g || strspn(g, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "0123456789_") != strlen(g) || isdigit((unsigned char)g[0]))
+			verr(v, path, "'%s' is not an Ansible group name (letters, "
+			     "digits and '_', not starting with a digit)", g);
+		else if (!strcmp(g, "all") || !strcmp(g, "ungrouped"))
+			verr(v, path, "'%s' is Ansible's own group; pick another name", g);
+	}
+	for (j = 0; j < vm->n_vars; j++) {
+		const char *k = vm->vars[j].key, *val = vm->vars[j].value;
+
+		snprintf(path, sizeof(path), "vms[%zu].ansible.vars", i);
+		if (!strncmp(k, "ansible_host", 12) || !strcmp(k, "ansible_user"))
+			verr(v, path, "'%s' comes from the VM's ip and user; "
+			     "remove it from vars", k);
+		if (strstr(val, "${") || !strncmp(val, "file:", 5))
+			verr(v, path, "'%s' looks like a secret reference: the "
+			     "inventory is written in clear, so give Ansible a "
+			     "Vault reference instead (for example "
+			     "\"{{ vault_%s }}\" with the value in a vault file)", k, k);
+	}
+}
+
 static void
 check_vms(struct vctx *v)
 {
@@ -1168,13 +1218,15 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
-		/* Never say done where a user would have nothing: apply would
-		 * create the VM with an empty disk and no cloud-init. */
+		/* Never say done where a user would have nothing: `strata gen`
+		 * writes these VMs' cloud-init seeds and the Ansible inventory,
+		 * but apply cannot create them yet. */
 		if (!(v->flags & CONFIG_OFFLINE))
-			verr(v, vm->path, "cloud-init VMs cannot be provisioned yet: "
-			     "apply would create a VM with an empty disk that boots "
-			     "nothing; remove it from 'vms' for now (image import, "
-			     "cloud-init and the Ansible inventory are not built)");
+			verr(v, vm->path, "cloud-init VMs cannot be provisioned by "
+			     "apply yet (image import, clone and the cloud-init "
+			     "drive are not built): create the VM yourself from "
+			     "the seed 'strata gen' writes (ENV/vms/NAME/cidata.iso) "
+			     "or remove it from 'vms' for now");
 		if (!vm->name)
 			verr(v, vm->path, "missing required key 'name'");
 		if (!vm->template_vmid == !vm->image)
@@ -1200,11 +1252,16 @@ check_vms(struct vctx *v)
 		for (j = 0; j < vm->ssh_keys.n; j++) {
 			const char *k = vm->ssh_keys.v[j];
 
+			char why[128];
+
 			snprintf(path, sizeof(path), "vms[%zu].ssh_keys[%zu]", i, j);
 			if (strncmp(k, "ssh-", 4) && strncmp(k, "ecdsa-", 6) &&
 			    strncmp(k, "sk-", 3))
 				verr(v, path, "not an SSH public key (ssh-ed25519 AAAA...)");
+			else if (ci_ssh_key_check(k, why, sizeof(why)) < 0)
+				verr(v, path, "not an SSH public key: %s", why);
 		}
+		check_vm_cloudinit(v, vm, i);
 		if (!vm->placement && cfg->proxmox.nodes.n)
 			vm->placement = xstrdup(cfg->proxmox.nodes.v[i % cfg->proxmox.nodes.n]);
 		else if (vm->placement && cfg->proxmox.nodes.n &&

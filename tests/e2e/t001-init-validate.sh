@@ -28,7 +28,7 @@ for e in "$TOP"/examples/*/; do
 	# (apply must never report success for them); gen still works.
 	ubuntu-vm)
 		expect_rc 2 "example ubuntu-vm: validate refuses cloud-init VMs for now" -- "$STRATA" validate "$x"
-		expect_grep "cloud-init VMs cannot be provisioned yet" "$T/err" "ubuntu-vm: says why" ;;
+		expect_grep "cloud-init VMs cannot be provisioned by apply yet" "$T/err" "ubuntu-vm: says why" ;;
 	vps-*)
 		expect_rc 2 "example $(basename "$e"): validate refuses platform vps for now" -- "$STRATA" validate "$x"
 		expect_grep "platform 'vps' cannot be applied yet" "$T/err" "$(basename "$e"): says why"

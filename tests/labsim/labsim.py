@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
+import pve_cloudinit  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -159,6 +160,7 @@ class World:
             "bridges": {},             # node -> list of bridges (default ["vmbr0"])
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
+            "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
             "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
@@ -513,6 +515,9 @@ class Api(PoolsMixin, Layer0Mixin):
         st = self.w.nodes[node]["storage"].get(storage)
         if st is None:
             raise ApiError(500, "storage '%s' does not exist" % storage)
+        if pve_cloudinit.is_cloudinit(volname):
+            return pve_cloudinit.allocate_drive(self, node, key, storage, st, vmid, val.split(",")[1:],
+                                                allocate, ApiError)
         pve_rules.check_drive(key, vol, opts, self.w.nodes[node]["storage"].get,
                               lambda v: self.volume_item(node, v))
         if opts.get("media") == "cdrom":
@@ -569,6 +574,10 @@ class Api(PoolsMixin, Layer0Mixin):
                     parts[0] = parts[0].replace("model=", "") + "=" + gen_mac()
                 v = ",".join(parts)
             cfg[k] = v
+        have = self.w.vms[vmid]["config"] if vmid in self.w.vms else {}
+        two = pve_cloudinit.check_one_drive(have, cfg)
+        if two:
+            raise ApiError(500, "cloud-init drive is already attached at '%s'" % two[1])
         return cfg
 
     def h_POST_nodes_node_qemu(self, p, u):
@@ -783,6 +792,12 @@ class Api(PoolsMixin, Layer0Mixin):
             self.w.vms.pop(vm["vmid"], None)
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
+
+    def h_POST_nodes_node_qemu_vmid_template(self, p, u):
+        return pve_cloudinit.h_template(self, p, u, ApiError)
+
+    def h_GET_nodes_node_version(self, p, u):
+        return pve_cloudinit.h_node_version(self, p, u)
 
     def h_PUT_nodes_node_qemu_vmid_resize(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])

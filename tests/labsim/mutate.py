@@ -21,6 +21,22 @@ from harness import REF  # noqa: E402
 
 # name: (file, text to find, replacement, test)
 MUTATIONS = {
+    "cloudinit-drive": ("labsim.py", 'if pve_cloudinit.is_cloudinit(volname):', 'if False:',
+                        "test_cloudinit.CloudinitTest.test_cloudinit_drive_allocated"),
+    "cloudinit-images": ("pve_cloudinit.py", 'if "images" not in st["content"]:', 'if False:',
+                         "test_cloudinit.CloudinitTest.test_cloudinit_drive_needs_images_content"),
+    "cloudinit-one": ("labsim.py", 'if two:', 'if False:',
+                      "test_cloudinit.CloudinitTest.test_one_cloudinit_drive"),
+    "template-base": ("pve_cloudinit.py", 'cfg[k] = base + v[len(vol):]', 'pass',
+                      "test_cloudinit.CloudinitTest.test_template_task"),
+    "template-running": ("pve_cloudinit.py", 'if vm["status"] == "running":', 'if False:',
+                         "test_cloudinit.CloudinitTest.test_template_refusals"),
+    "template-twice": ("pve_cloudinit.py", 'if str(cfg.get("template", "0")) == "1":', 'if False:',
+                       "test_cloudinit.CloudinitTest.test_template_refusals"),
+    "template-locked": ("pve_cloudinit.py", '    if cfg.get("lock"):', '    if False:',
+                        "test_cloudinit.CloudinitTest.test_template_refusals"),
+    "node-version": ("pve_cloudinit.py", 'v = sim.w.knobs.get("pve_version", "8.4.1")', 'v = "8.4.1"',
+                     "test_cloudinit.CloudinitTest.test_node_version"),
     "ipconfig-ip": ("pve_formats.py", 'if name == "!ipconfig-ip":', 'if name == "!ipconfig-ip-off":',
                     "test_strict.StrictTest.test_ipconfig"),
     "urlencoded": ("pve_formats.py", 'if name == "urlencoded":', 'if name == "urlencoded-off":',
