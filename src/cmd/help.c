@@ -186,7 +186,7 @@ static const struct cmd_help helps[] = {
 	{
 		"status", cmd_status,
 		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
-		"ENV [-o json]",
+		"ENV [--health] [-o json]",
 		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 		"power state, size) next to what the config wants, marking drift (a\n"
 		"size or placement that differs from the config, like plan) and the\n"
@@ -197,11 +197,20 @@ static const struct cmd_help helps[] = {
 		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
 		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
 		"Ready condition and last applied revision. Reads only; every probe\n"
-		"is bounded to a few seconds.\n",
+		"is bounded to a few seconds.\n"
+		"\n"
+		"--health adds the health gate apply runs between disruptive steps\n"
+		"(scale down, restarts), one line per check: Talos answering on every\n"
+		"node, etcd Running and healthy on every control plane, the Kubernetes\n"
+		"API answering, every node registered as a Node and no Node left over,\n"
+		"every node Ready (unless kubernetes.cni is none), no node cordoned by\n"
+		"strata. A check after a failed one is shown as skipped.\n",
 		ENV_FORMS,
+		"  --health    also run the health gate's checks (exit 1 if one fails)\n"
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",
-		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"  0  shown (with drift or not)\n" EXIT_RUNTIME
+		"     or, with --health, the cluster is not healthy\n" EXIT_CONFIG,
 		"strata status homelab",
 	},
 	{

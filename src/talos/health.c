@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "kube/kubeapi.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/out.h"
 #include "util/proc.h"
@@ -388,4 +390,32 @@ health_gate(const struct health_cluster *hc, long long timeout_ms,
 		clock_sleep_ms(backoff);
 		backoff = backoff * 3 / 2 > 2000 ? 2000 : backoff * 3 / 2;
 	}
+}
+
+void
+health_cluster_from_config(struct health_cluster *hc, const struct config *cfg,
+			   const struct talos_creds *creds, const char *kubeconfig)
+{
+	struct health_node *v = xcalloc(cfg->n_nodes + 1, sizeof(*v));
+	size_t i;
+
+	memset(hc, 0, sizeof(*hc));
+	for (i = 0; i < cfg->n_nodes; i++) {
+		v[i].name = cfg->nodes[i].name;
+		v[i].addr = cfg->nodes[i].ip;
+		v[i].controlplane = cfg->nodes[i].role == ROLE_CONTROLPLANE;
+	}
+	hc->nodes = v;
+	hc->n = cfg->n_nodes;
+	hc->creds = creds;
+	hc->kubeconfig = kubeconfig;
+	hc->want_ready = cfg->kubernetes.cni != CNI_NONE;
+}
+
+void
+health_cluster_release(struct health_cluster *hc)
+{
+	free((void *)hc->nodes);
+	hc->nodes = NULL;
+	hc->n = 0;
 }

@@ -121,6 +121,18 @@ int health_cluster_check(const struct health_cluster *hc,
 int health_gate(const struct health_cluster *hc, long long timeout_ms,
 		const char *before, struct err *err);
 
+/*
+ * hc for the cluster cfg describes: every Talos node of cfg->nodes, Ready
+ * wanted unless kubernetes.cni is none. kubeconfig (a path, may be NULL)
+ * and creds are borrowed. health_cluster_release frees the node array.
+ */
+struct config;
+void health_cluster_from_config(struct health_cluster *hc,
+				const struct config *cfg,
+				const struct talos_creds *creds,
+				const char *kubeconfig);
+void health_cluster_release(struct health_cluster *hc);
+
 /* rep as lines "  ok   talos: ..." (fp) or as a JSON object. */
 void health_report_print(const struct health_report *rep, FILE *fp);
 struct json_t;

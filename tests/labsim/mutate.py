@@ -83,6 +83,18 @@ MUTATIONS = {
                        "test_strict.StrictTest.test_pending_on_running_vm"),
     "start-applies": ("labsim.py", 'pve_pending.apply_pending(vm)      # a start applies pending changes', 'pass',
                       "test_strict.StrictTest.test_stopped_vm_applies_at_once"),
+    "pdb-budget": ("kube.py", "if (self._pod_healthy(pod) and allowed < 1)", "if False and (self._pod_healthy(pod) and allowed < 1)",
+                   "test_drain.DrainTest.test_pdb_blocks_eviction"),
+    "pdb-disrupted": ("kube.py", "if self._pod_healthy(p) and not p[\"metadata\"].get(\"deletionTimestamp\"))",
+                      "if self._pod_healthy(p))", "test_drain.DrainTest.test_pdb_allows_eviction_within_budget"),
+    "pdb-two": ("kube.py", "if len(pdbs) > 1:", "if False:", "test_drain.DrainTest.test_two_pdbs_refused"),
+    "node-stays": ("kube.py", "            for name, r in sorted(self.node_reg.items()):\n",
+                   "            for name, r in sorted((k, v) for k, v in self.node_reg.items() if k in running):\n",
+                   "test_drain.DrainTest.test_node_stays_until_deleted"),
+    "node-reregisters": ("kube.py", "if r is None or r.get(\"ip\") is None:", "if r is None and False:",
+                         "test_drain.DrainTest.test_deleted_node_of_running_kubelet_comes_back"),
+    "node-gc-pods": ("kube.py", "if (p.get(\"spec\") or {}).get(\"nodeName\") == name:", "if False:",
+                     "test_drain.DrainTest.test_node_delete_removes_its_pods"),
 }
 
 
