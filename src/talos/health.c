@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "kube/kubeapi.h"
+#include "talos/etcd.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/out.h"
@@ -259,6 +260,105 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	kube_client_free(kc);
 }
 
+static bool
+listed_cp(const struct health_cluster *hc, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < hc->n; i++)
+		if (hc->nodes[i].controlplane && !strcmp(hc->nodes[i].name, name))
+			return true;
+	return false;
+}
+
+/* etcd-members: every answering control plane lists one member per
+ * control plane, all started, no learner, the same set everywhere; and
+ * every one names the same leader. */
+static void
+check_etcd_members(const struct health_cluster *hc, struct health_report *rep)
+{
+	struct health_item *it = item(rep, "etcd-members");
+	struct etcd_members first = { 0 };
+	uint64_t leader = 0;
+	size_t i, j, asked = 0;
+	char from[128] = "";
+
+	for (i = 0; i < hc->n; i++) {
+		const struct health_node *nd = &hc->nodes[i];
+		struct talos_target tt;
+		struct etcd_members m = { 0 };
+		struct etcd_status es;
+		struct err e = ERR_INIT;
+
+		if (!nd->controlplane || is_away(hc, nd->name))
+			continue;
+		memset(&tt, 0, sizeof(tt));
+		tt.addr = nd->addr;
+		tt.creds = hc->creds;
+		tt.timeout_ms = 5000;
+		if (talos_etcd_members(&tt, false, &m, NULL, &e) < 0) {
+			fail(rep, it, "EtcdMemberList on %s: %s", nd->name, e.msg);
+			continue;
+		}
+		asked++;
+		for (j = 0; j < m.n; j++) {
+			const struct etcd_member *mb = &m.v[j];
+			char hex[17];
+
+			etcd_member_id_format(mb->id, hex);
+			if (!mb->hostname || !mb->hostname[0])
+				fail(rep, it, "member %s has not started (seen from %s)", hex, nd->name);
+			else if (mb->learner)
+				fail(rep, it, "member %s (%s) is still a learner", mb->hostname, hex);
+			else if (!listed_cp(hc, mb->hostname) && !is_away(hc, mb->hostname))
+				fail(rep, it, "member %s (%s) is not a control plane of the cluster "
+				     "(left behind?): remove it with a scale-down of that node or "
+				     "EtcdRemoveMemberByID", mb->hostname, hex);
+		}
+		for (j = 0; j < hc->n; j++) {
+			const struct health_node *c = &hc->nodes[j];
+
+			if (c->controlplane && !is_away(hc, c->name) &&
+			    !etcd_members_find(&m, c->name))
+				fail(rep, it, "%s is not an etcd member (seen from %s)", c->name, nd->name);
+		}
+		if (!from[0]) {
+			snprintf(from, sizeof(from), "%s", nd->name);
+			first = m;
+			memset(&m, 0, sizeof(m));
+		} else {
+			bool same = m.n == first.n;
+
+			for (j = 0; same && j < m.n; j++)
+				same = etcd_members_find(&first, m.v[j].hostname ? m.v[j].hostname : "") != NULL;
+			if (!same)
+				fail(rep, it, "%s and %s list different etcd members", from, nd->name);
+		}
+		etcd_members_release(&m);
+		memset(&es, 0, sizeof(es));
+		err_clear(&e);
+		if (talos_etcd_status(&tt, &es, NULL, &e) < 0) {
+			fail(rep, it, "EtcdStatus on %s: %s", nd->name, e.msg);
+		} else if (!es.leader) {
+			fail(rep, it, "etcd on %s knows no leader", nd->name);
+		} else if (leader && es.leader != leader) {
+			fail(rep, it, "etcd members disagree on the leader");
+		} else {
+			leader = es.leader;
+		}
+		etcd_status_release(&es);
+	}
+	if (it->state == HEALTH_PASS) {
+		char hex[17];
+
+		etcd_member_id_format(leader, hex);
+		snprintf(it->detail, sizeof(it->detail), "%zu member%s on %zu control plane%s "
+			 "agree, leader %s", first.n, first.n == 1 ? "" : "s", asked,
+			 asked == 1 ? "" : "s", hex);
+	}
+	etcd_members_release(&first);
+}
+
 int
 health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
 		     struct err *err)
@@ -319,6 +419,10 @@ health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
 	if (etcd->state == HEALTH_PASS)
 		snprintf(etcd->detail, sizeof(etcd->detail),
 			 "etcd Running and healthy on %zu/%zu control planes", etcd_ok, ncp);
+	if (etcd->state == HEALTH_PASS && talos_ok)
+		check_etcd_members(hc, rep);
+	else
+		skip(rep, "etcd-members", "etcd is not healthy everywhere");
 	if (hc->kubeconfig)
 		check_kubernetes(hc, rep);
 	else

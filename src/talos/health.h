@@ -53,10 +53,10 @@ int health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
  *                cluster's OS CA) at its address;
  *   etcd         the etcd service Running and healthy on every control
  *                plane;
- *   etcd-members (when the etcd client is built in: HEALTH_ETCD_MEMBERS)
- *                every control plane's EtcdMemberList shows the same
- *                members, one per control plane listed, each started and
- *                no learner; one leader;
+ *   etcd-members every control plane's EtcdMemberList shows the same
+ *                members, one per control plane listed (none left over),
+ *                each started and no learner; EtcdStatus names the same
+ *                leader everywhere;
  *   kubernetes   the API answers (GET /version) through the kubeconfig;
  *   nodes        every listed node registered as a Kubernetes Node, with
  *                no Node left over that is not listed (debris);
