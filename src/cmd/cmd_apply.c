@@ -15,6 +15,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
 	&ph_cidata,
+	&ph_scale,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
@@ -167,6 +168,10 @@ cmd_apply(int argc, char **argv)
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
 	env_show_plan(&c.plan, json);
+	if (!json) {
+		scale_plan_print(&c.plan, stdout);
+		fflush(stdout);
+	}
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",

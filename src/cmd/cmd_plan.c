@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "phase/phase.h"
 #include "util/out.h"
 
 
@@ -40,6 +41,7 @@ cmd_plan(int argc, char **argv)
 		free(s);
 	} else {
 		plan_print(&plan, stdout, out_color());
+		scale_plan_print(&plan, stdout);
 	}
 	rc = 0;
 out:

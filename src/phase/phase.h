@@ -142,6 +142,11 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/* ph_scale.c: Talos nodes the config no longer names leave the cluster
+ * (etcd, Kubernetes) one at a time with the health gate between, before
+ * phase vms destroys their VMs; scale_plan_print says how, for plan. */
+extern const struct phase ph_scale;
+void scale_plan_print(const struct plan *p, FILE *fp);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;

@@ -249,7 +249,12 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		const char *why = json_string_value(json_object_get(ann, HEALTH_CORDON_ANNOTATION));
 		json_t *un = json_object_get(json_object_get(o, "spec"), "unschedulable");
 
-		if (!nm || is_away(hc, nm) || !why || !json_is_true(un))
+		bool leaving = false;
+
+		for (i = 0; nm && i < hc->n; i++)
+			if (!strcmp(nm, hc->nodes[i].name) && hc->nodes[i].leaving)
+				leaving = true;
+		if (!nm || is_away(hc, nm) || leaving || !why || !json_is_true(un))
 			continue;
 		fail(rep, it, "Node %s is cordoned by strata (%s); the next apply "
 		     "finishes what cordoned it", nm, why);

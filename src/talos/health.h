@@ -74,6 +74,7 @@ struct health_node {
 	const char *name;                 /* Kubernetes node name (= hostname) */
 	const char *addr;
 	bool controlplane;
+	bool leaving;                     /* being removed: a cordon of ours is expected */
 };
 
 struct health_cluster {
