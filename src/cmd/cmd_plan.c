@@ -41,7 +41,7 @@ cmd_plan(int argc, char **argv)
 		free(s);
 	} else {
 		plan_print(&plan, stdout, out_color());
-		scale_plan_print(&plan, stdout);
+		scale_plan_print(&plan, e.cfg, stdout);
 	}
 	rc = 0;
 out:

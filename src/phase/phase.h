@@ -151,7 +151,15 @@ extern const struct phase ph_kubernetes;
  * (etcd, Kubernetes) one at a time with the health gate between, before
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */
 extern const struct phase ph_scale;
-void scale_plan_print(const struct plan *p, FILE *fp);
+void scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp);
+/* For phase talos-install: does control plane nd join a running cluster
+ * (bootstrapped, not a recovery) with this apply? Then it is installed
+ * on its own, after scale_join(before=true) (the health gate) and followed
+ * by scale_join(before=false): the gate again, which passes once etcd
+ * lists it as a started voting member. */
+bool scale_joins_later(const struct apply_ctx *c, const struct node *nd);
+int scale_join(struct apply_ctx *c, const struct node *nd, bool before,
+	       struct err *err);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
