@@ -806,6 +806,7 @@ wait_etcd_state(struct apply_ctx *c, const struct node *n,
 	char took[32];
 	size_t k;
 
+	free(*state);
 	*state = NULL;
 	for (;;) {
 		struct talos_status st = { 0 };

@@ -179,14 +179,15 @@ int etcd_backup_creds(struct talos_creds *out, const char *env_dir,
 /* The first control plane whose etcd member is healthy: 1 with *ip set,
  * else 0 (err, when given, says why the last one was not). */
 int etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
-		      long timeout_ms, const char **ip, struct err *err);
+		      long timeout_ms, bool say, const char **ip, struct err *err);
 /* Stream a snapshot from a healthy control plane into out_path (NULL:
  * ENV/etcd/<cluster>-<UTC>.snapshot; never replaces a file), recorded in
  * ENV/etcd/snapshots.json with why. */
 int etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 		       const char *out_path, const char *why,
 		       struct etcd_snapshot_info *info, struct err *err);
-/* The newest recorded snapshot that still exists (*path NULL: none). */
+/* The newest recorded snapshot kept in ENV/etcd/ that still exists
+ * (*path NULL: none). */
 int etcd_latest_snapshot(const char *env_dir, char **path, struct err *err);
 /*
  * For every phase about to do something disruptive (a node reset, a
