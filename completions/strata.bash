@@ -32,7 +32,7 @@ _strata() {
 	preflight|hypervisor) opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
 	destroy)  opts="--yes --purge-state -o --help" ;;
-	status)   opts="-o --help" ;;
+	status)   opts="--health -o --help" ;;
 	template) opts="--vmid --image --node --sha256 --check --help" ;;
 	ansible)  [[ $COMP_CWORD -ge 3 ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
 		  opts="--help" ;;

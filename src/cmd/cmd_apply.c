@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
 	&ph_cidata,
+	&ph_scale,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
@@ -170,7 +172,20 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
-	env_show_plan(&c.plan, json);
+	if (json) {
+		/* the plan event: what plan -o json prints, node removals too */
+		char *ps = plan_to_json(&c.plan);
+		json_t *doc = json_loads(ps, 0, NULL);
+
+		free(ps);
+		if (doc)
+			json_object_set_new(doc, "node_removals", scale_plan_json(&c.plan));
+		event_plan(doc);
+	} else {
+		env_show_plan(&c.plan, json);
+		scale_plan_print(&c.plan, c.cfg, stdout);
+		fflush(stdout);
+	}
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",

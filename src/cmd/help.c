@@ -166,6 +166,11 @@ static const struct cmd_help helps[] = {
 		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
 		"  cidata         each new node's config on a cidata ISO, uploaded\n"
 		"                 (proxmox.first_boot: cidata, the default)\n"
+		"  remove-nodes   Talos nodes no longer in the config leave the cluster\n"
+		"                 one at a time, the health gate before each: cordon,\n"
+		"                 drain honouring PodDisruptionBudgets, etcd (leave, or\n"
+		"                 removal by id; refused without quorum), Reset, Node\n"
+		"                 deleted (docs/scale.md)\n"
 		"  vms            a missing proxmox.pool created; VMs created, updated,\n"
 		"                 replaced and deleted, in parallel\n"
 		"  start          every VM running\n"
@@ -173,7 +178,9 @@ static const struct cmd_help helps[] = {
 		"                 after installing from its cidata ISO (or, with\n"
 		"                 first_boot: maintenance, its config applied in\n"
 		"                 maintenance mode); then it boots from disk, ISOs\n"
-		"                 detached, the cidata ISO deleted\n"
+		"                 detached, the cidata ISO deleted; a control plane\n"
+		"                 joining a running cluster goes alone, between two\n"
+		"                 health gates\n"
 		"  cidata-sweep   no cidata ISO of this env left in the ISO storage\n"
 		"  bootstrap      etcd bootstrapped once on the first control plane\n"
 		"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
@@ -233,7 +240,7 @@ static const struct cmd_help helps[] = {
 	{
 		"status", cmd_status,
 		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
-		"ENV [-o json]",
+		"ENV [--health] [-o json]",
 		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 		"power state, size) next to what the config wants, marking drift (a\n"
 		"size or placement that differs from the config, like plan) and the\n"
@@ -244,11 +251,22 @@ static const struct cmd_help helps[] = {
 		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
 		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
 		"Ready condition and last applied revision. Reads only; every probe\n"
-		"is bounded to a few seconds.\n",
+		"is bounded to a few seconds.\n"
+		"\n"
+		"--health adds the health gate apply runs between disruptive steps\n"
+		"(nodes removed, control planes added), one line per check: Talos\n"
+		"answering on every node, etcd Running and healthy on every control\n"
+		"plane, etcd's members (one started voter per control plane, the same\n"
+		"list everywhere, one leader), the Kubernetes\n"
+		"API answering, every node registered as a Node and no Node left over,\n"
+		"every node Ready (unless kubernetes.cni is none), no node cordoned by\n"
+		"strata. A check after a failed one is shown as skipped.\n",
 		ENV_FORMS,
+		"  --health    also run the health gate's checks (exit 1 if one fails)\n"
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",
-		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"  0  shown (with drift or not)\n" EXIT_RUNTIME
+		"     or, with --health, the cluster is not healthy\n" EXIT_CONFIG,
 		"strata status homelab",
 	},
 	{

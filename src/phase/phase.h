@@ -147,6 +147,23 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/* ph_scale.c: Talos nodes the config no longer names leave the cluster
+ * (etcd, Kubernetes) one at a time with the health gate between, before
+ * phase vms destroys their VMs; scale_plan_print says how, for plan. */
+extern const struct phase ph_scale;
+void scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp);
+/* The same as JSON for plan -o json ("node_removals", docs/plan.md):
+ * [{"name", "role", "vmid", "steps": ["health-gate", "cordon", ...]}]. */
+struct json_t;
+struct json_t *scale_plan_json(const struct plan *p);
+/* For phase talos-install: does control plane nd join a running cluster
+ * (bootstrapped, not a recovery) with this apply? Then it is installed
+ * on its own, after scale_join(before=true) (the health gate) and followed
+ * by scale_join(before=false): the gate again, which passes once etcd
+ * lists it as a started voting member. */
+bool scale_joins_later(const struct apply_ctx *c, const struct node *nd);
+int scale_join(struct apply_ctx *c, const struct node *nd, bool before,
+	       struct err *err);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
