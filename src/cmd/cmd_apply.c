@@ -24,6 +24,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cni,
 	&ph_gitops,
 	&ph_restart,
+	&ph_talos_upgrade,
 };
 
 /* Without a terminal to ask and without --yes: decide from what apply
@@ -85,7 +86,7 @@ cmd_apply(int argc, char **argv)
 	long long wait_ms = 15 * 60 * 1000LL;
 	size_t talos_changes = 0, k, n_reinstall = 0;
 	char *reinstall[64];
-	int parallel = 16, json = 0, i, r, rc = 1;
+	int parallel = 16, upgrade_parallel = 1, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
 
 	if (cmd_wants_help(argc, argv, "apply"))
@@ -105,6 +106,7 @@ cmd_apply(int argc, char **argv)
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
 				return cmd_usage_error("apply", "--parallel takes 1..256");
+			upgrade_parallel = parallel;   /* given: also for upgrades */
 		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) {
 			if (i + 1 >= argc)
 				return cmd_usage_error("apply", "%s takes a duration", argv[i]);
@@ -143,6 +145,7 @@ cmd_apply(int argc, char **argv)
 	c.pve_opts = e.pve_opts;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
+	c.upgrade_parallel = upgrade_parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
 	for (k = 0; k < n_reinstall; k++) {
@@ -167,6 +170,9 @@ cmd_apply(int argc, char **argv)
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
 	env_show_plan(&c.plan, json);
+	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
+		goto fail;
+	talos_changes = (size_t)r;
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
@@ -187,7 +193,7 @@ cmd_apply(int argc, char **argv)
 		 * changes to running nodes are known before asking. */
 		if ((r = talos_gen_for_apply(&c, &err)) < 0)
 			goto fail;
-		talos_changes = talos_config_changes(&c, human);
+		talos_changes += talos_config_changes(&c, human);
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||

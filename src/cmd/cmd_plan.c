@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "phase/phase.h"
 #include "util/out.h"
 
 
@@ -40,6 +41,11 @@ cmd_plan(int argc, char **argv)
 		free(s);
 	} else {
 		plan_print(&plan, stdout, out_color());
+	}
+	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
 	}
 	rc = 0;
 out:

@@ -592,6 +592,7 @@ class Cluster:
         ready = self.cni_ready()
         out = []
         for n in self.nodes_fn():
+            ready = self.cni_ready() and not n.get("unhealthy")
             cond = {"type": "Ready", "status": "True" if ready else "False",
                     "reason": "KubeletReady" if ready else "KubeletNotReady",
                     "message": "kubelet is posting ready status" if ready else
