@@ -83,6 +83,25 @@ MUTATIONS = {
                        "test_strict.StrictTest.test_pending_on_running_vm"),
     "start-applies": ("labsim.py", 'pve_pending.apply_pending(vm)      # a start applies pending changes', 'pass',
                       "test_strict.StrictTest.test_stopped_vm_applies_at_once"),
+    "upgrade-2-members": ("talos.py", 'if len(members) == 2:', 'if False:',
+                          "test_talos_upgrade.TalosUpgradeTest.test_two_member_etcd_refused"),
+    "upgrade-member-down": ("talos.py", 'if o.state != "running" or o.unhealthy():', 'if False:',
+                            "test_talos_upgrade.TalosUpgradeTest.test_member_down_refused_and_fail_knob"),
+    "upgrade-fail-vmid": ("talos.py", 'if why:\n            raise Fail(grpc.StatusCode.FAILED_PRECONDITION,\n'
+                          '                       "error validating installer image %r: %s" % (image, why))\n'
+                          '        if node.is_controlplane()', 'if node.is_controlplane()',
+                          "test_talos_upgrade.TalosUpgradeTest.test_member_down_refused_and_fail_knob"),
+    "upgrade-unhealthy": ("talos.py", 'node.unhealthy_until = time.time() + bad * self.scale', 'pass',
+                          "test_talos_upgrade.TalosUpgradeTest.test_unhealthy_after_upgrade"),
+    "upgrade-new-boot-id": ("talos.py", 'self.boot_id = str(uuid.uuid4())\n        self.state = "running"',
+                            'self.state = "running"',
+                            "test_talos_upgrade.TalosUpgradeTest.test_boot_id_read_and_new_after_upgrade"),
+    "staged-at-reboot": ("talos.py", 'node.docs, node.config = node.staged', 'pass',
+                         "test_talos_upgrade.TalosUpgradeTest.test_config_change_keeps_version_and_staged_waits_for_reboot"),
+    "staged-not-now": ("talos.py", 'if not self.maint and req.mode == Mode.STAGED:', 'if False:',
+                       "test_talos_upgrade.TalosUpgradeTest.test_config_change_keeps_version_and_staged_waits_for_reboot"),
+    "config-keeps-version": ("talos.py", 'node.installed_tag = node.version_tag()', 'pass',
+                             "test_talos_upgrade.TalosUpgradeTest.test_config_change_keeps_version_and_staged_waits_for_reboot"),
 }
 
 
