@@ -609,6 +609,16 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 			free(from);
 			return r;
 		}
+		if (p == 1 && cfg->nodes[i].role == ROLE_CONTROLPLANE &&
+		    cfg->n_controlplanes == 2) {
+			free(tv);
+			return err_set(err, ERR_USAGE, "talos.version %s: refusing "
+				       "to upgrade a control plane of a 2-member "
+				       "etcd: while one reboots the other alone "
+				       "has no quorum (Talos refuses it too); "
+				       "scale the control planes to 3 first",
+				       cfg->talos.version);
+		}
 		if (p == 1) {
 			if (!printed++)
 				fprintf(fp, "\nTalos upgrade to %s, rolling (Upgrade API, "
