@@ -198,8 +198,11 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
 		}
 		if (e.msg[0])
 			memcpy(last, e.msg, sizeof(last));
-		if (st.code == GRPC_TRANSPORT && st.tls != GRPC_TLS_NONE)
-			/* a certificate that is not this cluster's */
+		if (st.code == GRPC_TRANSPORT && st.tls == GRPC_TLS_SERVER_UNTRUSTED)
+			/* a certificate that is not this cluster's. (A hang-up
+			 * right after the handshake, which looks like our
+			 * client certificate refused, is also what a node
+			 * going down for its reboot does: waited through.) */
 			return err_set(err, ERR_FAIL, "%s after its upgrade: %s",
 				       n->name, last);
 		if (phase_interrupted)

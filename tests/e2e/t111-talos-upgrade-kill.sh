@@ -32,6 +32,7 @@ n_kill=$(upgrades)
 [ "$n_kill" = 2 ] && ok "two Upgrade calls before the kill" || bad "upgrades before the kill: $n_kill"
 
 expect_rc 0 "apply again (--parallel 2)" -- "$STRATA" apply "$E" --yes --timeout 60s --parallel 2
+[ "$rc" = 0 ] || tail -5 "$T/err"
 roll "$t0" v1.12.11
 expect_grep "^order 1550 1551 1552 1553 1554$\|^order 1550 1551 1552 1554 1553$" "$T/roll" "every node upgraded once, uk-cp-2 not twice"
 expect_grep "uk-cp-2 was upgraded to .* by an earlier apply" "$T/err" "the re-run knows uk-cp-2 rebooted into the upgrade (its boot id changed)"

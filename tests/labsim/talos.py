@@ -322,7 +322,7 @@ class Node:
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
              "install_image": (((self.config or {}).get("machine") or {}).get("install") or {}).get("image"),
-             "boot_id": self.boot_id,
+             "boot_id": self.boot_id, "unhealthy": self.unhealthy(),
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
