@@ -23,6 +23,11 @@ int cmd_status(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_etcd(int argc, char **argv);
+/* apply's phases with etcd recovered from snapshot (strata restore --etcd);
+ * argv as apply takes it. */
+struct buf;
+int cmd_apply_recover(int argc, char **argv, const struct buf *snapshot);
 
 /* A command's help, in fixed parts (help.c); the man page is made of them. */
 struct cmd_help {

@@ -15,6 +15,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
 	&ph_cidata,
+	&ph_scale,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
@@ -73,8 +74,11 @@ changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
 	return n ? n : talos_config_changes(c, fp);
 }
 
-int
-cmd_apply(int argc, char **argv)
+/* apply, or (with recover) the DR apply of strata restore --etcd: the
+ * same phases, with etcd recovered from the snapshot instead of
+ * bootstrapped. what names the command in events, history and summary. */
+static int
+apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 {
 	struct apply_ctx c;
 	struct env e;
@@ -134,7 +138,7 @@ cmd_apply(int argc, char **argv)
 		event_sink_add(event_sink_stdout, NULL);
 		human = stderr;
 	}
-	event_begin("apply", NULL);
+	event_begin(what, NULL);
 	phase_install_signals();
 	if ((r = env_open(&e, env, ENV_PROXMOX | (dry ? 0 : ENV_LOCK), &err)) < 0)
 		goto fail;
@@ -148,6 +152,7 @@ cmd_apply(int argc, char **argv)
 	c.upgrade_parallel = upgrade_parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
+	c.etcd_recover = recover;
 	for (k = 0; k < n_reinstall; k++) {
 		size_t m;
 
@@ -170,6 +175,10 @@ cmd_apply(int argc, char **argv)
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
 	env_show_plan(&c.plan, json);
+	if (!json) {
+		scale_plan_print(&c.plan, stdout);
+		fflush(stdout);
+	}
 	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
 		goto fail;
 	talos_changes = (size_t)r;
@@ -204,7 +213,7 @@ cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	tally.started = !dry;
-	if (!dry && (r = env_history_open(&hist, &e, "apply", &c.plan, &err)) < 0)
+	if (!dry && (r = env_history_open(&hist, &e, what, &c.plan, &err)) < 0)
 		goto fail;
 	if ((r = phase_run_list(apply_phases,
 				sizeof(apply_phases) / sizeof(apply_phases[0]),
@@ -216,11 +225,11 @@ cmd_apply(int argc, char **argv)
 fail:
 	rc = err_exit_code(&err);
 	result = rc == 3 ? "interrupted" : "failed";
-	out_error("apply '%s': %s", env, err.msg);
+	out_error("%s '%s': %s", what, env, err.msg);
 out:
 	if (tallying)
 		env_tally_finish(&tally, &e, &c.st, c.plan.unchanged);
-	env_summary("apply", e.cfg ? e.cfg->name : NULL, env, result, rc,
+	env_summary(what, e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();
 	history_close(hist);
@@ -233,4 +242,16 @@ out:
 	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;
+}
+
+int
+cmd_apply(int argc, char **argv)
+{
+	return apply_main(argc, argv, NULL, "apply");
+}
+
+int
+cmd_apply_recover(int argc, char **argv, const struct buf *snapshot)
+{
+	return apply_main(argc, argv, snapshot, "restore");
 }

@@ -191,7 +191,7 @@ static const struct cmd_help helps[] = {
 	{
 		"status", cmd_status,
 		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
-		"ENV [-o json]",
+		"ENV [--health] [-o json]",
 		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 		"power state, size) next to what the config wants, marking drift (a\n"
 		"size or placement that differs from the config, like plan) and the\n"
@@ -202,11 +202,20 @@ static const struct cmd_help helps[] = {
 		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
 		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
 		"Ready condition and last applied revision. Reads only; every probe\n"
-		"is bounded to a few seconds.\n",
+		"is bounded to a few seconds.\n"
+		"\n"
+		"--health adds the health gate apply runs between disruptive steps\n"
+		"(scale down, restarts), one line per check: Talos answering on every\n"
+		"node, etcd Running and healthy on every control plane, the Kubernetes\n"
+		"API answering, every node registered as a Node and no Node left over,\n"
+		"every node Ready (unless kubernetes.cni is none), no node cordoned by\n"
+		"strata. A check after a failed one is shown as skipped.\n",
 		ENV_FORMS,
+		"  --health    also run the health gate's checks (exit 1 if one fails)\n"
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",
-		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"  0  shown (with drift or not)\n" EXIT_RUNTIME
+		"     or, with --health, the cluster is not healthy\n" EXIT_CONFIG,
 		"strata status homelab",
 	},
 	{
@@ -229,22 +238,56 @@ static const struct cmd_help helps[] = {
 	},
 	{
 		"restore", cmd_restore,
-		"rebuild an env folder from a 'strata backup' archive",
-		"ENV --from FILE (--identity FILE | --passphrase-env VAR)",
+		"rebuild an env folder from a 'strata backup' archive, or a cluster from an etcd snapshot",
+		"ENV --from FILE (--identity FILE | --passphrase-env VAR)\n"
+		"       strata restore ENV --etcd FILE [--yes] [--timeout D] [--confirm PHRASE]",
 		"Decrypt FILE (an age file, as strata backup writes it) with an age\n"
 		"identity file or the passphrase in environment variable VAR, check\n"
 		"every entry of the archive (relative names, files and folders only,\n"
 		"a config.yml at the top), then create ENV (0700) and write the\n"
 		"files. ENV must not exist: restore never writes into an existing\n"
 		"folder. Nothing is written when the key is wrong or the file is\n"
-		"cut or altered. After it, plan and apply see the same cluster.\n",
+		"cut or altered. After it, plan and apply see the same cluster.\n"
+		"With --etcd FILE (a 'strata etcd snapshot'): disaster recovery into\n"
+		"the existing env folder. Apply's phases run (VMs provisioned, configs\n"
+		"applied) but instead of a fresh bootstrap every control plane's etcd\n"
+		"must wait empty, the snapshot is uploaded to the first one\n"
+		"(EtcdRecover) and Bootstrap runs with recover_etcd; then kubeconfig,\n"
+		"every node Ready, the CNI and Flux as apply does them. Refused while a\n"
+		"control plane's etcd is healthy, unless --confirm 'replace healthy\n"
+		"etcd' is given.\n",
 		"ENV is a path (with '/') or a NAME, restored as environments/NAME.\n",
 		"  --from FILE           the backup\n"
 		"  -i, --identity FILE   an age identity file (AGE-SECRET-KEY-1...)\n"
 		"  --passphrase-env VAR  the passphrase is in $VAR\n"
+		"  --etcd FILE           recover the cluster's etcd from this snapshot\n"
+		"  -y, --yes             (--etcd) do not ask before the changes\n"
+		"  -t, --timeout D       (--etcd) bound on each wait, as apply's\n"
+		"  --confirm PHRASE      (--etcd) 'replace healthy etcd': go on although\n"
+		"                        etcd is healthy\n"
 		"  -h, --help            show this help\n",
 		"  0  restored\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata restore homelab --from homelab-20261201T120000Z.age -i ~/.age/key.txt",
+	},
+	{
+		"etcd", cmd_etcd,
+		"etcd snapshots and members of an environment's cluster",
+		"snapshot ENV [--out FILE] | members ENV",
+		"snapshot: stream an etcd snapshot (FACTS: EtcdSnapshot) from the\n"
+		"first control plane whose etcd member is healthy (a leader known,\n"
+		"not a learner, no alarm), with a client certificate of role\n"
+		"os:etcd:backup only (ENV/talosconfig-etcd-backup, 0600, made from\n"
+		"ENV/secrets.yaml). The file is ENV/etcd/<cluster>-<UTC>.snapshot\n"
+		"or --out FILE (0600, never replacing a file); its size and SHA-256\n"
+		"are printed and recorded in ENV/etcd/snapshots.json. It holds every\n"
+		"Kubernetes Secret: keep it like the env folder.\n"
+		"members: the etcd member list (id, name, learner, peer URL).\n"
+		"'strata restore ENV --etcd FILE' brings a snapshot back.\n",
+		ENV_FORMS,
+		"  --out FILE  where the snapshot goes (default ENV/etcd/)\n"
+		"  -h, --help  show this help\n",
+		"  0  done\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata etcd snapshot homelab --out /mnt/usb/homelab.snapshot",
 	},
 	{
 		"history", cmd_history,

@@ -99,6 +99,8 @@ struct firewall_config {
 struct backup_config {
 	struct str_list recipients;     /* age X25519 recipients, age1... */
 	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
+	bool etcd_before_changes;       /* apply snapshots etcd before a
+	                                 * disruptive step (default true) */
 };
 
 /* ENV/history: how many entries are kept (default 50). */

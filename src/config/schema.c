@@ -483,6 +483,8 @@ static const struct field backup_fields[] = {
 	    "age recipients (age1...) that can open 'strata backup' archives"),
 	FLD("passphrase", T_SECRET, struct backup_config, passphrase,
 	    "or a passphrase (scrypt) instead of recipients"),
+	FLD("etcd_before_changes", T_BOOL, struct backup_config, etcd_before_changes,
+	    "apply takes an etcd snapshot (ENV/etcd/) before any disruptive step (default true)"),
 	FEND
 };
 static const struct schema backup_schema = { "backup", backup_fields, 0 };

@@ -34,6 +34,7 @@
 #include "kube/kubeapi.h"
 #include "kube/kubeconfig.h"
 #include "phase/phase.h"
+#include "talos/etcd.h"
 #include "talos/gen.h"
 #include "trust/trust.h"
 #include "util/clock.h"
@@ -762,7 +763,117 @@ const struct phase ph_talos_install = {
 static bool
 bootstrap_should_run(struct apply_ctx *c)
 {
-	return first_controlplane(c) && !state_phase_done(&c->st, "bootstrap");
+	return first_controlplane(c) &&
+	       (c->etcd_recover || !state_phase_done(&c->st, "bootstrap"));
+}
+
+/* The etcd service's state on a node, waited for until it is one of
+ * want (NULL-terminated) or "Failed"; *state gets what it was. */
+static int
+wait_etcd_state(struct apply_ctx *c, const struct node *n,
+		const char *const *want, char **state, struct err *err)
+{
+	struct talos_target t = mtls_target(c, n->ip);
+	struct waiter w = waiter_start(c);
+	char took[32];
+	size_t k;
+
+	*state = NULL;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		bool healthy = false;
+
+		free(*state);
+		*state = NULL;
+		if (talos_service(&t, "etcd", state, &healthy, &st, &e) == 0 &&
+		    *state) {
+			if (!strcmp(*state, "Failed"))
+				return 0;
+			for (k = 0; want[k]; k++)
+				if (!strcmp(*state, want[k]) &&
+				    (strcmp(want[k], "Running") || healthy))
+					return 0;
+		} else if (!talos_status_transient(&st) && e.msg[0]) {
+			*err = e;
+			return err_wrap(err, "etcd service on '%s'", n->name);
+		}
+		if (!waiter_again(&w)) {
+			fmt_duration(took, sizeof(took), c->wait_ms);
+			if (phase_interrupted)
+				return err_set(err, ERR_INTR, "interrupted");
+			return err_set(err, ERR_FAIL, "etcd on '%s' (%s) is still "
+				       "'%s' after %s, not %s", n->name, n->ip,
+				       *state ? *state : "unknown", took, want[0]);
+		}
+	}
+}
+
+/*
+ * strata restore --etcd (FACTS-day2.md 4d): every control plane's etcd
+ * waiting empty (Preparing), the snapshot uploaded to the first one with
+ * EtcdRecover, Bootstrap{recover_etcd}, then etcd Running there.
+ */
+static int
+recover_run(struct apply_ctx *c, struct err *err)
+{
+	static const char *const preparing[] = { "Preparing", NULL };
+	static const char *const running[] = { "Running", NULL };
+	const struct node *cp = first_controlplane(c);
+	struct talos_target t = mtls_target(c, cp->ip);
+	struct waiter w = waiter_start(c);
+	char *state = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->cfg->n_controlplanes; i++) {
+		const struct node *n = &c->cfg->nodes[i];
+
+		if ((r = wait_etcd_state(c, n, preparing, &state, err)) < 0)
+			goto out;
+		if (strcmp(state, "Preparing")) {
+			r = err_set(err, ERR_FAIL, "etcd on '%s' is '%s', not "
+				    "waiting empty for a bootstrap: recovery "
+				    "needs every control plane's etcd empty "
+				    "(fresh VMs, or a Reset of EPHEMERAL)",
+				    n->name, state);
+			goto out;
+		}
+	}
+	t.timeout_ms = 300000;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+
+		if (talos_etcd_recover(&t, c->etcd_recover->ptr,
+				       c->etcd_recover->len, &st, &e) == 0)
+			break;
+		if (!talos_status_transient(&st) || !waiter_again(&w)) {
+			*err = e;
+			r = err_wrap(err, "upload the etcd snapshot to '%s'",
+				     cp->name);
+			goto out;
+		}
+	}
+	out_step("etcd snapshot (%zu bytes) uploaded to %s (%s)",
+		 c->etcd_recover->len, cp->name, cp->ip);
+	t.timeout_ms = 10000;
+	if ((r = talos_bootstrap_recover(&t, false, NULL, err)) < 0)
+		goto out;
+	if ((r = wait_etcd_state(c, cp, running, &state, err)) < 0)
+		goto out;
+	if (strcmp(state, "Running")) {
+		r = err_set(err, ERR_FAIL, "etcd on '%s' is '%s' after the "
+			    "recovery: the node did not accept the snapshot (its "
+			    "etcd service log says why: talosctl -n %s logs "
+			    "etcd)", cp->name, state, cp->ip);
+		goto out;
+	}
+	out_step("etcd recovered from the snapshot on %s (%s)", cp->name, cp->ip);
+	c->bootstrapped_now = true;
+out:
+	free(state);
+	return r < 0 ? -1 : 0;
 }
 
 /*
@@ -787,6 +898,8 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 	struct waiter w = waiter_start(c);
 	char took[32];
 
+	if (c->etcd_recover)
+		return recover_run(c, err);
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
@@ -823,7 +936,12 @@ bootstrap_dry_run(struct apply_ctx *c, FILE *fp)
 {
 	const struct node *cp = first_controlplane(c);
 
-	fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name, cp->ip);
+	if (c->etcd_recover)
+		fprintf(fp, "    recover etcd on %s (%s) from the snapshot "
+			"(%zu bytes)\n", cp->name, cp->ip, c->etcd_recover->len);
+	else
+		fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name,
+			cp->ip);
 }
 
 const struct phase ph_talos_bootstrap = {

@@ -50,11 +50,12 @@ struct roll {
 	struct apply_ctx *c;
 	char *image;                 /* installer image wanted */
 	char *kcfg;                  /* ENV/kubeconfig, or NULL */
-	bool *was_ready;             /* per cfg node: Ready when the roll began */
+	bool all_ready;              /* every node Ready when the roll began */
 	bool *need;                  /* per cfg node */
 	char **live;                 /* per cfg node: version it answered with */
 	size_t done, total;
 	long long waited_ms;         /* time spent waiting for nodes and gates */
+	long long gate_ms;           /* of which in the gates */
 };
 
 struct ujob {
@@ -85,73 +86,66 @@ target(const struct apply_ctx *c, const char *addr)
 
 /* ------------------------------------------------------------ the gate */
 
-static void
-health_target_of(struct roll *R, size_t i, struct health_target *t)
-{
-	const struct node *n = &R->c->cfg->nodes[i];
-
-	memset(t, 0, sizeof(*t));
-	t->name = n->name;
-	t->addr = n->ip;
-	t->controlplane = n->role == ROLE_CONTROLPLANE;
-	t->creds = &R->c->creds;
-	t->kubeconfig = R->kcfg;
-	t->want_ready = R->kcfg && R->was_ready[i];
-}
-
-/* Every node healthy, bounded. after: what just happened, for messages. */
+/*
+ * Every node healthy, bounded: the cluster gate of talos/health (what
+ * `talosctl health` checks: Talos on every node, etcd service and
+ * members, the Kubernetes API, every node registered, Ready when it was
+ * Ready as the roll began, none cordoned by us). Polled at 100 ms, then
+ * up to 250 ms. after: what just happened, for messages.
+ */
 static int
 gate(struct roll *R, const char *after, struct err *err)
 {
 	struct apply_ctx *c = R->c;
+	struct health_cluster hc;
+	struct health_report rep;
 	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
 	long backoff = POLL_MS;
-	char why[600] = "";
-	size_t i, cps = 0, ready = 0;
+	size_t i, cps = 0;
+	int r = 0;
 
+	health_cluster_from_config(&hc, c->cfg, &c->creds, R->kcfg);
+	hc.want_ready = hc.want_ready && R->kcfg && R->all_ready;
 	for (;;) {
-		int bad = 0;
-
-		for (i = 0; i < c->cfg->n_nodes && !bad; i++) {
-			struct health_target t;
-			struct err e = ERR_INIT;
-			int r;
-
-			health_target_of(R, i, &t);
-			if ((r = health_check(&t, why, sizeof(why), &e)) < 0) {
-				*err = e;
-				return err_wrap(err, "health gate %s", after);
-			}
-			bad = r;
+		memset(&rep, 0, sizeof(rep));
+		if ((r = health_cluster_check(&hc, &rep, err)) < 0) {
+			err_wrap(err, "health gate %s", after);
+			goto out;
 		}
-		if (!bad)
+		if (rep.healthy)
 			break;
-		if (phase_interrupted)
-			return err_set(err, ERR_INTR, "interrupted in the health "
-				       "gate %s", after);
-		if (clock_mono_ms() >= deadline)
-			return err_set(err, ERR_FAIL, "health gate %s: not healthy "
-				       "after %llds: %s; the roll stopped here (%zu "
-				       "of %zu nodes upgraded); fix the node and run "
-				       "apply again to continue", after,
-				       c->wait_ms / 1000, why, R->done, R->total);
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted in the health gate %s",
+				    after);
+			goto out;
+		}
+		if (clock_mono_ms() >= deadline) {
+			r = err_set(err, ERR_FAIL, "health gate %s: not healthy "
+				    "after %llds: %s; the roll stopped here (%zu of "
+				    "%zu nodes upgraded); fix the node and run apply "
+				    "again to continue", after, c->wait_ms / 1000,
+				    rep.first_fail ? rep.first_fail : "?", R->done,
+				    R->total);
+			goto out;
+		}
 		proc_sleep_ms(backoff);
 		backoff = backoff * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : backoff * 3 / 2;
 	}
-	for (i = 0; i < c->cfg->n_nodes; i++) {
+	for (i = 0; i < c->cfg->n_nodes; i++)
 		cps += c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
-		ready += R->kcfg && R->was_ready[i];
-	}
+	R->gate_ms += clock_mono_ms() - t0;
 	R->waited_ms += clock_mono_ms() - t0;
-	if (ready)
+	if (hc.want_ready)
 		out_step("health gate %s: %zu nodes up over mTLS, etcd healthy on "
 			 "%zu control plane%s, %zu Kubernetes nodes Ready", after,
-			 c->cfg->n_nodes, cps, cps == 1 ? "" : "s", ready);
+			 c->cfg->n_nodes, cps, cps == 1 ? "" : "s", c->cfg->n_nodes);
 	else
 		out_step("health gate %s: %zu nodes up over mTLS, etcd healthy on "
 			 "%zu control plane%s", after, c->cfg->n_nodes, cps,
 			 cps == 1 ? "" : "s");
-	return 0;
+out:
+	health_cluster_release(&hc);
+	return r;
 }
 
 /* -------------------------------------------------------------- one node */
@@ -164,7 +158,6 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
 	struct talos_target t = target(c, n->ip);
 	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
 	char last[sizeof(((struct err *)0)->msg)] = "no answer yet";
-	long backoff = POLL_MS;
 
 	t.timeout_ms = 3000;
 	t.connect_timeout_ms = 1000;
@@ -213,8 +206,7 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
 				       "its upgrade in %llds (last: %s); the roll "
 				       "stopped here", n->name, c->wait_ms / 1000,
 				       last);
-		proc_sleep_ms(backoff);
-		backoff = backoff * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : backoff * 3 / 2;
+		proc_sleep_ms(POLL_MS);
 	}
 }
 
@@ -388,7 +380,6 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 
 	memset(&R, 0, sizeof(R));
 	R.c = c;
-	R.was_ready = xcalloc(n + 1, sizeof(bool));
 	R.need = xcalloc(n + 1, sizeof(bool));
 	R.live = xcalloc(n + 1, sizeof(char *));
 	if (!(R.image = upgrade_installer(c->cfg, err))) {
@@ -400,10 +391,14 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 		free(R.kcfg);
 		R.kcfg = NULL;
 	}
-	for (i = 0; R.kcfg && i < n; i++)
-		if (health_k8s_ready(R.kcfg, c->cfg->nodes[i].name,
-				     &R.was_ready[i], &ignore) < 0)
-			R.was_ready[i] = false;
+	R.all_ready = R.kcfg != NULL;
+	for (i = 0; R.kcfg && i < n; i++) {
+		bool ready = false;
+
+		if (health_k8s_ready(R.kcfg, c->cfg->nodes[i].name, &ready,
+				     &ignore) < 0 || !ready)
+			R.all_ready = false;
+	}
 	/* Nothing starts unless every node is healthy (a node an earlier,
 	 * killed apply left rebooting is waited for here). */
 	for (i = 0; i < n; i++) {
@@ -426,6 +421,9 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 		goto out;
 	}
 	if ((r = gate(&R, "before the upgrade", err)) < 0)
+		goto out;
+	/* backup.etcd_before_changes: a snapshot before the first reboot */
+	if ((r = etcd_snapshot_before(c, "the Talos upgrade", err)) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		char after[200];
@@ -479,9 +477,10 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 		long long wall = clock_mono_ms() - t0;
 
 		out_step("Talos: %zu node%s upgraded to %s one at a time (workers "
-			 "%d at a time) in %.1fs; strata's own time %.0f ms a node",
-			 R.total, R.total == 1 ? "" : "s", c->cfg->talos.version,
-			 par, wall / 1000.0,
+			 "%d at a time) in %.1fs (gates %.1fs); strata's own time "
+			 "%.0f ms a node", R.total, R.total == 1 ? "" : "s",
+			 c->cfg->talos.version, par, wall / 1000.0,
+			 R.gate_ms / 1000.0,
 			 (double)(wall - R.waited_ms) / (double)R.total);
 	}
 out:
@@ -489,7 +488,6 @@ out:
 		free(R.live[i]);
 	free(R.live);
 	free(R.need);
-	free(R.was_ready);
 	free(R.image);
 	free(R.kcfg);
 	return r;

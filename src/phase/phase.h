@@ -44,6 +44,11 @@ struct apply_ctx {
 	char **reinstall;
 	size_t n_reinstall;
 	int upgrade_parallel;       /* workers upgraded at once (apply --parallel, else 1) */
+	/* etcd (ph_etcd.c): a snapshot was taken by this apply; and, for
+	 * strata restore --etcd, the snapshot to recover etcd from (the
+	 * bootstrap phase then uploads it and bootstraps with recover_etcd) */
+	bool etcd_snapshot_taken;
+	const struct buf *etcd_recover;
 };
 
 struct phase {
@@ -165,8 +170,46 @@ int upgrade_journal_applied(struct apply_ctx *c, const char *name,
  */
 int upgrade_check(const struct config *cfg, struct state *st, int parallel,
 		  FILE *fp, struct err *err);
+/* ph_scale.c: Talos nodes the config no longer names leave the cluster
+ * (etcd, Kubernetes) one at a time with the health gate between, before
+ * phase vms destroys their VMs; scale_plan_print says how, for plan. */
+extern const struct phase ph_scale;
+void scale_plan_print(const struct plan *p, FILE *fp);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
+
+/* ph_etcd.c: etcd snapshots (docs/etcd.md). */
+struct etcd_snapshot_info {
+	char path[4096];
+	char node[64];              /* the control plane it came from */
+	char sha256[65];
+	char taken[32];             /* UTC, RFC 3339 */
+	size_t bytes;
+};
+/* Credentials of role os:etcd:backup (ENV/talosconfig-etcd-backup, made
+ * from ENV/secrets.yaml; written when its bytes change). */
+int etcd_backup_creds(struct talos_creds *out, const char *env_dir,
+		      const struct config *cfg, struct err *err);
+/* The first control plane whose etcd member is healthy: 1 with *ip set,
+ * else 0 (err, when given, says why the last one was not). */
+int etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
+		      long timeout_ms, const char **ip, struct err *err);
+/* Stream a snapshot from a healthy control plane into out_path (NULL:
+ * ENV/etcd/<cluster>-<UTC>.snapshot; never replaces a file), recorded in
+ * ENV/etcd/snapshots.json with why. */
+int etcd_snapshot_take(const char *env_dir, const struct config *cfg,
+		       const char *out_path, const char *why,
+		       struct etcd_snapshot_info *info, struct err *err);
+/* The newest recorded snapshot that still exists (*path NULL: none). */
+int etcd_latest_snapshot(const char *env_dir, char **path, struct err *err);
+/*
+ * For every phase about to do something disruptive (a node reset, a
+ * reboot, an upgrade, a member removed): with backup.etcd_before_changes
+ * (default true), once per apply and only once etcd was bootstrapped,
+ * take a snapshot into ENV/etcd/; why names the step ("upgrade of cp-1").
+ * A failed snapshot fails the call: the caller must not go on.
+ */
+int etcd_snapshot_before(struct apply_ctx *c, const char *why, struct err *err);
 
 #endif

@@ -138,11 +138,12 @@ talos_status_transient(const struct talos_status *st)
 	       st->code == GRPC_CANCELLED;
 }
 
-/* One call; res holds the response messages on success. */
+/* One call; res holds the response messages on success. With reqs, a
+ * client stream of n_reqs messages instead of req/len. */
 static int
-call(const struct talos_target *t, const char *method, const void *req,
-     size_t len, struct grpc_result *res, struct talos_status *st,
-     struct err *err)
+call_any(const struct talos_target *t, const char *method, const void *req,
+	 size_t len, const struct buf *reqs, size_t n_reqs,
+	 struct grpc_result *res, struct talos_status *st, struct err *err)
 {
 	struct grpc_opts o;
 	char target[64], path[96];
@@ -162,8 +163,10 @@ call(const struct talos_target *t, const char *method, const void *req,
 	} else {
 		o.insecure = true;
 	}
+	o.max_reply = t->max_reply;
 	grpc_result_init(res);
-	r = grpc_call(&o, path, req, len, res, err);
+	r = reqs ? grpc_call_stream(&o, path, reqs, n_reqs, res, err)
+		 : grpc_call(&o, path, req, len, res, err);
 	if (st) {
 		st->code = res->status;
 		st->tls = res->tls;
@@ -172,6 +175,33 @@ call(const struct talos_target *t, const char *method, const void *req,
 				  res->status == GRPC_UNIMPLEMENTED;
 	}
 	return r;
+}
+
+static int
+call(const struct talos_target *t, const char *method, const void *req,
+     size_t len, struct grpc_result *res, struct talos_status *st,
+     struct err *err)
+{
+	return call_any(t, method, req, len, NULL, 0, res, st, err);
+}
+
+int
+talos_call(const struct talos_target *t, const char *method, const void *req,
+	   size_t len, struct grpc_result *res, struct talos_status *st,
+	   struct err *err)
+{
+	return call_any(t, method, req, len, NULL, 0, res, st, err);
+}
+
+int
+talos_call_stream(const struct talos_target *t, const char *method,
+		  const struct buf *reqs, size_t n, struct grpc_result *res,
+		  struct talos_status *st, struct err *err)
+{
+	static const struct buf none = BUF_INIT;
+
+	return call_any(t, method, NULL, 0, reqs ? reqs : &none, n, res, st,
+			err);
 }
 
 /* A proxied reply may carry a backend's error in its metadata. */
@@ -554,4 +584,12 @@ out:
 	buf_release(&b);
 	grpc_result_release(&res);
 	return r;
+}
+
+int
+talos_check_meta(const void *meta, const char *method,
+		 const struct talos_target *t, struct talos_status *st,
+		 struct err *err)
+{
+	return check_meta(meta, method, t, st, err);
 }

@@ -42,6 +42,7 @@ struct talos_target {
 	const struct talos_creds *creds;  /* NULL: maintenance mode */
 	long timeout_ms;           /* 0: 10 s */
 	long connect_timeout_ms;   /* 0: 3 s */
+	size_t max_reply;          /* reply bytes kept at most; 0: 64 MiB */
 };
 
 /* What went wrong, for the caller's retry decision. */
@@ -121,5 +122,23 @@ int talos_kubeconfig(const struct talos_target *t, struct buf *targz,
  * *state is NULL when the node does not run that service. */
 int talos_service(const struct talos_target *t, const char *id, char **state,
 		  bool *healthy, struct talos_status *st, struct err *err);
+
+/*
+ * For the other Talos modules (talos/etcd.c): one call of
+ * /machine.MachineService/<method> with an encoded request (res holds the
+ * reply messages; release it even on failure), a client stream of n
+ * requests, and the check of a reply's common.Metadata (a
+ * Common__Metadata *, may be NULL) for a backend's error.
+ */
+struct grpc_result;
+int talos_call(const struct talos_target *t, const char *method,
+	       const void *req, size_t len, struct grpc_result *res,
+	       struct talos_status *st, struct err *err);
+int talos_call_stream(const struct talos_target *t, const char *method,
+		      const struct buf *reqs, size_t n, struct grpc_result *res,
+		      struct talos_status *st, struct err *err);
+int talos_check_meta(const void *meta, const char *method,
+		     const struct talos_target *t, struct talos_status *st,
+		     struct err *err);
 
 #endif

@@ -50,6 +50,7 @@ struct grpc_opts {
 	long timeout_ms;         /* deadline sent as grpc-timeout; default 10000 */
 	long connect_timeout_ms; /* default 3000 */
 	const char *node;        /* "node" metadata for apid routing, or NULL */
+	size_t max_reply;        /* bytes of reply kept at most; 0: 64 MiB */
 };
 
 /* One streamed or unary response: the concatenated messages. */
@@ -85,6 +86,14 @@ void grpc_result_release(struct grpc_result *r);
 int grpc_call(const struct grpc_opts *o, const char *path,
 	      const void *req, size_t req_len, struct grpc_result *res,
 	      struct err *err);
+
+/*
+ * The same with a client stream: every request message is sent in order,
+ * then the stream is half-closed (EtcdRecover's upload). n may be 0.
+ */
+int grpc_call_stream(const struct grpc_opts *o, const char *path,
+		     const struct buf *reqs, size_t n, struct grpc_result *res,
+		     struct err *err);
 
 const char *grpc_code_name(int code);
 /* Percent-decode a grpc-message value (exported for tests). Caller frees. */
