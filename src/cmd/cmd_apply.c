@@ -176,7 +176,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		goto fail;
 	env_show_plan(&c.plan, json);
 	if (!json) {
-		scale_plan_print(&c.plan, stdout);
+		scale_plan_print(&c.plan, c.cfg, stdout);
 		fflush(stdout);
 	}
 	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)

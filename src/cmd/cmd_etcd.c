@@ -73,7 +73,7 @@ etcd_members_cmd(int argc, char **argv)
 	    (r = env_open(&e, env, ENV_LOCK, &err)) < 0 ||
 	    (r = etcd_backup_creds(&creds, e.dir, e.cfg, &err)) < 0)
 		goto fail;
-	if (!etcd_find_healthy(e.cfg, &creds, 5000, &ip, &err)) {
+	if (!etcd_find_healthy(e.cfg, &creds, 5000, true, &ip, &err)) {
 		err_wrap(&err, "no control plane has a healthy etcd member");
 		goto fail;
 	}

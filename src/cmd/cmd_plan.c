@@ -41,7 +41,7 @@ cmd_plan(int argc, char **argv)
 		free(s);
 	} else {
 		plan_print(&plan, stdout, out_color());
-		scale_plan_print(&plan, stdout);
+		scale_plan_print(&plan, e.cfg, stdout);
 	}
 	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
 		out_error("plan '%s': %s", env, err.msg);

@@ -49,7 +49,7 @@ restore_etcd(const char *env, const char *file, const char *confirm,
 	if ((r = env_open(&e, env, 0, &err)) < 0 ||
 	    (r = etcd_backup_creds(&creds, e.dir, e.cfg, &err)) < 0)
 		goto fail;
-	if (etcd_find_healthy(e.cfg, &creds, 3000, &ip, NULL)) {
+	if (etcd_find_healthy(e.cfg, &creds, 3000, false, &ip, NULL)) {
 		if (!confirm || strcmp(confirm, CONFIRM_HEALTHY)) {
 			err_set(&err, ERR_USAGE, "etcd on %s is healthy: recovering "
 				"would throw away everything since the snapshot; "

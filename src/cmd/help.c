@@ -221,7 +221,7 @@ static const struct cmd_help helps[] = {
 	{
 		"backup", cmd_backup,
 		"write the env folder as one age-encrypted archive",
-		"ENV --to FILE|DIR",
+		"ENV --to FILE|DIR [--with-etcd]",
 		"Write every file of the env folder (config.yml, secrets.yaml,\n"
 		"talosconfig, kubeconfig, state.json, nodes/, patches/, gitops/...;\n"
 		"not the lock, temp files or symlinks) into one ustar archive,\n"
@@ -229,9 +229,12 @@ static const struct cmd_help helps[] = {
 		"with backup.passphrase from config.yml. 'age -d' opens it and\n"
 		"'tar -x' unpacks it without strata. With --to DIR the file is\n"
 		"DIR/ENV-<UTC time>.age; an existing file is never replaced. The\n"
-		"file is 0600; the env lock is held while the folder is read.\n",
+		"file is 0600; the env lock is held while the folder is read.\n"
+		"etcd snapshots in ENV/etcd/ are left out unless --with-etcd, which\n"
+		"adds the latest one (as recorded in ENV/etcd/snapshots.json).\n",
 		ENV_FORMS,
 		"  --to FILE|DIR  where the encrypted archive goes\n"
+		"  --with-etcd    include the latest etcd snapshot\n"
 		"  -h, --help     show this help\n",
 		"  0  written\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata backup homelab --to /mnt/usb/",

@@ -110,7 +110,7 @@ member_healthy(const struct talos_target *t, struct err *err)
 
 int
 etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
-		  long timeout_ms, const char **ip, struct err *err)
+		  long timeout_ms, bool say, const char **ip, struct err *err)
 {
 	struct err last = ERR_INIT;
 	size_t i;
@@ -131,7 +131,8 @@ etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
 			*ip = n->ip;
 			return 1;
 		}
-		out_note("etcd on %s (%s): %s", n->name, n->ip, last.msg);
+		if (say)
+			out_note("etcd on %s (%s): %s", n->name, n->ip, last.msg);
 	}
 	if (err)
 		*err = last;
@@ -208,7 +209,7 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 	memset(info, 0, sizeof(*info));
 	if ((r = etcd_backup_creds(&creds, env_dir, cfg, err)) < 0)
 		return r;
-	if (!etcd_find_healthy(cfg, &creds, 5000, &ip, &why_not)) {
+	if (!etcd_find_healthy(cfg, &creds, 5000, true, &ip, &why_not)) {
 		*err = why_not;
 		r = err_wrap(err, "no control plane has a healthy etcd member to "
 			     "take a snapshot from (the last one said)");
@@ -259,7 +260,8 @@ out:
 int
 etcd_latest_snapshot(const char *env_dir, char **path, struct err *err)
 {
-	char *idx = fs_join(env_dir, "etcd/snapshots.json");
+	char *dir = fs_join(env_dir, "etcd");
+	char *idx = fs_join(dir, "snapshots.json");
 	struct buf b = BUF_INIT;
 	json_t *arr = NULL;
 	size_t i;
@@ -275,7 +277,9 @@ etcd_latest_snapshot(const char *env_dir, char **path, struct err *err)
 		const char *f = json_string_value(json_object_get(
 			json_array_get(arr, i - 1), "file"));
 
-		if (f && fs_exists(f)) {
+		/* only the ones kept in ENV/etcd/ (not --out files) */
+		if (f && !strncmp(f, dir, strlen(dir)) && f[strlen(dir)] == '/' &&
+		    !strchr(f + strlen(dir) + 1, '/') && fs_exists(f)) {
 			*path = xstrdup(f);
 			break;
 		}
@@ -284,6 +288,7 @@ out:
 	json_decref(arr);
 	buf_release(&b);
 	free(idx);
+	free(dir);
 	return r;
 }
 

@@ -128,6 +128,22 @@ node_exists(const struct apply_ctx *c, const char *name)
 	return false;
 }
 
+/* Is the config's node part of the cluster now: there before this apply,
+ * or installed by it already (its journal says it boots from disk)? */
+static bool
+node_present(struct apply_ctx *c, const char *name)
+{
+	char *boot;
+	bool yes;
+
+	if (node_exists(c, name))
+		return true;
+	boot = state_talos_get(&c->st, name, "boot");
+	yes = boot && !strcmp(boot, "disk");
+	free(boot);
+	return yes;
+}
+
 static struct talos_target
 target(const struct apply_ctx *c, const char *addr)
 {
@@ -143,7 +159,7 @@ target(const struct apply_ctx *c, const char *addr)
 /* The first existing control plane of the config that answers: the
  * survivor etcd calls go to. */
 static const struct node *
-survivor(const struct apply_ctx *c)
+survivor(struct apply_ctx *c)
 {
 	size_t i;
 
@@ -155,7 +171,7 @@ survivor(const struct apply_ctx *c)
 		char *tag = NULL;
 		int up;
 
-		if (nd->role != ROLE_CONTROLPLANE || !node_exists(c, nd->name))
+		if (nd->role != ROLE_CONTROLPLANE || !node_present(c, nd->name))
 			continue;
 		t = target(c, nd->ip);
 		up = talos_probe(&t, &tag, &ts, &e);
@@ -232,7 +248,7 @@ gate(struct apply_ctx *c, const char *kubeconfig, struct removal *v, size_t n,
 	health_cluster_from_config(&hc, c->cfg, &c->creds, kubeconfig);
 	for (i = 0; i < c->cfg->n_nodes; i++) {
 		nodes[nn++] = hc.nodes[i];
-		if (!node_exists(c, c->cfg->nodes[i].name))
+		if (!node_present(c, c->cfg->nodes[i].name))
 			away[na++] = c->cfg->nodes[i].name;
 	}
 	for (i = k; i < n; i++) {
@@ -282,12 +298,13 @@ talos_up(const struct apply_ctx *c, const char *addr)
  * member removal is a change etcd must commit with the quorum of the
  * current membership, and the others must be able to carry on. */
 static int
-etcd_may_remove(struct apply_ctx *c, const struct removal *x, struct err *err)
+etcd_may_remove(struct apply_ctx *c, const struct removal *x, bool up,
+		struct err *err)
 {
 	const struct node *s = survivor(c);
 	struct etcd_members m = { 0 };
 	struct talos_target st;
-	size_t quorum, others;
+	size_t quorum, avail;
 	int r;
 
 	if (!s)
@@ -299,15 +316,19 @@ etcd_may_remove(struct apply_ctx *c, const struct removal *x, struct err *err)
 		return err_wrap(err, "etcd members (asked %s)", s->name);
 	r = 0;
 	if (etcd_members_find(&m, x->name)) {
+		/* the others answer (the gate passed); x counts when it is up */
 		quorum = m.n / 2 + 1;
-		others = m.n - 1;
-		if (others < quorum || others == 0)
+		avail = m.n - (up ? 0 : 1);
+		if (m.n < 2)
 			r = err_set(err, ERR_FAIL, "refusing to remove control plane %s: "
-				    "etcd has %zu members and without %s only %zu remain"
-				    "%s, fewer than the quorum of %zu a removal needs; "
-				    "nothing was changed: add a control plane first",
-				    x->name, m.n, x->name, others,
-				    others == 1 ? "s" : "", quorum);
+				    "it is etcd's only member; nothing was changed", x->name);
+		else if (avail < quorum)
+			r = err_set(err, ERR_FAIL, "refusing to remove control plane %s: "
+				    "etcd has %zu members and %s does not answer, so only "
+				    "%zu can vote, fewer than the quorum of %zu the removal "
+				    "needs; nothing was changed: bring %s back, or recover "
+				    "etcd from a snapshot (strata restore)", x->name, m.n,
+				    x->name, avail, quorum, x->name);
 	}
 	etcd_members_release(&m);
 	return r;
@@ -401,7 +422,7 @@ remove_one(struct apply_ctx *c, struct kube_client *kc, const struct removal *x,
 	int r;
 
 	reg = kc && node_registered(kc, x->name, &e);
-	if (x->controlplane && (r = etcd_may_remove(c, x, err)) < 0)
+	if (x->controlplane && (r = etcd_may_remove(c, x, up, err)) < 0)
 		return r;
 	if (reg && up) {
 		if ((r = kube_cordon(kc, x->name, "removal", err)) < 0)
@@ -476,7 +497,8 @@ scale_run(struct apply_ctx *c, struct err *err)
 			goto out;
 		}
 		snprintf(before, sizeof(before), "removing %s", v[i].name);
-		if ((r = gate(c, kcfg, v, n, i, before, err)) < 0)
+		if ((r = gate(c, kcfg, v, n, i, before, err)) < 0 ||
+		    (r = etcd_snapshot_before(c, before, err)) < 0)
 			goto out;
 		if ((r = remove_one(c, kc, &v[i], err)) < 0)
 			goto out;
@@ -489,15 +511,50 @@ out:
 	return r;
 }
 
+bool
+scale_joins_later(const struct apply_ctx *c, const struct node *nd)
+{
+	struct apply_ctx *cc = (struct apply_ctx *)c;   /* the journal is read only */
+	char *boot;
+	bool yes;
+
+	if (nd->role != ROLE_CONTROLPLANE || c->etcd_recover ||
+	    !state_phase_done(&cc->st, "bootstrap"))
+		return false;
+	boot = state_talos_get(&cc->st, nd->name, "boot");
+	yes = !boot || strcmp(boot, "disk");
+	free(boot);
+	return yes;
+}
+
+int
+scale_join(struct apply_ctx *c, const struct node *nd, bool before, struct err *err)
+{
+	char *kcfg = fs_join(c->env_dir, "kubeconfig");
+	char what[160];
+	int r;
+
+	if (before)
+		snprintf(what, sizeof(what), "adding control plane %s", nd->name);
+	else
+		snprintf(what, sizeof(what), "the next step (%s joined etcd)", nd->name);
+	r = gate(c, fs_exists(kcfg) ? kcfg : NULL, NULL, 0, 0, what, err);
+	free(kcfg);
+	return r;
+}
+
 void
-scale_plan_print(const struct plan *p, FILE *fp)
+scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp)
 {
 	struct removal *v;
 	size_t n = removals_list(p, &v), i;
 
 	if (n) {
 		fprintf(fp, "\nNodes leave the cluster one at a time before their VMs "
-			"are destroyed, each after the health gate passes:\n");
+			"are destroyed, each after the health gate passes%s:\n",
+			cfg && cfg->backup.etcd_before_changes ?
+			" (an etcd snapshot is taken before the first: "
+			"backup.etcd_before_changes)" : "");
 		for (i = 0; i < n; i++) {
 			if (v[i].controlplane)
 				fprintf(fp, "  %zu. %s (control plane): refused if etcd would "
@@ -522,7 +579,7 @@ scale_plan_print(const struct plan *p, FILE *fp)
 static void
 scale_dry_run(struct apply_ctx *c, FILE *fp)
 {
-	scale_plan_print(&c->plan, fp);
+	scale_plan_print(&c->plan, c->cfg, fp);
 }
 
 const struct phase ph_scale = {

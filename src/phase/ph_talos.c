@@ -658,6 +658,19 @@ install_one(void *ctx, size_t i)
 	j->pve = NULL;
 }
 
+struct tjob_pick {
+	struct tjob *jobs;
+	const size_t *idx;
+};
+
+static void
+install_picked(void *ctx, size_t i)
+{
+	const struct tjob_pick *p = ctx;
+
+	install_one(p->jobs, p->idx[i]);
+}
+
 static const struct err *
 tjob_failed(void *ctx, size_t i)
 {
@@ -710,7 +723,33 @@ install_run(struct apply_ctx *c, struct err *err)
 	pr = progress_start(stderr, "Talos", names, n);
 	for (i = 0; i < n; i++)
 		jobs[i].pr = pr;
-	phase_parallel(n, c->max_parallel, install_one, jobs);
+	{
+		/* control planes joining a running cluster: one at a time,
+		 * each after the health gate and waited for (ph_scale.c) */
+		size_t *first = xcalloc(n + 1, sizeof(*first)), nf = 0, k;
+		struct tjob_pick pick = { jobs, first };
+		bool failed = false;
+
+		for (i = 0; i < n; i++)
+			if (!scale_joins_later(c, jobs[i].nd))
+				first[nf++] = i;
+		phase_parallel(nf, c->max_parallel, install_picked, &pick);
+		for (k = 0; k < n; k++)
+			failed = failed || jobs[k].rc < 0;
+		for (k = 0; k < n; k++) {
+			if (failed || phase_interrupted || !scale_joins_later(c, jobs[k].nd))
+				continue;
+			if ((jobs[k].rc = scale_join(c, jobs[k].nd, true, &jobs[k].err)) == 0)
+				install_one(jobs, k);
+			if (jobs[k].rc == 0)
+				jobs[k].rc = scale_join(c, jobs[k].nd, false, &jobs[k].err);
+			if (jobs[k].rc < 0) {
+				progress_done(pr, k, false, "%s", jobs[k].err.msg);
+				failed = true;
+			}
+		}
+		free(first);
+	}
 	progress_stop(pr);
 	if ((r = phase_collect(n, tjob_failed, jobs, "nodes", err)) < 0)
 		goto out;
@@ -778,6 +817,7 @@ wait_etcd_state(struct apply_ctx *c, const struct node *n,
 	char took[32];
 	size_t k;
 
+	free(*state);
 	*state = NULL;
 	for (;;) {
 		struct talos_status st = { 0 };

@@ -174,7 +174,15 @@ int upgrade_check(const struct config *cfg, struct state *st, int parallel,
  * (etcd, Kubernetes) one at a time with the health gate between, before
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */
 extern const struct phase ph_scale;
-void scale_plan_print(const struct plan *p, FILE *fp);
+void scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp);
+/* For phase talos-install: does control plane nd join a running cluster
+ * (bootstrapped, not a recovery) with this apply? Then it is installed
+ * on its own, after scale_join(before=true) (the health gate) and followed
+ * by scale_join(before=false): the gate again, which passes once etcd
+ * lists it as a started voting member. */
+bool scale_joins_later(const struct apply_ctx *c, const struct node *nd);
+int scale_join(struct apply_ctx *c, const struct node *nd, bool before,
+	       struct err *err);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
@@ -194,14 +202,15 @@ int etcd_backup_creds(struct talos_creds *out, const char *env_dir,
 /* The first control plane whose etcd member is healthy: 1 with *ip set,
  * else 0 (err, when given, says why the last one was not). */
 int etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
-		      long timeout_ms, const char **ip, struct err *err);
+		      long timeout_ms, bool say, const char **ip, struct err *err);
 /* Stream a snapshot from a healthy control plane into out_path (NULL:
  * ENV/etcd/<cluster>-<UTC>.snapshot; never replaces a file), recorded in
  * ENV/etcd/snapshots.json with why. */
 int etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 		       const char *out_path, const char *why,
 		       struct etcd_snapshot_info *info, struct err *err);
-/* The newest recorded snapshot that still exists (*path NULL: none). */
+/* The newest recorded snapshot kept in ENV/etcd/ that still exists
+ * (*path NULL: none). */
 int etcd_latest_snapshot(const char *env_dir, char **path, struct err *err);
 /*
  * For every phase about to do something disruptive (a node reset, a

@@ -478,8 +478,13 @@ health_gate(const struct health_cluster *hc, long long timeout_ms,
 		if ((r = health_cluster_check(hc, &rep, err)) < 0)
 			return err_wrap(err, "health gate before %s", before);
 		if (rep.healthy) {
-			out_step("health gate before %s: passed (%zu nodes, %lld ms)",
-				 before, hc->n, clock_mono_ms() - t0);
+			size_t i, checked = 0;
+
+			for (i = 0; i < hc->n; i++)
+				checked += !is_away(hc, hc->nodes[i].name);
+			out_step("health gate before %s: passed (%zu node%s, %lld ms)",
+				 before, checked, checked == 1 ? "" : "s",
+				 clock_mono_ms() - t0);
 			return 0;
 		}
 		if (rep.first_fail && strcmp(last, rep.first_fail)) {

@@ -16,7 +16,7 @@ static void
 test_talosconfig__reuse_and_rotate(void **state)
 {
 	struct talos_secrets *s1 = NULL, *s2 = NULL;
-	struct talosconfig_input in = { "c1", eps, 1, nodes, 2, NULL, 0 };
+	struct talosconfig_input in = { "c1", eps, 1, nodes, 2, NULL, 0, NULL };
 	struct buf a = BUF_INIT, b = BUF_INIT, c = BUF_INIT;
 	struct err err = ERR_INIT;
 	bool reused = true;
@@ -47,7 +47,7 @@ static void
 test_talosconfig__endpoints_and_nodes_required(void **state)
 {
 	struct talos_secrets *s = NULL;
-	struct talosconfig_input in = { "c1", eps, 0, nodes, 2, NULL, 0 };
+	struct talosconfig_input in = { "c1", eps, 0, nodes, 2, NULL, 0, NULL };
 	struct buf a = BUF_INIT;
 	struct err err = ERR_INIT;
 	bool reused;
