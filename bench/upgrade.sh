@@ -10,6 +10,7 @@
 # under 200 ms), and strata's own time per node as it reports it (wall
 # minus its waits for nodes and gates).
 . "$(dirname "$0")/lib.sh"
+ok() { :; }; bad() { echo "bad: $*" >&2; }   # labsim_stop reports through these
 SCALE=${BENCH_SCALE:-0.5}
 LABSIM_SCALE=$SCALE labsim_start --talos-net 127.0.99.128/25
 labsim_ctl POST knobs '{"latency": 0.02}' > /dev/null

@@ -11,7 +11,8 @@
  *     reboot, so the node reboots once), Upgrade{installer image}, then
  *     waited for until it answers with a new boot id and the new version,
  *     then the gate again before the next node;
- *   - then workers, at most apply --parallel at a time (default 1 here).
+ *   - then workers, at most apply --parallel at a time (default 1 here),
+ *     each cordoned and drained first and uncordoned once back.
  *
  * The gate: every node's Talos answering over mTLS with this cluster's
  * certificate, etcd Running and healthy on every control plane, and every
@@ -33,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kube/drain.h"
+#include "kube/kubeapi.h"
 #include "phase/phase.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
@@ -210,6 +213,52 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
 	}
 }
 
+/*
+ * A worker is cordoned (strata.dev/cordoned: upgrade) and drained
+ * (evictions honouring PodDisruptionBudgets, bounded by --timeout) before
+ * its Upgrade, and uncordoned once it is back, as talosctl upgrade does
+ * from the client (FACTS-day2 §4a, v1.13). Without a kubeconfig (no
+ * Kubernetes yet) there is nothing to drain.
+ */
+static int
+drain(struct roll *R, const struct node *n, struct err *err)
+{
+	struct kube_wait w = { .timeout_ms = R->c->wait_ms,
+			       .interrupted = &phase_interrupted, .what = "drain" };
+	struct kube_client *kc = NULL;
+	size_t evicted = 0;
+	int r;
+
+	if (!R->kcfg)
+		return 0;
+	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
+		return err_wrap(err, "drain %s", n->name);
+	if ((r = kube_cordon(kc, n->name, "upgrade", err)) == 0)
+		r = kube_drain(kc, n->name, &w, &evicted, err);
+	kube_client_free(kc);
+	if (r < 0)
+		return err_wrap(err, "drain %s before its upgrade (it stays "
+				"cordoned and was not upgraded; the roll stopped "
+				"here)", n->name);
+	out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name, evicted,
+		 evicted == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+uncordon(struct roll *R, const struct node *n, struct err *err)
+{
+	struct kube_client *kc = NULL;
+	int r;
+
+	if (!R->kcfg)
+		return 0;
+	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) == 0)
+		r = kube_uncordon(kc, n->name, err);
+	kube_client_free(kc);
+	return r < 0 ? err_wrap(err, "uncordon %s after its upgrade", n->name) : 0;
+}
+
 /* Stage nodes/<node>.yaml if it changed: it takes effect at the reboot. */
 static int
 stage_config(struct roll *R, const struct node *n, struct err *err)
@@ -288,6 +337,8 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 	if ((r = state_talos_set(&c->st, n->name, "upgrade_boot_id", boot, err)) < 0 ||
 	    (r = state_talos_set(&c->st, n->name, "upgrade_image", R->image, err)) < 0)
 		return r;
+	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, err)) < 0)
+		return r;
 	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
 		 R->live[i] ? R->live[i] : "?", c->cfg->talos.version, R->image);
 	t.timeout_ms = 10 * 60 * 1000L;   /* it pulls the image before replying */
@@ -298,6 +349,8 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 				R->total);
 	free(actor);
 	if ((r = wait_back(R, n, boot, err)) < 0)
+		return r;
+	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, err)) < 0)
 		return r;
 	if ((r = journal_done(R, n, err)) < 0)
 		return r;
@@ -360,9 +413,13 @@ decide(struct roll *R, size_t i, struct err *err)
 		R->need[i] = false;
 	}
 	err_clear(err);
+	if (pend && n->role != ROLE_CONTROLPLANE && R->kcfg &&
+	    (r = uncordon(R, n, err)) < 0)
+		goto out;
 	if (!R->need[i] && (!inst || strcmp(inst, R->image) ||
 			    (pend && path == 0)))
 		r = journal_done(R, n, err);
+out:
 	free(inst);
 	free(pend);
 	free(pend_img);
