@@ -31,7 +31,7 @@ _strata() {
 	plan)     opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
 	destroy)  opts="--yes --purge-state -o --help" ;;
-	status)   opts="-o --help" ;;
+	status)   opts="--health -o --help" ;;
 	help)     COMPREPLY=($(compgen -W "${cmds% help}" -- "$cur")); return ;;
 	*)        return ;;
 	esac

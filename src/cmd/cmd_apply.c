@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,8 +175,17 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		goto fail;
 	if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 		goto fail;
-	env_show_plan(&c.plan, json);
-	if (!json) {
+	if (json) {
+		/* the plan event: what plan -o json prints, node removals too */
+		char *ps = plan_to_json(&c.plan);
+		json_t *doc = json_loads(ps, 0, NULL);
+
+		free(ps);
+		if (doc)
+			json_object_set_new(doc, "node_removals", scale_plan_json(&c.plan));
+		event_plan(doc);
+	} else {
+		env_show_plan(&c.plan, json);
 		scale_plan_print(&c.plan, c.cfg, stdout);
 		fflush(stdout);
 	}

@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,16 @@ cmd_plan(int argc, char **argv)
 	}
 	if (json) {
 		char *s = plan_to_json(&plan);
+		json_t *doc = json_loads(s, 0, NULL);
 
-		puts(s);
 		free(s);
+		if (doc) {
+			json_object_set_new(doc, "node_removals", scale_plan_json(&plan));
+			s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			json_decref(doc);
+			puts(s);
+			free(s);
+		}
 	} else {
 		plan_print(&plan, stdout, out_color());
 		scale_plan_print(&plan, e.cfg, stdout);

@@ -25,6 +25,7 @@
  * planes before this phase runs. Knows Talos and Kubernetes; the VMs are
  * phase vms's business.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,6 +575,34 @@ scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp)
 			n == 1 ? "" : "s", n == 1 ? "is" : "are");
 	}
 	removals_free(v, n);
+}
+
+json_t *
+scale_plan_json(const struct plan *p)
+{
+	static const char *const worker[] = {
+		"health-gate", "cordon", "drain", "talos-reset", "delete-node", NULL };
+	static const char *const cp[] = {
+		"health-gate", "etcd-quorum-check", "cordon", "drain",
+		"etcd-forfeit-leadership", "etcd-leave", "talos-reset",
+		"delete-node", NULL };
+	struct removal *v;
+	size_t n = removals_list(p, &v), i, j;
+	json_t *a = json_array();
+
+	for (i = 0; i < n; i++) {
+		const char *const *st = v[i].controlplane ? cp : worker;
+		json_t *steps = json_array();
+
+		for (j = 0; st[j]; j++)
+			json_array_append_new(steps, json_string(st[j]));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:o}",
+			"name", v[i].name,
+			"role", v[i].controlplane ? "controlplane" : "worker",
+			"vmid", v[i].vmid, "steps", steps));
+	}
+	removals_free(v, n);
+	return a;
 }
 
 static void

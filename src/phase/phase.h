@@ -175,6 +175,10 @@ int upgrade_check(const struct config *cfg, struct state *st, int parallel,
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */
 extern const struct phase ph_scale;
 void scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp);
+/* The same as JSON for plan -o json ("node_removals", docs/plan.md):
+ * [{"name", "role", "vmid", "steps": ["health-gate", "cordon", ...]}]. */
+struct json_t;
+struct json_t *scale_plan_json(const struct plan *p);
 /* For phase talos-install: does control plane nd join a running cluster
  * (bootstrapped, not a recovery) with this apply? Then it is installed
  * on its own, after scale_join(before=true) (the health gate) and followed

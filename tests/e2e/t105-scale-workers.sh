@@ -74,6 +74,10 @@ expect_grep "Nodes leave the cluster one at a time before their VMs are destroye
 expect_grep "1. sw-w-5 (worker): cordon, drain (evictions honour PodDisruptionBudgets), Talos Reset (graceful, power off), delete Kubernetes Node sw-w-5" "$T/out" "w-5 first, every step named"
 expect_grep "2. sw-w-4 (worker)" "$T/out" "then w-4"
 expect_grep "then the health gate once more, and VMs are destroyed" "$T/out" "and the VMs last"
+expect_rc 0 "plan -o json" -- "$STRATA" plan "$E" -o json
+[ "$($PY -c "import json; d=json.load(open('$T/out')); print([(r['name'], r['role'], r['vmid'], r['steps']) for r in d['node_removals']])")" = \
+  "[('sw-w-5', 'worker', 1055, ['health-gate', 'cordon', 'drain', 'talos-reset', 'delete-node']), ('sw-w-4', 'worker', 1054, ['health-gate', 'cordon', 'drain', 'talos-reset', 'delete-node'])]" ] \
+	&& ok "plan json: node_removals in order with their steps" || bad "plan json: $($PY -c "import json; print(json.load(open('$T/out')).get('node_removals'))")"
 
 resets0=$(talos_calls Reset)
 expect_rc 1 "apply 5 -> 3 stops at the budget" -- "$STRATA" apply "$E" --yes --timeout 3s
