@@ -5,7 +5,8 @@
 # the new version and every node healthy (the gate) before the next; the
 # simulator's node log proves no two control planes were down at once and
 # the gate ran between. An upgrade failing on the third node stops the
-# roll with the cluster as it is; a re-run continues and finishes.
+# roll with the cluster as it is; a re-run continues and finishes. Workers
+# are cordoned and drained before their upgrade and uncordoned after it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 labsim_start --talos-net 127.0.110.128/25
@@ -59,6 +60,11 @@ expect_grep "^cp-overlap [01]$" "$T/roll" "never two control planes down at once
 expect_grep "^down-overlap 1$" "$T/roll" "one node at a time (workers too, --parallel not given)"
 expect_grep "^gate-between yes" "$T/roll" "the gate between every two nodes"
 expect_grep "up-cp-3 is back: new boot id, Talos v1.12.11" "$T/err" "apply says the node came back with a new boot id"
+expect_grep "up-w-1: cordoned, drained" "$T/err" "a worker is cordoned and drained before its upgrade"
+if grep -q "up-cp-3: cordoned" "$T/err"; then bad "a control plane was drained"; else ok "control planes are not drained"; fi
+# the cordon and the uncordon: server-side applies to the worker's Node
+n_patch=$(labsim_py "len([c for k in s['talos']['kubernetes'].values() for c in k['calls'] if c['method'] == 'PATCH' and c['path'] == '/api/v1/nodes/up-w-2' and c['t'] >= $t1])")
+[ "$n_patch" = 2 ] && ok "up-w-2's Node patched twice (cordon, uncordon)" || bad "Node patches for up-w-2: $n_patch"
 expect_grep "health gate after up-w-2: 5 nodes up over mTLS, etcd healthy on 3 control planes" "$T/err" "a gate after the last node"
 [ "$(labsim_py "len([u for n in s['talos']['nodes'] for u in n['upgrades']])")" = 5 ] && ok "five Upgrade calls accepted in all" \
 	|| bad "upgrades $(labsim_py "[len(n['upgrades']) for n in s['talos']['nodes']]")"
@@ -74,4 +80,6 @@ n_down=$(labsim_py "len([e for e in s['talos']['node_events'] if e['event'] == '
 expect_rc 0 "apply once more" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "Talos: all 5 nodes run v1.12.11, nothing to upgrade" "$T/err" "nothing left to upgrade"
 [ "$(labsim_py "len([u for n in s['talos']['nodes'] for u in n['upgrades']])")" = 5 ] && ok "no Upgrade repeated" || bad "upgrades repeated"
+expect_rc 0 "status --health after the roll" -- "$STRATA" status "$E" --health
+expect_grep "ok.*cordon.*no node cordoned by strata" "$T/out" "no node left cordoned by strata"
 finish
