@@ -28,6 +28,8 @@ int cmd_etcd(int argc, char **argv);
  * argv as apply takes it. */
 struct buf;
 int cmd_apply_recover(int argc, char **argv, const struct buf *snapshot);
+int cmd_preflight(int argc, char **argv);
+int cmd_hypervisor(int argc, char **argv);
 
 /* A command's help, in fixed parts (help.c); the man page is made of them. */
 struct cmd_help {

@@ -198,6 +198,8 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 			c.plan.conflicts, c.plan.conflicts == 1 ? "" : "s");
 		goto fail;
 	}
+	if ((r = env_preflight(&e, &c.plan, true, &err)) < 0)
+		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
 		if (changes_without_writing(&c, human, &err)) {
