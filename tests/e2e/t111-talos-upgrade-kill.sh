@@ -38,7 +38,9 @@ expect_grep "^order 1550 1551 1552 1553 1554$\|^order 1550 1551 1552 1554 1553$"
 expect_grep "uk-cp-2 was upgraded to .* by an earlier apply" "$T/err" "the re-run knows uk-cp-2 rebooted into the upgrade (its boot id changed)"
 expect_grep "^all-at yes" "$T/roll" "the roll converged: every node at v1.12.11"
 expect_grep "^cp-overlap 1$" "$T/roll" "never two control planes down at once, across the kill"
-expect_grep "^down-overlap 2$" "$T/roll" "the two workers went together (--parallel 2)"
+# --parallel 2: both workers in one batch with one gate after it (their
+# reboots overlap only when their drains end together; not asserted)
+expect_grep "^down-overlap [12]$" "$T/roll" "never more than the two workers down at once"
 [ "$(upgrades)" = 5 ] && ok "five Upgrade calls in all" || bad "upgrades $(upgrades)"
 expect_grep "health gate after uk-w-1, uk-w-2\|health gate after uk-w-2, uk-w-1" "$T/err" "one gate after the worker batch"
 expect_grep "workers 2 at a time" "$T/err" "the summary says how many workers at a time"
