@@ -26,6 +26,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cni,
 	&ph_gitops,
 	&ph_restart,
+	&ph_talos_upgrade,
 };
 
 /* Without a terminal to ask and without --yes: decide from what apply
@@ -90,7 +91,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 	long long wait_ms = 15 * 60 * 1000LL;
 	size_t talos_changes = 0, k, n_reinstall = 0;
 	char *reinstall[64];
-	int parallel = 16, json = 0, i, r, rc = 1;
+	int parallel = 16, upgrade_parallel = 1, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
 
 	if (cmd_wants_help(argc, argv, "apply"))
@@ -110,6 +111,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
 				return cmd_usage_error("apply", "--parallel takes 1..256");
+			upgrade_parallel = parallel;   /* given: also for upgrades */
 		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) {
 			if (i + 1 >= argc)
 				return cmd_usage_error("apply", "%s takes a duration", argv[i]);
@@ -148,6 +150,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 	c.pve_opts = e.pve_opts;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
+	c.upgrade_parallel = upgrade_parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
 	c.etcd_recover = recover;
@@ -186,6 +189,9 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		scale_plan_print(&c.plan, c.cfg, stdout);
 		fflush(stdout);
 	}
+	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
+		goto fail;
+	talos_changes = (size_t)r;
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
@@ -208,7 +214,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		 * changes to running nodes are known before asking. */
 		if ((r = talos_gen_for_apply(&c, &err)) < 0)
 			goto fail;
-		talos_changes = talos_config_changes(&c, human);
+		talos_changes += talos_config_changes(&c, human);
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||

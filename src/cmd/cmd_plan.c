@@ -52,6 +52,11 @@ cmd_plan(int argc, char **argv)
 		plan_print(&plan, stdout, out_color());
 		scale_plan_print(&plan, e.cfg, stdout);
 	}
+	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
+	}
 	rc = 0;
 out:
 	plan_release(&plan);

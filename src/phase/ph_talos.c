@@ -594,8 +594,13 @@ install_node(struct tjob *j, struct err *err)
 	if (from_cidata)
 		j->what = "installed from its cidata drive";
 
-	/* Up over mTLS. A config changed since it was applied goes in now. */
-	if (!done_sha || strcmp(done_sha, sha)) {
+	/* Up over mTLS. A config changed since it was applied goes in now,
+	 * unless the node runs another Talos than the config wants: then it
+	 * is staged by the rolling upgrade, one node at a time (ph_upgrade.c). */
+	if ((!done_sha || strcmp(done_sha, sha)) &&
+	    upgrade_defers_config(c, nd->name, j->version)) {
+		j->what = "config change left to the rolling Talos upgrade";
+	} else if (!done_sha || strcmp(done_sha, sha)) {
 		struct talos_status st = { 0 };
 		char *details = NULL;
 
@@ -621,6 +626,12 @@ install_node(struct tjob *j, struct err *err)
 			  ? "changed config applied (rebooting)"
 			  : "changed config applied";
 		free(details);
+		if ((r = upgrade_journal_applied(c, nd->name, j->version,
+						 applied, err)) < 0)
+			goto out;
+	} else if ((r = upgrade_journal_applied(c, nd->name, j->version,
+						applied, err)) < 0) {
+		goto out;
 	}
 	r = fix_boot(j, err);
 	if (r == 0)

@@ -43,6 +43,7 @@ struct apply_ctx {
 	 * mode although the journal records them installed (trust.h). */
 	char **reinstall;
 	size_t n_reinstall;
+	int upgrade_parallel;       /* workers upgraded at once (apply --parallel, else 1) */
 	/* etcd (ph_etcd.c): a snapshot was taken by this apply; and, for
 	 * strata restore --etcd, the snapshot to recover etcd from (the
 	 * bootstrap phase then uploads it and bootstraps with recover_etcd) */
@@ -147,6 +148,28 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/*
+ * ph_upgrade.c: phase "talos-upgrade", the rolling Talos upgrade of a
+ * changed talos.version or installer image (docs/upgrade.md).
+ */
+extern const struct phase ph_talos_upgrade;
+/* talos-install asks: is this node's changed config left to the roll (it
+ * runs another Talos than the config wants)? */
+bool upgrade_defers_config(struct apply_ctx *c, const char *name,
+			   const char *live_version);
+/* talos-install tells: node name's config was applied (installed_now: by
+ * an install from maintenance mode, so it runs the config's Talos). */
+int upgrade_journal_applied(struct apply_ctx *c, const char *name,
+			    const char *live_version, bool installed_now,
+			    struct err *err);
+/*
+ * plan and apply, before anything runs: the roll a changed talos.version
+ * means (printed on fp; returns how many nodes it upgrades), or a refusal
+ * (negative, err): an unsupported path, a changed kubernetes.version.
+ * From the journal's versions; the live versions are checked again.
+ */
+int upgrade_check(const struct config *cfg, struct state *st, int parallel,
+		  FILE *fp, struct err *err);
 /* ph_scale.c: Talos nodes the config no longer names leave the cluster
  * (etcd, Kubernetes) one at a time with the health gate between, before
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */

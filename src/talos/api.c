@@ -245,6 +245,16 @@ talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			  size_t len, char **details, struct talos_status *st,
 			  struct err *err)
 {
+	return talos_apply_configuration_mode(t, cfg, len, TALOS_APPLY_AUTO,
+					      details, st, err);
+}
+
+int
+talos_apply_configuration_mode(const struct talos_target *t, const void *cfg,
+			       size_t len, enum talos_apply_mode mode,
+			       char **details, struct talos_status *st,
+			       struct err *err)
+{
 	Machine__ApplyConfigurationRequest req =
 		MACHINE__APPLY_CONFIGURATION_REQUEST__INIT;
 	Machine__ApplyConfigurationResponse *resp;
@@ -266,7 +276,11 @@ talos_apply_configuration(const struct talos_target *t, const void *cfg,
 	}
 	req.data.data = (uint8_t *)cfg;
 	req.data.len = len;
-	req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
+	req.mode = mode == TALOS_APPLY_STAGED
+		   ? MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__STAGED
+		   : mode == TALOS_APPLY_NO_REBOOT
+		   ? MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__NO_REBOOT
+		   : MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
 	n = machine__apply_configuration_request__get_packed_size(&req);
 	wire = xmalloc(n ? n : 1);
 	machine__apply_configuration_request__pack(&req, wire);
@@ -492,6 +506,96 @@ talos_service(const struct talos_target *t, const char *id, char **state,
 	}
 	machine__service_list_response__free_unpacked(resp, NULL);
 out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_upgrade(const struct talos_target *t, const char *image, char **actor,
+	      struct talos_status *st, struct err *err)
+{
+	Machine__UpgradeRequest req = MACHINE__UPGRADE_REQUEST__INIT;
+	Machine__UpgradeResponse *resp;
+	struct grpc_result res;
+	unsigned char *wire;
+	size_t n, i;
+	int r;
+
+	*actor = NULL;
+	req.image = (char *)image;
+	n = machine__upgrade_request__get_packed_size(&req);
+	wire = xmalloc(n ? n : 1);
+	machine__upgrade_request__pack(&req, wire);
+	r = call(t, "Upgrade", wire, n, &res, st, err);
+	free(wire);
+	if (r < 0 || (r = one_msg(&res, "Upgrade", t, err)) < 0)
+		goto out;
+	resp = machine__upgrade_response__unpack(NULL, res.msgs[0].len,
+						 (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("Upgrade", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__Upgrade *m = resp->messages[i];
+
+		r = check_meta(m->metadata, "Upgrade", t, st, err);
+		if (r == 0 && !*actor)
+			*actor = xstrdup(m->actor_id ? m->actor_id : "");
+	}
+	machine__upgrade_response__free_unpacked(resp, NULL);
+	if (r == 0 && !*actor)
+		r = err_set(err, ERR_FAIL, "Upgrade on %s: no acknowledgement in "
+			    "the reply", t->addr);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_boot_id(const struct talos_target *t, char *out, size_t len,
+	      struct talos_status *st, struct err *err)
+{
+	Machine__ReadRequest req = MACHINE__READ_REQUEST__INIT;
+	struct grpc_result res;
+	struct buf b = BUF_INIT;
+	unsigned char wire[64];
+	size_t n, i;
+	int r;
+
+	out[0] = 0;
+	req.path = (char *)"/proc/sys/kernel/random/boot_id";
+	n = machine__read_request__get_packed_size(&req);
+	if (n > sizeof(wire))
+		return err_set(err, ERR_FAIL, "Read: request too large");
+	machine__read_request__pack(&req, wire);
+	if ((r = call(t, "Read", wire, n, &res, st, err)) < 0)
+		goto out;
+	for (i = 0; i < res.n_msgs && r == 0; i++) {
+		Common__Data *d = common__data__unpack(
+			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
+
+		if (!d) {
+			r = bad_reply("Read", t, err);
+			break;
+		}
+		r = check_meta(d->metadata, "Read", t, st, err);
+		if (r == 0)
+			buf_add(&b, d->bytes.data, d->bytes.len);
+		common__data__free_unpacked(d, NULL);
+	}
+	while (r == 0 && b.len && (b.ptr[b.len - 1] == '\n' ||
+				   b.ptr[b.len - 1] == ' '))
+		b.len--;
+	if (r == 0 && (!b.len || b.len >= len))
+		r = err_set(err, ERR_FAIL, "Read %s on %s: %zu bytes, not a boot "
+			    "id", req.path, t->addr, b.len);
+	if (r == 0) {
+		memcpy(out, b.ptr, b.len);
+		out[b.len] = 0;
+	}
+out:
+	buf_release(&b);
 	grpc_result_release(&res);
 	return r;
 }

@@ -99,6 +99,26 @@ bool talos_status_transient(const struct talos_status *st);
 int talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			      size_t len, char **details,
 			      struct talos_status *st, struct err *err);
+enum talos_apply_mode {
+	TALOS_APPLY_AUTO,
+	TALOS_APPLY_NO_REBOOT,     /* refused if the change needs a reboot */
+	TALOS_APPLY_STAGED,        /* takes effect at the next reboot */
+};
+int talos_apply_configuration_mode(const struct talos_target *t,
+				   const void *cfg, size_t len,
+				   enum talos_apply_mode mode, char **details,
+				   struct talos_status *st, struct err *err);
+/*
+ * Upgrade{image} (MachineService, v1.12): the node pulls and checks the
+ * installer image (and etcd health on a control plane) before it answers;
+ * *actor gets the actor id. The upgrade and the reboot then run on their
+ * own: wait for a new boot id (talos_boot_id) and the new version.
+ */
+int talos_upgrade(const struct talos_target *t, const char *image,
+		  char **actor, struct talos_status *st, struct err *err);
+/* Read /proc/sys/kernel/random/boot_id into out (36 characters). */
+int talos_boot_id(const struct talos_target *t, char *out, size_t len,
+		  struct talos_status *st, struct err *err);
 int talos_version(const struct talos_target *t, char **tag,
 		  struct talos_status *st, struct err *err);
 /* *already is set when etcd was already bootstrapped (AlreadyExists). */

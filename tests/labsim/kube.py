@@ -619,7 +619,8 @@ class Cluster:
         return out
 
     def _node_object(self, name, n, up, cni):
-        ready = up and cni
+        # talos_upgrade_unhealthy: its kubelet reports NotReady for a while
+        ready = up and cni and not n.get("unhealthy")
         if up:
             cond = {"type": "Ready", "status": "True" if ready else "False",
                     "reason": "KubeletReady" if ready else "KubeletNotReady",

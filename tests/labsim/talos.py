@@ -280,6 +280,10 @@ class Node:
         self.vm = None              # the world's VM dict (per-VM knobs such as talos_stuck)
         self.foreign = False
         self.upgraded_tag = None    # set by a finished Upgrade
+        self.installed_tag = None   # the version installed (a later config change keeps it)
+        self.staged = None          # (docs, main): an ApplyConfiguration STAGED for the next boot
+        self.boot_id = str(uuid.uuid4())
+        self.unhealthy_until = 0.0  # talos_upgrade_unhealthy: etcd/kubelet unhealthy until then
         self.upgrades = []          # [{image, actor_id, t}]
         self.stuck_applies = 0      # ApplyConfiguration calls accepted while talos_stuck
         self.snapshots = 0          # EtcdSnapshot streams served
@@ -314,8 +318,13 @@ class Node:
         machine.install.image, else the manager default."""
         if self.upgraded_tag:
             return self.upgraded_tag
+        if self.installed_tag:
+            return self.installed_tag
         img = (((self.config or {}).get("machine") or {}).get("install") or {}).get("image")
         return image_tag(img) or self.mgr.talos_version
+
+    def unhealthy(self):
+        return time.time() < self.unhealthy_until
 
     def os_ca_pem(self):
         return base64.b64decode(self.config["machine"]["ca"]["crt"]) if self.config else None
@@ -327,6 +336,8 @@ class Node:
              "hostname": self.hostname() if self.config else None,
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
+             "install_image": (((self.config or {}).get("machine") or {}).get("install") or {}).get("image"),
+             "boot_id": self.boot_id, "unhealthy": self.unhealthy(),
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
              "etcd_member": "%016x" % self.etcd_member if self.etcd_member else None,
@@ -367,7 +378,9 @@ class Node:
         crt, key = issue(ca, ca_key, self.hostname(), ips=sans, dns=dns)
         creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=ca_pem, require_client_auth=True)
         self._serve(creds, maintenance=False)
+        self.boot_id = str(uuid.uuid4())
         self.state = "running"
+        self.mgr.event(self, "up")
         self.since = _now_str()
         self.since_ts = time.time()
 
@@ -420,6 +433,7 @@ class Handler(grpc.GenericRpcHandler):
             "/machine.MachineService/Upgrade": (False, m.UpgradeRequest, m.UpgradeResponse, self.upgrade),
             "/machine.MachineService/ServiceList": (False, c.NoArgs, m.ServiceListResponse, self.service_list),
             "/machine.MachineService/EtcdSnapshot": (True, m.EtcdSnapshotRequest, None, self.etcd_snapshot),
+            "/machine.MachineService/Read": (True, m.ReadRequest, None, self.read),
             "/machine.MachineService/EtcdMemberList": (False, m.EtcdMemberListRequest, m.EtcdMemberListResponse,
                                                        self.etcd_member_list),
             "/machine.MachineService/EtcdRemoveMemberByID": (False, m.EtcdRemoveMemberByIDRequest,
@@ -590,6 +604,16 @@ class Handler(grpc.GenericRpcHandler):
                 # talos_stuck: accepted, but the install never starts
                 node.stuck_applies += 1
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration()])
+            if not self.maint:
+                # a config change never changes the Talos that runs: only
+                # an install or an Upgrade does
+                node.installed_tag = node.version_tag()
+            if not self.maint and req.mode == Mode.STAGED:
+                # written to STATE, applied at the next boot
+                node.staged = (docs, main)
+                return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
+                    metadata=self.pb["common"].Metadata(hostname=node.ip),
+                    mode=Mode.STAGED, mode_details="Staged configuration to be applied after a reboot")])
             if not self.maint and req.mode in (Mode.AUTO, Mode.NO_REBOOT):
                 # Installed node, mode AUTO / NO_REBOOT: the same config is
                 # a no-op; a change outside install/type/cluster secrets
@@ -673,6 +697,13 @@ class Handler(grpc.GenericRpcHandler):
         node.mgr.schedule_reset(node, graceful=req.graceful)
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
 
+    def read(self, node, req, ctx):
+        c = self.pb["common"]
+        if req.path != "/proc/sys/kernel/random/boot_id":
+            # labsim keeps no file system; never pretend to
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "labsim: Read serves only /proc/sys/kernel/random/boot_id")
+        yield c.Data(bytes=(node.boot_id + "\n").encode())
+
     def upgrade(self, node, req, ctx):
         m = self.pb["machine"]
         image = req.image
@@ -686,6 +717,25 @@ class Handler(grpc.GenericRpcHandler):
                            "error validating installer image %r: %s" % (image, why))
         if node.foreign:
             raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "labsim: foreign nodes do not upgrade")
+        why = (node.mgr.knobs.get("talos_upgrade_fail_vmid") or {}).get(str(node.vmid))
+        if why:
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                       "error validating installer image %r: %s" % (image, why))
+        if node.is_controlplane() and not req.force and not req.preserve:
+            # FACTS-day2 §4a ValidateForUpgrade, under the etcd upgrade mutex
+            # (the members of the etcd model, tests/labsim/etcd.py)
+            members = list(node.mgr.etcd_of(node).members.values())
+            if len(members) == 2:
+                raise Fail(grpc.StatusCode.UNKNOWN, "etcd member count(2) is insufficient to maintain "
+                                                    "quorum if upgrade commences")
+            for o in members:
+                if not o.name:
+                    raise Fail(grpc.StatusCode.UNKNOWN, "etcd member %016x is not started, all members "
+                                                        "must be running to perform an upgrade" % o.id)
+                if not o.started() or o.node.unhealthy():
+                    raise Fail(grpc.StatusCode.UNKNOWN,
+                               "etcd member %016x is not healthy; all members must be healthy to perform "
+                               "an upgrade: context deadline exceeded" % o.id)
         actor = str(uuid.uuid4())
         node.mgr.schedule_upgrade(node, image, actor)
         return m.UpgradeResponse(messages=[m.Upgrade(ack="Upgrade request received", actor_id=actor)])
@@ -706,10 +756,13 @@ class Handler(grpc.GenericRpcHandler):
                    ("Running", "Started task %s (PID 1234) for container %s")]
         out = [svc("apid", "Running", events=running),
                svc("containerd", "Running", events=running),
-               svc("kubelet", "Running", events=running),
+               svc("kubelet", "Running", healthy=not node.unhealthy(), events=running),
                svc("machined", "Running", events=started)]
         if node.is_controlplane():
-            if etcd_up:
+            if etcd_up and node.unhealthy():
+                out.append(svc("etcd", "Running", healthy=False,
+                               events=running + [("Running", "Health check failed: context deadline exceeded")]))
+            elif etcd_up:
                 out.append(svc("etcd", "Running", events=running + [("Running", "Health check successful")]))
             elif node.etcd_failed:
                 out.append(svc("etcd", "Failed", healthy=False,
@@ -837,6 +890,10 @@ class Manager:
     # knobs settable through POST /_labsim/knobs (see docs/labsim.md)
     KNOB_DEFAULTS = {
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
+        "talos_upgrade_fail_vmid": {},  # {vmid: why}: Upgrade on that VM's node fails validating the image
+        # {vmid: seconds}: after an upgrade that node's etcd and kubelet report
+        # unhealthy (its Node NotReady) this long (time-scaled)
+        "talos_upgrade_unhealthy": {},
         "k8s_job_seconds": 5.0,     # a Job completes this long after it is applied (time-scaled)
         "k8s_job_fail": {},         # {job-name-regex: message}: such Jobs end Failed instead
         # messages the next Bootstrap calls fail with, one per call, as
@@ -866,6 +923,7 @@ class Manager:
         self.foreign = {}     # ip -> Node (foreign machines, another cluster's OS CA)
         self.by_ip = {}
         self.calls = []
+        self.node_events = []
         self.clusters = {}    # endpoint -> {"bootstrapped": bool}
         self.timers = []
         self.next_host = 10
@@ -1000,6 +1058,7 @@ class Manager:
             if node:
                 node.stop_server()
                 node.state = "off"
+                self.event(node, "down", "off")
 
     def _away_then(self, node, state, seconds, come_back):
         """Reply first, then the node's server goes away (state), then after
@@ -1011,6 +1070,7 @@ class Manager:
                 if node.state != state:
                     return
                 node.stop_server()
+                self.event(node, "down", state)
             self._later(seconds, back)
 
         def back():
@@ -1056,8 +1116,15 @@ class Manager:
 
         def up():
             node.upgraded_tag = image_tag(image)
+            if node.staged:
+                node.docs, node.config = node.staged
+                node.staged = None
+            bad = float((self.knobs.get("talos_upgrade_unhealthy") or {}).get(str(node.vmid), 0))
+            if bad:
+                node.unhealthy_until = time.time() + bad * self.scale
             self.bring_up(node, "upgrading")
-        self._away_then(node, "upgrading", self.install_seconds, up)
+        slow = self.slow_seconds(node.vm)
+        self._away_then(node, "upgrading", self.install_seconds + slow, up)
 
     def schedule_reset(self, node, graceful=False):
         if graceful and node.config and node.is_controlplane() and not node.foreign:
@@ -1131,6 +1198,15 @@ class Manager:
             if self.by_ip.get(ip) is node:
                 del self.by_ip[ip]
 
+    def event(self, node, what, why=None):
+        """The node log: when each machine went down and came back (with
+        its boot id and version), for tests to check a roll's order."""
+        self.node_events.append({"t": time.time(), "vmid": node.vmid, "ip": node.ip,
+                                 "host": node.hostname() if node.config else None,
+                                 "controlplane": node.is_controlplane(), "event": what, "why": why,
+                                 "boot_id": node.boot_id,
+                                 "version": node.version_tag() if node.config else None})
+
     def cluster_of(self, node):
         ep = node.config["cluster"]["controlPlane"]["endpoint"]
         return self.clusters.setdefault(ep, {"bootstrapped": False})
@@ -1193,6 +1269,7 @@ class Manager:
                         n.config["cluster"]["controlPlane"]["endpoint"] == ep:
                     out.append({"hostname": n.hostname(), "ip": n.ip, "since": n.since,
                                 "version": n.version_tag(), "controlplane": n.is_controlplane(),
+                                "unhealthy": n.unhealthy(),
                                 "schedulable": bool(n.config["cluster"].get("allowSchedulingOnControlPlanes"))})
             return out
         cl.nodes_fn = members
@@ -1207,6 +1284,7 @@ class Manager:
         with self.lock:
             return {"nodes": [n.describe() for n in list(self.nodes.values()) + list(self.foreign.values())],
                     "calls": list(self.calls),
+                    "node_events": list(self.node_events),
                     "clusters": copy.deepcopy(self.clusters),
                     "etcd": {ep: e.describe() for ep, e in self.etcds.items()},
                     "knobs": self.knob_values(),
