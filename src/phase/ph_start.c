@@ -1,6 +1,7 @@
 /*
  * Phase "start": every VM of the environment that is not running is
- * started. The start calls go out one after another (each returns at once
+ * started (the ones this apply created normally are: their create task
+ * started them). The start calls go out one after another (each returns at once
  * with a task id) and the tasks then run side by side on Proxmox.
  */
 #include <stdlib.h>
@@ -29,11 +30,10 @@ start_run(struct apply_ctx *c, struct err *err)
 
 		if (!wanted(&c->plan.v[i]))
 			continue;
-		/* A VM this apply created (or re-created) is stopped: no
-		 * need to ask. */
-		if (c->plan.v[i].kind == ACT_CREATE || c->plan.v[i].kind == ACT_REPLACE)
-			status = xstrdup("stopped");
-		else if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
+		/* A VM this apply created was started by its create task
+		 * (start=1, ph_vms.c); a failed autostart leaves that task
+		 * OK (FACTS.md §4), so ask. */
+		if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
 			err_wrap(err, "vm '%s'", w->name);
 			break;
 		}

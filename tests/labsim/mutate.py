@@ -83,6 +83,15 @@ MUTATIONS = {
                        "test_strict.StrictTest.test_pending_on_running_vm"),
     "start-applies": ("labsim.py", 'pve_pending.apply_pending(vm)      # a start applies pending changes', 'pass',
                       "test_strict.StrictTest.test_stopped_vm_applies_at_once"),
+    "create-start": ("labsim.py", "                self.w.power_on(vm)\n            return None",
+                     "                pass\n            return None", "test_tasks.TasksTest.test_create_start"),
+    "create-autostart-checks": ("labsim.py", "pve_rules.check_start(vm, self.w.nodes[node])", "pass",
+                                "test_tasks.TasksTest.test_failed_autostart_is_only_a_warning"),
+    "tasks-source": ("labsim.py", '(source == "all" or (t["status"] == "running") == (source == "active"))',
+                     "True", "test_tasks.TasksTest.test_list_source"),
+    "tasks-limit": ("labsim.py", 'start, limit = int(p.get("start", 0)), int(p.get("limit", 50))',
+                    'start, limit = int(p.get("start", 0)), int(p.get("limit", 100000))',
+                    "test_tasks.TasksTest.test_list_limit_default_50"),
 }
 
 
