@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench/apply.sh: `strata apply` of the 3+5 example shape against the lab
+# bench/apply.sh [SIZE]: with SIZE, the scale bench of bench/scale.sh
+# (8, 50, 200 VMs). Without: `strata apply` of the 3+5 example shape against the lab
 # simulator with realistic latencies (20 ms per API call, 1 s tasks,
 # ISO download included, Talos boot 10 s and install 15 s at the default
 # scale), from an empty simulator to every node registered in Kubernetes,
@@ -12,6 +13,11 @@
 # printed split into the installer Jobs, the waits for rollouts/nodes/CRDs
 # and strata's own work (target < 1 s for cni + gitops on 3+5).
 . "$(dirname "$0")/lib.sh"
+if [ -n "${1:-}" ]; then   # a size: the scale bench (bench/scale.sh)
+	. "$(dirname "$0")/scale.sh"
+	scale_report apply
+	exit 0
+fi
 SCALE=${BENCH_SCALE:-0.5}
 
 run_apply() {   # NAME CP WORKERS -> $T/NAME.wall; leaves the simulator running
