@@ -57,7 +57,7 @@ scale_run() {
 			|| { echo "setup: not all $2 VMs running" >&2; tail -5 "$T/setup.out" >&2; cp "$T"/*.err "$T"/*.out /tmp/ 2>/dev/null; exit 1; }
 		labsim_ctl POST reset-requests > /dev/null 2>&1
 		since=$(now)
-		$PY "$TOP/bench/procstat.py" "$T/$1-$2.stat" "$STRATA" destroy "$E" --yes --parallel "$PARALLEL" \
+		$PY "$TOP/bench/procstat.py" "$T/$1-$2.stat" "$STRATA" destroy "$E" --yes \
 			> "$T/$1-$2.out" 2>&1 || { tail -5 "$T/$1-$2.out" >&2; cp "$T"/*.err "$T"/*.out /tmp/ 2>/dev/null; exit 1; }
 		elapsed "$since" > "$T/$1-$2.wall"
 		[ "$(labsim_py "len(s['vms'])")" = 0 ] || { echo "destroy left VMs" >&2; cp "$T"/*.err "$T"/*.out /tmp/ 2>/dev/null; exit 1; }
@@ -100,7 +100,7 @@ scale_report() {   # KIND
 	read -r tot w rd st lst < "$T/$1-$SIZE.req"
 	stat=$(cat "$T/$1-$SIZE.stat")
 	what=$([ "$1" = apply ] && echo "apply, create -> running" || echo "destroy")
-	echo "$what, $SIZE VMs on 3 Proxmox nodes (--parallel $PARALLEL): ${many}s; 1 VM (critical path): ${one}s"
+	echo "$what, $SIZE VMs on 3 Proxmox nodes (apply --parallel $PARALLEL): ${many}s; 1 VM (critical path): ${one}s"
 	awk -v a="$many" -v b="$one" 'BEGIN { printf "wall / critical path: %.2f (target <= 1.05 at 50 and 200)\n", a / b }'
 	awk -v n="$SIZE" -v t="$tot" -v w="$w" -v r="$rd" -v s="$st" -v l="$lst" 'BEGIN {
 		printf "requests per VM: %.2f = %.2f writes + %.2f reads + %.2f task status reads + %.2f shared listings (%d listings in all)\n", t / n, w / n, r / n, s / n, l / n, l
