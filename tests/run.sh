@@ -80,6 +80,12 @@ for t in tests/e2e/t[0-9]*.sh; do
 done
 
 echo
+# The failures again, last, so the end of the output (all a CI page may
+# show) says what broke and why.
+for name in $failed; do
+	echo "---- $name (the end of its output):"
+	tail -40 "$log/$(echo "$name" | tr '/' '_').out" 2>/dev/null
+done
 [ -n "$failed" ] && echo "failed suites:$failed"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
