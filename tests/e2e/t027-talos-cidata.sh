@@ -39,7 +39,7 @@ expect_grep "installed from its cidata drive" "$T/err" "nodes say how they were 
 	|| bad "ApplyConfiguration calls: $(labsim_py "[(c['node'], c['maintenance']) for c in s['talos']['calls'] if c['method'].endswith('/ApplyConfiguration')]")"
 for n in ci-cp-1 ci-w-1 ci-w-2; do
 	mac=$(labsim_py "[v['config']['net0'] for v in s['vms'].values() if v['config'].get('name') == '$n'][0].split(',')[0].split('=')[1].lower()")
-	grep -q "glob(\"$mac\", mac(link.hardware_addr))" "$E/nodes/$n.yaml" \
+	grep -qF "match: \"glob(\\\"$mac\\\", mac(link.hardware_addr))\"" "$E/nodes/$n.yaml" \
 		&& ok "$n: its config (the ISO's user-data) links by the VM's MAC $mac" \
 		|| bad "$n: no link by $mac in nodes/$n.yaml"
 done
