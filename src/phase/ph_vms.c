@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "phase/phase.h"
 #include "plan/mac.h"
@@ -106,8 +107,12 @@ created_anyway(struct pve *pve, struct apply_ctx *c, const struct vm_spec *s)
 		if (pve_vm_config_get(pve, s->node, s->vmid, &cfg, &ignore) == 0) {
 			const char *d = json_string_value(json_object_get(cfg, "description"));
 			const char *lock = json_string_value(json_object_get(cfg, "lock"));
+			char *mac = observe_net_mac(json_string_value(json_object_get(cfg, "net0")));
 
-			ours = plan_has_marker(d, c->cfg->name) && !lock;
+			/* ours, settled, and (when strata chose it) with our MAC */
+			ours = plan_has_marker(d, c->cfg->name) && !lock &&
+			       (!s->mac || (mac && !strcasecmp(mac, s->mac)));
+			free(mac);
 			json_decref(cfg);
 			cfg = NULL;
 			if (!lock)
@@ -178,9 +183,14 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	create_params(j->c, s, &p);
 	r = pve_vm_create(pve, s->node, &p, &upid, &j->err);
 	pve_params_release(&p);
-	/* Only when nobody knows whether the POST was carried out: not
-	 * after an HTTP status, nor when nothing was sent. */
-	if (r < 0 && err_outcome_unknown(&j->err) &&
+	/* Only when nobody knows whether the POST was carried out (not
+	 * after an HTTP status, nor when nothing was sent), or when Proxmox
+	 * says the id is taken: a killed earlier run's create may have
+	 * landed after this run's plan looked (t027). Either way the VM
+	 * counts as created only when it is ours and has the MAC journaled
+	 * for it (created_anyway). */
+	if (r < 0 && (err_outcome_unknown(&j->err) ||
+		      strstr(j->err.msg, "already exists")) &&
 	    created_anyway(pve, j->c, s)) {
 		err_clear(&j->err);
 		r = 0;
