@@ -36,7 +36,7 @@ run_apply one 1 0
 run_apply many 3 5 gitops
 one=$(cat "$T/one.wall") many=$(cat "$T/many.wall")
 total=$(requests_where "True")
-polls=$(requests_where "'/tasks/' in r['path']")
+polls=$(requests_where "'/tasks/' in r['path'] or r['path'].endswith('/tasks')")   # status reads and shared listings
 agent=$(requests_where "'/agent/' in r['path']")
 calls=$((total - polls - agent))
 echo "apply, 1 VM (critical path): ${one}s"
@@ -53,7 +53,7 @@ labsim_ctl GET requests | $PY -c "
 import json, sys, collections, re
 c = collections.Counter()
 for r in json.load(sys.stdin)['data']:
-    if '/tasks/' in r['path'] or '/agent/' in r['path']: continue
+    if '/tasks/' in r['path'] or r['path'].endswith('/tasks') or '/agent/' in r['path']: continue
     c[r['method'] + ' ' + re.sub(r'/\d{3,}', '/ID', re.sub(r'^/api2/json', '', r['path']))] += 1
 for k, v in sorted(c.items(), key=lambda x: -x[1]): print('  %3d %s' % (v, k))"
 # The addon phases: "<phase>: took As: Job Bs, <waits> Cs, strata Ds"
