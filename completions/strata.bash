@@ -17,7 +17,7 @@ _strata_envs() {
 
 _strata() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local cmds="init validate gen plan apply destroy status help"
+	local cmds="init validate gen plan apply destroy status preflight hypervisor help"
 	local opts cmd=${COMP_WORDS[1]}
 	COMPREPLY=()
 	if [[ $COMP_CWORD -eq 1 ]]; then
@@ -29,6 +29,7 @@ _strata() {
 	validate) opts="--quiet --nodes --keys -o --help" ;;
 	gen)      opts="-o --help" ;;
 	plan)     opts="-o --help" ;;
+	preflight|hypervisor) opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
 	destroy)  opts="--yes --purge-state -o --help" ;;
 	status)   opts="-o --help" ;;

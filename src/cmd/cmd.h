@@ -23,6 +23,8 @@ int cmd_status(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_preflight(int argc, char **argv);
+int cmd_hypervisor(int argc, char **argv);
 
 /* A command's help, in fixed parts (help.c); the man page is made of them. */
 struct cmd_help {

@@ -173,6 +173,8 @@ cmd_apply(int argc, char **argv)
 			c.plan.conflicts, c.plan.conflicts == 1 ? "" : "s");
 		goto fail;
 	}
+	if ((r = env_preflight(&e, &c.plan, true, &err)) < 0)
+		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
 		if (changes_without_writing(&c, human, &err)) {

@@ -28,7 +28,8 @@ cmd_plan(int argc, char **argv)
 		return cmd_usage_error("plan", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
-	    (r = env_plan(&e, &st, &plan, &err)) < 0) {
+	    (r = env_plan(&e, &st, &plan, &err)) < 0 ||
+	    (r = env_preflight(&e, &plan, false, &err)) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;

@@ -101,7 +101,9 @@ static const struct cmd_help helps[] = {
 		"touched; one that holds a wanted VM id is reported as a conflict.\n"
 		"Reads only: /cluster/resources once, then the config and pending\n"
 		"values of owned VMs (and /pools when proxmox.pool is set). A change\n"
-		"to a running VM's cores or memory is shown as needing a restart.\n",
+		"to a running VM's cores or memory is shown as needing a restart.\n"
+		"Then the preflight checks (strata preflight) run, and their problems\n"
+		"are printed; apply would stop on an error.\n",
 		ENV_FORMS,
 		"  -o json     print the plan as JSON (docs/json.md)\n"
 		"  -h, --help  show this help\n",
@@ -258,6 +260,44 @@ static const struct cmd_help helps[] = {
 		"  -h, --help  show this help\n",
 		"  0  shown\n" EXIT_CONFIG,
 		"strata history homelab 1",
+	},
+	{
+		"preflight", cmd_preflight,
+		"check the Proxmox cluster (Layer 0) is ready for this plan",
+		"ENV [-o json]",
+		"The checks plan and apply run before any change, on their own:\n"
+		"every node named exists and is online; the bridge exists on each node\n"
+		"that gets a VM, VLAN-aware when proxmox.vlan is set; the disk and ISO\n"
+		"storages exist there, are enabled, allow 'images' and 'iso', and have\n"
+		"room for the new disks (thin pools only warn); each node has the CPUs\n"
+		"of its largest VM and the memory of all of them (a warning above\n"
+		"proxmox.memory_warn_percent, counting other VMs too); the token holds\n"
+		"every privilege the plan needs on its path (GET /access/permissions),\n"
+		"listed by path and privilege when missing. Every problem is reported\n"
+		"in one run with what to fix (the config key, or the pveum/pvesh\n"
+		"command). Errors stop apply; warnings do not. Reads only.\n",
+		ENV_FORMS,
+		"  -o json     the problems as one JSON object (docs/preflight.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  no errors (warnings may be printed)\n"
+		"  1  errors found (apply would stop), or reading failed\n" EXIT_CONFIG,
+		"strata preflight homelab",
+	},
+	{
+		"hypervisor", cmd_hypervisor,
+		"show the Proxmox cluster as strata sees it (Layer 0)",
+		"ENV [-o json]",
+		"The Layer 0 strata relies on, the way plan shows the VMs: each node\n"
+		"(status, CPUs, memory used and committed to VMs, Proxmox version and\n"
+		"load where the token has Sys.Audit), its bridges (VLAN-aware, ports)\n"
+		"and storages (type, content, shared, free space), and the token's\n"
+		"effective privileges on the paths this environment uses. Read-only:\n"
+		"strata never changes Layer 0.\n",
+		ENV_FORMS,
+		"  -o json     one JSON object (docs/preflight.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  shown\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata hypervisor homelab -o json",
 	},
 };
 

@@ -72,6 +72,7 @@ struct proxmox_config {
 	char *cpu_type;            /* default x86-64-v2-AES */
 	enum restart_policy restart; /* default rolling */
 	enum first_boot first_boot; /* default cidata */
+	int memory_warn_percent;   /* preflight: warn above this commit (0 = 100) */
 };
 
 struct vps_config {

@@ -91,6 +91,9 @@ static const struct field proxmox_fields[] = {
 	FENUM("first_boot", struct proxmox_config, first_boot, first_boots,
 	      "how a new node gets its first machine config: cidata (default; "
 	      "an ISO through the API, nothing on the network) or maintenance"),
+	FINT("memory_warn_percent", struct proxmox_config, memory_warn_percent, 1, 1000,
+	     "preflight warns when the VMs of a node (strata's and others') are given "
+	     "more than this percent of its memory (default 100)"),
 	FEND
 };
 static const struct schema proxmox_schema = { "proxmox", proxmox_fields, 0 };

@@ -93,7 +93,8 @@ def param_error(errors):
 
 from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
 import pve_rules  # noqa: E402
-from pve_pools import PoolsMixin  # noqa: E402
+from pve_pools import PoolsMixin
+from pve_layer0 import Layer0Mixin, all_privileges, apply_node_resources, apply_storage  # noqa: E402
 import pve_pending  # noqa: E402
 
 
@@ -157,6 +158,9 @@ class World:
             "bridges": {},             # node -> list of bridges (default ["vmbr0"])
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
+            "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
+            "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
+            "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
         }
         self.events = []
         self.talos = None
@@ -178,6 +182,10 @@ class World:
         self.knobs[k] = v
         if k == "shared_iso_storage" and v:
             self.add_shared_storage(v)
+        if k == "node_resources":
+            apply_node_resources(self, v)
+        if k == "storage":
+            apply_storage(self, v)
         if k == "bridges":
             for n, nv in self.nodes.items():
                 nv["bridges"] = list(v.get(n, ["vmbr0"]))
@@ -302,7 +310,7 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
-class Api(PoolsMixin):
+class Api(PoolsMixin, Layer0Mixin):
     def __init__(self, world, schema, tokens):
         self.w = world
         self.schema = schema
@@ -310,6 +318,8 @@ class Api(PoolsMixin):
 
     def privs_of(self, user):
         t = self.tokens.get(user)
+        if t and "acl" in t:
+            return self.acl_union(user)   # per-path ACLs (pve_layer0.py)
         return set(t.get("privs", ["*"])) if t else set()
 
     def perm_failure(self, check, privs, params):
@@ -360,6 +370,9 @@ class Api(PoolsMixin):
         if not self.check_perm(check, privs):
             why = self.perm_failure(check, privs, params)
             raise ApiError(403, "Permission check failed" + (" " + why if why else ""))
+        why = self.acl_failure(check, user, params)
+        if why:
+            raise ApiError(403, "Permission check failed " + why)
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])
         fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
@@ -381,7 +394,7 @@ class Api(PoolsMixin):
         return {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a"}
 
     def h_GET_nodes(self, p, u):
-        return [{"node": n, "status": "online", "type": "node", "id": "node/" + n,
+        return [{"node": n, "status": v.get("status", "online"), "type": "node", "id": "node/" + n,
                  "maxcpu": v["maxcpu"], "maxmem": v["maxmem"], "cpu": 0.01, "mem": 1 << 30,
                  "uptime": 1000, "level": "", "ssl_fingerprint": self.fingerprint}
                 for n, v in self.w.nodes.items()]
@@ -389,7 +402,8 @@ class Api(PoolsMixin):
     def h_GET_nodes_node_status(self, p, u):
         n = self.w.nodes[p["node"]]
         return {"cpuinfo": {"cpus": n["maxcpu"]}, "memory": {"total": n["maxmem"], "used": 1 << 30},
-                "uptime": 1000, "pveversion": "pve-manager/8.4.1"}
+                "uptime": 1000, "pveversion": "pve-manager/8.4.1",
+                "loadavg": ["0.12", "0.08", "0.05"]}
 
     def h_GET_cluster_nextid(self, p, u):
         if "vmid" in p:
@@ -843,10 +857,18 @@ class Api(PoolsMixin):
         for s, st in self.w.nodes[p["node"]]["storage"].items():
             if p.get("content") and p["content"] not in st["content"]:
                 continue
-            used = sum(i["size"] for i in st["items"].values())
+            if not self.storage_visible(u, s):
+                continue
+            if not st.get("enabled", 1):
+                if as_bool(p.get("enabled", 0)):
+                    continue
+                out.append({"storage": s, "type": st["type"], "content": ",".join(st["content"]),
+                            "active": 0, "enabled": 0, "shared": st["shared"]})
+                continue
+            used = sum(i["size"] for i in st["items"].values()) + st.get("used", 0)
             out.append({"storage": s, "type": st["type"], "content": ",".join(st["content"]),
                         "active": 1, "enabled": 1, "shared": st["shared"], "total": st["total"],
-                        "used": used, "avail": st["total"] - used})
+                        "used": used, "avail": max(0, st["total"] - used)})
         return out
 
     def storage(self, p):
@@ -1267,6 +1289,7 @@ def main(argv=None):
                              "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
         }
     sim.api = Api(sim.world, Schema(schema_path), sim.tokens)
+    Layer0Mixin.ALL_PRIVS = all_privileges(a.reference)
     if not a.no_talos:
         import talos
         if not ipaddress.ip_network(a.talos_net).subnet_of(ipaddress.ip_network("127.0.0.0/8")):
