@@ -209,12 +209,17 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 			rc = 2;
 			goto out;
 		}
-	} else if (!dry && e.cfg->n_nodes) {
+	} else if (!dry) {
+		/* New VMs' MACs first (journaled): the configs link by them. */
+		if ((r = vms_choose_macs(&c, &err)) < 0)
+			goto fail;
 		/* Generating is offline and idempotent: do it now, so the
 		 * changes to running nodes are known before asking. */
-		if ((r = talos_gen_for_apply(&c, &err)) < 0)
-			goto fail;
-		talos_changes += talos_config_changes(&c, human);
+		if (e.cfg->n_nodes) {
+			if ((r = talos_gen_for_apply(&c, &err)) < 0)
+				goto fail;
+			talos_changes += talos_config_changes(&c, human);
+		}
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||

@@ -620,8 +620,8 @@ install_node(struct tjob *j, struct err *err)
 			goto out;
 		}
 		j->what = from_cidata
-			  ? "installed from its cidata drive, final config "
-			    "(link by the VM's MAC) applied over mTLS"
+			  ? "installed from its cidata drive, changed config "
+			    "applied over mTLS"
 			  : details && strstr(details, "with a reboot")
 			  ? "changed config applied (rebooting)"
 			  : "changed config applied";

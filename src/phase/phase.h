@@ -130,6 +130,10 @@ int cidata_stuck_error(const struct apply_ctx *c, const char *name,
 		       struct err *err);
 void cidata_release(struct apply_ctx *c);
 extern const struct phase ph_vms;
+/* Before anything is generated: give every VM the plan creates without a
+ * MAC in the config one (journaled in state macs.<name>), so the create
+ * sends it and the Talos configs link by it from the start (ph_vms.c). */
+int vms_choose_macs(struct apply_ctx *c, struct err *err);
 extern const struct phase ph_start;
 /* Reboots VMs with changes pending in Proxmox, per proxmox.restart (ph_restart.c). */
 extern const struct phase ph_restart;

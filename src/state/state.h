@@ -52,6 +52,19 @@ int state_addon_set(struct state *st, const char *addon, const char *key,
  * destroy). */
 int state_cluster_forget(struct state *st, struct err *err);
 
+/*
+ * MAC addresses strata chose for VMs it is about to create, under
+ * macs.<vm name>, journaled before the create (plan/mac.h): a resumed
+ * apply sends the same one, and the Talos configs link by it from the
+ * start. NULL deletes (the VM deleted for good).
+ */
+char *state_mac_get(struct state *st, const char *name);
+int state_mac_set(struct state *st, const char *name, const char *mac,
+		  struct err *err);
+/* Every journaled MAC (reserved and applied), for collision checks;
+ * free each and the array. */
+void state_macs_all(struct state *st, char ***out, size_t *n);
+
 bool state_phase_done(struct state *st, const char *phase);
 int state_phase_mark(struct state *st, const char *phase, bool done,
 		     struct err *err);  /* marks and saves */

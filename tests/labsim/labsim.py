@@ -491,8 +491,21 @@ class Api(PoolsMixin, Layer0Mixin):
         return None
 
     def h_GET_nodes_node_tasks(self, p, u):
-        return [{k: t[k] for k in ("upid", "node", "type", "id", "user", "status", "starttime")}
-                for t in self.w.tasks.values() if t["node"] == p["node"]]
+        # apidata.json: source archive (the default: finished tasks),
+        # active (running) or all; newest first; start, and limit
+        # (default 50).
+        source = p.get("source", "archive")
+        ts = [t for t in self.w.tasks.values() if t["node"] == p["node"] and
+              (source == "all" or (t["status"] == "running") == (source == "active"))]
+        ts.sort(key=lambda t: -t["pid"])
+        start, limit = int(p.get("start", 0)), int(p.get("limit", 50))
+        out = []
+        for t in ts[start:start + limit]:
+            e = {k: t[k] for k in ("upid", "node", "type", "id", "user", "starttime", "pid", "pstart")}
+            if t["status"] != "running":
+                e["status"] = t["exitstatus"]
+            out.append(e)
+        return out
 
     # --- VMs
     def h_GET_nodes_node_qemu(self, p, u):
@@ -608,6 +621,12 @@ class Api(PoolsMixin, Layer0Mixin):
             vm["config"] = full
             self.pool_add(p.get("pool"), vmid)
             if as_bool(p.get("start", 0)):
+                # FACTS.md §4: start=1 starts the VM at the end of the
+                # task; a failed autostart is only a warning (task OK).
+                try:
+                    pve_rules.check_start(vm, self.w.nodes[node])
+                except pve_rules.Refusal as e:
+                    return "start failed: %s" % e.message
                 self.w.power_on(vm)
             return None
         fail = self.w.knobs["task_fail"].get("qmcreate")
@@ -1201,6 +1220,10 @@ class TLSServer(ThreadingHTTPServer):
     """Threaded HTTPS server doing each TLS handshake in the connection's own
     thread, so a stalled client cannot block accept()."""
     daemon_threads = True
+    # socketserver's default backlog is 5: 200 VMs' threads connecting at
+    # once overflowed it (dropped SYNs, 5 s connect timeouts in
+    # bench/apply.sh 200). Capacity only, not a rule of the API.
+    request_queue_size = 1024
     ssl_context = None
 
     def finish_request(self, request, client_address):

@@ -162,6 +162,28 @@ char *pve_json_str(json_t *o, const char *key);
 /* Poll a task until it stops; 0 on OK or WARNINGS, else the task's error. */
 int pve_task_wait(struct pve *p, const char *upid, long timeout_ms,
 		  struct err *err);
+/* One GET of the task's status: *stopped false while it runs; once
+ * stopped, 0 on OK or WARNINGS, else the task's error and log tail. */
+int pve_task_check(struct pve *p, const char *upid, bool *stopped,
+		   struct err *err);
+long pve_poll_ms(const struct pve *p);
+
+/*
+ * tasks.c: tasks followed together, per Proxmox node (FACTS.md §2). Each
+ * thread waiting on a task joins its node's group; one of them at a time
+ * lists the node's running tasks (GET /nodes/{node}/tasks?source=active)
+ * for the whole group, so the requests per tick do not grow with the
+ * number of tasks. A task gone from the list has its status read once
+ * (its exit status, and log lines if it failed). When a node's listing
+ * fails, its tasks fall back to per-task polling (pve_task_wait).
+ */
+struct pve_watch;
+struct pve_watch *pve_watch_new(void);
+void pve_watch_free(struct pve_watch *w);
+/* Like pve_task_wait; p is the caller's own connection (it may do the
+ * group's listing with it). w NULL: pve_task_wait. */
+int pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
+		   long timeout_ms, struct err *err);
 
 /* The node field of a UPID ("UPID:pve1:..." -> "pve1"); NULL if malformed. */
 char *pve_upid_node(const char *upid);
