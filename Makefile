@@ -81,13 +81,13 @@ $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
 
 # One-request clients for test_http: on the OpenSSL libcurl, and linked
 # against libcurl-gnutls (which must refuse to connect).
-UNIT_BIN    += $(B)/tests/http_get $(B)/tests/grpc_get
+UNIT_BIN    += $(B)/tests/http_get $(B)/tests/grpc_get $(B)/tests/etcd_call
 GNUTLS_CURL := $(firstword $(wildcard /usr/lib/*/libcurl-gnutls.so.4))
 ifneq ($(GNUTLS_CURL),)
 UNIT_BIN    += $(B)/tests/http_gnutls
 endif
 NOCURL_LIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
-$(B)/tests/http_get $(B)/tests/grpc_get: $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
+$(B)/tests/http_get $(B)/tests/grpc_get $(B)/tests/etcd_call: $(B)/tests/%: tests/unit/%.c $(B)/libstrata.a
 	@mkdir -p $(dir $@)
 	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
 $(B)/tests/http_gnutls: tests/unit/http_get.c $(B)/libstrata.a

@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench/apply.sh: `strata apply` of the 3+5 example shape against the lab
+# bench/apply.sh [SIZE]: with SIZE, the scale bench of bench/scale.sh
+# (8, 50, 200 VMs). Without: `strata apply` of the 3+5 example shape against the lab
 # simulator with realistic latencies (20 ms per API call, 1 s tasks,
 # ISO download included, Talos boot 10 s and install 15 s at the default
 # scale), from an empty simulator to every node registered in Kubernetes,
@@ -12,6 +13,11 @@
 # printed split into the installer Jobs, the waits for rollouts/nodes/CRDs
 # and strata's own work (target < 1 s for cni + gitops on 3+5).
 . "$(dirname "$0")/lib.sh"
+if [ -n "${1:-}" ]; then   # a size: the scale bench (bench/scale.sh)
+	. "$(dirname "$0")/scale.sh"
+	scale_report apply
+	exit 0
+fi
 SCALE=${BENCH_SCALE:-0.5}
 
 run_apply() {   # NAME CP WORKERS -> $T/NAME.wall; leaves the simulator running
@@ -30,7 +36,7 @@ run_apply one 1 0
 run_apply many 3 5 gitops
 one=$(cat "$T/one.wall") many=$(cat "$T/many.wall")
 total=$(requests_where "True")
-polls=$(requests_where "'/tasks/' in r['path']")
+polls=$(requests_where "'/tasks/' in r['path'] or r['path'].endswith('/tasks')")   # status reads and shared listings
 agent=$(requests_where "'/agent/' in r['path']")
 calls=$((total - polls - agent))
 echo "apply, 1 VM (critical path): ${one}s"
@@ -47,7 +53,7 @@ labsim_ctl GET requests | $PY -c "
 import json, sys, collections, re
 c = collections.Counter()
 for r in json.load(sys.stdin)['data']:
-    if '/tasks/' in r['path'] or '/agent/' in r['path']: continue
+    if '/tasks/' in r['path'] or r['path'].endswith('/tasks') or '/agent/' in r['path']: continue
     c[r['method'] + ' ' + re.sub(r'/\d{3,}', '/ID', re.sub(r'^/api2/json', '', r['path']))] += 1
 for k, v in sorted(c.items(), key=lambda x: -x[1]): print('  %3d %s' % (v, k))"
 # The addon phases: "<phase>: took As: Job Bs, <waits> Cs, strata Ds"

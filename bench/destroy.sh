@@ -1,9 +1,15 @@
 #!/bin/sh
-# bench/destroy.sh: destroy of 8 running VMs whose guests ignore ACPI
+# bench/destroy.sh [SIZE]: with SIZE, the scale bench of bench/scale.sh.
+# Without: destroy of 8 running VMs whose guests ignore ACPI
 # shutdown, against destroying one such VM (realistic 20 ms API latency,
 # 1 s tasks). A hard stop never waits for the guest, and all VMs go in
 # parallel, so 8 should cost about what 1 does.
 . "$(dirname "$0")/lib.sh"
+if [ -n "${1:-}" ]; then   # a size: the scale bench (bench/scale.sh)
+	. "$(dirname "$0")/scale.sh"
+	scale_report destroy
+	exit 0
+fi
 SCALE=${BENCH_SCALE:-0.5}
 
 run_destroy() {   # NAME CP WORKERS -> $T/NAME.wall

@@ -17,7 +17,7 @@ _strata_envs() {
 
 _strata() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local cmds="init validate gen plan apply destroy status help"
+	local cmds="init validate gen plan apply destroy status preflight hypervisor ansible template help"
 	local opts cmd=${COMP_WORDS[1]}
 	COMPREPLY=()
 	if [[ $COMP_CWORD -eq 1 ]]; then
@@ -29,9 +29,13 @@ _strata() {
 	validate) opts="--quiet --nodes --keys -o --help" ;;
 	gen)      opts="-o --help" ;;
 	plan)     opts="-o --help" ;;
+	preflight|hypervisor) opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
 	destroy)  opts="--yes --purge-state -o --help" ;;
-	status)   opts="-o --help" ;;
+	status)   opts="--health -o --help" ;;
+	template) opts="--vmid --image --node --sha256 --check --help" ;;
+	ansible)  [[ $COMP_CWORD -ge 3 ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
+		  opts="--help" ;;
 	help)     COMPREPLY=($(compgen -W "${cmds% help}" -- "$cur")); return ;;
 	*)        return ;;
 	esac

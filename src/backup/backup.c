@@ -77,9 +77,27 @@ push(struct entries *es, char *rel, char *full, enum tar_type type,
 	es->n++;
 }
 
+/* ENV/etcd/NAME.snapshot: left out, except the one named keep (etcd/NAME). */
+static bool
+skip_snapshot(const char *rel, const char *name, const char *keep)
+{
+	size_t n = strlen(name);
+	char *sub;
+	bool skip;
+
+	if (strcmp(rel, "etcd") || n < 9 || strcmp(name + n - 9, ".snapshot"))
+		return false;
+	if (!keep)
+		return true;
+	sub = fs_join(rel, name);
+	skip = strcmp(sub, keep) != 0;
+	free(sub);
+	return skip;
+}
+
 static int
 collect(struct entries *es, const char *root, const char *rel, int depth,
-	struct backup_stats *st, struct err *err)
+	const char *keep, struct backup_stats *st, struct err *err)
 {
 	char *path = rel[0] ? fs_join(root, rel) : xstrdup(root);
 	char **names = NULL;
@@ -99,6 +117,10 @@ collect(struct entries *es, const char *root, const char *rel, int depth,
 	while ((de = readdir(d))) {
 		if (skip_name(de->d_name, depth))
 			continue;
+		if (skip_snapshot(rel, de->d_name, keep)) {
+			st->snapshots_left_out++;
+			continue;
+		}
 		if (n == cap) {
 			cap = cap ? 2 * cap : 16;
 			names = xrealloc(names, cap * sizeof(*names));
@@ -117,7 +139,7 @@ collect(struct entries *es, const char *root, const char *rel, int depth,
 		} else if (S_ISDIR(sb.st_mode)) {
 			push(es, xasprintf("%s/", sub), xstrdup(full), TAR_DIR, &sb);
 			st->dirs++;
-			r = collect(es, root, sub, depth + 1, st, err);
+			r = collect(es, root, sub, depth + 1, keep, st, err);
 		} else if (S_ISREG(sb.st_mode)) {
 			push(es, sub, full, TAR_FILE, &sb);
 			sub = full = NULL;   /* owned by the entry now */
@@ -161,8 +183,8 @@ add_file(struct buf *tar, const struct entry *e, struct backup_stats *st,
 }
 
 int
-backup_archive(struct buf *tar, const char *env_dir, struct backup_stats *st,
-	       struct err *err)
+backup_archive(struct buf *tar, const char *env_dir, const char *keep_snapshot,
+	       struct backup_stats *st, struct err *err)
 {
 	char *cfg = fs_join(env_dir, "config.yml");
 	struct entries es = { 0 };
@@ -177,7 +199,7 @@ backup_archive(struct buf *tar, const char *env_dir, struct backup_stats *st,
 	}
 	free(cfg);
 	tar->secret = true;
-	if ((r = collect(&es, env_dir, "", 0, st, err)) < 0)
+	if ((r = collect(&es, env_dir, "", 0, keep_snapshot, st, err)) < 0)
 		goto out;
 	for (i = 0; i < es.n; i++)
 		total += tar_entry_bytes(es.v[i].size);
@@ -211,7 +233,7 @@ backup_make(struct buf *out, const char *env_dir,
 		return err_set(err, ERR_USAGE, "backup.recipients and "
 			       "backup.passphrase are both set; age files hold "
 			       "either recipients or one passphrase: keep one");
-	if ((r = backup_archive(&tar, env_dir, st, err)) < 0)
+	if ((r = backup_archive(&tar, env_dir, keys->etcd_snapshot, st, err)) < 0)
 		goto out;
 	if (keys->passphrase)
 		r = age_encrypt_passphrase(out, tar.ptr, tar.len, keys->passphrase,

@@ -24,16 +24,21 @@ struct backup_stats {
 	size_t files, dirs;
 	size_t bytes;              /* file contents, before encryption */
 	size_t skipped;            /* symlinks and other non-files left out */
+	size_t snapshots_left_out; /* ENV/etcd/NAME.snapshot not archived */
 };
 
-/* The ustar archive of env_dir (secret buffer: wipe it). */
+/* The ustar archive of env_dir (secret buffer: wipe it). etcd snapshots
+ * (ENV/etcd/NAME.snapshot files) are left out, except keep_snapshot ("etcd/NAME",
+ * or NULL for none). */
 int backup_archive(struct buf *tar, const char *env_dir,
-		   struct backup_stats *st, struct err *err);
+		   const char *keep_snapshot, struct backup_stats *st,
+		   struct err *err);
 
 struct backup_keys {
 	const char *const *recipients;   /* age1... */
 	size_t n_recipients;
 	const char *passphrase;          /* or NULL */
+	const char *etcd_snapshot;       /* "etcd/NAME" to include, or NULL */
 };
 
 /* Archive env_dir and encrypt it; out is the age file. */

@@ -16,6 +16,8 @@
 int cmd_init(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_ansible(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
@@ -23,6 +25,13 @@ int cmd_status(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_etcd(int argc, char **argv);
+/* apply's phases with etcd recovered from snapshot (strata restore --etcd);
+ * argv as apply takes it. */
+struct buf;
+int cmd_apply_recover(int argc, char **argv, const struct buf *snapshot);
+int cmd_preflight(int argc, char **argv);
+int cmd_hypervisor(int argc, char **argv);
 
 /* A command's help, in fixed parts (help.c); the man page is made of them. */
 struct cmd_help {

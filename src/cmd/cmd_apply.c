@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,42 @@
 #include "util/out.h"
 
 
+
+/*
+ * Machines the config names (vps): a node the journal has installed that
+ * the config no longer names would stay in the cluster, with nobody told.
+ * Removing one is not done by apply yet (phase remove-nodes follows the
+ * VM plan): refuse before anything is contacted.
+ */
+static int
+machines_removed(const struct env *e, struct state *st, struct err *err)
+{
+	char **names;
+	size_t n, i, k;
+	int r = 0;
+
+	state_talos_nodes(st, &names, &n);
+	for (i = 0; i < n; i++) {
+		char *sha = state_talos_get(st, names[i], "config_sha256");
+		bool named = false;
+
+		for (k = 0; k < e->cfg->n_nodes && !named; k++)
+			named = strcmp(e->cfg->nodes[k].name, names[i]) == 0;
+		if (sha && !named && r == 0)
+			r = err_set(err, ERR_USAGE, "node '%s' is installed (journal) "
+				    "but config.yml no longer names it: removing a "
+				    "%s node is not supported by apply yet; put it "
+				    "back in config.yml, or take the whole "
+				    "environment down with 'strata destroy'",
+				    names[i], e->cfg->platform == PLATFORM_VPS
+				    ? "vps" : "machine");
+		free(sha);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
 
 /* Without a terminal to ask and without --yes: decide from what apply
  * would change, writing nothing. Returns the number of changes found. */
@@ -58,8 +95,11 @@ changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
 	return n ? n : talos_config_changes(c, fp);
 }
 
-int
-cmd_apply(int argc, char **argv)
+/* apply, or (with recover) the DR apply of strata restore --etcd: the
+ * same phases, with etcd recovered from the snapshot instead of
+ * bootstrapped. what names the command in events, history and summary. */
+static int
+apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 {
 	struct apply_ctx c;
 	struct env e;
@@ -71,7 +111,7 @@ cmd_apply(int argc, char **argv)
 	long long wait_ms = 15 * 60 * 1000LL;
 	size_t talos_changes = 0, k, n_reinstall = 0;
 	char *reinstall[64];
-	int parallel = 16, json = 0, i, r, rc = 1;
+	int parallel = 16, upgrade_parallel = 1, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
 
 	if (cmd_wants_help(argc, argv, "apply"))
@@ -91,6 +131,7 @@ cmd_apply(int argc, char **argv)
 			parallel = atoi(argv[++i]);
 			if (parallel < 1 || parallel > 256)
 				return cmd_usage_error("apply", "--parallel takes 1..256");
+			upgrade_parallel = parallel;   /* given: also for upgrades */
 		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) {
 			if (i + 1 >= argc)
 				return cmd_usage_error("apply", "%s takes a duration", argv[i]);
@@ -118,7 +159,7 @@ cmd_apply(int argc, char **argv)
 		event_sink_add(event_sink_stdout, NULL);
 		human = stderr;
 	}
-	event_begin("apply", NULL);
+	event_begin(what, NULL);
 	phase_install_signals();
 	if ((r = env_open(&e, env, ENV_PROVIDER | (dry ? 0 : ENV_LOCK), &err)) < 0)
 		goto fail;
@@ -127,12 +168,16 @@ cmd_apply(int argc, char **argv)
 	c.cfg = e.cfg;
 	if ((r = cmd_provider(&c.provider, e.cfg, "apply", &err)) < 0)
 		goto fail;
+	if (!c.provider->vm_plan && (r = machines_removed(&e, &c.st, &err)) < 0)
+		goto fail;
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
+	c.upgrade_parallel = upgrade_parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;
+	c.etcd_recover = recover;
 	for (k = 0; k < n_reinstall; k++) {
 		size_t m;
 
@@ -155,14 +200,33 @@ cmd_apply(int argc, char **argv)
 			goto fail;
 		if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
 			goto fail;
-		env_show_plan(&c.plan, json);
+		if (json) {
+			/* the plan event: what plan -o json prints, node removals too */
+			char *ps = plan_to_json(&c.plan);
+			json_t *doc = json_loads(ps, 0, NULL);
+
+			free(ps);
+			if (doc)
+				json_object_set_new(doc, "node_removals", scale_plan_json(&c.plan));
+			event_plan(doc);
+		} else {
+			env_show_plan(&c.plan, json);
+			scale_plan_print(&c.plan, c.cfg, stdout);
+			fflush(stdout);
+		}
 	}
+	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
+		goto fail;
+	talos_changes = (size_t)r;
 	if (c.plan.conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
 			c.plan.conflicts, c.plan.conflicts == 1 ? "" : "s");
 		goto fail;
 	}
+	/* Layer 0 is the hypervisor's: a platform without one has none */
+	if (c.provider->vm_plan && (r = env_preflight(&e, &c.plan, true, &err)) < 0)
+		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
 		if (changes_without_writing(&c, human, &err)) {
@@ -172,12 +236,17 @@ cmd_apply(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-	} else if (!dry && e.cfg->n_nodes) {
+	} else if (!dry) {
+		/* New VMs' MACs first (journaled): the configs link by them. */
+		if (c.provider->vm_plan && (r = vms_choose_macs(&c, &err)) < 0)
+			goto fail;
 		/* Generating is offline and idempotent: do it now, so the
 		 * changes to running nodes are known before asking. */
-		if ((r = talos_gen_for_apply(&c, &err)) < 0)
-			goto fail;
-		talos_changes = talos_config_changes(&c, human);
+		if (e.cfg->n_nodes) {
+			if ((r = talos_gen_for_apply(&c, &err)) < 0)
+				goto fail;
+			talos_changes += talos_config_changes(&c, human);
+		}
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
@@ -188,7 +257,7 @@ cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	tally.started = !dry;
-	if (!dry && (r = env_history_open(&hist, &e, "apply", &c.plan, &err)) < 0)
+	if (!dry && (r = env_history_open(&hist, &e, what, &c.plan, &err)) < 0)
 		goto fail;
 	if ((r = phase_run_list(c.provider->apply, c.provider->n_apply, &c,
 				&err)) < 0)
@@ -199,11 +268,11 @@ cmd_apply(int argc, char **argv)
 fail:
 	rc = err_exit_code(&err);
 	result = rc == 3 ? "interrupted" : "failed";
-	out_error("apply '%s': %s", env, err.msg);
+	out_error("%s '%s': %s", what, env, err.msg);
 out:
 	if (tallying)
 		env_tally_finish(&tally, &e, &c.st, c.plan.unchanged);
-	env_summary("apply", e.cfg ? e.cfg->name : NULL, env, result, rc,
+	env_summary(what, e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();
 	history_close(hist);
@@ -216,4 +285,16 @@ out:
 	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;
+}
+
+int
+cmd_apply(int argc, char **argv)
+{
+	return apply_main(argc, argv, NULL, "apply");
+}
+
+int
+cmd_apply_recover(int argc, char **argv, const struct buf *snapshot)
+{
+	return apply_main(argc, argv, snapshot, "restore");
 }

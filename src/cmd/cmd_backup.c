@@ -6,6 +6,7 @@
 
 #include "backup/backup.h"
 #include "cmd/env.h"
+#include "phase/phase.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
@@ -50,7 +51,8 @@ cmd_backup(int argc, char **argv)
 	struct backup_stats st;
 	struct backup_keys keys;
 	const char *env = NULL, *to = NULL;
-	char *pass = NULL, *path = NULL, size[32], enc[32];
+	char *pass = NULL, *path = NULL, *snap = NULL, *rel = NULL, size[32], enc[32];
+	bool with_etcd = false;
 	int a, r, rc = 1;
 
 	if (cmd_wants_help(argc, argv, "backup"))
@@ -60,6 +62,8 @@ cmd_backup(int argc, char **argv)
 			to = argv[++a];
 		else if (!strncmp(argv[a], "--to=", 5))
 			to = argv[a] + 5;
+		else if (!strcmp(argv[a], "--with-etcd"))
+			with_etcd = true;
 		else if ((r = cmd_positional(&env, argv[a], "backup")) != 0)
 			return r;
 	}
@@ -82,6 +86,28 @@ cmd_backup(int argc, char **argv)
 			goto fail;
 		keys.passphrase = pass;
 	}
+	if (with_etcd) {
+		const char *base;
+		char *etcd_dir = fs_join(e.dir, "etcd");
+		size_t dl = strlen(etcd_dir);
+
+		if ((r = etcd_latest_snapshot(e.dir, &snap, &err)) < 0) {
+			free(etcd_dir);
+			goto fail;
+		}
+		if (!snap || strncmp(snap, etcd_dir, dl) || snap[dl] != '/' ||
+		    strchr(snap + dl + 1, '/')) {
+			err_set(&err, ERR_USAGE, "--with-etcd: no snapshot in %s "
+				"(take one with 'strata etcd snapshot %s')",
+				etcd_dir, env);
+			free(etcd_dir);
+			goto fail;
+		}
+		base = snap + dl + 1;
+		rel = xasprintf("etcd/%s", base);
+		keys.etcd_snapshot = rel;
+		free(etcd_dir);
+	}
 	if ((r = backup_make(&out, e.dir, &keys, &st, &err)) < 0)
 		goto fail;
 	path = target_path(to, e.cfg->name);
@@ -98,6 +124,12 @@ cmd_backup(int argc, char **argv)
 		 st.files, st.dirs, e.cfg->name, size, path, enc,
 		 keys.passphrase ? "passphrase"
 		 : keys.n_recipients == 1 ? "1 recipient" : "recipients");
+	if (rel)
+		out_step("backup: etcd snapshot %s included", rel);
+	else if (st.snapshots_left_out)
+		out_note("%zu etcd snapshot%s in %s/etcd left out (--with-etcd adds "
+			 "the latest)", st.snapshots_left_out,
+			 st.snapshots_left_out == 1 ? "" : "s", e.dir);
 	if (st.skipped)
 		out_warn("%zu symlink%s or special file%s left out (a link's target "
 			 "is not part of the env folder)", st.skipped,
@@ -110,6 +142,8 @@ fail:
 out:
 	env_close(&e);
 	secret_strfree(pass);
+	free(snap);
+	free(rel);
 	buf_release(&out);
 	free(path);
 	return rc;

@@ -6,16 +6,37 @@
 
 #include "cmd/cmd.h"
 #include "config/config.h"
+#include "ansible/inventory.h"
 #include "gitops/gitops.h"
+#include "provider/proxmox/cloudinit.h"
 #include "talos/gen.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
 
 /* gen -o json (docs/json.md); res NULL: no Talos nodes, nothing generated. */
+struct vms_result {
+	int files_changed, files_total;
+};
+
+/* The cloud-init VMs: their nocloud seeds and the Ansible inventory. */
+static int
+gen_vms(const struct config *cfg, const char *dir, struct vms_result *v,
+	struct err *err)
+{
+	bool ch = false;
+
+	if (ci_seeds_write(cfg, dir, &v->files_changed, &v->files_total, err) < 0 ||
+	    ansible_inventory_write(cfg, dir, &ch, err) < 0)
+		return -1;
+	v->files_changed += ch;
+	v->files_total++;
+	return 0;
+}
+
 static void
 print_json(const struct config *cfg, const char *dir, const struct gen_result *res,
-	   const struct gitops_result *g)
+	   const struct gitops_result *g, const struct vms_result *v)
 {
 	json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:i, s:i, s:i, s:i}",
 			      "format_version", 1, "env", cfg->name, "dir", dir,
@@ -36,6 +57,11 @@ print_json(const struct config *cfg, const char *dir, const struct gen_result *r
 			    "files_removed", g->files_removed,
 			    "user_files_kept", g->user_files_kept)
 		: json_null());
+	json_object_set_new(o, "vms", cfg->n_vms
+		? json_pack("{s:i, s:i, s:s}", "files_written", v->files_changed,
+			    "files_unchanged", v->files_total - v->files_changed,
+			    "inventory", ANSIBLE_INVENTORY)
+		: json_null());
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
 	puts(s);
@@ -49,6 +75,7 @@ cmd_gen(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct gen_result res = { 0 };
 	struct gitops_result gres = { 0 };
+	struct vms_result vres = { 0 };
 	struct err err = ERR_INIT;
 	struct fs_lock lock = { 0 };
 	struct diag diag;
@@ -80,16 +107,31 @@ cmd_gen(int argc, char **argv)
 		r = 2;
 		goto out;
 	}
-	if (cfg->n_nodes == 0) {
+	if (cfg->n_nodes == 0 && cfg->n_vms == 0) {
 		out_note("no talos nodes in %s: nothing to generate", dir);
 		if (json)
-			print_json(cfg, dir, NULL, NULL);
+			print_json(cfg, dir, NULL, NULL, &vres);
 		r = 0;
 		goto out;
 	}
 	if (fs_root_open(dir, false, &err) < 0 ||
 	    fs_lock_acquire(&lock, dir, &err) < 0 ||
-	    talos_gen(cfg, dir, &res, &err) < 0) {
+	    (cfg->n_vms && gen_vms(cfg, dir, &vres, &err) < 0)) {
+		out_error("gen: %s", err.msg);
+		r = err_exit_code(&err);
+		goto out;
+	}
+	if (cfg->n_nodes == 0) {
+		if (json)
+			print_json(cfg, dir, NULL, NULL, &vres);
+		else
+			printf("vms: %d file%s written, %d unchanged\ninventory: %s/%s\n",
+			       vres.files_changed, vres.files_changed == 1 ? "" : "s",
+			       vres.files_total - vres.files_changed, dir, ANSIBLE_INVENTORY);
+		r = 0;
+		goto out;
+	}
+	if (talos_gen(cfg, dir, &res, &err) < 0) {
 		out_error("gen: %s", err.msg);
 		r = err_exit_code(&err);
 		goto out;
@@ -108,7 +150,7 @@ cmd_gen(int argc, char **argv)
 		out_note("components.tunnel.token is not available: kept the "
 			 "encrypted tunnel secret already in the tree");
 	if (json) {
-		print_json(cfg, dir, &res, &gres);
+		print_json(cfg, dir, &res, &gres, &vres);
 		r = 0;
 		goto out;
 	}
@@ -122,6 +164,10 @@ cmd_gen(int argc, char **argv)
 		printf(", %d removed (nodes no longer in the config)",
 		       res.files_removed);
 	printf("\n");
+	if (cfg->n_vms)
+		printf("vms: %d file%s written, %d unchanged\ninventory: %s/%s\n",
+		       vres.files_changed, vres.files_changed == 1 ? "" : "s",
+		       vres.files_total - vres.files_changed, dir, ANSIBLE_INVENTORY);
 	if (cfg->gitops.enabled) {
 		printf("gitops: %s: %d file%s written, %d unchanged",
 		       gres.root, gres.files_changed,

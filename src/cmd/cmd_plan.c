@@ -1,8 +1,10 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/env.h"
+#include "phase/phase.h"
 #include "util/out.h"
 
 
@@ -28,18 +30,32 @@ cmd_plan(int argc, char **argv)
 		return cmd_usage_error("plan", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
-	    (r = env_plan(&e, &st, &plan, &err)) < 0) {
+	    (r = env_plan(&e, &st, &plan, &err)) < 0 ||
+	    (r = env_preflight(&e, &plan, false, &err)) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;
 	}
 	if (json) {
 		char *s = plan_to_json(&plan);
+		json_t *doc = json_loads(s, 0, NULL);
 
-		puts(s);
 		free(s);
+		if (doc) {
+			json_object_set_new(doc, "node_removals", scale_plan_json(&plan));
+			s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			json_decref(doc);
+			puts(s);
+			free(s);
+		}
 	} else {
 		plan_print(&plan, stdout, out_color());
+		scale_plan_print(&plan, e.cfg, stdout);
+	}
+	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
 	}
 	rc = 0;
 out:

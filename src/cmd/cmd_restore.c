@@ -4,12 +4,83 @@
 
 #include "backup/backup.h"
 #include "cmd/cmd.h"
+#include "cmd/env.h"
+#include "phase/phase.h"
+#include "talos/etcd.h"
 #include "config/config.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
 
 #define BACKUP_MAX (512u << 20)
+#define SNAPSHOT_MAX ((size_t)1 << 30)
+#define CONFIRM_HEALTHY "replace healthy etcd"
+
+/*
+ * strata restore ENV --etcd FILE: the disaster-recovery apply
+ * (FACTS-day2.md 4d). Refused while any control plane's etcd member is
+ * healthy, unless --confirm says "replace healthy etcd" (the cluster then
+ * loses what changed since the snapshot, and the nodes' etcd must be
+ * empty anyway: the bootstrap step stops if it is not).
+ */
+static int
+restore_etcd(const char *env, const char *file, const char *confirm,
+	     int argc, char **argv)
+{
+	struct err err = ERR_INIT;
+	struct buf snap = BUF_INIT_SECRET;
+	struct env e;
+	struct talos_creds creds;
+	const char *ip = NULL;
+	char *av[8];
+	int ac = 0, r, rc = 1, a;
+
+	memset(&e, 0, sizeof(e));
+	memset(&creds, 0, sizeof(creds));
+	if ((r = proc_protect_secrets(&err)) < 0)
+		goto fail;
+	if ((r = fs_read_file(&snap, file, SNAPSHOT_MAX, &err)) < 0)
+		goto fail;
+	if ((r = etcd_snapshot_check(snap.ptr, snap.len, &err)) < 0) {
+		err_wrap(&err, "%s", file);
+		err.code = ERR_USAGE;
+		goto fail;
+	}
+	if ((r = env_open(&e, env, 0, &err)) < 0 ||
+	    (r = etcd_backup_creds(&creds, e.dir, e.cfg, &err)) < 0)
+		goto fail;
+	if (etcd_find_healthy(e.cfg, &creds, 3000, false, &ip, NULL)) {
+		if (!confirm || strcmp(confirm, CONFIRM_HEALTHY)) {
+			err_set(&err, ERR_USAGE, "etcd on %s is healthy: recovering "
+				"would throw away everything since the snapshot; "
+				"if that is what you want, pass --confirm '%s' "
+				"(and reset the control planes' EPHEMERAL first)",
+				ip, CONFIRM_HEALTHY);
+			goto fail;
+		}
+		out_warn("etcd on %s is healthy; recovering anyway, as --confirm "
+			 "says", ip);
+	}
+	talos_creds_release(&creds);
+	env_close(&e);
+	out_step("restore '%s': etcd from %s (%zu bytes): VMs, configs, "
+		 "recovery, kubeconfig, nodes", env, file, snap.len);
+	av[ac++] = "apply";
+	av[ac++] = (char *)env;
+	for (a = 0; a < argc && ac < 7; a++)
+		av[ac++] = argv[a];
+	av[ac] = NULL;
+	rc = cmd_apply_recover(ac, av, &snap);
+	buf_release_secret(&snap);
+	return rc;
+fail:
+	out_error("restore '%s': %s", env, err.msg);
+	rc = err_exit_code(&err);
+	talos_creds_release(&creds);
+	env_close(&e);
+	buf_release_secret(&snap);
+	return rc;
+}
 
 int
 cmd_restore(int argc, char **argv)
@@ -19,7 +90,10 @@ cmd_restore(int argc, char **argv)
 	struct backup_stats st;
 	struct restore_keys keys;
 	const char *env = NULL, *from = NULL, *idfile = NULL, *passvar = NULL;
+	const char *etcd = NULL, *confirm = NULL;
 	const char *idv[1];
+	char *pass_on[4];
+	int n_pass = 0;
 	char *dir = NULL;
 	int a, r, rc = 1;
 
@@ -33,11 +107,32 @@ cmd_restore(int argc, char **argv)
 			idfile = argv[++a];
 		else if (!strcmp(argv[a], "--passphrase-env") && a + 1 < argc)
 			passvar = argv[++a];
+		else if (!strcmp(argv[a], "--etcd") && a + 1 < argc)
+			etcd = argv[++a];
+		else if (!strcmp(argv[a], "--confirm") && a + 1 < argc)
+			confirm = argv[++a];
+		else if ((!strcmp(argv[a], "-y") || !strcmp(argv[a], "--yes")) &&
+			 n_pass < 3)
+			pass_on[n_pass++] = argv[a];
+		else if ((!strcmp(argv[a], "-t") || !strcmp(argv[a], "--timeout")) &&
+			 a + 1 < argc && n_pass < 2) {
+			pass_on[n_pass++] = argv[a];
+			pass_on[n_pass++] = argv[++a];
+		}
 		else if ((r = cmd_positional(&env, argv[a], "restore")) != 0)
 			return r;
 	}
 	if (!env)
 		return cmd_usage_error("restore", "missing ENV");
+	if (etcd && (from || idfile || passvar))
+		return cmd_usage_error("restore", "--etcd recovers a cluster into "
+				       "an existing env folder; rebuild the folder "
+				       "with --from first, then run --etcd");
+	if (etcd)
+		return restore_etcd(env, etcd, confirm, n_pass, pass_on);
+	if (confirm || n_pass)
+		return cmd_usage_error("restore", "--confirm, --yes and --timeout "
+				       "go with --etcd");
 	if (!from)
 		return cmd_usage_error("restore", "missing --from FILE");
 	if (!idfile == !passvar)

@@ -7,6 +7,7 @@
 #include "cmd/env.h"
 #include "kube/kubeapi.h"
 #include "talos/api.h"
+#include "talos/health.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/out.h"
@@ -139,6 +140,7 @@ static void
 print_addons(json_t *a)
 {
 	json_t *cni = json_object_get(a, "cni"), *k;
+	json_t *gw = json_object_get(a, "gateway");
 	json_t *ks = json_object_get(json_object_get(a, "flux"), "kustomizations");
 	size_t i;
 
@@ -153,6 +155,18 @@ print_addons(json_t *a)
 			 (long long)json_integer_value(json_object_get(cni, "desired")));
 		printf("%-8s %-20s %-7s %s\n", "cni", "cilium", ready,
 		       json_string_value(json_object_get(cni, "version")));
+	}
+	if (json_is_object(gw)) {
+		const char *acc = json_string_value(json_object_get(gw, "accepted"));
+		const char *msg = json_string_value(json_object_get(gw, "message"));
+		const char *ctl = json_string_value(json_object_get(gw, "controller"));
+		/* the message comes from the cluster: printed escaped */
+		char *shown = out_clean(!strcmp(acc, "True") ? (ctl ? ctl : "-")
+					: msg ? msg : "not accepted yet");
+
+		printf("%-8s %-20s %-7s %s\n", "gateway", "GatewayClass cilium",
+		       acc, shown);
+		free(shown);
 	}
 	json_array_foreach(ks, i, k) {
 		const char *rev = json_string_value(json_object_get(k, "revision"));
@@ -194,6 +208,33 @@ status_action(const struct plan *p, const char *name)
 	return NULL;
 }
 
+/* The health gate's checks, once, for the cluster the config describes. */
+static int
+status_health(struct env *e, struct health_report *rep, struct err *err)
+{
+	struct talos_creds creds;
+	struct health_cluster hc;
+	char *tc = fs_join(e->dir, "talosconfig"), *kc = fs_join(e->dir, "kubeconfig");
+	int r;
+
+	memset(&creds, 0, sizeof(creds));
+	memset(rep, 0, sizeof(*rep));
+	if (!fs_exists(tc)) {
+		r = err_set(err, ERR_FAIL, "no %s yet: run 'strata apply' first", tc);
+		goto out;
+	}
+	if ((r = talos_creds_load(&creds, tc, err)) < 0)
+		goto out;
+	health_cluster_from_config(&hc, e->cfg, &creds, fs_exists(kc) ? kc : NULL);
+	r = health_cluster_check(&hc, rep, err);
+	health_cluster_release(&hc);
+	talos_creds_release(&creds);
+out:
+	free(tc);
+	free(kc);
+	return r;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -208,7 +249,9 @@ cmd_status(int argc, char **argv)
 	bool *running = NULL;
 	const char *env = NULL;
 	int json = 0, a, r, rc = 1;
-	json_t *arr = NULL, *addons = NULL;
+	bool want_health = false;
+	struct health_report hrep;
+	json_t *arr = NULL, *addons = NULL, *hjson = NULL;
 	struct plan plan = { 0 };
 	size_t n_rows = 0, n_running = 0, n_absent = 0, n_orphan = 0, n_differ = 0;
 	size_t n_conflict = 0, n_talos = 0, n_talos_up = 0, n_ready = 0;
@@ -216,6 +259,10 @@ cmd_status(int argc, char **argv)
 	if (cmd_wants_help(argc, argv, "status"))
 		return 0;
 	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--health")) {
+			want_health = true;
+			continue;
+		}
 		if ((r = cmd_output_flag(argc, argv, &a, &json, "status")) == 2)
 			return r;
 		if (r == 0 && (r = cmd_positional(&env, argv[a], "status")) != 0)
@@ -259,6 +306,13 @@ cmd_status(int argc, char **argv)
 	}
 	if (!kube_note)
 		addons = read_addons(&e);
+	if (want_health && (r = status_health(&e, &hrep, &err)) < 0) {
+		out_error("status '%s' --health: %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
+	}
+	if (want_health)
+		hjson = health_report_json(&hrep);
 	arr = json_array();
 	if (!json)
 		printf("  %-20s %-13s %-7s %-10s %-9s %-16s %5s %8s %6s  %-12s %-9s %-9s %s\n",
@@ -379,6 +433,8 @@ cmd_status(int argc, char **argv)
 			"talos_nodes", (json_int_t)n_talos, "talos_up", (json_int_t)n_talos_up,
 			"kubernetes_ready", (json_int_t)n_ready));
 		json_object_set(root, "addons", addons ? addons : json_null());
+		if (hjson)
+			json_object_set(root, "health", hjson);
 		js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(js);
 		free(js);
@@ -406,14 +462,20 @@ cmd_status(int argc, char **argv)
 			       "makes them\n", env, env);
 		if (addons)
 			print_addons(addons);
+		if (want_health) {
+			printf("\nhealth (the gate apply runs between disruptive steps): %s\n",
+			       hrep.healthy ? "healthy" : "NOT healthy");
+			health_report_print(&hrep, stdout);
+		}
 	}
-	rc = 0;
+	rc = want_health && !hrep.healthy ? 1 : 0;
 out:
 	free(running);
 	free(pr);
 	kube_nodes_free(kn, nk);
 	json_decref(arr);
 	json_decref(addons);
+	json_decref(hjson);
 	plan_release(&plan);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);

@@ -31,7 +31,8 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 		return r;
 	e->dir = cmd_env_dir(env_arg);
 	diag_init(&diag, "config.yml");
-	r = config_load_env(&e->cfg, e->dir, &diag);
+	r = config_load_env_opts(&e->cfg, e->dir, &diag,
+				 (flags & ENV_VMS_OK) ? CONFIG_OFFLINE : 0);
 	if (r < 0 || diag.warnings) {
 		diag_print(&diag, stderr);
 		if (r < 0)

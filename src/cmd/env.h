@@ -19,7 +19,9 @@
 
 #define ENV_LOCK    0x1   /* take ENV/.lock: the command changes things */
 #define ENV_PROXMOX 0x2   /* connect to the Proxmox API */
-#define ENV_PROVIDER 0x4  /* the platform's API if it has one (Proxmox) */
+#define ENV_VMS_OK  0x4   /* vms[] is no error (commands that work for them:
+			   * template); apply's refusal of them stays */
+#define ENV_PROVIDER 0x8  /* the platform's API if it has one (Proxmox) */
 
 struct env {
 	char *dir;
@@ -77,6 +79,18 @@ bool env_confirm(const char *question, bool yes);
 struct history;
 int env_history_open(struct history **out, struct env *e, const char *command,
 		     const struct plan *plan, struct err *err);
+
+/*
+ * Preflight (env_preflight.c): read Layer 0 for this plan and check it,
+ * every problem printed. stop: a problem is an error (apply), else a note
+ * says apply would stop (plan). env_preflight_run fills pf and l0 for
+ * 'strata preflight' and 'strata hypervisor' (l0_flags: layer0.h).
+ */
+struct preflight;
+struct layer0;
+int env_preflight(struct env *e, const struct plan *plan, bool stop, struct err *err);
+int env_preflight_run(struct env *e, const struct plan *plan, struct preflight *pf,
+		      struct layer0 *l0, unsigned l0_flags, struct err *err);
 
 void env_close(struct env *e);
 

@@ -90,6 +90,51 @@ static const struct cmd_help helps[] = {
 		"strata gen homelab",
 	},
 	{
+		"ansible", cmd_ansible,
+		"run ansible-playbook on the environment's cloud-init VMs",
+		"ENV [--] PLAYBOOK [ARGS...]",
+		"Write ENV/ansible/inventory.yml from config.yml's vms (the same file\n"
+		"'strata gen' writes) and run 'ansible-playbook -i' that inventory\n"
+		"PLAYBOOK ARGS. Every VM is a host with ansible_host (its ip),\n"
+		"ansible_user (its user) and its ansible.vars; each name in\n"
+		"ansible.groups is a group. The inventory holds no secrets: use\n"
+		"Ansible Vault for them. Everything after PLAYBOOK (or after '--') is\n"
+		"ansible-playbook's. Needs ansible-playbook on PATH (Debian:\n"
+		"ansible-core).\n",
+		ENV_FORMS,
+		"  -h, --help  show this help (before PLAYBOOK or '--')\n",
+		"  0  the playbook ran (otherwise ansible-playbook's own status)\n"
+		EXIT_RUNTIME "     or ansible-playbook not on PATH\n" EXIT_CONFIG,
+		"strata ansible ubuntu-vm -- site.yml --limit web",
+	},
+	{
+		"template", cmd_template,
+		"build a cloud-init template from a cloud image, or check one",
+		"ENV --vmid ID [--image URL] [--node NODE] [--sha256 HEX] | ENV [--vmid ID] --check",
+		"Build Proxmox template ID from an official cloud image (the one image\n"
+		"config.yml's vms name, or --image): download-url into a storage with\n"
+		"'import' content (a .img saved as .qcow2; with --sha256 checked by\n"
+		"Proxmox), a VM whose scsi0 is imported from it, a cloud-init drive,\n"
+		"serial console and the guest agent on, then converted to a template.\n"
+		"Needs Proxmox VE 8.4 or later (import through the API); an older node\n"
+		"is refused with the commands to run on it. ID must be outside the\n"
+		"env's vmid range. A re-run on a finished template does nothing; one\n"
+		"that stopped half-way finishes it. With --check: only say whether ID\n"
+		"is a template a cloud-init VM can be cloned from (a cloud-init drive,\n"
+		"the guest agent enabled); without --vmid, every template vms[] names.\n"
+		"apply does not clone from it yet.\n",
+		ENV_FORMS,
+		"  --vmid ID     the template's VM id (required but with --check)\n"
+		"  --image URL   the cloud image (default: the one vms[] names)\n"
+		"  --node NODE   where to build it (default: the first of proxmox.nodes)\n"
+		"  --sha256 HEX  the image's SHA-256, checked by Proxmox\n"
+		"  --check       check template ID (or vms[]'s) instead of building\n"
+		"  -h, --help    show this help\n",
+		"  0  built, already there, or (--check) fit to clone\n" EXIT_RUNTIME
+		"     or a node too old to import, or (--check) not fit\n" EXIT_CONFIG,
+		"strata template ubuntu-vm --vmid 9000",
+	},
+	{
 		"plan", cmd_plan,
 		"show what apply would change in Proxmox (-o json)",
 		"ENV [-o json]",
@@ -101,7 +146,9 @@ static const struct cmd_help helps[] = {
 		"touched; one that holds a wanted VM id is reported as a conflict.\n"
 		"Reads only: /cluster/resources once, then the config and pending\n"
 		"values of owned VMs (and /pools when proxmox.pool is set). A change\n"
-		"to a running VM's cores or memory is shown as needing a restart.\n",
+		"to a running VM's cores or memory is shown as needing a restart.\n"
+		"Then the preflight checks (strata preflight) run, and their problems\n"
+		"are printed; apply would stop on an error.\n",
 		ENV_FORMS,
 		"  -o json     print the plan as JSON (docs/json.md)\n"
 		"  -h, --help  show this help\n",
@@ -119,6 +166,11 @@ static const struct cmd_help helps[] = {
 		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
 		"  cidata         each new node's config on a cidata ISO, uploaded\n"
 		"                 (proxmox.first_boot: cidata, the default)\n"
+		"  remove-nodes   Talos nodes no longer in the config leave the cluster\n"
+		"                 one at a time, the health gate before each: cordon,\n"
+		"                 drain honouring PodDisruptionBudgets, etcd (leave, or\n"
+		"                 removal by id; refused without quorum), Reset, Node\n"
+		"                 deleted (docs/scale.md)\n"
 		"  vms            a missing proxmox.pool created; VMs created, updated,\n"
 		"                 replaced and deleted, in parallel\n"
 		"  start          every VM running\n"
@@ -126,13 +178,19 @@ static const struct cmd_help helps[] = {
 		"                 after installing from its cidata ISO (or, with\n"
 		"                 first_boot: maintenance, its config applied in\n"
 		"                 maintenance mode); then it boots from disk, ISOs\n"
-		"                 detached, the cidata ISO deleted\n"
+		"                 detached, the cidata ISO deleted; a control plane\n"
+		"                 joining a running cluster goes alone, between two\n"
+		"                 health gates\n"
 		"  cidata-sweep   no cidata ISO of this env left in the ISO storage\n"
 		"  bootstrap      etcd bootstrapped once on the first control plane\n"
 		"  kubernetes     ENV/kubeconfig fetched; every node registered\n"
 		"  restart        VMs whose cores/memory change waits for a restart are\n"
 		"                 rebooted one at a time, each waited for until healthy\n"
 		"                 (proxmox.restart: rolling), or left pending (never)\n"
+		"  talos-upgrade  nodes not at talos.version (or the installer image)\n"
+		"                 upgraded: control planes one at a time, then workers;\n"
+		"                 each back with a new boot id and the version, then\n"
+		"                 every node healthy, before the next (docs/upgrade.md)\n"
 		"On a terminal the Talos files are generated before asking, so the\n"
 		"question lists the running nodes they change. Without a terminal and\n"
 		"without --yes, apply decides from the plan and the files it would\n"
@@ -145,7 +203,8 @@ static const struct cmd_help helps[] = {
 		ENV_FORMS,
 		"  -y, --yes          do not ask (needed when stdin is not a terminal)\n"
 		"  -n, --dry-run      print the phases and what they would do; change nothing\n"
-		"  -j, --parallel N   at most N VMs at a time (default 16)\n"
+		"  -j, --parallel N   at most N VMs at a time (default 16); also the\n"
+		"                     workers upgraded at once (default 1)\n"
 		"  -t, --timeout D    bound on each wait for nodes and APIs, e.g. 90s, 10m\n"
 		"                     (default 15m)\n"
 		"  -o json            stream events on stdout, one JSON object per line,\n"
@@ -188,7 +247,7 @@ static const struct cmd_help helps[] = {
 	{
 		"status", cmd_status,
 		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
-		"ENV [-o json]",
+		"ENV [--health] [-o json]",
 		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 		"power state, size) next to what the config wants, marking drift (a\n"
 		"size or placement that differs from the config, like plan) and the\n"
@@ -199,17 +258,28 @@ static const struct cmd_help helps[] = {
 		"(from ENV/kubeconfig). Ends with a summary line, then the addons:\n"
 		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
 		"Ready condition and last applied revision. Reads only; every probe\n"
-		"is bounded to a few seconds.\n",
+		"is bounded to a few seconds.\n"
+		"\n"
+		"--health adds the health gate apply runs between disruptive steps\n"
+		"(nodes removed, control planes added), one line per check: Talos\n"
+		"answering on every node, etcd Running and healthy on every control\n"
+		"plane, etcd's members (one started voter per control plane, the same\n"
+		"list everywhere, one leader), the Kubernetes\n"
+		"API answering, every node registered as a Node and no Node left over,\n"
+		"every node Ready (unless kubernetes.cni is none), no node cordoned by\n"
+		"strata. A check after a failed one is shown as skipped.\n",
 		ENV_FORMS,
+		"  --health    also run the health gate's checks (exit 1 if one fails)\n"
 		"  -o json     machine-readable output (docs/json.md)\n"
 		"  -h, --help  show this help\n",
-		"  0  shown (with drift or not)\n" EXIT_RUNTIME EXIT_CONFIG,
+		"  0  shown (with drift or not)\n" EXIT_RUNTIME
+		"     or, with --health, the cluster is not healthy\n" EXIT_CONFIG,
 		"strata status homelab",
 	},
 	{
 		"backup", cmd_backup,
 		"write the env folder as one age-encrypted archive",
-		"ENV --to FILE|DIR",
+		"ENV --to FILE|DIR [--with-etcd]",
 		"Write every file of the env folder (config.yml, secrets.yaml,\n"
 		"talosconfig, kubeconfig, state.json, nodes/, patches/, gitops/...;\n"
 		"not the lock, temp files or symlinks) into one ustar archive,\n"
@@ -217,31 +287,68 @@ static const struct cmd_help helps[] = {
 		"with backup.passphrase from config.yml. 'age -d' opens it and\n"
 		"'tar -x' unpacks it without strata. With --to DIR the file is\n"
 		"DIR/ENV-<UTC time>.age; an existing file is never replaced. The\n"
-		"file is 0600; the env lock is held while the folder is read.\n",
+		"file is 0600; the env lock is held while the folder is read.\n"
+		"etcd snapshots in ENV/etcd/ are left out unless --with-etcd, which\n"
+		"adds the latest one (as recorded in ENV/etcd/snapshots.json).\n",
 		ENV_FORMS,
 		"  --to FILE|DIR  where the encrypted archive goes\n"
+		"  --with-etcd    include the latest etcd snapshot\n"
 		"  -h, --help     show this help\n",
 		"  0  written\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata backup homelab --to /mnt/usb/",
 	},
 	{
 		"restore", cmd_restore,
-		"rebuild an env folder from a 'strata backup' archive",
-		"ENV --from FILE (--identity FILE | --passphrase-env VAR)",
+		"rebuild an env folder from a 'strata backup' archive, or a cluster from an etcd snapshot",
+		"ENV --from FILE (--identity FILE | --passphrase-env VAR)\n"
+		"       strata restore ENV --etcd FILE [--yes] [--timeout D] [--confirm PHRASE]",
 		"Decrypt FILE (an age file, as strata backup writes it) with an age\n"
 		"identity file or the passphrase in environment variable VAR, check\n"
 		"every entry of the archive (relative names, files and folders only,\n"
 		"a config.yml at the top), then create ENV (0700) and write the\n"
 		"files. ENV must not exist: restore never writes into an existing\n"
 		"folder. Nothing is written when the key is wrong or the file is\n"
-		"cut or altered. After it, plan and apply see the same cluster.\n",
+		"cut or altered. After it, plan and apply see the same cluster.\n"
+		"With --etcd FILE (a 'strata etcd snapshot'): disaster recovery into\n"
+		"the existing env folder. Apply's phases run (VMs provisioned, configs\n"
+		"applied) but instead of a fresh bootstrap every control plane's etcd\n"
+		"must wait empty, the snapshot is uploaded to the first one\n"
+		"(EtcdRecover) and Bootstrap runs with recover_etcd; then kubeconfig,\n"
+		"every node Ready, the CNI and Flux as apply does them. Refused while a\n"
+		"control plane's etcd is healthy, unless --confirm 'replace healthy\n"
+		"etcd' is given.\n",
 		"ENV is a path (with '/') or a NAME, restored as environments/NAME.\n",
 		"  --from FILE           the backup\n"
 		"  -i, --identity FILE   an age identity file (AGE-SECRET-KEY-1...)\n"
 		"  --passphrase-env VAR  the passphrase is in $VAR\n"
+		"  --etcd FILE           recover the cluster's etcd from this snapshot\n"
+		"  -y, --yes             (--etcd) do not ask before the changes\n"
+		"  -t, --timeout D       (--etcd) bound on each wait, as apply's\n"
+		"  --confirm PHRASE      (--etcd) 'replace healthy etcd': go on although\n"
+		"                        etcd is healthy\n"
 		"  -h, --help            show this help\n",
 		"  0  restored\n" EXIT_RUNTIME EXIT_CONFIG,
 		"strata restore homelab --from homelab-20261201T120000Z.age -i ~/.age/key.txt",
+	},
+	{
+		"etcd", cmd_etcd,
+		"etcd snapshots and members of an environment's cluster",
+		"snapshot ENV [--out FILE] | members ENV",
+		"snapshot: stream an etcd snapshot (FACTS: EtcdSnapshot) from the\n"
+		"first control plane whose etcd member is healthy (a leader known,\n"
+		"not a learner, no alarm), with a client certificate of role\n"
+		"os:etcd:backup only (ENV/talosconfig-etcd-backup, 0600, made from\n"
+		"ENV/secrets.yaml). The file is ENV/etcd/<cluster>-<UTC>.snapshot\n"
+		"or --out FILE (0600, never replacing a file); its size and SHA-256\n"
+		"are printed and recorded in ENV/etcd/snapshots.json. It holds every\n"
+		"Kubernetes Secret: keep it like the env folder.\n"
+		"members: the etcd member list (id, name, learner, peer URL).\n"
+		"'strata restore ENV --etcd FILE' brings a snapshot back.\n",
+		ENV_FORMS,
+		"  --out FILE  where the snapshot goes (default ENV/etcd/)\n"
+		"  -h, --help  show this help\n",
+		"  0  done\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata etcd snapshot homelab --out /mnt/usb/homelab.snapshot",
 	},
 	{
 		"history", cmd_history,
@@ -260,6 +367,44 @@ static const struct cmd_help helps[] = {
 		"  -h, --help  show this help\n",
 		"  0  shown\n" EXIT_CONFIG,
 		"strata history homelab 1",
+	},
+	{
+		"preflight", cmd_preflight,
+		"check the Proxmox cluster (Layer 0) is ready for this plan",
+		"ENV [-o json]",
+		"The checks plan and apply run before any change, on their own:\n"
+		"every node named exists and is online; the bridge exists on each node\n"
+		"that gets a VM, VLAN-aware when proxmox.vlan is set; the disk and ISO\n"
+		"storages exist there, are enabled, allow 'images' and 'iso', and have\n"
+		"room for the new disks (thin pools only warn); each node has the CPUs\n"
+		"of its largest VM and the memory of all of them (a warning above\n"
+		"proxmox.memory_warn_percent, counting other VMs too); the token holds\n"
+		"every privilege the plan needs on its path (GET /access/permissions),\n"
+		"listed by path and privilege when missing. Every problem is reported\n"
+		"in one run with what to fix (the config key, or the pveum/pvesh\n"
+		"command). Errors stop apply; warnings do not. Reads only.\n",
+		ENV_FORMS,
+		"  -o json     the problems as one JSON object (docs/preflight.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  no errors (warnings may be printed)\n"
+		"  1  errors found (apply would stop), or reading failed\n" EXIT_CONFIG,
+		"strata preflight homelab",
+	},
+	{
+		"hypervisor", cmd_hypervisor,
+		"show the Proxmox cluster as strata sees it (Layer 0)",
+		"ENV [-o json]",
+		"The Layer 0 strata relies on, the way plan shows the VMs: each node\n"
+		"(status, CPUs, memory used and committed to VMs, Proxmox version and\n"
+		"load where the token has Sys.Audit), its bridges (VLAN-aware, ports)\n"
+		"and storages (type, content, shared, free space), and the token's\n"
+		"effective privileges on the paths this environment uses. Read-only:\n"
+		"strata never changes Layer 0.\n",
+		ENV_FORMS,
+		"  -o json     one JSON object (docs/preflight.md)\n"
+		"  -h, --help  show this help\n",
+		"  0  shown\n" EXIT_RUNTIME EXIT_CONFIG,
+		"strata hypervisor homelab -o json",
 	},
 };
 

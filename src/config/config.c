@@ -384,6 +384,7 @@ config_load_mem(struct config **out, const char *path, const char *data,
 	}
 
 	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->backup.etcd_before_changes = true;   /* default on */
 	cfg->doc = doc;
 	cfg->file = xstrdup(path);
 	slash = strrchr(path, '/');

@@ -72,6 +72,7 @@ struct proxmox_config {
 	char *cpu_type;            /* default x86-64-v2-AES */
 	enum restart_policy restart; /* default rolling */
 	enum first_boot first_boot; /* default cidata */
+	int memory_warn_percent;   /* preflight: warn above this commit (0 = 100) */
 };
 
 struct vps_config {
@@ -100,6 +101,8 @@ struct firewall_config {
 struct backup_config {
 	struct str_list recipients;     /* age X25519 recipients, age1... */
 	struct secret_ref passphrase;   /* or one passphrase (scrypt) */
+	bool etcd_before_changes;       /* apply snapshots etcd before a
+	                                 * disruptive step (default true) */
 };
 
 /* ENV/history: how many entries are kept (default 50). */

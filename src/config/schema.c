@@ -91,6 +91,9 @@ static const struct field proxmox_fields[] = {
 	FENUM("first_boot", struct proxmox_config, first_boot, first_boots,
 	      "how a new node gets its first machine config: cidata (default; "
 	      "an ISO through the API, nothing on the network) or maintenance"),
+	FINT("memory_warn_percent", struct proxmox_config, memory_warn_percent, 1, 1000,
+	     "preflight warns when the VMs of a node (strata's and others') are given "
+	     "more than this percent of its memory (default 100)"),
 	FEND
 };
 static const struct schema proxmox_schema = { "proxmox", proxmox_fields, 0 };
@@ -378,7 +381,7 @@ static const struct schema tunnel_schema = { "tunnel", tunnel_fields, 0 };
 
 static const struct field components_fields[] = {
 	FSAME("storage", storage_comp_schema, "storage classes"),
-	FLD("ingress", T_STR, struct components_config, ingress, "ingress: nginx (ingress-nginx, retired upstream), none, or gateway (Gateway API through Cilium: not yet)"),
+	FLD("ingress", T_STR, struct components_config, ingress, "ingress: nginx (ingress-nginx, retired upstream), none, or gateway (Gateway API through Cilium)"),
 	FSAME("tunnel", tunnel_schema, "tunnel to the outside"),
 	FLD("monitoring", T_BOOL, struct components_config, monitoring,
 	    "kube-prometheus-stack"),
@@ -485,6 +488,8 @@ static const struct field backup_fields[] = {
 	    "age recipients (age1...) that can open 'strata backup' archives"),
 	FLD("passphrase", T_SECRET, struct backup_config, passphrase,
 	    "or a passphrase (scrypt) instead of recipients"),
+	FLD("etcd_before_changes", T_BOOL, struct backup_config, etcd_before_changes,
+	    "apply takes an etcd snapshot (ENV/etcd/) before any disruptive step (default true)"),
 	FEND
 };
 static const struct schema backup_schema = { "backup", backup_fields, 0 };

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <libfyaml.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -17,6 +18,7 @@
 #include "age/age.h"
 #include "config/decode.h"
 #include "config/talos_schema.h"
+#include "provider/proxmox/cloudinit.h"
 #include "talos/factory.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -1164,6 +1166,55 @@ check_vip(struct vctx *v)
 
 /* --- cloud-init VMs ----------------------------------------------------- */
 
+/* What cloud-init and Ansible are handed: the image URL, the user, the
+ * inventory's group names and vars. */
+static void
+check_vm_cloudinit(struct vctx *v, struct vm_config *vm, size_t i)
+{
+	char path[96];
+	size_t j;
+
+	snprintf(path, sizeof(path), "vms[%zu].image", i);
+	if (vm->image && strncmp(vm->image, "https://", 8) &&
+	    strncmp(vm->image, "http://", 7))
+		verr(v, path, "'%s' is not an http(s) URL of a cloud image", vm->image);
+	if (!vm->mac)
+		vwarn(v, vm->path, "no mac: the cloud-init network config matches "
+		      "the NIC by name, which only netplan images (Ubuntu) apply; "
+		      "give 'mac' (the VM's net0 MAC) for Debian and other images");
+	snprintf(path, sizeof(path), "vms[%zu].user", i);
+	if (vm->user && (!*vm->user || strspn(vm->user, "abcdefghijklmnopqrstuvwxyz"
+					      "0123456789_-") != strlen(vm->user) ||
+			 !strchr("abcdefghijklmnopqrstuvwxyz_", vm->user[0]) ||
+			 strlen(vm->user) > 32))
+		verr(v, path, "'%s' is not a login name (lower case letters, "
+		     "digits, '_' and '-', starting with a letter)", vm->user);
+	for (j = 0; j < vm->groups.n; j++) {
+		const char *g = vm->groups.v[j];
+
+		snprintf(path, sizeof(path), "vms[%zu].ansible.groups[%zu]", i, j);
+		if (!*g || strspn(g, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "0123456789_") != strlen(g) || isdigit((unsigned char)g[0]))
+			verr(v, path, "'%s' is not an Ansible group name (letters, "
+			     "digits and '_', not starting with a digit)", g);
+		else if (!strcmp(g, "all") || !strcmp(g, "ungrouped"))
+			verr(v, path, "'%s' is Ansible's own group; pick another name", g);
+	}
+	for (j = 0; j < vm->n_vars; j++) {
+		const char *k = vm->vars[j].key, *val = vm->vars[j].value;
+
+		snprintf(path, sizeof(path), "vms[%zu].ansible.vars", i);
+		if (!strncmp(k, "ansible_host", 12) || !strcmp(k, "ansible_user"))
+			verr(v, path, "'%s' comes from the VM's ip and user; "
+			     "remove it from vars", k);
+		if (strstr(val, "${") || !strncmp(val, "file:", 5))
+			verr(v, path, "'%s' looks like a secret reference: the "
+			     "inventory is written in clear, so give Ansible a "
+			     "Vault reference instead (for example "
+			     "\"{{ vault_%s }}\" with the value in a vault file)", k, k);
+	}
+}
+
 static void
 check_vms(struct vctx *v)
 {
@@ -1175,13 +1226,15 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
-		/* Never say done where a user would have nothing: apply would
-		 * create the VM with an empty disk and no cloud-init. */
+		/* Never say done where a user would have nothing: `strata gen`
+		 * writes these VMs' cloud-init seeds and the Ansible inventory,
+		 * but apply cannot create them yet. */
 		if (!(v->flags & CONFIG_OFFLINE))
-			verr(v, vm->path, "cloud-init VMs cannot be provisioned yet: "
-			     "apply would create a VM with an empty disk that boots "
-			     "nothing; remove it from 'vms' for now (image import, "
-			     "cloud-init and the Ansible inventory are not built)");
+			verr(v, vm->path, "cloud-init VMs cannot be provisioned by "
+			     "apply yet (image import, clone and the cloud-init "
+			     "drive are not built): create the VM yourself from "
+			     "the seed 'strata gen' writes (ENV/vms/NAME/cidata.iso) "
+			     "or remove it from 'vms' for now");
 		if (!vm->name)
 			verr(v, vm->path, "missing required key 'name'");
 		if (!vm->template_vmid == !vm->image)
@@ -1207,11 +1260,16 @@ check_vms(struct vctx *v)
 		for (j = 0; j < vm->ssh_keys.n; j++) {
 			const char *k = vm->ssh_keys.v[j];
 
+			char why[128];
+
 			snprintf(path, sizeof(path), "vms[%zu].ssh_keys[%zu]", i, j);
 			if (strncmp(k, "ssh-", 4) && strncmp(k, "ecdsa-", 6) &&
 			    strncmp(k, "sk-", 3))
 				verr(v, path, "not an SSH public key (ssh-ed25519 AAAA...)");
+			else if (ci_ssh_key_check(k, why, sizeof(why)) < 0)
+				verr(v, path, "not an SSH public key: %s", why);
 		}
+		check_vm_cloudinit(v, vm, i);
 		if (!vm->placement && cfg->proxmox.nodes.n)
 			vm->placement = xstrdup(cfg->proxmox.nodes.v[i % cfg->proxmox.nodes.n]);
 		else if (vm->placement && cfg->proxmox.nodes.n &&
@@ -1445,6 +1503,44 @@ check_gitops_tree(struct vctx *v)
 		      "and an approver for their CSRs, or it reports no metrics");
 }
 
+
+/* Cilium's Gateway API runs on its kube-proxy replacement, which on
+ * Talos reaches the API through KubePrism (FACTS §1): the cni must be
+ * cilium, and the user's values must not turn either off. */
+static void
+check_gateway(struct vctx *v, struct config *cfg)
+{
+	const struct kubernetes_config *k = &cfg->kubernetes;
+	json_t *u, *x;
+
+	if (k->cni != CNI_CILIUM) {
+		verr(v, "components.ingress",
+		     "'gateway' is the Gateway API through Cilium; set "
+		     "kubernetes.cni.name: cilium or pick nginx or none");
+		return;
+	}
+	if (!k->cni_values || !(u = json_loads(k->cni_values, 0, NULL)))
+		return;
+	x = json_object_get(u, "kubeProxyReplacement");
+	if (x && (json_is_false(x) ||
+		  (json_is_string(x) && strcmp(json_string_value(x), "true"))))
+		verr(v, "kubernetes.cni.values",
+		     "kubeProxyReplacement must stay true with components.ingress: "
+		     "gateway (Cilium's Gateway API needs its kube-proxy "
+		     "replacement); remove the key");
+	if (json_object_get(u, "k8sServiceHost") ||
+	    json_object_get(u, "k8sServicePort"))
+		verr(v, "kubernetes.cni.values",
+		     "k8sServiceHost/k8sServicePort must stay localhost:7445 "
+		     "(KubePrism) with components.ingress: gateway; remove them");
+	x = json_object_get(json_object_get(u, "gatewayAPI"), "enabled");
+	if (x && !json_is_true(x))
+		verr(v, "kubernetes.cni.values",
+		     "gatewayAPI.enabled is false but components.ingress is "
+		     "gateway; remove the key or pick another ingress");
+	json_decref(u);
+}
+
 static void
 check_addons(struct vctx *v)
 {
@@ -1483,10 +1579,7 @@ check_addons(struct vctx *v)
 		verr(v, "components.ingress", "'%s' is not one of gateway, nginx, none",
 		     c->ingress);
 	else if (c->ingress && !strcmp(c->ingress, "gateway"))
-		verr(v, "components.ingress",
-		     "'gateway' is not generated yet: it needs the Gateway API "
-		     "CRDs before Cilium starts and Cilium's gatewayAPI values, "
-		     "which the cni phase does not set yet; use nginx or none for now");
+		check_gateway(v, cfg);
 	else if (c->ingress && !strcmp(c->ingress, "nginx"))
 		vwarn(v, "components.ingress",
 		      "ingress-nginx is retired upstream (maintenance ended March "

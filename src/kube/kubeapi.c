@@ -274,7 +274,7 @@ get_json(struct kube_client *c, const char *path, json_t **out, struct err *err)
 static const char *const cluster_kinds[] = {
 	"Namespace", "Node", "ClusterRole", "ClusterRoleBinding",
 	"CustomResourceDefinition", "StorageClass", "PersistentVolume",
-	"PriorityClass", "CSIDriver", "IngressClass",
+	"PriorityClass", "CSIDriver", "IngressClass", "GatewayClass",
 	"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
 	NULL
 };
@@ -686,4 +686,63 @@ kube_nodes_free(struct kube_node *v, size_t n)
 		free(v[i].ready_message);
 	}
 	free(v);
+}
+
+int
+kube_pods_on_node(struct kube_client *c, const char *node, json_t **items,
+		  struct err *err)
+{
+	struct buf path = BUF_INIT, sel = BUF_INIT;
+	json_t *list = NULL;
+	char what[512];
+	int r;
+
+	*items = NULL;
+	snprintf(what, sizeof(what), "list the pods on node %s", node);
+	buf_addf(&sel, "spec.nodeName=%s", node);
+	buf_adds(&path, "/api/v1/pods?fieldSelector=");
+	http_urlencode(&path, sel.ptr);
+	r = kube_call(c, "GET", path.ptr, NULL, NULL, 0, what, &list, NULL, err);
+	if (r == 0) {
+		*items = json_incref(json_object_get(list, "items"));
+		if (!json_is_array(*items)) {
+			json_decref(*items);
+			*items = json_array();
+		}
+	}
+	json_decref(list);
+	buf_release(&sel);
+	buf_release(&path);
+	return r;
+}
+
+int
+kube_evict(struct kube_client *c, const char *ns, const char *pod,
+	   struct err *err)
+{
+	struct buf path = BUF_INIT;
+	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "policy/v1",
+				 "kind", "Eviction", "metadata", "name", pod,
+				 "namespace", ns);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_t *res = NULL;
+	char what[512];
+	int r;
+
+	snprintf(what, sizeof(what), "evict pod %s/%s", ns, pod);
+	kube_path(&path, "v1", "Pod", ns, pod);
+	buf_adds(&path, "/eviction");
+	r = kube_call(c, "POST", path.ptr, "application/json", text, strlen(text),
+		      what, &res, NULL, err);
+	if (r < 0 && err->code == ERR_NOTFOUND) {
+		err_clear(err);
+		r = 0;
+	} else if (r < 0 && err->kind == ERRK_HTTP_STATUS && err->status == 429) {
+		r = 1;   /* a PodDisruptionBudget says not now; err says which */
+	}
+	json_decref(res);
+	json_decref(body);
+	free(text);
+	buf_release(&path);
+	return r;
 }

@@ -111,11 +111,22 @@ int kube_wait_job(struct kube_client *c, const char *ns, const char *name,
  * What runs of the addons (kubestatus.c), as JSON:
  *   {"cni": {"name": "cilium", "version": "1.18.4", "ready": 3,
  *            "desired": 3} or null,
+ *    "gateway": {"class": "cilium", "controller", "accepted": "True"|
+ *            "False"|"Unknown", "message"} or null (Cilium's GatewayClass),
  *    "flux": {"kustomizations": [{"name", "ready": "True"|"False"|
  *            "Unknown", "revision", "message"}]} or null}
- * A missing DaemonSet or Flux (404) is null, not an error.
+ * A missing DaemonSet, GatewayClass or Flux (404) is null, not an error.
  */
 int kube_addons_read(struct kube_client *c, json_t **out, struct err *err);
+
+/* The pods bound to Kubernetes node `node` (fieldSelector spec.nodeName). */
+int kube_pods_on_node(struct kube_client *c, const char *node, json_t **items,
+		      struct err *err);
+/* POST the pod's eviction subresource (policy/v1 Eviction). 0: evicted
+ * (or already gone); 1: refused for now with 429 (a PodDisruptionBudget),
+ * err holding the API's message; -1: another failure. */
+int kube_evict(struct kube_client *c, const char *ns, const char *pod,
+	       struct err *err);
 
 /* The name of the Job's newest pod, or NULL. */
 char *kube_job_pod(struct kube_client *c, const char *ns, const char *job,

@@ -52,11 +52,25 @@ flux_status(json_t *items)
 	return json_pack("{s:o}", "kustomizations", out);
 }
 
+/* Cilium's GatewayClass: whether its operator accepted it. */
+static json_t *
+gateway_status(json_t *gc)
+{
+	const char *msg = NULL;
+	const char *acc = kube_condition(gc, "Accepted", &msg);
+
+	return json_pack("{s:s, s:s?, s:s, s:s?}", "class", "cilium",
+			 "controller", json_string_value(json_object_get(
+				 json_object_get(gc, "spec"), "controllerName")),
+			 "accepted", acc ? acc : "Unknown", "message", msg);
+}
+
 int
 kube_addons_read(struct kube_client *c, json_t **out, struct err *err)
 {
 	json_t *ds = NULL, *items = NULL;
-	json_t *cni = json_null(), *flux = json_null();
+	json_t *cni = json_null(), *flux = json_null(), *gw = json_null();
+	json_t *gc = NULL;
 
 	*out = NULL;
 	if (kube_get(c, "apps/v1", "DaemonSet", "kube-system", "cilium", &ds,
@@ -79,6 +93,18 @@ kube_addons_read(struct kube_client *c, json_t **out, struct err *err)
 		return -1;
 	}
 	err_clear(err);
-	*out = json_pack("{s:o, s:o}", "cni", cni, "flux", flux);
+	if (kube_get(c, "gateway.networking.k8s.io/v1", "GatewayClass", NULL,
+		     "cilium", &gc, err) == 0) {
+		json_decref(gw);
+		gw = gateway_status(gc);
+		json_decref(gc);
+	} else if (err->code != ERR_NOTFOUND) {
+		json_decref(cni);
+		json_decref(flux);
+		return -1;
+	}
+	err_clear(err);
+	*out = json_pack("{s:o, s:o, s:o}", "cni", cni, "gateway", gw, "flux",
+			 flux);
 	return 0;
 }

@@ -34,6 +34,8 @@ int addon_run_installer(struct kube_client *kc, const struct installer *in,
  * kubernetes.cni.values merged over them (ph_cni.c). */
 struct config;
 json_t *cni_values(const struct config *cfg, struct err *err);
+/* components.ingress is "gateway": the Gateway API through Cilium. */
+bool cni_gateway(const struct config *cfg);
 
 /* Hex SHA-256 of the canonical (sorted, compact) JSON of v into out[65]. */
 void addon_digest(json_t *v, char out[65]);

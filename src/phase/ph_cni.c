@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kube/gatewayapi.h"
 #include "kube/kubeapi.h"
 #include "phase/addon.h"
 #include "util/clock.h"
@@ -43,6 +44,57 @@ addon_digest(json_t *v, char out[65])
 	free(s);
 }
 
+bool
+cni_gateway(const struct config *cfg)
+{
+	return cfg->components.ingress &&
+	       !strcmp(cfg->components.ingress, "gateway");
+}
+
+/* The Gateway API CRDs, applied (server-side, as strata) and Established
+ * before the chart is installed. */
+static int
+gateway_crds_apply(struct kube_client *kc, const struct kube_wait *w,
+		   struct err *err)
+{
+	json_t *crds = gatewayapi_crds(), *o;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(crds, i, o) {
+		if ((r = kube_apply(kc, o, NULL, err)) < 0)
+			break;
+	}
+	json_decref(crds);
+	for (i = 0; r == 0 && gatewayapi_crd_names[i]; i++)
+		r = kube_wait_crd(kc, gatewayapi_crd_names[i], w, err);
+	if (r == 0)
+		out_step("cni: %zu Gateway API CRDs Established", i);
+	return r;
+}
+
+/* Every Gateway API CRD still there (a re-run with nothing to do checks
+ * that nobody deleted one). */
+static bool
+gateway_crds_present(struct kube_client *kc)
+{
+	struct err e = ERR_INIT;
+	json_t *o = NULL;
+	size_t i;
+
+	for (i = 0; gatewayapi_crd_names[i]; i++) {
+		if (kube_get(kc, "apiextensions.k8s.io/v1",
+			     "CustomResourceDefinition", NULL,
+			     gatewayapi_crd_names[i], &o, &e) < 0) {
+			err_clear(&e);
+			return false;
+		}
+		json_decref(o);
+		o = NULL;
+	}
+	return true;
+}
+
 json_t *
 cni_values(const struct config *cfg, struct err *err)
 {
@@ -59,6 +111,13 @@ cni_values(const struct config *cfg, struct err *err)
 		"cleanCiliumState", "NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE",
 		"cgroup", "autoMount", "enabled", 0, "hostRoot", "/sys/fs/cgroup");
 
+	/* Gateway API through Cilium (FACTS §1): its controller, ALPN and
+	 * appProtocol; the chart then creates the GatewayClass "cilium"
+	 * because the CRDs (applied first) serve GatewayClass. */
+	if (cni_gateway(cfg))
+		json_object_set_new(v, "gatewayAPI", json_pack(
+			"{s:b, s:b, s:b}", "enabled", 1, "enableAlpn", 1,
+			"enableAppProtocol", 1));
 	if (cfg->kubernetes.cni_values) {
 		json_error_t je;
 		json_t *u = json_loads(cfg->kubernetes.cni_values, 0, &je);
@@ -162,7 +221,8 @@ cni_run(struct apply_ctx *c, struct err *err)
 	addon_digest(id, sha);
 	node_names(c, &names);
 	done = state_addon_get(&c->st, "cni", "config_sha256");
-	if (done && !strcmp(done, sha) && cilium_at(kc, k->cni_version)) {
+	if (done && !strcmp(done, sha) && cilium_at(kc, k->cni_version) &&
+	    (!cni_gateway(c->cfg) || gateway_crds_present(kc))) {
 		out_step("cni: cilium %s installed with these values; no Job",
 			 k->cni_version);
 		r = kube_wait_nodes_ready(kc, names, c->cfg->n_nodes, &w, err);
@@ -177,7 +237,9 @@ cni_run(struct apply_ctx *c, struct err *err)
 			       CILIUM_REPO, "--version", k->cni_version,
 			       "--namespace", "kube-system", "--values",
 			       "/values/values.yaml");
-	r = addon_run_installer(kc, &in, &w, &started, &job_ms, err);
+	r = cni_gateway(c->cfg) ? gateway_crds_apply(kc, &w, err) : 0;
+	if (r == 0)
+		r = addon_run_installer(kc, &in, &w, &started, &job_ms, err);
 	tw = clock_mono_ms();
 	if (r == 0)
 		r = kube_wait_rollout(kc, "DaemonSet", "kube-system", "cilium",
@@ -218,6 +280,9 @@ cni_dry_run(struct apply_ctx *c, FILE *fp)
 		"(%s), unless that release with these values is installed; "
 		"wait for every node Ready\n", JOB_NAME,
 		c->cfg->kubernetes.cni_version, c->cfg->kubernetes.cni_helm_image);
+	if (cni_gateway(c->cfg))
+		fprintf(fp, "    first the Gateway API CRDs (%s, ...), then "
+			"gatewayAPI.enabled in the values\n", gatewayapi_crd_names[0]);
 }
 
 const struct phase ph_cni = {

@@ -127,6 +127,13 @@ restart_one(struct apply_ctx *c, const struct vm_spec *w, struct err *err)
 		    health_k8s_ready(kcfg, n->name, &was_ready, &ignore) == 0)
 			t.want_ready = was_ready;
 	}
+	if (t.addr) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "the restart of %s", w->name);
+		if ((r = etcd_snapshot_before(c, why, err)) < 0)
+			goto out;
+	}
 	out_step("restarting %s (vmid %d) for %s", w->name, w->vmid, what);
 	if ((r = pve_vm_power(c->pve, w->node, w->vmid, "reboot", NULL, &upid, err)) < 0 ||
 	    (r = pve_task_wait(c->pve, upid, TASK_TIMEOUT_MS, err)) < 0) {

@@ -1,7 +1,8 @@
 /*
  * Phase "start": every VM of the environment that is not running is
- * started. The start calls go out one after another (each returns at once
- * with a task id) and the tasks then run side by side on Proxmox.
+ * started (the ones this apply created run already: ph_vms.c). The
+ * start calls go out one after another (each returns at once with a task
+ * id) and the tasks then run side by side on Proxmox.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,11 @@ start_run(struct apply_ctx *c, struct err *err)
 
 		if (!wanted(&c->plan.v[i]))
 			continue;
-		/* A VM this apply created (or re-created) is stopped: no
-		 * need to ask. */
+		/* A VM this apply created runs: its create task started it
+		 * (start=1) and its job in ph_vms checked (and started it if
+		 * the autostart failed). */
 		if (c->plan.v[i].kind == ACT_CREATE || c->plan.v[i].kind == ACT_REPLACE)
-			status = xstrdup("stopped");
+			status = xstrdup("running");
 		else if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
 			err_wrap(err, "vm '%s'", w->name);
 			break;

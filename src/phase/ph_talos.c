@@ -40,6 +40,7 @@
 #include "kube/kubeapi.h"
 #include "kube/kubeconfig.h"
 #include "phase/phase.h"
+#include "talos/etcd.h"
 #include "talos/gen.h"
 #include "talos/tyaml.h"
 #include "trust/trust.h"
@@ -484,7 +485,7 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 				   .connect_timeout_ms = 2000 };
 	struct talos_status st = { 0 };
 	struct err e = ERR_INIT;
-	char r_[64], *tag = NULL, *details = NULL;
+	char r_[64], pin[65], *tag = NULL, *details = NULL;
 	int kind;
 
 	kind = talos_probe(&it, &tag, &st, &e);
@@ -500,6 +501,9 @@ maintenance_apply(struct tjob *j, const struct trust_node *tn, const char *ip,
 							: TRUST_PEER_UNKNOWN,
 			      err) < 0)
 		return -1;
+	/* The send goes only to the certificate this probe saw (api.h). */
+	memcpy(pin, st.cert_sha256, sizeof(pin));
+	it.pin_sha256 = pin;
 	if (!*announced) {
 		progress_step(j->pr, j->idx, "applying config in maintenance "
 			      "mode at %s", ip);
@@ -650,8 +654,13 @@ install_node(struct tjob *j, struct err *err)
 	if (from_cidata)
 		j->what = "installed from its cidata drive";
 
-	/* Up over mTLS. A config changed since it was applied goes in now. */
-	if (!done_sha || strcmp(done_sha, sha)) {
+	/* Up over mTLS. A config changed since it was applied goes in now,
+	 * unless the node runs another Talos than the config wants: then it
+	 * is staged by the rolling upgrade, one node at a time (ph_upgrade.c). */
+	if ((!done_sha || strcmp(done_sha, sha)) &&
+	    upgrade_defers_config(c, nd->name, j->version)) {
+		j->what = "config change left to the rolling Talos upgrade";
+	} else if (!done_sha || strcmp(done_sha, sha)) {
 		struct talos_status st = { 0 };
 		char *details = NULL;
 
@@ -688,12 +697,18 @@ install_node(struct tjob *j, struct err *err)
 		j->what = fw_try
 			  ? "firewall change tried, then applied"
 			  : from_cidata
-			  ? "installed from its cidata drive, final config "
-			    "(link by the VM's MAC) applied over mTLS"
+			  ? "installed from its cidata drive, changed config "
+			    "applied over mTLS"
 			  : details && strstr(details, "with a reboot")
 			  ? "changed config applied (rebooting)"
 			  : "changed config applied";
 		free(details);
+		if ((r = upgrade_journal_applied(c, nd->name, j->version,
+						 applied, err)) < 0)
+			goto out;
+	} else if ((r = upgrade_journal_applied(c, nd->name, j->version,
+						applied, err)) < 0) {
+		goto out;
 	}
 	r = c->provider->after_install
 	    ? c->provider->after_install(c, j->m, j->pr, j->idx, err) : 0;
@@ -723,6 +738,19 @@ install_one(void *ctx, size_t i)
 	if (j->m)
 		j->c->provider->machine_close(j->m);
 	j->m = NULL;
+}
+
+struct tjob_pick {
+	struct tjob *jobs;
+	const size_t *idx;
+};
+
+static void
+install_picked(void *ctx, size_t i)
+{
+	const struct tjob_pick *p = ctx;
+
+	install_one(p->jobs, p->idx[i]);
 }
 
 static const struct err *
@@ -772,7 +800,33 @@ install_run(struct apply_ctx *c, struct err *err)
 	pr = progress_start(stderr, "Talos", names, n);
 	for (i = 0; i < n; i++)
 		jobs[i].pr = pr;
-	phase_parallel(n, c->max_parallel, install_one, jobs);
+	{
+		/* control planes joining a running cluster: one at a time,
+		 * each after the health gate and waited for (ph_scale.c) */
+		size_t *first = xcalloc(n + 1, sizeof(*first)), nf = 0, k;
+		struct tjob_pick pick = { jobs, first };
+		bool failed = false;
+
+		for (i = 0; i < n; i++)
+			if (!scale_joins_later(c, jobs[i].nd))
+				first[nf++] = i;
+		phase_parallel(nf, c->max_parallel, install_picked, &pick);
+		for (k = 0; k < n; k++)
+			failed = failed || jobs[k].rc < 0;
+		for (k = 0; k < n; k++) {
+			if (failed || phase_interrupted || !scale_joins_later(c, jobs[k].nd))
+				continue;
+			if ((jobs[k].rc = scale_join(c, jobs[k].nd, true, &jobs[k].err)) == 0)
+				install_one(jobs, k);
+			if (jobs[k].rc == 0)
+				jobs[k].rc = scale_join(c, jobs[k].nd, false, &jobs[k].err);
+			if (jobs[k].rc < 0) {
+				progress_done(pr, k, false, "%s", jobs[k].err.msg);
+				failed = true;
+			}
+		}
+		free(first);
+	}
 	progress_stop(pr);
 	if ((r = phase_collect(n, tjob_failed, jobs, "nodes", err)) < 0)
 		goto out;
@@ -825,7 +879,118 @@ const struct phase ph_talos_install = {
 static bool
 bootstrap_should_run(struct apply_ctx *c)
 {
-	return first_controlplane(c) && !state_phase_done(&c->st, "bootstrap");
+	return first_controlplane(c) &&
+	       (c->etcd_recover || !state_phase_done(&c->st, "bootstrap"));
+}
+
+/* The etcd service's state on a node, waited for until it is one of
+ * want (NULL-terminated) or "Failed"; *state gets what it was. */
+static int
+wait_etcd_state(struct apply_ctx *c, const struct node *n,
+		const char *const *want, char **state, struct err *err)
+{
+	struct talos_target t = mtls_target(c, n->ip);
+	struct waiter w = waiter_start(c);
+	char took[32];
+	size_t k;
+
+	free(*state);
+	*state = NULL;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		bool healthy = false;
+
+		free(*state);
+		*state = NULL;
+		if (talos_service(&t, "etcd", state, &healthy, &st, &e) == 0 &&
+		    *state) {
+			if (!strcmp(*state, "Failed"))
+				return 0;
+			for (k = 0; want[k]; k++)
+				if (!strcmp(*state, want[k]) &&
+				    (strcmp(want[k], "Running") || healthy))
+					return 0;
+		} else if (!talos_status_transient(&st) && e.msg[0]) {
+			*err = e;
+			return err_wrap(err, "etcd service on '%s'", n->name);
+		}
+		if (!waiter_again(&w)) {
+			fmt_duration(took, sizeof(took), c->wait_ms);
+			if (phase_interrupted)
+				return err_set(err, ERR_INTR, "interrupted");
+			return err_set(err, ERR_FAIL, "etcd on '%s' (%s) is still "
+				       "'%s' after %s, not %s", n->name, n->ip,
+				       *state ? *state : "unknown", took, want[0]);
+		}
+	}
+}
+
+/*
+ * strata restore --etcd (FACTS-day2.md 4d): every control plane's etcd
+ * waiting empty (Preparing), the snapshot uploaded to the first one with
+ * EtcdRecover, Bootstrap{recover_etcd}, then etcd Running there.
+ */
+static int
+recover_run(struct apply_ctx *c, struct err *err)
+{
+	static const char *const preparing[] = { "Preparing", NULL };
+	static const char *const running[] = { "Running", NULL };
+	const struct node *cp = first_controlplane(c);
+	struct talos_target t = mtls_target(c, cp->ip);
+	struct waiter w = waiter_start(c);
+	char *state = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->cfg->n_controlplanes; i++) {
+		const struct node *n = &c->cfg->nodes[i];
+
+		if ((r = wait_etcd_state(c, n, preparing, &state, err)) < 0)
+			goto out;
+		if (strcmp(state, "Preparing")) {
+			r = err_set(err, ERR_FAIL, "etcd on '%s' is '%s', not "
+				    "waiting empty for a bootstrap: recovery "
+				    "needs every control plane's etcd empty "
+				    "(fresh VMs, or a Reset of EPHEMERAL)",
+				    n->name, state);
+			goto out;
+		}
+	}
+	t.timeout_ms = 300000;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+
+		if (talos_etcd_recover(&t, c->etcd_recover->ptr,
+				       c->etcd_recover->len, &st, &e) == 0)
+			break;
+		if (!talos_status_transient(&st) || !waiter_again(&w)) {
+			*err = e;
+			r = err_wrap(err, "upload the etcd snapshot to '%s'",
+				     cp->name);
+			goto out;
+		}
+	}
+	out_step("etcd snapshot (%zu bytes) uploaded to %s (%s)",
+		 c->etcd_recover->len, cp->name, cp->ip);
+	t.timeout_ms = 10000;
+	if ((r = talos_bootstrap_recover(&t, false, NULL, err)) < 0)
+		goto out;
+	if ((r = wait_etcd_state(c, cp, running, &state, err)) < 0)
+		goto out;
+	if (strcmp(state, "Running")) {
+		r = err_set(err, ERR_FAIL, "etcd on '%s' is '%s' after the "
+			    "recovery: the node did not accept the snapshot (its "
+			    "etcd service log says why: talosctl -n %s logs "
+			    "etcd)", cp->name, state, cp->ip);
+		goto out;
+	}
+	out_step("etcd recovered from the snapshot on %s (%s)", cp->name, cp->ip);
+	c->bootstrapped_now = true;
+out:
+	free(state);
+	return r < 0 ? -1 : 0;
 }
 
 /*
@@ -850,6 +1015,8 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 	struct waiter w = waiter_start(c);
 	char took[32];
 
+	if (c->etcd_recover)
+		return recover_run(c, err);
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
@@ -886,7 +1053,12 @@ bootstrap_dry_run(struct apply_ctx *c, FILE *fp)
 {
 	const struct node *cp = first_controlplane(c);
 
-	fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name, cp->ip);
+	if (c->etcd_recover)
+		fprintf(fp, "    recover etcd on %s (%s) from the snapshot "
+			"(%zu bytes)\n", cp->name, cp->ip, c->etcd_recover->len);
+	else
+		fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name,
+			cp->ip);
 }
 
 const struct phase ph_talos_bootstrap = {

@@ -6,12 +6,21 @@
  * A create that fails without a clear answer (the connection dropped after
  * the request went out) is never blindly repeated: the VM is looked up
  * again and, if Proxmox has it with our marker, the create counts as done.
+ *
+ * One task per VM gets it running: the create carries everything (the
+ * MAC strata chose and journaled before, vms_choose_macs; the ISO boot
+ * order; the cidata drive) and start=1, so no config is read back and no
+ * separate start task runs; the job then checks the VM runs (a failed
+ * autostart leaves the task OK, FACTS.md §4) and starts it only if not. The tasks of all jobs are followed
+ * together per Proxmox node (pve_watch): one listing per tick and node.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "phase/phase.h"
+#include "plan/mac.h"
 #include "plan/observe.h"
 #include "util/buf.h"
 #include "util/out.h"
@@ -24,6 +33,7 @@ struct job {
 	struct action *a;
 	size_t idx;
 	struct progress *pr;
+	struct pve_watch *watch;    /* shared by the phase's jobs */
 	struct err err;
 	int rc;
 };
@@ -64,17 +74,22 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 			s->role, marker);
 	if (px->pool)
 		pve_params_add(p, "pool", px->pool);
+	/* Started by the create task itself (FACTS.md §4 start=1): nothing
+	 * in this flow must happen between create and first boot (no
+	 * cloud-init drive to regenerate, no template clone to resize; the
+	 * boot order and both cdroms are set above). */
+	pve_params_add(p, "start", "1");
 	buf_release(&net);
 	free(marker);
 }
 
 static int
-wait_task(struct pve *pve, char *upid, struct err *err)
+wait_task(struct job *j, struct pve *pve, char *upid, struct err *err)
 {
 	int r = 0;
 
 	if (upid)
-		r = pve_task_wait(pve, upid, TASK_TIMEOUT_MS, err);
+		r = pve_watch_wait(j->watch, pve, upid, TASK_TIMEOUT_MS, err);
 	free(upid);
 	return r;
 }
@@ -92,8 +107,12 @@ created_anyway(struct pve *pve, struct apply_ctx *c, const struct vm_spec *s)
 		if (pve_vm_config_get(pve, s->node, s->vmid, &cfg, &ignore) == 0) {
 			const char *d = json_string_value(json_object_get(cfg, "description"));
 			const char *lock = json_string_value(json_object_get(cfg, "lock"));
+			char *mac = observe_net_mac(json_string_value(json_object_get(cfg, "net0")));
 
-			ours = plan_has_marker(d, c->cfg->name) && !lock;
+			/* ours, settled, and (when strata chose it) with our MAC */
+			ours = plan_has_marker(d, c->cfg->name) && !lock &&
+			       (!s->mac || (mac && !strcasecmp(mac, s->mac)));
+			free(mac);
 			json_decref(cfg);
 			cfg = NULL;
 			if (!lock)
@@ -116,7 +135,8 @@ record(struct apply_ctx *c, struct pve *pve, const struct vm_spec *want,
 	int r;
 
 	vm_spec_copy(&applied, want);
-	/* Proxmox picks the MAC when the config does not: read it back. */
+	/* Only for a VM made without a MAC (vms_choose_macs gives every
+	 * new one its own): Proxmox picked it; read it back. */
 	if (!applied.mac &&
 	    pve_vm_config_get(pve, want->node, want->vmid, &cfg, err) == 0) {
 		applied.mac = observe_net_mac(json_string_value(json_object_get(cfg, "net0")));
@@ -124,6 +144,30 @@ record(struct apply_ctx *c, struct pve *pve, const struct vm_spec *want,
 	}
 	r = state_vm_record(&c->st, &applied, err);
 	vm_spec_release(&applied);
+	return r;
+}
+
+/* The create task started the VM (start=1), unless that autostart
+ * failed: only a warning, the task still ends OK (FACTS.md §4), so ask,
+ * and start it here when it is not running (the start's own task then
+ * says why it cannot). */
+static int
+ensure_running(struct job *j, struct pve *pve, const struct vm_spec *s)
+{
+	char *status = NULL, *upid = NULL;
+	int r;
+
+	if ((r = pve_vm_status(pve, s->node, s->vmid, &status, &j->err)) < 0)
+		return err_wrap(&j->err, "vm '%s'", s->name);
+	if (strcmp(status, "running")) {
+		progress_step(j->pr, j->idx, "starting (the create did not)");
+		r = pve_vm_power(pve, s->node, s->vmid, "start", NULL, &upid, &j->err);
+		if (r == 0)
+			r = wait_task(j, pve, upid, &j->err);
+		if (r < 0)
+			err_wrap(&j->err, "start vm '%s'", s->name);
+	}
+	free(status);
 	return r;
 }
 
@@ -139,9 +183,14 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	create_params(j->c, s, &p);
 	r = pve_vm_create(pve, s->node, &p, &upid, &j->err);
 	pve_params_release(&p);
-	/* Only when nobody knows whether the POST was carried out: not
-	 * after an HTTP status, nor when nothing was sent. */
-	if (r < 0 && err_outcome_unknown(&j->err) &&
+	/* Only when nobody knows whether the POST was carried out (not
+	 * after an HTTP status, nor when nothing was sent), or when Proxmox
+	 * says the id is taken: a killed earlier run's create may have
+	 * landed after this run's plan looked (t027). Either way the VM
+	 * counts as created only when it is ours and has the MAC journaled
+	 * for it (created_anyway). */
+	if (r < 0 && (err_outcome_unknown(&j->err) ||
+		      strstr(j->err.msg, "already exists")) &&
 	    created_anyway(pve, j->c, s)) {
 		err_clear(&j->err);
 		r = 0;
@@ -149,42 +198,47 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 		return err_wrap(&j->err, "create vm '%s'", s->name);
 	}
 	progress_step(j->pr, j->idx, "waiting for create task");
-	if ((r = wait_task(pve, upid, &j->err)) < 0)
+	if ((r = wait_task(j, pve, upid, &j->err)) < 0)
 		return err_wrap(&j->err, "create vm '%s'", s->name);
-	if ((r = record(j->c, pve, s, &j->err)) < 0)
+	if ((r = record(j->c, pve, s, &j->err)) < 0 ||
+	    (r = cidata_created(j->c, s->name, &j->err)) < 0)
 		return r;
-	return cidata_created(j->c, s->name, &j->err);
+	return ensure_running(j, pve, s);
 }
 
 static int
 stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
 {
-	char *status = NULL, *upid = NULL;
+	struct pve_params p;
+	char *upid = NULL;
 	int r;
 
-	if ((r = pve_vm_status(pve, h->node, h->vmid, &status, &j->err)) < 0)
-		return err_wrap(&j->err, "vm '%s'", h->name);
-	if (strcmp(status, "stopped")) {
-		struct pve_params p;
-
-		progress_step(j->pr, j->idx, "hard stop");
-		pve_params_init(&p);
-		pve_params_add(&p, "overrule-shutdown", "1");
-		r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
-		pve_params_release(&p);
-		if (r < 0 || (r = wait_task(pve, upid, &j->err)) < 0) {
-			free(status);
-			return err_wrap(&j->err, "stop vm '%s'", h->name);
-		}
-	}
-	free(status);
+	/* Hard stop without asking first: on a stopped VM it is a no-op
+	 * that ends OK (FACTS.md §4), and a VM to delete is mostly running,
+	 * so asking would cost a read per VM for nothing. */
+	progress_step(j->pr, j->idx, "hard stop");
+	pve_params_init(&p);
+	pve_params_add(&p, "overrule-shutdown", "1");
+	r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
+	pve_params_release(&p);
+	if (r < 0 || (r = wait_task(j, pve, upid, &j->err)) < 0)
+		return err_wrap(&j->err, "stop vm '%s'", h->name);
 	/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
 	if ((r = cidata_forget(j->c, &pve, h->name, h, &j->err)) < 0)
 		return err_wrap(&j->err, "vm '%s'", h->name);
 	progress_step(j->pr, j->idx, "deleting with purge");
 	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "delete vm '%s'", h->name);
+	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
+		/* A retried DELETE that met the first one still destroying
+		 * (lock: destroyed): wait for that one, it is what was asked. */
+		if (!pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS))
+			return err_wrap(&j->err, "delete vm '%s'", h->name);
+		err_clear(&j->err);
+	}
+	/* Deleted for good: its chosen MAC goes too (a replace keeps it). */
+	if (j->a->kind == ACT_DELETE &&
+	    (r = state_mac_set(&j->c->st, h->name, NULL, &j->err)) < 0)
+		return r;
 	return state_vm_forget(&j->c->st, h->name, &j->err);
 }
 
@@ -232,7 +286,7 @@ do_update(struct job *j, struct pve *pve)
 		progress_step(j->pr, j->idx, "updating config");
 		r = pve_vm_config_post(pve, w->node, w->vmid, &p, &upid, &j->err);
 		if (r == 0)
-			r = wait_task(pve, upid, &j->err);
+			r = wait_task(j, pve, upid, &j->err);
 	}
 	pve_params_release(&p);
 	if (r == 0 && disk) {
@@ -242,7 +296,7 @@ do_update(struct job *j, struct pve *pve)
 		snprintf(size, sizeof(size), "%dG", w->disk_gib);
 		r = pve_vm_resize(pve, w->node, w->vmid, "scsi0", size, &upid, &j->err);
 		if (r == 0)
-			r = wait_task(pve, upid, &j->err);
+			r = wait_task(j, pve, upid, &j->err);
 	}
 	if (r < 0)
 		return err_wrap(&j->err, "update vm '%s'", w->name);
@@ -328,6 +382,7 @@ vms_run(struct apply_ctx *c, struct err *err)
 	struct job *jobs;
 	const char **names;
 	struct progress *pr;
+	struct pve_watch *watch;
 	size_t i, n = 0;
 	int r;
 
@@ -355,14 +410,72 @@ vms_run(struct apply_ctx *c, struct err *err)
 		n++;
 	}
 	pr = progress_start(stderr, "VMs", names, n);
-	for (i = 0; i < n; i++)
+	watch = pve_watch_new();
+	for (i = 0; i < n; i++) {
 		jobs[i].pr = pr;
+		jobs[i].watch = watch;
+	}
 	phase_parallel(n, c->max_parallel, run_one, jobs);
 	progress_stop(pr);
+	pve_watch_free(watch);
 	r = phase_collect(n, job_failed, jobs, "VMs", err);
 	free(names);
 	free(jobs);
 	return r;
+}
+
+static bool
+creates_vm(const struct action *a)
+{
+	return (a->kind == ACT_CREATE || a->kind == ACT_REPLACE) && a->want.name;
+}
+
+int
+vms_choose_macs(struct apply_ctx *c, struct err *err)
+{
+	char **journal = NULL;
+	const char **taken;
+	size_t i, nj = 0, nt = 0;
+	int r = 0;
+
+	state_macs_all(&c->st, &journal, &nj);
+	taken = xcalloc(nj + 3 * c->plan.n + 1, sizeof(*taken));
+	for (i = 0; i < nj; i++)
+		taken[nt++] = journal[i];
+	for (i = 0; i < c->plan.n; i++) {
+		taken[nt++] = c->plan.v[i].want.mac;
+		taken[nt++] = c->plan.v[i].have.mac;
+	}
+	for (i = 0; i < c->plan.n && r == 0; i++) {
+		struct action *a = &c->plan.v[i];
+		char fresh[18], *m;
+
+		if (!creates_vm(a) || a->want.mac)
+			continue;
+		/* The one chosen before (a resumed apply), else for a
+		 * replace the old VM's (gone before the new one is made;
+		 * its node config links by it already), else a new one. */
+		m = state_mac_get(&c->st, a->want.name);
+		if (!m && a->kind == ACT_REPLACE && a->have.mac)
+			m = xstrdup(a->have.mac);
+		if (!m) {
+			if ((r = mac_pick(fresh, taken, nt, mac_rand_system, NULL,
+					  err)) < 0)
+				break;
+			m = xstrdup(fresh);
+		}
+		if ((r = state_mac_set(&c->st, a->want.name, m, err)) < 0) {
+			free(m);
+			break;
+		}
+		a->want.mac = m;
+		taken[nt++] = m;
+	}
+	for (i = 0; i < nj; i++)
+		free(journal[i]);
+	free(journal);
+	free(taken);
+	return r < 0 ? err_wrap(err, "choosing MAC addresses") : 0;
 }
 
 static void

@@ -45,6 +45,12 @@ struct apply_ctx {
 	 * mode although the journal records them installed (trust.h). */
 	char **reinstall;
 	size_t n_reinstall;
+	int upgrade_parallel;       /* workers upgraded at once (apply --parallel, else 1) */
+	/* etcd (ph_etcd.c): a snapshot was taken by this apply; and, for
+	 * strata restore --etcd, the snapshot to recover etcd from (the
+	 * bootstrap phase then uploads it and bootstraps with recover_etcd) */
+	bool etcd_snapshot_taken;
+	const struct buf *etcd_recover;
 };
 
 struct phase {
@@ -126,6 +132,10 @@ int cidata_stuck_error(const struct apply_ctx *c, const char *name,
 		       struct err *err);
 void cidata_release(struct apply_ctx *c);
 extern const struct phase ph_vms;
+/* Before anything is generated: give every VM the plan creates without a
+ * MAC in the config one (journaled in state macs.<name>), so the create
+ * sends it and the Talos configs link by it from the start (ph_vms.c). */
+int vms_choose_macs(struct apply_ctx *c, struct err *err);
 extern const struct phase ph_start;
 /* Reboots VMs with changes pending in Proxmox, per proxmox.restart (ph_restart.c). */
 extern const struct phase ph_restart;
@@ -144,8 +154,81 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
 extern const struct phase ph_kubernetes;
+/*
+ * ph_upgrade.c: phase "talos-upgrade", the rolling Talos upgrade of a
+ * changed talos.version or installer image (docs/upgrade.md).
+ */
+extern const struct phase ph_talos_upgrade;
+/* talos-install asks: is this node's changed config left to the roll (it
+ * runs another Talos than the config wants)? */
+bool upgrade_defers_config(struct apply_ctx *c, const char *name,
+			   const char *live_version);
+/* talos-install tells: node name's config was applied (installed_now: by
+ * an install from maintenance mode, so it runs the config's Talos). */
+int upgrade_journal_applied(struct apply_ctx *c, const char *name,
+			    const char *live_version, bool installed_now,
+			    struct err *err);
+/*
+ * plan and apply, before anything runs: the roll a changed talos.version
+ * means (printed on fp; returns how many nodes it upgrades), or a refusal
+ * (negative, err): an unsupported path, a changed kubernetes.version.
+ * From the journal's versions; the live versions are checked again.
+ */
+int upgrade_check(const struct config *cfg, struct state *st, int parallel,
+		  FILE *fp, struct err *err);
+/* ph_scale.c: Talos nodes the config no longer names leave the cluster
+ * (etcd, Kubernetes) one at a time with the health gate between, before
+ * phase vms destroys their VMs; scale_plan_print says how, for plan. */
+extern const struct phase ph_scale;
+void scale_plan_print(const struct plan *p, const struct config *cfg, FILE *fp);
+/* The same as JSON for plan -o json ("node_removals", docs/plan.md):
+ * [{"name", "role", "vmid", "steps": ["health-gate", "cordon", ...]}]. */
+struct json_t;
+struct json_t *scale_plan_json(const struct plan *p);
+/* For phase talos-install: does control plane nd join a running cluster
+ * (bootstrapped, not a recovery) with this apply? Then it is installed
+ * on its own, after scale_join(before=true) (the health gate) and followed
+ * by scale_join(before=false): the gate again, which passes once etcd
+ * lists it as a started voting member. */
+bool scale_joins_later(const struct apply_ctx *c, const struct node *nd);
+int scale_join(struct apply_ctx *c, const struct node *nd, bool before,
+	       struct err *err);
 /* The addon phases (ph_cni.c, ph_gitops.c; docs/addons.md). */
 extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
+
+/* ph_etcd.c: etcd snapshots (docs/etcd.md). */
+struct etcd_snapshot_info {
+	char path[4096];
+	char node[64];              /* the control plane it came from */
+	char sha256[65];
+	char taken[32];             /* UTC, RFC 3339 */
+	size_t bytes;
+};
+/* Credentials of role os:etcd:backup (ENV/talosconfig-etcd-backup, made
+ * from ENV/secrets.yaml; written when its bytes change). */
+int etcd_backup_creds(struct talos_creds *out, const char *env_dir,
+		      const struct config *cfg, struct err *err);
+/* The first control plane whose etcd member is healthy: 1 with *ip set,
+ * else 0 (err, when given, says why the last one was not). */
+int etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
+		      long timeout_ms, bool say, const char **ip, struct err *err);
+/* Stream a snapshot from a healthy control plane into out_path (NULL:
+ * ENV/etcd/<cluster>-<UTC>.snapshot; never replaces a file), recorded in
+ * ENV/etcd/snapshots.json with why. */
+int etcd_snapshot_take(const char *env_dir, const struct config *cfg,
+		       const char *out_path, const char *why,
+		       struct etcd_snapshot_info *info, struct err *err);
+/* The newest recorded snapshot kept in ENV/etcd/ that still exists
+ * (*path NULL: none). */
+int etcd_latest_snapshot(const char *env_dir, char **path, struct err *err);
+/*
+ * For every phase about to do something disruptive (a node reset, a
+ * reboot, an upgrade, a member removed): with backup.etcd_before_changes
+ * (default true), once per apply and only once etcd was bootstrapped,
+ * take a snapshot into ENV/etcd/; why names the step ("upgrade of cp-1").
+ * A failed snapshot fails the call: the caller must not go on.
+ */
+int etcd_snapshot_before(struct apply_ctx *c, const char *why, struct err *err);
 
 #endif

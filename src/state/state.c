@@ -211,6 +211,22 @@ state_talos_set(struct state *st, const char *node, const char *key,
 	return sub_set(st, "talos", node, key, val, err);
 }
 
+void
+state_talos_nodes(struct state *st, char ***out, size_t *n)
+{
+	json_t *t, *o;
+	const char *name;
+	size_t k = 0;
+
+	pthread_mutex_lock(&st->mu);
+	t = section(st, "talos");
+	*out = xcalloc(json_object_size(t) + 1, sizeof(char *));
+	json_object_foreach(t, name, o)
+		(*out)[k++] = xstrdup(name);
+	*n = k;
+	pthread_mutex_unlock(&st->mu);
+}
+
 char *
 state_addon_get(struct state *st, const char *addon, const char *key)
 {
@@ -236,4 +252,56 @@ state_cluster_forget(struct state *st, struct err *err)
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
+}
+
+char *
+state_mac_get(struct state *st, const char *name)
+{
+	char *v;
+
+	pthread_mutex_lock(&st->mu);
+	v = sdup(section(st, "macs"), name);
+	pthread_mutex_unlock(&st->mu);
+	return v;
+}
+
+int
+state_mac_set(struct state *st, const char *name, const char *mac,
+	      struct err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&st->mu);
+	if (mac)
+		json_object_set_new(section(st, "macs"), name, json_string(mac));
+	else
+		json_object_del(section(st, "macs"), name);
+	r = state_save(st, err);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+void
+state_macs_all(struct state *st, char ***out, size_t *n)
+{
+	json_t *macs, *vms, *o;
+	const char *name;
+	size_t k = 0;
+
+	pthread_mutex_lock(&st->mu);
+	macs = section(st, "macs");
+	vms = section(st, "vms");
+	*out = xcalloc(json_object_size(macs) + json_object_size(vms) + 1,
+		       sizeof(char *));
+	json_object_foreach(macs, name, o)
+		if (json_is_string(o))
+			(*out)[k++] = xstrdup(json_string_value(o));
+	json_object_foreach(vms, name, o) {
+		char *m = sdup(o, "mac");
+
+		if (m)
+			(*out)[k++] = m;
+	}
+	*n = k;
+	pthread_mutex_unlock(&st->mu);
 }

@@ -45,12 +45,27 @@ int state_talos_set(struct state *st, const char *node, const char *key,
  * Per-addon journal: addons.<addon>.<key> ("cni".config_sha256: the
  * values, chart and image of the release last installed); NULL deletes.
  */
+/* The nodes the journal has a Talos record for (free each and *out). */
+void state_talos_nodes(struct state *st, char ***out, size_t *n);
 char *state_addon_get(struct state *st, const char *addon, const char *key);
 int state_addon_set(struct state *st, const char *addon, const char *key,
 		    const char *val, struct err *err);
 /* Forget every node, the addons and the one-time cluster phases (after a
  * destroy). */
 int state_cluster_forget(struct state *st, struct err *err);
+
+/*
+ * MAC addresses strata chose for VMs it is about to create, under
+ * macs.<vm name>, journaled before the create (plan/mac.h): a resumed
+ * apply sends the same one, and the Talos configs link by it from the
+ * start. NULL deletes (the VM deleted for good).
+ */
+char *state_mac_get(struct state *st, const char *name);
+int state_mac_set(struct state *st, const char *name, const char *mac,
+		  struct err *err);
+/* Every journaled MAC (reserved and applied), for collision checks;
+ * free each and the array. */
+void state_macs_all(struct state *st, char ***out, size_t *n);
 
 bool state_phase_done(struct state *st, const char *phase);
 int state_phase_mark(struct state *st, const char *phase, bool done,

@@ -138,11 +138,12 @@ talos_status_transient(const struct talos_status *st)
 	       st->code == GRPC_CANCELLED;
 }
 
-/* One call; res holds the response messages on success. */
+/* One call; res holds the response messages on success. With reqs, a
+ * client stream of n_reqs messages instead of req/len. */
 static int
-call(const struct talos_target *t, const char *method, const void *req,
-     size_t len, struct grpc_result *res, struct talos_status *st,
-     struct err *err)
+call_any(const struct talos_target *t, const char *method, const void *req,
+	 size_t len, const struct buf *reqs, size_t n_reqs,
+	 struct grpc_result *res, struct talos_status *st, struct err *err)
 {
 	struct grpc_opts o;
 	char target[64], path[96];
@@ -161,17 +162,49 @@ call(const struct talos_target *t, const char *method, const void *req,
 		o.key_pem = t->creds->key_pem;
 	} else {
 		o.insecure = true;
+		o.pin_sha256 = t->pin_sha256;
 	}
+	o.max_reply = t->max_reply;
 	grpc_result_init(res);
-	r = grpc_call(&o, path, req, len, res, err);
+	r = reqs ? grpc_call_stream(&o, path, reqs, n_reqs, res, err)
+		 : grpc_call(&o, path, req, len, res, err);
 	if (st) {
 		st->code = res->status;
 		st->tls = res->tls;
 		st->cert_requested = res->cert_requested;
 		st->maintenance = !t->creds && !res->cert_requested &&
 				  res->status == GRPC_UNIMPLEMENTED;
+		memcpy(st->cert_sha256, res->peer_sha256,
+		       sizeof(st->cert_sha256));
 	}
 	return r;
+}
+
+static int
+call(const struct talos_target *t, const char *method, const void *req,
+     size_t len, struct grpc_result *res, struct talos_status *st,
+     struct err *err)
+{
+	return call_any(t, method, req, len, NULL, 0, res, st, err);
+}
+
+int
+talos_call(const struct talos_target *t, const char *method, const void *req,
+	   size_t len, struct grpc_result *res, struct talos_status *st,
+	   struct err *err)
+{
+	return call_any(t, method, req, len, NULL, 0, res, st, err);
+}
+
+int
+talos_call_stream(const struct talos_target *t, const char *method,
+		  const struct buf *reqs, size_t n, struct grpc_result *res,
+		  struct talos_status *st, struct err *err)
+{
+	static const struct buf none = BUF_INIT;
+
+	return call_any(t, method, NULL, 0, reqs ? reqs : &none, n, res, st,
+			err);
 }
 
 /* A proxied reply may carry a backend's error in its metadata. */
@@ -209,15 +242,24 @@ bad_reply(const char *method, const struct talos_target *t, struct err *err)
 
 static int
 apply_mode(const struct talos_target *t, const void *cfg, size_t len,
-	   long try_s, char **details, struct talos_status *st,
-	   struct err *err);
+	   enum talos_apply_mode mode, long try_s, char **details,
+	   struct talos_status *st, struct err *err);
 
 int
 talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			  size_t len, char **details, struct talos_status *st,
 			  struct err *err)
 {
-	return apply_mode(t, cfg, len, 0, details, st, err);
+	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, 0, details, st, err);
+}
+
+int
+talos_apply_configuration_mode(const struct talos_target *t, const void *cfg,
+			       size_t len, enum talos_apply_mode mode,
+			       char **details, struct talos_status *st,
+			       struct err *err)
+{
+	return apply_mode(t, cfg, len, mode, 0, details, st, err);
 }
 
 int
@@ -225,14 +267,15 @@ talos_apply_configuration_try(const struct talos_target *t, const void *cfg,
 			      size_t len, long try_s, char **details,
 			      struct talos_status *st, struct err *err)
 {
-	return apply_mode(t, cfg, len, try_s > 0 ? try_s : 60, details, st, err);
+	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, try_s > 0 ? try_s : 60,
+			  details, st, err);
 }
 
-/* try_s 0: mode AUTO; else TRY with that try_mode_timeout. */
+/* try_s 0: mode as given; else TRY with that try_mode_timeout. */
 static int
 apply_mode(const struct talos_target *t, const void *cfg, size_t len,
-	   long try_s, char **details, struct talos_status *st,
-	   struct err *err)
+	   enum talos_apply_mode mode, long try_s, char **details,
+	   struct talos_status *st, struct err *err)
 {
 	Machine__ApplyConfigurationRequest req =
 		MACHINE__APPLY_CONFIGURATION_REQUEST__INIT;
@@ -245,9 +288,22 @@ apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 
 	if (details)
 		*details = NULL;
+	if (!t->creds && (!t->pin_sha256 || strlen(t->pin_sha256) != 64)) {
+		/* Never an unbound maintenance-mode send (api.h). */
+		if (st)
+			st->code = GRPC_TRANSPORT;
+		err_set(err, ERR_FAIL, "ApplyConfiguration on %s: no probed "
+			"certificate to bind the maintenance-mode send to; sent "
+			"nothing (probe the node first)", t->addr);
+		return err_kind(err, ERRK_REFUSED, 0);
+	}
 	req.data.data = (uint8_t *)cfg;
 	req.data.len = len;
-	req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
+	req.mode = mode == TALOS_APPLY_STAGED
+		   ? MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__STAGED
+		   : mode == TALOS_APPLY_NO_REBOOT
+		   ? MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__NO_REBOOT
+		   : MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__AUTO;
 	if (try_s > 0) {
 		req.mode = MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__TRY;
 		tmo.seconds = try_s;
@@ -346,8 +402,10 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 		*st = st2;
 		*err = e2;
 	}
-	if (st2.maintenance)
+	if (st2.maintenance) {
+		memcpy(st->cert_sha256, st2.cert_sha256, sizeof(st->cert_sha256));
 		return TALOS_MAINTENANCE;
+	}
 	/* It wants a client certificate: an installed Talos (apid), of
 	 * another cluster since our CA did not verify it. */
 	if (st2.cert_requested)
@@ -359,60 +417,6 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 		return TALOS_DOWN;
 	}
 	return TALOS_FOREIGN;
-}
-
-int
-talos_reset(const struct talos_target *t, bool graceful, bool reboot,
-	    const char *const *labels, size_t n_labels,
-	    struct talos_status *st, struct err *err)
-{
-	Machine__ResetRequest req = MACHINE__RESET_REQUEST__INIT;
-	Machine__ResetPartitionSpec *specs, **ps;
-	Machine__ResetResponse *resp;
-	struct talos_status local;
-	struct grpc_result res;
-	unsigned char *wire;
-	size_t n, i;
-	int r;
-
-	if (!st)
-		st = &local;
-	specs = xcalloc(n_labels + 1, sizeof(*specs));
-	ps = xcalloc(n_labels + 1, sizeof(*ps));
-	for (i = 0; i < n_labels; i++) {
-		machine__reset_partition_spec__init(&specs[i]);
-		specs[i].label = (char *)labels[i];
-		specs[i].wipe = true;
-		ps[i] = &specs[i];
-	}
-	req.graceful = graceful;
-	req.reboot = reboot;
-	req.mode = MACHINE__RESET_REQUEST__WIPE_MODE__SYSTEM_DISK;
-	req.n_system_partitions_to_wipe = n_labels;
-	req.system_partitions_to_wipe = ps;
-	n = machine__reset_request__get_packed_size(&req);
-	wire = xmalloc(n ? n : 1);
-	machine__reset_request__pack(&req, wire);
-	free(ps);
-	free(specs);
-	r = call(t, "Reset", wire, n, &res, st, err);
-	free(wire);
-	if (r < 0)
-		goto out;
-	if ((r = one_msg(&res, "Reset", t, err)) < 0)
-		goto out;
-	resp = machine__reset_response__unpack(NULL, res.msgs[0].len,
-					       (const uint8_t *)res.msgs[0].ptr);
-	if (!resp) {
-		r = bad_reply("Reset", t, err);
-		goto out;
-	}
-	for (i = 0; i < resp->n_messages && r == 0; i++)
-		r = check_meta(resp->messages[i]->metadata, "Reset", t, st, err);
-	machine__reset_response__free_unpacked(resp, NULL);
-out:
-	grpc_result_release(&res);
-	return r;
 }
 
 int
@@ -532,4 +536,102 @@ talos_service(const struct talos_target *t, const char *id, char **state,
 out:
 	grpc_result_release(&res);
 	return r;
+}
+
+int
+talos_upgrade(const struct talos_target *t, const char *image, char **actor,
+	      struct talos_status *st, struct err *err)
+{
+	Machine__UpgradeRequest req = MACHINE__UPGRADE_REQUEST__INIT;
+	Machine__UpgradeResponse *resp;
+	struct grpc_result res;
+	unsigned char *wire;
+	size_t n, i;
+	int r;
+
+	*actor = NULL;
+	req.image = (char *)image;
+	n = machine__upgrade_request__get_packed_size(&req);
+	wire = xmalloc(n ? n : 1);
+	machine__upgrade_request__pack(&req, wire);
+	r = call(t, "Upgrade", wire, n, &res, st, err);
+	free(wire);
+	if (r < 0 || (r = one_msg(&res, "Upgrade", t, err)) < 0)
+		goto out;
+	resp = machine__upgrade_response__unpack(NULL, res.msgs[0].len,
+						 (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("Upgrade", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__Upgrade *m = resp->messages[i];
+
+		r = check_meta(m->metadata, "Upgrade", t, st, err);
+		if (r == 0 && !*actor)
+			*actor = xstrdup(m->actor_id ? m->actor_id : "");
+	}
+	machine__upgrade_response__free_unpacked(resp, NULL);
+	if (r == 0 && !*actor)
+		r = err_set(err, ERR_FAIL, "Upgrade on %s: no acknowledgement in "
+			    "the reply", t->addr);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_boot_id(const struct talos_target *t, char *out, size_t len,
+	      struct talos_status *st, struct err *err)
+{
+	Machine__ReadRequest req = MACHINE__READ_REQUEST__INIT;
+	struct grpc_result res;
+	struct buf b = BUF_INIT;
+	unsigned char wire[64];
+	size_t n, i;
+	int r;
+
+	out[0] = 0;
+	req.path = (char *)"/proc/sys/kernel/random/boot_id";
+	n = machine__read_request__get_packed_size(&req);
+	if (n > sizeof(wire))
+		return err_set(err, ERR_FAIL, "Read: request too large");
+	machine__read_request__pack(&req, wire);
+	if ((r = call(t, "Read", wire, n, &res, st, err)) < 0)
+		goto out;
+	for (i = 0; i < res.n_msgs && r == 0; i++) {
+		Common__Data *d = common__data__unpack(
+			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
+
+		if (!d) {
+			r = bad_reply("Read", t, err);
+			break;
+		}
+		r = check_meta(d->metadata, "Read", t, st, err);
+		if (r == 0)
+			buf_add(&b, d->bytes.data, d->bytes.len);
+		common__data__free_unpacked(d, NULL);
+	}
+	while (r == 0 && b.len && (b.ptr[b.len - 1] == '\n' ||
+				   b.ptr[b.len - 1] == ' '))
+		b.len--;
+	if (r == 0 && (!b.len || b.len >= len))
+		r = err_set(err, ERR_FAIL, "Read %s on %s: %zu bytes, not a boot "
+			    "id", req.path, t->addr, b.len);
+	if (r == 0) {
+		memcpy(out, b.ptr, b.len);
+		out[b.len] = 0;
+	}
+out:
+	buf_release(&b);
+	grpc_result_release(&res);
+	return r;
+}
+
+int
+talos_check_meta(const void *meta, const char *method,
+		 const struct talos_target *t, struct talos_status *st,
+		 struct err *err)
+{
+	return check_meta(meta, method, t, st, err);
 }

@@ -42,6 +42,13 @@ struct talos_target {
 	const struct talos_creds *creds;  /* NULL: maintenance mode */
 	long timeout_ms;           /* 0: 10 s */
 	long connect_timeout_ms;   /* 0: 3 s */
+	/* Without creds: the certificate (hex SHA-256) the node must still
+	 * present, the one talos_probe saw (talos_status.cert_sha256). A
+	 * maintenance-mode ApplyConfiguration requires it, so the config
+	 * goes only to the machine that was probed, over a handshake that
+	 * shows that same certificate. */
+	const char *pin_sha256;
+	size_t max_reply;          /* reply bytes kept at most; 0: 64 MiB */
 };
 
 /* What went wrong, for the caller's retry decision. */
@@ -54,6 +61,7 @@ struct talos_status {
 	 * certificate (apid always does), and the status is Unimplemented
 	 * (what maintenance mode answers to admin calls such as Version). */
 	bool maintenance;
+	char cert_sha256[65];      /* the node's leaf certificate, or "" */
 };
 
 /* What a node at an address is, as far as one look tells. */
@@ -72,7 +80,9 @@ enum talos_probe {
  * which tells maintenance mode from another cluster. *tag is set when
  * TALOS_UP; err and st describe the mTLS try. Without credentials in t,
  * only that second look is made: TALOS_MAINTENANCE, TALOS_FOREIGN (it
- * answered, but not as maintenance mode) or TALOS_DOWN.
+ * answered, but not as maintenance mode) or TALOS_DOWN. For
+ * TALOS_MAINTENANCE, st->cert_sha256 is the certificate of that look: pin
+ * the send to it (talos_target.pin_sha256).
  */
 int talos_probe(const struct talos_target *t, char **tag,
 		struct talos_status *st, struct err *err);
@@ -89,6 +99,26 @@ bool talos_status_transient(const struct talos_status *st);
 int talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			      size_t len, char **details,
 			      struct talos_status *st, struct err *err);
+enum talos_apply_mode {
+	TALOS_APPLY_AUTO,
+	TALOS_APPLY_NO_REBOOT,     /* refused if the change needs a reboot */
+	TALOS_APPLY_STAGED,        /* takes effect at the next reboot */
+};
+int talos_apply_configuration_mode(const struct talos_target *t,
+				   const void *cfg, size_t len,
+				   enum talos_apply_mode mode, char **details,
+				   struct talos_status *st, struct err *err);
+/*
+ * Upgrade{image} (MachineService, v1.12): the node pulls and checks the
+ * installer image (and etcd health on a control plane) before it answers;
+ * *actor gets the actor id. The upgrade and the reboot then run on their
+ * own: wait for a new boot id (talos_boot_id) and the new version.
+ */
+int talos_upgrade(const struct talos_target *t, const char *image,
+		  char **actor, struct talos_status *st, struct err *err);
+/* Read /proc/sys/kernel/random/boot_id into out (36 characters). */
+int talos_boot_id(const struct talos_target *t, char *out, size_t len,
+		  struct talos_status *st, struct err *err);
 /*
  * The same in mode TRY: applied without a reboot and reverted by Talos
  * after try_s seconds (try_mode_timeout) unless the same config is then
@@ -99,15 +129,6 @@ int talos_apply_configuration_try(const struct talos_target *t, const void *cfg,
 				  struct talos_status *st, struct err *err);
 int talos_version(const struct talos_target *t, char **tag,
 		  struct talos_status *st, struct err *err);
-/*
- * Reset (FACTS-day2.md): graceful drains and, on a control plane, leaves
- * etcd; reboot brings the node back (false: powers off); only the system
- * disk's volumes labelled labels[] are wiped (SYSTEM_DISK mode; none: the
- * whole system disk). Asynchronous: the node goes down after replying.
- */
-int talos_reset(const struct talos_target *t, bool graceful, bool reboot,
-		const char *const *labels, size_t n_labels,
-		struct talos_status *st, struct err *err);
 /* *already is set when etcd was already bootstrapped (AlreadyExists). */
 int talos_bootstrap(const struct talos_target *t, bool *already,
 		    struct talos_status *st, struct err *err);
@@ -118,5 +139,23 @@ int talos_kubeconfig(const struct talos_target *t, struct buf *targz,
  * *state is NULL when the node does not run that service. */
 int talos_service(const struct talos_target *t, const char *id, char **state,
 		  bool *healthy, struct talos_status *st, struct err *err);
+
+/*
+ * For the other Talos modules (talos/etcd.c): one call of
+ * /machine.MachineService/<method> with an encoded request (res holds the
+ * reply messages; release it even on failure), a client stream of n
+ * requests, and the check of a reply's common.Metadata (a
+ * Common__Metadata *, may be NULL) for a backend's error.
+ */
+struct grpc_result;
+int talos_call(const struct talos_target *t, const char *method,
+	       const void *req, size_t len, struct grpc_result *res,
+	       struct talos_status *st, struct err *err);
+int talos_call_stream(const struct talos_target *t, const char *method,
+		      const struct buf *reqs, size_t n, struct grpc_result *res,
+		      struct talos_status *st, struct err *err);
+int talos_check_meta(const void *meta, const char *method,
+		     const struct talos_target *t, struct talos_status *st,
+		     struct err *err);
 
 #endif

@@ -472,11 +472,13 @@ talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 
 /*
  * The MAC a node's link is selected by, lower case (as Talos formats
- * mac()): the config's, else the one state.json recorded for its VM.
- * NULL when neither knows it yet (a VM not created).
+ * mac()): the config's, else the one state.json recorded for its VM,
+ * else the one chosen for the VM about to be created (state macs.<name>).
+ * NULL when none knows it yet.
  */
 static char *
-node_mac(const struct node *n, const struct vm_spec *rec, size_t nrec)
+node_mac(const struct node *n, const struct vm_spec *rec, size_t nrec,
+	 const char *reserved)
 {
 	const char *m = n->mac;
 	char norm[18];
@@ -485,6 +487,8 @@ node_mac(const struct node *n, const struct vm_spec *rec, size_t nrec)
 	for (i = 0; !m && i < nrec; i++)
 		if (rec[i].name && !strcmp(rec[i].name, n->name))
 			m = rec[i].mac;
+	if (!m)
+		m = reserved;
 	if (!m || !net_mac_parse(m, norm))
 		return NULL;
 	for (i = 0; norm[i]; i++)
@@ -559,14 +563,18 @@ talos_gen(const struct config *cfg, const char *env_dir,
 		struct state st;
 		struct err e2 = ERR_INIT;
 
+		char **reserved = xcalloc(cfg->n_nodes + 1, sizeof(char *));
+
 		/* The journal's MACs; without a readable journal, none. */
 		if (state_load(&st, env_dir, &e2) == 0) {
 			state_vms(&st, &rec, &nrec);
+			for (size_t i = 0; i < cfg->n_nodes; i++)
+				reserved[i] = state_mac_get(&st, cfg->nodes[i].name);
 			state_release(&st);
 		}
 		for (size_t i = 0; i < cfg->n_nodes && r == 0; i++) {
 			const struct node *n = &cfg->nodes[i];
-			char *mac = node_mac(n, rec, nrec);
+			char *mac = node_mac(n, rec, nrec, reserved[i]);
 
 			r = gen_node(res, cfg, env_dir, n, mac,
 				     &docs[n->role == ROLE_CONTROLPLANE], up, err);
@@ -575,6 +583,9 @@ talos_gen(const struct config *cfg, const char *env_dir,
 		for (size_t i = 0; i < nrec; i++)
 			vm_spec_release(&rec[i]);
 		free(rec);
+		for (size_t i = 0; i < cfg->n_nodes; i++)
+			free(reserved[i]);
+		free(reserved);
 		if (r < 0)
 			goto out;
 	}

@@ -1,10 +1,17 @@
 #include "talos/health.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "kube/kubeapi.h"
+#include "talos/etcd.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/out.h"
+#include "util/proc.h"
 
 int
 health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
@@ -85,4 +92,444 @@ health_check(const struct health_target *t, char *why, size_t whylen,
 		}
 	}
 	return 0;
+}
+
+/* ---- the cluster gate ---- */
+
+static struct health_item *
+item(struct health_report *rep, const char *check)
+{
+	struct health_item *it = &rep->v[rep->n++];
+
+	memset(it, 0, sizeof(*it));
+	it->check = check;
+	it->state = HEALTH_PASS;
+	return it;
+}
+
+static void
+fail(struct health_report *rep, struct health_item *it, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct health_report *rep, struct health_item *it, const char *fmt, ...)
+{
+	va_list ap;
+	size_t len = strlen(it->detail);
+
+	if (it->state != HEALTH_FAIL) {
+		it->state = HEALTH_FAIL;
+		it->detail[0] = 0;
+		len = 0;
+	} else if (len + 2 < sizeof(it->detail)) {
+		memcpy(it->detail + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(it->detail + len, sizeof(it->detail) - len, fmt, ap);
+	va_end(ap);
+	rep->healthy = false;
+	if (!rep->first_fail)
+		rep->first_fail = it->detail;
+}
+
+static void
+skip(struct health_report *rep, const char *check, const char *why)
+{
+	struct health_item *it = item(rep, check);
+
+	it->state = HEALTH_SKIP;
+	snprintf(it->detail, sizeof(it->detail), "not checked: %s", why);
+	rep->healthy = false;
+}
+
+static bool
+is_away(const struct health_cluster *hc, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < hc->n_away; i++)
+		if (hc->away[i] && !strcmp(hc->away[i], name))
+			return true;
+	return false;
+}
+
+static const char *
+str_at(json_t *o, const char *a, const char *b)
+{
+	return json_string_value(json_object_get(json_object_get(o, a), b));
+}
+
+static void
+check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
+{
+	struct kube_client *kc = NULL;
+	struct health_item *it;
+	struct err e = ERR_INIT;
+	json_t *items = NULL, *o;
+	char *ver = NULL;
+	size_t i, j, nready = 0, nreg = 0;
+
+	it = item(rep, "kubernetes");
+	if (kube_client_load(&kc, hc->kubeconfig, 5000, &e) < 0 ||
+	    kube_version(kc, &ver, &e) < 0) {
+		fail(rep, it, "the Kubernetes API does not answer: %s", e.msg);
+		skip(rep, "nodes", "the API does not answer");
+		if (hc->want_ready)
+			skip(rep, "ready", "the API does not answer");
+		skip(rep, "cordon", "the API does not answer");
+		kube_client_free(kc);
+		return;
+	}
+	snprintf(it->detail, sizeof(it->detail), "API %s answers (%s)",
+		 kube_client_server(kc), ver);
+	free(ver);
+	if (kube_list(kc, "v1", "Node", NULL, NULL, &items, &e) < 0) {
+		it = item(rep, "nodes");
+		fail(rep, it, "cannot list Nodes: %s", e.msg);
+		if (hc->want_ready)
+			skip(rep, "ready", "the Nodes could not be listed");
+		skip(rep, "cordon", "the Nodes could not be listed");
+		kube_client_free(kc);
+		return;
+	}
+	/* nodes: each listed node registered, no Node not listed */
+	it = item(rep, "nodes");
+	for (i = 0; i < hc->n; i++) {
+		bool found = false;
+
+		json_array_foreach(items, j, o) {
+			const char *nm = str_at(o, "metadata", "name");
+
+			if (nm && !strcmp(nm, hc->nodes[i].name))
+				found = true;
+		}
+		if (found)
+			nreg++;
+		else if (!is_away(hc, hc->nodes[i].name))
+			fail(rep, it, "%s is not registered as a Kubernetes Node",
+			     hc->nodes[i].name);
+	}
+	json_array_foreach(items, j, o) {
+		const char *nm = str_at(o, "metadata", "name");
+		bool listed = false;
+
+		for (i = 0; nm && i < hc->n; i++)
+			if (!strcmp(nm, hc->nodes[i].name))
+				listed = true;
+		if (nm && !listed && !is_away(hc, nm))
+			fail(rep, it, "Node %s is registered but not part of the "
+			     "cluster (left behind by a removal?)", nm);
+	}
+	if (it->state == HEALTH_PASS)
+		snprintf(it->detail, sizeof(it->detail), "%zu/%zu nodes registered",
+			 nreg, hc->n);
+	/* ready */
+	if (hc->want_ready) {
+		it = item(rep, "ready");
+		json_array_foreach(items, j, o) {
+			const char *nm = str_at(o, "metadata", "name");
+			const char *cond = nm ? kube_condition(o, "Ready", NULL) : NULL;
+
+			if (!nm || is_away(hc, nm))
+				continue;
+			if (cond && !strcmp(cond, "True"))
+				nready++;
+			else
+				fail(rep, it, "Node %s is not Ready", nm);
+		}
+		if (it->state == HEALTH_PASS)
+			snprintf(it->detail, sizeof(it->detail), "%zu nodes Ready", nready);
+	}
+	/* cordon */
+	it = item(rep, "cordon");
+	json_array_foreach(items, j, o) {
+		const char *nm = str_at(o, "metadata", "name");
+		json_t *ann = json_object_get(json_object_get(o, "metadata"), "annotations");
+		const char *why = json_string_value(json_object_get(ann, HEALTH_CORDON_ANNOTATION));
+		json_t *un = json_object_get(json_object_get(o, "spec"), "unschedulable");
+
+		bool leaving = false;
+
+		for (i = 0; nm && i < hc->n; i++)
+			if (!strcmp(nm, hc->nodes[i].name) && hc->nodes[i].leaving)
+				leaving = true;
+		if (!nm || is_away(hc, nm) || leaving || !why || !json_is_true(un))
+			continue;
+		fail(rep, it, "Node %s is cordoned by strata (%s); the next apply "
+		     "finishes what cordoned it", nm, why);
+	}
+	if (it->state == HEALTH_PASS)
+		snprintf(it->detail, sizeof(it->detail), "no node cordoned by strata");
+	json_decref(items);
+	kube_client_free(kc);
+}
+
+static bool
+listed_cp(const struct health_cluster *hc, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < hc->n; i++)
+		if (hc->nodes[i].controlplane && !strcmp(hc->nodes[i].name, name))
+			return true;
+	return false;
+}
+
+/* etcd-members: every answering control plane lists one member per
+ * control plane, all started, no learner, the same set everywhere; and
+ * every one names the same leader. */
+static void
+check_etcd_members(const struct health_cluster *hc, struct health_report *rep)
+{
+	struct health_item *it = item(rep, "etcd-members");
+	struct etcd_members first = { 0 };
+	uint64_t leader = 0;
+	size_t i, j, asked = 0;
+	char from[128] = "";
+
+	for (i = 0; i < hc->n; i++) {
+		const struct health_node *nd = &hc->nodes[i];
+		struct talos_target tt;
+		struct etcd_members m = { 0 };
+		struct etcd_status es;
+		struct err e = ERR_INIT;
+
+		if (!nd->controlplane || is_away(hc, nd->name))
+			continue;
+		memset(&tt, 0, sizeof(tt));
+		tt.addr = nd->addr;
+		tt.creds = hc->creds;
+		tt.timeout_ms = 5000;
+		if (talos_etcd_members(&tt, false, &m, NULL, &e) < 0) {
+			fail(rep, it, "EtcdMemberList on %s: %s", nd->name, e.msg);
+			continue;
+		}
+		asked++;
+		for (j = 0; j < m.n; j++) {
+			const struct etcd_member *mb = &m.v[j];
+			char hex[17];
+
+			etcd_member_id_format(mb->id, hex);
+			if (!mb->hostname || !mb->hostname[0])
+				fail(rep, it, "member %s has not started (seen from %s)", hex, nd->name);
+			else if (mb->learner)
+				fail(rep, it, "member %s (%s) is still a learner", mb->hostname, hex);
+			else if (!listed_cp(hc, mb->hostname) && !is_away(hc, mb->hostname))
+				fail(rep, it, "member %s (%s) is not a control plane of the cluster "
+				     "(left behind?): remove it with a scale-down of that node or "
+				     "EtcdRemoveMemberByID", mb->hostname, hex);
+		}
+		for (j = 0; j < hc->n; j++) {
+			const struct health_node *c = &hc->nodes[j];
+
+			if (c->controlplane && !is_away(hc, c->name) &&
+			    !etcd_members_find(&m, c->name))
+				fail(rep, it, "%s is not an etcd member (seen from %s)", c->name, nd->name);
+		}
+		if (!from[0]) {
+			snprintf(from, sizeof(from), "%s", nd->name);
+			first = m;
+			memset(&m, 0, sizeof(m));
+		} else {
+			bool same = m.n == first.n;
+
+			for (j = 0; same && j < m.n; j++)
+				same = etcd_members_find(&first, m.v[j].hostname ? m.v[j].hostname : "") != NULL;
+			if (!same)
+				fail(rep, it, "%s and %s list different etcd members", from, nd->name);
+		}
+		etcd_members_release(&m);
+		memset(&es, 0, sizeof(es));
+		err_clear(&e);
+		if (talos_etcd_status(&tt, &es, NULL, &e) < 0) {
+			fail(rep, it, "EtcdStatus on %s: %s", nd->name, e.msg);
+		} else if (!es.leader) {
+			fail(rep, it, "etcd on %s knows no leader", nd->name);
+		} else if (leader && es.leader != leader) {
+			fail(rep, it, "etcd members disagree on the leader");
+		} else {
+			leader = es.leader;
+		}
+		etcd_status_release(&es);
+	}
+	if (it->state == HEALTH_PASS) {
+		char hex[17];
+
+		etcd_member_id_format(leader, hex);
+		snprintf(it->detail, sizeof(it->detail), "%zu member%s on %zu control plane%s "
+			 "agree, leader %s", first.n, first.n == 1 ? "" : "s", asked,
+			 asked == 1 ? "" : "s", hex);
+	}
+	etcd_members_release(&first);
+}
+
+int
+health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
+		     struct err *err)
+{
+	struct health_item *talos, *etcd;
+	size_t i, up = 0, ncp = 0, etcd_ok = 0;
+	bool talos_ok;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->healthy = true;
+	talos = item(rep, "talos");
+	etcd = item(rep, "etcd");
+	for (i = 0; i < hc->n; i++) {
+		const struct health_node *nd = &hc->nodes[i];
+		struct talos_target tt;
+		struct talos_status st;
+		struct err e = ERR_INIT;
+		char *tag = NULL, *state = NULL;
+		bool healthy = false;
+		int probe;
+
+		if (is_away(hc, nd->name))
+			continue;
+		memset(&tt, 0, sizeof(tt));
+		tt.addr = nd->addr;
+		tt.creds = hc->creds;
+		tt.timeout_ms = 5000;
+		probe = talos_probe(&tt, &tag, &st, &e);
+		free(tag);
+		if (probe == TALOS_FOREIGN)
+			return err_set(err, ERR_FAIL, "%s at %s answers with another "
+				       "cluster's certificate: %s; check the node's "
+				       "address in the config", nd->name, nd->addr, e.msg);
+		if (nd->controlplane)
+			ncp++;
+		if (probe != TALOS_UP) {
+			fail(rep, talos, "Talos on %s (%s) does not answer over mTLS%s%s",
+			     nd->name, nd->addr, e.msg[0] ? ": " : "", e.msg);
+			continue;
+		}
+		up++;
+		if (!nd->controlplane)
+			continue;
+		err_clear(&e);
+		if (talos_service(&tt, "etcd", &state, &healthy, &st, &e) < 0)
+			fail(rep, etcd, "etcd on %s: %s", nd->name, e.msg);
+		else if (!state || strcmp(state, "Running") || !healthy)
+			fail(rep, etcd, "etcd on %s is %s%s", nd->name,
+			     state ? state : "not running",
+			     state && !strcmp(state, "Running") ? " but not healthy" : "");
+		else
+			etcd_ok++;
+		free(state);
+	}
+	talos_ok = talos->state == HEALTH_PASS;
+	if (talos_ok)
+		snprintf(talos->detail, sizeof(talos->detail), "%zu/%zu nodes answer", up, hc->n);
+	if (etcd->state == HEALTH_PASS)
+		snprintf(etcd->detail, sizeof(etcd->detail),
+			 "etcd Running and healthy on %zu/%zu control planes", etcd_ok, ncp);
+	if (etcd->state == HEALTH_PASS && talos_ok)
+		check_etcd_members(hc, rep);
+	else
+		skip(rep, "etcd-members", "etcd is not healthy everywhere");
+	if (hc->kubeconfig)
+		check_kubernetes(hc, rep);
+	else
+		skip(rep, "kubernetes", "no kubeconfig yet");
+	return 0;
+}
+
+void
+health_report_print(const struct health_report *rep, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < rep->n; i++)
+		fprintf(fp, "  %-4s %-12s %s\n",
+			rep->v[i].state == HEALTH_PASS ? "ok" :
+			rep->v[i].state == HEALTH_FAIL ? "FAIL" : "skip",
+			rep->v[i].check, rep->v[i].detail);
+}
+
+json_t *
+health_report_json(const struct health_report *rep)
+{
+	json_t *o = json_object(), *a = json_array();
+	size_t i;
+
+	for (i = 0; i < rep->n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s}",
+			"check", rep->v[i].check,
+			"state", rep->v[i].state == HEALTH_PASS ? "pass" :
+				 rep->v[i].state == HEALTH_FAIL ? "fail" : "skip",
+			"detail", rep->v[i].detail));
+	json_object_set_new(o, "healthy", json_boolean(rep->healthy));
+	json_object_set_new(o, "checks", a);
+	return o;
+}
+
+int
+health_gate(const struct health_cluster *hc, long long timeout_ms,
+	    const char *before, struct err *err)
+{
+	long long t0 = clock_mono_ms(), deadline = t0 + timeout_ms;
+	long backoff = 100;
+	char last[512] = "";
+	struct health_report rep;
+	int r;
+
+	for (;;) {
+		if ((r = health_cluster_check(hc, &rep, err)) < 0)
+			return err_wrap(err, "health gate before %s", before);
+		if (rep.healthy) {
+			size_t i, checked = 0;
+
+			for (i = 0; i < hc->n; i++)
+				checked += !is_away(hc, hc->nodes[i].name);
+			out_step("health gate before %s: passed (%zu node%s, %lld ms)",
+				 before, checked, checked == 1 ? "" : "s",
+				 clock_mono_ms() - t0);
+			return 0;
+		}
+		if (rep.first_fail && strcmp(last, rep.first_fail)) {
+			snprintf(last, sizeof(last), "%s", rep.first_fail);
+			out_step("health gate before %s: waiting: %s", before, last);
+		}
+		if (proc_interrupted)
+			return err_set(err, ERR_INTR, "interrupted in the health gate "
+				       "before %s; nothing of it was started", before);
+		if (clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "health gate before %s: the cluster "
+				       "was not healthy within %lld s: %s; %s was not started: "
+				       "see `strata status ENV --health`, fix the cluster and "
+				       "run apply again", before, timeout_ms / 1000,
+				       rep.first_fail ? rep.first_fail : "a check was skipped",
+				       before);
+		clock_sleep_ms(backoff);
+		backoff = backoff * 3 / 2 > 2000 ? 2000 : backoff * 3 / 2;
+	}
+}
+
+void
+health_cluster_from_config(struct health_cluster *hc, const struct config *cfg,
+			   const struct talos_creds *creds, const char *kubeconfig)
+{
+	struct health_node *v = xcalloc(cfg->n_nodes + 1, sizeof(*v));
+	size_t i;
+
+	memset(hc, 0, sizeof(*hc));
+	for (i = 0; i < cfg->n_nodes; i++) {
+		v[i].name = cfg->nodes[i].name;
+		v[i].addr = cfg->nodes[i].ip;
+		v[i].controlplane = cfg->nodes[i].role == ROLE_CONTROLPLANE;
+	}
+	hc->nodes = v;
+	hc->n = cfg->n_nodes;
+	hc->creds = creds;
+	hc->kubeconfig = kubeconfig;
+	hc->want_ready = cfg->kubernetes.cni != CNI_NONE;
+}
+
+void
+health_cluster_release(struct health_cluster *hc)
+{
+	free((void *)hc->nodes);
+	hc->nodes = NULL;
+	hc->n = 0;
 }

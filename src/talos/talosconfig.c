@@ -35,6 +35,16 @@ reusable(const struct talosconfig_input *in, const struct talos_secrets *s,
 		goto out;
 	if (pki_unb64(&pem, c) < 0 || !(crt = pki_cert_from_pem(pem.ptr, pem.len)))
 		goto out;
+	{
+		char org[64] = "";
+
+		/* a cert of another role is not reused */
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(crt),
+					      NID_organizationName, org,
+					      sizeof(org)) < 0 ||
+		    strcmp(org, in->role ? in->role : "os:admin"))
+			goto out;
+	}
 	buf_release(&pem);
 	if (pki_unb64(&pem, k) < 0 || !(key = pki_key_from_pem(pem.ptr, pem.len)))
 		goto out;
@@ -61,7 +71,8 @@ out:
 }
 
 static int
-new_admin(const struct talos_secrets *s, char **crt_b64, char **key_b64)
+new_admin(const struct talos_secrets *s, const char *role, char **crt_b64,
+	  char **key_b64)
 {
 	EVP_PKEY *key = pki_key_new(PKI_ED25519);
 	X509 *crt = NULL;
@@ -69,7 +80,7 @@ new_admin(const struct talos_secrets *s, char **crt_b64, char **key_b64)
 	int r = -1;
 
 	if (!key || !(crt = pki_client_new(s->os.crt, s->os.key, key,
-					   "os:admin", ADMIN_HOURS)))
+					   role ? role : "os:admin", ADMIN_HOURS)))
 		goto out;
 	if (pki_cert_pem(&b, crt) < 0)
 		goto out;
@@ -115,7 +126,7 @@ talos_talosconfig_build(struct buf *out, const struct talosconfig_input *in,
 	if (in->n_endpoints == 0 || in->n_nodes == 0)
 		return err_set(err, ERR_USAGE, "talosconfig needs at least one endpoint and one node");
 	*reused = reusable(in, s, &crt, &key);
-	if (!*reused && new_admin(s, &crt, &key) < 0)
+	if (!*reused && new_admin(s, in->role, &crt, &key) < 0)
 		return err_set(err, ERR_FAIL, "create admin client certificate: openssl failure");
 	if (!(doc = yaml_new_document()))
 		abort();

@@ -25,6 +25,8 @@ struct talosconfig_input {
 	size_t n_nodes;
 	const char *previous;              /* old talosconfig text or NULL */
 	size_t previous_len;
+	const char *role;                  /* the cert's role; NULL: os:admin
+	                                    * (os:etcd:backup for strata etcd) */
 };
 
 int talos_talosconfig_build(struct buf *out, const struct talosconfig_input *in,

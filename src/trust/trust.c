@@ -80,3 +80,30 @@ trust_journal_mark_installed(struct state *st, const char *node,
 	free(v);
 	return r;
 }
+
+int
+trust_http_send(const struct trust_http_peer *p, struct err *err)
+{
+	const char *what = p->secret ? p->secret : "a request";
+
+	if (!p->openssl) {
+		err_set(err, ERR_FAIL, "%s; refusing to send %s to %s",
+			p->tls_error && p->tls_error[0] ? p->tls_error
+			: "libcurl's TLS backend is not OpenSSL", what,
+			p->host ? p->host : "the server");
+		err_kind(err, ERRK_REFUSED, 0);
+		return -1;
+	}
+	switch (p->tls) {
+	case TRUST_TLS_PIN:
+	case TRUST_TLS_CA:
+	case TRUST_TLS_INSECURE:
+		return 0;
+	default:
+		err_set(err, ERR_USAGE, "no way to verify the server %s, so %s "
+			"would go to whoever answers: give a CA file, a "
+			"fingerprint, or insecure", p->host ? p->host : "", what);
+		err_kind(err, ERRK_REFUSED, 0);
+		return -1;
+	}
+}

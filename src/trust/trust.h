@@ -20,10 +20,13 @@
  *               treated as a foreign machine holding its address, unless
  *               the user says `--reinstall NODE`.
  *
- * HTTP tokens (Proxmox, Kubernetes) are guarded in util/http: no client
- * without a pin, a CA (which replaces the system store) or an explicit
- * insecure, and no TLS library but OpenSSL, whose callbacks do the
- * checks before any byte of a request is written.
+ * HTTP secrets (the Proxmox API token, the Kubernetes client key) go
+ * only where trust_http_send says: util/http asks it for every client it
+ * makes, before any connection. Allowed: a pinned leaf certificate, or a
+ * CA that replaces the system store (name checked), or the config's
+ * explicit insecure; and only with libcurl on OpenSSL, whose callbacks
+ * do those checks inside the handshake, before any byte of a request
+ * (with the token) is written.
  */
 #ifndef STRATA_TRUST_TRUST_H
 #define STRATA_TRUST_TRUST_H
@@ -73,5 +76,31 @@ int trust_journal_mark_installed(struct state *st, const char *node,
 				 struct err *err);
 
 const char *trust_addr_name(enum trust_addr a);
+
+/* How an HTTPS client would prove the server before a request leaves. */
+enum trust_tls {
+	TRUST_TLS_NONE = 0,      /* nothing to verify with */
+	TRUST_TLS_PIN,           /* SHA-256 of the leaf, checked in the handshake */
+	TRUST_TLS_CA,            /* a CA that replaces the system store, and
+	                          * the host name */
+	TRUST_TLS_INSECURE,      /* the config says insecure, explicitly */
+};
+
+struct trust_http_peer {
+	const char *host;        /* "host:port", for messages */
+	const char *secret;      /* what would go ("the API token"), or NULL */
+	enum trust_tls tls;
+	/* The checks run inside the handshake: libcurl's TLS backend is
+	 * OpenSSL (tls_global_init succeeded); else tls_error says why. */
+	bool openssl;
+	const char *tls_error;
+};
+
+/*
+ * May a client for this peer be made, and its secret sent over it? 0, or
+ * -1 with err (ERRK_REFUSED; ERR_USAGE when the config gives no way to
+ * verify) saying why and what to do.
+ */
+int trust_http_send(const struct trust_http_peer *p, struct err *err);
 
 #endif

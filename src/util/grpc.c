@@ -89,6 +89,7 @@ xferinfo_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 
 struct call {
 	struct buf body;          /* raw response bytes */
+	size_t max_body;
 	int status;
 	char *message;
 	bool saw_status;
@@ -101,6 +102,9 @@ struct call {
 	char alert[64];           /* TLS alert the peer sent us, if any */
 	bool got_headers;         /* any HTTP response at all */
 	char verify[160];         /* why the server's chain did not verify */
+	const char *pin;          /* opts.pin_sha256 */
+	bool pin_failed;
+	char seen[65];            /* the leaf's SHA-256 */
 };
 
 /* Record alerts the server sends: with TLS 1.3 a rejected client cert
@@ -126,11 +130,36 @@ on_verify(int ok, X509_STORE_CTX *x)
 {
 	struct call *c = tls_owner(x);
 
+	if (c && X509_STORE_CTX_get_error_depth(x) == 0 &&
+	    tls_cert_sha256(X509_STORE_CTX_get_current_cert(x), c->seen) < 0)
+		c->seen[0] = '\0';
 	if (!ok && c && !c->verify[0])
 		snprintf(c->verify, sizeof(c->verify), "%s (depth %d)",
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
 			 X509_STORE_CTX_get_error_depth(x));
 	return ok;
+}
+
+/* Without verification (maintenance mode): the chain is not judged, but
+ * the leaf's digest is recorded and, with a pin, must match; returning 0
+ * aborts the handshake before the request is written. */
+static int
+on_insecure_verify(int ok, X509_STORE_CTX *x)
+{
+	struct call *c = tls_owner(x);
+
+	(void)ok;
+	if (!c)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(x) > 0)
+		return 1;
+	if (tls_cert_sha256(X509_STORE_CTX_get_current_cert(x), c->seen) < 0 ||
+	    (c->pin && strcmp(c->seen, c->pin))) {
+		c->pin_failed = c->pin != NULL;
+		return 0;
+	}
+	X509_STORE_CTX_set_error(x, X509_V_OK);
+	return 1;
 }
 
 /* Called only when the server sends a CertificateRequest and we hold no
@@ -166,6 +195,8 @@ on_ssl_ctx(CURL *curl, void *sslctx, void *userp)
 	SSL_CTX_set_client_cert_cb(sslctx, on_cert_request);
 	if (mode & SSL_VERIFY_PEER)
 		SSL_CTX_set_verify(sslctx, mode, on_verify);
+	else
+		SSL_CTX_set_verify(sslctx, SSL_VERIFY_PEER, on_insecure_verify);
 	return CURLE_OK;
 }
 
@@ -194,7 +225,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *userp)
 	struct call *c = userp;
 	size_t n = size * nmemb;
 
-	if (c->body.len + n > 64u * 1024 * 1024)
+	if (c->body.len + n > c->max_body)
 		return 0;
 	buf_add(&c->body, ptr, n);
 	return n;
@@ -284,6 +315,16 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 	const char *alert = c->alert;
 
+	if (c->pin_failed) {
+		res->tls = GRPC_TLS_PIN_CHANGED;
+		return err_set(err, ERR_FAIL,
+			       "%s on %s: the server's certificate (sha256 %s) is "
+			       "not the one it showed a moment ago (sha256 %s); "
+			       "sent nothing. Another machine may have taken the "
+			       "address: check the node's console and the network",
+			       path, o->target, c->seen[0] ? c->seen : "unknown",
+			       c->pin);
+	}
 	if (c->verify[0]) {
 		res->tls = GRPC_TLS_SERVER_UNTRUSTED;
 		return err_set(err, ERR_FAIL,
@@ -365,7 +406,8 @@ transport_kind(CURLcode rc, CURL *curl, const struct grpc_result *res,
 {
 	curl_off_t app = 0;
 
-	if (res->tls == GRPC_TLS_SERVER_UNTRUSTED)
+	if (res->tls == GRPC_TLS_SERVER_UNTRUSTED ||
+	    res->tls == GRPC_TLS_PIN_CHANGED)
 		return err_kind(err, ERRK_TLS_TRUST, 0);
 	if (res->tls == GRPC_TLS_CLIENT_REJECTED)
 		return err_kind(err, ERRK_TLS_CLIENT, 0);
@@ -385,15 +427,62 @@ transport_kind(CURLcode rc, CURL *curl, const struct grpc_result *res,
 	}
 }
 
+static void
+add_frame(struct buf *b, const void *msg, size_t len)
+{
+	unsigned char h[5];
+
+	h[0] = 0;
+	h[1] = (unsigned char)(len >> 24);
+	h[2] = (unsigned char)(len >> 16);
+	h[3] = (unsigned char)(len >> 8);
+	h[4] = (unsigned char)len;
+	buf_add(b, h, 5);
+	if (len)
+		buf_add(b, msg, len);
+}
+
+static int call_framed(const struct grpc_opts *o, const char *path,
+		       unsigned char *framed, size_t framed_len,
+		       struct grpc_result *res, struct err *err);
+
 int
 grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	  size_t req_len, struct grpc_result *res, struct err *err)
+{
+	struct buf b = BUF_INIT_SECRET;
+
+	add_frame(&b, req, req_len);
+	/* call_framed wipes and frees the frames */
+	return call_framed(o, path, (unsigned char *)buf_detach(&b, NULL),
+			   req_len + 5, res, err);
+}
+
+int
+grpc_call_stream(const struct grpc_opts *o, const char *path,
+		 const struct buf *reqs, size_t n, struct grpc_result *res,
+		 struct err *err)
+{
+	struct buf b = BUF_INIT_SECRET;
+	size_t i, len;
+
+	for (i = 0; i < n; i++)
+		add_frame(&b, reqs[i].ptr, reqs[i].len);
+	len = b.len;
+	if (!len)
+		buf_add(&b, "", 1);   /* a pointer to pass even with no frames */
+	return call_framed(o, path, (unsigned char *)buf_detach(&b, NULL), len,
+			   res, err);
+}
+
+static int
+call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
+	    size_t framed_len, struct grpc_result *res, struct err *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL;
 	struct call c;
 	struct curl_blob blob;
-	unsigned char *framed;
 	char *url, *hdr, tmo[32];
 	long timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	long httpver = 0;
@@ -403,45 +492,41 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	int r = 0;
 
 	memset(&c, 0, sizeof(c));
+	c.pin = o->insecure ? o->pin_sha256 : NULL;
 	buf_init(&c.body);
 	c.body.secret = true;
+	c.max_body = o->max_reply ? o->max_reply : 64u * 1024 * 1024;
 	c.status = -1;
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
 	res->cert_requested = false;
 	if (tls_global_init(err) < 0) {
 		res->status = GRPC_TRANSPORT;
+		secret_free(framed, framed_len);
 		err_wrap(err, "%s on %s", path, o->target);
 		return err_kind(err, ERRK_UNSENT, 0) < 0 ? -1 : 0;
 	}
 	if (!o->insecure) {
 		if (!o->ca_pem) {
 			res->status = GRPC_TRANSPORT;
+			secret_free(framed, framed_len);
 			return err_set(err, ERR_USAGE, "%s: no CA to verify %s "
 				       "against", path, o->target) < 0 ? -1 : 0;
 		}
 		if (!(c.store = tls_store_from_pem(o->ca_pem, strlen(o->ca_pem)))) {
 			res->status = GRPC_TRANSPORT;
+			secret_free(framed, framed_len);
 			return err_set(err, ERR_USAGE, "%s: the CA to verify %s "
 				       "against holds no PEM certificate", path,
 				       o->target) < 0 ? -1 : 0;
 		}
 	}
 
-	framed = xmalloc(req_len + 5);
-	framed[0] = 0;
-	framed[1] = (unsigned char)(req_len >> 24);
-	framed[2] = (unsigned char)(req_len >> 16);
-	framed[3] = (unsigned char)(req_len >> 8);
-	framed[4] = (unsigned char)req_len;
-	if (req_len)
-		memcpy(framed + 5, req, req_len);
-
 	url = xasprintf("https://%s%s", o->target, path);
 	curl = curl_easy_init();
 	if (!curl) {
 		free(url);
-		secret_free(framed, req_len + 5);
+		secret_free(framed, framed_len);
 		X509_STORE_free(c.store);
 		return err_set(err, ERR_FAIL, "cannot start libcurl") < 0 ? -1 : 0;
 	}
@@ -470,7 +555,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	SET(CURLOPT_HTTPHEADER, h);
 	SET(CURLOPT_POST, 1L);
 	SET(CURLOPT_POSTFIELDS, framed);
-	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req_len + 5));
+	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)framed_len);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, &c);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -530,6 +615,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 		goto out;
 	}
 	res->cert_requested = c.cert_requested;
+	memcpy(res->peer_sha256, c.seen, sizeof(res->peer_sha256));
 	/*
 	 * A broken stream counts as a transport failure, except after a
 	 * complete trailers-only error reply (status in the headers, no
@@ -587,7 +673,7 @@ out:
 	free(c.message);
 	free(url);
 	/* The frame carried a machine config (every CA key) or a token. */
-	secret_free(framed, req_len + 5);
+	secret_free(framed, framed_len);
 	X509_STORE_free(c.store);
 	return r < 0 ? -1 : 0;
 }

@@ -50,6 +50,12 @@ struct grpc_opts {
 	long timeout_ms;         /* deadline sent as grpc-timeout; default 10000 */
 	long connect_timeout_ms; /* default 3000 */
 	const char *node;        /* "node" metadata for apid routing, or NULL */
+	/* With insecure: the SHA-256 (64 lowercase hex) the server's leaf
+	 * certificate must have, checked inside the handshake before any
+	 * byte of the request leaves; another certificate ends the call
+	 * with ERRK_TLS_TRUST (res->tls GRPC_TLS_PIN_CHANGED). NULL: any. */
+	const char *pin_sha256;
+	size_t max_reply;        /* bytes of reply kept at most; 0: 64 MiB */
 };
 
 /* One streamed or unary response: the concatenated messages. */
@@ -61,6 +67,8 @@ struct grpc_result {
 	int tls;                 /* enum grpc_tls: why a handshake failed */
 	bool cert_requested;     /* the server asked for a client certificate
 	                          * we did not have (a TLS fact) */
+	char peer_sha256[65];    /* the server's leaf certificate (hex
+	                          * SHA-256), "" when no handshake got there */
 };
 
 /* For GRPC_TRANSPORT failures: was it the TLS trust, and whose? */
@@ -68,6 +76,7 @@ enum grpc_tls {
 	GRPC_TLS_NONE = 0,
 	GRPC_TLS_SERVER_UNTRUSTED,   /* the server's cert did not verify */
 	GRPC_TLS_CLIENT_REJECTED,    /* the server refused our client cert */
+	GRPC_TLS_PIN_CHANGED,        /* not the certificate of pin_sha256 */
 };
 
 void grpc_result_init(struct grpc_result *r);
@@ -85,6 +94,14 @@ void grpc_result_release(struct grpc_result *r);
 int grpc_call(const struct grpc_opts *o, const char *path,
 	      const void *req, size_t req_len, struct grpc_result *res,
 	      struct err *err);
+
+/*
+ * The same with a client stream: every request message is sent in order,
+ * then the stream is half-closed (EtcdRecover's upload). n may be 0.
+ */
+int grpc_call_stream(const struct grpc_opts *o, const char *path,
+		     const struct buf *reqs, size_t n, struct grpc_result *res,
+		     struct err *err);
 
 const char *grpc_code_name(int code);
 /* Percent-decode a grpc-message value (exported for tests). Caller frees. */

@@ -1,4 +1,6 @@
 #include "util/http.h"
+
+#include "trust/trust.h"
 #include "util/fs.h"
 #include "util/tls.h"
 
@@ -325,12 +327,29 @@ http_client_new(struct http_client **out, const struct http_opts *o,
 	if (!o->base_url || strncmp(o->base_url, "https://", 8))
 		return err_set(err, ERR_USAGE, "'%s' is not an https:// URL",
 			       o->base_url ? o->base_url : "");
-	if (!o->ca_file && !o->ca_pem && !o->fingerprint && !o->insecure)
-		return err_set(err, ERR_USAGE,
-			       "no way to verify the server: give a CA file, "
-			       "a fingerprint, or insecure");
-	if ((r = tls_global_init(err)) < 0)
-		return r;
+	{
+		/* The trust module decides whether this client may exist and
+		 * carry its secret (trust.h). */
+		struct err ie = ERR_INIT;
+		char *host = url_host(o->base_url);
+		struct trust_http_peer tp = {
+			.host = host,
+			.secret = o->auth_header ? "the API token"
+				  : (o->client_key || o->client_key_pem)
+				  ? "the client certificate's key" : NULL,
+			.tls = o->fingerprint ? TRUST_TLS_PIN
+			       : (o->ca_file || o->ca_pem) ? TRUST_TLS_CA
+			       : o->insecure ? TRUST_TLS_INSECURE
+			       : TRUST_TLS_NONE,
+		};
+
+		tp.openssl = tls_global_init(&ie) == 0;
+		tp.tls_error = ie.msg;
+		r = trust_http_send(&tp, err);
+		free(host);
+		if (r < 0)
+			return -1;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->base_url = xstrdup(o->base_url);
 	c->host = url_host(o->base_url);

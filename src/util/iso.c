@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* libisofs.h declares a few functions as f() (no prototype). */
@@ -18,6 +19,10 @@
 #include <openssl/crypto.h>
 
 #include "util/iso.h"
+
+/* 2000-01-01T00:00:00Z, and the same as ECMA-119 text YYYYMMDDhhmmsscc. */
+#define ISO_FIXED_TIME ((time_t)946684800)
+#define ISO_FIXED_PVD "2000010100000000"
 
 /* fs id of our streams: any value not used by libisofs's own (1..7). */
 #define STRATA_ISO_FS_ID 0x5354
@@ -209,6 +214,14 @@ iso_build(struct buf *out, const char *volid, const struct iso_file *files,
 	iso_write_opts_set_relaxed_vol_atts(opts, 1);
 	iso_write_opts_set_always_gmt(opts, 1);
 	iso_write_opts_set_fifo_size(opts, 32);
+	/* The same files make the same bytes: every timestamp (volume, Rock
+	 * Ridge, directory records of all three trees) fixed, so an unchanged
+	 * seed is seen as unchanged and never uploaded or rewritten again. */
+	iso_write_opts_set_dir_rec_mtime(opts, 7);
+	iso_write_opts_set_replace_timestamps(opts, 2);
+	iso_write_opts_set_default_timestamp(opts, ISO_FIXED_TIME);
+	iso_write_opts_set_pvd_times(opts, ISO_FIXED_TIME, ISO_FIXED_TIME, 0,
+				     ISO_FIXED_TIME, (char *)ISO_FIXED_PVD);
 	if ((r = iso_image_create_burn_source(img, opts, &bs)) < 0) {
 		r = iso_fail(err, "writer", r);
 		goto out;

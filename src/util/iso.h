@@ -7,6 +7,9 @@
  * libisofs stream (not a libisofs memory stream, which would free a copy
  * unwiped), and the image is collected into a buffer the caller owns.
  *
+ * The image is a function of its files alone: every timestamp (volume,
+ * Rock Ridge, directory records) is fixed at 2000-01-01T00:00:00Z.
+ *
  * Callers holding secrets wipe the result with buf_release_secret. What
  * libisofs keeps in its own ring buffer while writing is freed by libisofs
  * unwiped; the fifo is set to its minimum (64 KiB) to keep that small.

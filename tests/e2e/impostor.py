@@ -11,6 +11,11 @@ Unimplemented message; with CLIENT_CA (a PEM file) it requires a client
 certificate, like an installed node's apid. Writes LOGDIR/calls.jsonl (one {"method", "bytes"} per call) and
 LOGDIR/received.bin (every request byte it got); prints READY when
 listening ("READY <port>"). Runs until SIGTERM (the test stops it by pid).
+With IMPOSTOR_SWAP=1 in the environment it looks like a real node at first
+and then swaps machines: after each Version call it answers, the next TLS
+handshake presents a new random certificate (a machine taking the address
+between strata's probe and its send); LOGDIR/certs.txt gets the SHA-256
+of every certificate it served, in order.
 """
 import ipaddress
 import json
@@ -45,6 +50,13 @@ def cert_for(ip):
             crt.public_bytes(serialization.Encoding.PEM))
 
 
+swap = {"pending": False}
+
+
+def sha256_of(crt_pem):
+    return x509.load_pem_x509_certificate(crt_pem).fingerprint(hashes.SHA256()).hex()
+
+
 class Handler(grpc.GenericRpcHandler):
     def __init__(self, logdir, message):
         self.logdir = logdir
@@ -61,6 +73,8 @@ class Handler(grpc.GenericRpcHandler):
                     f.write(req)
             if method.endswith("/ApplyConfiguration"):
                 return b""
+            if method.endswith("/Version"):
+                swap["pending"] = True
             ctx.abort(grpc.StatusCode.UNIMPLEMENTED, self.message)
 
         return grpc.unary_unary_rpc_method_handler(call)
@@ -78,8 +92,27 @@ def main():
     key, crt = cert_for(addr)
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
     srv.add_generic_rpc_handlers([Handler(logdir, message)])
-    creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=client_ca,
-                                        require_client_auth=client_ca is not None)
+    if os.environ.get("IMPOSTOR_SWAP") == "1":
+        def log_cert(c):
+            with open(os.path.join(logdir, "certs.txt"), "a") as f:
+                f.write(sha256_of(c) + "\n")
+
+        def fetch():
+            # called before every handshake: a new machine after a Version
+            with lock:
+                if not swap["pending"]:
+                    return None
+                swap["pending"] = False
+                k, c = cert_for(addr)
+                log_cert(c)
+                return grpc.ssl_server_certificate_configuration([(k, c)])
+
+        log_cert(crt)
+        creds = grpc.dynamic_ssl_server_credentials(grpc.ssl_server_certificate_configuration([(key, crt)]),
+                                                    fetch, require_client_authentication=False)
+    else:
+        creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=client_ca,
+                                            require_client_auth=client_ca is not None)
     port = srv.add_secure_port("%s:%d" % (addr, port), creds)
     if port == 0:
         raise SystemExit("impostor: cannot listen on %s:%s" % (addr, sys.argv[3] if len(sys.argv) > 3 else 50000))

@@ -129,8 +129,10 @@ PYEOF
 # prints the JSON body, exits non-zero on an HTTP error. kube_req METHOD
 # ENV API-PATH likewise (DELETE).
 kube_get() { kube_req GET "$@"; }
+# kube_req METHOD ENV PATH [BODY]: a BODY goes as a server-side apply
+# (application/apply-patch+yaml, fieldManager kube_req).
 kube_req() {
-	$PY - "$2/kubeconfig" "$3" "$1" <<'PYEOF'
+	$PY - "$2/kubeconfig" "$3" "$1" "${4:-}" <<'PYEOF'
 import base64, http.client, os, ssl, sys, tempfile, urllib.parse, yaml
 kc = yaml.safe_load(open(sys.argv[1]))
 c, u = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
@@ -145,12 +147,16 @@ ctx = ssl.create_default_context(cafile=files["ca"])
 ctx.load_cert_chain(files["crt"], files["key"])
 url = urllib.parse.urlsplit(c["server"])
 conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
-conn.request(sys.argv[3], sys.argv[2])
+if sys.argv[4]:
+    conn.request(sys.argv[3], sys.argv[2] + "?fieldManager=kube_req", body=sys.argv[4].encode(),
+                 headers={"Content-Type": "application/apply-patch+yaml"})
+else:
+    conn.request(sys.argv[3], sys.argv[2])
 r = conn.getresponse()
 sys.stdout.write(r.read().decode())
 for f in files.values():
     os.unlink(f)
 os.rmdir(d)
-sys.exit(0 if r.status == 200 else 1)
+sys.exit(0 if r.status in (200, 201) else 1)
 PYEOF
 }

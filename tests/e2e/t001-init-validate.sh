@@ -28,7 +28,7 @@ for e in "$TOP"/examples/*/; do
 	# (apply must never report success for them); gen still works.
 	ubuntu-vm)
 		expect_rc 2 "example ubuntu-vm: validate refuses cloud-init VMs for now" -- "$STRATA" validate "$x"
-		expect_grep "cloud-init VMs cannot be provisioned yet" "$T/err" "ubuntu-vm: says why" ;;
+		expect_grep "cloud-init VMs cannot be provisioned by apply yet" "$T/err" "ubuntu-vm: says why" ;;
 	vps-*)
 		expect_rc 0 "example $(basename "$e") validates (platform vps: tests/e2e/t071)" -- "$STRATA" validate "$x"
 		expect_rc 0 "example $(basename "$e"): gen writes its configs" -- "$STRATA" gen "$x" ;;

@@ -40,7 +40,21 @@ created_with=$(labsim_ctl GET requests | $PY -c "import json,sys; print([r.get('
 case "$created_with" in *"iso/talos-v1.12.11-"*"media=cdrom"*) ok "created with the Talos ISO attached";; *) bad "create ide2 $created_with";; esac
 [ "$(vmcfg 1000 ide2) $(vmcfg 1000 boot)" = "none,media=cdrom order=scsi0" ] && ok "after the install: ISO detached, boots from disk" \
 	|| bad "ide2 $(vmcfg 1000 ide2) boot $(vmcfg 1000 boot)"
-case "$(vmcfg 1001 net0)" in virtio=BC:24:11:*) ok "NIC with a MAC";; *) bad "net0 $(vmcfg 1001 net0)";; esac
+# The MAC is strata's (locally administered, journaled before the create)
+# and sent with the create, which also starts the VM (start=1): one task
+# per VM, no start call, no config read back.
+case "$(vmcfg 1001 net0)" in virtio=[0-9A-F][26AE]:*) ok "NIC with a locally administered MAC";; *) bad "net0 $(vmcfg 1001 net0)";; esac
+[ "$(labsim_ctl GET requests | $PY -c "
+import json, sys
+r = json.load(sys.stdin)['data']
+c = [x for x in r if x['method'] == 'POST' and x['path'].rstrip('/').endswith('/qemu')]
+print(len(c), sorted(set(x['params'].get('start') for x in c)),
+      sum(1 for x in r if x['path'].endswith('/status/start')),
+      sum(1 for x in r if x['method'] == 'GET' and x['path'].endswith('/config')))")" = "3 ['1'] 0 0" ] \
+	&& ok "3 creates with start=1, no start call, no config read back" \
+	|| bad "creates: $(labsim_ctl GET requests | $PY -c "import json,sys; print([(x['method'], x['path']) for x in json.load(sys.stdin)['data'] if '/qemu' in x['path']])")"
+[ "$($PY -c "import json; print(json.load(open('$E/state.json'))['macs']['$(vmcfg 1001 name)'])")" = "$(vmcfg 1001 net0 | sed 's/virtio=\([^,]*\),.*/\1/')" ] \
+	&& ok "the MAC sent is the one journaled under macs" || bad "macs: $(cat "$E/state.json")"
 [ "$(vm 1002 "'node'")" = pve2 ] && ok "round-robin placement" || bad "placement"
 isos=$(labsim_py "sum(1 for n in s['nodes'].values() for i in n['storage']['local']['items'] if 'talos-v1.12.11' in i)")
 [ "$isos" = 2 ] && ok "ISO fetched once per node (2)" || bad "ISO count $isos"

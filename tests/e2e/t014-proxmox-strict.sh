@@ -20,8 +20,9 @@ expect_grep "Kubernetes: 3/3 nodes registered" "$T/err" "cluster up"
 F="$T/envs/br"
 write_env "$F" br 1600 1 0 127.0.25
 sed -i 's/^  nodes: \[pve1, pve2\]$/  nodes: [pve1, pve2]\n  bridge: vmbr7/' "$F/config.yml"
+# (the preflight finds it before anything is created: issue 17, t061)
 expect_rc 1 "apply onto a missing bridge fails" -- "$STRATA" apply "$F" --yes --timeout 30s
-expect_grep "bridge 'vmbr7' does not exist" "$T/err" "the error carries Proxmox's task error"
-expect_grep "start vm 'br-cp-1'" "$T/err" "and names the VM"
-[ "$(labsim_py "s['vms']['1600']['status']")" = stopped ] && ok "the VM stays stopped" || bad "vm 1600 status"
+expect_grep "bridge 'vmbr7' (proxmox.bridge) does not exist on node pve1" "$T/err" "the preflight names the bridge and the node"
+expect_grep "pvesh create /nodes/pve1/network --iface vmbr7 --type bridge" "$T/err" "and how to create it"
+[ "$(labsim_py "'1600' in s['vms']")" = False ] && ok "no VM created" || bad "vm 1600 was created"
 finish

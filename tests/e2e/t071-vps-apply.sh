@@ -172,6 +172,16 @@ t=$(labsim_py "[(x['tries'], x['reverts']) for x in s['talos']['nodes'] if x['ip
 after=$(nrules)
 [ "$before" != "$after" ] && ok "the node holds the new rule ($before -> $after NetworkRuleConfig)" || bad "rules $before -> $after"
 
+# --- a node the config no longer names is refused, not left behind ------
+cp "$E/state.json" "$T/state.keep"
+$PY -c "
+import json,sys; p=sys.argv[1]; d=json.load(open(p))
+d.setdefault('talos', {})['edge-old-1'] = {'config_sha256': '0' * 64}
+json.dump(d, open(p, 'w'))" "$E/state.json"
+expect_rc 2 "apply with an installed node gone from the config is refused" -- "$STRATA" apply "$E" --yes --timeout 30s
+expect_grep "node 'edge-old-1' is installed (journal) but config.yml no longer names it" "$T/err" "the refusal names the node"
+cp "$T/state.keep" "$E/state.json"
+
 # --- destroy: Talos Reset after confirmation, secrets kept ---------------
 expect_rc 2 "destroy without a terminal or --yes is refused" -- "$STRATA" destroy "$E" < /dev/null
 expect_grep "edge-cp-1 *$IP" "$T/out" "destroy lists the node it would reset"

@@ -68,6 +68,7 @@ BUILTIN = {
                                      "roles": ("Role", True), "rolebindings": ("RoleBinding", True)},
     "apiextensions.k8s.io/v1": {"customresourcedefinitions": ("CustomResourceDefinition", False)},
     "networking.k8s.io/v1": {"networkpolicies": ("NetworkPolicy", True)},
+    "policy/v1": {"poddisruptionbudgets": ("PodDisruptionBudget", True)},
 }
 
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -99,6 +100,8 @@ ESCALATE = ("escalate", "bind")
 # SYS_MODULE; cgroup v2 and bpffs are mounted already (FACTS.md §1).
 CILIUM_DEFAULT_CAPS = ["CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE", "SYS_ADMIN",
                        "SYS_RESOURCE", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+GATEWAY_GV = "gateway.networking.k8s.io/v1"
+CILIUM_GATEWAY_CONTROLLER = "io.cilium/gateway-controller"
 FLUX_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
 
 
@@ -294,6 +297,11 @@ class Cluster:
         self.pods_meta = {}  # (ns, pod) -> {"t0", "phase", "log", ...}
         self.events = []
         self.nodes_fn = lambda: []  # -> [{hostname, ip, since, version, controlplane}]
+        # Node objects as the API holds them: a kubelet registers its Node
+        # when it first runs; the Node stays (NotReady, status Unknown) when
+        # the machine goes away, until someone deletes it. name -> record
+        self.node_reg = {}
+        self.evictions = []  # [{"t", "ns", "pod", "code"}]
         self.log = log
         self.server = None
         self.scale = 1.0
@@ -555,6 +563,10 @@ class Cluster:
             o["status"] = {"active": 0, "ready": 0, "terminating": 0, "startTime": _now(),
                            "uncountedTerminatedPods": {}}
             self.pods_meta[("job", ns, name)] = {"failed": 0, "next_try": time.time()}
+        elif gv == "v1" and resource == "pods" and ("pod", ns, name) not in self.pods_meta:
+            # a pod applied directly (a workload in a test): it runs until deleted
+            o["status"] = {"phase": "Pending"}
+            self.pods_meta[("pod", ns, name)] = {"plain": True}
 
     # --- CRDs
     def _crd_established(self, crd):
@@ -591,29 +603,181 @@ class Cluster:
     def node_objects(self):
         ready = self.cni_ready()
         out = []
-        for n in self.nodes_fn():
+        running = {n["hostname"]: n for n in self.nodes_fn()}
+        with self.lock:
+            for name, n in running.items():
+                r = self.node_reg.get(name)
+                if r is None or r.get("ip") is None:
+                    # the kubelet registers (again, after a delete): a new object
+                    self.node_reg[name] = dict(n, uid="%08x-%04x-node" % (random.getrandbits(32),
+                                                                        random.getrandbits(16)),
+                                               created=_now(), rv=str(next(_rv)))
+                else:
+                    r.update(n)
+            for name, r in sorted(self.node_reg.items()):
+                out.append(self._node_object(name, r, name in running, ready))
+        return out
+
+    def _node_object(self, name, n, up, cni):
+        # talos_upgrade_unhealthy: its kubelet reports NotReady for a while
+        ready = up and cni and not n.get("unhealthy")
+        if up:
             cond = {"type": "Ready", "status": "True" if ready else "False",
                     "reason": "KubeletReady" if ready else "KubeletNotReady",
                     "message": "kubelet is posting ready status" if ready else
                     "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
                     "message:Network plugin returns error: cni plugin not initialized",
                     "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}
-            taints = [] if ready else [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
-            if n["controlplane"] and not n.get("schedulable"):
-                taints.append({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"})
-            out.append({"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": n["hostname"], "creationTimestamp": n["since"],
-                                     "labels": {"kubernetes.io/hostname": n["hostname"],
-                                                "node-role.kubernetes.io/control-plane": ""}
-                                     if n["controlplane"] else {"kubernetes.io/hostname": n["hostname"]}},
-                        "spec": {"taints": taints} if taints else {},
-                        "status": {"conditions": [cond], "addresses": [{"type": "InternalIP", "address": n["ip"]},
-                                                                       {"type": "Hostname", "address": n["hostname"]}],
-                                   "nodeInfo": {"kubeletVersion": n["version"], "osImage": "Talos (%s)" % n["version"],
-                                                "containerRuntimeVersion": "containerd://2.1.4",
-                                                "kernelVersion": "6.12.48-talos", "operatingSystem": "linux",
-                                                "architecture": "amd64"}}})
-        return out
+        else:
+            cond = {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                    "lastHeartbeatTime": n.get("created"), "lastTransitionTime": _now()}
+        applied = {}
+        for m, (op, c) in (self.applied.get(("v1", "nodes", None, name)) or {}).items():
+            deep_merge(applied, {k: v for k, v in c.items() if k != "status"})
+        spec = copy.deepcopy(applied.get("spec") or {})
+        taints = list(spec.get("taints") or [])
+        if not up:
+            taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"})
+        elif not ready:
+            taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
+        if spec.get("unschedulable"):
+            taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
+        if n.get("controlplane") and not n.get("schedulable"):
+            taints.append({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"})
+        if taints:
+            spec["taints"] = taints
+        amd = applied.get("metadata") or {}
+        labels = {"kubernetes.io/hostname": name}
+        if n.get("controlplane"):
+            labels["node-role.kubernetes.io/control-plane"] = ""
+        labels.update(amd.get("labels") or {})
+        md = {"name": name, "uid": n["uid"], "creationTimestamp": n["created"], "labels": labels,
+              "resourceVersion": n["rv"]}
+        if amd.get("annotations"):
+            md["annotations"] = dict(amd["annotations"])
+        mf = [{"manager": m, "operation": op, "apiVersion": "v1", "time": _now(), "fieldsType": "FieldsV1",
+               "fieldsV1": fields_v1(p for p in leaves({k: v for k, v in c.items()
+                                                        if k not in ("apiVersion", "kind", "status")})
+                                     if p not in IDENTITY)}
+              for m, (op, c) in (self.applied.get(("v1", "nodes", None, name)) or {}).items()]
+        if mf:
+            md["managedFields"] = mf
+        return {"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec,
+                "status": {"conditions": [cond], "addresses": [{"type": "InternalIP", "address": n.get("ip")},
+                                                               {"type": "Hostname", "address": name}],
+                           "nodeInfo": {"kubeletVersion": n.get("version"),
+                                        "osImage": "Talos (%s)" % n.get("version"),
+                                        "containerRuntimeVersion": "containerd://2.1.4",
+                                        "kernelVersion": "6.12.48-talos", "operatingSystem": "linux",
+                                        "architecture": "amd64"}}}
+
+    def node_apply(self, name, cfg, manager, force=False):
+        """Server-side apply to a Node (cordon: spec.unschedulable, annotations)."""
+        with self.lock:
+            self.node_objects()
+            key = ("v1", "nodes", None, name)
+            if name not in self.node_reg:
+                # SSA creates the object; a Node nobody runs is NotReady
+                self.node_reg[name] = {"ip": None, "uid": "%08x-%04x-node" % (random.getrandbits(32),
+                                                                            random.getrandbits(16)),
+                                       "created": _now(), "rv": str(next(_rv)), "version": None}
+            self.write("v1", "nodes", None, name, cfg, manager, force=force)
+            self.objects.pop(key, None)  # nodes live in node_reg; only the managers' configs are kept
+            self.node_reg[name]["rv"] = str(next(_rv))
+            return [o for o in self.node_objects() if o["metadata"]["name"] == name][0]
+
+    def node_delete(self, name):
+        """DELETE a Node: the object goes, and with it the pods bound to it
+        (the pod garbage collector). A kubelet still running registers again."""
+        with self.lock:
+            self.node_objects()
+            r = self.node_reg.pop(name, None)
+            if r is None:
+                return None
+            self.applied.pop(("v1", "nodes", None, name), None)
+            for p in self.items("v1", "pods"):
+                if (p.get("spec") or {}).get("nodeName") == name:
+                    self.objects.pop(("v1", "pods", p["metadata"]["namespace"], p["metadata"]["name"]), None)
+            return r
+
+    # --- eviction (the pods/eviction subresource) and PodDisruptionBudgets
+    @staticmethod
+    def _pod_healthy(p):
+        return any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in ((p.get("status") or {}).get("conditions") or []))
+
+    @staticmethod
+    def _selects(sel, labels):
+        if sel is None:
+            return False   # a null selector matches no pods
+        for k, v in (sel.get("matchLabels") or {}).items():
+            if labels.get(k) != v:
+                return False
+        for e in sel.get("matchExpressions") or []:
+            have = labels.get(e.get("key"))
+            op, vals = e.get("operator"), e.get("values") or []
+            if (op == "In" and have not in vals) or (op == "NotIn" and have in vals) or \
+                    (op == "Exists" and have is None) or (op == "DoesNotExist" and have is not None):
+                return False
+        return True
+
+    def _pdb_numbers(self, pdb):
+        ns = pdb["metadata"]["namespace"]
+        pods = [p for p in self.items("v1", "pods", ns)
+                if self._selects(pdb["spec"].get("selector"), p["metadata"].get("labels") or {})]
+        expected = len(pods)
+        # a pod being evicted (disruptedPods) no longer counts as healthy
+        healthy = sum(1 for p in pods if self._pod_healthy(p) and not p["metadata"].get("deletionTimestamp"))
+
+        def count(v):
+            if isinstance(v, str) and v.endswith("%"):
+                return (int(v[:-1]) * expected + 99) // 100
+            return int(v)
+        sp = pdb["spec"]
+        if sp.get("minAvailable") is not None:
+            desired = count(sp["minAvailable"])
+        elif sp.get("maxUnavailable") is not None:
+            desired = max(0, expected - count(sp["maxUnavailable"]))
+        else:
+            desired = expected   # neither: the API refuses such a PDB; be strict
+        return expected, healthy, desired
+
+    def evict(self, ns, name):
+        """POST pods/<name>/eviction: 201, or the API server's refusal."""
+        with self.lock:
+            pod = self.get("v1", "pods", ns, name)
+            if pod is None:
+                raise ApiError(404, "NotFound", 'pods "%s" not found' % name,
+                               {"name": name, "kind": "pods"})
+            if pod["metadata"].get("deletionTimestamp"):
+                self.evictions.append({"t": time.time(), "ns": ns, "pod": name, "code": 200})
+                return 200
+            labels = pod["metadata"].get("labels") or {}
+            pdbs = [b for b in self.items("policy/v1", "poddisruptionbudgets", ns)
+                    if self._selects(b["spec"].get("selector"), labels)]
+            if len(pdbs) > 1:
+                raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which "
+                               "the eviction subresource does not support.")
+            if pdbs and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                expected, healthy, desired = self._pdb_numbers(pdbs[0])
+                allowed = healthy - desired
+                # IfHealthyBudget: an unhealthy pod may go while the budget holds
+                if (self._pod_healthy(pod) and allowed < 1) or (not self._pod_healthy(pod) and allowed < 0):
+                    self.evictions.append({"t": time.time(), "ns": ns, "pod": name, "code": 429})
+                    raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
+                                   "disruption budget.",
+                                   {"causes": [{"reason": "DisruptionBudget",
+                                                "message": "The disruption budget %s needs %d healthy pods and "
+                                                "has %d currently" % (pdbs[0]["metadata"]["name"], desired,
+                                                                      healthy)}]})
+            o = copy.deepcopy(pod)
+            o["metadata"]["deletionTimestamp"] = _now()
+            o["metadata"]["deletionGracePeriodSeconds"] = 30
+            self.put("v1", "pods", ns, name, o)
+            self.pods_meta.setdefault(("gone", ns, name), {"t": time.time()})
+            self.evictions.append({"t": time.time(), "ns": ns, "pod": name, "code": 201})
+            return 201
 
     # --- the controllers' loop
     def _loop(self):
@@ -627,6 +791,7 @@ class Cluster:
 
     def _tick(self):
         now = time.time()
+        self.node_objects()   # kubelets register their Nodes
         for crd in self.items(CRD_GV, "customresourcedefinitions"):
             m = self.pods_meta.get(("crd", crd["metadata"]["name"]))
             conds = {c["type"] for c in (crd.get("status") or {}).get("conditions", [])}
@@ -635,9 +800,30 @@ class Cluster:
         for job in self.items("batch/v1", "jobs"):
             self._job_tick(job, now)
         for pod in self.items("v1", "pods"):
+            md = pod["metadata"]
+            g = self.pods_meta.get(("gone", md["namespace"], md["name"]))
+            if g is not None:
+                if now - g["t"] >= self.secs("k8s_pod_terminate_seconds", 1.0):
+                    self.objects.pop(("v1", "pods", md["namespace"], md["name"]), None)
+                    self.pods_meta.pop(("gone", md["namespace"], md["name"]), None)
+                continue
             self._pod_tick(pod, now)
         self._workloads_tick(now)
+        self._gateway_tick()
         self._flux_tick()
+
+    def _gateway_tick(self):
+        """Cilium's operator accepts the GatewayClasses naming its controller
+        once it runs with the Gateway API enabled."""
+        if not (self.cilium and self.cilium.get("gateway") and self.cni_ready()):
+            return
+        for gc in self.items(GATEWAY_GV, "gatewayclasses"):
+            if (gc.get("spec") or {}).get("controllerName") != CILIUM_GATEWAY_CONTROLLER:
+                continue
+            if not any(c.get("type") == "Accepted" for c in (gc.get("status") or {}).get("conditions", [])):
+                self.set_status((GATEWAY_GV, "gatewayclasses", None, gc["metadata"]["name"]), {"conditions": [
+                    {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "Valid GatewayClass",
+                     "observedGeneration": gc["metadata"].get("generation", 1), "lastTransitionTime": _now()}]})
 
     # Jobs -> pods
     def _job_tick(self, job, now):
@@ -789,6 +975,19 @@ class Cluster:
                 self.event(ns, "Pod", pname, "Failed", "Failed to pull image \"%s\": %s" % (c0.get("image"), msg))
                 return waiting("ImagePullBackOff", 'Back-off pulling image "%s": ErrImagePull: %s'
                                % (c0.get("image"), msg))
+        if meta.get("plain"):
+            # on a node whose kubelet is gone the pod is no longer Ready
+            up = spec.get("nodeName") in {n["hostname"] for n in self.nodes_fn()}
+            want = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"},
+                                                       {"type": "Ready", "status": "True" if up else "False"}],
+                    "containerStatuses": [{"name": c0.get("name"), "image": c0.get("image"), "ready": up,
+                                           "restartCount": 0, "state": {"running": {}}}]}
+            for n in self.node_objects():
+                if n["metadata"]["name"] == spec.get("nodeName"):
+                    want["hostIP"] = n["status"]["addresses"][0]["address"]
+            if st != want:
+                self.set_status(key, want)
+            return
         if st.get("phase") == "Pending":
             st["phase"] = "Running"
             st["startTime"] = _now()
@@ -1027,7 +1226,18 @@ class Cluster:
                                               {"name": "cilium-operator",
                                                "image": "quay.io/cilium/operator-generic:v%s" % version}]}}}},
                    "helm", "Update")
+        # gatewayAPI.gatewayClass.create "auto" (the default) makes the
+        # GatewayClass only when gateway.networking.k8s.io/v1 GatewayClass is
+        # served (cilium values.yaml).
+        gw = values.get("gatewayAPI") or {}
+        create = str((gw.get("gatewayClass") or {}).get("create", "auto")).lower()
+        served = "gatewayclasses" in self.types(GATEWAY_GV)
+        if gw.get("enabled") is True and create in ("auto", "true") and served:
+            self.write(GATEWAY_GV, "gatewayclasses", None, "cilium",
+                       {"apiVersion": GATEWAY_GV, "kind": "GatewayClass", "metadata": {"name": "cilium"},
+                        "spec": {"controllerName": CILIUM_GATEWAY_CONTROLLER}}, "helm", "Update")
         self.cilium = {"version": version, "values": values, "ns": rns, "works": self._cilium_works(values)[0],
+                       "gateway": gw.get("enabled") is True,
                        "why": self._cilium_works(values)[1],
                        "ready_at": time.time() + self.secs("k8s_rollout_seconds", 2.0)}
         lines += ["NAME: cilium", "LAST DEPLOYED: %s" % time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()),
@@ -1289,7 +1499,7 @@ def field_match(obj, selector):
     for term in filter(None, (selector or "").split(",")):
         m = re.fullmatch(r"([\w.]+)(!=|==|=)(.*)", term)
         if not m or m.group(1) not in ("metadata.name", "metadata.namespace", "involvedObject.name",
-                                       "involvedObject.kind"):
+                                       "involvedObject.kind", "spec.nodeName"):
             continue
         a, b = m.group(1).split(".")
         val = (obj.get(a) or {}).get(b, "")
@@ -1475,6 +1685,39 @@ def handler_for(cluster):
             if namespaced is False and ns:
                 return status(404, "NotFound", "the server could not find the requested resource")
             table_wanted = "as=Table" in (self.headers.get("Accept") or "")
+            if gv == "v1" and resource == "nodes" and name and sub is None and method == "PATCH":
+                ct = (self.headers.get("Content-Type") or "").split(";")[0]
+                if ct != "application/apply-patch+yaml":
+                    return status(415, "UnsupportedMediaType", "labsim supports only server-side apply")
+                if not q.get("fieldManager"):
+                    return status(400, "BadRequest", "PATCH with apply requires fieldManager")
+                obj = yaml.safe_load(body)
+                if not isinstance(obj, dict) or obj.get("kind") != "Node" or obj.get("apiVersion") != "v1":
+                    return status(400, "BadRequest", "the API version in the data (%s) does not match the "
+                                  "expected API version (v1)" % (obj or {}).get("apiVersion"))
+                return 200, cluster.node_apply(name, obj, q["fieldManager"], force=q.get("force") == "true")
+            if gv == "v1" and resource == "nodes" and name and sub is None and method == "DELETE":
+                r = cluster.node_delete(name)
+                if r is None:
+                    return status(404, "NotFound", 'nodes "%s" not found' % name,
+                                  {"name": name, "kind": "nodes"})
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                             "details": {"name": name, "kind": "nodes", "uid": r["uid"]}}
+            if gv == "v1" and resource == "pods" and sub == "eviction":
+                if method != "POST":
+                    return status(405, "MethodNotAllowed", "the server does not allow this method on the "
+                                  "requested resource")
+                try:
+                    ev = json.loads(body or b"{}")
+                except ValueError:
+                    return status(400, "BadRequest", "error decoding the Eviction")
+                if ev.get("kind") != "Eviction" or ev.get("apiVersion") not in ("policy/v1", "policy/v1beta1"):
+                    return status(400, "BadRequest", "the body of the request was in an unknown format")
+                if (ev.get("metadata") or {}).get("name") != name:
+                    return status(400, "BadRequest", "name in URL does not match name in Eviction object")
+                code = cluster.evict(ns, name)
+                return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                              "code": code}
             if gv == "v1" and resource == "nodes":
                 nodes = self.matching(gv, None, "nodes", q)
                 if name is None:

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
+import pve_cloudinit  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -93,7 +94,8 @@ def param_error(errors):
 
 from pve_formats import Routes, check_params, lookup_prop, parse_propstring  # noqa: E402,F401
 import pve_rules  # noqa: E402
-from pve_pools import PoolsMixin  # noqa: E402
+from pve_pools import PoolsMixin
+from pve_layer0 import Layer0Mixin, all_privileges, apply_node_resources, apply_storage  # noqa: E402
 import pve_pending  # noqa: E402
 
 
@@ -149,6 +151,7 @@ class World:
             "latency": 0.0,            # seconds added to every API call, or {path regex: seconds}
             "error_rate": {},          # path regex -> probability of a sync 500
             "drop_rate": {},           # path regex -> probability of a dropped connection
+            "lose_reply": {},          # "METHOD path-regex" -> count: handle the call, then drop the connection
             "task_fail": {},           # task type -> error text (every such task fails)
             "task_seconds": 2.0,       # nominal task duration (time-scaled)
             "task_seconds_by_type": {},  # task type -> duration, overriding task_seconds
@@ -157,6 +160,10 @@ class World:
             "bridges": {},             # node -> list of bridges (default ["vmbr0"])
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
+            "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
+            "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
+            "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
+            "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
         }
         self.events = []
         self.talos = None
@@ -180,6 +187,10 @@ class World:
         self.knobs[k] = v
         if k == "shared_iso_storage" and v:
             self.add_shared_storage(v)
+        if k == "node_resources":
+            apply_node_resources(self, v)
+        if k == "storage":
+            apply_storage(self, v)
         if k == "bridges":
             for n, nv in self.nodes.items():
                 nv["bridges"] = list(v.get(n, ["vmbr0"]))
@@ -304,7 +315,7 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
-class Api(PoolsMixin):
+class Api(PoolsMixin, Layer0Mixin):
     def __init__(self, world, schema, tokens):
         self.w = world
         self.schema = schema
@@ -312,6 +323,8 @@ class Api(PoolsMixin):
 
     def privs_of(self, user):
         t = self.tokens.get(user)
+        if t and "acl" in t:
+            return self.acl_union(user)   # per-path ACLs (pve_layer0.py)
         return set(t.get("privs", ["*"])) if t else set()
 
     def perm_failure(self, check, privs, params):
@@ -362,6 +375,9 @@ class Api(PoolsMixin):
         if not self.check_perm(check, privs):
             why = self.perm_failure(check, privs, params)
             raise ApiError(403, "Permission check failed" + (" " + why if why else ""))
+        why = self.acl_failure(check, user, params)
+        if why:
+            raise ApiError(403, "Permission check failed " + why)
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])
         fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
@@ -383,7 +399,7 @@ class Api(PoolsMixin):
         return {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a"}
 
     def h_GET_nodes(self, p, u):
-        return [{"node": n, "status": "online", "type": "node", "id": "node/" + n,
+        return [{"node": n, "status": v.get("status", "online"), "type": "node", "id": "node/" + n,
                  "maxcpu": v["maxcpu"], "maxmem": v["maxmem"], "cpu": 0.01, "mem": 1 << 30,
                  "uptime": 1000, "level": "", "ssl_fingerprint": self.fingerprint}
                 for n, v in self.w.nodes.items()]
@@ -391,7 +407,8 @@ class Api(PoolsMixin):
     def h_GET_nodes_node_status(self, p, u):
         n = self.w.nodes[p["node"]]
         return {"cpuinfo": {"cpus": n["maxcpu"]}, "memory": {"total": n["maxmem"], "used": 1 << 30},
-                "uptime": 1000, "pveversion": "pve-manager/8.4.1"}
+                "uptime": 1000, "pveversion": "pve-manager/8.4.1",
+                "loadavg": ["0.12", "0.08", "0.05"]}
 
     def h_GET_cluster_nextid(self, p, u):
         if "vmid" in p:
@@ -476,8 +493,21 @@ class Api(PoolsMixin):
         return None
 
     def h_GET_nodes_node_tasks(self, p, u):
-        return [{k: t[k] for k in ("upid", "node", "type", "id", "user", "status", "starttime")}
-                for t in self.w.tasks.values() if t["node"] == p["node"]]
+        # apidata.json: source archive (the default: finished tasks),
+        # active (running) or all; newest first; start, and limit
+        # (default 50).
+        source = p.get("source", "archive")
+        ts = [t for t in self.w.tasks.values() if t["node"] == p["node"] and
+              (source == "all" or (t["status"] == "running") == (source == "active"))]
+        ts.sort(key=lambda t: -t["pid"])
+        start, limit = int(p.get("start", 0)), int(p.get("limit", 50))
+        out = []
+        for t in ts[start:start + limit]:
+            e = {k: t[k] for k in ("upid", "node", "type", "id", "user", "starttime", "pid", "pstart")}
+            if t["status"] != "running":
+                e["status"] = t["exitstatus"]
+            out.append(e)
+        return out
 
     # --- VMs
     def h_GET_nodes_node_qemu(self, p, u):
@@ -500,6 +530,9 @@ class Api(PoolsMixin):
         st = self.w.nodes[node]["storage"].get(storage)
         if st is None:
             raise ApiError(500, "storage '%s' does not exist" % storage)
+        if pve_cloudinit.is_cloudinit(volname):
+            return pve_cloudinit.allocate_drive(self, node, key, storage, st, vmid, val.split(",")[1:],
+                                                allocate, ApiError)
         pve_rules.check_drive(key, vol, opts, self.w.nodes[node]["storage"].get,
                               lambda v: self.volume_item(node, v))
         if opts.get("media") == "cdrom":
@@ -556,6 +589,10 @@ class Api(PoolsMixin):
                     parts[0] = parts[0].replace("model=", "") + "=" + gen_mac()
                 v = ",".join(parts)
             cfg[k] = v
+        have = self.w.vms[vmid]["config"] if vmid in self.w.vms else {}
+        two = pve_cloudinit.check_one_drive(have, cfg)
+        if two:
+            raise ApiError(500, "cloud-init drive is already attached at '%s'" % two[1])
         return cfg
 
     def h_POST_nodes_node_qemu(self, p, u):
@@ -586,6 +623,12 @@ class Api(PoolsMixin):
             vm["config"] = full
             self.pool_add(p.get("pool"), vmid)
             if as_bool(p.get("start", 0)):
+                # FACTS.md §4: start=1 starts the VM at the end of the
+                # task; a failed autostart is only a warning (task OK).
+                try:
+                    pve_rules.check_start(vm, self.w.nodes[node])
+                except pve_rules.Refusal as e:
+                    return "start failed: %s" % e.message
                 self.w.power_on(vm)
             return None
         fail = self.w.knobs["task_fail"].get("qmcreate")
@@ -751,10 +794,17 @@ class Api(PoolsMixin):
         if vm["status"] == "running":
             raise ApiError(500, "VM %d is running - destroy failed" % vm["vmid"])
 
+        # The task checks the lock first, then replaces the config's lock
+        # with "destroyed" while it frees the disks (FACTS.md §3).
+        lock = vm["config"].get("lock")
+        if lock and lock != "suspended":
+            return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, None,
+                                   fail="VM is locked (%s)" % lock, seconds=0.1)
+        if not self.w.knobs["task_fail"].get("qmdestroy"):
+            # (a destroy that fails, fails in its checks, before that)
+            vm["config"]["lock"] = "destroyed"
+
         def work():
-            lock = vm["config"].get("lock")
-            if lock and lock != "suspended":
-                raise ApiError(500, "VM is locked (%s)" % lock)
             for st in self.w.nodes[vm["node"]]["storage"].values():
                 for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
                     item = st["items"].pop(volid)
@@ -763,6 +813,12 @@ class Api(PoolsMixin):
             self.w.vms.pop(vm["vmid"], None)
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
+
+    def h_POST_nodes_node_qemu_vmid_template(self, p, u):
+        return pve_cloudinit.h_template(self, p, u, ApiError)
+
+    def h_GET_nodes_node_version(self, p, u):
+        return pve_cloudinit.h_node_version(self, p, u)
 
     def h_PUT_nodes_node_qemu_vmid_resize(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
@@ -826,10 +882,18 @@ class Api(PoolsMixin):
         for s, st in self.w.nodes[p["node"]]["storage"].items():
             if p.get("content") and p["content"] not in st["content"]:
                 continue
-            used = sum(i["size"] for i in st["items"].values())
+            if not self.storage_visible(u, s):
+                continue
+            if not st.get("enabled", 1):
+                if as_bool(p.get("enabled", 0)):
+                    continue
+                out.append({"storage": s, "type": st["type"], "content": ",".join(st["content"]),
+                            "active": 0, "enabled": 0, "shared": st["shared"]})
+                continue
+            used = sum(i["size"] for i in st["items"].values()) + st.get("used", 0)
             out.append({"storage": s, "type": st["type"], "content": ",".join(st["content"]),
                         "active": 1, "enabled": 1, "shared": st["shared"], "total": st["total"],
-                        "used": used, "avail": st["total"] - used})
+                        "used": used, "avail": max(0, st["total"] - used)})
         return out
 
     def storage(self, p):
@@ -992,6 +1056,7 @@ def make_handler(sim):
                     time.sleep(float(lat))
                 res = sim.api.handle(method, path, params, user, privs, from_json)
                 rec["status"] = 200
+                self.maybe_lose_reply(method, path)
                 if isinstance(res, dict) and "__data" in res:
                     out = {"data": res["__data"], **res["__extra"]}
                 else:
@@ -1017,6 +1082,16 @@ def make_handler(sim):
                     pass
             finally:
                 sim.log_request(rec)
+
+        def maybe_lose_reply(self, method, path):
+            """The call happened; its answer never reaches the client."""
+            lose = sim.world.knobs["lose_reply"]
+            with sim.world.lock:
+                for key, left in list(lose.items()):
+                    m, _, rx = key.partition(" ")
+                    if m == method and left > 0 and re.search(rx, path):
+                        lose[key] = left - 1
+                        raise DropConnection()
 
         def maybe_fault(self, path):
             k = sim.world.knobs
@@ -1160,6 +1235,10 @@ class TLSServer(ThreadingHTTPServer):
     """Threaded HTTPS server doing each TLS handshake in the connection's own
     thread, so a stalled client cannot block accept()."""
     daemon_threads = True
+    # socketserver's default backlog is 5: 200 VMs' threads connecting at
+    # once overflowed it (dropped SYNs, 5 s connect timeouts in
+    # bench/apply.sh 200). Capacity only, not a rule of the API.
+    request_queue_size = 1024
     ssl_context = None
 
     def finish_request(self, request, client_address):
@@ -1261,6 +1340,7 @@ def main(argv=None):
                              "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
         }
     sim.api = Api(sim.world, Schema(schema_path), sim.tokens)
+    Layer0Mixin.ALL_PRIVS = all_privileges(a.reference)
     if not a.no_talos:
         import talos
         if not ipaddress.ip_network(a.talos_net).subnet_of(ipaddress.ip_network("127.0.0.0/8")):

@@ -20,6 +20,8 @@ from concurrent import futures
 import grpc
 import yaml
 
+import etcd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
 MAINT_MSG = "API is not implemented in maintenance mode"
@@ -30,7 +32,16 @@ METHOD_ROLES = {
     "/machine.MachineService/Version": READERS,
     "/machine.MachineService/ServiceList": READERS,
     "/machine.MachineService/EtcdSnapshot": {"os:admin", "os:operator", "os:etcd:backup"},
+    # FACTS-day2.md section 2
+    "/machine.MachineService/EtcdMemberList": READERS | {"os:etcd:backup"},
+    "/machine.MachineService/EtcdStatus": READERS | {"os:etcd:backup"},
 }
+
+# What FACTS-day2.md section 2 calls each etcd method on a worker:
+# Unimplemented "<api> is only available on control plane nodes".
+ETCD_API = {"EtcdMemberList": "member list", "EtcdRemoveMemberByID": "etcd remove member",
+            "EtcdLeaveCluster": "etcd leave", "EtcdForfeitLeadership": "etcd forfeit leadership",
+            "EtcdSnapshot": "etcd snapshot", "EtcdRecover": "etcd recover", "EtcdStatus": "etcd status"}
 
 # registry[:port]/path[/more]:tag; the registry part must look like a host
 # (contain a dot or a port, or be localhost).
@@ -269,9 +280,17 @@ class Node:
         self.vm = None              # the world's VM dict (per-VM knobs such as talos_stuck)
         self.foreign = False
         self.upgraded_tag = None    # set by a finished Upgrade
+        self.installed_tag = None   # the version installed (a later config change keeps it)
+        self.staged = None          # (docs, main): an ApplyConfiguration STAGED for the next boot
+        self.boot_id = str(uuid.uuid4())
+        self.unhealthy_until = 0.0  # talos_upgrade_unhealthy: etcd/kubelet unhealthy until then
         self.upgrades = []          # [{image, actor_id, t}]
         self.stuck_applies = 0      # ApplyConfiguration calls accepted while talos_stuck
         self.snapshots = 0          # EtcdSnapshot streams served
+        self.etcd_member = None     # this node's etcd member id (its data dir holds it)
+        self.etcd_joining = False
+        self.etcd_recover = None    # bytes uploaded with EtcdRecover (/var/lib/etcd.snapshot)
+        self.etcd_failed = None     # why the etcd service failed (a bad recovery)
         self.since = None
         self.since_ts = time.time()
         self.note = None            # why the node is not up yet (e.g. waiting for trustd)
@@ -299,8 +318,13 @@ class Node:
         machine.install.image, else the manager default."""
         if self.upgraded_tag:
             return self.upgraded_tag
+        if self.installed_tag:
+            return self.installed_tag
         img = (((self.config or {}).get("machine") or {}).get("install") or {}).get("image")
         return image_tag(img) or self.mgr.talos_version
+
+    def unhealthy(self):
+        return time.time() < self.unhealthy_until
 
     def os_ca_pem(self):
         return base64.b64decode(self.config["machine"]["ca"]["crt"]) if self.config else None
@@ -312,11 +336,16 @@ class Node:
              "hostname": self.hostname() if self.config else None,
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
+             "install_image": (((self.config or {}).get("machine") or {}).get("install") or {}).get("image"),
+             "boot_id": self.boot_id, "unhealthy": self.unhealthy(),
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
              "resets": getattr(self, "resets", 0),
              "reverts": getattr(self, "reverts", 0), "tries": getattr(self, "tries", 0),
              "doc_kinds": [d.get("kind") or "v1alpha1" for d in self.docs or [] if isinstance(d, dict)],
+             "etcd_member": "%016x" % self.etcd_member if self.etcd_member else None,
+             "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
+             "etcd_failed": self.etcd_failed,
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
@@ -352,7 +381,9 @@ class Node:
         crt, key = issue(ca, ca_key, self.hostname(), ips=sans, dns=dns)
         creds = grpc.ssl_server_credentials([(key, crt)], root_certificates=ca_pem, require_client_auth=True)
         self._serve(creds, maintenance=False)
+        self.boot_id = str(uuid.uuid4())
         self.state = "running"
+        self.mgr.event(self, "up")
         self.since = _now_str()
         self.since_ts = time.time()
 
@@ -405,6 +436,17 @@ class Handler(grpc.GenericRpcHandler):
             "/machine.MachineService/Upgrade": (False, m.UpgradeRequest, m.UpgradeResponse, self.upgrade),
             "/machine.MachineService/ServiceList": (False, c.NoArgs, m.ServiceListResponse, self.service_list),
             "/machine.MachineService/EtcdSnapshot": (True, m.EtcdSnapshotRequest, None, self.etcd_snapshot),
+            "/machine.MachineService/Read": (True, m.ReadRequest, None, self.read),
+            "/machine.MachineService/EtcdMemberList": (False, m.EtcdMemberListRequest, m.EtcdMemberListResponse,
+                                                       self.etcd_member_list),
+            "/machine.MachineService/EtcdRemoveMemberByID": (False, m.EtcdRemoveMemberByIDRequest,
+                                                             m.EtcdRemoveMemberByIDResponse, self.etcd_remove),
+            "/machine.MachineService/EtcdLeaveCluster": (False, m.EtcdLeaveClusterRequest,
+                                                         m.EtcdLeaveClusterResponse, self.etcd_leave),
+            "/machine.MachineService/EtcdForfeitLeadership": (False, m.EtcdForfeitLeadershipRequest,
+                                                              m.EtcdForfeitLeadershipResponse, self.etcd_forfeit),
+            "/machine.MachineService/EtcdStatus": (False, c.NoArgs, m.EtcdStatusResponse, self.etcd_status),
+            "/machine.MachineService/EtcdRecover": ("client", c.Data, m.EtcdRecoverResponse, self.etcd_recover),
         }
         if method not in table or (self.maint and method != "/machine.MachineService/ApplyConfiguration"):
             return grpc.unary_unary_rpc_method_handler(self.unimplemented,
@@ -412,6 +454,10 @@ class Handler(grpc.GenericRpcHandler):
                                                        response_serializer=lambda b: b)
         stream, req, resp, fn = table[method]
         roles = METHOD_ROLES.get(method, {"os:admin"})
+        if stream == "client":
+            return grpc.stream_unary_rpc_method_handler(
+                self.wrap_client_stream(fn, roles), request_deserializer=req.FromString,
+                response_serializer=lambda msg: msg.SerializeToString())
         if stream:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(fn, roles), request_deserializer=req.FromString,
@@ -509,6 +555,17 @@ class Handler(grpc.GenericRpcHandler):
                     yield d
         return call
 
+    def wrap_client_stream(self, fn, roles):
+        def call(reqs, ctx):
+            how, target = self.route(ctx, roles)
+            if how != "one":
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "labsim: client streams go to one node only")
+            try:
+                return fn(target, reqs, ctx)
+            except Fail as e:
+                ctx.abort(e.code, e.msg)
+        return call
+
     def check_client(self, ctx, roles):
         from cryptography import x509
         from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
@@ -550,6 +607,10 @@ class Handler(grpc.GenericRpcHandler):
                 # talos_stuck: accepted, but the install never starts
                 node.stuck_applies += 1
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration()])
+            if not self.maint:
+                # a config change never changes the Talos that runs: only
+                # an install or an Upgrade does
+                node.installed_tag = node.version_tag()
             if not self.maint and req.mode == Mode.TRY:
                 # TRY (FACTS.md field 6, FACTS-metal.md §4): applied live,
                 # reverted after try_mode_timeout (default 1 min) unless a
@@ -576,6 +637,12 @@ class Handler(grpc.GenericRpcHandler):
                     metadata=self.pb["common"].Metadata(hostname=node.ip), mode=Mode.TRY)])
             if not self.maint:
                 node.trying = False         # a later apply confirms (or replaces) a try
+            if not self.maint and req.mode == Mode.STAGED:
+                # written to STATE, applied at the next boot
+                node.staged = (docs, main)
+                return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
+                    metadata=self.pb["common"].Metadata(hostname=node.ip),
+                    mode=Mode.STAGED, mode_details="Staged configuration to be applied after a reboot")])
             if not self.maint and req.mode in (Mode.AUTO, Mode.NO_REBOOT):
                 # Installed node, mode AUTO / NO_REBOOT: the same config is
                 # a no-op; a change outside install/type/cluster secrets
@@ -619,11 +686,31 @@ class Handler(grpc.GenericRpcHandler):
             raise Fail(grpc.StatusCode.FAILED_PRECONDITION, transient)
         with node.lock:
             cluster = node.mgr.cluster_of(node)
-            if cluster.get("bootstrapped"):
+            if cluster.get("bootstrapped") or node.etcd_member:
                 raise Fail(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
+            data = None
+            if req.recover_etcd:
+                # the etcd service restores /var/lib/etcd.snapshot when it
+                # starts, after Bootstrap answered: a missing or bad file
+                # fails the service, not this call
+                try:
+                    if node.etcd_recover is None:
+                        raise etcd.EtcdError("FAILED_PRECONDITION", "open /var/lib/etcd.snapshot: "
+                                             "no such file or directory")
+                    data = etcd.decode_snapshot(node.etcd_recover, req.recover_skip_hash_check)
+                except etcd.EtcdError as e:
+                    node.etcd_failed = "failed to recover from the snapshot: %s" % e.msg
+                    return m.BootstrapResponse(messages=[m.Bootstrap()])
+                node.etcd_recover = None
+            node.etcd_failed = None
+            try:
+                node.mgr.etcd_of(node).bootstrap(node)
+            except etcd.EtcdError as e:
+                raise Fail(getattr(grpc.StatusCode, e.code), e.msg)
             cluster["bootstrapped"] = True
             node.bootstrapped = True
-        node.mgr.on_bootstrap(node)
+        node.mgr.on_bootstrap(node, data)
+        node.mgr.etcd_join_waiting(node)
         return m.BootstrapResponse(messages=[m.Bootstrap()])
 
     def kubeconfig(self, node, req, ctx):
@@ -650,8 +737,16 @@ class Handler(grpc.GenericRpcHandler):
         else:
             keep_config = "STATE" not in labels
         # reboot=false powers the machine off (FACTS-day2.md §ResetRequest)
-        node.mgr.schedule_reset(node, reboot=req.reboot, keep_config=keep_config)
+        node.mgr.schedule_reset(node, reboot=req.reboot, keep_config=keep_config,
+                                graceful=req.graceful)
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
+
+    def read(self, node, req, ctx):
+        c = self.pb["common"]
+        if req.path != "/proc/sys/kernel/random/boot_id":
+            # labsim keeps no file system; never pretend to
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "labsim: Read serves only /proc/sys/kernel/random/boot_id")
+        yield c.Data(bytes=(node.boot_id + "\n").encode())
 
     def upgrade(self, node, req, ctx):
         m = self.pb["machine"]
@@ -666,6 +761,25 @@ class Handler(grpc.GenericRpcHandler):
                            "error validating installer image %r: %s" % (image, why))
         if node.foreign:
             raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "labsim: foreign nodes do not upgrade")
+        why = (node.mgr.knobs.get("talos_upgrade_fail_vmid") or {}).get(str(node.vmid))
+        if why:
+            raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
+                       "error validating installer image %r: %s" % (image, why))
+        if node.is_controlplane() and not req.force and not req.preserve:
+            # FACTS-day2 §4a ValidateForUpgrade, under the etcd upgrade mutex
+            # (the members of the etcd model, tests/labsim/etcd.py)
+            members = list(node.mgr.etcd_of(node).members.values())
+            if len(members) == 2:
+                raise Fail(grpc.StatusCode.UNKNOWN, "etcd member count(2) is insufficient to maintain "
+                                                    "quorum if upgrade commences")
+            for o in members:
+                if not o.name:
+                    raise Fail(grpc.StatusCode.UNKNOWN, "etcd member %016x is not started, all members "
+                                                        "must be running to perform an upgrade" % o.id)
+                if not o.started() or o.node.unhealthy():
+                    raise Fail(grpc.StatusCode.UNKNOWN,
+                               "etcd member %016x is not healthy; all members must be healthy to perform "
+                               "an upgrade: context deadline exceeded" % o.id)
         actor = str(uuid.uuid4())
         node.mgr.schedule_upgrade(node, image, actor)
         return m.UpgradeResponse(messages=[m.Upgrade(ack="Upgrade request received", actor_id=actor)])
@@ -673,7 +787,8 @@ class Handler(grpc.GenericRpcHandler):
     def service_list(self, node, req, ctx):
         m, c = self.pb["machine"], self.pb["common"]
         ts = c.Timestamp(seconds=int(node.since_ts))
-        etcd_up = node.mgr.cluster_of(node).get("bootstrapped")
+        member = node.mgr.etcd_of(node).member_of(node) if node.config else None
+        etcd_up = member is not None and member.started()
 
         def svc(sid, state, healthy=True, unknown=False, events=()):
             ev = [m.ServiceEvent(msg=msg, state=st, ts=ts) for st, msg in events]
@@ -685,11 +800,21 @@ class Handler(grpc.GenericRpcHandler):
                    ("Running", "Started task %s (PID 1234) for container %s")]
         out = [svc("apid", "Running", events=running),
                svc("containerd", "Running", events=running),
-               svc("kubelet", "Running", events=running),
+               svc("kubelet", "Running", healthy=not node.unhealthy(), events=running),
                svc("machined", "Running", events=started)]
         if node.is_controlplane():
-            if etcd_up:
+            if etcd_up and node.unhealthy():
+                out.append(svc("etcd", "Running", healthy=False,
+                               events=running + [("Running", "Health check failed: context deadline exceeded")]))
+            elif etcd_up:
                 out.append(svc("etcd", "Running", events=running + [("Running", "Health check successful")]))
+            elif node.etcd_failed:
+                out.append(svc("etcd", "Failed", healthy=False,
+                               events=[("Preparing", "Running pre state"), ("Failed", node.etcd_failed)]))
+            elif member is not None or node.etcd_member:
+                # joined, not started yet; or removed from the cluster
+                out.append(svc("etcd", "Running", healthy=False,
+                               events=running + [("Running", "Health check failed: context deadline exceeded")]))
             else:
                 out.append(svc("etcd", "Preparing", healthy=False, unknown=True,
                                events=[("Waiting", "Waiting for service \"cri\" to be \"up\""),
@@ -703,30 +828,64 @@ class Handler(grpc.GenericRpcHandler):
         return m.ServiceListResponse(messages=[m.ServiceList(metadata=c.Metadata(hostname=node.ip),
                                                              services=out)])
 
+    # --- etcd (etcd.py holds the rules)
+    def _etcd(self, node, method, fn):
+        if not node.is_controlplane():
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "%s is only available on control plane nodes" % ETCD_API[method])
+        try:
+            return fn(node.mgr.etcd_of(node))
+        except etcd.EtcdError as e:
+            raise Fail(getattr(grpc.StatusCode, e.code), e.msg)
+
     def etcd_snapshot(self, node, req, ctx):
         c = self.pb["common"]
-        if not node.is_controlplane():
-            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "etcd snapshot is only available on control plane nodes")
-        if not node.mgr.cluster_of(node).get("bootstrapped"):
-            raise Fail(grpc.StatusCode.FAILED_PRECONDITION, "etcd is not running: the cluster is not bootstrapped")
+        blob = self._etcd(node, "EtcdSnapshot", lambda e: e.snapshot(node))
         node.snapshots += 1
-        for chunk in fake_snapshot(node):
-            yield c.Data(bytes=chunk)
+        for i in range(0, len(blob), 1024):
+            yield c.Data(bytes=blob[i:i + 1024])
 
+    def etcd_member_list(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        members = self._etcd(node, "EtcdMemberList", lambda e: e.member_list(node, req.query_local))
+        return m.EtcdMemberListResponse(messages=[m.EtcdMembers(
+            metadata=c.Metadata(hostname=node.ip), legacy_members=[x.name for x in members],
+            members=[m.EtcdMember(id=x.id, hostname=x.name, peer_urls=["https://%s:2380" % x.ip],
+                                  client_urls=["https://%s:2379" % x.ip] if x.name else [],
+                                  is_learner=x.learner) for x in members])])
 
-def fake_snapshot(node, chunk=4096, total=4 * 4096 + 100):
-    """Deterministic per-cluster bytes standing in for a bbolt database."""
-    import hashlib
-    cl = node.config.get("cluster") or {}
-    head = ("LABSIM-ETCD-SNAPSHOT v1\ncluster: %s\nendpoint: %s\nnode: %s\n" % (
-        cl.get("clusterName", ""), (cl.get("controlPlane") or {}).get("endpoint", ""), node.hostname())).encode()
-    body = bytearray(head)
-    seed = hashlib.sha256(head).digest()
-    while len(body) < total:
-        seed = hashlib.sha256(seed).digest()
-        body += seed
-    body = bytes(body[:total])
-    return [body[i:i + chunk] for i in range(0, len(body), chunk)]
+    def etcd_remove(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        self._etcd(node, "EtcdRemoveMemberByID", lambda e: e.remove_member(node, req.member_id))
+        return m.EtcdRemoveMemberByIDResponse(messages=[m.EtcdRemoveMemberByID(metadata=c.Metadata(hostname=node.ip))])
+
+    def etcd_leave(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        self._etcd(node, "EtcdLeaveCluster", lambda e: e.leave(node))
+        return m.EtcdLeaveClusterResponse(messages=[m.EtcdLeaveCluster(metadata=c.Metadata(hostname=node.ip))])
+
+    def etcd_forfeit(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        new = self._etcd(node, "EtcdForfeitLeadership", lambda e: e.forfeit(node))
+        return m.EtcdForfeitLeadershipResponse(messages=[m.EtcdForfeitLeadership(
+            metadata=c.Metadata(hostname=node.ip), member=new)])
+
+    def etcd_status(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        st = self._etcd(node, "EtcdStatus", lambda e: e.status(node))
+        return m.EtcdStatusResponse(messages=[m.EtcdStatus(metadata=c.Metadata(hostname=node.ip),
+                                                           member_status=m.EtcdMemberStatus(**st))])
+
+    def etcd_recover(self, node, reqs, ctx):
+        """The upload lands in /var/lib/etcd.snapshot; a broken stream leaves nothing."""
+        m, c = self.pb["machine"], self.pb["common"]
+        if not node.is_controlplane():
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "etcd recover is only available on control plane nodes")
+        node.etcd_recover = None
+        buf = bytearray()
+        for d in reqs:
+            buf += d.bytes
+        node.etcd_recover = bytes(buf)
+        return m.EtcdRecoverResponse(messages=[m.EtcdRecover(metadata=c.Metadata(hostname=node.ip))])
 
 
 def make_kubeconfig_tgz(config):
@@ -775,6 +934,10 @@ class Manager:
     # knobs settable through POST /_labsim/knobs (see docs/labsim.md)
     KNOB_DEFAULTS = {
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
+        "talos_upgrade_fail_vmid": {},  # {vmid: why}: Upgrade on that VM's node fails validating the image
+        # {vmid: seconds}: after an upgrade that node's etcd and kubelet report
+        # unhealthy (its Node NotReady) this long (time-scaled)
+        "talos_upgrade_unhealthy": {},
         "k8s_job_seconds": 5.0,     # a Job completes this long after it is applied (time-scaled)
         "k8s_job_fail": {},         # {job-name-regex: message}: such Jobs end Failed instead
         # messages the next Bootstrap calls fail with, one per call, as
@@ -804,6 +967,7 @@ class Manager:
         self.foreign = {}     # ip -> Node (foreign machines, another cluster's OS CA)
         self.by_ip = {}
         self.calls = []
+        self.node_events = []
         self.clusters = {}    # endpoint -> {"bootstrapped": bool}
         self.timers = []
         self.next_host = 10
@@ -815,6 +979,7 @@ class Manager:
         self.kube = {}       # endpoint -> kube.Cluster
         self.knobs = copy.deepcopy(self.KNOB_DEFAULTS)
         self.ca_keys = {}    # OS CA crt (base64) -> key (base64), from control-plane configs seen
+        self.etcds = {}      # endpoint -> etcd.Etcd
 
     def learn_ca(self, main):
         ca = (main.get("machine") or {}).get("ca") or {}
@@ -827,6 +992,8 @@ class Manager:
         try:
             node.start_installed()
             node.note = None
+            if node.is_controlplane() and not node.foreign:
+                self.etcd_of(node).node_up(node)
         except NeedTrustd as e:
             node.note = "waiting: %s" % e
 
@@ -890,6 +1057,8 @@ class Manager:
             if node is not None:
                 node.stop_server()
                 node.state = "off"
+                if node.config and node.is_controlplane():
+                    self.etcd_of(node).node_wiped(node)
                 if self.by_ip.get(node.ip) is node:
                     del self.by_ip[node.ip]
 
@@ -933,6 +1102,7 @@ class Manager:
             if node:
                 node.stop_server()
                 node.state = "off"
+                self.event(node, "down", "off")
 
     def _away_then(self, node, state, seconds, come_back):
         """Reply first, then the node's server goes away (state), then after
@@ -944,6 +1114,7 @@ class Manager:
                 if node.state != state:
                     return
                 node.stop_server()
+                self.event(node, "down", state)
             self._later(seconds, back)
 
         def back():
@@ -989,10 +1160,25 @@ class Manager:
 
         def up():
             node.upgraded_tag = image_tag(image)
+            if node.staged:
+                node.docs, node.config = node.staged
+                node.staged = None
+            bad = float((self.knobs.get("talos_upgrade_unhealthy") or {}).get(str(node.vmid), 0))
+            if bad:
+                node.unhealthy_until = time.time() + bad * self.scale
             self.bring_up(node, "upgrading")
-        self._away_then(node, "upgrading", self.install_seconds, up)
+        slow = self.slow_seconds(node.vm)
+        self._away_then(node, "upgrading", self.install_seconds + slow, up)
 
-    def schedule_reset(self, node, reboot=True, keep_config=False):
+    def schedule_reset(self, node, reboot=True, keep_config=False, graceful=False):
+        if graceful and node.config and node.is_controlplane() and not node.foreign:
+            # the sequence's "leave etcd" step (FACTS-day2.md 4c), after the
+            # reply; refused (no quorum): the reset stops there, node up
+            try:
+                self.etcd_of(node).leave(node)
+            except etcd.EtcdError as e:
+                node.note = "reset failed: leave etcd: %s" % e.msg
+                return
         node.state = "resetting"
         node.resets = getattr(node, "resets", 0) + 1
 
@@ -1002,6 +1188,8 @@ class Manager:
                     return
                 node.stop_server()
                 if not keep_config:
+                    if node.config and node.is_controlplane():
+                        self.etcd_of(node).node_wiped(node)
                     node.config = None
                     node.docs = []
                     node.upgraded_tag = None
@@ -1062,12 +1250,56 @@ class Manager:
             if self.by_ip.get(ip) is node:
                 del self.by_ip[ip]
 
+    def event(self, node, what, why=None):
+        """The node log: when each machine went down and came back (with
+        its boot id and version), for tests to check a roll's order."""
+        self.node_events.append({"t": time.time(), "vmid": node.vmid, "ip": node.ip,
+                                 "host": node.hostname() if node.config else None,
+                                 "controlplane": node.is_controlplane(), "event": what, "why": why,
+                                 "boot_id": node.boot_id,
+                                 "version": node.version_tag() if node.config else None})
+
     def cluster_of(self, node):
         ep = node.config["cluster"]["controlPlane"]["endpoint"]
         return self.clusters.setdefault(ep, {"bootstrapped": False})
 
-    def on_bootstrap(self, node):
-        """Start the Kubernetes API for node's cluster (VIP from controlPlane.endpoint)."""
+    def etcd_of(self, node):
+        """The etcd of node's cluster; it holds that cluster's Kubernetes objects."""
+        ep = node.config["cluster"]["controlPlane"]["endpoint"]
+        with self.lock:
+            e = self.etcds.get(ep)
+            if e is None:
+                cl = node.config["cluster"]
+
+                def dump():
+                    d = etcd.kube_dump(self.kube.get(ep))
+                    d.update(cluster=cl.get("clusterName", ""), endpoint=ep)
+                    return d
+
+                def lost():
+                    # no member holds the data any more: the cluster is gone
+                    self.clusters.setdefault(ep, {})["bootstrapped"] = False
+                    k = self.kube.pop(ep, None)
+                    if k is not None:
+                        k.closed = True
+                        if k.server:
+                            k.server.shutdown()
+                            k.server.server_close()
+                e = self.etcds[ep] = etcd.Etcd(self._later, dump, lost)
+            return e
+
+    def etcd_join_waiting(self, node):
+        """The other control planes of node's cluster, waiting in Preparing, join."""
+        ep = node.config["cluster"]["controlPlane"]["endpoint"]
+        with self.lock:
+            for n in list(self.nodes.values()):
+                if n is not node and n.state == "running" and n.config and n.is_controlplane() and \
+                        n.config["cluster"]["controlPlane"]["endpoint"] == ep:
+                    self.etcd_of(n).node_up(n)
+
+    def on_bootstrap(self, node, data=None):
+        """Start the Kubernetes API for node's cluster (VIP from controlPlane.endpoint);
+        data: the objects of a recovered etcd snapshot."""
         import kube
         import urllib.parse
         ep = node.config["cluster"]["controlPlane"]["endpoint"]
@@ -1089,9 +1321,12 @@ class Manager:
                         n.config["cluster"]["controlPlane"]["endpoint"] == ep:
                     out.append({"hostname": n.hostname(), "ip": n.ip, "since": n.since,
                                 "version": n.version_tag(), "controlplane": n.is_controlplane(),
+                                "unhealthy": n.unhealthy(),
                                 "schedulable": bool(n.config["cluster"].get("allowSchedulingOnControlPlanes"))})
             return out
         cl.nodes_fn = members
+        if data is not None:
+            etcd.kube_load(cl, data)
         kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)
         self.kube[ep] = cl
         for h in self.bootstrap_hooks:
@@ -1101,7 +1336,9 @@ class Manager:
         with self.lock:
             return {"nodes": [n.describe() for n in list(self.nodes.values()) + list(self.foreign.values())],
                     "calls": list(self.calls),
+                    "node_events": list(self.node_events),
                     "clusters": copy.deepcopy(self.clusters),
+                    "etcd": {ep: e.describe() for ep, e in self.etcds.items()},
                     "knobs": self.knob_values(),
                     "kubernetes": {ep: {"host": c.host, "port": c.port, "cni_ready": c.cni_ready(),
                                         "objects": ["%s %s %s/%s" % k for k in sorted(c.objects, key=str)],

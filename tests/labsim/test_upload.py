@@ -72,12 +72,17 @@ class UploadTest(unittest.TestCase):
 
     def test_upload_is_a_task_then_a_listed_volume_then_deleted(self):
         data = make_iso({"user-data": b"x" * 5000})
-        st, _, body = upload(self.sim, "strata-a.iso", data)
-        self.assertEqual(st, 200, body)
-        upid = body["data"]
-        self.assertEqual(upid.split(":")[5], "imgcopy")
-        self.assertEqual(upid.split(":")[6], "")
-        self.assertNotIn("local:iso/strata-a.iso", volumes(self.sim))   # only when the task ends
+        # a task long enough (2 s) that a loaded machine lists before it ends
+        self.sim.control("POST", "knobs", {"task_seconds_by_type": {"imgcopy": 200}})
+        try:
+            st, _, body = upload(self.sim, "strata-a.iso", data)
+            self.assertEqual(st, 200, body)
+            upid = body["data"]
+            self.assertEqual(upid.split(":")[5], "imgcopy")
+            self.assertEqual(upid.split(":")[6], "")
+            self.assertNotIn("local:iso/strata-a.iso", volumes(self.sim))   # only when the task ends
+        finally:
+            self.sim.control("POST", "knobs", {"task_seconds_by_type": {}})
         self.assertEqual(self.sim.wait_task(upid)["exitstatus"], "OK")
         vol = volumes(self.sim)["local:iso/strata-a.iso"]
         self.assertEqual(vol["size"], len(data))

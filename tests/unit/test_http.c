@@ -414,6 +414,8 @@ test_http__no_verification_needs_insecure(void **state)
 	o.base_url = f->url;
 	assert_true(http_client_new(&c, &o, &e) < 0);
 	assert_non_null(strstr(e.msg, "no way to verify the server"));
+	/* decided by the trust module (trust_http_send) */
+	assert_int_equal(e.kind, ERRK_REFUSED);
 	o.base_url = "http://127.0.0.1:1";
 	o.insecure = true;
 	assert_true(http_client_new(&c, &o, &e) < 0);

@@ -94,6 +94,8 @@ test_proxmox__new_refuses_without_verification(void **state)
 	assert_true(pve_new(&p, &o, &e) < 0);
 	assert_null(p);
 	assert_non_null(strstr(e.msg, "no way to verify the server"));
+	assert_non_null(strstr(e.msg, "the API token would go to whoever answers"));
+	assert_int_equal(e.kind, ERRK_REFUSED);
 	assert_null(strstr(e.msg, "SECRET"));
 }
 

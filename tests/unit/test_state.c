@@ -72,6 +72,50 @@ test_state__round_trip_and_mode(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
+/* MACs chosen for VMs about to be created: journaled, survive a reload,
+ * kept when the VM's record is forgotten (a replace), listed with the
+ * applied ones for collision checks, deleted on request. */
+static void
+test_state__chosen_macs(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+	struct vm_spec s = { 0 };
+	char **all = NULL, *m;
+	size_t n = 0, i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	assert_null(state_mac_get(&st, "lab-w-1"));
+	assert_int_equal(state_mac_set(&st, "lab-w-1", "02:00:00:00:00:01", &e), 0);
+	s.name = "lab-cp-1";
+	s.vmid = 1000;
+	s.mac = "BC:24:11:00:00:02";
+	assert_int_equal(state_vm_record(&st, &s, &e), 0);
+	state_release(&st);
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	m = state_mac_get(&st, "lab-w-1");
+	assert_string_equal(m, "02:00:00:00:00:01");
+	free(m);
+	state_macs_all(&st, &all, &n);
+	assert_int_equal(n, 2);
+	assert_true((!strcmp(all[0], "02:00:00:00:00:01") && !strcmp(all[1], "BC:24:11:00:00:02")) ||
+		    (!strcmp(all[1], "02:00:00:00:00:01") && !strcmp(all[0], "BC:24:11:00:00:02")));
+	for (i = 0; i < n; i++)
+		free(all[i]);
+	free(all);
+	assert_int_equal(state_vm_forget(&st, "lab-w-1", &e), 0);
+	m = state_mac_get(&st, "lab-w-1");
+	assert_non_null(m);
+	free(m);
+	assert_int_equal(state_mac_set(&st, "lab-w-1", NULL, &e), 0);
+	assert_null(state_mac_get(&st, "lab-w-1"));
+	state_release(&st);
+	tu_sh("rm -rf %s", dir);
+}
+
 static void
 test_observe__parsers(void **state)
 {
@@ -97,6 +141,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state__round_trip_and_mode),
+		cmocka_unit_test(test_state__chosen_macs),
 		cmocka_unit_test(test_observe__parsers),
 	};
 

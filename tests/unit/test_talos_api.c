@@ -254,6 +254,29 @@ test_clock__durations(void **state)
 	assert_int_equal(clock_parse_duration("99999999999999s"), -1);
 }
 
+/* A maintenance-mode ApplyConfiguration not bound to a probed
+ * certificate is refused before any connection (api.h pin_sha256). */
+static void
+test_talos__unbound_maintenance_send_refused(void **state)
+{
+	struct talos_target t = { .addr = "127.0.0.1", .port = 9,
+				  .connect_timeout_ms = 200 };
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+	char *details = NULL;
+
+	(void)state;
+	assert_int_equal(talos_apply_configuration(&t, "k: v", 4, &details,
+						   &st, &e), -1);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	assert_non_null(strstr(e.msg, "no probed certificate"));
+	t.pin_sha256 = "abc";   /* not a digest */
+	assert_int_equal(talos_apply_configuration(&t, "k: v", 4, &details,
+						   &st, &e), -1);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	assert_null(details);
+}
+
 int
 main(void)
 {
@@ -263,6 +286,7 @@ main(void)
 		cmocka_unit_test(test_creds__errors_name_what_is_wrong),
 		cmocka_unit_test(test_status__transient_or_not),
 		cmocka_unit_test(test_talos__refused_connection_is_transient),
+		cmocka_unit_test(test_talos__unbound_maintenance_send_refused),
 		cmocka_unit_test(test_kubeapi__kubeconfig_fields),
 		cmocka_unit_test(test_clock__durations),
 	};

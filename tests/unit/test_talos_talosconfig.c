@@ -16,7 +16,7 @@ static void
 test_talosconfig__reuse_and_rotate(void **state)
 {
 	struct talos_secrets *s1 = NULL, *s2 = NULL;
-	struct talosconfig_input in = { "c1", eps, 1, nodes, 2, NULL, 0 };
+	struct talosconfig_input in = { "c1", eps, 1, nodes, 2, NULL, 0, NULL };
 	struct buf a = BUF_INIT, b = BUF_INIT, c = BUF_INIT;
 	struct err err = ERR_INIT;
 	bool reused = true;
@@ -36,6 +36,20 @@ test_talosconfig__reuse_and_rotate(void **state)
 	assert_int_equal(talos_talosconfig_build(&c, &in, s2, &reused, &err), 0);
 	assert_false(reused);
 	assert_string_not_equal(a.ptr, c.ptr);
+	/* Another role (strata etcd's os:etcd:backup): the admin cert is not
+	 * reused for it, and that one is reused for itself. */
+	buf_reset(&b);
+	in.role = "os:etcd:backup";
+	assert_int_equal(talos_talosconfig_build(&b, &in, s1, &reused, &err), 0);
+	assert_false(reused);
+	buf_reset(&c);
+	in.previous = b.ptr;
+	in.previous_len = b.len;
+	assert_int_equal(talos_talosconfig_build(&c, &in, s1, &reused, &err), 0);
+	assert_true(reused);
+	in.role = NULL;
+	assert_int_equal(talos_talosconfig_build(&a, &in, s1, &reused, &err), 0);
+	assert_false(reused);
 	buf_release(&a);
 	buf_release(&b);
 	buf_release(&c);
@@ -47,7 +61,7 @@ static void
 test_talosconfig__endpoints_and_nodes_required(void **state)
 {
 	struct talos_secrets *s = NULL;
-	struct talosconfig_input in = { "c1", eps, 0, nodes, 2, NULL, 0 };
+	struct talosconfig_input in = { "c1", eps, 0, nodes, 2, NULL, 0, NULL };
 	struct buf a = BUF_INIT;
 	struct err err = ERR_INIT;
 	bool reused;

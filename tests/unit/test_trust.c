@@ -149,6 +149,33 @@ test_probe__maintenance_by_facts_not_text(void **state)
 	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_MAINTENANCE);
 	assert_true(st.maintenance);
 	assert_false(st.cert_requested);
+	/* The probe saw a certificate; a send pinned to it reaches that
+	 * machine, a send pinned to another certificate sends nothing. */
+	{
+		char pin[65], *calls;
+		struct talos_status st2 = { 0 };
+		char *details = NULL;
+
+		assert_int_equal(strlen(st.cert_sha256), 64);
+		memcpy(pin, st.cert_sha256, sizeof(pin));
+		t.pin_sha256 = pin;
+		assert_int_equal(talos_apply_configuration(&t, "k: v", 4,
+							   &details, &st2, &e), 0);
+		free(details);
+		pin[0] = pin[0] == '0' ? '1' : '0';
+		assert_int_equal(talos_apply_configuration(&t, "k: v", 4,
+							   &details, &st2, &e), -1);
+		assert_int_equal(e.kind, ERRK_TLS_TRUST);
+		assert_non_null(strstr(e.msg, "not the one it showed a moment ago"));
+		t.pin_sha256 = NULL;
+		calls = tu_slurp(dir, "calls.jsonl");
+		assert_non_null(calls);
+		/* one ApplyConfiguration: the pinned one to the same machine */
+		assert_non_null(strstr(calls, "ApplyConfiguration"));
+		assert_null(strstr(strstr(calls, "ApplyConfiguration") + 1,
+				   "ApplyConfiguration"));
+		free(calls);
+	}
 	stop(p);
 	/* The upstream text, but the server asks for a client certificate
 	 * (apid does, maintenance never): not maintenance. */
@@ -170,6 +197,37 @@ test_probe__maintenance_by_facts_not_text(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
+/* HTTP secrets: only over a pin, a store-replacing CA or an explicit
+ * insecure, and only when OpenSSL does the checks. */
+static void
+test_trust__http_secret_needs_verification(void **state)
+{
+	struct trust_http_peer p = { .host = "pve:8006",
+				     .secret = "the API token",
+				     .openssl = true };
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(trust_http_send(&p, &e), -1);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	assert_int_equal(e.code, ERR_USAGE);
+	assert_non_null(strstr(e.msg, "no way to verify the server pve:8006"));
+	assert_non_null(strstr(e.msg, "the API token"));
+	p.tls = TRUST_TLS_PIN;
+	assert_int_equal(trust_http_send(&p, &e), 0);
+	p.tls = TRUST_TLS_CA;
+	assert_int_equal(trust_http_send(&p, &e), 0);
+	p.tls = TRUST_TLS_INSECURE;
+	assert_int_equal(trust_http_send(&p, &e), 0);
+	/* Not OpenSSL: the pin and the CA would be ignored. */
+	p.tls = TRUST_TLS_PIN;
+	p.openssl = false;
+	p.tls_error = "libcurl 8 uses GnuTLS/3, not OpenSSL";
+	assert_int_equal(trust_http_send(&p, &e), -1);
+	assert_int_equal(e.kind, ERRK_REFUSED);
+	assert_non_null(strstr(e.msg, "not OpenSSL; refusing to send the API token to pve:8006"));
+}
+
 int
 main(void)
 {
@@ -177,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_trust__cluster_peer_always_gets_it),
 		cmocka_unit_test(test_trust__maintenance_only_for_a_fresh_node),
 		cmocka_unit_test(test_trust__journal_installed),
+		cmocka_unit_test(test_trust__http_secret_needs_verification),
 		cmocka_unit_test_teardown(test_probe__maintenance_by_facts_not_text,
 					  stop_impostor),
 	};

@@ -147,6 +147,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_talos_gen,
 	&ph_iso,
 	&ph_cidata,
+	&ph_scale,
 	&ph_vms,
 	&ph_start,
 	&ph_talos_install,
@@ -156,6 +157,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cni,
 	&ph_gitops,
 	&ph_restart,
+	&ph_talos_upgrade,
 };
 
 /* destroy runs these on a plan whose every owned VM is a delete. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/http.h"
 #include "util/proc.h"
 
@@ -520,6 +521,34 @@ pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 	return r;
 }
 
+bool
+pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms)
+{
+	long long end = clock_mono_ms() + timeout_ms;
+
+	for (;;) {
+		struct pve_vm *vms = NULL;
+		struct err e = ERR_INIT;
+		size_t n = 0, i;
+		bool gone = true, destroying = false;
+
+		if (pve_cluster_vms(p, &vms, &n, &e) < 0)
+			return false;
+		for (i = 0; i < n; i++)
+			if (vms[i].vmid == vmid) {
+				gone = false;
+				destroying = vms[i].lock &&
+					     !strcmp(vms[i].lock, "destroyed");
+			}
+		pve_vms_free(vms, n);
+		if (gone)
+			return true;
+		/* Any other state: the destroy did not happen. */
+		if (!destroying || clock_mono_ms() >= end || !proc_sleep_ms(250))
+			return false;
+	}
+}
+
 int
 pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 	      const char *size, char **upid_out, struct err *err)
@@ -769,61 +798,70 @@ task_log_tail(struct pve *p, const char *node, const char *eupid, struct buf *ou
 }
 
 int
-pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
+pve_task_check(struct pve *p, const char *upid, bool *stopped, struct err *err)
 {
 	char *node = pve_upid_node(upid);
 	struct buf eupid = BUF_INIT, tail = BUF_INIT;
-	long start = now_ms(), delay = 50;
-	char *path;
-	int r = 0;
+	json_t *data = NULL;
+	char *path, *status = NULL, *exitstatus = NULL;
+	int r;
 
+	*stopped = false;
 	if (!node)
 		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
 	http_urlencode(&eupid, upid);
 	path = xasprintf("/nodes/%s/tasks/%s/status", node, eupid.ptr);
-	for (;;) {
-		json_t *data = NULL;
-		char *status, *exitstatus;
-
-		if ((r = pve_call(p, "GET", path, NULL, &data, err)) < 0)
-			break;
-		status = pve_json_str(data, "status");
-		exitstatus = pve_json_str(data, "exitstatus");
-		json_decref(data);
-		if (status && !strcmp(status, "stopped")) {
-			if (exitstatus && (!strcmp(exitstatus, "OK") ||
-					   !strncmp(exitstatus, "WARNINGS", 8))) {
-				r = 0;
-			} else {
-				task_log_tail(p, node, eupid.ptr, &tail);
-				r = err_set(err, ERR_FAIL, "task %s failed: %s%s%s",
-					    upid, exitstatus ? exitstatus : "no exit status",
-					    tail.len ? "; log: " : "", tail.ptr);
-			}
-			free(status);
-			free(exitstatus);
-			break;
+	if ((r = pve_call(p, "GET", path, NULL, &data, err)) < 0)
+		goto out;
+	status = pve_json_str(data, "status");
+	exitstatus = pve_json_str(data, "exitstatus");
+	if (status && !strcmp(status, "stopped")) {
+		*stopped = true;
+		if (!exitstatus || (strcmp(exitstatus, "OK") &&
+				    strncmp(exitstatus, "WARNINGS", 8))) {
+			task_log_tail(p, node, eupid.ptr, &tail);
+			r = err_set(err, ERR_FAIL, "task %s failed: %s%s%s",
+				    upid, exitstatus ? exitstatus : "no exit status",
+				    tail.len ? "; log: " : "", tail.ptr);
 		}
-		free(status);
-		free(exitstatus);
-		if (timeout_ms > 0 && now_ms() - start > timeout_ms) {
-			r = err_set(err, ERR_FAIL, "task %s still running after %lds",
-				    upid, timeout_ms / 1000);
-			break;
-		}
-		/* Quick tasks finish in tens of ms; back off to poll_ms.
-		 * Ctrl-C ends the wait (the task goes on in Proxmox; the
-		 * next run finds what it did). */
-		if (!proc_sleep_ms(delay)) {
-			r = err_set(err, ERR_INTR, "interrupted while waiting for "
-				    "task %s (it goes on in Proxmox)", upid);
-			break;
-		}
-		delay = delay * 2 > p->poll_ms ? p->poll_ms : delay * 2;
 	}
+out:
+	json_decref(data);
+	free(status);
+	free(exitstatus);
 	buf_release(&tail);
 	buf_release(&eupid);
 	free(path);
 	free(node);
 	return r;
+}
+
+int
+pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
+{
+	long start = now_ms(), delay = 50;
+	int r;
+
+	for (;;) {
+		bool stopped = false;
+
+		if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped)
+			return r;
+		if (timeout_ms > 0 && now_ms() - start > timeout_ms)
+			return err_set(err, ERR_FAIL, "task %s still running after %lds",
+				       upid, timeout_ms / 1000);
+		/* Quick tasks finish in tens of ms; back off to poll_ms.
+		 * Ctrl-C ends the wait (the task goes on in Proxmox; the
+		 * next run finds what it did). */
+		if (!proc_sleep_ms(delay))
+			return err_set(err, ERR_INTR, "interrupted while waiting for "
+				       "task %s (it goes on in Proxmox)", upid);
+		delay = delay * 2 > p->poll_ms ? p->poll_ms : delay * 2;
+	}
+}
+
+long
+pve_poll_ms(const struct pve *p)
+{
+	return p->poll_ms;
 }

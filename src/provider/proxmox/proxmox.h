@@ -97,6 +97,16 @@ int pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
 		  struct err *err);
 int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 		  char **upid_out, struct err *err);
+/*
+ * After a destroy that failed: is the VM gone anyway? A DELETE retried
+ * after its answer was lost finds the first destroy still running: the
+ * VM's config then holds `lock: destroyed` while its disks are freed
+ * (../shared/reference/proxmox/FACTS.md §3), and the second task fails
+ * with "VM is locked (destroyed)". True once the VM has left
+ * /cluster/resources, waiting (up to timeout_ms) while it shows that
+ * lock; false at once for any other state.
+ */
+bool pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms);
 int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 		  const char *size, char **upid_out, struct err *err);
 /* First IPv4 (not on `lo`, not link-local) the guest agent reports,
@@ -152,6 +162,28 @@ char *pve_json_str(json_t *o, const char *key);
 /* Poll a task until it stops; 0 on OK or WARNINGS, else the task's error. */
 int pve_task_wait(struct pve *p, const char *upid, long timeout_ms,
 		  struct err *err);
+/* One GET of the task's status: *stopped false while it runs; once
+ * stopped, 0 on OK or WARNINGS, else the task's error and log tail. */
+int pve_task_check(struct pve *p, const char *upid, bool *stopped,
+		   struct err *err);
+long pve_poll_ms(const struct pve *p);
+
+/*
+ * tasks.c: tasks followed together, per Proxmox node (FACTS.md §2). Each
+ * thread waiting on a task joins its node's group; one of them at a time
+ * lists the node's running tasks (GET /nodes/{node}/tasks?source=active)
+ * for the whole group, so the requests per tick do not grow with the
+ * number of tasks. A task gone from the list has its status read once
+ * (its exit status, and log lines if it failed). When a node's listing
+ * fails, its tasks fall back to per-task polling (pve_task_wait).
+ */
+struct pve_watch;
+struct pve_watch *pve_watch_new(void);
+void pve_watch_free(struct pve_watch *w);
+/* Like pve_task_wait; p is the caller's own connection (it may do the
+ * group's listing with it). w NULL: pve_task_wait. */
+int pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
+		   long timeout_ms, struct err *err);
 
 /* The node field of a UPID ("UPID:pve1:..." -> "pve1"); NULL if malformed. */
 char *pve_upid_node(const char *upid);

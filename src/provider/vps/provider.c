@@ -27,6 +27,7 @@
 #include "phase/provider.h"
 #include "provider/vps/rescue.h"
 #include "provider/vps/ssh.h"
+#include "talos/reset.h"
 #include "talos/gen.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -406,6 +407,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_kubernetes,
 	&ph_cni,
 	&ph_gitops,
+	&ph_talos_upgrade,
 };
 
 const struct provider provider_vps = {

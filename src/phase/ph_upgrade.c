@@ -1,0 +1,699 @@
+/*
+ * Phase "talos-upgrade": a changed talos.version (or schematic, or
+ * talos.installer_image) rolls through the cluster with the Upgrade API
+ * (FACTS-day2 §4a):
+ *
+ *   - every node healthy first (the gate below), else nothing starts;
+ *   - control planes first, one at a time, never in a 2-member etcd (the
+ *     Talos server refuses it, and losing one of two loses quorum);
+ *   - per node: its boot id read, its changed nodes/<node>.yaml staged
+ *     (ApplyConfiguration STAGED: it takes effect with the upgrade's
+ *     reboot, so the node reboots once), Upgrade{installer image}, then
+ *     waited for until it answers with a new boot id and the new version,
+ *     then the gate again before the next node;
+ *   - then workers, at most apply --parallel at a time (default 1 here),
+ *     each cordoned and drained first and uncordoned once back.
+ *
+ * The gate: every node's Talos answering over mTLS with this cluster's
+ * certificate, etcd Running and healthy on every control plane, and every
+ * Kubernetes node that was Ready when the roll began Ready again
+ * (talos/health). Bounded by apply --timeout.
+ *
+ * A failure stops the roll where it is: the nodes done stay upgraded, the
+ * others keep their version, and the next apply continues. The live
+ * version (Version) decides what is done; for a change that keeps the
+ * version (a new schematic), the journal's installer image does, with the
+ * boot id journaled before each Upgrade so that an apply killed after the
+ * call knows whether the node rebooted since.
+ *
+ * Only supported paths (adjacent minors, never back); a changed
+ * kubernetes.version is refused until strata can roll it in the
+ * upgrade-k8s order (upgrade_check).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube/drain.h"
+#include "kube/kubeapi.h"
+#include "phase/phase.h"
+#include "talos/health.h"
+#include "talos/upgrade.h"
+#include "trust/trust.h"
+#include "util/clock.h"
+#include "util/fs.h"
+#include "util/grpc.h"
+#include "util/out.h"
+
+#define POLL_MS 100          /* while a node reboots: its return is the
+                              * roll's critical path (bench/upgrade.sh) */
+#define POLL_MAX_MS 250
+
+struct roll {
+	struct apply_ctx *c;
+	char *image;                 /* installer image wanted */
+	char *kcfg;                  /* ENV/kubeconfig, or NULL */
+	bool all_ready;              /* every node Ready when the roll began */
+	bool *need;                  /* per cfg node */
+	char **live;                 /* per cfg node: version it answered with */
+	size_t done, total;
+	long long waited_ms;         /* time spent waiting for nodes and gates */
+	long long gate_ms;           /* of which in the gates */
+};
+
+struct ujob {
+	struct roll *R;
+	size_t i;                    /* cfg node index */
+	int rc;
+	struct err err;
+};
+
+static bool
+upgrade_should_run(struct apply_ctx *c)
+{
+	return c->cfg->n_nodes > 0;
+}
+
+static struct talos_target
+target(const struct apply_ctx *c, const char *addr)
+{
+	struct talos_target t;
+
+	memset(&t, 0, sizeof(t));
+	t.addr = addr;
+	t.creds = &c->creds;
+	t.timeout_ms = 10000;
+	t.connect_timeout_ms = 2000;
+	return t;
+}
+
+/* ------------------------------------------------------------ the gate */
+
+/*
+ * Every node healthy, bounded: the cluster gate of talos/health (what
+ * `talosctl health` checks: Talos on every node, etcd service and
+ * members, the Kubernetes API, every node registered, Ready when it was
+ * Ready as the roll began, none cordoned by us). Polled at 100 ms, then
+ * up to 250 ms. after: what just happened, for messages.
+ */
+static int
+gate(struct roll *R, const char *after, struct err *err)
+{
+	struct apply_ctx *c = R->c;
+	struct health_cluster hc;
+	struct health_report rep;
+	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
+	long backoff = POLL_MS;
+	size_t i, cps = 0;
+	int r = 0;
+
+	health_cluster_from_config(&hc, c->cfg, &c->creds, R->kcfg);
+	hc.want_ready = hc.want_ready && R->kcfg && R->all_ready;
+	for (;;) {
+		memset(&rep, 0, sizeof(rep));
+		if ((r = health_cluster_check(&hc, &rep, err)) < 0) {
+			err_wrap(err, "health gate %s", after);
+			goto out;
+		}
+		if (rep.healthy)
+			break;
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted in the health gate %s",
+				    after);
+			goto out;
+		}
+		if (clock_mono_ms() >= deadline) {
+			r = err_set(err, ERR_FAIL, "health gate %s: not healthy "
+				    "after %llds: %s; the roll stopped here (%zu of "
+				    "%zu nodes upgraded); fix the node and run apply "
+				    "again to continue", after, c->wait_ms / 1000,
+				    rep.first_fail ? rep.first_fail : "?", R->done,
+				    R->total);
+			goto out;
+		}
+		proc_sleep_ms(backoff);
+		backoff = backoff * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : backoff * 3 / 2;
+	}
+	for (i = 0; i < c->cfg->n_nodes; i++)
+		cps += c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
+	R->gate_ms += clock_mono_ms() - t0;
+	R->waited_ms += clock_mono_ms() - t0;
+	if (hc.want_ready)
+		out_step("health gate %s: %zu nodes up over mTLS, etcd healthy on "
+			 "%zu control plane%s, %zu Kubernetes nodes Ready", after,
+			 c->cfg->n_nodes, cps, cps == 1 ? "" : "s", c->cfg->n_nodes);
+	else
+		out_step("health gate %s: %zu nodes up over mTLS, etcd healthy on "
+			 "%zu control plane%s", after, c->cfg->n_nodes, cps,
+			 cps == 1 ? "" : "s");
+out:
+	health_cluster_release(&hc);
+	return r;
+}
+
+/* -------------------------------------------------------------- one node */
+
+static int
+wait_back(struct roll *R, const struct node *n, const char *boot_before,
+	  struct err *err)
+{
+	struct apply_ctx *c = R->c;
+	struct talos_target t = target(c, n->ip);
+	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
+	char last[sizeof(((struct err *)0)->msg)] = "no answer yet";
+
+	t.timeout_ms = 3000;
+	t.connect_timeout_ms = 1000;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char boot[64], *tag = NULL;
+
+		if (talos_boot_id(&t, boot, sizeof(boot), &st, &e) == 0) {
+			if (!strcmp(boot, boot_before)) {
+				snprintf(last, sizeof(last), "still the boot id "
+					 "from before the upgrade");
+			} else if (talos_version(&t, &tag, &st, &e) == 0) {
+				int r = 0;
+
+				if (strcmp(tag, c->cfg->talos.version))
+					/* rebooted, not into the new version:
+					 * the installer failed, Talos kept
+					 * the old one */
+					r = err_set(err, ERR_FAIL, "%s rebooted "
+						    "(new boot id) but runs Talos "
+						    "%s, not %s: the upgrade did "
+						    "not take (see `talosctl -n %s "
+						    "dmesg`); the roll stopped here",
+						    n->name, tag,
+						    c->cfg->talos.version, n->ip);
+				free(tag);
+				R->waited_ms += clock_mono_ms() - t0;
+				return r;
+			}
+		}
+		if (e.msg[0])
+			memcpy(last, e.msg, sizeof(last));
+		if (st.code == GRPC_TRANSPORT && st.tls == GRPC_TLS_SERVER_UNTRUSTED)
+			/* a certificate that is not this cluster's. (A hang-up
+			 * right after the handshake, which looks like our
+			 * client certificate refused, is also what a node
+			 * going down for its reboot does: waited through.) */
+			return err_set(err, ERR_FAIL, "%s after its upgrade: %s",
+				       n->name, last);
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted while %s "
+				       "upgrades", n->name);
+		if (clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "%s did not come back from "
+				       "its upgrade in %llds (last: %s); the roll "
+				       "stopped here", n->name, c->wait_ms / 1000,
+				       last);
+		proc_sleep_ms(POLL_MS);
+	}
+}
+
+/*
+ * A worker is cordoned (strata.dev/cordoned: upgrade) and drained
+ * (evictions honouring PodDisruptionBudgets, bounded by --timeout) before
+ * its Upgrade, and uncordoned once it is back, as talosctl upgrade does
+ * from the client (FACTS-day2 §4a, v1.13). Without a kubeconfig (no
+ * Kubernetes yet) there is nothing to drain.
+ */
+static int
+drain(struct roll *R, const struct node *n, struct err *err)
+{
+	struct kube_wait w = { .timeout_ms = R->c->wait_ms,
+			       .interrupted = &phase_interrupted, .what = "drain" };
+	struct kube_client *kc = NULL;
+	size_t evicted = 0;
+	int r;
+
+	if (!R->kcfg)
+		return 0;
+	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
+		return err_wrap(err, "drain %s", n->name);
+	if ((r = kube_cordon(kc, n->name, "upgrade", err)) == 0)
+		r = kube_drain(kc, n->name, &w, &evicted, err);
+	kube_client_free(kc);
+	if (r < 0)
+		return err_wrap(err, "drain %s before its upgrade (it stays "
+				"cordoned and was not upgraded; the roll stopped "
+				"here)", n->name);
+	out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name, evicted,
+		 evicted == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+uncordon(struct roll *R, const struct node *n, struct err *err)
+{
+	struct kube_client *kc = NULL;
+	int r;
+
+	if (!R->kcfg)
+		return 0;
+	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) == 0)
+		r = kube_uncordon(kc, n->name, err);
+	kube_client_free(kc);
+	return r < 0 ? err_wrap(err, "uncordon %s after its upgrade", n->name) : 0;
+}
+
+/* Stage nodes/<node>.yaml if it changed: it takes effect at the reboot. */
+static int
+stage_config(struct roll *R, const struct node *n, struct err *err)
+{
+	struct apply_ctx *c = R->c;
+	struct talos_target t = target(c, n->ip);
+	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
+				 .installed = true };
+	struct talos_status st = { 0 };
+	struct buf cfg = BUF_INIT;
+	char sha[65], *done = NULL, *details = NULL;
+	int r;
+
+	if ((r = read_node_config(c, n->name, &cfg, sha, err)) < 0)
+		return r;
+	done = state_talos_get(&c->st, n->name, "config_sha256");
+	if (done && !strcmp(done, sha))
+		goto out;
+	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT,
+				   TRUST_ADDR_CONFIG, TRUST_PEER_CLUSTER, err)) < 0)
+		goto out;
+	t.timeout_ms = 30000;
+	if ((r = talos_apply_configuration_mode(&t, cfg.ptr, cfg.len,
+						TALOS_APPLY_STAGED, &details,
+						&st, err)) < 0) {
+		err_wrap(err, "stage nodes/%s.yaml", n->name);
+		goto out;
+	}
+	r = state_talos_set(&c->st, n->name, "staged_sha256", sha, err);
+out:
+	free(details);
+	free(done);
+	buf_release(&cfg);
+	return r;
+}
+
+/* After the node is back: the journal says what it runs now. */
+static int
+journal_done(struct roll *R, const struct node *n, struct err *err)
+{
+	struct state *st = &R->c->st;
+	char *staged = state_talos_get(st, n->name, "staged_sha256");
+	int r;
+
+	r = state_talos_set(st, n->name, "talos_version",
+			    R->c->cfg->talos.version, err);
+	if (r == 0)
+		r = state_talos_set(st, n->name, "installer", R->image, err);
+	if (r == 0 && staged)
+		r = state_talos_set(st, n->name, "config_sha256", staged, err);
+	if (r == 0)
+		r = state_talos_set(st, n->name, "staged_sha256", NULL, err);
+	if (r == 0)
+		r = state_talos_set(st, n->name, "upgrade_boot_id", NULL, err);
+	free(staged);
+	return r;
+}
+
+static int
+upgrade_node(struct roll *R, size_t i, struct err *err)
+{
+	struct apply_ctx *c = R->c;
+	const struct node *n = &c->cfg->nodes[i];
+	struct talos_target t = target(c, n->ip);
+	struct talos_status st = { 0 };
+	char boot[64], *actor = NULL;
+	long long t0 = clock_mono_ms();
+	int r;
+
+	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0)
+		return err_wrap(err, "%s: read its boot id", n->name);
+	if ((r = stage_config(R, n, err)) < 0)
+		return r;
+	/* Journaled before the call: a killed apply can tell afterwards
+	 * whether this node rebooted into it. */
+	if ((r = state_talos_set(&c->st, n->name, "upgrade_boot_id", boot, err)) < 0 ||
+	    (r = state_talos_set(&c->st, n->name, "upgrade_image", R->image, err)) < 0)
+		return r;
+	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, err)) < 0)
+		return r;
+	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
+		 R->live[i] ? R->live[i] : "?", c->cfg->talos.version, R->image);
+	t.timeout_ms = 10 * 60 * 1000L;   /* it pulls the image before replying */
+	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0)
+		return err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
+				"others were not touched; fix the cause and run "
+				"apply again to continue)", n->name, R->done,
+				R->total);
+	free(actor);
+	if ((r = wait_back(R, n, boot, err)) < 0)
+		return r;
+	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, err)) < 0)
+		return r;
+	if ((r = journal_done(R, n, err)) < 0)
+		return r;
+	out_step("%s is back: new boot id, Talos %s (%.1fs)", n->name,
+		 c->cfg->talos.version, (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
+static void
+ujob_run(void *ctx, size_t k)
+{
+	struct ujob *j = &((struct ujob *)ctx)[k];
+
+	j->rc = upgrade_node(j->R, j->i, &j->err);
+}
+
+static const struct err *
+ujob_failed(void *ctx, size_t k)
+{
+	const struct ujob *j = &((struct ujob *)ctx)[k];
+
+	return j->rc < 0 ? &j->err : NULL;
+}
+
+/* ------------------------------------------------------------ the roll */
+
+/*
+ * Does node i need the upgrade? From what it runs (Version), else for a
+ * change of installer at the same version from the journal. A node an
+ * earlier, killed apply upgraded (the journaled boot id differs from its
+ * boot id now) only gets its journal written.
+ */
+static int
+decide(struct roll *R, size_t i, struct err *err)
+{
+	struct apply_ctx *c = R->c;
+	const struct node *n = &c->cfg->nodes[i];
+	struct talos_target t = target(c, n->ip);
+	struct talos_status st = { 0 };
+	char *inst = NULL, *pend = NULL, *pend_img = NULL, boot[64];
+	char why[400];
+	int r = 0, path;
+
+	if ((r = talos_version(&t, &R->live[i], &st, err)) < 0)
+		return err_wrap(err, "%s", n->name);
+	path = upgrade_path("Talos", R->live[i], c->cfg->talos.version, why,
+			    sizeof(why));
+	if (path < 0)
+		return err_set(err, ERR_USAGE, "%s: %s", n->name, why);
+	inst = state_talos_get(&c->st, n->name, "installer");
+	pend = state_talos_get(&c->st, n->name, "upgrade_boot_id");
+	pend_img = state_talos_get(&c->st, n->name, "upgrade_image");
+	R->need[i] = path == 1 || (inst && strcmp(inst, R->image));
+	if (R->need[i] && path == 0 && pend && pend_img &&
+	    !strcmp(pend_img, R->image) &&
+	    talos_boot_id(&t, boot, sizeof(boot), &st, err) == 0 &&
+	    strcmp(boot, pend)) {
+		out_step("%s was upgraded to %s by an earlier apply", n->name,
+			 R->image);
+		R->need[i] = false;
+	}
+	err_clear(err);
+	if (pend && n->role != ROLE_CONTROLPLANE && R->kcfg &&
+	    (r = uncordon(R, n, err)) < 0)
+		goto out;
+	if (!R->need[i] && (!inst || strcmp(inst, R->image) ||
+			    (pend && path == 0)))
+		r = journal_done(R, n, err);
+out:
+	free(inst);
+	free(pend);
+	free(pend_img);
+	return r;
+}
+
+static int
+upgrade_run(struct apply_ctx *c, struct err *err)
+{
+	struct roll R;
+	struct err ignore = ERR_INIT;
+	size_t i, n = c->cfg->n_nodes, cps_need = 0, w_need = 0;
+	int r = 0, par = c->upgrade_parallel > 0 ? c->upgrade_parallel : 1;
+	long long t0 = clock_mono_ms();
+
+	memset(&R, 0, sizeof(R));
+	R.c = c;
+	R.need = xcalloc(n + 1, sizeof(bool));
+	R.live = xcalloc(n + 1, sizeof(char *));
+	if (!(R.image = upgrade_installer(c->cfg, err))) {
+		r = -1;
+		goto out;
+	}
+	R.kcfg = fs_join(c->env_dir, "kubeconfig");
+	if (!fs_exists(R.kcfg)) {
+		free(R.kcfg);
+		R.kcfg = NULL;
+	}
+	R.all_ready = R.kcfg != NULL;
+	for (i = 0; R.kcfg && i < n; i++) {
+		bool ready = false;
+
+		if (health_k8s_ready(R.kcfg, c->cfg->nodes[i].name, &ready,
+				     &ignore) < 0 || !ready)
+			R.all_ready = false;
+	}
+	/* Nothing starts unless every node is healthy (a node an earlier,
+	 * killed apply left rebooting is waited for here). */
+	for (i = 0; i < n; i++) {
+		if ((r = decide(&R, i, err)) < 0)
+			goto out;
+		if (R.need[i])
+			c->cfg->nodes[i].role == ROLE_CONTROLPLANE ? cps_need++ : w_need++;
+	}
+	R.total = cps_need + w_need;
+	if (!R.total) {
+		out_step("Talos: all %zu nodes run %s, nothing to upgrade", n,
+			 c->cfg->talos.version);
+		goto out;
+	}
+	if (cps_need && c->cfg->n_controlplanes == 2) {
+		r = err_set(err, ERR_USAGE, "refusing to upgrade a control plane "
+			    "of a 2-member etcd: while one reboots the other "
+			    "alone has no quorum (Talos refuses it too); scale "
+			    "the control planes to 3 first");
+		goto out;
+	}
+	if ((r = gate(&R, "before the upgrade", err)) < 0)
+		goto out;
+	/* backup.etcd_before_changes: a snapshot before the first reboot */
+	if ((r = etcd_snapshot_before(c, "the Talos upgrade", err)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		char after[200];
+
+		if (!R.need[i] || c->cfg->nodes[i].role != ROLE_CONTROLPLANE)
+			continue;
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted before upgrading %s",
+				    c->cfg->nodes[i].name);
+			goto out;
+		}
+		if ((r = upgrade_node(&R, i, err)) < 0)
+			goto out;
+		R.done++;
+		snprintf(after, sizeof(after), "after %s", c->cfg->nodes[i].name);
+		if ((r = gate(&R, after, err)) < 0)
+			goto out;
+	}
+	for (i = 0; i < n;) {
+		struct ujob jobs[256];
+		char after[300] = "after";
+		size_t k = 0, m;
+
+		for (; i < n && k < (size_t)par; i++)
+			if (R.need[i] && c->cfg->nodes[i].role != ROLE_CONTROLPLANE) {
+				jobs[k].R = &R;
+				jobs[k].i = i;
+				jobs[k].rc = 0;
+				jobs[k].err = (struct err)ERR_INIT;
+				k++;
+			}
+		if (!k)
+			break;
+		if (phase_interrupted) {
+			r = err_set(err, ERR_INTR, "interrupted before upgrading %s",
+				    c->cfg->nodes[jobs[0].i].name);
+			goto out;
+		}
+		phase_parallel(k, (int)k, ujob_run, jobs);
+		for (m = 0; m < k; m++)
+			R.done += jobs[m].rc == 0;
+		if ((r = phase_collect(k, ujob_failed, jobs, "worker upgrades", err)) < 0)
+			goto out;
+		for (m = 0; m < k; m++)
+			snprintf(after + strlen(after), sizeof(after) - strlen(after),
+				 "%s %s", m ? "," : "", c->cfg->nodes[jobs[m].i].name);
+		if ((r = gate(&R, after, err)) < 0)
+			goto out;
+	}
+	{
+		long long wall = clock_mono_ms() - t0;
+
+		out_step("Talos: %zu node%s upgraded to %s one at a time (workers "
+			 "%d at a time) in %.1fs (gates %.1fs); strata's own time "
+			 "%.0f ms a node", R.total, R.total == 1 ? "" : "s",
+			 c->cfg->talos.version, par, wall / 1000.0,
+			 R.gate_ms / 1000.0,
+			 (double)(wall - R.waited_ms) / (double)R.total);
+	}
+out:
+	for (i = 0; i < n; i++)
+		free(R.live[i]);
+	free(R.live);
+	free(R.need);
+	free(R.image);
+	free(R.kcfg);
+	return r;
+}
+
+static void
+upgrade_dry_run(struct apply_ctx *c, FILE *fp)
+{
+	fprintf(fp, "    nodes not at Talos %s: control planes one at a time, "
+		"then workers (%d at a time); each back with a new boot id and "
+		"the version, then the health gate\n", c->cfg->talos.version,
+		c->upgrade_parallel > 0 ? c->upgrade_parallel : 1);
+}
+
+const struct phase ph_talos_upgrade = {
+	.name = "talos-upgrade",
+	.title = "roll a Talos upgrade",
+	.should_run = upgrade_should_run,
+	.run = upgrade_run,
+	.dry_run = upgrade_dry_run,
+	.quiet_skip = true,
+};
+
+/* --------------------------------------------------- hooks for the others */
+
+bool
+upgrade_defers_config(struct apply_ctx *c, const char *name,
+		      const char *live_version)
+{
+	char *inst, *img;
+	bool defer;
+
+	if (!live_version || !c->cfg->talos.version)
+		return false;
+	if (strcmp(live_version, c->cfg->talos.version))
+		return true;
+	inst = state_talos_get(&c->st, name, "installer");
+	img = inst ? upgrade_installer(c->cfg, &(struct err)ERR_INIT) : NULL;
+	defer = inst && img && strcmp(inst, img);
+	free(inst);
+	free(img);
+	return defer;
+}
+
+int
+upgrade_journal_applied(struct apply_ctx *c, const char *name,
+			const char *live_version, bool installed_now,
+			struct err *err)
+{
+	char *cur;
+	int r = 0;
+
+	/* The Kubernetes version its config carries now. */
+	if ((r = state_talos_set(&c->st, name, "kubernetes_version",
+				 c->cfg->kubernetes.version, err)) < 0)
+		return r;
+	cur = state_talos_get(&c->st, name, "talos_version");
+	if (installed_now || (!cur && live_version &&
+			      !strcmp(live_version, c->cfg->talos.version))) {
+		char *img = upgrade_installer(c->cfg, err);
+
+		if (!img)
+			r = -1;
+		if (r == 0)
+			r = state_talos_set(&c->st, name, "talos_version",
+					    c->cfg->talos.version, err);
+		if (r == 0)
+			r = state_talos_set(&c->st, name, "installer", img, err);
+		free(img);
+	} else if (!cur && live_version && live_version[0]) {
+		r = state_talos_set(&c->st, name, "talos_version", live_version, err);
+	}
+	free(cur);
+	return r;
+}
+
+int
+upgrade_check(const struct config *cfg, struct state *st, int parallel,
+	      FILE *fp, struct err *err)
+{
+	size_t i, k = 0;
+	char why[400], *from = NULL;
+	int printed = 0;
+
+	for (i = 0; i < cfg->n_nodes; i++) {
+		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
+
+		if (kv && cfg->kubernetes.version && strcmp(kv, cfg->kubernetes.version)) {
+			int p = upgrade_path("Kubernetes", kv, cfg->kubernetes.version,
+					     why, sizeof(why));
+			int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> %s "
+					"(node %s runs %s): %s", kv,
+					cfg->kubernetes.version, cfg->nodes[i].name,
+					kv, p < 0 ? why :
+					"strata cannot roll a Kubernetes upgrade "
+					"yet (API server, controller manager, "
+					"scheduler and kube-proxy on each control "
+					"plane, then the kubelets node by node); it "
+					"will not send the new images to every node "
+					"at once. Set kubernetes.version back, or "
+					"run talosctl upgrade-k8s and then set it");
+
+			free(kv);
+			return r;
+		}
+		free(kv);
+	}
+	for (i = 0; i < cfg->n_nodes; i++) {
+		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
+		int p;
+
+		if (!tv)
+			continue;
+		p = upgrade_path("Talos", tv, cfg->talos.version, why, sizeof(why));
+		if (p < 0) {
+			int r = err_set(err, ERR_USAGE, "talos.version: %s runs %s: %s",
+					cfg->nodes[i].name, tv, why);
+
+			free(tv);
+			free(from);
+			return r;
+		}
+		if (p == 1 && cfg->nodes[i].role == ROLE_CONTROLPLANE &&
+		    cfg->n_controlplanes == 2) {
+			free(tv);
+			return err_set(err, ERR_USAGE, "talos.version %s: refusing "
+				       "to upgrade a control plane of a 2-member "
+				       "etcd: while one reboots the other alone "
+				       "has no quorum (Talos refuses it too); "
+				       "scale the control planes to 3 first",
+				       cfg->talos.version);
+		}
+		if (p == 1) {
+			if (!printed++)
+				fprintf(fp, "\nTalos upgrade to %s, rolling (Upgrade API, "
+					"installer image as in machine.install.image):\n",
+					cfg->talos.version);
+			fprintf(fp, "  ^ %-20s %s -> %s%s\n", cfg->nodes[i].name, tv,
+				cfg->talos.version, cfg->nodes[i].role == ROLE_CONTROLPLANE
+				? "  (control plane: alone, then the gate)" : "");
+			k++;
+		}
+		free(tv);
+	}
+	free(from);
+	if (k)
+		fprintf(fp, "  control planes one at a time, then workers %d at a "
+			"time; each node back with a new boot id and %s, then every "
+			"node healthy, before the next\n", parallel > 0 ? parallel : 1,
+			cfg->talos.version);
+	return (int)k;
+}

@@ -1,0 +1,517 @@
+#include "talos/etcd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.pb-c.h"
+#include "machine.pb-c.h"
+#include "util/grpc.h"
+
+#define SNAP_MAX ((size_t)1 << 30)
+#define RECOVER_CHUNK ((size_t)1 << 20)   /* well under the 32 MiB limit */
+
+/* ----------------------------------------------------------------- ids */
+
+void
+etcd_member_id_format(uint64_t id, char out[17])
+{
+	snprintf(out, 17, "%016" PRIx64, id);
+}
+
+int
+etcd_member_id_parse(const char *s, uint64_t *id, struct err *err)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (!s || !*s || strlen(s) > 16 || s[0] == '-' || s[0] == '+')
+		goto bad;
+	v = strtoull(s, &end, 16);
+	if (errno || *end)
+		goto bad;
+	*id = (uint64_t)v;
+	return 0;
+bad:
+	return err_set(err, ERR_USAGE, "'%s' is not an etcd member id (up to 16 "
+		       "hex digits, as 'strata etcd members' shows them)",
+		       s ? s : "");
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static char **
+strv_dup(char **v, size_t n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof(*out));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = xstrdup(v[i] ? v[i] : "");
+	return out;
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int
+one_msg(const struct grpc_result *res, const char *method,
+	const struct talos_target *t, struct err *err)
+{
+	if (res->n_msgs != 1)
+		return err_set(err, ERR_FAIL, "%s on %s: expected one reply "
+			       "message, got %zu", method, t->addr, res->n_msgs);
+	return 0;
+}
+
+static int
+bad_reply(const char *method, const struct talos_target *t, struct err *err)
+{
+	return err_set(err, ERR_FAIL, "%s on %s: the reply does not decode",
+		       method, t->addr);
+}
+
+/* A worker answers the etcd calls Unimplemented: say what to do. */
+static int
+explain(int r, const char *method, const struct talos_target *t,
+	struct talos_status *st, struct err *err)
+{
+	if (r < 0 && st->code == GRPC_UNIMPLEMENTED)
+		return err_wrap(err, "%s is a control-plane call; ask a "
+				"control-plane node instead of %s", method,
+				t->addr);
+	return r;
+}
+
+/* -------------------------------------------------------------- members */
+
+void
+etcd_members_release(struct etcd_members *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		free(m->v[i].hostname);
+		strv_free(m->v[i].peer_urls, m->v[i].n_peer_urls);
+		strv_free(m->v[i].client_urls, m->v[i].n_client_urls);
+	}
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+const struct etcd_member *
+etcd_members_find(const struct etcd_members *m, const char *hostname)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->v[i].hostname && !strcmp(m->v[i].hostname, hostname))
+			return &m->v[i];
+	return NULL;
+}
+
+int
+talos_etcd_members(const struct talos_target *t, bool query_local,
+		   struct etcd_members *out, struct talos_status *st,
+		   struct err *err)
+{
+	Machine__EtcdMemberListRequest req =
+		MACHINE__ETCD_MEMBER_LIST_REQUEST__INIT;
+	Machine__EtcdMemberListResponse *resp;
+	struct talos_status local;
+	struct grpc_result res;
+	unsigned char wire[8];
+	size_t n, i, j;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		st = &local;
+	req.query_local = query_local;
+	n = machine__etcd_member_list_request__pack(&req, wire);
+	if ((r = talos_call(t, "EtcdMemberList", wire, n, &res, st, err)) < 0 ||
+	    (r = one_msg(&res, "EtcdMemberList", t, err)) < 0)
+		goto out;
+	resp = machine__etcd_member_list_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("EtcdMemberList", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__EtcdMembers *ms = resp->messages[i];
+
+		r = talos_check_meta(ms->metadata, "EtcdMemberList", t, st, err);
+		for (j = 0; r == 0 && j < ms->n_members; j++) {
+			const Machine__EtcdMember *m = ms->members[j];
+			struct etcd_member *e;
+
+			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+			e = &out->v[out->n++];
+			e->id = m->id;
+			e->hostname = xstrdup(m->hostname ? m->hostname : "");
+			e->peer_urls = strv_dup(m->peer_urls, m->n_peer_urls);
+			e->n_peer_urls = m->n_peer_urls;
+			e->client_urls = strv_dup(m->client_urls, m->n_client_urls);
+			e->n_client_urls = m->n_client_urls;
+			e->learner = m->is_learner;
+		}
+	}
+	machine__etcd_member_list_response__free_unpacked(resp, NULL);
+	if (r < 0)
+		etcd_members_release(out);
+out:
+	grpc_result_release(&res);
+	return explain(r, "EtcdMemberList", t, st, err);
+}
+
+/* ------------------------------------------------- leave, remove, forfeit */
+
+/* The replies of leave and remove: a wrapper of metadata-only messages
+ * (EtcdLeaveClusterResponse and EtcdRemoveMemberByIDResponse have the
+ * same shape as common.EmptyResponse on the wire). */
+static int
+empty_reply(const struct grpc_result *res, const char *method,
+	    const struct talos_target *t, struct talos_status *st,
+	    struct err *err)
+{
+	Common__EmptyResponse *resp;
+	size_t i;
+	int r = 0;
+
+	if (res->n_msgs == 0)
+		return 0;
+	if ((r = one_msg(res, method, t, err)) < 0)
+		return r;
+	resp = common__empty_response__unpack(NULL, res->msgs[0].len,
+					      (const uint8_t *)res->msgs[0].ptr);
+	if (!resp)
+		return bad_reply(method, t, err);
+	for (i = 0; i < resp->n_messages && r == 0; i++)
+		r = talos_check_meta(resp->messages[i]->metadata, method, t, st,
+				     err);
+	common__empty_response__free_unpacked(resp, NULL);
+	return r;
+}
+
+int
+talos_etcd_leave(const struct talos_target *t, struct talos_status *st,
+		 struct err *err)
+{
+	struct talos_status local;
+	struct grpc_result res;
+	int r;
+
+	if (!st)
+		st = &local;
+	if ((r = talos_call(t, "EtcdLeaveCluster", NULL, 0, &res, st, err)) == 0)
+		r = empty_reply(&res, "EtcdLeaveCluster", t, st, err);
+	grpc_result_release(&res);
+	return explain(r, "EtcdLeaveCluster", t, st, err);
+}
+
+int
+talos_etcd_remove_member(const struct talos_target *t, uint64_t id,
+			 bool *not_found, struct talos_status *st,
+			 struct err *err)
+{
+	Machine__EtcdRemoveMemberByIDRequest req =
+		MACHINE__ETCD_REMOVE_MEMBER_BY_IDREQUEST__INIT;
+	struct talos_status local;
+	struct grpc_result res;
+	unsigned char wire[16];
+	char hex[17];
+	size_t n;
+	int r;
+
+	if (not_found)
+		*not_found = false;
+	if (!st)
+		st = &local;
+	req.member_id = id;
+	n = machine__etcd_remove_member_by_idrequest__pack(&req, wire);
+	if ((r = talos_call(t, "EtcdRemoveMemberByID", wire, n, &res, st,
+			    err)) == 0)
+		r = empty_reply(&res, "EtcdRemoveMemberByID", t, st, err);
+	grpc_result_release(&res);
+	if (r < 0 && st->code == GRPC_NOT_FOUND) {
+		/* already gone: what the caller wanted */
+		err_clear(err);
+		if (not_found)
+			*not_found = true;
+		return 0;
+	}
+	if (r < 0) {
+		etcd_member_id_format(id, hex);
+		err_wrap(err, "remove etcd member %s", hex);
+	}
+	return explain(r, "EtcdRemoveMemberByID", t, st, err);
+}
+
+int
+talos_etcd_forfeit_leadership(const struct talos_target *t, char **new_leader,
+			      struct talos_status *st, struct err *err)
+{
+	Machine__EtcdForfeitLeadershipResponse *resp;
+	struct talos_status local;
+	struct grpc_result res;
+	size_t i;
+	int r;
+
+	*new_leader = NULL;
+	if (!st)
+		st = &local;
+	if ((r = talos_call(t, "EtcdForfeitLeadership", NULL, 0, &res, st,
+			    err)) < 0 ||
+	    (r = one_msg(&res, "EtcdForfeitLeadership", t, err)) < 0)
+		goto out;
+	resp = machine__etcd_forfeit_leadership_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("EtcdForfeitLeadership", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		const Machine__EtcdForfeitLeadership *m = resp->messages[i];
+
+		r = talos_check_meta(m->metadata, "EtcdForfeitLeadership", t, st,
+				     err);
+		if (r == 0 && !*new_leader)
+			*new_leader = xstrdup(m->member ? m->member : "");
+	}
+	machine__etcd_forfeit_leadership_response__free_unpacked(resp, NULL);
+	if (r == 0 && !*new_leader)
+		r = bad_reply("EtcdForfeitLeadership", t, err);
+	if (r < 0) {
+		free(*new_leader);
+		*new_leader = NULL;
+	}
+out:
+	grpc_result_release(&res);
+	return explain(r, "EtcdForfeitLeadership", t, st, err);
+}
+
+/* --------------------------------------------------------------- status */
+
+void
+etcd_status_release(struct etcd_status *s)
+{
+	free(s->protocol_version);
+	free(s->storage_version);
+	strv_free(s->errors, s->n_errors);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+talos_etcd_status(const struct talos_target *t, struct etcd_status *out,
+		  struct talos_status *st, struct err *err)
+{
+	Machine__EtcdStatusResponse *resp;
+	const Machine__EtcdMemberStatus *ms = NULL;
+	struct talos_status local;
+	struct grpc_result res;
+	size_t i;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		st = &local;
+	if ((r = talos_call(t, "EtcdStatus", NULL, 0, &res, st, err)) < 0 ||
+	    (r = one_msg(&res, "EtcdStatus", t, err)) < 0)
+		goto out;
+	resp = machine__etcd_status_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("EtcdStatus", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++) {
+		r = talos_check_meta(resp->messages[i]->metadata, "EtcdStatus", t,
+				     st, err);
+		if (r == 0 && !ms)
+			ms = resp->messages[i]->member_status;
+	}
+	if (r == 0 && !ms)
+		r = err_set(err, ERR_FAIL, "EtcdStatus on %s: the reply holds no "
+			    "member status", t->addr);
+	if (r == 0) {
+		out->member_id = ms->member_id;
+		out->leader = ms->leader;
+		out->raft_index = ms->raft_index;
+		out->raft_term = ms->raft_term;
+		out->raft_applied_index = ms->raft_applied_index;
+		out->db_size = ms->db_size;
+		out->db_size_in_use = ms->db_size_in_use;
+		out->learner = ms->is_learner;
+		out->protocol_version = xstrdup(ms->protocol_version ?
+						ms->protocol_version : "");
+		out->storage_version = xstrdup(ms->storage_version ?
+					       ms->storage_version : "");
+		out->errors = strv_dup(ms->errors, ms->n_errors);
+		out->n_errors = ms->n_errors;
+	}
+	machine__etcd_status_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return explain(r, "EtcdStatus", t, st, err);
+}
+
+/* ------------------------------------------------------ snapshot, recover */
+
+int
+etcd_snapshot_check(const void *data, size_t len, struct err *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (len < 32 || len % 512 != 32)
+		return err_set(err, ERR_FAIL, "not an etcd snapshot: sha256 "
+			       "checksum not found (%zu bytes; a snapshot is "
+			       "whole 512-byte pages plus a 32-byte SHA-256)",
+			       len);
+	if (EVP_Digest(data, len - 32, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return err_set(err, ERR_FAIL, "cannot compute SHA-256 (OpenSSL)");
+	if (memcmp(md, (const unsigned char *)data + len - 32, 32))
+		return err_set(err, ERR_FAIL, "the etcd snapshot is damaged: its "
+			       "SHA-256 trailer does not match its contents "
+			       "(take a new snapshot)");
+	return 0;
+}
+
+int
+talos_etcd_snapshot(const struct talos_target *t, struct buf *out,
+		    struct talos_status *st, struct err *err)
+{
+	Machine__EtcdSnapshotRequest req = MACHINE__ETCD_SNAPSHOT_REQUEST__INIT;
+	struct talos_target tt = *t;
+	struct talos_status local;
+	struct grpc_result res;
+	unsigned char wire[8];
+	size_t n, i, start = out->len;
+	int r;
+
+	if (!st)
+		st = &local;
+	if (!tt.max_reply)
+		tt.max_reply = SNAP_MAX;
+	if (!tt.timeout_ms)
+		tt.timeout_ms = 300000;
+	n = machine__etcd_snapshot_request__pack(&req, wire);
+	if ((r = talos_call(&tt, "EtcdSnapshot", wire, n, &res, st, err)) < 0)
+		goto out;
+	for (i = 0; i < res.n_msgs && r == 0; i++) {
+		Common__Data *d = common__data__unpack(
+			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
+
+		if (!d) {
+			r = bad_reply("EtcdSnapshot", t, err);
+			break;
+		}
+		r = talos_check_meta(d->metadata, "EtcdSnapshot", t, st, err);
+		if (r == 0)
+			buf_add(out, d->bytes.data, d->bytes.len);
+		common__data__free_unpacked(d, NULL);
+	}
+	if (r == 0 && (r = etcd_snapshot_check(out->ptr + start,
+					       out->len - start, err)) < 0)
+		err_wrap(err, "EtcdSnapshot on %s", t->addr);
+	if (r < 0)
+		out->len = start;
+out:
+	grpc_result_release(&res);
+	return explain(r, "EtcdSnapshot", t, st, err);
+}
+
+int
+talos_etcd_recover(const struct talos_target *t, const void *data, size_t len,
+		   struct talos_status *st, struct err *err)
+{
+	struct talos_target tt = *t;
+	struct talos_status local;
+	struct grpc_result res;
+	struct buf *msgs;
+	size_t n = (len + RECOVER_CHUNK - 1) / RECOVER_CHUNK, i, off;
+	Machine__EtcdRecoverResponse *resp;
+	int r;
+
+	if (!st)
+		st = &local;
+	if (!len)
+		return err_set(err, ERR_USAGE, "EtcdRecover: the snapshot is empty");
+	if (!tt.timeout_ms)
+		tt.timeout_ms = 300000;
+	msgs = xcalloc(n, sizeof(*msgs));
+	for (i = 0, off = 0; i < n; i++, off += RECOVER_CHUNK) {
+		Common__Data d = COMMON__DATA__INIT;
+		size_t sz;
+
+		d.bytes.data = (uint8_t *)data + off;
+		d.bytes.len = len - off < RECOVER_CHUNK ? len - off : RECOVER_CHUNK;
+		sz = common__data__get_packed_size(&d);
+		buf_init(&msgs[i]);
+		buf_grow(&msgs[i], sz);
+		common__data__pack(&d, (uint8_t *)msgs[i].ptr);
+		msgs[i].len = sz;
+	}
+	r = talos_call_stream(&tt, "EtcdRecover", msgs, n, &res, st, err);
+	for (i = 0; i < n; i++)
+		buf_release(&msgs[i]);
+	free(msgs);
+	if (r < 0)
+		goto out;
+	if ((r = one_msg(&res, "EtcdRecover", t, err)) < 0)
+		goto out;
+	resp = machine__etcd_recover_response__unpack(
+		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = bad_reply("EtcdRecover", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++)
+		r = talos_check_meta(resp->messages[i]->metadata, "EtcdRecover", t,
+				     st, err);
+	machine__etcd_recover_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return explain(r, "EtcdRecover", t, st, err);
+}
+
+int
+talos_bootstrap_recover(const struct talos_target *t, bool skip_hash_check,
+			struct talos_status *st, struct err *err)
+{
+	Machine__BootstrapRequest req = MACHINE__BOOTSTRAP_REQUEST__INIT;
+	struct talos_status local;
+	struct grpc_result res;
+	unsigned char wire[16];
+	size_t n;
+	int r;
+
+	if (!st)
+		st = &local;
+	req.recover_etcd = true;
+	req.recover_skip_hash_check = skip_hash_check;
+	n = machine__bootstrap_request__pack(&req, wire);
+	if ((r = talos_call(t, "Bootstrap", wire, n, &res, st, err)) == 0)
+		r = empty_reply(&res, "Bootstrap", t, st, err);
+	grpc_result_release(&res);
+	if (r < 0 && st->code == GRPC_ALREADY_EXISTS)
+		return err_wrap(err, "Bootstrap (recover etcd) on %s: its etcd "
+				"still holds data; reset the control planes' "
+				"EPHEMERAL first (strata restore does this on "
+				"fresh VMs)", t->addr);
+	return r;
+}

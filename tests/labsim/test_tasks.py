@@ -1,0 +1,70 @@
+"""Task listing and create with start=1 (FACTS.md §2, §4; apidata.json
+/nodes/{node}/tasks). Each test fails when its rule is removed (mutate.py)."""
+import unittest
+
+from harness import Labsim, have_reference, NO_REFERENCE
+
+VM = {"name": "t1", "cores": "2", "memory": "2048", "scsi0": "local-lvm:10",
+      "net0": "virtio=02:00:00:00:00:01,bridge=vmbr0", "boot": "order=scsi0"}
+
+
+@unittest.skipUnless(have_reference(), NO_REFERENCE)
+class TasksTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Labsim()
+        cls.next = 500
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def vmid(self):
+        TasksTest.next += 1
+        return str(TasksTest.next)
+
+    def status(self, vmid):
+        return self.sim.ok("GET", "/nodes/pve1/qemu/%s/status/current" % vmid)["status"]
+
+    def test_create_start(self):
+        vmid = self.vmid()
+        st = self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid, start="1")))
+        self.assertEqual((st["exitstatus"], self.status(vmid)), ("OK", "running"))
+
+    def test_failed_autostart_is_only_a_warning(self):
+        # more vCPUs than the node has: a qmstart would fail; at create
+        # with start=1 the task still ends OK and the VM stays stopped
+        vmid = self.vmid()
+        upid = self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid, cores="32", start="1"))
+        st = self.sim.wait_task(upid)
+        self.assertEqual((st["exitstatus"], self.status(vmid)), ("OK", "stopped"))
+        log = [x["t"] for x in self.sim.ok("GET", "/nodes/pve1/tasks/%s/log" % upid.replace("!", "%21"),
+                                           {"start": "0", "limit": "0"})]
+        self.assertTrue(any("vcpus" in t for t in log), log)
+
+    def test_list_source(self):
+        self.sim.control("POST", "knobs", {"task_seconds_by_type": {"qmstop": 3000}})
+        try:
+            vmid = self.vmid()
+            self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid)))
+            run = self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid)
+            active = [t["upid"] for t in self.sim.ok("GET", "/nodes/pve1/tasks", {"source": "active"})]
+            archive = [t for t in self.sim.ok("GET", "/nodes/pve1/tasks")]
+            self.assertIn(run, active)
+            self.assertNotIn(run, [t["upid"] for t in archive])
+            self.assertTrue(archive and all(t.get("status") for t in archive), archive)
+            every = [t["upid"] for t in self.sim.ok("GET", "/nodes/pve1/tasks", {"source": "all", "limit": "1000"})]
+            self.assertTrue(set(active) < set(every))
+        finally:
+            self.sim.control("POST", "knobs", {"task_seconds_by_type": {}})
+
+    def test_list_limit_default_50(self):
+        vmid = self.vmid()
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid)))
+        last = None
+        for _ in range(55):
+            last = self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid)
+        self.sim.wait_task(last)
+        self.assertEqual(len(self.sim.ok("GET", "/nodes/pve1/tasks")), 50)
+        self.assertGreater(len(self.sim.ok("GET", "/nodes/pve1/tasks", {"limit": "1000"})), 55)
+        self.assertEqual(self.sim.ok("GET", "/nodes/pve1/tasks", {"limit": "1"})[0]["upid"], last)
