@@ -17,7 +17,7 @@ _strata_envs() {
 
 _strata() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local cmds="init validate gen plan apply destroy status preflight hypervisor ansible template help"
+	local cmds="init validate gen plan apply destroy status backup restore etcd history preflight hypervisor ansible template help"
 	local opts cmd=${COMP_WORDS[1]}
 	COMPREPLY=()
 	if [[ $COMP_CWORD -eq 1 ]]; then
@@ -36,13 +36,21 @@ _strata() {
 	template) opts="--vmid --image --node --sha256 --check --help" ;;
 	ansible)  [[ $COMP_CWORD -ge 3 ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
 		  opts="--help" ;;
+	backup)   opts="--to --with-etcd --help" ;;
+	restore)  opts="--from --identity --passphrase-env --etcd --yes --timeout --confirm --help" ;;
+	etcd)     if [[ $COMP_CWORD -eq 2 ]]; then
+			COMPREPLY=($(compgen -W "snapshot members --help" -- "$cur")); return
+		  fi
+		  opts="--out --help" ;;
+	history)  opts="-o --help" ;;
 	help)     COMPREPLY=($(compgen -W "${cmds% help}" -- "$cur")); return ;;
 	*)        return ;;
 	esac
 	case $prev in
 	-o|--output) COMPREPLY=($(compgen -W "json" -- "$cur")); return ;;
 	--platform|-p) COMPREPLY=($(compgen -W "proxmox vps" -- "$cur")); return ;;
-	--parallel|-j|--timeout|-t|--reinstall) return ;;
+	--parallel|-j|--timeout|-t|--reinstall|--passphrase-env|--confirm) return ;;
+	--to|--from|--identity|-i|--etcd|--out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--from)
 		local ex=${STRATA_EXAMPLES:-/usr/local/share/strata/examples}
 		[[ -d $ex ]] && COMPREPLY=($(compgen -W "$(cd "$ex" && ls)" -- "$cur"))

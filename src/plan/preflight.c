@@ -588,11 +588,34 @@ check_nodes(struct preflight *pf, const struct config *cfg,
 	free(pn);
 }
 
+/*
+ * What strata sends needs Proxmox VE 8: a disk resize answers with a task
+ * (UPID) only since qemu-server 8.0; in PVE 7 it is synchronous and
+ * answers null (FACTS.md section 4, "Resize"), which strata would take
+ * for a failure after the change was made.
+ */
+static void
+check_version(struct preflight *pf, const struct layer0 *l0)
+{
+	if (!l0->version) {
+		add(pf, PF_WARNING, "version", "the Proxmox VE version could not be "
+		    "read (GET /version)\tcheck the token may read it; strata "
+		    "needs Proxmox VE 8.0 or later");
+		return;
+	}
+	if (l0->major < 8)
+		add(pf, PF_ERROR, "version", "Proxmox VE %s: strata needs 8.0 or "
+		    "later (before 8 a disk resize answers without a task)\t"
+		    "upgrade the cluster to Proxmox VE 8 (pve7to8 checks it first)",
+		    l0->version);
+}
+
 void
 preflight_check(struct preflight *out, const struct config *cfg,
 		const struct plan *plan, const struct layer0 *l0)
 {
 	memset(out, 0, sizeof(*out));
+	check_version(out, l0);
 	check_nodes(out, cfg, plan, l0);
 	check_privileges(out, cfg, plan, l0);
 	out->nodes_checked = l0->n_nodes;

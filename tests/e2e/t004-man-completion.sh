@@ -36,10 +36,15 @@ complete_words() {
 }
 [ "$(complete_words strata ap)" = apply ] && ok "bash: 'strata ap' completes to apply" || bad "bash: ap -> $(complete_words strata ap)"
 all=$(complete_words strata "" | tr '\n' ' ')
-for c in init validate gen plan apply destroy status; do
+# every command 'strata --help' lists (a new one without completion fails)
+cmds=$("$STRATA" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p')
+[ "$(echo "$cmds" | wc -w)" -ge 15 ] && ok "strata --help lists the commands ($(echo $cmds))" || bad "commands from --help: $cmds"
+for c in $cmds; do
 	case " $all " in *" $c "*) ok "bash completes command $c";; *) bad "bash misses $c ($all)";; esac
-	"$STRATA" "$c" --help | grep -o -- '--[a-z][a-z-]*' | sort -u > "$T/longopts"
-	opts=$(complete_words strata "$c" --)
+	# the options list: lines "  -x, --opt ..." or "  --opt ..."
+	"$STRATA" "$c" --help | sed -n 's/^  *\(-[a-zA-Z], \)\{0,1\}\(--[a-z][a-z0-9-]*\).*/\2/p' | sort -u > "$T/longopts"
+	case $c in etcd) opts=$(complete_words strata etcd snapshot x --);;
+	*) opts=$(complete_words strata "$c" --);; esac
 	missing=
 	while read -r o; do
 		echo "$opts" | grep -qx -- "$o" || missing="$missing $o"

@@ -101,5 +101,12 @@ labsim_ctl POST knobs '{"bridge_vlan_aware": {"pve1": ["vmbr0"], "pve2": ["vmbr0
               "pve2": {"local-lvm": {"total": 536870912000}}}}' > /dev/null
 sed -i 's/^  memory_warn_percent: 40$//' "$E/config.yml"
 expect_rc 0 "preflight once Layer 0 is fixed" -- "$STRATA" preflight "$E"
+expect_grep "checked: ok" "$T/out" "ok"
+# Proxmox VE 7: refused, with what to do
+labsim_ctl POST knobs '{"pve_version": "7.4-17"}' > /dev/null
+expect_rc 1 "preflight: Proxmox VE 7" -- "$STRATA" preflight "$E"
+expect_grep "error: preflight: Proxmox VE 7.4-17: strata needs 8.0 or later.*upgrade the cluster to Proxmox VE 8" "$T/err" "Proxmox VE 7 is refused"
+labsim_ctl POST knobs '{"pve_version": "8.4.1"}' > /dev/null
+expect_rc 0 "preflight on Proxmox VE 8 again" -- "$STRATA" preflight "$E"
 expect_grep "checked: ok" "$T/out" "ok again"; cat "$T/err" | sed "s/^/     : /"
 finish

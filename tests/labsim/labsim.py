@@ -396,7 +396,10 @@ class Api(PoolsMixin, Layer0Mixin):
 
     # --- misc
     def h_GET_version(self, p, u):
-        return {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a"}
+        # the cluster's version is its nodes' (knob pve_version, as
+        # GET /nodes/{node}/version answers it)
+        v = self.w.knobs.get("pve_version", "8.4.1")
+        return {"version": v, "release": ".".join(v.split(".")[:2]).split("-")[0], "repoid": "2a5fa54a"}
 
     def h_GET_nodes(self, p, u):
         return [{"node": n, "status": v.get("status", "online"), "type": "node", "id": "node/" + n,

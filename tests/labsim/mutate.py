@@ -35,6 +35,8 @@ MUTATIONS = {
                        "test_cloudinit.CloudinitTest.test_template_refusals"),
     "template-locked": ("pve_cloudinit.py", '    if cfg.get("lock"):', '    if False:',
                         "test_cloudinit.CloudinitTest.test_template_refusals"),
+    "cluster-version": ("labsim.py", 'v = self.w.knobs.get("pve_version", "8.4.1")\n        return {"version": v,',
+                        'v = "8.4.1"\n        return {"version": v,', "test_layer0.Layer0Test.test_version_from_knob"),
     "node-version": ("pve_cloudinit.py", 'v = sim.w.knobs.get("pve_version", "8.4.1")', 'v = "8.4.1"',
                      "test_cloudinit.CloudinitTest.test_node_version"),
     "ipconfig-ip": ("pve_formats.py", 'if name == "!ipconfig-ip":', 'if name == "!ipconfig-ip-off":',

@@ -89,6 +89,16 @@ class Layer0Test(unittest.TestCase):
         self.assertIn("l0", [p["poolid"] for p in self.sim.ok("GET", "/pools")])
 
     # --- network (FACTS.md §8)
+    def test_version_from_knob(self):
+        # GET /version answers the nodes' version (one knob for both calls)
+        self.sim.control("POST", "knobs", {"pve_version": "7.4-17"})
+        try:
+            self.assertEqual(self.sim.ok("GET", "/version")["version"], "7.4-17")
+            self.assertEqual(self.sim.ok("GET", "/nodes/pve1/version")["version"], "7.4-17")
+        finally:
+            self.sim.control("POST", "knobs", {"pve_version": "8.4.1"})
+        self.assertEqual(self.sim.ok("GET", "/version")["version"], "8.4.1")
+
     def test_bridges_vlan_aware(self):
         self.sim.control("POST", "knobs", {"bridges": {"pve2": ["vmbr0", "vmbr1"]},
                                            "bridge_vlan_aware": {"pve2": ["vmbr1"]}})

@@ -174,6 +174,38 @@ test_preflight__healthy(void **state)
 }
 
 static void
+test_preflight__version(void **state)
+{
+	struct fixture f;
+	struct preflight pf;
+
+	(void)state;
+	setup_fx(&f, STORAGES(LVM_OK));
+	free(f.l0.version);
+	f.l0.version = xstrdup("7.4-17");
+	f.l0.major = 7;
+	preflight_check(&pf, &f.cfg, &f.plan, &f.l0);
+	assert_int_equal(pf.errors, 1);
+	assert_int_equal(count(&pf, "version", "Proxmox VE 7.4-17: strata needs 8.0 or later"), 1);
+	preflight_release(&pf);
+	free(f.l0.version);
+	f.l0.version = xstrdup("8.0.2");
+	f.l0.major = 8;
+	preflight_check(&pf, &f.cfg, &f.plan, &f.l0);
+	assert_int_equal(pf.n, 0);
+	preflight_release(&pf);
+	free(f.l0.version);
+	f.l0.version = NULL;
+	f.l0.major = 0;
+	preflight_check(&pf, &f.cfg, &f.plan, &f.l0);
+	assert_int_equal(pf.errors, 0);
+	assert_int_equal(pf.warnings, 1);
+	assert_int_equal(count(&pf, "version", "could not be read"), 1);
+	preflight_release(&pf);
+	teardown_fx(&f);
+}
+
+static void
 test_preflight__privileges_by_path(void **state)
 {
 	struct fixture f;
@@ -287,6 +319,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_preflight__healthy),
+		cmocka_unit_test(test_preflight__version),
 		cmocka_unit_test(test_preflight__privileges_by_path),
 		cmocka_unit_test(test_preflight__iso_download_alternatives),
 		cmocka_unit_test(test_preflight__storage_content_and_space),
