@@ -222,7 +222,7 @@ static const struct cmd_help helps[] = {
 	},
 	{
 		"destroy", cmd_destroy,
-		"hard-stop and delete every VM this env owns",
+		"hard-stop and delete every VM this env owns (vps: Talos Reset)",
 		"ENV [--yes] [--purge-state] [-o json]",
 		"Hard-stop and delete (with purge) every VM this environment owns, all\n"
 		"in parallel. A VM is owned only when it carries the strata-ENV tag,\n"
@@ -456,8 +456,10 @@ cmd_main_usage(FILE *fp)
 		"usage: strata [--version] [--help] COMMAND [ARGS]\n"
 		"\n"
 		"strata turns one config.yml per environment into a running\n"
-		"Talos Kubernetes platform on Proxmox VE: VMs, Talos installed,\n"
-		"etcd bootstrapped, kubeconfig. The environment folder is the state.\n"
+		"Talos Kubernetes platform on Proxmox VE or a VPS: machines, Talos\n"
+		"installed, etcd bootstrapped, kubeconfig, Cilium and Flux; then day 2\n"
+		"(scaling, upgrades, etcd and env backups). The environment folder is\n"
+		"the state.\n"
 		"\n"
 		"commands:\n");
 	for (i = 0; i < N_HELPS; i++)
@@ -562,8 +564,9 @@ cmd_man(FILE *fp)
 	}
 	fputs(".SH DESCRIPTION\n", fp);
 	roff_para(fp, "strata turns one config.yml per environment into a running Talos\n"
-		  "Kubernetes platform on Proxmox VE: VMs, Talos installed, etcd\n"
-		  "bootstrapped, kubeconfig. The environment folder is the state.\n");
+		  "Kubernetes platform on Proxmox VE or a VPS: machines, Talos installed,\n"
+		  "etcd bootstrapped, kubeconfig, Cilium and Flux; then day 2 (scaling,\n"
+		  "upgrades, etcd and env backups). The environment folder is the state.\n");
 	roff_para(fp, ENV_FORMS);
 	fputs(".SH COMMANDS\n", fp);
 	for (i = 0; i < N_HELPS; i++) {
