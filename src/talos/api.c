@@ -223,9 +223,9 @@ check_meta(const Common__Metadata *m, const char *method,
 }
 
 /* The single message of a unary reply, or an error. */
-static int
-one_msg(const struct grpc_result *res, const char *method,
-	const struct talos_target *t, struct err *err)
+int
+talos_one_msg(const struct grpc_result *res, const char *method,
+	      const struct talos_target *t, struct err *err)
 {
 	if (res->n_msgs != 1)
 		return err_set(err, ERR_FAIL, "%s on %s: expected one reply "
@@ -233,8 +233,8 @@ one_msg(const struct grpc_result *res, const char *method,
 	return 0;
 }
 
-static int
-bad_reply(const char *method, const struct talos_target *t, struct err *err)
+int
+talos_bad_reply(const char *method, const struct talos_target *t, struct err *err)
 {
 	return err_set(err, ERR_FAIL, "%s on %s: the reply does not decode",
 		       method, t->addr);
@@ -317,12 +317,12 @@ apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 	free(wire);
 	if (r < 0)
 		goto out;
-	if ((r = one_msg(&res, "ApplyConfiguration", t, err)) < 0)
+	if ((r = talos_one_msg(&res, "ApplyConfiguration", t, err)) < 0)
 		goto out;
 	resp = machine__apply_configuration_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("ApplyConfiguration", t, err);
+		r = talos_bad_reply("ApplyConfiguration", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -351,14 +351,14 @@ talos_version(const struct talos_target *t, char **tag,
 
 	*tag = NULL;
 	if ((r = call(t, "Version", NULL, 0, &res, st, err)) < 0 ||
-	    (r = one_msg(&res, "Version", t, err)) < 0)
+	    (r = talos_one_msg(&res, "Version", t, err)) < 0)
 		goto out;
 	resp = machine__version_response__unpack(NULL, res.msgs[0].len,
 						 (const uint8_t *)res.msgs[0].ptr);
 	if (!resp || resp->n_messages < 1) {
 		if (resp)
 			machine__version_response__free_unpacked(resp, NULL);
-		r = bad_reply("Version", t, err);
+		r = talos_bad_reply("Version", t, err);
 		goto out;
 	}
 	r = check_meta(resp->messages[0]->metadata, "Version", t, st, err);
@@ -449,7 +449,7 @@ talos_bootstrap(const struct talos_target *t, bool *already,
 		resp = machine__bootstrap_response__unpack(
 			NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 		if (!resp) {
-			r = bad_reply("Bootstrap", t, err);
+			r = talos_bad_reply("Bootstrap", t, err);
 			goto out;
 		}
 		for (i = 0; i < resp->n_messages && r == 0; i++)
@@ -482,7 +482,7 @@ talos_kubeconfig(const struct talos_target *t, struct buf *targz,
 			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
 
 		if (!d) {
-			r = bad_reply("Kubeconfig", t, err);
+			r = talos_bad_reply("Kubeconfig", t, err);
 			break;
 		}
 		r = check_meta(d->metadata, "Kubeconfig", t, st, err);
@@ -510,12 +510,12 @@ talos_service(const struct talos_target *t, const char *id, char **state,
 	*state = NULL;
 	*healthy = false;
 	if ((r = call(t, "ServiceList", NULL, 0, &res, st, err)) < 0 ||
-	    (r = one_msg(&res, "ServiceList", t, err)) < 0)
+	    (r = talos_one_msg(&res, "ServiceList", t, err)) < 0)
 		goto out;
 	resp = machine__service_list_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("ServiceList", t, err);
+		r = talos_bad_reply("ServiceList", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -556,12 +556,12 @@ talos_upgrade(const struct talos_target *t, const char *image, char **actor,
 	machine__upgrade_request__pack(&req, wire);
 	r = call(t, "Upgrade", wire, n, &res, st, err);
 	free(wire);
-	if (r < 0 || (r = one_msg(&res, "Upgrade", t, err)) < 0)
+	if (r < 0 || (r = talos_one_msg(&res, "Upgrade", t, err)) < 0)
 		goto out;
 	resp = machine__upgrade_response__unpack(NULL, res.msgs[0].len,
 						 (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("Upgrade", t, err);
+		r = talos_bad_reply("Upgrade", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -604,7 +604,7 @@ talos_boot_id(const struct talos_target *t, char *out, size_t len,
 			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
 
 		if (!d) {
-			r = bad_reply("Read", t, err);
+			r = talos_bad_reply("Read", t, err);
 			break;
 		}
 		r = check_meta(d->metadata, "Read", t, st, err);

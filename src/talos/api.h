@@ -157,5 +157,10 @@ int talos_call_stream(const struct talos_target *t, const char *method,
 int talos_check_meta(const void *meta, const char *method,
 		     const struct talos_target *t, struct talos_status *st,
 		     struct err *err);
+/* A unary reply must be one message; a reply that does not decode. */
+int talos_one_msg(const struct grpc_result *res, const char *method,
+		  const struct talos_target *t, struct err *err);
+int talos_bad_reply(const char *method, const struct talos_target *t,
+		    struct err *err);
 
 #endif

@@ -65,23 +65,6 @@ strv_free(char **v, size_t n)
 	free(v);
 }
 
-static int
-one_msg(const struct grpc_result *res, const char *method,
-	const struct talos_target *t, struct err *err)
-{
-	if (res->n_msgs != 1)
-		return err_set(err, ERR_FAIL, "%s on %s: expected one reply "
-			       "message, got %zu", method, t->addr, res->n_msgs);
-	return 0;
-}
-
-static int
-bad_reply(const char *method, const struct talos_target *t, struct err *err)
-{
-	return err_set(err, ERR_FAIL, "%s on %s: the reply does not decode",
-		       method, t->addr);
-}
-
 /* A worker answers the etcd calls Unimplemented: say what to do. */
 static int
 explain(int r, const char *method, const struct talos_target *t,
@@ -142,12 +125,12 @@ talos_etcd_members(const struct talos_target *t, bool query_local,
 	req.query_local = query_local;
 	n = machine__etcd_member_list_request__pack(&req, wire);
 	if ((r = talos_call(t, "EtcdMemberList", wire, n, &res, st, err)) < 0 ||
-	    (r = one_msg(&res, "EtcdMemberList", t, err)) < 0)
+	    (r = talos_one_msg(&res, "EtcdMemberList", t, err)) < 0)
 		goto out;
 	resp = machine__etcd_member_list_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("EtcdMemberList", t, err);
+		r = talos_bad_reply("EtcdMemberList", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -193,12 +176,12 @@ empty_reply(const struct grpc_result *res, const char *method,
 
 	if (res->n_msgs == 0)
 		return 0;
-	if ((r = one_msg(res, method, t, err)) < 0)
+	if ((r = talos_one_msg(res, method, t, err)) < 0)
 		return r;
 	resp = common__empty_response__unpack(NULL, res->msgs[0].len,
 					      (const uint8_t *)res->msgs[0].ptr);
 	if (!resp)
-		return bad_reply(method, t, err);
+		return talos_bad_reply(method, t, err);
 	for (i = 0; i < resp->n_messages && r == 0; i++)
 		r = talos_check_meta(resp->messages[i]->metadata, method, t, st,
 				     err);
@@ -275,12 +258,12 @@ talos_etcd_forfeit_leadership(const struct talos_target *t, char **new_leader,
 		st = &local;
 	if ((r = talos_call(t, "EtcdForfeitLeadership", NULL, 0, &res, st,
 			    err)) < 0 ||
-	    (r = one_msg(&res, "EtcdForfeitLeadership", t, err)) < 0)
+	    (r = talos_one_msg(&res, "EtcdForfeitLeadership", t, err)) < 0)
 		goto out;
 	resp = machine__etcd_forfeit_leadership_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("EtcdForfeitLeadership", t, err);
+		r = talos_bad_reply("EtcdForfeitLeadership", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -293,7 +276,7 @@ talos_etcd_forfeit_leadership(const struct talos_target *t, char **new_leader,
 	}
 	machine__etcd_forfeit_leadership_response__free_unpacked(resp, NULL);
 	if (r == 0 && !*new_leader)
-		r = bad_reply("EtcdForfeitLeadership", t, err);
+		r = talos_bad_reply("EtcdForfeitLeadership", t, err);
 	if (r < 0) {
 		free(*new_leader);
 		*new_leader = NULL;
@@ -329,12 +312,12 @@ talos_etcd_status(const struct talos_target *t, struct etcd_status *out,
 	if (!st)
 		st = &local;
 	if ((r = talos_call(t, "EtcdStatus", NULL, 0, &res, st, err)) < 0 ||
-	    (r = one_msg(&res, "EtcdStatus", t, err)) < 0)
+	    (r = talos_one_msg(&res, "EtcdStatus", t, err)) < 0)
 		goto out;
 	resp = machine__etcd_status_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("EtcdStatus", t, err);
+		r = talos_bad_reply("EtcdStatus", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++) {
@@ -417,7 +400,7 @@ talos_etcd_snapshot(const struct talos_target *t, struct buf *out,
 			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
 
 		if (!d) {
-			r = bad_reply("EtcdSnapshot", t, err);
+			r = talos_bad_reply("EtcdSnapshot", t, err);
 			break;
 		}
 		r = talos_check_meta(d->metadata, "EtcdSnapshot", t, st, err);
@@ -472,12 +455,12 @@ talos_etcd_recover(const struct talos_target *t, const void *data, size_t len,
 	free(msgs);
 	if (r < 0)
 		goto out;
-	if ((r = one_msg(&res, "EtcdRecover", t, err)) < 0)
+	if ((r = talos_one_msg(&res, "EtcdRecover", t, err)) < 0)
 		goto out;
 	resp = machine__etcd_recover_response__unpack(
 		NULL, res.msgs[0].len, (const uint8_t *)res.msgs[0].ptr);
 	if (!resp) {
-		r = bad_reply("EtcdRecover", t, err);
+		r = talos_bad_reply("EtcdRecover", t, err);
 		goto out;
 	}
 	for (i = 0; i < resp->n_messages && r == 0; i++)
