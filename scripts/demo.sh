@@ -83,6 +83,13 @@ import json; r = json.load(open('$sim/ready'))
 print('port=%d fp=%s tid=%s' % (r['proxmox']['port'], r['proxmox']['fingerprint'], r['token']['id']))
 print('export PVE_TOKEN_SECRET=%s' % r['token']['secret'])")"
 echo "simulator on 127.0.0.1:$port, fingerprint $fp"
+# prox-n100 tags its VMs with VLAN 30: its hypervisor's bridges are
+# VLAN-aware (Layer 0; the preflight checks it). The simulated one is
+# told so, as an admin would have set it up.
+curl -sfk -X POST -H 'Content-Type: application/json' \
+	--data '{"bridge_vlan_aware": {"pve1": ["vmbr0"], "pve2": ["vmbr0"], "pve3": ["vmbr0"]}}' \
+	"https://127.0.0.1:$port/_labsim/knobs" > /dev/null ||
+	{ echo "the simulator refused its Layer-0 set-up"; exit 1; }
 # prox-n100 syncs Flux from a private https repo: the simulator's
 # source-controller only checks that a token Secret exists.
 export FLUX_GITHUB_TOKEN=demo-token-for-the-simulator
