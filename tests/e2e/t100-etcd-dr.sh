@@ -14,32 +14,8 @@ EP=https://127.0.100.10:6443
 
 # kube_cm ENV NAME: server-side apply of ConfigMap default/NAME with ENV/kubeconfig
 kube_cm() {
-	$PY - "$1/kubeconfig" "$2" <<'PYEOF'
-import base64, http.client, json, os, ssl, sys, tempfile, urllib.parse, yaml
-kc = yaml.safe_load(open(sys.argv[1]))
-c, u = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
-d = tempfile.mkdtemp()
-files = {}
-for k, v in (("ca", c["certificate-authority-data"]), ("crt", u["client-certificate-data"]),
-             ("key", u["client-key-data"])):
-    files[k] = os.path.join(d, k)
-    with open(files[k], "wb") as f:
-        f.write(base64.b64decode(v))
-ctx = ssl.create_default_context(cafile=files["ca"])
-ctx.load_cert_chain(files["crt"], files["key"])
-url = urllib.parse.urlsplit(c["server"])
-conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
-body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": sys.argv[2], "namespace": "default"},
-        "data": {"made": sys.argv[2]}}
-conn.request("PATCH", "/api/v1/namespaces/default/configmaps/%s?fieldManager=t100" % sys.argv[2],
-             body=json.dumps(body), headers={"Content-Type": "application/apply-patch+yaml"})
-r = conn.getresponse()
-r.read()
-for f in files.values():
-    os.unlink(f)
-os.rmdir(d)
-sys.exit(0 if r.status in (200, 201) else 1)
-PYEOF
+	kube_req PATCH "$1" "/api/v1/namespaces/default/configmaps/$2" \
+		"{apiVersion: v1, kind: ConfigMap, metadata: {name: $2, namespace: default}, data: {made: $2}}" > /dev/null
 }
 
 expect_rc 0 "apply 3+1" -- "$STRATA" apply "$E" --yes --timeout 60s

@@ -11,38 +11,10 @@ labsim_start --talos-net 127.0.105.192/26
 E="$T/envs/sw"
 write_env "$E" sw 1050 1 5 127.0.105
 
-# kube_apply ENV YAML: server-side apply of one object as manager "test"
+# kube_apply ENV PATH YAML: server-side apply of one object (labsim.sh's
+# kube_req); its answer is printed only when it failed
 kube_apply() {
-	$PY - "$1/kubeconfig" "$2" <<'PYEOF'
-import base64, http.client, os, ssl, sys, tempfile, urllib.parse, yaml
-kc = yaml.safe_load(open(sys.argv[1]))
-obj = yaml.safe_load(sys.argv[2])
-c, u = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
-d = tempfile.mkdtemp()
-files = {}
-for k, v in (("ca", c["certificate-authority-data"]), ("crt", u["client-certificate-data"]),
-             ("key", u["client-key-data"])):
-    files[k] = os.path.join(d, k)
-    with open(files[k], "wb") as f:
-        f.write(base64.b64decode(v))
-ctx = ssl.create_default_context(cafile=files["ca"])
-ctx.load_cert_chain(files["crt"], files["key"])
-url = urllib.parse.urlsplit(c["server"])
-gv = obj["apiVersion"]
-res = {"Pod": "pods", "PodDisruptionBudget": "poddisruptionbudgets"}[obj["kind"]]
-path = "%s/%s/namespaces/default/%s/%s?fieldManager=test" % ("/api" if gv == "v1" else "/apis", gv, res,
-                                                              obj["metadata"]["name"])
-conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
-conn.request("PATCH", path, body=yaml.safe_dump(obj), headers={"Content-Type": "application/apply-patch+yaml"})
-r = conn.getresponse()
-body = r.read().decode()
-for f in files.values():
-    os.unlink(f)
-os.rmdir(d)
-if r.status != 200:
-    print(body)
-sys.exit(0 if r.status == 200 else 1)
-PYEOF
+	kube_req PATCH "$1" "$2" "$3" > "$T/kube_apply.out" || { cat "$T/kube_apply.out"; return 1; }
 }
 nodes() { kube_get "$E" /api/v1/nodes | $PY -c "import json,sys; print(' '.join(sorted(n['metadata']['name'] for n in json.load(sys.stdin)['items'])))"; }
 vms() { labsim_py "' '.join(sorted(s['vms']))"; }
@@ -60,11 +32,11 @@ expect_grep "ok   ready .*6 nodes Ready" "$T/out" "every node Ready"
 # solo on w-4 may not (its budget wants it available)
 for p in "web-a sw-w-5 web" "web-b sw-w-1 web" "solo sw-w-4 solo"; do
 	set -- $p
-	kube_apply "$E" "{apiVersion: v1, kind: Pod, metadata: {name: $1, labels: {app: $3}}, spec: {nodeName: $2, containers: [{name: c, image: 'nginx:1.27'}]}}" \
+	kube_apply "$E" "/api/v1/namespaces/default/pods/$1" "{apiVersion: v1, kind: Pod, metadata: {name: $1, labels: {app: $3}}, spec: {nodeName: $2, containers: [{name: c, image: 'nginx:1.27'}]}}" \
 		&& ok "pod $1 on $2" || bad "pod $1"
 done
-kube_apply "$E" "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: web}, spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}}" && ok "PDB web" || bad "PDB web"
-kube_apply "$E" "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: solo}, spec: {minAvailable: 1, selector: {matchLabels: {app: solo}}}}" && ok "PDB solo" || bad "PDB solo"
+kube_apply "$E" /apis/policy/v1/namespaces/default/poddisruptionbudgets/web "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: web}, spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}}" && ok "PDB web" || bad "PDB web"
+kube_apply "$E" /apis/policy/v1/namespaces/default/poddisruptionbudgets/solo "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: solo}, spec: {minAvailable: 1, selector: {matchLabels: {app: solo}}}}" && ok "PDB solo" || bad "PDB solo"
 sleep 0.5
 
 sed -i 's/workers: {count: 5,/workers: {count: 3,/' "$E/config.yml"
