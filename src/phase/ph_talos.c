@@ -103,7 +103,7 @@ first_controlplane(const struct apply_ctx *c)
 	return c->cfg->n_controlplanes ? &c->cfg->nodes[0] : NULL;
 }
 
-static struct talos_target
+struct talos_target
 mtls_target(const struct apply_ctx *c, const char *addr)
 {
 	struct talos_target t;

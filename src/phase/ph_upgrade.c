@@ -74,19 +74,6 @@ upgrade_should_run(struct apply_ctx *c)
 	return c->cfg->n_nodes > 0;
 }
 
-static struct talos_target
-target(const struct apply_ctx *c, const char *addr)
-{
-	struct talos_target t;
-
-	memset(&t, 0, sizeof(t));
-	t.addr = addr;
-	t.creds = &c->creds;
-	t.timeout_ms = 10000;
-	t.connect_timeout_ms = 2000;
-	return t;
-}
-
 /* ------------------------------------------------------------ the gate */
 
 /*
@@ -158,7 +145,7 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
 	  struct err *err)
 {
 	struct apply_ctx *c = R->c;
-	struct talos_target t = target(c, n->ip);
+	struct talos_target t = mtls_target(c, n->ip);
 	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
 	char last[sizeof(((struct err *)0)->msg)] = "no answer yet";
 
@@ -264,7 +251,7 @@ static int
 stage_config(struct roll *R, const struct node *n, struct err *err)
 {
 	struct apply_ctx *c = R->c;
-	struct talos_target t = target(c, n->ip);
+	struct talos_target t = mtls_target(c, n->ip);
 	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
 				 .installed = true };
 	struct talos_status st = { 0 };
@@ -322,7 +309,7 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 {
 	struct apply_ctx *c = R->c;
 	const struct node *n = &c->cfg->nodes[i];
-	struct talos_target t = target(c, n->ip);
+	struct talos_target t = mtls_target(c, n->ip);
 	struct talos_status st = { 0 };
 	char boot[64], *actor = NULL;
 	long long t0 = clock_mono_ms();
@@ -388,7 +375,7 @@ decide(struct roll *R, size_t i, struct err *err)
 {
 	struct apply_ctx *c = R->c;
 	const struct node *n = &c->cfg->nodes[i];
-	struct talos_target t = target(c, n->ip);
+	struct talos_target t = mtls_target(c, n->ip);
 	struct talos_status st = { 0 };
 	char *inst = NULL, *pend = NULL, *pend_img = NULL, boot[64];
 	char why[400];

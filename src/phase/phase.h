@@ -153,6 +153,9 @@ int read_node_config(const struct apply_ctx *c, const char *name,
 		     struct buf *b, char hex[65], struct err *err);
 extern const struct phase ph_talos_install;
 extern const struct phase ph_talos_bootstrap;
+/* A Talos call to addr over mTLS with the env's admin credentials
+ * (c->creds): 10 s per call, 2 s to connect. */
+struct talos_target mtls_target(const struct apply_ctx *c, const char *addr);
 extern const struct phase ph_kubernetes;
 /*
  * ph_upgrade.c: phase "talos-upgrade", the rolling Talos upgrade of a

@@ -137,11 +137,8 @@ node_now(struct apply_ctx *c, const struct node *nd, struct err *err)
 	char *tag = NULL;
 	int kind;
 
-	memset(&t, 0, sizeof(t));
-	t.addr = nd->ip;
-	t.creds = &c->creds;
+	t = mtls_target(c, nd->ip);
 	t.timeout_ms = 5000;
-	t.connect_timeout_ms = 2000;
 	kind = talos_probe(&t, &tag, &st, &e);
 	free(tag);
 	if (kind == TALOS_FOREIGN)
@@ -322,11 +319,7 @@ reset_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	char *tag = NULL;
 	int kind;
 
-	memset(&t, 0, sizeof(t));
-	t.addr = nd->ip;
-	t.creds = &c->creds;
-	t.timeout_ms = 10000;
-	t.connect_timeout_ms = 2000;
+	t = mtls_target(c, nd->ip);
 	kind = talos_probe(&t, &tag, &st, &e);
 	free(tag);
 	if (kind == TALOS_MAINTENANCE) {
