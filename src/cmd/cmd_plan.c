@@ -4,38 +4,22 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "cmd/machines.h"
 #include "phase/phase.h"
 #include "util/out.h"
 
 
+/* The Proxmox provider's plan_machines (phase/provider.h): the VM plan
+ * against the live API, then the preflight of Layer 0. */
 int
-cmd_plan(int argc, char **argv)
+plan_vms(struct env *e, struct state *st, bool json, struct err *err)
 {
-	struct env e;
-	struct state st = { 0 };
 	struct plan plan = { 0 };
-	struct err err = ERR_INIT;
-	const char *env = NULL;
-	int json = 0, i, r, rc = 1;
+	int r;
 
-	if (cmd_wants_help(argc, argv, "plan"))
-		return 0;
-	for (i = 1; i < argc; i++) {
-		if ((r = cmd_output_flag(argc, argv, &i, &json, "plan")) == 2)
-			return r;
-		if (r == 0 && (r = cmd_positional(&env, argv[i], "plan")) != 0)
-			return r;
-	}
-	if (!env)
-		return cmd_usage_error("plan", "missing ENV");
-	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
-	    (r = state_load(&st, e.dir, &err)) < 0 ||
-	    (r = env_plan(&e, &st, &plan, &err)) < 0 ||
-	    (r = env_preflight(&e, &plan, false, &err)) < 0) {
-		out_error("plan '%s': %s", env, err.msg);
-		rc = err_exit_code(&err);
+	if ((r = env_plan(e, st, &plan, err)) < 0 ||
+	    (r = env_preflight(e, &plan, false, err)) < 0)
 		goto out;
-	}
 	if (json) {
 		char *s = plan_to_json(&plan);
 		json_t *doc = json_loads(s, 0, NULL);
@@ -50,7 +34,40 @@ cmd_plan(int argc, char **argv)
 		}
 	} else {
 		plan_print(&plan, stdout, out_color());
-		scale_plan_print(&plan, e.cfg, stdout);
+		scale_plan_print(&plan, e->cfg, stdout);
+	}
+out:
+	plan_release(&plan);
+	return r;
+}
+
+int
+cmd_plan(int argc, char **argv)
+{
+	struct env e;
+	struct state st = { 0 };
+	struct err err = ERR_INIT;
+	const struct provider *p = NULL;
+	const char *env = NULL;
+	int json = 0, i, r, rc = 1;
+
+	if (cmd_wants_help(argc, argv, "plan"))
+		return 0;
+	for (i = 1; i < argc; i++) {
+		if ((r = cmd_output_flag(argc, argv, &i, &json, "plan")) == 2)
+			return r;
+		if (r == 0 && (r = cmd_positional(&env, argv[i], "plan")) != 0)
+			return r;
+	}
+	if (!env)
+		return cmd_usage_error("plan", "missing ENV");
+	if ((r = env_open(&e, env, ENV_PROVIDER, &err)) < 0 ||
+	    (r = state_load(&st, e.dir, &err)) < 0 ||
+	    (r = cmd_provider(&p, e.cfg, "plan", &err)) < 0 ||
+	    (r = p->plan_machines(&e, &st, json, &err)) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
 	}
 	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
@@ -59,7 +76,6 @@ cmd_plan(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	plan_release(&plan);
 	state_release(&st);
 	env_close(&e);
 	return rc;

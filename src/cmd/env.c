@@ -324,7 +324,9 @@ cmd_provider(const struct provider **out, const struct config *cfg,
 	     const char *command, struct err *err)
 {
 	if ((*out = provider_for(cfg->platform)) &&
-	    (strcmp(command, "destroy") || (*out)->destroy))
+	    (strcmp(command, "destroy") || (*out)->destroy) &&
+	    (strcmp(command, "plan") || (*out)->plan_machines) &&
+	    (strcmp(command, "status") || (*out)->status_machines))
 		return 0;
 	return err_set(err, ERR_FAIL, "%s: platform %s cannot be driven yet "
 		       "(strata validate says so too); use platform: proxmox",

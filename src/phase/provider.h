@@ -27,6 +27,8 @@ struct apply_ctx;
 struct phase;
 struct progress;
 struct machine;                 /* the provider's own, opaque here */
+struct env;                     /* cmd/env.h: an opened environment */
+struct state;
 
 struct provider {
 	const char *name;           /* "proxmox", "vps" */
@@ -65,6 +67,23 @@ struct provider {
 	 * the cidata ISO deleted). Journaled by the provider; idempotent. */
 	int (*after_install)(struct apply_ctx *c, struct machine *m,
 			     struct progress *pr, size_t idx, struct err *err);
+
+	/*
+	 * strata plan ENV: what apply would do to this platform's machines,
+	 * found read-only (the journal, the platform's API, a look at each
+	 * node's Talos API; nothing written, no config sent), on stdout as
+	 * text or (json) the plan -o json document. 0, or negative (err).
+	 */
+	int (*plan_machines)(struct env *e, struct state *st, bool json,
+			     struct err *err);
+	/*
+	 * strata status ENV: the machines next to the config, their Talos,
+	 * etcd and Kubernetes node, the addons, and with health the health
+	 * gate. Prints its own errors (prefixed "status 'ENV'"); returns the
+	 * exit status.
+	 */
+	int (*status_machines)(struct env *e, struct state *st,
+			       const char *env_arg, bool json, bool health);
 };
 
 /* The provider of a platform, or NULL when apply cannot drive it yet. */

@@ -25,6 +25,7 @@
 
 #include "phase/phase.h"
 #include "phase/provider.h"
+#include "provider/vps/machines.h"
 #include "provider/vps/rescue.h"
 #include "provider/vps/ssh.h"
 #include "talos/reset.h"
@@ -413,4 +414,6 @@ const struct provider provider_vps = {
 	.machine_close = vps_close,
 	.machine_label = vps_label,
 	.discover = vps_discover,
+	.plan_machines = vps_plan_machines,      /* machines.c */
+	.status_machines = vps_status_machines,
 };
