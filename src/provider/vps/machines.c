@@ -133,14 +133,39 @@ str_in_lines(const char *lines, const char *line)
 	return false;
 }
 
+/*
+ * Would apply send node name a config: none applied yet (journal), or
+ * nodes/<name>.yaml differs from what was applied, or gen would rewrite
+ * it (the gen result of check_only). applied, file: the SHA-256s (hex, or
+ * NULL), for the caller to free.
+ */
+static bool
+config_changes(struct apply_ctx *c, const struct gen_result *gen,
+	       const char *name, char **applied, char **file)
+{
+	struct err e = ERR_INIT;
+	struct buf b = BUF_INIT;
+	char sha[65], *rel;
+	bool changes;
+
+	*applied = state_talos_get(&c->st, name, "config_sha256");
+	*file = NULL;
+	if (!gen->secrets_created && read_node_config(c, name, &b, sha, &e) == 0)
+		*file = xstrdup(sha);
+	buf_release(&b);
+	rel = xasprintf("nodes/%s.yaml", name);
+	changes = gen->secrets_created || !*file || !*applied ||
+		  str_in_lines(gen->changed, rel) || strcmp(*applied, *file);
+	free(rel);
+	return changes;
+}
+
 static void
 decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
        const struct node *nd, struct node_plan *np)
 {
 	const struct vps_config *vc = &c->cfg->vps;
 	struct err e = ERR_INIT;
-	struct buf b = BUF_INIT;
-	char sha[65], *rel;
 	bool will_change;
 	int kind;
 
@@ -150,17 +175,8 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 	np->in_config = true;
 	np->rescue = state_talos_get(&c->st, nd->name, "rescue");
 	np->installed = trust_journal_installed(&c->st, nd->name);
-	np->applied_sha = state_talos_get(&c->st, nd->name, "config_sha256");
-	if (!gen->secrets_created &&
-	    read_node_config(c, nd->name, &b, sha, &e) == 0)
-		np->file_sha = xstrdup(sha);
-	buf_release(&b);
-	rel = xasprintf("nodes/%s.yaml", nd->name);
-	will_change = gen->secrets_created || !np->file_sha ||
-		      str_in_lines(gen->changed, rel) || !np->applied_sha ||
-		      strcmp(np->applied_sha, np->file_sha);
-	free(rel);
-	err_clear(&e);
+	will_change = config_changes(c, gen, nd->name, &np->applied_sha,
+				     &np->file_sha);
 	kind = probe(c, creds, nd->ip, np->talos, &e);
 	switch (kind) {
 	case TALOS_UP:
@@ -414,6 +430,7 @@ vps_status_machines(struct env *e, struct state *st, const char *env, bool json,
 	   bool want_health)
 {
 	struct apply_ctx c;
+	struct gen_result gen;
 	struct status_probe *pr;
 	struct kube_node *kn = NULL;
 	struct health_report hrep;
@@ -426,6 +443,14 @@ vps_status_machines(struct env *e, struct state *st, const char *env, bool json,
 	int rc = 1;
 
 	ctx_view(&c, e, st);
+	memset(&gen, 0, sizeof(gen));
+	gen.check_only = true;
+	if (talos_gen(e->cfg, e->dir, &gen, &err) < 0) {
+		out_error("status '%s': %s", env, err.msg);
+		gen_result_release(&gen);
+		ctx_view_end(&c);
+		return err_exit_code(&err);
+	}
 	pr = xcalloc(n + 1, sizeof(*pr));
 	all = xcalloc(n + 1, sizeof(*all));
 	for (i = 0; i < n; i++)
@@ -447,21 +472,15 @@ vps_status_machines(struct env *e, struct state *st, const char *env, bool json,
 	for (i = 0; i < n; i++) {
 		const struct node *nd = &e->cfg->nodes[i];
 		char *rescue = state_talos_get(&c.st, nd->name, "rescue");
-		char *applied = state_talos_get(&c.st, nd->name, "config_sha256");
-		struct buf b = BUF_INIT;
-		struct err fe = ERR_INIT;
-		char sha[65];
+		char *applied = NULL, *file = NULL;
 		const char *config, *k8s;
 		bool up = status_talos_up(pr[i].talos);
 
-		if (!applied)
-			config = "not applied";
-		else if (read_node_config(&c, nd->name, &b, sha, &fe) == 0 &&
-			 !strcmp(sha, applied))
+		if (!config_changes(&c, &gen, nd->name, &applied, &file))
 			config = "applied";
 		else
-			config = "changed";
-		buf_release(&b);
+			config = applied ? "changed" : "not applied";
+		free(file);
 		if (strcmp(config, "applied"))
 			n_changed++;
 		k8s = status_kube_state(kn, nk, nd->name, kube_note);
@@ -525,7 +544,7 @@ vps_status_machines(struct env *e, struct state *st, const char *env, bool json,
 		       "Kubernetes %zu/%zu Ready", e->cfg->name, n,
 		       n == 1 ? "" : "s", e->cfg->vps.host, n_up, n, n_ready, n);
 		if (n_changed)
-			printf("; %zu config%s not applied as generated", n_changed,
+			printf("; %zu Talos config%s to apply", n_changed,
 			       n_changed == 1 ? "" : "s");
 		printf("\n");
 		if (n_changed || n_up < n)
@@ -547,6 +566,7 @@ out:
 	json_decref(arr);
 	json_decref(addons);
 	json_decref(hjson);
+	gen_result_release(&gen);
 	ctx_view_end(&c);
 	return rc;
 }
