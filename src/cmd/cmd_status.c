@@ -61,8 +61,9 @@ probe_node(void *arg)
 }
 
 void
-status_probe_cluster(struct env *e, struct status_probe *pr, const bool *running,
-	      struct kube_node **kn, size_t *nk, const char **kube_note)
+status_probe_cluster(struct env *e, struct status_probe *pr,
+		     const bool *running, struct kube_node **kn, size_t *nk,
+		     const char **kube_note)
 {
 	struct talos_creds creds;
 	struct err err = ERR_INIT;
@@ -172,7 +173,7 @@ status_print_addons(json_t *a)
 
 const char *
 status_kube_state(const struct kube_node *kn, size_t nk, const char *name,
-	   const char *note)
+		  const char *note)
 {
 	size_t i;
 

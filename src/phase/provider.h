@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config/config.h"
 #include "trust/trust.h"
@@ -84,6 +85,13 @@ struct provider {
 	 */
 	int (*status_machines)(struct env *e, struct state *st,
 			       const char *env_arg, bool json, bool health);
+	/*
+	 * destroy of a platform without a VM plan, before it asks: what its
+	 * destroy list would do to each node's machine, found read-only
+	 * (c->creds loaded), printed on fp, and with json also as the plan
+	 * event (docs/json.md). NULL: the nodes are listed by name.
+	 */
+	void (*destroy_machines)(struct apply_ctx *c, FILE *fp, bool json);
 };
 
 /* The provider of a platform, or NULL when apply cannot drive it yet. */

@@ -6,7 +6,8 @@
 # write) and writes nothing (no file in ENV, no SSH login, no download, no
 # byte on the disk); apply installs; plan says nothing to do; a changed
 # talos patch is an update in plan, and apply applies just that; after
-# destroy, plan says install without a rescue write (maintenance mode).
+# destroy (its list shows the Reset target; -o json the plan event),
+# plan says install without a rescue write (maintenance mode).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 
@@ -83,7 +84,20 @@ expect_rc 0 "plan after applying it" -- "$STRATA" plan "$E"
 expect_grep "^Plan: 0 to install, 0 to update, 1 unchanged\.$" "$T/out" "nothing to do again"
 
 # --- after destroy: maintenance mode, install without a rescue write -----
-expect_rc 0 "destroy --yes" -- "$STRATA" destroy "$E" --yes
+expect_rc 2 "destroy without --yes lists what it would reset" -- "$STRATA" destroy "$E" < /dev/null
+expect_grep "^  - edge-cp-1 *$IP *reset: Talos v1.12.11 of this cluster (single node: not graceful)$" "$T/out" \
+	"destroy's list: the node, its address, a Reset of this cluster's Talos"
+expect_rc 0 "destroy --yes -o json" -- "$STRATA" destroy "$E" --yes -o json
+s=$($PY -c "
+import json,sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e['type'] == 'plan':
+        p = e['plan']; print(p['platform'], p['summary'], [(a['action'], a['live']['name'], a['live']['talos']) for a in p['actions']])" "$T/out")
+[ "$s" = "vps {'reset': 1, 'unchanged': 0, 'conflict': 0} [('reset', 'edge-cp-1', 'v1.12.11')]" ] \
+	&& ok "destroy -o json: a plan event with the Reset target" || bad "destroy plan event: $s"
+expect_rc 2 "destroy again without --yes" -- "$STRATA" destroy "$E" < /dev/null
+expect_grep "^  - edge-cp-1 *$IP *nothing to reset: in maintenance mode already$" "$T/out" "destroy's list: nothing to reset"
 l=$(logins)
 expect_rc 0 "plan after destroy" -- "$STRATA" plan "$E"
 expect_grep "^  + edge-cp-1 *install   server $IP: in Talos maintenance mode at $IP:50000 (the image is on the disk): no rescue write" \

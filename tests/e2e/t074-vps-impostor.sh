@@ -44,6 +44,7 @@ expect_grep "phase 'rescue-install'.*node 'edge-cp-1': $IP:50000 answers as Talo
 cmp -s "$E/state.json" "$T/state.before" && ok "the journal is unchanged" || bad "the journal changed"
 expect_rc 1 "destroy refuses to reset it" -- "$STRATA" destroy "$E" --yes
 expect_grep "answers as Talos of another cluster.*strata resets only its own nodes" "$T/err" "destroy says why"
+expect_grep "^  - edge-cp-1 *$IP *refused: answers as Talos of another cluster$" "$T/out" "destroy's list says it refuses that node"
 [ "$(talos_calls Reset)" = "$resets" ] && ok "no Reset sent" || bad "Reset calls $resets -> $(talos_calls Reset)"
 labsim_ctl DELETE talos/foreign "{\"ip\": \"$IP\"}" > /dev/null
 
