@@ -13,6 +13,7 @@
 
 #include "phase/provider.h"
 #include "plan/observe.h"
+#include "trust/trust.h"
 #include "util/buf.h"
 #include "util/event.h"
 #include "util/fs.h"
@@ -138,6 +139,9 @@ tally_sink(const json_t *ev, void *arg)
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
 
+	if (text && ph && state && !strcmp(ph, "talos-reset") &&
+	    !strcmp(state, "ok") && !strcmp(text, "reset"))
+		t->m_reset++;
 	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
 		return;
 	if (!strcmp(text, "created"))
@@ -178,15 +182,22 @@ env_show_plan(const struct plan *plan, bool json)
 void
 env_tally_start(struct env_tally *t, struct env *e, struct state *st)
 {
+	const struct provider *p;
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
 	event_sink_add(tally_sink, t);
 	t->n_talos = e->cfg->n_nodes;
 	t->talos_before = xcalloc(t->n_talos + 1, sizeof(char *));
-	for (i = 0; i < t->n_talos; i++)
+	t->installed_before = xcalloc(t->n_talos + 1, sizeof(bool));
+	for (i = 0; i < t->n_talos; i++) {
 		t->talos_before[i] = state_talos_get(st, e->cfg->nodes[i].name,
 						     "config_sha256");
+		t->installed_before[i] = trust_journal_installed(st,
+							e->cfg->nodes[i].name);
+	}
+	p = provider_for(e->cfg->platform);
+	t->machines = p && !p->vm_plan;
 }
 
 static bool
@@ -206,13 +217,19 @@ env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
 	t->deleted = t->vm_deleted;
 	t->kept = unchanged;
 	t->talos_applied = 0;
+	t->m_installed = 0;
 	for (i = 0; i < t->n_talos && i < e->cfg->n_nodes; i++) {
 		char *now = state_talos_get(st, e->cfg->nodes[i].name, "config_sha256");
 
 		if (now && str_differs(now, t->talos_before[i]))
 			t->talos_applied++;
 		free(now);
+		if (!t->installed_before[i] &&
+		    trust_journal_installed(st, e->cfg->nodes[i].name))
+			t->m_installed++;
 	}
+	t->m_unchanged = e->cfg->n_nodes - (t->m_reset ? t->m_reset
+					    : t->m_installed);
 }
 
 void
@@ -223,6 +240,7 @@ env_tally_release(struct env_tally *t)
 	for (i = 0; t->talos_before && i < t->n_talos; i++)
 		free(t->talos_before[i]);
 	free(t->talos_before);
+	free(t->installed_before);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -253,9 +271,17 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 	if (strcmp(result, "done") && strcmp(result, "dry_run") &&
 	    strcmp(result, "refused"))
 		buf_addf(&b, "%.1fs: ", el);
-	buf_addf(&b, "%zu VM%s created, %zu changed, %zu deleted, %zu unchanged",
-		 t->created, t->created == 1 ? "" : "s", t->changed, t->deleted,
-		 t->kept);
+	if (t->machines && !strcmp(command, "destroy"))
+		buf_addf(&b, "%zu machine%s reset, %zu unchanged", t->m_reset,
+			 t->m_reset == 1 ? "" : "s", t->m_unchanged);
+	else if (t->machines)
+		buf_addf(&b, "%zu machine%s installed, %zu unchanged",
+			 t->m_installed, t->m_installed == 1 ? "" : "s",
+			 t->m_unchanged);
+	else
+		buf_addf(&b, "%zu VM%s created, %zu changed, %zu deleted, %zu unchanged",
+			 t->created, t->created == 1 ? "" : "s", t->changed,
+			 t->deleted, t->kept);
 	if (t->talos_applied)
 		buf_addf(&b, "; Talos config applied to %zu node%s", t->talos_applied,
 			 t->talos_applied == 1 ? "" : "s");
@@ -281,6 +307,11 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 		       "talos_applied", (json_int_t)t->talos_applied,
 		       "elapsed_s", el,
 		       "kept", kept ? json_string(kept) : json_null());
+	if (t->machines)
+		json_object_set_new(ev, "machines", json_pack("{s:I, s:I, s:I}",
+			"installed", (json_int_t)t->m_installed,
+			"reset", (json_int_t)t->m_reset,
+			"unchanged", (json_int_t)t->m_unchanged));
 	if (extra) {
 		json_object_update(ev, extra);
 		json_decref(extra);

@@ -41,7 +41,8 @@ s=$(jget "$T/out" "d['platform'], d['summary'], d['actions'][0]['action'], d['ac
 # --- apply does what plan said --------------------------------------------
 expect_rc 0 "apply installs" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "and verified" "$T/err" "apply wrote and verified the image (the rescue install plan announced)"
-expect_grep "apply complete" "$T/err" "apply completed"
+expect_grep "apply complete: 1 machine installed, 0 unchanged; Talos config applied to 1 node in " "$T/err" \
+	"apply's closing line counts the machine installed"
 
 # --- installed: nothing to do ---------------------------------------------
 before=$(envsum) applies=$(talos_calls ApplyConfiguration) l=$(logins)
@@ -58,7 +59,7 @@ s=$(jget "$T/out" "d['summary']['unchanged'], d['actions'][0]['config'], d['acti
 gets1=$(gets)
 expect_rc 0 "apply again" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "its disk is not rewritten" "$T/err" "apply agrees: the disk is not rewritten"
-expect_grep "0 unchanged" "$T/err" "apply's summary line"
+expect_grep "apply complete: 0 machines installed, 1 unchanged in " "$T/err" "apply's closing line: nothing installed, nothing applied"
 grep -q "Talos config applied to" "$T/err" && bad "apply applied a config plan called unchanged" || ok "apply applied no config, as plan said"
 [ "$(gets)" = "$gets1" ] && ok "no download" || bad "downloads $gets1 -> $(gets)"
 
@@ -77,7 +78,7 @@ s=$(jget "$T/out" "d['actions'][0]['action'], d['actions'][0]['changes'][0]['fie
 [ "$s" = "update talos_config False True" ] && ok "plan -o json: update of talos_config, no rescue write" || bad "json: $s"
 expect_rc 0 "apply the patch change" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "changed config applied" "$T/err" "apply applies the changed config, as plan said"
-expect_grep "Talos config applied to 1 node" "$T/err" "apply's summary counts it"
+expect_grep "apply complete: 0 machines installed, 1 unchanged; Talos config applied to 1 node in " "$T/err" "apply's closing line counts it"
 expect_grep "its disk is not rewritten" "$T/err" "no rescue write for an update"
 [ "$(talos_calls ApplyConfiguration)" -gt "$applies" ] && ok "one more ApplyConfiguration" || bad "no config sent"
 expect_rc 0 "plan after applying it" -- "$STRATA" plan "$E"
@@ -96,6 +97,13 @@ for l in open(sys.argv[1]):
         p = e['plan']; print(p['platform'], p['summary'], [(a['action'], a['live']['name'], a['live']['talos']) for a in p['actions']])" "$T/out")
 [ "$s" = "vps {'reset': 1, 'unchanged': 0, 'conflict': 0} [('reset', 'edge-cp-1', 'v1.12.11')]" ] \
 	&& ok "destroy -o json: a plan event with the Reset target" || bad "destroy plan event: $s"
+s=$($PY -c "
+import json,sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e['type'] == 'summary': print(e['result'], e['machines'])" "$T/out")
+[ "$s" = "done {'installed': 0, 'reset': 1, 'unchanged': 0}" ] && ok "destroy's summary event counts the machine reset" || bad "summary: $s"
+expect_grep "destroy complete: 1 machine reset, 0 unchanged" "$T/err" "destroy's closing line counts it"
 expect_rc 2 "destroy again without --yes" -- "$STRATA" destroy "$E" < /dev/null
 expect_grep "^  - edge-cp-1 *$IP *nothing to reset: in maintenance mode already$" "$T/out" "destroy's list: nothing to reset"
 l=$(logins)

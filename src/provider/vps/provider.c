@@ -369,6 +369,7 @@ reset_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	}
 	out_step("talos-reset: %s is back in maintenance mode at %s", nd->name,
 		 nd->ip);
+	event_step(nd->name, "ok", "reset");     /* counted by the summary */
 	return 0;
 }
 
