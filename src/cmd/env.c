@@ -139,9 +139,18 @@ tally_sink(const json_t *ev, void *arg)
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
 
+	const char *item = json_string_value(json_object_get(ev, "item"));
+
 	if (text && ph && state && !strcmp(ph, "talos-reset") &&
 	    !strcmp(state, "ok") && !strcmp(text, "reset"))
 		t->m_reset++;
+	if (text && ph && state && item && !strcmp(ph, "rescue-install") &&
+	    !strcmp(state, "ok") && !strcmp(text, "written")) {
+		char *w = xasprintf("%s%s\n", t->written ? t->written : "", item);
+
+		free(t->written);
+		t->written = w;
+	}
 	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
 		return;
 	if (!strcmp(text, "created"))
@@ -206,6 +215,18 @@ str_differs(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
 }
 
+static bool
+written_by(const struct env_tally *t, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = t->written;
+
+	for (; p && *p; p = strchr(p, '\n') + 1)
+		if (!strncmp(p, name, n) && p[n] == '\n')
+			return true;
+	return false;
+}
+
 void
 env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
 		 size_t unchanged)
@@ -224,8 +245,9 @@ env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
 		if (now && str_differs(now, t->talos_before[i]))
 			t->talos_applied++;
 		free(now);
-		if (!t->installed_before[i] &&
-		    trust_journal_installed(st, e->cfg->nodes[i].name))
+		if ((!t->installed_before[i] &&
+		     trust_journal_installed(st, e->cfg->nodes[i].name)) ||
+		    written_by(t, e->cfg->nodes[i].name))
 			t->m_installed++;
 	}
 	t->m_unchanged = e->cfg->n_nodes - (t->m_reset ? t->m_reset
@@ -241,6 +263,7 @@ env_tally_release(struct env_tally *t)
 		free(t->talos_before[i]);
 	free(t->talos_before);
 	free(t->installed_before);
+	free(t->written);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -62,6 +62,7 @@ struct env_tally {
 	 * (talos-reset's step events) and the others (unchanged). */
 	bool machines;
 	bool *installed_before;
+	char *written;              /* nodes rescue-install wrote, "\n"-ended */
 	size_t m_installed, m_reset, m_unchanged;
 };
 void env_tally_start(struct env_tally *t, struct env *e, struct state *st);

@@ -241,6 +241,17 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 	default:
 		break;
 	}
+	if (np->installed) {
+		np->act = VA_CONFLICT;
+		np->config = "refused";
+		np->reason = xasprintf("Talos does not answer at %s:%d, but the "
+				       "journal records it installed: apply does "
+				       "not rewrite its disk (if it is rebooting, "
+				       "wait; to reinstall it on purpose: 'strata "
+				       "apply --reinstall %s')", nd->ip,
+				       TALOS_API_PORT, nd->name);
+		return;
+	}
 	np->act = VA_INSTALL;
 	np->config = "apply";
 	np->rescue_write = true;

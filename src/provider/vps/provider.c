@@ -31,6 +31,7 @@
 #include "provider/vps/ssh.h"
 #include "talos/reset.h"
 #include "talos/gen.h"
+#include "trust/trust.h"
 #include "util/clock.h"
 #include "util/event.h"
 #include "util/fs.h"
@@ -152,6 +153,17 @@ node_now(struct apply_ctx *c, const struct node *nd, struct err *err)
 	return kind;
 }
 
+static bool
+reinstall_asked(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_reinstall; i++)
+		if (!strcmp(c->reinstall[i], name))
+			return true;
+	return false;
+}
+
 static int
 rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 {
@@ -182,6 +194,20 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 			 ? " (booted from the image this environment wrote)" : "");
 		free(prev);
 		return 0;
+	}
+	if (trust_journal_installed(&c->st, nd->name) &&
+	    !reinstall_asked(c, nd->name)) {
+		/* Rewritten, it would boot into maintenance mode, where the
+		 * journal rule (trust.h) refuses its config: stop before the
+		 * disk is touched. */
+		free(prev);
+		return err_set(err, ERR_FAIL, "node '%s' is installed (journal) "
+			       "but Talos does not answer at %s:%d; strata does "
+			       "not rewrite an installed node's disk. If it is "
+			       "rebooting, wait and run apply again; to reinstall "
+			       "it from the rescue system on purpose: 'strata "
+			       "apply %s --reinstall %s'", nd->name, nd->ip,
+			       TALOS_API_PORT, c->env_dir, nd->name);
 	}
 	if (prev && !strcmp(prev, "writing"))
 		out_warn("rescue-install: the last write of the Talos image to %s "
@@ -265,6 +291,8 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 		}
 	}
 	r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "rebooted", err);
+	if (r == 0)
+		event_step(nd->name, "ok", "written");   /* counted by the summary */
 out:
 	vps_ssh_close(s);
 	free(url);
