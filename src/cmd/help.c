@@ -222,7 +222,9 @@ static const struct cmd_help helps[] = {
 		"                     wiped or reset it on purpose). Without it, a machine\n"
 		"                     answering in maintenance mode for an installed node\n"
 		"                     is treated as an impostor and gets nothing\n"
-		"                     (docs/bootstrap.md). Repeatable\n"
+		"                     (docs/bootstrap.md). On vps it also lets the\n"
+		"                     rescue system rewrite an installed node's disk\n"
+		"                     when Talos does not answer. Repeatable\n"
 		"  -h, --help         show this help\n",
 		EXIT_CHANGES,
 		"strata apply homelab --yes",
