@@ -6,13 +6,14 @@
 #include "cmd/env.h"
 #include "cmd/machines.h"
 #include "phase/phase.h"
+#include "util/event.h"
 #include "util/out.h"
 
 
 /* The Proxmox provider's plan_machines (phase/provider.h): the VM plan
  * against the live API, then the preflight of Layer 0. */
 int
-plan_vms(struct env *e, struct state *st, bool json, struct err *err)
+plan_vms(struct env *e, struct state *st, struct plan_out *o, struct err *err)
 {
 	struct plan plan = { 0 };
 	int r;
@@ -20,21 +21,26 @@ plan_vms(struct env *e, struct state *st, bool json, struct err *err)
 	if ((r = env_plan(e, st, &plan, err)) < 0 ||
 	    (r = env_preflight(e, &plan, false, err)) < 0)
 		goto out;
-	if (json) {
+	o->changes = plan.creates + plan.updates + plan.replaces + plan.deletes +
+		     plan.conflicts;
+	if (o->json || o->event) {
 		char *s = plan_to_json(&plan);
 		json_t *doc = json_loads(s, 0, NULL);
 
 		free(s);
-		if (doc) {
+		if (doc && o->event) {
+			json_object_set_new(doc, "node_removals", scale_plan_json(&plan));
+			event_plan(doc);
+		} else if (doc) {
 			json_object_set_new(doc, "node_removals", scale_plan_json(&plan));
 			s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			json_decref(doc);
-			puts(s);
+			fprintf(o->fp, "%s\n", s);
 			free(s);
 		}
 	} else {
-		plan_print(&plan, stdout, out_color());
-		scale_plan_print(&plan, e->cfg, stdout);
+		plan_print(&plan, o->fp, out_color());
+		scale_plan_print(&plan, e->cfg, o->fp);
 	}
 out:
 	plan_release(&plan);
@@ -64,7 +70,9 @@ cmd_plan(int argc, char **argv)
 	if ((r = env_open(&e, env, ENV_PROVIDER, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
 	    (r = cmd_provider(&p, e.cfg, "plan", &err)) < 0 ||
-	    (r = p->plan_machines(&e, &st, json, &err)) < 0) {
+	    (r = p->plan_machines(&e, &st, &(struct plan_out){ .fp = stdout,
+							      .json = json },
+				  &err)) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;

@@ -167,7 +167,8 @@ static const struct cmd_help helps[] = {
 		"make Proxmox, Talos and Kubernetes match the config; resumable",
 		"ENV [--yes] [--dry-run] [--parallel N] [--timeout D] [-o json] [--reinstall NODE]...",
 		"Make the live state match ENV/config.yml. Prints the plan (VM changes,\n"
-		"and nodes whose Talos config changed since it was applied), asks for\n"
+		"or on vps what happens to each server, and nodes whose Talos config\n"
+		"changed since it was applied), asks for\n"
 		"confirmation (unless --yes), then runs the phases in order:\n"
 		"  talos-config   secrets (once), machine configs, talosconfig generated\n"
 		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"

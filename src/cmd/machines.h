@@ -17,7 +17,9 @@
 #include "talos/health.h"
 
 /* The Proxmox provider's hooks (cmd_plan.c, cmd_status.c). */
-int plan_vms(struct env *e, struct state *st, bool json, struct err *err);
+struct plan_out;
+int plan_vms(struct env *e, struct state *st, struct plan_out *o,
+	     struct err *err);
 int status_vms(struct env *e, struct state *st, const char *env_arg,
 	       bool json, bool health);
 

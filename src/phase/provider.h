@@ -31,6 +31,16 @@ struct machine;                 /* the provider's own, opaque here */
 struct env;                     /* cmd/env.h: an opened environment */
 struct state;
 
+/* Where plan_machines shows its plan: text on fp, or (json) the plan -o
+ * json document on fp, or (event) that document as apply's plan event.
+ * changes: set to how many machines apply would change (or refuse). */
+struct plan_out {
+	FILE *fp;
+	bool json;
+	bool event;
+	size_t changes;
+};
+
 struct provider {
 	const char *name;           /* "proxmox", "vps" */
 	/* apply and destroy plan VMs against the Proxmox API (the plan,
@@ -70,13 +80,14 @@ struct provider {
 			     struct progress *pr, size_t idx, struct err *err);
 
 	/*
-	 * strata plan ENV: what apply would do to this platform's machines,
+	 * strata plan ENV (and apply, before it asks, on a platform without
+	 * a VM plan): what apply would do to this platform's machines,
 	 * found read-only (the journal, the platform's API, a look at each
-	 * node's Talos API; nothing written, no config sent), on stdout as
-	 * text or (json) the plan -o json document. 0, or negative (err).
+	 * node's Talos API; nothing written, no config sent). 0, or
+	 * negative (err).
 	 */
-	int (*plan_machines)(struct env *e, struct state *st, bool json,
-			     struct err *err);
+	int (*plan_machines)(struct env *e, struct state *st,
+			     struct plan_out *o, struct err *err);
 	/*
 	 * strata status ENV: the machines next to the config, their Talos,
 	 * etcd and Kubernetes node, the addons, and with health the health

@@ -38,6 +38,11 @@ s=$(jget "$T/out" "d['platform'], d['summary'], d['actions'][0]['action'], d['ac
 [ "$s" = "vps {'install': 1, 'update': 0, 'conflict': 0, 'unchanged': 0} install True $IP down" ] \
 	&& ok "plan -o json: one install with a rescue write, Talos down" || bad "json: $s"
 
+expect_rc 2 "apply without a terminal or --yes refuses" -- "$STRATA" apply "$E" < /dev/null
+expect_grep "^  + edge-cp-1 *install   server $IP: Talos does not answer" "$T/out" "apply shows the machine plan first"
+expect_grep "not a terminal: pass --yes" "$T/err" "and asks for --yes"
+[ "$(envsum)" = "$before" ] && [ "$(logins)" = 0 ] && ok "nothing written, no SSH session" || bad "the refused apply changed something"
+
 # --- apply does what plan said --------------------------------------------
 expect_rc 0 "apply installs" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "and verified" "$T/err" "apply wrote and verified the image (the rescue install plan announced)"
@@ -62,6 +67,8 @@ expect_grep "its disk is not rewritten" "$T/err" "apply agrees: the disk is not 
 expect_grep "apply complete: 0 machines installed, 1 unchanged in " "$T/err" "apply's closing line: nothing installed, nothing applied"
 grep -q "Talos config applied to" "$T/err" && bad "apply applied a config plan called unchanged" || ok "apply applied no config, as plan said"
 [ "$(gets)" = "$gets1" ] && ok "no download" || bad "downloads $gets1 -> $(gets)"
+expect_rc 0 "apply without --yes and nothing to change runs (CI re-run)" -- "$STRATA" apply "$E" --timeout 60s < /dev/null
+expect_grep "^Plan: 0 to install, 0 to update, 1 unchanged\.$" "$T/out" "its plan: nothing to do"
 
 # --- a changed talos patch: update ----------------------------------------
 sed -i 's|^  install_disk: /dev/vda.*|&\n  patches:\n    - machine: {sysctls: {net.core.somaxconn: "4096"}}|' "$E/config.yml"
@@ -107,6 +114,8 @@ expect_grep "destroy complete: 1 machine reset, 0 unchanged" "$T/err" "destroy's
 expect_rc 2 "destroy again without --yes" -- "$STRATA" destroy "$E" < /dev/null
 expect_grep "^  - edge-cp-1 *$IP *nothing to reset: in maintenance mode already$" "$T/out" "destroy's list: nothing to reset"
 l=$(logins)
+expect_rc 2 "apply without --yes after destroy refuses (a machine to install)" -- "$STRATA" apply "$E" < /dev/null
+expect_grep "not a terminal: pass --yes" "$T/err" "it asks for --yes"
 expect_rc 0 "plan after destroy" -- "$STRATA" plan "$E"
 expect_grep "^  + edge-cp-1 *install   server $IP: in Talos maintenance mode at $IP:50000 (the image is on the disk): no rescue write" \
 	"$T/out" "plan says: config in maintenance mode, no rescue write"

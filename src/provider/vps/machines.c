@@ -30,6 +30,7 @@
 #include "trust/trust.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/event.h"
 #include "util/out.h"
 
 enum vps_act { VA_UNCHANGED, VA_INSTALL, VA_UPDATE, VA_CONFLICT };
@@ -347,7 +348,8 @@ node_plan_json(const struct config *cfg, const struct node_plan *np)
 }
 
 int
-vps_plan_machines(struct env *e, struct state *st, bool json, struct err *err)
+vps_plan_machines(struct env *e, struct state *st, struct plan_out *o,
+		  struct err *err)
 {
 	struct apply_ctx c;
 	struct gen_result gen;
@@ -371,7 +373,8 @@ vps_plan_machines(struct env *e, struct state *st, bool json, struct err *err)
 	n = removed_nodes(&c, &v, n);
 	for (i = 0; i < n; i++)
 		cnt[v[i].act]++;
-	if (json) {
+	o->changes = n - cnt[VA_UNCHANGED];
+	if (o->json || o->event) {
 		json_t *root = json_object(), *acts = json_array(), *tf;
 		char *s;
 
@@ -391,9 +394,13 @@ vps_plan_machines(struct env *e, struct state *st, bool json, struct err *err)
 			       gen.secrets_created, "files_changed",
 			       gen.files_changed, "files_total", gen.files_total);
 		json_object_set_new(root, "talos_files", tf);
+		if (o->event) {
+			event_plan(root);
+			goto out;
+		}
 		s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		json_decref(root);
-		puts(s);
+		fprintf(o->fp, "%s\n", s);
 		free(s);
 		goto out;
 	}
@@ -401,26 +408,26 @@ vps_plan_machines(struct env *e, struct state *st, bool json, struct err *err)
 		const struct node_plan *np = &v[i];
 
 		if (color)
-			printf("\033[%sm", act_col[np->act]);
-		printf("%3s %-20s %-9s", act_sym[np->act], np->name,
+			fprintf(o->fp, "\033[%sm", act_col[np->act]);
+		fprintf(o->fp, "%3s %-20s %-9s", act_sym[np->act], np->name,
 		       act_word[np->act]);
 		if (color)
-			printf("\033[0m");
+			fprintf(o->fp, "\033[0m");
 		if (np->in_config)
-			printf(" server %s: %s\n", e->cfg->vps.host, np->reason);
+			fprintf(o->fp, " server %s: %s\n", e->cfg->vps.host, np->reason);
 		else
-			printf(" %s\n", np->reason);
+			fprintf(o->fp, " %s\n", np->reason);
 	}
-	printf("Plan: %zu to install, %zu to update, %zu unchanged.\n",
+	fprintf(o->fp, "Plan: %zu to install, %zu to update, %zu unchanged.\n",
 	       cnt[VA_INSTALL], cnt[VA_UPDATE], cnt[VA_UNCHANGED]);
 	if (gen.secrets_created)
-		printf("Talos files: a new secrets bundle, machine configs and "
+		fprintf(o->fp, "Talos files: a new secrets bundle, machine configs and "
 		       "talosconfig to generate.\n");
 	else if (gen.files_changed)
-		printf("Talos files: %d of %d to rewrite.\n", gen.files_changed,
+		fprintf(o->fp, "Talos files: %d of %d to rewrite.\n", gen.files_changed,
 		       gen.files_total);
 	if (cnt[VA_CONFLICT])
-		printf("%zu conflict%s: apply will refuse until resolved.\n",
+		fprintf(o->fp, "%zu conflict%s: apply will refuse until resolved.\n",
 		       cnt[VA_CONFLICT], cnt[VA_CONFLICT] == 1 ? "" : "s");
 out:
 	for (i = 0; v && i < n; i++) {

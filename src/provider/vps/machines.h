@@ -13,8 +13,9 @@
 
 struct env;
 struct state;
+struct plan_out;
 
-int vps_plan_machines(struct env *e, struct state *st, bool json,
+int vps_plan_machines(struct env *e, struct state *st, struct plan_out *o,
 		      struct err *err);
 int vps_status_machines(struct env *e, struct state *st, const char *env_arg,
 			bool json, bool health);
