@@ -130,7 +130,8 @@ observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 }
 
 /* Counts the VM phase's finished items from its step events (their
- * results are the words docs/json.md lists). */
+ * results are the words docs/json.md lists), and on vps the nodes
+ * rescue-install wrote and talos-reset reset. */
 static void
 tally_sink(const json_t *ev, void *arg)
 {
@@ -138,7 +139,6 @@ tally_sink(const json_t *ev, void *arg)
 	const char *text = json_string_value(json_object_get(ev, "text"));
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
-
 	const char *item = json_string_value(json_object_get(ev, "item"));
 
 	if (text && ph && state && !strcmp(ph, "talos-reset") &&
