@@ -81,8 +81,8 @@ expect_grep "^Talos files: [1-9][0-9]* of [0-9]* to rewrite\.$" "$T/out" "plan c
 [ "$(envsum)" = "$before" ] && ok "plan did not regenerate nodes/edge-cp-1.yaml" || bad "plan changed ENV"
 [ "$(talos_calls ApplyConfiguration)" = "$applies" ] && ok "plan sent no config" || bad "plan sent a config"
 expect_rc 0 "plan -o json after a patch change" -- "$STRATA" plan "$E" -o json
-s=$(jget "$T/out" "d['actions'][0]['action'], d['actions'][0]['changes'][0]['field'], d['actions'][0]['rescue_write'], d['talos_files']['files_changed'] > 0")
-[ "$s" = "update talos_config False True" ] && ok "plan -o json: update of talos_config, no rescue write" || bad "json: $s"
+s=$(jget "$T/out" "d['actions'][0]['action'], d['actions'][0]['changes'][0]['field'], len(d['actions'][0]['changes'][0]['from']), d['actions'][0]['changes'][0]['to'], d['actions'][0]['rescue_write'], d['talos_files']['files_changed'] > 0")
+[ "$s" = "update talos_config 64 None False True" ] && ok "plan -o json: update of talos_config (from the applied SHA-256, to be generated), no rescue write" || bad "json: $s"
 expect_rc 0 "apply the patch change" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "changed config applied" "$T/err" "apply applies the changed config, as plan said"
 expect_grep "apply complete: 0 machines installed, 1 unchanged; Talos config applied to 1 node in " "$T/err" "apply's closing line counts it"

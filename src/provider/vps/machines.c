@@ -138,7 +138,8 @@ str_in_lines(const char *lines, const char *line)
  * Would apply send node name a config: none applied yet (journal), or
  * nodes/<name>.yaml differs from what was applied, or gen would rewrite
  * it (the gen result of check_only). applied, file: the SHA-256s (hex, or
- * NULL), for the caller to free.
+ * NULL: none applied; gen has not written it, or would rewrite it), for
+ * the caller to free.
  */
 static bool
 config_changes(struct apply_ctx *c, const struct gen_result *gen,
@@ -155,8 +156,12 @@ config_changes(struct apply_ctx *c, const struct gen_result *gen,
 		*file = xstrdup(sha);
 	buf_release(&b);
 	rel = xasprintf("nodes/%s.yaml", name);
+	if (*file && str_in_lines(gen->changed, rel)) {
+		free(*file);            /* what is on disk now is not it */
+		*file = NULL;
+	}
 	changes = gen->secrets_created || !*file || !*applied ||
-		  str_in_lines(gen->changed, rel) || strcmp(*applied, *file);
+		  strcmp(*applied, *file);
 	free(rel);
 	return changes;
 }
