@@ -449,8 +449,8 @@ out:
 /* ------------------------------------------------------------------ status */
 
 int
-vps_status_machines(struct env *e, struct state *st, const char *env, bool json,
-	   bool want_health)
+vps_status_machines(struct env *e, struct state *st, const char *env,
+		    bool json, bool want_health)
 {
 	struct apply_ctx c;
 	struct gen_result gen;
