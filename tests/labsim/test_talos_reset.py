@@ -98,9 +98,12 @@ class TalosTryTest(TalosBase, unittest.TestCase):
                       m.ApplyConfigurationRequest(data=new, mode=Mode.AUTO), m.ApplyConfigurationResponse)
         ch.close()
         # try_mode_timeout is in real seconds (the client times its check
-        # against it), not time-scaled
+        # against it), not time-scaled: half-way it still holds
         import time
-        time.sleep(timeout_s + 0.5)
+        time.sleep(timeout_s / 2)
+        n = [x for x in self.state()["nodes"] if x["vmid"] == vmid][0]
+        self.assertEqual((n["reverts"], n["trying"]), (0, not confirm))
+        time.sleep(timeout_s / 2 + 0.5)
         return [x for x in self.state()["nodes"] if x["vmid"] == vmid][0]
 
     def test_try_reverts_after_its_timeout(self):
