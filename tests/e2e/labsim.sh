@@ -160,3 +160,26 @@ os.rmdir(d)
 sys.exit(0 if r.status in (200, 201) else 1)
 PYEOF
 }
+
+# fw_answers IP PORT SRC: "yes" when IP:PORT answers a TLS ClientHello sent
+# from source address SRC within 2 s (an alert is an answer), "no" when the
+# connection is dropped (the simulated Talos firewall, tests/labsim/firewall.py)
+fw_answers() {
+	$PY - "$1" "$2" "$3" <<'PYEOF'
+import socket, ssl, sys
+ip, port, src = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    s = socket.create_connection((ip, port), 2, source_address=(src, 0))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.wrap_socket(s).close()
+    print("yes")
+except socket.timeout:
+    print("no")
+except (ssl.SSLError, ConnectionError):
+    print("yes")
+except OSError:
+    print("no")
+PYEOF
+}
