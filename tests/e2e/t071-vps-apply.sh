@@ -10,72 +10,27 @@
 # errors, and a re-run completes; a host without zstd gets the stream.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
+. "$(dirname "$0")/rescue.sh"
 
-if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+if ! rescue_have; then
 	echo "skip: needs root, /usr/sbin/sshd and ssh-keygen (Debian openssh-server)"
 	echo "0 passed, 0 failed, 1 skipped"
 	exit 0
 fi
 NET=127.0.71
 IP=$NET.10
-SSH_PORT=2271
 
 # A small test image: 3 MiB of noise behind a marker, as the factory's raw file.
 head -c 3145728 /dev/urandom > "$T/image.raw"
 labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
 FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
 
-# --- the rescue system --------------------------------------------------
-R="$T/rescue"
-mkdir -p "$R/bin" "$R/bare" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey" -C rescue
-ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey2" -C other
-ssh-keygen -q -t ed25519 -N '' -f "$R/client" -C strata
-cp "$R/client.pub" "$R/authorized_keys"
-DISK="$R/disk.img"
+# --- the rescue system (tests/e2e/rescue.sh) -----------------------------
+DISK="$T/rescue/disk.img"
+rescue_init $IP 2271 "$DISK"
 truncate -s 1300M "$DISK"
-# reboot: the server leaves rescue mode and boots its disk (the simulator)
-cat > "$R/bin/reboot" <<EOS
-#!/bin/sh
-/usr/bin/curl -sk -X POST -H 'Content-Type: application/json' \
-	--data '{"ip": "$IP", "disk": "$DISK"}' https://127.0.0.1:$PVE_PORT/_labsim/metal/boot >> "$R/reboots" 2>&1
-echo >> "$R/reboots"
-EOS
-chmod +x "$R/bin/reboot"
-# a rescue host without zstd (and without curl): only what dd needs
-for t in sh dd head sha256sum cat tee stat readlink lsblk findmnt grep sed awk wc test mount ls; do
-	p=$(command -v $t 2>/dev/null) && ln -sf "$p" "$R/bare/$t"
-done
-ln -sf "$R/bin/reboot" "$R/bare/reboot"
-
-SSHD_PID=
-start_sshd() {   # start_sshd HOSTKEY PATH
-	cat > "$R/sshd_config" <<EOS
-ListenAddress $IP
-HostKey $R/$1
-PidFile none
-AuthorizedKeysFile $R/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding no
-X11Forwarding no
-SetEnv PATH=$2
-EOS
-	/usr/sbin/sshd -D -e -f "$R/sshd_config" -p $SSH_PORT >> "$R/sshd.log" 2>&1 &
-	SSHD_PID=$!
-	i=0
-	while [ $i -lt 100 ]; do
-		$PY -c "import socket; socket.create_connection(('$IP', $SSH_PORT), 0.2)" 2>/dev/null && break
-		i=$((i + 1)); sleep 0.05
-	done
-}
-stop_sshd() { [ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null; SSHD_PID=; }
 trap 'stop_sshd; cleanup' EXIT INT TERM
 
-FP=$(ssh-keygen -lf "$R/hostkey.pub" | awk '{print $2}')
 E="$T/envs/edge"
 mkdir -p "$E"
 write_vps() {   # write_vps DISK-PATH
