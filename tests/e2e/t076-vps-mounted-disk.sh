@@ -5,7 +5,9 @@
 # probe reads it in /proc/mounts as the kernel reports it. apply refuses
 # before a byte is written (no download, no write, no reboot); with the
 # disk unmounted the re-run writes the image through the loop device, and
-# the server boots it and bootstraps.
+# the server boots it and bootstraps. The config's extensions make a
+# schematic the factory does not know: strata POSTs it (after the checks)
+# and writes the image of the id the factory answers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 . "$(dirname "$0")/rescue.sh"
@@ -45,6 +47,8 @@ vps:
 talos:
   version: v1.12.11
   install_disk: /dev/vda
+  schematic:
+    extensions: [siderolabs/qemu-guest-agent]   # a schematic the factory must be told
 network:
   cidr: $NET.0/24
   gateway: $NET.1
@@ -79,6 +83,8 @@ expect_grep "unmount it" "$T/err" "and says what to do"
 	|| bad "disk file blocks: $(stat -c %b "$DISK")"
 gets=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
 [ "$gets" = 0 ] && ok "no image download" || bad "factory GETs: $gets"
+posts=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_posts']))")
+[ "$posts" = 0 ] && ok "no schematic POSTed before the checks pass" || bad "factory POSTs: $posts"
 [ ! -s "$R/reboots" ] && ok "no reboot" || bad "rebooted after a refusal"
 expect_rc 0 "journal: nothing marked as writing" -- sh -c "! grep -q '\"writing\"' '$E/state.json' 2>/dev/null"
 stop_sshd
@@ -87,6 +93,13 @@ stop_sshd
 start_sshd hostkey "$R/bin:/usr/bin:/bin"
 expect_rc 0 "with the disk unmounted, apply writes the image and bootstraps" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "written to $LOOP" "$T/err" "written to the block device"
+# FACTS.md §f: ID of [siderolabs/qemu-guest-agent]
+SID=ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515
+expect_grep "schematic ${SID%????????????????????????????????????????????????????}... registered with" "$T/err" \
+	"the schematic (extensions) was registered with the factory first"
+p=$(labsim_ctl GET metal | $PY -c "import json,sys; d=json.load(sys.stdin)['data']; print([x.get('id') for x in d['factory_posts']], [g['path'].split('/')[2] for g in d['factory_gets']])")
+[ "$p" = "['$SID'] ['$SID']" ] && ok "one POST /schematics (the factory's id = strata's), then the image of that id" \
+	|| bad "posts/gets: $p"
 expect_grep "apply complete" "$T/err" "apply completed"
 cmp -s -n "$(stat -c %s "$T/image.raw")" "$T/image.raw" "$DISK" && ok "the disk's first bytes equal the image" \
 	|| bad "the disk differs from the image"
