@@ -10,54 +10,9 @@
 # errors, and a re-run completes; a host without zstd gets the stream.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-. "$(dirname "$0")/rescue.sh"
 
-if ! rescue_have; then
-	echo "skip: needs root, /usr/sbin/sshd and ssh-keygen (Debian openssh-server)"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-NET=127.0.71
-IP=$NET.10
-
-# A small test image: 3 MiB of noise behind a marker, as the factory's raw file.
-head -c 3145728 /dev/urandom > "$T/image.raw"
-labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
-FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
-
-# --- the rescue system (tests/e2e/rescue.sh) -----------------------------
-DISK="$T/rescue/disk.img"
-rescue_init $IP 2271 "$DISK"
-truncate -s 1300M "$DISK"
-trap 'stop_sshd; cleanup' EXIT INT TERM
-
-E="$T/envs/edge"
-mkdir -p "$E"
-write_vps() {   # write_vps DISK-PATH
-	cat > "$E/config.yml" <<YAML
-name: edge
-platform: vps
-vps:
-  host: $IP
-  ssh:
-    port: $SSH_PORT
-    key_file: $R/client
-    host_fingerprint: "$FP"
-  disk: $1
-  image_factory: $FACTORY
-talos:
-  version: v1.12.11
-  install_disk: /dev/vda    # what Talos calls the disk; vps.disk is a file here
-network:
-  cidr: $NET.0/24
-  gateway: $NET.1
-firewall:
-  admin_cidrs: [127.0.0.0/8]
-nodes:
-  controlplane:
-    count: 1
-YAML
-}
+vps_need_sshd
+vps_lab 127.0.71 2271
 
 # --- refusals before a byte is written ----------------------------------
 start_sshd hostkey2 "$R/bin:/usr/bin:/bin"

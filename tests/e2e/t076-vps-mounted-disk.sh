@@ -10,31 +10,20 @@
 # and writes the image of the id the factory answers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-. "$(dirname "$0")/rescue.sh"
 
-if ! rescue_have || ! command -v losetup >/dev/null || ! command -v unshare >/dev/null; then
-	echo "skip: needs root, /usr/sbin/sshd, ssh-keygen, losetup and unshare"
+vps_need_sshd
+if ! command -v losetup >/dev/null || ! command -v unshare >/dev/null; then
+	echo "skip: needs losetup and unshare (util-linux)"
 	echo "0 passed, 0 failed, 1 skipped"
 	exit 0
 fi
-NET=127.0.76
-IP=$NET.10
-
-head -c 3145728 /dev/urandom > "$T/image.raw"
-labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
-FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
-
-DISK="$T/disk.img"
-truncate -s 1300M "$DISK"
-rescue_init $IP 2276 "$DISK"
+vps_lab 127.0.76 2276
 LOOP=$(losetup -f --show "$DISK") || { bad "losetup failed"; finish; exit 1; }
 trap 'stop_sshd; losetup -d "$LOOP" 2>/dev/null; cleanup' EXIT INT TERM
 zero_sha=$(head -c 8388608 "$DISK" | sha256sum)
 
-E="$T/envs/mnt"
-mkdir -p "$E"
 cat > "$E/config.yml" <<YAML
-name: mnt
+name: edge
 platform: vps
 vps:
   host: $IP
