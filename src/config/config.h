@@ -92,6 +92,7 @@ struct firewall_config {
 	struct str_list admin_cidrs;    /* may reach 50000 (apid) and 6443 */
 	bool allow_admin_from_anywhere; /* the words that allow no admin_cidrs */
 	struct str_list open_ports;     /* "443/tcp", "30000-32767/udp": from anywhere */
+	char *try_timeout;              /* TRY mode's try_mode_timeout; NULL: 1m */
 	bool given;                     /* the section is in config.yml (set while
 					 * validating: cfg->doc must not be read
 					 * after config_load, its text is gone) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/net.h"
 
 static int
@@ -125,6 +126,16 @@ config_check_firewall(struct config *cfg, struct diag *diag)
 		}
 	}
 	free(seen);
+	if (fw->try_timeout) {
+		long long ms = clock_parse_duration(fw->try_timeout);
+
+		/* the decoder reported a malformed one already */
+		if (ms >= 0 && (ms < 10000 || ms > 600000))
+			report(cfg, diag, DIAG_ERROR, "firewall.try_timeout",
+			       "'%s' is out of range: strata needs at least 10s "
+			       "to reconnect and confirm a change, and at most "
+			       "10m keeps a lock-out short", fw->try_timeout);
+	}
 	if (fw->allow_admin_from_anywhere && fw->admin_cidrs.n)
 		report(cfg, diag, DIAG_ERROR, "firewall.allow_admin_from_anywhere",
 		       "%s", "set together with firewall.admin_cidrs; keep one");

@@ -477,6 +477,8 @@ static const struct field firewall_fields[] = {
 	    "true: no admin_cidrs, both APIs open to any address (refused on vps otherwise)"),
 	FLD("open_ports", T_STRLIST, struct firewall_config, open_ports,
 	    "ports open to any address, as PORT/PROTO or LO-HI/PROTO (tcp, udp)"),
+	FLD("try_timeout", T_DURATION, struct firewall_config, try_timeout,
+	    "how long Talos keeps a firewall change on trial before reverting it (10s-10m, default 1m)"),
 	FEND
 };
 static const struct schema firewall_schema = { "firewall", firewall_fields, 0 };

@@ -282,12 +282,45 @@ out:
 
 /*
  * A firewall change to a running node: ApplyConfiguration in TRY mode
- * (Talos reverts it after TRY_S unless confirmed), then a fresh mTLS
- * connection from here must still reach apid; only then the same config
- * again in mode AUTO, which makes it stay. A lock-out is reverted by
- * Talos and reported.
+ * (Talos reverts it after firewall.try_timeout unless confirmed), then a
+ * fresh mTLS connection from here (the rules apply to new connections; an
+ * established one would pass anyway) must reach apid within half that
+ * time; only then the same config again in mode AUTO, which makes it
+ * stay. A reply after that half could come from the node already
+ * reverted, so it never confirms.
+ *
+ * A lock-out is not confirmed: strata waits for the revert and reports
+ * whether the node answers again with its previous firewall.
  */
-#define TRY_S 60
+#define TRY_REVERT_GRACE_MS 30000LL    /* the revert itself, a slow reconnect */
+
+static long long
+firewall_try_ms(const struct config *cfg)
+{
+	long long ms = cfg->firewall.try_timeout
+		       ? clock_parse_duration(cfg->firewall.try_timeout) : -1;
+
+	return ms > 0 ? ms : 60000;
+}
+
+/* Version over a new connection, bounded by the time left until until. */
+static int
+reach_before(const struct talos_target *mt, long long until, struct err *err)
+{
+	struct talos_target t = *mt;
+	struct talos_status st = { 0 };
+	long long left = until - clock_mono_ms();
+	char *tag = NULL;
+	int r;
+
+	if (left < 200)
+		left = 200;
+	t.connect_timeout_ms = left < 2000 ? left : 2000;
+	t.timeout_ms = left < 10000 ? left : 10000;
+	r = talos_version(&t, &tag, &st, err);
+	free(tag);
+	return r;
+}
 
 static int
 apply_firewall_try(struct tjob *j, const struct talos_target *mt,
@@ -295,37 +328,80 @@ apply_firewall_try(struct tjob *j, const struct talos_target *mt,
 {
 	struct talos_status st = { 0 };
 	struct err e = ERR_INIT;
-	long long deadline;
-	char *tag = NULL;
+	long long try_ms = firewall_try_ms(j->c->cfg), t0, check_end, give_up;
+	int secs = (int)((try_ms + 999) / 1000);
 
 	progress_step(j->pr, j->idx, "firewall changed: applying in TRY mode "
 		      "(Talos reverts it in %ds unless strata still reaches "
-		      "the node)", TRY_S);
-	if (talos_apply_configuration_try(mt, cfg->ptr, cfg->len, TRY_S, NULL,
+		      "the node)", secs);
+	t0 = clock_mono_ms();
+	if (talos_apply_configuration_try(mt, cfg->ptr, cfg->len, secs, NULL,
 					  &st, err) < 0)
 		return err_wrap(err, "node '%s': firewall change in TRY mode",
 				j->nd->name);
-	deadline = clock_mono_ms() + (TRY_S / 2) * 1000LL;
+	check_end = t0 + try_ms / 2;
 	for (;;) {
-		memset(&st, 0, sizeof(st));
 		err_clear(&e);
-		if (talos_version(mt, &tag, &st, &e) == 0)
+		if (reach_before(mt, check_end, &e) == 0 &&
+		    clock_mono_ms() < check_end)
 			break;
-		if (phase_interrupted || clock_mono_ms() >= deadline)
-			return err_set(err, ERR_FAIL, "node '%s': with the new "
-				       "firewall strata no longer reaches %s:%d "
-				       "(%s); nothing was made permanent and Talos "
-				       "reverts the change within %ds. Check "
-				       "firewall.admin_cidrs holds this machine's "
-				       "address", j->nd->name, mt->addr,
-				       TALOS_API_PORT, e.msg, TRY_S);
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted while trying "
+				       "a firewall change on '%s' (not made "
+				       "permanent: Talos reverts it within %ds)",
+				       j->nd->name, secs);
+		if (clock_mono_ms() >= check_end)
+			goto locked_out;
 		proc_sleep_ms(500);
 	}
-	free(tag);
 	progress_step(j->pr, j->idx, "firewall change tried, node reachable: "
 		      "applying it for good");
 	return talos_apply_configuration(mt, cfg->ptr, cfg->len, details, &st,
 					 err);
+
+locked_out:
+	/* Not confirmed. Talos reverts at t0 + try_ms; see that it did. */
+	{
+		struct err first = e, later = ERR_INIT;
+
+		progress_step(j->pr, j->idx, "firewall change NOT confirmed: "
+			      "strata no longer reaches the node with it; "
+			      "waiting for Talos to revert it");
+		give_up = t0 + try_ms + TRY_REVERT_GRACE_MS;
+		while (clock_mono_ms() < t0 + try_ms && !phase_interrupted)
+			proc_sleep_ms(200);
+		for (;;) {
+			err_clear(&later);
+			if (reach_before(mt, give_up, &later) == 0)
+				return err_set(err, ERR_FAIL, "node '%s': the "
+					       "firewall change would lock strata "
+					       "out: with it in place, %s:%d did "
+					       "not answer from this machine "
+					       "within %lds (%s). It was not "
+					       "made permanent; Talos reverted it "
+					       "after %ds and the node answers "
+					       "again with its previous firewall. "
+					       "Add this machine's address to "
+					       "firewall.admin_cidrs, then run "
+					       "apply again", j->nd->name,
+					       mt->addr, TALOS_API_PORT,
+					       (long)(try_ms / 2000), first.msg,
+					       secs);
+			if (phase_interrupted || clock_mono_ms() >= give_up)
+				return err_set(err, ERR_FAIL, "node '%s': the "
+					       "firewall change locked strata "
+					       "out (%s) and was not confirmed, "
+					       "but %s:%d still does not answer "
+					       "%llds after Talos should have "
+					       "reverted it (%s); check the "
+					       "node's console", j->nd->name,
+					       first.msg, mt->addr,
+					       TALOS_API_PORT,
+					       TRY_REVERT_GRACE_MS / 1000,
+					       later.msg);
+			proc_sleep_ms(500);
+		}
+	}
 }
 
 /* The maintenance-mode address of a fresh machine, and where it came

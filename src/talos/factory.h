@@ -30,6 +30,14 @@ int talos_schematic_yaml(struct buf *out, const struct schematic *s,
 /* id: 64 lowercase hex digits + NUL. */
 int talos_schematic_id(char id[65], const struct schematic *s,
 		       struct err *err);
+/*
+ * POST the schematic's canonical YAML to <base>/schematics, so the factory
+ * serves images of it (it serves only schematics it knows; FACTS.md §f),
+ * and check that the id it answers is the one strata computes. id: the
+ * factory's answer.
+ */
+int talos_factory_register(const char *base, const struct schematic *s,
+			   char id[65], struct err *err);
 /* https://factory.talos.dev/image/<id>/<ver>/<platform>-amd64.iso */
 char *talos_factory_iso_url(const char *id, const char *version,
 			    const char *platform);

@@ -452,6 +452,15 @@ gen_talosconfig(struct gen_result *res, const struct config *cfg,
 	return r;
 }
 
+void
+talos_schematic_of(struct schematic *sch, const struct config *cfg)
+{
+	sch->kernel_args = (const char *const *)cfg->talos.kernel_args.v;
+	sch->n_kernel_args = cfg->talos.kernel_args.n;
+	sch->extensions = (const char *const *)cfg->talos.extensions.v;
+	sch->n_extensions = cfg->talos.extensions.n;
+}
+
 int
 talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 {
@@ -461,10 +470,7 @@ talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 		snprintf(id, 65, "%s", cfg->talos.schematic_id);
 		return 0;
 	}
-	sch.kernel_args = (const char *const *)cfg->talos.kernel_args.v;
-	sch.n_kernel_args = cfg->talos.kernel_args.n;
-	sch.extensions = (const char *const *)cfg->talos.extensions.v;
-	sch.n_extensions = cfg->talos.extensions.n;
+	talos_schematic_of(&sch, cfg);
 	if (talos_schematic_id(id, &sch, err) < 0)
 		return err_wrap(err, "schematic");
 	return 0;

@@ -46,6 +46,9 @@ struct gen_result {
 
 /* The Image Factory schematic id the config asks for (given or computed). */
 int talos_schematic_for(char id[65], const struct config *cfg, struct err *err);
+/* The schematic of talos.kernel_args and talos.extensions (borrowed from cfg). */
+struct schematic;
+void talos_schematic_of(struct schematic *sch, const struct config *cfg);
 int talos_gen(const struct config *cfg, const char *env_dir,
 	      struct gen_result *res, struct err *err);
 void gen_result_release(struct gen_result *res);

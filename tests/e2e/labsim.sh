@@ -217,7 +217,8 @@ EOS
 }
 
 # start_sshd HOSTKEY PATH: sshd on $IP:$SSH_PORT with that host key, its
-# sessions' PATH set to PATH.
+# sessions' PATH set to PATH. $SSHD_WRAP, when set, runs first and execs
+# sshd (t076: a private mount namespace).
 start_sshd() {
 	cat > "$R/sshd_config" <<EOS
 ListenAddress $IP
@@ -233,7 +234,7 @@ AllowTcpForwarding no
 X11Forwarding no
 SetEnv PATH=$2
 EOS
-	/usr/sbin/sshd -D -e -f "$R/sshd_config" -p $SSH_PORT >> "$R/sshd.log" 2>&1 &
+	${SSHD_WRAP:-} /usr/sbin/sshd -D -e -f "$R/sshd_config" -p $SSH_PORT >> "$R/sshd.log" 2>&1 &
 	SSHD_PID=$!
 	_i=0
 	while [ $_i -lt 100 ]; do
@@ -271,4 +272,27 @@ nodes:
 YAML
 	[ -n "${VPS_EXTRA:-}" ] && printf '%s\n' "$VPS_EXTRA" >> "$E/config.yml"
 	return 0
+}
+
+# fw_answers IP PORT SRC: "yes" when IP:PORT answers a TLS ClientHello sent
+# from source address SRC within 2 s (an alert is an answer), "no" when the
+# connection is dropped (the simulated Talos firewall, tests/labsim/firewall.py)
+fw_answers() {
+	$PY - "$1" "$2" "$3" <<'PYEOF'
+import socket, ssl, sys
+ip, port, src = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    s = socket.create_connection((ip, port), 2, source_address=(src, 0))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.wrap_socket(s).close()
+    print("yes")
+except socket.timeout:
+    print("no")
+except (ssl.SSLError, ConnectionError):
+    print("yes")
+except OSError:
+    print("no")
+PYEOF
 }

@@ -1790,8 +1790,9 @@ def handler_for(cluster):
     return H
 
 
-def start_cluster(cluster, cert_pem, key_pem, ca_pem, state_dir):
-    """Serve cluster on (host, port) with mTLS against ca_pem."""
+def start_cluster(cluster, cert_pem, key_pem, ca_pem, state_dir, admit=None):
+    """Serve cluster on (host, port) with mTLS against ca_pem; admit(src,
+    local): the host firewall in front of it."""
     d = tempfile.mkdtemp(prefix="kube-", dir=state_dir)
     paths = {}
     for n, data in (("crt", cert_pem), ("key", key_pem), ("ca", ca_pem)):
@@ -1805,5 +1806,6 @@ def start_cluster(cluster, cert_pem, key_pem, ca_pem, state_dir):
     from labsim import TLSServer
     srv = TLSServer((cluster.host, cluster.port), handler_for(cluster))
     srv.ssl_context = ctx
+    srv.admit = admit
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     cluster.server = srv

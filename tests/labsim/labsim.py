@@ -1243,8 +1243,13 @@ class TLSServer(ThreadingHTTPServer):
     # bench/apply.sh 200). Capacity only, not a rule of the API.
     request_queue_size = 1024
     ssl_context = None
+    admit = None        # admit(source ip, local ip): a host firewall (firewall.py)
 
     def finish_request(self, request, client_address):
+        if self.admit is not None and not self.admit(client_address[0], request.getsockname()[0]):
+            import firewall
+            firewall.hold(request)      # dropped: never answered
+            return
         request.settimeout(30)
         # Headers and body go out in separate writes; without NODELAY,
         # Nagle and the client's delayed ACK add 40 ms to every response.

@@ -15,6 +15,7 @@
 import os
 import hashlib
 import http.server
+import json
 import re
 import subprocess
 import threading
@@ -23,6 +24,77 @@ from talos import Node
 
 VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 IMAGE_RE = re.compile(r"^/image/([0-9a-f]{64})/(v\d+\.\d+\.\d+)/metal-amd64\.raw(\.zst|\.xz)?$")
+
+
+# The schematic as image-factory's pkg/schematic decodes it (go-yaml v3 with
+# KnownFields: an unknown key is an error naming it, its line and the Go
+# type). Fields per FACTS.md §f, in canonical order. Only those marked True
+# are re-encoded here; the others are real but not simulated.
+SCHEMATIC_FIELDS = {
+    "schematic.Schematic": [("owner", None), ("overlay", None), ("customization", "schematic.Customization")],
+    "schematic.Customization": [("embeddedMachineConfiguration", None), ("extraKernelArgs", True),
+                                ("meta", None), ("systemExtensions", "schematic.SystemExtensions"),
+                                ("bootloader", None), ("secureboot", None), ("diskImage", None)],
+    "schematic.SystemExtensions": [("officialExtensions", True)],
+}
+PLAIN_RE = re.compile(r"^[A-Za-z0-9_./=,+][A-Za-z0-9_./=,+:@-]*$")
+
+
+class SchematicError(Exception):
+    pass
+
+
+def _check_known(node, typ, errs):
+    """go-yaml's "field X not found in type T" for every unknown key."""
+    import yaml
+    if not isinstance(node, yaml.MappingNode):
+        return
+    names = dict(SCHEMATIC_FIELDS.get(typ, []))
+    for k, v in node.value:
+        if k.value not in names:
+            errs.append("  line %d: field %s not found in type %s" % (k.start_mark.line + 1, k.value, typ))
+        elif isinstance(names[k.value], str):
+            _check_known(v, names[k.value], errs)
+
+
+def _plain(s):
+    if not isinstance(s, str) or not PLAIN_RE.match(s) or s in ("true", "false", "null", "~") or \
+            re.fullmatch(r"[0-9.+-eE]+", s):
+        raise SchematicError("labsim: value %r would need YAML quoting; not simulated" % (s,))
+    return s
+
+
+def canonical_schematic(body):
+    """The canonical YAML of a POSTed schematic (YAML or JSON), as the
+    factory re-encodes it (FACTS.md §f); SchematicError when the factory
+    would refuse it (its message) or labsim cannot encode it."""
+    import yaml
+    try:
+        node = yaml.compose(body)
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as e:
+        raise SchematicError("yaml: %s" % e)
+    errs = []
+    _check_known(node, "schematic.Schematic", errs)
+    if errs:
+        raise SchematicError("yaml: unmarshal errors:\n" + "\n".join(errs))
+    data = data or {}
+    if not isinstance(data, dict):
+        raise SchematicError("yaml: unmarshal errors:\n  line 1: cannot unmarshal into schematic.Schematic")
+    cust = data.get("customization") or {}
+    for k in list(data) + list(cust):
+        if k in ("owner", "overlay", "embeddedMachineConfiguration", "meta", "bootloader", "secureboot",
+                 "diskImage") and (data.get(k) or cust.get(k)):
+            raise SchematicError("labsim: schematic field %s is not simulated" % k)
+    out = []
+    args = cust.get("extraKernelArgs") or []
+    exts = (cust.get("systemExtensions") or {}).get("officialExtensions") or []
+    if args:
+        out.append("    extraKernelArgs:\n" + "".join("        - %s\n" % _plain(a) for a in args))
+    if exts:
+        out.append("    systemExtensions:\n        officialExtensions:\n" +
+                   "".join("            - %s\n" % _plain(e) for e in exts))
+    return ("customization:\n" + "".join(out)) if out else "customization: {}\n"
 
 
 class Factory:
@@ -34,6 +106,7 @@ class Factory:
         self.versions = versions          # None: any vX.Y.Z
         self.blobs = {"": self.raw}       # compressed on first request (quick start)
         self.gets = []                    # paths served or refused, in order
+        self.posts = []                   # POST /schematics: {"status", "id" | "error"}
         self.cut_next = 0                 # serve only this many bytes of the next image (then close)
         self.lock = threading.Lock()
 
@@ -87,10 +160,25 @@ class Factory:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                sid = hashlib.sha256(body).hexdigest()
+                try:
+                    canon = canonical_schematic(body)
+                except SchematicError as e:
+                    # image-factory: http.Error(err.Error(), 400)
+                    out = (str(e) + "\n").encode()
+                    with fac.lock:
+                        fac.posts.append({"status": 400, "error": str(e)})
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(out)))
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
+                # the id is the SHA-256 of the canonical YAML (FACTS.md §f)
+                sid = hashlib.sha256(canon.encode()).hexdigest()
                 with fac.lock:
                     fac.known.add(sid)
-                out = ('{"id":"%s"}' % sid).encode()
+                    fac.posts.append({"status": 201, "id": sid})
+                out = json.dumps({"id": sid, "schematic": canon}).encode()
                 self.send_response(201)
                 self.send_header("Content-Length", str(len(out)))
                 self.send_header("Content-Type", "application/json")
@@ -192,4 +280,5 @@ class Metal:
 
     def snapshot(self):
         return {"boots": list(self.boots), "factory_gets": list(self.factory.gets),
+                "factory_posts": list(self.factory.posts),
                 "disks": {d: n.state for d, n in self.by_disk.items()}}

@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/labsim/mutate.py [NAME...]
 
 For each mutation (a small change to pve_formats.py, pve_rules.py,
-pve_pools.py, labsim.py, talos.py or etcd.py) the file is changed in a scratch copy of
+pve_pools.py, labsim.py, talos.py, firewall.py, metal.py or etcd.py) the file is changed in a scratch copy of
 tests/labsim, the rule's test is run there, and the result must be a
 failure. Prints one line per rule; exit 1 if a test still passed with its
 rule removed. Not part of `make check` (about 3 s per rule).
@@ -222,6 +222,22 @@ MUTATIONS = {
                        "test_layer0.Layer0Test.test_node_resources"),
     "node-status": ("labsim.py", '"status": v.get("status", "online"), "type": "node",', '"status": "online", "type": "node",',
                     "test_layer0.Layer0Test.test_node_resources"),
+    # the Talos host firewall (firewall.py, FACTS-metal.md §4)
+    "fw-gate": ("firewall.py", "ok = self.admit(peer[0])", "ok = True",
+                "test_firewall.FirewallSimTest.test_apid_and_kube_api_only_from_the_rules_sources"),
+    "fw-except": ("firewall.py", "and not (exc is not None and src in exc)", "",
+                  "test_firewall.RulesTest.test_except_is_carved_out"),
+    "fw-protocol": ("firewall.py", "for ports, p, ing in rules if p == proto and", "for ports, p, ing in rules if",
+                    "test_firewall.RulesTest.test_block_admits_only_listed_sources_on_listed_ports"),
+    "fw-kube-api": ("talos.py", "self.build_dir, admit=admit)", "self.build_dir)",
+                    "test_firewall.FirewallSimTest.test_apid_and_kube_api_only_from_the_rules_sources"),
+    "schematic-canonical": ("metal.py", "sid = hashlib.sha256(canon.encode()).hexdigest()",
+                            "sid = hashlib.sha256(body).hexdigest()",
+                            "test_metal.FactoryTest.test_schematic_id_is_the_hash_of_the_canonical_yaml"),
+    "schematic-known-fields": ("metal.py", "    if errs:\n        raise SchematicError", "    if False:\n        raise SchematicError",
+                               "test_metal.FactoryTest.test_unknown_schematic_fields_are_refused"),
+    "try-real-seconds": ("talos.py", "node.mgr._later(secs, revert, scaled=False)", "node.mgr._later(secs, revert)",
+                         "test_talos_reset.TalosTryTest.test_try_reverts_after_its_timeout"),
 }
 
 

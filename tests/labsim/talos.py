@@ -21,10 +21,15 @@ import grpc
 import yaml
 
 import etcd
+import firewall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
 MAINT_MSG = "API is not implemented in maintenance mode"
+# The ports the firewall rules name for apid and the Kubernetes API, whatever
+# port the simulator listens on for them (tests use free ports).
+APID_PORT = 50000
+KUBE_API_PORT = 6443
 
 # Roles allowed per method (FACTS e); everything else needs os:admin.
 READERS = {"os:admin", "os:operator", "os:reader"}
@@ -342,6 +347,7 @@ class Node:
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
              "resets": getattr(self, "resets", 0),
              "reverts": getattr(self, "reverts", 0), "tries": getattr(self, "tries", 0),
+             "trying": getattr(self, "trying", False),
              "doc_kinds": [d.get("kind") or "v1alpha1" for d in self.docs or [] if isinstance(d, dict)],
              "etcd_member": "%016x" % self.etcd_member if self.etcd_member else None,
              "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
@@ -355,6 +361,15 @@ class Node:
         if self.server is not None:
             self.server.stop(0)
             self.server = None
+        if getattr(self, "gate", None) is not None:
+            self.gate.close()
+            self.gate = None
+
+    def admits(self, src, port, proto="tcp"):
+        """Whether the node's firewall (its config's documents) lets a new
+        connection from src to port through (firewall.py)."""
+        return firewall.admits(self.docs if self.config is not None else [], src, port, proto,
+                               own=(self.ip,), cluster_nets=firewall.cluster_nets(self.config))
 
     def start_maintenance(self):
         x509, *_ = _x509()
@@ -392,14 +407,25 @@ class Node:
         # no SO_REUSEPORT: a second server on a taken IP:port must fail, not share it
         srv = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         srv.add_generic_rpc_handlers([Handler(self, maintenance)])
+        # apid listens behind the node's firewall: a gate on ip:port admits
+        # each new connection by its source address (firewall.py), then
+        # relays it to the gRPC server on an abstract unix socket.
+        backend = "labsim-apid-%d-%s" % (os.getpid(), uuid.uuid4().hex)
         try:
-            port = srv.add_secure_port("%s:%d" % (self.ip, self.mgr.port), creds)
+            gate = firewall.Gate((self.ip, self.mgr.port), "\0" + backend,
+                                 lambda src: self.admits(src, APID_PORT))
+        except OSError:
+            raise RuntimeError("cannot listen on %s:%d" % (self.ip, self.mgr.port))
+        try:
+            port = srv.add_secure_port("unix-abstract:" + backend, creds)
         except RuntimeError:
             port = 0
         if port == 0:
+            gate.close()
             raise RuntimeError("cannot listen on %s:%d" % (self.ip, self.mgr.port))
         srv.start()
         self.server = srv
+        self.gate = gate
 
 
 def _is_ip(s):
@@ -612,9 +638,10 @@ class Handler(grpc.GenericRpcHandler):
                 # an install or an Upgrade does
                 node.installed_tag = node.version_tag()
             if not self.maint and req.mode == Mode.TRY:
-                # TRY (FACTS.md field 6, FACTS-metal.md §4): applied live,
-                # reverted after try_mode_timeout (default 1 min) unless a
-                # later apply in another mode replaces it. A change that
+                # TRY (FACTS.md field 6, FACTS-metal.md §4): applied live
+                # (the firewall of the new documents at once, for new
+                # connections), reverted after try_mode_timeout (default 1
+                # min) unless a later apply in another mode replaces it. A change that
                 # needs a reboot cannot be tried live (as NO_REBOOT).
                 if needs_reboot(node.config, main):
                     raise Fail(grpc.StatusCode.FAILED_PRECONDITION,
@@ -632,7 +659,11 @@ class Handler(grpc.GenericRpcHandler):
                             node.trying = False
                             node.reverts = getattr(node, "reverts", 0) + 1
                 node.trying = True
-                node.mgr._later(secs, revert)
+                # Not time-scaled: the client chose this timeout and times
+                # its own check against it in real seconds (a scaled revert
+                # would come before the client's check ends, and the check
+                # would then see the old config and confirm the new one).
+                node.mgr._later(secs, revert, scaled=False)
                 return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
                     metadata=self.pb["common"].Metadata(hostname=node.ip), mode=Mode.TRY)])
             if not self.maint:
@@ -1020,8 +1051,8 @@ class Manager:
     def knob_values(self):
         return dict(self.knobs, talos_boot_seconds=self.boot_seconds, talos_install_seconds=self.install_seconds)
 
-    def _later(self, seconds, fn):
-        t = threading.Timer(seconds * self.scale, fn)
+    def _later(self, seconds, fn, scaled=True):
+        t = threading.Timer(seconds * self.scale if scaled else seconds, fn)
         t.daemon = True
         self.timers.append(t)
         t.start()
@@ -1335,7 +1366,16 @@ class Manager:
         cl.nodes_fn = members
         if data is not None:
             etcd.kube_load(cl, data)
-        kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)
+        def admit(src, local):
+            # the firewall of the node holding the listening address (for a
+            # VIP: the first running control plane of the cluster)
+            with self.lock:
+                n = self.by_ip.get(local)
+                if n is None or n.config is None:
+                    n = next((x for x in self.nodes.values() if x.state == "running" and x.config and
+                              x.is_controlplane() and x.config["cluster"]["controlPlane"]["endpoint"] == ep), None)
+            return n is None or n.admits(src, KUBE_API_PORT)
+        kube.start_cluster(cl, crt, key, ca_pem, self.build_dir, admit=admit)
         self.kube[ep] = cl
         for h in self.bootstrap_hooks:
             h(node)

@@ -4,6 +4,7 @@ download stops short; a server boots Talos only from a disk that starts
 with the image's bytes (a partial write boots nothing), a fresh one into
 maintenance mode, and a reboot stops what ran at its address."""
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -85,6 +86,37 @@ class FactoryTest(unittest.TestCase):
             self.assertEqual(r.status, 201)
         st, _ = self.get(self.url(sid))
         self.assertEqual(st, 200)
+
+    def post(self, body):
+        req = urllib.request.Request("http://127.0.0.1:%d/schematics" % self.port, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def test_schematic_id_is_the_hash_of_the_canonical_yaml(self):
+        # FACTS.md §f: IDs of upstream test schematics, whatever the layout
+        # (JSON, flow style) of the body POSTed
+        st, r = self.post(b'{"customization": {"systemExtensions": {"officialExtensions": '
+                          b'["siderolabs/iscsi-tools", "siderolabs/util-linux-tools"]}}}')
+        self.assertEqual((st, r["id"]), (201, "613e1592b2da41ae5e265e8789429f22e121aab91cb4deb6bc3c0b6262961245"))
+        self.assertEqual(r["schematic"], "customization:\n    systemExtensions:\n        officialExtensions:\n"
+                         "            - siderolabs/iscsi-tools\n            - siderolabs/util-linux-tools\n")
+        st, r = self.post(b"customization:\n  systemExtensions: {officialExtensions: [siderolabs/qemu-guest-agent]}\n")
+        self.assertEqual(r["id"], "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515")
+        st, r = self.post(b"customization: {}\n")
+        self.assertEqual(r["id"], metal.VANILLA)
+        st, r = self.post(b"{}")
+        self.assertEqual(r["id"], metal.VANILLA)       # empty fields omitted
+
+    def test_unknown_schematic_fields_are_refused(self):
+        st, msg = self.post(b"customization:\n    extraKernelArgs: [a]\n    extensions: [x]\n")
+        self.assertEqual(st, 400)
+        self.assertIn("line 3: field extensions not found in type schematic.Customization", msg)
+        st, msg = self.post(b"custom: {}\n")
+        self.assertEqual(st, 400)
+        self.assertIn("field custom not found in type schematic.Schematic", msg)
 
     def test_only_metal_raw_paths(self):
         self.assertEqual(self.get("/image/%s/v1.12.11/metal-amd64.iso" % metal.VANILLA)[0], 404)

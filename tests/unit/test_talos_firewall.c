@@ -122,6 +122,35 @@ test_firewall__bad_entries_named_at_their_position(void **state)
 	config_free(cfg);
 }
 
+static void
+test_firewall__try_timeout_range(void **state)
+{
+	static const char *const bad[] = { "5s", "11m" };
+	char msgs[4096], extra[128];
+	struct config *cfg;
+	size_t i;
+
+	(void)state;
+	cfg = load(vps_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n"
+		   "  try_timeout: 10s\n", msgs, sizeof(msgs));
+	assert_string_equal(msgs, "");
+	assert_string_equal(cfg->firewall.try_timeout, "10s");
+	config_free(cfg);
+	for (i = 0; i < 2; i++) {
+		snprintf(extra, sizeof(extra), "firewall:\n  admin_cidrs: "
+			 "[203.0.113.0/24]\n  try_timeout: %s\n", bad[i]);
+		cfg = load(vps_base, extra, msgs, sizeof(msgs));
+		assert_non_null(strstr(msgs, "error: firewall.try_timeout: "));
+		assert_non_null(strstr(msgs, "is out of range"));
+		config_free(cfg);
+	}
+	cfg = load(vps_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n"
+		   "  try_timeout: soon\n", msgs, sizeof(msgs));
+	assert_non_null(strstr(msgs, "'soon' is not a duration"));
+	assert_null(strstr(msgs, "out of range"));
+	config_free(cfg);
+}
+
 static char *
 docs_for(const struct config *cfg, const char *node)
 {
@@ -246,6 +275,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_firewall__vps_needs_admin_cidrs),
 		cmocka_unit_test(test_firewall__bad_entries_named_at_their_position),
+		cmocka_unit_test(test_firewall__try_timeout_range),
 		cmocka_unit_test(test_firewall__vps_documents),
 		cmocka_unit_test(test_firewall__proxmox_only_when_asked),
 	};

@@ -29,6 +29,7 @@
 #include "provider/vps/machines.h"
 #include "provider/vps/rescue.h"
 #include "provider/vps/ssh.h"
+#include "talos/factory.h"
 #include "talos/reset.h"
 #include "talos/gen.h"
 #include "trust/trust.h"
@@ -100,6 +101,28 @@ image_url(const struct config *cfg, struct err *err)
 		n--;
 	return xasprintf("%.*s/image/%s/%s/metal-amd64.raw.zst", (int)n, base,
 			 id, cfg->talos.version);
+}
+
+/* The factory serves only schematics it knows (FACTS-metal.md §1): one with
+ * kernel args or extensions is POSTed first, and its id must be the one
+ * strata computed. A given talos.schematic_id was registered by its owner;
+ * the vanilla schematic is known to every factory. */
+static int
+register_schematic(const struct config *cfg, struct err *err)
+{
+	struct schematic sch;
+	char id[65];
+
+	if (cfg->talos.schematic_id ||
+	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
+		return 0;
+	talos_schematic_of(&sch, cfg);
+	if (talos_factory_register(cfg->vps.image_factory, &sch, id, err) < 0)
+		return err_wrap(err, "registering the schematic with the Image "
+				"Factory");
+	out_step("rescue-install: schematic %.12s... registered with %s", id,
+		 cfg->vps.image_factory);
+	return 0;
 }
 
 /* vps.ssh.key_file: ~/ is $HOME, a relative path is under the env folder. */
@@ -234,7 +257,8 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	    (r = rescue_check_target(&f, vc->disk, RESCUE_METAL_RAW_BYTES, false,
 				     err)) < 0)
 		goto out;
-	if (!(url = image_url(c->cfg, err))) {
+	if ((r = register_schematic(c->cfg, err)) < 0 ||
+	    !(url = image_url(c->cfg, err))) {
 		r = -1;
 		goto out;
 	}

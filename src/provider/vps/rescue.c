@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <lzma.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,10 +238,154 @@ rescue_stop_raid(struct vps_ssh *s, const struct rescue_facts *f,
 	return r;
 }
 
+/*
+ * The SSH side of a write on its own thread, so the download, the
+ * decompression and the hash overlap the encryption and sending: the
+ * producer fills 4 MiB slots, the sender writes them in order. Only the
+ * sender touches the SSH session while it runs.
+ */
+#define Q_SLOTS 4
+#define Q_SLOT  (4u << 20)
+
+struct sendq {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct vps_ssh_stream *st;
+	unsigned char *slot[Q_SLOTS];
+	size_t len[Q_SLOTS];
+	unsigned head, tail, count;   /* count slots committed, not yet sent */
+	bool done, stop, failed, started;
+	struct err err;               /* the sender's failure */
+	pthread_t th;
+};
+
+static void *
+sender(void *arg)
+{
+	struct sendq *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		unsigned i;
+		size_t n;
+
+		while (!q->count && !q->done && !q->stop)
+			pthread_cond_wait(&q->cv, &q->mu);
+		if (q->stop || !q->count)
+			break;
+		i = q->head;
+		n = q->len[i];
+		pthread_mutex_unlock(&q->mu);
+		if (vps_ssh_stream_write(q->st, q->slot[i], n, &q->err) < 0) {
+			pthread_mutex_lock(&q->mu);
+			q->failed = true;
+			pthread_cond_broadcast(&q->cv);
+			break;
+		}
+		pthread_mutex_lock(&q->mu);
+		q->head = (q->head + 1) % Q_SLOTS;
+		q->count--;
+		pthread_cond_broadcast(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+static int
+sendq_start(struct sendq *q, struct vps_ssh_stream *st, struct err *err)
+{
+	int i;
+
+	memset(q, 0, sizeof(*q));
+	q->st = st;
+	q->err = (struct err)ERR_INIT;
+	for (i = 0; i < Q_SLOTS; i++)
+		q->slot[i] = xmalloc(Q_SLOT);
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	if (pthread_create(&q->th, NULL, sender, q) != 0)
+		return err_set(err, ERR_FAIL, "cannot start the sending thread");
+	q->started = true;
+	return 0;
+}
+
+/* Commit the slot being filled; waits for a free one. -1: the sender failed. */
+static int
+sendq_commit(struct sendq *q, struct err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->len[q->tail]) {
+		q->tail = (q->tail + 1) % Q_SLOTS;
+		q->count++;
+		pthread_cond_broadcast(&q->cv);
+	}
+	while (q->count == Q_SLOTS && !q->failed)
+		pthread_cond_wait(&q->cv, &q->mu);
+	if (q->failed) {
+		*err = q->err;
+		r = -1;
+	} else {
+		q->len[q->tail] = 0;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return r;
+}
+
+static int
+sendq_put(struct sendq *q, const unsigned char *p, size_t n, struct err *err)
+{
+	while (n) {
+		size_t room = Q_SLOT - q->len[q->tail], k = n < room ? n : room;
+
+		memcpy(q->slot[q->tail] + q->len[q->tail], p, k);
+		q->len[q->tail] += k;
+		p += k;
+		n -= k;
+		if (q->len[q->tail] == Q_SLOT && sendq_commit(q, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Send what is left and stop the sender (stop: drop what is queued).
+ * Afterwards the SSH session is the caller's again. */
+static int
+sendq_end(struct sendq *q, bool stop, struct err *err)
+{
+	int r = 0, i;
+
+	if (!q->started)
+		goto out;
+	if (!stop && sendq_commit(q, err) < 0)
+		stop = true, r = -1;
+	pthread_mutex_lock(&q->mu);
+	q->done = true;
+	q->stop = stop;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->th, NULL);
+	if (!stop && q->failed) {
+		*err = q->err;
+		r = -1;
+	}
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	q->started = false;
+out:
+	for (i = 0; i < Q_SLOTS; i++) {
+		free(q->slot[i]);
+		q->slot[i] = NULL;
+	}
+	return r;
+}
+
 /* One download: curl's bytes -> decompressor -> SHA-256 -> SSH stream. */
 struct writer {
 	const struct rescue_write_opts *o;
 	struct vps_ssh_stream *st;
+	struct sendq q;
 	enum rescue_compression comp;
 	ZSTD_DStream *zs;
 	size_t zlast;              /* last ZSTD_decompressStream result: 0 at a frame's end */
@@ -268,7 +413,7 @@ emit(struct writer *w, const void *p, size_t n)
 		err_set(w->err, ERR_FAIL, "sha256 failed");
 		return -1;
 	}
-	if (vps_ssh_stream_write(w->st, p, n, w->err) < 0)
+	if (sendq_put(&w->q, p, n, w->err) < 0)
 		return -1;
 	w->written += n;
 	if (w->o->progress && w->written >= w->next_report) {
@@ -470,9 +615,20 @@ rescue_write_image(struct vps_ssh *s, const struct rescue_write_opts *o,
 	buf_adds(&cmd, " bs=4M conv=notrunc,fsync");
 	if ((r = vps_ssh_stream_open(&w.st, s, cmd.ptr, err)) < 0)
 		goto out;
-	r = download(&w, err);
-	if (r == 0)
-		r = finish(&w);
+	if ((r = sendq_start(&w.q, w.st, err)) == 0) {
+		r = download(&w, err);
+		if (r == 0)
+			r = finish(&w);
+	}
+	{
+		struct err qe = ERR_INIT;
+
+		/* the sender's failure, when it is the first */
+		if (sendq_end(&w.q, r < 0, &qe) < 0 && r == 0) {
+			*err = qe;
+			r = -1;
+		}
+	}
 	if (r < 0) {
 		vps_ssh_stream_abort(w.st);
 		w.st = NULL;
