@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "phase/phase.h"
 #include "phase/provider.h"
 #include "plan/observe.h"
 #include "util/buf.h"
@@ -110,7 +111,10 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 	if ((r = env_desired(e, st, &want, &nw, err)) == 0 &&
 	    (r = observe_env(e, &have, &nh, err)) == 0) {
 		state_vms(st, &applied, &na);
+		civm_adopt(st, e->cfg, have, nh);
 		r = plan_diff(plan, e->cfg->name, want, nw, have, nh, applied, na, err);
+		if (r == 0)
+			r = civm_plan_check(e->pve, e->cfg, plan, err);
 	}
 	plan->restart_never = e->cfg->proxmox.restart == RESTART_NEVER;
 	if (r == 0 && e->cfg->proxmox.pool)

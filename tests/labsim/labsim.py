@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
 import pve_cloudinit  # noqa: E402
+import pve_clone  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -255,6 +256,7 @@ class World:
     def power_on(self, vm):
         vm["status"] = "running"
         vm["started"] = time.time()
+        vm["boot_config"] = dict(vm["config"])   # what the guest read at boot (pve_clone.py)
         self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
         cd = " ".join(v for k, v in vm["config"].items() if DISK_RE.match(k) and "media=cdrom" in v)
         # A VM's Talos state lives on its boot disk: an installed disk boots
@@ -817,6 +819,9 @@ class Api(PoolsMixin, Layer0Mixin):
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
 
+    def h_POST_nodes_node_qemu_vmid_clone(self, p, u):
+        return pve_clone.h_clone(self, p, u, ApiError, param_error, gen_mac, DISK_RE)
+
     def h_POST_nodes_node_qemu_vmid_template(self, p, u):
         return pve_cloudinit.h_template(self, p, u, ApiError)
 
@@ -870,8 +875,11 @@ class Api(PoolsMixin, Layer0Mixin):
             if re.fullmatch(r"net\d+", k):
                 mac = vm["config"][k].split(",")[0].split("=")[-1].lower()
                 ips = []
-                if k == "net0" and vm.get("ip"):
-                    ips.append({"ip-address": vm["ip"], "ip-address-type": "ipv4", "prefix": 24})
+                ip = vm.get("ip")
+                if k == "net0" and not ip:
+                    ip = pve_clone.booted_address(self.w, vm, pve_upload.read_cidata, self.volume_item)
+                if k == "net0" and ip:
+                    ips.append({"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24})
                 res.append({"name": "eth" + k[3:], "hardware-address": mac, "ip-addresses": ips})
         return {"result": res}
 

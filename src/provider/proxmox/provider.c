@@ -149,6 +149,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cidata,
 	&ph_scale,
 	&ph_vms,
+	&ph_civm,
 	&ph_start,
 	&ph_talos_install,
 	&ph_cidata_sweep,
@@ -163,6 +164,7 @@ static const struct phase *const apply_phases[] = {
 /* destroy runs these on a plan whose every owned VM is a delete. */
 static const struct phase *const destroy_phases[] = {
 	&ph_vms,
+	&ph_civm,
 	&ph_cidata_sweep,
 };
 
