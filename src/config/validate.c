@@ -1226,16 +1226,6 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
-		/* Never say done where a user would have nothing: apply clones
-		 * from a template (ph_civm.c) but cannot import an image per
-		 * VM yet. */
-		if (vm->image && !vm->template_vmid && !(v->flags & CONFIG_OFFLINE)) {
-			snprintf(path, sizeof(path), "vms[%zu].image", i);
-			verr(v, path, "apply cannot import a VM from 'image' yet (only "
-			     "clones of a template are built): build a template "
-			     "from it with 'strata template ENV --vmid ID --image "
-			     "URL' and give 'template: ID' instead");
-		}
 		if (vm->template_vmid && vm->template_vmid >= cfg->proxmox.vmid_base &&
 		    vm->template_vmid < cfg->proxmox.vmid_base + cfg->proxmox.vmid_count) {
 			snprintf(path, sizeof(path), "vms[%zu].template", i);

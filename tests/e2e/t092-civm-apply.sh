@@ -7,7 +7,8 @@
 # a re-run sends no write; a changed SSH key uploads a new seed, reboots
 # the VM and deletes the old seed; destroy removes VMs, disks and seeds.
 # Bad input before any VM is created: a template without a cloud-init
-# drive, an IP outside the subnet, a key that is not a key, an image VM.
+# drive or that does not exist, an IP outside the subnet, a key that is not
+# a key, a template inside the env's range.
 # Loopback 127.0.92.0/24.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
@@ -82,10 +83,9 @@ expect_grep "vms\[2\].ip" "$T/err" "names the VM's ip"
 conf "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBADBADBAD ops@bad" 9000
 expect_rc 2 "a key that is not a key" -- "$STRATA" apply "$E" --yes
 expect_grep "not an SSH public key" "$T/err" "says so"
-conf "$KEY" 9000
-sed -i "0,/template: 9000/s||image: $IMG|" "$E/config.yml"
-expect_rc 2 "an image VM (import is not built)" -- "$STRATA" validate "$E"
-expect_grep "apply cannot import a VM from 'image' yet" "$T/err" "says image import is not built, and what to do"
+conf "$KEY" 5003
+expect_rc 2 "a template inside the env's VM id range" -- "$STRATA" validate "$E"
+expect_grep "template 5003 is inside this env's VM id range 5000..5009" "$T/err" "says the range is strata's"
 conf "$KEY" 9000
 [ "$(posts /qemu)" = 0 ] && [ "$(posts /clone)" = 0 ] && ok "no VM created or cloned by bad input" || bad "a VM was created"
 
