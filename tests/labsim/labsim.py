@@ -29,6 +29,7 @@ sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
 import pve_cloudinit  # noqa: E402
 import pve_clone  # noqa: E402
+import pve_guest  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -256,7 +257,7 @@ class World:
     def power_on(self, vm):
         vm["status"] = "running"
         vm["started"] = time.time()
-        vm["boot_config"] = dict(vm["config"])   # what the guest read at boot (pve_clone.py)
+        vm["boot_config"] = dict(vm["config"])   # what the guest read at boot (pve_guest.py)
         self.events.append({"t": time.time(), "event": "vm-start", "vmid": vm["vmid"]})
         cd = " ".join(v for k, v in vm["config"].items() if DISK_RE.match(k) and "media=cdrom" in v)
         # A VM's Talos state lives on its boot disk: an installed disk boots
@@ -672,6 +673,9 @@ class Api(PoolsMixin, Layer0Mixin):
         both = set(dels) & set(new)
         if both:
             raise param_error({k: "conflicting set and delete" for k in both})
+        for k in dels:
+            if k in vm["config"] and (vm["status"] != "running" or pve_pending.is_live(k, vm["config"])):
+                pve_clone.register_unused(self.w, vm, k)
         # running VMs keep what is not hot-pluggable pending (pve_pending.py)
         pve_pending.update(vm, new, dels)
 
@@ -810,17 +814,23 @@ class Api(PoolsMixin, Layer0Mixin):
             vm["config"]["lock"] = "destroyed"
 
         def work():
-            for st in self.w.nodes[vm["node"]]["storage"].values():
-                for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
-                    item = st["items"].pop(volid)
-                    if self.w.talos is not None and item.get("uid"):
-                        self.w.talos.forget_disk(item["uid"])
+            # FACTS.md §4: a template's base disk backing a linked clone
+            # stops the destroy; it frees what the config references, and
+            # with destroy-unreferenced-disks=1 every vm-<vmid>-* volume too
+            base = pve_clone.base_in_use(self.w, vm)
+            if base:
+                vm["config"].pop("lock", None)
+                raise ApiError(500, "base volume '%s' is still in use by linked cloned" % base)
+            for st, volid in pve_clone.destroy_volumes(self.w, vm, as_bool(p.get("destroy-unreferenced-disks", 0))):
+                item = st["items"].pop(volid)
+                if self.w.talos is not None and item.get("uid"):
+                    self.w.talos.forget_disk(item["uid"])
             self.w.vms.pop(vm["vmid"], None)
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
 
     def h_POST_nodes_node_qemu_vmid_clone(self, p, u):
-        return pve_clone.h_clone(self, p, u, ApiError, param_error, gen_mac, DISK_RE)
+        return pve_clone.h_clone(self, p, u, ApiError)
 
     def h_POST_nodes_node_qemu_vmid_template(self, p, u):
         return pve_cloudinit.h_template(self, p, u, ApiError)
@@ -877,7 +887,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 ips = []
                 ip = vm.get("ip")
                 if k == "net0" and not ip:
-                    ip = pve_clone.booted_address(self.w, vm, pve_upload.read_cidata, self.volume_item)
+                    ip = pve_guest.booted_address(self.w, vm, pve_upload.read_cidata, self.volume_item)
                 if k == "net0" and ip:
                     ips.append({"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24})
                 res.append({"name": "eth" + k[3:], "hardware-address": mac, "ip-addresses": ips})
@@ -1181,6 +1191,8 @@ def make_handler(sim):
                         st["items"][req["volid"]] = {"volid": req["volid"], "content": req.get("content", "iso"),
                                                       "format": req.get("format", "iso"), "size": req.get("size", 1 << 20),
                                                       "ctime": int(time.time())}
+                        if "vmid" in req:   # an image owned by a VM (destroy-unreferenced-disks)
+                            st["items"][req["volid"]]["vmid"] = int(req["vmid"])
                     return self.send(200, {"data": None})
                 if what == "talos/foreign" and method in ("POST", "DELETE"):
                     # a Talos machine of another cluster: {"ip": "127.0.20.12"}
