@@ -40,7 +40,7 @@ def check_one_drive(cfg, new):
     def drive(k, v):   # a drive key whose volume is STORAGE:cloudinit or vm-N-cloudinit
         vol = str(v).split(",")[0]
         return re.fullmatch(r"(ide|sata|scsi|virtio)\d+", k) and re.search(r"(^|[:-])cloudinit(\.\w+)?$", vol)
-    have = [k for k, v in cfg.items() if drive(k, v) and not (k in new and not drive(k, new[k]))]
+    have = [k for k, v in cfg.items() if drive(k, v)]
     for k, v in new.items():
         if drive(k, v) and k not in have:
             if have:
