@@ -114,6 +114,8 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 		civm_adopt(st, e->cfg, have, nh);
 		r = plan_diff(plan, e->cfg->name, want, nw, have, nh, applied, na, err);
 		if (r == 0)
+			civm_unconfirmed(st, plan);
+		if (r == 0)
 			r = civm_plan_check(e->pve, e->cfg, plan, err);
 	}
 	plan->restart_never = e->cfg->proxmox.restart == RESTART_NEVER;

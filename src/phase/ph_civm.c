@@ -118,6 +118,39 @@ civm_adopt(struct state *st, const struct config *cfg, struct vm_spec *have,
 	}
 }
 
+void
+civm_unconfirmed(struct state *st, struct plan *plan)
+{
+	struct vm_spec *applied = NULL;
+	size_t na = 0, i, k;
+
+	state_vms(st, &applied, &na);
+	for (i = 0; i < plan->n; i++) {
+		struct action *a = &plan->v[i];
+		bool recorded = false;
+		struct field_change *c;
+
+		if (a->kind != ACT_NONE || !civm_action(a))
+			continue;
+		for (k = 0; k < na; k++)
+			recorded |= applied[k].name && !strcmp(applied[k].name, a->want.name) &&
+				    applied[k].vmid == a->want.vmid;
+		if (recorded || a->n_ch >= PLAN_MAX_CHANGES)
+			continue;
+		/* made, but the apply that made it stopped before its guest
+		 * agent reported the address: not done until it does */
+		c = &a->ch[a->n_ch++];
+		memset(c, 0, sizeof(*c));
+		c->field = "address";
+		c->from = xstrdup("not confirmed by the guest agent");
+		c->to = xstrdup("wait for the guest agent to report it");
+		a->kind = ACT_UPDATE;
+		plan->unchanged--;
+		plan->updates++;
+	}
+	vm_specs_free(applied, na);
+}
+
 /* Where each template lives, from one /cluster/resources listing. */
 static int
 template_node(struct pve *pve, int vmid, char **node, struct err *err)
@@ -650,6 +683,16 @@ do_update(struct cjob *j, struct pve *pve, const struct vm_spec *w)
 	bool seed_changed = changed(j->a, "cloud-init") && j->a->have.ci_seed;
 	int r;
 
+	/* only unconfirmed: nothing to send, wait for the agent */
+	if (j->a->n_ch == 1 && changed(j->a, "address")) {
+		char *keep = civm_seed_file(j->c->cfg->name, w->name, w->ci_seed);
+
+		seed = xasprintf("%s:iso/%s", j->c->cfg->proxmox.iso_storage, keep);
+		free(keep);
+		r = finish(j, pve, w, seed, false, &j->err);
+		free(seed);
+		return r;
+	}
 	if ((r = put_seed(j, pve, w, &seed, &j->err)) == 0 &&
 	    (r = configure(j, pve, w, seed, &j->err)) == 0)
 		r = finish(j, pve, w, seed, seed_changed, &j->err);

@@ -147,6 +147,10 @@ extern const struct phase ph_civm;
 bool civm_action(const struct action *a);
 void civm_adopt(struct state *st, const struct config *cfg, struct vm_spec *have,
 		size_t nhave);
+/* After the diff: a cloud-init VM that is there and unchanged but not in
+ * the journal (an apply stopped before its agent reported the address) is
+ * an update that waits for the address. */
+void civm_unconfirmed(struct state *st, struct plan *plan);
 int civm_plan_check(struct pve *pve, const struct config *cfg,
 		    const struct plan *plan, struct err *err);
 extern const struct phase ph_start;
