@@ -29,6 +29,7 @@ sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
 import pve_cloudinit  # noqa: E402
 import pve_clone  # noqa: E402
+import pve_ci  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -162,6 +163,7 @@ class World:
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
             "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
+            "host_dns": {"nameserver": ["192.0.2.53"], "search": ["lab.example"]},  # the node's resolv.conf (pve_ci.py)
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
             "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
@@ -584,6 +586,8 @@ class Api(PoolsMixin, Layer0Mixin):
                 v = self.parse_drive(node, k, v, vmid, allocate)
             elif k == "tags":
                 v = pve_rules.normalize_tags(v)
+            elif pve_ci.is_ci_key(k):
+                v = pve_ci.check_option(k, v)      # sshkeys, cipassword (pve_ci.py)
             elif re.fullmatch(r"net\d+", k):
                 parts = v.split(",")
                 model = parts[0].split("=")
@@ -631,6 +635,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 # task; a failed autostart is only a warning (task OK).
                 try:
                     pve_rules.check_start(vm, self.w.nodes[node])
+                    pve_ci.at_start(self.w, vm)
                 except pve_rules.Refusal as e:
                     return "start failed: %s" % e.message
                 self.w.power_on(vm)
@@ -656,11 +661,21 @@ class Api(PoolsMixin, Layer0Mixin):
         # FACTS.md §4: pending values merged in; current=1 the running config
         cfg = dict(vm["config"]) if as_bool(p.get("current", 0)) else pve_pending.merged(vm)
         cfg["digest"] = config_digest(vm["config"])
-        return cfg
+        return pve_ci.masked(cfg)
 
     def h_GET_nodes_node_qemu_vmid_pending(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        return {"__data": pve_pending.listing(vm), "__extra": {}}
+        return {"__data": [dict(e, **{k: pve_ci.MASK for k in ("value", "pending") if k in e})
+                           if e["key"] == "cipassword" else e for e in pve_pending.listing(vm)], "__extra": {}}
+
+    def h_GET_nodes_node_qemu_vmid_cloudinit(self, p, u):
+        return pve_ci.h_get(self, p, u)
+
+    def h_PUT_nodes_node_qemu_vmid_cloudinit(self, p, u):
+        return pve_ci.h_put(self, p, u)
+
+    def h_GET_nodes_node_qemu_vmid_cloudinit_dump(self, p, u):
+        return pve_ci.h_dump(self, p, u)
 
     def apply_config(self, vm, p, allocate):
         if p.get("digest") and p["digest"] != config_digest(vm["config"]):
@@ -737,6 +752,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 raise ApiError(500, "you can't start a vm if it's a template")
             pve_pending.apply_pending(vm)      # a start applies pending changes
             pve_rules.check_start(vm, self.w.nodes[vm["node"]])
+            pve_ci.at_start(self.w, vm)        # a changed cloud-init drive is regenerated
             self.w.power_on(vm)
         return self.power_task(p, u, "qmstart", fn)
 
@@ -781,6 +797,7 @@ class Api(PoolsMixin, Layer0Mixin):
             self.w.power_off(vm)
             pve_pending.apply_pending(vm)
             pve_rules.check_start(vm, self.w.nodes[vm["node"]])
+            pve_ci.at_start(self.w, vm)
             self.w.power_on(vm)
         return self.power_task(p, u, "qmreboot", fn)
 
@@ -1188,6 +1205,9 @@ def make_handler(sim):
                                                       "ctime": int(time.time())}
                         if "vmid" in req:   # an image owned by a VM (destroy-unreferenced-disks)
                             st["items"][req["volid"]]["vmid"] = int(req["vmid"])
+                        if "data" in req:   # a file's text (a snippet written out of band: pve_ci.py)
+                            st["items"][req["volid"]]["_data"] = req["data"].encode() * int(req.get("repeat", 1))
+                            st["items"][req["volid"]]["size"] = len(st["items"][req["volid"]]["_data"])
                     return self.send(200, {"data": None})
                 if what == "talos/foreign" and method in ("POST", "DELETE"):
                     # a Talos machine of another cluster: {"ip": "127.0.20.12"}
