@@ -30,6 +30,7 @@ import pve_upload  # noqa: E402
 import pve_cloudinit  # noqa: E402
 import pve_clone  # noqa: E402
 import pve_ci  # noqa: E402
+import pve_guest  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -164,6 +165,8 @@ class World:
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
             "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
             "host_dns": {"nameserver": ["192.0.2.53"], "search": ["lab.example"]},  # the node's resolv.conf (pve_ci.py)
+            "image_agent": [],         # regexes of image URLs/volids that ship qemu-guest-agent (pve_guest.py)
+            "package_seconds": 30.0,   # a cloud-init guest's package install before its agent runs (pve_guest.py)
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
             "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
@@ -264,8 +267,11 @@ class World:
         # Talos from disk, a blank one boots the ISO (if attached) into
         # maintenance mode (talos.py Manager.vm_started).
         vm["disk_uid"] = self.boot_disk_uid(vm)
-        if self.talos is not None and ("talos" in cd.lower() or self.talos.has_disk(vm["disk_uid"])):
+        talos_vm = "talos" in cd.lower() or (self.talos is not None and self.talos.has_disk(vm["disk_uid"]))
+        if self.talos is not None and talos_vm:
             self.talos.vm_started(vm)
+        # any other VM boots what its disk holds, with cloud-init (pve_guest.py)
+        vm["guest"] = None if talos_vm else pve_guest.boot(self, vm, pve_upload.read_cidata, pve_ci.drive_key)
 
     def boot_disk_uid(self, vm):
         """The uid of the volume the VM boots from (first disk of the boot
@@ -285,6 +291,7 @@ class World:
     def power_off(self, vm):
         vm["status"] = "stopped"
         vm["started"] = None
+        vm["guest"] = None
         self.events.append({"t": time.time(), "event": "vm-stop", "vmid": vm["vmid"]})
         if self.talos is not None:
             self.talos.vm_stopped(vm)
@@ -559,9 +566,14 @@ class Api(PoolsMixin, Layer0Mixin):
             src = self.volume_item(node, opts["import-from"]) if "import-from" in opts else None
             if src is not None:
                 size = src["size"]   # an imported disk has the source's size
+            # what the disk holds: an imported image's OS (pve_guest.py), else nothing
+            os_ = (src.get("os") or (src.get("url") or src["volid"] if src.get("content") == "import" else None)) \
+                if src is not None else None
             st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
                                    "size": size, "vmid": vmid, "ctime": int(time.time()),
                                    "uid": str(uuid.uuid4())}   # a new blank disk (Talos state key)
+            if os_:
+                st["items"][newvol]["os"] = os_
             rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
             stxt = "size=%dG" % (size >> 30) if size % (1 << 30) == 0 else "size=%dM" % max(1, size >> 20)
             return ",".join([newvol] + rest + [stxt])
@@ -888,12 +900,19 @@ class Api(PoolsMixin, Layer0Mixin):
             raise ApiError(500, "No QEMU guest agent configured")
         if vm["status"] != "running":
             raise ApiError(500, "VM %d is not running" % vm["vmid"])
+        if vm.get("guest") is not None:
+            # a cloud-init guest: only an agent its image or user-data brings (pve_guest.py)
+            if not vm["agent_ok"] or not pve_guest.agent_running(vm):
+                raise ApiError(500, "QEMU guest agent is not running")
+            return vm
         if not vm["agent_ok"] or time.time() - vm["started"] < self.w.knobs["agent_delay"] * self.w.scale:
             raise ApiError(500, "QEMU guest agent is not running")
         return vm
 
     def h_GET_nodes_node_qemu_vmid_agent_network_get_interfaces(self, p, u):
         vm = self.agent_check(p)
+        if vm.get("guest") is not None:
+            return {"result": pve_guest.interfaces(vm)}
         res = [{"name": "lo", "hardware-address": "00:00:00:00:00:00",
                 "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}]
         for k in sorted(vm["config"]):

@@ -291,6 +291,25 @@ MUTATIONS = {
                 "test_ci.CiTest.test_cicustom_snippets"),
     "ci-cicustom-used": ("pve_ci.py", 'files[name] = snippet(world, vm["node"], c[k])', 'snippet(world, vm["node"], c[k])',
                          "test_ci.CiTest.test_cicustom_snippets"),
+    # the cloud-init guest and its agent (pve_guest.py, issue 18)
+    "guest-no-os": ("pve_guest.py", 'if not os_:\n        g["why"]', 'if False:\n        g["why"]',
+                    "test_guest.GuestTest.test_blank_disk_boots_nothing"),
+    "os-from-import": ("labsim.py", 'if os_:\n                st["items"][newvol]["os"] = os_',
+                       'if False:\n                st["items"][newvol]["os"] = os_', "test_guest.GuestTest.test_static_address_from_ipconfig"),
+    "guest-image-agent": ("pve_guest.py", 'if any(re.search(rx, os_) for rx in k.get("image_agent", [])):', 'if True:',
+                          "test_guest.GuestTest.test_agent_errors_in_order"),
+    "guest-packages": ("pve_guest.py", 'elif files and installs_agent(files.get("user-data")):', 'elif files:',
+                       "test_guest.GuestTest.test_seed_iso_in_place_of_the_drive"),
+    "guest-agent-delay": ("pve_guest.py", 'g["agent_at"] = now + delay * world.scale', 'g["agent_at"] = now',
+                          "test_guest.GuestTest.test_static_address_from_ipconfig"),
+    "guest-cidata-label": ("pve_guest.py", 'if ci is not None and ci["label"] == "cidata":', 'if False:',
+                           "test_guest.GuestTest.test_seed_iso_in_place_of_the_drive"),
+    "guest-mac-match": ("pve_guest.py", 'if mac and mac.lower() in by_mac:', 'if False:',
+                        "test_guest.GuestTest.test_seed_iso_in_place_of_the_drive"),
+    "guest-v1-static": ("pve_guest.py", 'if isinstance(s, dict) and s.get("type") in ("static", "static6") and n is not None:',
+                        'if False:', "test_guest.GuestTest.test_static_address_from_ipconfig"),
+    "ci-put-pending": ("pve_ci.py", '    apply_pending_ci(vm)\n', '    pass\n',
+                       "test_guest.GuestTest.test_put_cloudinit_applies_pending_and_a_reset_rereads"),
 }
 
 

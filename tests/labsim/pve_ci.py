@@ -12,7 +12,8 @@ Endpoints:
   delete?}] per cloud-init key: `value` is what the drive was last
   generated with, `pending` a config value not yet on the drive, `delete`
   a key on the drive but gone from the config; cipassword `**********`.
-- `PUT .../cloudinit`: regenerates the drive now (sync, null); refused
+- `PUT .../cloudinit`: regenerates the drive now (sync, null), first
+  moving a running VM's pending cloud-init keys into the config; refused
   "VM is locked (<lock>)". A VM without a cloud-init drive: nothing to do.
 - `GET .../cloudinit/dump?type=user|network|meta`: the text the generator
   would produce from the current config (not from cicustom files);
@@ -247,10 +248,23 @@ def drive_files(world, vm):
     return files
 
 
+def apply_pending_ci(vm):
+    """[upstream qemu-server apply_cloudinit_config, called by PUT
+    cloudinit] pending cloud-init keys (of a running VM) move into the
+    config before the drive is written; the other pending keys stay."""
+    pend, pdel = vm.get("pending") or {}, vm.get("pending_delete") or []
+    for k in [k for k in pend if is_ci_key(k)]:
+        vm["config"][k] = pend.pop(k)
+    for k in [k for k in pdel if is_ci_key(k)]:
+        vm["config"].pop(k, None)
+        pdel.remove(k)
+
+
 def regenerate(world, vm):
     """Write the drive now (PUT cloudinit, or a start with changes)."""
     if drive_key(vm["config"]) is None:
         return False
+    apply_pending_ci(vm)
     vm["ci_files"] = drive_files(world, vm)
     vm["ci_active"] = ci_keys(vm["config"])
     return True
