@@ -166,6 +166,7 @@ class World:
             "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
             "host_dns": {"nameserver": ["192.0.2.53"], "search": ["lab.example"]},  # the node's resolv.conf (pve_ci.py)
             "image_agent": [],         # regexes of image URLs/volids that ship qemu-guest-agent (pve_guest.py)
+            "clone_full_seconds": None,  # a full clone's task duration (None: as any qmclone) (pve_clone.py)
             "package_seconds": 30.0,   # a cloud-init guest's package install before its agent runs (pve_guest.py)
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
@@ -924,7 +925,8 @@ class Api(PoolsMixin, Layer0Mixin):
                 res.append({"name": "eth" + k[3:], "hardware-address": mac, "ip-addresses": ips})
         return {"result": res}
 
-    def h_GET_nodes_node_qemu_vmid_agent_ping(self, p, u):
+    def h_POST_nodes_node_qemu_vmid_agent_ping(self, p, u):
+        # apidata.json: agent/ping is a POST; the same errors as the reads (FACTS.md §4)
         self.agent_check(p)
         return {"result": {}}
 

@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/labsim/mutate.py [NAME...]
 
 For each mutation (a small change to pve_formats.py, pve_rules.py,
-pve_pools.py, labsim.py, talos.py or etcd.py) the file is changed in a scratch copy of
+pve_pools.py, pve_clone.py, pve_ci.py, pve_guest.py, pve_replay.py, labsim.py, talos.py or etcd.py) the file is changed in a scratch copy of
 tests/labsim, the rule's test is run there, and the result must be a
 failure. Prints one line per rule; exit 1 if a test still passed with its
 rule removed. Not part of `make check` (about 3 s per rule).
@@ -310,6 +310,11 @@ MUTATIONS = {
                         'if False:', "test_guest.GuestTest.test_static_address_from_ipconfig"),
     "ci-put-pending": ("pve_ci.py", '    apply_pending_ci(vm)\n', '    pass\n',
                        "test_guest.GuestTest.test_put_cloudinit_applies_pending_and_a_reset_rereads"),
+    # the replay check's value rules (pve_replay.py, issue 18)
+    "replay-sshkeys": ("pve_replay.py", 'if line.strip() and not valid_ssh_key(line.strip()):\n                out.append(("sshkeys"',
+                       'if False:\n                out.append(("sshkeys"', "test_replay.ReplayTest.test_cloudinit_values"),
+    "replay-cicustom": ("pve_replay.py", 'if vol and not vol.partition(":")[2].startswith("snippets/"):', 'if False:',
+                        "test_replay.ReplayTest.test_cloudinit_values"),
 }
 
 

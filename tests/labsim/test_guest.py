@@ -78,7 +78,10 @@ class GuestTest(unittest.TestCase):
         self.sim.control("POST", "knobs", {"image_agent": ["noble"], "agent_delay": 20.0})
         v = self.create()
         self.assertEqual(self.ifaces(v)[:2], (500, "QEMU guest agent is not running"))   # still booting
+        st, reason, _ = self.sim.call("POST", "/nodes/pve1/qemu/%d/agent/ping" % v)
+        self.assertEqual((st, reason), (500, "QEMU guest agent is not running"))
         got = self.ipv4(v)
+        self.assertEqual(self.sim.ok("POST", "/nodes/pve1/qemu/%d/agent/ping" % v), {"result": {}})
         self.assertEqual(got["eth0"], ["10.30.0.%d/24" % (v % 200)])
         st, _, body = self.ifaces(v)
         eth0 = [i for i in body["data"]["result"] if i["name"] == "eth0"][0]
