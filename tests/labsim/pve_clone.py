@@ -206,6 +206,8 @@ def h_clone(api, p, u, api_error):
            "created_at": time.time()}
     w.vms[newid] = new
     secs = w.knobs["task_seconds_by_type"].get("qmclone", w.knobs["task_seconds"])
+    if full and w.knobs.get("clone_full_seconds") is not None:
+        secs = w.knobs["clone_full_seconds"]     # a full copy of the disks takes longer (bench/vms.sh)
     now = time.time()
     fail = w.knobs["task_fail"].get("qmclone")
     delay = 0.0
