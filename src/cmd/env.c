@@ -144,7 +144,8 @@ tally_sink(const json_t *ev, void *arg)
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
 
-	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
+	if (!text || !ph || !state || (strcmp(ph, "vms") && strcmp(ph, "cloud-init-vms")) ||
+	    strcmp(state, "ok"))
 		return;
 	if (!strcmp(text, "created"))
 		t->vm_created++;

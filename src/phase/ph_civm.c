@@ -761,11 +761,11 @@ run_one(void *ctx, size_t i)
 		break;
 	}
 out:
+	if (j->rc == 0 && j->ip)
+		progress_step(j->pr, j->idx, "the guest agent reports %s", j->ip);
+	/* the result words of docs/json.md: apply's summary counts them */
 	if (j->rc < 0)
 		progress_done(j->pr, j->idx, false, "%s", j->err.msg);
-	else if (j->ip)
-		progress_done(j->pr, j->idx, true, "%s, guest agent reports %s", what,
-			      j->ip);
 	else
 		progress_done(j->pr, j->idx, true, "%s", what);
 	pve_free(pve);

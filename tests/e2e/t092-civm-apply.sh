@@ -98,6 +98,7 @@ expect_rc 0 "apply creates the 3 VMs" -- "$STRATA" apply "$E" --yes
 sed 's/^/     | /' "$T/err" | grep -i "cloud-init VMs\|app-" | head -12
 expect_grep "guest agent reports 127.0.92.10" "$T/err" "app-1: the agent reports its address"
 expect_grep "guest agent reports 127.0.92.12" "$T/err" "app-3: the agent reports its address"
+expect_grep "apply complete: 3 VMs created, 0 changed" "$T/err" "the summary counts the 3 VMs"
 [ "$(posts /clone)" = 3 ] && ok "3 clones" || bad "clones: $(posts /clone)"
 $PY - "$(labsim_ctl GET state)" "$KEY" <<'P' && ok "each VM: seed on ide2, ci params, agent, serial, tags, size; no cloud-init drive left attached" || bad "VM configs"
 import json, sys, urllib.parse
@@ -135,6 +136,7 @@ expect_grep "cloud-init" "$T/out" "and the new seed"
 expect_grep "Plan: 0 to create, 1 to update" "$T/out" "1 to update"
 old=$(labsim_ctl GET state | $PY -c "import json,sys; s=json.load(sys.stdin)['data']; v=s['vms'] if isinstance(s['vms'], list) else list(s['vms'].values()); print([x for x in v if x['config'].get('name')=='app-2'][0]['config']['ide2'].split(',')[0])")
 expect_rc 0 "apply the new key" -- "$STRATA" apply "$E" --yes
+expect_grep "0 VMs created, 1 changed" "$T/err" "the summary counts app-2 as changed"
 $PY - "$(labsim_ctl GET state)" "$KEY2" "$old" <<'P' && ok "app-2: new seed on ide2 and sshkeys, the old seed deleted, rebooted" || bad "key change"
 import json, sys, urllib.parse
 s = json.loads(sys.argv[1])["data"]
@@ -150,6 +152,7 @@ expect_grep "3 unchanged" "$T/out" "nothing to do again"
 
 # --- destroy
 expect_rc 0 "destroy" -- "$STRATA" destroy "$E" --yes
+expect_grep "3 deleted" "$T/err" "destroy's summary counts 3 deleted"
 $PY - "$(labsim_ctl GET state)" <<'P' && ok "destroy: no VM, disk, cloud-init volume or seed of the env left (the template stays)" || bad "destroy left things"
 import json, sys
 s = json.loads(sys.argv[1])["data"]
