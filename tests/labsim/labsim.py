@@ -989,7 +989,7 @@ class Api(PoolsMixin, Layer0Mixin):
         content = p["content"]
         if content not in st["content"]:
             raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
-        fname = pve_upload.content_filename(content, p["filename"], param_error)
+        fname = pve_upload.content_filename(content, p["filename"], param_error, self.w.knobs.get("pve_version"))
         if ("checksum" in p) != ("checksum-algorithm" in p):
             raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
         volid = "%s:%s/%s" % (p["storage"], content, fname)

@@ -315,6 +315,10 @@ MUTATIONS = {
                        'if False:\n                out.append(("sshkeys"', "test_replay.ReplayTest.test_cloudinit_values"),
     "replay-cicustom": ("pve_replay.py", 'if vol and not vol.partition(":")[2].startswith("snippets/"):', 'if False:',
                         "test_replay.ReplayTest.test_cloudinit_values"),
+    "import-version-enum": ("pve_upload.py", 'if v < (8, 2):', 'if False:',
+                            "test_cloudinit.CloudinitTest.test_import_content_by_version"),
+    "import-version-ova": ("pve_upload.py", 'if v < (8, 4) and not fname.endswith(".ova"):', 'if False:',
+                           "test_cloudinit.CloudinitTest.test_import_content_by_version"),
 }
 
 
