@@ -619,6 +619,7 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_POST_nodes_node_qemu(self, p, u):
         node, vmid = p["node"], int(p["vmid"])
         self.check_create_pool(p)
+        pve_ci.check_priv(self, p, u)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
@@ -707,6 +708,7 @@ class Api(PoolsMixin, Layer0Mixin):
 
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.apply_config(vm, p, True)
@@ -714,6 +716,7 @@ class Api(PoolsMixin, Layer0Mixin):
 
     def h_POST_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.check_options(vm["node"], vm["vmid"], p, False)

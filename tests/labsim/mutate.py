@@ -319,6 +319,8 @@ MUTATIONS = {
                             "test_cloudinit.CloudinitTest.test_import_content_by_version"),
     "import-version-ova": ("pve_upload.py", 'if v < (8, 4) and not fname.endswith(".ova"):', 'if False:',
                            "test_cloudinit.CloudinitTest.test_import_content_by_version"),
+    "ci-priv": ("pve_ci.py", 'if "VM.Config.Cloudinit" not in api.privs_at(u, path):', 'if False:',
+                "test_ci.CiTest.test_cloudinit_keys_need_their_privilege"),
 }
 
 

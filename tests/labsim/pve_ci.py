@@ -20,6 +20,7 @@ Endpoints:
   the password masked unless the token has VM.Config.Cloudinit.
 
 Rules:
+- Changing a cloud-init key needs VM.Config.Cloudinit (403) [ci1].
 - sshkeys: after the schema's urlencoded check, every non-empty decoded
   line must pass `ssh-keygen -l`, else sync 500 "SSH public key
   validation error" [f6] (create, PUT and POST config).
@@ -111,6 +112,18 @@ def check_option(k, v):
     if k == "cipassword" and not HASH_RE.match(v):
         return crypt_sha512(v)
     return v
+
+
+def check_priv(api, p, u):
+    """[ci1] Permissions: changing a ci*/ipconfig*/sshkeys/nameserver/
+    searchdomain key needs VM.Config.Cloudinit on /vms/{vmid} (a code
+    check: the schema's config check is any one VM.Config.*); the 403 in
+    FACTS.md §1's form."""
+    if not any(is_ci_key(k) for k in p):
+        return
+    path = "/vms/%s" % p.get("vmid")
+    if "VM.Config.Cloudinit" not in api.privs_at(u, path):
+        raise CiError(403, "Permission check failed (%s, VM.Config.Cloudinit)" % path)
 
 
 def masked(cfg):
