@@ -138,6 +138,9 @@ def check(api, p, src, u):
         if not is_base_vol(vol) or st is None or st["type"] not in LINKED_TYPES:
             raise CloneError(500, "Linked clone feature is not supported for drive '%s'" % k)
     dest = sto
+    if dest is not None and "Datastore.AllocateSpace" not in api.privs_at(u, "/storage/" + dest):
+        # [ci6] cloning to another storage also needs Datastore.AllocateSpace there
+        raise CloneError(403, "Permission check failed (/storage/%s, Datastore.AllocateSpace)" % dest)
     if dest is not None and "images" not in w.nodes[node]["storage"][dest]["content"]:
         raise CloneError(500, "storage '%s' does not support vm images" % dest)
     return full, target, dest

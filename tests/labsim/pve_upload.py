@@ -171,9 +171,10 @@ def h_upload(api, p, u):
         raise api_error(500, "can't upload to storage type '%s'" % st["type"])
     content = p["content"]
     fname = content_filename(content, p["filename"], param_err, api.w.knobs.get("pve_version"))
-    # [upstream] also refuses a content type the storage does not enable
-    # ("storage 'S' does not support 'iso' content"); every file storage of
-    # this world enables iso, vztmpl and import, so that cannot happen here.
+    if content not in st["content"]:
+        # [upstream] a content type the storage does not enable (the knob
+        # `storage` can take one away), before the worker
+        raise api_error(500, "storage '%s' does not support '%s' content" % (p["storage"], content))
     volid = "%s:%s/%s" % (p["storage"], content, fname)
 
     def work():
