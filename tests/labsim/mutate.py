@@ -325,6 +325,8 @@ MUTATIONS = {
                             'if False:', "test_clone.CloneTest.test_other_storage_needs_allocatespace"),
     "upload-content-enabled": ("pve_upload.py", 'if content not in st["content"]:\n        # [upstream] a content type',
                                'if False:\n        # [upstream] a content type', "test_upload.UploadTest.test_storage_must_enable_the_content"),
+    "template-one-disk": ("pve_cloudinit.py", 'if p.get("disk") and k != p["disk"]:', 'if False:',
+                          "test_cloudinit.CloudinitTest.test_template_one_disk"),
 }
 
 

@@ -66,6 +66,14 @@ class CloudinitTest(unittest.TestCase):
         self.assertIn("local-lvm:base-%s-disk-0" % vmid, self.volumes("local-lvm"))
         self.assertNotIn("local-lvm:vm-%s-disk-0" % vmid, self.volumes("local-lvm"))
 
+    def test_template_one_disk(self):
+        vmid = self.create(scsi1="local-lvm:2")
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/template" % vmid, {"disk": "scsi1"}))
+        cfg = self.config(vmid)
+        self.assertEqual(cfg.get("template"), 1)
+        self.assertTrue(cfg["scsi1"].startswith("local-lvm:base-%s-disk-1," % vmid), cfg)
+        self.assertTrue(cfg["scsi0"].startswith("local-lvm:vm-%s-disk-0," % vmid), cfg)
+
     def test_template_refusals(self):
         vmid = self.create()
         self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/start" % vmid, {}))
