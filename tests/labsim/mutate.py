@@ -327,6 +327,8 @@ MUTATIONS = {
                                'if False:\n        # [upstream] a content type', "test_upload.UploadTest.test_storage_must_enable_the_content"),
     "template-one-disk": ("pve_cloudinit.py", 'if p.get("disk") and k != p["disk"]:', 'if False:',
                           "test_cloudinit.CloudinitTest.test_template_one_disk"),
+    "clone-ci-content": ("pve_clone.py", 'new["ci_files"] = dict(src["ci_files"])', 'pass',
+                         "test_ci.CiTest.test_clone_copies_the_drive"),
 }
 
 

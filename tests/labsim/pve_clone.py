@@ -249,8 +249,9 @@ def h_clone(api, p, u, api_error):
             new["config"] = cfg
             new["node"] = target or node
             # [ci6] the cloud-init drive is copied: it holds what the source's held
-            if "ci_active" in src:
-                new["ci_active"] = dict(src["ci_active"])
+            if "ci_files" in src:
+                new["ci_files"] = dict(src["ci_files"])
+                new["ci_active"] = dict(src.get("ci_active", {}))
             api.pool_add(p.get("pool"), newid)
         except Exception as e:  # noqa: BLE001 - becomes the task's error
             undo(newvols)

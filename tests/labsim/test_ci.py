@@ -170,6 +170,17 @@ class CiTest(unittest.TestCase):
         self.assertEqual((st, reason), (500, "VM is locked (backup)"))
         self.sim.control("POST", "vm", {"vmid": vmid, "lock": None})
 
+    def test_clone_copies_the_drive(self):
+        # FACTS-cloudinit.md §6: the clone's drive holds what the template's held
+        tpl = self.create(ciuser="a")
+        self.sim.ok("PUT", self.path(tpl, "/cloudinit"))
+        self.sim.wait_task(self.sim.ok("POST", self.path(tpl, "/template")))
+        newid = self.vmid()
+        self.sim.wait_task(self.sim.ok("POST", self.path(tpl, "/clone"), {"newid": newid}))
+        self.assertEqual(self.pending(newid)["ciuser"], {"key": "ciuser", "value": "a"})
+        self.sim.ok("PUT", self.path(newid, "/config"), {"ciuser": "b"})
+        self.assertEqual(self.pending(newid)["ciuser"], {"key": "ciuser", "value": "a", "pending": "b"})
+
     def test_start_regenerates_a_changed_drive(self):
         vmid = self.create(ciuser="a")
         self.sim.wait_task(self.sim.ok("POST", self.path(vmid, "/status/start")))
