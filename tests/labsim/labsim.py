@@ -620,6 +620,10 @@ class Api(PoolsMixin, Layer0Mixin):
         node, vmid = p["node"], int(p["vmid"])
         self.check_create_pool(p)
         pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
@@ -709,6 +713,10 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
         pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.apply_config(vm, p, True)
@@ -717,6 +725,10 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_POST_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
         pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.check_options(vm["node"], vm["vmid"], p, False)

@@ -329,6 +329,8 @@ MUTATIONS = {
                           "test_cloudinit.CloudinitTest.test_template_one_disk"),
     "clone-ci-content": ("pve_clone.py", 'new["ci_files"] = dict(src["ci_files"])', 'pass',
                          "test_ci.CiTest.test_clone_copies_the_drive"),
+    "import-vm-clone": ("pve_clone.py", 'if "VM.Clone" not in api.privs_at(u, path):', 'if False:',
+                        "test_clone.CloneTest.test_import_from_another_vm_needs_clone"),
 }
 
 

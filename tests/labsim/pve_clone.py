@@ -336,3 +336,23 @@ def register_unused(world, vm, key):
     while "unused%d" % n in vm["config"]:
         n += 1
     vm["config"]["unused%d" % n] = vol
+
+
+def check_import_from_vm(api, p, u):
+    """FACTS.md §6 Import: importing from another VM's disk needs VM.Clone
+    on that VM (403 in FACTS.md §1's form); create and config."""
+    for k, v in p.items():
+        if not DISK_KEY.match(k) or not isinstance(v, str) or "import-from=" not in v:
+            continue
+        src = _props_of(v).get("import-from", "")
+        st = api.w.nodes[p["node"]]["storage"].get(src.partition(":")[0]) if ":" in src else None
+        item = st["items"].get(src) if st else None
+        owner = item.get("vmid") if item else None
+        if owner is not None and str(owner) != str(p.get("vmid")):
+            path = "/vms/%s" % owner
+            if "VM.Clone" not in api.privs_at(u, path):
+                raise CloneError(403, "Permission check failed (%s, VM.Clone)" % path)
+
+
+def _props_of(v):
+    return dict(x.split("=", 1) for x in v.split(",")[1:] if "=" in x)

@@ -22,7 +22,9 @@ class CloneTest(unittest.TestCase):
         with open(tokens, "w") as f:
             json.dump([{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
                        {"id": "clone@pve!cl", "secret": "3f6a2d1e-9b7c-4e8a-a1d2-5c6b7e8f9a0b",
-                        "privs": ["VM.Audit", "VM.Clone", "VM.Allocate"]}], f)
+                        "privs": ["VM.Audit", "VM.Clone", "VM.Allocate"]},
+                       {"id": "noclone@pve!nc", "secret": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+                        "privs": ["VM.Audit", "VM.Allocate", "VM.Config.Disk", "Datastore.AllocateSpace"]}], f)
         cls.sim = Labsim("--tokens", tokens)
         cls.next = 800
 
@@ -116,6 +118,15 @@ class CloneTest(unittest.TestCase):
         st, reason, body = self.sim.call("POST", "/nodes/pve1/qemu/%d/clone" % tpl, {"newid": self.vmid()}, auth=tok)
         self.assertEqual(st, 200, reason)
         self.sim.wait_task(body["data"])
+
+    def test_import_from_another_vm_needs_clone(self):
+        src = self.create()
+        tok = "PVEAPIToken=noclone@pve!nc=9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
+        disk = "local-lvm:0,import-from=local-lvm:vm-%d-disk-0" % src
+        st, reason, _ = self.sim.call("POST", "/nodes/pve1/qemu", {"vmid": self.vmid(), "scsi0": disk}, auth=tok)
+        self.assertEqual((st, reason), (403, "Permission check failed (/vms/%d, VM.Clone)" % src))
+        t = self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", {"vmid": self.vmid(), "scsi0": disk}))
+        self.assertEqual(t["exitstatus"], "OK")
 
     def test_newid_taken(self):
         tpl = self.create(template=True)
