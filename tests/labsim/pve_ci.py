@@ -97,10 +97,18 @@ def valid_ssh_key(line):
 
 
 def crypt_sha512(pw):
+    """A SHA-512 crypt hash ($6$): Python's crypt (gone in 3.13), else
+    `openssl passwd -6`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-        return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
+        try:
+            import crypt
+            return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
+        except ImportError:
+            pass
+    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=pw + "\n", capture_output=True,
+                       text=True, check=True, timeout=10)
+    return r.stdout.strip()
 
 
 def check_option(k, v):
