@@ -619,6 +619,11 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_POST_nodes_node_qemu(self, p, u):
         node, vmid = p["node"], int(p["vmid"])
         self.check_create_pool(p)
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
@@ -707,6 +712,11 @@ class Api(PoolsMixin, Layer0Mixin):
 
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.apply_config(vm, p, True)
@@ -714,6 +724,11 @@ class Api(PoolsMixin, Layer0Mixin):
 
     def h_POST_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.check_options(vm["node"], vm["vmid"], p, False)
@@ -989,7 +1004,7 @@ class Api(PoolsMixin, Layer0Mixin):
         content = p["content"]
         if content not in st["content"]:
             raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
-        fname = pve_upload.content_filename(content, p["filename"], param_error)
+        fname = pve_upload.content_filename(content, p["filename"], param_error, self.w.knobs.get("pve_version"))
         if ("checksum" in p) != ("checksum-algorithm" in p):
             raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
         volid = "%s:%s/%s" % (p["storage"], content, fname)

@@ -20,6 +20,7 @@ Endpoints:
   the password masked unless the token has VM.Config.Cloudinit.
 
 Rules:
+- Changing a cloud-init key needs VM.Config.Cloudinit (403) [ci1].
 - sshkeys: after the schema's urlencoded check, every non-empty decoded
   line must pass `ssh-keygen -l`, else sync 500 "SSH public key
   validation error" [f6] (create, PUT and POST config).
@@ -96,10 +97,18 @@ def valid_ssh_key(line):
 
 
 def crypt_sha512(pw):
+    """A SHA-512 crypt hash ($6$): Python's crypt (gone in 3.13), else
+    `openssl passwd -6`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-        return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
+        try:
+            import crypt
+            return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
+        except ImportError:
+            pass
+    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=pw + "\n", capture_output=True,
+                       text=True, check=True, timeout=10)
+    return r.stdout.strip()
 
 
 def check_option(k, v):
@@ -111,6 +120,18 @@ def check_option(k, v):
     if k == "cipassword" and not HASH_RE.match(v):
         return crypt_sha512(v)
     return v
+
+
+def check_priv(api, p, u):
+    """[ci1] Permissions: changing a ci*/ipconfig*/sshkeys/nameserver/
+    searchdomain key needs VM.Config.Cloudinit on /vms/{vmid} (a code
+    check: the schema's config check is any one VM.Config.*); the 403 in
+    FACTS.md §1's form."""
+    if not any(is_ci_key(k) for k in p):
+        return
+    path = "/vms/%s" % p.get("vmid")
+    if "VM.Config.Cloudinit" not in api.privs_at(u, path):
+        raise CiError(403, "Permission check failed (%s, VM.Config.Cloudinit)" % path)
 
 
 def masked(cfg):

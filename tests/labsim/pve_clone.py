@@ -138,6 +138,9 @@ def check(api, p, src, u):
         if not is_base_vol(vol) or st is None or st["type"] not in LINKED_TYPES:
             raise CloneError(500, "Linked clone feature is not supported for drive '%s'" % k)
     dest = sto
+    if dest is not None and "Datastore.AllocateSpace" not in api.privs_at(u, "/storage/" + dest):
+        # [ci6] cloning to another storage also needs Datastore.AllocateSpace there
+        raise CloneError(403, "Permission check failed (/storage/%s, Datastore.AllocateSpace)" % dest)
     if dest is not None and "images" not in w.nodes[node]["storage"][dest]["content"]:
         raise CloneError(500, "storage '%s' does not support vm images" % dest)
     return full, target, dest
@@ -246,8 +249,9 @@ def h_clone(api, p, u, api_error):
             new["config"] = cfg
             new["node"] = target or node
             # [ci6] the cloud-init drive is copied: it holds what the source's held
-            if "ci_active" in src:
-                new["ci_active"] = dict(src["ci_active"])
+            if "ci_files" in src:
+                new["ci_files"] = dict(src["ci_files"])
+                new["ci_active"] = dict(src.get("ci_active", {}))
             api.pool_add(p.get("pool"), newid)
         except Exception as e:  # noqa: BLE001 - becomes the task's error
             undo(newvols)
@@ -332,3 +336,23 @@ def register_unused(world, vm, key):
     while "unused%d" % n in vm["config"]:
         n += 1
     vm["config"]["unused%d" % n] = vol
+
+
+def check_import_from_vm(api, p, u):
+    """FACTS.md §6 Import: importing from another VM's disk needs VM.Clone
+    on that VM (403 in FACTS.md §1's form); create and config."""
+    for k, v in p.items():
+        if not DISK_KEY.match(k) or not isinstance(v, str) or "import-from=" not in v:
+            continue
+        src = _props_of(v).get("import-from", "")
+        st = api.w.nodes[p["node"]]["storage"].get(src.partition(":")[0]) if ":" in src else None
+        item = st["items"].get(src) if st else None
+        owner = item.get("vmid") if item else None
+        if owner is not None and str(owner) != str(p.get("vmid")):
+            path = "/vms/%s" % owner
+            if "VM.Clone" not in api.privs_at(u, path):
+                raise CloneError(403, "Permission check failed (%s, VM.Clone)" % path)
+
+
+def _props_of(v):
+    return dict(x.split("=", 1) for x in v.split(",")[1:] if "=" in x)

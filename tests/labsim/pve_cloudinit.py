@@ -64,6 +64,8 @@ def h_template(sim, p, u, api_error):
     def work():
         n = 0
         for k in sorted(cfg):
+            if p.get("disk") and k != p["disk"]:
+                continue      # FACTS-cloudinit.md §6: disk= converts that disk only
             v = str(cfg[k])
             vol = v.split(",")[0]
             m = re.fullmatch(r"([^:]+):vm-%d-disk-(\d+)(\.\w+)?" % vm["vmid"], vol)

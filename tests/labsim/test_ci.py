@@ -2,6 +2,7 @@
 contents, GET/PUT cloudinit and dump. One test per rule; each fails when
 its rule is removed (mutate.py)."""
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -32,9 +33,16 @@ def enc(s):
 class CiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sim = Labsim()
-        cls.next = 900
         cls.tmp = tempfile.mkdtemp(prefix="labsim-ci-")
+        tokens = os.path.join(cls.tmp, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump([{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
+                       {"id": "audit@pve!ro", "secret": "7c2f9b14-0d3e-4c5a-9b8f-1e2d3c4b5a69",
+                        "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
+                       {"id": "ops@pve!noci", "secret": "0b7c9a56-2f4e-4d0b-9f5c-7b1f0e2a9d11",
+                        "privs": ["VM.Audit", "VM.Config.Options", "VM.Config.Disk"]}], f)
+        cls.sim = Labsim("--tokens", tokens)
+        cls.next = 900
         cls.key1 = keypair(cls.tmp, "k1")
         cls.key2 = keypair(cls.tmp, "k2")
 
@@ -79,6 +87,26 @@ class CiTest(unittest.TestCase):
         self.assertEqual((st, reason), (500, "SSH public key validation error"))
         # stored, and returned, still URL-encoded
         self.assertEqual(self.sim.ok("GET", self.path(vmid, "/config"))["sshkeys"], enc(self.key1 + "\n" + self.key2 + "\n"))
+
+    def test_sshkeys_encoded_once(self):
+        # FACTS.md §6: encoded twice (%2520) decodes to a line with "%20": not a key
+        twice = urllib.parse.quote(enc(self.key1), safe="")
+        p = dict(VM, vmid=self.vmid(), sshkeys=twice)
+        st, reason, body = self.sim.call("POST", "/nodes/pve1/qemu", p)
+        self.assertEqual((st, reason), (500, "SSH public key validation error"), body)
+        p = dict(VM, vmid=self.vmid(), sshkeys=self.key1.replace(" ", "+"))    # '+' for space: not urlencoded
+        st, reason, body = self.sim.call("POST", "/nodes/pve1/qemu", p)
+        self.assertEqual((st, reason), (400, "Parameter verification failed."), body)
+        vmid = self.create()
+        self.sim.ok("PUT", self.path(vmid, "/config"), {"sshkeys": enc(self.key1)}, json_body=True)   # JSON: once
+
+    def test_cloudinit_keys_need_their_privilege(self):
+        vmid = self.create()
+        tok = "PVEAPIToken=%s=%s" % ("ops@pve!noci", "0b7c9a56-2f4e-4d0b-9f5c-7b1f0e2a9d11")
+        st, reason, _ = self.sim.call("PUT", self.path(vmid, "/config"), {"ciuser": "x"}, auth=tok)
+        self.assertEqual((st, reason), (403, "Permission check failed (/vms/%d, VM.Config.Cloudinit)" % vmid))
+        st, reason, _ = self.sim.call("PUT", self.path(vmid, "/config"), {"description": "x"}, auth=tok)
+        self.assertEqual(st, 200, reason)
 
     def test_cipassword_hashed_and_masked(self):
         vmid = self.create(cipassword="s3cret")
@@ -141,6 +169,17 @@ class CiTest(unittest.TestCase):
         st, reason, _ = self.sim.call("PUT", self.path(vmid, "/cloudinit"))
         self.assertEqual((st, reason), (500, "VM is locked (backup)"))
         self.sim.control("POST", "vm", {"vmid": vmid, "lock": None})
+
+    def test_clone_copies_the_drive(self):
+        # FACTS-cloudinit.md §6: the clone's drive holds what the template's held
+        tpl = self.create(ciuser="a")
+        self.sim.ok("PUT", self.path(tpl, "/cloudinit"))
+        self.sim.wait_task(self.sim.ok("POST", self.path(tpl, "/template")))
+        newid = self.vmid()
+        self.sim.wait_task(self.sim.ok("POST", self.path(tpl, "/clone"), {"newid": newid}))
+        self.assertEqual(self.pending(newid)["ciuser"], {"key": "ciuser", "value": "a"})
+        self.sim.ok("PUT", self.path(newid, "/config"), {"ciuser": "b"})
+        self.assertEqual(self.pending(newid)["ciuser"], {"key": "ciuser", "value": "a", "pending": "b"})
 
     def test_start_regenerates_a_changed_drive(self):
         vmid = self.create(ciuser="a")

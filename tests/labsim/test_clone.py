@@ -1,5 +1,9 @@
 """Clones and what a destroy frees (pve_clone.py). One test per rule; each
 fails when its rule is removed (mutate.py)."""
+import json
+import os
+import shutil
+import tempfile
 import time
 import unittest
 
@@ -13,12 +17,21 @@ VM = {"name": "tpl", "cores": "2", "memory": "2048", "scsi0": "local-lvm:8",
 class CloneTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sim = Labsim()
+        cls.tmp = tempfile.mkdtemp(prefix="labsim-clone-")
+        tokens = os.path.join(cls.tmp, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump([{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
+                       {"id": "clone@pve!cl", "secret": "3f6a2d1e-9b7c-4e8a-a1d2-5c6b7e8f9a0b",
+                        "privs": ["VM.Audit", "VM.Clone", "VM.Allocate"]},
+                       {"id": "noclone@pve!nc", "secret": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+                        "privs": ["VM.Audit", "VM.Allocate", "VM.Config.Disk", "Datastore.AllocateSpace"]}], f)
+        cls.sim = Labsim("--tokens", tokens)
         cls.next = 800
 
     @classmethod
     def tearDownClass(cls):
         cls.sim.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def vmid(self):
         CloneTest.next += 1
@@ -94,6 +107,26 @@ class CloneTest(unittest.TestCase):
         newid = self.clone_ok(tpl, full=1, storage="local-lvm")
         self.assertTrue(self.config(newid)["scsi0"].startswith("local-lvm:vm-%d-disk-0," % newid))
         self.assertNotIn("parent", self.items()["local-lvm:vm-%d-disk-0" % newid])
+
+    def test_other_storage_needs_allocatespace(self):
+        tpl = self.create(template=True)
+        tok = "PVEAPIToken=clone@pve!cl=3f6a2d1e-9b7c-4e8a-a1d2-5c6b7e8f9a0b"
+        st, reason, _ = self.sim.call("POST", "/nodes/pve1/qemu/%d/clone" % tpl,
+                                      {"newid": self.vmid(), "full": 1, "storage": "local-lvm"}, auth=tok)
+        self.assertEqual((st, reason), (403, "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"))
+        newid, _ = self.clone(tpl)      # linked, on the template's storage: allowed for this token
+        st, reason, body = self.sim.call("POST", "/nodes/pve1/qemu/%d/clone" % tpl, {"newid": self.vmid()}, auth=tok)
+        self.assertEqual(st, 200, reason)
+        self.sim.wait_task(body["data"])
+
+    def test_import_from_another_vm_needs_clone(self):
+        src = self.create()
+        tok = "PVEAPIToken=noclone@pve!nc=9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
+        disk = "local-lvm:0,import-from=local-lvm:vm-%d-disk-0" % src
+        st, reason, _ = self.sim.call("POST", "/nodes/pve1/qemu", {"vmid": self.vmid(), "scsi0": disk}, auth=tok)
+        self.assertEqual((st, reason), (403, "Permission check failed (/vms/%d, VM.Clone)" % src))
+        t = self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", {"vmid": self.vmid(), "scsi0": disk}))
+        self.assertEqual(t["exitstatus"], "OK")
 
     def test_newid_taken(self):
         tpl = self.create(template=True)
