@@ -129,6 +129,8 @@ cmd_destroy(int argc, char **argv)
 
 		r = observe_env(&e, &have, &nh, &err);
 		if (r == 0)
+			civm_adopt(&c.st, e.cfg, have, nh);
+		if (r == 0)
 			r = plan_diff(&c.plan, e.cfg->name, NULL, 0, have, nh, NULL, 0, &err);
 		vm_specs_free(have, nh);
 		if (r < 0)

@@ -172,30 +172,10 @@ check_only(struct env *e, int vmid, struct err *err)
 	return r;
 }
 
-/* A storage of node with `import` content: proxmox.storage.isos when it
- * has it, else the first. */
 static int
 import_storage(struct env *e, const char *node, char **out, struct err *err)
 {
-	char **v = NULL;
-	size_t i, n = 0;
-	int r = pve_storages_with(e->pve, node, "import", &v, &n, err);
-
-	*out = NULL;
-	if (r < 0)
-		return r;
-	for (i = 0; i < n; i++)
-		if (e->cfg->proxmox.iso_storage && !strcmp(v[i], e->cfg->proxmox.iso_storage))
-			*out = xstrdup(v[i]);
-	if (!*out && n)
-		*out = xstrdup(v[0]);
-	pve_volids_free(v, n);
-	if (!*out)
-		return err_set(err, ERR_FAIL, "node '%s' has no storage with content "
-			       "'import' to download the image into: add it to a file "
-			       "storage (pvesm set local --content "
-			       "iso,vztmpl,backup,import) and run this again", node);
-	return 0;
+	return pve_import_storage(e->pve, node, e->cfg->proxmox.iso_storage, out, err);
 }
 
 static int
@@ -203,7 +183,6 @@ build(struct env *e, const struct tpl_opts *o, const char *image, struct err *er
 {
 	const struct proxmox_config *px = &e->cfg->proxmox;
 	const char *node = o->node ? o->node : px->nodes.v[0];
-	struct pve_release rel;
 	struct pve_params q;
 	struct buf net = BUF_INIT;
 	char *fname = NULL, *storage = NULL, *volid = NULL, *upid = NULL,
@@ -220,17 +199,8 @@ build(struct env *e, const struct tpl_opts *o, const char *image, struct err *er
 	}
 	/* FACTS-cloudinit.md §5: guest images go into import storage through
 	 * the API from pve-storage 8.3.6, PVE 8.4. */
-	if ((r = pve_node_version(e->pve, node, &rel, err)) < 0)
+	if ((r = pve_node_can_import(e->pve, node, err)) < 0)
 		goto out;
-	if (rel.major < 8 || (rel.major == 8 && rel.minor < 4)) {
-		r = err_set(err, ERR_FAIL, "node '%s' runs Proxmox VE %s, which cannot "
-			    "import a cloud image through the API (that needs 8.4 or "
-			    "later); upgrade the node, or build the template on it by "
-			    "hand: qm create ID ... && qm importdisk ID IMAGE STORAGE "
-			    "&& qm set ID --ide2 STORAGE:cloudinit --agent enabled=1 "
-			    "&& qm template ID", node, rel.text);
-		goto out;
-	}
 	if ((r = look_up(e, o->vmid, marker, &where, &found, &is_tpl, &ours, err)) < 0)
 		goto out;
 	if (found && !ours) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "phase/phase.h"
 #include "phase/provider.h"
 #include "plan/observe.h"
 #include "trust/trust.h"
@@ -111,7 +112,12 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 	if ((r = env_desired(e, st, &want, &nw, err)) == 0 &&
 	    (r = observe_env(e, &have, &nh, err)) == 0) {
 		state_vms(st, &applied, &na);
+		civm_adopt(st, e->cfg, have, nh);
 		r = plan_diff(plan, e->cfg->name, want, nw, have, nh, applied, na, err);
+		if (r == 0)
+			civm_unconfirmed(st, plan);
+		if (r == 0)
+			r = civm_plan_check(e->pve, e->cfg, plan, err);
 	}
 	plan->restart_never = e->cfg->proxmox.restart == RESTART_NEVER;
 	if (r == 0 && e->cfg->proxmox.pool)
@@ -151,7 +157,8 @@ tally_sink(const json_t *ev, void *arg)
 		free(t->written);
 		t->written = w;
 	}
-	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
+	if (!text || !ph || !state || (strcmp(ph, "vms") && strcmp(ph, "cloud-init-vms")) ||
+	    strcmp(state, "ok"))
 		return;
 	if (!strcmp(text, "created"))
 		t->vm_created++;

@@ -1226,15 +1226,14 @@ check_vms(struct vctx *v)
 		char path[96];
 
 		vm->path = xasprintf("vms[%zu]", i);
-		/* Never say done where a user would have nothing: `strata gen`
-		 * writes these VMs' cloud-init seeds and the Ansible inventory,
-		 * but apply cannot create them yet. */
-		if (!(v->flags & CONFIG_OFFLINE))
-			verr(v, vm->path, "cloud-init VMs cannot be provisioned by "
-			     "apply yet (image import, clone and the cloud-init "
-			     "drive are not built): create the VM yourself from "
-			     "the seed 'strata gen' writes (ENV/vms/NAME/cidata.iso) "
-			     "or remove it from 'vms' for now");
+		if (vm->template_vmid && vm->template_vmid >= cfg->proxmox.vmid_base &&
+		    vm->template_vmid < cfg->proxmox.vmid_base + cfg->proxmox.vmid_count) {
+			snprintf(path, sizeof(path), "vms[%zu].template", i);
+			verr(v, path, "template %d is inside this env's VM id range "
+			     "%d..%d, which strata owns; give the template an id "
+			     "outside it", vm->template_vmid, cfg->proxmox.vmid_base,
+			     cfg->proxmox.vmid_base + cfg->proxmox.vmid_count - 1);
+		}
 		if (!vm->name)
 			verr(v, vm->path, "missing required key 'name'");
 		if (!vm->template_vmid == !vm->image)

@@ -359,6 +359,8 @@ job_failed(void *ctx, size_t i)
 static bool
 is_work(const struct action *a)
 {
+	if (civm_action(a))
+		return false;   /* cloud-init VMs: ph_civm.c */
 	return a->kind == ACT_CREATE || a->kind == ACT_UPDATE ||
 	       a->kind == ACT_REPLACE || a->kind == ACT_DELETE;
 }

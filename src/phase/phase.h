@@ -142,6 +142,23 @@ extern const struct phase ph_vms;
  * MAC in the config one (journaled in state macs.<name>), so the create
  * sends it and the Talos configs link by it from the start (ph_vms.c). */
 int vms_choose_macs(struct apply_ctx *c, struct err *err);
+/*
+ * ph_civm.c: phase "cloud-init-vms", the plan's actions on `vms[]` (role
+ * vm; ph_vms leaves them alone: civm_action). civm_adopt (before the
+ * diff) takes as ours a clone strata journaled and was killed in before it
+ * had our tag; civm_plan_check (plan and apply, before anything is
+ * created) refuses a template that has no cloud-init drive or agent.
+ */
+extern const struct phase ph_civm;
+bool civm_action(const struct action *a);
+void civm_adopt(struct state *st, const struct config *cfg, struct vm_spec *have,
+		size_t nhave);
+/* After the diff: a cloud-init VM that is there and unchanged but not in
+ * the journal (an apply stopped before its agent reported the address) is
+ * an update that waits for the address. */
+void civm_unconfirmed(struct state *st, struct plan *plan);
+int civm_plan_check(struct pve *pve, const struct config *cfg,
+		    const struct plan *plan, struct err *err);
 extern const struct phase ph_start;
 /* Reboots VMs with changes pending in Proxmox, per proxmox.restart (ph_restart.c). */
 extern const struct phase ph_restart;

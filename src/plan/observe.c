@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "provider/proxmox/civm.h"
 #include "util/buf.h"
 #include "util/out.h"
 
@@ -162,6 +163,14 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		s->memory_mib = mem ? atoi(mem) : 512;
 		s->disk_gib = observe_disk_gib(scsi0);
 		s->mac = observe_net_mac(net0);
+		s->marker = plan_has_marker(desc, env);
+		if (!strcmp(s->role, "vm") || s->marker) {
+			char *ide2 = pve_json_str(cfg, "ide2");
+
+			s->ci_keys = pve_json_str(cfg, "sshkeys");
+			s->ci_seed = civm_seed_of_drive(ide2, env, s->name);
+			free(ide2);
+		}
 		if (!tagged)
 			s->foreign_why = xasprintf("no %s tag", tag);
 		else if (!plan_has_marker(desc, env))

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider/proxmox/civm.h"
 #include "util/buf.h"
 
 /* --- specs -------------------------------------------------------------- */
@@ -19,6 +20,8 @@ vm_spec_release(struct vm_spec *s)
 	free(s->role);
 	free(s->status);
 	free(s->foreign_why);
+	free(s->ci_seed);
+	free(s->ci_keys);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -49,6 +52,8 @@ vm_spec_copy(struct vm_spec *d, const struct vm_spec *s)
 	d->role = dup0(s->role);
 	d->status = dup0(s->status);
 	d->foreign_why = dup0(s->foreign_why);
+	d->ci_seed = dup0(s->ci_seed);
+	d->ci_keys = dup0(s->ci_keys);
 }
 
 static int
@@ -172,6 +177,10 @@ plan_desired(const struct config *cfg, struct vm_spec **out, size_t *n,
 		v[k].vmid_fixed = vm->vmid_explicit;
 		v[k].role = xstrdup("vm");
 		v[k].tags = plan_tags(cfg->name, "vm");
+		if (civm_desired_ci(cfg, vm, &v[k].ci_seed, &v[k].ci_keys, err) < 0) {
+			vm_specs_free(v, k + 1);
+			return -1;
+		}
 	}
 	for (i = 0; i < k; i++)
 		if (!v[i].vmid || !v[i].node) {
@@ -364,6 +373,25 @@ compare(struct action *a, const struct vm_spec *w, const struct vm_spec *h,
 	if (str_differs(w->tags, h->tags))
 		add_change(a, "tags", h->tags, w->tags,
 			   is_drift_str(ap, w->tags, ap ? ap->tags : NULL));
+	/* cloud-init VMs: the keys and the seed (civm.h says how) */
+	if (w->ci_keys && (!h->ci_keys || strcmp(w->ci_keys, h->ci_keys))) {
+		char *cf = civm_keys_summary(h->ci_keys), *ct = civm_keys_summary(w->ci_keys);
+
+		add_change(a, "ssh_keys", cf, ct, false);
+		free(cf);
+		free(ct);
+	}
+	if (str_differs(w->ci_seed, h->ci_seed)) {
+		char *cf = h->ci_seed ? xasprintf("seed %s", h->ci_seed)
+				     : xstrdup("no strata seed");
+		char *ct = xasprintf("seed %s (a new seed ISO on ide2; a running "
+				    "VM is rebooted so cloud-init runs again)",
+				    w->ci_seed);
+
+		add_change(a, "cloud-init", cf, ct, false);
+		free(cf);
+		free(ct);
+	}
 	a->kind = a->n_ch ? ACT_UPDATE : ACT_NONE;
 	for (size_t i = 0; i < a->n_ch; i++)
 		if (a->ch[i].restart)
@@ -559,6 +587,8 @@ vm_spec_json(const struct vm_spec *s)
 		json_object_set_new(o, "role", json_string(s->role));
 	if (s->status)
 		json_object_set_new(o, "status", json_string(s->status));
+	if (s->ci_seed)
+		json_object_set_new(o, "cloudinit_seed", json_string(s->ci_seed));
 	if (s->pending_cores || s->pending_memory_mib) {
 		json_t *pd = json_object();
 

@@ -39,6 +39,12 @@ struct vm_spec {
 	char *foreign_why;   /* observed only: why it is not ours */
 	int pending_cores;   /* observed only: waiting for a restart (0: none) */
 	int pending_memory_mib;
+	/* cloud-init VMs (role vm, ph_civm.c): the id of the nocloud seed
+	 * (desired: from the config; observed: from the seed ISO on ide2)
+	 * and the `sshkeys` value as Proxmox holds it */
+	char *ci_seed;
+	char *ci_keys;
+	bool marker;         /* observed only: the description has our marker */
 };
 
 enum action_kind {
@@ -51,7 +57,8 @@ enum action_kind {
 };
 
 struct field_change {
-	const char *field;   /* cores, memory, disk, tags, mac, name, node */
+	const char *field;   /* cores, memory, disk, tags, mac, name, node,
+			      * ssh_keys, cloud-init */
 	char *from, *to;
 	bool drift;
 	bool restart;        /* takes effect when the (running) VM restarts */

@@ -100,6 +100,7 @@ state_vm_forget(struct state *st, const char *name, struct err *err)
 	pthread_mutex_lock(&st->mu);
 	json_object_del(section(st, "vms"), name);
 	json_object_del(section(st, "talos"), name);
+	json_object_del(section(st, "civms"), name);
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
@@ -135,6 +136,7 @@ state_vms(struct state *st, struct vm_spec **out, size_t *n)
 		s->mac = sdup(o, "mac");
 		s->tags = sdup(o, "tags");
 		s->role = sdup(o, "role");
+		s->ci_seed = sdup(o, "cloudinit_seed");
 	}
 	*n = k;
 	pthread_mutex_unlock(&st->mu);
@@ -209,6 +211,19 @@ state_talos_set(struct state *st, const char *node, const char *key,
 		const char *val, struct err *err)
 {
 	return sub_set(st, "talos", node, key, val, err);
+}
+
+char *
+state_civm_get(struct state *st, const char *vm, const char *key)
+{
+	return sub_get(st, "civms", vm, key);
+}
+
+int
+state_civm_set(struct state *st, const char *vm, const char *key,
+	       const char *val, struct err *err)
+{
+	return sub_set(st, "civms", vm, key, val, err);
 }
 
 void

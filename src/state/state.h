@@ -67,6 +67,17 @@ int state_mac_set(struct state *st, const char *name, const char *mac,
  * free each and the array. */
 void state_macs_all(struct state *st, char ***out, size_t *n);
 
+/*
+ * Per cloud-init VM journal (ph_civm.c): civms.<vm name>.<key>, e.g.
+ * "clone" = the vmid a clone was started for (before its POST), so a
+ * resumed apply adopts that half-made VM instead of calling it foreign
+ * (a clone keeps the template's tags until strata sets its own). NULL
+ * deletes. Forgetting a VM forgets this too.
+ */
+char *state_civm_get(struct state *st, const char *vm, const char *key);
+int state_civm_set(struct state *st, const char *vm, const char *key,
+		   const char *val, struct err *err);
+
 bool state_phase_done(struct state *st, const char *phase);
 int state_phase_mark(struct state *st, const char *phase, bool done,
 		     struct err *err);  /* marks and saves */

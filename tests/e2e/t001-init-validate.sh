@@ -24,11 +24,6 @@ for e in "$TOP"/examples/*/; do
 	mkdir -p "$T/examples" && cp -R "$e" "$x"
 	grep -q 'file:pve-token' "$x/config.yml" && echo t001-placeholder > "$x/pve-token"
 	case $(basename "$e") in
-	# Configs strata cannot carry out yet: validate says so as an error
-	# (apply must never report success for them); gen still works.
-	ubuntu-vm)
-		expect_rc 2 "example ubuntu-vm: validate refuses cloud-init VMs for now" -- "$STRATA" validate "$x"
-		expect_grep "cloud-init VMs cannot be provisioned by apply yet" "$T/err" "ubuntu-vm: says why" ;;
 	vps-*)
 		expect_rc 0 "example $(basename "$e") validates (platform vps: tests/e2e/t071)" -- "$STRATA" validate "$x"
 		expect_rc 0 "example $(basename "$e"): gen writes its configs" -- "$STRATA" gen "$x" ;;

@@ -52,7 +52,7 @@ PYEOF
 expect_grep "^first start$" "$T/check" "stream starts with a start event"
 expect_grep "^last summary$" "$T/check" "stream ends with a summary event"
 expect_grep "^seq True$" "$T/check" "events numbered in order"
-expect_grep "^phases talos-config iso cidata remove-nodes vms start talos-install cidata-sweep bootstrap kubernetes" "$T/check" "a phase_start per phase"
+expect_grep "^phases talos-config iso cidata remove-nodes vms cloud-init-vms start talos-install cidata-sweep bootstrap kubernetes" "$T/check" "a phase_start per phase"
 expect_grep "^vms done install done$" "$T/check" "phase_end results"
 expect_grep "^vm steps ok 2$" "$T/check" "one ok step per VM"
 expect_grep "^plan create 2$" "$T/check" "the plan as an event with typed numbers"

@@ -4,7 +4,7 @@
 # ansible-inventory, pycdlib reading the ISO back); bad input is refused
 # before anything is written; strata ansible runs a playbook over SSH
 # against a loopback sshd standing in for the VM (127.0.90.10:2290).
-# apply/validate still refuse vms[]: nothing creates the VM yet.
+# validate takes the example; apply creates the VMs (t092, t093).
 . "$(dirname "$0")/lib.sh"
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -27,9 +27,8 @@ sed -e "s|^      - ssh-ed25519 .*|      - $KEY|" \
 grep -q "127.0.90.10" "$E/config.yml" && grep -q "ansible_port: 2290" "$E/config.yml" \
 	&& ok "test config made from examples/ubuntu-vm" || bad "sed of the example"
 
-# --- apply cannot create these VMs yet: validate says so
-expect_rc 2 "validate refuses vms[] (apply cannot create them)" -- "$STRATA" validate "$E"
-expect_grep "cloud-init VMs cannot be provisioned by apply yet" "$T/err" "the refusal names what is missing"
+# --- validate takes the example (apply imports image: VMs, t093)
+expect_rc 0 "validate takes the example's image: VM" -- "$STRATA" validate "$E"
 
 # --- gen: seed files and inventory
 expect_rc 0 "gen writes the VM seed and the inventory" -- "$STRATA" gen "$E"

@@ -28,6 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pve_upload  # noqa: E402
 import pve_cloudinit  # noqa: E402
+import pve_clone  # noqa: E402
+import pve_ci  # noqa: E402
+import pve_guest  # noqa: E402
 DEFAULT_REF = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 
 
@@ -161,6 +164,10 @@ class World:
             "shared_iso_storage": None,  # name of a shared (nfs) storage on every node, one copy for all
             "cidata_unread": False,    # fault: nocloud nodes do not find their cidata drive
             "pve_version": "8.4.1",    # GET /nodes/{node}/version (pve_cloudinit.py)
+            "host_dns": {"nameserver": ["192.0.2.53"], "search": ["lab.example"]},  # the node's resolv.conf (pve_ci.py)
+            "image_agent": [],         # regexes of image URLs/volids that ship qemu-guest-agent (pve_guest.py)
+            "clone_full_seconds": None,  # a full clone's task duration (None: as any qmclone) (pve_clone.py)
+            "package_seconds": 30.0,   # a cloud-init guest's package install before its agent runs (pve_guest.py)
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
             "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
@@ -261,8 +268,11 @@ class World:
         # Talos from disk, a blank one boots the ISO (if attached) into
         # maintenance mode (talos.py Manager.vm_started).
         vm["disk_uid"] = self.boot_disk_uid(vm)
-        if self.talos is not None and ("talos" in cd.lower() or self.talos.has_disk(vm["disk_uid"])):
+        talos_vm = "talos" in cd.lower() or (self.talos is not None and self.talos.has_disk(vm["disk_uid"]))
+        if self.talos is not None and talos_vm:
             self.talos.vm_started(vm)
+        # any other VM boots what its disk holds, with cloud-init (pve_guest.py)
+        vm["guest"] = None if talos_vm else pve_guest.boot(self, vm, pve_upload.read_cidata, pve_ci.drive_key)
 
     def boot_disk_uid(self, vm):
         """The uid of the volume the VM boots from (first disk of the boot
@@ -282,6 +292,7 @@ class World:
     def power_off(self, vm):
         vm["status"] = "stopped"
         vm["started"] = None
+        vm["guest"] = None
         self.events.append({"t": time.time(), "event": "vm-stop", "vmid": vm["vmid"]})
         if self.talos is not None:
             self.talos.vm_stopped(vm)
@@ -556,9 +567,14 @@ class Api(PoolsMixin, Layer0Mixin):
             src = self.volume_item(node, opts["import-from"]) if "import-from" in opts else None
             if src is not None:
                 size = src["size"]   # an imported disk has the source's size
+            # what the disk holds: an imported image's OS (pve_guest.py), else nothing
+            os_ = (src.get("os") or (src.get("url") or src["volid"] if src.get("content") == "import" else None)) \
+                if src is not None else None
             st["items"][newvol] = {"volid": newvol, "content": "images", "format": "raw",
                                    "size": size, "vmid": vmid, "ctime": int(time.time()),
                                    "uid": str(uuid.uuid4())}   # a new blank disk (Talos state key)
+            if os_:
+                st["items"][newvol]["os"] = os_
             rest = [x for x in val.split(",")[1:] if not x.startswith("import-from=")]
             stxt = "size=%dG" % (size >> 30) if size % (1 << 30) == 0 else "size=%dM" % max(1, size >> 20)
             return ",".join([newvol] + rest + [stxt])
@@ -583,6 +599,8 @@ class Api(PoolsMixin, Layer0Mixin):
                 v = self.parse_drive(node, k, v, vmid, allocate)
             elif k == "tags":
                 v = pve_rules.normalize_tags(v)
+            elif pve_ci.is_ci_key(k):
+                v = pve_ci.check_option(k, v)      # sshkeys, cipassword (pve_ci.py)
             elif re.fullmatch(r"net\d+", k):
                 parts = v.split(",")
                 model = parts[0].split("=")
@@ -601,6 +619,11 @@ class Api(PoolsMixin, Layer0Mixin):
     def h_POST_nodes_node_qemu(self, p, u):
         node, vmid = p["node"], int(p["vmid"])
         self.check_create_pool(p)
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vmid in self.w.vms:
             raise ApiError(500, "unable to create VM %d - VM %d already exists on node '%s'"
                            % (vmid, vmid, self.w.vms[vmid]["node"]))
@@ -630,6 +653,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 # task; a failed autostart is only a warning (task OK).
                 try:
                     pve_rules.check_start(vm, self.w.nodes[node])
+                    pve_ci.at_start(self.w, vm)
                 except pve_rules.Refusal as e:
                     return "start failed: %s" % e.message
                 self.w.power_on(vm)
@@ -655,11 +679,21 @@ class Api(PoolsMixin, Layer0Mixin):
         # FACTS.md §4: pending values merged in; current=1 the running config
         cfg = dict(vm["config"]) if as_bool(p.get("current", 0)) else pve_pending.merged(vm)
         cfg["digest"] = config_digest(vm["config"])
-        return cfg
+        return pve_ci.masked(cfg)
 
     def h_GET_nodes_node_qemu_vmid_pending(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
-        return {"__data": pve_pending.listing(vm), "__extra": {}}
+        return {"__data": [dict(e, **{k: pve_ci.MASK for k in ("value", "pending") if k in e})
+                           if e["key"] == "cipassword" else e for e in pve_pending.listing(vm)], "__extra": {}}
+
+    def h_GET_nodes_node_qemu_vmid_cloudinit(self, p, u):
+        return pve_ci.h_get(self, p, u)
+
+    def h_PUT_nodes_node_qemu_vmid_cloudinit(self, p, u):
+        return pve_ci.h_put(self, p, u)
+
+    def h_GET_nodes_node_qemu_vmid_cloudinit_dump(self, p, u):
+        return pve_ci.h_dump(self, p, u)
 
     def apply_config(self, vm, p, allocate):
         if p.get("digest") and p["digest"] != config_digest(vm["config"]):
@@ -670,11 +704,19 @@ class Api(PoolsMixin, Layer0Mixin):
         both = set(dels) & set(new)
         if both:
             raise param_error({k: "conflicting set and delete" for k in both})
+        for k in dels:
+            if k in vm["config"] and (vm["status"] != "running" or pve_pending.is_live(k, vm["config"])):
+                pve_clone.register_unused(self.w, vm, k)
         # running VMs keep what is not hot-pluggable pending (pve_pending.py)
         pve_pending.update(vm, new, dels)
 
     def h_PUT_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.apply_config(vm, p, True)
@@ -682,6 +724,11 @@ class Api(PoolsMixin, Layer0Mixin):
 
     def h_POST_nodes_node_qemu_vmid_config(self, p, u):
         vm = self.w.vm(p["node"], p["vmid"])
+        pve_ci.check_priv(self, p, u)
+        try:
+            pve_clone.check_import_from_vm(self, p, u)
+        except pve_clone.CloneError as e:
+            raise ApiError(e.status, e.message)
         if vm["config"].get("lock"):
             raise ApiError(500, "VM is locked (%s)" % vm["config"]["lock"])
         self.check_options(vm["node"], vm["vmid"], p, False)
@@ -733,6 +780,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 raise ApiError(500, "you can't start a vm if it's a template")
             pve_pending.apply_pending(vm)      # a start applies pending changes
             pve_rules.check_start(vm, self.w.nodes[vm["node"]])
+            pve_ci.at_start(self.w, vm)        # a changed cloud-init drive is regenerated
             self.w.power_on(vm)
         return self.power_task(p, u, "qmstart", fn)
 
@@ -777,6 +825,7 @@ class Api(PoolsMixin, Layer0Mixin):
             self.w.power_off(vm)
             pve_pending.apply_pending(vm)
             pve_rules.check_start(vm, self.w.nodes[vm["node"]])
+            pve_ci.at_start(self.w, vm)
             self.w.power_on(vm)
         return self.power_task(p, u, "qmreboot", fn)
 
@@ -808,14 +857,23 @@ class Api(PoolsMixin, Layer0Mixin):
             vm["config"]["lock"] = "destroyed"
 
         def work():
-            for st in self.w.nodes[vm["node"]]["storage"].values():
-                for volid in [k for k, it in st["items"].items() if it.get("vmid") == vm["vmid"]]:
-                    item = st["items"].pop(volid)
-                    if self.w.talos is not None and item.get("uid"):
-                        self.w.talos.forget_disk(item["uid"])
+            # FACTS.md §4: a template's base disk backing a linked clone
+            # stops the destroy; it frees what the config references, and
+            # with destroy-unreferenced-disks=1 every vm-<vmid>-* volume too
+            base = pve_clone.base_in_use(self.w, vm)
+            if base:
+                vm["config"].pop("lock", None)
+                raise ApiError(500, "base volume '%s' is still in use by linked cloned" % base)
+            for st, volid in pve_clone.destroy_volumes(self.w, vm, as_bool(p.get("destroy-unreferenced-disks", 0))):
+                item = st["items"].pop(volid)
+                if self.w.talos is not None and item.get("uid"):
+                    self.w.talos.forget_disk(item["uid"])
             self.w.vms.pop(vm["vmid"], None)
             self.pool_forget(vm["vmid"])
         return self.w.new_task(p["node"], "qmdestroy", vm["vmid"], u, work)
+
+    def h_POST_nodes_node_qemu_vmid_clone(self, p, u):
+        return pve_clone.h_clone(self, p, u, ApiError)
 
     def h_POST_nodes_node_qemu_vmid_template(self, p, u):
         return pve_cloudinit.h_template(self, p, u, ApiError)
@@ -858,12 +916,19 @@ class Api(PoolsMixin, Layer0Mixin):
             raise ApiError(500, "No QEMU guest agent configured")
         if vm["status"] != "running":
             raise ApiError(500, "VM %d is not running" % vm["vmid"])
+        if vm.get("guest") is not None:
+            # a cloud-init guest: only an agent its image or user-data brings (pve_guest.py)
+            if not vm["agent_ok"] or not pve_guest.agent_running(vm):
+                raise ApiError(500, "QEMU guest agent is not running")
+            return vm
         if not vm["agent_ok"] or time.time() - vm["started"] < self.w.knobs["agent_delay"] * self.w.scale:
             raise ApiError(500, "QEMU guest agent is not running")
         return vm
 
     def h_GET_nodes_node_qemu_vmid_agent_network_get_interfaces(self, p, u):
         vm = self.agent_check(p)
+        if vm.get("guest") is not None:
+            return {"result": pve_guest.interfaces(vm)}
         res = [{"name": "lo", "hardware-address": "00:00:00:00:00:00",
                 "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}]
         for k in sorted(vm["config"]):
@@ -875,7 +940,8 @@ class Api(PoolsMixin, Layer0Mixin):
                 res.append({"name": "eth" + k[3:], "hardware-address": mac, "ip-addresses": ips})
         return {"result": res}
 
-    def h_GET_nodes_node_qemu_vmid_agent_ping(self, p, u):
+    def h_POST_nodes_node_qemu_vmid_agent_ping(self, p, u):
+        # apidata.json: agent/ping is a POST; the same errors as the reads (FACTS.md §4)
         self.agent_check(p)
         return {"result": {}}
 
@@ -938,7 +1004,7 @@ class Api(PoolsMixin, Layer0Mixin):
         content = p["content"]
         if content not in st["content"]:
             raise ApiError(500, "storage '%s' is not configured for content-type '%s'" % (p["storage"], content))
-        fname = pve_upload.content_filename(content, p["filename"], param_error)
+        fname = pve_upload.content_filename(content, p["filename"], param_error, self.w.knobs.get("pve_version"))
         if ("checksum" in p) != ("checksum-algorithm" in p):
             raise param_error({"checksum": "missing property required by 'checksum-algorithm'"})
         volid = "%s:%s/%s" % (p["storage"], content, fname)
@@ -1173,6 +1239,11 @@ def make_handler(sim):
                         st["items"][req["volid"]] = {"volid": req["volid"], "content": req.get("content", "iso"),
                                                       "format": req.get("format", "iso"), "size": req.get("size", 1 << 20),
                                                       "ctime": int(time.time())}
+                        if "vmid" in req:   # an image owned by a VM (destroy-unreferenced-disks)
+                            st["items"][req["volid"]]["vmid"] = int(req["vmid"])
+                        if "data" in req:   # a file's text (a snippet written out of band: pve_ci.py)
+                            st["items"][req["volid"]]["_data"] = req["data"].encode() * int(req.get("repeat", 1))
+                            st["items"][req["volid"]]["size"] = len(st["items"][req["volid"]]["_data"])
                     return self.send(200, {"data": None})
                 if what == "talos/foreign" and method in ("POST", "DELETE"):
                     # a Talos machine of another cluster: {"ip": "127.0.20.12"}

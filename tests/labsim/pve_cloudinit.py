@@ -37,9 +37,12 @@ def check_one_drive(cfg, new):
     """The key of a second cloud-init drive, with the one already there.
     FACTS.md §6 quotes the message as "... cloud-init drive is already
     attached at 'ide2'" (its start elided)."""
-    have = [k for k, v in cfg.items() if "cloudinit" in str(v).split(",")[0]]
+    def drive(k, v):   # a drive key whose volume is STORAGE:cloudinit or vm-N-cloudinit
+        vol = str(v).split(",")[0]
+        return re.fullmatch(r"(ide|sata|scsi|virtio)\d+", k) and re.search(r"(^|[:-])cloudinit(\.\w+)?$", vol)
+    have = [k for k, v in cfg.items() if drive(k, v)]
     for k, v in new.items():
-        if "cloudinit" in str(v).split(",")[0] and k not in have:
+        if drive(k, v) and k not in have:
             if have:
                 return k, have[0]
             have.append(k)
@@ -61,6 +64,8 @@ def h_template(sim, p, u, api_error):
     def work():
         n = 0
         for k in sorted(cfg):
+            if p.get("disk") and k != p["disk"]:
+                continue      # FACTS-cloudinit.md §6: disk= converts that disk only
             v = str(cfg[k])
             vol = v.split(",")[0]
             m = re.fullmatch(r"([^:]+):vm-%d-disk-(\d+)(\.\w+)?" % vm["vmid"], vol)

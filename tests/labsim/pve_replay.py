@@ -15,6 +15,9 @@ own rules (which only know api-schema-subset.json and what we modelled):
   enums, patterns, min/max, lengths, named formats and property strings
   (pve_formats.py, strict: a format it does not model is a violation);
 - repeated form keys (they arrive as arrays; FACTS.md §1);
+- values the server refuses beyond the schema: `sshkeys` whose decoded
+  lines do not pass `ssh-keygen -l` (FACTS.md §6; pve_ci.py does the same
+  live), `cicustom` volumes that are not `snippets` (FACTS-cloudinit.md §1);
 - methods with allowtoken 0 (strata always uses a token; FACTS.md §1), and
   options whose schema description says only root may use them (a token is
   never root@pam; FACTS.md §1).
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -86,11 +90,30 @@ def check_request(routes, rec):
     errs = check_params(minfo, params, from_json, strict=True)
     for k in sorted(errs):
         out.append("%s: %s: %s" % (where, k, errs[k]))
+    for k, why in value_rules(params, errs):
+        out.append("%s: %s: %s" % (where, k, why))
     props = minfo.get("parameters", {}).get("properties", {})
     for k in sorted(params):
         spec = lookup_prop(props, k)
         if spec and (k in ROOT_ONLY_KEYS or ROOT_ONLY.search(spec.get("description", ""))):
             out.append("%s: %s: root-only option, refused for an API token (400 'Only root may use this option.')" % (where, k))
+    return out
+
+
+def value_rules(params, errs):
+    """[(param, why)] of values the server refuses after the schema check."""
+    out = []
+    if isinstance(params.get("sshkeys"), str) and "sshkeys" not in errs:
+        from pve_ci import valid_ssh_key
+        for line in urllib.parse.unquote(params["sshkeys"]).split("\n"):
+            if line.strip() and not valid_ssh_key(line.strip()):
+                out.append(("sshkeys", "SSH public key validation error (not a key: %.40s)" % line.strip()))
+                break
+    if isinstance(params.get("cicustom"), str) and "cicustom" not in errs:
+        for part in params["cicustom"].split(","):
+            k, _, vol = part.partition("=")
+            if vol and not vol.partition(":")[2].startswith("snippets/"):
+                out.append(("cicustom", "%s is not in the snippets directory" % vol))
     return out
 
 

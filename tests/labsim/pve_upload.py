@@ -122,7 +122,25 @@ def read_request(handler, world):
     return params
 
 
-def content_filename(content, filename, param_error):
+def _version(v):
+    return tuple(int(x) for x in re.findall(r"\d+", str(v))[:3])
+
+
+def import_by_version(content, fname, version, param_error):
+    """FACTS-cloudinit.md §5 version history: the `import` content type is
+    new in pve-storage 8.1.1 (PVE 8.2): before it the schema's content enum
+    has no `import`; until pve-storage 8.3.6 (PVE 8.4) only an OVA could go
+    into import storage through the API."""
+    if content != "import":
+        return
+    v = _version(version)
+    if v < (8, 2):
+        raise param_error({"content": "value 'import' does not have a value in the enumeration 'iso, vztmpl'"})
+    if v < (8, 4) and not fname.endswith(".ova"):
+        raise param_error({"filename": "invalid filename or wrong extension"})
+
+
+def content_filename(content, filename, param_error, version=None):
     """The stored file name, or param_error: [facts] normalisation (the
     directory part dropped, chars outside [A-Za-z0-9_.-] -> '_') and the
     extension rules per content type; download-url and upload share them
@@ -134,6 +152,8 @@ def content_filename(content, filename, param_error):
         raise param_error({"filename": "invalid filename or wrong extension"})
     if content == "vztmpl" and not re.search(r"\.tar(\.(gz|xz|zst|bz2))?$", fname):
         raise param_error({"filename": "wrong file extension"})
+    if version is not None:
+        import_by_version(content, fname, version, param_error)
     return fname
 
 
@@ -150,10 +170,11 @@ def h_upload(api, p, u):
         # [upstream] the storage must have a path (file based)
         raise api_error(500, "can't upload to storage type '%s'" % st["type"])
     content = p["content"]
-    fname = content_filename(content, p["filename"], param_err)
-    # [upstream] also refuses a content type the storage does not enable
-    # ("storage 'S' does not support 'iso' content"); every file storage of
-    # this world enables iso, vztmpl and import, so that cannot happen here.
+    fname = content_filename(content, p["filename"], param_err, api.w.knobs.get("pve_version"))
+    if content not in st["content"]:
+        # [upstream] a content type the storage does not enable (the knob
+        # `storage` can take one away), before the worker
+        raise api_error(500, "storage '%s' does not support '%s' content" % (p["storage"], content))
     volid = "%s:%s/%s" % (p["storage"], content, fname)
 
     def work():

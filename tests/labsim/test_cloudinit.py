@@ -66,6 +66,14 @@ class CloudinitTest(unittest.TestCase):
         self.assertIn("local-lvm:base-%s-disk-0" % vmid, self.volumes("local-lvm"))
         self.assertNotIn("local-lvm:vm-%s-disk-0" % vmid, self.volumes("local-lvm"))
 
+    def test_template_one_disk(self):
+        vmid = self.create(scsi1="local-lvm:2")
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/template" % vmid, {"disk": "scsi1"}))
+        cfg = self.config(vmid)
+        self.assertEqual(cfg.get("template"), 1)
+        self.assertTrue(cfg["scsi1"].startswith("local-lvm:base-%s-disk-1," % vmid), cfg)
+        self.assertTrue(cfg["scsi0"].startswith("local-lvm:vm-%s-disk-0," % vmid), cfg)
+
     def test_template_refusals(self):
         vmid = self.create()
         self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/start" % vmid, {}))
@@ -91,6 +99,25 @@ class CloudinitTest(unittest.TestCase):
             self.assertEqual((v["version"], v["release"]), ("8.3.5", "8.3"))
         finally:
             self.sim.control("POST", "knobs", {"pve_version": "8.4.1"})
+
+    def test_import_content_by_version(self):
+        """FACTS-cloudinit.md §5: import content from PVE 8.2, guest images
+        (not only OVA) into it through the API from 8.4."""
+        url = "http://127.0.0.1:9/noble.img"
+        p = {"url": url, "content": "import", "filename": "noble.qcow2"}
+        path = "/nodes/pve1/storage/local/download-url"
+        try:
+            self.sim.control("POST", "knobs", {"pve_version": "8.1.4"})
+            st, reason, body = self.sim.call("POST", path, p)
+            self.assertEqual(st, 400, body)
+            self.assertIn("enumeration", body["errors"]["content"])
+            self.sim.control("POST", "knobs", {"pve_version": "8.3.5"})
+            st, reason, body = self.sim.call("POST", path, p)
+            self.assertEqual((st, body["errors"]), (400, {"filename": "invalid filename or wrong extension"}))
+            self.assertEqual(self.sim.call("POST", path, dict(p, filename="appliance.ova"))[0], 200)
+        finally:
+            self.sim.control("POST", "knobs", {"pve_version": "8.4.1"})
+        self.assertEqual(self.sim.call("POST", path, p)[0], 200)
 
 
 if __name__ == "__main__":

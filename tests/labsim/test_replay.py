@@ -21,6 +21,10 @@ GOOD_CREATE = {"vmid": "201", "name": "cp1", "cores": "2", "sockets": "1", "memo
                "onboot": "1", "tags": "strata;cp", "description": "x", "pool": "lab"}
 
 
+KEY = ("ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIHl2DOrIkzFgbVR0pQyv5ERC8DPg0vSYSMzWpsTQVFfU%20me%40h"
+       "%0Assh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIHl2DOrIkzFgbVR0pQyv5ERC8DPg0vSYSMzWpsTQVFfU%20two%40h%0A")
+
+
 def rec(method, path, params=None, body=""):
     if body == "":
         body = "form" if params and method in ("POST", "PUT") else None
@@ -50,13 +54,42 @@ class ReplayTest(unittest.TestCase):
                   rec("POST", "/pools", {"poolid": "lab", "comment": "strata"}),
                   rec("POST", "/nodes/pve1/qemu/201/config",
                       {"ipconfig0": "ip=10.0.0.5/24,gw=10.0.0.1", "nameserver": "10.0.0.1 1.1.1.1",
-                       "sshkeys": "ssh-ed25519%20AAAA%20me%40host", "startup": "order=2,up=30",
+                       "sshkeys": KEY, "cicustom": "user=local:snippets/u.yaml", "startup": "order=2,up=30",
                        "net1": "virtio=BC:24:11:AA:BB:CC,bridge=vmbr1,tag=20"}),
                   rec("PUT", "/nodes/pve1/qemu/201/resize", {"disk": "scsi0", "size": "20G"}),
                   rec("GET", "/nodes/pve1/tasks/UPID%3Apve1%3A0003A001%3A00000001%3A66A0B1C2"
                       "%3Aqmcreate%3A201%3Aroot%40pam%21strata%3A/status"),
                   rec("DELETE", "/nodes/pve1/storage/local/content/local:iso/x.iso")):
             self.assertEqual(self.check(r), [], r)
+
+    def test_clone_cloudinit_agent(self):
+        for r in (rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "201", "name": "web1", "full": "0",
+                                                             "pool": "lab", "description": "x"}),
+                  rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "202", "full": "1", "storage": "local-lvm",
+                                                             "format": "raw", "target": "pve2"}),
+                  rec("PUT", "/nodes/pve1/qemu/201/cloudinit"),
+                  rec("GET", "/nodes/pve1/qemu/201/cloudinit"),
+                  rec("GET", "/nodes/pve1/qemu/201/cloudinit/dump", {"type": "network"}, body=None),
+                  rec("GET", "/nodes/pve1/qemu/201/agent/network-get-interfaces"),
+                  rec("POST", "/nodes/pve1/qemu/201/agent/ping")):
+            self.assertEqual(self.check(r), [], r)
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "201", "full": "true"}), "full", "boolean")
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "201", "linked": "1"}), "linked", "not defined")
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"name": "web1"}), "newid", "not optional")
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "99"}), "newid")
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "201", "name": "web_1"}), "name", "DNS")
+        self.bad(rec("POST", "/nodes/pve1/qemu/9000/clone", {"newid": "201", "format": "img"}), "format", "enumeration")
+        self.bad(rec("GET", "/nodes/pve1/qemu/201/cloudinit/dump", {"type": "vendor"}, body=None), "type", "enumeration")
+        self.bad(rec("GET", "/nodes/pve1/qemu/201/cloudinit/dump"), "type", "not optional")
+        self.bad(rec("PUT", "/nodes/pve1/qemu/201/cloudinit", {"force": "1"}), "force", "not defined")
+        self.bad(rec("POST", "/nodes/pve1/qemu/201/agent/network-get-interfaces"), "method POST")
+
+    def test_cloudinit_values(self):
+        self.bad(rec("POST", "/nodes/pve1/qemu/201/config", {"sshkeys": "ssh-ed25519%20AAAA%20me%40host"}),
+                 "sshkeys", "SSH public key validation error")
+        self.bad(rec("POST", "/nodes/pve1/qemu/201/config", {"cicustom": "user=local:iso/seed.iso"}),
+                 "cicustom", "not in the snippets directory")
+        self.bad(rec("POST", "/nodes/pve1/qemu/201/config", {"cicustom": "user=seed.yaml"}), "cicustom", "volume")
 
     def test_unknown_path_and_method(self):
         self.bad(rec("GET", "/nodes/pve1/qemu/201/bogus"), "no such path")

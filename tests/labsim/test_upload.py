@@ -70,6 +70,15 @@ class UploadTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.sim.stop()
 
+    def test_storage_must_enable_the_content(self):
+        self.sim.control("POST", "knobs", {"storage": {"pve1": {"local": {"content": ["vztmpl", "import"]}}}})
+        try:
+            st, reason, body = upload(self.sim, "x.iso", make_iso({"user-data": b"x"}))
+            self.assertEqual((st, reason), (500, "storage 'local' does not support 'iso' content"), body)
+        finally:
+            self.sim.control("POST", "knobs", {"storage": {"pve1": {"local": {"content": [
+                "iso", "vztmpl", "import", "snippets", "backup"]}}}})
+
     def test_upload_is_a_task_then_a_listed_volume_then_deleted(self):
         data = make_iso({"user-data": b"x" * 5000})
         # a task long enough (2 s) that a loaded machine lists before it ends

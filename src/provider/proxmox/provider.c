@@ -150,6 +150,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cidata,
 	&ph_scale,
 	&ph_vms,
+	&ph_civm,
 	&ph_start,
 	&ph_talos_install,
 	&ph_cidata_sweep,
@@ -164,6 +165,7 @@ static const struct phase *const apply_phases[] = {
 /* destroy runs these on a plan whose every owned VM is a delete. */
 static const struct phase *const destroy_phases[] = {
 	&ph_vms,
+	&ph_civm,
 	&ph_cidata_sweep,
 };
 

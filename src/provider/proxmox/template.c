@@ -90,3 +90,47 @@ pve_vm_template(struct pve *p, const char *node, int vmid, char **upid_out,
 	free(path);
 	return r;
 }
+
+int
+pve_import_storage(struct pve *p, const char *node, const char *preferred,
+		   char **out, struct err *err)
+{
+	char **v = NULL;
+	size_t i, n = 0;
+	int r = pve_storages_with(p, node, "import", &v, &n, err);
+
+	*out = NULL;
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++)
+		if (preferred && !strcmp(v[i], preferred))
+			*out = xstrdup(v[i]);
+	if (!*out && n)
+		*out = xstrdup(v[0]);
+	pve_volids_free(v, n);
+	if (!*out)
+		return err_set(err, ERR_FAIL, "node '%s' has no storage with content "
+			       "'import' to download the image into: add it to a file "
+			       "storage (pvesm set local --content "
+			       "iso,vztmpl,backup,import) and run this again", node);
+	return 0;
+}
+
+int
+pve_node_can_import(struct pve *p, const char *node, struct err *err)
+{
+	struct pve_release rel;
+	int r;
+
+	if ((r = pve_node_version(p, node, &rel, err)) < 0)
+		return r;
+	if (rel.major < 8 || (rel.major == 8 && rel.minor < 4))
+		return err_set(err, ERR_FAIL, "node '%s' runs Proxmox VE %s, which "
+			       "cannot import a cloud image through the API (that "
+			       "needs 8.4 or later); upgrade the node, or build the "
+			       "template on it by hand: qm create ID ... && qm "
+			       "importdisk ID IMAGE STORAGE && qm set ID --ide2 "
+			       "STORAGE:cloudinit --agent enabled=1 && qm template ID",
+			       node, rel.text);
+	return 0;
+}

@@ -22,6 +22,14 @@ int pve_node_version(struct pve *p, const char *node, struct pve_release *out,
  * pve_volids_free). */
 int pve_storages_with(struct pve *p, const char *node, const char *content,
 		      char ***out, size_t *n, struct err *err);
+/* A storage of node with `import` content: `preferred` (may be NULL) when
+ * it has it, else the first; an error says how to add one. */
+int pve_import_storage(struct pve *p, const char *node, const char *preferred,
+		       char **out, struct err *err);
+/* Can this node put a cloud image into import storage through the API
+ * (Proxmox VE 8.4 or later, FACTS-cloudinit.md §5)? 0, or an error with
+ * the version and what to do instead. */
+int pve_node_can_import(struct pve *p, const char *node, struct err *err);
 /* POST /nodes/{node}/qemu/{vmid}/template: the qmtemplate task. */
 int pve_vm_template(struct pve *p, const char *node, int vmid, char **upid_out,
 		    struct err *err);
