@@ -111,9 +111,11 @@ gate(struct roll *R, const char *after, struct err *err)
 		}
 		if (clock_mono_ms() >= deadline) {
 			r = err_set(err, ERR_FAIL, "health gate %s: not healthy "
-				    "after %llds: %s; the roll stopped here (%zu of "
+				    "after %llds: %s%s%s; the roll stopped here (%zu of "
 				    "%zu nodes upgraded); fix the node and run apply "
 				    "again to continue", after, c->wait_ms / 1000,
+				    rep.first_check ? rep.first_check : "",
+				    rep.first_check ? ": " : "",
 				    rep.first_fail ? rep.first_fail : "?", R->done,
 				    R->total);
 			goto out;
@@ -455,6 +457,9 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 	if (!R.total) {
 		out_step("Talos: all %zu nodes run %s, nothing to upgrade", n,
 			 c->cfg->talos.version);
+		/* a changed kubernetes.version rolls now (never together with
+		 * a Talos upgrade: upgrade_check refuses both at once) */
+		r = k8s_upgrade_run(c, err);
 		goto out;
 	}
 	if (cps_need && c->cfg->n_controlplanes == 2) {
@@ -568,6 +573,17 @@ upgrade_defers_config(struct apply_ctx *c, const char *name,
 		return false;
 	if (strcmp(live_version, c->cfg->talos.version))
 		return true;
+	/* A changed kubernetes.version: the new images go in step by step,
+	 * node by node (ph_k8supgrade.c), never all at once. */
+	{
+		char *kv = state_talos_get(&c->st, name, "kubernetes_version");
+
+		defer = kv && c->cfg->kubernetes.version &&
+			strcmp(kv, c->cfg->kubernetes.version);
+		free(kv);
+		if (defer)
+			return true;
+	}
 	inst = state_talos_get(&c->st, name, "installer");
 	img = inst ? upgrade_installer(c->cfg, &(struct err)ERR_INIT) : NULL;
 	defer = inst && img && strcmp(inst, img);
@@ -616,28 +632,39 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 	char why[400], *from = NULL;
 	int printed = 0;
 
+	bool k8s_change = false;
+
 	for (i = 0; i < cfg->n_nodes; i++) {
 		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
 
 		if (kv && cfg->kubernetes.version && strcmp(kv, cfg->kubernetes.version)) {
 			int p = upgrade_path("Kubernetes", kv, cfg->kubernetes.version,
 					     why, sizeof(why));
-			int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> %s "
-					"(node %s runs %s): %s", kv,
-					cfg->kubernetes.version, cfg->nodes[i].name,
-					kv, p < 0 ? why :
-					"strata cannot roll a Kubernetes upgrade "
-					"yet (API server, controller manager, "
-					"scheduler and kube-proxy on each control "
-					"plane, then the kubelets node by node); it "
-					"will not send the new images to every node "
-					"at once. Set kubernetes.version back, or "
-					"run talosctl upgrade-k8s and then set it");
 
-			free(kv);
-			return r;
+			if (p < 0) {
+				int r = err_set(err, ERR_USAGE, "kubernetes.version %s "
+						"(node %s runs %s): %s",
+						cfg->kubernetes.version,
+						cfg->nodes[i].name, kv, why);
+
+				free(kv);
+				return r;
+			}
+			k8s_change = true;
 		}
 		free(kv);
+	}
+	for (i = 0; k8s_change && i < cfg->n_nodes; i++) {
+		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
+		bool differs = tv && cfg->talos.version && strcmp(tv, cfg->talos.version);
+
+		free(tv);
+		if (differs)
+			return err_set(err, ERR_USAGE, "talos.version and "
+				       "kubernetes.version both changed: strata "
+				       "rolls one upgrade at a time; set "
+				       "kubernetes.version back, apply the Talos "
+				       "upgrade, then change kubernetes.version");
 	}
 	for (i = 0; i < cfg->n_nodes; i++) {
 		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
@@ -677,6 +704,8 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 		free(tv);
 	}
 	free(from);
+	if (k8s_change)
+		k8s_upgrade_plan(cfg, st, fp);
 	if (k)
 		fprintf(fp, "  control planes one at a time, then workers %d at a "
 			"time; each node back with a new boot id and %s, then every "

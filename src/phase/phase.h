@@ -179,6 +179,13 @@ int upgrade_journal_applied(struct apply_ctx *c, const char *name,
  */
 int upgrade_check(const struct config *cfg, struct state *st, int parallel,
 		  FILE *fp, struct err *err);
+/*
+ * ph_k8supgrade.c: the rolling Kubernetes upgrade of a changed
+ * kubernetes.version, run by phase talos-upgrade once no node needs a
+ * Talos upgrade (docs/upgrade.md); k8s_upgrade_plan prints its order.
+ */
+int k8s_upgrade_run(struct apply_ctx *c, struct err *err);
+void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp);
 /* ph_scale.c: Talos nodes the config no longer names leave the cluster
  * (etcd, Kubernetes) one at a time with the health gate between, before
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */
