@@ -562,34 +562,31 @@ const struct phase ph_talos_upgrade = {
 
 /* --------------------------------------------------- hooks for the others */
 
-bool
+const char *
 upgrade_defers_config(struct apply_ctx *c, const char *name,
 		      const char *live_version)
 {
-	char *inst, *img;
+	char *inst, *img, *kv;
 	bool defer;
 
 	if (!live_version || !c->cfg->talos.version)
-		return false;
+		return NULL;
 	if (strcmp(live_version, c->cfg->talos.version))
-		return true;
+		return "config change left to the rolling Talos upgrade";
 	/* A changed kubernetes.version: the new images go in step by step,
 	 * node by node (ph_k8supgrade.c), never all at once. */
-	{
-		char *kv = state_talos_get(&c->st, name, "kubernetes_version");
-
-		defer = kv && c->cfg->kubernetes.version &&
-			strcmp(kv, c->cfg->kubernetes.version);
-		free(kv);
-		if (defer)
-			return true;
-	}
+	kv = state_talos_get(&c->st, name, "kubernetes_version");
+	defer = kv && c->cfg->kubernetes.version &&
+		strcmp(kv, c->cfg->kubernetes.version);
+	free(kv);
+	if (defer)
+		return "config change left to the rolling Kubernetes upgrade";
 	inst = state_talos_get(&c->st, name, "installer");
 	img = inst ? upgrade_installer(c->cfg, &(struct err)ERR_INIT) : NULL;
 	defer = inst && img && strcmp(inst, img);
 	free(inst);
 	free(img);
-	return defer;
+	return defer ? "config change left to the rolling Talos upgrade" : NULL;
 }
 
 int
@@ -642,8 +639,8 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 					     why, sizeof(why));
 
 			if (p < 0) {
-				int r = err_set(err, ERR_USAGE, "kubernetes.version %s "
-						"(node %s runs %s): %s",
+				int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> "
+						"%s (node %s runs %s): %s", kv,
 						cfg->kubernetes.version,
 						cfg->nodes[i].name, kv, why);
 

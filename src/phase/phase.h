@@ -162,10 +162,11 @@ extern const struct phase ph_kubernetes;
  * changed talos.version or installer image (docs/upgrade.md).
  */
 extern const struct phase ph_talos_upgrade;
-/* talos-install asks: is this node's changed config left to the roll (it
- * runs another Talos than the config wants)? */
-bool upgrade_defers_config(struct apply_ctx *c, const char *name,
-			   const char *live_version);
+/* talos-install asks: is this node's changed config left to a roll (it
+ * runs another Talos than the config wants, or kubernetes.version
+ * changed)? NULL, or what to say about the node. */
+const char *upgrade_defers_config(struct apply_ctx *c, const char *name,
+				  const char *live_version);
 /* talos-install tells: node name's config was applied (installed_now: by
  * an install from maintenance mode, so it runs the config's Talos). */
 int upgrade_journal_applied(struct apply_ctx *c, const char *name,
