@@ -300,6 +300,81 @@ out:
 	return r;
 }
 
+/*
+ * The kube-proxy DaemonSet (kube-system/kube-proxy) to the new image: Talos
+ * created it from its bootstrap manifests and does not update those
+ * (talosctl upgrade-k8s re-applies them, FACTS-day2 4b step 6), so the
+ * image field is applied here, taken from its other manager, and the
+ * rollout waited for. Absent (a CNI replaces kube-proxy): nothing to do.
+ */
+static int
+update_kube_proxy(struct kroll *K, const char *image, struct err *err)
+{
+	struct kube_wait w = { .timeout_ms = K->c->wait_ms,
+			       .interrupted = &phase_interrupted,
+			       .what = "kube-proxy" };
+	json_t *o = NULL, *obj;
+	const char *cur;
+	long long t0 = clock_mono_ms();
+	int r;
+
+	if (kube_get(K->kc, "apps/v1", "DaemonSet", "kube-system", "kube-proxy",
+		     &o, err) < 0) {
+		if (err->code != ERR_NOTFOUND)
+			return err_wrap(err, "kube-proxy DaemonSet");
+		err_clear(err);
+		out_step("kube-proxy: no DaemonSet (replaced by the CNI), its "
+			 "image only set in the control planes' configs");
+		return 0;
+	}
+	cur = json_string_value(json_object_get(json_array_get(json_object_get(
+		json_object_get(json_object_get(json_object_get(o, "spec"),
+						"template"), "spec"), "containers"), 0),
+		"image"));
+	if (cur && !strcmp(cur, image)) {
+		json_decref(o);
+		return 0;
+	}
+	json_decref(o);
+	obj = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:{s:{s:[{s:s, s:s}]}}}}",
+			"apiVersion", "apps/v1", "kind", "DaemonSet",
+			"metadata", "name", "kube-proxy", "namespace", "kube-system",
+			"spec", "template", "spec", "containers", "name", "kube-proxy",
+			"image", image);
+	r = kube_apply_force(K->kc, obj, NULL, err);
+	json_decref(obj);
+	if (r == 0)
+		r = kube_wait_rollout(K->kc, "DaemonSet", "kube-system", "kube-proxy",
+				      &w, err);
+	K->waited_ms += clock_mono_ms() - t0;
+	if (r < 0)
+		return err_wrap(err, "kube-proxy DaemonSet to %s (the Kubernetes "
+				"upgrade stopped before the kubelets)", image);
+	out_step("kube-proxy DaemonSet rolled out with %s (%.1fs)", image,
+		 (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
+/* The new kube-proxy image, from a control plane's nodes/<node>.yaml. */
+static char *
+proxy_image(struct kroll *K, struct err *err)
+{
+	size_t i;
+
+	for (i = 0; i < K->c->cfg->n_nodes; i++) {
+		struct buf b = BUF_INIT_SECRET;
+		char sha[65], *img = NULL;
+
+		if (K->c->cfg->nodes[i].role != ROLE_CONTROLPLANE)
+			continue;
+		if (read_node_config(K->c, K->c->cfg->nodes[i].name, &b, sha, err) == 0)
+			img = upgrade_k8s_image(b.ptr, b.len, K8S_PROXY);
+		buf_release_secret(&b);
+		return img;
+	}
+	return NULL;
+}
+
 /* ------------------------------------------------------------- the roll */
 
 static bool
@@ -416,6 +491,19 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			if ((r = gate(&K, before, err)) < 0)
 				goto out;
 		}
+	}
+	/* the kube-proxy DaemonSet, once every control plane has its image */
+	{
+		char *img = proxy_image(&K, err);
+		bool any_left = false;
+
+		for (i = 0; i < n; i++)
+			any_left |= needs(&K, i);
+		if (img && any_left)
+			r = update_kube_proxy(&K, img, err);
+		free(img);
+		if (r < 0)
+			goto out;
 	}
 	/* kubelets: control planes, then workers, one at a time */
 	for (int pass = 0; pass < 2; pass++) {

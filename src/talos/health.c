@@ -242,11 +242,12 @@ check_static_pods(const struct health_cluster *hc, struct kube_client *kc,
  * kube-proxy: the DaemonSet kube-system/kube-proxy has every pod ready
  * (skipped when absent, as with a CNI that replaces kube-proxy); coredns:
  * the Deployment kube-system/coredns has all its replicas available
- * (skipped when absent). FACTS-day2 4e items 14, 15. Only with want_ready:
- * before a CNI no pod of CoreDNS can run.
+ * (skipped when absent). FACTS-day2 4e items 14, 15. CoreDNS only with
+ * want_ready: before a CNI none of its pods can run (kube-proxy's use the
+ * host network).
  */
 static void
-check_addons(struct kube_client *kc, struct health_report *rep)
+check_addons(struct kube_client *kc, struct health_report *rep, bool coredns)
 {
 	struct health_item *it;
 	struct err e = ERR_INIT;
@@ -274,6 +275,8 @@ check_addons(struct kube_client *kc, struct health_report *rep)
 	json_decref(o);
 	o = NULL;
 	err_clear(&e);
+	if (!coredns)
+		return;
 	it = item(rep, "coredns");
 	if (kube_get(kc, "apps/v1", "Deployment", "kube-system", "coredns", &o, &e) < 0) {
 		if (e.code == ERR_NOTFOUND)
@@ -314,11 +317,11 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		fail(rep, it, "the Kubernetes API does not answer: %s", e.msg);
 		skip(rep, "nodes", "the API does not answer");
 		skip(rep, "static-pods", "the API does not answer");
-		if (hc->want_ready) {
+		if (hc->want_ready)
 			skip(rep, "ready", "the API does not answer");
-			skip(rep, "kube-proxy", "the API does not answer");
+		skip(rep, "kube-proxy", "the API does not answer");
+		if (hc->want_ready)
 			skip(rep, "coredns", "the API does not answer");
-		}
 		skip(rep, "cordon", "the API does not answer");
 		kube_client_free(kc);
 		return;
@@ -330,11 +333,11 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		it = item(rep, "nodes");
 		fail(rep, it, "cannot list Nodes: %s", e.msg);
 		skip(rep, "static-pods", "the Nodes could not be listed");
-		if (hc->want_ready) {
+		if (hc->want_ready)
 			skip(rep, "ready", "the Nodes could not be listed");
-			skip(rep, "kube-proxy", "the Nodes could not be listed");
+		skip(rep, "kube-proxy", "the Nodes could not be listed");
+		if (hc->want_ready)
 			skip(rep, "coredns", "the Nodes could not be listed");
-		}
 		skip(rep, "cordon", "the Nodes could not be listed");
 		kube_client_free(kc);
 		return;
@@ -387,8 +390,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		}
 		if (it->state == HEALTH_PASS)
 			snprintf(it->detail, sizeof(it->detail), "%zu nodes Ready", nready);
-		check_addons(kc, rep);
 	}
+	check_addons(kc, rep, hc->want_ready);
 	/* cordon */
 	it = item(rep, "cordon");
 	json_array_foreach(items, j, o) {

@@ -66,7 +66,7 @@ int health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
  *   ready        every listed node Ready (only with want_ready: before a
  *                CNI no node can be);
  *   kube-proxy   the DaemonSet kube-system/kube-proxy with every pod ready,
- *                passed when absent (a CNI replaces it; want_ready only);
+ *                passed when absent (a CNI replaces it);
  *   coredns      the Deployment kube-system/coredns with all replicas
  *                available, passed when absent (want_ready only);
  *   cordon       no node cordoned by strata (the annotation

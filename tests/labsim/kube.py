@@ -1493,22 +1493,24 @@ def bootstrap_manifests(cl, config):
     kube-proxy DaemonSet (hostNetwork), absent with cluster.proxy.disabled."""
     c = (config or {}).get("cluster") or {}
     dns = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"labels": {"k8s-app": "kube-dns"}},
+           "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
                     "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
                                  "spec": {"containers": [{"name": "coredns",
                                                           "image": "registry.k8s.io/coredns/coredns:v1.12.0"}]}}}}
-    cl.put("apps/v1", "deployments", "kube-system", "coredns", dns)
+    # applied by Talos (a field manager of its own), as a server-side apply
+    cl.apply("apps/v1", "deployments", "kube-system", "coredns", dns, "talos")
     proxy = c.get("proxy") or {}
     if not proxy.get("disabled"):
         img = proxy.get("image") or "registry.k8s.io/kube-proxy"
         ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
-              "metadata": {"labels": {"k8s-app": "kube-proxy", "tier": "node"}},
+              "metadata": {"name": "kube-proxy", "namespace": "kube-system",
+                           "labels": {"k8s-app": "kube-proxy", "tier": "node"}},
               "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
                        "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
                                     "spec": {"hostNetwork": True,
                                              "containers": [{"name": "kube-proxy", "image": img}]}}}}
-        cl.put("apps/v1", "daemonsets", "kube-system", "kube-proxy", ds)
+        cl.apply("apps/v1", "daemonsets", "kube-system", "kube-proxy", ds, "talos")
 
 
 def job_conditions(types, reason, message, now):

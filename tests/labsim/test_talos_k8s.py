@@ -120,6 +120,8 @@ class TalosK8sTest(TalosBase, unittest.TestCase):
         self.assertEqual([x["metadata"]["name"] for x in d], ["coredns"])
         ds = self.kube_get(cfg, k8s, "/apis/apps/v1/namespaces/kube-system/daemonsets")["items"]
         self.assertEqual([x["metadata"]["name"] for x in ds], ["kube-proxy"])
+        # Talos applied them: another client changing the image must take it over (force)
+        self.assertEqual([m["manager"] for m in ds[0]["metadata"]["managedFields"]], ["talos"])
         ch.close()
         cp, ch, data, cfg, k8s = self.cluster(723, "https://k8s-noproxy:6443", proxy_disabled=True)
         ds = self.kube_get(cfg, k8s, "/apis/apps/v1/namespaces/kube-system/daemonsets")["items"]
