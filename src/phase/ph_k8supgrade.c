@@ -76,10 +76,13 @@ journal_step(struct kroll *K, size_t i, int n, const char *sha, struct err *err)
 		snprintf(v, sizeof(v), "%s:%d", K->to, n);
 		return state_talos_set(&c->st, name, "k8s_step", v, err);
 	}
-	if (state_talos_set(&c->st, name, "kubernetes_version", K->to, err) < 0 ||
-	    (sha && state_talos_set(&c->st, name, "config_sha256", sha, err) < 0))
-		return -1;
-	return state_talos_set(&c->st, name, "k8s_step", NULL, err);
+	{
+		struct state_kv kv[] = { { "kubernetes_version", K->to },
+					 { "config_sha256", sha },
+					 { "k8s_step", NULL } };
+
+		return state_talos_setv(&c->st, name, kv, 3, err);
+	}
 }
 
 /* --------------------------------------------------------------- waits */

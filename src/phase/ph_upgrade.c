@@ -210,21 +210,18 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
  * Kubernetes yet) there is nothing to drain.
  */
 static int
-drain(struct roll *R, const struct node *n, struct err *err)
+drain(struct roll *R, const struct node *n, struct kube_client *kc,
+      struct err *err)
 {
 	struct kube_wait w = { .timeout_ms = R->c->wait_ms,
 			       .interrupted = &phase_interrupted, .what = "drain" };
-	struct kube_client *kc = NULL;
 	size_t evicted = 0;
 	int r;
 
-	if (!R->kcfg)
+	if (!kc)
 		return 0;
-	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
-		return err_wrap(err, "drain %s", n->name);
 	if ((r = kube_cordon(kc, n->name, "upgrade", err)) == 0)
 		r = kube_drain(kc, n->name, &w, &evicted, err);
-	kube_client_free(kc);
 	if (r < 0)
 		return err_wrap(err, "drain %s before its upgrade (it stays "
 				"cordoned and was not upgraded; the roll stopped "
@@ -234,17 +231,21 @@ drain(struct roll *R, const struct node *n, struct err *err)
 	return 0;
 }
 
+/* kc NULL: a client of its own (decide, for a cordon a killed apply left). */
 static int
-uncordon(struct roll *R, const struct node *n, struct err *err)
+uncordon(struct roll *R, const struct node *n, struct kube_client *kc,
+	 struct err *err)
 {
-	struct kube_client *kc = NULL;
-	int r;
+	struct kube_client *own = NULL;
+	int r = 0;
 
 	if (!R->kcfg)
 		return 0;
-	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) == 0)
+	if (!kc && (r = kube_client_load(&own, R->kcfg, 10000, err)) == 0)
+		kc = own;
+	if (r == 0)
 		r = kube_uncordon(kc, n->name, err);
-	kube_client_free(kc);
+	kube_client_free(own);
 	return r < 0 ? err_wrap(err, "uncordon %s after its upgrade", n->name) : 0;
 }
 
@@ -284,24 +285,21 @@ out:
 	return r;
 }
 
-/* After the node is back: the journal says what it runs now. */
+/* After the node is back: the journal says what it runs now (one save). */
 static int
 journal_done(struct roll *R, const struct node *n, struct err *err)
 {
 	struct state *st = &R->c->st;
 	char *staged = state_talos_get(st, n->name, "staged_sha256");
-	int r;
+	struct state_kv kv[] = {
+		{ "talos_version", R->c->cfg->talos.version },
+		{ "installer", R->image },
+		{ staged ? "config_sha256" : "staged_sha256", staged },
+		{ "staged_sha256", NULL },
+		{ "upgrade_boot_id", NULL },
+	};
+	int r = state_talos_setv(st, n->name, kv, sizeof(kv) / sizeof(kv[0]), err);
 
-	r = state_talos_set(st, n->name, "talos_version",
-			    R->c->cfg->talos.version, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "installer", R->image, err);
-	if (r == 0 && staged)
-		r = state_talos_set(st, n->name, "config_sha256", staged, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "staged_sha256", NULL, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "upgrade_boot_id", NULL, err);
 	free(staged);
 	return r;
 }
@@ -314,6 +312,7 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 	struct talos_target t = mtls_target(c, n->ip);
 	struct talos_status st = { 0 };
 	char boot[64], *actor = NULL;
+	struct kube_client *kc = NULL;
 	long long t0 = clock_mono_ms();
 	int r;
 
@@ -323,29 +322,41 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 		return r;
 	/* Journaled before the call: a killed apply can tell afterwards
 	 * whether this node rebooted into it. */
-	if ((r = state_talos_set(&c->st, n->name, "upgrade_boot_id", boot, err)) < 0 ||
-	    (r = state_talos_set(&c->st, n->name, "upgrade_image", R->image, err)) < 0)
-		return r;
-	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, err)) < 0)
-		return r;
+	{
+		struct state_kv kv[] = { { "upgrade_boot_id", boot },
+					 { "upgrade_image", R->image } };
+
+		if ((r = state_talos_setv(&c->st, n->name, kv, 2, err)) < 0)
+			return r;
+	}
+	/* One Kubernetes client for the worker's drain and uncordon. */
+	if (n->role != ROLE_CONTROLPLANE && R->kcfg &&
+	    (r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
+		return err_wrap(err, "drain %s", n->name);
+	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, kc, err)) < 0)
+		goto out;
 	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
 		 R->live[i] ? R->live[i] : "?", c->cfg->talos.version, R->image);
 	t.timeout_ms = 10 * 60 * 1000L;   /* it pulls the image before replying */
-	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0)
-		return err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
-				"others were not touched; fix the cause and run "
-				"apply again to continue)", n->name, R->done,
-				R->total);
+	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0) {
+		err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
+			 "others were not touched; fix the cause and run "
+			 "apply again to continue)", n->name, R->done,
+			 R->total);
+		goto out;
+	}
 	free(actor);
 	if ((r = wait_back(R, n, boot, err)) < 0)
-		return r;
-	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, err)) < 0)
-		return r;
+		goto out;
+	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, kc, err)) < 0)
+		goto out;
 	if ((r = journal_done(R, n, err)) < 0)
-		return r;
+		goto out;
 	out_step("%s is back: new boot id, Talos %s (%.1fs)", n->name,
 		 c->cfg->talos.version, (clock_mono_ms() - t0) / 1000.0);
-	return 0;
+out:
+	kube_client_free(kc);
+	return r;
 }
 
 static void
@@ -403,7 +414,7 @@ decide(struct roll *R, size_t i, struct err *err)
 	}
 	err_clear(err);
 	if (pend && n->role != ROLE_CONTROLPLANE && R->kcfg &&
-	    (r = uncordon(R, n, err)) < 0)
+	    (r = uncordon(R, n, NULL, err)) < 0)
 		goto out;
 	if (!R->need[i] && (!inst || strcmp(inst, R->image) ||
 			    (pend && path == 0)))
