@@ -223,6 +223,46 @@ wait_kubelet(struct kroll *K, const struct node *n, bool want_ready,
 	return 0;
 }
 
+/* The kubelet service Running and healthy before its image changes
+ * (talosctl upgrade-k8s checks it first, FACTS-day2 4b step 5). */
+static int
+wait_kubelet_service(struct kroll *K, const struct node *n, struct err *err)
+{
+	struct talos_target t = mtls_target(K->c, n->ip);
+	long long t0 = clock_mono_ms(), deadline = t0 + K->c->wait_ms;
+	char last[1200] = "no answer yet";
+
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char *state = NULL;
+		bool healthy = false, ok = false;
+
+		if (talos_service(&t, "kubelet", &state, &healthy, &st, &e) < 0)
+			snprintf(last, sizeof(last), "%s", e.msg);
+		else if (!state || strcmp(state, "Running") || !healthy)
+			snprintf(last, sizeof(last), "the kubelet service is %s%s",
+				 state ? state : "not running",
+				 state && !strcmp(state, "Running") ? " but not healthy" : "");
+		else
+			ok = true;
+		free(state);
+		if (ok)
+			break;
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted waiting for the "
+				       "kubelet of %s", n->name);
+		if (clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "%s: %s after %llds, so its kubelet "
+				       "image was not changed; the Kubernetes upgrade "
+				       "stopped here (%zu of %zu node steps done)", n->name,
+				       last, K->c->wait_ms / 1000, K->steps, K->total);
+		proc_sleep_ms(POLL_MS);
+	}
+	K->waited_ms += clock_mono_ms() - t0;
+	return 0;
+}
+
 /* ------------------------------------------------------------ one step */
 
 static int
@@ -266,6 +306,8 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 				       &send, err);
 	}
 	if (r < 0)
+		goto out;
+	if (s == K8S_KUBELET && (r = wait_kubelet_service(K, n, err)) < 0)
 		goto out;
 	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT, TRUST_ADDR_CONFIG,
 				   TRUST_PEER_CLUSTER, err)) < 0)
