@@ -26,9 +26,9 @@
  * boot id journaled before each Upgrade so that an apply killed after the
  * call knows whether the node rebooted since.
  *
- * Only supported paths (adjacent minors, never back); a changed
- * kubernetes.version is refused until strata can roll it in the
- * upgrade-k8s order (upgrade_check).
+ * Only supported paths (adjacent minors, never back). Once no node needs
+ * a Talos upgrade, a changed kubernetes.version rolls (ph_k8supgrade.c);
+ * both changed at once is refused (upgrade_check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,6 +560,10 @@ upgrade_dry_run(struct apply_ctx *c, FILE *fp)
 		"then workers (%d at a time); each back with a new boot id and "
 		"the version, then the health gate\n", c->cfg->talos.version,
 		c->upgrade_parallel > 0 ? c->upgrade_parallel : 1);
+	fprintf(fp, "    then nodes not at Kubernetes %s: API server, controller "
+		"manager, scheduler, kube-proxy on each control plane, then the "
+		"kubelets, each NO_REBOOT and waited for, the gate between\n",
+		c->cfg->kubernetes.version ? c->cfg->kubernetes.version : "?");
 }
 
 const struct phase ph_talos_upgrade = {
