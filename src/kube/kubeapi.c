@@ -462,8 +462,8 @@ kube_apply_yaml(struct kube_client *c, const char *text, size_t len,
 			r = err_set(err, ERR_FAIL, "document %zu: no apiVersion, "
 				    "kind or metadata.name", ndoc);
 		else
-			r = apply_raw(c, av, kind, ns, name, body, false,
-				      strlen(body), NULL, err);
+			r = apply_raw(c, av, kind, ns, name, body,
+				      strlen(body), false, NULL, err);
 		free(av);
 		free(kind);
 		free(name);
