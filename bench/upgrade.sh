@@ -50,3 +50,23 @@ print("overhead per node (roll - min) / 8:   %.0f ms, of which gates %.0f ms" % 
 print("overhead per node without the gates:  %.0f ms (target < 200 ms)" % ((roll - total - gates) / 8 * 1000))
 print("strata's own time per node (reported): %s ms (wall minus its waits for nodes and gates)" % m.group(4))
 PYEOF
+# Then a Kubernetes patch upgrade of the same cluster (1.35.4 -> 1.35.5,
+# Talos v1.12 supports both): 3 control planes x 5 steps + 5 kubelets, each
+# applied NO_REBOOT and waited for (the simulator restarts a static pod or
+# the kubelet k8s_static_pod_seconds / k8s_kubelet_restart_seconds after a
+# config, time-scaled). strata's own time per step is the roll's wall time
+# minus its waits (pods, kubelets, gates).
+sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.5/' "$T/env/config.yml"
+t1=$(now)
+"$STRATA" apply "$T/env" --yes > "$T/k8s.out" 2>&1 || { cat "$T/k8s.out" >&2; exit 1; }
+kwall=$(elapsed "$t1")
+$PY - "$T/k8s.out" "$kwall" <<'PYEOF'
+import re, sys
+out = open(sys.argv[1]).read()
+m = re.search(r"Kubernetes: (\d+) node steps to \S+ in ([\d.]+)s; strata's own time (\d+) ms a step", out)
+if not m or int(m.group(1)) != 20:
+    sys.exit("bench: the Kubernetes roll did not make 20 steps:\n" + out[-2000:])
+gates = len(re.findall(r"health gate before .*: passed", out))
+print("Kubernetes roll 1.35.4 -> 1.35.5:     %s node steps in %ss (apply %.2fs), %d gates" % (m.group(1), m.group(2), float(sys.argv[2]), gates))
+print("strata's own time per step (reported): %s ms (wall minus its waits for pods, kubelets and gates)" % m.group(3))
+PYEOF

@@ -198,7 +198,12 @@ static const struct cmd_help helps[] = {
 		"  talos-upgrade  nodes not at talos.version (or the installer image)\n"
 		"                 upgraded: control planes one at a time, then workers;\n"
 		"                 each back with a new boot id and the version, then\n"
-		"                 every node healthy, before the next (docs/upgrade.md)\n"
+		"                 every node healthy, before the next; a changed\n"
+		"                 kubernetes.version then rolls in the upgrade-k8s\n"
+		"                 order (API server, controller manager, scheduler,\n"
+		"                 kube-proxy on each control plane, then the kubelets),\n"
+		"                 each node's config applied NO_REBOOT and waited for\n"
+		"                 (docs/upgrade.md)\n"
 		"On a terminal the Talos files are generated before asking, so the\n"
 		"question lists the running nodes they change. Without a terminal and\n"
 		"without --yes, apply decides from the plan and the files it would\n"
@@ -280,8 +285,11 @@ static const struct cmd_help helps[] = {
 		"plane, etcd's members (one started voter per control plane, the same\n"
 		"list everywhere, one leader), the Kubernetes\n"
 		"API answering, every node registered as a Node and no Node left over,\n"
-		"every node Ready (unless kubernetes.cni is none), no node cordoned by\n"
-		"strata. A check after a failed one is shown as skipped.\n",
+		"the control planes' static pods (kube-apiserver,\n"
+		"kube-controller-manager, kube-scheduler) Running and Ready, every node\n"
+		"Ready (unless kubernetes.cni is none), the kube-proxy DaemonSet's pods\n"
+		"ready (when it exists), CoreDNS available (with a CNI), no node\n"
+		"cordoned by strata. A check after a failed one is shown as skipped.\n",
 		ENV_FORMS,
 		"  --health    also run the health gate's checks (exit 1 if one fails)\n"
 		"  -o json     machine-readable output (docs/json.md)\n"

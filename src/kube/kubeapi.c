@@ -339,7 +339,7 @@ obj_what(char *what, size_t n, const char *verb, const char *kind,
 static int
 apply_raw(struct kube_client *c, const char *av, const char *kind,
 	  const char *ns, const char *name, const char *body, size_t len,
-	  json_t **out, struct err *err)
+	  bool force, json_t **out, struct err *err)
 {
 	struct buf path = BUF_INIT;
 	char what[512];
@@ -349,14 +349,33 @@ apply_raw(struct kube_client *c, const char *av, const char *kind,
 	kube_path(&path, av, kind, ns, name);
 	buf_adds(&path, "?fieldManager=" KUBE_FIELD_MANAGER
 		 "&fieldValidation=Strict");
+	if (force)
+		buf_adds(&path, "&force=true");
 	r = kube_call(c, "PATCH", path.ptr, "application/apply-patch+yaml",
 		      body, len, what, out, NULL, err);
 	buf_release(&path);
 	return r;
 }
 
+static int apply_obj(struct kube_client *c, json_t *obj, bool force,
+		     json_t **out, struct err *err);
+
 int
 kube_apply(struct kube_client *c, json_t *obj, json_t **out, struct err *err)
+{
+	return apply_obj(c, obj, false, out, err);
+}
+
+int
+kube_apply_force(struct kube_client *c, json_t *obj, json_t **out,
+		 struct err *err)
+{
+	return apply_obj(c, obj, true, out, err);
+}
+
+static int
+apply_obj(struct kube_client *c, json_t *obj, bool force, json_t **out,
+	  struct err *err)
 {
 	json_t *md = json_object_get(obj, "metadata");
 	const char *av = json_string_value(json_object_get(obj, "apiVersion"));
@@ -373,7 +392,7 @@ kube_apply(struct kube_client *c, json_t *obj, json_t **out, struct err *err)
 		return err_set(err, ERR_FAIL, "apply: an object without "
 			       "apiVersion, kind or metadata.name");
 	body = json_dumps(obj, JSON_COMPACT);
-	r = apply_raw(c, av, kind, ns, name, body, strlen(body), &res, err);
+	r = apply_raw(c, av, kind, ns, name, body, strlen(body), force, &res, err);
 	if (!strcmp(kind, "Secret"))
 		OPENSSL_cleanse(body, strlen(body));
 	free(body);
@@ -444,7 +463,7 @@ kube_apply_yaml(struct kube_client *c, const char *text, size_t len,
 				    "kind or metadata.name", ndoc);
 		else
 			r = apply_raw(c, av, kind, ns, name, body,
-				      strlen(body), NULL, err);
+				      strlen(body), false, NULL, err);
 		free(av);
 		free(kind);
 		free(name);

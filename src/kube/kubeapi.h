@@ -59,6 +59,11 @@ bool kube_kind_namespaced(const char *kind);
 /* Server-side apply of one object; *out (may be NULL) gets the result. */
 int kube_apply(struct kube_client *c, json_t *obj, json_t **out,
 	       struct err *err);
+/* kube_apply taking the fields it sets from their other managers
+ * (force=true), for a field strata now owns (kube-proxy's image after a
+ * Kubernetes upgrade). */
+int kube_apply_force(struct kube_client *c, json_t *obj, json_t **out,
+		     struct err *err);
 /* Every document of a multi-document YAML text, in order; stops at the
  * first failure. *applied (may be NULL) counts the documents applied. */
 int kube_apply_yaml(struct kube_client *c, const char *text, size_t len,

@@ -606,6 +606,7 @@ install_node(struct tjob *j, struct err *err)
 		.reinstall = apply_reinstall_asked(c, nd->name),
 	};
 	struct buf cfg = BUF_INIT;
+	const char *deferred;
 	struct err last = ERR_INIT;
 	struct retry_log rl = { .n = 0 };
 	char sha[65], fw[65] = "", why[64], *done_sha = NULL, *maint_ip = NULL;
@@ -723,8 +724,8 @@ install_node(struct tjob *j, struct err *err)
 	 * unless the node runs another Talos than the config wants: then it
 	 * is staged by the rolling upgrade, one node at a time (ph_upgrade.c). */
 	if ((!done_sha || strcmp(done_sha, sha)) &&
-	    upgrade_defers_config(c, nd->name, j->version)) {
-		j->what = "config change left to the rolling Talos upgrade";
+	    (deferred = upgrade_defers_config(c, nd->name, j->version))) {
+		j->what = deferred;
 	} else if (!done_sha || strcmp(done_sha, sha)) {
 		struct talos_status st = { 0 };
 		char *details = NULL;

@@ -26,9 +26,9 @@
  * boot id journaled before each Upgrade so that an apply killed after the
  * call knows whether the node rebooted since.
  *
- * Only supported paths (adjacent minors, never back); a changed
- * kubernetes.version is refused until strata can roll it in the
- * upgrade-k8s order (upgrade_check).
+ * Only supported paths (adjacent minors, never back). Once no node needs
+ * a Talos upgrade, a changed kubernetes.version rolls (ph_k8supgrade.c);
+ * both changed at once is refused (upgrade_check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +111,11 @@ gate(struct roll *R, const char *after, struct err *err)
 		}
 		if (clock_mono_ms() >= deadline) {
 			r = err_set(err, ERR_FAIL, "health gate %s: not healthy "
-				    "after %llds: %s; the roll stopped here (%zu of "
+				    "after %llds: %s%s%s; the roll stopped here (%zu of "
 				    "%zu nodes upgraded); fix the node and run apply "
 				    "again to continue", after, c->wait_ms / 1000,
+				    rep.first_check ? rep.first_check : "",
+				    rep.first_check ? ": " : "",
 				    rep.first_fail ? rep.first_fail : "?", R->done,
 				    R->total);
 			goto out;
@@ -208,21 +210,18 @@ wait_back(struct roll *R, const struct node *n, const char *boot_before,
  * Kubernetes yet) there is nothing to drain.
  */
 static int
-drain(struct roll *R, const struct node *n, struct err *err)
+drain(struct roll *R, const struct node *n, struct kube_client *kc,
+      struct err *err)
 {
 	struct kube_wait w = { .timeout_ms = R->c->wait_ms,
 			       .interrupted = &phase_interrupted, .what = "drain" };
-	struct kube_client *kc = NULL;
 	size_t evicted = 0;
 	int r;
 
-	if (!R->kcfg)
+	if (!kc)
 		return 0;
-	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
-		return err_wrap(err, "drain %s", n->name);
 	if ((r = kube_cordon(kc, n->name, "upgrade", err)) == 0)
 		r = kube_drain(kc, n->name, &w, &evicted, err);
-	kube_client_free(kc);
 	if (r < 0)
 		return err_wrap(err, "drain %s before its upgrade (it stays "
 				"cordoned and was not upgraded; the roll stopped "
@@ -232,17 +231,21 @@ drain(struct roll *R, const struct node *n, struct err *err)
 	return 0;
 }
 
+/* kc NULL: a client of its own (decide, for a cordon a killed apply left). */
 static int
-uncordon(struct roll *R, const struct node *n, struct err *err)
+uncordon(struct roll *R, const struct node *n, struct kube_client *kc,
+	 struct err *err)
 {
-	struct kube_client *kc = NULL;
-	int r;
+	struct kube_client *own = NULL;
+	int r = 0;
 
 	if (!R->kcfg)
 		return 0;
-	if ((r = kube_client_load(&kc, R->kcfg, 10000, err)) == 0)
+	if (!kc && (r = kube_client_load(&own, R->kcfg, 10000, err)) == 0)
+		kc = own;
+	if (r == 0)
 		r = kube_uncordon(kc, n->name, err);
-	kube_client_free(kc);
+	kube_client_free(own);
 	return r < 0 ? err_wrap(err, "uncordon %s after its upgrade", n->name) : 0;
 }
 
@@ -282,24 +285,21 @@ out:
 	return r;
 }
 
-/* After the node is back: the journal says what it runs now. */
+/* After the node is back: the journal says what it runs now (one save). */
 static int
 journal_done(struct roll *R, const struct node *n, struct err *err)
 {
 	struct state *st = &R->c->st;
 	char *staged = state_talos_get(st, n->name, "staged_sha256");
-	int r;
+	struct state_kv kv[] = {
+		{ "talos_version", R->c->cfg->talos.version },
+		{ "installer", R->image },
+		{ staged ? "config_sha256" : "staged_sha256", staged },
+		{ "staged_sha256", NULL },
+		{ "upgrade_boot_id", NULL },
+	};
+	int r = state_talos_setv(st, n->name, kv, sizeof(kv) / sizeof(kv[0]), err);
 
-	r = state_talos_set(st, n->name, "talos_version",
-			    R->c->cfg->talos.version, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "installer", R->image, err);
-	if (r == 0 && staged)
-		r = state_talos_set(st, n->name, "config_sha256", staged, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "staged_sha256", NULL, err);
-	if (r == 0)
-		r = state_talos_set(st, n->name, "upgrade_boot_id", NULL, err);
 	free(staged);
 	return r;
 }
@@ -312,6 +312,7 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 	struct talos_target t = mtls_target(c, n->ip);
 	struct talos_status st = { 0 };
 	char boot[64], *actor = NULL;
+	struct kube_client *kc = NULL;
 	long long t0 = clock_mono_ms();
 	int r;
 
@@ -321,29 +322,41 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 		return r;
 	/* Journaled before the call: a killed apply can tell afterwards
 	 * whether this node rebooted into it. */
-	if ((r = state_talos_set(&c->st, n->name, "upgrade_boot_id", boot, err)) < 0 ||
-	    (r = state_talos_set(&c->st, n->name, "upgrade_image", R->image, err)) < 0)
-		return r;
-	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, err)) < 0)
-		return r;
+	{
+		struct state_kv kv[] = { { "upgrade_boot_id", boot },
+					 { "upgrade_image", R->image } };
+
+		if ((r = state_talos_setv(&c->st, n->name, kv, 2, err)) < 0)
+			return r;
+	}
+	/* One Kubernetes client for the worker's drain and uncordon. */
+	if (n->role != ROLE_CONTROLPLANE && R->kcfg &&
+	    (r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
+		return err_wrap(err, "drain %s", n->name);
+	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, kc, err)) < 0)
+		goto out;
 	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
 		 R->live[i] ? R->live[i] : "?", c->cfg->talos.version, R->image);
 	t.timeout_ms = 10 * 60 * 1000L;   /* it pulls the image before replying */
-	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0)
-		return err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
-				"others were not touched; fix the cause and run "
-				"apply again to continue)", n->name, R->done,
-				R->total);
+	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0) {
+		err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
+			 "others were not touched; fix the cause and run "
+			 "apply again to continue)", n->name, R->done,
+			 R->total);
+		goto out;
+	}
 	free(actor);
 	if ((r = wait_back(R, n, boot, err)) < 0)
-		return r;
-	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, err)) < 0)
-		return r;
+		goto out;
+	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, kc, err)) < 0)
+		goto out;
 	if ((r = journal_done(R, n, err)) < 0)
-		return r;
+		goto out;
 	out_step("%s is back: new boot id, Talos %s (%.1fs)", n->name,
 		 c->cfg->talos.version, (clock_mono_ms() - t0) / 1000.0);
-	return 0;
+out:
+	kube_client_free(kc);
+	return r;
 }
 
 static void
@@ -401,7 +414,7 @@ decide(struct roll *R, size_t i, struct err *err)
 	}
 	err_clear(err);
 	if (pend && n->role != ROLE_CONTROLPLANE && R->kcfg &&
-	    (r = uncordon(R, n, err)) < 0)
+	    (r = uncordon(R, n, NULL, err)) < 0)
 		goto out;
 	if (!R->need[i] && (!inst || strcmp(inst, R->image) ||
 			    (pend && path == 0)))
@@ -455,6 +468,9 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 	if (!R.total) {
 		out_step("Talos: all %zu nodes run %s, nothing to upgrade", n,
 			 c->cfg->talos.version);
+		/* a changed kubernetes.version rolls now (never together with
+		 * a Talos upgrade: upgrade_check refuses both at once) */
+		r = k8s_upgrade_run(c, err);
 		goto out;
 	}
 	if (cps_need && c->cfg->n_controlplanes == 2) {
@@ -544,6 +560,10 @@ upgrade_dry_run(struct apply_ctx *c, FILE *fp)
 		"then workers (%d at a time); each back with a new boot id and "
 		"the version, then the health gate\n", c->cfg->talos.version,
 		c->upgrade_parallel > 0 ? c->upgrade_parallel : 1);
+	fprintf(fp, "    then nodes not at Kubernetes %s: API server, controller "
+		"manager, scheduler, kube-proxy on each control plane, then the "
+		"kubelets, each NO_REBOOT and waited for, the gate between\n",
+		c->cfg->kubernetes.version ? c->cfg->kubernetes.version : "?");
 }
 
 const struct phase ph_talos_upgrade = {
@@ -557,23 +577,31 @@ const struct phase ph_talos_upgrade = {
 
 /* --------------------------------------------------- hooks for the others */
 
-bool
+const char *
 upgrade_defers_config(struct apply_ctx *c, const char *name,
 		      const char *live_version)
 {
-	char *inst, *img;
+	char *inst, *img, *kv;
 	bool defer;
 
 	if (!live_version || !c->cfg->talos.version)
-		return false;
+		return NULL;
 	if (strcmp(live_version, c->cfg->talos.version))
-		return true;
+		return "config change left to the rolling Talos upgrade";
+	/* A changed kubernetes.version: the new images go in step by step,
+	 * node by node (ph_k8supgrade.c), never all at once. */
+	kv = state_talos_get(&c->st, name, "kubernetes_version");
+	defer = kv && c->cfg->kubernetes.version &&
+		strcmp(kv, c->cfg->kubernetes.version);
+	free(kv);
+	if (defer)
+		return "config change left to the rolling Kubernetes upgrade";
 	inst = state_talos_get(&c->st, name, "installer");
 	img = inst ? upgrade_installer(c->cfg, &(struct err)ERR_INIT) : NULL;
 	defer = inst && img && strcmp(inst, img);
 	free(inst);
 	free(img);
-	return defer;
+	return defer ? "config change left to the rolling Talos upgrade" : NULL;
 }
 
 int
@@ -616,28 +644,39 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 	char why[400], *from = NULL;
 	int printed = 0;
 
+	bool k8s_change = false;
+
 	for (i = 0; i < cfg->n_nodes; i++) {
 		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
 
 		if (kv && cfg->kubernetes.version && strcmp(kv, cfg->kubernetes.version)) {
 			int p = upgrade_path("Kubernetes", kv, cfg->kubernetes.version,
 					     why, sizeof(why));
-			int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> %s "
-					"(node %s runs %s): %s", kv,
-					cfg->kubernetes.version, cfg->nodes[i].name,
-					kv, p < 0 ? why :
-					"strata cannot roll a Kubernetes upgrade "
-					"yet (API server, controller manager, "
-					"scheduler and kube-proxy on each control "
-					"plane, then the kubelets node by node); it "
-					"will not send the new images to every node "
-					"at once. Set kubernetes.version back, or "
-					"run talosctl upgrade-k8s and then set it");
 
-			free(kv);
-			return r;
+			if (p < 0) {
+				int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> "
+						"%s (node %s runs %s): %s", kv,
+						cfg->kubernetes.version,
+						cfg->nodes[i].name, kv, why);
+
+				free(kv);
+				return r;
+			}
+			k8s_change = true;
 		}
 		free(kv);
+	}
+	for (i = 0; k8s_change && i < cfg->n_nodes; i++) {
+		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
+		bool differs = tv && cfg->talos.version && strcmp(tv, cfg->talos.version);
+
+		free(tv);
+		if (differs)
+			return err_set(err, ERR_USAGE, "talos.version and "
+				       "kubernetes.version both changed: strata "
+				       "rolls one upgrade at a time; set "
+				       "kubernetes.version back, apply the Talos "
+				       "upgrade, then change kubernetes.version");
 	}
 	for (i = 0; i < cfg->n_nodes; i++) {
 		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
@@ -677,6 +716,8 @@ upgrade_check(const struct config *cfg, struct state *st, int parallel,
 		free(tv);
 	}
 	free(from);
+	if (k8s_change)
+		k8s_upgrade_plan(cfg, st, fp);
 	if (k)
 		fprintf(fp, "  control planes one at a time, then workers %d at a "
 			"time; each node back with a new boot id and %s, then every "

@@ -185,10 +185,11 @@ extern const struct phase ph_kubernetes;
  * changed talos.version or installer image (docs/upgrade.md).
  */
 extern const struct phase ph_talos_upgrade;
-/* talos-install asks: is this node's changed config left to the roll (it
- * runs another Talos than the config wants)? */
-bool upgrade_defers_config(struct apply_ctx *c, const char *name,
-			   const char *live_version);
+/* talos-install asks: is this node's changed config left to a roll (it
+ * runs another Talos than the config wants, or kubernetes.version
+ * changed)? NULL, or what to say about the node. */
+const char *upgrade_defers_config(struct apply_ctx *c, const char *name,
+				  const char *live_version);
 /* talos-install tells: node name's config was applied (installed_now: by
  * an install from maintenance mode, so it runs the config's Talos). */
 int upgrade_journal_applied(struct apply_ctx *c, const char *name,
@@ -202,6 +203,13 @@ int upgrade_journal_applied(struct apply_ctx *c, const char *name,
  */
 int upgrade_check(const struct config *cfg, struct state *st, int parallel,
 		  FILE *fp, struct err *err);
+/*
+ * ph_k8supgrade.c: the rolling Kubernetes upgrade of a changed
+ * kubernetes.version, run by phase talos-upgrade once no node needs a
+ * Talos upgrade (docs/upgrade.md); k8s_upgrade_plan prints its order.
+ */
+int k8s_upgrade_run(struct apply_ctx *c, struct err *err);
+void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp);
 /* ph_scale.c: Talos nodes the config no longer names leave the cluster
  * (etcd, Kubernetes) one at a time with the health gate between, before
  * phase vms destroys their VMs; scale_plan_print says how, for plan. */

@@ -177,12 +177,35 @@ sub_get(struct state *st, const char *sec, const char *sub, const char *key)
 	return v;
 }
 
+/* Set (val) or delete (NULL) key; true when that changed anything. */
+static bool
+sub_put(json_t *o, const char *key, const char *val)
+{
+	const char *cur = json_string_value(json_object_get(o, key));
+
+	if (val) {
+		if (cur && !strcmp(cur, val))
+			return false;
+		json_object_set_new(o, key, json_string(val));
+		return true;
+	}
+	if (!json_object_get(o, key))
+		return false;
+	json_object_del(o, key);
+	return true;
+}
+
+/* Several keys of one record, saved (fsynced) once, and not at all when
+ * nothing changes: a roll journals a node's steps without a save per key
+ * (bench/upgrade.sh). */
 static int
-sub_set(struct state *st, const char *sec, const char *sub, const char *key,
-	const char *val, struct err *err)
+sub_setv(struct state *st, const char *sec, const char *sub,
+	 const struct state_kv *kv, size_t n, struct err *err)
 {
 	json_t *t, *o;
-	int r;
+	bool changed = false;
+	size_t i;
+	int r = 0;
 
 	pthread_mutex_lock(&st->mu);
 	t = section(st, sec);
@@ -190,14 +213,30 @@ sub_set(struct state *st, const char *sec, const char *sub, const char *key,
 	if (!json_is_object(o)) {
 		o = json_object();
 		json_object_set_new(t, sub, o);
+		changed = true;
 	}
-	if (val)
-		json_object_set_new(o, key, json_string(val));
-	else
-		json_object_del(o, key);
-	r = state_save(st, err);
+	for (i = 0; i < n; i++)
+		changed |= sub_put(o, kv[i].key, kv[i].val);
+	if (changed)
+		r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
+}
+
+static int
+sub_set(struct state *st, const char *sec, const char *sub, const char *key,
+	const char *val, struct err *err)
+{
+	struct state_kv kv = { key, val };
+
+	return sub_setv(st, sec, sub, &kv, 1, err);
+}
+
+int
+state_talos_setv(struct state *st, const char *node, const struct state_kv *kv,
+		 size_t n, struct err *err)
+{
+	return sub_setv(st, "talos", node, kv, n, err);
 }
 
 char *

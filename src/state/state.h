@@ -41,6 +41,13 @@ void state_vms(struct state *st, struct vm_spec **out, size_t *n);
 char *state_talos_get(struct state *st, const char *node, const char *key);
 int state_talos_set(struct state *st, const char *node, const char *key,
 		    const char *val, struct err *err);
+/* Several keys at once (val NULL deletes), one save; no save when nothing
+ * changes (state_talos_set and state_addon_set skip it too). */
+struct state_kv {
+	const char *key, *val;
+};
+int state_talos_setv(struct state *st, const char *node,
+		     const struct state_kv *kv, size_t n, struct err *err);
 /*
  * Per-addon journal: addons.<addon>.<key> ("cni".config_sha256: the
  * values, chart and image of the release last installed); NULL deletes.

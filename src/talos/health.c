@@ -129,8 +129,10 @@ fail(struct health_report *rep, struct health_item *it, const char *fmt, ...)
 	vsnprintf(it->detail + len, sizeof(it->detail) - len, fmt, ap);
 	va_end(ap);
 	rep->healthy = false;
-	if (!rep->first_fail)
+	if (!rep->first_fail) {
 		rep->first_fail = it->detail;
+		rep->first_check = it->check;
+	}
 }
 
 static void
@@ -160,6 +162,145 @@ str_at(json_t *o, const char *a, const char *b)
 	return json_string_value(json_object_get(json_object_get(o, a), b));
 }
 
+static bool
+pod_ready(json_t *pod)
+{
+	const char *c = kube_condition(pod, "Ready", NULL);
+
+	return c && !strcmp(c, "True");
+}
+
+static const char *
+pod_image(json_t *pod)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(
+		json_object_get(pod, "spec"), "containers"), 0), "image"));
+}
+
+/*
+ * static-pods: on every control plane (by pod spec.nodeName) the mirror
+ * pods of kube-apiserver, kube-controller-manager and kube-scheduler
+ * (label k8s-app) present, Running and Ready (FACTS-day2 4e items 11,
+ * 12). A control plane that is away is not asked for.
+ */
+static const char *const static_components[] = {
+	"kube-apiserver", "kube-controller-manager", "kube-scheduler"
+};
+
+static void
+check_static_pods(const struct health_cluster *hc, struct kube_client *kc,
+		  struct health_report *rep)
+{
+	struct health_item *it = item(rep, "static-pods");
+	struct err e = ERR_INIT;
+	json_t *pods = NULL, *o;
+	size_t i, j, k, ncp = 0;
+
+	if (kube_list(kc, "v1", "Pod", "kube-system", "tier=control-plane", &pods, &e) < 0) {
+		fail(rep, it, "cannot list the static pods in kube-system: %s", e.msg);
+		return;
+	}
+	for (i = 0; i < hc->n; i++) {
+		const struct health_node *nd = &hc->nodes[i];
+
+		if (!nd->controlplane || is_away(hc, nd->name))
+			continue;
+		ncp++;
+		for (k = 0; k < sizeof(static_components) / sizeof(static_components[0]); k++) {
+			json_t *found = NULL;
+
+			json_array_foreach(pods, j, o) {
+				const char *app = str_at(json_object_get(o, "metadata"), "labels", "k8s-app");
+				const char *on = str_at(o, "spec", "nodeName");
+
+				if (app && on && !strcmp(app, static_components[k]) &&
+				    !strcmp(on, nd->name))
+					found = o;
+			}
+			if (!found)
+				fail(rep, it, "static pod %s on %s is missing", static_components[k],
+				     nd->name);
+			else if (!str_at(found, "status", "phase") ||
+				 strcmp(str_at(found, "status", "phase"), "Running"))
+				fail(rep, it, "static pod %s on %s is %s, not Running",
+				     static_components[k], nd->name,
+				     str_at(found, "status", "phase") ? str_at(found, "status", "phase") : "without a phase");
+			else if (!pod_ready(found))
+				fail(rep, it, "static pod %s on %s (%s) is Running but not Ready",
+				     static_components[k], nd->name,
+				     pod_image(found) ? pod_image(found) : "?");
+		}
+	}
+	if (it->state == HEALTH_PASS)
+		snprintf(it->detail, sizeof(it->detail), "kube-apiserver, kube-controller-manager, "
+			 "kube-scheduler Running and Ready on %zu control plane%s", ncp,
+			 ncp == 1 ? "" : "s");
+	json_decref(pods);
+}
+
+/*
+ * kube-proxy: the DaemonSet kube-system/kube-proxy has every pod ready
+ * (skipped when absent, as with a CNI that replaces kube-proxy); coredns:
+ * the Deployment kube-system/coredns has all its replicas available
+ * (skipped when absent). FACTS-day2 4e items 14, 15. CoreDNS only with
+ * want_ready: before a CNI none of its pods can run (kube-proxy's use the
+ * host network).
+ */
+static void
+check_addons(struct kube_client *kc, struct health_report *rep, bool coredns)
+{
+	struct health_item *it;
+	struct err e = ERR_INIT;
+	json_t *o = NULL;
+
+	it = item(rep, "kube-proxy");
+	if (kube_get(kc, "apps/v1", "DaemonSet", "kube-system", "kube-proxy", &o, &e) < 0) {
+		if (e.code == ERR_NOTFOUND)
+			snprintf(it->detail, sizeof(it->detail), "no kube-proxy DaemonSet "
+				 "(replaced by the CNI): nothing to check");
+		else
+			fail(rep, it, "cannot read DaemonSet kube-system/kube-proxy: %s", e.msg);
+	} else {
+		json_t *st = json_object_get(o, "status");
+		json_int_t want = json_integer_value(json_object_get(st, "desiredNumberScheduled"));
+		json_int_t ready = json_integer_value(json_object_get(st, "numberReady"));
+
+		if (want == 0 || ready < want)
+			fail(rep, it, "kube-proxy DaemonSet: %lld of %lld pods ready",
+			     (long long)ready, (long long)want);
+		else
+			snprintf(it->detail, sizeof(it->detail), "kube-proxy DaemonSet: %lld/%lld "
+				 "pods ready", (long long)ready, (long long)want);
+	}
+	json_decref(o);
+	o = NULL;
+	err_clear(&e);
+	if (!coredns)
+		return;
+	it = item(rep, "coredns");
+	if (kube_get(kc, "apps/v1", "Deployment", "kube-system", "coredns", &o, &e) < 0) {
+		if (e.code == ERR_NOTFOUND)
+			snprintf(it->detail, sizeof(it->detail), "no CoreDNS Deployment: "
+				 "nothing to check");
+		else
+			fail(rep, it, "cannot read Deployment kube-system/coredns: %s", e.msg);
+	} else {
+		json_t *st = json_object_get(o, "status");
+		json_int_t want = json_integer_value(json_object_get(json_object_get(o, "spec"), "replicas"));
+		json_int_t avail = json_integer_value(json_object_get(st, "availableReplicas"));
+
+		if (!json_object_get(json_object_get(o, "spec"), "replicas"))
+			want = 1;
+		if (avail < want)
+			fail(rep, it, "CoreDNS Deployment: %lld of %lld replicas available",
+			     (long long)avail, (long long)want);
+		else
+			snprintf(it->detail, sizeof(it->detail), "CoreDNS Deployment: %lld/%lld "
+				 "replicas available", (long long)avail, (long long)want);
+	}
+	json_decref(o);
+}
+
 static void
 check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 {
@@ -175,8 +316,12 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	    kube_version(kc, &ver, &e) < 0) {
 		fail(rep, it, "the Kubernetes API does not answer: %s", e.msg);
 		skip(rep, "nodes", "the API does not answer");
+		skip(rep, "static-pods", "the API does not answer");
 		if (hc->want_ready)
 			skip(rep, "ready", "the API does not answer");
+		skip(rep, "kube-proxy", "the API does not answer");
+		if (hc->want_ready)
+			skip(rep, "coredns", "the API does not answer");
 		skip(rep, "cordon", "the API does not answer");
 		kube_client_free(kc);
 		return;
@@ -187,8 +332,12 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	if (kube_list(kc, "v1", "Node", NULL, NULL, &items, &e) < 0) {
 		it = item(rep, "nodes");
 		fail(rep, it, "cannot list Nodes: %s", e.msg);
+		skip(rep, "static-pods", "the Nodes could not be listed");
 		if (hc->want_ready)
 			skip(rep, "ready", "the Nodes could not be listed");
+		skip(rep, "kube-proxy", "the Nodes could not be listed");
+		if (hc->want_ready)
+			skip(rep, "coredns", "the Nodes could not be listed");
 		skip(rep, "cordon", "the Nodes could not be listed");
 		kube_client_free(kc);
 		return;
@@ -224,6 +373,7 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	if (it->state == HEALTH_PASS)
 		snprintf(it->detail, sizeof(it->detail), "%zu/%zu nodes registered",
 			 nreg, hc->n);
+	check_static_pods(hc, kc, rep);
 	/* ready */
 	if (hc->want_ready) {
 		it = item(rep, "ready");
@@ -241,6 +391,7 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		if (it->state == HEALTH_PASS)
 			snprintf(it->detail, sizeof(it->detail), "%zu nodes Ready", nready);
 	}
+	check_addons(kc, rep, hc->want_ready);
 	/* cordon */
 	it = item(rep, "cordon");
 	json_array_foreach(items, j, o) {
@@ -489,16 +640,19 @@ health_gate(const struct health_cluster *hc, long long timeout_ms,
 		}
 		if (rep.first_fail && strcmp(last, rep.first_fail)) {
 			snprintf(last, sizeof(last), "%s", rep.first_fail);
-			out_step("health gate before %s: waiting: %s", before, last);
+			out_step("health gate before %s: waiting: %s: %s", before,
+				 rep.first_check ? rep.first_check : "?", last);
 		}
 		if (proc_interrupted)
 			return err_set(err, ERR_INTR, "interrupted in the health gate "
 				       "before %s; nothing of it was started", before);
 		if (clock_mono_ms() >= deadline)
 			return err_set(err, ERR_FAIL, "health gate before %s: the cluster "
-				       "was not healthy within %lld s: %s; %s was not started: "
+				       "was not healthy within %lld s: %s%s%s; %s was not started: "
 				       "see `strata status ENV --health`, fix the cluster and "
 				       "run apply again", before, timeout_ms / 1000,
+				       rep.first_check ? rep.first_check : "",
+				       rep.first_check ? ": " : "",
 				       rep.first_fail ? rep.first_fail : "a check was skipped",
 				       before);
 		clock_sleep_ms(backoff);

@@ -60,8 +60,15 @@ int health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
  *   kubernetes   the API answers (GET /version) through the kubeconfig;
  *   nodes        every listed node registered as a Kubernetes Node, with
  *                no Node left over that is not listed (debris);
+ *   static-pods  on every control plane the mirror pods of kube-apiserver,
+ *                kube-controller-manager and kube-scheduler (label
+ *                k8s-app, by spec.nodeName) Running and Ready;
  *   ready        every listed node Ready (only with want_ready: before a
  *                CNI no node can be);
+ *   kube-proxy   the DaemonSet kube-system/kube-proxy with every pod ready,
+ *                passed when absent (a CNI replaces it);
+ *   coredns      the Deployment kube-system/coredns with all replicas
+ *                available, passed when absent (want_ready only);
  *   cordon       no node cordoned by strata (the annotation
  *                HEALTH_CORDON_ANNOTATION marks a cordon of ours).
  *
@@ -95,13 +102,14 @@ struct health_item {
 	char detail[512];                 /* what passed, or what is missing */
 };
 
-#define HEALTH_MAX_ITEMS 8
+#define HEALTH_MAX_ITEMS 12
 
 struct health_report {
 	struct health_item v[HEALTH_MAX_ITEMS];
 	size_t n;
 	bool healthy;                     /* every item passed (none skipped) */
 	const char *first_fail;           /* points into v[].detail, or NULL */
+	const char *first_check;          /* its check's name ("static-pods") */
 };
 
 /*

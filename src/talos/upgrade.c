@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libfyaml.h>
+
 #include "talos/factory.h"
 #include "talos/gen.h"
+#include "talos/tyaml.h"
 #include "util/buf.h"
 
 static int
@@ -95,4 +98,105 @@ upgrade_installer(const struct config *cfg, struct err *err)
 	if (talos_schematic_for(id, cfg, err) < 0)
 		return NULL;
 	return talos_factory_installer(id, cfg->talos.version, "metal");
+}
+
+static const struct {
+	const char *name, *section, *key, *field;
+} k8s_steps[K8S_NSTEPS] = {
+	{ "kube-apiserver", "cluster", "apiServer", "cluster.apiServer.image" },
+	{ "kube-controller-manager", "cluster", "controllerManager",
+	  "cluster.controllerManager.image" },
+	{ "kube-scheduler", "cluster", "scheduler", "cluster.scheduler.image" },
+	{ "kube-proxy", "cluster", "proxy", "cluster.proxy.image" },
+	{ "kubelet", "machine", "kubelet", "machine.kubelet.image" },
+};
+
+const char *
+k8s_step_name(enum k8s_step s)
+{
+	return s < K8S_NSTEPS ? k8s_steps[s].name : "?";
+}
+
+const char *
+k8s_step_field(enum k8s_step s)
+{
+	return s < K8S_NSTEPS ? k8s_steps[s].field : "?";
+}
+
+/* The map holding `image` for step s in a document, or NULL. */
+static struct fy_node *
+step_map(struct fy_document *doc, enum k8s_step s)
+{
+	struct fy_node *root = fy_document_root(doc);
+
+	if (!root || !fy_node_is_mapping(root))
+		return NULL;
+	root = y_get(root, k8s_steps[s].section);
+	if (!root || !fy_node_is_mapping(root))
+		return NULL;
+	root = y_get(root, k8s_steps[s].key);
+	return root && fy_node_is_mapping(root) ? root : NULL;
+}
+
+int
+upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
+		   const char *from_ver, const char *to_ver, struct buf *out,
+		   struct err *err)
+{
+	struct ydocs d = YDOCS_INIT;
+	char want[64];
+	size_t i;
+	int r, k;
+
+	if ((r = ydocs_parse(&d, text, len, err)) < 0)
+		return err_wrap(err, "the node's machine config");
+	snprintf(want, sizeof(want), ":v%s", to_ver);
+	for (i = 0; i < d.n; i++) {
+		for (k = (int)s + 1; k < K8S_NSTEPS; k++) {
+			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
+			struct fy_node_pair *p;
+			char *img, *old;
+			size_t il, wl = strlen(want);
+
+			if (!m || !(img = y_get_str(m, "image")))
+				continue;
+			il = strlen(img);
+			if (il > wl && !strcmp(img + il - wl, want)) {
+				old = xasprintf("%.*s:v%s", (int)(il - wl), img, from_ver);
+				p = fy_node_mapping_lookup_pair_by_string(m, "image", FY_NT);
+				if (!p || fy_node_pair_set_value(p, y_str(d.v[i], old)) != 0) {
+					free(old);
+					free(img);
+					ydocs_release(&d);
+					return err_set(err, ERR_FAIL, "cannot set %s in the "
+						       "machine config", k8s_steps[k].field);
+				}
+				free(old);
+			}
+			free(img);
+		}
+	}
+	r = ydocs_emit(out, &d, err);
+	ydocs_release(&d);
+	return r;
+}
+
+char *
+upgrade_k8s_image(const char *text, size_t len, enum k8s_step s)
+{
+	struct ydocs d = YDOCS_INIT;
+	struct err e = ERR_INIT;
+	char *img = NULL;
+	size_t i;
+
+	if (ydocs_parse(&d, text, len, &e) < 0)
+		return NULL;
+	for (i = 0; i < d.n && !img; i++) {
+		struct fy_node *m = step_map(d.v[i], s);
+
+		if (m)
+			img = y_get_str(m, "image");
+	}
+	ydocs_release(&d);
+	return img;
 }

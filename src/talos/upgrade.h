@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 struct semver {
@@ -37,5 +38,35 @@ int upgrade_path(const char *what, const char *from, const char *to,
  * if given, else the Image Factory's for the schematic and version. Caller
  * frees. */
 char *upgrade_installer(const struct config *cfg, struct err *err);
+
+/*
+ * The steps of a Kubernetes upgrade (FACTS-day2 4b, talosctl upgrade-k8s):
+ * on the control planes the API server, controller manager and scheduler
+ * images, each over every control plane before the next, then the
+ * kube-proxy image; then the kubelet image, control planes then workers.
+ * Each is one field of the machine config, applied NO_REBOOT.
+ */
+enum k8s_step {
+	K8S_APISERVER, K8S_CONTROLLER_MANAGER, K8S_SCHEDULER, K8S_PROXY,
+	K8S_KUBELET, K8S_NSTEPS
+};
+/* "kube-apiserver", ..., "kube-proxy", "kubelet" */
+const char *k8s_step_name(enum k8s_step s);
+/* "cluster.apiServer.image", ... */
+const char *k8s_step_field(enum k8s_step s);
+
+/*
+ * The machine config a node gets at step s of the roll: the new config
+ * text (nodes/<node>.yaml, which carries every image at to_ver) with the
+ * images of the steps after s set back to from_ver (an image whose tag is
+ * not v<to_ver>, e.g. pinned by a patch, is left alone). Into out (a
+ * secret buffer). 0, or negative with err.
+ */
+int upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
+		       const char *from_ver, const char *to_ver, struct buf *out,
+		       struct err *err);
+/* The image of step s in config text (caller frees), or NULL when the
+ * config has none (a worker's config has no control-plane images). */
+char *upgrade_k8s_image(const char *text, size_t len, enum k8s_step s);
 
 #endif

@@ -5,8 +5,8 @@
 #   roll at the gate; longer than --timeout, the roll stops there with the
 #   cluster as it is; once healthy, a re-run continues;
 # - a 2-member etcd is never upgraded (plan and apply refuse);
-# - a changed kubernetes.version is refused (strata cannot roll it yet),
-#   and nothing is sent to any node.
+# - a Kubernetes downgrade is refused, and a Talos and a Kubernetes
+#   upgrade together, with nothing sent to any node.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 labsim_start --talos-net 127.0.112.128/25
@@ -33,11 +33,15 @@ expect_grep "kubernetes.version 1.35.4 -> 1.35.3" "$T/err" "names the versions"
 expect_grep "is a downgrade" "$T/err" "a downgrade is named as such"
 sed -i 's/  version: 1.35.3/  version: 1.34.2/' "$E/config.yml"
 expect_rc 2 "a minor back: refused" -- "$STRATA" plan "$E"
-sed -i 's/  version: 1.34.2/  version: 1.35.9/' "$E/config.yml"
-expect_rc 2 "a patch forward: refused too (not rolled yet)" -- "$STRATA" apply "$E" --yes --timeout 60s
-expect_grep "strata cannot roll a Kubernetes upgrade yet" "$T/err" "says strata cannot roll it yet"
-expect_grep "will not send the new images to every node at once" "$T/err" "and why"
+expect_rc 2 "apply refuses it too" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$(applies)" = "$a0" ] && ok "no config sent to any node" || bad "ApplyConfiguration $a0 -> $(applies)"
+# (a Kubernetes upgrade forward rolls: t113-t115)
+sed -i 's/  version: 1.34.2/  version: 1.35.9/' "$E/config.yml"
+sed -i 's/version: v1.12.10/version: v1.12.11/' "$E/config.yml"
+expect_rc 2 "plan refuses both upgrades at once" -- "$STRATA" plan "$E"
+expect_grep "talos.version and kubernetes.version both changed: strata rolls one upgrade at a time" "$T/err" "one upgrade at a time"
+[ "$(applies)" = "$a0" ] && ok "still nothing sent" || bad "ApplyConfiguration $a0 -> $(applies)"
+sed -i 's/version: v1.12.11/version: v1.12.10/' "$E/config.yml"
 sed -i '/^  version: 1.35.9$/d' "$E/config.yml"
 
 # ug-w-1 (vmid 1601) comes back unhealthy for 8 s (800 s x 0.01)

@@ -260,6 +260,28 @@ def static_address(docs, main):
     return None
 
 
+# The Kubernetes containers a node runs from its machine config (FACTS-day2
+# section 4b): on a control plane the static pods of cluster.apiServer.image,
+# cluster.controllerManager.image and cluster.scheduler.image; on every node
+# the kubelet of machine.kubelet.image. Images are <name>:v<version>.
+K8S_STATIC = (("kube-apiserver", "apiServer"), ("kube-controller-manager", "controllerManager"),
+              ("kube-scheduler", "scheduler"))
+
+
+def k8s_images(config, controlplane):
+    out = {}
+    c = (config or {}).get("cluster") or {}
+    if controlplane:
+        for comp, key in K8S_STATIC:
+            img = (c.get(key) or {}).get("image")
+            if img:
+                out[comp] = img
+    img = (((config or {}).get("machine") or {}).get("kubelet") or {}).get("image")
+    if img:
+        out["kubelet"] = img
+    return out
+
+
 # ---------------------------------------------------------------- node
 
 def _now_str():
@@ -299,6 +321,10 @@ class Node:
         self.since = None
         self.since_ts = time.time()
         self.note = None            # why the node is not up yet (e.g. waiting for trustd)
+        # what its kubelet and static pods run: {component: {"image", "t", "cfgver"}};
+        # only a config the node got changes it (k8s_boot, k8s_config_applied)
+        self.k8s_run = {}
+        self.cfgver = 0             # the MachineConfig resource version (talos.dev/config-version)
 
     def is_controlplane(self):
         return ((self.config or {}).get("machine") or {}).get("type") in ("controlplane", "init")
@@ -331,6 +357,73 @@ class Node:
     def unhealthy(self):
         return time.time() < self.unhealthy_until
 
+    def k8s_boot(self):
+        """At boot the kubelet and the static pods start from the config."""
+        now = time.time()
+        self.cfgver += 1
+        self.k8s_run = {comp: {"image": img, "t": now, "cfgver": self.cfgver}
+                        for comp, img in k8s_images(self.config, self.is_controlplane()).items()}
+
+    def k8s_config_applied(self):
+        """A config applied without a reboot: Talos renders the static pod
+        manifests again and the kubelet restarts the changed pods (after
+        k8s_static_pod_seconds); a new machine.kubelet.image restarts the
+        kubelet service (after k8s_kubelet_restart_seconds), which then
+        reports its version in the Node. Until then the old ones run."""
+        self.cfgver += 1
+        gen = self.cfgver
+        for comp, img in k8s_images(self.config, self.is_controlplane()).items():
+            run = self.k8s_run.get(comp)
+            if run and run["image"] == img:
+                run["cfgver"] = gen
+                continue
+
+            def swap(comp=comp):
+                with self.mgr.lock:
+                    if self.state != "running":
+                        return
+                    now_img = k8s_images(self.config, self.is_controlplane()).get(comp)
+                    cur = self.k8s_run.get(comp)
+                    if now_img and (not cur or cur["image"] != now_img):
+                        self.k8s_run[comp] = {"image": now_img, "t": time.time(), "cfgver": self.cfgver}
+                        self.mgr.event(self, "k8s %s %s" % (comp, now_img))
+            knob = "k8s_kubelet_restart_seconds" if comp == "kubelet" else "k8s_static_pod_seconds"
+            self.mgr._later(float(self.mgr.knobs.get(knob) or 0.0), swap)
+
+    def kubelet_version(self):
+        run = self.k8s_run.get("kubelet")
+        return image_tag(run["image"]) if run else None
+
+    def static_pods(self):
+        """The mirror pods this control plane's kubelet posts to the API:
+        Running and Ready k8s_static_pod_ready_seconds after the container
+        started; not Ready while the node is down, or by the knobs
+        k8s_static_pod_unready / k8s_static_pod_fail_update."""
+        if not self.is_controlplane() or self.state not in ("running", "upgrading", "installing"):
+            return []
+        knobs = self.mgr.knobs
+        unready = str((knobs.get("k8s_static_pod_unready") or {}).get(str(self.vmid), ""))
+        failupd = str((knobs.get("k8s_static_pod_fail_update") or {}).get(str(self.vmid), ""))
+        out = []
+        now = time.time()
+        for comp, _ in K8S_STATIC:
+            run = self.k8s_run.get(comp)
+            if not run:
+                continue
+            ready, why = True, None
+            if self.state != "running":
+                ready, why = False, "NodeNotReady"
+            elif comp in unready.split(","):
+                ready, why = False, "ContainersNotReady"
+            elif comp in failupd.split(",") and getattr(self, "k8s_first_img", {}).get(comp, run["image"]) != run["image"]:
+                ready, why = False, "CrashLoopBackOff"
+            elif now - run["t"] < float(knobs.get("k8s_static_pod_ready_seconds") or 0.0) * self.mgr.scale:
+                ready, why = False, "ContainersNotReady"
+            out.append({"component": comp, "node": self.hostname(), "ip": self.ip, "image": run["image"],
+                        "cfgver": run["cfgver"], "ready": ready, "why": why,
+                        "started": datetime.datetime.utcfromtimestamp(run["t"]).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        return out
+
     def os_ca_pem(self):
         return base64.b64decode(self.config["machine"]["ca"]["crt"]) if self.config else None
 
@@ -352,6 +445,7 @@ class Node:
              "etcd_member": "%016x" % self.etcd_member if self.etcd_member else None,
              "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
              "etcd_failed": self.etcd_failed,
+             "k8s": {c: r["image"] for c, r in self.k8s_run.items()}, "config_version": self.cfgver,
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
@@ -401,6 +495,9 @@ class Node:
         self.mgr.event(self, "up")
         self.since = _now_str()
         self.since_ts = time.time()
+        self.k8s_boot()
+        if not hasattr(self, "k8s_first_img"):
+            self.k8s_first_img = {c: r["image"] for c, r in self.k8s_run.items()}
 
     def _serve(self, creds, maintenance):
         self.stop_server()
@@ -681,6 +778,7 @@ class Handler(grpc.GenericRpcHandler):
                 if not needs_reboot(node.config, main):
                     node.config = main
                     node.docs = docs
+                    node.k8s_config_applied()
                     return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(
                         metadata=self.pb["common"].Metadata(hostname=node.ip),
                         mode=Mode.NO_REBOOT, mode_details="Applied configuration without a reboot")])
@@ -981,6 +1079,17 @@ class Manager:
         "k8s_image_pull_fail": {},  # {image-regex: message}: pods of such images never pull (kube.py)
         "k8s_crd_seconds": 1.0,     # a CRD is Established this long after it is applied
         "k8s_rollout_seconds": 2.0, # Deployments/DaemonSets become available this long after a change
+        # a config applied live with a new static pod image: the kubelet runs the
+        # new pod this long after (time-scaled); it is Ready this long after it started
+        "k8s_static_pod_seconds": 1.0,
+        "k8s_static_pod_ready_seconds": 0.5,
+        # a new machine.kubelet.image: the kubelet service restarts with it this long after
+        "k8s_kubelet_restart_seconds": 1.0,
+        # {vmid: "kube-scheduler[,...]"}: that control plane's static pod is Running, not Ready
+        "k8s_static_pod_unready": {},
+        # {vmid: "component"}: on that control plane the component's pod crash loops
+        # (CrashLoopBackOff, never Ready) once it runs another image than at its first boot
+        "k8s_static_pod_fail_update": {},
     }
 
     def __init__(self, build_dir, schema_path, port, net, scale, boot_seconds=20.0, install_seconds=30.0,
@@ -1359,13 +1468,27 @@ class Manager:
                 if n.state == "running" and n.config and \
                         n.config["cluster"]["controlPlane"]["endpoint"] == ep:
                     out.append({"hostname": n.hostname(), "ip": n.ip, "since": n.since,
-                                "version": n.version_tag(), "controlplane": n.is_controlplane(),
+                                "version": n.kubelet_version(), "talos": n.version_tag(),
+                                "controlplane": n.is_controlplane(),
                                 "unhealthy": n.unhealthy(),
                                 "schedulable": bool(n.config["cluster"].get("allowSchedulingOnControlPlanes"))})
             return out
         cl.nodes_fn = members
+
+        def static_pods():
+            out = []
+            for n in list(self.nodes.values()):
+                if n.config and n.config["cluster"]["controlPlane"]["endpoint"] == ep:
+                    out.extend(n.static_pods())
+            return out
+        cl.static_pods_fn = static_pods
         if data is not None:
             etcd.kube_load(cl, data)
+        else:
+            # the bootstrap manifests Talos applies (FACTS-day2 4b step 6): CoreDNS,
+            # and kube-proxy unless cluster.proxy.disabled (a CNI replaces it)
+            kube.bootstrap_manifests(cl, node.config)
+
         def admit(src, local):
             # the firewall of the node holding the listening address (for a
             # VIP: the first running control plane of the cluster)

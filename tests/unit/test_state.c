@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "plan/observe.h"
 #include "state/state.h"
@@ -116,6 +117,47 @@ test_state__chosen_macs(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
+/* Several keys in one save; a set that changes nothing does not write
+ * (the roll journals a node's steps this way, bench/upgrade.sh). */
+static void
+test_state__talos_setv(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+	char *path, *v;
+	struct state_kv kv[] = { { "talos_version", "v1.12.11" },
+				 { "installer", "img" }, { "staged_sha256", NULL } };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = fs_join(dir, "state.json");
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	assert_int_equal(state_talos_set(&st, "cp-1", "staged_sha256", "ab", &e), 0);
+	assert_int_equal(state_talos_setv(&st, "cp-1", kv, 3, &e), 0);
+	v = state_talos_get(&st, "cp-1", "installer");
+	assert_string_equal(v, "img");
+	free(v);
+	assert_null(state_talos_get(&st, "cp-1", "staged_sha256"));
+	/* on disk */
+	state_release(&st);
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	v = state_talos_get(&st, "cp-1", "talos_version");
+	assert_string_equal(v, "v1.12.11");
+	free(v);
+	/* nothing changes: nothing written (the removed file stays away) */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(state_talos_setv(&st, "cp-1", kv, 3, &e), 0);
+	assert_int_equal(state_talos_set(&st, "cp-1", "installer", "img", &e), 0);
+	assert_int_equal(state_talos_set(&st, "cp-1", "nothing", NULL, &e), 0);
+	assert_false(fs_exists(path));
+	assert_int_equal(state_talos_set(&st, "cp-1", "installer", "img2", &e), 0);
+	assert_true(fs_exists(path));
+	state_release(&st);
+	free(path);
+	tu_sh("rm -rf %s", dir);
+}
+
 static void
 test_observe__parsers(void **state)
 {
@@ -142,6 +184,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state__round_trip_and_mode),
 		cmocka_unit_test(test_state__chosen_macs),
+		cmocka_unit_test(test_state__talos_setv),
 		cmocka_unit_test(test_observe__parsers),
 	};
 

@@ -1,0 +1,123 @@
+/*
+ * talos/upgrade: the supported paths (FACTS-day2 4a, 4b) and the machine
+ * config of each step of a Kubernetes roll (the images after the step
+ * still at the old version, a pinned image left alone, every other field
+ * kept).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "talos/upgrade.h"
+#include "util/buf.h"
+
+static void
+test_paths(void **state)
+{
+	char why[400];
+
+	(void)state;
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.35.4", why, sizeof(why)), 0);
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.35.5", why, sizeof(why)), 1);
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.36.0", why, sizeof(why)), 1);
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.37.0", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "skips a minor version"));
+	assert_non_null(strstr(why, "go to 1.36 first"));
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.35.3", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "is a downgrade"));
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.34.9", why, sizeof(why)), -1);
+	assert_int_equal(upgrade_path("Talos", "v1.12.11", "v1.13.0", why, sizeof(why)), 1);
+	assert_int_equal(upgrade_path("Kubernetes", "1.35", "1.36.0", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "not a version"));
+}
+
+static const char CFG[] =
+	"version: v1alpha1\n"
+	"machine:\n"
+	"    type: controlplane\n"
+	"    kubelet:\n"
+	"        image: ghcr.io/siderolabs/kubelet:v1.36.0\n"
+	"cluster:\n"
+	"    apiServer:\n"
+	"        image: registry.k8s.io/kube-apiserver:v1.36.0\n"
+	"        certSANs:\n"
+	"            - 10.0.0.1\n"
+	"    controllerManager:\n"
+	"        image: registry.k8s.io/kube-controller-manager:v1.36.0\n"
+	"    proxy:\n"
+	"        image: registry.k8s.io/kube-proxy:v1.36.0\n"
+	"        disabled: true\n"
+	"    scheduler:\n"
+	"        image: mirror.example/kube-scheduler:v1.35.9-pinned\n"
+	"---\n"
+	"apiVersion: v1alpha1\n"
+	"kind: HostnameConfig\n"
+	"hostname: cp-1\n"
+	"auto: \"off\"\n";
+
+static char *
+step(enum k8s_step s)
+{
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	char *out;
+
+	assert_int_equal(upgrade_k8s_config(CFG, strlen(CFG), s, "1.35.4", "1.36.0",
+					    &b, &e), 0);
+	buf_addch(&b, '\0');
+	out = xstrdup(b.ptr);
+	buf_release(&b);
+	return out;
+}
+
+static void
+test_k8s_steps(void **state)
+{
+	char *t;
+
+	(void)state;
+	/* after the API server: it is new, the others old */
+	t = step(K8S_APISERVER);
+	assert_non_null(strstr(t, "registry.k8s.io/kube-apiserver:v1.36.0"));
+	assert_non_null(strstr(t, "registry.k8s.io/kube-controller-manager:v1.35.4"));
+	assert_non_null(strstr(t, "registry.k8s.io/kube-proxy:v1.35.4"));
+	assert_non_null(strstr(t, "ghcr.io/siderolabs/kubelet:v1.35.4"));
+	/* a pinned image is not the roll's: left alone */
+	assert_non_null(strstr(t, "mirror.example/kube-scheduler:v1.35.9-pinned"));
+	/* the rest kept, the second document too */
+	assert_non_null(strstr(t, "10.0.0.1"));
+	assert_non_null(strstr(t, "disabled: true"));
+	assert_non_null(strstr(t, "kind: HostnameConfig"));
+	free(t);
+	t = step(K8S_PROXY);
+	assert_non_null(strstr(t, "registry.k8s.io/kube-controller-manager:v1.36.0"));
+	assert_non_null(strstr(t, "registry.k8s.io/kube-proxy:v1.36.0"));
+	assert_non_null(strstr(t, "ghcr.io/siderolabs/kubelet:v1.35.4"));
+	free(t);
+	t = step(K8S_KUBELET);
+	assert_null(strstr(t, "v1.35.4"));
+	free(t);
+	t = upgrade_k8s_image(CFG, strlen(CFG), K8S_CONTROLLER_MANAGER);
+	assert_string_equal(t, "registry.k8s.io/kube-controller-manager:v1.36.0");
+	free(t);
+	t = upgrade_k8s_image("machine:\n  type: worker\n", 24, K8S_APISERVER);
+	assert_null(t);
+	assert_string_equal(k8s_step_name(K8S_SCHEDULER), "kube-scheduler");
+	assert_string_equal(k8s_step_field(K8S_KUBELET), "machine.kubelet.image");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_k8s_steps),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
