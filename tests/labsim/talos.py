@@ -841,8 +841,9 @@ class Handler(grpc.GenericRpcHandler):
         c = self.pb["common"]
         blob = self._etcd(node, "EtcdSnapshot", lambda e: e.snapshot(node))
         node.snapshots += 1
-        for i in range(0, len(blob), 1024):
-            yield c.Data(bytes=blob[i:i + 1024])
+        step = max(1, min(int(node.mgr.knobs["etcd_snapshot_chunk_bytes"]), 4 << 20))
+        for i in range(0, len(blob), step):
+            yield c.Data(bytes=blob[i:i + step])
 
     def etcd_member_list(self, node, req, ctx):
         m, c = self.pb["machine"], self.pb["common"]
@@ -950,6 +951,12 @@ class Manager:
         "k8s_image_pull_fail": {},  # {image-regex: message}: pods of such images never pull (kube.py)
         "k8s_crd_seconds": 1.0,     # a CRD is Established this long after it is applied
         "k8s_rollout_seconds": 2.0, # Deployments/DaemonSets become available this long after a change
+        # an EtcdSnapshot is at least this many bytes (zero pages: a large
+        # database's free pages), and is streamed in messages of this size
+        "etcd_snapshot_bytes": 0,
+        "etcd_snapshot_chunk_bytes": 1024,
+        # a Kubernetes API request whose etcd lacks quorum fails after this long
+        "k8s_etcd_timeout_seconds": 5.0,
     }
 
     def __init__(self, build_dir, schema_path, port, net, scale, boot_seconds=20.0, install_seconds=30.0,
@@ -1285,7 +1292,8 @@ class Manager:
                         if k.server:
                             k.server.shutdown()
                             k.server.server_close()
-                e = self.etcds[ep] = etcd.Etcd(self._later, dump, lost)
+                e = self.etcds[ep] = etcd.Etcd(self._later, dump, lost,
+                                               lambda: int(self.knobs["etcd_snapshot_bytes"]))
             return e
 
     def etcd_join_waiting(self, node):
@@ -1325,6 +1333,7 @@ class Manager:
                                 "schedulable": bool(n.config["cluster"].get("allowSchedulingOnControlPlanes"))})
             return out
         cl.nodes_fn = members
+        cl.etcd_quorum = lambda: self.etcd_of(node).has_quorum()
         if data is not None:
             etcd.kube_load(cl, data)
         kube.start_cluster(cl, crt, key, ca_pem, self.build_dir)
