@@ -842,7 +842,13 @@ class Handler(grpc.GenericRpcHandler):
         blob = self._etcd(node, "EtcdSnapshot", lambda e: e.snapshot(node))
         node.snapshots += 1
         step = max(1, min(int(node.mgr.knobs["etcd_snapshot_chunk_bytes"]), 4 << 20))
+        cut = node.mgr.knobs["etcd_snapshot_cut_bytes"]
+        if node.mgr.knobs["etcd_snapshot_damaged"]:
+            blob = blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
         for i in range(0, len(blob), step):
+            if cut and i >= cut:
+                raise Fail(grpc.StatusCode.UNAVAILABLE, "labsim: snapshot stream cut after %d bytes "
+                           "(knob etcd_snapshot_cut_bytes)" % i)
             yield c.Data(bytes=blob[i:i + step])
 
     def etcd_member_list(self, node, req, ctx):
@@ -955,6 +961,10 @@ class Manager:
         # database's free pages), and is streamed in messages of this size
         "etcd_snapshot_bytes": 0,
         "etcd_snapshot_chunk_bytes": 1024,
+        # faults: the stream breaks once this many bytes were sent (0: never);
+        # one byte of the snapshot changed on the way (its trailer no longer matches)
+        "etcd_snapshot_cut_bytes": 0,
+        "etcd_snapshot_damaged": False,
         # a Kubernetes API request whose etcd lacks quorum fails after this long
         "k8s_etcd_timeout_seconds": 5.0,
     }
