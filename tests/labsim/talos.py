@@ -842,6 +842,11 @@ class Handler(grpc.GenericRpcHandler):
         blob = self._etcd(node, "EtcdSnapshot", lambda e: e.snapshot(node))
         node.snapshots += 1
         step = max(1, min(int(node.mgr.knobs["etcd_snapshot_chunk_bytes"]), 4 << 20))
+        if node.mgr.knobs["etcd_snapshot_file"]:
+            # a snapshot a real etcd made, served as it is (the model's
+            # checks above still ran: a control plane whose member runs)
+            with open(node.mgr.knobs["etcd_snapshot_file"], "rb") as f:
+                blob = f.read()
         cut = node.mgr.knobs["etcd_snapshot_cut_bytes"]
         if node.mgr.knobs["etcd_snapshot_damaged"]:
             blob = blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
@@ -965,6 +970,9 @@ class Manager:
         # one byte of the snapshot changed on the way (its trailer no longer matches)
         "etcd_snapshot_cut_bytes": 0,
         "etcd_snapshot_damaged": False,
+        # a file (made by a real etcd: etcdctl snapshot save) served as the
+        # snapshot's bytes instead of the model's; "": the model's
+        "etcd_snapshot_file": "",
         # a Kubernetes API request whose etcd lacks quorum fails after this long
         "k8s_etcd_timeout_seconds": 5.0,
     }
