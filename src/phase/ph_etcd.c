@@ -187,6 +187,7 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 	struct talos_target t = { 0 };
 	struct err why_not = ERR_INIT;
 	uint64_t bytes = 0;
+	int n;
 	const char *ip = NULL;
 	char *path = NULL, *dir = NULL, stamp[32];
 	time_t now = time(NULL);
@@ -215,10 +216,19 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 		dir = fs_join(env_dir, "etcd");
 		if ((r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, err)) < 0)
 			goto out;
-		name = xasprintf("%s-%s.snapshot", cfg->kubernetes.cluster_name,
-				 stamp);
-		path = fs_join(dir, name);
-		free(name);
+		/* two snapshots in one second (an apply killed and run
+		 * again): the second one gets "-2", and so on */
+		for (n = 1; n < 100 && (!path || fs_exists(path)); n++) {
+			char sfx[16] = "";
+
+			if (n > 1)
+				snprintf(sfx, sizeof(sfx), "-%d", n);
+			free(path);
+			name = xasprintf("%s-%s%s.snapshot",
+					 cfg->kubernetes.cluster_name, stamp, sfx);
+			path = fs_join(dir, name);
+			free(name);
+		}
 	}
 	/* streamed to the file as it arrives (0600: it holds every Secret
 	 * of the cluster), checked, and only then in place */

@@ -31,6 +31,18 @@ size=$(wc -c < "$S"); sha=$(sha256sum "$S" | cut -d' ' -f1)
 expect_grep "($size bytes, sha256 $sha)" "$T/err" "size and SHA-256 of the file printed"
 [ "$(stat -c %a "$S")" = 600 ] && ok "0600" || bad "mode $(stat -c %a "$S")"
 [ "$(talos_calls EtcdSnapshot)" = 1 ] && ok "one EtcdSnapshot stream" || bad "EtcdSnapshot calls $(talos_calls EtcdSnapshot)"
+labsim_ctl POST knobs '{"etcd_snapshot_bytes": 0}' > /dev/null
+
+# a second snapshot in the same second (an apply killed and run again) gets
+# its own name: the names of the next 10 seconds are taken already
+now=$(date -u +%s)
+for i in 0 1 2 3 4 5 6 7 8 9; do
+	: > "$E/etcd/st-$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ).snapshot"
+done
+expect_rc 0 "a snapshot whose name is taken" -- "$STRATA" etcd snapshot "$E"
+expect_grep "etcd/st-[0-9T]*Z-2.snapshot (" "$T/err" "is written as NAME-2"
+for i in 0 1 2 3 4 5 6 7 8 9; do rm -f "$E/etcd/st-$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ).snapshot"; done
+labsim_ctl POST knobs "{\"etcd_snapshot_bytes\": $MIB40}" > /dev/null
 n=$(records)
 
 # a stream that breaks: nothing left
@@ -45,7 +57,7 @@ expect_grep "snapshot stream cut after 5242880 bytes" "$T/err" "says what the no
 labsim_ctl POST knobs '{"etcd_snapshot_cut_bytes": 0, "etcd_snapshot_damaged": true}' > /dev/null
 expect_rc 1 "a damaged snapshot fails" -- "$STRATA" etcd snapshot "$E"
 expect_grep "the etcd snapshot is damaged: its SHA-256 trailer does not match" "$T/err" "the trailer check names it"
-[ "$(ls "$E"/etcd/*.snapshot | wc -l)" = 1 ] && ok "no second snapshot file" || bad "files: $(ls "$E/etcd")"
+[ "$(ls "$E"/etcd/*.snapshot | wc -l)" = 2 ] && ok "no third snapshot file" || bad "files: $(ls "$E/etcd")"
 [ "$(leftovers "$E/etcd")" = 0 ] && ok "no temporary file left in ENV/etcd" || bad "temporary files: $(ls -a "$E/etcd")"
 [ "$(records)" = "$n" ] && ok "nothing recorded" || bad "records $(records), was $n"
 labsim_ctl POST knobs '{"etcd_snapshot_damaged": false, "etcd_snapshot_bytes": 0}' > /dev/null
