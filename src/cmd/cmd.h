@@ -28,8 +28,9 @@ int cmd_history(int argc, char **argv);
 int cmd_etcd(int argc, char **argv);
 /* apply's phases with etcd recovered from snapshot (strata restore --etcd);
  * argv as apply takes it. */
-struct buf;
-int cmd_apply_recover(int argc, char **argv, const struct buf *snapshot);
+struct etcd_recovery;
+int cmd_apply_recover(int argc, char **argv,
+		      const struct etcd_recovery *snapshot);
 int cmd_preflight(int argc, char **argv);
 int cmd_hypervisor(int argc, char **argv);
 

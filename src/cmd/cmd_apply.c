@@ -99,7 +99,8 @@ changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
  * same phases, with etcd recovered from the snapshot instead of
  * bootstrapped. what names the command in events, history and summary. */
 static int
-apply_main(int argc, char **argv, const struct buf *recover, const char *what)
+apply_main(int argc, char **argv, const struct etcd_recovery *recover,
+	   const char *what)
 {
 	struct apply_ctx c;
 	struct env e;
@@ -304,7 +305,7 @@ cmd_apply(int argc, char **argv)
 }
 
 int
-cmd_apply_recover(int argc, char **argv, const struct buf *snapshot)
+cmd_apply_recover(int argc, char **argv, const struct etcd_recovery *snapshot)
 {
 	return apply_main(argc, argv, snapshot, "restore");
 }

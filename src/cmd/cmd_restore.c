@@ -1,3 +1,4 @@
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,6 @@
 #include "util/proc.h"
 
 #define BACKUP_MAX (512u << 20)
-#define SNAPSHOT_MAX ((size_t)1 << 30)
 #define CONFIRM_HEALTHY "replace healthy etcd"
 
 /*
@@ -28,7 +28,7 @@ restore_etcd(const char *env, const char *file, const char *confirm,
 	     int argc, char **argv)
 {
 	struct err err = ERR_INIT;
-	struct buf snap = BUF_INIT_SECRET;
+	struct etcd_recovery snap;
 	struct env e;
 	struct talos_creds creds;
 	const char *ip = NULL;
@@ -39,9 +39,12 @@ restore_etcd(const char *env, const char *file, const char *confirm,
 	memset(&creds, 0, sizeof(creds));
 	if ((r = proc_protect_secrets(&err)) < 0)
 		goto fail;
-	if ((r = fs_read_file(&snap, file, SNAPSHOT_MAX, &err)) < 0)
-		goto fail;
-	if ((r = etcd_snapshot_check(snap.ptr, snap.len, &err)) < 0) {
+	/* checked by reading it through once; uploaded later straight from
+	 * the file */
+	memset(&snap, 0, sizeof(snap));
+	snap.path = file;
+	if ((r = etcd_snapshot_check_file(file, &snap.bytes, snap.sha256,
+					  &err)) < 0) {
 		err_wrap(&err, "%s", file);
 		err.code = ERR_USAGE;
 		goto fail;
@@ -63,22 +66,20 @@ restore_etcd(const char *env, const char *file, const char *confirm,
 	}
 	talos_creds_release(&creds);
 	env_close(&e);
-	out_step("restore '%s': etcd from %s (%zu bytes): VMs, configs, "
-		 "recovery, kubeconfig, nodes", env, file, snap.len);
+	out_step("restore '%s': etcd from %s (%" PRIu64 " bytes, sha256 %.16s...): "
+		 "VMs, configs, recovery, kubeconfig, nodes", env, file,
+		 snap.bytes, snap.sha256);
 	av[ac++] = "apply";
 	av[ac++] = (char *)env;
 	for (a = 0; a < argc && ac < 7; a++)
 		av[ac++] = argv[a];
 	av[ac] = NULL;
-	rc = cmd_apply_recover(ac, av, &snap);
-	buf_release_secret(&snap);
-	return rc;
+	return cmd_apply_recover(ac, av, &snap);
 fail:
 	out_error("restore '%s': %s", env, err.msg);
 	rc = err_exit_code(&err);
 	talos_creds_release(&creds);
 	env_close(&e);
-	buf_release_secret(&snap);
 	return rc;
 }
 

@@ -11,7 +11,6 @@
  * size, SHA-256, node, time and why.
  */
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,18 +138,6 @@ etcd_find_healthy(const struct config *cfg, const struct talos_creds *creds,
 	return 0;
 }
 
-static void
-sha256_hex(const void *p, size_t n, char hex[65])
-{
-	unsigned char md[32];
-	unsigned int len = 0;
-	int i;
-
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-}
-
 /* Append one record to ENV/etcd/snapshots.json. */
 static int
 record(const char *env_dir, const struct etcd_snapshot_info *info,
@@ -198,8 +185,9 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 {
 	struct talos_creds creds;
 	struct talos_target t = { 0 };
-	struct buf snap = BUF_INIT_SECRET;
 	struct err why_not = ERR_INIT;
+	uint64_t bytes = 0;
+	int n;
 	const char *ip = NULL;
 	char *path = NULL, *dir = NULL, stamp[32];
 	time_t now = time(NULL);
@@ -217,8 +205,6 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 	}
 	t.addr = ip;
 	t.creds = &creds;
-	if ((r = talos_etcd_snapshot(&t, &snap, NULL, err)) < 0)
-		goto out;
 	gmtime_r(&now, &tm);
 	strftime(info->taken, sizeof(info->taken), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (out_path) {
@@ -230,14 +216,24 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 		dir = fs_join(env_dir, "etcd");
 		if ((r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, err)) < 0)
 			goto out;
-		name = xasprintf("%s-%s.snapshot", cfg->kubernetes.cluster_name,
-				 stamp);
-		path = fs_join(dir, name);
-		free(name);
+		/* two snapshots in one second (an apply killed and run
+		 * again): the second one gets "-2", and so on */
+		for (n = 1; n < 100 && (!path || fs_exists(path)); n++) {
+			char sfx[16] = "";
+
+			if (n > 1)
+				snprintf(sfx, sizeof(sfx), "-%d", n);
+			free(path);
+			name = xasprintf("%s-%s%s.snapshot",
+					 cfg->kubernetes.cluster_name, stamp, sfx);
+			path = fs_join(dir, name);
+			free(name);
+		}
 	}
-	/* the snapshot holds every Secret of the cluster */
-	if ((r = fs_create_atomic(path, snap.ptr, snap.len, FS_MODE_SECRET,
-				  err)) < 0) {
+	/* streamed to the file as it arrives (0600: it holds every Secret
+	 * of the cluster), checked, and only then in place */
+	if ((r = talos_etcd_snapshot_file(&t, path, &bytes, info->sha256, NULL,
+					  err)) < 0) {
 		if (err->code == ERR_EXISTS)
 			r = err_set(err, ERR_USAGE, "'%s' exists; a snapshot never "
 				    "replaces a file (name another with --out)",
@@ -246,12 +242,10 @@ etcd_snapshot_take(const char *env_dir, const struct config *cfg,
 	}
 	snprintf(info->path, sizeof(info->path), "%s", path);
 	snprintf(info->node, sizeof(info->node), "%s", ip);
-	info->bytes = snap.len;
-	sha256_hex(snap.ptr, snap.len, info->sha256);
+	info->bytes = (size_t)bytes;
 	r = record(env_dir, info, why, err);
 out:
 	talos_creds_release(&creds);
-	buf_release_secret(&snap);
 	free(path);
 	free(dir);
 	return r < 0 ? -1 : 0;

@@ -9,7 +9,12 @@
  *                      Talos up over mTLS, etcd healthy on a control plane,
  *                      the Kubernetes node Ready again if it was Ready)
  *                      before the next one starts. So two control planes are
- *                      never down at once.
+ *                      never down at once. Once the cluster is bootstrapped,
+ *                      the cluster health gate (talos/health.h: every node,
+ *                      etcd members and quorum, Kubernetes) runs before each
+ *                      Talos VM's reboot and once after the last, as a roll
+ *                      between nodes wants it (FACTS-day2.md 4a): no node is
+ *                      rebooted while the cluster is not healthy.
  *   never              nothing is restarted; plan and status keep showing
  *                      the pending values.
  *
@@ -97,8 +102,27 @@ wait_healthy(struct apply_ctx *c, const struct health_target *t, struct err *err
 	}
 }
 
+/* The cluster gate, once etcd was bootstrapped and the kubeconfig is
+ * there (before that, a node's own check is all there is to wait for). */
 static int
-restart_one(struct apply_ctx *c, const struct vm_spec *w, struct err *err)
+cluster_gate(struct apply_ctx *c, const char *before, struct err *err)
+{
+	char *kcfg = fs_join(c->env_dir, "kubeconfig");
+	struct health_cluster hc;
+	int r = 0;
+
+	if (state_phase_done(&c->st, "bootstrap") && fs_exists(kcfg)) {
+		health_cluster_from_config(&hc, c->cfg, &c->creds, kcfg);
+		r = health_gate(&hc, c->wait_ms, before, err);
+		health_cluster_release(&hc);
+	}
+	free(kcfg);
+	return r;
+}
+
+static int
+restart_one(struct apply_ctx *c, const struct vm_spec *w, bool *talos,
+	    struct err *err)
 {
 	const struct node *n = config_node(c->cfg, w->name);
 	char *kcfg = fs_join(c->env_dir, "kubeconfig"), *upid = NULL;
@@ -131,8 +155,10 @@ restart_one(struct apply_ctx *c, const struct vm_spec *w, struct err *err)
 		char why[160];
 
 		snprintf(why, sizeof(why), "the restart of %s", w->name);
-		if ((r = etcd_snapshot_before(c, why, err)) < 0)
+		if ((r = cluster_gate(c, why, err)) < 0 ||
+		    (r = etcd_snapshot_before(c, why, err)) < 0)
 			goto out;
+		*talos = true;
 	}
 	out_step("restarting %s (vmid %d) for %s", w->name, w->vmid, what);
 	if ((r = pve_vm_power(c->pve, w->node, w->vmid, "reboot", NULL, &upid, err)) < 0 ||
@@ -166,6 +192,7 @@ static int
 restart_run(struct apply_ctx *c, struct err *err)
 {
 	size_t i, k = 0;
+	bool talos = false;
 	int r;
 
 	if (c->cfg->proxmox.restart == RESTART_NEVER) {
@@ -185,10 +212,13 @@ restart_run(struct apply_ctx *c, struct err *err)
 		if (phase_interrupted)
 			return err_set(err, ERR_INTR, "interrupted before restarting '%s'",
 				       a->want.name);
-		if ((r = restart_one(c, &a->want, err)) < 0)
+		if ((r = restart_one(c, &a->want, &talos, err)) < 0)
 			return err_wrap(err, "restart '%s'", a->want.name);
 		k++;
 	}
+	if (talos && (r = cluster_gate(c, "the phases after the restarts",
+				       err)) < 0)
+		return r;
 	out_step("restarted %zu VM%s one at a time", k, k == 1 ? "" : "s");
 	return 0;
 }

@@ -502,6 +502,11 @@ scale_run(struct apply_ctx *c, struct err *err)
 		if ((r = gate(c, kcfg, v, n, i, before, err)) < 0 ||
 		    (r = etcd_snapshot_before(c, before, err)) < 0)
 			goto out;
+		/* an address not found before the gate (the API and etcd
+		 * could not answer yet: no quorum) is looked up again now
+		 * that the cluster is healthy */
+		if (!v[i].addr)
+			find_addrs(c, kc, &v[i], 1);
 		if ((r = remove_one(c, kc, &v[i], err)) < 0)
 			goto out;
 	}

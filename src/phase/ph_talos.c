@@ -30,6 +30,7 @@
  * under a node goes through c->provider (phase/provider.h), never a
  * provider's own API.
  */
+#include <inttypes.h>
 #include <libfyaml.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -1029,8 +1030,8 @@ recover_run(struct apply_ctx *c, struct err *err)
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;
 
-		if (talos_etcd_recover(&t, c->etcd_recover->ptr,
-				       c->etcd_recover->len, &st, &e) == 0)
+		if (talos_etcd_recover_file(&t, c->etcd_recover->path, &st,
+					    &e) == 0)
 			break;
 		if (!talos_status_transient(&st) || !waiter_again(&w)) {
 			*err = e;
@@ -1039,8 +1040,8 @@ recover_run(struct apply_ctx *c, struct err *err)
 			goto out;
 		}
 	}
-	out_step("etcd snapshot (%zu bytes) uploaded to %s (%s)",
-		 c->etcd_recover->len, cp->name, cp->ip);
+	out_step("etcd snapshot (%" PRIu64 " bytes) uploaded to %s (%s)",
+		 c->etcd_recover->bytes, cp->name, cp->ip);
 	t.timeout_ms = 10000;
 	if ((r = talos_bootstrap_recover(&t, false, NULL, err)) < 0)
 		goto out;
@@ -1127,7 +1128,8 @@ bootstrap_dry_run(struct apply_ctx *c, FILE *fp)
 
 	if (c->etcd_recover)
 		fprintf(fp, "    recover etcd on %s (%s) from the snapshot "
-			"(%zu bytes)\n", cp->name, cp->ip, c->etcd_recover->len);
+			"(%" PRIu64 " bytes)\n", cp->name, cp->ip,
+			c->etcd_recover->bytes);
 	else
 		fprintf(fp, "    bootstrap etcd once on %s (%s)\n", cp->name,
 			cp->ip);

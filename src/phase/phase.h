@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -50,7 +51,7 @@ struct apply_ctx {
 	 * strata restore --etcd, the snapshot to recover etcd from (the
 	 * bootstrap phase then uploads it and bootstraps with recover_etcd) */
 	bool etcd_snapshot_taken;
-	const struct buf *etcd_recover;
+	const struct etcd_recovery *etcd_recover;
 };
 
 struct phase {
@@ -232,6 +233,14 @@ extern const struct phase ph_cni;
 extern const struct phase ph_gitops;
 
 /* ph_etcd.c: etcd snapshots (docs/etcd.md). */
+/* The snapshot of strata restore --etcd: a checked file, read from disk
+ * while it is uploaded (never held in memory). */
+struct etcd_recovery {
+	const char *path;
+	uint64_t bytes;
+	char sha256[65];
+};
+
 struct etcd_snapshot_info {
 	char path[4096];
 	char node[64];              /* the control plane it came from */

@@ -140,10 +140,17 @@ talos_status_transient(const struct talos_status *st)
 
 /* One call; res holds the response messages on success. With reqs, a
  * client stream of n_reqs messages instead of req/len. */
+struct stream_io {
+	int (*on_msg)(void *ctx, const void *msg, size_t len, struct err *err);
+	void *ctx;
+	const struct grpc_source *src;
+};
+
 static int
 call_any(const struct talos_target *t, const char *method, const void *req,
 	 size_t len, const struct buf *reqs, size_t n_reqs,
-	 struct grpc_result *res, struct talos_status *st, struct err *err)
+	 const struct stream_io *io, struct grpc_result *res,
+	 struct talos_status *st, struct err *err)
 {
 	struct grpc_opts o;
 	char target[64], path[96];
@@ -165,9 +172,16 @@ call_any(const struct talos_target *t, const char *method, const void *req,
 		o.pin_sha256 = t->pin_sha256;
 	}
 	o.max_reply = t->max_reply;
+	if (io) {
+		o.on_msg = io->on_msg;
+		o.on_msg_ctx = io->ctx;
+	}
 	grpc_result_init(res);
-	r = reqs ? grpc_call_stream(&o, path, reqs, n_reqs, res, err)
-		 : grpc_call(&o, path, req, len, res, err);
+	if (io && io->src)
+		r = grpc_call_source(&o, path, io->src, res, err);
+	else
+		r = reqs ? grpc_call_stream(&o, path, reqs, n_reqs, res, err)
+			 : grpc_call(&o, path, req, len, res, err);
 	if (st) {
 		st->code = res->status;
 		st->tls = res->tls;
@@ -185,7 +199,7 @@ call(const struct talos_target *t, const char *method, const void *req,
      size_t len, struct grpc_result *res, struct talos_status *st,
      struct err *err)
 {
-	return call_any(t, method, req, len, NULL, 0, res, st, err);
+	return call_any(t, method, req, len, NULL, 0, NULL, res, st, err);
 }
 
 int
@@ -193,7 +207,7 @@ talos_call(const struct talos_target *t, const char *method, const void *req,
 	   size_t len, struct grpc_result *res, struct talos_status *st,
 	   struct err *err)
 {
-	return call_any(t, method, req, len, NULL, 0, res, st, err);
+	return call_any(t, method, req, len, NULL, 0, NULL, res, st, err);
 }
 
 int
@@ -203,8 +217,31 @@ talos_call_stream(const struct talos_target *t, const char *method,
 {
 	static const struct buf none = BUF_INIT;
 
-	return call_any(t, method, NULL, 0, reqs ? reqs : &none, n, res, st,
-			err);
+	return call_any(t, method, NULL, 0, reqs ? reqs : &none, n, NULL, res,
+			st, err);
+}
+
+int
+talos_call_each(const struct talos_target *t, const char *method,
+		const void *req, size_t len,
+		int (*on_msg)(void *ctx, const void *msg, size_t len,
+			      struct err *err),
+		void *ctx, struct grpc_result *res, struct talos_status *st,
+		struct err *err)
+{
+	struct stream_io io = { on_msg, ctx, NULL };
+
+	return call_any(t, method, req, len, NULL, 0, &io, res, st, err);
+}
+
+int
+talos_call_source(const struct talos_target *t, const char *method,
+		  const struct grpc_source *src, struct grpc_result *res,
+		  struct talos_status *st, struct err *err)
+{
+	struct stream_io io = { NULL, NULL, src };
+
+	return call_any(t, method, NULL, 0, NULL, 0, &io, res, st, err);
 }
 
 /* A proxied reply may carry a backend's error in its metadata. */

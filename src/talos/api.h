@@ -154,6 +154,18 @@ int talos_call(const struct talos_target *t, const char *method,
 int talos_call_stream(const struct talos_target *t, const char *method,
 		      const struct buf *reqs, size_t n, struct grpc_result *res,
 		      struct talos_status *st, struct err *err);
+/* A server stream whose messages go to on_msg as they arrive (none kept
+ * in res), and a client stream pulled from src while it is sent. */
+int talos_call_each(const struct talos_target *t, const char *method,
+		    const void *req, size_t len,
+		    int (*on_msg)(void *ctx, const void *msg, size_t len,
+				  struct err *err),
+		    void *ctx, struct grpc_result *res, struct talos_status *st,
+		    struct err *err);
+struct grpc_source;
+int talos_call_source(const struct talos_target *t, const char *method,
+		      const struct grpc_source *src, struct grpc_result *res,
+		      struct talos_status *st, struct err *err);
 int talos_check_meta(const void *meta, const char *method,
 		     const struct talos_target *t, struct talos_status *st,
 		     struct err *err);

@@ -1,17 +1,25 @@
 #include "talos/etcd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.pb-c.h"
 #include "machine.pb-c.h"
+#include "util/fs.h"
 #include "util/grpc.h"
 
-#define SNAP_MAX ((size_t)1 << 30)
+/* etcd's own hard limit for a database is 8 GiB; twice that is surely
+ * not a snapshot. One message at most: Talos's 32 MiB limit. */
+#define SNAP_MAX ((size_t)16 << 30)
+#define MSG_MAX ((size_t)32 << 20)
 #define RECOVER_CHUNK ((size_t)1 << 20)   /* well under the 32 MiB limit */
 
 /* ----------------------------------------------------------------- ids */
@@ -353,106 +361,306 @@ out:
 
 /* ------------------------------------------------------ snapshot, recover */
 
-int
-etcd_snapshot_check(const void *data, size_t len, struct err *err)
+/*
+ * The trailer check as bytes go by: every byte but the last 32 seen goes
+ * into `inner` (held back in tail until more arrive), all of them into
+ * `whole` (the file's SHA-256 for the record).
+ */
+void
+etcd_snap_check_init(struct etcd_snap_check *k)
 {
-	unsigned char md[32];
-	unsigned int mdlen = 0;
+	memset(k, 0, sizeof(*k));
+	k->inner = EVP_MD_CTX_new();
+	k->whole = EVP_MD_CTX_new();
+	if (!k->inner || !k->whole ||
+	    EVP_DigestInit_ex(k->inner, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestInit_ex(k->whole, EVP_sha256(), NULL) != 1) {
+		fputs("fatal: cannot start SHA-256 (OpenSSL)\n", stderr);
+		abort();
+	}
+}
 
-	if (len < 32 || len % 512 != 32)
-		return err_set(err, ERR_FAIL, "not an etcd snapshot: sha256 "
-			       "checksum not found (%zu bytes; a snapshot is "
-			       "whole 512-byte pages plus a 32-byte SHA-256)",
-			       len);
-	if (EVP_Digest(data, len - 32, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != 32)
-		return err_set(err, ERR_FAIL, "cannot compute SHA-256 (OpenSSL)");
-	if (memcmp(md, (const unsigned char *)data + len - 32, 32))
-		return err_set(err, ERR_FAIL, "the etcd snapshot is damaged: its "
-			       "SHA-256 trailer does not match its contents "
-			       "(take a new snapshot)");
-	return 0;
+void
+etcd_snap_check_add(struct etcd_snap_check *k, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t keep;
+
+	EVP_DigestUpdate(k->whole, p, len);
+	k->bytes += len;
+	if (len >= 32) {
+		EVP_DigestUpdate(k->inner, k->tail, k->tail_len);
+		EVP_DigestUpdate(k->inner, p, len - 32);
+		memcpy(k->tail, p + len - 32, 32);
+		k->tail_len = 32;
+		return;
+	}
+	/* fewer than 32 new bytes: what falls out of the window is hashed */
+	keep = k->tail_len + len > 32 ? 32 : k->tail_len + len;
+	if (k->tail_len + len > keep) {
+		size_t out = k->tail_len + len - keep;
+
+		EVP_DigestUpdate(k->inner, k->tail, out);
+		memmove(k->tail, k->tail + out, k->tail_len - out);
+		k->tail_len -= out;
+	}
+	memcpy(k->tail + k->tail_len, p, len);
+	k->tail_len += len;
 }
 
 int
-talos_etcd_snapshot(const struct talos_target *t, struct buf *out,
-		    struct talos_status *st, struct err *err)
+etcd_snap_check_final(struct etcd_snap_check *k, char sha256_hex[65],
+		      struct err *err)
+{
+	unsigned char md[32], whole[32];
+	unsigned int n = 0, m = 0;
+	int i, r = 0;
+
+	if (EVP_DigestFinal_ex(k->inner, md, &n) != 1 ||
+	    EVP_DigestFinal_ex(k->whole, whole, &m) != 1 || n != 32 || m != 32)
+		r = err_set(err, ERR_FAIL, "cannot compute SHA-256 (OpenSSL)");
+	else if (k->bytes < 32 || k->bytes % 512 != 32)
+		r = err_set(err, ERR_FAIL, "not an etcd snapshot: sha256 "
+			    "checksum not found (%" PRIu64 " bytes; a snapshot "
+			    "is whole 512-byte pages plus a 32-byte SHA-256)",
+			    k->bytes);
+	else if (memcmp(md, k->tail, 32))
+		r = err_set(err, ERR_FAIL, "the etcd snapshot is damaged: its "
+			    "SHA-256 trailer does not match its contents (take "
+			    "a new snapshot)");
+	if (r == 0 && sha256_hex)
+		for (i = 0; i < 32; i++)
+			snprintf(sha256_hex + 2 * i, 3, "%02x", whole[i]);
+	etcd_snap_check_release(k);
+	return r;
+}
+
+void
+etcd_snap_check_release(struct etcd_snap_check *k)
+{
+	EVP_MD_CTX_free(k->inner);
+	EVP_MD_CTX_free(k->whole);
+	k->inner = k->whole = NULL;
+}
+
+int
+etcd_snapshot_check(const void *data, size_t len, struct err *err)
+{
+	struct etcd_snap_check k;
+
+	etcd_snap_check_init(&k);
+	etcd_snap_check_add(&k, data, len);
+	return etcd_snap_check_final(&k, NULL, err);
+}
+
+int
+etcd_snapshot_check_file(const char *path, uint64_t *bytes,
+			 char sha256_hex[65], struct err *err)
+{
+	struct etcd_snap_check k;
+	unsigned char *chunk;
+	int fd, r = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys(err, errno, "cannot open '%s'", path);
+	chunk = xmalloc(RECOVER_CHUNK);
+	etcd_snap_check_init(&k);
+	for (;;) {
+		ssize_t n = read(fd, chunk, RECOVER_CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = err_sys(err, errno, "cannot read '%s'", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		etcd_snap_check_add(&k, chunk, (size_t)n);
+	}
+	*bytes = k.bytes;
+	if (r == 0)
+		r = etcd_snap_check_final(&k, sha256_hex, err);
+	else
+		etcd_snap_check_release(&k);
+	secret_free(chunk, RECOVER_CHUNK);
+	close(fd);
+	return r;
+}
+
+/* The snapshot stream's sink: each common.Data's bytes to the file. */
+struct snap_sink {
+	const struct talos_target *t;
+	struct talos_status *st;
+	struct fs_atomic *w;
+	struct etcd_snap_check *k;
+};
+
+static int
+snap_on_msg(void *ctx, const void *msg, size_t len, struct err *err)
+{
+	struct snap_sink *s = ctx;
+	Common__Data *d = common__data__unpack(NULL, len, msg);
+	int r;
+
+	if (!d)
+		return talos_bad_reply("EtcdSnapshot", s->t, err);
+	r = talos_check_meta(d->metadata, "EtcdSnapshot", s->t, s->st, err);
+	if (r == 0 && s->k->bytes + d->bytes.len > SNAP_MAX)
+		r = err_set(err, ERR_FAIL, "the snapshot grew past %zu bytes; "
+			    "stopped", SNAP_MAX);
+	if (r == 0 && (r = fs_atomic_write(s->w, d->bytes.data, d->bytes.len,
+					   err)) == 0)
+		etcd_snap_check_add(s->k, d->bytes.data, d->bytes.len);
+	if (d->bytes.len)
+		OPENSSL_cleanse(d->bytes.data, d->bytes.len);
+	common__data__free_unpacked(d, NULL);
+	return r;
+}
+
+int
+talos_etcd_snapshot_file(const struct talos_target *t, const char *path,
+			 uint64_t *bytes, char sha256_hex[65],
+			 struct talos_status *st, struct err *err)
 {
 	Machine__EtcdSnapshotRequest req = MACHINE__ETCD_SNAPSHOT_REQUEST__INIT;
 	struct talos_target tt = *t;
 	struct talos_status local;
 	struct grpc_result res;
+	struct fs_atomic w;
+	struct etcd_snap_check k;
+	struct snap_sink sink;
 	unsigned char wire[8];
-	size_t n, i, start = out->len;
+	size_t n;
 	int r;
 
+	*bytes = 0;
 	if (!st)
 		st = &local;
+	/* the snapshot holds every Secret of the cluster: 0600 */
+	if ((r = fs_atomic_open(&w, path, FS_MODE_SECRET, false, err)) < 0)
+		return r;
 	if (!tt.max_reply)
-		tt.max_reply = SNAP_MAX;
+		tt.max_reply = MSG_MAX;
 	if (!tt.timeout_ms)
 		tt.timeout_ms = 300000;
+	etcd_snap_check_init(&k);
+	sink.t = t;
+	sink.st = st;
+	sink.w = &w;
+	sink.k = &k;
 	n = machine__etcd_snapshot_request__pack(&req, wire);
-	if ((r = talos_call(&tt, "EtcdSnapshot", wire, n, &res, st, err)) < 0)
-		goto out;
-	for (i = 0; i < res.n_msgs && r == 0; i++) {
-		Common__Data *d = common__data__unpack(
-			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
-
-		if (!d) {
-			r = talos_bad_reply("EtcdSnapshot", t, err);
-			break;
-		}
-		r = talos_check_meta(d->metadata, "EtcdSnapshot", t, st, err);
-		if (r == 0)
-			buf_add(out, d->bytes.data, d->bytes.len);
-		common__data__free_unpacked(d, NULL);
-	}
-	if (r == 0 && (r = etcd_snapshot_check(out->ptr + start,
-					       out->len - start, err)) < 0)
-		err_wrap(err, "EtcdSnapshot on %s", t->addr);
-	if (r < 0)
-		out->len = start;
-out:
+	r = talos_call_each(&tt, "EtcdSnapshot", wire, n, snap_on_msg, &sink,
+			    &res, st, err);
 	grpc_result_release(&res);
-	return explain(r, "EtcdSnapshot", t, st, err);
+	if (r < 0) {
+		etcd_snap_check_release(&k);
+		fs_atomic_abort(&w);
+		return explain(r, "EtcdSnapshot", t, st, err);
+	}
+	*bytes = k.bytes;
+	if ((r = etcd_snap_check_final(&k, sha256_hex, err)) < 0) {
+		fs_atomic_abort(&w);
+		return err_wrap(err, "EtcdSnapshot on %s", t->addr);
+	}
+	return fs_atomic_commit(&w, err);
+}
+
+/* The recover upload's source: the file in RECOVER_CHUNK pieces. */
+struct recover_src {
+	int fd;
+	const char *path;
+	unsigned char *chunk;
+	uint64_t left;
+};
+
+static int
+recover_next(void *ctx, struct buf *msg, struct err *err)
+{
+	struct recover_src *s = ctx;
+	Common__Data d = COMMON__DATA__INIT;
+	size_t want, got = 0, sz;
+
+	if (!s->left)
+		return 1;
+	want = s->left < RECOVER_CHUNK ? (size_t)s->left : RECOVER_CHUNK;
+	while (got < want) {
+		ssize_t n = read(s->fd, s->chunk + got, want - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_sys(err, errno, "cannot read '%s'", s->path);
+		if (n == 0)
+			return err_set(err, ERR_FAIL, "'%s' got shorter while it "
+				       "was sent", s->path);
+		got += (size_t)n;
+	}
+	s->left -= want;
+	d.bytes.data = s->chunk;
+	d.bytes.len = want;
+	sz = common__data__get_packed_size(&d);
+	buf_grow(msg, sz);
+	common__data__pack(&d, (uint8_t *)msg->ptr + msg->len);
+	msg->len += sz;
+	return 0;
+}
+
+/* The framed length of a file sent in RECOVER_CHUNK messages. */
+static size_t
+recover_total(uint64_t len)
+{
+	Common__Data d = COMMON__DATA__INIT;
+	uint64_t full = len / RECOVER_CHUNK, rest = len % RECOVER_CHUNK;
+	size_t total = 0;
+
+	d.bytes.len = RECOVER_CHUNK;
+	if (full)
+		total += (size_t)full * (5 + common__data__get_packed_size(&d));
+	d.bytes.len = (size_t)rest;
+	if (rest)
+		total += 5 + common__data__get_packed_size(&d);
+	return total;
 }
 
 int
-talos_etcd_recover(const struct talos_target *t, const void *data, size_t len,
-		   struct talos_status *st, struct err *err)
+talos_etcd_recover_file(const struct talos_target *t, const char *path,
+			struct talos_status *st, struct err *err)
 {
 	struct talos_target tt = *t;
 	struct talos_status local;
 	struct grpc_result res;
-	struct buf *msgs;
-	size_t n = (len + RECOVER_CHUNK - 1) / RECOVER_CHUNK, i, off;
+	struct recover_src rs;
+	struct grpc_source src;
 	Machine__EtcdRecoverResponse *resp;
+	struct stat sb;
+	size_t i;
 	int r;
 
 	if (!st)
 		st = &local;
-	if (!len)
+	grpc_result_init(&res);
+	if ((rs.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys(err, errno, "cannot open '%s'", path);
+	if (fstat(rs.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(rs.fd);
+		return err_set(err, ERR_USAGE, "'%s' is not a file", path);
+	}
+	if (!sb.st_size) {
+		close(rs.fd);
 		return err_set(err, ERR_USAGE, "EtcdRecover: the snapshot is empty");
+	}
 	if (!tt.timeout_ms)
 		tt.timeout_ms = 300000;
-	msgs = xcalloc(n, sizeof(*msgs));
-	for (i = 0, off = 0; i < n; i++, off += RECOVER_CHUNK) {
-		Common__Data d = COMMON__DATA__INIT;
-		size_t sz;
-
-		d.bytes.data = (uint8_t *)data + off;
-		d.bytes.len = len - off < RECOVER_CHUNK ? len - off : RECOVER_CHUNK;
-		sz = common__data__get_packed_size(&d);
-		buf_init(&msgs[i]);
-		buf_grow(&msgs[i], sz);
-		common__data__pack(&d, (uint8_t *)msgs[i].ptr);
-		msgs[i].len = sz;
-	}
-	r = talos_call_stream(&tt, "EtcdRecover", msgs, n, &res, st, err);
-	for (i = 0; i < n; i++)
-		buf_release(&msgs[i]);
-	free(msgs);
+	rs.path = path;
+	rs.left = (uint64_t)sb.st_size;
+	rs.chunk = xmalloc(RECOVER_CHUNK);
+	src.next = recover_next;
+	src.ctx = &rs;
+	src.total = recover_total((uint64_t)sb.st_size);
+	r = talos_call_source(&tt, "EtcdRecover", &src, &res, st, err);
+	secret_free(rs.chunk, RECOVER_CHUNK);
+	close(rs.fd);
 	if (r < 0)
 		goto out;
 	if ((r = talos_one_msg(&res, "EtcdRecover", t, err)) < 0)

@@ -80,19 +80,46 @@ int talos_etcd_status(const struct talos_target *t, struct etcd_status *out,
 		      struct talos_status *st, struct err *err);
 
 /*
- * EtcdSnapshot: the streamed snapshot appended to out, checked to carry
- * its SHA-256 trailer (size % 512 == 32 and the last 32 bytes are the
- * SHA-256 of the rest). Role os:etcd:backup is enough. The whole
- * snapshot is held in memory, at most t->max_reply bytes (0: 1 GiB here).
+ * An etcd snapshot is a bbolt file with its SHA-256 appended: size %
+ * 512 == 32 and the last 32 bytes are the SHA-256 of the rest
+ * (FACTS-day2.md 3). The check runs over bytes as they go by: init, add
+ * any pieces, final (which also gives the SHA-256 of all the bytes, for
+ * the record; may be NULL) or release.
  */
-int talos_etcd_snapshot(const struct talos_target *t, struct buf *out,
-			struct talos_status *st, struct err *err);
+struct evp_md_ctx_st;
+struct etcd_snap_check {
+	struct evp_md_ctx_st *inner, *whole;
+	unsigned char tail[32];
+	size_t tail_len;
+	uint64_t bytes;
+};
+void etcd_snap_check_init(struct etcd_snap_check *k);
+void etcd_snap_check_add(struct etcd_snap_check *k, const void *data,
+			 size_t len);
+int etcd_snap_check_final(struct etcd_snap_check *k, char sha256_hex[65],
+			  struct err *err);
+void etcd_snap_check_release(struct etcd_snap_check *k);
 /* Is this a snapshot with its SHA-256 trailer? -1 with err saying why not. */
 int etcd_snapshot_check(const void *data, size_t len, struct err *err);
+/* The same for a file, read in 1 MiB pieces; *bytes its size. */
+int etcd_snapshot_check_file(const char *path, uint64_t *bytes,
+			     char sha256_hex[65], struct err *err);
 
-/* EtcdRecover: upload a snapshot (client stream of common.Data chunks). */
-int talos_etcd_recover(const struct talos_target *t, const void *data,
-		       size_t len, struct talos_status *st, struct err *err);
+/*
+ * EtcdSnapshot into path, written as it streams in (a temporary file
+ * 0600 beside it, never replacing a file: -ERR_EXISTS), checked as it
+ * goes; renamed into place, fsynced, only when the stream ended well and
+ * the trailer matched, else removed. *bytes and sha256_hex (of the whole
+ * file) describe it. Role os:etcd:backup is enough. Memory: one message.
+ */
+int talos_etcd_snapshot_file(const struct talos_target *t, const char *path,
+			     uint64_t *bytes, char sha256_hex[65],
+			     struct talos_status *st, struct err *err);
+
+/* EtcdRecover: upload the snapshot in path (client stream of 1 MiB
+ * common.Data chunks read from the file as they are sent). */
+int talos_etcd_recover_file(const struct talos_target *t, const char *path,
+			    struct talos_status *st, struct err *err);
 /* Bootstrap{recover_etcd=true}: etcd starts from the uploaded snapshot.
  * AlreadyExists here is an error: the node's etcd was not empty. */
 int talos_bootstrap_recover(const struct talos_target *t, bool skip_hash_check,

@@ -515,6 +515,25 @@ check_etcd_members(const struct health_cluster *hc, struct health_report *rep)
 	etcd_members_release(&first);
 }
 
+/* etcd writes nothing without a majority of its members, and the
+ * Kubernetes API then times out on every request: say so first, with
+ * the way out when the members cannot come back. */
+static void
+check_quorum(struct health_report *rep, size_t etcd_ok, size_t ncp)
+{
+	struct health_item *it;
+
+	if (!ncp || etcd_ok >= ncp / 2 + 1)
+		return;
+	it = item(rep, "etcd-quorum");
+	fail(rep, it, "etcd lacks quorum: its service is healthy on %zu of %zu "
+	     "control planes and a majority needs %zu; the Kubernetes API "
+	     "can neither read nor write until enough of them come back. If "
+	     "they cannot, recover from a snapshot: strata restore ENV --etcd "
+	     "FILE (docs/etcd.md)", etcd_ok, ncp, ncp / 2 + 1);
+	rep->first_fail = it->detail;
+}
+
 int
 health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
 		     struct err *err)
@@ -575,6 +594,7 @@ health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
 	if (etcd->state == HEALTH_PASS)
 		snprintf(etcd->detail, sizeof(etcd->detail),
 			 "etcd Running and healthy on %zu/%zu control planes", etcd_ok, ncp);
+	check_quorum(rep, etcd_ok, ncp);
 	if (etcd->state == HEALTH_PASS && talos_ok)
 		check_etcd_members(hc, rep);
 	else

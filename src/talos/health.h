@@ -53,6 +53,9 @@ int health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
  *                cluster's OS CA) at its address;
  *   etcd         the etcd service Running and healthy on every control
  *                plane;
+ *   etcd-quorum  (only when it fails) etcd healthy on fewer than a
+ *                majority of the control planes: named first, with
+ *                strata restore --etcd as the way out;
  *   etcd-members every control plane's EtcdMemberList shows the same
  *                members, one per control plane listed (none left over),
  *                each started and no learner; EtcdStatus names the same

@@ -280,26 +280,28 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-static int
-write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-	     bool replace, struct err *err)
+int
+fs_atomic_open(struct fs_atomic *w, const char *path, mode_t mode,
+	       bool replace, struct err *err)
 {
 	const char *name;
-	char *tmp = NULL;
 	struct stat st;
 	int dfd, fd = -1, tries, r = 0;
+	char *tmp = NULL;
 
+	memset(w, 0, sizeof(*w));
+	w->dfd = w->fd = -1;
 	if ((dfd = open_parent(path, &name, err)) < 0)
 		return dfd;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISLNK(st.st_mode)) {
 			r = refuse_link(err, path, name);
-			goto out;
+			goto fail;
 		}
 		if (!replace) {
 			r = err_set(err, ERR_EXISTS, "'%s' exists; not overwritten",
 				    path);
-			goto out;
+			goto fail;
 		}
 	}
 	for (tries = 0; tries < 8 && fd < 0; tries++) {
@@ -313,60 +315,118 @@ write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	if (fd < 0) {
 		r = err_sys(err, errno, "cannot create a temporary file for '%s'",
 			    path);
-		goto out;
+		goto fail;
 	}
 	/* The umask may have narrowed the mode; secrets must be exactly 0600. */
 	if (fchmod(fd, mode) < 0) {
 		r = err_sys(err, errno, "cannot chmod '%s'", path);
+		close(fd);
+		unlinkat(dfd, tmp, 0);
 		goto fail;
 	}
-	if (write_all(fd, data, len) < 0) {
-		r = err_sys(err, errno, "cannot write '%s'", path);
-		goto fail;
+	w->dfd = dfd;
+	w->fd = fd;
+	w->tmp = tmp;
+	w->path = xstrdup(path);
+	w->name = xstrdup(name);
+	w->replace = replace;
+	return 0;
+fail:
+	close(dfd);
+	free(tmp);
+	return r;
+}
+
+int
+fs_atomic_write(struct fs_atomic *w, const void *data, size_t len,
+		struct err *err)
+{
+	if (w->fd < 0)
+		return err_set(err, ERR_FAIL, "'%s': write after the file was "
+			       "closed", w->path ? w->path : "?");
+	if (write_all(w->fd, data, len) < 0)
+		return err_sys(err, errno, "cannot write '%s'", w->path);
+	w->written += len;
+	return 0;
+}
+
+void
+fs_atomic_abort(struct fs_atomic *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->dfd >= 0 && w->tmp)
+		unlinkat(w->dfd, w->tmp, 0);
+	if (w->dfd >= 0)
+		close(w->dfd);
+	free(w->tmp);
+	free(w->path);
+	free(w->name);
+	memset(w, 0, sizeof(*w));
+	w->dfd = w->fd = -1;
+}
+
+int
+fs_atomic_commit(struct fs_atomic *w, struct err *err)
+{
+	int fd = w->fd, r = 0;
+
+	if (fd < 0 || w->dfd < 0) {
+		fs_atomic_abort(w);
+		return err_set(err, ERR_FAIL, "commit of a file not open");
 	}
 	if (fsync(fd) < 0) {
-		r = err_sys(err, errno, "cannot fsync '%s'", path);
+		r = err_sys(err, errno, "cannot fsync '%s'", w->path);
 		goto fail;
 	}
+	w->fd = -1;
 	if (close(fd) < 0) {
-		fd = -1;
-		r = err_sys(err, errno, "cannot close '%s'", path);
+		r = err_sys(err, errno, "cannot close '%s'", w->path);
 		goto fail;
 	}
-	fd = -1;
-	if (replace) {
-		if (renameat(dfd, tmp, dfd, name) < 0) {
-			r = err_sys(err, errno, "cannot rename into '%s'", path);
+	if (w->replace) {
+		if (renameat(w->dfd, w->tmp, w->dfd, w->name) < 0) {
+			r = err_sys(err, errno, "cannot rename into '%s'", w->path);
 			goto fail;
 		}
 	} else {
 		/* link(2) fails when name exists: never replaces a file that
 		 * appeared meanwhile. */
-		if (linkat(dfd, tmp, dfd, name, 0) < 0) {
+		if (linkat(w->dfd, w->tmp, w->dfd, w->name, 0) < 0) {
 			int e = errno;
 
 			r = e == EEXIST
 				? err_set(err, ERR_EXISTS, "'%s' appeared meanwhile; "
-					  "not overwritten", path)
-				: err_sys(err, e, "cannot create '%s'", path);
+					  "not overwritten", w->path)
+				: err_sys(err, e, "cannot create '%s'", w->path);
 			goto fail;
 		}
-		unlinkat(dfd, tmp, 0);
+		unlinkat(w->dfd, w->tmp, 0);
 	}
-	if (fsync(dfd) < 0) {
+	free(w->tmp);
+	w->tmp = NULL;     /* nothing left to unlink */
+	if (fsync(w->dfd) < 0)
 		r = err_sys(err, errno, "'%s' written, but its directory cannot "
-			    "be synced", path);
-		goto out;
-	}
-	goto out;
+			    "be synced", w->path);
 fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(dfd, tmp, 0);
-out:
-	close(dfd);
-	free(tmp);
+	fs_atomic_abort(w);
 	return r;
+}
+
+static int
+write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+	     bool replace, struct err *err)
+{
+	struct fs_atomic w;
+	int r;
+
+	if ((r = fs_atomic_open(&w, path, mode, replace, err)) < 0)
+		return r;
+	if ((r = fs_atomic_write(&w, data, len, err)) < 0) {
+		fs_atomic_abort(&w);
+		return r;
+	}
+	return fs_atomic_commit(&w, err);
 }
 
 int

@@ -45,6 +45,26 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 /* fs_write_atomic that never replaces: -ERR_EXISTS when path exists. */
 int fs_create_atomic(const char *path, const void *data, size_t len,
 		     mode_t mode, struct err *err);
+/*
+ * The same, written piece by piece (a snapshot streamed from a node):
+ * open makes the temporary file (mode, O_EXCL, in path's directory; with
+ * !replace an existing path is -ERR_EXISTS), write appends, commit
+ * fsyncs, renames (or links, never replacing) and fsyncs the directory;
+ * abort removes the temporary file. Commit and abort both release w;
+ * after a failed open there is nothing to release.
+ */
+struct fs_atomic {
+	int dfd, fd;
+	char *tmp, *path, *name;
+	bool replace;
+	size_t written;
+};
+int fs_atomic_open(struct fs_atomic *w, const char *path, mode_t mode,
+		   bool replace, struct err *err);
+int fs_atomic_write(struct fs_atomic *w, const void *data, size_t len,
+		    struct err *err);
+int fs_atomic_commit(struct fs_atomic *w, struct err *err);
+void fs_atomic_abort(struct fs_atomic *w);
 /* Write only when the contents differ; *changed tells which (may be NULL). */
 int fs_write_if_changed(const char *path, const void *data, size_t len,
 			mode_t mode, bool *changed, struct err *err);

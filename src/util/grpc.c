@@ -105,6 +105,16 @@ struct call {
 	const char *pin;          /* opts.pin_sha256 */
 	bool pin_failed;
 	char seen[65];            /* the leaf's SHA-256 */
+	size_t body_seen;         /* response bytes received in all */
+	/* streamed response (opts.on_msg) and streamed request */
+	int (*on_msg)(void *ctx, const void *msg, size_t len, struct err *err);
+	void *on_msg_ctx;
+	const struct grpc_source *src;
+	struct buf out;           /* framed bytes of the next request message */
+	size_t out_off, sent;
+	bool src_done;
+	bool cb_failed;           /* on_msg or src failed: cb_err says why */
+	struct err cb_err;
 };
 
 /* Record alerts the server sends: with TLS 1.3 a rejected client cert
@@ -219,15 +229,111 @@ parse_status(const char *v, size_t len)
 	return n;
 }
 
+/* Hand every whole frame in c->body to on_msg and keep the rest (less
+ * than one frame, so the move stays small). */
+static int
+deliver_frames(struct call *c)
+{
+	const unsigned char *p = (const unsigned char *)c->body.ptr;
+	size_t off = 0;
+
+	while (c->body.len - off >= 5) {
+		uint32_t len = (uint32_t)p[off + 1] << 24 |
+			       (uint32_t)p[off + 2] << 16 |
+			       (uint32_t)p[off + 3] << 8 | p[off + 4];
+
+		if (p[off] != 0) {
+			err_set(&c->cb_err, ERR_FAIL, "compressed gRPC message "
+				"(not negotiated)");
+			return -1;
+		}
+		if (len > c->max_body) {
+			err_set(&c->cb_err, ERR_FAIL, "a gRPC message of %u bytes "
+				"(more than the %zu allowed)", len, c->max_body);
+			return -1;
+		}
+		if (c->body.len - off - 5 < len)
+			break;
+		if (c->on_msg(c->on_msg_ctx, p + off + 5, len, &c->cb_err) < 0)
+			return -1;
+		off += 5 + len;
+	}
+	if (off) {
+		memmove(c->body.ptr, c->body.ptr + off, c->body.len - off);
+		c->body.len -= off;
+	}
+	return 0;
+}
+
 static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *userp)
 {
 	struct call *c = userp;
 	size_t n = size * nmemb;
 
+	c->body_seen += n;
+	if (c->on_msg) {
+		buf_add(&c->body, ptr, n);
+		if (deliver_frames(c) < 0) {
+			c->cb_failed = true;
+			return 0;
+		}
+		return n;
+	}
 	if (c->body.len + n > c->max_body)
 		return 0;
 	buf_add(&c->body, ptr, n);
+	return n;
+}
+
+static void
+add_frame(struct buf *b, const void *msg, size_t len);
+
+/* The request body of a source, one message at a time. */
+static size_t
+on_read(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct call *c = userp;
+	size_t room = size * nmemb, n;
+
+	if (c->out_off == c->out.len && !c->src_done) {
+		struct buf msg = BUF_INIT_SECRET;
+		int r;
+
+		c->out.len = 0;
+		c->out_off = 0;
+		r = c->src->next(c->src->ctx, &msg, &c->cb_err);
+		if (r < 0) {
+			buf_release_secret(&msg);
+			c->cb_failed = true;
+			return CURL_READFUNC_ABORT;
+		}
+		if (r > 0)
+			c->src_done = true;
+		else
+			add_frame(&c->out, msg.ptr, msg.len);
+		buf_release_secret(&msg);
+		if (c->sent + c->out.len > c->src->total) {
+			err_set(&c->cb_err, ERR_FAIL, "the request grew past the "
+				"%zu bytes announced", c->src->total);
+			c->cb_failed = true;
+			return CURL_READFUNC_ABORT;
+		}
+	}
+	if (c->out_off == c->out.len) {
+		if (c->sent != c->src->total) {
+			err_set(&c->cb_err, ERR_FAIL, "the request ended after %zu "
+				"of the %zu bytes announced", c->sent,
+				c->src->total);
+			c->cb_failed = true;
+			return CURL_READFUNC_ABORT;
+		}
+		return 0;
+	}
+	n = c->out.len - c->out_off < room ? c->out.len - c->out_off : room;
+	memcpy(ptr, c->out.ptr + c->out_off, n);
+	c->out_off += n;
+	c->sent += n;
 	return n;
 }
 
@@ -444,6 +550,7 @@ add_frame(struct buf *b, const void *msg, size_t len)
 
 static int call_framed(const struct grpc_opts *o, const char *path,
 		       unsigned char *framed, size_t framed_len,
+		       const struct grpc_source *src,
 		       struct grpc_result *res, struct err *err);
 
 int
@@ -455,7 +562,7 @@ grpc_call(const struct grpc_opts *o, const char *path, const void *req,
 	add_frame(&b, req, req_len);
 	/* call_framed wipes and frees the frames */
 	return call_framed(o, path, (unsigned char *)buf_detach(&b, NULL),
-			   req_len + 5, res, err);
+			   req_len + 5, NULL, res, err);
 }
 
 int
@@ -472,12 +579,23 @@ grpc_call_stream(const struct grpc_opts *o, const char *path,
 	if (!len)
 		buf_add(&b, "", 1);   /* a pointer to pass even with no frames */
 	return call_framed(o, path, (unsigned char *)buf_detach(&b, NULL), len,
-			   res, err);
+			   NULL, res, err);
+}
+
+int
+grpc_call_source(const struct grpc_opts *o, const char *path,
+		 const struct grpc_source *src, struct grpc_result *res,
+		 struct err *err)
+{
+	unsigned char *none = xcalloc(1, 1);
+
+	return call_framed(o, path, none, 0, src, res, err);
 }
 
 static int
 call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
-	    size_t framed_len, struct grpc_result *res, struct err *err)
+	    size_t framed_len, const struct grpc_source *source,
+	    struct grpc_result *res, struct err *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL;
@@ -497,6 +615,12 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 	c.body.secret = true;
 	c.max_body = o->max_reply ? o->max_reply : 64u * 1024 * 1024;
 	c.status = -1;
+	c.on_msg = o->on_msg;
+	c.on_msg_ctx = o->on_msg_ctx;
+	c.src = source;
+	buf_init(&c.out);
+	c.out.secret = true;
+	err_clear(&c.cb_err);
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
 	res->cert_requested = false;
@@ -554,8 +678,14 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_HTTPHEADER, h);
 	SET(CURLOPT_POST, 1L);
-	SET(CURLOPT_POSTFIELDS, framed);
-	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)framed_len);
+	if (source) {
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, &c);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)source->total);
+	} else {
+		SET(CURLOPT_POSTFIELDS, framed);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)framed_len);
+	}
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, &c);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -616,6 +746,14 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 	}
 	res->cert_requested = c.cert_requested;
 	memcpy(res->peer_sha256, c.seen, sizeof(res->peer_sha256));
+	if (c.cb_failed) {
+		/* our side stopped the call: the reader or the sink said why */
+		res->status = GRPC_TRANSPORT;
+		*err = c.cb_err;
+		err_wrap(err, "%s on %s", path, o->target);
+		r = err_kind(err, ERRK_MAYBE_SENT, 0);
+		goto out;
+	}
 	/*
 	 * A broken stream counts as a transport failure, except after a
 	 * complete trailers-only error reply (status in the headers, no
@@ -624,7 +762,7 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 	 * the stream ended, is not a complete reply.
 	 */
 	if (rc != CURLE_OK &&
-	    !(c.saw_status && c.status_in_headers && !c.body.len &&
+	    !(c.saw_status && c.status_in_headers && !c.body_seen &&
 	      c.status > 0)) {
 		res->status = GRPC_TRANSPORT;
 		transport_error(rc, errbuf, &c, o, path, res, err);
@@ -639,7 +777,7 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 		goto out;
 	}
 	if (!c.saw_status || c.bad_status ||
-	    (c.status_in_headers && c.body.len)) {
+	    (c.status_in_headers && c.body_seen)) {
 		long code = 0;
 
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
@@ -670,6 +808,7 @@ out:
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(h);
 	buf_release(&c.body);
+	buf_release_secret(&c.out);
 	free(c.message);
 	free(url);
 	/* The frame carried a machine config (every CA key) or a token. */

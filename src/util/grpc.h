@@ -56,6 +56,22 @@ struct grpc_opts {
 	 * with ERRK_TLS_TRUST (res->tls GRPC_TLS_PIN_CHANGED). NULL: any. */
 	const char *pin_sha256;
 	size_t max_reply;        /* bytes of reply kept at most; 0: 64 MiB */
+	/* With on_msg: each response message goes to on_msg as it arrives
+	 * (max_reply then bounds one message) and is not kept in the
+	 * result, so a long stream never sits in memory. A negative return
+	 * ends the call with the err it filled. */
+	int (*on_msg)(void *ctx, const void *msg, size_t len, struct err *err);
+	void *on_msg_ctx;
+};
+
+/* A client stream read as it is sent (EtcdRecover from a file). */
+struct grpc_source {
+	/* The next request message appended to msg (empty on entry): 0, or
+	 * 1 when there are no more, or -1 with err. */
+	int (*next)(void *ctx, struct buf *msg, struct err *err);
+	void *ctx;
+	/* The request body's exact length: 5 + length of every message. */
+	size_t total;
 };
 
 /* One streamed or unary response: the concatenated messages. */
@@ -101,6 +117,11 @@ int grpc_call(const struct grpc_opts *o, const char *path,
  */
 int grpc_call_stream(const struct grpc_opts *o, const char *path,
 		     const struct buf *reqs, size_t n, struct grpc_result *res,
+		     struct err *err);
+
+/* The same with the messages pulled from src while sending. */
+int grpc_call_source(const struct grpc_opts *o, const char *path,
+		     const struct grpc_source *src, struct grpc_result *res,
 		     struct err *err);
 
 const char *grpc_code_name(int code);

@@ -4,13 +4,21 @@
 # restore refused while etcd is healthy and for a damaged file; then every
 # VM destroyed, only the env folder left, and `strata restore --etcd`
 # brings the cluster back: the objects applied before the snapshot exist,
-# the one applied after does not, three etcd members, every node Ready.
+# the one applied after does not, three etcd members, every node Ready, and
+# Flux (its controllers and Kustomizations came back with etcd) reconciles
+# again: a changed Kustomization is observed and Ready.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 labsim_start
 E="$T/envs/dr"
 write_env "$E" dr 3100 3 1 127.0.100
+cat >> "$E/config.yml" <<'YAML'
+gitops:
+  repo: ssh://git@git.example.org/lab/fleet.git
+  known_hosts: "git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+YAML
 EP=https://127.0.100.10:6443
+KS=/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations
 
 # kube_cm ENV NAME: server-side apply of ConfigMap default/NAME with ENV/kubeconfig
 kube_cm() {
@@ -90,6 +98,23 @@ ready = sorted(n["metadata"]["name"] for n in items
 print("ready", len(items), len(ready))
 PYEOF
 expect_grep "^ready 4 4" "$T/ready" "every node Ready"
+# Flux reconciles again: a change to a Kustomization (a new generation) is
+# observed by the restored kustomize-controller and the Kustomization Ready
+kube_get "$E" $KS/apps > "$T/ks0" 2>&1 && grep -q '"flux-system"' "$T/ks0" \
+	&& ok "the Kustomizations came back with etcd" || bad "no Kustomization apps: $(head -c 300 "$T/ks0")"
+kube_req PATCH "$E" "$KS/apps" "{apiVersion: kustomize.toolkit.fluxcd.io/v1, kind: Kustomization, metadata: {name: apps, namespace: flux-system}, spec: {force: false}}" > "$T/ks1" 2>&1 \
+	|| bad "could not change the Kustomization: $(head -c 300 "$T/ks1")"
+i=0
+until kube_get "$E" $KS/apps 2>/dev/null | $PY -c "
+import json, sys
+k = json.load(sys.stdin); st = k.get('status') or {}
+ok = st.get('observedGeneration') == k['metadata']['generation'] and k['metadata']['generation'] > 1 and \
+    any(c['type'] == 'Ready' and c['status'] == 'True' for c in st.get('conditions', []))
+sys.exit(0 if ok else 1)" || [ $i -gt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ $i -le 100 ] && ok "Flux reconciles again: the changed Kustomization observed and Ready" \
+	|| bad "Kustomization apps not reconciled: $(kube_get "$E" $KS/apps 2>&1 | head -c 600)"
+expect_rc 0 "status after the restore" -- "$STRATA" status "$E"
+expect_grep "^flux  *apps  *True  *main@sha1:[0-9a-f]*$" "$T/out" "status: Flux's apps Ready with a revision"
 r=$(labsim_wait_for "sum(1 for m in s['talos']['etcd']['$EP']['members'] if not m['learner'] and m['started']) == 3")
 [ "$r" = yes ] && ok "three etcd members again (the others joined)" || bad "members: $(labsim_py "s['talos']['etcd']['$EP']['members']")"
 expect_rc 0 "a later apply changes nothing" -- "$STRATA" apply "$E" --yes --timeout 60s

@@ -73,11 +73,24 @@ class Member:
             getattr(self.node, "etcd_member", None) == self.id
 
 
-def encode_snapshot(data):
-    """data (JSON-able) -> pages + SHA-256 trailer (size % 512 == 32)."""
+def _snapshot_body(data):
     head = "".join("%s: %s\n" % (k, data.get(k, "")) for k in ("cluster", "endpoint"))
-    body = SNAP_MAGIC + head.encode() + json.dumps(data, sort_keys=True).encode() + b"\n"
-    body += b"\0" * (-len(body) % 512)
+    return SNAP_MAGIC + head.encode() + json.dumps(data, sort_keys=True).encode() + b"\n"
+
+
+def snapshot_size(data, pad=0):
+    """len(encode_snapshot(data, pad)) without building it."""
+    n = max(len(_snapshot_body(data)), int(pad or 0))
+    return n + (-n % 512) + 32
+
+
+def encode_snapshot(data, pad=0):
+    """data (JSON-able) -> pages + SHA-256 trailer (size % 512 == 32).
+    pad: at least this many bytes of pages (free pages of a large
+    database: zeros), for tests and benchmarks of big snapshots."""
+    body = _snapshot_body(data)
+    n = max(len(body), int(pad or 0))
+    body += b"\0" * (n + (-n % 512) - len(body))
     return body + hashlib.sha256(body).digest()
 
 
@@ -109,10 +122,11 @@ class Etcd:
     JOIN_SECONDS = 1.0      # learner added -> started (name known)
     PROMOTE_SECONDS = 1.0   # started -> promoted to voter
 
-    def __init__(self, later, dump=lambda: {}, on_lost=lambda: None):
+    def __init__(self, later, dump=lambda: {}, on_lost=lambda: None, pad=lambda: 0):
         self.lock = threading.RLock()
         self.later = later
         self.dump = dump
+        self.pad = pad          # -> bytes a snapshot is padded to (knob etcd_snapshot_bytes)
         self.on_lost = on_lost
         self.members = {}       # id -> Member, in join order
         self.leader = 0
@@ -328,7 +342,7 @@ class Etcd:
         with self.lock:
             m = self._running_member(node)
             self.settle()
-            size = len(encode_snapshot(self.dump()))
+            size = snapshot_size(self.dump(), self.pad())
             return {"member_id": m.id, "leader": self.leader, "is_learner": m.learner,
                     "raft_index": self.index, "raft_term": self.term, "raft_applied_index": self.index,
                     "db_size": size, "db_size_in_use": size, "protocol_version": PROTOCOL_VERSION,
@@ -337,7 +351,7 @@ class Etcd:
     def snapshot(self, node):
         with self.lock:
             self._running_member(node)
-            return encode_snapshot(self.dump())
+            return encode_snapshot(self.dump(), self.pad())
 
     def describe(self):
         with self.lock:

@@ -109,6 +109,9 @@ def _now():
     return datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ETCD_TIMEOUT = "etcdserver: request timed out"
+
+
 def status(code, reason, msg, details=None):
     s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
          "message": msg, "reason": reason, "code": code}
@@ -301,6 +304,8 @@ class Cluster:
         # control planes' static pods, posted by their kubelets as mirror pods
         self.static_pods_fn = lambda: []
         self.static_names = set()
+        # -> does the etcd behind this API have quorum? (talos.py: etcd.py's has_quorum)
+        self.etcd_quorum = lambda: True
         # Node objects as the API holds them: a kubelet registers its Node
         # when it first runs; the Node stays (NotReady, status Unknown) when
         # the machine goes away, until someone deletes it. name -> record
@@ -1745,9 +1750,22 @@ def handler_for(cluster):
         def serve(self, method, path, q, body):
             if path in ("/version", "/version/"):
                 return 200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1", "platform": "linux/amd64"}
+            discovery = path in ("/api", "/apis", "/api/v1") or re.fullmatch(r"/apis/[^/]+/[^/]+", path)
+            if not discovery and not cluster.etcd_quorum():
+                # etcd without quorum: every read and write the API server
+                # sends it waits for a leader and times out (the etcd
+                # server's "etcdserver: request timed out", which the API
+                # server returns as an InternalError); its etcd health
+                # check fails. /version and discovery need no etcd.
+                if path in ("/healthz", "/readyz", "/livez"):
+                    return 500, ("[+]ping ok\n[-]etcd failed: reason withheld\n%s check failed\n"
+                                 % path[1:]).encode()
+                time.sleep(cluster.secs("k8s_etcd_timeout_seconds", 5.0))
+                return status(500, "InternalError", "Internal error occurred: " + ETCD_TIMEOUT,
+                              {"causes": [{"message": ETCD_TIMEOUT}]})
             if path in ("/healthz", "/readyz", "/livez"):
                 return 200, b"ok"
-            if path in ("/api", "/apis", "/api/v1") or re.fullmatch(r"/apis/[^/]+/[^/]+", path):
+            if discovery:
                 return self.discovery(path)
             parsed = self.parse(path)
             if not parsed:

@@ -970,8 +970,20 @@ class Handler(grpc.GenericRpcHandler):
         c = self.pb["common"]
         blob = self._etcd(node, "EtcdSnapshot", lambda e: e.snapshot(node))
         node.snapshots += 1
-        for i in range(0, len(blob), 1024):
-            yield c.Data(bytes=blob[i:i + 1024])
+        step = max(1, min(int(node.mgr.knobs["etcd_snapshot_chunk_bytes"]), 4 << 20))
+        if node.mgr.knobs["etcd_snapshot_file"]:
+            # a snapshot a real etcd made, served as it is (the model's
+            # checks above still ran: a control plane whose member runs)
+            with open(node.mgr.knobs["etcd_snapshot_file"], "rb") as f:
+                blob = f.read()
+        cut = node.mgr.knobs["etcd_snapshot_cut_bytes"]
+        if node.mgr.knobs["etcd_snapshot_damaged"]:
+            blob = blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
+        for i in range(0, len(blob), step):
+            if cut and i >= cut:
+                raise Fail(grpc.StatusCode.UNAVAILABLE, "labsim: snapshot stream cut after %d bytes "
+                           "(knob etcd_snapshot_cut_bytes)" % i)
+            yield c.Data(bytes=blob[i:i + step])
 
     def etcd_member_list(self, node, req, ctx):
         m, c = self.pb["machine"], self.pb["common"]
@@ -1090,6 +1102,19 @@ class Manager:
         # {vmid: "component"}: on that control plane the component's pod crash loops
         # (CrashLoopBackOff, never Ready) once it runs another image than at its first boot
         "k8s_static_pod_fail_update": {},
+        # an EtcdSnapshot is at least this many bytes (zero pages: a large
+        # database's free pages), and is streamed in messages of this size
+        "etcd_snapshot_bytes": 0,
+        "etcd_snapshot_chunk_bytes": 1024,
+        # faults: the stream breaks once this many bytes were sent (0: never);
+        # one byte of the snapshot changed on the way (its trailer no longer matches)
+        "etcd_snapshot_cut_bytes": 0,
+        "etcd_snapshot_damaged": False,
+        # a file (made by a real etcd: etcdctl snapshot save) served as the
+        # snapshot's bytes instead of the model's; "": the model's
+        "etcd_snapshot_file": "",
+        # a Kubernetes API request whose etcd lacks quorum fails after this long
+        "k8s_etcd_timeout_seconds": 5.0,
     }
 
     def __init__(self, build_dir, schema_path, port, net, scale, boot_seconds=20.0, install_seconds=30.0,
@@ -1433,7 +1458,8 @@ class Manager:
                         if k.server:
                             k.server.shutdown()
                             k.server.server_close()
-                e = self.etcds[ep] = etcd.Etcd(self._later, dump, lost)
+                e = self.etcds[ep] = etcd.Etcd(self._later, dump, lost,
+                                               lambda: int(self.knobs["etcd_snapshot_bytes"]))
             return e
 
     def etcd_join_waiting(self, node):
@@ -1482,6 +1508,7 @@ class Manager:
                     out.extend(n.static_pods())
             return out
         cl.static_pods_fn = static_pods
+        cl.etcd_quorum = lambda: self.etcd_of(node).has_quorum()
         if data is not None:
             etcd.kube_load(cl, data)
         else:

@@ -154,6 +154,87 @@ class TalosEtcdTest(TalosBase, unittest.TestCase):
         conn.close()
         return out
 
+    def kube_raw(self, ep, path):
+        k8s = self.state()["kubernetes"][ep]
+        ctx = ssl.create_default_context(cafile=self.files["ca"])
+        ctx.load_cert_chain(self.files["crt"], self.files["key"])
+        ctx.check_hostname = False
+        conn = http.client.HTTPSConnection(k8s["host"], k8s["port"], context=ctx, timeout=5)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        out = r.status, r.read()
+        conn.close()
+        return out
+
+    def kube_files(self, cfg, prefix):
+        ca_pem, ca, ca_key = self.talos.load_ca(cfg["cluster"]["ca"]["crt"], cfg["cluster"]["ca"]["key"])
+        crt, key = self.talos.issue(ca, ca_key, "admin", orgs=["system:masters"], server=False)
+        self.files = {}
+        for n, b in (("ca", ca_pem), ("crt", crt), ("key", key)):
+            self.files[n] = os.path.join(self.sim.dir, prefix + n)
+            with open(self.files[n], "wb") as f:
+                f.write(b)
+
+    def test_no_quorum_api(self):
+        """etcd without quorum: the Kubernetes API fails reads and writes
+        with etcd's timeout and readyz fails on etcd; /version and
+        discovery answer; with quorum back it serves again."""
+        m = self.pb["machine"]
+        ep = "https://etcdq:6443"
+        cfgs, nodes = {}, {}
+        for vmid, name in ((620, "cp-q1"), (621, "cp-q2"), (622, "cp-q3")):
+            data, cfgs[name] = self.make_config(endpoint=ep, hostname=name)
+            nodes[name] = self.install(vmid, data)
+        a = self.admin(nodes["cp-q1"], cfgs["cp-q1"])
+        self.call(a, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+        self.wait_members(a, [("cp-q1", False), ("cp-q2", False), ("cp-q3", False)])
+        self.kube_files(cfgs["cp-q1"], "etcdq-")
+        self.put_cm(ep, "q-before")
+        self.assertEqual(self.kube_raw(ep, "/readyz"), (200, b"ok"))
+        for vmid in (621, 622):
+            self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%d/status/stop" % vmid))
+        self.assertFalse(self.state()["etcd"][ep]["has_quorum"])
+        st, body = self.kube(ep, "GET", "/api/v1/namespaces/default/configmaps/q-before")
+        self.assertEqual((st, body["reason"], body["message"]),
+                         (500, "InternalError", "Internal error occurred: etcdserver: request timed out"))
+        st, body = self.kube(ep, "PATCH", "/api/v1/namespaces/default/configmaps/q-after?fieldManager=test",
+                             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "q-after"}},
+                             ctype="application/apply-patch+yaml")
+        self.assertEqual(st, 500)
+        self.assertNotIn("v1 configmaps default/q-after", self.state()["kubernetes"][ep]["objects"])
+        st, text = self.kube_raw(ep, "/readyz")
+        self.assertEqual(st, 500)
+        self.assertIn(b"[-]etcd failed: reason withheld", text)
+        self.assertEqual(self.kube(ep, "GET", "/version")[0], 200)
+        self.assertEqual(self.kube(ep, "GET", "/api/v1")[0], 200)
+        self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/621/status/start"))
+        deadline = time.time() + 10
+        while not self.state()["etcd"][ep]["has_quorum"] and time.time() < deadline:
+            time.sleep(0.05)
+        self.put_cm(ep, "q-after")
+        a.close()
+
+    def test_snapshot_size_knobs(self):
+        """etcd_snapshot_bytes pads a snapshot with zero pages (still a
+        valid one: pages plus its SHA-256, the objects restorable);
+        etcd_snapshot_chunk_bytes sets the size of its messages."""
+        m, c = self.pb["machine"], self.pb["common"]
+        ep = "https://etcdk:6443"
+        data, cfg = self.make_config(endpoint=ep, hostname="cp-k")
+        a = self.admin(self.install(630, data), cfg)
+        self.call(a, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+        self.sim.control("POST", "knobs", {"etcd_snapshot_bytes": 3 << 20, "etcd_snapshot_chunk_bytes": 1 << 20})
+        try:
+            msgs = list(self.call(a, "/machine.MachineService/EtcdSnapshot", m.EtcdSnapshotRequest(), c.Data,
+                                  stream=True))
+        finally:
+            self.sim.control("POST", "knobs", {"etcd_snapshot_bytes": 0, "etcd_snapshot_chunk_bytes": 1024})
+        blob = b"".join(d.bytes for d in msgs)
+        self.assertEqual(len(blob), (3 << 20) + 32)
+        self.assertEqual([len(d.bytes) for d in msgs[:3]], [1 << 20] * 3)
+        self.assertEqual(self.talos.etcd.decode_snapshot(blob)["cluster"], cfg["cluster"]["clusterName"])
+        a.close()
+
     def put_cm(self, ep, name):
         st, body = self.kube(ep, "PATCH", "/api/v1/namespaces/default/configmaps/%s?fieldManager=test" % name,
                              {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -428,6 +429,48 @@ test_lock__16_racers_for_a_stale_lock_one_wins_100_trials(void **state)
 	free(lockpath);
 }
 
+/* The streamed writer: nothing at the path until commit, the temporary
+ * file gone after abort, 0600 exactly, and no replace when asked not to. */
+static void
+test_atomic__streamed_commit_abort_noreplace(void **state)
+{
+	struct err e = ERR_INIT;
+	struct fs_atomic w;
+	struct buf b = BUF_INIT;
+	struct stat st;
+	char *path = fs_join(elsewhere, "snap");
+	int n = 0;
+	DIR *dir;
+	struct dirent *de;
+
+	(void)state;
+	assert_int_equal(fs_atomic_open(&w, path, FS_MODE_SECRET, false, &e), 0);
+	assert_int_equal(fs_atomic_write(&w, "abc", 3, &e), 0);
+	assert_int_equal(fs_atomic_write(&w, "def", 3, &e), 0);
+	assert_false(fs_exists(path));
+	fs_atomic_abort(&w);
+	assert_false(fs_exists(path));
+	dir = opendir(elsewhere);
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.' || strstr(de->d_name, ".tmp") != NULL;
+	closedir(dir);
+	assert_int_equal(n, 0);   /* the temporary file went too */
+
+	assert_int_equal(fs_atomic_open(&w, path, FS_MODE_SECRET, false, &e), 0);
+	assert_int_equal(fs_atomic_write(&w, "abc", 3, &e), 0);
+	assert_int_equal(fs_atomic_write(&w, "def", 3, &e), 0);
+	assert_int_equal(fs_atomic_commit(&w, &e), 0);
+	assert_int_equal(fs_read_file(&b, path, 100, &e), 0);
+	assert_int_equal(b.len, 6);
+	assert_memory_equal(b.ptr, "abcdef", 6);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(fs_atomic_open(&w, path, FS_MODE_SECRET, false, &e),
+			 -ERR_EXISTS);
+	buf_release(&b);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -439,6 +482,7 @@ main(void)
 		cmocka_unit_test_setup(test_root__bad_mode_and_owner_refused, fresh),
 		cmocka_unit_test_setup(test_tmp__names_random_and_planted_name_harmless, fresh),
 		cmocka_unit_test_setup(test_create__never_replaces, fresh),
+		cmocka_unit_test_setup(test_atomic__streamed_commit_abort_noreplace, fresh),
 		cmocka_unit_test_setup(test_remove__folder_files_and_links_not_followed, fresh),
 		cmocka_unit_test_setup(test_lock__exclusive_released_by_kernel_file_kept, fresh),
 		cmocka_unit_test_setup(test_lock__16_racers_for_a_stale_lock_one_wins_100_trials, fresh),

@@ -58,12 +58,70 @@ test_snapshot_check(void **state)
 	assert_non_null(strstr(e.msg, "does not match"));
 }
 
+/* The streamed check gives the same verdict and file SHA-256 whatever the
+ * pieces (1 byte, 31, 32, 33, odd sizes), and catches a changed byte and
+ * a cut stream. */
+static void
+test_snapshot_check_streamed(void **state)
+{
+	static unsigned char snap[4096 + 32];
+	static const size_t steps[] = { 1, 7, 31, 32, 33, 500, 4128 };
+	struct err e = ERR_INIT;
+	char want[65], got[65];
+	unsigned char md[32];
+	unsigned int n = 0;
+	size_t s, off, i;
+
+	(void)state;
+	for (i = 0; i < 4096; i++)
+		snap[i] = (unsigned char)(i * 7 + 3);
+	assert_int_equal(EVP_Digest(snap, 4096, snap + 4096, &n, EVP_sha256(),
+				    NULL), 1);
+	assert_int_equal(EVP_Digest(snap, sizeof(snap), md, &n, EVP_sha256(),
+				    NULL), 1);
+	for (i = 0; i < 32; i++)
+		snprintf(want + 2 * i, 3, "%02x", md[i]);
+	for (s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		struct etcd_snap_check k;
+
+		etcd_snap_check_init(&k);
+		for (off = 0; off < sizeof(snap); off += steps[s])
+			etcd_snap_check_add(&k, snap + off,
+					    sizeof(snap) - off < steps[s]
+						    ? sizeof(snap) - off : steps[s]);
+		assert_int_equal(etcd_snap_check_final(&k, got, &e), 0);
+		assert_string_equal(got, want);
+	}
+	for (s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		struct etcd_snap_check k;
+
+		snap[4100] ^= 1;     /* inside the trailer */
+		etcd_snap_check_init(&k);
+		for (off = 0; off < sizeof(snap); off += steps[s])
+			etcd_snap_check_add(&k, snap + off,
+					    sizeof(snap) - off < steps[s]
+						    ? sizeof(snap) - off : steps[s]);
+		assert_true(etcd_snap_check_final(&k, got, &e) < 0);
+		assert_non_null(strstr(e.msg, "does not match"));
+		snap[4100] ^= 1;
+	}
+	{
+		struct etcd_snap_check k;
+
+		etcd_snap_check_init(&k);
+		etcd_snap_check_add(&k, snap, 4096);
+		assert_true(etcd_snap_check_final(&k, got, &e) < 0);
+		assert_non_null(strstr(e.msg, "sha256 checksum not found"));
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_member_id),
 		cmocka_unit_test(test_snapshot_check),
+		cmocka_unit_test(test_snapshot_check_streamed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
