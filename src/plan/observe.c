@@ -112,6 +112,14 @@ int
 observe_proxmox(struct pve *pve, const char *env, int base, int count,
 		struct vm_spec **out, size_t *n, struct err *err)
 {
+	return observe_proxmox_flags(pve, env, base, count, 0, out, n, err);
+}
+
+int
+observe_proxmox_flags(struct pve *pve, const char *env, int base, int count,
+		      unsigned flags, struct vm_spec **out, size_t *n,
+		      struct err *err)
+{
 	struct pve_vm *vms = NULL;
 	size_t nvms = 0, i, k = 0;
 	char *tag = xasprintf("strata-%s", env);
@@ -171,7 +179,7 @@ observe_proxmox(struct pve *pve, const char *env, int base, int count,
 						   base + count - 1);
 		else
 			s->owned = true;
-		if (s->owned) {
+		if (s->owned && !(flags & OBSERVE_NO_PENDING)) {
 			json_t *pend = NULL;
 
 			/* GET config shows pending values merged in: the

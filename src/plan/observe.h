@@ -14,6 +14,12 @@
 int observe_proxmox(struct pve *pve, const char *env, int vmid_base,
 		    int vmid_count, struct vm_spec **out, size_t *n,
 		    struct err *err);
+/* The same; OBSERVE_NO_PENDING skips GET .../pending of owned VMs (destroy
+ * deletes them whatever waits for a restart: one read per VM less). */
+#define OBSERVE_NO_PENDING 1u
+int observe_proxmox_flags(struct pve *pve, const char *env, int vmid_base,
+			  int vmid_count, unsigned flags, struct vm_spec **out,
+			  size_t *n, struct err *err);
 
 /* Set plan->pool and plan->pool_missing from GET /pools. */
 int observe_pool(struct pve *pve, const char *pool, struct plan *plan,
