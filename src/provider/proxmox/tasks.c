@@ -209,9 +209,13 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 	size_t members;
 	int r;
 
+	/* Members the last listing decided are on their way out. */
 	for (m = g->head; m; m = m->next)
-		if (due < 0 || m->due < due)
+		if ((m->seen == SEEN_RUNNING || m->seen == SEEN_ABSENT) &&
+		    (due < 0 || m->due < due))
 			due = m->due;
+	if (due < 0)
+		return;
 	g->listing = true;
 	if (due > now) {
 		/* In steps: a member joining meanwhile may be due sooner. */
