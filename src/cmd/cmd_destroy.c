@@ -135,7 +135,7 @@ cmd_destroy(int argc, char **argv)
 		size_t nh = 0;
 
 		/* What waits for a restart does not matter to a delete. */
-		r = observe_proxmox_flags(e.pve, e.cfg->name, e.cfg->proxmox.vmid_base,
+		r = observe_proxmox_flags(e.pve, &e.pve_opts, e.cfg->name, e.cfg->proxmox.vmid_base,
 					  e.cfg->proxmox.vmid_count, OBSERVE_NO_PENDING,
 					  &have, &nh, &err);
 		if (r == 0)

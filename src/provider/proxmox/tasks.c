@@ -18,6 +18,8 @@
  * cannot tell), when it is due. Each task is looked at again after
  * pve_task_delay (by its kind: a create in about a second, a download
  * in minutes); a listing serves every task of the node, due or not.
+ * Once a listing shows one of them ended, the rest of the node's are
+ * looked at every 100 ms at most (next_delay).
  *
  * pve_watch: the waiters are threads (the VM phase, one per VM). The
  * waiters of one node form a group. Whoever finds nobody listing
@@ -102,6 +104,22 @@ list_node(struct pve *p, const char *node, size_t n, long long since,
 	return r;
 }
 
+/*
+ * The next look at a task. Once a task of the group has ended, the
+ * others (started about when it did, mostly of its kind) end soon: they
+ * are looked at every 100 ms at most, so the last of many started over
+ * a few hundred milliseconds is not found a whole back-off step late.
+ */
+#define ENDING_MS 100
+
+static long
+next_delay(const struct pve *p, const char *upid, unsigned tick, bool ending)
+{
+	long d = pve_task_delay(p, upid, tick);
+
+	return ending && d > ENDING_MS ? ENDING_MS : d;
+}
+
 /* ---- pve_watch: threads ------------------------------------------------ */
 
 struct waiter {
@@ -120,6 +138,7 @@ struct group {
 	size_t members;
 	bool listing;              /* a member is listing for the group */
 	bool broken;               /* a listing failed: per-task polling */
+	bool ending;               /* a listing saw a member's task end */
 	unsigned long seq;         /* listings started */
 	struct group *next;
 };
@@ -180,7 +199,8 @@ join(struct group *g, struct waiter *me, struct pve *p)
 	me->seen = SEEN_RUNNING;
 	me->next = g->head;
 	g->head = me;
-	g->members++;
+	if (!g->members++)
+		g->ending = false;
 }
 
 static void
@@ -243,14 +263,14 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 	if (r < 0) {
 		g->broken = true;
 	} else {
-		for (m = g->head; m; m = m->next) {
-			if (m->join_seq >= s)
-				continue;
-			/* A look at every member: each backs off from here. */
-			m->seen = judge(data, m->upid);
-			if (m->seen == SEEN_RUNNING)
-				m->due = now + pve_task_delay(p, m->upid, m->ticks++);
-		}
+		for (m = g->head; m; m = m->next)
+			if (m->join_seq < s &&
+			    (m->seen = judge(data, m->upid)) != SEEN_RUNNING)
+				g->ending = true;
+		/* A look at every member: each backs off from here. */
+		for (m = g->head; m; m = m->next)
+			if (m->join_seq < s && m->seen == SEEN_RUNNING)
+				m->due = now + next_delay(p, m->upid, m->ticks++, g->ending);
 	}
 	json_decref(data);
 	g->listing = false;
@@ -339,14 +359,15 @@ struct one {
 	bool done;
 };
 
-/* Is node's listing known to fail (a task of it marked so)? */
+/* Does a task of node carry the flag (its listing failed; a task of it
+ * ended)? */
 static bool
-node_broken(const struct one *t, const bool *broken, size_t n, const char *node)
+node_flag(const struct one *t, const bool *flag, size_t n, const char *node)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (t[i].node && broken[i] && !strcmp(t[i].node, node))
+		if (t[i].node && flag[i] && !strcmp(t[i].node, node))
 			return true;
 	return false;
 }
@@ -371,6 +392,7 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 {
 	struct one *t = xcalloc(n + 1, sizeof(*t));
 	bool *broken = xcalloc(n + 1, sizeof(*broken));
+	bool *ending = xcalloc(n + 1, sizeof(*ending));
 	long begin = mono_ms();
 	size_t i, j;
 	int r = 0;
@@ -421,7 +443,7 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 
 			if (t[i].done || t[i].due > now)
 				continue;
-			if (!node_broken(t, broken, n, t[i].node)) {
+			if (!node_flag(t, broken, n, t[i].node)) {
 				for (j = 0; j < n; j++)
 					if (!t[j].done && !strcmp(t[j].node, t[i].node)) {
 						members++;
@@ -433,6 +455,11 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 				else
 					broken[i] = true;
 			}
+			for (j = i; listed && j < n; j++)
+				if (!t[j].done && !strcmp(t[j].node, t[i].node) &&
+				    judge(data, upids[j]) != SEEN_RUNNING)
+					ending[i] = true;
+			ending[i] = ending[i] || node_flag(t, ending, n, t[i].node);
 			for (j = i; j < n; j++) {
 				enum seen s;
 				int rj;
@@ -445,7 +472,8 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 					continue;
 				}
 				if (s == SEEN_RUNNING) {
-					t[j].due = now + pve_task_delay(p, upids[j], t[j].ticks++);
+					t[j].due = now + next_delay(p, upids[j], t[j].ticks++,
+								    ending[i]);
 					continue;
 				}
 				if (s == SEEN_ABSENT && t[j].due > now)
@@ -468,5 +496,6 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 		free(t[i].node);
 	free(t);
 	free(broken);
+	free(ending);
 	return r;
 }
