@@ -1,7 +1,8 @@
 /*
  * observe: read what Proxmox holds for an environment in as few calls as
  * possible: /cluster/resources once, then the config of each VM that is a
- * candidate (in the env's id range or carrying its tag). Each VM comes
+ * candidate (in the env's id range or carrying its tag), up to 16 at a
+ * time when given the connection's options. Each VM comes
  * back as a vm_spec with `owned` set by the three ownership rules, or
  * `foreign_why` saying which rule failed.
  */
