@@ -75,6 +75,27 @@ reqs
 	&& ok "destroy reads no VM status" || bad "status reads in destroy"
 [ "$(labsim_py "sum(1 for k in s['vms'] if 8100 <= int(k) < 8150)")" = 0 ] && ok "all gone" \
 	|| bad "VMs left: $(labsim_py "sorted(s['vms'])")"
+labsim_ctl POST reset-requests > /dev/null
+
+# --- pve1's listing fails while one thread follows the uploads: they
+#     are polled one by one there, pve2's still end in its listing
+B="$T/envs/b"
+FIRST_BOOT=cidata write_env "$B" b 8150 1 2 127.0.82
+labsim_ctl POST knobs '{"error_rate": {"^/nodes/pve1/tasks$": 1.0}, "task_seconds_by_type": {"imgcopy": 10}}' > /dev/null
+"$STRATA" apply "$B" --yes --timeout 1s -o json > "$T/b.json" 2> "$T/err"
+labsim_ctl POST knobs '{"error_rate": {}, "task_seconds_by_type": {}}' > /dev/null
+for ph in cidata vms; do
+	[ "$(phase_result "$T/b.json" $ph)" = "['done']" ] && ok "b: phase $ph done with pve1's listing failing" || { bad "b: phase $ph: $(phase_result "$T/b.json" $ph)"; tail -3 "$T/err"; }
+done
+reqs
+# status reads per imgcopy task, by node
+copies() { rq "sorted(__import__('collections').Counter(x['path'] for x in r if x['path'].startswith('/api2/json/nodes/$1/tasks/') and 'imgcopy' in __import__('urllib.parse').parse.unquote(x['path']) and x['path'].endswith('/status')).values())"; }
+c1=$(copies pve1) c2=$(copies pve2)
+[ "$(echo "$c1" | $PY -c "import sys; c = eval(sys.stdin.read()); print(len(c) == 2 and min(c) > 1)")" = True ] \
+	&& ok "pve1's 2 uploads polled one by one ($c1 status reads)" || bad "pve1 upload status reads: $c1"
+[ "$c2" = "[]" ] && [ "$(rq "sum(1 for x in r if x['path'] == '/api2/json/nodes/pve2/tasks' and x.get('status') == 200) > 0")" = True ] \
+	&& ok "pve2's upload ended OK in its listing, no status read" || bad "pve2 upload status reads: $c2"
+expect_rc 0 "destroy b" -- "$STRATA" destroy "$B" --yes
 "$STRATA" destroy --help > "$T/help" 2>&1
 expect_grep "\-\-parallel N" "$T/help" "destroy --help names --parallel"
 finish
