@@ -36,6 +36,7 @@
 #include "talos/etcd.h"
 #include "talos/health.h"
 #include "talos/reset.h"
+#include "trust/trust.h"
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/out.h"
@@ -516,16 +517,17 @@ bool
 scale_joins_later(const struct apply_ctx *c, const struct node *nd)
 {
 	struct apply_ctx *cc = (struct apply_ctx *)c;   /* the journal is read only */
-	char *boot;
-	bool yes;
 
+	/* A control plane joins a running cluster when etcd was bootstrapped
+	 * by an earlier apply, and it is not yet installed (the journal), or
+	 * it is reinstalled while another control plane keeps etcd (when all
+	 * are, etcd is bootstrapped again: no cluster to join). */
 	if (nd->role != ROLE_CONTROLPLANE || c->etcd_recover ||
 	    !state_phase_done(&cc->st, "bootstrap"))
 		return false;
-	boot = state_talos_get(&cc->st, nd->name, "boot");
-	yes = !boot || strcmp(boot, "disk");
-	free(boot);
-	return yes;
+	if (apply_reinstall_asked(c, nd->name))
+		return !apply_reinstalls_all_controlplanes(c);
+	return !trust_journal_installed(&cc->st, nd->name);
 }
 
 int

@@ -357,17 +357,6 @@ boot_config_pending(struct apply_ctx *c, const char *name)
 	       c->provider->boot_config_pending(c, name);
 }
 
-static bool
-reinstall_asked(const struct apply_ctx *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < c->n_reinstall; i++)
-		if (!strcmp(c->reinstall[i], name))
-			return true;
-	return false;
-}
-
 /*
  * Why a try failed, short and stable (no timings), so that repeats of
  * one reason are counted rather than printed.
@@ -538,7 +527,7 @@ install_node(struct tjob *j, struct err *err)
 		.name = nd->name,
 		.env_dir = c->env_dir,
 		.installed = trust_journal_installed(&c->st, nd->name),
-		.reinstall = reinstall_asked(c, nd->name),
+		.reinstall = apply_reinstall_asked(c, nd->name),
 	};
 	struct buf cfg = BUF_INIT;
 	struct err last = ERR_INIT;
@@ -880,7 +869,8 @@ static bool
 bootstrap_should_run(struct apply_ctx *c)
 {
 	return first_controlplane(c) &&
-	       (c->etcd_recover || !state_phase_done(&c->st, "bootstrap"));
+	       (c->etcd_recover || !state_phase_done(&c->st, "bootstrap") ||
+		apply_reinstalls_all_controlplanes(c));
 }
 
 /* The etcd service's state on a node, waited for until it is one of
@@ -1017,6 +1007,11 @@ bootstrap_run(struct apply_ctx *c, struct err *err)
 
 	if (c->etcd_recover)
 		return recover_run(c, err);
+	if (state_phase_done(&c->st, "bootstrap") && apply_reinstalls_all_controlplanes(c))
+		out_warn("every control plane was reinstalled, so etcd starts "
+			 "empty: the cluster's Kubernetes objects are gone; to "
+			 "get them back, 'strata restore %s --etcd SNAPSHOT' "
+			 "(docs/etcd.md)", c->env_dir);
 	for (;;) {
 		struct talos_status st = { 0 };
 		struct err e = ERR_INIT;

@@ -30,6 +30,34 @@ phase_install_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+bool
+apply_reinstall_asked(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_reinstall; i++)
+		if (!strcmp(c->reinstall[i], name))
+			return true;
+	return false;
+}
+
+bool
+apply_reinstalls_all_controlplanes(const struct apply_ctx *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->cfg->n_nodes; i++) {
+		const struct node *nd = &c->cfg->nodes[i];
+
+		if (nd->role != ROLE_CONTROLPLANE)
+			continue;
+		if (!apply_reinstall_asked(c, nd->name))
+			return false;
+		n++;
+	}
+	return n > 0;
+}
+
 int
 phase_run_list(const struct phase *const *list, size_t n, struct apply_ctx *c,
 	       struct err *err)

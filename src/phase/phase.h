@@ -67,6 +67,12 @@ struct phase {
 #define phase_interrupted proc_interrupted
 void phase_install_signals(void);
 
+/* apply --reinstall NODE named this node */
+bool apply_reinstall_asked(const struct apply_ctx *c, const char *name);
+/* every control plane is being reinstalled: their disks, and etcd's data
+ * with them, are written afresh, so etcd is bootstrapped again, empty */
+bool apply_reinstalls_all_controlplanes(const struct apply_ctx *c);
+
 int phase_run_list(const struct phase *const *list, size_t n,
 		   struct apply_ctx *c, struct err *err);
 

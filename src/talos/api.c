@@ -407,9 +407,22 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 		return TALOS_MAINTENANCE;
 	}
 	/* It wants a client certificate: an installed Talos (apid), of
-	 * another cluster since our CA did not verify it. */
-	if (st2.cert_requested)
+	 * another cluster since our CA did not verify it; or ours, which
+	 * came up between the two looks (the first met the maintenance
+	 * server it replaced, right after its config was applied): one
+	 * more mTLS look tells. */
+	if (st2.cert_requested) {
+		if (t->creds) {
+			struct talos_status st3 = { 0 };
+			struct err e3 = ERR_INIT;
+
+			if (talos_version(t, tag, &st3, &e3) == 0) {
+				*st = st3;
+				return TALOS_UP;
+			}
+		}
 		return TALOS_FOREIGN;
+	}
 	if (st2.code == GRPC_TRANSPORT && st2.tls == GRPC_TLS_NONE) {
 		/* Gone between the two looks (or never there): just down. */
 		*st = st2;

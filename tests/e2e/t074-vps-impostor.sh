@@ -82,15 +82,22 @@ expect_grep "node 'edge-cp-1' is installed (journal) but Talos does not answer a
 	"$T/err" "the error says why and names --reinstall"
 [ "$(logins)" = "$l" ] && ok "no SSH session to the rescue system" || bad "SSH logins $l -> $(logins)"
 [ "$(head -c 4096 "$DISK" | tr -d '\0' | wc -c)" = 0 ] && ok "the disk was not written" || bad "the disk was written"
-# --reinstall: written from the rescue system and given its config. (Not
-# asserted: what follows for the only control plane. Its etcd is gone on a
-# real server, and the simulator keeps the cluster's.)
-"$STRATA" apply "$E" --yes --timeout 30s --reinstall edge-cp-1 > "$T/out" 2> "$T/err"
-_capture "$T/out" "$T/err"
+# --reinstall: written from the rescue system and given its config. The
+# only control plane's etcd went with its disk (the simulator drops that
+# member's data), so etcd is bootstrapped again, and apply says the
+# cluster's objects are gone.
+b0=$(talos_calls Bootstrap "$IP")
+expect_rc 0 "apply --reinstall completes" -- "$STRATA" apply "$E" --yes --timeout 30s --reinstall edge-cp-1
 expect_grep "and verified (SHA-256 " "$T/err" "apply --reinstall rewrites the disk from the rescue system"
 cmp -s -n "$(stat -c %s "$T/image.raw")" "$T/image.raw" "$DISK" && ok "the disk holds the image again" || bad "the disk differs from the image"
 expect_grep "edge-cp-1 .* ok: installed (Talos v1.12.11)" "$T/err" "and the node gets its config in maintenance mode"
 expect_grep ": 1 machine installed, 0 unchanged" "$T/err" "the closing line counts the machine written"
+[ "$(talos_calls Bootstrap "$IP")" = $((b0 + 1)) ] && ok "etcd bootstrapped again on the reinstalled control plane" \
+	|| bad "Bootstrap calls $b0 -> $(talos_calls Bootstrap "$IP")"
+expect_grep "bootstrapped etcd on edge-cp-1" "$T/err" "a fresh bootstrap, not 'already bootstrapped'"
+expect_grep "every control plane was reinstalled, so etcd starts empty.*strata restore .* --etcd SNAPSHOT" \
+	"$T/err" "apply says the cluster's objects are gone and how to restore them"
+expect_grep "Kubernetes: 1/1 nodes registered" "$T/err" "the node registers with the new etcd"
 stop_sshd
 labsim_stop
 finish

@@ -12,6 +12,7 @@
   its installed system; a fresh one comes up in maintenance mode at ip
   (FACTS-metal.md §3: STATE empty means maintenance mode).
 """
+import os
 import hashlib
 import http.server
 import re
@@ -122,14 +123,22 @@ class Metal:
         try:
             with open(disk, "rb") as f:
                 head = f.read(len(self.factory.raw))
+                st = os.fstat(f.fileno())
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError as e:
             head = b""
+            stamp = None
             why = str(e)
         else:
             why = None
         mgr = self.mgr
         with mgr.lock:
             node = self.by_disk.get(disk)
+            if node is not None and (head != self.factory.raw or getattr(node, "disk_stamp", stamp) != stamp):
+                # written from outside since it last booted (the rescue
+                # system): STATE and EPHEMERAL, etcd's data with them, are
+                # gone, so a control plane's etcd member no longer holds any
+                self._wiped(node)
             if head != self.factory.raw:
                 # not (all of) the metal image: nothing boots
                 if node is not None:
@@ -154,6 +163,7 @@ class Metal:
                 return node.state
             node.ip = ip
             mgr.by_ip[ip] = node
+            node.disk_stamp = stamp
             node.state = "booting"
             result = "installed" if node.config is not None else "maintenance"
             self.boots.append({"ip": ip, "disk": disk, "result": result})
@@ -171,6 +181,14 @@ class Metal:
                     node.state = "error: %s" % e
         mgr._later(mgr.boot_seconds, up)
         return result
+
+    def _wiped(self, node):
+        if node.config and node.is_controlplane() and not node.foreign:
+            self.mgr.etcd_of(node).node_wiped(node)
+        node.config = None
+        node.docs = []
+        node.upgraded_tag = None
+        node.bootstrapped = False
 
     def snapshot(self):
         return {"boots": list(self.boots), "factory_gets": list(self.factory.gets),

@@ -21,6 +21,10 @@ from harness import REF  # noqa: E402
 
 # name: (file, text to find, replacement, test)
 MUTATIONS = {
+    "metal-rewritten": ("metal.py", 'or getattr(node, "disk_stamp", stamp) != stamp', '',
+                        "test_metal.MetalBootTest.test_rewritten_disk_boots_fresh_and_loses_etcd"),
+    "metal-wipe-etcd": ("metal.py", 'self.mgr.etcd_of(node).node_wiped(node)', 'pass',
+                        "test_metal.MetalBootTest.test_rewritten_disk_boots_fresh_and_loses_etcd"),
     "cloudinit-drive": ("labsim.py", 'if pve_cloudinit.is_cloudinit(volname):', 'if False:',
                         "test_cloudinit.CloudinitTest.test_cloudinit_drive_allocated"),
     "cloudinit-images": ("pve_cloudinit.py", 'if "images" not in st["content"]:', 'if False:',

@@ -1230,6 +1230,9 @@ class Manager:
                                        "ca": {"crt": b64(kca_pem), "key": b64(kca_key)}}}
             node.docs = [node.config]
             self.learn_ca(node.config)
+            # another cluster at an address ours used: its entry goes
+            # with it (remove_foreign), ours comes back as it was
+            node.shadowed_cluster = self.clusters.get(ep)
             self.clusters[ep] = {"bootstrapped": True, "foreign": True}
             node.bootstrapped = True
             node.start_installed()
@@ -1249,6 +1252,11 @@ class Manager:
             node.state = "off"
             if self.by_ip.get(ip) is node:
                 del self.by_ip[ip]
+            ep = "https://%s:6443" % ip
+            if node.shadowed_cluster is None:
+                self.clusters.pop(ep, None)
+            else:
+                self.clusters[ep] = node.shadowed_cluster
 
     def event(self, node, what, why=None):
         """The node log: when each machine went down and came back (with

@@ -26,9 +26,18 @@ class FakeMgr:
         self.nodes = {}
         self.boot_seconds = 3600.0
         self.later = []
+        self.wiped = []   # nodes whose etcd data went with their disk
 
     def _later(self, seconds, fn):
         self.later.append((seconds, fn))
+
+    def etcd_of(self, node):
+        mgr = self
+
+        class Etcd:
+            def node_wiped(self, n):
+                mgr.wiped.append(n.ip)
+        return Etcd()
 
 
 class FactoryTest(unittest.TestCase):
@@ -142,6 +151,25 @@ class MetalBootTest(unittest.TestCase):
             f.write(b"\0" * 100)
         self.assertEqual(self.m.boot("127.0.71.10", d), "no-talos")
         self.assertNotIn("127.0.71.10", self.mgr.by_ip)
+
+    def test_rewritten_disk_boots_fresh_and_loses_etcd(self):
+        # written again from the rescue system (apply --reinstall): the
+        # same image bytes, but STATE and EPHEMERAL are gone, etcd's data
+        # with them; the node boots into maintenance mode
+        d = self.disk("good", self.raw)
+        self.m.boot("127.0.71.10", d)
+        n = self.mgr.by_ip["127.0.71.10"]
+        n.config = {"machine": {"type": "controlplane"},
+                    "cluster": {"controlPlane": {"endpoint": "https://127.0.71.10:6443"}}}
+        self.assertEqual(self.m.boot("127.0.71.10", d), "installed")
+        self.assertEqual(self.mgr.wiped, [])
+        with open(d, "r+b") as f:
+            f.write(self.raw)
+        st = os.stat(d)
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        self.assertEqual(self.m.boot("127.0.71.10", d), "maintenance")
+        self.assertIsNone(n.config)
+        self.assertEqual(self.mgr.wiped, ["127.0.71.10"])
 
 
 if __name__ == "__main__":

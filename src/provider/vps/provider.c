@@ -153,17 +153,6 @@ node_now(struct apply_ctx *c, const struct node *nd, struct err *err)
 	return kind;
 }
 
-static bool
-reinstall_asked(const struct apply_ctx *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < c->n_reinstall; i++)
-		if (!strcmp(c->reinstall[i], name))
-			return true;
-	return false;
-}
-
 static int
 rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 {
@@ -196,7 +185,7 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 		return 0;
 	}
 	if (trust_journal_installed(&c->st, nd->name) &&
-	    !reinstall_asked(c, nd->name)) {
+	    !apply_reinstall_asked(c, nd->name)) {
 		/* Rewritten, it would boot into maintenance mode, where the
 		 * journal rule (trust.h) refuses its config: stop before the
 		 * disk is touched. */
