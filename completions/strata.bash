@@ -31,7 +31,7 @@ _strata() {
 	plan)     opts="-o --help" ;;
 	preflight|hypervisor) opts="-o --help" ;;
 	apply)    opts="--yes --dry-run --parallel --timeout -o --reinstall --help" ;;
-	destroy)  opts="--yes --purge-state -o --help" ;;
+	destroy)  opts="--yes --parallel --purge-state -o --help" ;;
 	status)   opts="--health -o --help" ;;
 	template) opts="--vmid --image --node --sha256 --check --help" ;;
 	ansible)  [[ $COMP_CWORD -ge 3 ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }

@@ -4,6 +4,7 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "plan/observe.h"
 #include "state/history.h"
 #include "util/event.h"
 #include "util/out.h"
@@ -47,7 +48,7 @@ cmd_destroy(int argc, char **argv)
 	const char *env = NULL, *result = "failed";
 	bool yes = false, purge = false, tallying = false;
 	size_t i;
-	int json = 0, a, r, rc = 1;
+	int json = 0, parallel = 32, a, r, rc = 1;
 
 	if (cmd_wants_help(argc, argv, "destroy"))
 		return 0;
@@ -60,6 +61,13 @@ cmd_destroy(int argc, char **argv)
 			yes = true;
 		else if (!strcmp(argv[a], "--purge-state"))
 			purge = true;
+		else if (!strcmp(argv[a], "-j") || !strcmp(argv[a], "--parallel")) {
+			if (a + 1 >= argc)
+				return cmd_usage_error("destroy", "%s takes a number", argv[a]);
+			parallel = atoi(argv[++a]);
+			if (parallel < 1 || parallel > 256)
+				return cmd_usage_error("destroy", "--parallel takes 1..256");
+		}
 		else if ((r = cmd_positional(&env, argv[a], "destroy")) != 0)
 			return r;
 	}
@@ -80,7 +88,9 @@ cmd_destroy(int argc, char **argv)
 		goto fail;
 	c.pve = e.pve;
 	c.pve_opts = e.pve_opts;
-	c.max_parallel = 32;
+	/* A hard stop and a delete per VM, their tasks followed per node
+	 * (pve_watch): threads mostly wait; each holds one connection. */
+	c.max_parallel = parallel;
 	c.env_dir = e.dir;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;
@@ -127,7 +137,10 @@ cmd_destroy(int argc, char **argv)
 		struct vm_spec *have = NULL;
 		size_t nh = 0;
 
-		r = observe_env(&e, &have, &nh, &err);
+		/* What waits for a restart does not matter to a delete. */
+		r = observe_proxmox_flags(e.pve, &e.pve_opts, e.cfg->name, e.cfg->proxmox.vmid_base,
+					  e.cfg->proxmox.vmid_count, OBSERVE_NO_PENDING,
+					  &have, &nh, &err);
 		if (r == 0)
 			civm_adopt(&c.st, e.cfg, have, nh);
 		if (r == 0)

@@ -131,8 +131,9 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 int
 observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 {
-	return observe_proxmox(e->pve, e->cfg->name, e->cfg->proxmox.vmid_base,
-			       e->cfg->proxmox.vmid_count, out, n, err);
+	return observe_proxmox_flags(e->pve, &e->pve_opts, e->cfg->name,
+				     e->cfg->proxmox.vmid_base,
+				     e->cfg->proxmox.vmid_count, 0, out, n, err);
 }
 
 /* Counts the VM phase's finished items from its step events (their

@@ -238,9 +238,9 @@ static const struct cmd_help helps[] = {
 	{
 		"destroy", cmd_destroy,
 		"hard-stop and delete every VM this env owns (vps: Talos Reset)",
-		"ENV [--yes] [--purge-state] [-o json]",
-		"Hard-stop and delete (with purge) every VM this environment owns, all\n"
-		"in parallel. A VM is owned only when it carries the strata-ENV tag,\n"
+		"ENV [--yes] [--parallel N] [--purge-state] [-o json]",
+		"Hard-stop and delete (with purge) every VM this environment owns, in\n"
+		"parallel (--parallel at a time). A VM is owned only when it carries the strata-ENV tag,\n"
 		"strata's marker in its description and an id in the env's range;\n"
 		"nothing else is touched. There is no ACPI wait: a guest that ignores\n"
 		"shutdown does not hold destroy up.\n"
@@ -251,6 +251,8 @@ static const struct cmd_help helps[] = {
 		"The last line says what was deleted and what was kept.\n",
 		ENV_FORMS,
 		"  -y, --yes          do not ask (needed when stdin is not a terminal)\n"
+		"  -j, --parallel N   at most N VMs at a time (1..256, default 32); each\n"
+		"                     holds one API connection while its tasks run\n"
 		"      --purge-state  also remove generated files and secrets from ENV\n"
 		"                     (config.yml and patches you wrote stay)\n"
 		"  -o json            stream events on stdout, one JSON object per line,\n"

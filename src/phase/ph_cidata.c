@@ -144,12 +144,20 @@ cidata_run(struct apply_ctx *c, struct err *err)
 	for (i = 0; i < c->plan.n && r == 0; i++)
 		if (wants_cidata(c, &c->plan.v[i]))
 			r = upload_one(c, &c->plan.v[i].want, &upids[k++], err);
-	for (i = 0; i < k; i++) {
-		if (r == 0 && upids[i] &&
-		    (r = pve_task_wait(c->pve, upids[i], TASK_MS, err)) < 0)
-			err_wrap(err, "cidata ISO for node '%s'", c->cidata[i].name);
-		free(upids[i]);
+	/* The copy tasks followed together, one listing per node and tick. */
+	if (r == 0 && k) {
+		struct err *errs = xcalloc(k, sizeof(*errs));
+
+		pve_tasks_wait(c->pve, upids, k, TASK_MS, errs);
+		for (i = 0; i < k && r == 0; i++)
+			if (errs[i].code) {
+				*err = errs[i];
+				r = err_wrap(err, "cidata ISO for node '%s'", c->cidata[i].name);
+			}
+		free(errs);
 	}
+	for (i = 0; i < k; i++)
+		free(upids[i]);
 	free(upids);
 	if (r == 0)
 		out_step("cidata: %zu ISO%s in %s", c->n_cidata,

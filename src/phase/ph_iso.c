@@ -96,26 +96,32 @@ iso_run(struct apply_ctx *c, struct err *err)
 					  fname, NULL, &upids[i], err)) < 0)
 			err_wrap(err, "download Talos ISO to %s on '%s'", storage, nodes[i]);
 	}
-	for (i = 0; i < nn; i++) {
-		if (upids[i] && r == 0 &&
-		    (r = pve_task_wait(c->pve, upids[i], 30 * 60 * 1000L, err)) < 0) {
+	/* Followed together: one task listing per node and tick, a
+	 * download looked at from 1 s to every 5 s (pve_tasks_wait). */
+	if (r == 0 && nn) {
+		struct err *errs = xcalloc(nn, sizeof(*errs));
+
+		pve_tasks_wait(c->pve, upids, nn, 30 * 60 * 1000L, errs);
+		for (i = 0; i < nn && r == 0; i++) {
 			bool has = false;
 			struct err e2 = ERR_INIT;
 
+			if (!errs[i].code)
+				continue;
 			/* An earlier, interrupted apply's download finished first:
 			 * the file is there, which is all we wanted. */
-			if (strstr(err->msg, "refusing to override existing file") &&
+			if (strstr(errs[i].msg, "refusing to override existing file") &&
 			    pve_storage_has(c->pve, nodes[i], storage, "iso",
-					    c->iso_volid, &has, &e2) == 0 && has) {
-				err_clear(err);
-				r = 0;
-			} else {
-				err_wrap(err, "download Talos ISO to %s on '%s'",
-					 storage, nodes[i]);
-			}
+					    c->iso_volid, &has, &e2) == 0 && has)
+				continue;
+			*err = errs[i];
+			r = err_wrap(err, "download Talos ISO to %s on '%s'",
+				     storage, nodes[i]);
 		}
-		free(upids[i]);
+		free(errs);
 	}
+	for (i = 0; i < nn; i++)
+		free(upids[i]);
 	free(upids);
 	free(nodes);
 	return r;

@@ -49,15 +49,23 @@ start_run(struct apply_ctx *c, struct err *err)
 		}
 		free(status);
 	}
-	for (i = 0; i < k; i++) {
-		if (r == 0) {
-			if ((r = pve_task_wait(c->pve, upids[i], 5 * 60 * 1000L, err)) < 0)
-				err_wrap(err, "start vm '%s'", names[i]);
-			else
+	/* Followed together: one task listing per node and tick. */
+	if (r == 0 && k) {
+		struct err *errs = xcalloc(k, sizeof(*errs));
+
+		pve_tasks_wait(c->pve, upids, k, 5 * 60 * 1000L, errs);
+		for (i = 0; i < k; i++) {
+			if (!errs[i].code)
 				started++;
+			else if (r == 0) {
+				*err = errs[i];
+				r = err_wrap(err, "start vm '%s'", names[i]);
+			}
 		}
-		free(upids[i]);
+		free(errs);
 	}
+	for (i = 0; i < k; i++)
+		free(upids[i]);
 	if (r == 0 && started)
 		out_step("started %zu VM%s", started, started == 1 ? "" : "s");
 	else if (r == 0)

@@ -1,7 +1,8 @@
 /*
  * observe: read what Proxmox holds for an environment in as few calls as
  * possible: /cluster/resources once, then the config of each VM that is a
- * candidate (in the env's id range or carrying its tag). Each VM comes
+ * candidate (in the env's id range or carrying its tag), up to 16 at a
+ * time when given the connection's options. Each VM comes
  * back as a vm_spec with `owned` set by the three ownership rules, or
  * `foreign_why` saying which rule failed.
  */
@@ -14,6 +15,15 @@
 int observe_proxmox(struct pve *pve, const char *env, int vmid_base,
 		    int vmid_count, struct vm_spec **out, size_t *n,
 		    struct err *err);
+/* The same; with opts (the connection's options) the VMs' configs are
+ * read by up to 16 threads on connections of their own; flags
+ * OBSERVE_NO_PENDING skips GET .../pending of owned VMs (destroy deletes
+ * them whatever waits for a restart: one read per VM less). */
+#define OBSERVE_NO_PENDING 1u
+int observe_proxmox_flags(struct pve *pve, const struct pve_opts *opts,
+			  const char *env, int vmid_base, int vmid_count,
+			  unsigned flags, struct vm_spec **out, size_t *n,
+			  struct err *err);
 
 /* Set plan->pool and plan->pool_missing from GET /pools. */
 int observe_pool(struct pve *pve, const char *pool, struct plan *plan,

@@ -16,6 +16,7 @@ state_load(struct state *st, const char *env_dir, struct err *err)
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
 	st->path = fs_join(env_dir, "state.json");
 	r = fs_read_file(&b, st->path, 16 << 20, err);
 	if (r == -ERR_NOTFOUND) {
@@ -45,16 +46,47 @@ state_load(struct state *st, const char *env_dir, struct err *err)
 int
 state_save(struct state *st, struct err *err)
 {
-	char *s;
-	int r;
+	unsigned long mine = ++st->changed;
 
-	json_object_set_new(st->root, "updated", json_integer((json_int_t)time(NULL)));
-	s = json_dumps(st->root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (!s)
-		return err_set(err, ERR_FAIL, "cannot encode state");
-	r = fs_write_atomic(st->path, s, strlen(s), FS_MODE_SECRET, err);
-	free(s);
-	return r;
+	while (st->saved < mine) {
+		unsigned long upto;
+		char *s;
+		int r;
+
+		if (st->failed >= mine) {
+			*err = st->fail;
+			return -(err->code ? err->code : ERR_FAIL);
+		}
+		if (st->saving) {
+			pthread_cond_wait(&st->cv, &st->mu);
+			continue;
+		}
+		/* Write everything changed so far, without holding the lock:
+		 * others go on changing and wait for the next write. */
+		upto = st->changed;
+		json_object_set_new(st->root, "updated", json_integer((json_int_t)time(NULL)));
+		s = json_dumps(st->root, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (!s) {
+			st->failed = upto;
+			err_set(&st->fail, ERR_FAIL, "cannot encode state");
+			pthread_cond_broadcast(&st->cv);
+			continue;
+		}
+		st->saving = true;
+		pthread_mutex_unlock(&st->mu);
+		r = fs_write_atomic(st->path, s, strlen(s), FS_MODE_SECRET, err);
+		free(s);
+		pthread_mutex_lock(&st->mu);
+		st->saving = false;
+		if (r == 0) {
+			st->saved = upto;
+		} else {
+			st->failed = upto;
+			st->fail = *err;
+		}
+		pthread_cond_broadcast(&st->cv);
+	}
+	return 0;
 }
 
 void
@@ -62,8 +94,10 @@ state_release(struct state *st)
 {
 	json_decref(st->root);
 	free(st->path);
-	if (st->path || st->root)
+	if (st->path || st->root) {
 		pthread_mutex_destroy(&st->mu);
+		pthread_cond_destroy(&st->cv);
+	}
 	memset(st, 0, sizeof(*st));
 }
 

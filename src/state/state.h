@@ -20,10 +20,21 @@ struct state {
 	char *path;
 	json_t *root;
 	pthread_mutex_t mu;   /* phases record from worker threads */
+	/* Group commit (state_save): changes made while a save is being
+	 * written go out together in the next one. */
+	pthread_cond_t cv;
+	unsigned long changed, saved, failed;
+	bool saving;
+	struct err fail;      /* the save that covered up to `failed` */
 };
 
 /* Read ENV/state.json (an absent file is an empty journal). */
 int state_load(struct state *st, const char *env_dir, struct err *err);
+/* Write the journal (atomically, fsynced); called with st->mu held.
+ * Returns once a write that holds this caller's change is on disk:
+ * callers that change the state while another write is in flight wait
+ * for one write that holds all their changes (group commit; 200 VM
+ * jobs recording at once cost a few writes, not 200). */
 int state_save(struct state *st, struct err *err);
 void state_release(struct state *st);
 

@@ -36,10 +36,11 @@ labsim_ctl POST knobs '{"task_seconds": 1000}' > /dev/null
 interrupt "SIGINT during a task wait" \
 	"any(t['type'] == 'download' and t['status'] == 'running' for t in s['tasks'])" iso
 
-# 2. A slow reply: once the download is done, every task status poll
+# 2. A slow reply: once the download is done, every task listing (how
+#    the VM phase follows its tasks, issue 13) and task status poll
 #    answers after 10 s; SIGINT while apply waits for the create task.
 labsim_wait_for "all(t['status'] != 'running' for t in s['tasks'])" > /dev/null
-labsim_ctl POST knobs '{"task_seconds": 2.0, "latency": {"/tasks/.*/status$": 10}}' > /dev/null
+labsim_ctl POST knobs '{"task_seconds": 2.0, "latency": {"/tasks$": 10, "/tasks/.*/status$": 10}}' > /dev/null
 interrupt "SIGINT during a slow HTTP reply" "any(t['type'] == 'qmcreate' for t in s['tasks'])" vms
 
 # 3. The re-run resumes and converges.

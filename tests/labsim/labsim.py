@@ -513,13 +513,19 @@ class Api(PoolsMixin, Layer0Mixin):
         source = p.get("source", "archive")
         ts = [t for t in self.w.tasks.values() if t["node"] == p["node"] and
               (source == "all" or (t["status"] == "running") == (source == "active"))]
+        # apidata.json: since, "only list tasks since this UNIX epoch"
+        # (the task's start time, the UPID's fifth field)
+        if "since" in p:
+            ts = [t for t in ts if t["starttime"] >= int(p["since"])]
         ts.sort(key=lambda t: -t["pid"])
         start, limit = int(p.get("start", 0)), int(p.get("limit", 50))
         out = []
         for t in ts[start:start + limit]:
             e = {k: t[k] for k in ("upid", "node", "type", "id", "user", "starttime", "pid", "pstart")}
             if t["status"] != "running":
+                # an ended task's entry carries its exit status
                 e["status"] = t["exitstatus"]
+                e["endtime"] = int(t["end"])
             out.append(e)
         return out
 

@@ -1,5 +1,6 @@
 """Task listing and create with start=1 (FACTS.md §2, §4; apidata.json
 /nodes/{node}/tasks). Each test fails when its rule is removed (mutate.py)."""
+import time
 import unittest
 
 from harness import Labsim, have_reference, NO_REFERENCE
@@ -57,6 +58,37 @@ class TasksTest(unittest.TestCase):
             self.assertTrue(set(active) < set(every))
         finally:
             self.sim.control("POST", "knobs", {"task_seconds_by_type": {}})
+
+    def test_list_since(self):
+        vmid = self.vmid()
+        first = self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid))
+        self.sim.wait_task(first)
+        time.sleep(1.1)   # start times are epoch seconds
+        later = self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid)
+        since = int(later.split(":")[4], 16)
+        got = [t["upid"] for t in self.sim.ok("GET", "/nodes/pve1/tasks",
+                                               {"source": "all", "since": str(since), "limit": "1000"})]
+        self.assertIn(later, got)
+        self.assertNotIn(first, got)
+        self.assertTrue(all(t["starttime"] >= since for t in self.sim.ok(
+            "GET", "/nodes/pve1/tasks", {"source": "all", "since": str(since), "limit": "1000"})))
+
+    def test_list_status_is_exit_status(self):
+        self.sim.control("POST", "knobs", {"task_fail": {"qmstop": "VM quit failed - got timeout"}})
+        try:
+            vmid = self.vmid()
+            self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid=vmid)))
+            bad = self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid)
+            self.sim.control("POST", "knobs", {"task_fail": {}})
+            good = self.sim.ok("POST", "/nodes/pve1/qemu/%s/status/stop" % vmid)
+            self.sim.wait_task(bad)
+            self.sim.wait_task(good)
+            seen = {t["upid"]: t.get("status") for t in self.sim.ok(
+                "GET", "/nodes/pve1/tasks", {"source": "all", "limit": "1000"})}
+            self.assertEqual(seen[bad], "VM quit failed - got timeout")
+            self.assertEqual(seen[good], "OK")
+        finally:
+            self.sim.control("POST", "knobs", {"task_fail": {}})
 
     def test_list_limit_default_50(self):
         vmid = self.vmid()

@@ -68,6 +68,45 @@ test_proxmox__upid_node(void **state)
 }
 
 static void
+test_proxmox__upid_starttime(void **state)
+{
+	assert_int_equal(pve_upid_starttime("UPID:pve1:0003A1F2:01B2C3D4:66A0B1C2:qmcreate:100:root@pam!ci:"),
+			 0x66A0B1C2LL);
+	assert_int_equal(pve_upid_starttime("UPID:pve1:0003A1F2:01B2C3D4:66A0ZZ:qmcreate:100:u:"), -1);
+	assert_int_equal(pve_upid_starttime("UPID:pve1:0003A1F2"), -1);
+	assert_int_equal(pve_upid_starttime(NULL), -1);
+}
+
+/* Backoff by task kind: a create is looked at from 100 ms to every
+ * 500 ms, a download from 1 s to every 5 s; poll_ms caps both. */
+static void
+test_proxmox__task_delay_by_kind(void **state)
+{
+	const char *create = "UPID:pve1:0003A1F2:01B2C3D4:66A0B1C2:qmcreate:100:u@pam!ci:";
+	const char *dl = "UPID:pve1:0003A1F2:01B2C3D4:66A0B1C2:download:talos.iso:u@pam!ci:";
+	const char *down = "UPID:pve1:0003A1F2:01B2C3D4:66A0B1C2:qmshutdown:100:u@pam!ci:";
+	struct pve_opts o = { .endpoint = "https://127.0.0.1:1", .token_id = "u@pam!ci",
+			      .token_secret = "x", .insecure = true, .poll_ms = 300 };
+	struct err e = ERR_INIT;
+	struct pve *p = NULL;
+
+	assert_int_equal(pve_task_delay(NULL, create, 0), 100);
+	assert_int_equal(pve_task_delay(NULL, create, 1), 200);
+	assert_int_equal(pve_task_delay(NULL, create, 2), 400);
+	assert_int_equal(pve_task_delay(NULL, create, 3), 500);
+	assert_int_equal(pve_task_delay(NULL, create, 40), 500);
+	assert_int_equal(pve_task_delay(NULL, dl, 0), 1000);
+	assert_int_equal(pve_task_delay(NULL, dl, 2), 4000);
+	assert_int_equal(pve_task_delay(NULL, dl, 9), 5000);
+	assert_int_equal(pve_task_delay(NULL, down, 9), 2000);
+	assert_int_equal(pve_task_delay(NULL, "not a upid", 0), 100);
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	assert_int_equal(pve_task_delay(p, dl, 0), 300);
+	assert_int_equal(pve_task_delay(p, create, 0), 100);
+	pve_free(p);
+}
+
+static void
 test_proxmox__params_are_form_encoded(void **state)
 {
 	struct pve_params p;
@@ -193,6 +232,8 @@ main(void)
 		cmocka_unit_test(test_proxmox__error_uses_json_message_and_param_errors),
 		cmocka_unit_test(test_proxmox__error_falls_back_to_reason_phrase),
 		cmocka_unit_test(test_proxmox__upid_node),
+		cmocka_unit_test(test_proxmox__upid_starttime),
+		cmocka_unit_test(test_proxmox__task_delay_by_kind),
 		cmocka_unit_test(test_proxmox__params_are_form_encoded),
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
 		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),

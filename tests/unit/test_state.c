@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +179,63 @@ test_observe__parsers(void **state)
 	assert_null(observe_net_mac(NULL));
 }
 
+struct recorder {
+	struct state *st;
+	int i, rc;
+};
+
+static void *
+record_one(void *arg)
+{
+	struct recorder *r = arg;
+	struct err e = ERR_INIT;
+	char name[32], mac[18];
+
+	snprintf(name, sizeof(name), "lab-w-%d", r->i);
+	snprintf(mac, sizeof(mac), "02:00:00:00:01:%02x", r->i);
+	r->rc = state_mac_set(r->st, name, mac, &e);
+	return NULL;
+}
+
+/* 64 threads record at once (the VM phase's jobs): group commit writes
+ * them in few saves, and every one is on disk when its call returns. */
+static void
+test_state__concurrent_records_all_saved(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct recorder rec[64];
+	pthread_t th[64];
+	struct state st, st2;
+	struct err e = ERR_INIT;
+	int i;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	for (i = 0; i < 64; i++) {
+		rec[i] = (struct recorder){ .st = &st, .i = i };
+		assert_int_equal(pthread_create(&th[i], NULL, record_one, &rec[i]), 0);
+	}
+	for (i = 0; i < 64; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(rec[i].rc, 0);
+	}
+	assert_int_equal(state_load(&st2, dir, &e), 0);
+	for (i = 0; i < 64; i++) {
+		char name[32], want[18], *m;
+
+		snprintf(name, sizeof(name), "lab-w-%d", i);
+		snprintf(want, sizeof(want), "02:00:00:00:01:%02x", i);
+		m = state_mac_get(&st2, name);
+		assert_non_null(m);
+		assert_string_equal(m, want);
+		free(m);
+	}
+	assert_true(st.saved == st.changed && st.changed == 64);
+	state_release(&st);
+	state_release(&st2);
+	tu_sh("rm -rf %s", dir);
+}
+
 int
 main(void)
 {
@@ -185,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_state__round_trip_and_mode),
 		cmocka_unit_test(test_state__chosen_macs),
 		cmocka_unit_test(test_state__talos_setv),
+		cmocka_unit_test(test_state__concurrent_records_all_saved),
 		cmocka_unit_test(test_observe__parsers),
 	};
 

@@ -78,7 +78,7 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	ho.insecure = o->insecure;
 	ho.auth_header = auth;
 	p = xcalloc(1, sizeof(*p));
-	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
+	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 0;
 	p->token_id = xstrdup(o->token_id);
 	r = http_client_new(&p->http, &ho, err);
 	/* libcurl's header list has its own copy (wiped when the client
@@ -746,18 +746,76 @@ pve_download_url(struct pve *p, const char *node, const char *storage,
 
 /* --- tasks -------------------------------------------------------------- */
 
-char *
-pve_upid_node(const char *upid)
+/* Field i of a UPID (1 node, 4 starttime, 5 type; FACTS.md §2), or NULL. */
+static char *
+upid_field(const char *upid, int i)
 {
 	const char *s, *e;
+	int k;
 
 	if (!upid || strncmp(upid, "UPID:", 5))
 		return NULL;
 	s = upid + 5;
+	for (k = 1; k < i; k++) {
+		if (!(s = strchr(s, ':')))
+			return NULL;
+		s++;
+	}
 	e = strchr(s, ':');
 	if (!e || e == s)
 		return NULL;
 	return xstrndup(s, (size_t)(e - s));
+}
+
+char *
+pve_upid_node(const char *upid)
+{
+	return upid_field(upid, 1);
+}
+
+long long
+pve_upid_starttime(const char *upid)
+{
+	char *f = upid_field(upid, 4), *end = NULL;
+	long long t = f ? strtoll(f, &end, 16) : -1;
+
+	if (!f || !end || *end)
+		t = -1;
+	free(f);
+	return t;
+}
+
+/*
+ * How long to wait before looking at a task again, by its type (the
+ * UPID's fifth field): what Proxmox does in a second (create with start,
+ * stop, destroy, config, a copy into storage) is looked at after 100 ms,
+ * then 200, 400, and every 500 ms; a graceful shutdown or reboot (up to
+ * a minute) from 500 ms to every 2 s; a download (minutes for an ISO)
+ * from 1 s to every 5 s. STRATA_POLL_MS (pve_opts.poll_ms) caps them all.
+ */
+long
+pve_task_delay(const struct pve *p, const char *upid, unsigned tick)
+{
+	static const struct { const char *type; long first, most; } kinds[] = {
+		{ "download", 1000, 5000 },
+		{ "qmshutdown", 500, 2000 },
+		{ "qmreboot", 500, 2000 },
+		{ "hastop", 500, 2000 },
+		{ NULL, 100, 500 },
+	};
+	char *type = upid_field(upid, 5);
+	size_t i;
+	long d;
+
+	for (i = 0; kinds[i].type && (!type || strcmp(type, kinds[i].type)); i++)
+		;
+	free(type);
+	d = kinds[i].first << (tick < 8 ? tick : 8);
+	if (d > kinds[i].most)
+		d = kinds[i].most;
+	if (p && p->poll_ms > 0 && d > p->poll_ms)
+		d = p->poll_ms;
+	return d;
 }
 
 static long
@@ -839,7 +897,8 @@ out:
 int
 pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 {
-	long start = now_ms(), delay = 50;
+	long start = now_ms();
+	unsigned tick = 0;
 	int r;
 
 	for (;;) {
@@ -850,18 +909,13 @@ pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 		if (timeout_ms > 0 && now_ms() - start > timeout_ms)
 			return err_set(err, ERR_FAIL, "task %s still running after %lds",
 				       upid, timeout_ms / 1000);
-		/* Quick tasks finish in tens of ms; back off to poll_ms.
-		 * Ctrl-C ends the wait (the task goes on in Proxmox; the
-		 * next run finds what it did). */
-		if (!proc_sleep_ms(delay))
+		/* Back off by the task's kind (pve_task_delay). Ctrl-C ends
+		 * the wait (the task goes on in Proxmox; the next run finds
+		 * what it did). */
+		if (!proc_sleep_ms(pve_task_delay(p, upid, tick++)))
 			return err_set(err, ERR_INTR, "interrupted while waiting for "
 				       "task %s (it goes on in Proxmox)", upid);
-		delay = delay * 2 > p->poll_ms ? p->poll_ms : delay * 2;
 	}
 }
 
-long
-pve_poll_ms(const struct pve *p)
-{
-	return p->poll_ms;
-}
+

@@ -29,7 +29,7 @@ struct pve_opts {
 	const char *ca_file;
 	const char *fingerprint;
 	bool insecure;
-	long poll_ms;                /* longest task poll interval, default 250 */
+	long poll_ms;                /* caps the task poll interval (0: by task kind) */
 };
 
 int pve_new(struct pve **out, const struct pve_opts *o, struct err *err);
@@ -166,16 +166,20 @@ int pve_task_wait(struct pve *p, const char *upid, long timeout_ms,
  * stopped, 0 on OK or WARNINGS, else the task's error and log tail. */
 int pve_task_check(struct pve *p, const char *upid, bool *stopped,
 		   struct err *err);
-long pve_poll_ms(const struct pve *p);
+/* Milliseconds before the next look at a task, by its type: 100 ms
+ * rising to 500 for what takes a second, up to 5 s for a download. */
+long pve_task_delay(const struct pve *p, const char *upid, unsigned tick);
 
 /*
- * tasks.c: tasks followed together, per Proxmox node (FACTS.md §2). Each
- * thread waiting on a task joins its node's group; one of them at a time
- * lists the node's running tasks (GET /nodes/{node}/tasks?source=active)
- * for the whole group, so the requests per tick do not grow with the
- * number of tasks. A task gone from the list has its status read once
- * (its exit status, and log lines if it failed). When a node's listing
- * fails, its tasks fall back to per-task polling (pve_task_wait).
+ * tasks.c: tasks followed together, per Proxmox node (FACTS.md §2,
+ * apidata.json). Each thread waiting on a task joins its node's group;
+ * one of them at a time lists the node's tasks started since the
+ * group's oldest (GET /nodes/{node}/tasks?source=all&since=) for the
+ * whole group, so the requests per tick do not grow with the number of
+ * tasks. A task the listing shows ended OK costs nothing more; one that
+ * failed, or that the listing leaves out, has its own status read (its
+ * exit status and log lines). When a node's listing fails, its tasks
+ * fall back to per-task polling (pve_task_wait).
  */
 struct pve_watch;
 struct pve_watch *pve_watch_new(void);
@@ -184,9 +188,18 @@ void pve_watch_free(struct pve_watch *w);
  * group's listing with it). w NULL: pve_task_wait. */
 int pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 		   long timeout_ms, struct err *err);
+/* The same for n tasks followed by one thread on one connection (the
+ * phases that start several tasks and then wait: downloads, uploads,
+ * starts). upids[i] may be NULL (nothing to wait for). errs[i] gets
+ * task i's failure (code 0: it ended OK). Returns 0 when all ended OK,
+ * else the first failure's return. */
+int pve_tasks_wait(struct pve *p, char *const *upids, size_t n,
+		   long timeout_ms, struct err *errs);
 
 /* The node field of a UPID ("UPID:pve1:..." -> "pve1"); NULL if malformed. */
 char *pve_upid_node(const char *upid);
+/* Its start time (epoch seconds, from hex), or -1. */
+long long pve_upid_starttime(const char *upid);
 
 /* Format an API error from a response: exported for tests. */
 int pve_error_from_response(struct err *err, const char *method,

@@ -1,20 +1,37 @@
 /*
- * Tasks followed together per Proxmox node (proxmox.h, pve_watch).
+ * Tasks followed together per Proxmox node (proxmox.h, pve_watch and
+ * pve_tasks_wait).
  *
- * The waiters of one node form a group. Whoever finds nobody listing for
- * the group becomes its lister for one tick: sleeps the group's interval,
- * lists the node's active tasks once, and marks every member whose task
- * is no longer running; the others wait on a condition variable. A marked
- * member reads its task's status itself, once (the exit status, and the
- * log lines of a failure, are the task's own). So a tick costs one
- * request however many tasks run on the node.
+ * FACTS.md §2 and apidata.json: GET /nodes/{node}/tasks lists a node's
+ * tasks, newest first; source=all takes the running ones and the ended
+ * ones, `since` only those started at or after an epoch second (a UPID
+ * carries its start time), `limit` caps the list (default 50, so strata
+ * sends one that covers the group). An entry carries `status`: none or
+ * RUNNING while the task runs, else its exit status: OK, `WARNINGS: n`
+ * (success) or the error text.
  *
- * FACTS.md §2: GET /nodes/{node}/tasks lists the node's tasks; with
- * source=active the ones not yet archived (apidata.json: source
- * archive|active|all, limit default 50, so strata sends one that covers
- * the group). A listed task counts as running unless the entry carries
- * another status. A member that joined after a listing started is not
- * judged by it.
+ * So one listing per tick and node tells every task followed there
+ * whether it still runs and, for most, how it ended: a task listed as
+ * ended OK costs no further request. A task listed as failed has its
+ * own status and log read (pve_task_check: the message carries its exit
+ * status and last log lines); so has one the listing leaves out (it
+ * cannot tell), when it is due. Each task is looked at again after
+ * pve_task_delay (by its kind: a create in about a second, a download
+ * in minutes); a listing serves every task of the node, due or not.
+ * Once a listing shows one of them ended, the rest of the node's are
+ * looked at every 100 ms at most (next_delay).
+ *
+ * pve_watch: the waiters are threads (the VM phase, one per VM). The
+ * waiters of one node form a group. Whoever finds nobody listing
+ * becomes the group's lister for one tick: waits until the first member
+ * is due (in steps, so a member that joins sooner is not kept waiting),
+ * lists once, and marks every member the listing decides; the others
+ * wait on a condition variable. A member that joined after a listing
+ * started is not judged by it.
+ *
+ * pve_tasks_wait: one thread follows n tasks the same way.
+ *
+ * A node whose listing fails is polled per task from then on.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,10 +42,93 @@
 #include "provider/proxmox/proxmox.h"
 #include "util/proc.h"
 
+enum seen {
+	SEEN_RUNNING,     /* listed as running (or not looked at yet) */
+	SEEN_OK,          /* listed as ended OK or with warnings */
+	SEEN_FAILED,      /* listed as ended otherwise: read its status and log */
+	SEEN_ABSENT,      /* not in the listing: ask the task when due */
+};
+
+static long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* What the listing says of one task. */
+static enum seen
+judge(json_t *data, const char *upid)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(data, i, e) {
+		const char *u = json_string_value(json_object_get(e, "upid"));
+		const char *st = json_string_value(json_object_get(e, "status"));
+
+		if (!u || strcmp(u, upid))
+			continue;
+		if (!st || !strcasecmp(st, "running"))
+			return SEEN_RUNNING;
+		if (!strcmp(st, "OK") || !strncmp(st, "WARNINGS", 8))
+			return SEEN_OK;
+		return SEEN_FAILED;
+	}
+	return SEEN_ABSENT;
+}
+
+/* One listing of node: the tasks started since `since` (the oldest
+ * followed there), enough of them for n followed tasks and their
+ * neighbours. */
+static int
+list_node(struct pve *p, const char *node, size_t n, long long since,
+	  json_t **out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/tasks", node);
+	struct pve_params q;
+	int r;
+
+	pve_params_init(&q);
+	pve_params_add(&q, "source", "all");
+	if (since >= 0)
+		pve_params_addf(&q, "since", "%lld", since);
+	pve_params_addf(&q, "limit", "%zu", n * 4 + 50);
+	r = pve_call(p, "GET", path, &q, out, err);
+	if (r == 0 && !json_is_array(*out))
+		r = err_set(err, ERR_FAIL, "GET %s: expected a list", path);
+	pve_params_release(&q);
+	free(path);
+	return r;
+}
+
+/*
+ * The next look at a task. Once a task of the group has ended, the
+ * others (started about when it did, mostly of its kind) end soon: they
+ * are looked at every 100 ms at most, so the last of many started over
+ * a few hundred milliseconds is not found a whole back-off step late.
+ */
+#define ENDING_MS 100
+
+static long
+next_delay(const struct pve *p, const char *upid, unsigned tick, bool ending)
+{
+	long d = pve_task_delay(p, upid, tick);
+
+	return ending && d > ENDING_MS ? ENDING_MS : d;
+}
+
+/* ---- pve_watch: threads ------------------------------------------------ */
+
 struct waiter {
 	const char *upid;
+	long long start;           /* the UPID's start time */
+	long due;                  /* next look (monotonic ms) */
+	unsigned ticks;
 	unsigned long join_seq;
-	bool left;                 /* not running in a listing: read status */
+	enum seen seen;
 	struct waiter *next;
 };
 
@@ -38,8 +138,8 @@ struct group {
 	size_t members;
 	bool listing;              /* a member is listing for the group */
 	bool broken;               /* a listing failed: per-task polling */
+	bool ending;               /* a listing saw a member's task end */
 	unsigned long seq;         /* listings started */
-	long delay;
 	struct group *next;
 };
 
@@ -76,15 +176,6 @@ pve_watch_free(struct pve_watch *w)
 	free(w);
 }
 
-static long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static struct group *
 group_of(struct pve_watch *w, const char *node)
 {
@@ -101,15 +192,15 @@ group_of(struct pve_watch *w, const char *node)
 }
 
 static void
-join(struct group *g, struct waiter *me)
+join(struct group *g, struct waiter *me, struct pve *p)
 {
-	if (!g->members)
-		g->delay = 50;     /* a fresh group starts quick */
+	me->due = mono_ms() + pve_task_delay(p, me->upid, me->ticks++);
 	me->join_seq = g->seq;
-	me->left = false;
+	me->seen = SEEN_RUNNING;
 	me->next = g->head;
 	g->head = me;
-	g->members++;
+	if (!g->members++)
+		g->ending = false;
 }
 
 static void
@@ -125,77 +216,61 @@ leave(struct group *g, struct waiter *me)
 		}
 }
 
-/* Does the listing show the task as running? */
-static bool
-listed_running(json_t *data, const char *upid)
-{
-	json_t *e;
-	size_t i;
-
-	json_array_foreach(data, i, e) {
-		const char *u = json_string_value(json_object_get(e, "upid"));
-		const char *st = json_string_value(json_object_get(e, "status"));
-
-		if (u && !strcmp(u, upid))
-			return !st || !strcasecmp(st, "running");
-	}
-	return false;
-}
-
-/* One listing for group g (called unlocked). */
-static int
-list_node(struct pve *p, const char *node, size_t members, json_t **out,
-	  struct err *err)
-{
-	char *path = xasprintf("/nodes/%s/tasks", node);
-	struct pve_params q;
-	int r;
-
-	pve_params_init(&q);
-	pve_params_add(&q, "source", "active");
-	/* the default is 50; the list holds other tasks too */
-	pve_params_addf(&q, "limit", "%zu", members * 2 + 100);
-	r = pve_call(p, "GET", path, &q, out, err);
-	if (r == 0 && !json_is_array(*out))
-		r = err_set(err, ERR_FAIL, "GET %s: expected a list", path);
-	pve_params_release(&q);
-	free(path);
-	return r;
-}
-
+/* One tick of the group's lister (called locked, returns locked). */
 static void
 lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 {
 	struct err lerr = ERR_INIT;
 	json_t *data = NULL;
+	struct waiter *m;
+	long long since = -1;
+	long now = mono_ms(), due = -1;
 	unsigned long s;
 	size_t members;
-	long d = g->delay;
 	int r;
 
-	g->listing = true;
-	pthread_mutex_unlock(&w->mu);
-	if (!proc_sleep_ms(d)) {
-		pthread_mutex_lock(&w->mu);
-		g->listing = false;
-		pthread_cond_broadcast(&w->cv);
+	/* Members the last listing decided are on their way out. */
+	for (m = g->head; m; m = m->next)
+		if ((m->seen == SEEN_RUNNING || m->seen == SEEN_ABSENT) &&
+		    (due < 0 || m->due < due))
+			due = m->due;
+	if (due < 0)
 		return;
+	g->listing = true;
+	if (due > now) {
+		/* In steps: a member joining meanwhile may be due sooner. */
+		long step = due - now > 250 ? 250 : due - now;
+		bool slept;
+
+		pthread_mutex_unlock(&w->mu);
+		slept = proc_sleep_ms(step);
+		pthread_mutex_lock(&w->mu);
+		if (!slept || mono_ms() < due) {
+			g->listing = false;
+			pthread_cond_broadcast(&w->cv);
+			return;
+		}
 	}
-	pthread_mutex_lock(&w->mu);
 	s = ++g->seq;
 	members = g->members;
+	for (m = g->head; m; m = m->next)
+		if (m->start >= 0 && (since < 0 || m->start < since))
+			since = m->start;
 	pthread_mutex_unlock(&w->mu);
-	r = list_node(p, g->node, members, &data, &lerr);
+	r = list_node(p, g->node, members, since, &data, &lerr);
 	pthread_mutex_lock(&w->mu);
+	now = mono_ms();
 	if (r < 0) {
 		g->broken = true;
 	} else {
-		struct waiter *m;
-
 		for (m = g->head; m; m = m->next)
-			if (m->join_seq < s && !listed_running(data, m->upid))
-				m->left = true;
-		g->delay = d * 2 > pve_poll_ms(p) ? pve_poll_ms(p) : d * 2;
+			if (m->join_seq < s &&
+			    (m->seen = judge(data, m->upid)) != SEEN_RUNNING)
+				g->ending = true;
+		/* A look at every member: each backs off from here. */
+		for (m = g->head; m; m = m->next)
+			if (m->join_seq < s && m->seen == SEEN_RUNNING)
+				m->due = now + next_delay(p, m->upid, m->ticks++, g->ending);
 	}
 	json_decref(data);
 	g->listing = false;
@@ -216,23 +291,27 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 		return pve_task_wait(p, upid, timeout_ms, err);
 	if (!(node = pve_upid_node(upid)))
 		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
+	me.start = pve_upid_starttime(upid);
 	pthread_mutex_lock(&w->mu);
 	g = group_of(w, node);
 	free(node);
-	join(g, &me);
+	join(g, &me, p);
 	for (;;) {
 		long left_ms = timeout_ms > 0 ? timeout_ms - (mono_ms() - start) : 0;
 
-		if (me.left) {
+		if (me.seen == SEEN_OK ||
+		    (me.seen != SEEN_RUNNING && (me.seen == SEEN_FAILED || mono_ms() >= me.due))) {
 			bool stopped = false;
 
 			leave(g, &me);
 			pthread_mutex_unlock(&w->mu);
+			if (me.seen == SEEN_OK)
+				return 0;
 			if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped)
 				return r;
 			/* Not listed yet still running: back in the group. */
 			pthread_mutex_lock(&w->mu);
-			join(g, &me);
+			join(g, &me, p);
 			continue;
 		}
 		if (g->broken) {
@@ -267,5 +346,156 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 	}
 	leave(g, &me);
 	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+/* ---- pve_tasks_wait: one thread, n tasks ------------------------------- */
+
+struct one {
+	char *node;
+	long long start;
+	long due;
+	unsigned ticks;
+	bool done;
+};
+
+/* Does a task of node carry the flag (its listing failed; a task of it
+ * ended)? */
+static bool
+node_flag(const struct one *t, const bool *flag, size_t n, const char *node)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i].node && flag[i] && !strcmp(t[i].node, node))
+			return true;
+	return false;
+}
+
+/* Read task i's own status (it is due, or listed as failed). */
+static int
+ask(struct pve *p, const char *upid, struct one *t, long now, struct err *e)
+{
+	bool stopped = false;
+	int r = pve_task_check(p, upid, &stopped, e);
+
+	if (r < 0 || stopped)
+		t->done = true;
+	else
+		t->due = now + pve_task_delay(p, upid, t->ticks++);
+	return r;
+}
+
+int
+pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
+	       struct err *errs)
+{
+	struct one *t = xcalloc(n + 1, sizeof(*t));
+	bool *broken = xcalloc(n + 1, sizeof(*broken));
+	bool *ending = xcalloc(n + 1, sizeof(*ending));
+	long begin = mono_ms();
+	size_t i, j;
+	int r = 0;
+
+	for (i = 0; i < n; i++) {
+		err_clear(&errs[i]);
+		if (!upids[i] || !(t[i].node = pve_upid_node(upids[i]))) {
+			t[i].done = true;
+			if (upids[i]) {
+				int ri = err_set(&errs[i], ERR_FAIL, "'%s' is not a task id",
+						 upids[i]);
+
+				r = r ? r : ri;
+			}
+			continue;
+		}
+		t[i].start = pve_upid_starttime(upids[i]);
+		t[i].due = begin + pve_task_delay(p, upids[i], t[i].ticks++);
+	}
+	for (;;) {
+		long now = mono_ms(), due = -1;
+
+		for (i = 0; i < n; i++)
+			if (!t[i].done && (due < 0 || t[i].due < due))
+				due = t[i].due;
+		if (due < 0)
+			break;
+		if (due > now && !proc_sleep_ms(due - now)) {
+			for (i = 0; i < n; i++)
+				if (!t[i].done) {
+					int ri = err_set(&errs[i], ERR_INTR, "interrupted "
+							 "while waiting for task %s (it "
+							 "goes on in Proxmox)", upids[i]);
+
+					t[i].done = true;
+					r = r ? r : ri;
+				}
+			break;
+		}
+		now = mono_ms();
+		/* Each node with a task due: one listing for all its tasks. */
+		for (i = 0; i < n; i++) {
+			json_t *data = NULL;
+			struct err lerr = ERR_INIT;
+			long long since = -1;
+			size_t members = 0;
+			bool listed = false;
+
+			if (t[i].done || t[i].due > now)
+				continue;
+			if (!node_flag(t, broken, n, t[i].node)) {
+				for (j = 0; j < n; j++)
+					if (!t[j].done && !strcmp(t[j].node, t[i].node)) {
+						members++;
+						if (t[j].start >= 0 && (since < 0 || t[j].start < since))
+							since = t[j].start;
+					}
+				if (list_node(p, t[i].node, members, since, &data, &lerr) == 0)
+					listed = true;
+				else
+					broken[i] = true;
+			}
+			for (j = i; listed && j < n; j++)
+				if (!t[j].done && !strcmp(t[j].node, t[i].node) &&
+				    judge(data, upids[j]) != SEEN_RUNNING)
+					ending[i] = true;
+			ending[i] = ending[i] || node_flag(t, ending, n, t[i].node);
+			for (j = i; j < n; j++) {
+				enum seen s;
+				int rj;
+
+				if (t[j].done || strcmp(t[j].node, t[i].node))
+					continue;
+				s = listed ? judge(data, upids[j]) : SEEN_ABSENT;
+				if (s == SEEN_OK) {
+					t[j].done = true;
+					continue;
+				}
+				if (s == SEEN_RUNNING) {
+					t[j].due = now + next_delay(p, upids[j], t[j].ticks++,
+								    ending[i]);
+					continue;
+				}
+				if (s == SEEN_ABSENT && t[j].due > now)
+					continue;
+				if ((rj = ask(p, upids[j], &t[j], now, &errs[j])) < 0 && !r)
+					r = rj;
+			}
+			json_decref(data);
+		}
+		for (i = 0; i < n; i++)
+			if (!t[i].done && timeout_ms > 0 && mono_ms() - begin > timeout_ms) {
+				int ri = err_set(&errs[i], ERR_FAIL, "task %s still running "
+						 "after %lds", upids[i], timeout_ms / 1000);
+
+				t[i].done = true;
+				r = r ? r : ri;
+			}
+	}
+	for (i = 0; i < n; i++)
+		free(t[i].node);
+	free(t);
+	free(broken);
+	free(ending);
 	return r;
 }
