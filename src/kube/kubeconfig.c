@@ -1,5 +1,6 @@
 #include "kube/kubeconfig.h"
 
+#include "util/isolate.h"
 #include "util/yaml.h"
 
 #include <libfyaml.h>
@@ -92,9 +93,9 @@ kube_tar_find(const void *tar, size_t len, const char *name,
 	return -ERR_NOTFOUND;
 }
 
-int
-kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
-		      const char *server, struct err *err)
+static int
+set_server_here(struct buf *out, const char *yaml, size_t len,
+		const char *server, struct err *err)
 {
 	struct fy_document *doc;
 	struct fy_node *clusters, *item;
@@ -141,6 +142,30 @@ kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
 	buf_adds(out, text);
 	free(text);
 	return 0;
+}
+
+struct set_server {
+	const char *yaml, *server;
+	size_t len;
+};
+
+static int
+set_server_child(void *ctx, struct buf *out, struct err *err)
+{
+	struct set_server *a = ctx;
+
+	return set_server_here(out, a->yaml, a->len, a->server, err);
+}
+
+/* In a child process (util/isolate): the kubeconfig holds the admin
+ * client key, and libfyaml frees its copies unwiped. */
+int
+kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
+		      const char *server, struct err *err)
+{
+	struct set_server a = { yaml, server, len };
+
+	return isolate_run(set_server_child, &a, out, err);
 }
 
 int

@@ -1,0 +1,231 @@
+#include "util/isolate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What the child sends first; the result's bytes follow. */
+struct reply {
+	int r;
+	struct err err;
+	uint64_t len;
+};
+
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* 0 when all n bytes came, -1 on EOF or error. */
+static int
+read_all(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t g = read(fd, c, n);
+
+		if (g < 0 && errno == EINTR)
+			continue;
+		if (g <= 0)
+			return -1;
+		c += g;
+		n -= (size_t)g;
+	}
+	return 0;
+}
+
+static void __attribute__((noreturn))
+child(int fd, isolate_fn fn, void *ctx)
+{
+	struct buf out = BUF_INIT_SECRET;
+	struct reply rep;
+
+	memset(&rep, 0, sizeof(rep));
+	err_clear(&rep.err);
+	rep.r = fn(ctx, &out, &rep.err);
+	rep.len = out.len;
+	if (write_all(fd, &rep, sizeof(rep)) < 0 ||
+	    write_all(fd, out.ptr, out.len) < 0)
+		_exit(1);
+	/* _exit: no atexit handlers, no stdio flush of the parent's
+	 * buffered output; the memory goes with the process. */
+	_exit(0);
+}
+
+int
+isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
+{
+	struct reply rep;
+	int fds[2], status = 0, r;
+	pid_t pid;
+	size_t got = 0;
+
+	/* CLOEXEC: a child another thread forks meanwhile execs without our
+	 * pipe; the reply is length-prefixed, so EOF is never relied on. */
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return err_sys(err, errno, "isolated step: pipe");
+	fflush(NULL);   /* nothing buffered is written twice */
+	pid = fork();
+	if (pid < 0) {
+		r = err_sys(err, errno, "isolated step: fork");
+		close(fds[0]);
+		close(fds[1]);
+		return r;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child(fds[1], fn, ctx);
+	}
+	close(fds[1]);
+	memset(&rep, 0, sizeof(rep));
+	r = read_all(fds[0], &rep, sizeof(rep));
+	if (r == 0) {
+		buf_grow(out, rep.len);
+		r = read_all(fds[0], out->ptr + out->len, rep.len);
+		if (r == 0) {
+			got = rep.len;
+			out->len += got;
+			out->ptr[out->len] = '\0';
+		}
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFSIGNALED(status))
+			return err_set(err, ERR_FAIL, "isolated step died "
+				       "(signal %d)", WTERMSIG(status));
+		return err_set(err, ERR_FAIL, "isolated step failed (its "
+			       "result did not arrive)");
+	}
+	rep.err.msg[sizeof(rep.err.msg) - 1] = '\0';
+	*err = rep.err;
+	return rep.r;
+}
+
+/* ---- packing ---- */
+
+static void
+put_u64(struct buf *b, uint64_t v)
+{
+	buf_add(b, &v, sizeof(v));
+}
+
+static int
+get_u64(struct isolate_reader *r, uint64_t *v)
+{
+	if (r->bad || r->left < sizeof(*v)) {
+		r->bad = 1;
+		return -1;
+	}
+	memcpy(v, r->p, sizeof(*v));
+	r->p += sizeof(*v);
+	r->left -= sizeof(*v);
+	return 0;
+}
+
+void
+isolate_put_mem(struct buf *b, const void *p, size_t len)
+{
+	put_u64(b, len);
+	buf_add(b, p, len);
+}
+
+void
+isolate_put_str(struct buf *b, const char *s)
+{
+	if (!s) {
+		put_u64(b, UINT64_MAX);
+		return;
+	}
+	isolate_put_mem(b, s, strlen(s));
+}
+
+void
+isolate_put_long(struct buf *b, long long v)
+{
+	put_u64(b, (uint64_t)v);
+}
+
+void
+isolate_reader_init(struct isolate_reader *r, const struct buf *b)
+{
+	r->p = b->ptr;
+	r->left = b->len;
+	r->bad = 0;
+}
+
+static const char *
+get_bytes(struct isolate_reader *r, size_t *len, int *null)
+{
+	uint64_t n;
+	const char *p;
+
+	*null = 0;
+	if (get_u64(r, &n) < 0)
+		return NULL;
+	if (n == UINT64_MAX) {
+		*null = 1;
+		return NULL;
+	}
+	if (n > r->left) {
+		r->bad = 1;
+		return NULL;
+	}
+	p = r->p;
+	r->p += n;
+	r->left -= n;
+	*len = (size_t)n;
+	return p;
+}
+
+char *
+isolate_get_str(struct isolate_reader *r)
+{
+	size_t len = 0;
+	int null;
+	const char *p = get_bytes(r, &len, &null);
+
+	return p ? xstrndup(p, len) : NULL;
+}
+
+void
+isolate_get_mem(struct isolate_reader *r, struct buf *out)
+{
+	size_t len = 0;
+	int null;
+	const char *p = get_bytes(r, &len, &null);
+
+	if (p)
+		buf_add(out, p, len);
+	else if (null)
+		r->bad = 1;
+}
+
+long long
+isolate_get_long(struct isolate_reader *r)
+{
+	uint64_t v = 0;
+
+	get_u64(r, &v);
+	return (long long)v;
+}
