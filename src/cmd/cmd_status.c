@@ -18,6 +18,7 @@ struct probe {
 	const struct talos_creds *creds;
 	const char *ip;
 	bool controlplane;
+	bool thread;            /* probed on its own thread, to be joined */
 	char talos[40];
 	char etcd[40];
 };
@@ -96,7 +97,11 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 		if (!have_creds || !running[i])
 			continue;
 		pr[i].creds = &creds;
-		pthread_create(&th[i], NULL, probe_node, &pr[i]);
+		/* Without a thread the node is probed here, not skipped. */
+		pr[i].thread = pthread_create(&th[i], NULL, probe_node,
+					      &pr[i]) == 0;
+		if (!pr[i].thread)
+			probe_node(&pr[i]);
 	}
 	path = fs_join(e->dir, "kubeconfig");
 	*kube_note = NULL;
@@ -112,7 +117,7 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 	kube_client_free(kc);
 	free(path);
 	for (i = 0; i < n; i++)
-		if (pr[i].creds)
+		if (pr[i].thread)
 			pthread_join(th[i], NULL);
 	free(th);
 	if (have_creds)

@@ -2,12 +2,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "util/clock.h"
+
+/* libfyaml on a 1 MiB file takes milliseconds; this only bounds a hang. */
+#define ISOLATE_TIMEOUT_MS 120000
 
 /* What the child sends first; the result's bytes follow. */
 struct reply {
@@ -34,15 +40,30 @@ write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* 0 when all n bytes came, -1 on EOF or error. */
+/*
+ * 0 when all n bytes came; -1 on EOF or error; -2 at the deadline, so a child
+ * that never answers (one forked while another thread held a lock it
+ * then needs) does not hold the parent forever. Ctrl-C does not cut it
+ * short: the child, which may be writing files, takes milliseconds.
+ */
 static int
-read_all(int fd, void *p, size_t n)
+read_all(int fd, void *p, size_t n, long long deadline)
 {
 	char *c = p;
 
 	while (n > 0) {
-		ssize_t g = read(fd, c, n);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t g;
+		int pr;
 
+		if (clock_mono_ms() >= deadline)
+			return -2;
+		pr = poll(&pfd, 1, 50);
+		if (pr < 0 && errno != EINTR)
+			return -1;
+		if (pr <= 0)
+			continue;
+		g = read(fd, c, n);
 		if (g < 0 && errno == EINTR)
 			continue;
 		if (g <= 0)
@@ -76,6 +97,7 @@ isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
 {
 	struct reply rep;
 	int fds[2], status = 0, r;
+	long long deadline;
 	pid_t pid;
 	size_t got = 0;
 
@@ -96,11 +118,12 @@ isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
 		child(fds[1], fn, ctx);
 	}
 	close(fds[1]);
+	deadline = clock_mono_ms() + ISOLATE_TIMEOUT_MS;
 	memset(&rep, 0, sizeof(rep));
-	r = read_all(fds[0], &rep, sizeof(rep));
+	r = read_all(fds[0], &rep, sizeof(rep), deadline);
 	if (r == 0) {
 		buf_grow(out, rep.len);
-		r = read_all(fds[0], out->ptr + out->len, rep.len);
+		r = read_all(fds[0], out->ptr + out->len, rep.len, deadline);
 		if (r == 0) {
 			got = rep.len;
 			out->len += got;
@@ -108,8 +131,13 @@ isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
 		}
 	}
 	close(fds[0]);
+	if (r == -2)
+		kill(pid, SIGKILL);   /* ours, by its pid */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (r == -2)
+		return err_set(err, ERR_FAIL, "isolated step did not finish "
+			       "within %d s", ISOLATE_TIMEOUT_MS / 1000);
 	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))
 			return err_set(err, ERR_FAIL, "isolated step died "
