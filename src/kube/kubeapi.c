@@ -80,13 +80,9 @@ wipe_free(char *s)
 	}
 }
 
-struct kc_text {
-	const char *text;
-	size_t len;
-};
-
 /*
- * In a child process (util/isolate): the kubeconfig parsed by libfyaml,
+ * In a fresh process (isolate_spawn: callers may run beside other
+ * threads): the kubeconfig parsed by libfyaml,
  * which frees its copies of the client key unwiped. Back come the current
  * context's name, server, CA, client certificate and key (PEM, NULL when
  * missing).
@@ -94,12 +90,12 @@ struct kc_text {
 static int
 kc_child(void *ctx, struct buf *out, struct err *err)
 {
-	struct kc_text *t = ctx;
+	const struct buf *t = ctx;
 	struct fy_document *doc;
 	struct fy_node *root, *cluster, *user, *cx;
 	char *cur, *cname = NULL, *uname = NULL, *key;
 
-	if (!(doc = yaml_parse(t->text, t->len, err)))
+	if (!(doc = yaml_parse(t->ptr, t->len, err)))
 		return err_wrap(err, "kubeconfig");
 	root = fy_document_root(doc);
 	if (!root || !fy_node_is_mapping(root)) {
@@ -133,12 +129,12 @@ kc_child(void *ctx, struct buf *out, struct err *err)
 	fy_document_destroy(doc);
 	return 0;
 }
+ISOLATE_OP(kc_child);
 
 int
 kube_client_from_kubeconfig(struct kube_client **out, const char *text,
 			    size_t len, long timeout_ms, struct err *err)
 {
-	struct kc_text t = { text, len };
 	struct buf res = BUF_INIT_SECRET;
 	struct isolate_reader rd;
 	struct http_opts o;
@@ -146,7 +142,7 @@ kube_client_from_kubeconfig(struct kube_client **out, const char *text,
 	int r;
 
 	*out = NULL;
-	if ((r = isolate_run(kc_child, &t, &res, err)) < 0)
+	if ((r = isolate_spawn(kc_child, text, len, &res, err)) < 0)
 		goto out;
 	isolate_reader_init(&rd, &res);
 	cur = isolate_get_str(&rd);

@@ -144,28 +144,42 @@ set_server_here(struct buf *out, const char *yaml, size_t len,
 	return 0;
 }
 
-struct set_server {
-	const char *yaml, *server;
-	size_t len;
-};
-
+/* The input: the server, then the kubeconfig (isolate_put_*). */
 static int
 set_server_child(void *ctx, struct buf *out, struct err *err)
 {
-	struct set_server *a = ctx;
+	struct buf yaml = BUF_INIT_SECRET;
+	struct isolate_reader rd;
+	char *server;
+	int r;
 
-	return set_server_here(out, a->yaml, a->len, a->server, err);
+	isolate_reader_init(&rd, ctx);
+	server = isolate_get_str(&rd);
+	isolate_get_mem(&rd, &yaml);
+	if (rd.bad || !server)
+		r = err_set(err, ERR_FAIL, "kubeconfig: malformed input");
+	else
+		r = set_server_here(out, yaml.ptr, yaml.len, server, err);
+	free(server);
+	buf_release_secret(&yaml);
+	return r;
 }
+ISOLATE_OP(set_server_child);
 
-/* In a child process (util/isolate): the kubeconfig holds the admin
+/* In a fresh process (isolate_spawn): the kubeconfig holds the admin
  * client key, and libfyaml frees its copies unwiped. */
 int
 kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
 		      const char *server, struct err *err)
 {
-	struct set_server a = { yaml, server, len };
+	struct buf in = BUF_INIT_SECRET;
+	int r;
 
-	return isolate_run(set_server_child, &a, out, err);
+	isolate_put_str(&in, server);
+	isolate_put_mem(&in, yaml, len);
+	r = isolate_spawn(set_server_child, in.ptr, in.len, out, err);
+	buf_release_secret(&in);
+	return r;
 }
 
 int

@@ -171,7 +171,10 @@ sha256_hex(const void *p, size_t n, char hex[65])
 	unsigned int len = 0;
 	int i;
 
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+	/* Fails only without memory (or a broken OpenSSL): die, as
+	 * xmalloc does, rather than use an unset digest. */
+	if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1)
+		abort();
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }

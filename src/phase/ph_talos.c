@@ -268,9 +268,11 @@ firewall_docs_child(void *ctx, struct buf *out, struct err *err)
 	ydocs_release(&d);
 	return 0;
 }
+ISOLATE_OP(firewall_docs_child);
 
-/* The config is parsed in a child process (util/isolate): it holds the CA
- * keys, and libfyaml frees its copies unwiped. */
+/* The config is parsed in a fresh process (isolate_spawn: this runs on the
+ * node threads): it holds the CA keys, and libfyaml frees its copies
+ * unwiped. */
 static int
 firewall_digest(const struct buf *cfg, char hex[65])
 {
@@ -281,7 +283,8 @@ firewall_digest(const struct buf *cfg, char hex[65])
 	size_t i;
 	int r = -1;
 
-	if (isolate_run(firewall_docs_child, (void *)cfg, &docs, &e) == 0 &&
+	if (isolate_spawn(firewall_docs_child, cfg->ptr, cfg->len, &docs,
+			  &e) == 0 &&
 	    EVP_Digest(docs.ptr, docs.len, out, &n, EVP_sha256(), NULL) == 1 &&
 	    n == 32) {
 		for (i = 0; i < 32; i++)
@@ -552,7 +555,7 @@ install_node(struct tjob *j, struct err *err)
 		.installed = trust_journal_installed(&c->st, nd->name),
 		.reinstall = reinstall_asked(c, nd->name),
 	};
-	struct buf cfg = BUF_INIT;
+	struct buf cfg = BUF_INIT_SECRET;
 	struct err last = ERR_INIT;
 	struct retry_log rl = { .n = 0 };
 	char sha[65], fw[65] = "", why[64], *done_sha = NULL, *maint_ip = NULL;
@@ -729,7 +732,7 @@ install_node(struct tjob *j, struct err *err)
 out:
 	free(done_sha);
 	free(maint_ip);
-	buf_release(&cfg);
+	buf_release_secret(&cfg);
 	return r;
 }
 

@@ -40,26 +40,22 @@ field_pem(struct fy_node *ctx, const char *key, const char *what,
 	return pem.ptr;
 }
 
-struct creds_text {
-	const char *text;
-	size_t len;
-};
-
 /*
- * In a child process (util/isolate): the talosconfig parsed by libfyaml,
+ * In a fresh process (isolate_spawn: the Talos phases call this on their
+ * node threads): the talosconfig parsed by libfyaml,
  * which frees its copies of the client key unwiped. Back come the
  * context, the CA and client certificates and the key, as PEM.
  */
 static int
 creds_child(void *ctx, struct buf *out, struct err *err)
 {
-	struct creds_text *t = ctx;
+	const struct buf *t = ctx;
 	struct ydocs d = YDOCS_INIT;
 	struct fy_node *root, *cx;
 	char *context = NULL, *ca = NULL, *crt = NULL, *key = NULL;
 	int r = 0;
 
-	if (ydocs_parse(&d, t->text, t->len, err) < 0)
+	if (ydocs_parse(&d, t->ptr, t->len, err) < 0)
 		return -1;
 	if (d.n != 1) {
 		r = err_set(err, ERR_FAIL, "expected one YAML document");
@@ -95,12 +91,12 @@ out:
 	ydocs_release(&d);
 	return r;
 }
+ISOLATE_OP(creds_child);
 
 int
 talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
 		  struct err *err)
 {
-	struct creds_text t = { text, len };
 	struct buf res = BUF_INIT_SECRET, kp = BUF_INIT_SECRET;
 	struct isolate_reader rd;
 	EVP_PKEY *key;
@@ -108,7 +104,7 @@ talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
 	int r;
 
 	memset(c, 0, sizeof(*c));
-	if ((r = isolate_run(creds_child, &t, &res, err)) < 0)
+	if ((r = isolate_spawn(creds_child, text, len, &res, err)) < 0)
 		goto out;
 	isolate_reader_init(&rd, &res);
 	c->context = isolate_get_str(&rd);

@@ -44,7 +44,10 @@ sha256_hex(char out[65], const void *data, size_t len)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
 
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	/* Fails only without memory (or a broken OpenSSL): die, as
+	 * xmalloc does, rather than use an unset digest. */
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		abort();
 	for (i = 0; i < mdlen && i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	out[64] = '\0';

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -92,45 +94,25 @@ child(int fd, isolate_fn fn, void *ctx)
 	_exit(0);
 }
 
-int
-isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
+/* Read the child's reply from fd, reap it, and hand on its result. */
+static int
+reply_from(pid_t pid, int fd, struct buf *out, struct err *err)
 {
 	struct reply rep;
-	int fds[2], status = 0, r;
-	long long deadline;
-	pid_t pid;
-	size_t got = 0;
+	long long deadline = clock_mono_ms() + ISOLATE_TIMEOUT_MS;
+	int status = 0, r;
 
-	/* CLOEXEC: a child another thread forks meanwhile execs without our
-	 * pipe; the reply is length-prefixed, so EOF is never relied on. */
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return err_sys(err, errno, "isolated step: pipe");
-	fflush(NULL);   /* nothing buffered is written twice */
-	pid = fork();
-	if (pid < 0) {
-		r = err_sys(err, errno, "isolated step: fork");
-		close(fds[0]);
-		close(fds[1]);
-		return r;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		child(fds[1], fn, ctx);
-	}
-	close(fds[1]);
-	deadline = clock_mono_ms() + ISOLATE_TIMEOUT_MS;
 	memset(&rep, 0, sizeof(rep));
-	r = read_all(fds[0], &rep, sizeof(rep), deadline);
+	r = read_all(fd, &rep, sizeof(rep), deadline);
 	if (r == 0) {
 		buf_grow(out, rep.len);
-		r = read_all(fds[0], out->ptr + out->len, rep.len, deadline);
+		r = read_all(fd, out->ptr + out->len, rep.len, deadline);
 		if (r == 0) {
-			got = rep.len;
-			out->len += got;
+			out->len += rep.len;
 			out->ptr[out->len] = '\0';
 		}
 	}
-	close(fds[0]);
+	close(fd);
 	if (r == -2)
 		kill(pid, SIGKILL);   /* ours, by its pid */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -148,6 +130,118 @@ isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
 	rep.err.msg[sizeof(rep.err.msg) - 1] = '\0';
 	*err = rep.err;
 	return rep.r;
+}
+
+int
+isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err)
+{
+	int fds[2], r;
+	pid_t pid;
+
+	/* CLOEXEC: a child another thread spawns meanwhile runs without
+	 * our pipe; the reply is length-prefixed, so EOF is never relied on. */
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return err_sys(err, errno, "isolated step: pipe");
+	fflush(NULL);   /* nothing buffered is written twice */
+	pid = fork();
+	if (pid < 0) {
+		r = err_sys(err, errno, "isolated step: fork");
+		close(fds[0]);
+		close(fds[1]);
+		return r;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child(fds[1], fn, ctx);
+	}
+	close(fds[1]);
+	return reply_from(pid, fds[0], out, err);
+}
+
+/* ---- spawn: a fresh process ---- */
+
+extern const isolate_fn __start_isolate_ops[] __attribute__((weak));
+extern const isolate_fn __stop_isolate_ops[] __attribute__((weak));
+
+#define SERVE_ARG "--strata-isolated-step"
+
+int
+isolate_spawn(isolate_fn fn, const void *in, size_t inlen, struct buf *out,
+	      struct err *err)
+{
+	posix_spawn_file_actions_t fa;
+	char idx[24], *argv[] = { "strata", SERVE_ARG, idx, NULL };
+	int to[2], from[2], r;
+	size_t i, n = (size_t)(__stop_isolate_ops - __start_isolate_ops);
+	uint64_t len = inlen;
+	pid_t pid;
+
+	for (i = 0; i < n && __start_isolate_ops[i] != fn; i++)
+		;
+	if (i == n)
+		return err_set(err, ERR_FAIL, "isolated step: function not "
+			       "listed with ISOLATE_OP");
+	snprintf(idx, sizeof(idx), "%zu", i);
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return err_sys(err, errno, "isolated step: pipe");
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		r = err_sys(err, errno, "isolated step: pipe");
+		close(to[0]);
+		close(to[1]);
+		return r;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, to[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, from[1], 1);
+	r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(to[0]);
+	close(from[1]);
+	if (r != 0) {
+		close(to[1]);
+		close(from[0]);
+		return err_sys(err, r, "isolated step: cannot start "
+			       "/proc/self/exe");
+	}
+	/* The child reads all its input before it answers. */
+	if (write_all(to[1], &len, sizeof(len)) < 0 ||
+	    write_all(to[1], in, inlen) < 0) {
+		close(to[1]);
+		kill(pid, SIGKILL);
+		return reply_from(pid, from[0], out, err);
+	}
+	close(to[1]);
+	return reply_from(pid, from[0], out, err);
+}
+
+/* In the spawned copy, before main: serve one step and exit. glibc hands
+ * constructors argc and argv. */
+__attribute__((constructor)) static void
+isolate_serve(int argc, char **argv)
+{
+	struct buf in = BUF_INIT_SECRET;
+	size_t n = (size_t)(__stop_isolate_ops - __start_isolate_ops);
+	uint64_t len;
+	char *end;
+	unsigned long i;
+
+	if (argc != 3 || strcmp(argv[1], SERVE_ARG) != 0)
+		return;
+	i = strtoul(argv[2], &end, 10);
+	if (*end || i >= n)
+		_exit(2);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_IGN);   /* the parent decides; we take ms */
+	if (read_all(0, &len, sizeof(len), clock_mono_ms() +
+		     ISOLATE_TIMEOUT_MS) < 0 || len > (64u << 20))
+		_exit(2);
+	buf_grow(&in, (size_t)len);
+	if (read_all(0, in.ptr, (size_t)len, clock_mono_ms() +
+		     ISOLATE_TIMEOUT_MS) < 0)
+		_exit(2);
+	in.len = (size_t)len;
+	in.ptr[in.len] = '\0';
+	child(1, __start_isolate_ops[i], &in);
 }
 
 /* ---- packing ---- */

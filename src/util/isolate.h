@@ -12,7 +12,19 @@
  * the fork (copy on write) and changes nothing in it.
  *
  * fn must not depend on other threads (only the forking thread exists in
- * the child) and writes its result only into out.
+ * the child) and writes its result only into out. isolate_run is for a
+ * moment with no other thread (gen, before the node pools start): a fork
+ * while another thread holds a lock (malloc's, ASan's allocator's) can
+ * leave the child stuck on it (seen: ASan builds, 8 node threads).
+ *
+ * isolate_spawn is for any thread: it runs a fresh copy of the binary
+ * (posix_spawn of /proc/self/exe, nothing inherited but the pipes), which
+ * reads the input bytes from its stdin, calls the function and answers
+ * the same way. The function gets a struct buf * holding the input as
+ * ctx and must be listed with ISOLATE_OP(fn) in its file: the child
+ * calls only a listed function (its index in the binary's list). The
+ * child serves before main runs (a constructor in isolate.c), so unit
+ * test binaries serve too.
  *
  * A result of several values is packed with isolate_put_* and read back,
  * in the same order, with isolate_get_* (a string is NULL or NUL-ended;
@@ -32,6 +44,13 @@ typedef int (*isolate_fn)(void *ctx, struct buf *out, struct err *err);
 /* fn's return value and error, with out appended to; or an error when the
  * child could not be started or died. */
 int isolate_run(isolate_fn fn, void *ctx, struct buf *out, struct err *err);
+
+int isolate_spawn(isolate_fn fn, const void *in, size_t inlen, struct buf *out,
+		  struct err *err);
+
+#define ISOLATE_OP(fn)                                                  \
+	static const isolate_fn isolate_op_##fn                         \
+		__attribute__((used, section("isolate_ops"))) = fn
 
 void isolate_put_str(struct buf *b, const char *s);
 void isolate_put_mem(struct buf *b, const void *p, size_t len);

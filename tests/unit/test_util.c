@@ -441,6 +441,41 @@ iso_die(void *ctx, struct buf *out, struct err *err)
 	return 0;
 }
 
+static int
+iso_upper(void *ctx, struct buf *out, struct err *err)
+{
+	const struct buf *in = ctx;
+
+	if (!in->len)
+		return err_set(err, ERR_FAIL, "empty input");
+	for (size_t i = 0; i < in->len; i++)
+		buf_addch(out, (char)(in->ptr[i] >= 'a' && in->ptr[i] <= 'z'
+				      ? in->ptr[i] - 32 : in->ptr[i]));
+	return 0;
+}
+ISOLATE_OP(iso_upper);
+
+/* A fresh copy of the binary serves the step (from threads too). */
+static void
+test_isolate__spawn_runs_a_listed_function_in_a_fresh_process(void **state)
+{
+	struct buf out = BUF_INIT_SECRET;
+	struct err err = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(isolate_spawn(iso_upper, "ab\0c", 4, &out, &err), 0);
+	assert_int_equal(out.len, 4);
+	assert_memory_equal(out.ptr, "AB\0C", 4);
+	buf_release_secret(&out);
+	assert_int_equal(isolate_spawn(iso_upper, "", 0, &out, &err), -ERR_FAIL);
+	assert_string_equal(err.msg, "empty input");
+	/* Not listed: refused, nothing run. */
+	assert_true(isolate_spawn(iso_fail, "x", 1, &out, &err) < 0);
+	assert_string_equal(err.msg, "isolated step: function not listed "
+			    "with ISOLATE_OP");
+	buf_release_secret(&out);
+}
+
 static void
 test_isolate__error_and_death_reach_the_parent(void **state)
 {
@@ -478,6 +513,7 @@ main(void)
 		cmocka_unit_test(test_net__mac_normalised),
 		cmocka_unit_test(test_isolate__result_and_pack_round_trip),
 		cmocka_unit_test(test_isolate__error_and_death_reach_the_parent),
+		cmocka_unit_test(test_isolate__spawn_runs_a_listed_function_in_a_fresh_process),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, setup, teardown);
