@@ -109,7 +109,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 	const char *env = NULL, *result = "failed";
 	bool yes = false, dry = false, tallying = false;
 	long long wait_ms = 15 * 60 * 1000LL;
-	size_t talos_changes = 0, k, n_reinstall = 0;
+	size_t talos_changes = 0, machine_changes = 0, k, n_reinstall = 0;
 	char *reinstall[64];
 	int parallel = 16, upgrade_parallel = 1, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
@@ -214,6 +214,15 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 			scale_plan_print(&c.plan, c.cfg, stdout);
 			fflush(stdout);
 		}
+	} else if (c.provider->plan_machines) {
+		/* The machines the config names: the plan shown (the plan
+		 * event with -o json), its changes asked about. */
+		struct plan_out po = { .fp = stdout, .event = json };
+
+		if ((r = c.provider->plan_machines(&e, &c.st, &po, &err)) < 0)
+			goto fail;
+		fflush(stdout);
+		machine_changes = po.changes;
 	}
 	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
 		goto fail;
@@ -229,7 +238,7 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
-		if (changes_without_writing(&c, human, &err)) {
+		if (machine_changes || changes_without_writing(&c, human, &err)) {
 			fflush(human);
 			out_error("not a terminal: pass --yes to confirm");
 			result = "refused";
@@ -250,7 +259,8 @@ apply_main(int argc, char **argv, const struct buf *recover, const char *what)
 	}
 	fflush(human);
 	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
-		     c.plan.deletes || c.plan.pool_missing || talos_changes) &&
+		     c.plan.deletes || c.plan.pool_missing || talos_changes ||
+		     machine_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		result = "refused";
 		rc = 1;

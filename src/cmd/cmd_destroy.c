@@ -100,9 +100,12 @@ cmd_destroy(int argc, char **argv)
 
 			fprintf(fp, "Talos Reset (reboot into maintenance mode; STATE "
 				"and EPHEMERAL wiped, the cluster's data is gone):\n");
-			for (i = 0; i < e.cfg->n_nodes; i++)
-				fprintf(fp, "  - %-20s %s\n", e.cfg->nodes[i].name,
-					e.cfg->nodes[i].ip);
+			if (c.provider->destroy_machines)
+				c.provider->destroy_machines(&c, fp, json);
+			else
+				for (i = 0; i < e.cfg->n_nodes; i++)
+					fprintf(fp, "  - %-20s %s\n", e.cfg->nodes[i].name,
+						e.cfg->nodes[i].ip);
 			fflush(fp);
 			if (!env_confirm("Reset these nodes?", yes)) {
 				result = "refused";

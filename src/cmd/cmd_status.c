@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "cmd/machines.h"
 #include "kube/kubeapi.h"
+#include "phase/provider.h"
 #include "talos/api.h"
 #include "talos/health.h"
 #include "util/buf.h"
@@ -13,20 +15,10 @@
 #include "util/out.h"
 
 
-/* What a Talos node says about itself; probed side by side. */
-struct probe {
-	const struct talos_creds *creds;
-	const char *ip;
-	bool controlplane;
-	bool thread;            /* probed on its own thread, to be joined */
-	char talos[40];
-	char etcd[40];
-};
-
 static void *
 probe_node(void *arg)
 {
-	struct probe *p = arg;
+	struct status_probe *p = arg;
 	struct talos_target t = { .addr = p->ip, .creds = p->creds,
 				  .timeout_ms = 3000, .connect_timeout_ms = 1500 };
 	struct talos_status st = { 0 };
@@ -68,10 +60,10 @@ probe_node(void *arg)
 	return NULL;
 }
 
-/* Probe every Talos node (VMs running) and read Kubernetes' node list. */
-static void
-probe_cluster(struct env *e, struct probe *pr, const bool *running,
-	      struct kube_node **kn, size_t *nk, const char **kube_note)
+void
+status_probe_cluster(struct env *e, struct status_probe *pr,
+		     const bool *running, struct kube_node **kn, size_t *nk,
+		     const char **kube_note)
 {
 	struct talos_creds creds;
 	struct err err = ERR_INIT;
@@ -124,9 +116,8 @@ probe_cluster(struct env *e, struct probe *pr, const bool *running,
 		talos_creds_release(&creds);
 }
 
-/* The addons as the cluster runs them (kube_addons_read), or NULL. */
-static json_t *
-read_addons(struct env *e)
+json_t *
+status_read_addons(struct env *e)
 {
 	char *path = fs_join(e->dir, "kubeconfig");
 	struct kube_client *kc = NULL;
@@ -141,8 +132,8 @@ read_addons(struct env *e)
 	return a;
 }
 
-static void
-print_addons(json_t *a)
+void
+status_print_addons(json_t *a)
 {
 	json_t *cni = json_object_get(a, "cni"), *k;
 	json_t *gw = json_object_get(a, "gateway");
@@ -184,9 +175,9 @@ print_addons(json_t *a)
 	}
 }
 
-static const char *
-kube_state(const struct kube_node *kn, size_t nk, const char *name,
-	   const char *note)
+const char *
+status_kube_state(const struct kube_node *kn, size_t nk, const char *name,
+		  const char *note)
 {
 	size_t i;
 
@@ -213,8 +204,7 @@ status_action(const struct plan *p, const char *name)
 	return NULL;
 }
 
-/* The health gate's checks, once, for the cluster the config describes. */
-static int
+int
 status_health(struct env *e, struct health_report *rep, struct err *err)
 {
 	struct talos_creds creds;
@@ -240,45 +230,33 @@ out:
 	return r;
 }
 
-int
-cmd_status(int argc, char **argv)
+bool
+status_talos_up(const char *talos)
 {
-	struct env e;
-	struct state st = { 0 };
+	return talos && strcmp(talos, "-") && strcmp(talos, "maintenance") &&
+	       strcmp(talos, "down") && strcmp(talos, "foreign-ca");
+}
+
+int
+status_vms(struct env *e, struct state *st, const char *env, bool json,
+	   bool want_health)
+{
 	struct err err = ERR_INIT;
 	struct vm_spec *want = NULL, *have = NULL;
 	size_t nw = 0, nh = 0, nk = 0, i, j;
-	struct probe *pr = NULL;
+	struct status_probe *pr = NULL;
 	struct kube_node *kn = NULL;
 	const char *kube_note = NULL;
 	bool *running = NULL;
-	const char *env = NULL;
-	int json = 0, a, r, rc = 1;
-	bool want_health = false;
+	int r, rc = 1;
 	struct health_report hrep;
 	json_t *arr = NULL, *addons = NULL, *hjson = NULL;
 	struct plan plan = { 0 };
 	size_t n_rows = 0, n_running = 0, n_absent = 0, n_orphan = 0, n_differ = 0;
 	size_t n_conflict = 0, n_talos = 0, n_talos_up = 0, n_ready = 0;
 
-	if (cmd_wants_help(argc, argv, "status"))
-		return 0;
-	for (a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "--health")) {
-			want_health = true;
-			continue;
-		}
-		if ((r = cmd_output_flag(argc, argv, &a, &json, "status")) == 2)
-			return r;
-		if (r == 0 && (r = cmd_positional(&env, argv[a], "status")) != 0)
-			return r;
-	}
-	if (!env)
-		return cmd_usage_error("status", "missing ENV");
-	if ((r = env_open(&e, env, ENV_PROXMOX, &err)) < 0 ||
-	    (r = state_load(&st, e.dir, &err)) < 0 ||
-	    (r = env_desired(&e, &st, &want, &nw, &err)) < 0 ||
-	    (r = observe_env(&e, &have, &nh, &err)) < 0) {
+	if ((r = env_desired(e, st, &want, &nw, &err)) < 0 ||
+	    (r = observe_env(e, &have, &nh, &err)) < 0) {
 		out_error("status '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;
@@ -286,22 +264,22 @@ cmd_status(int argc, char **argv)
 	/* Which Talos nodes' VMs run: only those are worth a probe. A VM
 	 * just created shows status "unknown" in /cluster/resources for a
 	 * few seconds (as real Proxmox does): probe it too, bounded. */
-	running = xcalloc(e.cfg->n_nodes + 1, sizeof(*running));
-	pr = xcalloc(e.cfg->n_nodes + 1, sizeof(*pr));
-	for (i = 0; i < e.cfg->n_nodes && i < nw; i++)
+	running = xcalloc(e->cfg->n_nodes + 1, sizeof(*running));
+	pr = xcalloc(e->cfg->n_nodes + 1, sizeof(*pr));
+	for (i = 0; i < e->cfg->n_nodes && i < nw; i++)
 		for (j = 0; j < nh; j++)
 			if (have[j].vmid == want[i].vmid && have[j].owned &&
 			    have[j].status && (!strcmp(have[j].status, "running") ||
 					       !strcmp(have[j].status, "unknown")))
 				running[i] = true;
-	probe_cluster(&e, pr, running, &kn, &nk, &kube_note);
+	status_probe_cluster(e, pr, running, &kn, &nk, &kube_note);
 	{
 		/* drift: the same comparison plan makes */
 		struct vm_spec *applied = NULL;
 		size_t na = 0;
 
-		state_vms(&st, &applied, &na);
-		r = plan_diff(&plan, e.cfg->name, want, nw, have, nh, applied, na, &err);
+		state_vms(st, &applied, &na);
+		r = plan_diff(&plan, e->cfg->name, want, nw, have, nh, applied, na, &err);
 		vm_specs_free(applied, na);
 		if (r < 0) {
 			out_error("status '%s': %s", env, err.msg);
@@ -310,8 +288,8 @@ cmd_status(int argc, char **argv)
 		}
 	}
 	if (!kube_note)
-		addons = read_addons(&e);
-	if (want_health && (r = status_health(&e, &hrep, &err)) < 0) {
+		addons = status_read_addons(e);
+	if (want_health && (r = status_health(e, &hrep, &err)) < 0) {
 		out_error("status '%s' --health: %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;
@@ -347,10 +325,10 @@ cmd_status(int argc, char **argv)
 				if (have[j].vmid == w->vmid)
 					h = &have[j];
 		}
-		if (w && i < e.cfg->n_nodes)
-			ip = e.cfg->nodes[i].ip;
+		if (w && i < e->cfg->n_nodes)
+			ip = e->cfg->nodes[i].ip;
 		else if (w)
-			ip = e.cfg->vms[i - e.cfg->n_nodes].ip;
+			ip = e->cfg->vms[i - e->cfg->n_nodes].ip;
 		state = !h ? "absent" : !h->owned ? "foreign" : (h->status ? h->status : "?");
 		if (!w)
 			state = "orphan";
@@ -376,10 +354,10 @@ cmd_status(int argc, char **argv)
 		}
 		if (h && h->owned && h->status && !strcmp(h->status, "running"))
 			n_running++;
-		if (w && i < e.cfg->n_nodes) {
+		if (w && i < e->cfg->n_nodes) {
 			talos = pr[i].talos[0] && strcmp(pr[i].talos, "-") ? pr[i].talos : NULL;
 			etcd = pr[i].etcd[0] && strcmp(pr[i].etcd, "-") ? pr[i].etcd : NULL;
-			k8s = kube_note ? NULL : kube_state(kn, nk, w->name, NULL);
+			k8s = kube_note ? NULL : status_kube_state(kn, nk, w->name, NULL);
 			n_talos++;
 			if (talos && strcmp(talos, "maintenance") && strcmp(talos, "down") &&
 			    strcmp(talos, "foreign-ca"))
@@ -407,14 +385,14 @@ cmd_status(int argc, char **argv)
 			json_array_append_new(arr, o);
 		} else {
 			const struct vm_spec *sp = h && h->owned ? h : w;
-			bool tn = w && i < e.cfg->n_nodes;
+			bool tn = w && i < e->cfg->n_nodes;
 
 			printf("%c %-20s %-13s %-7d %-10s %-9s %-16s %5d %6dMi %4dGi  %-12s %-9s %-9s %s\n",
 			       mark, sp->name ? sp->name : "?", w ? w->role : "-", sp->vmid,
 			       sp->node ? sp->node : "-", state, ip ? ip : "-", sp->cores,
 			       sp->memory_mib, sp->disk_gib, tn ? pr[i].talos : "-",
 			       tn ? pr[i].etcd : "-",
-			       tn ? kube_state(kn, nk, w->name, kube_note) : "-",
+			       tn ? status_kube_state(kn, nk, w->name, kube_note) : "-",
 			       differs.ptr);
 		}
 		json_decref(fields);
@@ -426,7 +404,7 @@ cmd_status(int argc, char **argv)
 		char *js;
 
 		json_object_set_new(root, "format_version", json_integer(2));
-		json_object_set_new(root, "env", json_string(e.cfg->name));
+		json_object_set_new(root, "env", json_string(e->cfg->name));
 		json_object_set_new(root, "vms", json_incref(arr));
 		json_object_set_new(root, "kubernetes_note",
 				    kube_note ? json_string(kube_note) : json_null());
@@ -445,11 +423,11 @@ cmd_status(int argc, char **argv)
 		free(js);
 		json_decref(root);
 	} else {
-		if (kube_note && e.cfg->n_nodes)
+		if (kube_note && e->cfg->n_nodes)
 			out_note("Kubernetes: %s", kube_note);
-		plan_print_pending(have, nh, e.cfg->proxmox.restart == RESTART_NEVER,
+		plan_print_pending(have, nh, e->cfg->proxmox.restart == RESTART_NEVER,
 				   stdout);
-		printf("\n%s: %zu VM%s, %zu running", e.cfg->name, n_rows,
+		printf("\n%s: %zu VM%s, %zu running", e->cfg->name, n_rows,
 		       n_rows == 1 ? "" : "s", n_running);
 		if (n_absent)
 			printf(", %zu missing", n_absent);
@@ -466,7 +444,7 @@ cmd_status(int argc, char **argv)
 			printf("'strata plan %s' lists the changes; 'strata apply %s' "
 			       "makes them\n", env, env);
 		if (addons)
-			print_addons(addons);
+			status_print_addons(addons);
 		if (want_health) {
 			printf("\nhealth (the gate apply runs between disruptive steps): %s\n",
 			       hrep.healthy ? "healthy" : "NOT healthy");
@@ -484,6 +462,42 @@ out:
 	plan_release(&plan);
 	vm_specs_free(want, nw);
 	vm_specs_free(have, nh);
+	return rc;
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	struct env e;
+	struct state st = { 0 };
+	struct err err = ERR_INIT;
+	const struct provider *p = NULL;
+	const char *env = NULL;
+	int json = 0, a, r, rc = 1;
+	bool want_health = false;
+
+	if (cmd_wants_help(argc, argv, "status"))
+		return 0;
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--health")) {
+			want_health = true;
+			continue;
+		}
+		if ((r = cmd_output_flag(argc, argv, &a, &json, "status")) == 2)
+			return r;
+		if (r == 0 && (r = cmd_positional(&env, argv[a], "status")) != 0)
+			return r;
+	}
+	if (!env)
+		return cmd_usage_error("status", "missing ENV");
+	if ((r = env_open(&e, env, ENV_PROVIDER, &err)) < 0 ||
+	    (r = state_load(&st, e.dir, &err)) < 0 ||
+	    (r = cmd_provider(&p, e.cfg, "status", &err)) < 0) {
+		out_error("status '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+	} else {
+		rc = p->status_machines(&e, &st, env, json, want_health);
+	}
 	state_release(&st);
 	env_close(&e);
 	return rc;

@@ -13,6 +13,7 @@
 
 #include "phase/provider.h"
 #include "plan/observe.h"
+#include "trust/trust.h"
 #include "util/buf.h"
 #include "util/event.h"
 #include "util/fs.h"
@@ -129,7 +130,8 @@ observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 }
 
 /* Counts the VM phase's finished items from its step events (their
- * results are the words docs/json.md lists). */
+ * results are the words docs/json.md lists), and on vps the nodes
+ * rescue-install wrote and talos-reset reset. */
 static void
 tally_sink(const json_t *ev, void *arg)
 {
@@ -137,7 +139,18 @@ tally_sink(const json_t *ev, void *arg)
 	const char *text = json_string_value(json_object_get(ev, "text"));
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
+	const char *item = json_string_value(json_object_get(ev, "item"));
 
+	if (text && ph && state && !strcmp(ph, "talos-reset") &&
+	    !strcmp(state, "ok") && !strcmp(text, "reset"))
+		t->m_reset++;
+	if (text && ph && state && item && !strcmp(ph, "rescue-install") &&
+	    !strcmp(state, "ok") && !strcmp(text, "written")) {
+		char *w = xasprintf("%s%s\n", t->written ? t->written : "", item);
+
+		free(t->written);
+		t->written = w;
+	}
 	if (!text || !ph || !state || strcmp(ph, "vms") || strcmp(state, "ok"))
 		return;
 	if (!strcmp(text, "created"))
@@ -178,21 +191,40 @@ env_show_plan(const struct plan *plan, bool json)
 void
 env_tally_start(struct env_tally *t, struct env *e, struct state *st)
 {
+	const struct provider *p;
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
 	event_sink_add(tally_sink, t);
 	t->n_talos = e->cfg->n_nodes;
 	t->talos_before = xcalloc(t->n_talos + 1, sizeof(char *));
-	for (i = 0; i < t->n_talos; i++)
+	t->installed_before = xcalloc(t->n_talos + 1, sizeof(bool));
+	for (i = 0; i < t->n_talos; i++) {
 		t->talos_before[i] = state_talos_get(st, e->cfg->nodes[i].name,
 						     "config_sha256");
+		t->installed_before[i] = trust_journal_installed(st,
+							e->cfg->nodes[i].name);
+	}
+	p = provider_for(e->cfg->platform);
+	t->machines = p && !p->vm_plan;
 }
 
 static bool
 str_differs(const char *a, const char *b)
 {
 	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static bool
+written_by(const struct env_tally *t, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = t->written;
+
+	for (; p && *p; p = strchr(p, '\n') + 1)
+		if (!strncmp(p, name, n) && p[n] == '\n')
+			return true;
+	return false;
 }
 
 void
@@ -206,13 +238,20 @@ env_tally_finish(struct env_tally *t, struct env *e, struct state *st,
 	t->deleted = t->vm_deleted;
 	t->kept = unchanged;
 	t->talos_applied = 0;
+	t->m_installed = 0;
 	for (i = 0; i < t->n_talos && i < e->cfg->n_nodes; i++) {
 		char *now = state_talos_get(st, e->cfg->nodes[i].name, "config_sha256");
 
 		if (now && str_differs(now, t->talos_before[i]))
 			t->talos_applied++;
 		free(now);
+		if ((!t->installed_before[i] &&
+		     trust_journal_installed(st, e->cfg->nodes[i].name)) ||
+		    written_by(t, e->cfg->nodes[i].name))
+			t->m_installed++;
 	}
+	t->m_unchanged = e->cfg->n_nodes - (t->m_reset ? t->m_reset
+					    : t->m_installed);
 }
 
 void
@@ -223,6 +262,8 @@ env_tally_release(struct env_tally *t)
 	for (i = 0; t->talos_before && i < t->n_talos; i++)
 		free(t->talos_before[i]);
 	free(t->talos_before);
+	free(t->installed_before);
+	free(t->written);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -253,9 +294,17 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 	if (strcmp(result, "done") && strcmp(result, "dry_run") &&
 	    strcmp(result, "refused"))
 		buf_addf(&b, "%.1fs: ", el);
-	buf_addf(&b, "%zu VM%s created, %zu changed, %zu deleted, %zu unchanged",
-		 t->created, t->created == 1 ? "" : "s", t->changed, t->deleted,
-		 t->kept);
+	if (t->machines && !strcmp(command, "destroy"))
+		buf_addf(&b, "%zu machine%s reset, %zu unchanged", t->m_reset,
+			 t->m_reset == 1 ? "" : "s", t->m_unchanged);
+	else if (t->machines)
+		buf_addf(&b, "%zu machine%s installed, %zu unchanged",
+			 t->m_installed, t->m_installed == 1 ? "" : "s",
+			 t->m_unchanged);
+	else
+		buf_addf(&b, "%zu VM%s created, %zu changed, %zu deleted, %zu unchanged",
+			 t->created, t->created == 1 ? "" : "s", t->changed,
+			 t->deleted, t->kept);
 	if (t->talos_applied)
 		buf_addf(&b, "; Talos config applied to %zu node%s", t->talos_applied,
 			 t->talos_applied == 1 ? "" : "s");
@@ -281,6 +330,11 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 		       "talos_applied", (json_int_t)t->talos_applied,
 		       "elapsed_s", el,
 		       "kept", kept ? json_string(kept) : json_null());
+	if (t->machines)
+		json_object_set_new(ev, "machines", json_pack("{s:I, s:I, s:I}",
+			"installed", (json_int_t)t->m_installed,
+			"reset", (json_int_t)t->m_reset,
+			"unchanged", (json_int_t)t->m_unchanged));
 	if (extra) {
 		json_object_update(ev, extra);
 		json_decref(extra);
@@ -324,7 +378,9 @@ cmd_provider(const struct provider **out, const struct config *cfg,
 	     const char *command, struct err *err)
 {
 	if ((*out = provider_for(cfg->platform)) &&
-	    (strcmp(command, "destroy") || (*out)->destroy))
+	    (strcmp(command, "destroy") || (*out)->destroy) &&
+	    (strcmp(command, "plan") || (*out)->plan_machines) &&
+	    (strcmp(command, "status") || (*out)->status_machines))
 		return 0;
 	return err_set(err, ERR_FAIL, "%s: platform %s cannot be driven yet "
 		       "(strata validate says so too); use platform: proxmox",

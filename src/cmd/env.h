@@ -57,6 +57,13 @@ struct env_tally {
 	size_t vm_created, vm_changed, vm_deleted;   /* from events */
 	size_t created, changed, deleted, kept, talos_applied;
 	bool started;               /* set by the caller once phases ran */
+	/* A platform without a VM plan (vps): the line counts machines,
+	 * installed (the journal's "installed" appeared in this run), reset
+	 * (talos-reset's step events) and the others (unchanged). */
+	bool machines;
+	bool *installed_before;
+	char *written;              /* nodes rescue-install wrote, "\n"-ended */
+	size_t m_installed, m_reset, m_unchanged;
 };
 void env_tally_start(struct env_tally *t, struct env *e, struct state *st);
 void env_tally_finish(struct env_tally *t, struct env *e, struct state *st,

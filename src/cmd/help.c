@@ -136,7 +136,7 @@ static const struct cmd_help helps[] = {
 	},
 	{
 		"plan", cmd_plan,
-		"show what apply would change in Proxmox (-o json)",
+		"show what apply would change in Proxmox or on the servers (-o json)",
 		"ENV [-o json]",
 		"Compare the live Proxmox state with ENV/config.yml and print what\n"
 		"apply would do: create, update in place (cores, memory, disk grow,\n"
@@ -148,7 +148,14 @@ static const struct cmd_help helps[] = {
 		"values of owned VMs (and /pools when proxmox.pool is set). A change\n"
 		"to a running VM's cores or memory is shown as needing a restart.\n"
 		"Then the preflight checks (strata preflight) run, and their problems\n"
-		"are printed; apply would stop on an error.\n",
+		"are printed; apply would stop on an error.\n"
+		"On platform vps: for each node, what apply would do to its server,\n"
+		"found from ENV/state.json, a look at the node's Talos API and the\n"
+		"Talos files gen would write: install (the rescue write of the metal\n"
+		"image over SSH, or only the config when it is in maintenance mode),\n"
+		"update (its Talos config changed), unchanged, or conflict (another\n"
+		"cluster's Talos, or maintenance mode where the journal says\n"
+		"installed: apply refuses). No SSH session, nothing written.\n",
 		ENV_FORMS,
 		"  -o json     print the plan as JSON (docs/json.md)\n"
 		"  -h, --help  show this help\n",
@@ -160,7 +167,8 @@ static const struct cmd_help helps[] = {
 		"make Proxmox, Talos and Kubernetes match the config; resumable",
 		"ENV [--yes] [--dry-run] [--parallel N] [--timeout D] [-o json] [--reinstall NODE]...",
 		"Make the live state match ENV/config.yml. Prints the plan (VM changes,\n"
-		"and nodes whose Talos config changed since it was applied), asks for\n"
+		"or on vps what happens to each server, and nodes whose Talos config\n"
+		"changed since it was applied), asks for\n"
 		"confirmation (unless --yes), then runs the phases in order:\n"
 		"  talos-config   secrets (once), machine configs, talosconfig generated\n"
 		"  iso            the Talos ISO is in ISO storage (downloaded once)\n"
@@ -215,7 +223,9 @@ static const struct cmd_help helps[] = {
 		"                     wiped or reset it on purpose). Without it, a machine\n"
 		"                     answering in maintenance mode for an installed node\n"
 		"                     is treated as an impostor and gets nothing\n"
-		"                     (docs/bootstrap.md). Repeatable\n"
+		"                     (docs/bootstrap.md). On vps it also lets the\n"
+		"                     rescue system rewrite an installed node's disk\n"
+		"                     when Talos does not answer. Repeatable\n"
 		"  -h, --help         show this help\n",
 		EXIT_CHANGES,
 		"strata apply homelab --yes",
@@ -246,7 +256,7 @@ static const struct cmd_help helps[] = {
 	},
 	{
 		"status", cmd_status,
-		"VMs, Talos nodes, etcd and Kubernetes next to the config (-o json)",
+		"VMs or servers, Talos, etcd and Kubernetes next to the config (-o json)",
 		"ENV [--health] [-o json]",
 		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
 		"power state, size) next to what the config wants, marking drift (a\n"
@@ -259,6 +269,10 @@ static const struct cmd_help helps[] = {
 		"Cilium's version and ready/desired agents, each Flux Kustomization's\n"
 		"Ready condition and last applied revision. Reads only; every probe\n"
 		"is bounded to a few seconds.\n"
+		"On platform vps one row per node: its server, the image write the\n"
+		"journal records (writing, verified, rebooted), Talos, etcd, the\n"
+		"Kubernetes node, and whether its Talos config is applied as\n"
+		"generated.\n"
 		"\n"
 		"--health adds the health gate apply runs between disruptive steps\n"
 		"(nodes removed, control planes added), one line per check: Talos\n"

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config/config.h"
 #include "trust/trust.h"
@@ -27,6 +28,18 @@ struct apply_ctx;
 struct phase;
 struct progress;
 struct machine;                 /* the provider's own, opaque here */
+struct env;                     /* cmd/env.h: an opened environment */
+struct state;
+
+/* Where plan_machines shows its plan: text on fp, or (json) the plan -o
+ * json document on fp, or (event) that document as apply's plan event.
+ * changes: set to how many machines apply would change (or refuse). */
+struct plan_out {
+	FILE *fp;
+	bool json;
+	bool event;
+	size_t changes;
+};
 
 struct provider {
 	const char *name;           /* "proxmox", "vps" */
@@ -65,6 +78,31 @@ struct provider {
 	 * the cidata ISO deleted). Journaled by the provider; idempotent. */
 	int (*after_install)(struct apply_ctx *c, struct machine *m,
 			     struct progress *pr, size_t idx, struct err *err);
+
+	/*
+	 * strata plan ENV (and apply, before it asks, on a platform without
+	 * a VM plan): what apply would do to this platform's machines,
+	 * found read-only (the journal, the platform's API, a look at each
+	 * node's Talos API; nothing written, no config sent). 0, or
+	 * negative (err).
+	 */
+	int (*plan_machines)(struct env *e, struct state *st,
+			     struct plan_out *o, struct err *err);
+	/*
+	 * strata status ENV: the machines next to the config, their Talos,
+	 * etcd and Kubernetes node, the addons, and with health the health
+	 * gate. Prints its own errors (prefixed "status 'ENV'"); returns the
+	 * exit status.
+	 */
+	int (*status_machines)(struct env *e, struct state *st,
+			       const char *env_arg, bool json, bool health);
+	/*
+	 * destroy of a platform without a VM plan, before it asks: what its
+	 * destroy list would do to each node's machine, found read-only
+	 * (c->creds loaded), printed on fp, and with json also as the plan
+	 * event (docs/json.md). NULL: the nodes are listed by name.
+	 */
+	void (*destroy_machines)(struct apply_ctx *c, FILE *fp, bool json);
 };
 
 /* The provider of a platform, or NULL when apply cannot drive it yet. */

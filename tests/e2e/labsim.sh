@@ -160,3 +160,115 @@ os.rmdir(d)
 sys.exit(0 if r.status in (200, 201) else 1)
 PYEOF
 }
+
+# --- platform vps: a real OpenSSH server on loopback plays the rescue system
+# (throwaway host keys, high port); the install disk is a sparse file; the
+# simulator serves the Image Factory and, when the rescue host's `reboot`
+# script calls it, boots the server from that file (Talos maintenance mode
+# at $IP only if the disk starts with the image). Used by t071-t074.
+#
+# vps_need_sshd: skip the test unless root and Debian's openssh-server.
+vps_need_sshd() {
+	if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+		echo "skip: needs root, /usr/sbin/sshd and ssh-keygen (Debian openssh-server)"
+		echo "0 passed, 0 failed, 1 skipped"
+		exit 0
+	fi
+}
+
+# vps_lab NET SSH_PORT: the simulator (Talos nodes in NET.0/24, factory at
+# NET.1) with a 3 MiB test image ($T/image.raw), and the rescue system in
+# $R: host keys hostkey (pinned as $FP) and hostkey2, client key, the disk
+# $DISK (1300 MiB sparse), bin/reboot, and bare/ (no curl, zstd, xz). Sets
+# IP=NET.10, SSH_PORT, FACTORY; E=$T/envs/edge. Stops sshd on exit.
+vps_lab() {
+	NET=$1
+	IP=$NET.10
+	SSH_PORT=$2
+	head -c 3145728 /dev/urandom > "$T/image.raw"
+	labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
+	FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
+	R="$T/rescue"
+	mkdir -p "$R/bin" "$R/bare" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey" -C rescue
+	ssh-keygen -q -t ed25519 -N '' -f "$R/hostkey2" -C other
+	ssh-keygen -q -t ed25519 -N '' -f "$R/client" -C strata
+	cp "$R/client.pub" "$R/authorized_keys"
+	DISK="$R/disk.img"
+	truncate -s 1300M "$DISK"
+	# reboot: the server leaves rescue mode and boots its disk (the simulator)
+	cat > "$R/bin/reboot" <<EOS
+#!/bin/sh
+/usr/bin/curl -sk -X POST -H 'Content-Type: application/json' \
+	--data '{"ip": "$IP", "disk": "$DISK"}' https://127.0.0.1:$PVE_PORT/_labsim/metal/boot >> "$R/reboots" 2>&1
+echo >> "$R/reboots"
+EOS
+	chmod +x "$R/bin/reboot"
+	# a rescue host without zstd (and without curl): only what dd needs
+	for _t in sh dd head sha256sum cat tee stat readlink lsblk findmnt grep sed awk wc test mount ls; do
+		_p=$(command -v $_t 2>/dev/null) && ln -sf "$_p" "$R/bare/$_t"
+	done
+	ln -sf "$R/bin/reboot" "$R/bare/reboot"
+	FP=$(ssh-keygen -lf "$R/hostkey.pub" | awk '{print $2}')
+	E="$T/envs/edge"
+	mkdir -p "$E"
+	SSHD_PID=
+	trap 'stop_sshd; cleanup' EXIT INT TERM
+}
+
+# start_sshd HOSTKEY PATH: sshd on $IP:$SSH_PORT with that host key, its
+# sessions' PATH set to PATH.
+start_sshd() {
+	cat > "$R/sshd_config" <<EOS
+ListenAddress $IP
+HostKey $R/$1
+PidFile none
+AuthorizedKeysFile $R/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding no
+X11Forwarding no
+SetEnv PATH=$2
+EOS
+	/usr/sbin/sshd -D -e -f "$R/sshd_config" -p $SSH_PORT >> "$R/sshd.log" 2>&1 &
+	SSHD_PID=$!
+	_i=0
+	while [ $_i -lt 100 ]; do
+		$PY -c "import socket; socket.create_connection(('$IP', $SSH_PORT), 0.2)" 2>/dev/null && break
+		_i=$((_i + 1)); sleep 0.05
+	done
+}
+stop_sshd() { [ -n "${SSHD_PID:-}" ] && kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null; SSHD_PID=; }
+
+# write_vps DISK-PATH: $E/config.yml, a single-node vps env named edge for
+# the rescue system above; VPS_EXTRA (optional) is appended (YAML).
+write_vps() {
+	cat > "$E/config.yml" <<YAML
+name: edge
+platform: vps
+vps:
+  host: $IP
+  ssh:
+    port: $SSH_PORT
+    key_file: $R/client
+    host_fingerprint: "$FP"
+  disk: $1
+  image_factory: $FACTORY
+talos:
+  version: v1.12.11
+  install_disk: /dev/vda    # what Talos calls the disk; vps.disk is a file here
+network:
+  cidr: $NET.0/24
+  gateway: $NET.1
+firewall:
+  admin_cidrs: [127.0.0.0/8]
+nodes:
+  controlplane:
+    count: 1
+YAML
+	[ -n "${VPS_EXTRA:-}" ] && printf '%s\n' "$VPS_EXTRA" >> "$E/config.yml"
+	return 0
+}

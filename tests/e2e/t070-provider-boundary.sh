@@ -3,8 +3,9 @@
 # Kubernetes and addon phases reach the machine under a node only through
 # the provider interface (src/phase/provider.h); no Proxmox call, type or
 # header in them, and the apply/destroy phase lists belong to the
-# providers, not to the commands. Static checks of the source tree (no
-# network: nothing of 127.0.70.0/24 is used).
+# providers, not to the commands; plan and status call the providers'
+# plan_machines / status_machines and test no platform themselves. Static
+# checks of the source tree (no network: nothing of 127.0.70.0/24 is used).
 . "$(dirname "$0")/lib.sh"
 
 SHARED="src/phase/ph_talos.c src/phase/ph_cni.c src/phase/ph_gitops.c src/phase/addon_job.c src/phase/addon.h"
@@ -39,6 +40,16 @@ for f in src/cmd/cmd_apply.c src/cmd/cmd_destroy.c; do
 		ok "$f takes its phase list from the provider"
 	fi
 done
+# plan and status: the provider's hooks, no platform test in the command
+for f in src/cmd/cmd_plan.c src/cmd/cmd_status.c; do
+	if grep -nE 'PLATFORM_[A-Z]+|platform *[!=]=' "$f" >"$T/hits"; then
+		bad "$f tests the platform itself:"; sed 's/^/     | /' "$T/hits"
+	else
+		ok "$f has no platform test"
+	fi
+done
+grep -q -- '->plan_machines(' src/cmd/cmd_plan.c && ok "plan runs the provider's plan_machines" || bad "plan does not call plan_machines"
+grep -q -- '->status_machines(' src/cmd/cmd_status.c && ok "status runs the provider's status_machines" || bad "status does not call status_machines"
 grep -q 'provider->apply' src/cmd/cmd_apply.c && ok "apply runs the provider's apply list" || bad "apply does not run c.provider->apply"
 grep -q 'provider->destroy' src/cmd/cmd_destroy.c && ok "destroy runs the provider's destroy list" || bad "destroy does not run c.provider->destroy"
 finish

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/machines.h"
 #include "phase/phase.h"
 #include "phase/provider.h"
 #include "provider/proxmox/proxmox.h"
@@ -181,4 +182,6 @@ const struct provider provider_proxmox = {
 	.boot_config_pending = cidata_pending,
 	.boot_stuck_error = pm_stuck,
 	.after_install = pm_after_install,
+	.plan_machines = plan_vms,        /* cmd_plan.c: the VM plan */
+	.status_machines = status_vms,    /* cmd_status.c: the VM table */
 };

@@ -19,17 +19,21 @@
  * waits until it is back in maintenance mode. The Talos image stays on
  * the disk: the next apply gives the node its config again.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phase/phase.h"
 #include "phase/provider.h"
+#include "provider/vps/machines.h"
 #include "provider/vps/rescue.h"
 #include "provider/vps/ssh.h"
 #include "talos/reset.h"
 #include "talos/gen.h"
+#include "trust/trust.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
@@ -149,6 +153,17 @@ node_now(struct apply_ctx *c, const struct node *nd, struct err *err)
 	return kind;
 }
 
+static bool
+reinstall_asked(const struct apply_ctx *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_reinstall; i++)
+		if (!strcmp(c->reinstall[i], name))
+			return true;
+	return false;
+}
+
 static int
 rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 {
@@ -179,6 +194,20 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 			 ? " (booted from the image this environment wrote)" : "");
 		free(prev);
 		return 0;
+	}
+	if (trust_journal_installed(&c->st, nd->name) &&
+	    !reinstall_asked(c, nd->name)) {
+		/* Rewritten, it would boot into maintenance mode, where the
+		 * journal rule (trust.h) refuses its config: stop before the
+		 * disk is touched. */
+		free(prev);
+		return err_set(err, ERR_FAIL, "node '%s' is installed (journal) "
+			       "but Talos does not answer at %s:%d; strata does "
+			       "not rewrite an installed node's disk. If it is "
+			       "rebooting, wait and run apply again; to reinstall "
+			       "it from the rescue system on purpose: 'strata "
+			       "apply %s --reinstall %s'", nd->name, nd->ip,
+			       TALOS_API_PORT, c->env_dir, nd->name);
 	}
 	if (prev && !strcmp(prev, "writing"))
 		out_warn("rescue-install: the last write of the Talos image to %s "
@@ -262,6 +291,8 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 		}
 	}
 	r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "rebooted", err);
+	if (r == 0)
+		event_step(nd->name, "ok", "written");   /* counted by the summary */
 out:
 	vps_ssh_close(s);
 	free(url);
@@ -366,7 +397,72 @@ reset_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	}
 	out_step("talos-reset: %s is back in maintenance mode at %s", nd->name,
 		 nd->ip);
+	event_step(nd->name, "ok", "reset");     /* counted by the summary */
 	return 0;
+}
+
+/* What talos-reset would do to each node (destroy, before it asks):
+ * the same look reset_node takes first. */
+static void
+reset_show(struct apply_ctx *c, FILE *fp, bool json)
+{
+	json_t *doc = json_object(), *acts = json_array();
+	size_t i, n_reset = 0, n_none = 0, n_conflict = 0;
+
+	for (i = 0; i < c->cfg->n_nodes; i++) {
+		const struct node *nd = &c->cfg->nodes[i];
+		struct talos_target t = mtls_target(c, nd->ip);
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char *tag = NULL, *clean = NULL, what[160];
+		const char *act;
+		int kind;
+
+		t.timeout_ms = 5000;
+		kind = talos_probe(&t, &tag, &st, &e);
+		if (kind == TALOS_UP) {
+			clean = out_clean(tag ? tag : "?");
+			snprintf(what, sizeof(what), "reset: Talos %s of this "
+				 "cluster (%s)", clean, c->cfg->n_nodes > 1
+				 ? "graceful: drain, leave etcd"
+				 : "single node: not graceful");
+			act = "reset";
+			n_reset++;
+		} else if (kind == TALOS_MAINTENANCE) {
+			snprintf(what, sizeof(what), "nothing to reset: in "
+				 "maintenance mode already");
+			act = "none";
+			n_none++;
+		} else if (kind == TALOS_FOREIGN) {
+			snprintf(what, sizeof(what), "refused: answers as Talos "
+				 "of another cluster");
+			act = "conflict";
+			n_conflict++;
+		} else {
+			snprintf(what, sizeof(what), "Talos does not answer: "
+				 "destroy fails (nothing reset)");
+			act = "conflict";
+			n_conflict++;
+		}
+		fprintf(fp, "  - %-20s %-16s %s\n", nd->name, nd->ip, what);
+		json_array_append_new(acts, json_pack("{s:s, s:n, s:{s:s, s:s, s:s?}, s:[], s:s}",
+			"action", act, "desired", "live", "name", nd->name,
+			"address", nd->ip, "talos", clean, "changes",
+			"reason", what));
+		free(clean);
+		free(tag);
+	}
+	json_object_set_new(doc, "format_version", json_integer(2));
+	json_object_set_new(doc, "env", json_string(c->cfg->name));
+	json_object_set_new(doc, "platform", json_string("vps"));
+	json_object_set_new(doc, "actions", acts);
+	json_object_set_new(doc, "summary", json_pack("{s:I, s:I, s:I}",
+		"reset", (json_int_t)n_reset, "unchanged", (json_int_t)n_none,
+		"conflict", (json_int_t)n_conflict));
+	if (json)
+		event_plan(doc);
+	else
+		json_decref(doc);
 }
 
 static int
@@ -413,4 +509,7 @@ const struct provider provider_vps = {
 	.machine_close = vps_close,
 	.machine_label = vps_label,
 	.discover = vps_discover,
+	.plan_machines = vps_plan_machines,      /* machines.c */
+	.status_machines = vps_status_machines,
+	.destroy_machines = reset_show,
 };
