@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "util/memscan.h"
 #include "util/out.h"
 
 static int
@@ -54,5 +55,5 @@ main(int argc, char **argv)
 		out_error("unknown option '%s'; see 'strata --help'", argv[1]);
 		return 2;
 	}
-	return run(argv[1], argc - 1, argv + 1);
+	return memscan_at_exit(run(argv[1], argc - 1, argv + 1));
 }

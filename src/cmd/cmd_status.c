@@ -89,7 +89,11 @@ status_probe_cluster(struct env *e, struct status_probe *pr,
 		if (!have_creds || !running[i])
 			continue;
 		pr[i].creds = &creds;
-		pthread_create(&th[i], NULL, probe_node, &pr[i]);
+		/* Without a thread the node is probed here, not skipped. */
+		pr[i].thread = pthread_create(&th[i], NULL, probe_node,
+					      &pr[i]) == 0;
+		if (!pr[i].thread)
+			probe_node(&pr[i]);
 	}
 	path = fs_join(e->dir, "kubeconfig");
 	*kube_note = NULL;
@@ -105,7 +109,7 @@ status_probe_cluster(struct env *e, struct status_probe *pr,
 	kube_client_free(kc);
 	free(path);
 	for (i = 0; i < n; i++)
-		if (pr[i].creds)
+		if (pr[i].thread)
 			pthread_join(th[i], NULL);
 	free(th);
 	if (have_creds)

@@ -30,6 +30,7 @@ struct status_probe {
 	const struct talos_creds *creds;
 	const char *ip;
 	bool controlplane;
+	bool thread;            /* probed on its own thread, to be joined */
 	char talos[40];
 	char etcd[40];
 };

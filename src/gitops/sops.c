@@ -155,7 +155,10 @@ sha512_hex(char out[129], const struct buf *data)
 	unsigned char md[64];
 	unsigned int n;
 
-	EVP_Digest(data->ptr, data->len, md, &n, EVP_sha512(), NULL);
+	/* Fails only without memory (or a broken OpenSSL): die, as
+	 * xmalloc does, rather than use an unset digest. */
+	if (EVP_Digest(data->ptr, data->len, md, &n, EVP_sha512(), NULL) != 1)
+		abort();
 	for (int i = 0; i < 64; i++)
 		sprintf(out + 2 * i, "%02X", md[i]);
 }

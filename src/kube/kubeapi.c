@@ -11,6 +11,7 @@
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/http.h"
+#include "util/isolate.h"
 #include "util/yaml.h"
 
 struct kube_client {
@@ -79,19 +80,22 @@ wipe_free(char *s)
 	}
 }
 
-int
-kube_client_from_kubeconfig(struct kube_client **out, const char *text,
-			    size_t len, long timeout_ms, struct err *err)
+/*
+ * In a fresh process (isolate_spawn: callers may run beside other
+ * threads): the kubeconfig parsed by libfyaml,
+ * which frees its copies of the client key unwiped. Back come the current
+ * context's name, server, CA, client certificate and key (PEM, NULL when
+ * missing).
+ */
+static int
+kc_child(void *ctx, struct buf *out, struct err *err)
 {
+	const struct buf *t = ctx;
 	struct fy_document *doc;
-	struct fy_node *root, *cluster, *user, *ctx;
-	struct http_opts o;
-	char *cur, *cname = NULL, *uname = NULL, *server = NULL;
-	char *ca = NULL, *crt = NULL, *key = NULL;
-	int r = 0;
+	struct fy_node *root, *cluster, *user, *cx;
+	char *cur, *cname = NULL, *uname = NULL, *key;
 
-	*out = NULL;
-	if (!(doc = yaml_parse(text, len, err)))
+	if (!(doc = yaml_parse(t->ptr, t->len, err)))
 		return err_wrap(err, "kubeconfig");
 	root = fy_document_root(doc);
 	if (!root || !fy_node_is_mapping(root)) {
@@ -99,17 +103,58 @@ kube_client_from_kubeconfig(struct kube_client **out, const char *text,
 		return err_set(err, ERR_FAIL, "kubeconfig: not a mapping");
 	}
 	cur = scalar(root, "current-context");
-	ctx = named(root, "contexts", cur, "context");
-	if (ctx) {
-		cname = scalar(ctx, "cluster");
-		uname = scalar(ctx, "user");
+	cx = named(root, "contexts", cur, "context");
+	if (cx) {
+		cname = scalar(cx, "cluster");
+		uname = scalar(cx, "user");
 	}
 	cluster = named(root, "clusters", cname, "cluster");
 	user = named(root, "users", uname, "user");
-	server = scalar(cluster, "server");
-	ca = pem_field(cluster, "certificate-authority-data");
-	crt = pem_field(user, "client-certificate-data");
+	isolate_put_str(out, cur);
+	free(cur);
+	cur = scalar(cluster, "server");
+	isolate_put_str(out, cur);
+	free(cur);
+	cur = pem_field(cluster, "certificate-authority-data");
+	isolate_put_str(out, cur);
+	free(cur);
+	cur = pem_field(user, "client-certificate-data");
+	isolate_put_str(out, cur);
+	free(cur);
 	key = pem_field(user, "client-key-data");
+	isolate_put_str(out, key);
+	wipe_free(key);
+	free(cname);
+	free(uname);
+	fy_document_destroy(doc);
+	return 0;
+}
+ISOLATE_OP(kc_child);
+
+int
+kube_client_from_kubeconfig(struct kube_client **out, const char *text,
+			    size_t len, long timeout_ms, struct err *err)
+{
+	struct buf res = BUF_INIT_SECRET;
+	struct isolate_reader rd;
+	struct http_opts o;
+	char *cur = NULL, *server = NULL, *ca = NULL, *crt = NULL, *key = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = isolate_spawn(kc_child, text, len, &res, err)) < 0)
+		goto out;
+	isolate_reader_init(&rd, &res);
+	cur = isolate_get_str(&rd);
+	server = isolate_get_str(&rd);
+	ca = isolate_get_str(&rd);
+	crt = isolate_get_str(&rd);
+	key = isolate_get_str(&rd);
+	if (rd.bad) {
+		r = err_set(err, ERR_FAIL, "kubeconfig: malformed result of "
+			    "the isolated parse");
+		goto out;
+	}
 	if (!server || !ca || !crt || !key) {
 		r = err_set(err, ERR_FAIL, "kubeconfig: the %s context lacks %s",
 			    cur ? cur : "first",
@@ -137,13 +182,11 @@ kube_client_from_kubeconfig(struct kube_client **out, const char *text,
 	server = NULL;
 out:
 	free(cur);
-	free(cname);
-	free(uname);
 	free(server);
 	free(ca);
 	free(crt);
 	wipe_free(key);
-	fy_document_destroy(doc);
+	buf_release_secret(&res);
 	return r;
 }
 
@@ -151,15 +194,14 @@ int
 kube_client_load(struct kube_client **out, const char *path, long timeout_ms,
 		 struct err *err)
 {
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	int r;
 
 	*out = NULL;
 	if ((r = fs_read_file(&b, path, 1 << 20, err)) < 0)
 		return r;
 	r = kube_client_from_kubeconfig(out, b.ptr, b.len, timeout_ms, err);
-	OPENSSL_cleanse(b.ptr, b.len);
-	buf_release(&b);
+	buf_release_secret(&b);
 	if (r < 0)
 		return err_wrap(err, "%s", path);
 	return 0;

@@ -1,5 +1,6 @@
 #include "kube/kubeconfig.h"
 
+#include "util/isolate.h"
 #include "util/yaml.h"
 
 #include <libfyaml.h>
@@ -92,9 +93,9 @@ kube_tar_find(const void *tar, size_t len, const char *name,
 	return -ERR_NOTFOUND;
 }
 
-int
-kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
-		      const char *server, struct err *err)
+static int
+set_server_here(struct buf *out, const char *yaml, size_t len,
+		const char *server, struct err *err)
 {
 	struct fy_document *doc;
 	struct fy_node *clusters, *item;
@@ -141,6 +142,44 @@ kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
 	buf_adds(out, text);
 	free(text);
 	return 0;
+}
+
+/* The input: the server, then the kubeconfig (isolate_put_*). */
+static int
+set_server_child(void *ctx, struct buf *out, struct err *err)
+{
+	struct buf yaml = BUF_INIT_SECRET;
+	struct isolate_reader rd;
+	char *server;
+	int r;
+
+	isolate_reader_init(&rd, ctx);
+	server = isolate_get_str(&rd);
+	isolate_get_mem(&rd, &yaml);
+	if (rd.bad || !server)
+		r = err_set(err, ERR_FAIL, "kubeconfig: malformed input");
+	else
+		r = set_server_here(out, yaml.ptr, yaml.len, server, err);
+	free(server);
+	buf_release_secret(&yaml);
+	return r;
+}
+ISOLATE_OP(set_server_child);
+
+/* In a fresh process (isolate_spawn): the kubeconfig holds the admin
+ * client key, and libfyaml frees its copies unwiped. */
+int
+kubeconfig_set_server(struct buf *out, const char *yaml, size_t len,
+		      const char *server, struct err *err)
+{
+	struct buf in = BUF_INIT_SECRET;
+	int r;
+
+	isolate_put_str(&in, server);
+	isolate_put_mem(&in, yaml, len);
+	r = isolate_spawn(set_server_child, in.ptr, in.len, out, err);
+	buf_release_secret(&in);
+	return r;
 }
 
 int

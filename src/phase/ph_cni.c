@@ -37,7 +37,10 @@ addon_digest(json_t *v, char out[65])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0, i;
 
-	EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+	/* Fails only without memory (or a broken OpenSSL): die, as
+	 * xmalloc does, rather than use an unset digest. */
+	if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1)
+		abort();
 	for (i = 0; i < n && i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	out[64] = '\0';

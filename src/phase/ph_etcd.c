@@ -21,21 +21,55 @@
 #include "talos/secrets.h"
 #include "talos/talosconfig.h"
 #include "util/fs.h"
+#include "util/isolate.h"
 #include "util/out.h"
 
 #define SECRETS_MAX (1 << 20)
+
+struct backup_tc {
+	const char *spath, *path;
+	struct talosconfig_input in;
+};
+
+/*
+ * In a child process (util/isolate): secrets.yaml parsed and the
+ * talosconfig emitted by libfyaml, which frees its copies of the keys
+ * unwiped. Only the talosconfig's text comes back (into a wiped buffer).
+ */
+static int
+backup_tc_child(void *ctx, struct buf *out, struct err *err)
+{
+	struct backup_tc *b = ctx;
+	struct talos_secrets *s = NULL;
+	struct buf prev = BUF_INIT_SECRET;
+	bool created = false, reused = false;
+	int r;
+
+	if ((r = talos_secrets_load_or_create(&s, b->spath, &created, err)) < 0)
+		return r;
+	if (fs_exists(b->path) &&
+	    fs_read_file(&prev, b->path, SECRETS_MAX, err) == 0) {
+		b->in.previous = prev.ptr;
+		b->in.previous_len = prev.len;
+	}
+	err_clear(err);
+	if ((r = talos_talosconfig_build(out, &b->in, s, &reused, err)) == 0)
+		r = fs_write_if_changed(b->path, out->ptr, out->len,
+					FS_MODE_SECRET, NULL, err);
+	talos_secrets_free(s);
+	buf_release_secret(&prev);
+	return r;
+}
 
 int
 etcd_backup_creds(struct talos_creds *out, const char *env_dir,
 		  const struct config *cfg, struct err *err)
 {
-	struct talos_secrets *s = NULL;
-	struct talosconfig_input in = { 0 };
-	struct buf prev = BUF_INIT_SECRET, tc = BUF_INIT_SECRET;
+	struct backup_tc b = { 0 };
+	struct buf tc = BUF_INIT_SECRET;
 	const char **eps = xcalloc(cfg->n_nodes + 1, sizeof(char *));
 	char *spath = fs_join(env_dir, "secrets.yaml");
 	char *path = fs_join(env_dir, "talosconfig-etcd-backup");
-	bool created = false, reused = false;
 	size_t i;
 	int r;
 
@@ -47,34 +81,25 @@ etcd_backup_creds(struct talos_creds *out, const char *env_dir,
 			    spath);
 		goto out;
 	}
-	if ((r = talos_secrets_load_or_create(&s, spath, &created, err)) < 0)
-		goto out;
 	for (i = 0; i < cfg->n_nodes; i++)
 		if (cfg->nodes[i].role == ROLE_CONTROLPLANE && cfg->nodes[i].ip)
-			eps[in.n_endpoints++] = cfg->nodes[i].ip;
-	if (!in.n_endpoints) {
+			eps[b.in.n_endpoints++] = cfg->nodes[i].ip;
+	if (!b.in.n_endpoints) {
 		r = err_set(err, ERR_USAGE, "the config has no control plane with "
 			    "an address to take an etcd snapshot from");
 		goto out;
 	}
-	in.context = cfg->kubernetes.cluster_name;
-	in.endpoints = eps;
-	in.nodes = eps;
-	in.n_nodes = in.n_endpoints;
-	in.role = "os:etcd:backup";
-	if (fs_exists(path) && fs_read_file(&prev, path, SECRETS_MAX, err) == 0) {
-		in.previous = prev.ptr;
-		in.previous_len = prev.len;
-	}
-	err_clear(err);
-	if ((r = talos_talosconfig_build(&tc, &in, s, &reused, err)) < 0 ||
-	    (r = fs_write_if_changed(path, tc.ptr, tc.len, FS_MODE_SECRET, NULL,
-				     err)) < 0 ||
+	b.spath = spath;
+	b.path = path;
+	b.in.context = cfg->kubernetes.cluster_name;
+	b.in.endpoints = eps;
+	b.in.nodes = eps;
+	b.in.n_nodes = b.in.n_endpoints;
+	b.in.role = "os:etcd:backup";
+	if ((r = isolate_run(backup_tc_child, &b, &tc, err)) < 0 ||
 	    (r = talos_creds_parse(out, tc.ptr, tc.len, err)) < 0)
 		err_wrap(err, "%s", path);
 out:
-	talos_secrets_free(s);
-	buf_release_secret(&prev);
 	buf_release_secret(&tc);
 	free(eps);
 	free(spath);

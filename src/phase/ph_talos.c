@@ -48,6 +48,7 @@
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/grpc.h"
+#include "util/isolate.h"
 #include "util/out.h"
 #include "util/progress.h"
 
@@ -241,22 +242,17 @@ talos_config_changes(struct apply_ctx *c, FILE *fp)
  * nothing when it has none. A change of it goes to a running node in
  * TRY mode first. 0, or -1 when the config does not parse.
  */
+/* The firewall documents of a config, emitted one after the other (in
+ * the isolated step, so hashed by the parent: no OpenSSL in the child). */
 static int
-firewall_digest(const struct buf *cfg, char hex[65])
+firewall_docs_child(void *ctx, struct buf *out, struct err *err)
 {
+	const struct buf *cfg = ctx;
 	struct ydocs d = YDOCS_INIT;
-	struct err e = ERR_INIT;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char out[32];
-	unsigned int n = 0;
 	size_t i;
-	int r = -1;
 
-	if (!md)
+	if (ydocs_parse(&d, cfg->ptr, cfg->len, err) < 0)
 		return -1;
-	if (ydocs_parse(&d, cfg->ptr, cfg->len, &e) < 0 ||
-	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		goto out;
 	for (i = 0; i < d.n; i++) {
 		struct fy_node *root = fy_document_root(d.v[i]);
 		char *kind = root ? y_get_str(root, "kind") : NULL;
@@ -265,19 +261,38 @@ firewall_digest(const struct buf *cfg, char hex[65])
 		if (kind && (!strcmp(kind, "NetworkDefaultActionConfig") ||
 			     !strcmp(kind, "NetworkRuleConfig")) &&
 		    (txt = fy_emit_document_to_string(d.v[i], FYECF_MODE_BLOCK))) {
-			EVP_DigestUpdate(md, txt, strlen(txt));
+			buf_adds(out, txt);
 			free(txt);
 		}
 		free(kind);
 	}
-	if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
-		goto out;
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
-	r = 0;
-out:
-	EVP_MD_CTX_free(md);
 	ydocs_release(&d);
+	return 0;
+}
+ISOLATE_OP(firewall_docs_child);
+
+/* The config is parsed in a fresh process (isolate_spawn: this runs on the
+ * node threads): it holds the CA keys, and libfyaml frees its copies
+ * unwiped. */
+static int
+firewall_digest(const struct buf *cfg, char hex[65])
+{
+	struct buf docs = BUF_INIT;
+	struct err e = ERR_INIT;
+	unsigned char out[32];
+	unsigned int n = 0;
+	size_t i;
+	int r = -1;
+
+	if (isolate_spawn(firewall_docs_child, cfg->ptr, cfg->len, &docs,
+			  &e) == 0 &&
+	    EVP_Digest(docs.ptr, docs.len, out, &n, EVP_sha256(), NULL) == 1 &&
+	    n == 32) {
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", out[i]);
+		r = 0;
+	}
+	buf_release(&docs);
 	return r;
 }
 
@@ -606,7 +621,7 @@ install_node(struct tjob *j, struct err *err)
 		.installed = trust_journal_installed(&c->st, nd->name),
 		.reinstall = apply_reinstall_asked(c, nd->name),
 	};
-	struct buf cfg = BUF_INIT;
+	struct buf cfg = BUF_INIT_SECRET;
 	const char *deferred;
 	struct err last = ERR_INIT;
 	struct retry_log rl = { .n = 0 };
@@ -784,7 +799,7 @@ install_node(struct tjob *j, struct err *err)
 out:
 	free(done_sha);
 	free(maint_ip);
-	buf_release(&cfg);
+	buf_release_secret(&cfg);
 	return r;
 }
 

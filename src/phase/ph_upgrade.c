@@ -258,7 +258,7 @@ stage_config(struct roll *R, const struct node *n, struct err *err)
 	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
 				 .installed = true };
 	struct talos_status st = { 0 };
-	struct buf cfg = BUF_INIT;
+	struct buf cfg = BUF_INIT_SECRET;
 	char sha[65], *done = NULL, *details = NULL;
 	int r;
 
@@ -281,7 +281,7 @@ stage_config(struct roll *R, const struct node *n, struct err *err)
 out:
 	free(details);
 	free(done);
-	buf_release(&cfg);
+	buf_release_secret(&cfg);
 	return r;
 }
 

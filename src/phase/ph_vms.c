@@ -231,7 +231,8 @@ stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
 	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
 		/* A retried DELETE that met the first one still destroying
 		 * (lock: destroyed): wait for that one, it is what was asked. */
-		if (!pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS))
+		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
+					  &j->err) < 0)
 			return err_wrap(&j->err, "delete vm '%s'", h->name);
 		err_clear(&j->err);
 	}

@@ -13,6 +13,7 @@
 #include "talos/tyaml.h"
 #include "util/fs.h"
 #include "util/grpc.h"
+#include "util/isolate.h"
 #include "util/out.h"
 
 #define SVC "/machine.MachineService/"
@@ -39,40 +40,80 @@ field_pem(struct fy_node *ctx, const char *key, const char *what,
 	return pem.ptr;
 }
 
+/*
+ * In a fresh process (isolate_spawn: the Talos phases call this on their
+ * node threads): the talosconfig parsed by libfyaml,
+ * which frees its copies of the client key unwiped. Back come the
+ * context, the CA and client certificates and the key, as PEM.
+ */
+static int
+creds_child(void *ctx, struct buf *out, struct err *err)
+{
+	const struct buf *t = ctx;
+	struct ydocs d = YDOCS_INIT;
+	struct fy_node *root, *cx;
+	char *context = NULL, *ca = NULL, *crt = NULL, *key = NULL;
+	int r = 0;
+
+	if (ydocs_parse(&d, t->ptr, t->len, err) < 0)
+		return -1;
+	if (d.n != 1) {
+		r = err_set(err, ERR_FAIL, "expected one YAML document");
+		goto out;
+	}
+	root = fy_document_root(d.v[0]);
+	context = y_get_str(root, "context");
+	if (!context) {
+		r = err_set(err, ERR_FAIL, "no current 'context'");
+		goto out;
+	}
+	cx = y_get(y_get(root, "contexts"), context);
+	if (!cx) {
+		r = err_set(err, ERR_FAIL, "context '%s' is not under 'contexts'",
+			    context);
+		goto out;
+	}
+	if (!(ca = field_pem(cx, "ca", "the OS CA certificate", err)) ||
+	    !(crt = field_pem(cx, "crt", "the client certificate", err)) ||
+	    !(key = field_pem(cx, "key", "the client key", err))) {
+		r = err_wrap(err, "context '%s'", context);
+		goto out;
+	}
+	isolate_put_str(out, context);
+	isolate_put_str(out, ca);
+	isolate_put_str(out, crt);
+	isolate_put_str(out, key);
+out:
+	free(context);
+	free(ca);
+	free(crt);
+	secret_strfree(key);
+	ydocs_release(&d);
+	return r;
+}
+ISOLATE_OP(creds_child);
+
 int
 talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
 		  struct err *err)
 {
-	struct ydocs d = YDOCS_INIT;
-	struct fy_node *root, *ctx;
-	struct buf kp = BUF_INIT;
+	struct buf res = BUF_INIT_SECRET, kp = BUF_INIT_SECRET;
+	struct isolate_reader rd;
 	EVP_PKEY *key;
 	char *raw_key = NULL;
-	int r = 0;
+	int r;
 
 	memset(c, 0, sizeof(*c));
-	if (ydocs_parse(&d, text, len, err) < 0)
-		return -1;
-	if (d.n != 1) {
-		ydocs_release(&d);
-		return err_set(err, ERR_FAIL, "expected one YAML document");
-	}
-	root = fy_document_root(d.v[0]);
-	c->context = y_get_str(root, "context");
-	if (!c->context) {
-		r = err_set(err, ERR_FAIL, "no current 'context'");
+	if ((r = isolate_spawn(creds_child, text, len, &res, err)) < 0)
 		goto out;
-	}
-	ctx = y_get(y_get(root, "contexts"), c->context);
-	if (!ctx) {
-		r = err_set(err, ERR_FAIL, "context '%s' is not under 'contexts'",
-			    c->context);
-		goto out;
-	}
-	if (!(c->ca_pem = field_pem(ctx, "ca", "the OS CA certificate", err)) ||
-	    !(c->crt_pem = field_pem(ctx, "crt", "the client certificate", err)) ||
-	    !(raw_key = field_pem(ctx, "key", "the client key", err))) {
-		r = err_wrap(err, "context '%s'", c->context);
+	isolate_reader_init(&rd, &res);
+	c->context = isolate_get_str(&rd);
+	c->ca_pem = isolate_get_str(&rd);
+	c->crt_pem = isolate_get_str(&rd);
+	raw_key = isolate_get_str(&rd);
+	if (rd.bad || !raw_key) {
+		r = err_set(err, ERR_FAIL, "talosconfig: malformed result of "
+			    "the isolated parse");
 		goto out;
 	}
 	/* Upstream labels Ed25519 keys "ED25519 PRIVATE KEY", which TLS
@@ -86,13 +127,11 @@ talos_creds_parse(struct talos_creds *c, const char *text, size_t len,
 	}
 	EVP_PKEY_free(key);
 	buf_add(&kp, "", 1);
-	c->key_pem = kp.ptr;
+	c->key_pem = buf_detach(&kp, NULL);
 out:
-	if (raw_key) {
-		OPENSSL_cleanse(raw_key, strlen(raw_key));
-		free(raw_key);
-	}
-	ydocs_release(&d);
+	secret_strfree(raw_key);
+	buf_release_secret(&res);
+	buf_release_secret(&kp);
 	if (r < 0)
 		talos_creds_release(c);
 	return r;
@@ -101,15 +140,14 @@ out:
 int
 talos_creds_load(struct talos_creds *c, const char *path, struct err *err)
 {
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT_SECRET;
 	int r;
 
 	memset(c, 0, sizeof(*c));
 	if ((r = fs_read_file(&b, path, 1 << 20, err)) < 0)
 		return r;
 	r = talos_creds_parse(c, b.ptr, b.len, err);
-	OPENSSL_cleanse(b.ptr, b.len);
-	buf_release(&b);
+	buf_release_secret(&b);
 	if (r < 0)
 		return err_wrap(err, "%s", path);
 	return 0;

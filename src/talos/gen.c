@@ -18,6 +18,7 @@
 #include "state/state.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
+#include "util/isolate.h"
 #include "util/net.h"
 #include "util/out.h"
 #include "util/yaml.h"
@@ -30,6 +31,7 @@ gen_result_release(struct gen_result *res)
 	free(res->iso_url);
 	free(res->installer_image);
 	buf_release(&res->manifest);
+	buf_release(&res->kept);
 	free(res->changed);
 	memset(res, 0, sizeof(*res));
 }
@@ -42,7 +44,10 @@ sha256_hex(char out[65], const void *data, size_t len)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
 
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	/* Fails only without memory (or a broken OpenSSL): die, as
+	 * xmalloc does, rather than use an unset digest. */
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		abort();
 	for (i = 0; i < mdlen && i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	out[64] = '\0';
@@ -154,9 +159,9 @@ remove_stale(struct gen_result *res, const char *env_dir, struct err *err)
 		if (fs_read_file(&cur, path, FILE_MAX, &ignore) == 0) {
 			sha256_hex(hex, cur.ptr, cur.len);
 			if (strcmp(hex, line)) {
-				out_warn("gen: kept %s: changed since gen wrote "
-					 "it, and its node is no longer in the "
-					 "config", rel);
+				/* Warned about by talos_gen, outside
+				 * the isolated step. */
+				buf_addf(&res->kept, "%s\n", rel);
 				res->files_kept++;
 			} else if ((r = fs_remove(path, err)) < 0) {
 				/* relative to the env folder, no link followed */
@@ -502,9 +507,9 @@ node_mac(const struct node *n, const struct vm_spec *rec, size_t nrec,
 	return xstrdup(norm);
 }
 
-int
-talos_gen(const struct config *cfg, const char *env_dir,
-	  struct gen_result *res, struct err *err)
+static int
+gen_here(const struct config *cfg, const char *env_dir,
+	 struct gen_result *res, struct err *err)
 {
 	struct talos_secrets *s = NULL;
 	struct ydocs docs[2] = { YDOCS_INIT, YDOCS_INIT };  /* worker, cp */
@@ -605,5 +610,85 @@ out:
 	ydocs_release(&docs[1]);
 	user_patches_release(up, cfg->talos.n_patches);
 	talos_secrets_free(s);
+	return r;
+}
+
+/*
+ * talos_gen runs gen_here in a child process (util/isolate): it parses
+ * secrets.yaml and emits every machine config and the talosconfig with
+ * libfyaml, whose copies of the keys are freed unwiped. Only the result
+ * below, which holds no secret, comes back.
+ */
+struct gen_call {
+	const struct config *cfg;
+	const char *env_dir;
+	bool check_only;
+};
+
+static int
+gen_child(void *ctx, struct buf *out, struct err *err)
+{
+	struct gen_call *g = ctx;
+	struct gen_result res = { .check_only = g->check_only };
+	int r = gen_here(g->cfg, g->env_dir, &res, err);
+
+	isolate_put_str(out, res.schematic_id);
+	isolate_put_str(out, res.iso_url);
+	isolate_put_str(out, res.installer_image);
+	isolate_put_long(out, res.secrets_created);
+	isolate_put_long(out, res.files_changed);
+	isolate_put_long(out, res.files_total);
+	isolate_put_str(out, res.changed);
+	isolate_put_long(out, res.files_removed);
+	isolate_put_long(out, res.files_kept);
+	isolate_put_mem(out, res.manifest.ptr, res.manifest.len);
+	isolate_put_mem(out, res.kept.ptr, res.kept.len);
+	gen_result_release(&res);
+	return r;
+}
+
+int
+talos_gen(const struct config *cfg, const char *env_dir,
+	  struct gen_result *res, struct err *err)
+{
+	struct gen_call g = { cfg, env_dir, res->check_only };
+	struct buf b = BUF_INIT_SECRET;
+	struct isolate_reader rd;
+	char *id;
+	int r;
+
+	r = isolate_run(gen_child, &g, &b, err);
+	memset(res, 0, sizeof(*res));
+	buf_init(&res->manifest);
+	buf_init(&res->kept);
+	res->check_only = g.check_only;
+	if (b.len == 0) {
+		buf_release(&b);
+		return r;
+	}
+	isolate_reader_init(&rd, &b);
+	id = isolate_get_str(&rd);
+	snprintf(res->schematic_id, sizeof(res->schematic_id), "%s",
+		 id ? id : "");
+	free(id);
+	res->iso_url = isolate_get_str(&rd);
+	res->installer_image = isolate_get_str(&rd);
+	res->secrets_created = isolate_get_long(&rd) != 0;
+	res->files_changed = (int)isolate_get_long(&rd);
+	res->files_total = (int)isolate_get_long(&rd);
+	res->changed = isolate_get_str(&rd);
+	res->files_removed = (int)isolate_get_long(&rd);
+	res->files_kept = (int)isolate_get_long(&rd);
+	isolate_get_mem(&rd, &res->manifest);
+	isolate_get_mem(&rd, &res->kept);
+	buf_release(&b);
+	if (rd.bad || rd.left) {
+		gen_result_release(res);
+		return err_set(err, ERR_FAIL, "gen: malformed result from the "
+			       "isolated step");
+	}
+	for (char *p = res->kept.ptr, *nl; (nl = strchr(p, '\n')); p = nl + 1)
+		out_warn("gen: kept %.*s: changed since gen wrote it, and its "
+			 "node is no longer in the config", (int)(nl - p), p);
 	return r;
 }

@@ -42,6 +42,7 @@ struct gen_result {
 	int files_removed;         /* of nodes no longer in the config */
 	int files_kept;            /* the same, kept: changed since gen wrote them */
 	struct buf manifest;       /* what this run wrote (internal) */
+	struct buf kept;           /* the kept files, one per line (internal) */
 };
 
 /* The Image Factory schematic id the config asks for (given or computed). */

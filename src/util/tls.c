@@ -1,13 +1,52 @@
 #include "util/tls.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/*
+ * libcurl's memory goes through these: every block it frees (its upload
+ * buffer holding a machine config, header lists with the Proxmox token,
+ * its copies of URLs and options) is wiped first, and a growth copies
+ * and wipes instead of realloc. The size is malloc's own
+ * (malloc_usable_size), which covers the whole block.
+ */
+static void
+wipe_free(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *
+wipe_realloc(void *p, size_t n)
+{
+	void *q;
+	size_t old;
+
+	if (!p)
+		return malloc(n);
+	if (n == 0) {
+		wipe_free(p);
+		return NULL;
+	}
+	if (!(q = malloc(n)))
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p);
+	return q;
+}
 static int ex_index = -1;
 static char init_error[256];
 
@@ -32,7 +71,8 @@ global_init(void)
 			 v->ssl_version ? v->ssl_version : "no TLS library");
 		return;
 	}
-	if ((rc = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
+	if ((rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_free,
+				       wipe_realloc, strdup, calloc)) != CURLE_OK) {
 		snprintf(init_error, sizeof(init_error),
 			 "cannot initialise libcurl: %s", curl_easy_strerror(rc));
 		return;

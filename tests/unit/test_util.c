@@ -16,6 +16,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/isolate.h"
 #include "util/net.h"
 #include "util/proc.h"
 #include "util/clock.h"
@@ -375,6 +376,124 @@ test_net__mac_normalised(void **state)
 	assert_false(net_mac_parse("bc:24:11:aa:0f:0g", mac));
 }
 
+/* ---- isolate ---- */
+
+static int isolate_parent_flag;
+
+static int
+iso_pack(void *ctx, struct buf *out, struct err *err)
+{
+	(void)err;
+	isolate_parent_flag = 1;   /* the child's copy, not the parent's */
+	isolate_put_str(out, ctx);
+	isolate_put_str(out, NULL);
+	isolate_put_long(out, -42);
+	isolate_put_mem(out, "a\0b", 3);
+	return 0;
+}
+
+static void
+test_isolate__result_and_pack_round_trip(void **state)
+{
+	struct buf out = BUF_INIT_SECRET, mem = BUF_INIT;
+	struct isolate_reader rd;
+	struct err err = ERR_INIT;
+	char *s, *n;
+
+	(void)state;
+	isolate_parent_flag = 0;
+	assert_int_equal(isolate_run(iso_pack, "hello", &out, &err), 0);
+	assert_int_equal(isolate_parent_flag, 0);
+	isolate_reader_init(&rd, &out);
+	s = isolate_get_str(&rd);
+	n = isolate_get_str(&rd);
+	assert_string_equal(s, "hello");
+	assert_null(n);
+	assert_int_equal(isolate_get_long(&rd), -42);
+	isolate_get_mem(&rd, &mem);
+	assert_int_equal(mem.len, 3);
+	assert_memory_equal(mem.ptr, "a\0b", 3);
+	assert_false(rd.bad);
+	assert_int_equal(rd.left, 0);
+	/* Reading past the end is a failure, not garbage. */
+	assert_null(isolate_get_str(&rd));
+	assert_true(rd.bad);
+	free(s);
+	buf_release(&mem);
+	buf_release_secret(&out);
+}
+
+static int
+iso_fail(void *ctx, struct buf *out, struct err *err)
+{
+	(void)ctx;
+	buf_adds(out, "partial");
+	return err_set(err, ERR_USAGE, "bad thing in the child");
+}
+
+static int
+iso_die(void *ctx, struct buf *out, struct err *err)
+{
+	(void)ctx;
+	(void)out;
+	(void)err;
+	raise(SIGKILL);
+	return 0;
+}
+
+static int
+iso_upper(void *ctx, struct buf *out, struct err *err)
+{
+	const struct buf *in = ctx;
+
+	if (!in->len)
+		return err_set(err, ERR_FAIL, "empty input");
+	for (size_t i = 0; i < in->len; i++)
+		buf_addch(out, (char)(in->ptr[i] >= 'a' && in->ptr[i] <= 'z'
+				      ? in->ptr[i] - 32 : in->ptr[i]));
+	return 0;
+}
+ISOLATE_OP(iso_upper);
+
+/* A fresh copy of the binary serves the step (from threads too). */
+static void
+test_isolate__spawn_runs_a_listed_function_in_a_fresh_process(void **state)
+{
+	struct buf out = BUF_INIT_SECRET;
+	struct err err = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(isolate_spawn(iso_upper, "ab\0c", 4, &out, &err), 0);
+	assert_int_equal(out.len, 4);
+	assert_memory_equal(out.ptr, "AB\0C", 4);
+	buf_release_secret(&out);
+	assert_int_equal(isolate_spawn(iso_upper, "", 0, &out, &err), -ERR_FAIL);
+	assert_string_equal(err.msg, "empty input");
+	/* Not listed: refused, nothing run. */
+	assert_true(isolate_spawn(iso_fail, "x", 1, &out, &err) < 0);
+	assert_string_equal(err.msg, "isolated step: function not listed "
+			    "with ISOLATE_OP");
+	buf_release_secret(&out);
+}
+
+static void
+test_isolate__error_and_death_reach_the_parent(void **state)
+{
+	struct buf out = BUF_INIT_SECRET;
+	struct err err = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(isolate_run(iso_fail, NULL, &out, &err), -ERR_USAGE);
+	assert_int_equal(err.code, ERR_USAGE);
+	assert_string_equal(err.msg, "bad thing in the child");
+	assert_string_equal(out.ptr, "partial");
+	buf_release_secret(&out);
+	err_clear(&err);
+	assert_true(isolate_run(iso_die, NULL, &out, &err) < 0);
+	assert_string_equal(err.msg, "isolated step died (signal 9)");
+	assert_int_equal(out.len, 0);
+}
+
 int
 main(void)
 {
@@ -392,6 +511,9 @@ main(void)
 		cmocka_unit_test(test_net__ipv4_strict),
 		cmocka_unit_test(test_net__cidr_and_membership),
 		cmocka_unit_test(test_net__mac_normalised),
+		cmocka_unit_test(test_isolate__result_and_pack_round_trip),
+		cmocka_unit_test(test_isolate__error_and_death_reach_the_parent),
+		cmocka_unit_test(test_isolate__spawn_runs_a_listed_function_in_a_fresh_process),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, setup, teardown);

@@ -521,8 +521,9 @@ pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 	return r;
 }
 
-bool
-pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms)
+int
+pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms,
+		      struct err *err)
 {
 	long long end = clock_mono_ms() + timeout_ms;
 
@@ -532,8 +533,13 @@ pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms)
 		size_t n = 0, i;
 		bool gone = true, destroying = false;
 
-		if (pve_cluster_vms(p, &vms, &n, &e) < 0)
-			return false;
+		if (proc_interrupted)
+			break;
+		if (pve_cluster_vms(p, &vms, &n, &e) < 0) {
+			if (proc_interrupted)
+				break;
+			return -1;
+		}
 		for (i = 0; i < n; i++)
 			if (vms[i].vmid == vmid) {
 				gone = false;
@@ -542,11 +548,15 @@ pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms)
 			}
 		pve_vms_free(vms, n);
 		if (gone)
-			return true;
+			return 0;
 		/* Any other state: the destroy did not happen. */
-		if (!destroying || clock_mono_ms() >= end || !proc_sleep_ms(250))
-			return false;
+		if (!destroying || clock_mono_ms() >= end)
+			return -1;
+		if (!proc_sleep_ms(250))
+			break;
 	}
+	return err_set(err, ERR_INTR, "interrupted while waiting for vm %d "
+		       "to be destroyed", vmid);
 }
 
 int

@@ -102,11 +102,13 @@ int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
  * after its answer was lost finds the first destroy still running: the
  * VM's config then holds `lock: destroyed` while its disks are freed
  * (../shared/reference/proxmox/FACTS.md §3), and the second task fails
- * with "VM is locked (destroyed)". True once the VM has left
+ * with "VM is locked (destroyed)". 0 once the VM has left
  * /cluster/resources, waiting (up to timeout_ms) while it shows that
- * lock; false at once for any other state.
+ * lock; -1 at once for any other state, err untouched (the caller's
+ * error stands); -ERR_INTR with err set when Ctrl-C stopped the wait.
  */
-bool pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms);
+int pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms,
+			  struct err *err);
 int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 		  const char *size, char **upid_out, struct err *err);
 /* First IPv4 (not on `lo`, not link-local) the guest agent reports,
