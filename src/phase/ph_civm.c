@@ -717,7 +717,8 @@ do_delete(struct cjob *j, struct pve *pve, const struct vm_spec *h)
 	progress_step(j->pr, j->idx, "deleting with purge");
 	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
 	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
-		if (!pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS))
+		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
+					  &j->err) < 0)
 			return err_wrap(&j->err, "delete vm '%s'", h->name);
 		err_clear(&j->err);
 	}
