@@ -109,6 +109,16 @@ class TalosUpgradeTest(TalosBase, unittest.TestCase):
         ch = self.admin(nodes[0], cfg)
         self.call(ch, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
         ch.close()
+        # the others join etcd after the bootstrap, one by one: an upgrade
+        # before they all run is refused (a loaded machine got there first)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            e = self.state().get("etcd", {}).get(ep)
+            if e and len(e["members"]) == len(vmids) and all(x["started"] for x in e["members"]):
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("etcd of %s never had %d started members" % (ep, len(vmids)))
         return nodes, cfg
 
     def test_two_member_etcd_refused(self):
