@@ -28,7 +28,7 @@ sed -i 's/memory: 2GiB, disk: 10GiB}/memory: 3GiB, disk: 10GiB}/; s/memory: 2GiB
 cordon rg-w-1 on > "$T/c" 2>&1 && ok "rg-w-1 cordoned (as strata marks it)" || bad "cordon: $(cat "$T/c")"
 before=$(stops)
 expect_rc 1 "apply refuses to restart an unhealthy cluster" -- "$STRATA" apply "$E" --yes --timeout 3s
-expect_grep "health gate before the restart of rg-cp-1: the cluster was not healthy within 3 s: Node rg-w-1 is cordoned by strata" "$T/err" "the gate names what is wrong"
+expect_grep "health gate before the restart of rg-cp-1: the cluster was not healthy within 3 s: cordon: Node rg-w-1 is cordoned by strata" "$T/err" "the gate names the check and what is wrong"
 expect_grep "the restart of rg-cp-1 was not started" "$T/err" "and that nothing was started"
 [ "$(stops)" = "$before" ] && ok "no VM rebooted" || bad "VMs stopped: $(stops) (before: $before)"
 
