@@ -221,6 +221,7 @@ struct vm_config {
 	char *name;
 	int template_vmid;         /* clone from this template, or 0 */
 	char *image;               /* cloud image URL, or NULL */
+	char *image_sha256;        /* its SHA-256 (hex), checked by Proxmox's download */
 	int cores, memory_mib, disk_gib;
 	char *ip;
 	char *mac;
@@ -230,6 +231,7 @@ struct vm_config {
 	char *user;
 	struct str_list ssh_keys;
 	struct str_list packages;
+	struct str_list search_domains;
 	struct str_list groups;
 	struct kv *vars;
 	size_t n_vars;

@@ -453,6 +453,8 @@ static const struct field vm_fields[] = {
 	     "VM id of a cloud-init template to clone"),
 	FLD("image", T_URL, struct vm_config, image,
 	    "cloud image URL to import instead of a template"),
+	FLD("image_sha256", T_STR, struct vm_config, image_sha256,
+	    "SHA-256 of the image (64 hex digits), checked when Proxmox downloads it"),
 	FINT("cores", struct vm_config, cores, 1, 512, "vCPU cores (default 2)"),
 	FSIZE("memory", T_MIB, struct vm_config, memory_mib, 256, 4194304, "memory (default 2GiB)"),
 	FSIZE("disk", T_GIB, struct vm_config, disk_gib, 2, 65536, "disk (default 20GiB)"),
@@ -463,6 +465,8 @@ static const struct field vm_fields[] = {
 	FLD("user", T_STR, struct vm_config, user, "login user created by cloud-init (default debian)"),
 	FLD("ssh_keys", T_STRLIST, struct vm_config, ssh_keys, "authorized SSH public keys"),
 	FLD("packages", T_STRLIST, struct vm_config, packages, "packages cloud-init installs"),
+	FLD("search_domains", T_STRLIST, struct vm_config, search_domains,
+	    "DNS search domains (default: none)"),
 	FSAME("ansible", ansible_schema, "Ansible inventory hand-off"),
 	FEND
 };

@@ -1178,6 +1178,28 @@ check_vm_cloudinit(struct vctx *v, struct vm_config *vm, size_t i)
 	if (vm->image && strncmp(vm->image, "https://", 8) &&
 	    strncmp(vm->image, "http://", 7))
 		verr(v, path, "'%s' is not an http(s) URL of a cloud image", vm->image);
+	snprintf(path, sizeof(path), "vms[%zu].image_sha256", i);
+	if (vm->image_sha256 && !vm->image)
+		verr(v, path, "a checksum of an image, but the VM has no 'image' "
+		     "(a template clone downloads nothing)");
+	if (vm->image_sha256 && (strlen(vm->image_sha256) != 64 ||
+				 strspn(vm->image_sha256, "0123456789abcdefABCDEF") != 64))
+		verr(v, path, "'%s' is not a SHA-256 (64 hex digits)", vm->image_sha256);
+	for (j = 0; vm->image && vm->image_sha256 && j < i; j++)
+		if (v->cfg->vms[j].image && !strcmp(v->cfg->vms[j].image, vm->image) &&
+		    v->cfg->vms[j].image_sha256 &&
+		    strcasecmp(v->cfg->vms[j].image_sha256, vm->image_sha256))
+			verr(v, path, "vms[%zu] gives another SHA-256 for the same "
+			     "image (it is downloaded once)", j);
+	for (j = 0; j < vm->search_domains.n; j++) {
+		const char *d = vm->search_domains.v[j];
+
+		snprintf(path, sizeof(path), "vms[%zu].search_domains[%zu]", i, j);
+		if (!*d || strlen(d) > 253 ||
+		    strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(d) ||
+		    d[0] == '.' || d[0] == '-')
+			verr(v, path, "'%s' is not a DNS domain name", d);
+	}
 	if (!vm->mac)
 		vwarn(v, vm->path, "no mac: the cloud-init network config matches "
 		      "the NIC by name, which only netplan images (Ubuntu) apply; "

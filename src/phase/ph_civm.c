@@ -359,7 +359,7 @@ config_params(struct cjob *j, const struct vm_spec *w, const char *seed,
 {
 	const struct config *cfg = j->c->cfg;
 	const struct proxmox_config *px = &cfg->proxmox;
-	struct buf net = BUF_INIT, keys = BUF_INIT, ipc = BUF_INIT, ns = BUF_INIT;
+	struct buf net = BUF_INIT, keys = BUF_INIT, ipc = BUF_INIT, ns = BUF_INIT, sd = BUF_INIT;
 	char *marker = plan_marker(cfg->name);
 	size_t i;
 
@@ -381,6 +381,10 @@ config_params(struct cjob *j, const struct vm_spec *w, const char *seed,
 		buf_addf(&ns, "%s%s", i ? " " : "", cfg->network.nameservers.v[i]);
 	if (ns.len)
 		pve_params_add(p, "nameserver", ns.ptr);
+	for (i = 0; i < j->vm->search_domains.n; i++)
+		buf_addf(&sd, "%s%s", i ? " " : "", j->vm->search_domains.v[i]);
+	if (sd.len)
+		pve_params_add(p, "searchdomain", sd.ptr);
 	/* the seed strata built (packages, the guest agent started, the
 	 * network by MAC) in place of the drive Proxmox would generate */
 	pve_params_addf(p, "ide2", "%s,media=cdrom", seed);
@@ -397,6 +401,7 @@ config_params(struct cjob *j, const struct vm_spec *w, const char *seed,
 	buf_release(&keys);
 	buf_release(&ipc);
 	buf_release(&ns);
+	buf_release(&sd);
 	free(marker);
 }
 
@@ -804,6 +809,19 @@ civm_should_run(struct apply_ctx *c)
  * use it: two download-url of one file would collide), a `.img` saved as
  * `.qcow2` (FACTS-cloudinit.md §5). Present already: nothing sent.
  */
+/* The checksum any VM gives for this image (validate makes them agree). */
+static const char *
+image_sha256(const struct config *cfg, const char *image)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_vms; i++)
+		if (cfg->vms[i].image && !strcmp(cfg->vms[i].image, image) &&
+		    cfg->vms[i].image_sha256)
+			return cfg->vms[i].image_sha256;
+	return NULL;
+}
+
 static int
 fetch_image(struct apply_ctx *c, const struct vm_config *vm, const char *node,
 	    char **volid, struct err *err)
@@ -825,7 +843,7 @@ fetch_image(struct apply_ctx *c, const struct vm_config *vm, const char *node,
 		goto out;
 	out_step("downloading %s into %s on %s", vm->image, *volid, node);
 	if ((r = pve_download_url(c->pve, node, storage, vm->image, "import", fname,
-				  NULL, &upid, err)) == 0)
+				  image_sha256(c->cfg, vm->image), &upid, err)) == 0)
 		r = pve_task_wait(c->pve, upid, 60 * 60 * 1000L, err);
 out:
 	free(fname);

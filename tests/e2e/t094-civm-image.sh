@@ -22,9 +22,14 @@ sed -e "s|https://pve.home.arpa:8006|https://127.0.0.1:$PVE_PORT|" \
 	-e "s|192.168.1.80|127.0.94.10|; s|192.168.1|127.0.94|g" \
 	-e "s|ssh-ed25519 AAAA.* ops@laptop|$KEY|" \
 	"$TOP/examples/ubuntu-vm/config.yml" > "$E/config.yml"
+# app-2 gives the image's SHA-256 (the simulator's download of a URL is
+# "labsim:" + URL) and a DNS search domain
+SUM=$(printf 'labsim:%s' "$IMG" | sha256sum | cut -d' ' -f1)
 cat >> "$E/config.yml" <<Y
   - name: app-2
     image: $IMG
+    image_sha256: $SUM
+    search_domains: [lab.example, home.arpa]
     disk: 12GiB
     ip: 127.0.94.11
     mac: "BC:24:11:5E:94:11"
@@ -65,6 +70,19 @@ for n, size in (("app-1", "32G"), ("app-2", "12G")):
 assert "local:import/noble-server-cloudimg-amd64.qcow2" in json.dumps(s), "no import volume"
 P
 grep -q "ansible_host: 127.0.94.10" "$E/ansible/inventory.yml" && ok "inventory holds app-1" || bad "inventory"
+$PY - "$(labsim_ctl GET requests)" "$SUM" <<'P' && ok "the download carries app-2's SHA-256; app-2's config its search domains" || bad "checksum or searchdomain not sent"
+import json, sys
+reqs, want = json.loads(sys.argv[1])["data"], sys.argv[2]
+dl = [r["params"] for r in reqs if r["method"] == "POST" and r["path"].endswith("/download-url")]
+assert dl and dl[0].get("checksum") == want and dl[0].get("checksum-algorithm") == "sha256", dl
+# an image VM is created with everything in one POST .../qemu
+sd = [r["params"].get("searchdomain") for r in reqs if r["method"] == "POST"
+      and (r["path"].endswith("/qemu") or r["path"].endswith("/config")) and r["params"].get("name") == "app-2"]
+assert sd == ["lab.example home.arpa"], sd
+P
+expect_rc 0 "gen writes the seeds" -- "$STRATA" gen "$E"
+grep -A8 "nameservers:" "$E/vms/app-2/network-config" | grep -q "lab.example" \
+	&& ok "app-2's seed network-config lists the search domains" || bad "no search domains in the seed: $(cat "$E/vms/app-2/network-config")"
 w0=$(writes)
 expect_rc 0 "a re-run" -- "$STRATA" apply "$E" --yes
 [ "$(writes)" = "$w0" ] && ok "the re-run sends no write" || bad "re-run wrote $(( $(writes) - w0 ))"

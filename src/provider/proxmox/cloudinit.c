@@ -250,12 +250,20 @@ network_config(struct buf *out, const struct config *cfg,
 		fy_node_sequence_append(routes, rt);
 		y_put(eth, "routes", routes);
 	}
-	if (cfg->network.nameservers.n) {
+	if (cfg->network.nameservers.n || vm->search_domains.n) {
 		ns = y_map(doc);
-		nsa = y_seq(doc);
-		for (i = 0; i < cfg->network.nameservers.n; i++)
-			fy_node_sequence_append(nsa, y_str(doc, cfg->network.nameservers.v[i]));
-		y_put(ns, "addresses", nsa);
+		if (cfg->network.nameservers.n) {
+			nsa = y_seq(doc);
+			for (i = 0; i < cfg->network.nameservers.n; i++)
+				fy_node_sequence_append(nsa, y_str(doc, cfg->network.nameservers.v[i]));
+			y_put(ns, "addresses", nsa);
+		}
+		if (vm->search_domains.n) {
+			nsa = y_seq(doc);
+			for (i = 0; i < vm->search_domains.n; i++)
+				fy_node_sequence_append(nsa, y_str(doc, vm->search_domains.v[i]));
+			y_put(ns, "search", nsa);
+		}
 		y_put(eth, "nameservers", ns);
 	}
 	y_put(eths, vm->mac ? "eth0" : "nic0", eth);
