@@ -231,7 +231,7 @@ check_privileges(struct preflight *pf, const struct config *cfg,
 {
 	struct needs nd = { 0 };
 	char *vms = vm_path(cfg), *disks, *isos, *bridge;
-	bool creates = false, deletes = plan->deletes > 0, restarts = false;
+	bool creates = false, civm_new = false, deletes = plan->deletes > 0, restarts = false;
 	/* Proxmox VE 9 renamed VM.Monitor to VM.GuestAgent.Audit (README.md):
 	 * either does, the name asked for is the version's */
 	const char *agent = l0->major && l0->major < 9 ? "VM.Monitor|VM.GuestAgent.Audit"
@@ -292,6 +292,27 @@ check_privileges(struct preflight *pf, const struct config *cfg,
 			need(&nd, vms, agent, "find a new node's address (guest agent)");
 		}
 	}
+	for (i = 0; i < plan->n; i++) {
+		const struct action *a = &plan->v[i];
+
+		/* cloud-init VMs (ph_civm.c): their ci* keys need their own
+		 * privilege (FACTS-cloudinit.md section 1), their seed goes to
+		 * ISO storage, and a clone reads its template */
+		if (!a->want.role || strcmp(a->want.role, "vm") ||
+		    (!is_new(a) && a->kind != ACT_UPDATE))
+			continue;
+		civm_new = civm_new || is_new(a);
+		need(&nd, vms, "VM.Config.Cloudinit", "set a cloud-init VM's user, keys and address");
+		need(&nd, isos, "Datastore.AllocateTemplate", "upload a cloud-init VM's seed ISO");
+		need(&nd, vms, agent, "read a cloud-init VM's address (guest agent)");
+	}
+	for (i = 0; civm_new && i < cfg->n_vms; i++)
+		if (cfg->vms[i].template_vmid) {
+			char *tp = xasprintf("/vms/%d", cfg->vms[i].template_vmid);
+
+			need(&nd, tp, "VM.Clone", "clone the template of a cloud-init VM");
+			free(tp);
+		}
 	if (cfg->n_nodes && cfg->proxmox.first_boot == FIRST_BOOT_CIDATA)
 		need(&nd, isos, "Datastore.Audit", "sweep cidata ISOs left behind");
 	if (deletes) {

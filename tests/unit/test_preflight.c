@@ -228,6 +228,55 @@ test_preflight__privileges_by_path(void **state)
 	teardown_fx(&f);
 }
 
+/* A cloud-init VM to create: its ci* keys need VM.Config.Cloudinit, its
+ * seed Datastore.AllocateTemplate on ISO storage, its clone VM.Clone on
+ * the template, its address the guest agent's privilege. */
+static void
+test_preflight__cloudinit_vm(void **state)
+{
+	struct fixture f;
+	struct preflight pf;
+	struct vm_config vm;
+	struct vm_spec want;
+	struct err err = ERR_INIT;
+
+	(void)state;
+	setup_fx(&f, STORAGES(LVM_OK));
+	plan_release(&f.plan);
+	memset(&want, 0, sizeof(want));
+	want.name = xstrdup("app-1");
+	want.vmid = 1050;
+	want.node = xstrdup("pve1");
+	want.cores = 2;
+	want.memory_mib = 2048;
+	want.disk_gib = 20;
+	want.tags = plan_tags("lab", "cloudinit");
+	want.role = xstrdup("vm");
+	assert_int_equal(plan_diff(&f.plan, "lab", &want, 1, NULL, 0, NULL, 0, &err), 0);
+	vm_spec_release(&want);
+	memset(&vm, 0, sizeof(vm));
+	vm.name = "app-1";
+	vm.template_vmid = 9000;
+	f.cfg.vms = &vm;
+	f.cfg.n_vms = 1;
+	perm(&f.l0, "/vms/9000", "[\"VM.Audit\"]");
+	preflight_check(&pf, &f.cfg, &f.plan, &f.l0);
+	assert_int_equal(count(&pf, "privilege", "lacks on /vms: VM.Config.Cloudinit"), 1);
+	assert_int_equal(count(&pf, "privilege", "VM.GuestAgent.Audit (read a cloud-init VM's address"), 1);
+	assert_int_equal(count(&pf, "privilege", "lacks on /vms/9000: VM.Clone (clone the template"), 1);
+	preflight_release(&pf);
+	/* given them, nothing to report */
+	json_object_set_new(f.l0.perms[0].privs, "VM.Config.Cloudinit", json_integer(1));
+	json_object_set_new(f.l0.perms[0].privs, "VM.GuestAgent.Audit", json_integer(1));
+	json_object_set_new(f.l0.perms[7].privs, "VM.Clone", json_integer(1));
+	preflight_check(&pf, &f.cfg, &f.plan, &f.l0);
+	if (pf.n)
+		fprintf(stderr, "unexpected: %s: %s\n", pf.v[0].what, pf.v[0].fix);
+	assert_int_equal(pf.n, 0);
+	preflight_release(&pf);
+	teardown_fx(&f);
+}
+
 static void
 test_preflight__iso_download_alternatives(void **state)
 {
@@ -321,6 +370,7 @@ main(void)
 		cmocka_unit_test(test_preflight__healthy),
 		cmocka_unit_test(test_preflight__version),
 		cmocka_unit_test(test_preflight__privileges_by_path),
+		cmocka_unit_test(test_preflight__cloudinit_vm),
 		cmocka_unit_test(test_preflight__iso_download_alternatives),
 		cmocka_unit_test(test_preflight__storage_content_and_space),
 		cmocka_unit_test(test_preflight__disabled_vlan_memory),
