@@ -217,9 +217,12 @@ struct kv {
 	char *value;               /* scalar as written, or emitted YAML */
 };
 
+enum vm_clone { VM_CLONE_FULL = 0, VM_CLONE_LINKED };
+
 struct vm_config {
 	char *name;
 	int template_vmid;         /* clone from this template, or 0 */
+	enum vm_clone clone;       /* full (default) or linked */
 	char *image;               /* cloud image URL, or NULL */
 	char *image_sha256;        /* its SHA-256 (hex), checked by Proxmox's download */
 	int cores, memory_mib, disk_gib;

@@ -31,6 +31,7 @@ static const char *const discoveries[] = { "guest-agent", "dhcp-lease",
 static const char *const first_boots[] = { "cidata", "maintenance", NULL };
 static const char *const cnis[] = { "cilium", "flannel", "none", NULL };
 static const char *const restarts[] = { "rolling", "never", NULL };
+static const char *const vm_clones[] = { "full", "linked", NULL };
 
 /* --- proxmox ------------------------------------------------------------ */
 
@@ -451,6 +452,9 @@ static const struct field vm_fields[] = {
 	FLD("name", T_NAME, struct vm_config, name, "VM name and hostname"),
 	FINT("template", struct vm_config, template_vmid, 100, 999999999,
 	     "VM id of a cloud-init template to clone"),
+	FENUM("clone", struct vm_config, clone, vm_clones,
+	      "full (default: a copy on proxmox.storage.disks) or linked (shares "
+	      "the template's base disk, on its storage and node)"),
 	FLD("image", T_URL, struct vm_config, image,
 	    "cloud image URL to import instead of a template"),
 	FLD("image_sha256", T_STR, struct vm_config, image_sha256,

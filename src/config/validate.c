@@ -1178,6 +1178,10 @@ check_vm_cloudinit(struct vctx *v, struct vm_config *vm, size_t i)
 	if (vm->image && strncmp(vm->image, "https://", 8) &&
 	    strncmp(vm->image, "http://", 7))
 		verr(v, path, "'%s' is not an http(s) URL of a cloud image", vm->image);
+	snprintf(path, sizeof(path), "vms[%zu].clone", i);
+	if (vm->clone == VM_CLONE_LINKED && !vm->template_vmid)
+		verr(v, path, "a linked clone needs 'template' (an imported image "
+		     "has no base disk to share)");
 	snprintf(path, sizeof(path), "vms[%zu].image_sha256", i);
 	if (vm->image_sha256 && !vm->image)
 		verr(v, path, "a checksum of an image, but the VM has no 'image' "

@@ -637,9 +637,14 @@ do_create(struct cjob *j, struct pve *pve, const struct vm_spec *w)
 	pve_params_addf(&p, "newid", "%d", w->vmid);
 	pve_params_add(&p, "name", w->name);
 	pve_params_addf(&p, "description", "strata cloud-init vm\n%s", marker);
-	/* linked clones are not built: a full copy on the disk storage */
-	pve_params_add(&p, "full", "1");
-	pve_params_add(&p, "storage", cfg->proxmox.disk_storage);
+	if (j->vm->clone == VM_CLONE_LINKED) {
+		/* shares the template's base disk: on its storage, and no
+		 * storage or format may be given (FACTS-cloudinit.md section 6) */
+		pve_params_add(&p, "full", "0");
+	} else {
+		pve_params_add(&p, "full", "1");
+		pve_params_add(&p, "storage", cfg->proxmox.disk_storage);
+	}
 	if (cfg->proxmox.pool)
 		pve_params_add(&p, "pool", cfg->proxmox.pool);
 	if (strcmp(j->tnode, w->node))

@@ -53,6 +53,7 @@ vms:
   - name: app-3
     template: $2
     ip: 127.0.92.12
+    clone: linked
     cores: 4
     memory: 4GiB
     disk: 30GiB
@@ -118,6 +119,17 @@ for n, ip in (("app-1", "127.0.92.10"), ("app-2", "127.0.92.11"), ("app-3", "127
     assert "cloudinit" not in json.dumps({k: v for k, v in c.items() if k != "tags"}), c
 assert "size=30G" in by["app-3"]["config"]["scsi0"] and by["app-3"]["config"]["cores"] in ("4", 4), by["app-3"]["config"]
 assert "bc:24:11:5e:92:10" in by["app-1"]["config"]["net0"].lower()
+P
+$PY - "$(labsim_ctl GET requests)" "$(labsim_ctl GET state)" <<'P' && ok "app-3 is a linked clone (full=0, no storage; its disk on the template's base), app-1 and app-2 full copies" || bad "clone modes"
+import json, sys
+reqs, s = json.loads(sys.argv[1])["data"], json.loads(sys.argv[2])["data"]
+cl = {r["params"]["name"]: r["params"] for r in reqs if r["method"] == "POST" and r["path"].endswith("/clone")}
+assert cl["app-3"].get("full") == "0" and "storage" not in cl["app-3"], cl["app-3"]
+assert cl["app-1"].get("full") == "1" and cl["app-1"].get("storage") == "local-lvm", cl["app-1"]
+vms = s["vms"] if isinstance(s["vms"], list) else list(s["vms"].values())
+by = {v["config"].get("name"): v["config"] for v in vms}
+assert "base-9000-disk" in by["app-3"]["scsi0"], by["app-3"]["scsi0"]
+assert "base-9000-disk" not in by["app-1"]["scsi0"], by["app-1"]["scsi0"]
 P
 [ -f "$E/ansible/inventory.yml" ] && grep -q "ansible_host: 127.0.92.11" "$E/ansible/inventory.yml" \
 	&& ok "inventory.yml holds the addresses" || bad "inventory"
