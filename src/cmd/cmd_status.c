@@ -133,6 +133,19 @@ status_read_addons(struct env *e)
 }
 
 void
+status_print_tail(json_t *addons, bool want_health,
+		  const struct health_report *rep)
+{
+	if (addons)
+		status_print_addons(addons);
+	if (want_health) {
+		printf("\nhealth (the gate apply runs between disruptive steps): %s\n",
+		       rep->healthy ? "healthy" : "NOT healthy");
+		health_report_print(rep, stdout);
+	}
+}
+
+void
 status_print_addons(json_t *a)
 {
 	json_t *cni = json_object_get(a, "cni"), *k;
@@ -443,13 +456,7 @@ status_vms(struct env *e, struct state *st, const char *env, bool json,
 		if (n_absent || n_orphan || n_differ || n_conflict)
 			printf("'strata plan %s' lists the changes; 'strata apply %s' "
 			       "makes them\n", env, env);
-		if (addons)
-			status_print_addons(addons);
-		if (want_health) {
-			printf("\nhealth (the gate apply runs between disruptive steps): %s\n",
-			       hrep.healthy ? "healthy" : "NOT healthy");
-			health_report_print(&hrep, stdout);
-		}
+		status_print_tail(addons, want_health, &hrep);
 	}
 	rc = want_health && !hrep.healthy ? 1 : 0;
 out:

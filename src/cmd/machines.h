@@ -49,6 +49,10 @@ const char *status_kube_state(const struct kube_node *kn, size_t nk,
 /* The addons as the cluster runs them (kube_addons_read), or NULL. */
 json_t *status_read_addons(struct env *e);
 void status_print_addons(json_t *a);
+/* The end of status's text: the addons (when read) and, asked for, the
+ * health gate's report. */
+void status_print_tail(json_t *addons, bool want_health,
+		       const struct health_report *rep);
 /* The health gate's checks, once, for the cluster the config describes. */
 int status_health(struct env *e, struct health_report *rep, struct err *err);
 /* "talos" of a probe that answered as this cluster's Talos. */

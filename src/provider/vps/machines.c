@@ -573,13 +573,7 @@ vps_status_machines(struct env *e, struct state *st, const char *env,
 		if (n_changed || n_up < n)
 			printf("'strata plan %s' says what apply would do; 'strata "
 			       "apply %s' does it\n", env, env);
-		if (addons)
-			status_print_addons(addons);
-		if (want_health) {
-			printf("\nhealth (the gate apply runs between disruptive steps): %s\n",
-			       hrep.healthy ? "healthy" : "NOT healthy");
-			health_report_print(&hrep, stdout);
-		}
+		status_print_tail(addons, want_health, &hrep);
 	}
 	rc = want_health && !hrep.healthy ? 1 : 0;
 out:
