@@ -94,7 +94,9 @@ expect_grep "cidata: deleted 1 ISO nothing uses any more" "$T/err" "the orphan i
 	&& ok "a file that is no cidata ISO is kept" || bad "strata.ci.notes.iso deleted"
 curl -sk -X DELETE -H "Authorization: PVEAPIToken=$PVE_TOKEN_ID=$PVE_TOKEN_SECRET" \
 	"https://127.0.0.1:$PVE_PORT/api2/json/nodes/pve2/storage/local/content/local:iso/strata.ci-b.ci-b-cp-1.cidata.iso" > /dev/null
-sleep 0.3   # the imgdel task (scaled)
+# until its imgdel task has removed it (not a fixed sleep)
+[ "$(labsim_wait_for "'local:iso/strata.ci-b.ci-b-cp-1.cidata.iso' not in $S['pve2']['storage']['local']['items']")" = yes ] \
+	|| bad "the other env's cidata ISO was not deleted"
 
 # small_env DIR NAME VMID_BASE X: 1+1 (or 1+0 with W=0) with its VIP at
 # 127.0.27.X0, nodes from .X1 and .X1+10, the default first boot.
@@ -103,12 +105,14 @@ small_env() {
 	sed -i "/^  first_boot:/d; s/127\\.0\\.27\\.10\$/127.0.27.${4}0/; s/ip_start: 127\\.0\\.27\\.11,/ip_start: 127.0.27.${4}1,/; s/ip_start: 127\\.0\\.27\\.21,/ip_start: 127.0.27.$(($4 + 1))1,/" "$1/config.yml"
 }
 # kill_apply ENV WHAT COND: start apply of ENV, kill -9 it once the shell
-# function COND succeeds (polled every 50 ms, 15 s at most)
+# function COND succeeds (polled every 50 ms, 60 s at most); the apply is
+# held by the simulator (knob hold) at its next call, so it cannot run
+# past COND before the kill; the held call is dropped, never carried out.
 kill_apply() {
 	"$STRATA" apply "$1" --yes --timeout 60s > "$T/kill.out" 2>&1 &
 	pid=$!
 	hit=no i=0
-	while [ $i -lt 300 ]; do
+	while [ $i -lt 1200 ]; do
 		if $3; then hit=yes; break; fi
 		sleep 0.05; i=$((i + 1))
 	done
@@ -118,22 +122,24 @@ kill_apply() {
 	else
 		wait $pid; bad "apply of $(basename "$1") not caught $2"; tail -5 "$T/kill.out" | sed 's/^/     | /'
 	fi
+	labsim_ctl POST knobs '{"hold": []}' > /dev/null
 }
+held() { [ "$(labsim_py "len(s['held'])")" -ge 1 ]; }
 
-# kill -9 right after the uploads (VM creation slowed down to catch it),
+# kill -9 right after the uploads (the VM create held to catch it),
 # then apply again: the world converges, the ISOs are gone.
 K="$T/envs/kc"
 small_env "$K" kc 2800 11
 # 3 uploads of env ci, then the 2 of kc, and no VM of kc yet
+# (the create call held: it never reaches the simulator)
 uploaded() {
 	[ "$(labsim_py "sum(1 for t in s['tasks'] if t['type'] == 'imgcopy' and t['exitstatus'] == 'OK')")" -ge 5 ] &&
-	[ "$(vm_ids 2800)" = "[]" ]
+	[ "$(vm_ids 2800)" = "[]" ] && held
 }
-labsim_ctl POST knobs '{"latency": {"/qemu$": 3}}' > /dev/null
+labsim_ctl POST knobs '{"hold": ["POST /qemu$"]}' > /dev/null
 kill_apply "$K" "after its uploads, before any VM existed" uploaded
 [ "$(cidata_vols)" = "['local:iso/strata.kc.kc-cp-1.cidata.iso', 'local:iso/strata.kc.kc-w-1.cidata.iso']" ] \
 	&& ok "the killed apply left its two cidata ISOs" || bad "after kill: $(cidata_vols)"
-labsim_ctl POST knobs '{"latency": 0}' > /dev/null
 expect_rc 0 "re-run after kill -9 converges" -- "$STRATA" apply "$K" --yes --timeout 60s
 expect_grep "Kubernetes: 2/2 nodes registered" "$T/err" "kc: both nodes registered"
 [ "$(vm_ids 2800)" = "[2800, 2801]" ] && ok "kc: two VMs, none duplicated" || bad "kc VMs: $(vm_ids 2800)"
@@ -143,18 +149,18 @@ expect_grep "Kubernetes: 2/2 nodes registered" "$T/err" "kc: both nodes register
 expect_rc 0 "kc: re-run" -- "$STRATA" apply "$K" --yes --timeout 30s
 expect_grep "nothing to do" "$T/err" "kc: quiet re-run"
 
-# kill -9 once the VMs exist with their cidata drives (start slowed down),
+# kill -9 once the VMs exist with their cidata drives (held where apply
+# reads their status after the create, start=1 having started them),
 # then destroy: the VMs go, and their pending cidata ISOs with them.
 D="$T/envs/kd"
 small_env "$D" kd 2900 15
 created() {
 	[ "$(vm_ids 2900)" = "[2900, 2901]" ] && [ -f "$D/state.json" ] &&
 	[ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
-	  = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ]
+	  = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ] && held
 }
-labsim_ctl POST knobs '{"latency": {"/status/start$": 3}}' > /dev/null
+labsim_ctl POST knobs '{"hold": ["GET /qemu/[0-9]+/status/current$"]}' > /dev/null
 kill_apply "$D" "with both VMs created, their cidata ISOs journaled" created
-labsim_ctl POST knobs '{"latency": 0}' > /dev/null
 expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
 [ "$(vm_ids 2900)" = "[]" ] && ok "kd: VMs deleted" || bad "kd VMs: $(vm_ids 2900)"
 [ "$(cidata_vols)" = "[]" ] && ok "kd: their cidata ISOs deleted with them" || bad "left after destroy: $(cidata_vols)"

@@ -171,7 +171,15 @@ class World:
             "bridge_vlan_aware": {},   # node -> bridges with bridge_vlan_aware=1 (pve_layer0.py)
             "node_resources": {},      # node -> {maxcpu, maxmem, status} (pve_layer0.py)
             "storage": {},             # node -> {storage: {type, content, total, used, enabled, shared}}
+            # test kill points (nothing a real Proxmox does on its own: a
+            # test holds the world still at a known point, kills strata,
+            # then lets go): tasks of these types do not end while listed
+            "task_hold": [],
+            # ["METHOD path-regex", ...]: matching API calls wait unanswered
+            # while listed, then are dropped, never carried out (state: held)
+            "hold": [],
         }
+        self.held = []
         self.events = []
         self.talos = None
         self.factory = None   # metal.py, with --factory-addr
@@ -224,8 +232,9 @@ class World:
     def tick(self):
         with self.lock:
             now = time.time()
+            hold = self.knobs["task_hold"]
             for t in self.tasks.values():
-                if t["status"] == "running" and now >= t["end"]:
+                if t["status"] == "running" and now >= t["end"] and t["type"] not in hold:
                     self.finish_task(t)
             for vm in self.vms.values():
                 if vm.get("shutdown_at") and now >= vm["shutdown_at"]:
@@ -309,6 +318,7 @@ class World:
                 "knobs": self.knobs,
                 "pools": {k: {"comment": v["comment"], "vms": sorted(v["vms"])} for k, v in self.pools.items()},
                 "events": self.events,
+                "held": list(self.held),
                 "talos": self.talos.snapshot() if self.talos else None,
             }
 
@@ -1124,6 +1134,7 @@ def make_handler(sim):
                 path = url.path[len("/api2/json"):]
                 self.maybe_fault(path)
                 user, privs = self.auth()
+                self.maybe_hold(method, path)
                 lat = sim.world.knobs["latency"]
                 if isinstance(lat, dict):
                     lat = max([v for rx, v in lat.items() if re.search(rx, path)] or [0])
@@ -1157,6 +1168,30 @@ def make_handler(sim):
                     pass
             finally:
                 sim.log_request(rec)
+
+        def maybe_hold(self, method, path):
+            """Knob hold: the call waits while an entry matches it, then
+            is dropped unhandled (the client was killed meanwhile)."""
+            w = sim.world
+
+            def held():
+                for key in w.knobs["hold"]:
+                    m, _, rx = key.partition(" ")
+                    if m == method and re.search(rx, path):
+                        return True
+                return False
+            if not held():
+                return
+            what = "%s %s" % (method, path)
+            with w.lock:
+                w.held.append(what)
+            try:
+                while held():
+                    time.sleep(0.01)
+            finally:
+                with w.lock:
+                    w.held.remove(what)
+            raise DropConnection()
 
         def maybe_lose_reply(self, method, path):
             """The call happened; its answer never reaches the client."""

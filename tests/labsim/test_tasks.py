@@ -100,3 +100,58 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(len(self.sim.ok("GET", "/nodes/pve1/tasks")), 50)
         self.assertGreater(len(self.sim.ok("GET", "/nodes/pve1/tasks", {"limit": "1000"})), 55)
         self.assertEqual(self.sim.ok("GET", "/nodes/pve1/tasks", {"limit": "1"})[0]["upid"], last)
+
+
+@unittest.skipUnless(have_reference(), NO_REFERENCE)
+class HoldTest(unittest.TestCase):
+    """The test kill-point knobs task_hold and hold (labsim.py): the world
+    stands still at a known point until the test lets go."""
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Labsim()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def state(self):
+        return self.sim.control("GET", "state")[2]["data"]
+
+    def test_task_hold_keeps_a_task_running(self):
+        self.sim.control("POST", "knobs", {"task_hold": ["qmcreate"]})
+        try:
+            upid = self.sim.ok("POST", "/nodes/pve1/qemu", dict(VM, vmid="701"))
+            time.sleep(0.3)     # 15 times the task's duration (2 s x 0.01)
+            st = self.sim.ok("GET", "/nodes/pve1/tasks/%s/status" % upid.replace("!", "%21"))
+            self.assertEqual(st["status"], "running")
+        finally:
+            self.sim.control("POST", "knobs", {"task_hold": []})
+        self.assertEqual(self.sim.wait_task(upid)["exitstatus"], "OK")
+
+    def test_hold_waits_then_drops_the_call(self):
+        import threading
+        self.sim.control("POST", "knobs", {"hold": ["POST /qemu$"]})
+        got = []
+
+        def create():
+            try:
+                got.append(self.sim.call("POST", "/nodes/pve1/qemu", dict(VM, vmid="702")))
+            except ConnectionError:
+                got.append("dropped")
+        t = threading.Thread(target=create, daemon=True)
+        try:
+            t.start()
+            deadline = time.time() + 10
+            while not self.state()["held"] and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(self.state()["held"], ["POST /nodes/pve1/qemu"])
+            self.assertTrue(t.is_alive())
+            # a call the entry does not match is answered
+            self.sim.ok("GET", "/nodes/pve1/qemu")
+        finally:
+            self.sim.control("POST", "knobs", {"hold": []})
+        t.join(10)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(got, ["dropped"])   # the connection closed, no reply
+        self.assertNotIn("702", self.state()["vms"])
+        self.assertEqual(self.state()["held"], [])
