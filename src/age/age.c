@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "age/bech32.h"
+#include "util/num.h"
 
 #define VERSION_LINE "age-encryption.org/v1"
 #define X25519_LABEL "age-encryption.org/v1/X25519"
@@ -596,12 +597,12 @@ line_at(const char *in, size_t len, size_t *pos, const char **line,
 static int
 valid_log_n(const char *s)
 {
-	if (s[0] < '1' || s[0] > '9' || strlen(s) > 2)
+	int n;
+
+	/* one or two digits, no leading zero */
+	if (s[0] == '0' || strlen(s) > 2 || num_parse_int(s, 1, 99, &n) < 0)
 		return -1;
-	for (const char *p = s; *p; p++)
-		if (!isdigit((unsigned char)*p))
-			return -1;
-	return atoi(s);
+	return n;
 }
 
 /* Structural rules of the stanzas we know (FACTS.md section 3). */
@@ -777,14 +778,17 @@ unwrap(unsigned char fk[FILE_KEY], const struct header *h,
 	for (size_t i = 0; r > 0 && i < k->n_passphrases; i++) {
 		for (size_t s = 0; r > 0 && s < h->n; s++) {
 			const struct stanza *st = &h->st[s];
+			int log_n;
 
 			if (strcmp(st->args[0], "scrypt") != 0)
 				continue;
 			buf_reset(&tmp);
 			b64_decode(&tmp, st->args[1], strlen(st->args[1]), 0);
-			if (scrypt_wrap_key(wrap, k->passphrases[i],
-					    (unsigned char *)tmp.ptr,
-					    atoi(st->args[2])) < 0) {
+			/* check_stanza refused any other work factor */
+			log_n = valid_log_n(st->args[2]);
+			if (log_n < 0 || scrypt_wrap_key(wrap, k->passphrases[i],
+							 (unsigned char *)tmp.ptr,
+							 log_n) < 0) {
 				r = fail(f, AGE_FAIL_HEADER, err,
 					 "scrypt key derivation failed");
 				break;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider/proxmox/layer0.h"
 #include "provider/proxmox/proxmox.h"
 #include "testutil.h"
 
@@ -225,6 +226,27 @@ test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
 	free(key);
 }
 
+/* The major of a /version answer; a version that does not start with one
+ * is an error (atoi read it as 0: "strata needs 8.0 or later"). */
+static void
+test_layer0__version_major_checked(void **state)
+{
+	struct err e = ERR_INIT;
+	int major = -1;
+
+	(void)state;
+	assert_int_equal(layer0_parse_major("8.4.1", &major, &e), 0);
+	assert_int_equal(major, 8);
+	assert_int_equal(layer0_parse_major("9", &major, &e), 0);
+	assert_int_equal(major, 9);
+	assert_int_equal(layer0_parse_major("pve-8.4", &major, &e), -1);
+	assert_non_null(strstr(e.msg, "GET /version: version 'pve-8.4' does not start with a major number"));
+	assert_int_equal(layer0_parse_major("", &major, &e), -1);
+	assert_int_equal(layer0_parse_major("0.9", &major, &e), -1);
+	assert_int_equal(layer0_parse_major("8x.1", &major, &e), -1);
+	assert_int_equal(major, 9);
+}
+
 int
 main(void)
 {
@@ -238,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
 		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),
 		cmocka_unit_test(test_proxmox__delete_after_lost_reply_is_success_when_gone),
+		cmocka_unit_test(test_layer0__version_major_checked),
 	};
 
 	return cmocka_run_group_tests_name("proxmox", tests, NULL, NULL);

@@ -197,6 +197,63 @@ test_probe__maintenance_by_facts_not_text(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
+/* A node that installs between the probe's looks: the mTLS look meets the
+ * maintenance server, the look without credentials the installed node's
+ * apid (it asks for a client certificate). One more mTLS look tells it is
+ * ours (commit 63141a8; before it: TALOS_FOREIGN, and apply stopped with
+ * "another cluster's node"). tests/unit/probe_race.py serves the first
+ * connection as maintenance mode, every later one as apid: no timing. */
+static void
+test_probe__node_that_installs_between_the_looks_is_up(void **state)
+{
+	char dir[] = "/tmp/strata-race.XXXXXX";
+	char line[64];
+	char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/probe_race.py",
+			 dir, NULL };
+	struct talos_creds cr = { 0 };
+	struct talos_target t = { .addr = "127.0.0.1", .timeout_ms = 5000,
+				  .connect_timeout_ms = 2000, .creds = &cr };
+	struct talos_status st = { 0 };
+	struct tu_proc *p = &imp;
+	struct err e = ERR_INIT;
+	char *tag = NULL, *conns;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
+			       "-days 2 -subj /O=talos 2>/dev/null && "
+			       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout srv.key -out srv.csr -subj /CN=node 2>/dev/null && "
+			       "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > srv.ext && "
+			       "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+			       "-days 2 -extfile srv.ext -out srv.pem 2>/dev/null && "
+			       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			       "-keyout adm.key -out adm.csr -subj /O=os:admin 2>/dev/null && "
+			       "printf 'extendedKeyUsage=clientAuth\\n' > adm.ext && "
+			       "openssl x509 -req -in adm.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+			       "-days 2 -extfile adm.ext -out adm.pem 2>/dev/null", dir), 0);
+	cr.ca_pem = tu_slurp(dir, "ca.pem");
+	cr.crt_pem = tu_slurp(dir, "adm.pem");
+	cr.key_pem = tu_slurp(dir, "adm.key");
+	assert_int_equal(tu_spawn(p, argv, line, sizeof(line)), 0);
+	assert_int_equal(strncmp(line, "READY ", 6), 0);
+	t.port = atoi(line + 6);
+	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_UP);
+	assert_non_null(tag);
+	assert_string_equal(tag, "v1.12.11");
+	/* it did meet both: maintenance first, then apid twice */
+	conns = tu_slurp(dir, "conns.txt");
+	assert_string_equal(conns, "maintenance\napid\napid\n");
+	free(conns);
+	free(tag);
+	stop(p);
+	free(cr.ca_pem);
+	free(cr.crt_pem);
+	free(cr.key_pem);
+	tu_sh("rm -rf %s", dir);
+}
+
 /* HTTP secrets: only over a pin, a store-replacing CA or an explicit
  * insecure, and only when OpenSSL does the checks. */
 static void
@@ -237,6 +294,8 @@ main(void)
 		cmocka_unit_test(test_trust__journal_installed),
 		cmocka_unit_test(test_trust__http_secret_needs_verification),
 		cmocka_unit_test_teardown(test_probe__maintenance_by_facts_not_text,
+					  stop_impostor),
+		cmocka_unit_test_teardown(test_probe__node_that_installs_between_the_looks_is_up,
 					  stop_impostor),
 	};
 

@@ -18,6 +18,7 @@
 #include "util/fs.h"
 #include "util/isolate.h"
 #include "util/net.h"
+#include "util/num.h"
 #include "util/proc.h"
 #include "util/clock.h"
 #include "phase/phase.h"
@@ -494,6 +495,41 @@ test_isolate__error_and_death_reach_the_parent(void **state)
 	assert_int_equal(out.len, 0);
 }
 
+/* num: a malformed value is an error, not 0 (atoi's answer) */
+static void
+test_num__parse_int_checked(void **state)
+{
+	int v = 42;
+
+	(void)state;
+	assert_int_equal(num_parse_int("8", 0, 99, &v), 0);
+	assert_int_equal(v, 8);
+	assert_int_equal(num_parse_int("-12", -20, 20, &v), 0);
+	assert_int_equal(v, -12);
+	assert_int_equal(num_parse_int("2147483647", 0, 2147483647, &v), 0);
+	assert_int_equal(v, 2147483647);
+	v = 42;
+	assert_int_equal(num_parse_int("", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int(NULL, 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("abc", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("12abc", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int(" 12", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("12 ", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("+12", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("-", -9, 99, &v), -1);
+	assert_int_equal(num_parse_int("1-2", -9, 99, &v), -1);
+	assert_int_equal(num_parse_int("0x10", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("100", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("-1", 0, 99, &v), -1);
+	assert_int_equal(num_parse_int("99999999999999999999", 0, 2147483647, &v), -1);
+	assert_int_equal(v, 42);       /* untouched by every failure */
+	/* a prefix: the major of "8.4.1" */
+	assert_int_equal(num_parse_int_n("8.4.1", 1, 0, 99, &v), 0);
+	assert_int_equal(v, 8);
+	assert_int_equal(num_parse_int_n("8.4.1", 0, 0, 99, &v), -1);
+	assert_int_equal(num_parse_int_n("8.4.1", 3, 0, 999, &v), -1);
+}
+
 int
 main(void)
 {
@@ -514,6 +550,7 @@ main(void)
 		cmocka_unit_test(test_isolate__result_and_pack_round_trip),
 		cmocka_unit_test(test_isolate__error_and_death_reach_the_parent),
 		cmocka_unit_test(test_isolate__spawn_runs_a_listed_function_in_a_fresh_process),
+		cmocka_unit_test(test_num__parse_int_checked),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, setup, teardown);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/num.h"
 
 static long long
 jnum(json_t *o, const char *key, bool *present)
@@ -208,10 +209,15 @@ read_node(struct pve *p, struct l0_node *n, unsigned flags, struct err *err)
 	return 0;
 }
 
-static int
-parse_major(const char *v)
+int
+layer0_parse_major(const char *version, int *major, struct err *err)
 {
-	return v ? atoi(v) : 0;
+	/* "8.4.1": the digits before the first dot */
+	if (num_parse_int_n(version, strcspn(version, "."), 1, 999, major) < 0)
+		return err_set(err, ERR_FAIL, "GET /version: version '%s' does not "
+			       "start with a major number (is the endpoint a "
+			       "Proxmox VE API?)", version);
+	return 0;
 }
 
 int
@@ -226,7 +232,8 @@ layer0_read(struct pve *p, struct layer0 *out, const char *const *nodes,
 	memset(out, 0, sizeof(*out));
 	if ((r = pve_version(p, &out->version, err)) < 0)
 		return r;
-	out->major = parse_major(out->version);
+	if ((r = layer0_parse_major(out->version, &out->major, err)) < 0)
+		return r;
 	if ((r = get(p, "/nodes", NULL, NULL, &data, err)) < 0)
 		return r;
 	layer0_set_nodes(out, data);

@@ -78,7 +78,7 @@ struct layer0 {
  * Read Layer 0. nodes: the node names whose bridges and storages to read
  * (NULL: every node; only those /nodes lists as online are read); paths: where to
  * read the token's privileges. Fails only on a failed call, never on what
- * it finds.
+ * it finds, except a version that does not start with a major number.
  */
 int layer0_read(struct pve *p, struct layer0 *out, const char *const *nodes,
 		size_t n_nodes, const char *const *paths, size_t n_paths,
@@ -105,5 +105,8 @@ void layer0_set_nodes(struct layer0 *l0, json_t *nodes);
 void layer0_set_network(struct l0_node *n, json_t *list);
 void layer0_set_storage(struct l0_node *n, json_t *list);
 void layer0_add_perm(struct layer0 *l0, const char *path, json_t *answer);
+/* The major number of a /version answer ("8.4.1": 8); an error when the
+ * text does not start with one (once read as 0: "needs 8.0 or later"). */
+int layer0_parse_major(const char *version, int *major, struct err *err);
 
 #endif
