@@ -124,8 +124,11 @@ build/bench/vps_stream: bench/vps_stream.c $(B)/libstrata.a
 	@mkdir -p $(dir $@)
 	$(QLD)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libstrata.a $(LDLIBS)
 
+# Each bench in its own private network namespace with only lo
+# (bench/netns.sh); lib.sh, netns.sh and scale.sh are sourced, not benches.
+BENCH_SH := $(filter-out bench/lib.sh bench/netns.sh bench/scale.sh,$(sort $(wildcard bench/*.sh)))
 bench: all build/bench/vps_stream
-	@for b in bench/*.sh; do [ -f "$$b" ] && sh "$$b"; done; true
+	@for b in $(BENCH_SH); do sh bench/netns.sh sh "$$b"; done; true
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/strata \

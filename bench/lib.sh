@@ -1,5 +1,8 @@
 # Shared by bench/*.sh: a temp dir, the lab simulator, timing helpers.
+# Source it first: a bench run by hand starts over inside a private
+# network namespace (bench/netns.sh), as `make bench` runs them.
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+[ -n "${STRATA_NETNS:-}" ] || exec sh "$TOP/bench/netns.sh" sh "$0" "$@"
 STRATA=${STRATA:-$TOP/build/strata}
 T=$(mktemp -d /tmp/strata-bench.XXXXXX)
 . "$TOP/tests/e2e/labsim.sh"
