@@ -85,7 +85,11 @@ mkdir "$D/env" && mkfifo "$D/env/config.yml" && chown -R 65534:65534 "$D/env"
 NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
 $NOBODY sleep 30 &
 ctl=$!
-sleep 0.2
+# until setpriv has become nobody and run sleep (not a fixed 0.2 s)
+i=0
+until [ "$(stat -c %u /proc/$ctl 2>/dev/null)" = 65534 ] && [ "$(readlink /proc/$ctl/exe)" = "$(readlink -f "$(command -v sleep)")" ] || [ $i -gt 600 ]; do
+	sleep 0.05; i=$((i + 1))
+done
 $NOBODY cat /proc/$ctl/environ > /dev/null 2>&1 && ok "control: nobody reads a dumpable process's environ" \
 	|| bad "control: environ of a dumpable process unreadable"
 kill $ctl; wait $ctl 2>/dev/null

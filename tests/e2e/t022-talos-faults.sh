@@ -11,11 +11,14 @@ LABSIM_SCALE=0.1 labsim_start
 # --- a worker stuck in maintenance mode
 E="$T/envs/s1"
 write_env "$E" s1 3000 1 1 127.0.40
+# The create tasks are held until the worker is marked stuck: its boot
+# (0.2 s at this scale) cannot outrun a loaded machine's polls.
+labsim_ctl POST knobs '{"task_hold": ["qmcreate"]}' > /dev/null
 "$STRATA" apply "$E" --yes --timeout 8s > "$T/out" 2> "$T/err" &
 pid=$!
-i=0
-until [ "$(labsim_py "'3001' in s['vms']")" = True ] || [ $i -gt 300 ]; do i=$((i + 1)); sleep 0.05; done
+[ "$(labsim_wait_for "'3001' in s['vms']")" = yes ] || bad "vm 3001 never created"
 labsim_ctl POST vm '{"vmid": 3001, "talos_stuck": true}' > /dev/null
+labsim_ctl POST knobs '{"task_hold": []}' > /dev/null
 wait $pid
 rc=$?
 [ $rc = 1 ] && ok "apply with a stuck node fails (exit 1)" || { bad "exit $rc, want 1"; sed 's/^/     | /' "$T/err" | tail -5; }

@@ -32,7 +32,9 @@ ms=$(( $(now_ms) - t0 ))
 _capture "$T/out" "$T/err"
 echo "     | exit $rc ${ms} ms after SIGINT"
 [ $rc = 3 ] && ok "exit 3 (interrupted)" || { bad "exit $rc, want 3"; sed 's/^/     | /' "$T/err" | tail -8; }
-[ $ms -lt 3000 ] && ok "stopped at once (${ms} ms)" || bad "took ${ms} ms"
+# the wait it cuts short has more than 15 s left: 10 s is "at once" with
+# room for a loaded machine
+[ $ms -lt 10000 ] && ok "stopped at once (${ms} ms)" || bad "took ${ms} ms"
 expect_grep "interrupted" "$T/err" "says interrupted"
 expect_grep "interrupted while waiting for vm 280[01] to be destroyed" "$T/err" "names the wait it stopped"
 if grep -q "VM is locked" "$T/err"; then bad "the retry's lock error was reported"; else ok "the retry's lock error is not reported"; fi

@@ -37,7 +37,14 @@ for p in "web-a sw-w-5 web" "web-b sw-w-1 web" "solo sw-w-4 solo"; do
 done
 kube_apply "$E" /apis/policy/v1/namespaces/default/poddisruptionbudgets/web "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: web}, spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}}" && ok "PDB web" || bad "PDB web"
 kube_apply "$E" /apis/policy/v1/namespaces/default/poddisruptionbudgets/solo "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: solo}, spec: {minAvailable: 1, selector: {matchLabels: {app: solo}}}}" && ok "PDB solo" || bad "PDB solo"
-sleep 0.5
+# until the three pods run Ready (not a fixed sleep)
+ready_pods() {
+	kube_get "$E" /api/v1/namespaces/default/pods 2>/dev/null | $PY -c "import json, sys
+print(sum(1 for p in json.load(sys.stdin)['items'] if p['metadata']['name'] in ('web-a', 'web-b', 'solo') and {'type': 'Ready', 'status': 'True'} in [{'type': c.get('type'), 'status': c.get('status')} for c in (p.get('status') or {}).get('conditions') or []]))" 2>/dev/null
+}
+i=0
+until [ "$(ready_pods)" = 3 ] || [ $i -gt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$(ready_pods)" = 3 ] && ok "the three pods run Ready" || bad "pods Ready: $(ready_pods)"
 
 sed -i 's/workers: {count: 5,/workers: {count: 3,/' "$E/config.yml"
 expect_rc 0 "plan 5 -> 3 workers" -- "$STRATA" plan "$E"
