@@ -11,20 +11,10 @@
 # with nothing sent.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-labsim_start --talos-net 127.0.113.128/25
-E="$T/envs/ku"
-write_env "$E" ku 1700 3 2 127.0.113
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4/' "$E/config.yml"
-cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
-YAML
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
-now() { $PY -c 'import time; print(time.time())'; }
-applies() { talos_calls ApplyConfiguration; }
+. "$(dirname "$0")/k8sup.sh"
+k8sup_env ku 1700 3 2 113
 
-expect_rc 0 "apply 3+2 at Kubernetes 1.35.4" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 3+2 at Kubernetes 1.35.4"
 expect_grep "Kubernetes: 5/5 nodes registered" "$T/err" "cluster up"
 kube_get "$E" /api/v1/nodes > "$T/nodes.json"
 [ "$($PY -c "import json; print(sorted(set(n['status']['nodeInfo']['kubeletVersion'] for n in json.load(open('$T/nodes.json'))['items'])))")" = "['v1.35.4']" ] \

@@ -7,20 +7,10 @@
 # the new version, each changed once, in the upgrade-k8s order.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-LABSIM_SCALE=0.02 labsim_start --talos-net 127.0.114.128/25
-E="$T/envs/kk"
-write_env "$E" kk 1750 3 2 127.0.114
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4/' "$E/config.yml"
-cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
-YAML
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
-now() { $PY -c 'import time; print(time.time())'; }
-applies() { talos_calls ApplyConfiguration; }
+. "$(dirname "$0")/k8sup.sh"
+LABSIM_SCALE=0.02 k8sup_env kk 1750 3 2 114
 
-expect_rc 0 "apply 3+2 at Kubernetes 1.35.4" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 3+2 at Kubernetes 1.35.4"
 # a static pod takes 1 s (50 s x 0.02) to restart with its new image
 labsim_ctl POST knobs '{"k8s_static_pod_seconds": 50}' > /dev/null
 sed -i 's/  version: 1.35.4/  version: 1.36.0/' "$E/config.yml"

@@ -10,20 +10,10 @@
 #   is not touched; once it runs, a re-run finishes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-labsim_start --talos-net 127.0.115.128/25
-E="$T/envs/kg"
-write_env "$E" kg 1800 3 1 127.0.115
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4/' "$E/config.yml"
-cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
-YAML
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
-now() { $PY -c 'import time; print(time.time())'; }
-applies() { talos_calls ApplyConfiguration; }
+. "$(dirname "$0")/k8sup.sh"
+k8sup_env kg 1800 3 1 115
 
-expect_rc 0 "apply 3+1 at Kubernetes 1.35.4" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 3+1 at Kubernetes 1.35.4"
 
 # kg-cp-3's scheduler is not Ready: the gate refuses to start the roll
 labsim_ctl POST knobs '{"k8s_static_pod_unready": {"1802": "kube-scheduler"}}' > /dev/null

@@ -8,20 +8,11 @@
 # kubelets.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-labsim_start --talos-net 127.0.116.128/25
-E="$T/envs/kp"
-write_env "$E" kp 1850 1 1 127.0.116
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4\n  cni: {name: none}/' "$E/config.yml"
-cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
-YAML
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
-now() { $PY -c 'import time; print(time.time())'; }
+. "$(dirname "$0")/k8sup.sh"
+k8sup_env kp 1850 1 1 116 "  cni: {name: none}"
 ds_image() { kube_get "$E" /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy | $PY -c "import json,sys; print(json.load(sys.stdin)['spec']['template']['spec']['containers'][0]['image'])"; }
 
-expect_rc 0 "apply 1+1, no CNI, at Kubernetes 1.35.4" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 1+1, no CNI, at Kubernetes 1.35.4"
 expect_rc 0 "status --health" -- "$STRATA" status "$E" --health
 expect_grep "ok.*kube-proxy.*kube-proxy DaemonSet: 2/2 pods ready" "$T/out" "the gate checks kube-proxy's pods"
 if grep -q "coredns" "$T/out"; then bad "CoreDNS checked without a CNI"; else ok "CoreDNS not checked before a CNI"; fi

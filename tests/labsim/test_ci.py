@@ -2,17 +2,14 @@
 contents, GET/PUT cloudinit and dump. One test per rule; each fails when
 its rule is removed (mutate.py)."""
 import hashlib
-import json
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 import urllib.parse
 
 import yaml
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "web1", "cores": "1", "memory": "1024", "scsi0": "local-lvm:4",
       "net0": "virtio=BC:24:11:0A:0B:0C,bridge=vmbr0", "agent": "enabled=1", "ide2": "local-lvm:cloudinit"}
@@ -29,31 +26,19 @@ def enc(s):
     return urllib.parse.quote(s, safe="")     # FACTS.md §6: encodeURIComponent
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class CiTest(unittest.TestCase):
+class CiTest(LabsimCase):
+    TOKENS = [{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
+              {"id": "audit@pve!ro", "secret": "7c2f9b14-0d3e-4c5a-9b8f-1e2d3c4b5a69",
+               "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
+              {"id": "ops@pve!noci", "secret": "0b7c9a56-2f4e-4d0b-9f5c-7b1f0e2a9d11",
+               "privs": ["VM.Audit", "VM.Config.Options", "VM.Config.Disk"]}]
+    FIRST_VMID = 900
+
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="labsim-ci-")
-        tokens = os.path.join(cls.tmp, "tokens.json")
-        with open(tokens, "w") as f:
-            json.dump([{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
-                       {"id": "audit@pve!ro", "secret": "7c2f9b14-0d3e-4c5a-9b8f-1e2d3c4b5a69",
-                        "privs": ["VM.Audit", "Sys.Audit", "Datastore.Audit"]},
-                       {"id": "ops@pve!noci", "secret": "0b7c9a56-2f4e-4d0b-9f5c-7b1f0e2a9d11",
-                        "privs": ["VM.Audit", "VM.Config.Options", "VM.Config.Disk"]}], f)
-        cls.sim = Labsim("--tokens", tokens)
-        cls.next = 900
+        super().setUpClass()
         cls.key1 = keypair(cls.tmp, "k1")
         cls.key2 = keypair(cls.tmp, "k2")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def vmid(self):
-        CiTest.next += 1
-        return CiTest.next
 
     def create(self, **over):
         vmid = self.vmid()

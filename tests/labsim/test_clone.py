@@ -1,41 +1,21 @@
 """Clones and what a destroy frees (pve_clone.py). One test per rule; each
 fails when its rule is removed (mutate.py)."""
-import json
-import os
-import shutil
-import tempfile
 import time
 import unittest
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "tpl", "cores": "2", "memory": "2048", "scsi0": "local-lvm:8",
       "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "ide2": "local-lvm:cloudinit"}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class CloneTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="labsim-clone-")
-        tokens = os.path.join(cls.tmp, "tokens.json")
-        with open(tokens, "w") as f:
-            json.dump([{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
-                       {"id": "clone@pve!cl", "secret": "3f6a2d1e-9b7c-4e8a-a1d2-5c6b7e8f9a0b",
-                        "privs": ["VM.Audit", "VM.Clone", "VM.Allocate"]},
-                       {"id": "noclone@pve!nc", "secret": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
-                        "privs": ["VM.Audit", "VM.Allocate", "VM.Config.Disk", "Datastore.AllocateSpace"]}], f)
-        cls.sim = Labsim("--tokens", tokens)
-        cls.next = 800
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def vmid(self):
-        CloneTest.next += 1
-        return CloneTest.next
+class CloneTest(LabsimCase):
+    TOKENS = [{"id": "root@pam!strata", "secret": "5d1e8a02-6c1b-4a7e-8f0e-3b2a1c9d8e71", "privs": ["*"]},
+              {"id": "clone@pve!cl", "secret": "3f6a2d1e-9b7c-4e8a-a1d2-5c6b7e8f9a0b",
+               "privs": ["VM.Audit", "VM.Clone", "VM.Allocate"]},
+              {"id": "noclone@pve!nc", "secret": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+               "privs": ["VM.Audit", "VM.Allocate", "VM.Config.Disk", "Datastore.AllocateSpace"]}]
+    FIRST_VMID = 800
 
     def create(self, template=False, **over):
         vmid = self.vmid()

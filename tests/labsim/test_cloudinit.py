@@ -2,26 +2,17 @@
 One test per rule; each fails when its rule is removed (mutate.py)."""
 import unittest
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "tpl", "cores": "2", "memory": "2048", "scsi0": "local-lvm:8",
       "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "serial0": "socket"}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class CloudinitTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim()
-        cls.next = 700
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class CloudinitTest(LabsimCase):
+    FIRST_VMID = 700
 
     def vmid(self):
-        CloudinitTest.next += 1
-        return str(CloudinitTest.next)
+        return str(super().vmid())
 
     def create(self, **over):
         p = dict(VM, vmid=self.vmid(), **over)

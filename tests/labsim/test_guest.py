@@ -4,35 +4,28 @@ import hashlib
 import time
 import unittest
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 from test_upload import make_iso, upload
 
 URL = "http://127.0.0.1:9/noble-server-cloudimg-amd64.img"
 IMG = "local:import/noble.qcow2"
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class GuestTest(unittest.TestCase):
+class GuestTest(LabsimCase):
+    ARGS = ("--no-talos",)
+    FIRST_VMID = 500
+
     @classmethod
     def setUpClass(cls):
-        cls.sim = Labsim("--no-talos")
-        cls.next = 500
+        super().setUpClass()
         body = ("labsim:" + URL).encode()
         t = cls.sim.wait_task(cls.sim.ok("POST", "/nodes/pve1/storage/local/download-url", {
             "url": URL, "content": "import", "filename": "noble.qcow2",
             "checksum": hashlib.sha256(body).hexdigest(), "checksum-algorithm": "sha256"}))
         assert t["exitstatus"] == "OK", t
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-
     def setUp(self):
         self.sim.control("POST", "knobs", {"image_agent": [], "agent_delay": 5.0, "package_seconds": 30.0})
-
-    def vmid(self):
-        GuestTest.next += 1
-        return GuestTest.next
 
     def create(self, start=True, **over):
         vmid = over.pop("vmid", None) or self.vmid()

@@ -2,13 +2,10 @@
 /access/permissions, bridges with VLAN awareness, storage visibility and
 enabled, node resources. Each test fails when its rule is removed
 (mutate.py)."""
-import json
-import os
-import tempfile
 import unittest
 import uuid
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "n1", "cores": "2", "memory": "2048", "scsi0": "local-lvm:10",
       "net0": "virtio,bridge=vmbr0", "tags": "strata"}
@@ -22,23 +19,11 @@ ACL = {
 }
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class Layer0Test(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="labsim-l0-")
-        cls.secret = str(uuid.uuid4())
-        toks = [{"id": "root@pam!strata", "secret": str(uuid.uuid4()), "privs": ["*"]},
-                {"id": "strata@pve!acl", "secret": cls.secret, "acl": ACL}]
-        path = os.path.join(cls.tmp, "tokens.json")
-        with open(path, "w") as f:
-            json.dump(toks, f)
-        cls.sim = Labsim("--tokens", path)
-        cls.acl = "PVEAPIToken=strata@pve!acl=" + cls.secret
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class Layer0Test(LabsimCase):
+    secret = str(uuid.uuid4())
+    TOKENS = [{"id": "root@pam!strata", "secret": str(uuid.uuid4()), "privs": ["*"]},
+              {"id": "strata@pve!acl", "secret": secret, "acl": ACL}]
+    acl = "PVEAPIToken=strata@pve!acl=" + secret
 
     def as_acl(self, method, path, params=None):
         return self.sim.call(method, path, params, auth=self.acl)

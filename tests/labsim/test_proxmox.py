@@ -3,7 +3,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 UPID_RE = (r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
            r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$")
@@ -13,15 +13,7 @@ BASE_VM = {"vmid": "200", "name": "cp1", "cores": "2", "memory": "2048", "scsi0"
            "agent": "1", "cpu": "host", "boot": "order=scsi0;ide2", "tags": "strata;cp"}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class ProxmoxTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class ProxmoxTest(LabsimCase):
 
     def create(self, vmid, **over):
         p = dict(BASE_VM, vmid=str(vmid), **over)

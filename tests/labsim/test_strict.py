@@ -1,30 +1,21 @@
 """The simulator refuses what real Proxmox refuses (pve_formats.py,
 pve_rules.py). One test per rule; each fails when its rule is removed."""
 import time
-import unittest
 import urllib.parse
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "n1", "cores": "2", "memory": "2048", "scsi0": "local-lvm:10",
       "net0": "virtio,bridge=vmbr0", "ide2": "local:iso/talos-amd64.iso,media=cdrom",
       "boot": "order=scsi0;ide2", "tags": "strata"}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class StrictTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim("--shared-iso-storage", "isos")
-        cls.next = 300
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class StrictTest(LabsimCase):
+    ARGS = ("--shared-iso-storage", "isos")
+    FIRST_VMID = 300
 
     def vmid(self):
-        StrictTest.next += 1
-        return str(StrictTest.next)
+        return str(super().vmid())
 
     def refused(self, key, want, **over):
         p = dict(VM, vmid=self.vmid(), **over)

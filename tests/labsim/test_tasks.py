@@ -1,28 +1,18 @@
 """Task listing and create with start=1 (FACTS.md §2, §4; apidata.json
 /nodes/{node}/tasks). Each test fails when its rule is removed (mutate.py)."""
 import time
-import unittest
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase
 
 VM = {"name": "t1", "cores": "2", "memory": "2048", "scsi0": "local-lvm:10",
       "net0": "virtio=02:00:00:00:00:01,bridge=vmbr0", "boot": "order=scsi0"}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class TasksTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim()
-        cls.next = 500
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class TasksTest(LabsimCase):
+    FIRST_VMID = 500
 
     def vmid(self):
-        TasksTest.next += 1
-        return str(TasksTest.next)
+        return str(super().vmid())
 
     def status(self, vmid):
         return self.sim.ok("GET", "/nodes/pve1/qemu/%s/status/current" % vmid)["status"]
@@ -102,17 +92,9 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(self.sim.ok("GET", "/nodes/pve1/tasks", {"limit": "1"})[0]["upid"], last)
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class HoldTest(unittest.TestCase):
+class HoldTest(LabsimCase):
     """The test kill-point knobs task_hold and hold (labsim.py): the world
     stands still at a known point until the test lets go."""
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
 
     def state(self):
         return self.sim.control("GET", "state")[2]["data"]

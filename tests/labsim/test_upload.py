@@ -5,7 +5,7 @@ import json
 import time
 import unittest
 
-from harness import Labsim, have_reference, NO_REFERENCE
+from harness import LabsimCase, NO_REFERENCE
 from test_talos import TalosBase, have_talos_reference
 
 UP = "/nodes/pve1/storage/local/upload"
@@ -60,15 +60,8 @@ def volumes(sim, storage="local", node="pve1"):
                                           {"content": "iso"})}
 
 
-@unittest.skipUnless(have_reference(), NO_REFERENCE)
-class UploadTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Labsim("--no-talos")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+class UploadTest(LabsimCase):
+    ARGS = ("--no-talos",)
 
     def test_storage_must_enable_the_content(self):
         self.sim.control("POST", "knobs", {"storage": {"pve1": {"local": {"content": ["vztmpl", "import"]}}}})
