@@ -932,7 +932,9 @@ class Handler(grpc.GenericRpcHandler):
                svc("kubelet", "Running", healthy=not node.unhealthy(), events=running),
                svc("machined", "Running", events=started)]
         if node.is_controlplane():
-            if etcd_up and node.unhealthy():
+            if etcd_up and self.etcd_without_quorum(node):
+                out.append(self.etcd_service_no_quorum(svc, running))
+            elif etcd_up and node.unhealthy():
                 out.append(svc("etcd", "Running", healthy=False,
                                events=running + [("Running", "Health check failed: context deadline exceeded")]))
             elif etcd_up:
@@ -956,6 +958,20 @@ class Handler(grpc.GenericRpcHandler):
                     e.msg = e.msg % (s.id, s.id)
         return m.ServiceListResponse(messages=[m.ServiceList(metadata=c.Metadata(hostname=node.ip),
                                                              services=out)])
+
+    def etcd_without_quorum(self, node):
+        """The node's member runs but its cluster has no quorum."""
+        e = node.mgr.etcd_of(node)
+        with e.lock:
+            return bool(e.members) and not e.has_quorum()
+
+    @staticmethod
+    def etcd_service_no_quorum(svc, running):
+        """FACTS-day2 4e: the etcd service is "Running" (its process is) but
+        not healthy: Talos's health check is a quorum read through the local
+        member, which times out without a majority."""
+        return svc("etcd", "Running", healthy=False,
+                   events=running + [("Running", "Health check failed: context deadline exceeded")])
 
     # --- etcd (etcd.py holds the rules)
     def _etcd(self, node, method, fn):
