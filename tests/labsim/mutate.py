@@ -155,6 +155,9 @@ MUTATIONS = {
                      "test_drain.DrainTest.test_node_delete_removes_its_pods"),
     "kube-etcd-quorum": ("kube.py", 'if not discovery and not cluster.etcd_quorum():', 'if False:',
         "test_talos_etcd.TalosEtcdTest.test_no_quorum_api"),
+    # day2b: a Reset of EPHEMERAL alone empties etcd (/var/lib/etcd is on it)
+    "reset-ephemeral-etcd": ("talos.py", 'if keep_config and wipe_etcd:', 'if False:',
+        "test_talos_reset.TalosResetTest.test_wipe_ephemeral_empties_etcd"),
     "kube-etcd-quorum-hook": ("talos.py", 'cl.etcd_quorum = lambda: self.etcd_of(node).has_quorum()', 'pass',
         "test_talos_etcd.TalosEtcdTest.test_no_quorum_api"),
     "etcd-reset-leaves": ("talos.py", 'self.etcd_of(node).leave(node)',

@@ -867,8 +867,15 @@ class Handler(grpc.GenericRpcHandler):
             keep_config = "STATE" not in labels
         # reboot=false powers the machine off (FACTS-day2.md §ResetRequest)
         node.mgr.schedule_reset(node, reboot=req.reboot, keep_config=keep_config,
-                                graceful=req.graceful)
+                                graceful=req.graceful, wipe_etcd=self.reset_wipes_etcd(req, labels))
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
+
+    def reset_wipes_etcd(self, req, labels):
+        """/var/lib/etcd lives on EPHEMERAL: wiping it (alone, with STATE, or
+        the whole system disk) leaves etcd empty, waiting in Preparing
+        (FACTS-day2 4d step 3, the recovery's Reset of EPHEMERAL)."""
+        m = self.pb["machine"]
+        return req.mode != m.ResetRequest.USER_DISKS and (not labels or "EPHEMERAL" in labels)
 
     def read(self, node, req, ctx):
         c = self.pb["common"]
@@ -1351,7 +1358,7 @@ class Manager:
         slow = self.slow_seconds(node.vm)
         self._away_then(node, "upgrading", self.install_seconds + slow, up)
 
-    def schedule_reset(self, node, reboot=True, keep_config=False, graceful=False):
+    def schedule_reset(self, node, reboot=True, keep_config=False, graceful=False, wipe_etcd=None):
         if graceful and node.config and node.is_controlplane() and not node.foreign:
             # the sequence's "leave etcd" step (FACTS-day2.md 4c), after the
             # reply; refused (no quorum): the reset stops there, node up
@@ -1368,6 +1375,8 @@ class Manager:
                 if node.state != "resetting":
                     return
                 node.stop_server()
+                if keep_config and wipe_etcd:
+                    self.reset_wipe_etcd(node)
                 if not keep_config:
                     if node.config and node.is_controlplane():
                         self.etcd_of(node).node_wiped(node)
@@ -1387,6 +1396,15 @@ class Manager:
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
         self._later(self.boot_seconds, go)
+
+    def reset_wipe_etcd(self, node):
+        """EPHEMERAL wiped, STATE kept: the node comes back installed with
+        an empty etcd (its member's data, and an uploaded recovery file in
+        /var/lib, are gone)."""
+        if node.config and node.is_controlplane():
+            self.etcd_of(node).node_wiped(node)
+            node.etcd_recover = None
+            node.etcd_failed = None
 
     def add_foreign(self, ip):
         """An installed Talos machine at ip that belongs to another cluster
