@@ -1,5 +1,6 @@
 #include "backup/backup.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -368,6 +369,43 @@ remove_tree(int parent, const char *name, int depth)
 	unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+/*
+ * A restore killed part way (kill -9, power loss) leaves its temporary
+ * sibling ".BASE.HEX.tmp" (fs_temp_name's shape) with secrets in it; the
+ * next restore of the same target removes such folders of ours first.
+ */
+static void
+remove_stale_temps(const char *parent, const char *base)
+{
+	size_t bl = strlen(base);
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if ((dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		const char *n = de->d_name, *hex = n + 1 + bl + 1;
+		struct stat sb;
+		size_t i;
+
+		if (n[0] != '.' || strncmp(n + 1, base, bl) || n[1 + bl] != '.' ||
+		    strlen(hex) != 24 + 4 || strcmp(hex + 24, ".tmp"))
+			continue;
+		for (i = 0; i < 24 && isxdigit((unsigned char)hex[i]); i++)
+			;
+		if (i < 24 || fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
+			continue;
+		remove_tree(dfd, n, 0);
+	}
+	closedir(d);
+}
+
 /* Every entry sane; folders made, files written (atomically) into tmp. */
 static int
 unpack_stream(struct tar_stream *ts, const char *tmp, bool *has_config,
@@ -436,6 +474,14 @@ unpack_stream(struct tar_stream *ts, const char *tmp, bool *has_config,
 	}
 	secret_free(piece, PIECE);
 	return r;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
 }
 
 /* tmp -> dest, never over something that appeared meanwhile. */
@@ -519,8 +565,11 @@ backup_restore(const char *age_path, const char *dest_dir,
 		free(base);
 		if (dir[0])
 			r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, err);
+		if (r == 0)
+			remove_stale_temps(dir[0] ? dir : "/", base_name(dest_dir));
 	} else {
 		tmp = fs_temp_name(dir);
+		remove_stale_temps(".", dest_dir);
 	}
 	free(dir);
 	if (r < 0) {
