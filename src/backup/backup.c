@@ -515,6 +515,39 @@ move_into_place(const char *tmp, const char *dest, struct err *err)
 	return r;
 }
 
+/*
+ * Make the temporary folder beside dest (its parent created if need be,
+ * a killed run's leftovers removed), so the last step is one rename.
+ */
+static int
+temp_sibling(const char *dest, char **tmp, struct err *err)
+{
+	char *dir = xstrdup(dest), *slash = strrchr(dir, '/'), *name;
+	const char *parent = ".";
+	int r = 0;
+
+	*tmp = NULL;
+	if (slash) {
+		*slash = 0;
+		parent = dir[0] ? dir : "/";
+		if (dir[0])
+			r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, err);
+	}
+	if (r == 0) {
+		remove_stale_temps(parent, base_name(dest));
+		name = fs_temp_name(base_name(dest));
+		*tmp = slash ? fs_join(parent, name) : xstrdup(name);
+		free(name);
+		if (mkdir(*tmp, FS_MODE_DIR_PRIVATE) < 0) {
+			r = err_sys(err, errno, "cannot create '%s'", *tmp);
+			free(*tmp);
+			*tmp = NULL;
+		}
+	}
+	free(dir);
+	return r;
+}
+
 int
 backup_restore(const char *age_path, const char *dest_dir,
 	       const struct restore_keys *keys, struct backup_stats *st,
@@ -525,7 +558,7 @@ backup_restore(const char *age_path, const char *dest_dir,
 	struct age_keys ak;
 	enum age_fail fail = AGE_OK;
 	unsigned char rest[4096];
-	char *tmp = NULL, *base, *dir;
+	char *tmp = NULL;
 	bool has_config = false;
 	struct stat sb;
 	size_t got;
@@ -553,36 +586,8 @@ backup_restore(const char *age_path, const char *dest_dir,
 				       "this backup (wrong identity or passphrase)");
 		return err_wrap(err, "the backup cannot be decrypted");
 	}
-	/* A sibling of dest, so the last step is one rename. */
-	dir = xstrdup(dest_dir);
-	base = strrchr(dir, '/');
-	r = 0;
-	if (base) {
-		*base++ = 0;
-		tmp = fs_temp_name(base);
-		base = tmp;
-		tmp = fs_join(dir[0] ? dir : "/", base);
-		free(base);
-		if (dir[0])
-			r = fs_mkdir_p(dir, FS_MODE_DIR_PRIVATE, err);
-		if (r == 0)
-			remove_stale_temps(dir[0] ? dir : "/", base_name(dest_dir));
-	} else {
-		tmp = fs_temp_name(dir);
-		remove_stale_temps(".", dest_dir);
-	}
-	free(dir);
-	if (r < 0) {
-		free(tmp);
-		tmp = NULL;
+	if ((r = temp_sibling(dest_dir, &tmp, err)) < 0)
 		goto out;
-	}
-	if (mkdir(tmp, FS_MODE_DIR_PRIVATE) < 0) {
-		r = err_sys(err, errno, "cannot create '%s'", tmp);
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
 	tar_stream_init(&ts, age_source, rd);
 	r = unpack_stream(&ts, tmp, &has_config, st, err);
 	/* the rest of the file must verify too (up to age's final chunk) */
