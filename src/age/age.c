@@ -389,106 +389,167 @@ out:
 }
 
 /*
- * The MAC line and the STREAM payload after hdr (the version line and the
- * stanzas); wipes the file key and releases hdr either way.
+ * Streaming encryption. The header (version line and stanzas) is built
+ * first; start() adds the MAC line, sends the header and the payload
+ * nonce to the sink and keeps only the payload key. Plaintext is held
+ * until a whole chunk is there and more follows, so the last chunk (full
+ * or not) is the one sealed with the final flag.
  */
-static int
-finish(struct buf *out, struct buf *hdr, unsigned char fk[FILE_KEY],
-       const unsigned char *in, size_t len, struct err *err)
+struct age_writer {
+	age_sink_fn sink;
+	void *ctx;
+	unsigned char pkey[32];
+	uint64_t counter;
+	unsigned char *chunk;        /* CHUNK plaintext bytes (wiped) */
+	unsigned char *sealed;       /* CHUNK + TAG */
+	size_t fill;
+	bool failed;
+};
+
+static void
+nonce_for(unsigned char cn[12], uint64_t i, int last)
 {
-	unsigned char mkey[32], mac[32], nonce[16], pkey[32], cn[12] = { 0 };
+	memset(cn, 0, 12);
+	for (int b = 0; b < 8; b++)
+		cn[3 + b] = (unsigned char)(i >> (56 - 8 * b));
+	cn[11] = last ? 1 : 0;
+}
+
+/* Wipes the file key and releases hdr either way. */
+static int
+writer_start(struct age_writer **wp, struct buf *hdr, unsigned char fk[FILE_KEY],
+	     age_sink_fn sink, void *ctx, struct err *err)
+{
+	struct age_writer *w = xcalloc(1, sizeof(*w));
+	unsigned char mkey[32], mac[32], nonce[16];
 	unsigned int mlen = 32;
-	size_t off = 0, start = out->len;
-	uint64_t i = 0;
 	int r = -1;
 
+	w->sink = sink;
+	w->ctx = ctx;
+	w->chunk = xmalloc(CHUNK);
+	w->sealed = xmalloc(CHUNK + TAG);
 	buf_adds(hdr, "---");
 	if (hkdf(mkey, fk, FILE_KEY, NULL, 0, "header") < 0 ||
 	    !HMAC(EVP_sha256(), mkey, 32, (unsigned char *)hdr->ptr, hdr->len,
-		  mac, &mlen))
+		  mac, &mlen) ||
+	    RAND_bytes(nonce, 16) != 1 ||
+	    hkdf(w->pkey, fk, FILE_KEY, nonce, 16, "payload") < 0) {
+		err_set(err, ERR_FAIL, "age: encryption failed");
 		goto out;
+	}
 	buf_addch(hdr, ' ');
 	b64_add(hdr, mac, 32);
 	buf_addch(hdr, '\n');
-	buf_add(out, hdr->ptr, hdr->len);
-	if (RAND_bytes(nonce, 16) != 1 ||
-	    hkdf(pkey, fk, FILE_KEY, nonce, 16, "payload") < 0)
+	buf_add(hdr, nonce, 16);
+	if (sink(ctx, hdr->ptr, hdr->len, err) < 0)
 		goto out;
-	buf_add(out, nonce, 16);
-	do {
-		size_t n = len - off > CHUNK ? CHUNK : len - off;
-		int last = off + n == len;
-
-		for (int b = 0; b < 8; b++)
-			cn[3 + b] = (unsigned char)(i >> (56 - 8 * b));
-		cn[11] = last ? 1 : 0;
-		buf_grow(out, n + TAG);
-		if (aead(1, (unsigned char *)out->ptr + out->len, pkey, cn,
-			 in + off, n) < 0)
-			goto out;
-		out->len += n + TAG;
-		out->ptr[out->len] = '\0';
-		off += n;
-		i++;
-	} while (off < len);
+	*wp = w;
+	w = NULL;
 	r = 0;
 out:
-	if (r < 0) {
-		out->len = start;
-		out->ptr[start] = '\0';
-		err_set(err, ERR_FAIL, "age: encryption failed");
-	}
 	OPENSSL_cleanse(mkey, sizeof(mkey));
-	OPENSSL_cleanse(pkey, sizeof(pkey));
 	OPENSSL_cleanse(fk, FILE_KEY);
 	buf_release(hdr);
+	age_writer_free(w);
 	return r;
 }
 
-int
-age_encrypt(struct buf *out, const void *in, size_t len,
-	    const char *const *recipients, size_t n, struct err *err)
+static int
+seal_chunk(struct age_writer *w, int last, struct err *err)
 {
-	struct buf hdr = BUF_INIT;
-	unsigned char fk[FILE_KEY], pk[32];
-	int r = -1;
+	unsigned char cn[12];
+
+	nonce_for(cn, w->counter, last);
+	if (aead(1, w->sealed, w->pkey, cn, w->chunk, w->fill) < 0) {
+		w->failed = true;
+		return err_set(err, ERR_FAIL, "age: encryption failed");
+	}
+	if (w->sink(w->ctx, w->sealed, w->fill + TAG, err) < 0) {
+		w->failed = true;
+		return -1;
+	}
+	w->counter++;
+	w->fill = 0;
+	return 0;
+}
+
+int
+age_writer_write(struct age_writer *w, const void *data, size_t len,
+		 struct err *err)
+{
+	const unsigned char *p = data;
+
+	if (w->failed)
+		return err_set(err, ERR_FAIL, "age: the stream already failed");
+	while (len) {
+		size_t n;
+
+		if (w->fill == CHUNK && seal_chunk(w, 0, err) < 0)
+			return -1;
+		n = CHUNK - w->fill < len ? CHUNK - w->fill : len;
+		memcpy(w->chunk + w->fill, p, n);
+		w->fill += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int
+age_writer_close(struct age_writer *w, struct err *err)
+{
+	int r = w->failed ? err_set(err, ERR_FAIL, "age: the stream already "
+				    "failed") : seal_chunk(w, 1, err);
+
+	age_writer_free(w);
+	return r;
+}
+
+void
+age_writer_free(struct age_writer *w)
+{
+	if (!w)
+		return;
+	OPENSSL_cleanse(w->pkey, sizeof(w->pkey));
+	secret_free(w->chunk, CHUNK);
+	secret_free(w->sealed, CHUNK + TAG);
+	free(w);
+}
+
+/* The version line and one X25519 stanza per recipient. */
+static int
+header_recipients(struct buf *hdr, unsigned char fk[FILE_KEY],
+		  const char *const *recipients, size_t n, struct err *err)
+{
+	unsigned char pk[32];
 
 	if (n == 0)
 		return err_set(err, ERR_USAGE, "age: no recipient to encrypt to");
-	if (RAND_bytes(fk, sizeof(fk)) != 1) {
-		err_set(err, ERR_FAIL, "age: no random bytes");
-		goto out;
-	}
-	buf_adds(&hdr, VERSION_LINE "\n");
+	if (RAND_bytes(fk, FILE_KEY) != 1)
+		return err_set(err, ERR_FAIL, "age: no random bytes");
+	buf_adds(hdr, VERSION_LINE "\n");
 	for (size_t i = 0; i < n; i++) {
-		if (decode_key(pk, recipients[i], "age") < 0) {
-			err_set(err, ERR_USAGE,
-				"age: '%s' is not an age X25519 recipient (age1...)",
-				recipients[i]);
-			goto out;
-		}
-		if (x25519_stanza(&hdr, fk, pk) < 0) {
-			err_set(err, ERR_USAGE,
-				"age: cannot encrypt to '%s' (a low-order key?)",
-				recipients[i]);
-			goto out;
-		}
+		if (decode_key(pk, recipients[i], "age") < 0)
+			return err_set(err, ERR_USAGE,
+				       "age: '%s' is not an age X25519 recipient "
+				       "(age1...)", recipients[i]);
+		if (x25519_stanza(hdr, fk, pk) < 0)
+			return err_set(err, ERR_USAGE,
+				       "age: cannot encrypt to '%s' (a low-order "
+				       "key?)", recipients[i]);
 	}
-	return finish(out, &hdr, fk, in, len, err);
-out:
-	OPENSSL_cleanse(fk, sizeof(fk));
-	buf_release(&hdr);
-	return r;
+	return 0;
 }
 
-int
-age_encrypt_passphrase(struct buf *out, const void *in, size_t len,
-		       const char *passphrase, int log_n, struct err *err)
+/* The version line and the one scrypt stanza. */
+static int
+header_passphrase(struct buf *hdr, unsigned char fk[FILE_KEY],
+		  const char *passphrase, int log_n, struct err *err)
 {
-	struct buf hdr = BUF_INIT;
-	unsigned char fk[FILE_KEY], salt[16], wrap[32], body[FILE_KEY + TAG];
+	unsigned char salt[16], wrap[32], body[FILE_KEY + TAG];
 	static const unsigned char zero_nonce[12];
-	int r = -1;
+	int r = 0;
 
 	if (!log_n)
 		log_n = AGE_SCRYPT_LOG_N;
@@ -498,23 +559,85 @@ age_encrypt_passphrase(struct buf *out, const void *in, size_t len,
 			       log_n, AGE_SCRYPT_MAX_LOG_N);
 	if (!*passphrase)
 		return err_set(err, ERR_USAGE, "age: the passphrase is empty");
-	if (RAND_bytes(fk, sizeof(fk)) != 1 || RAND_bytes(salt, 16) != 1 ||
+	if (RAND_bytes(fk, FILE_KEY) != 1 || RAND_bytes(salt, 16) != 1 ||
 	    scrypt_wrap_key(wrap, passphrase, salt, log_n) < 0 ||
 	    aead(1, body, wrap, zero_nonce, fk, FILE_KEY) < 0) {
-		err_set(err, ERR_FAIL, "age: scrypt key derivation failed");
-		goto out;
+		r = err_set(err, ERR_FAIL, "age: scrypt key derivation failed");
+	} else {
+		buf_adds(hdr, VERSION_LINE "\n-> scrypt ");
+		b64_add(hdr, salt, 16);
+		buf_addf(hdr, " %d\n", log_n);
+		stanza_body(hdr, body, sizeof(body));
 	}
-	buf_adds(&hdr, VERSION_LINE "\n-> scrypt ");
-	b64_add(&hdr, salt, 16);
-	buf_addf(&hdr, " %d\n", log_n);
-	stanza_body(&hdr, body, sizeof(body));
 	OPENSSL_cleanse(wrap, sizeof(wrap));
-	return finish(out, &hdr, fk, in, len, err);
-out:
-	OPENSSL_cleanse(fk, sizeof(fk));
-	OPENSSL_cleanse(wrap, sizeof(wrap));
-	buf_release(&hdr);
 	return r;
+}
+
+int
+age_writer_open(struct age_writer **w, const char *const *recipients,
+		size_t n, const char *passphrase, int log_n, age_sink_fn sink,
+		void *ctx, struct err *err)
+{
+	struct buf hdr = BUF_INIT;
+	unsigned char fk[FILE_KEY];
+	int r;
+
+	*w = NULL;
+	if (passphrase)
+		r = header_passphrase(&hdr, fk, passphrase, log_n, err);
+	else
+		r = header_recipients(&hdr, fk, recipients, n, err);
+	if (r < 0) {
+		OPENSSL_cleanse(fk, sizeof(fk));
+		buf_release(&hdr);
+		return r;
+	}
+	return writer_start(w, &hdr, fk, sink, ctx, err);
+}
+
+static int
+buf_sink(void *ctx, const void *data, size_t len, struct err *err)
+{
+	(void)err;
+	buf_add(ctx, data, len);
+	return 0;
+}
+
+/* The whole file into out; out is left as it was on failure. */
+static int
+encrypt_all(struct buf *out, const void *in, size_t len,
+	    const char *const *recipients, size_t n, const char *passphrase,
+	    int log_n, struct err *err)
+{
+	struct age_writer *w;
+	size_t start = out->len;
+
+	int r = age_writer_open(&w, recipients, n, passphrase, log_n, buf_sink,
+				out, err);
+
+	if (r == 0 && (r = age_writer_write(w, in, len, err)) < 0)
+		age_writer_free(w);
+	else if (r == 0)
+		r = age_writer_close(w, err);
+	if (r < 0 && start < out->len) {
+		out->len = start;
+		out->ptr[start] = '\0';
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int
+age_encrypt(struct buf *out, const void *in, size_t len,
+	    const char *const *recipients, size_t n, struct err *err)
+{
+	return encrypt_all(out, in, len, recipients, n, NULL, 0, err);
+}
+
+int
+age_encrypt_passphrase(struct buf *out, const void *in, size_t len,
+		       const char *passphrase, int log_n, struct err *err)
+{
+	return encrypt_all(out, in, len, NULL, 0, passphrase, log_n, err);
 }
 
 void
@@ -814,78 +937,6 @@ unwrap(unsigned char fk[FILE_KEY], const struct header *h,
 	return r;
 }
 
-static int
-payload(struct buf *out, const unsigned char fk[FILE_KEY],
-	const unsigned char *p, size_t rem, enum age_fail *f, struct err *err)
-{
-	unsigned char pkey[32], cn[12] = { 0 };
-	uint64_t i = 0;
-	int r = -1;
-
-	if (rem < 16)
-		return fail(f, AGE_FAIL_HEADER, err,
-			    "the file is truncated (payload nonce missing)");
-	if (hkdf(pkey, fk, FILE_KEY, p, 16, "payload") < 0)
-		return fail(f, AGE_FAIL_PAYLOAD, err, "key derivation failed");
-	p += 16;
-	rem -= 16;
-	for (;; i++) {
-		size_t take = rem > CHUNK + TAG ? CHUNK + TAG : rem;
-		unsigned char *dst;
-
-		if (rem == 0) {
-			fail(f, AGE_FAIL_PAYLOAD, err,
-			     i == 0 ? "the file is truncated (no payload)"
-				    : "the file is truncated (no final chunk)");
-			goto out;
-		}
-		if (take < TAG) {
-			fail(f, AGE_FAIL_PAYLOAD, err,
-			     "the file is truncated (partial chunk)");
-			goto out;
-		}
-		for (int b = 0; b < 8; b++)
-			cn[3 + b] = (unsigned char)(i >> (56 - 8 * b));
-		buf_grow(out, take);
-		dst = (unsigned char *)out->ptr + out->len;
-		cn[11] = 0;
-		if (take < CHUNK + TAG ||
-		    aead(0, dst, pkey, cn, p, take) < 0) {
-			cn[11] = 1;
-			if (aead(0, dst, pkey, cn, p, take) < 0) {
-				fail(f, AGE_FAIL_PAYLOAD, err,
-				     take < CHUNK + TAG
-					     ? "the file is truncated or altered "
-					       "(last chunk does not verify)"
-					     : "the file is altered (a chunk "
-					       "does not verify)");
-				goto out;
-			}
-		}
-		out->len += take - TAG;
-		out->ptr[out->len] = '\0';
-		p += take;
-		rem -= take;
-		if (cn[11]) {
-			if (take == TAG && i > 0) {
-				fail(f, AGE_FAIL_PAYLOAD, err,
-				     "the final chunk is empty");
-				goto out;
-			}
-			if (rem) {
-				fail(f, AGE_FAIL_PAYLOAD, err,
-				     "data follows the final chunk");
-				goto out;
-			}
-			break;
-		}
-	}
-	r = 0;
-out:
-	OPENSSL_cleanse(pkey, sizeof(pkey));
-	return r;
-}
-
 /* Strict PEM (FACTS.md section 5). Appends the binary file to bin. */
 static int
 dearmor(struct buf *bin, const char *in, size_t len, enum age_fail *f,
@@ -938,49 +989,344 @@ is_armored(const char *in, size_t len)
 	return len - i >= 11 && memcmp(in + i, "-----BEGIN ", 11) == 0;
 }
 
-int
-age_decrypt_keys(struct buf *out, const void *in, size_t len,
-		 const struct age_keys *k, enum age_fail *f, struct err *err)
+/*
+ * Streaming decryption. The header is read up to its MAC line (at most
+ * HEADER_MAX bytes), checked and unwrapped before any payload is looked
+ * at; then each chunk is read with one byte of look-ahead (a chunk is the
+ * last one when nothing follows it) and verified before a byte of it is
+ * handed out. The end of the file is only good once age_reader_read
+ * returned 0. An armored file is dearmored in memory first (ARMOR_MAX).
+ */
+#define HEADER_MAX (1u << 20)
+#define ARMOR_MAX (256u << 20)
+#define READ_STEP 65536
+
+struct age_reader {
+	age_source_fn src;
+	void *ctx;
+	struct buf mem;              /* the dearmored file, when armored */
+	size_t mem_off;
+	bool use_mem, eof;
+	unsigned char *in;           /* raw bytes read ahead */
+	size_t in_len, in_cap;
+	unsigned char pkey[32];
+	uint64_t counter;
+	unsigned char *pt;           /* the current chunk's plaintext (wiped) */
+	size_t pt_len, pt_off;
+	bool final_seen, failed;
+	enum age_fail *fail;
+};
+
+static int
+raw_read(struct age_reader *rd, void *dst, size_t cap, size_t *got,
+	 struct err *err)
 {
+	if (rd->use_mem) {
+		size_t n = rd->mem.len - rd->mem_off;
+
+		*got = n < cap ? n : cap;
+		memcpy(dst, rd->mem.ptr + rd->mem_off, *got);
+		rd->mem_off += *got;
+		return 0;
+	}
+	if (rd->src(rd->ctx, dst, cap, got, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Append up to READ_STEP bytes to b; sets rd->eof at the end. */
+static int
+read_more(struct age_reader *rd, struct buf *b, struct err *err)
+{
+	size_t got;
+
+	buf_grow(b, READ_STEP);
+	if (raw_read(rd, b->ptr + b->len, READ_STEP, &got, err) < 0)
+		return -1;
+	b->len += got;
+	b->ptr[b->len] = '\0';
+	if (!got)
+		rd->eof = true;
+	return 0;
+}
+
+/* True once b holds a whole "---" MAC line (it starts a line, not the file). */
+static bool
+header_complete(const struct buf *b)
+{
+	const char *p = b->ptr, *end = b->ptr + b->len;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+		p++;
+		if (end - p >= 3 && !memcmp(p, "---", 3))
+			return memchr(p, '\n', (size_t)(end - p)) != NULL;
+	}
+	return false;
+}
+
+/* Read ahead until CHUNK + TAG + 1 bytes are there or the file ended. */
+static int
+fill(struct age_reader *rd, struct err *err)
+{
+	while (!rd->eof && rd->in_len < CHUNK + TAG + 1) {
+		size_t got;
+
+		if (raw_read(rd, rd->in + rd->in_len, rd->in_cap - rd->in_len,
+			     &got, err) < 0)
+			return -1;
+		rd->in_len += got;
+		if (!got)
+			rd->eof = true;
+	}
+	return 0;
+}
+
+static void
+consume(struct age_reader *rd, size_t n)
+{
+	memmove(rd->in, rd->in + n, rd->in_len - n);
+	rd->in_len -= n;
+}
+
+static int
+reader_fail(struct age_reader *rd, enum age_fail kind, struct err *err,
+	    const char *msg)
+{
+	rd->failed = true;
+	return fail(rd->fail, kind, err, msg);
+}
+
+static int
+next_chunk(struct age_reader *rd, struct err *err)
+{
+	unsigned char cn[12];
+	size_t take;
+
+	if (fill(rd, err) < 0) {
+		rd->failed = true;
+		return -1;
+	}
+	if (rd->in_len == 0)
+		return reader_fail(rd, AGE_FAIL_PAYLOAD, err, rd->counter == 0
+				   ? "the file is truncated (no payload)"
+				   : "the file is truncated (no final chunk)");
+	take = rd->in_len > CHUNK + TAG ? CHUNK + TAG : rd->in_len;
+	if (take < TAG)
+		return reader_fail(rd, AGE_FAIL_PAYLOAD, err,
+				   "the file is truncated (partial chunk)");
+	nonce_for(cn, rd->counter, 0);
+	if (take < CHUNK + TAG || aead(0, rd->pt, rd->pkey, cn, rd->in, take) < 0) {
+		nonce_for(cn, rd->counter, 1);
+		if (aead(0, rd->pt, rd->pkey, cn, rd->in, take) < 0)
+			return reader_fail(rd, AGE_FAIL_PAYLOAD, err,
+					   take < CHUNK + TAG
+					   ? "the file is truncated or altered "
+					     "(last chunk does not verify)"
+					   : "the file is altered (a chunk does "
+					     "not verify)");
+		if (take == TAG && rd->counter > 0)
+			return reader_fail(rd, AGE_FAIL_PAYLOAD, err,
+					   "the final chunk is empty");
+		rd->final_seen = true;
+	}
+	rd->pt_len = take - TAG;
+	rd->pt_off = 0;
+	consume(rd, take);
+	rd->counter++;
+	return 0;
+}
+
+int
+age_reader_read(struct age_reader *rd, void *dst, size_t cap, size_t *got,
+		struct err *err)
+{
+	size_t n;
+
+	*got = 0;
+	if (rd->failed)
+		return err_set(err, ERR_FAIL, "age: the stream already failed");
+	while (rd->pt_off == rd->pt_len) {
+		if (rd->final_seen) {
+			if (fill(rd, err) < 0) {
+				rd->failed = true;
+				return -1;
+			}
+			if (rd->in_len)
+				return reader_fail(rd, AGE_FAIL_PAYLOAD, err,
+						   "data follows the final chunk");
+			return 0;
+		}
+		if (next_chunk(rd, err) < 0)
+			return -1;
+	}
+	n = rd->pt_len - rd->pt_off < cap ? rd->pt_len - rd->pt_off : cap;
+	memcpy(dst, rd->pt + rd->pt_off, n);
+	rd->pt_off += n;
+	*got = n;
+	return 0;
+}
+
+void
+age_reader_free(struct age_reader *rd)
+{
+	if (!rd)
+		return;
+	OPENSSL_cleanse(rd->pkey, sizeof(rd->pkey));
+	secret_free(rd->pt, CHUNK);
+	free(rd->in);
+	buf_release(&rd->mem);
+	free(rd);
+}
+
+/* The first bytes: armored? Then the whole file, dearmored, in memory. */
+static int
+maybe_dearmor(struct age_reader *rd, struct buf *hb, struct err *err)
+{
+	struct buf text = BUF_INIT;
+	size_t i;
+	int r = 0;
+
+	for (;;) {
+		for (i = 0; i < hb->len && isspace((unsigned char)hb->ptr[i]); i++)
+			;
+		if (rd->eof || (i < hb->len && hb->len - i >= 11) ||
+		    hb->len > HEADER_MAX)
+			break;
+		if (read_more(rd, hb, err) < 0)
+			return -1;
+	}
+	if (!is_armored(hb->ptr, hb->len))
+		return 0;
+	buf_add(&text, hb->ptr, hb->len);
+	while (!rd->eof && r == 0) {
+		if (text.len > ARMOR_MAX)
+			r = fail(rd->fail, AGE_FAIL_ARMOR, err, "an armored file "
+				 "over 256 MiB (decrypt it with age, or keep "
+				 "backups binary)");
+		else
+			r = read_more(rd, &text, err);
+	}
+	if (r == 0 && (r = dearmor(&rd->mem, text.ptr, text.len, rd->fail,
+				   err)) == 0) {
+		rd->use_mem = true;
+		rd->eof = false;
+		buf_reset(hb);
+		r = read_more(rd, hb, err);
+	}
+	buf_release(&text);
+	return r;
+}
+
+int
+age_reader_open(struct age_reader **out, const struct age_keys *k,
+		age_source_fn src, void *ctx, enum age_fail *f, struct err *err)
+{
+	struct age_reader *rd = xcalloc(1, sizeof(*rd));
 	struct header *h = xcalloc(1, sizeof(*h));
-	struct buf keys = BUF_INIT, bin = BUF_INIT;
+	struct buf keys = BUF_INIT, hb = BUF_INIT;
 	unsigned char fk[FILE_KEY], mkey[32], mac[32];
 	unsigned int mlen = 32;
-	const char *data = in;
+	size_t left;
 	int r = -1;
 
+	*out = NULL;
 	*f = AGE_OK;
+	rd->src = src;
+	rd->ctx = ctx;
+	rd->fail = f;
 	for (size_t i = 0; i < k->n_identities; i++)
 		if (parse_identities(&keys, k->identities[i], i, err) < 0) {
 			*f = AGE_FAIL_KEY;
 			goto out;
 		}
-	if (is_armored(data, len)) {
-		if (dearmor(&bin, data, len, f, err) < 0)
+	if (maybe_dearmor(rd, &hb, err) < 0)
+		goto out;
+	while (!header_complete(&hb) && !rd->eof && hb.len <= HEADER_MAX)
+		if (read_more(rd, &hb, err) < 0)
 			goto out;
-		data = bin.ptr;
-		len = bin.len;
+	if (!header_complete(&hb) && hb.len > HEADER_MAX) {
+		fail(f, AGE_FAIL_HEADER, err, "the header is over 1 MiB");
+		goto out;
 	}
-	if (parse_header(h, data, len, f, err) < 0 ||
+	if (parse_header(h, hb.ptr, hb.len, f, err) < 0 ||
 	    unwrap(fk, h, &keys, k, f, err) != 0)
 		goto out;
 	if (hkdf(mkey, fk, FILE_KEY, NULL, 0, "header") < 0 ||
-	    !HMAC(EVP_sha256(), mkey, 32, (const unsigned char *)data,
+	    !HMAC(EVP_sha256(), mkey, 32, (const unsigned char *)hb.ptr,
 		  h->mac_len, mac, &mlen) ||
 	    CRYPTO_memcmp(mac, h->mac, 32) != 0) {
 		fail(f, AGE_FAIL_HMAC, err,
 		     "the header MAC does not verify (the file was altered)");
 		goto out;
 	}
-	r = payload(out, fk, (const unsigned char *)data + h->end,
-		    len - h->end, f, err);
+	left = hb.len - h->end;
+	rd->in_cap = left + 2 * (CHUNK + TAG) + 1;
+	rd->in = xmalloc(rd->in_cap);
+	memcpy(rd->in, hb.ptr + h->end, left);
+	rd->in_len = left;
+	if (fill(rd, err) < 0)
+		goto out;
+	if (rd->in_len < 16) {
+		fail(f, AGE_FAIL_HEADER, err,
+		     "the file is truncated (payload nonce missing)");
+		goto out;
+	}
+	if (hkdf(rd->pkey, fk, FILE_KEY, rd->in, 16, "payload") < 0) {
+		fail(f, AGE_FAIL_PAYLOAD, err, "key derivation failed");
+		goto out;
+	}
+	consume(rd, 16);
+	rd->pt = xmalloc(CHUNK);
+	*out = rd;
+	rd = NULL;
+	r = 0;
 out:
 	OPENSSL_cleanse(fk, sizeof(fk));
 	OPENSSL_cleanse(mkey, sizeof(mkey));
 	buf_release_secret(&keys);
-	buf_release(&bin);
+	buf_release(&hb);
 	header_free(h);
 	free(h);
+	age_reader_free(rd);
+	return r;
+}
+
+struct mem_src {
+	const unsigned char *p;
+	size_t len, off;
+};
+
+static int
+mem_source(void *ctx, void *dst, size_t cap, size_t *got, struct err *err)
+{
+	struct mem_src *m = ctx;
+	size_t n = m->len - m->off < cap ? m->len - m->off : cap;
+
+	(void)err;
+	memcpy(dst, m->p + m->off, n);
+	m->off += n;
+	*got = n;
+	return 0;
+}
+
+int
+age_decrypt_keys(struct buf *out, const void *in, size_t len,
+		 const struct age_keys *k, enum age_fail *f, struct err *err)
+{
+	struct mem_src m = { in, len, 0 };
+	struct age_reader *rd;
+	size_t got;
+	int r;
+
+	if (age_reader_open(&rd, k, mem_source, &m, f, err) < 0)
+		return -1;
+	do {
+		buf_grow(out, CHUNK);
+		r = age_reader_read(rd, out->ptr + out->len, CHUNK, &got, err);
+		out->len += got;
+		out->ptr[out->len] = '\0';
+	} while (r == 0 && got);
+	age_reader_free(rd);
 	return r < 0 ? -1 : 0;
 }
 

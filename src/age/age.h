@@ -78,6 +78,39 @@ int age_decrypt_keys(struct buf *out, const void *in, size_t len,
 		     const struct age_keys *keys, enum age_fail *fail,
 		     struct err *err);
 
+/*
+ * Streaming, for files too large to hold: the writer hands each piece of
+ * the age file to sink as it is made (the header at open, then 64 KiB
+ * chunks; the last one at close); the reader pulls the file from src
+ * (*got 0 at its end) and gives plaintext only from chunks that verified.
+ * age_reader_read's *got is 0 exactly once the whole file verified; any
+ * plaintext read before that is not trusted until then.
+ */
+typedef int (*age_sink_fn)(void *ctx, const void *data, size_t len,
+			   struct err *err);
+typedef int (*age_source_fn)(void *ctx, void *buf, size_t cap, size_t *got,
+			     struct err *err);
+struct age_writer;
+struct age_reader;
+
+/* To n X25519 recipients, or with passphrase when it is not NULL. */
+int age_writer_open(struct age_writer **w, const char *const *recipients,
+		    size_t n, const char *passphrase, int log_n,
+		    age_sink_fn sink, void *ctx, struct err *err);
+int age_writer_write(struct age_writer *w, const void *data, size_t len,
+		     struct err *err);
+/* Seals the final chunk and frees w (either way). */
+int age_writer_close(struct age_writer *w, struct err *err);
+/* Frees w without finishing the file (NULL-safe). */
+void age_writer_free(struct age_writer *w);
+
+int age_reader_open(struct age_reader **rd, const struct age_keys *keys,
+		    age_source_fn src, void *ctx, enum age_fail *fail,
+		    struct err *err);
+int age_reader_read(struct age_reader *rd, void *buf, size_t cap,
+		    size_t *got, struct err *err);
+void age_reader_free(struct age_reader *rd);
+
 /* Armor an age file (PEM "AGE ENCRYPTED FILE", 64 columns). */
 void age_armor(struct buf *out, const void *in, size_t len);
 

@@ -47,7 +47,6 @@ cmd_backup(int argc, char **argv)
 {
 	struct env e;
 	struct err err = ERR_INIT;
-	struct buf out = BUF_INIT;
 	struct backup_stats st;
 	struct backup_keys keys;
 	const char *env = NULL, *to = NULL;
@@ -108,10 +107,8 @@ cmd_backup(int argc, char **argv)
 		keys.etcd_snapshot = rel;
 		free(etcd_dir);
 	}
-	if ((r = backup_make(&out, e.dir, &keys, &st, &err)) < 0)
-		goto fail;
 	path = target_path(to, e.cfg->name);
-	if ((r = fs_create_atomic(path, out.ptr, out.len, FS_MODE_SECRET, &err)) < 0) {
+	if ((r = backup_write(path, e.dir, &keys, &st, &err)) < 0) {
 		if (err.code == ERR_EXISTS)
 			err_set(&err, ERR_USAGE, "'%s' exists; a backup never "
 				"replaces a file (name another, or give a folder)",
@@ -119,7 +116,7 @@ cmd_backup(int argc, char **argv)
 		goto fail;
 	}
 	human(size, sizeof(size), st.bytes);
-	human(enc, sizeof(enc), out.len);
+	human(enc, sizeof(enc), st.written);
 	out_step("backup: %zu files, %zu folders of '%s' (%s) -> %s (%s, age, %s)",
 		 st.files, st.dirs, e.cfg->name, size, path, enc,
 		 keys.passphrase ? "passphrase"
@@ -144,7 +141,6 @@ out:
 	secret_strfree(pass);
 	free(snap);
 	free(rel);
-	buf_release(&out);
 	free(path);
 	return rc;
 }

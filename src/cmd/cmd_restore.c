@@ -13,7 +13,6 @@
 #include "util/out.h"
 #include "util/proc.h"
 
-#define BACKUP_MAX (512u << 20)
 #define CONFIRM_HEALTHY "replace healthy etcd"
 
 /*
@@ -87,7 +86,7 @@ int
 cmd_restore(int argc, char **argv)
 {
 	struct err err = ERR_INIT;
-	struct buf file = BUF_INIT, ident = BUF_INIT_SECRET;
+	struct buf ident = BUF_INIT_SECRET;
 	struct backup_stats st;
 	struct restore_keys keys;
 	const char *env = NULL, *from = NULL, *idfile = NULL, *passvar = NULL;
@@ -157,9 +156,7 @@ cmd_restore(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if ((r = fs_read_file(&file, from, BACKUP_MAX, &err)) < 0)
-		goto fail;
-	if ((r = backup_restore(file.ptr, file.len, dir, &keys, &st, &err)) < 0)
+	if ((r = backup_restore(from, dir, &keys, &st, &err)) < 0)
 		goto fail;
 	out_step("restore: %zu files, %zu folders from %s -> %s; 'strata plan %s' "
 		 "shows where the environment stands", st.files, st.dirs, from,
@@ -170,7 +167,6 @@ fail:
 	out_error("restore '%s': %s", env, err.msg);
 	rc = err_exit_code(&err);
 out:
-	buf_release(&file);
 	buf_release(&ident);
 	free(dir);
 	return rc;

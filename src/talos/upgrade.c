@@ -6,6 +6,7 @@
 
 #include <libfyaml.h>
 
+#include "config/validate.h"
 #include "talos/factory.h"
 #include "talos/gen.h"
 #include "talos/tyaml.h"
@@ -56,6 +57,31 @@ semver_cmp(const struct semver *a, const struct semver *b)
 	return 0;
 }
 
+/*
+ * Talos's upgrade docs: a minor upgrade starts from the latest patch of the
+ * current minor (FACTS-day2 4a "Upgrade path"). The latest strata knows is
+ * its default for that minor (config_talos_compat); -1 (why) when from is
+ * older.
+ */
+static int
+talos_latest_patch_first(const struct semver *a, const struct semver *b,
+			 const char *from, const char *to, char *why,
+			 size_t whylen)
+{
+	const struct talos_compat *tc = config_talos_compat(a->minor);
+	struct semver latest;
+
+	if (b->minor != a->minor + 1 || !tc ||
+	    semver_parse(&latest, tc->default_version) < 0 ||
+	    semver_cmp(a, &latest) >= 0)
+		return 0;
+	snprintf(why, whylen, "Talos %s -> %s leaves v%d.%d before its latest "
+		 "patch: a minor upgrade is supported from the latest patch of "
+		 "the current minor; set talos.version to %s, apply, then %s",
+		 from, to, a->major, a->minor, tc->default_version, to);
+	return -1;
+}
+
 int
 upgrade_path(const char *what, const char *from, const char *to, char *why,
 	     size_t whylen)
@@ -85,6 +111,9 @@ upgrade_path(const char *what, const char *from, const char *to, char *why,
 			 what, from, to, a.major, a.minor + 1);
 		return -1;
 	}
+	if (!strcmp(what, "Talos") &&
+	    talos_latest_patch_first(&a, &b, from, to, why, whylen) < 0)
+		return -1;
 	return 1;
 }
 

@@ -1,5 +1,6 @@
 #include "util/tar.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,30 +154,28 @@ all_zero(const unsigned char *h)
 	return true;
 }
 
-int
-tar_next(struct tar_reader *r, struct tar_entry *e, struct err *err)
+/* One header block at byte off: 1 and e (e->data unset), 0 for a zero
+ * block (the end), or -1. */
+static int
+parse_block(const unsigned char *h, size_t off, struct tar_entry *e,
+	    unsigned long long *size, struct err *err)
 {
-	const unsigned char *h;
-	unsigned long long size, mode, sum;
+	unsigned long long mode, sum;
 	char base[101], prefix[156];
 
 	memset(e, 0, sizeof(*e));
-	if (r->off + BLOCK > r->len)
-		return err_set(err, ERR_FAIL, "the archive is truncated (no end "
-			       "marker)");
-	h = r->p + r->off;
 	if (all_zero(h))
 		return 0;
 	if (memcmp(h + 257, "ustar", 5))
 		return err_set(err, ERR_FAIL, "entry at byte %zu is not a ustar "
-			       "header", r->off);
+			       "header", off);
 	if (parse_octal(h + 148, 8, &sum) < 0 || sum != checksum(h))
 		return err_set(err, ERR_FAIL, "entry at byte %zu: bad header "
-			       "checksum", r->off);
-	if (parse_octal(h + 124, 12, &size) < 0 ||
+			       "checksum", off);
+	if (parse_octal(h + 124, 12, size) < 0 ||
 	    parse_octal(h + 100, 8, &mode) < 0)
 		return err_set(err, ERR_FAIL, "entry at byte %zu: bad size or "
-			       "mode", r->off);
+			       "mode", off);
 	memcpy(base, h, 100);
 	base[100] = 0;
 	memcpy(prefix, h + 345, 155);
@@ -201,13 +200,108 @@ tar_next(struct tar_reader *r, struct tar_entry *e, struct err *err)
 		break;
 	}
 	e->mode = (mode_t)(mode & 07777);
+	return 1;
+}
+
+int
+tar_next(struct tar_reader *r, struct tar_entry *e, struct err *err)
+{
+	unsigned long long size;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (r->off + BLOCK > r->len)
+		return err_set(err, ERR_FAIL, "the archive is truncated (no end "
+			       "marker)");
+	if ((rc = parse_block(r->p + r->off, r->off, e, &size, err)) <= 0)
+		return rc;
 	if (size > r->len - r->off - BLOCK)
 		return err_set(err, ERR_FAIL, "entry '%s' is truncated", e->name);
-	e->data = h + BLOCK;
+	e->data = r->p + r->off + BLOCK;
 	e->size = (size_t)size;
 	r->off += BLOCK + (size + BLOCK - 1) / BLOCK * BLOCK;
 	if (r->off > r->len)
 		r->off = r->len;
+	return 1;
+}
+
+/* Exactly n bytes, or "truncated". */
+static int
+stream_full(struct tar_stream *s, void *dst, size_t n, struct err *err)
+{
+	unsigned char *p = dst;
+
+	while (n) {
+		size_t got;
+
+		if (s->read(s->ctx, p, n, &got, err) < 0)
+			return -1;
+		if (!got && s->in_entry)
+			return err_set(err, ERR_FAIL, "the archive is truncated "
+				       "(entry '%s')", s->name);
+		if (!got)
+			return err_set(err, ERR_FAIL, "the archive is truncated "
+				       "(no end marker)");
+		p += got;
+		n -= got;
+		s->off += got;
+	}
+	return 0;
+}
+
+void
+tar_stream_init(struct tar_stream *s, tar_read_fn read, void *ctx)
+{
+	memset(s, 0, sizeof(*s));
+	s->read = read;
+	s->ctx = ctx;
+}
+
+int
+tar_stream_data(struct tar_stream *s, void *dst, size_t cap, size_t *got,
+		struct err *err)
+{
+	size_t n = s->left < cap ? (size_t)s->left : cap;
+
+	*got = 0;
+	if (n && stream_full(s, dst, n, err) < 0)
+		return -1;
+	s->left -= n;
+	*got = n;
+	return 0;
+}
+
+int
+tar_stream_next(struct tar_stream *s, struct tar_entry *e, struct err *err)
+{
+	unsigned char h[BLOCK];
+	unsigned long long size;
+	int rc;
+
+	/* what the caller did not read of the last entry, and its padding */
+	while (s->left) {
+		size_t got;
+
+		if (tar_stream_data(s, h, sizeof(h), &got, err) < 0)
+			return -1;
+	}
+	if (s->pad && stream_full(s, h, s->pad, err) < 0)
+		return -1;
+	s->pad = 0;
+	s->in_entry = false;
+	if (stream_full(s, h, BLOCK, err) < 0)
+		return -1;
+	if ((rc = parse_block(h, (size_t)(s->off - BLOCK), e, &size, err)) <= 0)
+		return rc;
+	if (e->type == TAR_DIR)
+		size = 0;
+	if (size > (unsigned long long)SIZE_MAX)
+		return err_set(err, ERR_FAIL, "entry '%s' is too large", e->name);
+	e->size = (size_t)size;
+	s->left = size;
+	s->pad = (BLOCK - size % BLOCK) % BLOCK;
+	s->in_entry = true;
+	snprintf(s->name, sizeof(s->name), "%s", e->name);
 	return 1;
 }
 

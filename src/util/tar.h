@@ -56,6 +56,30 @@ void tar_reader_init(struct tar_reader *r, const void *ar, size_t len);
 /* 1 and the next entry, 0 at the end of the archive, or -1 (err). */
 int tar_next(struct tar_reader *r, struct tar_entry *e, struct err *err);
 
+/*
+ * The same read from a stream (an archive being decrypted): entries come
+ * with tar_stream_next (e->data is NULL), their bytes with
+ * tar_stream_data (*got 0 at the entry's end); what is not read is
+ * skipped. read fills up to cap bytes, *got 0 at the end of input.
+ */
+typedef int (*tar_read_fn)(void *ctx, void *buf, size_t cap, size_t *got,
+			   struct err *err);
+struct tar_stream {
+	tar_read_fn read;
+	void *ctx;
+	unsigned long long left;   /* bytes of the current entry not read */
+	size_t pad;                /* and the padding after them */
+	unsigned long long off;    /* bytes of the archive read */
+	bool in_entry;
+	char name[258];
+};
+void tar_stream_init(struct tar_stream *s, tar_read_fn read, void *ctx);
+/* 1 and the next entry, 0 at the end marker, or -1 (err). */
+int tar_stream_next(struct tar_stream *s, struct tar_entry *e,
+		    struct err *err);
+int tar_stream_data(struct tar_stream *s, void *buf, size_t cap, size_t *got,
+		    struct err *err);
+
 /* A relative path with no "..", no empty or "." component, no leading '/'. */
 bool tar_name_safe(const char *name);
 

@@ -155,6 +155,9 @@ MUTATIONS = {
                      "test_drain.DrainTest.test_node_delete_removes_its_pods"),
     "kube-etcd-quorum": ("kube.py", 'if not discovery and not cluster.etcd_quorum():', 'if False:',
         "test_talos_etcd.TalosEtcdTest.test_no_quorum_api"),
+    # day2b: a Reset of EPHEMERAL alone empties etcd (/var/lib/etcd is on it)
+    "reset-ephemeral-etcd": ("talos.py", 'if keep_config and wipe_etcd:', 'if False:',
+        "test_talos_reset.TalosResetTest.test_wipe_ephemeral_empties_etcd"),
     "kube-etcd-quorum-hook": ("talos.py", 'cl.etcd_quorum = lambda: self.etcd_of(node).has_quorum()', 'pass',
         "test_talos_etcd.TalosEtcdTest.test_no_quorum_api"),
     "etcd-reset-leaves": ("talos.py", 'self.etcd_of(node).leave(node)',
@@ -209,6 +212,9 @@ MUTATIONS = {
         'if len(blob) < 32:', "test_etcd.EtcdModelTest.test_snapshot_format_and_hash"),
     "etcd-data-on-disks": ("etcd.py", 'if self.members and not any(not isinstance(m.node, _Gone) for m in self.members.values()):',
         'if self.members and not self.members:', "test_etcd.EtcdModelTest.test_data_lost_with_every_member_disk"),
+    # day2b: etcd's service is Running but unhealthy without quorum
+    "etcd-service-no-quorum": ("talos.py", 'if etcd_up and self.etcd_without_quorum(node):', 'if False:',
+        "test_talos_etcd.TalosEtcdTest.test_no_quorum_api"),
     "create-start": ("labsim.py", "                self.w.power_on(vm)\n            return None",
                      "                pass\n            return None", "test_tasks.TasksTest.test_create_start"),
     "create-autostart-checks": ("labsim.py", "pve_rules.check_start(vm, self.w.nodes[node])", "pass",

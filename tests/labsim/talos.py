@@ -867,8 +867,15 @@ class Handler(grpc.GenericRpcHandler):
             keep_config = "STATE" not in labels
         # reboot=false powers the machine off (FACTS-day2.md §ResetRequest)
         node.mgr.schedule_reset(node, reboot=req.reboot, keep_config=keep_config,
-                                graceful=req.graceful)
+                                graceful=req.graceful, wipe_etcd=self.reset_wipes_etcd(req, labels))
         return m.ResetResponse(messages=[m.Reset(actor_id=str(uuid.uuid4()))])
+
+    def reset_wipes_etcd(self, req, labels):
+        """/var/lib/etcd lives on EPHEMERAL: wiping it (alone, with STATE, or
+        the whole system disk) leaves etcd empty, waiting in Preparing
+        (FACTS-day2 4d step 3, the recovery's Reset of EPHEMERAL)."""
+        m = self.pb["machine"]
+        return req.mode != m.ResetRequest.USER_DISKS and (not labels or "EPHEMERAL" in labels)
 
     def read(self, node, req, ctx):
         c = self.pb["common"]
@@ -932,7 +939,9 @@ class Handler(grpc.GenericRpcHandler):
                svc("kubelet", "Running", healthy=not node.unhealthy(), events=running),
                svc("machined", "Running", events=started)]
         if node.is_controlplane():
-            if etcd_up and node.unhealthy():
+            if etcd_up and self.etcd_without_quorum(node):
+                out.append(self.etcd_service_no_quorum(svc, running))
+            elif etcd_up and node.unhealthy():
                 out.append(svc("etcd", "Running", healthy=False,
                                events=running + [("Running", "Health check failed: context deadline exceeded")]))
             elif etcd_up:
@@ -956,6 +965,20 @@ class Handler(grpc.GenericRpcHandler):
                     e.msg = e.msg % (s.id, s.id)
         return m.ServiceListResponse(messages=[m.ServiceList(metadata=c.Metadata(hostname=node.ip),
                                                              services=out)])
+
+    def etcd_without_quorum(self, node):
+        """The node's member runs but its cluster has no quorum."""
+        e = node.mgr.etcd_of(node)
+        with e.lock:
+            return bool(e.members) and not e.has_quorum()
+
+    @staticmethod
+    def etcd_service_no_quorum(svc, running):
+        """FACTS-day2 4e: the etcd service is "Running" (its process is) but
+        not healthy: Talos's health check is a quorum read through the local
+        member, which times out without a majority."""
+        return svc("etcd", "Running", healthy=False,
+                   events=running + [("Running", "Health check failed: context deadline exceeded")])
 
     # --- etcd (etcd.py holds the rules)
     def _etcd(self, node, method, fn):
@@ -1335,7 +1358,7 @@ class Manager:
         slow = self.slow_seconds(node.vm)
         self._away_then(node, "upgrading", self.install_seconds + slow, up)
 
-    def schedule_reset(self, node, reboot=True, keep_config=False, graceful=False):
+    def schedule_reset(self, node, reboot=True, keep_config=False, graceful=False, wipe_etcd=None):
         if graceful and node.config and node.is_controlplane() and not node.foreign:
             # the sequence's "leave etcd" step (FACTS-day2.md 4c), after the
             # reply; refused (no quorum): the reset stops there, node up
@@ -1352,6 +1375,8 @@ class Manager:
                 if node.state != "resetting":
                     return
                 node.stop_server()
+                if keep_config and wipe_etcd:
+                    self.reset_wipe_etcd(node)
                 if not keep_config:
                     if node.config and node.is_controlplane():
                         self.etcd_of(node).node_wiped(node)
@@ -1371,6 +1396,15 @@ class Manager:
                 except Exception as e:  # noqa: BLE001
                     node.state = "error: %s" % e
         self._later(self.boot_seconds, go)
+
+    def reset_wipe_etcd(self, node):
+        """EPHEMERAL wiped, STATE kept: the node comes back installed with
+        an empty etcd (its member's data, and an uploaded recovery file in
+        /var/lib, are gone)."""
+        if node.config and node.is_controlplane():
+            self.etcd_of(node).node_wiped(node)
+            node.etcd_recover = None
+            node.etcd_failed = None
 
     def add_foreign(self, ip):
         """An installed Talos machine at ip that belongs to another cluster

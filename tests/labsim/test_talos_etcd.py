@@ -194,6 +194,16 @@ class TalosEtcdTest(TalosBase, unittest.TestCase):
         for vmid in (621, 622):
             self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/qemu/%d/status/stop" % vmid))
         self.assertFalse(self.state()["etcd"][ep]["has_quorum"])
+        # the member still runs, its service is Running but not healthy
+        # (Talos's health check is a quorum read); healthy again with quorum
+        c = self.pb["common"]
+
+        def etcd_svc():
+            r = self.call(a, "/machine.MachineService/ServiceList", c.NoArgs(), m.ServiceListResponse)
+            return {s.id: s for s in r.messages[0].services}["etcd"]
+        svc = etcd_svc()
+        self.assertEqual((svc.state, svc.health.healthy, svc.health.unknown), ("Running", False, False))
+        self.assertEqual(svc.events.events[-1].msg, "Health check failed: context deadline exceeded")
         st, body = self.kube(ep, "GET", "/api/v1/namespaces/default/configmaps/q-before")
         self.assertEqual((st, body["reason"], body["message"]),
                          (500, "InternalError", "Internal error occurred: etcdserver: request timed out"))
@@ -211,6 +221,8 @@ class TalosEtcdTest(TalosBase, unittest.TestCase):
         deadline = time.time() + 10
         while not self.state()["etcd"][ep]["has_quorum"] and time.time() < deadline:
             time.sleep(0.05)
+        svc = etcd_svc()
+        self.assertEqual((svc.state, svc.health.healthy), ("Running", True))
         self.put_cm(ep, "q-after")
         a.close()
 

@@ -62,6 +62,35 @@ class TalosResetTest(TalosBase, unittest.TestCase):
         self.assertEqual(n["resets"], 1)
         self.assertIsNotNone(n["hostname"])
 
+    def test_wipe_ephemeral_empties_etcd(self):
+        """A bootstrapped control plane reset with only EPHEMERAL wiped keeps
+        its config but not etcd's data (/var/lib/etcd is on EPHEMERAL):
+        etcd waits in Preparing and Bootstrap is accepted again."""
+        import time
+        m, c = self.pb["machine"], self.pb["common"]
+        data, cfg = self.make_config(endpoint="https://r494:6443")
+        node = self.install(494, data)
+        ch = self.admin(node, cfg)
+        self.call(ch, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+
+        def etcd_state():
+            r = self.call(ch, "/machine.MachineService/ServiceList", c.NoArgs(), m.ServiceListResponse)
+            return {s.id: s for s in r.messages[0].services}["etcd"].state
+        deadline = time.time() + 10
+        while etcd_state() != "Running" and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(etcd_state(), "Running")
+        req = m.ResetRequest(system_partitions_to_wipe=[m.ResetPartitionSpec(label="EPHEMERAL", wipe=True)],
+                             reboot=True)
+        self.call(ch, "/machine.MachineService/Reset", req, m.ResetResponse)
+        ch.close()
+        n = self.node_state(494, "running")
+        self.assertIsNotNone(n["hostname"])
+        ch = self.admin(node, cfg)
+        self.assertEqual(etcd_state(), "Preparing")
+        self.call(ch, "/machine.MachineService/Bootstrap", m.BootstrapRequest(), m.BootstrapResponse)
+        ch.close()
+
 
 @unittest.skipUnless(have_talos_reference(), NO_REFERENCE + " (talos fixtures)")
 class TalosTryTest(TalosBase, unittest.TestCase):

@@ -314,6 +314,152 @@ test_age__roundtrip_sizes(void **state)
 	roundtrip(3 * 65536 + 100);
 }
 
+static int
+have_age(void)
+{
+	return tu_sh("command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1") == 0;
+}
+
+/* A source that hands out at most step bytes a call (1..13, varying). */
+struct trickle {
+	const unsigned char *p;
+	size_t len, off, step;
+};
+
+static int
+trickle_read(void *ctx, void *dst, size_t cap, size_t *got, struct err *err)
+{
+	struct trickle *t = ctx;
+	size_t n = t->step % 13 + 1;
+
+	(void)err;
+	t->step++;
+	if (n > cap)
+		n = cap;
+	if (n > t->len - t->off)
+		n = t->len - t->off;
+	memcpy(dst, t->p + t->off, n);
+	t->off += n;
+	*got = n;
+	return 0;
+}
+
+static int
+sink_buf(void *ctx, const void *data, size_t len, struct err *err)
+{
+	(void)err;
+	buf_add(ctx, data, len);
+	return 0;
+}
+
+/* Read everything from a reader over enc given step by step; -1 on failure. */
+static int
+stream_decrypt(struct buf *out, const struct buf *enc, const char *id,
+	       enum age_fail *f)
+{
+	struct err err = ERR_INIT;
+	struct trickle t = { (const unsigned char *)enc->ptr, enc->len, 0, 0 };
+	const char *ids[1] = { id };
+	struct age_keys k = { ids, 1, NULL, 0 };
+	struct age_reader *rd;
+	unsigned char piece[1000];
+	size_t got;
+	int r;
+
+	if (age_reader_open(&rd, &k, trickle_read, &t, f, &err) < 0)
+		return -1;
+	while ((r = age_reader_read(rd, piece, sizeof(piece), &got, &err)) == 0 && got)
+		buf_add(out, piece, got);
+	age_reader_free(rd);
+	return r;
+}
+
+/*
+ * The streaming writer and reader: writes of uneven sizes make the same
+ * plaintext as one age_encrypt, chunk boundaries included (a last chunk
+ * that is exactly full is the final one); a reader fed a few bytes at a
+ * time gives it back; a file cut at any chunk boundary, or anywhere, never
+ * reaches the verified end; age(1) decrypts what the writer made.
+ */
+static void
+test_age__stream(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 65536, 65537, 2 * 65536, 3 * 65536 + 5 };
+	static const size_t writes[] = { 1, 7, 65535, 3, 4096, 100000 };
+	struct err err = ERR_INIT;
+	char *id, *rec;
+
+	(void)state;
+	assert_int_equal(age_keygen(&id, &rec, &err), 0);
+	const char *r[1] = { rec };
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t len = sizes[s], off = 0, w = 0;
+		unsigned char *in = xmalloc(len + 1);
+		struct buf enc = BUF_INIT, dec = BUF_INIT;
+		struct age_writer *aw;
+		enum age_fail f;
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = (unsigned char)(i * 13 + (i >> 11));
+		assert_int_equal(age_writer_open(&aw, r, 1, NULL, 0, sink_buf, &enc, &err), 0);
+		while (off < len) {
+			size_t n = writes[w++ % 6];
+
+			if (n > len - off)
+				n = len - off;
+			assert_int_equal(age_writer_write(aw, in + off, n, &err), 0);
+			off += n;
+		}
+		assert_int_equal(age_writer_close(aw, &err), 0);
+		/* header + nonce + ceil(len / 64 KiB) chunks (one if empty) */
+		size_t chunks = len ? (len + 65535) / 65536 : 1;
+		const char *mac = strstr(enc.ptr, "\n---");
+		assert_non_null(mac);
+		size_t hdr = (size_t)(strchr(mac + 1, '\n') + 1 - enc.ptr);
+		assert_int_equal(enc.len, hdr + 16 + len + 16 * chunks);
+		/* the in-memory decryption agrees */
+		const char *ids[1] = { id };
+		assert_int_equal(age_decrypt(&dec, enc.ptr, enc.len, ids, 1, &err), 0);
+		assert_int_equal(dec.len, len);
+		buf_reset(&dec);
+		assert_int_equal(stream_decrypt(&dec, &enc, id, &f), 0);
+		assert_int_equal(dec.len, len);
+		if (len)
+			assert_memory_equal(dec.ptr, in, len);
+		/* cut at each chunk boundary and one byte short of the end */
+		for (size_t c = 1; c <= chunks; c++) {
+			struct buf cut = BUF_INIT;
+			size_t at = c < chunks ? hdr + 16 + c * (65536 + 16) : enc.len - 1;
+
+			buf_add(&cut, enc.ptr, at);
+			buf_reset(&dec);
+			assert_int_equal(stream_decrypt(&dec, &cut, id, &f), -1);
+			assert_int_equal(f, AGE_FAIL_PAYLOAD);
+			buf_release(&cut);
+		}
+		if (s == 5 && have_age()) {
+			char path[160], key[160];
+			struct buf out = BUF_INIT;
+
+			snprintf(path, sizeof(path), "%s/stream.age", tmpdir);
+			snprintf(key, sizeof(key), "%s/stream.key", tmpdir);
+			assert_int_equal(fs_write_atomic(path, enc.ptr, enc.len, 0600, &err), 0);
+			assert_int_equal(fs_write_atomic(key, id, strlen(id), 0600, &err), 0);
+			assert_int_equal(tu_sh("age -d -i %s -o %s.out %s", key, path, path), 0);
+			strcat(path, ".out");
+			assert_int_equal(fs_read_file(&out, path, 1 << 20, &err), 0);
+			assert_int_equal(out.len, len);
+			assert_memory_equal(out.ptr, in, len);
+			buf_release(&out);
+		}
+		buf_release(&enc);
+		buf_release(&dec);
+		free(in);
+	}
+	free(rec);
+	age_free_secret(id);
+}
+
 static void
 test_age__multiple_recipients(void **state)
 {
@@ -426,13 +572,7 @@ test_age__passphrase(void **state)
 	buf_release(&enc);
 }
 
-/* ---- the age CLI as an oracle ---- */
-
-static int
-have_age(void)
-{
-	return tu_sh("command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1") == 0;
-}
+/* ---- the age CLI as an oracle (have_age above) ---- */
 
 static void
 test_age__cli_encrypts_we_decrypt(void **state)
@@ -594,6 +734,7 @@ main(void)
 		cmocka_unit_test(test_age__keygen_shapes),
 		cmocka_unit_test(test_age__testkit_vectors),
 		cmocka_unit_test(test_age__roundtrip_sizes),
+		cmocka_unit_test(test_age__stream),
 		cmocka_unit_test(test_age__multiple_recipients),
 		cmocka_unit_test(test_age__wrong_identity_and_truncated),
 		cmocka_unit_test(test_age__passphrase),

@@ -36,6 +36,38 @@ test_paths(void **state)
 	assert_non_null(strstr(why, "not a version"));
 }
 
+/* Every unsupported path FACTS-day2 names is refused, saying what to do. */
+static void
+test_paths_unsupported(void **state)
+{
+	char why[400];
+
+	(void)state;
+	/* Talos: adjacent minors only, never back, never another major */
+	assert_int_equal(upgrade_path("Talos", "v1.12.11", "v1.14.0", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "skips a minor version"));
+	assert_non_null(strstr(why, "go to 1.13 first"));
+	assert_int_equal(upgrade_path("Talos", "v1.13.9", "v1.12.11", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "is a downgrade"));
+	assert_int_equal(upgrade_path("Talos", "v1.12.11", "v2.0.0", why, sizeof(why)), -1);
+	assert_int_equal(upgrade_path("Talos", "v1.12.10", "v1.12.9", why, sizeof(why)), -1);
+	/* Talos: a minor upgrade from the latest patch of the current minor */
+	assert_int_equal(upgrade_path("Talos", "v1.12.10", "v1.13.9", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "leaves v1.12 before its latest patch"));
+	assert_non_null(strstr(why, "set talos.version to v1.12.11, apply, then v1.13.9"));
+	assert_int_equal(upgrade_path("Talos", "v1.12.10", "v1.12.11", why, sizeof(why)), 1);
+	assert_int_equal(upgrade_path("Talos", "v1.12.11", "v1.13.9", why, sizeof(why)), 1);
+	/* patch upgrades inside a minor are free */
+	assert_int_equal(upgrade_path("Talos", "v1.12.1", "v1.12.10", why, sizeof(why)), 1);
+	/* Kubernetes: same minor or + 1 (go-kubernetes Path.IsSupported) */
+	assert_int_equal(upgrade_path("Kubernetes", "1.34.0", "1.36.0", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "skips a minor version"));
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "2.0.0", why, sizeof(why)), -1);
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.4", "1.36.0", why, sizeof(why)), 1);
+	/* no latest-patch rule for Kubernetes: upgrade-k8s takes any patch */
+	assert_int_equal(upgrade_path("Kubernetes", "1.35.0", "1.36.0", why, sizeof(why)), 1);
+}
+
 static const char CFG[] =
 	"version: v1alpha1\n"
 	"machine:\n"
@@ -116,6 +148,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_paths_unsupported),
 		cmocka_unit_test(test_k8s_steps),
 	};
 
