@@ -64,9 +64,9 @@ cmd_destroy(int argc, char **argv)
 		else if (!strcmp(argv[a], "-j") || !strcmp(argv[a], "--parallel")) {
 			if (a + 1 >= argc)
 				return cmd_usage_error("destroy", "%s takes a number", argv[a]);
-			parallel = atoi(argv[++a]);
-			if (parallel < 1 || parallel > 256)
-				return cmd_usage_error("destroy", "--parallel takes 1..256");
+			if (cmd_int_in(argv[++a], 1, 256, &parallel) < 0)
+				return cmd_usage_error("destroy", "--parallel takes 1..256, "
+						       "not '%s'", argv[a]);
 		}
 		else if ((r = cmd_positional(&env, argv[a], "destroy")) != 0)
 			return r;

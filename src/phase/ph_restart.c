@@ -64,8 +64,10 @@ pending_now(struct apply_ctx *c, const struct vm_spec *w, char *what,
 	what[0] = 0;
 	if ((r = pve_vm_pending(c->pve, w->node, w->vmid, &pend, err)) < 0)
 		return r;
-	observe_pending(&s, pend);
+	r = observe_pending(&s, pend, err);
 	json_decref(pend);
+	if (r < 0)
+		return err_wrap(err, "vm '%s'", w->name);
 	if (s.pending_cores && s.pending_cores != s.cores)
 		snprintf(what, len, "cores %d -> %d", s.cores, s.pending_cores);
 	if (s.pending_memory_mib && s.pending_memory_mib != s.memory_mib)
