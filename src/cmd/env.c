@@ -79,6 +79,10 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 		e->pve_opts.insecure = px->tls.insecure;
 		if (getenv("STRATA_POLL_MS"))
 			e->pve_opts.poll_ms = atol(getenv("STRATA_POLL_MS"));
+		/* Every client of this endpoint (the VM phase makes one per
+		 * VM) shares connections and TLS sessions (proxmox.h). */
+		e->conns = pve_conns_new();
+		e->pve_opts.conns = e->conns;
 		if ((r = pve_new(&e->pve, &e->pve_opts, err)) < 0)
 			return r;
 	}
@@ -372,6 +376,7 @@ void
 env_close(struct env *e)
 {
 	pve_free(e->pve);
+	pve_conns_free(e->conns);
 	secret_strfree(e->token);
 	free(e->ca_file);
 	fs_lock_release(&e->lock);

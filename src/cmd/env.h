@@ -31,6 +31,7 @@ struct env {
 	char *ca_file;
 	struct pve_opts pve_opts;
 	struct pve *pve;
+	struct pve_conns *conns;    /* connections of pve_opts' clients */
 };
 
 int env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err);

@@ -711,27 +711,31 @@ do_update(struct cjob *j, struct pve *pve, const struct vm_spec *w)
 }
 
 static int
+removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
+{
+	return wait_task(ctx, pve, upid, err);
+}
+
+static void
+removal_step(void *ctx, const char *what)
+{
+	struct cjob *j = ctx;
+
+	progress_step(j->pr, j->idx, "%s", what);
+}
+
+static int
 do_delete(struct cjob *j, struct pve *pve, const struct vm_spec *h)
 {
-	struct pve_params p;
-	char *upid = NULL;
+	const struct pve_vm_removal how = {
+		.wait = removal_wait, .step = removal_step, .ctx = j,
+		.timeout_ms = TASK_TIMEOUT_MS,
+	};
 	int r;
 
-	progress_step(j->pr, j->idx, "hard stop");
-	pve_params_init(&p);
-	pve_params_add(&p, "overrule-shutdown", "1");
-	r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
-	pve_params_release(&p);
-	if (r < 0 || (r = wait_task(j, pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "stop vm '%s'", h->name);
-	progress_step(j->pr, j->idx, "deleting with purge");
-	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
-		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
-					  &j->err) < 0)
-			return err_wrap(&j->err, "delete vm '%s'", h->name);
-		err_clear(&j->err);
-	}
+	if ((r = pve_vm_stop_and_delete(&pve, h->node, h->vmid, h->name, &how,
+					&j->err)) < 0)
+		return r;
 	if ((r = sweep_seeds(j, pve, h->node, h->name, NULL, &j->err)) < 0)
 		return r;
 	if (j->a->kind == ACT_DELETE &&

@@ -10,9 +10,11 @@
  * One task per VM gets it running: the create carries everything (the
  * MAC strata chose and journaled before, vms_choose_macs; the ISO boot
  * order; the cidata drive) and start=1, so no config is read back and no
- * separate start task runs; the job then checks the VM runs (a failed
- * autostart leaves the task OK, FACTS.md §4) and starts it only if not. The tasks of all jobs are followed
- * together per Proxmox node (pve_watch): one listing per tick and node.
+ * separate start task runs. A failed autostart leaves the task OK
+ * (FACTS.md §4): the start phase finds such a VM in its one listing of
+ * the node's VMs and starts it (ph_start.c). The tasks of all jobs are
+ * followed together per Proxmox node (pve_watch): one listing per tick
+ * and node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,30 +149,6 @@ record(struct apply_ctx *c, struct pve *pve, const struct vm_spec *want,
 	return r;
 }
 
-/* The create task started the VM (start=1), unless that autostart
- * failed: only a warning, the task still ends OK (FACTS.md §4), so ask,
- * and start it here when it is not running (the start's own task then
- * says why it cannot). */
-static int
-ensure_running(struct job *j, struct pve *pve, const struct vm_spec *s)
-{
-	char *status = NULL, *upid = NULL;
-	int r;
-
-	if ((r = pve_vm_status(pve, s->node, s->vmid, &status, &j->err)) < 0)
-		return err_wrap(&j->err, "vm '%s'", s->name);
-	if (strcmp(status, "running")) {
-		progress_step(j->pr, j->idx, "starting (the create did not)");
-		r = pve_vm_power(pve, s->node, s->vmid, "start", NULL, &upid, &j->err);
-		if (r == 0)
-			r = wait_task(j, pve, upid, &j->err);
-		if (r < 0)
-			err_wrap(&j->err, "start vm '%s'", s->name);
-	}
-	free(status);
-	return r;
-}
-
 static int
 do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 {
@@ -203,39 +181,47 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	if ((r = record(j->c, pve, s, &j->err)) < 0 ||
 	    (r = cidata_created(j->c, s->name, &j->err)) < 0)
 		return r;
-	return ensure_running(j, pve, s);
+	/* Whether the autostart worked (it may fail with the task still
+	 * OK, FACTS.md §4) is read by the start phase, once per node for
+	 * all VMs (ph_start.c), not here once per VM. */
+	return 0;
 }
 
 static int
-stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
+removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
 {
-	struct pve_params p;
-	char *upid = NULL;
+	return wait_task(ctx, pve, upid, err);
+}
+
+static void
+removal_step(void *ctx, const char *what)
+{
+	struct job *j = ctx;
+
+	progress_step(j->pr, j->idx, "%s", what);
+}
+
+/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
+static int
+removal_between(void *ctx, struct pve **pve, struct err *err)
+{
+	struct job *j = ctx;
+
+	return cidata_forget(j->c, pve, j->a->have.name, &j->a->have, err);
+}
+
+static int
+stop_and_delete(struct job *j, struct pve **pve, const struct vm_spec *h)
+{
+	const struct pve_vm_removal how = {
+		.wait = removal_wait, .step = removal_step,
+		.between = removal_between, .ctx = j, .timeout_ms = TASK_TIMEOUT_MS,
+	};
 	int r;
 
-	/* Hard stop without asking first: on a stopped VM it is a no-op
-	 * that ends OK (FACTS.md §4), and a VM to delete is mostly running,
-	 * so asking would cost a read per VM for nothing. */
-	progress_step(j->pr, j->idx, "hard stop");
-	pve_params_init(&p);
-	pve_params_add(&p, "overrule-shutdown", "1");
-	r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
-	pve_params_release(&p);
-	if (r < 0 || (r = wait_task(j, pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "stop vm '%s'", h->name);
-	/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
-	if ((r = cidata_forget(j->c, &pve, h->name, h, &j->err)) < 0)
-		return err_wrap(&j->err, "vm '%s'", h->name);
-	progress_step(j->pr, j->idx, "deleting with purge");
-	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
-		/* A retried DELETE that met the first one still destroying
-		 * (lock: destroyed): wait for that one, it is what was asked. */
-		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
-					  &j->err) < 0)
-			return err_wrap(&j->err, "delete vm '%s'", h->name);
-		err_clear(&j->err);
-	}
+	if ((r = pve_vm_stop_and_delete(pve, h->node, h->vmid, h->name, &how,
+					&j->err)) < 0)
+		return r;
 	/* Deleted for good: its chosen MAC goes too (a replace keeps it). */
 	if (j->a->kind == ACT_DELETE &&
 	    (r = state_mac_set(&j->c->st, h->name, NULL, &j->err)) < 0)
@@ -323,13 +309,13 @@ run_job(struct job *j)
 		what = "updated";   /* a result word (docs/json.md); the restart phase says the rest */
 		break;
 	case ACT_REPLACE:
-		j->rc = stop_and_delete(j, pve, &a->have);
+		j->rc = stop_and_delete(j, &pve, &a->have);
 		if (j->rc == 0)
 			j->rc = do_create(j, pve, &a->want);
 		what = "replaced";
 		break;
 	case ACT_DELETE:
-		j->rc = stop_and_delete(j, pve, &a->have);
+		j->rc = stop_and_delete(j, &pve, &a->have);
 		what = "deleted";
 		break;
 	default:

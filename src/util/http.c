@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +36,68 @@ struct http_client {
 	char errbuf[CURL_ERROR_SIZE];
 	char *key_pem;            /* our copy of a client key, wiped on free */
 };
+
+struct http_share {
+	CURLSH *sh;
+	pthread_mutex_t mu[CURL_LOCK_DATA_LAST];
+};
+
+static void
+share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+	struct http_share *s = u;
+
+	(void)h;
+	(void)a;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&s->mu[d]);
+}
+
+static void
+share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	struct http_share *s = u;
+
+	(void)h;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&s->mu[d]);
+}
+
+struct http_share *
+http_share_new(void)
+{
+	struct http_share *s = xcalloc(1, sizeof(*s));
+	int i;
+
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&s->mu[i], NULL);
+	/* Without a share every client does its own full handshake: slower,
+	 * never less safe, so a libcurl refusing it is not an error. */
+	if (!(s->sh = curl_share_init()) ||
+	    curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		if (s->sh)
+			curl_share_cleanup(s->sh);
+		s->sh = NULL;
+	}
+	return s;
+}
+
+void
+http_share_free(struct http_share *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	if (s->sh)
+		curl_share_cleanup(s->sh);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&s->mu[i]);
+	free(s);
+}
 
 /* Header lists carry the Authorization token: wipe before freeing. */
 static void
@@ -282,6 +345,8 @@ setopts(struct http_client *c, const struct http_opts *o, struct err *err)
 			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	if (o->share && o->share->sh)
+		curl_easy_setopt(h, CURLOPT_SHARE, o->share->sh);
 	/* Ctrl-C aborts a transfer in progress. */
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
