@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "util/out.h"
 
 static bool
@@ -19,28 +20,29 @@ wanted(const struct action *a)
 static int
 start_run(struct apply_ctx *c, struct err *err)
 {
-	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
-	const char **names = xcalloc(c->plan.n + 1, sizeof(char *));
+	struct pve_apply *pa = pve_apply_of(c);
+	char **upids = xcalloc(pa->plan.n + 1, sizeof(char *));
+	const char **names = xcalloc(pa->plan.n + 1, sizeof(char *));
 	size_t i, k = 0, started = 0;
 	int r = 0;
 
-	for (i = 0; i < c->plan.n && r == 0; i++) {
-		const struct vm_spec *w = &c->plan.v[i].want;
+	for (i = 0; i < pa->plan.n && r == 0; i++) {
+		const struct vm_spec *w = &pa->plan.v[i].want;
 		char *status = NULL;
 
-		if (!wanted(&c->plan.v[i]))
+		if (!wanted(&pa->plan.v[i]))
 			continue;
 		/* A VM this apply created runs: its create task started it
 		 * (start=1) and its job in ph_vms checked (and started it if
 		 * the autostart failed). */
-		if (c->plan.v[i].kind == ACT_CREATE || c->plan.v[i].kind == ACT_REPLACE)
+		if (pa->plan.v[i].kind == ACT_CREATE || pa->plan.v[i].kind == ACT_REPLACE)
 			status = xstrdup("running");
-		else if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
+		else if ((r = pve_vm_status(pa->pve, w->node, w->vmid, &status, err)) < 0) {
 			err_wrap(err, "vm '%s'", w->name);
 			break;
 		}
 		if (strcmp(status, "running")) {
-			r = pve_vm_power(c->pve, w->node, w->vmid, "start", NULL,
+			r = pve_vm_power(pa->pve, w->node, w->vmid, "start", NULL,
 					 &upids[k], err);
 			if (r < 0)
 				err_wrap(err, "start vm '%s'", w->name);
@@ -53,7 +55,7 @@ start_run(struct apply_ctx *c, struct err *err)
 	if (r == 0 && k) {
 		struct err *errs = xcalloc(k, sizeof(*errs));
 
-		pve_tasks_wait(c->pve, upids, k, 5 * 60 * 1000L, errs);
+		pve_tasks_wait(pa->pve, upids, k, 5 * 60 * 1000L, errs);
 		for (i = 0; i < k; i++) {
 			if (!errs[i].code)
 				started++;
@@ -78,12 +80,13 @@ start_run(struct apply_ctx *c, struct err *err)
 static void
 start_dry_run(struct apply_ctx *c, FILE *fp)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (wanted(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (wanted(&pa->plan.v[i]))
 			fprintf(fp, "    start %s (vmid %d) unless running\n",
-				c->plan.v[i].want.name, c->plan.v[i].want.vmid);
+				pa->plan.v[i].want.name, pa->plan.v[i].want.vmid);
 }
 
 const struct phase ph_start = {
