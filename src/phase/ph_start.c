@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "util/out.h"
 
 static bool
@@ -37,7 +38,7 @@ wanted(const struct action *a)
 /* The listing of each node with a wanted VM, read side by side (one
  * connection each): lists[k] for nodes[k]. */
 struct lister {
-	struct apply_ctx *c;
+	struct pve_apply *pa;
 	const char **nodes;
 	json_t **lists;
 	struct err *errs;
@@ -49,7 +50,7 @@ list_one(void *ctx, size_t k)
 	struct lister *l = ctx;
 	struct pve *pve = NULL;
 
-	if (pve_new(&pve, &l->c->pve_opts, &l->errs[k]) == 0 &&
+	if (pve_new(&pve, &l->pa->pve_opts, &l->errs[k]) == 0 &&
 	    pve_node_vms(pve, l->nodes[k], &l->lists[k], &l->errs[k]) < 0)
 		err_wrap(&l->errs[k], "list the VMs of node '%s'", l->nodes[k]);
 	pve_free(pve);
@@ -69,20 +70,21 @@ node_at(const char **nodes, size_t nn, const char *node)
 static int
 start_run(struct apply_ctx *c, struct err *err)
 {
-	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
-	const char **names = xcalloc(c->plan.n + 1, sizeof(char *));
-	const char **nodes = xcalloc(c->plan.n + 1, sizeof(char *));
-	json_t **lists = xcalloc(c->plan.n + 1, sizeof(json_t *));
-	struct err *lerrs = xcalloc(c->plan.n + 1, sizeof(struct err));
+	struct pve_apply *pa = pve_apply_of(c);
+	char **upids = xcalloc(pa->plan.n + 1, sizeof(char *));
+	const char **names = xcalloc(pa->plan.n + 1, sizeof(char *));
+	const char **nodes = xcalloc(pa->plan.n + 1, sizeof(char *));
+	json_t **lists = xcalloc(pa->plan.n + 1, sizeof(json_t *));
+	struct err *lerrs = xcalloc(pa->plan.n + 1, sizeof(struct err));
 	size_t i, k = 0, nn = 0, started = 0;
 	int r = 0;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (wanted(&c->plan.v[i]) &&
-		    node_at(nodes, nn, c->plan.v[i].want.node) == nn)
-			nodes[nn++] = c->plan.v[i].want.node;
+	for (i = 0; i < pa->plan.n; i++)
+		if (wanted(&pa->plan.v[i]) &&
+		    node_at(nodes, nn, pa->plan.v[i].want.node) == nn)
+			nodes[nn++] = pa->plan.v[i].want.node;
 	{
-		struct lister l = { c, nodes, lists, lerrs };
+		struct lister l = { pa, nodes, lists, lerrs };
 
 		phase_parallel(nn, c->max_parallel, list_one, &l);
 	}
@@ -91,23 +93,23 @@ start_run(struct apply_ctx *c, struct err *err)
 			*err = lerrs[i];
 			r = -1;
 		}
-	for (i = 0; i < c->plan.n && r == 0; i++) {
-		const struct vm_spec *w = &c->plan.v[i].want;
+	for (i = 0; i < pa->plan.n && r == 0; i++) {
+		const struct vm_spec *w = &pa->plan.v[i].want;
 		const char *listed;
 		char *status = NULL;
 		json_t *list;
 
-		if (!wanted(&c->plan.v[i]))
+		if (!wanted(&pa->plan.v[i]))
 			continue;
 		list = lists[node_at(nodes, nn, w->node)];
 		if ((listed = pve_node_vms_status(list, w->vmid)))
 			status = xstrdup(listed);
-		else if ((r = pve_vm_status(c->pve, w->node, w->vmid, &status, err)) < 0) {
+		else if ((r = pve_vm_status(pa->pve, w->node, w->vmid, &status, err)) < 0) {
 			err_wrap(err, "vm '%s'", w->name);
 			break;
 		}
 		if (strcmp(status, "running")) {
-			r = pve_vm_power(c->pve, w->node, w->vmid, "start", NULL,
+			r = pve_vm_power(pa->pve, w->node, w->vmid, "start", NULL,
 					 &upids[k], err);
 			if (r < 0)
 				err_wrap(err, "start vm '%s'", w->name);
@@ -125,7 +127,7 @@ start_run(struct apply_ctx *c, struct err *err)
 	if (r == 0 && k) {
 		struct err *errs = xcalloc(k, sizeof(*errs));
 
-		pve_tasks_wait(c->pve, upids, k, 5 * 60 * 1000L, errs);
+		pve_tasks_wait(pa->pve, upids, k, 5 * 60 * 1000L, errs);
 		for (i = 0; i < k; i++) {
 			if (!errs[i].code)
 				started++;
@@ -150,12 +152,13 @@ start_run(struct apply_ctx *c, struct err *err)
 static void
 start_dry_run(struct apply_ctx *c, FILE *fp)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (wanted(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (wanted(&pa->plan.v[i]))
 			fprintf(fp, "    start %s (vmid %d) unless running\n",
-				c->plan.v[i].want.name, c->plan.v[i].want.vmid);
+				pa->plan.v[i].want.name, pa->plan.v[i].want.vmid);
 }
 
 const struct phase ph_start = {

@@ -24,6 +24,7 @@
 #include "phase/phase.h"
 #include "plan/mac.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
 #include "util/buf.h"
 #include "util/out.h"
 #include "util/progress.h"
@@ -43,6 +44,7 @@ struct job {
 static void
 create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const struct proxmox_config *px = &c->cfg->proxmox;
 	struct buf net = BUF_INIT;
 	char *marker = plan_marker(c->cfg->name);
@@ -56,8 +58,8 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 	pve_params_add(p, "scsihw", "virtio-scsi-single");
 	pve_params_addf(p, "scsi0", "%s:%d,discard=on,iothread=1,ssd=1",
 			px->disk_storage, s->disk_gib);
-	if (c->iso_volid)
-		pve_params_addf(p, "ide2", "%s,media=cdrom", c->iso_volid);
+	if (pa->iso_volid)
+		pve_params_addf(p, "ide2", "%s,media=cdrom", pa->iso_volid);
 	if (cidata_volid(c, s->name))   /* first boot config (ph_cidata.c) */
 		pve_params_addf(p, "ide3", "%s,media=cdrom", cidata_volid(c, s->name));
 	buf_addf(&net, "virtio%s%s,bridge=%s,firewall=0", s->mac ? "=" : "",
@@ -65,7 +67,7 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 	if (px->vlan)
 		buf_addf(&net, ",tag=%d", px->vlan);
 	pve_params_add(p, "net0", net.ptr);
-	pve_params_add(p, "boot", c->iso_volid ? "order=scsi0;ide2" : "order=scsi0");
+	pve_params_add(p, "boot", pa->iso_volid ? "order=scsi0;ide2" : "order=scsi0");
 	pve_params_add(p, "agent", "enabled=1");
 	pve_params_add(p, "serial0", "socket");
 	pve_params_add(p, "vga", "serial0");
@@ -297,7 +299,7 @@ run_job(struct job *j)
 	struct action *a = j->a;
 	const char *what = "";
 
-	if ((j->rc = pve_new(&pve, &j->c->pve_opts, &j->err)) < 0)
+	if ((j->rc = pve_new(&pve, &pve_apply_of(j->c)->pve_opts, &j->err)) < 0)
 		goto out;
 	switch (a->kind) {
 	case ACT_CREATE:
@@ -355,12 +357,13 @@ is_work(const struct action *a)
 static bool
 vms_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	if (c->plan.pool_missing)
+	if (pa->plan.pool_missing)
 		return true;
-	for (i = 0; i < c->plan.n; i++)
-		if (is_work(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (is_work(&pa->plan.v[i]))
 			return true;
 	return false;
 }
@@ -368,6 +371,7 @@ vms_should_run(struct apply_ctx *c)
 static int
 vms_run(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	struct job *jobs;
 	const char **names;
 	struct progress *pr;
@@ -375,20 +379,20 @@ vms_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = 0;
 	int r;
 
-	if (c->plan.pool_missing) {
+	if (pa->plan.pool_missing) {
 		char *comment = xasprintf("strata environment %s", c->cfg->name);
 
-		r = pve_pool_create(c->pve, c->plan.pool, comment, err);
+		r = pve_pool_create(pa->pve, pa->plan.pool, comment, err);
 		free(comment);
 		if (r < 0)
-			return err_wrap(err, "create pool '%s'", c->plan.pool);
-		out_step("created pool '%s'", c->plan.pool);
-		c->plan.pool_missing = false;
+			return err_wrap(err, "create pool '%s'", pa->plan.pool);
+		out_step("created pool '%s'", pa->plan.pool);
+		pa->plan.pool_missing = false;
 	}
-	jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
-	names = xcalloc(c->plan.n + 1, sizeof(*names));
-	for (i = 0; i < c->plan.n; i++) {
-		struct action *a = &c->plan.v[i];
+	jobs = xcalloc(pa->plan.n + 1, sizeof(*jobs));
+	names = xcalloc(pa->plan.n + 1, sizeof(*names));
+	for (i = 0; i < pa->plan.n; i++) {
+		struct action *a = &pa->plan.v[i];
 
 		if (!is_work(a))
 			continue;
@@ -422,21 +426,22 @@ creates_vm(const struct action *a)
 int
 vms_choose_macs(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	char **journal = NULL;
 	const char **taken;
 	size_t i, nj = 0, nt = 0;
 	int r = 0;
 
 	state_macs_all(&c->st, &journal, &nj);
-	taken = xcalloc(nj + 3 * c->plan.n + 1, sizeof(*taken));
+	taken = xcalloc(nj + 3 * pa->plan.n + 1, sizeof(*taken));
 	for (i = 0; i < nj; i++)
 		taken[nt++] = journal[i];
-	for (i = 0; i < c->plan.n; i++) {
-		taken[nt++] = c->plan.v[i].want.mac;
-		taken[nt++] = c->plan.v[i].have.mac;
+	for (i = 0; i < pa->plan.n; i++) {
+		taken[nt++] = pa->plan.v[i].want.mac;
+		taken[nt++] = pa->plan.v[i].have.mac;
 	}
-	for (i = 0; i < c->plan.n && r == 0; i++) {
-		struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n && r == 0; i++) {
+		struct action *a = &pa->plan.v[i];
 		char fresh[18], *m;
 
 		if (!creates_vm(a) || a->want.mac)
@@ -470,7 +475,8 @@ vms_choose_macs(struct apply_ctx *c, struct err *err)
 static void
 vms_dry_run(struct apply_ctx *c, FILE *fp)
 {
-	plan_print(&c->plan, fp, false);
+	struct pve_apply *pa = pve_apply_of(c);
+	plan_print(&pa->plan, fp, false);
 }
 
 const struct phase ph_vms = {
