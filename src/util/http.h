@@ -60,13 +60,13 @@ struct http_client;
  * TLS sessions shared by the clients of one endpoint and one trust
  * configuration (libcurl share, CURL_LOCK_DATA_SSL_SESSION): a client
  * made after another's handshake resumes that session instead of a full
- * handshake (no certificate sent, no server signature; on 2 cores 200
- * parallel clients spent about 0.5 s in RSA handshakes). Only clients
- * built from the same http_opts (endpoint, pin or CA) may use one share:
- * libcurl matches a session to a connection by host, port and its own
- * TLS settings, not by our pin, so a share across pins would let a
- * session verified with one pin serve another. Thread-safe; free it
- * after every client that used it.
+ * handshake (no certificate sent, no server signature). libcurl matches a
+ * session by host, port and its own TLS options, not by our pin or CA
+ * callback, and a resumed handshake shows no certificate: so a share
+ * serves only clients with the same endpoint, pin, CA and client
+ * certificate as its first client; any other client made with it does a
+ * full handshake of its own (test_http). Thread-safe; free it after every
+ * client that used it.
  */
 struct http_share;
 
