@@ -14,7 +14,9 @@
 #   running) and for the whole apply up to running (preflight, ISO);
 # - requests per VM split into writes (POST/PUT/DELETE), reads (other
 #   GETs), task status reads, task log reads and shared per-node listings
-#   (GET /nodes/{node}/tasks), for the VM phases and for the whole run,
+#   (GET /nodes/{node}/tasks, and GET /nodes/{node}/qemu, the start
+#   phase's one read of what runs on the node), for the VM phases and for
+#   the whole run,
 #   and the requests per VM that are not shared listings;
 # - peak RSS and peak threads of strata (for apply also until every VM
 #   runs: the apply goes on into talos-install, not part of this bench).
@@ -79,7 +81,10 @@ import json, sys, collections, re
 since, end, out = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 r = [x for x in json.load(sys.stdin)['data'] if since <= x['t'] <= end + 0.001]
 w = sum(1 for x in r if x['method'] != 'GET')
-lst = sum(1 for x in r if x['method'] == 'GET' and x['path'].rstrip('/').endswith('/tasks'))
+# shared per-node listings: the task listing and the node's VM index
+# (the start phase's one read of what runs, for all VMs of the node)
+lst = sum(1 for x in r if x['method'] == 'GET' and (x['path'].rstrip('/').endswith('/tasks') or
+          re.search(r'/nodes/[^/]+/qemu/?$', x['path'])))
 st = sum(1 for x in r if x['method'] == 'GET' and '/tasks/' in x['path'] and x['path'].endswith('/status'))
 lg = sum(1 for x in r if x['method'] == 'GET' and '/tasks/' in x['path'] and x['path'].endswith('/log'))
 rd = len(r) - w - lst - st - lg

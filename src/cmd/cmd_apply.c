@@ -5,6 +5,7 @@
 
 #include "cmd/env.h"
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "state/history.h"
 #include "talos/gen.h"
 #include "util/clock.h"
@@ -52,11 +53,12 @@ machines_removed(const struct env *e, struct state *st, struct err *err)
 /* Without a terminal to ask and without --yes: decide from what apply
  * would change, writing nothing. Returns the number of changes found. */
 static size_t
-changes_without_writing(struct apply_ctx *c, FILE *fp, struct err *err)
+changes_without_writing(struct apply_ctx *c, const struct plan *plan, FILE *fp,
+			struct err *err)
 {
 	struct gen_result res;
-	size_t n = c->plan.creates + c->plan.updates + c->plan.replaces +
-		   c->plan.deletes + (c->plan.pool_missing ? 1 : 0);
+	size_t n = plan->creates + plan->updates + plan->replaces +
+		   plan->deletes + (plan->pool_missing ? 1 : 0);
 
 	if (n || !c->cfg->n_nodes)
 		return n;
@@ -103,6 +105,8 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	   const char *what)
 {
 	struct apply_ctx c;
+	struct plan noplan;         /* a provider without a VM plan: empty */
+	struct plan *plan = &noplan;
 	struct env e;
 	struct env_tally tally;
 	struct history *hist = NULL;
@@ -154,6 +158,7 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		return cmd_usage_error("apply", "missing ENV");
 
 	memset(&c, 0, sizeof(c));
+	memset(&noplan, 0, sizeof(noplan));
 	memset(&tally, 0, sizeof(tally));
 	if (json) {
 		/* stdout is the event stream; everything human goes to stderr */
@@ -171,8 +176,10 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		goto fail;
 	if (!c.provider->vm_plan && (r = machines_removed(&e, &c.st, &err)) < 0)
 		goto fail;
-	c.pve = e.pve;
-	c.pve_opts = e.pve_opts;
+	if (c.provider->ctx_open && (r = c.provider->ctx_open(&c, &e, &err)) < 0)
+		goto fail;
+	if (c.provider->vm_plan)
+		plan = &pve_apply_of(&c)->plan;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
 	c.upgrade_parallel = upgrade_parallel;
@@ -199,20 +206,20 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	if (c.provider->vm_plan) {
 		if ((r = apply_iso_target(&c, &err)) < 0)
 			goto fail;
-		if ((r = env_plan(&e, &c.st, &c.plan, &err)) < 0)
+		if ((r = env_plan(&e, &c.st, plan, &err)) < 0)
 			goto fail;
 		if (json) {
 			/* the plan event: what plan -o json prints, node removals too */
-			char *ps = plan_to_json(&c.plan);
+			char *ps = plan_to_json(plan);
 			json_t *doc = json_loads(ps, 0, NULL);
 
 			free(ps);
 			if (doc)
-				json_object_set_new(doc, "node_removals", scale_plan_json(&c.plan));
+				json_object_set_new(doc, "node_removals", scale_plan_json(plan));
 			event_plan(doc);
 		} else {
-			env_show_plan(&c.plan, json);
-			scale_plan_print(&c.plan, c.cfg, stdout);
+			env_show_plan(plan, json);
+			scale_plan_print(plan, c.cfg, stdout);
 			fflush(stdout);
 		}
 	} else if (c.provider->plan_machines) {
@@ -228,18 +235,18 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
 		goto fail;
 	talos_changes = (size_t)r;
-	if (c.plan.conflicts) {
+	if (plan->conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
-			c.plan.conflicts, c.plan.conflicts == 1 ? "" : "s");
+			plan->conflicts, plan->conflicts == 1 ? "" : "s");
 		goto fail;
 	}
 	/* Layer 0 is the hypervisor's: a platform without one has none */
-	if (c.provider->vm_plan && (r = env_preflight(&e, &c.plan, true, &err)) < 0)
+	if (c.provider->vm_plan && (r = env_preflight(&e, plan, true, &err)) < 0)
 		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
-		if (machine_changes || changes_without_writing(&c, human, &err)) {
+		if (machine_changes || changes_without_writing(&c, plan, human, &err)) {
 			fflush(human);
 			out_error("not a terminal: pass --yes to confirm");
 			result = "refused";
@@ -259,8 +266,8 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		}
 	}
 	fflush(human);
-	if (!dry && (c.plan.creates || c.plan.updates || c.plan.replaces ||
-		     c.plan.deletes || c.plan.pool_missing || talos_changes ||
+	if (!dry && (plan->creates || plan->updates || plan->replaces ||
+		     plan->deletes || plan->pool_missing || talos_changes ||
 		     machine_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		result = "refused";
@@ -268,7 +275,7 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		goto out;
 	}
 	tally.started = !dry;
-	if (!dry && (r = env_history_open(&hist, &e, what, &c.plan, &err)) < 0)
+	if (!dry && (r = env_history_open(&hist, &e, what, plan, &err)) < 0)
 		goto fail;
 	if ((r = phase_run_list(c.provider->apply, c.provider->n_apply, &c,
 				&err)) < 0)
@@ -282,17 +289,15 @@ fail:
 	out_error("%s '%s': %s", what, env, err.msg);
 out:
 	if (tallying)
-		env_tally_finish(&tally, &e, &c.st, c.plan.unchanged);
+		env_tally_finish(&tally, &e, &c.st, plan->unchanged);
 	env_summary(what, e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();
 	history_close(hist);
 	env_tally_release(&tally);
-	plan_release(&c.plan);
+	if (c.provider && c.provider->ctx_close)
+		c.provider->ctx_close(&c);
 	state_release(&c.st);
-	free(c.iso_volid);
-	free(c.iso_url);
-	cidata_release(&c);
 	talos_creds_release(&c.creds);
 	env_close(&e);
 	return rc;

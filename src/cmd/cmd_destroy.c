@@ -5,6 +5,7 @@
 #include "cmd/env.h"
 #include "phase/phase.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
 #include "state/history.h"
 #include "util/event.h"
 #include "util/out.h"
@@ -41,6 +42,8 @@ int
 cmd_destroy(int argc, char **argv)
 {
 	struct apply_ctx c;
+	struct plan noplan;         /* a provider without a VM plan: empty */
+	struct plan *plan = &noplan;
 	struct env e;
 	struct env_tally tally;
 	struct history *hist = NULL;
@@ -64,9 +67,9 @@ cmd_destroy(int argc, char **argv)
 		else if (!strcmp(argv[a], "-j") || !strcmp(argv[a], "--parallel")) {
 			if (a + 1 >= argc)
 				return cmd_usage_error("destroy", "%s takes a number", argv[a]);
-			parallel = atoi(argv[++a]);
-			if (parallel < 1 || parallel > 256)
-				return cmd_usage_error("destroy", "--parallel takes 1..256");
+			if (cmd_int_in(argv[++a], 1, 256, &parallel) < 0)
+				return cmd_usage_error("destroy", "--parallel takes 1..256, "
+						       "not '%s'", argv[a]);
 		}
 		else if ((r = cmd_positional(&env, argv[a], "destroy")) != 0)
 			return r;
@@ -75,6 +78,7 @@ cmd_destroy(int argc, char **argv)
 		return cmd_usage_error("destroy", "missing ENV");
 
 	memset(&c, 0, sizeof(c));
+	memset(&noplan, 0, sizeof(noplan));
 	memset(&tally, 0, sizeof(tally));
 	if (json)
 		event_sink_add(event_sink_stdout, NULL);
@@ -86,8 +90,10 @@ cmd_destroy(int argc, char **argv)
 	c.cfg = e.cfg;
 	if ((r = cmd_provider(&c.provider, e.cfg, "destroy", &err)) < 0)
 		goto fail;
-	c.pve = e.pve;
-	c.pve_opts = e.pve_opts;
+	if (c.provider->ctx_open && (r = c.provider->ctx_open(&c, &e, &err)) < 0)
+		goto fail;
+	if (c.provider->vm_plan)
+		plan = &pve_apply_of(&c)->plan;
 	/* A hard stop and a delete per VM, their tasks followed per node
 	 * (pve_watch): threads mostly wait; each holds one connection. */
 	c.max_parallel = parallel;
@@ -124,7 +130,7 @@ cmd_destroy(int argc, char **argv)
 			}
 			tally.started = true;
 		}
-		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
 			goto fail;
 		if (c.creds.context &&
 		    (r = phase_run_list(c.provider->destroy, c.provider->n_destroy,
@@ -138,34 +144,34 @@ cmd_destroy(int argc, char **argv)
 		size_t nh = 0;
 
 		/* What waits for a restart does not matter to a delete. */
-		r = observe_proxmox_flags(e.pve, &e.pve_opts, e.cfg->name, e.cfg->proxmox.vmid_base,
+		r = observe_proxmox_flags(e.pve, e.pve_opts, e.cfg->name, e.cfg->proxmox.vmid_base,
 					  e.cfg->proxmox.vmid_count, OBSERVE_NO_PENDING,
 					  &have, &nh, &err);
 		if (r == 0)
 			civm_adopt(&c.st, e.cfg, have, nh);
 		if (r == 0)
-			r = plan_diff(&c.plan, e.cfg->name, NULL, 0, have, nh, NULL, 0, &err);
+			r = plan_diff(plan, e.cfg->name, NULL, 0, have, nh, NULL, 0, &err);
 		vm_specs_free(have, nh);
 		if (r < 0)
 			goto fail;
-		for (i = 0; i < c.plan.n; i++) {
-			free(c.plan.v[i].reason);
-			c.plan.v[i].reason = xstrdup("destroy: hard stop, delete with purge");
+		for (i = 0; i < plan->n; i++) {
+			free(plan->v[i].reason);
+			plan->v[i].reason = xstrdup("destroy: hard stop, delete with purge");
 		}
 	}
-	if (!c.plan.deletes) {
+	if (!plan->deletes) {
 		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
-		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
 			goto fail;
 	} else {
-		env_show_plan(&c.plan, json);
+		env_show_plan(plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
 			result = "refused";
 			rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;
 			goto out;
 		}
 		tally.started = true;
-		if ((r = env_history_open(&hist, &e, "destroy", &c.plan, &err)) < 0)
+		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
 			goto fail;
 		if ((r = phase_run_list(c.provider->destroy,
 					c.provider->n_destroy, &c, &err)) < 0)
@@ -201,7 +207,8 @@ out:
 	event_end();
 	history_close(hist);
 	env_tally_release(&tally);
-	plan_release(&c.plan);
+	if (c.provider && c.provider->ctx_close)
+		c.provider->ctx_close(&c);
 	state_release(&c.st);
 	talos_creds_release(&c.creds);
 	env_close(&e);

@@ -6,6 +6,7 @@
 #include "cmd/env.h"
 #include "cmd/machines.h"
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "util/event.h"
 #include "util/out.h"
 

@@ -19,6 +19,7 @@
 #include "cmd/cmd.h"
 #include "cmd/env.h"
 #include "provider/proxmox/cloudinit.h"
+#include "provider/proxmox/proxmox.h"
 #include "provider/proxmox/template.h"
 #include "util/out.h"
 

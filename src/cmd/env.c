@@ -14,6 +14,8 @@
 #include "phase/phase.h"
 #include "phase/provider.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
+#include "provider/proxmox/proxmox.h"
 #include "trust/trust.h"
 #include "util/buf.h"
 #include "util/event.h"
@@ -71,15 +73,20 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 			ca = px->tls.ca_file[0] == '/' ? xstrdup(px->tls.ca_file)
 						       : fs_join(e->dir, px->tls.ca_file);
 		e->ca_file = ca;
-		e->pve_opts.endpoint = px->endpoint;
-		e->pve_opts.token_id = px->token_id;
-		e->pve_opts.token_secret = e->token;
-		e->pve_opts.ca_file = ca;
-		e->pve_opts.fingerprint = px->tls.fingerprint;
-		e->pve_opts.insecure = px->tls.insecure;
+		e->pve_opts = xcalloc(1, sizeof(*e->pve_opts));
+		e->pve_opts->endpoint = px->endpoint;
+		e->pve_opts->token_id = px->token_id;
+		e->pve_opts->token_secret = e->token;
+		e->pve_opts->ca_file = ca;
+		e->pve_opts->fingerprint = px->tls.fingerprint;
+		e->pve_opts->insecure = px->tls.insecure;
 		if (getenv("STRATA_POLL_MS"))
-			e->pve_opts.poll_ms = atol(getenv("STRATA_POLL_MS"));
-		if ((r = pve_new(&e->pve, &e->pve_opts, err)) < 0)
+			e->pve_opts->poll_ms = atol(getenv("STRATA_POLL_MS"));
+		/* Every client of this endpoint (the VM phase makes one per
+		 * VM) shares connections and TLS sessions (proxmox.h). */
+		e->conns = pve_conns_new();
+		e->pve_opts->conns = e->conns;
+		if ((r = pve_new(&e->pve, e->pve_opts, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -131,7 +138,7 @@ env_plan(struct env *e, struct state *st, struct plan *plan, struct err *err)
 int
 observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 {
-	return observe_proxmox_flags(e->pve, &e->pve_opts, e->cfg->name,
+	return observe_proxmox_flags(e->pve, e->pve_opts, e->cfg->name,
 				     e->cfg->proxmox.vmid_base,
 				     e->cfg->proxmox.vmid_count, 0, out, n, err);
 }
@@ -372,6 +379,8 @@ void
 env_close(struct env *e)
 {
 	pve_free(e->pve);
+	pve_conns_free(e->conns);
+	free(e->pve_opts);
 	secret_strfree(e->token);
 	free(e->ca_file);
 	fs_lock_release(&e->lock);

@@ -12,10 +12,13 @@
 #include "cmd/cmd.h"
 #include "config/config.h"
 #include "plan/plan.h"
-#include "provider/proxmox/proxmox.h"
 #include "state/state.h"
 #include "util/err.h"
 #include "util/fs.h"
+
+struct pve;
+struct pve_opts;
+struct pve_conns;
 
 #define ENV_LOCK    0x1   /* take ENV/.lock: the command changes things */
 #define ENV_PROXMOX 0x2   /* connect to the Proxmox API */
@@ -29,8 +32,10 @@ struct env {
 	struct fs_lock lock;
 	char *token;          /* resolved secret; wiped on close */
 	char *ca_file;
-	struct pve_opts pve_opts;
+	/* With ENV_PROXMOX (provider/proxmox/proxmox.h), else NULL */
+	struct pve_opts *pve_opts;
 	struct pve *pve;
+	struct pve_conns *conns;    /* connections of pve_opts' clients */
 };
 
 int env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err);

@@ -10,6 +10,7 @@
 
 #include "phase/phase.h"
 #include "plan/preflight.h"
+#include "provider/proxmox/apply.h"
 #include "provider/proxmox/layer0.h"
 #include "util/buf.h"
 #include "util/out.h"
@@ -21,16 +22,19 @@ mark_iso(struct env *e, const struct plan *plan, struct layer0 *l0,
 	 struct err *err)
 {
 	struct apply_ctx c;
+	struct pve_apply pa;
 	size_t i;
 	int r = 0;
 
 	if (!e->cfg->n_nodes)
 		return 0;
 	memset(&c, 0, sizeof(c));
+	memset(&pa, 0, sizeof(pa));
 	c.cfg = e->cfg;
+	c.pstate = &pa;
 	if ((r = apply_iso_target(&c, err)) < 0)
 		goto out;
-	for (i = 0; i < plan->n && c.iso_volid; i++) {
+	for (i = 0; i < plan->n && pa.iso_volid; i++) {
 		const struct action *a = &plan->v[i];
 		struct l0_node *n;
 		const struct l0_storage *s;
@@ -45,7 +49,7 @@ mark_iso(struct env *e, const struct plan *plan, struct layer0 *l0,
 		if (!s || !s->enabled)
 			continue;   /* reported by the storage check */
 		if ((r = pve_storage_has(e->pve, n->name, e->cfg->proxmox.iso_storage,
-					 "iso", c.iso_volid, &has, err)) < 0) {
+					 "iso", pa.iso_volid, &has, err)) < 0) {
 			/* without Datastore.Audit the listing is refused: the
 			 * privilege check names that */
 			if (err->kind == ERRK_HTTP_STATUS && err->status == 403) {
@@ -58,8 +62,8 @@ mark_iso(struct env *e, const struct plan *plan, struct layer0 *l0,
 		n->has_iso = has ? 1 : 0;
 	}
 out:
-	free(c.iso_volid);
-	free(c.iso_url);
+	free(pa.iso_volid);
+	free(pa.iso_url);
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "util/buf.h"
 #include "util/iso.h"
 #include "util/out.h"
@@ -55,12 +56,13 @@ wants_cidata(const struct apply_ctx *c, const struct action *a)
 static bool
 cidata_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
 	if (!cidata_mode(c))
 		return false;
-	for (i = 0; i < c->plan.n; i++)
-		if (wants_cidata(c, &c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (wants_cidata(c, &pa->plan.v[i]))
 			return true;
 	return false;
 }
@@ -108,8 +110,9 @@ static int
 upload_one(struct apply_ctx *c, const struct vm_spec *vm, char **upid,
 	   struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const char *storage = c->cfg->proxmox.iso_storage;
-	struct cidata_item *it = &c->cidata[c->n_cidata];
+	struct cidata_item *it = &pa->cidata[pa->n_cidata];
 	struct buf img = BUF_INIT;
 	char *fname = file_name(c, vm->name);
 	int r;
@@ -118,14 +121,14 @@ upload_one(struct apply_ctx *c, const struct vm_spec *vm, char **upid,
 		out_step("cidata: uploading %s (%zu KiB, nodes/%s.yaml as user-data) "
 			 "to %s on %s", fname, img.len >> 10, vm->name, storage,
 			 vm->node);
-		r = pve_storage_upload(c->pve, vm->node, storage, "iso", fname,
+		r = pve_storage_upload(pa->pve, vm->node, storage, "iso", fname,
 				       img.ptr, img.len, upid, err);
 	}
 	buf_release_secret(&img);
 	if (r == 0) {
 		it->name = xstrdup(vm->name);
 		it->volid = xasprintf("%s:iso/%s", storage, fname);
-		c->n_cidata++;
+		pa->n_cidata++;
 	}
 	free(fname);
 	return r < 0 ? err_wrap(err, "cidata ISO for node '%s'", vm->name) : 0;
@@ -134,25 +137,26 @@ upload_one(struct apply_ctx *c, const struct vm_spec *vm, char **upid,
 static int
 cidata_run(struct apply_ctx *c, struct err *err)
 {
-	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
+	struct pve_apply *pa = pve_apply_of(c);
+	char **upids = xcalloc(pa->plan.n + 1, sizeof(char *));
 	size_t i, k = 0;
 	int r = 0;
 
 	cidata_release(c);
-	c->cidata = xcalloc(c->plan.n + 1, sizeof(*c->cidata));
+	pa->cidata = xcalloc(pa->plan.n + 1, sizeof(*pa->cidata));
 	/* Start every upload, then wait for the copy tasks. */
-	for (i = 0; i < c->plan.n && r == 0; i++)
-		if (wants_cidata(c, &c->plan.v[i]))
-			r = upload_one(c, &c->plan.v[i].want, &upids[k++], err);
+	for (i = 0; i < pa->plan.n && r == 0; i++)
+		if (wants_cidata(c, &pa->plan.v[i]))
+			r = upload_one(c, &pa->plan.v[i].want, &upids[k++], err);
 	/* The copy tasks followed together, one listing per node and tick. */
 	if (r == 0 && k) {
 		struct err *errs = xcalloc(k, sizeof(*errs));
 
-		pve_tasks_wait(c->pve, upids, k, TASK_MS, errs);
+		pve_tasks_wait(pa->pve, upids, k, TASK_MS, errs);
 		for (i = 0; i < k && r == 0; i++)
 			if (errs[i].code) {
 				*err = errs[i];
-				r = err_wrap(err, "cidata ISO for node '%s'", c->cidata[i].name);
+				r = err_wrap(err, "cidata ISO for node '%s'", pa->cidata[i].name);
 			}
 		free(errs);
 	}
@@ -160,21 +164,22 @@ cidata_run(struct apply_ctx *c, struct err *err)
 		free(upids[i]);
 	free(upids);
 	if (r == 0)
-		out_step("cidata: %zu ISO%s in %s", c->n_cidata,
-			 c->n_cidata == 1 ? "" : "s", c->cfg->proxmox.iso_storage);
+		out_step("cidata: %zu ISO%s in %s", pa->n_cidata,
+			 pa->n_cidata == 1 ? "" : "s", c->cfg->proxmox.iso_storage);
 	return r;
 }
 
 static void
 cidata_dry_run(struct apply_ctx *c, FILE *fp)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++) {
-		const struct vm_spec *vm = &c->plan.v[i].want;
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct vm_spec *vm = &pa->plan.v[i].want;
 		char *f;
 
-		if (!wants_cidata(c, &c->plan.v[i]))
+		if (!wants_cidata(c, &pa->plan.v[i]))
 			continue;
 		f = file_name(c, vm->name);
 		fprintf(fp, "    upload %s:iso/%s to %s (nodes/%s.yaml as "
@@ -195,25 +200,27 @@ const struct phase ph_cidata = {
 void
 cidata_release(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->n_cidata; i++) {
-		free(c->cidata[i].name);
-		free(c->cidata[i].volid);
+	for (i = 0; i < pa->n_cidata; i++) {
+		free(pa->cidata[i].name);
+		free(pa->cidata[i].volid);
 	}
-	free(c->cidata);
-	c->cidata = NULL;
-	c->n_cidata = 0;
+	free(pa->cidata);
+	pa->cidata = NULL;
+	pa->n_cidata = 0;
 }
 
 static const struct cidata_item *
 find_item(const struct apply_ctx *c, const char *name)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->n_cidata; i++)
-		if (!strcmp(c->cidata[i].name, name))
-			return &c->cidata[i];
+	for (i = 0; i < pa->n_cidata; i++)
+		if (!strcmp(pa->cidata[i].name, name))
+			return &pa->cidata[i];
 	return NULL;
 }
 
@@ -307,6 +314,7 @@ int
 cidata_cleanup(struct apply_ctx *c, struct pve **pve, const char *name,
 	       const struct vm_spec *vm, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	char *volid = state_talos_get(&c->st, name, "cidata");
 	int r = 0;
 
@@ -315,7 +323,7 @@ cidata_cleanup(struct apply_ctx *c, struct pve **pve, const char *name,
 		return 0;
 	}
 	if (!*pve)
-		r = pve_new(pve, &c->pve_opts, err);
+		r = pve_new(pve, &pa->pve_opts, err);
 	if (r == 0 && (r = detach(*pve, vm, volid, err)) < 0)
 		err_wrap(err, "vm %d: detach %s", vm->vmid, volid);
 	if (r == 0 && (r = delete_volume(*pve, vm, volid, err)) < 0)
@@ -374,21 +382,22 @@ static int
 sweep_node(struct apply_ctx *c, const char *node, size_t *deleted,
 	   struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const char *storage = c->cfg->proxmox.iso_storage;
 	char **vols = NULL;
 	size_t i, n = 0;
 	int r;
 
-	r = pve_storage_volids(c->pve, node, storage, "iso", &vols, &n, err);
+	r = pve_storage_volids(pa->pve, node, storage, "iso", &vols, &n, err);
 	for (i = 0; i < n && r == 0; i++) {
 		const char *v = vols[i];
 		char *upid = NULL;
 
 		if (!is_ours(c, v) || still_wanted(c, v))
 			continue;
-		r = pve_storage_delete(c->pve, node, storage, v, &upid, err);
+		r = pve_storage_delete(pa->pve, node, storage, v, &upid, err);
 		if (r == 0 && upid)
-			r = pve_task_wait(c->pve, upid, TASK_MS, err);
+			r = pve_task_wait(pa->pve, upid, TASK_MS, err);
 		if (r < 0)
 			err_wrap(err, "delete %s on '%s'", v, node);
 		else

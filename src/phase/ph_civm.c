@@ -32,6 +32,7 @@
 #include "ansible/inventory.h"
 #include "phase/phase.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
 #include "provider/proxmox/civm.h"
 #include "provider/proxmox/cloudinit.h"
 #include "provider/proxmox/template.h"
@@ -711,27 +712,31 @@ do_update(struct cjob *j, struct pve *pve, const struct vm_spec *w)
 }
 
 static int
+removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
+{
+	return wait_task(ctx, pve, upid, err);
+}
+
+static void
+removal_step(void *ctx, const char *what)
+{
+	struct cjob *j = ctx;
+
+	progress_step(j->pr, j->idx, "%s", what);
+}
+
+static int
 do_delete(struct cjob *j, struct pve *pve, const struct vm_spec *h)
 {
-	struct pve_params p;
-	char *upid = NULL;
+	const struct pve_vm_removal how = {
+		.wait = removal_wait, .step = removal_step, .ctx = j,
+		.timeout_ms = TASK_TIMEOUT_MS,
+	};
 	int r;
 
-	progress_step(j->pr, j->idx, "hard stop");
-	pve_params_init(&p);
-	pve_params_add(&p, "overrule-shutdown", "1");
-	r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
-	pve_params_release(&p);
-	if (r < 0 || (r = wait_task(j, pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "stop vm '%s'", h->name);
-	progress_step(j->pr, j->idx, "deleting with purge");
-	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
-		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
-					  &j->err) < 0)
-			return err_wrap(&j->err, "delete vm '%s'", h->name);
-		err_clear(&j->err);
-	}
+	if ((r = pve_vm_stop_and_delete(&pve, h->node, h->vmid, h->name, &how,
+					&j->err)) < 0)
+		return r;
 	if ((r = sweep_seeds(j, pve, h->node, h->name, NULL, &j->err)) < 0)
 		return r;
 	if (j->a->kind == ACT_DELETE &&
@@ -747,7 +752,7 @@ run_one(void *ctx, size_t i)
 	struct pve *pve = NULL;
 	const char *what = "";
 
-	if ((j->rc = pve_new(&pve, &j->c->pve_opts, &j->err)) < 0)
+	if ((j->rc = pve_new(&pve, &pve_apply_of(j->c)->pve_opts, &j->err)) < 0)
 		goto out;
 	switch (j->a->kind) {
 	case ACT_CREATE:
@@ -800,10 +805,11 @@ is_work(const struct action *a)
 static bool
 civm_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (is_work(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (is_work(&pa->plan.v[i]))
 			return true;
 	return false;
 }
@@ -831,6 +837,7 @@ static int
 fetch_image(struct apply_ctx *c, const struct vm_config *vm, const char *node,
 	    char **volid, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	char *fname = NULL, *storage = NULL, *upid = NULL, why[256];
 	bool has = false;
 	int r;
@@ -839,17 +846,17 @@ fetch_image(struct apply_ctx *c, const struct vm_config *vm, const char *node,
 		r = err_set(err, ERR_USAGE, "image '%s': %s", vm->image, why);
 		goto out;
 	}
-	if ((r = pve_import_storage(c->pve, node, c->cfg->proxmox.iso_storage,
+	if ((r = pve_import_storage(pa->pve, node, c->cfg->proxmox.iso_storage,
 				    &storage, err)) < 0)
 		goto out;
 	*volid = xasprintf("%s:import/%s", storage, fname);
-	if ((r = pve_storage_has(c->pve, node, storage, "import", *volid, &has, err)) < 0 ||
+	if ((r = pve_storage_has(pa->pve, node, storage, "import", *volid, &has, err)) < 0 ||
 	    has)
 		goto out;
 	out_step("downloading %s into %s on %s", vm->image, *volid, node);
-	if ((r = pve_download_url(c->pve, node, storage, vm->image, "import", fname,
+	if ((r = pve_download_url(pa->pve, node, storage, vm->image, "import", fname,
 				  image_sha256(c->cfg, vm->image), &upid, err)) == 0)
-		r = pve_task_wait(c->pve, upid, 60 * 60 * 1000L, err);
+		r = pve_task_wait(pa->pve, upid, 60 * 60 * 1000L, err);
 out:
 	free(fname);
 	free(storage);
@@ -860,17 +867,18 @@ out:
 static int
 civm_run(struct apply_ctx *c, struct err *err)
 {
-	struct cjob *jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
-	const char **names = xcalloc(c->plan.n + 1, sizeof(*names));
-	char **tnodes = xcalloc(c->plan.n + 1, sizeof(*tnodes));
-	char **vols = xcalloc(c->plan.n + 1, sizeof(*vols));
+	struct pve_apply *pa = pve_apply_of(c);
+	struct cjob *jobs = xcalloc(pa->plan.n + 1, sizeof(*jobs));
+	const char **names = xcalloc(pa->plan.n + 1, sizeof(*names));
+	char **tnodes = xcalloc(pa->plan.n + 1, sizeof(*tnodes));
+	char **vols = xcalloc(pa->plan.n + 1, sizeof(*vols));
 	struct progress *pr;
 	struct pve_watch *watch;
 	size_t i, n = 0;
 	int r = 0;
 
-	for (i = 0; i < c->plan.n && r == 0; i++) {
-		struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n && r == 0; i++) {
+		struct action *a = &pa->plan.v[i];
 		struct cjob *j = &jobs[n];
 
 		if (!is_work(a))
@@ -890,7 +898,7 @@ civm_run(struct apply_ctx *c, struct err *err)
 		 * template may have changed since the plan. */
 		if ((a->kind == ACT_CREATE || a->kind == ACT_REPLACE) &&
 		    j->vm->template_vmid) {
-			if ((r = check_template(c->pve, j->vm->template_vmid,
+			if ((r = check_template(pa->pve, j->vm->template_vmid,
 						&tnodes[n], err)) < 0) {
 				err_wrap(err, "vm '%s'", j->vm->name);
 				break;
@@ -924,7 +932,7 @@ civm_run(struct apply_ctx *c, struct err *err)
 		if ((r = ansible_inventory_write(c->cfg, c->env_dir, &ch, err)) == 0)
 			out_step("%s %s", ch ? "wrote" : "unchanged:", ANSIBLE_INVENTORY);
 	}
-	for (i = 0; i < c->plan.n; i++) {
+	for (i = 0; i < pa->plan.n; i++) {
 		free(tnodes[i]);
 		free(vols[i]);
 		free(jobs[i].ip);
@@ -939,10 +947,11 @@ civm_run(struct apply_ctx *c, struct err *err)
 static void
 civm_dry_run(struct apply_ctx *c, FILE *fp)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct action *a = &pa->plan.v[i];
 
 		if (!is_work(a))
 			continue;

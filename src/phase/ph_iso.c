@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "util/buf.h"
 #include "talos/factory.h"
 #include "talos/gen.h"
@@ -19,6 +20,7 @@
 int
 apply_iso_target(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const char *platform;
 	char id[65];
 	int r;
@@ -30,9 +32,9 @@ apply_iso_target(struct apply_ctx *c, struct err *err)
 	/* Only the nocloud image reads a cidata drive (FACTS-metal.md §1);
 	 * the installed system is the metal platform either way. */
 	platform = cidata_mode(c) ? "nocloud" : "metal";
-	c->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, platform);
+	pa->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, platform);
 	/* Version and schematic in the name: clusters sharing a storage share it. */
-	c->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-%s-amd64.iso",
+	pa->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-%s-amd64.iso",
 				 c->cfg->proxmox.iso_storage, c->cfg->talos.version, id,
 				 platform);
 	return 0;
@@ -41,12 +43,13 @@ apply_iso_target(struct apply_ctx *c, struct err *err)
 static bool
 needs_iso(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	if (!c->iso_volid || !c->iso_url)
+	if (!pa->iso_volid || !pa->iso_url)
 		return false;
-	for (i = 0; i < c->plan.n; i++)
-		if (c->plan.v[i].kind == ACT_CREATE || c->plan.v[i].kind == ACT_REPLACE)
+	for (i = 0; i < pa->plan.n; i++)
+		if (pa->plan.v[i].kind == ACT_CREATE || pa->plan.v[i].kind == ACT_REPLACE)
 			return true;
 	return false;
 }
@@ -54,17 +57,18 @@ needs_iso(struct apply_ctx *c)
 static int
 iso_run(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const char *storage = c->cfg->proxmox.iso_storage;
-	const char *fname = strstr(c->iso_volid, ":iso/") + 5;
-	const char **nodes = xcalloc(c->plan.n + 1, sizeof(char *));
-	char **upids = xcalloc(c->plan.n + 1, sizeof(char *));
+	const char *fname = strstr(pa->iso_volid, ":iso/") + 5;
+	const char **nodes = xcalloc(pa->plan.n + 1, sizeof(char *));
+	char **upids = xcalloc(pa->plan.n + 1, sizeof(char *));
 	size_t i, j, nn = 0;
 	bool shared = false;
 	int r = 0;
 
 	/* The nodes that get a new VM, once each. */
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct action *a = &pa->plan.v[i];
 		bool seen = false;
 
 		if (!(a->kind == ACT_CREATE || a->kind == ACT_REPLACE) || !a->want.node)
@@ -75,7 +79,7 @@ iso_run(struct apply_ctx *c, struct err *err)
 		if (!seen)
 			nodes[nn++] = a->want.node;
 	}
-	if (nn && (r = pve_storage_shared(c->pve, nodes[0], storage, &shared, err)) < 0)
+	if (nn && (r = pve_storage_shared(pa->pve, nodes[0], storage, &shared, err)) < 0)
 		err_wrap(err, "node '%s'", nodes[0]);
 	/* A shared storage holds one copy for every node: fetch it once. */
 	if (shared && nn > 1)
@@ -84,7 +88,7 @@ iso_run(struct apply_ctx *c, struct err *err)
 	for (i = 0; i < nn && r == 0; i++) {
 		bool has = false;
 
-		if ((r = pve_storage_has(c->pve, nodes[i], storage, "iso", c->iso_volid,
+		if ((r = pve_storage_has(pa->pve, nodes[i], storage, "iso", pa->iso_volid,
 					 &has, err)) < 0) {
 			err_wrap(err, "node '%s'", nodes[i]);
 			break;
@@ -92,7 +96,7 @@ iso_run(struct apply_ctx *c, struct err *err)
 		if (has)
 			continue;
 		out_step("downloading %s to %s on %s", fname, storage, nodes[i]);
-		if ((r = pve_download_url(c->pve, nodes[i], storage, c->iso_url, "iso",
+		if ((r = pve_download_url(pa->pve, nodes[i], storage, pa->iso_url, "iso",
 					  fname, NULL, &upids[i], err)) < 0)
 			err_wrap(err, "download Talos ISO to %s on '%s'", storage, nodes[i]);
 	}
@@ -101,7 +105,7 @@ iso_run(struct apply_ctx *c, struct err *err)
 	if (r == 0 && nn) {
 		struct err *errs = xcalloc(nn, sizeof(*errs));
 
-		pve_tasks_wait(c->pve, upids, nn, 30 * 60 * 1000L, errs);
+		pve_tasks_wait(pa->pve, upids, nn, 30 * 60 * 1000L, errs);
 		for (i = 0; i < nn && r == 0; i++) {
 			bool has = false;
 			struct err e2 = ERR_INIT;
@@ -111,8 +115,8 @@ iso_run(struct apply_ctx *c, struct err *err)
 			/* An earlier, interrupted apply's download finished first:
 			 * the file is there, which is all we wanted. */
 			if (strstr(errs[i].msg, "refusing to override existing file") &&
-			    pve_storage_has(c->pve, nodes[i], storage, "iso",
-					    c->iso_volid, &has, &e2) == 0 && has)
+			    pve_storage_has(pa->pve, nodes[i], storage, "iso",
+					    pa->iso_volid, &has, &e2) == 0 && has)
 				continue;
 			*err = errs[i];
 			r = err_wrap(err, "download Talos ISO to %s on '%s'",
@@ -130,7 +134,8 @@ iso_run(struct apply_ctx *c, struct err *err)
 static void
 iso_dry_run(struct apply_ctx *c, FILE *fp)
 {
-	fprintf(fp, "    ensure %s (from %s)\n", c->iso_volid, c->iso_url);
+	struct pve_apply *pa = pve_apply_of(c);
+	fprintf(fp, "    ensure %s (from %s)\n", pa->iso_volid, pa->iso_url);
 }
 
 const struct phase ph_iso = {

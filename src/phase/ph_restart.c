@@ -27,6 +27,7 @@
 
 #include "phase/phase.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
 #include "talos/health.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -43,10 +44,11 @@ restart_wanted(const struct action *a)
 static bool
 restart_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (restart_wanted(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (restart_wanted(&pa->plan.v[i]))
 			return true;
 	return false;
 }
@@ -56,16 +58,19 @@ static int
 pending_now(struct apply_ctx *c, const struct vm_spec *w, char *what,
 	    size_t len, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	struct vm_spec s;
 	json_t *pend = NULL;
 	int r;
 
 	memset(&s, 0, sizeof(s));
 	what[0] = 0;
-	if ((r = pve_vm_pending(c->pve, w->node, w->vmid, &pend, err)) < 0)
+	if ((r = pve_vm_pending(pa->pve, w->node, w->vmid, &pend, err)) < 0)
 		return r;
-	observe_pending(&s, pend);
+	r = observe_pending(&s, pend, err);
 	json_decref(pend);
+	if (r < 0)
+		return err_wrap(err, "vm '%s'", w->name);
 	if (s.pending_cores && s.pending_cores != s.cores)
 		snprintf(what, len, "cores %d -> %d", s.cores, s.pending_cores);
 	if (s.pending_memory_mib && s.pending_memory_mib != s.memory_mib)
@@ -124,6 +129,7 @@ static int
 restart_one(struct apply_ctx *c, const struct vm_spec *w, bool *talos,
 	    struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const struct node *n = config_node(c->cfg, w->name);
 	char *kcfg = fs_join(c->env_dir, "kubeconfig"), *upid = NULL;
 	char what[256], after[256];
@@ -161,8 +167,8 @@ restart_one(struct apply_ctx *c, const struct vm_spec *w, bool *talos,
 		*talos = true;
 	}
 	out_step("restarting %s (vmid %d) for %s", w->name, w->vmid, what);
-	if ((r = pve_vm_power(c->pve, w->node, w->vmid, "reboot", NULL, &upid, err)) < 0 ||
-	    (r = pve_task_wait(c->pve, upid, TASK_TIMEOUT_MS, err)) < 0) {
+	if ((r = pve_vm_power(pa->pve, w->node, w->vmid, "reboot", NULL, &upid, err)) < 0 ||
+	    (r = pve_task_wait(pa->pve, upid, TASK_TIMEOUT_MS, err)) < 0) {
 		err_wrap(err, "reboot vm '%s'", w->name);
 		goto out;
 	}
@@ -191,21 +197,22 @@ out:
 static int
 restart_run(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i, k = 0;
 	bool talos = false;
 	int r;
 
 	if (c->cfg->proxmox.restart == RESTART_NEVER) {
-		for (i = 0; i < c->plan.n; i++)
-			if (restart_wanted(&c->plan.v[i]))
+		for (i = 0; i < pa->plan.n; i++)
+			if (restart_wanted(&pa->plan.v[i]))
 				k++;
 		out_note("%zu VM%s keep%s changes pending until restarted "
 			 "(proxmox.restart: never)", k, k == 1 ? "" : "s",
 			 k == 1 ? "s" : "");
 		return 0;
 	}
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct action *a = &pa->plan.v[i];
 
 		if (!restart_wanted(a))
 			continue;
@@ -226,13 +233,14 @@ restart_run(struct apply_ctx *c, struct err *err)
 static void
 restart_dry_run(struct apply_ctx *c, FILE *fp)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++)
-		if (restart_wanted(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (restart_wanted(&pa->plan.v[i]))
 			fprintf(fp, "    %s %s (vmid %d)%s\n",
 				c->cfg->proxmox.restart == RESTART_NEVER ? "leave pending:" : "reboot, then wait until healthy:",
-				c->plan.v[i].want.name, c->plan.v[i].want.vmid, "");
+				pa->plan.v[i].want.name, pa->plan.v[i].want.vmid, "");
 }
 
 const struct phase ph_restart = {

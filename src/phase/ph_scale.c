@@ -33,6 +33,7 @@
 #include "kube/drain.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
+#include "provider/proxmox/apply.h"
 #include "talos/etcd.h"
 #include "talos/health.h"
 #include "talos/reset.h"
@@ -107,8 +108,9 @@ removals_free(struct removal *v, size_t n)
 static bool
 scale_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	struct removal *v;
-	size_t n = removals_list(&c->plan, &v);
+	size_t n = removals_list(&pa->plan, &v);
 
 	removals_free(v, n);
 	return n > 0;
@@ -119,10 +121,11 @@ scale_should_run(struct apply_ctx *c)
 static bool
 node_exists(const struct apply_ctx *c, const char *name)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct action *a = &pa->plan.v[i];
 
 		if (a->want.name && !strcmp(a->want.name, name))
 			return a->kind != ACT_CREATE && a->kind != ACT_REPLACE;
@@ -477,10 +480,11 @@ remove_one(struct apply_ctx *c, struct kube_client *kc, const struct removal *x,
 static int
 scale_run(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	struct removal *v;
 	struct kube_client *kc = NULL;
 	char *kcfg = fs_join(c->env_dir, "kubeconfig");
-	size_t n = removals_list(&c->plan, &v), i;
+	size_t n = removals_list(&pa->plan, &v), i;
 	int r = 0;
 
 	if (!fs_exists(kcfg)) {
@@ -615,7 +619,8 @@ scale_plan_json(const struct plan *p)
 static void
 scale_dry_run(struct apply_ctx *c, FILE *fp)
 {
-	scale_plan_print(&c->plan, c->cfg, fp);
+	struct pve_apply *pa = pve_apply_of(c);
+	scale_plan_print(&pa->plan, c->cfg, fp);
 }
 
 const struct phase ph_scale = {

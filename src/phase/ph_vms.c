@@ -10,9 +10,11 @@
  * One task per VM gets it running: the create carries everything (the
  * MAC strata chose and journaled before, vms_choose_macs; the ISO boot
  * order; the cidata drive) and start=1, so no config is read back and no
- * separate start task runs; the job then checks the VM runs (a failed
- * autostart leaves the task OK, FACTS.md §4) and starts it only if not. The tasks of all jobs are followed
- * together per Proxmox node (pve_watch): one listing per tick and node.
+ * separate start task runs. A failed autostart leaves the task OK
+ * (FACTS.md §4): the start phase finds such a VM in its one listing of
+ * the node's VMs and starts it (ph_start.c). The tasks of all jobs are
+ * followed together per Proxmox node (pve_watch): one listing per tick
+ * and node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "phase/phase.h"
 #include "plan/mac.h"
 #include "plan/observe.h"
+#include "provider/proxmox/apply.h"
 #include "util/buf.h"
 #include "util/out.h"
 #include "util/progress.h"
@@ -41,6 +44,7 @@ struct job {
 static void
 create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	const struct proxmox_config *px = &c->cfg->proxmox;
 	struct buf net = BUF_INIT;
 	char *marker = plan_marker(c->cfg->name);
@@ -54,8 +58,8 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 	pve_params_add(p, "scsihw", "virtio-scsi-single");
 	pve_params_addf(p, "scsi0", "%s:%d,discard=on,iothread=1,ssd=1",
 			px->disk_storage, s->disk_gib);
-	if (c->iso_volid)
-		pve_params_addf(p, "ide2", "%s,media=cdrom", c->iso_volid);
+	if (pa->iso_volid)
+		pve_params_addf(p, "ide2", "%s,media=cdrom", pa->iso_volid);
 	if (cidata_volid(c, s->name))   /* first boot config (ph_cidata.c) */
 		pve_params_addf(p, "ide3", "%s,media=cdrom", cidata_volid(c, s->name));
 	buf_addf(&net, "virtio%s%s,bridge=%s,firewall=0", s->mac ? "=" : "",
@@ -63,7 +67,7 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 	if (px->vlan)
 		buf_addf(&net, ",tag=%d", px->vlan);
 	pve_params_add(p, "net0", net.ptr);
-	pve_params_add(p, "boot", c->iso_volid ? "order=scsi0;ide2" : "order=scsi0");
+	pve_params_add(p, "boot", pa->iso_volid ? "order=scsi0;ide2" : "order=scsi0");
 	pve_params_add(p, "agent", "enabled=1");
 	pve_params_add(p, "serial0", "socket");
 	pve_params_add(p, "vga", "serial0");
@@ -147,30 +151,6 @@ record(struct apply_ctx *c, struct pve *pve, const struct vm_spec *want,
 	return r;
 }
 
-/* The create task started the VM (start=1), unless that autostart
- * failed: only a warning, the task still ends OK (FACTS.md §4), so ask,
- * and start it here when it is not running (the start's own task then
- * says why it cannot). */
-static int
-ensure_running(struct job *j, struct pve *pve, const struct vm_spec *s)
-{
-	char *status = NULL, *upid = NULL;
-	int r;
-
-	if ((r = pve_vm_status(pve, s->node, s->vmid, &status, &j->err)) < 0)
-		return err_wrap(&j->err, "vm '%s'", s->name);
-	if (strcmp(status, "running")) {
-		progress_step(j->pr, j->idx, "starting (the create did not)");
-		r = pve_vm_power(pve, s->node, s->vmid, "start", NULL, &upid, &j->err);
-		if (r == 0)
-			r = wait_task(j, pve, upid, &j->err);
-		if (r < 0)
-			err_wrap(&j->err, "start vm '%s'", s->name);
-	}
-	free(status);
-	return r;
-}
-
 static int
 do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 {
@@ -203,39 +183,47 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	if ((r = record(j->c, pve, s, &j->err)) < 0 ||
 	    (r = cidata_created(j->c, s->name, &j->err)) < 0)
 		return r;
-	return ensure_running(j, pve, s);
+	/* Whether the autostart worked (it may fail with the task still
+	 * OK, FACTS.md §4) is read by the start phase, once per node for
+	 * all VMs (ph_start.c), not here once per VM. */
+	return 0;
 }
 
 static int
-stop_and_delete(struct job *j, struct pve *pve, const struct vm_spec *h)
+removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
 {
-	struct pve_params p;
-	char *upid = NULL;
+	return wait_task(ctx, pve, upid, err);
+}
+
+static void
+removal_step(void *ctx, const char *what)
+{
+	struct job *j = ctx;
+
+	progress_step(j->pr, j->idx, "%s", what);
+}
+
+/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
+static int
+removal_between(void *ctx, struct pve **pve, struct err *err)
+{
+	struct job *j = ctx;
+
+	return cidata_forget(j->c, pve, j->a->have.name, &j->a->have, err);
+}
+
+static int
+stop_and_delete(struct job *j, struct pve **pve, const struct vm_spec *h)
+{
+	const struct pve_vm_removal how = {
+		.wait = removal_wait, .step = removal_step,
+		.between = removal_between, .ctx = j, .timeout_ms = TASK_TIMEOUT_MS,
+	};
 	int r;
 
-	/* Hard stop without asking first: on a stopped VM it is a no-op
-	 * that ends OK (FACTS.md §4), and a VM to delete is mostly running,
-	 * so asking would cost a read per VM for nothing. */
-	progress_step(j->pr, j->idx, "hard stop");
-	pve_params_init(&p);
-	pve_params_add(&p, "overrule-shutdown", "1");
-	r = pve_vm_power(pve, h->node, h->vmid, "stop", &p, &upid, &j->err);
-	pve_params_release(&p);
-	if (r < 0 || (r = wait_task(j, pve, upid, &j->err)) < 0)
-		return err_wrap(&j->err, "stop vm '%s'", h->name);
-	/* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
-	if ((r = cidata_forget(j->c, &pve, h->name, h, &j->err)) < 0)
-		return err_wrap(&j->err, "vm '%s'", h->name);
-	progress_step(j->pr, j->idx, "deleting with purge");
-	if ((r = pve_vm_delete(pve, h->node, h->vmid, true, &upid, &j->err)) < 0 ||
-	    (r = wait_task(j, pve, upid, &j->err)) < 0) {
-		/* A retried DELETE that met the first one still destroying
-		 * (lock: destroyed): wait for that one, it is what was asked. */
-		if (pve_vm_wait_destroyed(pve, h->vmid, TASK_TIMEOUT_MS,
-					  &j->err) < 0)
-			return err_wrap(&j->err, "delete vm '%s'", h->name);
-		err_clear(&j->err);
-	}
+	if ((r = pve_vm_stop_and_delete(pve, h->node, h->vmid, h->name, &how,
+					&j->err)) < 0)
+		return r;
 	/* Deleted for good: its chosen MAC goes too (a replace keeps it). */
 	if (j->a->kind == ACT_DELETE &&
 	    (r = state_mac_set(&j->c->st, h->name, NULL, &j->err)) < 0)
@@ -311,7 +299,7 @@ run_job(struct job *j)
 	struct action *a = j->a;
 	const char *what = "";
 
-	if ((j->rc = pve_new(&pve, &j->c->pve_opts, &j->err)) < 0)
+	if ((j->rc = pve_new(&pve, &pve_apply_of(j->c)->pve_opts, &j->err)) < 0)
 		goto out;
 	switch (a->kind) {
 	case ACT_CREATE:
@@ -323,13 +311,13 @@ run_job(struct job *j)
 		what = "updated";   /* a result word (docs/json.md); the restart phase says the rest */
 		break;
 	case ACT_REPLACE:
-		j->rc = stop_and_delete(j, pve, &a->have);
+		j->rc = stop_and_delete(j, &pve, &a->have);
 		if (j->rc == 0)
 			j->rc = do_create(j, pve, &a->want);
 		what = "replaced";
 		break;
 	case ACT_DELETE:
-		j->rc = stop_and_delete(j, pve, &a->have);
+		j->rc = stop_and_delete(j, &pve, &a->have);
 		what = "deleted";
 		break;
 	default:
@@ -369,12 +357,13 @@ is_work(const struct action *a)
 static bool
 vms_should_run(struct apply_ctx *c)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	if (c->plan.pool_missing)
+	if (pa->plan.pool_missing)
 		return true;
-	for (i = 0; i < c->plan.n; i++)
-		if (is_work(&c->plan.v[i]))
+	for (i = 0; i < pa->plan.n; i++)
+		if (is_work(&pa->plan.v[i]))
 			return true;
 	return false;
 }
@@ -382,6 +371,7 @@ vms_should_run(struct apply_ctx *c)
 static int
 vms_run(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	struct job *jobs;
 	const char **names;
 	struct progress *pr;
@@ -389,20 +379,20 @@ vms_run(struct apply_ctx *c, struct err *err)
 	size_t i, n = 0;
 	int r;
 
-	if (c->plan.pool_missing) {
+	if (pa->plan.pool_missing) {
 		char *comment = xasprintf("strata environment %s", c->cfg->name);
 
-		r = pve_pool_create(c->pve, c->plan.pool, comment, err);
+		r = pve_pool_create(pa->pve, pa->plan.pool, comment, err);
 		free(comment);
 		if (r < 0)
-			return err_wrap(err, "create pool '%s'", c->plan.pool);
-		out_step("created pool '%s'", c->plan.pool);
-		c->plan.pool_missing = false;
+			return err_wrap(err, "create pool '%s'", pa->plan.pool);
+		out_step("created pool '%s'", pa->plan.pool);
+		pa->plan.pool_missing = false;
 	}
-	jobs = xcalloc(c->plan.n + 1, sizeof(*jobs));
-	names = xcalloc(c->plan.n + 1, sizeof(*names));
-	for (i = 0; i < c->plan.n; i++) {
-		struct action *a = &c->plan.v[i];
+	jobs = xcalloc(pa->plan.n + 1, sizeof(*jobs));
+	names = xcalloc(pa->plan.n + 1, sizeof(*names));
+	for (i = 0; i < pa->plan.n; i++) {
+		struct action *a = &pa->plan.v[i];
 
 		if (!is_work(a))
 			continue;
@@ -436,21 +426,22 @@ creates_vm(const struct action *a)
 int
 vms_choose_macs(struct apply_ctx *c, struct err *err)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	char **journal = NULL;
 	const char **taken;
 	size_t i, nj = 0, nt = 0;
 	int r = 0;
 
 	state_macs_all(&c->st, &journal, &nj);
-	taken = xcalloc(nj + 3 * c->plan.n + 1, sizeof(*taken));
+	taken = xcalloc(nj + 3 * pa->plan.n + 1, sizeof(*taken));
 	for (i = 0; i < nj; i++)
 		taken[nt++] = journal[i];
-	for (i = 0; i < c->plan.n; i++) {
-		taken[nt++] = c->plan.v[i].want.mac;
-		taken[nt++] = c->plan.v[i].have.mac;
+	for (i = 0; i < pa->plan.n; i++) {
+		taken[nt++] = pa->plan.v[i].want.mac;
+		taken[nt++] = pa->plan.v[i].have.mac;
 	}
-	for (i = 0; i < c->plan.n && r == 0; i++) {
-		struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n && r == 0; i++) {
+		struct action *a = &pa->plan.v[i];
 		char fresh[18], *m;
 
 		if (!creates_vm(a) || a->want.mac)
@@ -484,7 +475,8 @@ vms_choose_macs(struct apply_ctx *c, struct err *err)
 static void
 vms_dry_run(struct apply_ctx *c, FILE *fp)
 {
-	plan_print(&c->plan, fp, false);
+	struct pve_apply *pa = pve_apply_of(c);
+	plan_print(&pa->plan, fp, false);
 }
 
 const struct phase ph_vms = {

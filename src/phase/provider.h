@@ -52,6 +52,13 @@ struct provider {
 	const struct phase *const *destroy;
 	size_t n_destroy;           /* destroy NULL: destroy cannot drive it yet */
 
+	/* c->pstate, the provider's own part of an apply or destroy (its
+	 * client, its plan, what its phases hand each other), made from
+	 * the opened environment once c->cfg is set, and freed (NULL:
+	 * the provider has none). */
+	int (*ctx_open)(struct apply_ctx *c, struct env *e, struct err *err);
+	void (*ctx_close)(struct apply_ctx *c);
+
 	/* The machine that carries node nd (0), or an error naming what is
 	 * missing. */
 	int (*machine_open)(struct apply_ctx *c, const struct node *nd,

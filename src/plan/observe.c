@@ -1,6 +1,8 @@
 #include "plan/observe.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,7 @@ judge(struct pve *pve, struct fetch *f, struct cand *c)
 	bool tagged;
 	json_t *cfg = NULL;
 	char *desc, *mem, *cores, *scsi0, *net0, *t;
+	const char *bad = NULL;
 
 	s->vmid = v->vmid;
 	s->node = v->node ? xstrdup(v->node) : NULL;
@@ -167,8 +170,19 @@ judge(struct pve *pve, struct fetch *f, struct cand *c)
 	scsi0 = pve_json_str(cfg, "scsi0");
 	net0 = pve_json_str(cfg, "net0");
 	s->name = pve_json_str(cfg, "name");
-	s->cores = cores ? atoi(cores) : 1;
-	s->memory_mib = mem ? atoi(mem) : 512;
+	s->cores = 1;                /* Proxmox's defaults when unset */
+	s->memory_mib = 512;
+	if (cores && observe_int(cores, &s->cores) < 0)
+		bad = cores;
+	else if (mem && observe_int(mem, &s->memory_mib) < 0)
+		bad = mem;
+	if (bad) {
+		/* Not a 0 that reads as a change to apply: an error. */
+		c->rc = err_set(&c->err, ERR_FAIL, "read vm %d: %s '%s' in its "
+				"config is not a number", v->vmid,
+				bad == cores ? "cores" : "memory", bad);
+		goto out;
+	}
 	s->disk_gib = observe_disk_gib(scsi0);
 	s->mac = observe_net_mac(net0);
 	s->marker = plan_has_marker(desc, f->env);
@@ -193,12 +207,12 @@ judge(struct pve *pve, struct fetch *f, struct cand *c)
 
 		/* GET config shows pending values merged in: the running
 		 * values and what waits for a restart come from .../pending. */
-		if ((c->rc = pve_vm_pending(pve, v->node, v->vmid, &pend, &c->err)) < 0)
+		if ((c->rc = pve_vm_pending(pve, v->node, v->vmid, &pend, &c->err)) < 0 ||
+		    (c->rc = observe_pending(s, pend, &c->err)) < 0)
 			err_wrap(&c->err, "read vm %d", v->vmid);
-		else
-			observe_pending(s, pend);
 		json_decref(pend);
 	}
+out:
 	free(desc);
 	free(mem);
 	free(cores);
@@ -321,36 +335,52 @@ observe_pool(struct pve *pve, const char *pool, struct plan *plan,
 	return 0;
 }
 
-void
-observe_pending(struct vm_spec *s, json_t *pending)
+int
+observe_int(const char *v, int *out)
+{
+	char *end = NULL;
+	long n;
+
+	if (v && !strncmp(v, "current=", 8))
+		v += 8;
+	if (!v || *v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || n > INT_MAX)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+int
+observe_pending(struct vm_spec *s, json_t *pending, struct err *err)
 {
 	json_t *e;
 	size_t i;
+	int r = 0;
 
 	json_array_foreach(pending, i, e) {
 		const char *key = json_string_value(json_object_get(e, "key"));
 		char *val = pve_json_str(e, "value"), *pend = pve_json_str(e, "pending");
 		bool cores = key && !strcmp(key, "cores");
 		bool mem = key && !strcmp(key, "memory");
+		int *now = cores ? &s->cores : &s->memory_mib;
+		int *later = cores ? &s->pending_cores : &s->pending_memory_mib;
 
-		if ((cores || mem) && val) {
-			/* memory may be written "current=N" */
-			const char *v = strchr(val, '=') ? strchr(val, '=') + 1 : val;
+		const char *bad = NULL;
 
-			if (cores)
-				s->cores = atoi(v);
-			else
-				s->memory_mib = atoi(v);
-		}
-		if ((cores || mem) && pend) {
-			const char *v = strchr(pend, '=') ? strchr(pend, '=') + 1 : pend;
-
-			if (cores)
-				s->pending_cores = atoi(v);
-			else
-				s->pending_memory_mib = atoi(v);
-		}
+		if ((cores || mem) && val && observe_int(val, now) < 0)
+			bad = val;
+		else if ((cores || mem) && pend && observe_int(pend, later) < 0)
+			bad = pend;
+		if (bad)
+			r = err_set(err, ERR_FAIL, "pending %s '%s' is not a number",
+				    key, bad);
 		free(val);
 		free(pend);
+		if (r < 0)
+			break;
 	}
+	return r;
 }

@@ -32,8 +32,14 @@ int observe_pool(struct pve *pve, const char *pool, struct plan *plan,
 /*
  * From GET .../pending: the running values of cores and memory go to
  * s->cores / s->memory_mib, values waiting for a restart to s->pending_*.
+ * A value that is not a number (observe_int) is an error naming it.
  */
-void observe_pending(struct vm_spec *s, json_t *pending);
+int observe_pending(struct vm_spec *s, json_t *pending, struct err *err);
+
+/* A count of cores or MiB as Proxmox writes it: "N", or for memory the
+ * property string "current=N". 0 and *out set; -1 for anything else
+ * (empty, a sign, trailing text, more than INT_MAX). */
+int observe_int(const char *v, int *out);
 
 /* Parse pieces of a VM config (exported for tests). */
 int observe_disk_gib(const char *drive);          /* "...,size=32G" -> 32 */

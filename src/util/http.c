@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +36,110 @@ struct http_client {
 	char errbuf[CURL_ERROR_SIZE];
 	char *key_pem;            /* our copy of a client key, wiped on free */
 };
+
+struct http_share {
+	CURLSH *sh;
+	pthread_mutex_t mu[CURL_LOCK_DATA_LAST];
+	pthread_mutex_t key_mu;
+	char *key;                /* the trust of the first client (share_key) */
+};
+
+static void
+share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+	struct http_share *s = u;
+
+	(void)h;
+	(void)a;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&s->mu[d]);
+}
+
+static void
+share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	struct http_share *s = u;
+
+	(void)h;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&s->mu[d]);
+}
+
+struct http_share *
+http_share_new(void)
+{
+	struct http_share *s = xcalloc(1, sizeof(*s));
+	int i;
+
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&s->mu[i], NULL);
+	pthread_mutex_init(&s->key_mu, NULL);
+	/* Without a share every client does its own full handshake: slower,
+	 * never less safe, so a libcurl refusing it is not an error. */
+	if (!(s->sh = curl_share_init()) ||
+	    curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s) != CURLSHE_OK ||
+	    curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		if (s->sh)
+			curl_share_cleanup(s->sh);
+		s->sh = NULL;
+	}
+	return s;
+}
+
+void
+http_share_free(struct http_share *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	if (s->sh)
+		curl_share_cleanup(s->sh);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&s->mu[i]);
+	pthread_mutex_destroy(&s->key_mu);
+	free(s->key);
+	free(s);
+}
+
+/*
+ * What a TLS session proves: the host, how the server was verified (pin,
+ * CA) and who we were (client certificate). libcurl reuses a session for
+ * any client of the same host whose own TLS options match, and a pin or
+ * our verify callback is not among them: a resumed handshake skips the
+ * certificate, so a client with another pin would never see it. Hence a
+ * share serves only clients with the first one's key (share_admits).
+ */
+static char *
+share_key(const struct http_opts *o)
+{
+	return xasprintf("%s\n%s\n%s\n%s\n%s\n%s\n%d", o->base_url,
+			 o->fingerprint ? o->fingerprint : "",
+			 o->ca_file ? o->ca_file : "", o->ca_pem ? o->ca_pem : "",
+			 o->client_cert ? o->client_cert : "",
+			 o->client_cert_pem ? o->client_cert_pem : "", o->insecure);
+}
+
+static bool
+share_admits(struct http_share *s, const struct http_opts *o)
+{
+	char *k = share_key(o);
+	bool ok;
+
+	pthread_mutex_lock(&s->key_mu);
+	if (!s->key) {
+		s->key = k;
+		k = NULL;
+		ok = true;
+	} else {
+		ok = !strcmp(s->key, k);
+	}
+	pthread_mutex_unlock(&s->key_mu);
+	free(k);
+	return ok;
+}
 
 /* Header lists carry the Authorization token: wipe before freeing. */
 static void
@@ -282,6 +387,10 @@ setopts(struct http_client *c, const struct http_opts *o, struct err *err)
 			 o->timeout_ms > 0 ? o->timeout_ms : 30000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "strata/0.1");
+	/* Another trust setting than the share's first client: no share
+	 * (a full handshake, its own verification), never its sessions. */
+	if (o->share && o->share->sh && share_admits(o->share, o))
+		curl_easy_setopt(h, CURLOPT_SHARE, o->share->sh);
 	/* Ctrl-C aborts a transfer in progress. */
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

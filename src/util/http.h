@@ -44,6 +44,7 @@ struct http_opts {
 	long timeout_ms;           /* whole request, default 30000 */
 	int max_attempts;          /* default 4 */
 	long backoff_ms;           /* first backoff, default 200 */
+	struct http_share *share;  /* TLS sessions shared with other clients, or NULL */
 };
 
 struct http_response {
@@ -54,6 +55,23 @@ struct http_response {
 };
 
 struct http_client;
+
+/*
+ * TLS sessions shared by the clients of one endpoint and one trust
+ * configuration (libcurl share, CURL_LOCK_DATA_SSL_SESSION): a client
+ * made after another's handshake resumes that session instead of a full
+ * handshake (no certificate sent, no server signature). libcurl matches a
+ * session by host, port and its own TLS options, not by our pin or CA
+ * callback, and a resumed handshake shows no certificate: so a share
+ * serves only clients with the same endpoint, pin, CA and client
+ * certificate as its first client; any other client made with it does a
+ * full handshake of its own (test_http). Thread-safe; free it after every
+ * client that used it.
+ */
+struct http_share;
+
+struct http_share *http_share_new(void);
+void http_share_free(struct http_share *s);
 
 int http_client_new(struct http_client **out, const struct http_opts *opts,
 		    struct err *err);

@@ -10,10 +10,9 @@
 
 SHARED="src/phase/ph_talos.c src/phase/ph_cni.c src/phase/ph_gitops.c src/phase/addon_job.c src/phase/addon.h"
 cd "$TOP" || exit 1
-for f in $SHARED; do
-	[ -f "$f" ] || { bad "$f missing"; continue; }
-	# comments stripped, so a mention in prose does not count
-	code=$(sed -e 's://.*$::' "$f" | awk '
+# C without its comments, so a mention in prose does not count
+nocomments() {
+	sed -e 's://.*$::' | awk '
 		{ line = $0
 		  while (1) {
 			if (inc) { e = index(line, "*/"); if (!e) { line = ""; break }
@@ -21,7 +20,11 @@ for f in $SHARED; do
 			s = index(line, "/*"); if (!s) break
 			out = out substr(line, 1, s - 1); line = substr(line, s + 2); inc = 1
 		  }
-		  print out line; out = "" }')
+		  print out line; out = "" }'
+}
+for f in $SHARED; do
+	[ -f "$f" ] || { bad "$f missing"; continue; }
+	code=$(nocomments <"$f")
 	if printf '%s\n' "$code" | grep -nE '\bpve_[a-z_]+ *\(|struct pve\b|vm_spec|->vmid' >"$T/hits"; then
 		bad "$f uses Proxmox directly:"; sed 's/^/     | /' "$T/hits"
 	else
@@ -33,6 +36,32 @@ for f in $SHARED; do
 		ok "$f includes no provider header"
 	fi
 done
+# Through any chain of includes: phase.h (struct apply_ctx), the provider
+# interface, the shared phases and the VPS provider reach no Proxmox
+# header (the Proxmox fields live in provider/proxmox/apply.h, struct
+# pve_apply, behind c->pstate).
+CC=${CC:-cc}
+for f in src/phase/phase.h src/phase/provider.h $SHARED src/phase/ph_upgrade.c \
+	 src/phase/ph_k8supgrade.c src/phase/ph_etcd.c src/phase/phase.c \
+	 src/provider/vps/*.c src/provider/vps/*.h; do
+	[ -f "$f" ] || { bad "$f missing"; continue; }
+	if ! $CC -std=c17 -D_GNU_SOURCE -Isrc -MM -MG "$f" >"$T/deps" 2>"$T/err"; then
+		bad "$f: $CC -MM failed"; sed 's/^/     | /' "$T/err"
+	elif tr ' \\' '\n\n' <"$T/deps" | grep -E '(^|/)provider/proxmox/' >"$T/hits"; then
+		bad "$f reaches a Proxmox header:"; sed 's/^/     | /' "$T/hits"
+	else
+		ok "$f reaches no Proxmox header"
+	fi
+done
+# struct apply_ctx itself: no Proxmox field, a provider-state pointer
+sed -n '/^struct apply_ctx {/,/^};/p' src/phase/phase.h | nocomments >"$T/ctx"
+if grep -nE 'pve|iso_|cidata|struct plan\b|vm_spec' "$T/ctx" >"$T/hits"; then
+	bad "struct apply_ctx holds Proxmox fields:"; sed 's/^/     | /' "$T/hits"
+else
+	ok "struct apply_ctx holds no Proxmox field"
+fi
+grep -q 'void \*pstate;' "$T/ctx" && ok "struct apply_ctx has the provider's pstate" \
+	|| bad "struct apply_ctx has no pstate"
 for f in src/cmd/cmd_apply.c src/cmd/cmd_destroy.c; do
 	if grep -nE '&ph_(vms|start|iso|cidata|restart|talos_install)\b' "$f" >"$T/hits"; then
 		bad "$f lists phases itself:"; sed 's/^/     | /' "$T/hits"

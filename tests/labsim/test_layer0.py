@@ -22,13 +22,37 @@ ACL = {
 class Layer0Test(LabsimCase):
     secret = str(uuid.uuid4())
     TOKENS = [{"id": "root@pam!strata", "secret": str(uuid.uuid4()), "privs": ["*"]},
-              {"id": "strata@pve!acl", "secret": secret, "acl": ACL}]
+              {"id": "strata@pve!acl", "secret": secret, "acl": ACL},
+              {"id": "strata@pve!one", "secret": secret,
+               "acl": {"/vms/1501": {"privs": ["VM.Audit"], "propagate": 1}}}]
     acl = "PVEAPIToken=strata@pve!acl=" + secret
 
     def as_acl(self, method, path, params=None):
         return self.sim.call(method, path, params, auth=self.acl)
 
     # --- /access/permissions (FACTS.md §9)
+    def test_node_vm_index(self):
+        # GET /nodes/{node}/qemu (apidata.json): the node's VMs the caller
+        # may VM.Audit, each with its QEMU process status as of now (a
+        # VM just started reads running, where /cluster/resources still
+        # lags, FACTS.md §4)
+        for vmid, node in ((1501, "pve1"), (1502, "pve1"), (1503, "pve2")):
+            self.sim.control("POST", "vm", {"vmid": vmid, "node": node, "config": {"name": "idx%d" % vmid}})
+        self.sim.control("POST", "vm", {"vmid": 1502, "status": "running"})
+        rows = {e["vmid"]: e for e in self.sim.ok("GET", "/nodes/pve1/qemu")}
+        self.assertNotIn(1503, rows)
+        self.assertEqual(rows[1501]["status"], "stopped")
+        self.assertEqual(rows[1502]["status"], "running")
+        self.assertIn("pid", rows[1502])
+        self.assertNotIn("pid", rows[1501])
+        self.sim.control("POST", "vm", {"vmid": 1502, "status": "stopped"})
+        self.assertEqual({e["vmid"]: e["status"] for e in self.sim.ok("GET", "/nodes/pve1/qemu")}[1502],
+                         "stopped")
+        one = "PVEAPIToken=strata@pve!one=" + self.secret
+        st, _, body = self.sim.call("GET", "/nodes/pve1/qemu", auth=one)
+        self.assertEqual(st, 200, body)
+        self.assertEqual([e["vmid"] for e in body["data"]], [1501])
+
     def test_permissions_per_path(self):
         st, _, body = self.as_acl("GET", "/access/permissions", {"path": "/vms/1234"})
         self.assertEqual(st, 200, body)

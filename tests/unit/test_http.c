@@ -168,6 +168,53 @@ client(struct fixture *f, const char *fp, const char *ca, bool insecure)
 	return c;
 }
 
+static struct http_client *
+client_shared(struct fixture *f, const char *fp, struct http_share *sh)
+{
+	struct http_opts o = { 0 };
+	struct http_client *c = NULL;
+	struct err e = ERR_INIT;
+
+	o.base_url = f->url;
+	o.fingerprint = fp;
+	o.auth_header = "Authorization: PVEAPIToken=u@pve!t=SECRET-VALUE";
+	o.share = sh;
+	assert_int_equal(http_client_new(&c, &o, &e), 0);
+	return c;
+}
+
+/* A share's TLS sessions serve only clients with its first client's pin:
+ * a resumed handshake shows no certificate, so a client with another pin
+ * that resumed one would send its request unchecked. */
+static void
+test_http__share_only_for_the_same_pin(void **state)
+{
+	struct fixture *f = *state;
+	struct http_share *sh = http_share_new();
+	struct http_client *a = client_shared(f, f->fp, sh);
+	struct http_client *b = client_shared(f, f->fp, sh);
+	struct http_client *w = client_shared(f, f->other_fp, sh);
+	struct http_response r;
+	struct err e = ERR_INIT;
+	int i;
+
+	http_response_init(&r);
+	for (i = 0; i < 2; i++) {   /* the second read takes the session ticket */
+		assert_int_equal(http_request(a, "GET", "/ok", NULL, NULL, 0, 0, &r, &e), 0);
+		assert_int_equal(r.status, 200);
+	}
+	assert_int_equal(http_request(b, "GET", "/ok", NULL, NULL, 0, 0, &r, &e), 0);
+	assert_int_equal(r.status, 200);
+	assert_true(http_request(w, "GET", "/ok", NULL, NULL, 0, 0, &r, &e) < 0);
+	assert_non_null(strstr(e.msg, "not the pinned fingerprint"));
+	assert_int_equal(e.kind, ERRK_TLS_TRUST);
+	http_response_release(&r);
+	http_client_free(a);
+	http_client_free(b);
+	http_client_free(w);
+	http_share_free(sh);
+}
+
 static void
 test_http__pinned_fingerprint_accepted(void **state)
 {
@@ -557,6 +604,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http__pinned_fingerprint_accepted),
+		cmocka_unit_test(test_http__share_only_for_the_same_pin),
 		cmocka_unit_test(test_http__wrong_pin_refused_before_request),
 		cmocka_unit_test(test_http__ca_file_verifies_chain),
 		cmocka_unit_test(test_http__ca_file_replaces_system_store),

@@ -248,7 +248,7 @@ test_plan__pending_and_restart(void **state)
 	pend = json_loads("[{\"key\":\"cores\",\"value\":\"2\",\"pending\":\"4\"},"
 			  "{\"key\":\"memory\",\"value\":\"current=4096\"}]", 0, NULL);
 	have[1].cores = 4;
-	observe_pending(&have[1], pend);
+	assert_int_equal(observe_pending(&have[1], pend, &e), 0);
 	json_decref(pend);
 	assert_int_equal(have[1].cores, 2);
 	assert_int_equal(have[1].pending_cores, 4);

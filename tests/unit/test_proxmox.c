@@ -78,8 +78,9 @@ test_proxmox__upid_starttime(void **state)
 	assert_int_equal(pve_upid_starttime(NULL), -1);
 }
 
-/* Backoff by task kind: a create is looked at from 100 ms to every
- * 500 ms, a download from 1 s to every 5 s; poll_ms caps both. */
+/* Backoff by task kind: a create is looked at after 100, 200 ms, every
+ * 250 ms until about 1.5 s in, then every 500 ms; a download from 1 s to
+ * every 5 s; poll_ms caps both. */
 static void
 test_proxmox__task_delay_by_kind(void **state)
 {
@@ -93,8 +94,9 @@ test_proxmox__task_delay_by_kind(void **state)
 
 	assert_int_equal(pve_task_delay(NULL, create, 0), 100);
 	assert_int_equal(pve_task_delay(NULL, create, 1), 200);
-	assert_int_equal(pve_task_delay(NULL, create, 2), 400);
-	assert_int_equal(pve_task_delay(NULL, create, 3), 500);
+	assert_int_equal(pve_task_delay(NULL, create, 2), 250);
+	assert_int_equal(pve_task_delay(NULL, create, 4), 250);
+	assert_int_equal(pve_task_delay(NULL, create, 5), 500);
 	assert_int_equal(pve_task_delay(NULL, create, 40), 500);
 	assert_int_equal(pve_task_delay(NULL, dl, 0), 1000);
 	assert_int_equal(pve_task_delay(NULL, dl, 2), 4000);

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/env.h"
 #include "cmd/machines.h"
 #include "phase/phase.h"
 #include "phase/provider.h"
+#include "provider/proxmox/apply.h"
 #include "provider/proxmox/proxmox.h"
 #include "util/progress.h"
 
@@ -21,14 +23,50 @@ struct machine {
 	char label[32];
 };
 
+struct pve_apply *
+pve_apply_of(const struct apply_ctx *c)
+{
+	return c->pstate;
+}
+
+/* The client and its options are the environment's (env_open). */
+static int
+pm_ctx_open(struct apply_ctx *c, struct env *e, struct err *err)
+{
+	struct pve_apply *pa = xcalloc(1, sizeof(*pa));
+
+	(void)err;
+	pa->pve = e->pve;
+	if (e->pve_opts)
+		pa->pve_opts = *e->pve_opts;
+	c->pstate = pa;
+	return 0;
+}
+
+static void
+pm_ctx_close(struct apply_ctx *c)
+{
+	struct pve_apply *pa = pve_apply_of(c);
+
+	if (!pa)
+		return;
+	plan_release(&pa->plan);
+	free(pa->iso_volid);
+	free(pa->iso_url);
+	cidata_release(c);
+	free(pa);
+	c->pstate = NULL;
+}
+
 /* The VM the plan made for a node (by name). */
 static const struct vm_spec *
 node_vm(const struct apply_ctx *c, const char *name)
 {
+	struct pve_apply *pa = pve_apply_of(c);
 	size_t i;
 
-	for (i = 0; i < c->plan.n; i++) {
-		const struct action *a = &c->plan.v[i];
+	for (i = 0; i < pa->plan.n; i++) {
+		const struct action *a = &pa->plan.v[i];
 
 		if (a->kind != ACT_DELETE && a->kind != ACT_CONFLICT &&
 		    a->want.name && !strcmp(a->want.name, name))
@@ -80,7 +118,7 @@ pm_discover(struct apply_ctx *c, struct machine *m, char **ip,
 		*src = TRUST_ADDR_CONFIG;
 		return 0;
 	}
-	if (!m->pve && pve_new(&m->pve, &c->pve_opts, err) < 0)
+	if (!m->pve && pve_new(&m->pve, &pve_apply_of(c)->pve_opts, err) < 0)
 		return -1;
 	/* Over the authenticated API, the interface with the VM's MAC. */
 	if (pve_agent_ipv4(m->pve, m->vm->node, m->vm->vmid, m->vm->mac, ip,
@@ -114,7 +152,7 @@ fix_boot(struct apply_ctx *c, struct machine *m, struct progress *pr,
 	free(done);
 	if (!need)
 		return 0;
-	if (!m->pve && pve_new(&m->pve, &c->pve_opts, err) < 0)
+	if (!m->pve && pve_new(&m->pve, &pve_apply_of(c)->pve_opts, err) < 0)
 		return -1;
 	/* Setting both is idempotent: no need to read the config first. */
 	progress_step(pr, idx, "boot from disk, detach the ISO");
@@ -172,6 +210,8 @@ static const struct phase *const destroy_phases[] = {
 const struct provider provider_proxmox = {
 	.name = "proxmox",
 	.vm_plan = true,
+	.ctx_open = pm_ctx_open,
+	.ctx_close = pm_ctx_close,
 	.apply = apply_phases,
 	.n_apply = sizeof(apply_phases) / sizeof(apply_phases[0]),
 	.destroy = destroy_phases,

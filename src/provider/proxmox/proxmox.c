@@ -1,6 +1,7 @@
 #include "provider/proxmox/proxmox.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,28 @@
 #include "util/proc.h"
 
 struct pve {
-	struct http_client *http;
+	struct http_client *http;    /* own client, until given to conns */
+	struct pve_conns *conns;
+	struct pve_opts opts;        /* to make another client (pooled) */
 	long poll_ms;
 	char *token_id;              /* user@realm!name (not a secret), for 401/403 */
+};
+
+/* At most this many requests in flight to the endpoint at once (each on
+ * its own connection); more wait for one to come back. pveproxy serves
+ * a few worker processes; 200 connections opened at once only queue
+ * there (and in the simulator cost a TLS handshake each). */
+#ifndef CONNS_MAX
+#define CONNS_MAX 32
+#endif
+
+struct pve_conns {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct http_client *idle[CONNS_MAX];
+	size_t n;                    /* idle */
+	size_t busy;                 /* requests in flight */
+	struct http_share *share;
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -56,18 +76,40 @@ pve_params_addf(struct pve_params *p, const char *key, const char *fmt, ...)
 
 /* --- client ------------------------------------------------------------- */
 
-int
-pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
+struct pve_conns *
+pve_conns_new(void)
+{
+	struct pve_conns *c = xcalloc(1, sizeof(*c));
+
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->share = http_share_new();
+	return c;
+}
+
+void
+pve_conns_free(struct pve_conns *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->n; i++)
+		http_client_free(c->idle[i]);
+	http_share_free(c->share);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* One more client of o (the auth header exists only while it is made). */
+static int
+client_new(struct http_client **out, const struct pve_opts *o, struct err *err)
 {
 	struct http_opts ho = { 0 };
-	struct pve *p;
 	char *base, *auth;
 	int r;
 
-	*out = NULL;
-	if (!o->endpoint || !o->token_id || !o->token_secret)
-		return err_set(err, ERR_USAGE,
-			       "proxmox: endpoint, token id and secret are needed");
 	base = xasprintf("%s%sapi2/json", o->endpoint,
 			 o->endpoint[strlen(o->endpoint) - 1] == '/' ? "" : "/");
 	auth = xasprintf("Authorization: PVEAPIToken=%s=%s", o->token_id,
@@ -77,15 +119,32 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	ho.fingerprint = o->fingerprint;
 	ho.insecure = o->insecure;
 	ho.auth_header = auth;
-	p = xcalloc(1, sizeof(*p));
-	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 0;
-	p->token_id = xstrdup(o->token_id);
-	r = http_client_new(&p->http, &ho, err);
+	ho.share = o->conns ? o->conns->share : NULL;
+	r = http_client_new(out, &ho, err);
 	/* libcurl's header list has its own copy (wiped when the client
 	 * is freed); wipe ours. */
 	secret_strfree(auth);
 	free(base);
-	if (r < 0) {
+	return r;
+}
+
+int
+pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
+{
+	struct pve *p;
+	int r;
+
+	*out = NULL;
+	if (!o->endpoint || !o->token_id || !o->token_secret)
+		return err_set(err, ERR_USAGE,
+			       "proxmox: endpoint, token id and secret are needed");
+	p = xcalloc(1, sizeof(*p));
+	p->poll_ms = o->poll_ms > 0 ? o->poll_ms : 0;
+	p->token_id = xstrdup(o->token_id);
+	p->opts = *o;
+	p->conns = o->conns;
+	/* Made now, so a bad endpoint or pin fails here, not mid-phase. */
+	if ((r = client_new(&p->http, o, err)) < 0) {
 		free(p->token_id);
 		free(p);
 		return err_wrap(err, "proxmox");
@@ -94,11 +153,70 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	return 0;
 }
 
+/* The client for one request: an idle shared one, else our own, else a
+ * new one (ours went to the shared set after an earlier request); with
+ * CONNS_MAX requests in flight, after one of them is done. */
+static void conn_give(struct pve *p, struct http_client *h);
+
+static int
+conn_take(struct pve *p, struct http_client **h, struct err *err)
+{
+	*h = NULL;
+	if (p->conns) {
+		pthread_mutex_lock(&p->conns->mu);
+		while (p->conns->busy >= CONNS_MAX)
+			pthread_cond_wait(&p->conns->cv, &p->conns->mu);
+		p->conns->busy++;
+		if (p->conns->n)
+			*h = p->conns->idle[--p->conns->n];
+		pthread_mutex_unlock(&p->conns->mu);
+	}
+	if (!*h && p->http) {
+		*h = p->http;
+		p->http = NULL;
+	}
+	if (!*h && client_new(h, &p->opts, err) < 0) {
+		conn_give(p, NULL);
+		return err_wrap(err, "proxmox");
+	}
+	return 0;
+}
+
+/* After the request (h NULL: none was made): to the shared set, its
+ * connection open for the next request of any client. */
+static void
+conn_give(struct pve *p, struct http_client *h)
+{
+	if (p->conns) {
+		pthread_mutex_lock(&p->conns->mu);
+		p->conns->busy--;
+		if (h && p->conns->n < CONNS_MAX) {
+			p->conns->idle[p->conns->n++] = h;
+			h = NULL;
+		}
+		pthread_cond_signal(&p->conns->cv);
+		pthread_mutex_unlock(&p->conns->mu);
+	}
+	if (h && !p->http)
+		p->http = h;
+	else if (h)
+		http_client_free(h);
+}
+
 void
 pve_free(struct pve *p)
 {
 	if (!p)
 		return;
+	if (p->http && p->conns) {
+		/* kept for the other clients, if room */
+		pthread_mutex_lock(&p->conns->mu);
+		if (p->conns->n < CONNS_MAX) {
+			p->conns->idle[p->conns->n++] = p->http;
+			p->http = NULL;
+		}
+		pthread_mutex_unlock(&p->conns->mu);
+	}
 	http_client_free(p->http);
 	free(p->token_id);
 	free(p);
@@ -252,12 +370,16 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 	struct http_response resp;
 	json_error_t je;
 	json_t *root;
+	struct http_client *h;
 	int r;
 
 	http_response_init(&resp);
+	if ((r = conn_take(p, &h, err)) < 0)
+		goto out;
 	/* A sync 500 means no task started: nothing happened. */
-	r = http_request(p->http, method, full, content_type, body, len,
+	r = http_request(h, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
+	conn_give(p, h);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
@@ -482,6 +604,33 @@ pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
 }
 
 int
+pve_node_vms(struct pve *p, const char *node, json_t **out, struct err *err)
+{
+	char *path = xasprintf("/nodes/%s/qemu", node);
+	int r = pve_call(p, "GET", path, NULL, out, err);
+
+	if (r == 0 && !json_is_array(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		r = err_set(err, ERR_FAIL, "GET %s: expected a list", path);
+	}
+	free(path);
+	return r;
+}
+
+const char *
+pve_node_vms_status(json_t *list, int vmid)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e)
+		if (json_integer_value(json_object_get(e, "vmid")) == vmid)
+			return json_string_value(json_object_get(e, "status"));
+	return NULL;
+}
+
+int
 pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 	      char **upid_out, struct err *err)
 {
@@ -557,6 +706,39 @@ pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms,
 	}
 	return err_set(err, ERR_INTR, "interrupted while waiting for vm %d "
 		       "to be destroyed", vmid);
+}
+
+int
+pve_vm_stop_and_delete(struct pve **pve, const char *node, int vmid,
+		       const char *name, const struct pve_vm_removal *how,
+		       struct err *err)
+{
+	struct pve_params p;
+	char *upid = NULL;
+	int r;
+
+	if (how->step)
+		how->step(how->ctx, "hard stop");
+	pve_params_init(&p);
+	pve_params_add(&p, "overrule-shutdown", "1");
+	r = pve_vm_power(*pve, node, vmid, "stop", &p, &upid, err);
+	pve_params_release(&p);
+	if (r < 0 || (r = how->wait(how->ctx, *pve, upid, err)) < 0)
+		return err_wrap(err, "stop vm '%s'", name);
+	if (how->between && (r = how->between(how->ctx, pve, err)) < 0)
+		return err_wrap(err, "vm '%s'", name);
+	if (how->step)
+		how->step(how->ctx, "deleting with purge");
+	upid = NULL;
+	if ((r = pve_vm_delete(*pve, node, vmid, true, &upid, err)) < 0 ||
+	    (r = how->wait(how->ctx, *pve, upid, err)) < 0) {
+		/* A retried DELETE that met the first one still destroying
+		 * (lock: destroyed): wait for that one, it is what was asked. */
+		if (pve_vm_wait_destroyed(*pve, vmid, how->timeout_ms, err) < 0)
+			return err_wrap(err, "delete vm '%s'", name);
+		err_clear(err);
+	}
+	return 0;
 }
 
 int
@@ -797,21 +979,30 @@ pve_upid_starttime(const char *upid)
 
 /*
  * How long to wait before looking at a task again, by its type (the
- * UPID's fifth field): what Proxmox does in a second (create with start,
- * stop, destroy, config, a copy into storage) is looked at after 100 ms,
- * then 200, 400, and every 500 ms; a graceful shutdown or reboot (up to
- * a minute) from 500 ms to every 2 s; a download (minutes for an ISO)
- * from 1 s to every 5 s. STRATA_POLL_MS (pve_opts.poll_ms) caps them all.
+ * UPID's fifth field): what Proxmox does in about a second (create with
+ * start, stop, destroy, config, a copy into storage) is looked at after
+ * 100, 200 ms, then every 250 ms up to about a second and a half in
+ * (0.1, 0.3, 0.55, 0.8, 1.05 s: a one-second task is found within a
+ * quarter second of its end; with looks at 0.1, 0.3, 0.7, 1.2 s it was
+ * found 0.2 to 0.3 s late, twice per VM in destroy), then every 500 ms;
+ * a graceful shutdown or reboot (up to a minute) from 500 ms to every
+ * 2 s; a download (minutes for an ISO) from 1 s to every 5 s.
+ * STRATA_POLL_MS (pve_opts.poll_ms) caps them all.
  */
 long
 pve_task_delay(const struct pve *p, const char *upid, unsigned tick)
 {
-	static const struct { const char *type; long first, most; } kinds[] = {
-		{ "download", 1000, 5000 },
-		{ "qmshutdown", 500, 2000 },
-		{ "qmreboot", 500, 2000 },
-		{ "hastop", 500, 2000 },
-		{ NULL, 100, 500 },
+	static const struct {
+		const char *type;
+		long first, most;
+		long near;        /* the cap while tick < near_ticks (0: none) */
+		unsigned near_ticks;
+	} kinds[] = {
+		{ "download", 1000, 5000, 0, 0 },
+		{ "qmshutdown", 500, 2000, 0, 0 },
+		{ "qmreboot", 500, 2000, 0, 0 },
+		{ "hastop", 500, 2000, 0, 0 },
+		{ NULL, 100, 500, 250, 5 },
 	};
 	char *type = upid_field(upid, 5);
 	size_t i;
@@ -821,6 +1012,8 @@ pve_task_delay(const struct pve *p, const char *upid, unsigned tick)
 		;
 	free(type);
 	d = kinds[i].first << (tick < 8 ? tick : 8);
+	if (kinds[i].near && tick < kinds[i].near_ticks && d > kinds[i].near)
+		d = kinds[i].near;
 	if (d > kinds[i].most)
 		d = kinds[i].most;
 	if (p && p->poll_ms > 0 && d > p->poll_ms)

@@ -21,6 +21,7 @@
 #include "util/err.h"
 
 struct pve;
+struct pve_conns;
 
 struct pve_opts {
 	const char *endpoint;        /* https://host:8006 */
@@ -30,10 +31,25 @@ struct pve_opts {
 	const char *fingerprint;
 	bool insecure;
 	long poll_ms;                /* caps the task poll interval (0: by task kind) */
+	struct pve_conns *conns;     /* connections shared by this endpoint's clients, or NULL */
 };
 
 int pve_new(struct pve **out, const struct pve_opts *o, struct err *err);
 void pve_free(struct pve *p);
+
+/*
+ * Connections shared by every client made from one pve_opts (the env's
+ * endpoint, token and TLS trust; never across two of them): a request
+ * takes an idle connection from here, else the client's own, and gives
+ * it back when done. The VM phase's 200 jobs each hold a client while
+ * their tasks run, but only the requests in flight hold a connection,
+ * so 200 creates open tens of connections, not 200, and a new one
+ * resumes the TLS session of an earlier one (http_share): no full
+ * handshake, no certificate (measured in docs/plan.md). Thread-safe;
+ * free after every client made with it.
+ */
+struct pve_conns *pve_conns_new(void);
+void pve_conns_free(struct pve_conns *c);
 
 /* Form parameters, encoded as application/x-www-form-urlencoded. */
 struct pve_params {
@@ -95,6 +111,13 @@ int pve_vm_power(struct pve *p, const char *node, int vmid, const char *action,
 		 struct err *err);
 int pve_vm_status(struct pve *p, const char *node, int vmid, char **status_out,
 		  struct err *err);
+/* GET /nodes/{node}/qemu: every VM of the node the token may VM.Audit,
+ * each with `status`, the QEMU process's state (stopped or running) as
+ * of this call (apidata.json; unlike /cluster/resources' status, which
+ * lags up to 10 s, FACTS.md §4). *out: a JSON array. */
+int pve_node_vms(struct pve *p, const char *node, json_t **out, struct err *err);
+/* The status of vmid in such a listing, or NULL when it is not listed. */
+const char *pve_node_vms_status(json_t *list, int vmid);
 int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
 		  char **upid_out, struct err *err);
 /*
@@ -109,6 +132,33 @@ int pve_vm_delete(struct pve *p, const char *node, int vmid, bool purge,
  */
 int pve_vm_wait_destroyed(struct pve *p, int vmid, long long timeout_ms,
 			  struct err *err);
+
+/*
+ * Take a VM away for good (destroy, a replace, a delete of the plan):
+ * a hard stop (`status/stop` with overrule-shutdown=1, never an ACPI
+ * shutdown a guest may ignore; on a stopped VM a no-op that ends OK,
+ * FACTS.md §4, so nothing is read first), then DELETE with purge and
+ * destroy-unreferenced-disks; a DELETE whose retry met the first one
+ * still destroying waits for that one (pve_vm_wait_destroyed). The
+ * caller decided the VM is its own (docs/plan.md, Ownership).
+ *
+ * wait follows a task and frees upid (the phases pass their shared
+ * per-node watch); step, if set, names what runs now; between, if set,
+ * runs after the stop and before the DELETE (a cidata ISO that goes with
+ * the VM) and may replace *pve. Errors read "stop vm 'NAME': ..." or
+ * "delete vm 'NAME': ...".
+ */
+struct pve_vm_removal {
+	int (*wait)(void *ctx, struct pve *pve, char *upid, struct err *err);
+	void (*step)(void *ctx, const char *what);
+	int (*between)(void *ctx, struct pve **pve, struct err *err);
+	void *ctx;
+	long long timeout_ms;        /* for a retried DELETE's wait */
+};
+
+int pve_vm_stop_and_delete(struct pve **pve, const char *node, int vmid,
+			   const char *name, const struct pve_vm_removal *how,
+			   struct err *err);
 int pve_vm_resize(struct pve *p, const char *node, int vmid, const char *disk,
 		  const char *size, char **upid_out, struct err *err);
 /* First IPv4 (not on `lo`, not link-local) the guest agent reports,
