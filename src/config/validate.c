@@ -460,6 +460,11 @@ check_proxmox(struct vctx *v)
 		p->vmid_count = 100;
 	set_default(&p->disk_storage, "local-lvm");
 	set_default(&p->iso_storage, "local");
+	set_default(&p->image_factory, "https://" FACTORY_HOST);
+	if (strncmp(p->image_factory, "https://", 8) &&
+	    strncmp(p->image_factory, "http://", 7))
+		verr(v, "proxmox.image_factory", "'%s' is not an http(s) URL; "
+		     "write it as https://host[:port]", p->image_factory);
 	set_default(&p->bridge, "vmbr0");
 	set_default(&p->cpu_type, "x86-64-v2-AES");
 	/* Default cidata: the first config (every CA key) then travels only

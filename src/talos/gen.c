@@ -531,7 +531,9 @@ gen_here(const struct config *cfg, const char *env_dir,
 		return err_set(err, ERR_USAGE, "talos.version, kubernetes.cluster_name, endpoint and version are required");
 	if ((r = talos_schematic_for(res->schematic_id, cfg, err)) < 0)
 		return r;
-	res->iso_url = talos_factory_iso_url(res->schematic_id, ver, "metal");
+	res->iso_url = talos_factory_iso_url(cfg->platform == PLATFORM_PROXMOX
+					     ? cfg->proxmox.image_factory : NULL,
+					     res->schematic_id, ver, "metal");
 	res->installer_image = cfg->talos.installer_image
 		? xstrdup(cfg->talos.installer_image)
 		: talos_factory_installer(res->schematic_id, ver, "metal");
