@@ -662,6 +662,24 @@ check_talos(struct vctx *v)
 		}
 	}
 
+	/* talos.config= (and its talos.config.* options) makes the node
+	 * fetch its machine config at boot (FACTS-metal.md §1, §3). strata
+	 * does not pass the config that way: it would bake the argument
+	 * into the image and host nothing, so say no rather than half do it
+	 * (docs/vps.md, "Closing the exposure window"). */
+	for (i = 0; i < t->kernel_args.n; i++) {
+		char path[64];
+
+		if (strncmp(t->kernel_args.v[i], "talos.config", 12))
+			continue;
+		snprintf(path, sizeof(path), "talos.schematic.kernel_args[%zu]", i);
+		verr(v, path, "a talos.config kernel argument (the machine config "
+		     "fetched at boot) is not supported: strata applies the "
+		     "config %s; remove it (docs/vps.md, \"Closing the exposure "
+		     "window\")", cfg->platform == PLATFORM_PROXMOX
+		     ? "from the cidata ISO or in maintenance mode"
+		     : "in maintenance mode as soon as the node answers");
+	}
 	if (t->schematic_id && (t->extensions.n || t->kernel_args.n))
 		verr(v, "talos.schematic",
 		     "give either schematic.id or extensions/kernel_args (the "
