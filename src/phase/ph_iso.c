@@ -65,19 +65,17 @@ needs_iso(struct apply_ctx *c)
 static int
 register_schematic(const struct config *cfg, struct err *err)
 {
-	struct schematic sch;
 	char id[65];
+	int r = talos_schematic_register(cfg, cfg->proxmox.image_factory, id,
+					 err);
 
-	if (cfg->talos.schematic_id ||
-	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
-		return 0;
-	talos_schematic_of(&sch, cfg);
-	if (talos_factory_register(cfg->proxmox.image_factory, &sch, id, err) < 0)
+	if (r < 0)
 		return err_wrap(err, "registering the schematic with the Image "
 				"Factory %s (Proxmox downloads the Talos ISO "
 				"from it)", cfg->proxmox.image_factory);
-	out_step("schematic %.12s... registered with %s", id,
-		 cfg->proxmox.image_factory);
+	if (r > 0)
+		out_step("schematic %.12s... registered with %s", id,
+			 cfg->proxmox.image_factory);
 	return 0;
 }
 

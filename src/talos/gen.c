@@ -481,6 +481,21 @@ talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 	return 0;
 }
 
+int
+talos_schematic_register(const struct config *cfg, const char *base,
+			 char id[65], struct err *err)
+{
+	struct schematic sch;
+
+	if (cfg->talos.schematic_id ||
+	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
+		return 0;
+	talos_schematic_of(&sch, cfg);
+	if (talos_factory_register(base, &sch, id, err) < 0)
+		return -1;
+	return 1;
+}
+
 /*
  * The MAC a node's link is selected by, lower case (as Talos formats
  * mac()): the config's, else the one state.json recorded for its VM,

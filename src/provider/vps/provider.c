@@ -110,18 +110,15 @@ image_url(const struct config *cfg, struct err *err)
 static int
 register_schematic(const struct config *cfg, struct err *err)
 {
-	struct schematic sch;
 	char id[65];
+	int r = talos_schematic_register(cfg, cfg->vps.image_factory, id, err);
 
-	if (cfg->talos.schematic_id ||
-	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
-		return 0;
-	talos_schematic_of(&sch, cfg);
-	if (talos_factory_register(cfg->vps.image_factory, &sch, id, err) < 0)
+	if (r < 0)
 		return err_wrap(err, "registering the schematic with the Image "
 				"Factory");
-	out_step("rescue-install: schematic %.12s... registered with %s", id,
-		 cfg->vps.image_factory);
+	if (r > 0)
+		out_step("rescue-install: schematic %.12s... registered with %s",
+			 id, cfg->vps.image_factory);
 	return 0;
 }
 
