@@ -222,6 +222,7 @@ env_tally_start(struct env_tally *t, struct env *e, struct state *st)
 	}
 	p = provider_for(e->cfg->platform);
 	t->machines = p && !p->vm_plan;
+	t->provider = p ? p->name : NULL;
 }
 
 static bool
@@ -345,11 +346,18 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 		       "talos_applied", (json_int_t)t->talos_applied,
 		       "elapsed_s", el,
 		       "kept", kept ? json_string(kept) : json_null());
+	/* The same counts on every platform (docs/json.md); "vms" only
+	 * where there are VMs. */
 	if (t->machines)
-		json_object_set_new(ev, "machines", json_pack("{s:I, s:I, s:I}",
-			"installed", (json_int_t)t->m_installed,
-			"reset", (json_int_t)t->m_reset,
-			"unchanged", (json_int_t)t->m_unchanged));
+		json_object_del(ev, "vms");
+	json_object_set_new(ev, "machines", json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"provider", t->provider ? json_string(t->provider) : json_null(),
+		"created", (json_int_t)(t->machines ? 0 : t->created),
+		"changed", (json_int_t)(t->machines ? 0 : t->changed),
+		"deleted", (json_int_t)(t->machines ? 0 : t->deleted),
+		"installed", (json_int_t)t->m_installed,
+		"reset", (json_int_t)t->m_reset,
+		"unchanged", (json_int_t)(t->machines ? t->m_unchanged : t->kept)));
 	if (extra) {
 		json_object_update(ev, extra);
 		json_decref(extra);

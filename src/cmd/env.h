@@ -66,6 +66,7 @@ struct env_tally {
 	 * installed (the journal's "installed" appeared in this run), reset
 	 * (talos-reset's step events) and the others (unchanged). */
 	bool machines;
+	const char *provider;       /* "proxmox", "vps" (the summary's) */
 	bool *installed_before;
 	char *written;              /* nodes rescue-install wrote, "\n"-ended */
 	size_t m_installed, m_reset, m_unchanged;

@@ -65,6 +65,7 @@ struct proxmox_config {
 	char *pool;                /* optional resource pool */
 	char *disk_storage;        /* storage.disks */
 	char *iso_storage;         /* storage.isos */
+	char *image_factory;       /* Image Factory the Talos ISO comes from */
 	char *bridge;
 	int vlan;                  /* 0 = untagged */
 	int vmid_base;             /* first VM id this env owns */

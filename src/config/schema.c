@@ -78,6 +78,8 @@ static const struct field proxmox_fields[] = {
 	FLD("pool", T_STR, struct proxmox_config, pool,
 	    "resource pool the VMs join (optional)"),
 	FSAME("storage", storage_schema, "storage names"),
+	FLD("image_factory", T_STR, struct proxmox_config, image_factory,
+	    "Image Factory the Talos ISO comes from (default https://factory.talos.dev)"),
 	FLD("bridge", T_STR, struct proxmox_config, bridge,
 	    "network bridge (default vmbr0)"),
 	FINT("vlan", struct proxmox_config, vlan, 1, 4094,

@@ -460,6 +460,11 @@ check_proxmox(struct vctx *v)
 		p->vmid_count = 100;
 	set_default(&p->disk_storage, "local-lvm");
 	set_default(&p->iso_storage, "local");
+	set_default(&p->image_factory, "https://" FACTORY_HOST);
+	if (strncmp(p->image_factory, "https://", 8) &&
+	    strncmp(p->image_factory, "http://", 7))
+		verr(v, "proxmox.image_factory", "'%s' is not an http(s) URL; "
+		     "write it as https://host[:port]", p->image_factory);
 	set_default(&p->bridge, "vmbr0");
 	set_default(&p->cpu_type, "x86-64-v2-AES");
 	/* Default cidata: the first config (every CA key) then travels only
@@ -657,6 +662,24 @@ check_talos(struct vctx *v)
 		}
 	}
 
+	/* talos.config= (and its talos.config.* options) makes the node
+	 * fetch its machine config at boot (FACTS-metal.md §1, §3). strata
+	 * does not pass the config that way: it would bake the argument
+	 * into the image and host nothing, so say no rather than half do it
+	 * (docs/vps.md, "Closing the exposure window"). */
+	for (i = 0; i < t->kernel_args.n; i++) {
+		char path[64];
+
+		if (strncmp(t->kernel_args.v[i], "talos.config", 12))
+			continue;
+		snprintf(path, sizeof(path), "talos.schematic.kernel_args[%zu]", i);
+		verr(v, path, "a talos.config kernel argument (the machine config "
+		     "fetched at boot) is not supported: strata applies the "
+		     "config %s; remove it (docs/vps.md, \"Closing the exposure "
+		     "window\")", cfg->platform == PLATFORM_PROXMOX
+		     ? "from the cidata ISO or in maintenance mode"
+		     : "in maintenance mode as soon as the node answers");
+	}
 	if (t->schematic_id && (t->extensions.n || t->kernel_args.n))
 		verr(v, "talos.schematic",
 		     "give either schematic.id or extensions/kernel_args (the "

@@ -32,7 +32,8 @@ apply_iso_target(struct apply_ctx *c, struct err *err)
 	/* Only the nocloud image reads a cidata drive (FACTS-metal.md §1);
 	 * the installed system is the metal platform either way. */
 	platform = cidata_mode(c) ? "nocloud" : "metal";
-	pa->iso_url = talos_factory_iso_url(id, c->cfg->talos.version, platform);
+	pa->iso_url = talos_factory_iso_url(c->cfg->proxmox.image_factory, id,
+					    c->cfg->talos.version, platform);
 	/* Version and schematic in the name: clusters sharing a storage share it. */
 	pa->iso_volid = xasprintf("%s:iso/talos-%s-%.12s-%s-amd64.iso",
 				 c->cfg->proxmox.iso_storage, c->cfg->talos.version, id,
@@ -54,6 +55,30 @@ needs_iso(struct apply_ctx *c)
 	return false;
 }
 
+/*
+ * The factory serves only schematics it knows (FACTS-metal.md §1), and it
+ * is Proxmox that downloads the ISO: one with extensions or kernel args is
+ * POSTed to it first (its id must be the one strata computed and named
+ * the ISO by). A given talos.schematic.id was registered by its owner;
+ * the vanilla schematic is known to every factory.
+ */
+static int
+register_schematic(const struct config *cfg, struct err *err)
+{
+	char id[65];
+	int r = talos_schematic_register(cfg, cfg->proxmox.image_factory, id,
+					 err);
+
+	if (r < 0)
+		return err_wrap(err, "registering the schematic with the Image "
+				"Factory %s (Proxmox downloads the Talos ISO "
+				"from it)", cfg->proxmox.image_factory);
+	if (r > 0)
+		out_step("schematic %.12s... registered with %s", id,
+			 cfg->proxmox.image_factory);
+	return 0;
+}
+
 static int
 iso_run(struct apply_ctx *c, struct err *err)
 {
@@ -63,7 +88,7 @@ iso_run(struct apply_ctx *c, struct err *err)
 	const char **nodes = xcalloc(pa->plan.n + 1, sizeof(char *));
 	char **upids = xcalloc(pa->plan.n + 1, sizeof(char *));
 	size_t i, j, nn = 0;
-	bool shared = false;
+	bool shared = false, registered = false;
 	int r = 0;
 
 	/* The nodes that get a new VM, once each. */
@@ -95,6 +120,9 @@ iso_run(struct apply_ctx *c, struct err *err)
 		}
 		if (has)
 			continue;
+		if (!registered && (r = register_schematic(c->cfg, err)) < 0)
+			break;
+		registered = true;
 		out_step("downloading %s to %s on %s", fname, storage, nodes[i]);
 		if ((r = pve_download_url(pa->pve, nodes[i], storage, pa->iso_url, "iso",
 					  fname, NULL, &upids[i], err)) < 0)

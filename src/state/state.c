@@ -7,11 +7,63 @@
 #include "util/buf.h"
 #include "util/fs.h"
 
+/* The journal's shape (docs/state.md): 2 keys every machine under
+ * "machines" with its provider; 1 (and files without the key) kept
+ * Proxmox VMs under "vms" and a VPS's rescue install under talos.<node>. */
+#define STATE_FORMAT 2
+
+static json_t *section(struct state *st, const char *name);
+
+/* A journal written by an earlier strata, brought to STATE_FORMAT in
+ * memory (written back by the next save; reading alone writes nothing). */
+static void
+migrate(struct state *st)
+{
+	json_t *vms = json_object_get(st->root, "vms");
+	json_t *talos = json_object_get(st->root, "talos");
+	json_t *machines, *o;
+	const char *name;
+	static const char *const vps_keys[] = { "rescue", "image_sha256" };
+
+	machines = section(st, "machines");
+	json_object_foreach(vms, name, o) {
+		if (!json_is_object(o) || json_object_get(machines, name))
+			continue;
+		json_object_set_new(o, "provider", json_string("proxmox"));
+		json_object_set(machines, name, o);
+	}
+	json_object_del(st->root, "vms");
+	json_object_foreach(talos, name, o) {
+		json_t *m = NULL;
+		size_t i;
+
+		for (i = 0; i < sizeof(vps_keys) / sizeof(vps_keys[0]); i++) {
+			json_t *v = json_object_get(o, vps_keys[i]);
+
+			if (!json_is_string(v))
+				continue;
+			if (!m) {
+				m = json_object_get(machines, name);
+				if (!json_is_object(m)) {
+					m = json_object();
+					json_object_set_new(m, "provider",
+							    json_string("vps"));
+					json_object_set_new(machines, name, m);
+				}
+			}
+			json_object_set(m, vps_keys[i], v);
+			json_object_del(o, vps_keys[i]);
+		}
+	}
+	json_object_set_new(st->root, "format_version", json_integer(STATE_FORMAT));
+}
+
 int
 state_load(struct state *st, const char *env_dir, struct err *err)
 {
 	struct buf b = BUF_INIT;
 	json_error_t je;
+	json_t *fv;
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -22,7 +74,8 @@ state_load(struct state *st, const char *env_dir, struct err *err)
 	if (r == -ERR_NOTFOUND) {
 		err_clear(err);
 		st->root = json_object();
-		json_object_set_new(st->root, "format_version", json_integer(1));
+		json_object_set_new(st->root, "format_version",
+				    json_integer(STATE_FORMAT));
 		buf_release(&b);
 		return 0;
 	}
@@ -40,6 +93,19 @@ state_load(struct state *st, const char *env_dir, struct err *err)
 			       "journal: restore it from a backup or move it "
 			       "away to start over", st->path, je.line, je.text);
 	}
+	fv = json_object_get(st->root, "format_version");
+	if (json_is_integer(fv) && json_integer_value(fv) > STATE_FORMAT) {
+		json_int_t v = json_integer_value(fv);
+
+		json_decref(st->root);
+		st->root = NULL;
+		return err_set(err, ERR_FAIL, "'%s' has journal format %lld, "
+			       "written by a newer strata (this one reads up "
+			       "to %d): use that version of strata", st->path,
+			       (long long)v, STATE_FORMAT);
+	}
+	if (!json_is_integer(fv) || json_integer_value(fv) < STATE_FORMAT)
+		migrate(st);
 	return 0;
 }
 
@@ -119,8 +185,9 @@ state_vm_record(struct state *st, const struct vm_spec *s, struct err *err)
 	json_t *o = vm_spec_json(s);
 	int r;
 
+	json_object_set_new(o, "provider", json_string("proxmox"));
 	pthread_mutex_lock(&st->mu);
-	json_object_set_new(section(st, "vms"), s->name, o);
+	json_object_set_new(section(st, "machines"), s->name, o);
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
@@ -132,7 +199,7 @@ state_vm_forget(struct state *st, const char *name, struct err *err)
 	int r;
 
 	pthread_mutex_lock(&st->mu);
-	json_object_del(section(st, "vms"), name);
+	json_object_del(section(st, "machines"), name);
 	json_object_del(section(st, "talos"), name);
 	json_object_del(section(st, "civms"), name);
 	r = state_save(st, err);
@@ -148,6 +215,15 @@ sdup(json_t *o, const char *k)
 	return s ? xstrdup(s) : NULL;
 }
 
+/* A machines.<name> record of a Proxmox VM. */
+static bool
+is_vm(json_t *o)
+{
+	const char *p = json_string_value(json_object_get(o, "provider"));
+
+	return p && !strcmp(p, "proxmox");
+}
+
 void
 state_vms(struct state *st, struct vm_spec **out, size_t *n)
 {
@@ -156,11 +232,14 @@ state_vms(struct state *st, struct vm_spec **out, size_t *n)
 	size_t k = 0;
 
 	pthread_mutex_lock(&st->mu);
-	vms = section(st, "vms");
+	vms = section(st, "machines");
 	*out = xcalloc(json_object_size(vms) + 1, sizeof(**out));
 	json_object_foreach(vms, name, o) {
-		struct vm_spec *s = &(*out)[k++];
+		struct vm_spec *s;
 
+		if (!is_vm(o))
+			continue;
+		s = &(*out)[k++];
 		s->name = xstrdup(name);
 		s->vmid = (int)json_integer_value(json_object_get(o, "vmid"));
 		s->node = sdup(o, "node");
@@ -299,6 +378,38 @@ state_civm_set(struct state *st, const char *vm, const char *key,
 	return sub_set(st, "civms", vm, key, val, err);
 }
 
+char *
+state_machine_get(struct state *st, const char *name, const char *key)
+{
+	return sub_get(st, "machines", name, key);
+}
+
+int
+state_machine_setv(struct state *st, const char *name, const char *provider,
+		   const struct state_kv *kv, size_t n, struct err *err)
+{
+	struct state_kv *all = xcalloc(n + 1, sizeof(*all));
+	size_t i;
+	int r;
+
+	all[0].key = "provider";
+	all[0].val = provider;
+	for (i = 0; i < n; i++)
+		all[i + 1] = kv[i];
+	r = sub_setv(st, "machines", name, all, n + 1, err);
+	free(all);
+	return r;
+}
+
+int
+state_machine_set(struct state *st, const char *name, const char *provider,
+		  const char *key, const char *val, struct err *err)
+{
+	struct state_kv kv = { key, val };
+
+	return state_machine_setv(st, name, provider, &kv, 1, err);
+}
+
 void
 state_talos_nodes(struct state *st, char ***out, size_t *n)
 {
@@ -378,14 +489,14 @@ state_macs_all(struct state *st, char ***out, size_t *n)
 
 	pthread_mutex_lock(&st->mu);
 	macs = section(st, "macs");
-	vms = section(st, "vms");
+	vms = section(st, "machines");
 	*out = xcalloc(json_object_size(macs) + json_object_size(vms) + 1,
 		       sizeof(char *));
 	json_object_foreach(macs, name, o)
 		if (json_is_string(o))
 			(*out)[k++] = xstrdup(json_string_value(o));
 	json_object_foreach(vms, name, o) {
-		char *m = sdup(o, "mac");
+		char *m = is_vm(o) ? sdup(o, "mac") : NULL;
 
 		if (m)
 			(*out)[k++] = m;

@@ -1,6 +1,9 @@
 /*
- * state: ENV/state.json, the journal of what strata did: VM ids, MACs and
- * the properties last applied per VM, and which phases completed. Written
+ * state: ENV/state.json, the journal of what strata did: the machines it
+ * made or installed (machines.<name>, each with its provider: a Proxmox
+ * VM's id, MAC and properties last applied; a VPS's rescue install), the
+ * MACs chosen, per-node Talos facts, and which phases completed
+ * (docs/state.md; older journals are read and brought up to date). Written
  * atomically (0600) after every step, so an interrupted apply resumes from
  * what really happened. The live hypervisor stays the authority on what
  * exists; the journal says what strata applied (drift detection) and
@@ -38,11 +41,28 @@ int state_load(struct state *st, const char *env_dir, struct err *err);
 int state_save(struct state *st, struct err *err);
 void state_release(struct state *st);
 
-/* VMs as last applied, keyed by name. */
+/* Proxmox VMs as last applied: machines.<name> with provider "proxmox". */
 int state_vm_record(struct state *st, const struct vm_spec *applied,
 		    struct err *err);   /* records and saves */
 int state_vm_forget(struct state *st, const char *name, struct err *err);
 void state_vms(struct state *st, struct vm_spec **out, size_t *n);
+
+/* A key and its value (NULL: delete), for the *_setv calls. */
+struct state_kv {
+	const char *key, *val;
+};
+
+/*
+ * A machine's own facts, machines.<name>.<key> (string values; NULL
+ * deletes), for a provider without VMs: vps journals its rescue install
+ * ("rescue": writing, verified, rebooted; "image_sha256"). Setting one
+ * records the machine's provider too. Forgetting a VM forgets its record.
+ */
+char *state_machine_get(struct state *st, const char *name, const char *key);
+int state_machine_set(struct state *st, const char *name, const char *provider,
+		      const char *key, const char *val, struct err *err);
+int state_machine_setv(struct state *st, const char *name, const char *provider,
+		       const struct state_kv *kv, size_t n, struct err *err);
 
 /*
  * Per-node Talos journal: string values under talos.<node>.<key>
@@ -54,9 +74,6 @@ int state_talos_set(struct state *st, const char *node, const char *key,
 		    const char *val, struct err *err);
 /* Several keys at once (val NULL deletes), one save; no save when nothing
  * changes (state_talos_set and state_addon_set skip it too). */
-struct state_kv {
-	const char *key, *val;
-};
 int state_talos_setv(struct state *st, const char *node,
 		     const struct state_kv *kv, size_t n, struct err *err);
 /*

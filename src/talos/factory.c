@@ -93,10 +93,18 @@ out:
 }
 
 char *
-talos_factory_iso_url(const char *id, const char *version, const char *platform)
+talos_factory_iso_url(const char *base, const char *id, const char *version,
+		      const char *platform)
 {
-	return xasprintf("https://" FACTORY_HOST "/image/%s/%s/%s-amd64.iso",
-			 id, version, platform);
+	size_t n;
+
+	if (!base)
+		base = "https://" FACTORY_HOST;
+	n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/image/%s/%s/%s-amd64.iso", (int)n, base, id,
+			 version, platform);
 }
 
 char *

@@ -38,9 +38,10 @@ int talos_schematic_id(char id[65], const struct schematic *s,
  */
 int talos_factory_register(const char *base, const struct schematic *s,
 			   char id[65], struct err *err);
-/* https://factory.talos.dev/image/<id>/<ver>/<platform>-amd64.iso */
-char *talos_factory_iso_url(const char *id, const char *version,
-			    const char *platform);
+/* <base>/image/<id>/<ver>/<platform>-amd64.iso; base NULL:
+ * https://factory.talos.dev (a trailing / is dropped). */
+char *talos_factory_iso_url(const char *base, const char *id,
+			    const char *version, const char *platform);
 /* factory.talos.dev/<platform>-installer/<id>:<ver> */
 char *talos_factory_installer(const char *id, const char *version,
 			      const char *platform);

@@ -481,6 +481,21 @@ talos_schematic_for(char id[65], const struct config *cfg, struct err *err)
 	return 0;
 }
 
+int
+talos_schematic_register(const struct config *cfg, const char *base,
+			 char id[65], struct err *err)
+{
+	struct schematic sch;
+
+	if (cfg->talos.schematic_id ||
+	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
+		return 0;
+	talos_schematic_of(&sch, cfg);
+	if (talos_factory_register(base, &sch, id, err) < 0)
+		return -1;
+	return 1;
+}
+
 /*
  * The MAC a node's link is selected by, lower case (as Talos formats
  * mac()): the config's, else the one state.json recorded for its VM,
@@ -531,7 +546,9 @@ gen_here(const struct config *cfg, const char *env_dir,
 		return err_set(err, ERR_USAGE, "talos.version, kubernetes.cluster_name, endpoint and version are required");
 	if ((r = talos_schematic_for(res->schematic_id, cfg, err)) < 0)
 		return r;
-	res->iso_url = talos_factory_iso_url(res->schematic_id, ver, "metal");
+	res->iso_url = talos_factory_iso_url(cfg->platform == PLATFORM_PROXMOX
+					     ? cfg->proxmox.image_factory : NULL,
+					     res->schematic_id, ver, "metal");
 	res->installer_image = cfg->talos.installer_image
 		? xstrdup(cfg->talos.installer_image)
 		: talos_factory_installer(res->schematic_id, ver, "metal");

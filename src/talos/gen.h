@@ -50,6 +50,15 @@ int talos_schematic_for(char id[65], const struct config *cfg, struct err *err);
 /* The schematic of talos.kernel_args and talos.extensions (borrowed from cfg). */
 struct schematic;
 void talos_schematic_of(struct schematic *sch, const struct config *cfg);
+/*
+ * A factory serves only the schematics it knows (FACTS-metal.md §1): POST
+ * the config's to the Image Factory at base, unless it is a given
+ * talos.schematic.id (its owner registered it) or the vanilla one (every
+ * factory knows it). 1: POSTed, id the factory's answer (the one strata
+ * computed, else an error); 0: nothing to POST; negative: err.
+ */
+int talos_schematic_register(const struct config *cfg, const char *base,
+			     char id[65], struct err *err);
 int talos_gen(const struct config *cfg, const char *env_dir,
 	      struct gen_result *res, struct err *err);
 void gen_result_release(struct gen_result *res);

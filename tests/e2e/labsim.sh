@@ -12,8 +12,13 @@ labsim_start() {
 	fi
 	LABSIM_DIR="$T/labsim"
 	mkdir -p "$LABSIM_DIR"
+	# An Image Factory always (Proxmox downloads the Talos ISO from it;
+	# write_env points proxmox.image_factory at it), unless the caller
+	# places one itself (vps_lab).
+	_fac="--factory-addr 127.0.0.1:0"
+	case " $* " in *" --factory-addr "*) _fac= ;; esac
 	$PY "$TOP/tests/labsim/labsim.py" --state "$LABSIM_DIR" --proxmox-addr 127.0.0.1:0 \
-		--time-scale "${LABSIM_SCALE:-0.01}" --reference "$REF" "$@" \
+		--time-scale "${LABSIM_SCALE:-0.01}" --reference "$REF" $_fac "$@" \
 		> "$LABSIM_DIR/log" 2>&1 &
 	LABSIM_PID=$!
 	i=0
@@ -32,6 +37,7 @@ print("PVE_PORT=%d" % r["proxmox"]["port"])
 print("PVE_FP='%s'" % r["proxmox"]["fingerprint"])
 print("PVE_TOKEN_ID='%s'" % r["token"]["id"])
 print("PVE_TOKEN_SECRET='%s'" % r["token"]["secret"])
+print("FACTORY_URL='%s'" % (r.get("factory") or {}).get("url", ""))
 PYEOF
 )"
 	export PVE_TOKEN_SECRET
@@ -87,6 +93,7 @@ proxmox:
   nodes: [pve1, pve2]
   vmid: {base: $3, count: 50}
   first_boot: ${FIRST_BOOT:-maintenance}
+  image_factory: $FACTORY_URL
 network:
   cidr: $_net.0/24
   gateway: $_net.1

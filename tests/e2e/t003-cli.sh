@@ -47,6 +47,8 @@ print("plan create", [e for e in ev if e["type"] == "plan"][0]["plan"]["summary"
 s = ev[-1]
 print("summary", s["result"], s["exit_code"], s["vms"]["created"], s["talos_applied"],
       isinstance(s["elapsed_s"], float), s["resumable"])
+m = s["machines"]
+print("machines", m["provider"], m["created"] == s["vms"]["created"], m["installed"], m["reset"])
 PYEOF
 [ $? -eq 0 ] && ok "every line of the event stream parses" || { bad "event stream does not parse"; head -5 "$T/events" | sed 's/^/     | /'; }
 expect_grep "^first start$" "$T/check" "stream starts with a start event"
@@ -57,6 +59,7 @@ expect_grep "^vms done install done$" "$T/check" "phase_end results"
 expect_grep "^vm steps ok 2$" "$T/check" "one ok step per VM"
 expect_grep "^plan create 2$" "$T/check" "the plan as an event with typed numbers"
 expect_grep "^summary done 0 2 2 True False$" "$T/check" "summary: done, 2 VMs created, 2 nodes configured"
+expect_grep "^machines proxmox True 2 0$" "$T/check" "summary machines: provider proxmox, the VM counts, 2 nodes installed"
 if grep -qv '^{' "$T/events"; then bad "stdout holds only JSON"; else ok "stdout holds only JSON"; fi
 expect_grep "apply complete: 2 VMs created, 0 changed, 0 deleted, 0 unchanged; Talos config applied to 2 nodes in" "$T/err" "human summary line on stderr"
 

@@ -61,10 +61,31 @@ kube_get "$E" /api/v1/nodes > "$T/nodes" 2>&1
 rd=$($PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join('%s=%s' % (i['metadata']['name'], [c['status'] for c in i['status']['conditions'] if c['type'] == 'Ready']) for i in d['items']))" "$T/nodes" 2>&1)
 [ "$rd" = "edge-cp-1=['True']" ] && ok "the Kubernetes node edge-cp-1 is Ready" || bad "nodes: $rd"
 
-# --- a re-run never rewrites ---------------------------------------------
+# --- the journal keys the server as a machine (docs/state.md) -------------
+img_sha=$(sha256sum "$T/image.raw" | cut -d' ' -f1)
+j=$($PY -c "
+import json,sys; d=json.load(open(sys.argv[1])); m=d['machines']['edge-cp-1']
+print(d['format_version'], 'vms' in d, m['provider'], m['rescue'], m['image_sha256'] == sys.argv[2],
+      'rescue' in d['talos']['edge-cp-1'], d['talos']['edge-cp-1']['installed'])" "$E/state.json" "$img_sha" 2>&1)
+[ "$j" = "2 False vps rebooted True False mtls" ] && ok "state.json: machines.edge-cp-1 (provider vps, rescue rebooted, the image's SHA-256); Talos facts under talos" \
+	|| bad "journal: $j"
+
+# --- a re-run never rewrites, also from a journal an earlier strata wrote
+# (format 1: the rescue install under talos.<node>, no machines) ---------
+$PY -c "
+import json,sys; p=sys.argv[1]; d=json.load(open(p)); m=d.pop('machines')['edge-cp-1']
+d['format_version'] = 1; m.pop('provider')
+d['talos']['edge-cp-1'].update(m); json.dump(d, open(p, 'w'))" "$E/state.json"
 gets=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
-expect_rc 0 "re-run" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_rc 0 "re-run (-o json, old journal)" -- "$STRATA" apply "$E" --yes --timeout 60s -o json
 expect_grep "runs Talos of this cluster at $IP; its disk is not rewritten" "$T/err" "the installed disk is not rewritten"
+s=$($PY -c "
+import json,sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e['type'] == 'summary': print(e['result'], sorted(e['machines'].items()), 'vms' in e)" "$T/out")
+[ "$s" = "done [('changed', 0), ('created', 0), ('deleted', 0), ('installed', 0), ('provider', 'vps'), ('reset', 0), ('unchanged', 1)] False" ] \
+	&& ok "the summary event counts the machine (provider vps, unchanged), no vms object" || bad "summary: $s"
 gets2=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
 [ "$gets" = "$gets2" ] && ok "no image download on the re-run" || bad "downloads $gets -> $gets2"
 stop_sshd
@@ -76,6 +97,10 @@ sed -i 's|^  admin_cidrs: \[127.0.0.0/8\]|  admin_cidrs: [127.0.0.0/8]\n  open_p
 expect_rc 0 "apply of a firewall change" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "firewall changed: applying in TRY mode" "$T/err" "the firewall change is tried first"
 expect_grep "firewall change tried, then applied" "$T/err" "then applied for good"
+j=$($PY -c "
+import json,sys; d=json.load(open(sys.argv[1]))
+print(d['format_version'], d['machines']['edge-cp-1']['provider'], d['machines']['edge-cp-1']['rescue'], 'rescue' in d['talos']['edge-cp-1'])" "$E/state.json" 2>&1)
+[ "$j" = "2 vps rebooted False" ] && ok "the old journal was written back as format 2, the rescue install kept" || bad "journal: $j"
 sleep 1.5   # past the simulated try_mode_timeout (60 s x time scale)
 t=$(labsim_py "[(x['tries'], x['reverts']) for x in s['talos']['nodes'] if x['ip'] == '$IP']")
 [ "$t" = "[(1, 0)]" ] && ok "one TRY, not reverted (confirmed)" || bad "tries/reverts: $t"

@@ -1076,6 +1076,14 @@ class Api(PoolsMixin, Layer0Mixin):
                 if "checksum" not in p:
                     raise ApiError(500, "refusing to override existing file '/var/lib/vz/template/%s/%s'"
                                    % (content, fname))
+            elif self.w.factory is not None:
+                # wget of a URL on the simulated Image Factory: it serves
+                # only schematics it knows (FACTS-metal.md section 1), so
+                # the download fails (the message is labsim's own)
+                got_url = self.w.factory.fetch(p["url"])
+                if got_url is not None and got_url[0] != 200:
+                    raise ApiError(500, "labsim: download of '%s' failed: HTTP %d %s"
+                                   % (p["url"], got_url[0], got_url[1].decode(errors="replace").strip()))
             if "checksum" in p and p["checksum"].lower() != got:
                 raise ApiError(500, "checksum mismatch: got '%s' != expect '%s', aborting"
                                % (got, p["checksum"].lower()))
@@ -1349,6 +1357,14 @@ def make_handler(sim):
                         return self.send(200, {"data": w.talos.add_foreign(req["ip"])})
                     except (ValueError, RuntimeError) as e:
                         raise ApiError(409, str(e))
+                if method == "GET" and what == "factory":
+                    # the Image Factory alone (a Proxmox lab has no metal)
+                    if w.factory is None:
+                        raise ApiError(400, "no Image Factory simulated (--factory-addr)")
+                    with w.factory.lock:
+                        return self.send(200, {"data": {"gets": list(w.factory.gets),
+                                                        "posts": list(w.factory.posts),
+                                                        "known": sorted(w.factory.known)}})
                 if what.startswith("metal") and getattr(w, "metal", None) is None:
                     raise ApiError(400, "no metal servers simulated (--factory-addr)")
                 if method == "POST" and what == "metal/boot":
@@ -1527,14 +1543,14 @@ def main(argv=None):
     factory_port = None
     if a.factory_addr:
         import metal
-        if sim.world.talos is None or not a.factory_image:
-            raise SystemExit("labsim: --factory-addr needs Talos and --factory-image")
         fhost, fport = parse_addr(a.factory_addr)
         if not ipaddress.ip_address(fhost).is_loopback:
             raise SystemExit("labsim: --factory-addr must be on loopback")
+        # without --factory-image: boot ISOs only (Proxmox's download-url)
         sim.world.factory = metal.Factory(a.factory_image)
         factory_port = sim.world.factory.serve((fhost, fport))
-        sim.world.metal = metal.Metal(sim.world.talos, sim.world.factory)
+        if sim.world.talos is not None and a.factory_image:
+            sim.world.metal = metal.Metal(sim.world.talos, sim.world.factory)
     ca, cert, key, fp = make_self_signed(a.state, a.nodes.split(",")[0])
     sim.api.fingerprint = fp
 

@@ -19,11 +19,14 @@ import json
 import re
 import subprocess
 import threading
+import urllib.parse
 
 from talos import Node
 
 VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 IMAGE_RE = re.compile(r"^/image/([0-9a-f]{64})/(v\d+\.\d+\.\d+)/metal-amd64\.raw(\.zst|\.xz)?$")
+# boot ISOs (FACTS.md section f: .../metal-amd64.iso, .../nocloud-amd64.iso)
+ISO_RE = re.compile(r"^/image/([0-9a-f]{64})/(v\d+\.\d+\.\d+)/(metal|nocloud)-amd64\.iso$")
 
 
 # The schematic as image-factory's pkg/schematic decodes it (go-yaml v3 with
@@ -99,8 +102,11 @@ def canonical_schematic(body):
 
 class Factory:
     def __init__(self, image_path, versions=None):
-        with open(image_path, "rb") as f:
-            self.raw = f.read()
+        # image_path None: boot ISOs only (a Proxmox lab), no raw image
+        self.raw = b""
+        if image_path:
+            with open(image_path, "rb") as f:
+                self.raw = f.read()
         self.sha = hashlib.sha256(self.raw).hexdigest()
         self.known = {VANILLA}
         self.versions = versions          # None: any vX.Y.Z
@@ -112,20 +118,38 @@ class Factory:
 
     def lookup(self, path):
         """(status, body) for a GET of path."""
-        m = IMAGE_RE.match(path)
-        if not m:
+        m = IMAGE_RE.match(path) if self.raw else None
+        iso = ISO_RE.match(path)
+        if not m and not iso:
             return 404, b"404 page not found\n"
-        sid, ver, comp = m.group(1), m.group(2), m.group(3) or ""
+        sid, ver = (m or iso).group(1), (m or iso).group(2)
         if sid not in self.known:
             return 404, b"schematic not found\n"
         if self.versions is not None and ver not in self.versions:
             return 404, b"version not found\n"
+        if iso:
+            # not a bootable ISO: nothing in the lab boots it (Proxmox
+            # VMs boot the simulated Talos), only its name matters
+            return 200, ("labsim ISO %s %s %s\n" % (sid, ver, iso.group(3))).encode()
+        comp = m.group(3) or ""
         with self.lock:
             if comp not in self.blobs:
                 tool = {".zst": ["zstd", "-q", "-c"], ".xz": ["xz", "-q", "-0", "-c"]}[comp]
                 self.blobs[comp] = subprocess.run(tool, input=self.raw, check=True,
                                                   stdout=subprocess.PIPE).stdout
             return 200, self.blobs[comp]
+
+    def fetch(self, url):
+        """A GET of url by another simulated host (Proxmox's download-url
+        fetching a boot ISO): (status, body), or None when url is not this
+        factory's."""
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or (u.hostname, u.port) != getattr(self, "addr", None):
+            return None
+        status, body = self.lookup(u.path)
+        with self.lock:
+            self.gets.append({"path": u.path, "status": status, "by": "proxmox"})
+        return status, body
 
     def serve(self, addr):
         fac = self
@@ -187,6 +211,7 @@ class Factory:
 
         host, port = addr
         self.httpd = http.server.ThreadingHTTPServer((host, port), H)
+        self.addr = (host, self.httpd.server_address[1])
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self.httpd.server_address[1]

@@ -118,8 +118,12 @@ class FactoryTest(unittest.TestCase):
         self.assertEqual(st, 400)
         self.assertIn("field custom not found in type schematic.Schematic", msg)
 
-    def test_only_metal_raw_paths(self):
-        self.assertEqual(self.get("/image/%s/v1.12.11/metal-amd64.iso" % metal.VANILLA)[0], 404)
+    def test_only_metal_raw_and_iso_paths(self):
+        # boot ISOs too (FACTS.md section f), of known schematics only
+        self.assertEqual(self.get("/image/%s/v1.12.11/metal-amd64.iso" % metal.VANILLA)[0], 200)
+        self.assertEqual(self.get("/image/%s/v1.12.11/nocloud-amd64.iso" % metal.VANILLA)[0], 200)
+        self.assertEqual(self.get("/image/%s/v1.12.11/metal-amd64.iso" % ("0" * 64))[0], 404)
+        self.assertEqual(self.get("/image/%s/v1.12.11/metal-amd64.img" % metal.VANILLA)[0], 404)
         self.assertEqual(self.get("/image/%s/1.12.11/metal-amd64.raw.zst" % metal.VANILLA)[0], 404)
 
     def test_cut_download_is_short(self):
@@ -134,6 +138,44 @@ class FactoryTest(unittest.TestCase):
         self.assertEqual(len(body), 1000)
         # the next one is whole again
         self.assertEqual(len(self.get(self.url(metal.VANILLA, ""))[1]), 200000)
+
+
+class IsoDownloadTest(unittest.TestCase):
+    """Proxmox's download-url of a boot ISO from the simulated factory
+    (labsim --factory-addr without an image): like the real factory, it
+    serves only schematics it knows (FACTS-metal.md section 1), so the
+    download task of an id never POSTed fails, and succeeds once it is."""
+
+    @classmethod
+    def setUpClass(cls):
+        import harness
+        cls.sim = harness.Labsim("--factory-addr", "127.0.0.1:0", "--no-talos")
+        cls.base = cls.sim.ready["factory"]["url"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def download(self, sid, name):
+        p = {"url": "%s/image/%s/v1.12.11/metal-amd64.iso" % (self.base, sid),
+             "content": "iso", "filename": name}
+        return self.sim.wait_task(self.sim.ok("POST", "/nodes/pve1/storage/local/download-url", p))
+
+    def test_unknown_schematic_iso_download_fails_until_posted(self):
+        body = b"customization:\n    extraKernelArgs:\n        - labsim-iso-test\n"
+        sid = hashlib.sha256(body).hexdigest()
+        st = self.download(sid, "talos-unknown.iso")
+        self.assertNotEqual(st["exitstatus"], "OK")
+        self.assertIn("HTTP 404 schematic not found", st["exitstatus"])
+        isos = self.sim.ok("GET", "/nodes/pve1/storage/local/content", {"content": "iso"})
+        self.assertNotIn("local:iso/talos-unknown.iso", [v["volid"] for v in isos])
+        req = urllib.request.Request(self.base + "/schematics", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            self.assertEqual(json.load(r)["id"], sid)
+        self.assertEqual(self.download(sid, "talos-known.iso")["exitstatus"], "OK")
+        self.assertEqual(self.download(metal.VANILLA, "talos-vanilla.iso")["exitstatus"], "OK")
+        gets = self.sim.control("GET", "factory")[2]["data"]["gets"]
+        self.assertEqual([g["status"] for g in gets if g.get("by") == "proxmox"], [404, 200, 200])
 
 
 class MetalBootTest(unittest.TestCase):

@@ -159,6 +159,153 @@ test_state__talos_setv(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
+#define FIXTURES SRCDIR "/tests/unit/fixtures"
+
+/* dir/state.json := a fixture written by an earlier strata. */
+static void
+put_fixture(const char *dir, const char *name)
+{
+	tu_sh("cp %s/%s %s/state.json", FIXTURES, name, dir);
+}
+
+/* A journal of format 1 (Proxmox VMs under "vms"): read as machines with
+ * provider proxmox; reading writes nothing; the next save writes format
+ * 2 (no "vms"), which reads back the same. */
+static void
+test_state__v1_proxmox_migrated(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+	struct vm_spec *v = NULL;
+	char **macs, *before, *after, *p;
+	size_t n = 0, i, round;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	put_fixture(dir, "state-v1-proxmox.json");
+	before = tu_slurp(dir, "state.json");
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(state_load(&st, dir, &e), 0);
+		state_vms(&st, &v, &n);
+		assert_int_equal(n, 2);
+		for (i = 0; i < n; i++)
+			if (!strcmp(v[i].name, "lab-cp-1")) {
+				assert_int_equal(v[i].vmid, 1000);
+				assert_string_equal(v[i].node, "pve1");
+				assert_int_equal(v[i].memory_mib, 4096);
+				assert_string_equal(v[i].mac, "BC:24:11:5E:00:01");
+				assert_string_equal(v[i].role, "controlplane");
+			} else {
+				assert_string_equal(v[i].name, "lab-vm-1");
+				assert_string_equal(v[i].ci_seed, "9f86d081884c7d65");
+			}
+		vm_specs_free(v, n);
+		p = state_machine_get(&st, "lab-vm-1", "provider");
+		assert_string_equal(p, "proxmox");
+		free(p);
+		state_macs_all(&st, &macs, &n);
+		assert_int_equal(n, 3);   /* the reserved one and both VMs' */
+		for (i = 0; i < n; i++)
+			free(macs[i]);
+		free(macs);
+		p = state_talos_get(&st, "lab-cp-1", "installed");
+		assert_string_equal(p, "mtls");
+		free(p);
+		assert_true(state_phase_done(&st, "bootstrap"));
+		if (round == 0) {
+			/* loading alone wrote nothing */
+			after = tu_slurp(dir, "state.json");
+			assert_string_equal(after, before);
+			free(after);
+			assert_int_equal(state_phase_mark(&st, "cni", true, &e), 0);
+			after = tu_slurp(dir, "state.json");
+			assert_null(strstr(after, "\"vms\""));
+			assert_non_null(strstr(after, "\"format_version\": 2"));
+			assert_non_null(strstr(after, "\"machines\""));
+			free(after);
+		}
+		state_release(&st);
+	}
+	free(before);
+	tu_sh("rm -rf %s", dir);
+}
+
+/* Format 1 of a VPS: the rescue install was under talos.<node>; read, it
+ * is the machine's (provider vps), and no VM. */
+static void
+test_state__v1_vps_migrated(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+	struct vm_spec *v = NULL;
+	size_t n = 9;
+	char *p, *after;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	put_fixture(dir, "state-v1-vps.json");
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	p = state_machine_get(&st, "edge-cp-1", "rescue");
+	assert_string_equal(p, "rebooted");
+	free(p);
+	p = state_machine_get(&st, "edge-cp-1", "image_sha256");
+	assert_string_equal(p, "7d865e959b2466918c9863afca942d0fb89d7c9ac0c99bafc3749504ded97730");
+	free(p);
+	p = state_machine_get(&st, "edge-cp-1", "provider");
+	assert_string_equal(p, "vps");
+	free(p);
+	assert_null(state_talos_get(&st, "edge-cp-1", "rescue"));
+	p = state_talos_get(&st, "edge-cp-1", "config_sha256");
+	assert_non_null(p);
+	free(p);
+	p = state_talos_get(&st, "edge-cp-1", "firewall_sha256");
+	assert_non_null(p);
+	free(p);
+	state_vms(&st, &v, &n);
+	assert_int_equal(n, 0);
+	vm_specs_free(v, n);
+	/* a write from the rescue install: format 2 on disk */
+	assert_int_equal(state_machine_set(&st, "edge-cp-1", "vps", "rescue",
+					   "writing", &e), 0);
+	state_release(&st);
+	after = tu_slurp(dir, "state.json");
+	assert_non_null(strstr(after, "\"format_version\": 2"));
+	assert_null(strstr(after, "\"rebooted\""));
+	free(after);
+	assert_int_equal(state_load(&st, dir, &e), 0);
+	p = state_machine_get(&st, "edge-cp-1", "rescue");
+	assert_string_equal(p, "writing");
+	free(p);
+	/* a forgotten machine takes its record along */
+	assert_int_equal(state_vm_forget(&st, "edge-cp-1", &e), 0);
+	assert_null(state_machine_get(&st, "edge-cp-1", "provider"));
+	state_release(&st);
+	tu_sh("rm -rf %s", dir);
+}
+
+/* A journal from a newer strata is refused, not half-understood. */
+static void
+test_state__newer_format_refused(void **state)
+{
+	char dir[] = "/tmp/strata-state.XXXXXX";
+	struct state st;
+	struct err e = ERR_INIT;
+	char *path;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = fs_join(dir, "state.json");
+	assert_int_equal(fs_write_atomic(path, "{\"format_version\": 3}", 21,
+					 0600, &e), 0);
+	assert_true(state_load(&st, dir, &e) < 0);
+	assert_non_null(strstr(e.msg, "journal format 3, written by a newer strata"));
+	state_release(&st);
+	free(path);
+	tu_sh("rm -rf %s", dir);
+}
+
 static void
 test_observe__parsers(void **state)
 {
@@ -244,6 +391,9 @@ main(void)
 		cmocka_unit_test(test_state__chosen_macs),
 		cmocka_unit_test(test_state__talos_setv),
 		cmocka_unit_test(test_state__concurrent_records_all_saved),
+		cmocka_unit_test(test_state__v1_proxmox_migrated),
+		cmocka_unit_test(test_state__v1_vps_migrated),
+		cmocka_unit_test(test_state__newer_format_refused),
 		cmocka_unit_test(test_observe__parsers),
 	};
 

@@ -64,8 +64,11 @@ test_factory__urls(void **state)
 	char *u;
 
 	(void)state;
-	u = talos_factory_iso_url("abc", "v1.12.11", "nocloud");
+	u = talos_factory_iso_url(NULL, "abc", "v1.12.11", "nocloud");
 	assert_string_equal(u, "https://factory.talos.dev/image/abc/v1.12.11/nocloud-amd64.iso");
+	free(u);
+	u = talos_factory_iso_url("http://127.0.0.1:8080/", "abc", "v1.12.11", "metal");
+	assert_string_equal(u, "http://127.0.0.1:8080/image/abc/v1.12.11/metal-amd64.iso");
 	free(u);
 	u = talos_factory_installer("abc", "v1.12.11", "metal");
 	assert_string_equal(u, "factory.talos.dev/metal-installer/abc:v1.12.11");

@@ -39,8 +39,8 @@ struct pve_apply {
 struct pve_apply *pve_apply_of(const struct apply_ctx *c);
 
 /*
- * Set the ISO target (pve_apply iso_url, iso_volid) for the environment's Talos version and
- * Image Factory schematic (ph_iso.c).
+ * Set pve_apply's iso_url and iso_volid for the environment's Talos
+ * version and Image Factory schematic (ph_iso.c).
  */
 int apply_iso_target(struct apply_ctx *c, struct err *err);
 

@@ -179,7 +179,7 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 	np->role = nd->role == ROLE_CONTROLPLANE ? "controlplane" : "worker";
 	np->ip = nd->ip;
 	np->in_config = true;
-	np->rescue = state_talos_get(&c->st, nd->name, "rescue");
+	np->rescue = state_machine_get(&c->st, nd->name, "rescue");
 	np->installed = trust_journal_installed(&c->st, nd->name);
 	will_change = config_changes(c, gen, nd->name, &np->applied_sha,
 				     &np->file_sha);
@@ -494,7 +494,7 @@ vps_status_machines(struct env *e, struct state *st, const char *env,
 		       "ETCD", "K8S", "CONFIG");
 	for (i = 0; i < n; i++) {
 		const struct node *nd = &e->cfg->nodes[i];
-		char *rescue = state_talos_get(&c.st, nd->name, "rescue");
+		char *rescue = state_machine_get(&c.st, nd->name, "rescue");
 		char *applied = NULL, *file = NULL;
 		const char *config, *k8s;
 		bool up = status_talos_up(pr[i].talos);

@@ -84,7 +84,7 @@ vps_discover(struct apply_ctx *c, struct machine *m, char **ip,
 
 /* ---------------------------------------------------------- rescue-install */
 
-#define RESCUE_KEY "rescue"             /* journal: writing, verified, rebooted */
+#define RESCUE_KEY "rescue"   /* machines.<node>: writing, verified, rebooted */
 
 /* The metal raw image of the env's schematic and version. zstd: the host
  * decompresses it when it has zstd, else strata does (libzstd). */
@@ -110,18 +110,15 @@ image_url(const struct config *cfg, struct err *err)
 static int
 register_schematic(const struct config *cfg, struct err *err)
 {
-	struct schematic sch;
 	char id[65];
+	int r = talos_schematic_register(cfg, cfg->vps.image_factory, id, err);
 
-	if (cfg->talos.schematic_id ||
-	    (!cfg->talos.kernel_args.n && !cfg->talos.extensions.n))
-		return 0;
-	talos_schematic_of(&sch, cfg);
-	if (talos_factory_register(cfg->vps.image_factory, &sch, id, err) < 0)
+	if (r < 0)
 		return err_wrap(err, "registering the schematic with the Image "
 				"Factory");
-	out_step("rescue-install: schematic %.12s... registered with %s", id,
-		 cfg->vps.image_factory);
+	if (r > 0)
+		out_step("rescue-install: schematic %.12s... registered with %s",
+			 id, cfg->vps.image_factory);
 	return 0;
 }
 
@@ -191,7 +188,7 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 
 	if ((kind = node_now(c, nd, err)) < 0)
 		return kind;
-	prev = state_talos_get(&c->st, nd->name, RESCUE_KEY);
+	prev = state_machine_get(&c->st, nd->name, RESCUE_KEY);
 	if (kind == TALOS_UP) {
 		out_step("rescue-install: %s runs Talos of this cluster at %s; "
 			 "its disk is not rewritten", nd->name, nd->ip);
@@ -269,7 +266,8 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	wo.progress = write_progress;
 	wo.ctx = (void *)vc->disk;
 	/* From the first byte on, a stop leaves a disk that will not boot. */
-	if ((r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "writing", err)) < 0)
+	if ((r = state_machine_set(&c->st, nd->name, c->provider->name,
+				   RESCUE_KEY, "writing", err)) < 0)
 		goto out;
 	out_step("rescue-install: writing %s to %s", url, vc->disk);
 	memset(&res, 0, sizeof(res));
@@ -282,9 +280,15 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 	}
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", res.sha256[i]);
-	if ((r = state_talos_set(&c->st, nd->name, "image_sha256", hex, err)) < 0 ||
-	    (r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "verified", err)) < 0)
-		goto out;
+	{
+		const struct state_kv kv[] = {
+			{ "image_sha256", hex }, { RESCUE_KEY, "verified" },
+		};
+
+		if ((r = state_machine_setv(&c->st, nd->name, c->provider->name,
+					    kv, 2, err)) < 0)
+			goto out;
+	}
 	out_step("rescue-install: %llu bytes written to %s (%s) and verified "
 		 "(SHA-256 %.16s...); rebooting into Talos",
 		 (unsigned long long)res.bytes, vc->disk,
@@ -303,7 +307,8 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 			goto out;
 		}
 	}
-	r = state_talos_set(&c->st, nd->name, RESCUE_KEY, "rebooted", err);
+	r = state_machine_set(&c->st, nd->name, c->provider->name, RESCUE_KEY,
+			      "rebooted", err);
 	if (r == 0)
 		event_step(nd->name, "ok", "written");   /* counted by the summary */
 out:
