@@ -7,6 +7,7 @@
 #include "phase/phase.h"
 #include "provider/proxmox/apply.h"
 #include "state/history.h"
+#include "talos/fwsource.h"
 #include "talos/gen.h"
 #include "util/clock.h"
 #include "util/event.h"
@@ -175,6 +176,10 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	if ((r = cmd_provider(&c.provider, e.cfg, "apply", &err)) < 0)
 		goto fail;
 	if (!c.provider->vm_plan && (r = machines_removed(&e, &c.st, &err)) < 0)
+		goto fail;
+	/* Before anything is planned or applied: a firewall that would shut
+	 * strata out of its own nodes is refused here (talos/fwsource.h). */
+	if ((r = talos_firewall_check_sources(e.cfg, &err)) < 0)
 		goto fail;
 	if (c.provider->ctx_open && (r = c.provider->ctx_open(&c, &e, &err)) < 0)
 		goto fail;

@@ -72,7 +72,8 @@ cmd_plan(int argc, char **argv)
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
 	    (r = cmd_provider(&p, e.cfg, "plan", &err)) < 0 ||
 	    (r = p->plan_machines(&e, &st, &(struct plan_out){ .fp = stdout,
-							      .json = json },
+							      .json = json,
+							      .look_rescue = true },
 				  &err)) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);

@@ -155,7 +155,10 @@ static const struct cmd_help helps[] = {
 		"image over SSH, or only the config when it is in maintenance mode),\n"
 		"update (its Talos config changed), unchanged, or conflict (another\n"
 		"cluster's Talos, or maintenance mode where the journal says\n"
-		"installed: apply refuses). No SSH session, nothing written.\n",
+		"installed: apply refuses). For a node to install from the rescue\n"
+		"system, plan logs in over SSH as apply does (host key pinned) and\n"
+		"runs its read-only disk checks: a missing, mounted or too small disk\n"
+		"is a conflict. Nothing written.\n",
 		ENV_FORMS,
 		"  -o json     print the plan as JSON (docs/json.md)\n"
 		"  -h, --help  show this help\n",

@@ -94,6 +94,9 @@ struct firewall_config {
 	bool allow_admin_from_anywhere; /* the words that allow no admin_cidrs */
 	struct str_list open_ports;     /* "443/tcp", "30000-32767/udp": from anywhere */
 	char *try_timeout;              /* TRY mode's try_mode_timeout; NULL: 1m */
+	char *strata_address;           /* the address the nodes see strata
+					 * connect from (a NAT's, a VPN's);
+					 * NULL: strata's own toward each node */
 	bool given;                     /* the section is in config.yml (set while
 					 * validating: cfg->doc must not be read
 					 * after config_load, its text is gone) */

@@ -136,6 +136,28 @@ config_check_firewall(struct config *cfg, struct diag *diag)
 			       "to reconnect and confirm a change, and at most "
 			       "10m keeps a lock-out short", fw->try_timeout);
 	}
+	if (fw->strata_address) {
+		uint32_t a = 0, net;
+		int pfx;
+		bool in = false;
+
+		net_ipv4_parse(fw->strata_address, &a);   /* T_IPV4: checked */
+		for (i = 0; i < fw->admin_cidrs.n; i++)
+			if (net_cidr_parse(fw->admin_cidrs.v[i], &net, &pfx) &&
+			    net_in(a, net, pfx))
+				in = true;
+		if (fw->allow_admin_from_anywhere)
+			report(cfg, diag, DIAG_WARNING, "firewall.strata_address",
+			       "%s", "has no effect: allow_admin_from_anywhere "
+			       "admits every address");
+		else if (!in)
+			report(cfg, diag, DIAG_ERROR, "firewall.strata_address",
+			       "%s is not in firewall.admin_cidrs: the nodes' "
+			       "firewall would drop strata's connections to the "
+			       "Talos API (50000) and the Kubernetes API (6443); "
+			       "add %s/32 to admin_cidrs", fw->strata_address,
+			       fw->strata_address);
+	}
 	if (fw->allow_admin_from_anywhere && fw->admin_cidrs.n)
 		report(cfg, diag, DIAG_ERROR, "firewall.allow_admin_from_anywhere",
 		       "%s", "set together with firewall.admin_cidrs; keep one");

@@ -489,6 +489,8 @@ static const struct field firewall_fields[] = {
 	    "ports open to any address, as PORT/PROTO or LO-HI/PROTO (tcp, udp)"),
 	FLD("try_timeout", T_DURATION, struct firewall_config, try_timeout,
 	    "how long Talos keeps a firewall change on trial before reverting it (10s-10m, default 1m)"),
+	FLD("strata_address", T_IPV4, struct firewall_config, strata_address,
+	    "the address the nodes see strata connect from, when a NAT or VPN rewrites it (default: strata's own toward each node); must be in admin_cidrs"),
 	FEND
 };
 static const struct schema firewall_schema = { "firewall", firewall_fields, 0 };

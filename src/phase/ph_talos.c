@@ -42,6 +42,7 @@
 #include "kube/kubeconfig.h"
 #include "phase/phase.h"
 #include "talos/etcd.h"
+#include "talos/fwsource.h"
 #include "talos/gen.h"
 #include "talos/tyaml.h"
 #include "trust/trust.h"
@@ -378,43 +379,60 @@ apply_firewall_try(struct tjob *j, const struct talos_target *mt,
 locked_out:
 	/* Not confirmed. Talos reverts at t0 + try_ms; see that it did. */
 	{
-		struct err first = e, later = ERR_INIT;
+		struct err first = e, later = ERR_INIT, se = ERR_INIT;
+		struct fw_source src;
+		struct buf who = BUF_INIT;
+		int r;
 
 		progress_step(j->pr, j->idx, "firewall change NOT confirmed: "
 			      "strata no longer reaches the node with it; "
 			      "waiting for Talos to revert it");
+		/* Name the address the node refused and what admits whom. */
+		if (talos_firewall_source(j->c->cfg, mt->addr, &src, &se) == 0) {
+			talos_firewall_source_say(&who, j->c->cfg, mt->addr, &src);
+			buf_adds(&who, ". ");
+			talos_firewall_source_advice(&who, &src);
+		} else {
+			buf_addf(&who, "strata's address toward %s is unknown "
+				 "(%s). Add the address the node sees strata "
+				 "connect from to firewall.admin_cidrs",
+				 mt->addr, se.msg);
+		}
 		give_up = t0 + try_ms + TRY_REVERT_GRACE_MS;
 		while (clock_mono_ms() < t0 + try_ms && !phase_interrupted)
 			proc_sleep_ms(200);
 		for (;;) {
 			err_clear(&later);
-			if (reach_before(mt, give_up, &later) == 0)
-				return err_set(err, ERR_FAIL, "node '%s': the "
-					       "firewall change would lock strata "
-					       "out: with it in place, %s:%d did "
-					       "not answer from this machine "
-					       "within %lds (%s). It was not "
-					       "made permanent; Talos reverted it "
-					       "after %ds and the node answers "
-					       "again with its previous firewall. "
-					       "Add this machine's address to "
-					       "firewall.admin_cidrs, then run "
-					       "apply again", j->nd->name,
-					       mt->addr, TALOS_API_PORT,
-					       (long)(try_ms / 2000), first.msg,
-					       secs);
-			if (phase_interrupted || clock_mono_ms() >= give_up)
-				return err_set(err, ERR_FAIL, "node '%s': the "
-					       "firewall change locked strata "
-					       "out (%s) and was not confirmed, "
-					       "but %s:%d still does not answer "
-					       "%llds after Talos should have "
-					       "reverted it (%s); check the "
-					       "node's console", j->nd->name,
-					       first.msg, mt->addr,
-					       TALOS_API_PORT,
-					       TRY_REVERT_GRACE_MS / 1000,
-					       later.msg);
+			if (reach_before(mt, give_up, &later) == 0) {
+				r = err_set(err, ERR_FAIL, "node '%s': the "
+					    "firewall change would lock strata "
+					    "out: with it in place, %s:%d did "
+					    "not answer from this machine "
+					    "within %lds (%s). It was not made "
+					    "permanent; Talos reverted it after "
+					    "%ds and the node answers again "
+					    "with its previous firewall. %s. "
+					    "Then run apply again", j->nd->name,
+					    mt->addr, TALOS_API_PORT,
+					    (long)(try_ms / 2000), first.msg,
+					    secs, who.ptr);
+				buf_release(&who);
+				return r;
+			}
+			if (phase_interrupted || clock_mono_ms() >= give_up) {
+				r = err_set(err, ERR_FAIL, "node '%s': the "
+					    "firewall change locked strata out "
+					    "(%s) and was not confirmed, but "
+					    "%s:%d still does not answer %llds "
+					    "after Talos should have reverted it "
+					    "(%s); %s; check the node's console",
+					    j->nd->name, first.msg, mt->addr,
+					    TALOS_API_PORT,
+					    TRY_REVERT_GRACE_MS / 1000, later.msg,
+					    who.ptr);
+				buf_release(&who);
+				return r;
+			}
 			proc_sleep_ms(500);
 		}
 	}

@@ -39,6 +39,9 @@ struct plan_out {
 	bool json;
 	bool event;
 	size_t changes;
+	bool look_rescue;   /* vps, strata plan: SSH to a node's rescue system
+			     * to check its disk, read-only (apply's own plan
+			     * does not: rescue-install checks it) */
 };
 
 struct provider {

@@ -1,9 +1,14 @@
 #include "util/net.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 bool
 net_ipv4_parse(const char *s, uint32_t *out)
@@ -132,4 +137,43 @@ net_overlap(uint32_t a, int pa, uint32_t b, int pb)
 	int p = pa < pb ? pa : pb;
 
 	return net_in(a, b, p);
+}
+
+bool
+net_is_private(uint32_t a)
+{
+	return net_in(a, 0x0a000000u, 8) || net_in(a, 0xac100000u, 12) ||
+	       net_in(a, 0xc0a80000u, 16) || net_in(a, 0x64400000u, 10);
+}
+
+int
+net_source_toward(const char *ip, int port, uint32_t *out)
+{
+	struct sockaddr_in to, me;
+	socklen_t len = sizeof(me);
+	uint32_t a;
+	int fd, r = -1;
+
+	if (!net_ipv4_parse(ip, &a)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_port = htons((uint16_t)port);
+	to.sin_addr.s_addr = htonl(a);
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&me, &len) == 0) {
+		*out = ntohl(me.sin_addr.s_addr);
+		r = 0;
+	}
+	{
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return r;
 }

@@ -23,5 +23,14 @@ const char *net_ipv4_str(uint32_t addr, char *buf);
 bool net_mac_parse(const char *s, char *out);
 /* True when two CIDRs share any address. */
 bool net_overlap(uint32_t a, int pa, uint32_t b, int pb);
+/* RFC 1918 and the shared address space 100.64.0.0/10 (CGNAT): addresses a
+ * NAT usually stands in front of. */
+bool net_is_private(uint32_t addr);
+/*
+ * The local address this machine sends from toward ip:port (the kernel's
+ * route lookup: a UDP socket connected there, nothing sent). 0, or -1 when
+ * there is no route (errno set).
+ */
+int net_source_toward(const char *ip, int port, uint32_t *out);
 
 #endif

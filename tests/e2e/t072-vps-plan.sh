@@ -2,9 +2,11 @@
 # strata plan on platform vps: what apply would do to the server, found
 # read-only, and apply then doing exactly that. t071's rescue system (a
 # real sshd on loopback, the simulator's factory and metal boot; labsim.sh
-# vps_lab) at 127.0.72.10:2272. plan before apply says install (rescue
-# write) and writes nothing (no file in ENV, no SSH login, no download, no
-# byte on the disk); apply installs; plan says nothing to do; a changed
+# vps_lab) at 127.0.72.10:2272. plan before apply checks the rescue disk
+# over SSH, read-only: a wrong disk path and a too-small disk are
+# conflicts; with the right one it says install (rescue write) and writes
+# nothing (no file in ENV, one read-only SSH login, no download, no byte on
+# the disk); apply installs; plan says nothing to do; a changed
 # talos patch is an update in plan, and apply applies just that; after
 # destroy (its list shows the Reset target; -o json the plan event),
 # plan says install without a rescue write (maintenance mode).
@@ -21,27 +23,58 @@ gets() { labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys
 jget() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 envsum() { (cd "$E" && find . -type f ! -name .lock | sort | xargs -r sha256sum) | sha256sum; }
 
-# --- before the first apply: install, and nothing written ----------------
+# --- before the first apply: plan checks the rescue disk, read-only --------
+# a wrong disk path, then a too-small disk: conflicts found over SSH (the
+# host key pinned), nothing written on the host or into ENV
+write_vps "$R/nosuch.img"
 before=$(envsum)
+expect_rc 0 "plan with a disk path the rescue system does not have" -- "$STRATA" plan "$E"
+expect_grep "^  ! edge-cp-1 *conflict  server $IP: Talos does not answer at $IP:50000: rescue install, but its check on the rescue system fails: disk '$R/nosuch.img' does not exist on the rescue system" "$T/out" \
+	"plan reports the missing disk as a conflict, as rescue-install would refuse it"
+expect_grep "^1 conflict: apply will refuse until resolved\.$" "$T/out" "and counts it"
+[ "$(logins)" = 1 ] && ok "plan logged in to the rescue system once (read-only)" || bad "SSH logins: $(logins)"
+[ ! -e "$R/nosuch.img" ] && ok "no disk file created on the host" || bad "plan created $R/nosuch.img"
+[ "$(envsum)" = "$before" ] && ok "plan wrote nothing into ENV" || bad "plan changed ENV: $(ls -A "$E")"
+SMALL="$R/small.img"
+truncate -s 100M "$SMALL"
+write_vps "$SMALL"
+before=$(envsum)
+expect_rc 0 "plan with a disk smaller than the image" -- "$STRATA" plan "$E" -o json
+s=$(jget "$T/out" "d['summary']['conflict'], d['actions'][0]['action'], d['actions'][0]['rescue_check']['ok'], d['actions'][0]['rescue_check']['disk_bytes'], 'the image needs 1306525696' in d['actions'][0]['rescue_check']['error']")
+[ "$s" = "1 conflict False 104857600 True" ] && ok "plan -o json: a conflict, rescue_check names the size and what the image needs" || bad "json: $s"
+[ "$(stat -c %s "$SMALL")" = 104857600 ] && [ "$(tr -d '\0' < "$SMALL" | wc -c)" = 0 ] \
+	&& ok "the small disk is untouched (size, all zeros)" || bad "plan wrote to $SMALL"
+[ "$(envsum)" = "$before" ] && [ ! -e "$E/secrets.yaml" ] && [ ! -e "$E/state.json" ] \
+	&& ok "plan wrote nothing into ENV (no secrets.yaml, no journal)" || bad "plan changed ENV: $(ls -A "$E")"
+
+# --- the right disk: install, and nothing written --------------------------
+write_vps "$DISK"
+before=$(envsum) l=$(logins)
 expect_rc 0 "plan before the first apply" -- "$STRATA" plan "$E"
 expect_grep "^  + edge-cp-1 *install   server $IP: Talos does not answer at $IP:50000: rescue install (SSH to $IP:2272" "$T/out" \
 	"plan says the node needs the rescue install"
+expect_grep "; the rescue system checked: $DISK is a file of 1300 MiB, not mounted, big enough, and the host has curl and zstd: it fetches the image itself$" "$T/out" \
+	"and what its check of the rescue system found"
 expect_grep "^Plan: 1 to install, 0 to update, 0 unchanged\.$" "$T/out" "the summary line counts machines"
 expect_grep "a new secrets bundle" "$T/out" "plan says the Talos files are to be generated"
 [ "$(envsum)" = "$before" ] && [ ! -e "$E/secrets.yaml" ] && [ ! -e "$E/state.json" ] \
 	&& ok "plan wrote nothing into ENV (no secrets.yaml, no state.json)" || bad "plan changed ENV: $(ls -A "$E")"
-[ "$(logins)" = 0 ] && ok "plan opened no SSH session" || bad "plan logged in over SSH ($(logins))"
+[ "$(logins)" = $((l + 1)) ] && ok "plan's one SSH session (the probe only)" || bad "SSH logins $l -> $(logins)"
 [ "$(gets)" = 0 ] && ok "plan downloaded no image" || bad "factory GETs: $(gets)"
 [ "$(head -c 4194304 "$DISK" | tr -d '\0' | wc -c)" = 0 ] && ok "the disk is untouched" || bad "plan wrote to the disk"
 expect_rc 0 "plan -o json" -- "$STRATA" plan "$E" -o json
 s=$(jget "$T/out" "d['platform'], d['summary'], d['actions'][0]['action'], d['actions'][0]['rescue_write'], d['actions'][0]['desired']['server'], d['actions'][0]['live']['talos']")
 [ "$s" = "vps {'install': 1, 'update': 0, 'conflict': 0, 'unchanged': 0} install True $IP down" ] \
 	&& ok "plan -o json: one install with a rescue write, Talos down" || bad "json: $s"
+s=$(jget "$T/out" "d['actions'][0]['rescue_check']")
+[ "$s" = "{'ok': True, 'disk_bytes': 1363148800, 'write': 'fetch', 'error': None}" ] \
+	&& ok "plan -o json: rescue_check ok, the disk's size, the host fetches" || bad "rescue_check: $s"
+l=$(logins)
 
 expect_rc 2 "apply without a terminal or --yes refuses" -- "$STRATA" apply "$E" < /dev/null
 expect_grep "^  + edge-cp-1 *install   server $IP: Talos does not answer" "$T/out" "apply shows the machine plan first"
 expect_grep "not a terminal: pass --yes" "$T/err" "and asks for --yes"
-[ "$(envsum)" = "$before" ] && [ "$(logins)" = 0 ] && ok "nothing written, no SSH session" || bad "the refused apply changed something"
+[ "$(envsum)" = "$before" ] && [ "$(logins)" = "$l" ] && ok "nothing written, no SSH session (apply's plan does not look at the rescue system)" || bad "the refused apply changed something"
 
 # --- apply does what plan said --------------------------------------------
 expect_rc 0 "apply installs" -- "$STRATA" apply "$E" --yes --timeout 60s

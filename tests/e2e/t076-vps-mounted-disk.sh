@@ -63,12 +63,15 @@ start_sshd hostkey "$R/bin:/usr/bin:/bin"
 SSHD_WRAP=
 grep -q "^$LOOP " /proc/mounts && bad "the mount leaked into the test's namespace" \
 	|| ok "the mount is private to the rescue sshd's namespace"
+expect_rc 0 "plan while the disk is mounted" -- "$STRATA" plan "$E"
+expect_grep "conflict .*its check on the rescue system fails: '$LOOP' (or one of its partitions) is mounted" "$T/out" \
+	"plan reports the mounted disk as a conflict (read-only look over SSH)"
 expect_rc 1 "a mounted disk is refused" -- "$STRATA" apply "$E" --yes --timeout 30s
 expect_grep "'$LOOP' (or one of its partitions) is mounted" "$T/err" "the error names the mounted disk"
 expect_grep "unmount it" "$T/err" "and says what to do"
 [ "$(head -c 8388608 "$DISK" | sha256sum)" = "$zero_sha" ] && ok "the disk's first 8 MiB are untouched" \
 	|| bad "the mounted disk was written to"
-[ "$(stat -c %b "$DISK")" = 0 ] && ok "not one block of the disk file was allocated (nothing written)" \
+[ "$(stat -c %b "$DISK")" = 0 ] && ok "not one block of the disk file was allocated (nothing written by plan or apply)" \
 	|| bad "disk file blocks: $(stat -c %b "$DISK")"
 gets=$(labsim_ctl GET metal | $PY -c "import json,sys; print(len(json.load(sys.stdin)['data']['factory_gets']))")
 [ "$gets" = 0 ] && ok "no image download" || bad "factory GETs: $gets"

@@ -17,8 +17,10 @@
 #include "config/firewall.h"
 #include "config/validate.h"
 #include "talos/firewall.h"
+#include "talos/fwsource.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
+#include "util/net.h"
 
 #define SCHEMA SRCDIR "/../shared/reference/talos/config.schema.json"
 
@@ -269,6 +271,79 @@ test_firewall__proxmox_only_when_asked(void **state)
 	config_free(cfg);
 }
 
+/* A node on loopback: strata's own address toward it is 127.0.0.1. */
+static const char lo_base[] =
+	"name: edge\nplatform: vps\n"
+	"vps:\n  host: 127.0.0.9\n  ssh:\n    key_file: /k\n"
+	"    host_fingerprint: \"SHA256:Qm3d9pX2vL7kTzR1aB4cN8eF0gH6jK5sW3yU2iO7pE8\"\n"
+	"  disk: /dev/sda\n"
+	"network:\n  cidr: 127.0.0.0/24\n  gateway: 127.0.0.1\n"
+	"nodes:\n  controlplane:\n    count: 1\n";
+
+static void
+test_firewall__strata_source(void **state)
+{
+	char msgs[4096];
+	struct config *cfg;
+	struct fw_source src;
+	struct err err = ERR_INIT;
+	uint32_t a;
+
+	(void)state;
+	assert_true(net_ipv4_parse("10.1.2.3", &a) && net_is_private(a));
+	assert_true(net_ipv4_parse("172.31.0.1", &a) && net_is_private(a));
+	assert_true(net_ipv4_parse("100.100.0.1", &a) && net_is_private(a));
+	assert_true(net_ipv4_parse("172.32.0.1", &a) && !net_is_private(a));
+	assert_true(net_ipv4_parse("127.0.0.1", &a) && !net_is_private(a));
+
+	cfg = load(lo_base, "firewall:\n  admin_cidrs: [127.0.0.0/8]\n", msgs,
+		   sizeof(msgs));
+	assert_string_equal(msgs, "");
+	assert_int_equal(talos_firewall_source(cfg, "127.0.0.9", &src, &err), 0);
+	assert_string_equal(src.local, "127.0.0.1");
+	assert_string_equal(src.seen, "127.0.0.1");
+	assert_true(src.admitted && !src.configured && !src.nat);
+	assert_int_equal(talos_firewall_check_sources(cfg, &err), 0);
+	config_free(cfg);
+
+	/* strata outside: refused before anything, naming address and CIDRs */
+	cfg = load(lo_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n", msgs,
+		   sizeof(msgs));
+	assert_string_equal(msgs, "");
+	assert_true(talos_firewall_check_sources(cfg, &err) < 0);
+	assert_non_null(strstr(err.msg, "node 'edge-cp-1': strata connects to "
+			       "127.0.0.9 from 127.0.0.1 (its own address toward "
+			       "the node); firewall.admin_cidrs: [203.0.113.0/24] "
+			       "does not admit it"));
+	assert_non_null(strstr(err.msg, "Add 127.0.0.1/32 to firewall.admin_cidrs"));
+	config_free(cfg);
+
+	/* the address a NAT shows the node, said in the config and admitted */
+	err_clear(&err);
+	cfg = load(lo_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n"
+		   "  strata_address: 203.0.113.5\n", msgs, sizeof(msgs));
+	assert_string_equal(msgs, "");
+	assert_int_equal(talos_firewall_source(cfg, "127.0.0.9", &src, &err), 0);
+	assert_string_equal(src.seen, "203.0.113.5");
+	assert_true(src.configured && src.admitted);
+	assert_int_equal(talos_firewall_check_sources(cfg, &err), 0);
+	config_free(cfg);
+
+	/* validate: strata_address must be one admin_cidrs admits */
+	cfg = load(lo_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n"
+		   "  strata_address: 198.51.100.9\n", msgs, sizeof(msgs));
+	assert_non_null(strstr(msgs, "error: firewall.strata_address: 198.51.100.9 "
+			       "is not in firewall.admin_cidrs"));
+	config_free(cfg);
+
+	/* no route to the node (the test's network namespace) or a NAT in
+	 * between (the host's): a warning, not an error */
+	cfg = load(vps_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n",
+		   msgs, sizeof(msgs));
+	assert_int_equal(talos_firewall_check_sources(cfg, &err), 0);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -278,6 +353,7 @@ main(void)
 		cmocka_unit_test(test_firewall__try_timeout_range),
 		cmocka_unit_test(test_firewall__vps_documents),
 		cmocka_unit_test(test_firewall__proxmox_only_when_asked),
+		cmocka_unit_test(test_firewall__strata_source),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -320,6 +320,9 @@ test_vps__run_commands_with_pinned_key(void **state)
 	opts_for(&o, key, sizeof(key));
 	assert_int_equal(vps_ssh_connect(&s, &o, &err), 0);
 	assert_string_equal(vps_ssh_fingerprint(s), host_fp);
+	/* AES-GCM is preferred (cheaper than chacha20-poly1305 on both ends
+	 * with AES-NI; ssh.c) and OpenSSH's sshd offers it. */
+	assert_string_equal(vps_ssh_cipher(s), "aes128-gcm@openssh.com");
 	assert_int_equal(vps_ssh_run(s, "echo hi; echo oops >&2", &out, &eout,
 				     &status, &err), 0);
 	assert_string_equal(out.ptr, "hi\n");

@@ -14,7 +14,13 @@
  *                                         config_sha256
  *   the Talos files gen would write       talos_gen with check_only
  *
- * Nothing is written, no SSH session is opened, no config is sent.
+ *   the rescue system (strata plan only,  rescue-install's SSH login
+ *   for a node that needs the write)      (host key pinned), its probe
+ *                                         and disk checks: which tools,
+ *                                         vps.disk's kind, size, mounts
+ *
+ * Nothing is written (the probe only reads: command -v, test, sysfs,
+ * /proc/mounts), no image is downloaded, no config is sent.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -26,6 +32,8 @@
 #include "phase/phase.h"
 #include "phase/provider.h"
 #include "provider/vps/machines.h"
+#include "provider/vps/rescue.h"
+#include "provider/vps/ssh.h"
 #include "talos/gen.h"
 #include "trust/trust.h"
 #include "util/buf.h"
@@ -56,6 +64,11 @@ struct node_plan {
 	bool installed;             /* journal */
 	bool in_config;             /* false: only the journal names it */
 	bool rescue_write;
+	bool looked;                /* plan checked the rescue system */
+	bool look_ok;               /* ... and apply would write there */
+	uint64_t disk_bytes;
+	const char *write_path;     /* "fetch" (the host downloads), "stream" */
+	char *look_err;             /* why not */
 	const char *config;         /* apply, changed, unchanged, refused, none */
 	char *applied_sha, *file_sha;
 	char *reason;
@@ -166,9 +179,63 @@ config_changes(struct apply_ctx *c, const struct gen_result *gen,
 	return changes;
 }
 
+/*
+ * strata plan, a node rescue-install would write: the rescue system's
+ * answer, read-only (provider.c vps_rescue_look: the login and the probe
+ * rescue-install runs first). A disk apply would refuse, or a rescue
+ * system strata cannot log in to, makes the node a conflict: apply stops
+ * there before writing.
+ */
+static void
+look_rescue(struct apply_ctx *c, struct node_plan *np)
+{
+	const struct vps_config *vc = &c->cfg->vps;
+	struct rescue_write_opts wo = { 0 };
+	struct rescue_facts f;
+	struct vps_ssh *s = NULL;
+	struct err e = ERR_INIT;
+	char *clean;
+
+	np->looked = true;
+	if (vps_rescue_look(c, &s, &f, &e) < 0) {
+		np->disk_bytes = f.size;   /* probed, or 0 */
+		clean = out_clean(e.msg);
+		np->look_err = clean;
+		np->act = VA_CONFLICT;
+		np->config = "refused";
+		free(np->reason);
+		np->reason = xasprintf("Talos does not answer at %s:%d: rescue "
+				       "install, but its check on the rescue "
+				       "system fails: %s; apply would stop there "
+				       "before writing",
+				       np->ip, TALOS_API_PORT, clean);
+		return;
+	}
+	vps_ssh_close(s);
+	wo.url = ".zst";   /* the factory's image: metal-amd64.raw.zst */
+	np->look_ok = true;
+	np->disk_bytes = f.size;
+	np->write_path = rescue_can_fetch(&f, &wo) ? "fetch" : "stream";
+	{
+		char *old = np->reason;
+
+		np->reason = xasprintf("%s; the rescue system checked: %s is a "
+				       "%s of %llu MiB, not mounted, big enough, "
+				       "and %s", old, vc->disk,
+				       f.kind == DISK_BLOCK ? "block device"
+				       : "file", (unsigned long long)(f.size >> 20),
+				       !strcmp(np->write_path, "fetch")
+				       ? "the host has curl and zstd: it fetches "
+					 "the image itself"
+				       : "the host lacks curl or zstd: strata "
+					 "streams the image");
+		free(old);
+	}
+}
+
 static void
 decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
-       const struct node *nd, struct node_plan *np)
+       const struct node *nd, struct node_plan *np, bool look)
 {
 	const struct vps_config *vc = &c->cfg->vps;
 	struct err e = ERR_INIT;
@@ -274,6 +341,8 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 				 "came back in rescue mode?)",
 			       vc->host, vc->ssh_port, vc->disk,
 			       c->cfg->talos.version);
+	if (look)
+		look_rescue(c, np);
 }
 
 static void
@@ -283,6 +352,7 @@ node_plan_release(struct node_plan *np)
 	free(np->applied_sha);
 	free(np->file_sha);
 	free(np->reason);
+	free(np->look_err);
 }
 
 /* Installed nodes (journal) the config no longer names: apply refuses. */
@@ -347,6 +417,13 @@ node_plan_json(const struct config *cfg, const struct node_plan *np)
 			"to", np->file_sha, "unit"));
 	json_object_set_new(o, "changes", ch);
 	json_object_set_new(o, "rescue_write", json_boolean(np->rescue_write));
+	if (np->looked)
+		json_object_set_new(o, "rescue_check", json_pack(
+			"{s:b, s:I, s:s?, s:s?}", "ok", np->look_ok,
+			"disk_bytes", (json_int_t)np->disk_bytes,
+			"write", np->write_path, "error", np->look_err));
+	else
+		json_object_set_new(o, "rescue_check", json_null());
 	json_object_set_new(o, "config", json_string(np->config));
 	json_object_set_new(o, "reason", json_string(np->reason));
 	return o;
@@ -374,7 +451,7 @@ vps_plan_machines(struct env *e, struct state *st, struct plan_out *o,
 		out_warn("cannot probe the Talos nodes over mTLS: %s", ce.msg);
 	v = xcalloc(n + 1, sizeof(*v));
 	for (i = 0; i < n; i++)
-		decide(&c, creds, &gen, &e->cfg->nodes[i], &v[i]);
+		decide(&c, creds, &gen, &e->cfg->nodes[i], &v[i], o->look_rescue);
 	n = removed_nodes(&c, &v, n);
 	for (i = 0; i < n; i++)
 		cnt[v[i].act]++;

@@ -137,6 +137,45 @@ key_path(const struct apply_ctx *c)
 	return fs_join(c->env_dir, k);
 }
 
+int
+vps_rescue_look(const struct apply_ctx *c, struct vps_ssh **out,
+		struct rescue_facts *f, struct err *err)
+{
+	const struct vps_config *vc = &c->cfg->vps;
+	struct vps_ssh_opts so;
+	struct vps_ssh *s = NULL;
+	char *key;
+	int r;
+
+	*out = NULL;
+	memset(f, 0, sizeof(*f));
+	if (!vc->ssh_host_fingerprint)
+		return err_set(err, ERR_USAGE, "vps.ssh.host_fingerprint is not "
+			       "set: strata never trusts an unknown host key. "
+			       "Read it on the rescue console (ssh-keygen -lf "
+			       "/etc/ssh/ssh_host_ed25519_key.pub) and put it in "
+			       "config.yml");
+	memset(&so, 0, sizeof(so));
+	key = key_path(c);
+	so.host = vc->host;
+	so.port = vc->ssh_port;
+	so.user = vc->ssh_user;
+	so.key_file = key;
+	so.host_fingerprint = vc->ssh_host_fingerprint;
+	r = vps_ssh_connect(&s, &so, err);
+	free(key);
+	if (r < 0)
+		return err_wrap(err, "rescue system %s:%d", vc->host, vc->ssh_port);
+	if ((r = rescue_probe(s, vc->disk, f, err)) < 0 ||
+	    (r = rescue_check_target(f, vc->disk, RESCUE_METAL_RAW_BYTES, false,
+				     err)) < 0) {
+		vps_ssh_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
 static void
 write_progress(void *ctx, uint64_t written, uint64_t total)
 {
@@ -177,12 +216,11 @@ static int
 rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 {
 	const struct vps_config *vc = &c->cfg->vps;
-	struct vps_ssh_opts so;
 	struct vps_ssh *s = NULL;
 	struct rescue_facts f;
 	struct rescue_write_opts wo;
 	struct rescue_result res;
-	char *prev, *url = NULL, *key = NULL, hex[65];
+	char *prev, *url = NULL, hex[65];
 	bool fetched = false;
 	int kind, r, i, status = -1;
 
@@ -230,29 +268,9 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 			 "mode, switch the server's next boot to its disk)",
 			 vc->disk, vc->host, nd->ip, TALOS_API_PORT);
 	free(prev);
-	if (!vc->ssh_host_fingerprint)
-		return err_set(err, ERR_USAGE, "vps.ssh.host_fingerprint is not "
-			       "set: strata never trusts an unknown host key. "
-			       "Read it on the rescue console (ssh-keygen -lf "
-			       "/etc/ssh/ssh_host_ed25519_key.pub) and put it in "
-			       "config.yml");
-	memset(&so, 0, sizeof(so));
-	key = key_path(c);
-	so.host = vc->host;
-	so.port = vc->ssh_port;
-	so.user = vc->ssh_user;
-	so.key_file = key;
-	so.host_fingerprint = vc->ssh_host_fingerprint;
 	out_step("rescue-install: %s: SSH to the rescue system at %s:%d", nd->name,
 		 vc->host, vc->ssh_port);
-	if ((r = vps_ssh_connect(&s, &so, err)) < 0) {
-		err_wrap(err, "rescue system %s:%d", vc->host, vc->ssh_port);
-		goto out;
-	}
-	memset(&f, 0, sizeof(f));
-	if ((r = rescue_probe(s, vc->disk, &f, err)) < 0 ||
-	    (r = rescue_check_target(&f, vc->disk, RESCUE_METAL_RAW_BYTES, false,
-				     err)) < 0)
+	if ((r = vps_rescue_look(c, &s, &f, err)) < 0)
 		goto out;
 	if ((r = register_schematic(c->cfg, err)) < 0 ||
 	    !(url = image_url(c->cfg, err))) {
@@ -314,7 +332,6 @@ rescue_node(struct apply_ctx *c, const struct node *nd, struct err *err)
 out:
 	vps_ssh_close(s);
 	free(url);
-	free(key);
 	return r;
 }
 

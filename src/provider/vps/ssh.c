@@ -7,6 +7,19 @@
 
 #define OUT_CAP (1u << 20)
 
+/*
+ * AES-GCM first: the image is most of what crosses the session, and with
+ * AES-NI (every x86-64 server of the last decade) AES-GCM costs both ends
+ * about half the CPU of chacha20-poly1305 (libssh's default first choice;
+ * OpenSSH computes its Poly1305 in portable C): OpenSSH's client sending
+ * 256 MiB spent 0.12-0.15 s of user CPU with aes128-gcm, 0.22-0.26 s with
+ * chacha20-poly1305 (the receiving sshd decrypts what it sent). chacha20 stays
+ * for a server without AES-GCM. The same set as libssh's default (no
+ * CBC), in another order.
+ */
+#define CIPHERS "aes128-gcm@openssh.com,aes256-gcm@openssh.com," \
+	"chacha20-poly1305@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
+
 struct vps_ssh {
 	ssh_session sess;
 	char *host;
@@ -179,7 +192,9 @@ vps_ssh_connect(struct vps_ssh **out, const struct vps_ssh_opts *o,
 	    ssh_options_set(s->sess, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
 			    "/dev/null") < 0 ||
 	    ssh_options_set(s->sess, SSH_OPTIONS_KNOWNHOSTS,
-			    o->known_hosts ? o->known_hosts : "/dev/null") < 0) {
+			    o->known_hosts ? o->known_hosts : "/dev/null") < 0 ||
+	    ssh_options_set(s->sess, SSH_OPTIONS_CIPHERS_C_S, CIPHERS) < 0 ||
+	    ssh_options_set(s->sess, SSH_OPTIONS_CIPHERS_S_C, CIPHERS) < 0) {
 		r = err_set(err, ERR_FAIL, "ssh options: %s",
 			    ssh_get_error(s->sess));
 		goto fail;
@@ -217,6 +232,14 @@ const char *
 vps_ssh_fingerprint(const struct vps_ssh *s)
 {
 	return s->fingerprint;
+}
+
+const char *
+vps_ssh_cipher(const struct vps_ssh *s)
+{
+	const char *c = ssh_get_cipher_out(s->sess);
+
+	return c ? c : "?";
 }
 
 static void

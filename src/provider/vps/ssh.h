@@ -45,6 +45,8 @@ void vps_ssh_close(struct vps_ssh *s);   /* NULL-safe */
 
 /* The server key's fingerprint as "SHA256:<base64>" (after connect). */
 const char *vps_ssh_fingerprint(const struct vps_ssh *s);
+/* The cipher negotiated for what strata sends (after connect). */
+const char *vps_ssh_cipher(const struct vps_ssh *s);
 
 /*
  * Run cmd through the remote shell. stdout goes to out and stderr to
