@@ -225,7 +225,8 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		fflush(stdout);
 		machine_changes = po.changes;
 	}
-	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
+	if ((r = upgrade_check(e.cfg, &c.st, e.dir, upgrade_parallel, human, NULL,
+				  &err)) < 0)
 		goto fail;
 	talos_changes = (size_t)r;
 	if (c.plan.conflicts) {

@@ -786,10 +786,10 @@ install_node(struct tjob *j, struct err *err)
 			  : "changed config applied";
 		free(details);
 		if ((r = upgrade_journal_applied(c, nd->name, j->version,
-						 applied, err)) < 0)
+						 applied, &cfg, err)) < 0)
 			goto out;
 	} else if ((r = upgrade_journal_applied(c, nd->name, j->version,
-						applied, err)) < 0) {
+						applied, &cfg, err)) < 0) {
 		goto out;
 	}
 	r = c->provider->after_install

@@ -34,11 +34,13 @@ struct state;
 /* Where plan_machines shows its plan: text on fp, or (json) the plan -o
  * json document on fp, or (event) that document as apply's plan event.
  * changes: set to how many machines apply would change (or refuse). */
+struct json_t;
 struct plan_out {
 	FILE *fp;
 	bool json;
 	bool event;
 	size_t changes;
+	struct json_t *rolls;       /* borrowed: set as "rolls" in the JSON */
 };
 
 struct provider {

@@ -399,6 +399,8 @@ vps_plan_machines(struct env *e, struct state *st, struct plan_out *o,
 			       gen.secrets_created, "files_changed",
 			       gen.files_changed, "files_total", gen.files_total);
 		json_object_set_new(root, "talos_files", tf);
+		if (o->rolls)
+			json_object_set(root, "rolls", o->rolls);
 		if (o->event) {
 			event_plan(root);
 			goto out;
