@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "config/validate.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
@@ -642,6 +644,8 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 			char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
 			bool cp = cfg->nodes[i].role == ROLE_CONTROLPLANE;
 
+			if (!kv)        /* joins at from, then rolls with the others */
+				kv = xstrdup(from);
 			if (kv && strcmp(kv, cfg->kubernetes.version) &&
 			    (cp || s == K8S_KUBELET) &&
 			    steps_done(st, cfg->nodes[i].name,
@@ -665,11 +669,106 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		else
 			json_decref(names);
 	}
-	if (json)
-		*json = json_pack("{s:s, s:s, s:s, s:o}", "from", from, "to",
-				  cfg->kubernetes.version, "mode", "NO_REBOOT",
-				  "steps", steps);
+	{
+		json_t *join = json ? json_array() : NULL;
+		bool first = true;
+
+		for (i = 0; i < cfg->n_nodes; i++) {
+			char *kv = state_talos_get(st, cfg->nodes[i].name,
+						   "kubernetes_version");
+
+			if (!kv) {
+				fprintf(fp, "%s%s", first ? "  + joining at Kubernetes " : ", ",
+					first ? from : cfg->nodes[i].name);
+				if (first)
+					fprintf(fp, ": %s", cfg->nodes[i].name);
+				first = false;
+				if (join)
+					json_array_append_new(join, json_string(cfg->nodes[i].name));
+			}
+			free(kv);
+		}
+		if (!first)
+			fprintf(fp, "  (new nodes get the images the others run, then "
+				"roll with them: no kubelet newer than an API server)\n");
+		if (json)
+			*json = json_pack("{s:s, s:s, s:s, s:o, s:o}", "from", from, "to",
+					  cfg->kubernetes.version, "mode", "NO_REBOOT",
+					  "steps", steps, "joining", join);
+	}
 	free(from);
+}
+
+/* ------------------------------------------------ a node that joins */
+
+/*
+ * A node the journal has no Kubernetes version for (new in the config)
+ * while the others roll from one version to kubernetes.version joins at
+ * the version they run now, the roll's from: its kubelet never newer than
+ * an API server not upgraded yet (the skew Kubernetes allows, FACTS-day2
+ * 4b's order), its static pods those of the others. The roll then moves
+ * it with them. The oldest journaled version that differs, or NULL.
+ */
+char *
+k8s_join_version(struct state *st, const struct config *cfg, const char *name)
+{
+	char *mine = state_talos_get(st, name, "kubernetes_version"), *from = NULL;
+	struct semver a, b;
+	size_t i;
+
+	if (mine || !cfg->kubernetes.version) {
+		free(mine);
+		return NULL;
+	}
+	for (i = 0; i < cfg->n_nodes; i++) {
+		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
+
+		if (kv && strcmp(kv, cfg->kubernetes.version) &&
+		    (!from || (semver_parse(&a, kv) == 0 &&
+			       semver_parse(&b, from) == 0 && semver_cmp(&a, &b) < 0))) {
+			free(from);
+			from = kv;
+		} else {
+			free(kv);
+		}
+	}
+	return from;
+}
+
+int
+read_join_config(struct apply_ctx *c, const char *name, struct buf *b,
+		 char hex[65], struct err *err)
+{
+	char *from;
+	struct buf out = BUF_INIT_SECRET;
+	int r;
+
+	if ((r = read_node_config(c, name, b, hex, err)) < 0)
+		return r;
+	if (!(from = k8s_join_version(&c->st, c->cfg, name)))
+		return 0;
+	r = upgrade_k8s_config_join(b->ptr, b->len, from, c->cfg->kubernetes.version,
+				    &out, err);
+	if (r == 0) {
+		unsigned char md[32];
+		unsigned int mdlen = 0;
+
+		buf_release_secret(b);
+		*b = out;
+		out = (struct buf)BUF_INIT_SECRET;
+		if (EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+		    mdlen != 32)
+			r = err_set(err, ERR_FAIL, "nodes/%s.yaml: cannot compute its "
+				    "SHA-256 (OpenSSL)", name);
+		for (int i = 0; r == 0 && i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	}
+	if (r < 0)
+		err_wrap(err, "nodes/%s.yaml at Kubernetes %s (it joins while the "
+			 "cluster rolls to %s)", name, from, c->cfg->kubernetes.version);
+	buf_release_secret(&out);
+	free(from);
+	return r;
 }
 
 /* =========================================================== image rolls */

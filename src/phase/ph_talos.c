@@ -635,7 +635,9 @@ install_node(struct tjob *j, struct err *err)
 	     from_cidata = boot_config_pending(c, nd->name);
 	int r, refused = 0;
 
-	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
+	/* (a node that joins while the cluster rolls to a new Kubernetes:
+	 * at the version the others run, k8s_join_version) */
+	if ((r = read_join_config(c, nd->name, &cfg, sha, err)) < 0)
 		return r;
 	if (firewall_digest(&cfg, fw) < 0)
 		fw[0] = '\0';

@@ -655,12 +655,15 @@ upgrade_journal_applied(struct apply_ctx *c, const char *name,
 		k8s_images_free(&im);
 	}
 	{
+		/* a node that joined during a roll: the version it got */
+		char *join = k8s_join_version(&c->st, c->cfg, name);
 		struct state_kv kv[] = { { "kubernetes_version",
-					   c->cfg->kubernetes.version },
+					   join ? join : c->cfg->kubernetes.version },
 					 { "k8s_images", imgs } };
 
 		r = state_talos_setv(&c->st, name, kv, imgs ? 2 : 1, err);
 		free(imgs);
+		free(join);
 		if (r < 0)
 			return r;
 	}

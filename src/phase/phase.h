@@ -219,6 +219,17 @@ struct json_t;
 void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		      struct json_t **json);
 /*
+ * A node new in the config while the others roll to kubernetes.version
+ * joins at the version they run (k8s_join_version: the roll's from, or
+ * NULL when it joins at kubernetes.version); read_join_config is
+ * read_node_config with its images at that version (what talos-install and
+ * the cidata drive give it).
+ */
+char *k8s_join_version(struct state *st, const struct config *cfg,
+		       const char *name);
+int read_join_config(struct apply_ctx *c, const char *name, struct buf *b,
+		     char hex[65], struct err *err);
+/*
  * The image roll (ph_k8supgrade.c, docs/upgrade.md): Kubernetes images a
  * talos patch changes roll in the upgrade-k8s order, only the steps that
  * change, one node at a time with the gate between. image_roll_journaled:

@@ -138,10 +138,28 @@ step_map(struct fy_document *doc, enum k8s_step s)
 	return root && fy_node_is_mapping(root) ? root : NULL;
 }
 
+static int
+rewrite_from(const char *text, size_t len, int first, const char *from_ver,
+	     const char *to_ver, struct buf *out, struct err *err);
+
 int
 upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		   const char *from_ver, const char *to_ver, struct buf *out,
 		   struct err *err)
+{
+	return rewrite_from(text, len, (int)s + 1, from_ver, to_ver, out, err);
+}
+
+int
+upgrade_k8s_config_join(const char *text, size_t len, const char *from_ver,
+			const char *to_ver, struct buf *out, struct err *err)
+{
+	return rewrite_from(text, len, 0, from_ver, to_ver, out, err);
+}
+
+static int
+rewrite_from(const char *text, size_t len, int first, const char *from_ver,
+	     const char *to_ver, struct buf *out, struct err *err)
 {
 	struct ydocs d = YDOCS_INIT;
 	char want[64];
@@ -152,7 +170,7 @@ upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		return err_wrap(err, "the node's machine config");
 	snprintf(want, sizeof(want), ":v%s", to_ver);
 	for (i = 0; i < d.n; i++) {
-		for (k = (int)s + 1; k < K8S_NSTEPS; k++) {
+		for (k = first; k < K8S_NSTEPS; k++) {
 			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
 			struct fy_node_pair *p;
 			char *img, *old;

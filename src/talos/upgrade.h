@@ -65,6 +65,10 @@ const char *k8s_step_field(enum k8s_step s);
 int upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		       const char *from_ver, const char *to_ver, struct buf *out,
 		       struct err *err);
+/* The same with every step's image at from_ver: the config of a node that
+ * joins while the cluster rolls from from_ver to to_ver. */
+int upgrade_k8s_config_join(const char *text, size_t len, const char *from_ver,
+			    const char *to_ver, struct buf *out, struct err *err);
 /* The image of step s in config text (caller frees), or NULL when the
  * config has none (a worker's config has no control-plane images). */
 char *upgrade_k8s_image(const char *text, size_t len, enum k8s_step s);

@@ -5,7 +5,7 @@ usage: plan_rolls.py FILE
 
 Exits 1 with the first shape error. Prints:
   talos <to> <parallel> <name:role:from:to ...> | talos none
-  kubernetes <from> <to> <component=node,node;...> | kubernetes none
+  kubernetes <from> <to> <component=node,node;...> joining=<node,...> | kubernetes none
   images <node_steps> <component=node:from>to,...;...> | images none
 """
 import json
@@ -49,12 +49,14 @@ k = r["kubernetes_upgrade"]
 if k is None:
     print("kubernetes none")
 else:
-    assert set(k) == {"from", "to", "mode", "steps"} and k["mode"] == "NO_REBOOT", sorted(k)
+    assert set(k) == {"from", "to", "mode", "steps", "joining"} and k["mode"] == "NO_REBOOT", sorted(k)
+    assert isinstance(k["joining"], list) and all(isinstance(n, str) for n in k["joining"]), k["joining"]
     assert [s["component"] for s in k["steps"]] == STEPS, [s["component"] for s in k["steps"]]
     for s in k["steps"]:
         step_ok(s, "name")
     print("kubernetes", k["from"], k["to"], ";".join("%s=%s" % (s["component"], ",".join(s["nodes"]))
-                                                    for s in k["steps"]))
+                                                    for s in k["steps"]),
+          "joining=" + ",".join(k["joining"]))
 i = r["image_roll"]
 if i is None:
     print("images none")

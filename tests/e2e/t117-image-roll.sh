@@ -122,7 +122,7 @@ sed -i 's/  version: 1.35.4/  version: 1.36.0/' "$E/config.yml"
 images v1.36.0
 expect_rc 0 "plan -o json with kubernetes.version 1.36.0" -- "$STRATA" plan "$E" -o json
 rolls
-expect_grep "^kubernetes 1.35.4 1.36.0 kube-apiserver=ir-cp-1,ir-cp-2,ir-cp-3;kube-controller-manager=ir-cp-1,ir-cp-2,ir-cp-3;kube-scheduler=ir-cp-1,ir-cp-2,ir-cp-3;kube-proxy=ir-cp-1,ir-cp-2,ir-cp-3;kubelet=ir-cp-1,ir-cp-2,ir-cp-3,ir-w-1,ir-w-2$" \
+expect_grep "^kubernetes 1.35.4 1.36.0 kube-apiserver=ir-cp-1,ir-cp-2,ir-cp-3;kube-controller-manager=ir-cp-1,ir-cp-2,ir-cp-3;kube-scheduler=ir-cp-1,ir-cp-2,ir-cp-3;kube-proxy=ir-cp-1,ir-cp-2,ir-cp-3;kubelet=ir-cp-1,ir-cp-2,ir-cp-3,ir-w-1,ir-w-2 joining=$" \
 	"$T/rolls" "json: the Kubernetes upgrade's steps and nodes"
 expect_grep "^images none" "$T/rolls" "json: no image roll while the version rolls"
 sed -i 's/  version: 1.36.0/  version: 1.35.4/' "$E/config.yml"
