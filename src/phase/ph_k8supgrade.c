@@ -34,6 +34,7 @@
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/grpc.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
@@ -442,6 +443,81 @@ proxy_image(struct kroll *K, struct err *err)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ pre-pull */
+
+/*
+ * talosctl upgrade-k8s step 2 (FACTS-day2 4b): the new images pulled
+ * before anything changes, with MachineService/ImagePull: the control-plane
+ * images into NS_CRI on the control planes, the kubelet image into
+ * NS_SYSTEM on every node. A node without the method (Unimplemented) is
+ * skipped, any other failure stops the roll with nothing changed.
+ * pull[s]: the images node n gets (NULL: none for that step).
+ */
+static int
+prepull(struct kroll *K, const struct node *n, char *const pull[K8S_NSTEPS],
+	struct err *err)
+{
+	struct talos_target t = mtls_target(K->c, n->ip);
+	long long t0 = clock_mono_ms();
+	size_t k = 0;
+	int s, r = 0;
+
+	t.timeout_ms = 10 * 60 * 1000L;   /* a pull of a large image */
+	for (s = 0; s < K8S_NSTEPS && r == 0; s++) {
+		struct talos_status st = { 0 };
+		bool cp_img = s < K8S_PROXY;
+
+		if (!pull[s] || s == K8S_PROXY ||
+		    (cp_img && n->role != ROLE_CONTROLPLANE))
+			continue;
+		r = talos_image_pull(&t, cp_img ? TALOS_NS_CRI : TALOS_NS_SYSTEM,
+				     pull[s], &st, err);
+		if (r < 0 && st.code == GRPC_UNIMPLEMENTED) {
+			err_clear(err);
+			out_step("pre-pull on %s: ImagePull not implemented there, "
+				 "skipped", n->name);
+			return 0;
+		}
+		if (r < 0)
+			return err_wrap(err, "pre-pull of %s on %s (%s): %s did "
+					"not start, nothing was changed; fix it and "
+					"run apply again", pull[s], n->name,
+					cp_img ? "NS_CRI" : "NS_SYSTEM", K->what);
+		k++;
+	}
+	K->waited_ms += clock_mono_ms() - t0;
+	if (k)
+		out_step("pre-pull on %s: %zu image%s (%.1fs)", n->name, k,
+			 k == 1 ? "" : "s", (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
+/* The version roll's pre-pull: every step a node has still to do. */
+static int
+prepull_version(struct kroll *K, struct err *err)
+{
+	size_t i;
+	int r = 0, s;
+
+	for (i = 0; i < K->c->cfg->n_nodes && r == 0; i++) {
+		struct buf b = BUF_INIT_SECRET;
+		char sha[65], *pull[K8S_NSTEPS] = { 0 };
+
+		if (!K->from[i] || K->done[i] >= K8S_NSTEPS)
+			continue;
+		if ((r = read_node_config(K->c, K->c->cfg->nodes[i].name, &b, sha,
+					  err)) < 0)
+			break;
+		for (s = K->done[i]; s < K8S_NSTEPS; s++)
+			pull[s] = upgrade_k8s_image(b.ptr, b.len, (enum k8s_step)s);
+		buf_release_secret(&b);
+		r = prepull(K, &K->c->cfg->nodes[i], pull, err);
+		for (s = 0; s < K8S_NSTEPS; s++)
+			free(pull[s]);
+	}
+	return r;
+}
+
 /* ------------------------------------------------------------- the roll */
 
 static bool
@@ -534,6 +610,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
 		goto out;
 	if ((r = gate(&K, "the Kubernetes upgrade", err)) < 0)
+		goto out;
+	if ((r = prepull_version(&K, err)) < 0)
 		goto out;
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
 		goto out;
@@ -1043,6 +1121,15 @@ image_roll_run(struct apply_ctx *c, struct err *err)
 		 "patches), one at a time", K.total);
 	if ((r = gate(&K, "the image roll", err)) < 0)
 		goto out;
+	for (i = 0; i < n; i++) {
+		char *pull[K8S_NSTEPS] = { 0 };
+
+		for (s = 0; s < K8S_NSTEPS; s++)
+			if (in[i].chg[s])
+				pull[s] = in[i].want.v[s];    /* borrowed */
+		if ((r = prepull(&K, &c->cfg->nodes[i], pull, err)) < 0)
+			goto out;
+	}
 	if ((r = etcd_snapshot_before(c, "the image roll", err)) < 0)
 		goto out;
 	for (s = K8S_APISERVER; s < K8S_KUBELET; s++) {

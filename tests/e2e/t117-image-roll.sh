@@ -74,8 +74,20 @@ expect_grep "^images 8 kube-apiserver=ir-cp-1:v1.35.4>v1.35.5,ir-cp-2:v1.35.4>v1
 [ "$(applies)" = "$a0" ] && ok "plan sent nothing" || bad "ApplyConfiguration $a0 -> $(applies)"
 
 t0=$(now)
+# ir-w-2 answers ImagePull with Unimplemented (a Talos without it)
+labsim_ctl POST knobs '{"talos_image_pull_unimplemented": [1174]}' > /dev/null
 expect_rc 0 "apply rolls the images" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$rc" = 0 ] || tail -20 "$T/err"
+# pre-pull (FACTS-day2 4b step 2): control-plane images in NS_CRI on the
+# control planes, the kubelet in NS_SYSTEM everywhere, before any config
+pulls() { labsim_py "' '.join('%s:%s' % (n['vmid'], ','.join('%s=%s' % (p['namespace'], p['ref'].rsplit('/', 1)[1]) for p in n['pulls'] if p['t'] >= $1)) for n in sorted(s['talos']['nodes'], key=lambda n: n['vmid'] or 0) if n['vmid'])"; }
+pulls "$t0" > "$T/pulls"; sed 's/^/     : /' "$T/pulls"
+expect_grep "^1170:NS_CRI=kube-apiserver:v1.35.5,NS_SYSTEM=kubelet:v1.35.5 1171:NS_CRI=kube-apiserver:v1.35.5,NS_SYSTEM=kubelet:v1.35.5 1172:NS_CRI=kube-apiserver:v1.35.5,NS_SYSTEM=kubelet:v1.35.5 1173:NS_SYSTEM=kubelet:v1.35.5 1174:$" \
+	"$T/pulls" "pre-pulled: the API server image in NS_CRI on the control planes, the kubelet in NS_SYSTEM on every node"
+expect_grep "pre-pull on ir-w-2: ImagePull not implemented there, skipped" "$T/err" "Unimplemented: skipped"
+[ "$(labsim_py "max(p['t'] for n in s['talos']['nodes'] for p in n['pulls'] if p['t'] >= $t0) < min(c['t'] for c in s['talos']['calls'] if c['method'].endswith('/ApplyConfiguration') and c['t'] >= $t0)")" = True ] \
+	&& ok "every pull before the first config of the roll" || bad "a pull after a config went out"
+labsim_ctl POST knobs '{"talos_image_pull_unimplemented": []}' > /dev/null
 expect_grep "config change left to the image roll" "$T/err" "talos-install does not apply the changed configs at once"
 roll "$t0" 1.35.5
 expect_grep "^order 1170:kube-apiserver 1171:kube-apiserver 1172:kube-apiserver 1170:kubelet 1171:kubelet 1172:kubelet 1173:kubelet 1174:kubelet$" \
@@ -90,9 +102,17 @@ a1=$(applies)
 expect_rc 0 "apply again" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$(applies)" = "$a1" ] && ok "a re-run sends nothing" || bad "ApplyConfiguration $a1 -> $(applies)"
 
+# a pre-pull that fails stops the roll before anything changes
+images v1.35.6
+labsim_ctl POST knobs '{"talos_image_pull_fail": {"kubelet:v1.35.6": "manifest unknown"}}' > /dev/null
+a3=$(applies)
+expect_rc 1 "a failing pre-pull stops the roll" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "pre-pull of ghcr.io/siderolabs/kubelet:v1.35.6 on ir-cp-1 (NS_SYSTEM): the image roll did not start, nothing was changed" "$T/err" "names the image, the node and that nothing changed"
+[ "$(applies)" = "$a3" ] && ok "no config sent" || bad "ApplyConfiguration $a3 -> $(applies)"
+labsim_ctl POST knobs '{"talos_image_pull_fail": {}}' > /dev/null
+
 # kill -9 in the middle, then a re-run converges
 labsim_ctl POST knobs '{"k8s_static_pod_seconds": 50}' > /dev/null
-images v1.35.6
 t1=$(now)
 "$STRATA" apply "$E" --yes --timeout 60s > "$T/out" 2> "$T/err" &
 pid=$!

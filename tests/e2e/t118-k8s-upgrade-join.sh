@@ -71,6 +71,12 @@ expect_grep "^order 1180:kube-apiserver 1181:kube-apiserver 1182:kube-apiserver 
 	"$T/roll" "the new worker's kubelet moves last, in the kubelet phase"
 expect_grep "^one-at-a-time yes" "$T/roll" "one node step at a time"
 expect_grep "^kubelets 1180:v1.36.0 1181:v1.36.0 1182:v1.36.0 1183:v1.36.0 1184:v1.36.0$" "$T/roll" "every kubelet at v1.36.0"
+# the version roll's pre-pull: every image still to change, where it runs
+pulls() { labsim_py "' '.join('%s:%s' % (n['vmid'], ','.join('%s=%s' % (p['namespace'], p['ref'].rsplit('/', 1)[1]) for p in n['pulls'] if p['t'] >= $1)) for n in sorted(s['talos']['nodes'], key=lambda n: n['vmid'] or 0) if n['vmid'])"; }
+pulls "$t0" > "$T/pulls"; sed 's/^/     : /' "$T/pulls"
+cp="NS_CRI=kube-apiserver:v1.36.0,NS_CRI=kube-controller-manager:v1.36.0,NS_CRI=kube-scheduler:v1.36.0,NS_SYSTEM=kubelet:v1.36.0"
+expect_grep "^1180:$cp 1181:$cp 1182:$cp 1183:NS_SYSTEM=kubelet:v1.36.0 1184:NS_SYSTEM=kubelet:v1.36.0$" "$T/pulls" \
+	"pre-pulled: control-plane images in NS_CRI on the control planes, the kubelet in NS_SYSTEM on every node (the new one too)"
 [ "$($PY -c "import json; d=json.load(open('$E/state.json')); t=d['talos']['jn-w-2']; print(t['kubernetes_version'], 'k8s_step' in t)")" = "1.36.0 False" ] \
 	&& ok "journal: jn-w-2 at 1.36.0, no step left" || bad "journal $($PY -c "import json; print(json.load(open('$E/state.json'))['talos']['jn-w-2'])")"
 a1=$(talos_calls ApplyConfiguration)

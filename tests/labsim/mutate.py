@@ -386,6 +386,8 @@ MUTATIONS = {
                          "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
     "imagepull-record": ("talos.py", 'node.pulls.append({"t": time.time(), "namespace": ns, "ref": req.reference})',
                          'pass', "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
+    "imagepull-unimplemented-knob": ("talos.py", 'for v in node.mgr.knobs.get("talos_image_pull_unimplemented") or []]:',
+                                     'for v in []]:', "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
     "imagepull-fail-knob": ("talos.py", 'if re.search(pat, req.reference):', 'if False:',
                             "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
 }

@@ -968,6 +968,9 @@ class Handler(grpc.GenericRpcHandler):
     # talos_image_pull_fail {image-regex: why} makes the pull fail.
     def image_pull(self, node, req, ctx):
         m, c = self.pb["machine"], self.pb["common"]
+        if str(node.vmid) in [str(v) for v in node.mgr.knobs.get("talos_image_pull_unimplemented") or []]:
+            # a Talos without the method (it is deprecated in 1.13, to go in 1.18)
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method ImagePull for service machine.MachineService")
         for pat, why in (node.mgr.knobs.get("talos_image_pull_fail") or {}).items():
             if re.search(pat, req.reference):
                 raise Fail(grpc.StatusCode.UNKNOWN, "labsim: pulling %s failed (knob "
@@ -1098,6 +1101,7 @@ class Manager:
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
         "talos_upgrade_fail_vmid": {},  # {vmid: why}: Upgrade on that VM's node fails validating the image
         "talos_image_pull_fail": {},  # {image-regex: why}: ImagePull of such images fails
+        "talos_image_pull_unimplemented": [],  # [vmid]: that node has no ImagePull (Unimplemented)
         # {vmid: seconds}: after an upgrade that node's etcd and kubelet report
         # unhealthy (its Node NotReady) this long (time-scaled)
         "talos_upgrade_unhealthy": {},

@@ -56,6 +56,12 @@ class TalosImagePullTest(TalosBase, unittest.TestCase):
             self.assertIn("not found", e.details())
         finally:
             self.sim.control("POST", "knobs", {"talos_image_pull_fail": {}})
+        self.sim.control("POST", "knobs", {"talos_image_pull_unimplemented": [640]})
+        try:
+            e = self.pull_error(ch, c.NS_CRI, "registry.k8s.io/kube-proxy:v1.36.0")
+            self.assertEqual(e.code(), grpc.StatusCode.UNIMPLEMENTED)
+        finally:
+            self.sim.control("POST", "knobs", {"talos_image_pull_unimplemented": []})
         self.assertEqual(len([x for x in self.state()["nodes"] if x["vmid"] == 640][0]["pulls"]), 2)
         ch.close()
 
