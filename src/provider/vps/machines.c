@@ -172,6 +172,7 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 {
 	const struct vps_config *vc = &c->cfg->vps;
 	struct err e = ERR_INIT;
+	const char *deferred;
 	bool will_change;
 	int kind;
 
@@ -193,12 +194,12 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 					       "%s:%d, its config as applied: nothing "
 					       "to do", np->talos, nd->ip,
 					       TALOS_API_PORT);
-		} else if (upgrade_defers_config(c, nd->name, np->talos)) {
+		} else if ((deferred = upgrade_defers_config(c, nd->name, np->talos))) {
 			np->act = VA_UPDATE;
 			np->config = "changed";
 			np->reason = xasprintf("runs Talos %s; nodes/%s.yaml changed: "
-					       "left to the rolling Talos upgrade "
-					       "(below)", np->talos, nd->name);
+					       "%s (below)", np->talos, nd->name,
+					       deferred);
 		} else {
 			np->act = VA_UPDATE;
 			np->config = "changed";
