@@ -119,6 +119,7 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	char *reinstall[64];
 	int parallel = 16, upgrade_parallel = 1, json = 0, i, r, rc = 1;
 	FILE *human = stdout;
+	json_t *rolls = NULL;
 
 	if (cmd_wants_help(argc, argv, "apply"))
 		return 0;
@@ -208,6 +209,13 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	c.n_reinstall = n_reinstall;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;
+	/* -o json: the rolls go into the plan event ("rolls", docs/json.md) */
+	if (json) {
+		if ((r = upgrade_check(e.cfg, &c.st, e.dir, upgrade_parallel, human,
+				       &rolls, &err)) < 0)
+			goto fail;
+		talos_changes = (size_t)r;
+	}
 	if (c.provider->vm_plan) {
 		if ((r = apply_iso_target(&c, &err)) < 0)
 			goto fail;
@@ -221,6 +229,8 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 			free(ps);
 			if (doc)
 				json_object_set_new(doc, "node_removals", scale_plan_json(plan));
+			if (doc && rolls)
+				json_object_set(doc, "rolls", rolls);
 			event_plan(doc);
 		} else {
 			env_show_plan(plan, json);
@@ -230,16 +240,18 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	} else if (c.provider->plan_machines) {
 		/* The machines the config names: the plan shown (the plan
 		 * event with -o json), its changes asked about. */
-		struct plan_out po = { .fp = stdout, .event = json };
+		struct plan_out po = { .fp = stdout, .event = json, .rolls = rolls };
 
 		if ((r = c.provider->plan_machines(&e, &c.st, &po, &err)) < 0)
 			goto fail;
 		fflush(stdout);
 		machine_changes = po.changes;
 	}
-	if ((r = upgrade_check(e.cfg, &c.st, upgrade_parallel, human, &err)) < 0)
+	if (!json && (r = upgrade_check(e.cfg, &c.st, e.dir, upgrade_parallel,
+					human, NULL, &err)) < 0)
 		goto fail;
-	talos_changes = (size_t)r;
+	if (!json)
+		talos_changes = (size_t)r;
 	if (plan->conflicts) {
 		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
@@ -298,6 +310,7 @@ out:
 	env_summary(what, e.cfg ? e.cfg->name : NULL, env, result, rc,
 		    tallying ? &tally : NULL, NULL, NULL);
 	event_end();
+	json_decref(rolls);
 	history_close(hist);
 	env_tally_release(&tally);
 	if (c.provider && c.provider->ctx_close)

@@ -29,6 +29,8 @@ plan_vms(struct env *e, struct state *st, struct plan_out *o, struct err *err)
 		json_t *doc = json_loads(s, 0, NULL);
 
 		free(s);
+		if (doc && o->rolls)
+			json_object_set(doc, "rolls", o->rolls);
 		if (doc && o->event) {
 			json_object_set_new(doc, "node_removals", scale_plan_json(&plan));
 			event_plan(doc);
@@ -57,6 +59,7 @@ cmd_plan(int argc, char **argv)
 	const struct provider *p = NULL;
 	const char *env = NULL;
 	int json = 0, i, r, rc = 1;
+	json_t *rolls = NULL;
 
 	if (cmd_wants_help(argc, argv, "plan"))
 		return 0;
@@ -70,22 +73,35 @@ cmd_plan(int argc, char **argv)
 		return cmd_usage_error("plan", "missing ENV");
 	if ((r = env_open(&e, env, ENV_PROVIDER, &err)) < 0 ||
 	    (r = state_load(&st, e.dir, &err)) < 0 ||
-	    (r = cmd_provider(&p, e.cfg, "plan", &err)) < 0 ||
-	    (r = p->plan_machines(&e, &st, &(struct plan_out){ .fp = stdout,
+	    (r = cmd_provider(&p, e.cfg, "plan", &err)) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
+	}
+	/* -o json: the rolls go into the one document ("rolls",
+	 * docs/json.md), so they are decided first; their text on stderr */
+	if (json && upgrade_check(e.cfg, &st, e.dir, 1, stderr, &rolls, &err) < 0) {
+		out_error("plan '%s': %s", env, err.msg);
+		rc = err_exit_code(&err);
+		goto out;
+	}
+	if ((r = p->plan_machines(&e, &st, &(struct plan_out){ .fp = stdout,
 							      .json = json,
+							      .rolls = rolls,
 							      .look_rescue = true },
 				  &err)) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;
 	}
-	if (upgrade_check(e.cfg, &st, 1, json ? stderr : stdout, &err) < 0) {
+	if (!json && upgrade_check(e.cfg, &st, e.dir, 1, stdout, NULL, &err) < 0) {
 		out_error("plan '%s': %s", env, err.msg);
 		rc = err_exit_code(&err);
 		goto out;
 	}
 	rc = 0;
 out:
+	json_decref(rolls);
 	state_release(&st);
 	env_close(&e);
 	return rc;

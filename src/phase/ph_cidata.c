@@ -85,7 +85,7 @@ build_image(struct apply_ctx *c, const char *name, struct buf *img,
 	struct buf cfg = BUF_INIT, meta = BUF_INIT;
 	int r;
 
-	if ((r = read_node_config(c, name, &cfg, sha, err)) < 0)
+	if ((r = read_join_config(c, name, &cfg, sha, err)) < 0)
 		return r;
 	/* FACTS-cloudinit.md §3: meta-data's local-hostname sets the
 	 * hostname (the machine config sets it too). */

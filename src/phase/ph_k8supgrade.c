@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "config/validate.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
@@ -32,6 +34,7 @@
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/grpc.h"
 #include "util/fs.h"
 #include "util/out.h"
 #include "util/proc.h"
@@ -47,6 +50,7 @@ struct kroll {
 	int *done;                   /* per cfg node: steps done */
 	size_t steps, total;         /* node steps done in this apply / to do */
 	long long waited_ms;
+	const char *what;            /* "the Kubernetes upgrade", "the image roll" */
 };
 
 /* ------------------------------------------------------------- journal */
@@ -65,7 +69,8 @@ steps_done(struct state *st, const char *name, const char *to)
 }
 
 static int
-journal_step(struct kroll *K, size_t i, int n, const char *sha, struct err *err)
+journal_step(struct kroll *K, size_t i, int n, const char *sha,
+	     const char *images, struct err *err)
 {
 	struct apply_ctx *c = K->c;
 	const char *name = c->cfg->nodes[i].name;
@@ -79,9 +84,10 @@ journal_step(struct kroll *K, size_t i, int n, const char *sha, struct err *err)
 	{
 		struct state_kv kv[] = { { "kubernetes_version", K->to },
 					 { "config_sha256", sha },
+					 { "k8s_images", images },
 					 { "k8s_step", NULL } };
 
-		return state_talos_setv(&c->st, name, kv, 3, err);
+		return state_talos_setv(&c->st, name, kv, 4, err);
 	}
 }
 
@@ -161,26 +167,27 @@ wait_static_pod(struct kroll *K, const struct node *n, enum k8s_step s,
 				       "restarts", comp, n->name);
 		if (clock_mono_ms() >= deadline)
 			return err_set(err, ERR_FAIL, "%s on %s did not come up with "
-				       "%s in %llds (last: %s); the Kubernetes upgrade "
+				       "%s in %llds (last: %s); %s "
 				       "stopped here (%zu of %zu node steps done): see "
 				       "`kubectl -n kube-system describe pod %s-%s`, fix "
 				       "it and run apply again to continue", comp, n->name,
-				       want, K->c->wait_ms / 1000, last, K->steps, K->total,
-				       comp, n->name);
+				       want, K->c->wait_ms / 1000, last, K->what, K->steps,
+				       K->total, comp, n->name);
 		proc_sleep_ms(POLL_MS);
 	}
 	K->waited_ms += clock_mono_ms() - t0;
 	return 0;
 }
 
+/* want: the kubeletVersion to wait for ("v1.36.0"), or NULL (an image
+ * whose tag is not a version: the Node registered, and Ready if asked). */
 static int
-wait_kubelet(struct kroll *K, const struct node *n, bool want_ready,
-	     struct err *err)
+wait_kubelet(struct kroll *K, const struct node *n, const char *want,
+	     bool want_ready, struct err *err)
 {
 	long long t0 = clock_mono_ms(), deadline = t0 + K->c->wait_ms;
-	char last[1200] = "no answer yet", want[64];
+	char last[1200] = "no answer yet";
 
-	snprintf(want, sizeof(want), "v%s", K->to);
 	for (;;) {
 		struct err e = ERR_INIT;
 		struct kube_node *v = NULL;
@@ -194,13 +201,15 @@ wait_kubelet(struct kroll *K, const struct node *n, bool want_ready,
 			for (i = 0; i < nv; i++) {
 				if (!v[i].name || strcmp(v[i].name, n->name))
 					continue;
-				if (!v[i].kubelet_version || strcmp(v[i].kubelet_version, want))
+				if (want && (!v[i].kubelet_version ||
+					     strcmp(v[i].kubelet_version, want)))
 					snprintf(last, sizeof(last), "Node %s reports kubelet %s",
 						 n->name, v[i].kubelet_version ?
 						 v[i].kubelet_version : "(none)");
 				else if (want_ready && !v[i].ready)
 					snprintf(last, sizeof(last), "Node %s reports kubelet "
-						 "%s but is not Ready", n->name, want);
+						 "%s but is not Ready", n->name,
+						 v[i].kubelet_version ? v[i].kubelet_version : "?");
 				else
 					ok = true;
 			}
@@ -213,10 +222,11 @@ wait_kubelet(struct kroll *K, const struct node *n, bool want_ready,
 				       "of %s restarts", n->name);
 		if (clock_mono_ms() >= deadline)
 			return err_set(err, ERR_FAIL, "the kubelet of %s did not report "
-				       "%s in %llds (last: %s); the Kubernetes upgrade "
-				       "stopped here (%zu of %zu node steps done); fix it "
-				       "and run apply again to continue", n->name, want,
-				       K->c->wait_ms / 1000, last, K->steps, K->total);
+				       "%s in %llds (last: %s); %s stopped here (%zu of "
+				       "%zu node steps done); fix it and run apply again "
+				       "to continue", n->name, want ? want : "Ready",
+				       K->c->wait_ms / 1000, last, K->what, K->steps,
+				       K->total);
 		proc_sleep_ms(POLL_MS);
 	}
 	K->waited_ms += clock_mono_ms() - t0;
@@ -254,9 +264,9 @@ wait_kubelet_service(struct kroll *K, const struct node *n, struct err *err)
 				       "kubelet of %s", n->name);
 		if (clock_mono_ms() >= deadline)
 			return err_set(err, ERR_FAIL, "%s: %s after %llds, so its kubelet "
-				       "image was not changed; the Kubernetes upgrade "
-				       "stopped here (%zu of %zu node steps done)", n->name,
-				       last, K->c->wait_ms / 1000, K->steps, K->total);
+				       "image was not changed; %s stopped here (%zu of "
+				       "%zu node steps done)", n->name, last,
+				       K->c->wait_ms / 1000, K->what, K->steps, K->total);
 		proc_sleep_ms(POLL_MS);
 	}
 	K->waited_ms += clock_mono_ms() - t0;
@@ -277,8 +287,8 @@ gate(struct kroll *K, const char *before, struct err *err)
 	health_cluster_release(&hc);
 	K->waited_ms += clock_mono_ms() - t0;
 	if (r < 0)
-		err_wrap(err, "the Kubernetes upgrade stopped (%zu of %zu node steps "
-			 "done)", K->steps, K->total);
+		err_wrap(err, "%s stopped (%zu of %zu node steps done)", K->what,
+			 K->steps, K->total);
 	return r;
 }
 
@@ -292,7 +302,7 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 				 .installed = true };
 	struct talos_status st = { 0 };
 	struct buf file = BUF_INIT_SECRET, send = BUF_INIT_SECRET;
-	char sha[65], *details = NULL, *want = NULL;
+	char sha[65], *details = NULL, *want = NULL, *imgs = NULL;
 	long long t0 = clock_mono_ms();
 	int r;
 
@@ -326,11 +336,23 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 	}
 	if (s < K8S_PROXY && want)
 		r = wait_static_pod(K, n, s, want, err);
-	else if (s == K8S_KUBELET)
-		r = wait_kubelet(K, n, c->cfg->kubernetes.cni != CNI_NONE, err);
+	else if (s == K8S_KUBELET) {
+		char v[80];
+
+		snprintf(v, sizeof(v), "v%s", K->to);
+		r = wait_kubelet(K, n, v, c->cfg->kubernetes.cni != CNI_NONE, err);
+	}
 	if (r < 0)
 		goto out;
-	r = journal_step(K, i, (int)s + 1, s == K8S_KUBELET ? sha : NULL, err);
+	if (s == K8S_KUBELET) {
+		struct k8s_images im;
+
+		k8s_images_of(&im, file.ptr, file.len);
+		imgs = k8s_images_format(&im);
+		k8s_images_free(&im);
+	}
+	r = journal_step(K, i, (int)s + 1, s == K8S_KUBELET ? sha : NULL, imgs,
+			 err);
 	K->steps++;
 	if (r == 0 && s != K8S_PROXY)
 		out_step("%s on %s: %s (%.1fs)", k8s_step_name(s), n->name,
@@ -340,6 +362,7 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 out:
 	free(details);
 	free(want);
+	free(imgs);
 	buf_release_secret(&file);
 	buf_release_secret(&send);
 	return r;
@@ -420,6 +443,81 @@ proxy_image(struct kroll *K, struct err *err)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ pre-pull */
+
+/*
+ * talosctl upgrade-k8s step 2 (FACTS-day2 4b): the new images pulled
+ * before anything changes, with MachineService/ImagePull: the control-plane
+ * images into NS_CRI on the control planes, the kubelet image into
+ * NS_SYSTEM on every node. A node without the method (Unimplemented) is
+ * skipped, any other failure stops the roll with nothing changed.
+ * pull[s]: the images node n gets (NULL: none for that step).
+ */
+static int
+prepull(struct kroll *K, const struct node *n, char *const pull[K8S_NSTEPS],
+	struct err *err)
+{
+	struct talos_target t = mtls_target(K->c, n->ip);
+	long long t0 = clock_mono_ms();
+	size_t k = 0;
+	int s, r = 0;
+
+	t.timeout_ms = 10 * 60 * 1000L;   /* a pull of a large image */
+	for (s = 0; s < K8S_NSTEPS && r == 0; s++) {
+		struct talos_status st = { 0 };
+		bool cp_img = s < K8S_PROXY;
+
+		if (!pull[s] || s == K8S_PROXY ||
+		    (cp_img && n->role != ROLE_CONTROLPLANE))
+			continue;
+		r = talos_image_pull(&t, cp_img ? TALOS_NS_CRI : TALOS_NS_SYSTEM,
+				     pull[s], &st, err);
+		if (r < 0 && st.code == GRPC_UNIMPLEMENTED) {
+			err_clear(err);
+			out_step("pre-pull on %s: ImagePull not implemented there, "
+				 "skipped", n->name);
+			return 0;
+		}
+		if (r < 0)
+			return err_wrap(err, "pre-pull of %s on %s (%s): %s did "
+					"not start, nothing was changed; fix it and "
+					"run apply again", pull[s], n->name,
+					cp_img ? "NS_CRI" : "NS_SYSTEM", K->what);
+		k++;
+	}
+	K->waited_ms += clock_mono_ms() - t0;
+	if (k)
+		out_step("pre-pull on %s: %zu image%s (%.1fs)", n->name, k,
+			 k == 1 ? "" : "s", (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
+/* The version roll's pre-pull: every step a node has still to do. */
+static int
+prepull_version(struct kroll *K, struct err *err)
+{
+	size_t i;
+	int r = 0, s;
+
+	for (i = 0; i < K->c->cfg->n_nodes && r == 0; i++) {
+		struct buf b = BUF_INIT_SECRET;
+		char sha[65], *pull[K8S_NSTEPS] = { 0 };
+
+		if (!K->from[i] || K->done[i] >= K8S_NSTEPS)
+			continue;
+		if ((r = read_node_config(K->c, K->c->cfg->nodes[i].name, &b, sha,
+					  err)) < 0)
+			break;
+		for (s = K->done[i]; s < K8S_NSTEPS; s++)
+			pull[s] = upgrade_k8s_image(b.ptr, b.len, (enum k8s_step)s);
+		buf_release_secret(&b);
+		r = prepull(K, &K->c->cfg->nodes[i], pull, err);
+		for (s = 0; s < K8S_NSTEPS; s++)
+			free(pull[s]);
+	}
+	return r;
+}
+
 /* ------------------------------------------------------------- the roll */
 
 static bool
@@ -483,6 +581,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	memset(&K, 0, sizeof(K));
 	K.c = c;
 	K.to = c->cfg->kubernetes.version;
+	K.what = "the Kubernetes upgrade";
 	K.from = xcalloc(n + 1, sizeof(char *));
 	K.done = xcalloc(n + 1, sizeof(int));
 	for (i = 0; K.to && i < n; i++) {
@@ -511,6 +610,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
 		goto out;
 	if ((r = gate(&K, "the Kubernetes upgrade", err)) < 0)
+		goto out;
+	if ((r = prepull_version(&K, err)) < 0)
 		goto out;
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
 		goto out;
@@ -589,8 +690,10 @@ out:
 }
 
 void
-k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp)
+k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
+		 json_t **json)
 {
+	json_t *steps = NULL;
 	size_t i;
 	int s;
 	char *from = NULL;
@@ -605,10 +708,13 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp)
 	}
 	if (!from)
 		return;
+	if (json)
+		steps = json_array();
 	fprintf(fp, "\nKubernetes upgrade %s -> %s, rolling in the upgrade-k8s order "
 		"(each step the node's machine config applied NO_REBOOT, no reboot):\n",
 		from, cfg->kubernetes.version);
 	for (s = K8S_APISERVER; s < K8S_NSTEPS; s++) {
+		json_t *names = json_array();
 		bool first = true;
 
 		fprintf(fp, "  ^ %-24s", k8s_step_name(s));
@@ -616,11 +722,14 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp)
 			char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
 			bool cp = cfg->nodes[i].role == ROLE_CONTROLPLANE;
 
+			if (!kv)        /* joins at from, then rolls with the others */
+				kv = xstrdup(from);
 			if (kv && strcmp(kv, cfg->kubernetes.version) &&
 			    (cp || s == K8S_KUBELET) &&
 			    steps_done(st, cfg->nodes[i].name,
 				       cfg->kubernetes.version) <= s) {
 				fprintf(fp, "%s%s", first ? " " : ", ", cfg->nodes[i].name);
+				json_array_append_new(names, json_string(cfg->nodes[i].name));
 				first = false;
 			}
 			free(kv);
@@ -629,6 +738,567 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp)
 			s < K8S_PROXY ? "  (each: its static pod Ready at the new image, then the gate)"
 			: s == K8S_PROXY ? "  (cluster.proxy.image)"
 			: "  (control planes, then workers; each: the Node reports the new kubelet, then the gate)");
+		if (steps)
+			json_array_append_new(steps, json_pack(
+				"{s:s, s:s, s:o, s:s}", "component", k8s_step_name(s),
+				"field", k8s_step_field(s), "nodes", names, "wait",
+				s < K8S_PROXY ? "static-pod-ready" : s == K8S_PROXY
+				? "none" : "kubelet-version"));
+		else
+			json_decref(names);
+	}
+	{
+		json_t *join = json ? json_array() : NULL;
+		bool first = true;
+
+		for (i = 0; i < cfg->n_nodes; i++) {
+			char *kv = state_talos_get(st, cfg->nodes[i].name,
+						   "kubernetes_version");
+
+			if (!kv) {
+				fprintf(fp, "%s%s", first ? "  + joining at Kubernetes " : ", ",
+					first ? from : cfg->nodes[i].name);
+				if (first)
+					fprintf(fp, ": %s", cfg->nodes[i].name);
+				first = false;
+				if (join)
+					json_array_append_new(join, json_string(cfg->nodes[i].name));
+			}
+			free(kv);
+		}
+		if (!first)
+			fprintf(fp, "  (new nodes get the images the others run, then "
+				"roll with them: no kubelet newer than an API server)\n");
+		if (json)
+			*json = json_pack("{s:s, s:s, s:s, s:o, s:o}", "from", from, "to",
+					  cfg->kubernetes.version, "mode", "NO_REBOOT",
+					  "steps", steps, "joining", join);
 	}
 	free(from);
+}
+
+/* ------------------------------------------------ a node that joins */
+
+/*
+ * A node the journal has no Kubernetes version for (new in the config)
+ * while the others roll from one version to kubernetes.version joins at
+ * the version they run now, the roll's from: its kubelet never newer than
+ * an API server not upgraded yet (the skew Kubernetes allows, FACTS-day2
+ * 4b's order), its static pods those of the others. The roll then moves
+ * it with them. The oldest journaled version that differs, or NULL.
+ */
+char *
+k8s_join_version(struct state *st, const struct config *cfg, const char *name)
+{
+	char *mine = state_talos_get(st, name, "kubernetes_version"), *from = NULL;
+	struct semver a, b;
+	size_t i;
+
+	if (mine || !cfg->kubernetes.version) {
+		free(mine);
+		return NULL;
+	}
+	for (i = 0; i < cfg->n_nodes; i++) {
+		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
+
+		if (kv && strcmp(kv, cfg->kubernetes.version) &&
+		    (!from || (semver_parse(&a, kv) == 0 &&
+			       semver_parse(&b, from) == 0 && semver_cmp(&a, &b) < 0))) {
+			free(from);
+			from = kv;
+		} else {
+			free(kv);
+		}
+	}
+	return from;
+}
+
+int
+read_join_config(struct apply_ctx *c, const char *name, struct buf *b,
+		 char hex[65], struct err *err)
+{
+	char *from;
+	struct buf out = BUF_INIT_SECRET;
+	int r;
+
+	if ((r = read_node_config(c, name, b, hex, err)) < 0)
+		return r;
+	if (!(from = k8s_join_version(&c->st, c->cfg, name)))
+		return 0;
+	r = upgrade_k8s_config_join(b->ptr, b->len, from, c->cfg->kubernetes.version,
+				    &out, err);
+	if (r == 0) {
+		unsigned char md[32];
+		unsigned int mdlen = 0;
+
+		buf_release_secret(b);
+		*b = out;
+		out = (struct buf)BUF_INIT_SECRET;
+		if (EVP_Digest(b->ptr, b->len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+		    mdlen != 32)
+			r = err_set(err, ERR_FAIL, "nodes/%s.yaml: cannot compute its "
+				    "SHA-256 (OpenSSL)", name);
+		for (int i = 0; r == 0 && i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	}
+	if (r < 0)
+		err_wrap(err, "nodes/%s.yaml at Kubernetes %s (it joins while the "
+			 "cluster rolls to %s)", name, from, c->cfg->kubernetes.version);
+	buf_release_secret(&out);
+	free(from);
+	return r;
+}
+
+/* =========================================================== image rolls */
+
+/*
+ * An image change a user's Talos patch makes (talos.patches: a mirror
+ * registry, a pinned patch release) rolls like a Kubernetes upgrade, not
+ * applied everywhere at once: kube-apiserver, kube-controller-manager,
+ * kube-scheduler, kube-proxy over the control planes one at a time, then
+ * the kubelets (control planes, then workers), each step the node's config
+ * with the images not rolled yet kept as they run, applied NO_REBOOT and
+ * waited for, the health gate between. Only the steps whose image changes.
+ * What a node runs is journaled ("k8s_images") after every step, so a
+ * killed apply continues with the step it was in; without that record,
+ * what gen writes for its journaled kubernetes_version.
+ */
+
+void
+image_roll_journaled(struct state *st, const struct node *n,
+		     struct k8s_images *im)
+{
+	char *j = state_talos_get(st, n->name, "k8s_images");
+
+	if (j) {
+		k8s_images_parse(im, j);
+	} else {
+		char *kv = state_talos_get(st, n->name, "kubernetes_version");
+
+		k8s_images_default(im, kv, n->role == ROLE_CONTROLPLANE);
+		free(kv);
+	}
+	free(j);
+}
+
+int
+image_roll_changes(const struct config *cfg, struct state *st,
+		   const struct node *n, const struct k8s_images *want,
+		   struct k8s_images *old, bool chg[K8S_NSTEPS])
+{
+	char *done = state_talos_get(st, n->name, "config_sha256");
+	char *kv = state_talos_get(st, n->name, "kubernetes_version");
+	int s, k = 0;
+
+	memset(old, 0, sizeof(*old));
+	for (s = 0; s < K8S_NSTEPS; s++)
+		chg[s] = false;
+	/* installed, at the config's Kubernetes version (else the version
+	 * roll owns its images) */
+	if (done && kv && cfg->kubernetes.version &&
+	    !strcmp(kv, cfg->kubernetes.version)) {
+		image_roll_journaled(st, n, old);
+		for (s = 0; s < K8S_NSTEPS; s++) {
+			if (s != K8S_KUBELET && n->role != ROLE_CONTROLPLANE)
+				continue;
+			chg[s] = want->v[s] && old->v[s] && strcmp(want->v[s], old->v[s]);
+			k += chg[s];
+		}
+	}
+	free(done);
+	free(kv);
+	return k;
+}
+
+/* The kubeletVersion a kubelet image reports ("v1.35.5" from
+ * ghcr.io/siderolabs/kubelet:v1.35.5-fat), or 0 when its tag is no version. */
+static int
+kubelet_version_of(const char *img, char *out, size_t len)
+{
+	const char *slash = strrchr(img, '/'), *colon = strrchr(img, ':');
+	struct semver v;
+
+	if (!colon || (slash && colon < slash) || semver_parse(&v, colon + 1) < 0)
+		return 0;
+	snprintf(out, len, "v%d.%d.%d", v.major, v.minor, v.patch);
+	return 1;
+}
+
+/* A patched image is another Kubernetes minor than kubernetes.version: a
+ * minor moves through kubernetes.version (its path and Talos checks). */
+int
+image_roll_check(const struct config *cfg, const struct node *n,
+		 const struct k8s_images *want, const char *install,
+		 const char *installer, struct err *err)
+{
+	struct semver kv, iv;
+	int s;
+
+	if (install && installer && strcmp(install, installer))
+		return err_set(err, ERR_USAGE, "nodes/%s.yaml: machine.install.image "
+			       "is %s, not the installer strata rolls (%s): a talos "
+			       "patch sets it. The installer changes only through "
+			       "the rolling Talos upgrade (Upgrade API, one node at "
+			       "a time): remove it from the patch and change "
+			       "talos.version, talos.schematic or talos.installer_image "
+			       "instead", n->name, install, installer);
+	if (semver_parse(&kv, cfg->kubernetes.version) < 0)
+		return 0;
+	for (s = 0; s < K8S_NSTEPS; s++) {
+		const char *img = want->v[s];
+		char ver[64];
+
+		if (!img || !kubelet_version_of(img, ver, sizeof(ver)) ||
+		    semver_parse(&iv, ver) < 0)
+			continue;
+		if (iv.major != kv.major || iv.minor != kv.minor)
+			return err_set(err, ERR_USAGE, "nodes/%s.yaml: %s is %s "
+				       "(Kubernetes %d.%d) but kubernetes.version is "
+				       "%s: a talos patch may change the registry or "
+				       "the patch release of an image, a minor version "
+				       "moves through kubernetes.version (the rolling "
+				       "Kubernetes upgrade checks its path and Talos's "
+				       "support)", n->name, k8s_step_field(s), img,
+				       iv.major, iv.minor, cfg->kubernetes.version);
+	}
+	return 0;
+}
+
+bool
+image_roll_pending(struct apply_ctx *c, const struct node *n)
+{
+	struct buf b = BUF_INIT_SECRET;
+	struct k8s_images want, old;
+	struct err e = ERR_INIT;
+	bool chg[K8S_NSTEPS];
+	char sha[65];
+	int k = 0;
+
+	if (read_node_config(c, n->name, &b, sha, &e) < 0)
+		return false;
+	k8s_images_of(&want, b.ptr, b.len);
+	k = image_roll_changes(c->cfg, &c->st, n, &want, &old, chg);
+	k8s_images_free(&want);
+	k8s_images_free(&old);
+	buf_release_secret(&b);
+	return k > 0;
+}
+
+struct inode {
+	struct k8s_images old, want;
+	bool chg[K8S_NSTEPS];
+};
+
+static int
+do_istep(struct kroll *K, size_t i, enum k8s_step s, struct inode *in,
+	 struct err *err)
+{
+	struct apply_ctx *c = K->c;
+	const struct node *n = &c->cfg->nodes[i];
+	struct talos_target t = mtls_target(c, n->ip);
+	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
+				 .installed = true };
+	struct talos_status st = { 0 };
+	struct buf file = BUF_INIT_SECRET, send = BUF_INIT_SECRET;
+	struct k8s_images hold;
+	char sha[65], *details = NULL, *imgs = NULL, ver[64];
+	const char *want = in->want.v[s];
+	long long t0 = clock_mono_ms();
+	bool last = true;
+	int r, k;
+
+	memset(&hold, 0, sizeof(hold));
+	for (k = (int)s + 1; k < K8S_NSTEPS; k++)
+		if (in->chg[k]) {
+			hold.v[k] = in->old.v[k];      /* borrowed */
+			last = false;
+		}
+	if ((r = read_node_config(c, n->name, &file, sha, err)) < 0)
+		return r;
+	if ((r = upgrade_k8s_config_old(file.ptr, file.len, s, &hold, &send,
+					err)) < 0)
+		goto out;
+	if (s == K8S_KUBELET && (r = wait_kubelet_service(K, n, err)) < 0)
+		goto out;
+	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT, TRUST_ADDR_CONFIG,
+				   TRUST_PEER_CLUSTER, err)) < 0)
+		goto out;
+	t.timeout_ms = 30000;
+	out_step("image roll: %s on %s: %s -> %s (NO_REBOOT)", k8s_step_name(s),
+		 n->name, in->old.v[s], want);
+	if ((r = talos_apply_configuration_mode(&t, send.ptr, send.len,
+						TALOS_APPLY_NO_REBOOT, &details,
+						&st, err)) < 0) {
+		err_wrap(err, "%s on %s: apply %s (NO_REBOOT); the image roll "
+			 "stopped here (%zu of %zu node steps done)",
+			 k8s_step_name(s), n->name, k8s_step_field(s), K->steps,
+			 K->total);
+		goto out;
+	}
+	if (s < K8S_PROXY)
+		r = wait_static_pod(K, n, s, want, err);
+	else if (s == K8S_KUBELET)
+		r = wait_kubelet(K, n, kubelet_version_of(want, ver, sizeof(ver))
+				 ? ver : NULL, c->cfg->kubernetes.cni != CNI_NONE,
+				 err);
+	if (r < 0)
+		goto out;
+	free(in->old.v[s]);
+	in->old.v[s] = xstrdup(want);
+	in->chg[s] = false;
+	if (last) {
+		struct k8s_images im;
+
+		k8s_images_of(&im, file.ptr, file.len);
+		imgs = k8s_images_format(&im);
+		k8s_images_free(&im);
+		{
+			struct state_kv kv[] = { { "k8s_images", imgs },
+						 { "config_sha256", sha } };
+
+			r = state_talos_setv(&c->st, n->name, kv, 2, err);
+		}
+	} else {
+		imgs = k8s_images_format(&in->old);
+		r = state_talos_set(&c->st, n->name, "k8s_images", imgs, err);
+	}
+	K->steps++;
+	if (r == 0 && s != K8S_PROXY)
+		out_step("%s on %s: %s (%.1fs)", k8s_step_name(s), n->name,
+			 s == K8S_KUBELET ? "the kubelet is back with the new image"
+			 : "its static pod runs the new image and is Ready",
+			 (clock_mono_ms() - t0) / 1000.0);
+out:
+	free(details);
+	free(imgs);
+	buf_release_secret(&file);
+	buf_release_secret(&send);
+	return r;
+}
+
+int
+image_roll_run(struct apply_ctx *c, struct err *err)
+{
+	struct kroll K;
+	struct inode *in;
+	size_t i, n = c->cfg->n_nodes;
+	long long t0 = clock_mono_ms();
+	char *proxy = NULL;
+	int r = 0, s;
+
+	memset(&K, 0, sizeof(K));
+	K.c = c;
+	K.to = c->cfg->kubernetes.version;
+	K.what = "the image roll";
+	in = xcalloc(n + 1, sizeof(*in));
+	for (i = 0; i < n; i++) {
+		struct buf b = BUF_INIT_SECRET;
+		char sha[65];
+		struct err e = ERR_INIT;
+
+		if (read_node_config(c, c->cfg->nodes[i].name, &b, sha, &e) < 0)
+			continue;
+		k8s_images_of(&in[i].want, b.ptr, b.len);
+		buf_release_secret(&b);
+		K.total += (size_t)image_roll_changes(c->cfg, &c->st, &c->cfg->nodes[i],
+						      &in[i].want, &in[i].old,
+						      in[i].chg);
+		if (in[i].chg[K8S_PROXY] && !proxy)
+			proxy = xstrdup(in[i].want.v[K8S_PROXY]);
+	}
+	if (!K.total)
+		goto out;
+	K.kcfg = fs_join(c->env_dir, "kubeconfig");
+	if (!fs_exists(K.kcfg)) {
+		r = err_set(err, ERR_FAIL, "a talos patch changes Kubernetes images "
+			    "but there is no ENV/kubeconfig: the roll cannot be "
+			    "watched");
+		goto out;
+	}
+	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
+		goto out;
+	out_step("image roll: %zu node steps (images changed by the talos "
+		 "patches), one at a time", K.total);
+	if ((r = gate(&K, "the image roll", err)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		char *pull[K8S_NSTEPS] = { 0 };
+
+		for (s = 0; s < K8S_NSTEPS; s++)
+			if (in[i].chg[s])
+				pull[s] = in[i].want.v[s];    /* borrowed */
+		if ((r = prepull(&K, &c->cfg->nodes[i], pull, err)) < 0)
+			goto out;
+	}
+	if ((r = etcd_snapshot_before(c, "the image roll", err)) < 0)
+		goto out;
+	for (s = K8S_APISERVER; s < K8S_KUBELET; s++) {
+		for (i = 0; i < n; i++) {
+			char before[200];
+
+			if (!in[i].chg[s])
+				continue;
+			if (phase_interrupted) {
+				r = err_set(err, ERR_INTR, "interrupted before %s on %s",
+					    k8s_step_name(s), c->cfg->nodes[i].name);
+				goto out;
+			}
+			if ((r = do_istep(&K, i, s, &in[i], err)) < 0)
+				goto out;
+			if (s == K8S_PROXY)
+				continue;
+			snprintf(before, sizeof(before), "the next step (after %s on %s)",
+				 k8s_step_name(s), c->cfg->nodes[i].name);
+			if ((r = gate(&K, before, err)) < 0)
+				goto out;
+		}
+	}
+	if (proxy && (r = update_kube_proxy(&K, proxy, err)) < 0)
+		goto out;
+	for (int pass = 0; pass < 2; pass++) {
+		for (i = 0; i < n; i++) {
+			char before[200];
+			bool cp = c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
+
+			if (!in[i].chg[K8S_KUBELET] || cp != (pass == 0))
+				continue;
+			if (phase_interrupted) {
+				r = err_set(err, ERR_INTR, "interrupted before the kubelet of %s",
+					    c->cfg->nodes[i].name);
+				goto out;
+			}
+			if ((r = do_istep(&K, i, K8S_KUBELET, &in[i], err)) < 0)
+				goto out;
+			snprintf(before, sizeof(before), "the next step (after the kubelet of %s)",
+				 c->cfg->nodes[i].name);
+			if ((r = gate(&K, before, err)) < 0)
+				goto out;
+		}
+	}
+	{
+		long long wall = clock_mono_ms() - t0;
+
+		out_step("image roll: %zu node steps in %.1fs; strata's own time "
+			 "%.0f ms a step", K.steps, wall / 1000.0,
+			 K.steps ? (double)(wall - K.waited_ms) / (double)K.steps : 0.0);
+	}
+out:
+	for (i = 0; i < n; i++) {
+		k8s_images_free(&in[i].old);
+		k8s_images_free(&in[i].want);
+	}
+	free(in);
+	free(proxy);
+	free(K.kcfg);
+	kube_client_free(K.kc);
+	return r;
+}
+
+/*
+ * For plan and apply: the image roll the configs gen is about to write
+ * mean (images: gen.h's lines), printed when show; refusals (a patched
+ * installer, another minor) in err.
+ */
+int
+image_roll_plan(const struct config *cfg, struct state *st, const char *images,
+		const char *installer, FILE *fp, bool show, json_t **json,
+		struct err *err)
+{
+	struct inode *in;
+	size_t i, n = cfg->n_nodes, total = 0, ln = 0;
+	int r = 0, s;
+
+	in = xcalloc(n + 1, sizeof(*in));
+	for (i = 0; i < n && r == 0; i++) {
+		const char *p = images;
+		char *install = NULL;
+
+		while (p && *p) {
+			const char *nl = strchr(p, '\n');
+			size_t len = nl ? (size_t)(nl - p) : strlen(p);
+			char *line = xasprintf("%.*s", (int)len, p), *a, *b;
+
+			a = strchr(line, ' ');
+			b = a ? strchr(a + 1, ' ') : NULL;
+			if (a && b) {
+				*a = *b = '\0';
+				if (!strcmp(line, cfg->nodes[i].name)) {
+					if (!strcmp(a + 1, "install")) {
+						free(install);
+						install = xstrdup(b + 1);
+					}
+					for (s = 0; s < K8S_NSTEPS; s++)
+						if (!strcmp(a + 1, k8s_step_name(s))) {
+							free(in[i].want.v[s]);
+							in[i].want.v[s] = xstrdup(b + 1);
+						}
+				}
+			}
+			free(line);
+			p = nl ? nl + 1 : NULL;
+		}
+		r = image_roll_check(cfg, &cfg->nodes[i], &in[i].want, install,
+				     installer, err);
+		free(install);
+		if (r == 0)
+			total += (size_t)image_roll_changes(cfg, st, &cfg->nodes[i],
+							    &in[i].want, &in[i].old,
+							    in[i].chg);
+	}
+	if (r < 0 || !total)
+		goto out;
+	if (show)
+		fprintf(fp, "\nImages changed by the talos patches, rolled in the "
+			"upgrade-k8s order (each step the node's machine config "
+			"applied NO_REBOOT, no reboot; the gate between):\n");
+	if (json)
+		*json = json_pack("{s:s, s:I, s:[]}", "mode", "NO_REBOOT",
+				  "node_steps", (json_int_t)total, "steps");
+	for (s = K8S_APISERVER; s < K8S_NSTEPS; s++) {
+		json_t *nodes = json ? json_array() : NULL;
+		size_t k = 0;
+
+		for (int pass = 0; pass < 2; pass++)
+			for (i = 0; i < n; i++) {
+				bool cp = cfg->nodes[i].role == ROLE_CONTROLPLANE;
+
+				if (!in[i].chg[s] || (s == K8S_KUBELET && cp != (pass == 0)) ||
+				    (s != K8S_KUBELET && pass))
+					continue;
+				if (show && !k++)
+					fprintf(fp, "  ^ %-24s %s", k8s_step_name(s),
+						cfg->nodes[i].name);
+				else if (show)
+					fprintf(fp, ", %s", cfg->nodes[i].name);
+				else
+					k++;
+				ln = i;
+				if (nodes)
+					json_array_append_new(nodes, json_pack(
+						"{s:s, s:s, s:s}", "name",
+						cfg->nodes[i].name, "from",
+						in[i].old.v[s], "to", in[i].want.v[s]));
+			}
+		if (show && k)
+			fprintf(fp, "  (%s: %s -> %s; each: %s, then the gate)\n",
+				k8s_step_field(s), in[ln].old.v[s], in[ln].want.v[s],
+				s < K8S_PROXY ? "its static pod Ready at the new image"
+				: s == K8S_PROXY ? "applied" : "the kubelet back with it");
+		if (nodes && k)
+			json_array_append_new(json_object_get(*json, "steps"), json_pack(
+				"{s:s, s:s, s:o, s:s}", "component", k8s_step_name(s),
+				"field", k8s_step_field(s), "nodes", nodes, "wait",
+				s < K8S_PROXY ? "static-pod-ready" : s == K8S_PROXY
+				? "none" : "kubelet-version"));
+		else
+			json_decref(nodes);
+	}
+	r = (int)total;
+out:
+	for (i = 0; i < n; i++) {
+		k8s_images_free(&in[i].old);
+		k8s_images_free(&in[i].want);
+	}
+	free(in);
+	return r;
 }

@@ -653,7 +653,9 @@ install_node(struct tjob *j, struct err *err)
 	     from_cidata = boot_config_pending(c, nd->name);
 	int r, refused = 0;
 
-	if ((r = read_node_config(c, nd->name, &cfg, sha, err)) < 0)
+	/* (a node that joins while the cluster rolls to a new Kubernetes:
+	 * at the version the others run, k8s_join_version) */
+	if ((r = read_join_config(c, nd->name, &cfg, sha, err)) < 0)
 		return r;
 	if (firewall_digest(&cfg, fw) < 0)
 		fw[0] = '\0';
@@ -804,10 +806,10 @@ install_node(struct tjob *j, struct err *err)
 			  : "changed config applied";
 		free(details);
 		if ((r = upgrade_journal_applied(c, nd->name, j->version,
-						 applied, err)) < 0)
+						 applied, &cfg, err)) < 0)
 			goto out;
 	} else if ((r = upgrade_journal_applied(c, nd->name, j->version,
-						applied, err)) < 0) {
+						applied, &cfg, err)) < 0) {
 		goto out;
 	}
 	r = c->provider->after_install

@@ -37,6 +37,7 @@
 #include "kube/drain.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
+#include "talos/gen.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
 #include "trust/trust.h"
@@ -291,16 +292,38 @@ journal_done(struct roll *R, const struct node *n, struct err *err)
 {
 	struct state *st = &R->c->st;
 	char *staged = state_talos_get(st, n->name, "staged_sha256");
+	char *imgs = NULL;
 	struct state_kv kv[] = {
 		{ "talos_version", R->c->cfg->talos.version },
 		{ "installer", R->image },
 		{ staged ? "config_sha256" : "staged_sha256", staged },
 		{ "staged_sha256", NULL },
 		{ "upgrade_boot_id", NULL },
+		{ "k8s_images", NULL },
 	};
-	int r = state_talos_setv(st, n->name, kv, sizeof(kv) / sizeof(kv[0]), err);
+	size_t nkv = sizeof(kv) / sizeof(kv[0]) - 1;
+	int r;
 
+	if (staged) {
+		/* the staged config is what it runs now: its images too */
+		struct buf b = BUF_INIT_SECRET;
+		struct err e = ERR_INIT;
+		char sha[65];
+
+		if (read_node_config(R->c, n->name, &b, sha, &e) == 0 &&
+		    !strcmp(sha, staged)) {
+			struct k8s_images im;
+
+			k8s_images_of(&im, b.ptr, b.len);
+			imgs = k8s_images_format(&im);
+			k8s_images_free(&im);
+			kv[nkv++].val = imgs;
+		}
+		buf_release_secret(&b);
+	}
+	r = state_talos_setv(st, n->name, kv, nkv, err);
 	free(staged);
+	free(imgs);
 	return r;
 }
 
@@ -471,6 +494,9 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 		/* a changed kubernetes.version rolls now (never together with
 		 * a Talos upgrade: upgrade_check refuses both at once) */
 		r = k8s_upgrade_run(c, err);
+		/* then images a talos patch changes, rolled the same way */
+		if (r == 0)
+			r = image_roll_run(c, err);
 		goto out;
 	}
 	if (cps_need && c->cfg->n_controlplanes == 2) {
@@ -601,21 +627,46 @@ upgrade_defers_config(struct apply_ctx *c, const char *name,
 	defer = inst && img && strcmp(inst, img);
 	free(inst);
 	free(img);
-	return defer ? "config change left to the rolling Talos upgrade" : NULL;
+	if (defer)
+		return "config change left to the rolling Talos upgrade";
+	/* Images a talos patch changes: rolled step by step (image_roll_run). */
+	for (size_t i = 0; i < c->cfg->n_nodes; i++)
+		if (!strcmp(c->cfg->nodes[i].name, name) &&
+		    image_roll_pending(c, &c->cfg->nodes[i]))
+			return "config change left to the image roll (images "
+			       "changed by a talos patch)";
+	return NULL;
 }
 
 int
 upgrade_journal_applied(struct apply_ctx *c, const char *name,
 			const char *live_version, bool installed_now,
-			struct err *err)
+			const struct buf *applied, struct err *err)
 {
-	char *cur;
+	char *cur, *imgs = NULL;
 	int r = 0;
 
-	/* The Kubernetes version its config carries now. */
-	if ((r = state_talos_set(&c->st, name, "kubernetes_version",
-				 c->cfg->kubernetes.version, err)) < 0)
-		return r;
+	/* The Kubernetes version its config carries now, and its images. */
+	if (applied) {
+		struct k8s_images im;
+
+		k8s_images_of(&im, applied->ptr, applied->len);
+		imgs = k8s_images_format(&im);
+		k8s_images_free(&im);
+	}
+	{
+		/* a node that joined during a roll: the version it got */
+		char *join = k8s_join_version(&c->st, c->cfg, name);
+		struct state_kv kv[] = { { "kubernetes_version",
+					   join ? join : c->cfg->kubernetes.version },
+					 { "k8s_images", imgs } };
+
+		r = state_talos_setv(&c->st, name, kv, imgs ? 2 : 1, err);
+		free(imgs);
+		free(join);
+		if (r < 0)
+			return r;
+	}
 	cur = state_talos_get(&c->st, name, "talos_version");
 	if (installed_now || (!cur && live_version &&
 			      !strcmp(live_version, c->cfg->talos.version))) {
@@ -636,92 +687,130 @@ upgrade_journal_applied(struct apply_ctx *c, const char *name,
 	return r;
 }
 
+/* The image roll plan: what a check-only gen says the configs will carry. */
+static int
+image_check(const struct config *cfg, struct state *st, const char *env_dir,
+	    FILE *fp, bool show, json_t **json, struct err *err)
+{
+	struct gen_result res;
+	struct err e = ERR_INIT;
+	int r = 0;
+
+	if (!env_dir || !cfg->n_nodes)
+		return 0;
+	memset(&res, 0, sizeof(res));
+	res.check_only = true;
+	/* a gen that fails here fails again, with its message, in apply */
+	if (talos_gen(cfg, env_dir, &res, &e) == 0 && res.images)
+		r = image_roll_plan(cfg, st, res.images, res.installer_image, fp,
+				    show, json, err);
+	gen_result_release(&res);
+	return r;
+}
+
 int
-upgrade_check(const struct config *cfg, struct state *st, int parallel,
-	      FILE *fp, struct err *err)
+upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
+	      int parallel, FILE *fp, json_t **rolls, struct err *err)
 {
 	size_t i, k = 0;
-	char why[400], *from = NULL;
-	int printed = 0;
-
+	char why[400];
+	int printed = 0, ir;
+	json_t *tnodes = rolls ? json_array() : NULL, *kj = NULL, *ij = NULL;
 	bool k8s_change = false;
+	int r = 0;
 
-	for (i = 0; i < cfg->n_nodes; i++) {
+	for (i = 0; i < cfg->n_nodes && r == 0; i++) {
 		char *kv = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
 
 		if (kv && cfg->kubernetes.version && strcmp(kv, cfg->kubernetes.version)) {
 			int p = upgrade_path("Kubernetes", kv, cfg->kubernetes.version,
 					     why, sizeof(why));
 
-			if (p < 0) {
-				int r = err_set(err, ERR_USAGE, "kubernetes.version %s -> "
-						"%s (node %s runs %s): %s", kv,
-						cfg->kubernetes.version,
-						cfg->nodes[i].name, kv, why);
-
-				free(kv);
-				return r;
-			}
+			if (p < 0)
+				r = err_set(err, ERR_USAGE, "kubernetes.version %s -> "
+					    "%s (node %s runs %s): %s", kv,
+					    cfg->kubernetes.version,
+					    cfg->nodes[i].name, kv, why);
 			k8s_change = true;
 		}
 		free(kv);
 	}
-	for (i = 0; k8s_change && i < cfg->n_nodes; i++) {
+	for (i = 0; r == 0 && k8s_change && i < cfg->n_nodes; i++) {
 		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
 		bool differs = tv && cfg->talos.version && strcmp(tv, cfg->talos.version);
 
 		free(tv);
 		if (differs)
-			return err_set(err, ERR_USAGE, "talos.version and "
-				       "kubernetes.version both changed: strata "
-				       "rolls one upgrade at a time; set "
-				       "kubernetes.version back, apply the Talos "
-				       "upgrade, then change kubernetes.version");
+			r = err_set(err, ERR_USAGE, "talos.version and "
+				    "kubernetes.version both changed: strata "
+				    "rolls one upgrade at a time; set "
+				    "kubernetes.version back, apply the Talos "
+				    "upgrade, then change kubernetes.version");
 	}
-	for (i = 0; i < cfg->n_nodes; i++) {
+	for (i = 0; r == 0 && i < cfg->n_nodes; i++) {
 		char *tv = state_talos_get(st, cfg->nodes[i].name, "talos_version");
+		bool cp = cfg->nodes[i].role == ROLE_CONTROLPLANE;
 		int p;
 
 		if (!tv)
 			continue;
 		p = upgrade_path("Talos", tv, cfg->talos.version, why, sizeof(why));
 		if (p < 0) {
-			int r = err_set(err, ERR_USAGE, "talos.version: %s runs %s: %s",
-					cfg->nodes[i].name, tv, why);
-
-			free(tv);
-			free(from);
-			return r;
-		}
-		if (p == 1 && cfg->nodes[i].role == ROLE_CONTROLPLANE &&
-		    cfg->n_controlplanes == 2) {
-			free(tv);
-			return err_set(err, ERR_USAGE, "talos.version %s: refusing "
-				       "to upgrade a control plane of a 2-member "
-				       "etcd: while one reboots the other alone "
-				       "has no quorum (Talos refuses it too); "
-				       "scale the control planes to 3 first",
-				       cfg->talos.version);
-		}
-		if (p == 1) {
+			r = err_set(err, ERR_USAGE, "talos.version: %s runs %s: %s",
+				    cfg->nodes[i].name, tv, why);
+		} else if (p == 1 && cp && cfg->n_controlplanes == 2) {
+			r = err_set(err, ERR_USAGE, "talos.version %s: refusing "
+				    "to upgrade a control plane of a 2-member "
+				    "etcd: while one reboots the other alone "
+				    "has no quorum (Talos refuses it too); "
+				    "scale the control planes to 3 first",
+				    cfg->talos.version);
+		} else if (p == 1) {
 			if (!printed++)
 				fprintf(fp, "\nTalos upgrade to %s, rolling (Upgrade API, "
 					"installer image as in machine.install.image):\n",
 					cfg->talos.version);
 			fprintf(fp, "  ^ %-20s %s -> %s%s\n", cfg->nodes[i].name, tv,
-				cfg->talos.version, cfg->nodes[i].role == ROLE_CONTROLPLANE
+				cfg->talos.version, cp
 				? "  (control plane: alone, then the gate)" : "");
+			if (tnodes)
+				json_array_append_new(tnodes, json_pack(
+					"{s:s, s:s, s:s, s:s}", "name",
+					cfg->nodes[i].name, "role",
+					cp ? "controlplane" : "worker", "from", tv,
+					"to", cfg->talos.version));
 			k++;
 		}
 		free(tv);
 	}
-	free(from);
-	if (k8s_change)
-		k8s_upgrade_plan(cfg, st, fp);
-	if (k)
+	if (r == 0 && k8s_change)
+		k8s_upgrade_plan(cfg, st, fp, rolls ? &kj : NULL);
+	if (r == 0 && k)
 		fprintf(fp, "  control planes one at a time, then workers %d at a "
 			"time; each node back with a new boot id and %s, then every "
 			"node healthy, before the next\n", parallel > 0 ? parallel : 1,
 			cfg->talos.version);
-	return (int)k;
+	/* the image roll goes after the others: shown when it is next */
+	if (r == 0 && (ir = image_check(cfg, st, env_dir, fp, !k && !k8s_change,
+				       rolls && !k && !k8s_change ? &ij : NULL,
+				       err)) < 0)
+		r = ir;
+	else if (r == 0 && !k && !k8s_change)
+		k += (size_t)ir;
+	if (r == 0 && rolls) {
+		json_t *tj = json_array_size(tnodes)
+			? json_pack("{s:s, s:s, s:i, s:O}", "to", cfg->talos.version,
+				    "order", "controlplanes-then-workers", "parallel",
+				    parallel > 0 ? parallel : 1, "nodes", tnodes)
+			: json_null();
+
+		*rolls = json_pack("{s:o, s:o, s:o}", "talos_upgrade", tj,
+				   "kubernetes_upgrade", kj ? kj : json_null(),
+				   "image_roll", ij ? ij : json_null());
+		kj = ij = NULL;
+	}
+	json_decref(tnodes);
+	json_decref(kj);
+	json_decref(ij);
+	return r < 0 ? r : (int)k;
 }

@@ -119,22 +119,69 @@ const char *upgrade_defers_config(struct apply_ctx *c, const char *name,
  * an install from maintenance mode, so it runs the config's Talos). */
 int upgrade_journal_applied(struct apply_ctx *c, const char *name,
 			    const char *live_version, bool installed_now,
-			    struct err *err);
+			    const struct buf *applied, struct err *err);
 /*
  * plan and apply, before anything runs: the roll a changed talos.version
  * means (printed on fp; returns how many nodes it upgrades), or a refusal
  * (negative, err): an unsupported path, a changed kubernetes.version.
- * From the journal's versions; the live versions are checked again.
+ * From the journal's versions; the live versions are checked again. Also
+ * the image roll of a talos patch's changed images (a check-only gen in
+ * env_dir tells what the configs will carry). With rolls, the same as
+ * JSON for plan -o json (docs/json.md "rolls").
  */
-int upgrade_check(const struct config *cfg, struct state *st, int parallel,
-		  FILE *fp, struct err *err);
+struct json_t;
+int upgrade_check(const struct config *cfg, struct state *st,
+		  const char *env_dir, int parallel, FILE *fp,
+		  struct json_t **rolls, struct err *err);
 /*
  * ph_k8supgrade.c: the rolling Kubernetes upgrade of a changed
  * kubernetes.version, run by phase talos-upgrade once no node needs a
  * Talos upgrade (docs/upgrade.md); k8s_upgrade_plan prints its order.
  */
 int k8s_upgrade_run(struct apply_ctx *c, struct err *err);
-void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp);
+struct json_t;
+void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
+		      struct json_t **json);
+/*
+ * A node new in the config while the others roll to kubernetes.version
+ * joins at the version they run (k8s_join_version: the roll's from, or
+ * NULL when it joins at kubernetes.version); read_join_config is
+ * read_node_config with its images at that version (what talos-install and
+ * the cidata drive give it).
+ */
+char *k8s_join_version(struct state *st, const struct config *cfg,
+		       const char *name);
+int read_join_config(struct apply_ctx *c, const char *name, struct buf *b,
+		     char hex[65], struct err *err);
+/*
+ * The image roll (ph_k8supgrade.c, docs/upgrade.md): Kubernetes images a
+ * talos patch changes roll in the upgrade-k8s order, only the steps that
+ * change, one node at a time with the gate between. image_roll_journaled:
+ * what node n runs (the journal's k8s_images, else gen's images for its
+ * journaled kubernetes_version); image_roll_changes: which steps change to
+ * want (chg[]; how many), none unless n is installed at the config's
+ * kubernetes.version; image_roll_check refuses a patched machine.install.image
+ * (install, NULL: none, against installer) and a patched image of another
+ * Kubernetes minor; image_roll_pending: n's nodes/<node>.yaml has steps to
+ * roll (talos-install leaves its config to the roll).
+ */
+#include "talos/upgrade.h"
+void image_roll_journaled(struct state *st, const struct node *n,
+			  struct k8s_images *im);
+int image_roll_changes(const struct config *cfg, struct state *st,
+		       const struct node *n, const struct k8s_images *want,
+		       struct k8s_images *old, bool chg[K8S_NSTEPS]);
+int image_roll_check(const struct config *cfg, const struct node *n,
+		     const struct k8s_images *want, const char *install,
+		     const char *installer, struct err *err);
+bool image_roll_pending(struct apply_ctx *c, const struct node *n);
+int image_roll_run(struct apply_ctx *c, struct err *err);
+/* plan/apply: the image roll the configs gen writes mean (images as in
+ * gen.h, installer the one gen writes); printed when show, as JSON into
+ * *json when json; node steps, or a refusal (negative, err). */
+int image_roll_plan(const struct config *cfg, struct state *st,
+		    const char *images, const char *installer, FILE *fp,
+		    bool show, struct json_t **json, struct err *err);
 /* For phase talos-install: does control plane nd join a running cluster
  * (bootstrapped, not a recovery) with this apply? Then it is installed
  * on its own, after scale_join(before=true) (the health gate) and followed

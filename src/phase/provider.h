@@ -34,6 +34,7 @@ struct state;
 /* Where plan_machines shows its plan: text on fp, or (json) the plan -o
  * json document on fp, or (event) that document as apply's plan event.
  * changes: set to how many machines apply would change (or refuse). */
+struct json_t;
 struct plan_out {
 	FILE *fp;
 	bool json;
@@ -42,6 +43,7 @@ struct plan_out {
 	bool look_rescue;   /* vps, strata plan: SSH to a node's rescue system
 			     * to check its disk, read-only (apply's own plan
 			     * does not: rescue-install checks it) */
+	struct json_t *rolls;       /* borrowed: set as "rolls" in the JSON */
 };
 
 struct provider {

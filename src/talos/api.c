@@ -669,6 +669,40 @@ out:
 }
 
 int
+talos_image_pull(const struct talos_target *t, int ns, const char *ref,
+		 struct talos_status *st, struct err *err)
+{
+	Machine__ImagePullRequest req = MACHINE__IMAGE_PULL_REQUEST__INIT;
+	Machine__ImagePullResponse *resp;
+	struct grpc_result res;
+	unsigned char *wire;
+	size_t n, i;
+	int r;
+
+	req.namespace_ = (Common__ContainerdNamespace)ns;
+	req.reference = (char *)ref;
+	n = machine__image_pull_request__get_packed_size(&req);
+	wire = xmalloc(n ? n : 1);
+	machine__image_pull_request__pack(&req, wire);
+	r = call(t, "ImagePull", wire, n, &res, st, err);
+	free(wire);
+	if (r < 0 || (r = talos_one_msg(&res, "ImagePull", t, err)) < 0)
+		goto out;
+	resp = machine__image_pull_response__unpack(NULL, res.msgs[0].len,
+						    (const uint8_t *)res.msgs[0].ptr);
+	if (!resp) {
+		r = talos_bad_reply("ImagePull", t, err);
+		goto out;
+	}
+	for (i = 0; i < resp->n_messages && r == 0; i++)
+		r = check_meta(resp->messages[i]->metadata, "ImagePull", t, st, err);
+	machine__image_pull_response__free_unpacked(resp, NULL);
+out:
+	grpc_result_release(&res);
+	return r;
+}
+
+int
 talos_boot_id(const struct talos_target *t, char *out, size_t len,
 	      struct talos_status *st, struct err *err)
 {

@@ -114,6 +114,13 @@ int talos_apply_configuration_mode(const struct talos_target *t,
  * *actor gets the actor id. The upgrade and the reboot then run on their
  * own: wait for a new boot id (talos_boot_id) and the new version.
  */
+/* MachineService/ImagePull (FACTS-day2 4b step 2): pull ref into
+ * containerd namespace ns (TALOS_NS_SYSTEM, TALOS_NS_CRI) before it is
+ * needed. st->code GRPC_UNIMPLEMENTED: the node has no such method. */
+#define TALOS_NS_SYSTEM 1
+#define TALOS_NS_CRI 2
+int talos_image_pull(const struct talos_target *t, int ns, const char *ref,
+		     struct talos_status *st, struct err *err);
 int talos_upgrade(const struct talos_target *t, const char *image,
 		  char **actor, struct talos_status *st, struct err *err);
 /* Read /proc/sys/kernel/random/boot_id into out (36 characters). */

@@ -15,6 +15,7 @@
 #include "talos/patch.h"
 #include "talos/secrets.h"
 #include "talos/talosconfig.h"
+#include "talos/upgrade.h"
 #include "state/state.h"
 #include "talos/tyaml.h"
 #include "util/fs.h"
@@ -33,6 +34,7 @@ gen_result_release(struct gen_result *res)
 	buf_release(&res->manifest);
 	buf_release(&res->kept);
 	free(res->changed);
+	free(res->images);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -376,6 +378,31 @@ user_patches(struct ydocs *cfgdocs, const struct config *cfg,
 	return 0;
 }
 
+/* The images nodes/NODE.yaml carries, for the rolls (gen.h images). */
+static void
+gen_note_images(struct gen_result *res, const char *name, const struct buf *b)
+{
+	struct k8s_images im;
+	struct buf l = BUF_INIT;
+	char *inst = upgrade_install_image(b->ptr, b->len);
+	size_t old = res->images ? strlen(res->images) : 0;
+	int s;
+
+	k8s_images_of(&im, b->ptr, b->len);
+	for (s = 0; s < K8S_NSTEPS; s++)
+		if (im.v[s])
+			buf_addf(&l, "%s %s %s\n", name, k8s_step_name((enum k8s_step)s),
+				 im.v[s]);
+	if (inst)
+		buf_addf(&l, "%s install %s\n", name, inst);
+	res->images = xrealloc(res->images, old + l.len + 1);
+	memcpy(res->images + old, l.ptr, l.len);
+	res->images[old + l.len] = '\0';
+	free(inst);
+	k8s_images_free(&im);
+	buf_release(&l);
+}
+
 /*
  * nodes/NODE.yaml: a copy of its role's base documents (the same for every
  * node of the role, so built once) with the node patch and the config's
@@ -406,6 +433,8 @@ gen_node(struct gen_result *res, const struct config *cfg, const char *env_dir,
 		goto out;
 	snprintf(rel, sizeof(rel), "nodes/%s.yaml", n->name);
 	r = write_file(res, env_dir, rel, &b, FS_MODE_SECRET, err);
+	if (r == 0)
+		gen_note_images(res, n->name, &b);
 out:
 	if (r < 0)
 		r = err_wrap(err, "node '%s'", n->name);
@@ -656,6 +685,7 @@ gen_child(void *ctx, struct buf *out, struct err *err)
 	isolate_put_long(out, res.files_changed);
 	isolate_put_long(out, res.files_total);
 	isolate_put_str(out, res.changed);
+	isolate_put_str(out, res.images);
 	isolate_put_long(out, res.files_removed);
 	isolate_put_long(out, res.files_kept);
 	isolate_put_mem(out, res.manifest.ptr, res.manifest.len);
@@ -694,6 +724,7 @@ talos_gen(const struct config *cfg, const char *env_dir,
 	res->files_changed = (int)isolate_get_long(&rd);
 	res->files_total = (int)isolate_get_long(&rd);
 	res->changed = isolate_get_str(&rd);
+	res->images = isolate_get_str(&rd);
 	res->files_removed = (int)isolate_get_long(&rd);
 	res->files_kept = (int)isolate_get_long(&rd);
 	isolate_get_mem(&rd, &res->manifest);

@@ -39,6 +39,10 @@ struct gen_result {
 	 * missing, so everything would be new; counting stops there). Stale
 	 * files are neither removed nor counted then. */
 	bool check_only;
+	/* Per node, the images its nodes/<node>.yaml carries (also with
+	 * check_only): "NODE STEP IMAGE" lines, STEP a k8s_step_name or
+	 * "install" (machine.install.image). No secret. */
+	char *images;
 	int files_removed;         /* of nodes no longer in the config */
 	int files_kept;            /* the same, kept: changed since gen wrote them */
 	struct buf manifest;       /* what this run wrote (internal) */

@@ -167,10 +167,28 @@ step_map(struct fy_document *doc, enum k8s_step s)
 	return root && fy_node_is_mapping(root) ? root : NULL;
 }
 
+static int
+rewrite_from(const char *text, size_t len, int first, const char *from_ver,
+	     const char *to_ver, struct buf *out, struct err *err);
+
 int
 upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		   const char *from_ver, const char *to_ver, struct buf *out,
 		   struct err *err)
+{
+	return rewrite_from(text, len, (int)s + 1, from_ver, to_ver, out, err);
+}
+
+int
+upgrade_k8s_config_join(const char *text, size_t len, const char *from_ver,
+			const char *to_ver, struct buf *out, struct err *err)
+{
+	return rewrite_from(text, len, 0, from_ver, to_ver, out, err);
+}
+
+static int
+rewrite_from(const char *text, size_t len, int first, const char *from_ver,
+	     const char *to_ver, struct buf *out, struct err *err)
 {
 	struct ydocs d = YDOCS_INIT;
 	char want[64];
@@ -181,7 +199,7 @@ upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		return err_wrap(err, "the node's machine config");
 	snprintf(want, sizeof(want), ":v%s", to_ver);
 	for (i = 0; i < d.n; i++) {
-		for (k = (int)s + 1; k < K8S_NSTEPS; k++) {
+		for (k = first; k < K8S_NSTEPS; k++) {
 			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
 			struct fy_node_pair *p;
 			char *img, *old;
@@ -225,6 +243,139 @@ upgrade_k8s_image(const char *text, size_t len, enum k8s_step s)
 
 		if (m)
 			img = y_get_str(m, "image");
+	}
+	ydocs_release(&d);
+	return img;
+}
+
+void
+k8s_images_of(struct k8s_images *im, const char *text, size_t len)
+{
+	int s;
+
+	for (s = 0; s < K8S_NSTEPS; s++)
+		im->v[s] = upgrade_k8s_image(text, len, (enum k8s_step)s);
+}
+
+char *
+k8s_images_format(const struct k8s_images *im)
+{
+	struct buf b = BUF_INIT;
+	char *out;
+	int s;
+
+	for (s = 0; s < K8S_NSTEPS; s++)
+		if (im->v[s])
+			buf_addf(&b, "%s%s=%s", b.len ? " " : "", k8s_steps[s].name,
+				 im->v[s]);
+	out = xstrdup(b.ptr ? b.ptr : "");
+	buf_release(&b);
+	return out;
+}
+
+void
+k8s_images_parse(struct k8s_images *im, const char *str)
+{
+	const char *p = str;
+	int s;
+
+	memset(im, 0, sizeof(*im));
+	while (p && *p) {
+		const char *sp = strchr(p, ' '), *eq = strchr(p, '=');
+		size_t n = sp ? (size_t)(sp - p) : strlen(p);
+
+		if (eq && eq < p + n) {
+			for (s = 0; s < K8S_NSTEPS; s++)
+				if (strlen(k8s_steps[s].name) == (size_t)(eq - p) &&
+				    !strncmp(p, k8s_steps[s].name, (size_t)(eq - p))) {
+					free(im->v[s]);
+					im->v[s] = xasprintf("%.*s", (int)(p + n - eq - 1),
+							     eq + 1);
+				}
+		}
+		p = sp ? sp + 1 : NULL;
+	}
+}
+
+void
+k8s_images_default(struct k8s_images *im, const char *version, bool cp)
+{
+	static const char *const repo[K8S_NSTEPS] = {
+		"registry.k8s.io/kube-apiserver",
+		"registry.k8s.io/kube-controller-manager",
+		"registry.k8s.io/kube-scheduler", "registry.k8s.io/kube-proxy",
+		"ghcr.io/siderolabs/kubelet",
+	};
+	int s;
+
+	memset(im, 0, sizeof(*im));
+	for (s = 0; version && s < K8S_NSTEPS; s++)
+		if (cp || s == K8S_KUBELET)
+			im->v[s] = xasprintf("%s:v%s", repo[s], version);
+}
+
+void
+k8s_images_free(struct k8s_images *im)
+{
+	int s;
+
+	for (s = 0; s < K8S_NSTEPS; s++) {
+		free(im->v[s]);
+		im->v[s] = NULL;
+	}
+}
+
+int
+upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
+		       const struct k8s_images *old, struct buf *out,
+		       struct err *err)
+{
+	struct ydocs d = YDOCS_INIT;
+	size_t i;
+	int r, k;
+
+	if ((r = ydocs_parse(&d, text, len, err)) < 0)
+		return err_wrap(err, "the node's machine config");
+	for (i = 0; i < d.n; i++) {
+		for (k = (int)s + 1; k < K8S_NSTEPS; k++) {
+			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
+			struct fy_node_pair *p;
+
+			if (!m || !old->v[k])
+				continue;
+			p = fy_node_mapping_lookup_pair_by_string(m, "image", FY_NT);
+			if (!p)
+				continue;
+			if (fy_node_pair_set_value(p, y_str(d.v[i], old->v[k])) != 0) {
+				ydocs_release(&d);
+				return err_set(err, ERR_FAIL, "cannot set %s in the "
+					       "machine config", k8s_steps[k].field);
+			}
+		}
+	}
+	r = ydocs_emit(out, &d, err);
+	ydocs_release(&d);
+	return r;
+}
+
+char *
+upgrade_install_image(const char *text, size_t len)
+{
+	struct ydocs d = YDOCS_INIT;
+	struct err e = ERR_INIT;
+	char *img = NULL;
+	size_t i;
+
+	if (ydocs_parse(&d, text, len, &e) < 0)
+		return NULL;
+	for (i = 0; i < d.n && !img; i++) {
+		struct fy_node *root = fy_document_root(d.v[i]), *m;
+
+		if (!root || !fy_node_is_mapping(root) ||
+		    !(m = y_get(root, "machine")) || !fy_node_is_mapping(m) ||
+		    !(m = y_get(m, "install")) || !fy_node_is_mapping(m))
+			continue;
+		img = y_get_str(m, "image");
 	}
 	ydocs_release(&d);
 	return img;

@@ -65,8 +65,41 @@ const char *k8s_step_field(enum k8s_step s);
 int upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
 		       const char *from_ver, const char *to_ver, struct buf *out,
 		       struct err *err);
+/* The same with every step's image at from_ver: the config of a node that
+ * joins while the cluster rolls from from_ver to to_ver. */
+int upgrade_k8s_config_join(const char *text, size_t len, const char *from_ver,
+			    const char *to_ver, struct buf *out, struct err *err);
 /* The image of step s in config text (caller frees), or NULL when the
  * config has none (a worker's config has no control-plane images). */
 char *upgrade_k8s_image(const char *text, size_t len, enum k8s_step s);
+
+/*
+ * The images of a node's Kubernetes components, one per step (NULL: none),
+ * as a machine config carries them, as strata journals them after a config
+ * was applied ("k8s_images": "kube-apiserver=IMG ... kubelet=IMG"), and as
+ * gen writes them for a version (what a node got when nothing else was
+ * journaled). Free with k8s_images_free.
+ */
+struct k8s_images {
+	char *v[K8S_NSTEPS];
+};
+void k8s_images_of(struct k8s_images *im, const char *text, size_t len);
+char *k8s_images_format(const struct k8s_images *im);
+void k8s_images_parse(struct k8s_images *im, const char *s);
+void k8s_images_default(struct k8s_images *im, const char *version, bool cp);
+void k8s_images_free(struct k8s_images *im);
+
+/*
+ * The config a node gets at step s of an image roll: the new config text
+ * with the image of every step after s that `old` names set back to it
+ * (the images not rolled yet stay as they run). Into out (secret). 0 or
+ * negative with err.
+ */
+int upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
+			   const struct k8s_images *old, struct buf *out,
+			   struct err *err);
+
+/* machine.install.image of config text (caller frees), or NULL. */
+char *upgrade_install_image(const char *text, size_t len);
 
 #endif

@@ -395,6 +395,18 @@ MUTATIONS = {
                          "test_ci.CiTest.test_clone_copies_the_drive"),
     "import-vm-clone": ("pve_clone.py", 'if "VM.Clone" not in api.privs_at(u, path):', 'if False:',
                         "test_clone.CloneTest.test_import_from_another_vm_needs_clone"),
+    # ImagePull (FACTS-day2 sections 2, 3, 4b; test_talos_imagepull.py)
+    "imagepull-roles": ("talos.py", '"/machine.MachineService/ImagePull": {"os:admin", "os:operator"},', '',
+                        "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
+    "imagepull-denied": ("talos.py", '"/machine.MachineService/ImagePull": {"os:admin", "os:operator"},',
+                         '"/machine.MachineService/ImagePull": READERS | {"os:etcd:backup"},',
+                         "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
+    "imagepull-record": ("talos.py", 'node.pulls.append({"t": time.time(), "namespace": ns, "ref": req.reference})',
+                         'pass', "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
+    "imagepull-unimplemented-knob": ("talos.py", 'for v in node.mgr.knobs.get("talos_image_pull_unimplemented") or []]:',
+                                     'for v in []]:', "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
+    "imagepull-fail-knob": ("talos.py", 'if re.search(pat, req.reference):', 'if False:',
+                            "test_talos_imagepull.TalosImagePullTest.test_image_pull"),
 }
 
 

@@ -40,6 +40,8 @@ METHOD_ROLES = {
     # FACTS-day2.md section 2
     "/machine.MachineService/EtcdMemberList": READERS | {"os:etcd:backup"},
     "/machine.MachineService/EtcdStatus": READERS | {"os:etcd:backup"},
+    # FACTS-day2.md section 2: ImagePull is admin and operator, on any node
+    "/machine.MachineService/ImagePull": {"os:admin", "os:operator"},
 }
 
 # What FACTS-day2.md section 2 calls each etcd method on a worker:
@@ -325,6 +327,7 @@ class Node:
         # only a config the node got changes it (k8s_boot, k8s_config_applied)
         self.k8s_run = {}
         self.cfgver = 0             # the MachineConfig resource version (talos.dev/config-version)
+        self.pulls = []             # ImagePull calls served: [{t, namespace, ref}]
 
     def is_controlplane(self):
         return ((self.config or {}).get("machine") or {}).get("type") in ("controlplane", "init")
@@ -446,6 +449,7 @@ class Node:
              "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
              "etcd_failed": self.etcd_failed,
              "k8s": {c: r["image"] for c, r in self.k8s_run.items()}, "config_version": self.cfgver,
+             "pulls": list(self.pulls),
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
             d["os_ca"] = self.os_ca_pem().decode()
@@ -570,6 +574,7 @@ class Handler(grpc.GenericRpcHandler):
                                                               m.EtcdForfeitLeadershipResponse, self.etcd_forfeit),
             "/machine.MachineService/EtcdStatus": (False, c.NoArgs, m.EtcdStatusResponse, self.etcd_status),
             "/machine.MachineService/EtcdRecover": ("client", c.Data, m.EtcdRecoverResponse, self.etcd_recover),
+            "/machine.MachineService/ImagePull": (False, m.ImagePullRequest, m.ImagePullResponse, self.image_pull),
         }
         if method not in table or (self.maint and method != "/machine.MachineService/ApplyConfiguration"):
             return grpc.unary_unary_rpc_method_handler(self.unimplemented,
@@ -980,6 +985,25 @@ class Handler(grpc.GenericRpcHandler):
         return svc("etcd", "Running", healthy=False,
                    events=running + [("Running", "Health check failed: context deadline exceeded")])
 
+    # --- ImagePull (FACTS-day2 sections 2, 3, 4b step 2): the image pulled
+    # into that containerd namespace of the node; recorded in node.pulls
+    # (the state's "pulls") so tests see what was pre-pulled where. Knob
+    # talos_image_pull_fail {image-regex: why} makes the pull fail.
+    def image_pull(self, node, req, ctx):
+        m, c = self.pb["machine"], self.pb["common"]
+        if str(node.vmid) in [str(v) for v in node.mgr.knobs.get("talos_image_pull_unimplemented") or []]:
+            # a Talos without the method (it is deprecated in 1.13, to go in 1.18)
+            raise Fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method ImagePull for service machine.MachineService")
+        for pat, why in (node.mgr.knobs.get("talos_image_pull_fail") or {}).items():
+            if re.search(pat, req.reference):
+                raise Fail(grpc.StatusCode.UNKNOWN, "labsim: pulling %s failed (knob "
+                           "talos_image_pull_fail): %s" % (req.reference, why))
+        ns = c.ContainerdNamespace.Name(req.namespace) if req.namespace in c.ContainerdNamespace.values() \
+            else str(req.namespace)
+        with node.mgr.lock:
+            node.pulls.append({"t": time.time(), "namespace": ns, "ref": req.reference})
+        return m.ImagePullResponse(messages=[m.ImagePull(metadata=c.Metadata(hostname=node.ip))])
+
     # --- etcd (etcd.py holds the rules)
     def _etcd(self, node, method, fn):
         if not node.is_controlplane():
@@ -1099,6 +1123,8 @@ class Manager:
     KNOB_DEFAULTS = {
         "talos_upgrade_fail": {},   # {image-regex: why}: Upgrade fails validating such images
         "talos_upgrade_fail_vmid": {},  # {vmid: why}: Upgrade on that VM's node fails validating the image
+        "talos_image_pull_fail": {},  # {image-regex: why}: ImagePull of such images fails
+        "talos_image_pull_unimplemented": [],  # [vmid]: that node has no ImagePull (Unimplemented)
         # {vmid: seconds}: after an upgrade that node's etcd and kubelet report
         # unhealthy (its Node NotReady) this long (time-scaled)
         "talos_upgrade_unhealthy": {},

@@ -143,6 +143,83 @@ test_k8s_steps(void **state)
 	assert_string_equal(k8s_step_field(K8S_KUBELET), "machine.kubelet.image");
 }
 
+/* The images journal (k8s_images): format, parse back, gen's defaults. */
+static void
+test_k8s_images(void **state)
+{
+	struct k8s_images a, b, d;
+	char *f, *g;
+
+	(void)state;
+	k8s_images_of(&a, CFG, strlen(CFG));
+	f = k8s_images_format(&a);
+	assert_string_equal(f, "kube-apiserver=registry.k8s.io/kube-apiserver:v1.36.0 "
+			    "kube-controller-manager=registry.k8s.io/kube-controller-manager:v1.36.0 "
+			    "kube-scheduler=mirror.example/kube-scheduler:v1.35.9-pinned "
+			    "kube-proxy=registry.k8s.io/kube-proxy:v1.36.0 "
+			    "kubelet=ghcr.io/siderolabs/kubelet:v1.36.0");
+	k8s_images_parse(&b, f);
+	g = k8s_images_format(&b);
+	assert_string_equal(f, g);
+	free(g);
+	k8s_images_free(&b);
+	k8s_images_parse(&b, "kubelet=host:5000/kubelet:v1 bogus nothing=x");
+	assert_string_equal(b.v[K8S_KUBELET], "host:5000/kubelet:v1");
+	assert_null(b.v[K8S_APISERVER]);
+	k8s_images_free(&b);
+	k8s_images_default(&d, "1.35.4", false);
+	assert_null(d.v[K8S_APISERVER]);
+	assert_string_equal(d.v[K8S_KUBELET], "ghcr.io/siderolabs/kubelet:v1.35.4");
+	k8s_images_free(&d);
+	k8s_images_default(&d, "1.35.4", true);
+	assert_string_equal(d.v[K8S_SCHEDULER], "registry.k8s.io/kube-scheduler:v1.35.4");
+	k8s_images_free(&d);
+	k8s_images_default(&d, NULL, true);
+	assert_null(d.v[K8S_KUBELET]);
+	free(f);
+	k8s_images_free(&a);
+}
+
+/* An image roll's step: the later steps' images as the node runs them. */
+static void
+test_k8s_config_old(void **state)
+{
+	struct k8s_images old;
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	memset(&old, 0, sizeof(old));
+	old.v[K8S_APISERVER] = (char *)"old/apiserver:v1";
+	old.v[K8S_KUBELET] = (char *)"old/kubelet:v1";
+	assert_int_equal(upgrade_k8s_config_old(CFG, strlen(CFG), K8S_APISERVER, &old,
+						&b, &e), 0);
+	buf_addch(&b, '\0');
+	/* the step's own image is the new one; a later one held back */
+	assert_non_null(strstr(b.ptr, "registry.k8s.io/kube-apiserver:v1.36.0"));
+	assert_non_null(strstr(b.ptr, "image: old/kubelet:v1"));
+	assert_non_null(strstr(b.ptr, "mirror.example/kube-scheduler:v1.35.9-pinned"));
+	assert_non_null(strstr(b.ptr, "kind: HostnameConfig"));
+	buf_release(&b);
+	/* a node that joins during a roll: every roll image at the old version */
+	buf_init(&b);
+	assert_int_equal(upgrade_k8s_config_join(CFG, strlen(CFG), "1.35.4", "1.36.0",
+						 &b, &e), 0);
+	buf_addch(&b, '\0');
+	assert_non_null(strstr(b.ptr, "registry.k8s.io/kube-apiserver:v1.35.4"));
+	assert_non_null(strstr(b.ptr, "ghcr.io/siderolabs/kubelet:v1.35.4"));
+	assert_null(strstr(b.ptr, ":v1.36.0"));
+	buf_release(&b);
+	{
+		static const char I[] = "machine:\n  install:\n    image: a.b/installer:v1\n";
+		char *img = upgrade_install_image(I, strlen(I));
+
+		assert_string_equal(img, "a.b/installer:v1");
+		free(img);
+		assert_null(upgrade_install_image(CFG, strlen(CFG)));
+	}
+}
+
 int
 main(void)
 {
@@ -150,6 +227,8 @@ main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_paths_unsupported),
 		cmocka_unit_test(test_k8s_steps),
+		cmocka_unit_test(test_k8s_images),
+		cmocka_unit_test(test_k8s_config_old),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

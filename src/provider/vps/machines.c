@@ -239,6 +239,7 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 {
 	const struct vps_config *vc = &c->cfg->vps;
 	struct err e = ERR_INIT;
+	const char *deferred;
 	bool will_change;
 	int kind;
 
@@ -260,12 +261,12 @@ decide(struct apply_ctx *c, bool creds, const struct gen_result *gen,
 					       "%s:%d, its config as applied: nothing "
 					       "to do", np->talos, nd->ip,
 					       TALOS_API_PORT);
-		} else if (upgrade_defers_config(c, nd->name, np->talos)) {
+		} else if ((deferred = upgrade_defers_config(c, nd->name, np->talos))) {
 			np->act = VA_UPDATE;
 			np->config = "changed";
 			np->reason = xasprintf("runs Talos %s; nodes/%s.yaml changed: "
-					       "left to the rolling Talos upgrade "
-					       "(below)", np->talos, nd->name);
+					       "%s (below)", np->talos, nd->name,
+					       deferred);
 		} else {
 			np->act = VA_UPDATE;
 			np->config = "changed";
@@ -476,6 +477,8 @@ vps_plan_machines(struct env *e, struct state *st, struct plan_out *o,
 			       gen.secrets_created, "files_changed",
 			       gen.files_changed, "files_total", gen.files_total);
 		json_object_set_new(root, "talos_files", tf);
+		if (o->rolls)
+			json_object_set(root, "rolls", o->rolls);
 		if (o->event) {
 			event_plan(root);
 			goto out;
