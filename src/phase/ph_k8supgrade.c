@@ -501,19 +501,22 @@ prepull_version(struct kroll *K, struct err *err)
 
 	for (i = 0; i < K->c->cfg->n_nodes && r == 0; i++) {
 		struct buf b = BUF_INIT_SECRET;
-		char sha[65], *pull[K8S_NSTEPS] = { 0 };
+		char sha[65];
+		struct k8s_images pull;
 
 		if (!K->from[i] || K->done[i] >= K8S_NSTEPS)
 			continue;
 		if ((r = read_node_config(K->c, K->c->cfg->nodes[i].name, &b, sha,
 					  err)) < 0)
 			break;
-		for (s = K->done[i]; s < K8S_NSTEPS; s++)
-			pull[s] = upgrade_k8s_image(b.ptr, b.len, (enum k8s_step)s);
+		k8s_images_of(&pull, b.ptr, b.len);
 		buf_release_secret(&b);
-		r = prepull(K, &K->c->cfg->nodes[i], pull, err);
-		for (s = 0; s < K8S_NSTEPS; s++)
-			free(pull[s]);
+		for (s = 0; s < K->done[i]; s++) {      /* steps already done */
+			free(pull.v[s]);
+			pull.v[s] = NULL;
+		}
+		r = prepull(K, &K->c->cfg->nodes[i], pull.v, err);
+		k8s_images_free(&pull);
 	}
 	return r;
 }

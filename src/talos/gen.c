@@ -384,11 +384,12 @@ gen_note_images(struct gen_result *res, const char *name, const struct buf *b)
 {
 	struct k8s_images im;
 	struct buf l = BUF_INIT;
-	char *inst = upgrade_install_image(b->ptr, b->len);
+	char *inst;
 	size_t old = res->images ? strlen(res->images) : 0;
 	int s;
 
-	k8s_images_of(&im, b->ptr, b->len);
+	/* gen runs in a child process (talos_gen): parse here */
+	upgrade_images_here(&im, &inst, b->ptr, b->len);
 	for (s = 0; s < K8S_NSTEPS; s++)
 		if (im.v[s])
 			buf_addf(&l, "%s %s %s\n", name, k8s_step_name((enum k8s_step)s),

@@ -11,6 +11,7 @@
 #include "talos/gen.h"
 #include "talos/tyaml.h"
 #include "util/buf.h"
+#include "util/isolate.h"
 
 static int
 num(const char **p, int *out)
@@ -167,9 +168,216 @@ step_map(struct fy_document *doc, enum k8s_step s)
 	return root && fy_node_is_mapping(root) ? root : NULL;
 }
 
+/*
+ * A node's machine config holds the cluster's CA keys and tokens, and
+ * libfyaml frees its copies of what it parses and emits unwiped
+ * (util/isolate.h): every parse and emit below runs in a fresh process
+ * (isolate_spawn; the phases call these on their node threads), except
+ * upgrade_images_here, which is for a process that is itself isolated.
+ */
+
+/* One parse: every step's image and machine.install.image. */
+static int
+images_parse(struct k8s_images *im, char **install, const char *text,
+	     size_t len, struct err *err)
+{
+	struct ydocs d = YDOCS_INIT;
+	size_t i;
+	int s;
+
+	memset(im, 0, sizeof(*im));
+	*install = NULL;
+	if (ydocs_parse(&d, text, len, err) < 0)
+		return -1;
+	for (i = 0; i < d.n; i++) {
+		struct fy_node *root = fy_document_root(d.v[i]), *m;
+
+		for (s = 0; s < K8S_NSTEPS; s++)
+			if (!im->v[s] && (m = step_map(d.v[i], (enum k8s_step)s)))
+				im->v[s] = y_get_str(m, "image");
+		if (!*install && root && fy_node_is_mapping(root) &&
+		    (m = y_get(root, "machine")) && fy_node_is_mapping(m) &&
+		    (m = y_get(m, "install")) && fy_node_is_mapping(m))
+			*install = y_get_str(m, "image");
+	}
+	ydocs_release(&d);
+	return 0;
+}
+
+void
+upgrade_images_here(struct k8s_images *im, char **install, const char *text,
+		    size_t len)
+{
+	struct err e = ERR_INIT;
+
+	if (images_parse(im, install, text, len, &e) < 0) {
+		k8s_images_free(im);
+		*install = NULL;
+	}
+}
+
+static int
+images_child(void *ctx, struct buf *out, struct err *err)
+{
+	const struct buf *t = ctx;
+	struct k8s_images im;
+	char *install;
+	int s;
+
+	if (images_parse(&im, &install, t->ptr, t->len, err) < 0)
+		return -1;
+	for (s = 0; s < K8S_NSTEPS; s++)
+		isolate_put_str(out, im.v[s]);
+	isolate_put_str(out, install);
+	k8s_images_free(&im);
+	free(install);
+	return 0;
+}
+ISOLATE_OP(images_child);
+
+/* The images and install image of config text; all NULL when it does not
+ * parse (or the child fails), as a config without them. */
+static void
+images_isolated(struct k8s_images *im, char **install, const char *text,
+		size_t len)
+{
+	struct buf res = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct isolate_reader rd;
+	char *inst = NULL;
+	int s;
+
+	memset(im, 0, sizeof(*im));
+	if (isolate_spawn(images_child, text, len, &res, &e) == 0) {
+		isolate_reader_init(&rd, &res);
+		for (s = 0; s < K8S_NSTEPS; s++)
+			im->v[s] = isolate_get_str(&rd);
+		inst = isolate_get_str(&rd);
+		if (rd.bad) {
+			k8s_images_free(im);
+			free(inst);
+			inst = NULL;
+		}
+	}
+	buf_release(&res);
+	if (install)
+		*install = inst;
+	else
+		free(inst);
+}
+
+/*
+ * The one rewrite: the image of every step from `first` on set anew.
+ * Per step k, match[k] and value[k]: with match, an image ending in match
+ * gets that end replaced by value (others are left alone); without, the
+ * image becomes value (when value is given). Input and output are packed
+ * for the child: the config, first, then the pairs.
+ */
+static int
+rewrite_child(void *ctx, struct buf *out, struct err *err)
+{
+	const struct buf *in = ctx;
+	struct isolate_reader rd;
+	struct buf text = BUF_INIT_SECRET;
+	char *match[K8S_NSTEPS] = { 0 }, *value[K8S_NSTEPS] = { 0 };
+	struct ydocs d = YDOCS_INIT;
+	size_t i;
+	int r = 0, k, first;
+
+	isolate_reader_init(&rd, in);
+	isolate_get_mem(&rd, &text);
+	first = (int)isolate_get_long(&rd);
+	for (k = 0; k < K8S_NSTEPS; k++) {
+		match[k] = isolate_get_str(&rd);
+		value[k] = isolate_get_str(&rd);
+	}
+	if (rd.bad || first < 0) {
+		r = err_set(err, ERR_FAIL, "malformed image rewrite request");
+		goto out;
+	}
+	if ((r = ydocs_parse(&d, text.ptr, text.len, err)) < 0) {
+		r = err_wrap(err, "the node's machine config");
+		goto out;
+	}
+	for (i = 0; i < d.n && r == 0; i++) {
+		for (k = first; k < K8S_NSTEPS && r == 0; k++) {
+			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
+			struct fy_node_pair *p;
+			char *img, *set = NULL;
+			size_t il, ml;
+
+			if (!m || !value[k] ||
+			    !(p = fy_node_mapping_lookup_pair_by_string(m, "image", FY_NT)))
+				continue;
+			if (match[k]) {
+				if (!(img = y_get_str(m, "image")))
+					continue;
+				il = strlen(img);
+				ml = strlen(match[k]);
+				if (il > ml && !strcmp(img + il - ml, match[k]))
+					set = xasprintf("%.*s%s", (int)(il - ml), img,
+							value[k]);
+				free(img);
+				if (!set)
+					continue;
+			}
+			if (fy_node_pair_set_value(p, y_str(d.v[i], set ? set : value[k])) != 0)
+				r = err_set(err, ERR_FAIL, "cannot set %s in the "
+					    "machine config", k8s_steps[k].field);
+			free(set);
+		}
+	}
+	if (r == 0)
+		r = ydocs_emit(out, &d, err);
+out:
+	ydocs_release(&d);
+	buf_release_secret(&text);
+	for (k = 0; k < K8S_NSTEPS; k++) {
+		free(match[k]);
+		free(value[k]);
+	}
+	return r;
+}
+ISOLATE_OP(rewrite_child);
+
+static int
+rewrite_isolated(const char *text, size_t len, int first,
+		 char *const match[K8S_NSTEPS], char *const value[K8S_NSTEPS],
+		 struct buf *out, struct err *err)
+{
+	struct buf in = BUF_INIT_SECRET;
+	int r, k;
+
+	isolate_put_mem(&in, text, len);
+	isolate_put_long(&in, first);
+	for (k = 0; k < K8S_NSTEPS; k++) {
+		isolate_put_str(&in, match[k]);
+		isolate_put_str(&in, value[k]);
+	}
+	r = isolate_spawn(rewrite_child, in.ptr, in.len, out, err);
+	buf_release_secret(&in);
+	return r;
+}
+
+/* Steps from first on: an image tagged v<to_ver> goes back to v<from_ver>. */
 static int
 rewrite_from(const char *text, size_t len, int first, const char *from_ver,
-	     const char *to_ver, struct buf *out, struct err *err);
+	     const char *to_ver, struct buf *out, struct err *err)
+{
+	char *match[K8S_NSTEPS] = { 0 }, *value[K8S_NSTEPS] = { 0 };
+	int r, k;
+
+	for (k = first; k < K8S_NSTEPS; k++) {
+		match[k] = xasprintf(":v%s", to_ver);
+		value[k] = xasprintf(":v%s", from_ver);
+	}
+	r = rewrite_isolated(text, len, first, match, value, out, err);
+	for (k = 0; k < K8S_NSTEPS; k++) {
+		free(match[k]);
+		free(value[k]);
+	}
+	return r;
+}
 
 int
 upgrade_k8s_config(const char *text, size_t len, enum k8s_step s,
@@ -186,75 +394,23 @@ upgrade_k8s_config_join(const char *text, size_t len, const char *from_ver,
 	return rewrite_from(text, len, 0, from_ver, to_ver, out, err);
 }
 
-static int
-rewrite_from(const char *text, size_t len, int first, const char *from_ver,
-	     const char *to_ver, struct buf *out, struct err *err)
-{
-	struct ydocs d = YDOCS_INIT;
-	char want[64];
-	size_t i;
-	int r, k;
-
-	if ((r = ydocs_parse(&d, text, len, err)) < 0)
-		return err_wrap(err, "the node's machine config");
-	snprintf(want, sizeof(want), ":v%s", to_ver);
-	for (i = 0; i < d.n; i++) {
-		for (k = first; k < K8S_NSTEPS; k++) {
-			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
-			struct fy_node_pair *p;
-			char *img, *old;
-			size_t il, wl = strlen(want);
-
-			if (!m || !(img = y_get_str(m, "image")))
-				continue;
-			il = strlen(img);
-			if (il > wl && !strcmp(img + il - wl, want)) {
-				old = xasprintf("%.*s:v%s", (int)(il - wl), img, from_ver);
-				p = fy_node_mapping_lookup_pair_by_string(m, "image", FY_NT);
-				if (!p || fy_node_pair_set_value(p, y_str(d.v[i], old)) != 0) {
-					free(old);
-					free(img);
-					ydocs_release(&d);
-					return err_set(err, ERR_FAIL, "cannot set %s in the "
-						       "machine config", k8s_steps[k].field);
-				}
-				free(old);
-			}
-			free(img);
-		}
-	}
-	r = ydocs_emit(out, &d, err);
-	ydocs_release(&d);
-	return r;
-}
-
 char *
 upgrade_k8s_image(const char *text, size_t len, enum k8s_step s)
 {
-	struct ydocs d = YDOCS_INIT;
-	struct err e = ERR_INIT;
-	char *img = NULL;
-	size_t i;
+	struct k8s_images im;
+	char *img;
 
-	if (ydocs_parse(&d, text, len, &e) < 0)
-		return NULL;
-	for (i = 0; i < d.n && !img; i++) {
-		struct fy_node *m = step_map(d.v[i], s);
-
-		if (m)
-			img = y_get_str(m, "image");
-	}
-	ydocs_release(&d);
+	images_isolated(&im, NULL, text, len);
+	img = im.v[s];
+	im.v[s] = NULL;
+	k8s_images_free(&im);
 	return img;
 }
 
 void
 k8s_images_of(struct k8s_images *im, const char *text, size_t len)
 {
-	int s;
-
-	for (s = 0; s < K8S_NSTEPS; s++)
-		im->v[s] = upgrade_k8s_image(text, len, (enum k8s_step)s);
+	images_isolated(im, NULL, text, len);
 }
 
 char *
@@ -330,53 +486,18 @@ upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
 		       const struct k8s_images *old, struct buf *out,
 		       struct err *err)
 {
-	struct ydocs d = YDOCS_INIT;
-	size_t i;
-	int r, k;
+	char *const none[K8S_NSTEPS] = { 0 };
 
-	if ((r = ydocs_parse(&d, text, len, err)) < 0)
-		return err_wrap(err, "the node's machine config");
-	for (i = 0; i < d.n; i++) {
-		for (k = (int)s + 1; k < K8S_NSTEPS; k++) {
-			struct fy_node *m = step_map(d.v[i], (enum k8s_step)k);
-			struct fy_node_pair *p;
-
-			if (!m || !old->v[k])
-				continue;
-			p = fy_node_mapping_lookup_pair_by_string(m, "image", FY_NT);
-			if (!p)
-				continue;
-			if (fy_node_pair_set_value(p, y_str(d.v[i], old->v[k])) != 0) {
-				ydocs_release(&d);
-				return err_set(err, ERR_FAIL, "cannot set %s in the "
-					       "machine config", k8s_steps[k].field);
-			}
-		}
-	}
-	r = ydocs_emit(out, &d, err);
-	ydocs_release(&d);
-	return r;
+	return rewrite_isolated(text, len, (int)s + 1, none, old->v, out, err);
 }
 
 char *
 upgrade_install_image(const char *text, size_t len)
 {
-	struct ydocs d = YDOCS_INIT;
-	struct err e = ERR_INIT;
-	char *img = NULL;
-	size_t i;
+	struct k8s_images im;
+	char *install;
 
-	if (ydocs_parse(&d, text, len, &e) < 0)
-		return NULL;
-	for (i = 0; i < d.n && !img; i++) {
-		struct fy_node *root = fy_document_root(d.v[i]), *m;
-
-		if (!root || !fy_node_is_mapping(root) ||
-		    !(m = y_get(root, "machine")) || !fy_node_is_mapping(m) ||
-		    !(m = y_get(m, "install")) || !fy_node_is_mapping(m))
-			continue;
-		img = y_get_str(m, "image");
-	}
-	ydocs_release(&d);
-	return img;
+	images_isolated(&im, &install, text, len);
+	k8s_images_free(&im);
+	return install;
 }

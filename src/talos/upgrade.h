@@ -102,4 +102,14 @@ int upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
 /* machine.install.image of config text (caller frees), or NULL. */
 char *upgrade_install_image(const char *text, size_t len);
 
+/*
+ * A machine config holds the cluster's keys, and libfyaml leaves copies of
+ * what it parses in freed memory: the functions above parse and emit in a
+ * fresh process (util/isolate.h). upgrade_images_here is k8s_images_of and
+ * upgrade_install_image in one parse, in this process: only for a process
+ * that is itself isolated (gen's child). All NULL when text does not parse.
+ */
+void upgrade_images_here(struct k8s_images *im, char **install,
+			 const char *text, size_t len);
+
 #endif
