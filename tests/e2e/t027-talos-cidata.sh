@@ -149,8 +149,9 @@ expect_grep "Kubernetes: 2/2 nodes registered" "$T/err" "kc: both nodes register
 expect_rc 0 "kc: re-run" -- "$STRATA" apply "$K" --yes --timeout 30s
 expect_grep "nothing to do" "$T/err" "kc: quiet re-run"
 
-# kill -9 once the VMs exist with their cidata drives (held where apply
-# reads their status after the create, start=1 having started them),
+# kill -9 once the VMs exist with their cidata drives (held where the
+# start phase lists the node's VMs after the create, start=1 having
+# started them),
 # then destroy: the VMs go, and their pending cidata ISOs with them.
 D="$T/envs/kd"
 small_env "$D" kd 2900 15
@@ -159,7 +160,7 @@ created() {
 	[ "$($PY -c "import json; t=json.load(open('$D/state.json')).get('talos', {}); print(sorted(v.get('cidata', '') for v in t.values()))" 2>/dev/null)" \
 	  = "['local:iso/strata.kd.kd-cp-1.cidata.iso', 'local:iso/strata.kd.kd-w-1.cidata.iso']" ] && held
 }
-labsim_ctl POST knobs '{"hold": ["GET /qemu/[0-9]+/status/current$"]}' > /dev/null
+labsim_ctl POST knobs '{"hold": ["GET /nodes/[^/]+/qemu$"]}' > /dev/null
 kill_apply "$D" "with both VMs created, their cidata ISOs journaled" created
 expect_rc 0 "destroy kd" -- "$STRATA" destroy "$D" --yes
 [ "$(vm_ids 2900)" = "[]" ] && ok "kd: VMs deleted" || bad "kd VMs: $(vm_ids 2900)"
