@@ -51,6 +51,7 @@ struct kroll {
 	size_t steps, total;         /* node steps done in this apply / to do */
 	long long waited_ms;
 	const char *what;            /* "the Kubernetes upgrade", "the image roll" */
+	struct inode *in;            /* the image roll: per cfg node */
 };
 
 /* ------------------------------------------------------------- journal */
@@ -573,13 +574,95 @@ precheck(struct kroll *K, size_t i, struct err *err)
 	return r;
 }
 
+/*
+ * The upgrade-k8s order (FACTS-day2 4b), shared by the Kubernetes upgrade
+ * and the image roll, which differ in which node steps are to do (todo)
+ * and how one is carried out (step): the control-plane components one at
+ * a time, node by node, with the gate after each (kube-proxy's image has
+ * no pod to gate on); then, after the caller's kube-proxy DaemonSet, the
+ * kubelets of the control planes, then the workers', gated the same way.
+ */
+struct roll_ops {
+	bool (*todo)(struct kroll *K, size_t i, enum k8s_step s);
+	int (*step)(struct kroll *K, size_t i, enum k8s_step s, struct err *err);
+};
+
+static int
+roll_step_gated(struct kroll *K, const struct roll_ops *ops, size_t i,
+		enum k8s_step s, struct err *err)
+{
+	const char *name = K->c->cfg->nodes[i].name;
+	char before[200];
+	int r;
+
+	if (phase_interrupted) {
+		if (s == K8S_KUBELET)
+			return err_set(err, ERR_INTR, "interrupted before the kubelet "
+				       "of %s", name);
+		return err_set(err, ERR_INTR, "interrupted before %s on %s",
+			       k8s_step_name(s), name);
+	}
+	if ((r = ops->step(K, i, s, err)) < 0 || s == K8S_PROXY)
+		return r;
+	if (s == K8S_KUBELET)
+		snprintf(before, sizeof(before), "the next step (after the kubelet "
+			 "of %s)", name);
+	else
+		snprintf(before, sizeof(before), "the next step (after %s on %s)",
+			 k8s_step_name(s), name);
+	return gate(K, before, err);
+}
+
+static int
+roll_controlplanes(struct kroll *K, const struct roll_ops *ops, struct err *err)
+{
+	size_t i;
+	int r, s;
+
+	for (s = K8S_APISERVER; s < K8S_KUBELET; s++)
+		for (i = 0; i < K->c->cfg->n_nodes; i++)
+			if (ops->todo(K, i, (enum k8s_step)s) &&
+			    (r = roll_step_gated(K, ops, i, (enum k8s_step)s, err)) < 0)
+				return r;
+	return 0;
+}
+
+static int
+roll_kubelets(struct kroll *K, const struct roll_ops *ops, struct err *err)
+{
+	size_t i;
+	int r;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (i = 0; i < K->c->cfg->n_nodes; i++) {
+			bool cp = K->c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
+
+			if (cp == (pass == 0) && ops->todo(K, i, K8S_KUBELET) &&
+			    (r = roll_step_gated(K, ops, i, K8S_KUBELET, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+/* The Kubernetes upgrade: a node whose journaled version differs, from
+ * the step it reached; control-plane components on control planes only. */
+static bool
+upgrade_todo(struct kroll *K, size_t i, enum k8s_step s)
+{
+	return needs(K, i) && K->done[i] <= (int)s &&
+	       (s == K8S_KUBELET ||
+		K->c->cfg->nodes[i].role == ROLE_CONTROLPLANE);
+}
+
+static const struct roll_ops upgrade_ops = { upgrade_todo, do_step };
+
 int
 k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 {
 	struct kroll K;
 	size_t i, n = c->cfg->n_nodes;
 	long long t0 = clock_mono_ms();
-	int r = 0, s;
+	int r = 0;
 
 	memset(&K, 0, sizeof(K));
 	K.c = c;
@@ -619,28 +702,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
 		goto out;
 	/* control planes: one component at a time, node by node */
-	for (s = K8S_APISERVER; s < K8S_KUBELET; s++) {
-		for (i = 0; i < n; i++) {
-			char before[200];
-
-			if (!needs(&K, i) || c->cfg->nodes[i].role != ROLE_CONTROLPLANE ||
-			    K.done[i] > s)
-				continue;
-			if (phase_interrupted) {
-				r = err_set(err, ERR_INTR, "interrupted before %s on %s",
-					    k8s_step_name(s), c->cfg->nodes[i].name);
-				goto out;
-			}
-			if ((r = do_step(&K, i, s, err)) < 0)
-				goto out;
-			if (s == K8S_PROXY)
-				continue;
-			snprintf(before, sizeof(before), "the next step (after %s on %s)",
-				 k8s_step_name(s), c->cfg->nodes[i].name);
-			if ((r = gate(&K, before, err)) < 0)
-				goto out;
-		}
-	}
+	if ((r = roll_controlplanes(&K, &upgrade_ops, err)) < 0)
+		goto out;
 	/* the kube-proxy DaemonSet, once every control plane has its image */
 	{
 		char *img = proxy_image(&K, err);
@@ -655,26 +718,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			goto out;
 	}
 	/* kubelets: control planes, then workers, one at a time */
-	for (int pass = 0; pass < 2; pass++) {
-		for (i = 0; i < n; i++) {
-			char before[200];
-			bool cp = c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
-
-			if (!needs(&K, i) || cp != (pass == 0) || K.done[i] >= K8S_NSTEPS)
-				continue;
-			if (phase_interrupted) {
-				r = err_set(err, ERR_INTR, "interrupted before the kubelet of %s",
-					    c->cfg->nodes[i].name);
-				goto out;
-			}
-			if ((r = do_step(&K, i, K8S_KUBELET, err)) < 0)
-				goto out;
-			snprintf(before, sizeof(before), "the next step (after the kubelet of %s)",
-				 c->cfg->nodes[i].name);
-			if ((r = gate(&K, before, err)) < 0)
-				goto out;
-		}
-	}
+	if ((r = roll_kubelets(&K, &upgrade_ops, err)) < 0)
+		goto out;
 	{
 		long long wall = clock_mono_ms() - t0;
 
@@ -1079,6 +1124,21 @@ out:
 	return r;
 }
 
+/* The image roll: the steps whose image a talos patch changed. */
+static bool
+image_todo(struct kroll *K, size_t i, enum k8s_step s)
+{
+	return K->in[i].chg[s];
+}
+
+static int
+image_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
+{
+	return do_istep(K, i, s, &K->in[i], err);
+}
+
+static const struct roll_ops image_ops = { image_todo, image_step };
+
 int
 image_roll_run(struct apply_ctx *c, struct err *err)
 {
@@ -1093,7 +1153,7 @@ image_roll_run(struct apply_ctx *c, struct err *err)
 	K.c = c;
 	K.to = c->cfg->kubernetes.version;
 	K.what = "the image roll";
-	in = xcalloc(n + 1, sizeof(*in));
+	in = K.in = xcalloc(n + 1, sizeof(*in));
 	for (i = 0; i < n; i++) {
 		struct buf b = BUF_INIT_SECRET;
 		char sha[65];
@@ -1135,49 +1195,12 @@ image_roll_run(struct apply_ctx *c, struct err *err)
 	}
 	if ((r = etcd_snapshot_before(c, "the image roll", err)) < 0)
 		goto out;
-	for (s = K8S_APISERVER; s < K8S_KUBELET; s++) {
-		for (i = 0; i < n; i++) {
-			char before[200];
-
-			if (!in[i].chg[s])
-				continue;
-			if (phase_interrupted) {
-				r = err_set(err, ERR_INTR, "interrupted before %s on %s",
-					    k8s_step_name(s), c->cfg->nodes[i].name);
-				goto out;
-			}
-			if ((r = do_istep(&K, i, s, &in[i], err)) < 0)
-				goto out;
-			if (s == K8S_PROXY)
-				continue;
-			snprintf(before, sizeof(before), "the next step (after %s on %s)",
-				 k8s_step_name(s), c->cfg->nodes[i].name);
-			if ((r = gate(&K, before, err)) < 0)
-				goto out;
-		}
-	}
+	if ((r = roll_controlplanes(&K, &image_ops, err)) < 0)
+		goto out;
 	if (proxy && (r = update_kube_proxy(&K, proxy, err)) < 0)
 		goto out;
-	for (int pass = 0; pass < 2; pass++) {
-		for (i = 0; i < n; i++) {
-			char before[200];
-			bool cp = c->cfg->nodes[i].role == ROLE_CONTROLPLANE;
-
-			if (!in[i].chg[K8S_KUBELET] || cp != (pass == 0))
-				continue;
-			if (phase_interrupted) {
-				r = err_set(err, ERR_INTR, "interrupted before the kubelet of %s",
-					    c->cfg->nodes[i].name);
-				goto out;
-			}
-			if ((r = do_istep(&K, i, K8S_KUBELET, &in[i], err)) < 0)
-				goto out;
-			snprintf(before, sizeof(before), "the next step (after the kubelet of %s)",
-				 c->cfg->nodes[i].name);
-			if ((r = gate(&K, before, err)) < 0)
-				goto out;
-		}
-	}
+	if ((r = roll_kubelets(&K, &image_ops, err)) < 0)
+		goto out;
 	{
 		long long wall = clock_mono_ms() - t0;
 
