@@ -68,11 +68,6 @@ int cmd_usage_error(const char *cmd, const char *fmt, ...)
  */
 int cmd_positional(const char **env, const char *arg, const char *cmd);
 /*
- * A whole decimal number in lo..hi, nothing else ("8x", "", " 8" and
- * out-of-range values are refused): 0 and *out set, else -1.
- */
-int cmd_int_in(const char *s, int lo, int hi, int *out);
-/*
  * "-o json" (also "-ojson", "--output=json") at argv[*i]: sets *json and
  * returns 1 (advancing *i past a separate value); 0 when argv[*i] is not
  * an output flag; 2 after printing a usage error.

@@ -11,6 +11,7 @@
 #include "talos/gen.h"
 #include "util/clock.h"
 #include "util/event.h"
+#include "util/num.h"
 #include "util/out.h"
 
 
@@ -135,8 +136,7 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		} else if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--parallel")) {
 			if (i + 1 >= argc)
 				return cmd_usage_error("apply", "%s takes a number", argv[i]);
-			parallel = atoi(argv[++i]);
-			if (parallel < 1 || parallel > 256)
+			if (num_parse_int(argv[++i], 1, 256, &parallel) < 0)
 				return cmd_usage_error("apply", "--parallel takes 1..256");
 			upgrade_parallel = parallel;   /* given: also for upgrades */
 		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout")) {

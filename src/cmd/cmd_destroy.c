@@ -8,6 +8,7 @@
 #include "provider/proxmox/apply.h"
 #include "state/history.h"
 #include "util/event.h"
+#include "util/num.h"
 #include "util/out.h"
 
 
@@ -67,7 +68,7 @@ cmd_destroy(int argc, char **argv)
 		else if (!strcmp(argv[a], "-j") || !strcmp(argv[a], "--parallel")) {
 			if (a + 1 >= argc)
 				return cmd_usage_error("destroy", "%s takes a number", argv[a]);
-			if (cmd_int_in(argv[++a], 1, 256, &parallel) < 0)
+			if (num_parse_int(argv[++a], 1, 256, &parallel) < 0)
 				return cmd_usage_error("destroy", "--parallel takes 1..256, "
 						       "not '%s'", argv[a]);
 		}

@@ -1,6 +1,5 @@
 #include "cmd/cmd.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -131,22 +130,6 @@ cmd_positional(const char **env, const char *arg, const char *cmd)
 	if (*env)
 		return cmd_usage_error(cmd, "unexpected argument '%s'", arg);
 	*env = arg;
-	return 0;
-}
-
-int
-cmd_int_in(const char *s, int lo, int hi, int *out)
-{
-	char *end = NULL;
-	long v;
-
-	if (!s || !*s || !(*s == '-' || (*s >= '0' && *s <= '9')))
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
 	return 0;
 }
 
