@@ -12,53 +12,12 @@
 . "$(dirname "$0")/labsim.sh"
 
 NET=127.0.75
-IP=$NET.10
-ADMIN=$NET.200
-OTHER=$NET.201
-
-head -c 3145728 /dev/urandom > "$T/image.raw"
-labsim_start --talos-net $NET.0/24 --factory-addr $NET.1:0 --factory-image "$T/image.raw"
-FACTORY=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['factory']['url'])" "$LABSIM_DIR/ready")
+. "$(dirname "$0")/vpsfw.sh"
 K8S=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['kubernetes']['port'])" "$LABSIM_DIR/ready")
-
-# The server, its disk written before: it boots Talos in maintenance mode.
-DISK="$T/disk.img"
-cp "$T/image.raw" "$DISK"
-truncate -s 1300M "$DISK"
-labsim_ctl POST metal/boot "{\"ip\": \"$IP\", \"disk\": \"$DISK\"}" > /dev/null
-up=$(labsim_wait_for "any(n['ip'] == '$IP' and n['state'] == 'maintenance' for n in s['talos']['nodes'])")
-[ "$up" = yes ] && ok "the server is in maintenance mode at $IP" || bad "no maintenance mode at $IP"
 [ "$(fw_answers $IP 50000 $OTHER)" = yes ] && ok "maintenance mode: no firewall yet, 50000 answers any source" \
 	|| bad "maintenance mode refused $OTHER"
 
 E="$T/envs/fw"
-mkdir -p "$E"
-write_fw() {   # write_fw ADMIN-CIDRS [EXTRA-FIREWALL-LINE]
-	cat > "$E/config.yml" <<YAML
-name: fw
-platform: vps
-vps:
-  host: $IP
-  ssh:
-    key_file: $T/no-key
-    host_fingerprint: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-  disk: /dev/vda
-  image_factory: $FACTORY
-talos:
-  version: v1.12.11
-  install_disk: /dev/vda
-network:
-  cidr: $NET.0/24
-  gateway: $NET.1
-firewall:
-  admin_cidrs: [$1]
-  try_timeout: 10s
-${2:+  $2}
-nodes:
-  controlplane:
-    count: 1
-YAML
-}
 write_fw "127.0.0.1/32, $ADMIN/32"
 expect_rc 0 "apply installs and bootstraps the server" -- "$STRATA" apply "$E" --yes --timeout 60s
 expect_grep "maintenance mode at $IP" "$T/err" "rescue-install finds Talos in maintenance mode (nothing written)"
