@@ -1,4 +1,4 @@
-# Shared by the rolling Kubernetes upgrade tests (t113-t116). Source after
+# Shared by the rolling Kubernetes upgrade tests (t113-t118). Source after
 # lib.sh and labsim.sh.
 #
 # k8sup_env NAME VMID_BASE CP_COUNT WORKER_COUNT N [KUBERNETES_LINE]: start

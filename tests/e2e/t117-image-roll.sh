@@ -11,13 +11,9 @@
 # of another minor are refused.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-LABSIM_SCALE=0.02 labsim_start --talos-net 127.0.117.128/25
-E="$T/envs/ir"
-write_env "$E" ir 1170 3 2 127.0.117
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4/' "$E/config.yml"
+. "$(dirname "$0")/k8sup.sh"
+LABSIM_SCALE=0.02 k8sup_env ir 1170 3 2 117
 cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
   patches:
     - patches/images.yaml
 YAML
@@ -34,13 +30,9 @@ YAML
 }
 mkdir -p "$E/patches"
 images v1.35.4
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
 rolls() { $PY "$TOP/tests/e2e/plan_rolls.py" "$T/out" > "$T/rolls" 2>&1; sed 's/^/     : /' "$T/rolls"; }
-now() { $PY -c 'import time; print(time.time())'; }
-applies() { talos_calls ApplyConfiguration; }
 
-expect_rc 0 "apply 3+2 at Kubernetes 1.35.4 (the patch names the default images)" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 3+2 at Kubernetes 1.35.4 (the patch names the default images)"
 expect_rc 0 "plan -o json: no roll" -- "$STRATA" plan "$E" -o json
 rolls
 expect_grep "^talos none" "$T/rolls" "json: no Talos upgrade"

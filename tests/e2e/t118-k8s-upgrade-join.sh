@@ -8,19 +8,10 @@
 # -o json: kubernetes_upgrade.joining).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
-LABSIM_SCALE=0.02 labsim_start --talos-net 127.0.118.128/25
-E="$T/envs/jn"
-write_env "$E" jn 1180 3 1 127.0.118
-sed -i 's/^kubernetes:$/kubernetes:\n  version: 1.35.4/' "$E/config.yml"
-cat >> "$E/config.yml" <<'YAML'
-talos:
-  version: v1.13.9
-YAML
-roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
-now() { $PY -c 'import time; print(time.time())'; }
+. "$(dirname "$0")/k8sup.sh"
+LABSIM_SCALE=0.02 k8sup_env jn 1180 3 1 118
 
-expect_rc 0 "apply 3+1 at Kubernetes 1.35.4" -- "$STRATA" apply "$E" --yes --timeout 60s
-[ "$rc" = 0 ] || tail -20 "$T/err"
+k8sup_apply "apply 3+1 at Kubernetes 1.35.4"
 
 # one more worker and Kubernetes 1.36.0 in one edit
 sed -i 's/  version: 1.35.4/  version: 1.36.0/' "$E/config.yml"
