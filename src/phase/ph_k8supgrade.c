@@ -293,8 +293,16 @@ gate(struct kroll *K, const char *before, struct err *err)
 	return r;
 }
 
+/*
+ * One node step's config sent NO_REBOOT (announced by `says` once the node
+ * is known to be ours) and waited for: the static pod Ready at image want,
+ * or the kubelet back (at kubelet_ver when known). K->what names the roll
+ * in the error.
+ */
 static int
-do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
+send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
+	  const char *says, const char *want, const char *kubelet_ver,
+	  struct err *err)
 {
 	struct apply_ctx *c = K->c;
 	const struct node *n = &c->cfg->nodes[i];
@@ -302,14 +310,46 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
 				 .installed = true };
 	struct talos_status st = { 0 };
+	char *details = NULL;
+	int r;
+
+	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT, TRUST_ADDR_CONFIG,
+				   TRUST_PEER_CLUSTER, err)) < 0)
+		return r;
+	t.timeout_ms = 30000;
+	out_step("%s", says);
+	r = talos_apply_configuration_mode(&t, send->ptr, send->len,
+					   TALOS_APPLY_NO_REBOOT, &details, &st,
+					   err);
+	free(details);
+	if (r < 0)
+		return err_wrap(err, "%s on %s: apply %s (NO_REBOOT); %s stopped "
+				"here (%zu of %zu node steps done)",
+				k8s_step_name(s), n->name, k8s_step_field(s),
+				K->what, K->steps, K->total);
+	if (s < K8S_PROXY && want)
+		return wait_static_pod(K, n, s, want, err);
+	if (s == K8S_KUBELET)
+		return wait_kubelet(K, n, kubelet_ver,
+				    c->cfg->kubernetes.cni != CNI_NONE, err);
+	return 0;
+}
+
+static int
+do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
+{
+	struct apply_ctx *c = K->c;
+	const struct node *n = &c->cfg->nodes[i];
 	struct buf file = BUF_INIT_SECRET, send = BUF_INIT_SECRET;
-	char sha[65], *details = NULL, *want = NULL, *imgs = NULL;
+	struct k8s_images im;
+	char sha[65], *want, *imgs = NULL;
 	long long t0 = clock_mono_ms();
 	int r;
 
 	if ((r = read_node_config(c, n->name, &file, sha, err)) < 0)
 		return r;
-	want = upgrade_k8s_image(file.ptr, file.len, s);
+	k8s_images_of(&im, file.ptr, file.len);     /* one parse, in a child */
+	want = im.v[s];
 	if (s == K8S_KUBELET) {
 		buf_add(&send, file.ptr, file.len);
 	} else {
@@ -320,38 +360,19 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 		goto out;
 	if (s == K8S_KUBELET && (r = wait_kubelet_service(K, n, err)) < 0)
 		goto out;
-	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT, TRUST_ADDR_CONFIG,
-				   TRUST_PEER_CLUSTER, err)) < 0)
-		goto out;
-	t.timeout_ms = 30000;
-	out_step("Kubernetes %s -> %s: %s on %s (%s, NO_REBOOT)", K->from[i], K->to,
-		 k8s_step_name(s), n->name, want ? want : k8s_step_field(s));
-	if ((r = talos_apply_configuration_mode(&t, send.ptr, send.len,
-						TALOS_APPLY_NO_REBOOT, &details,
-						&st, err)) < 0) {
-		err_wrap(err, "%s on %s: apply %s (NO_REBOOT); the Kubernetes "
-			 "upgrade stopped here (%zu of %zu node steps done)",
-			 k8s_step_name(s), n->name, k8s_step_field(s), K->steps,
-			 K->total);
-		goto out;
-	}
-	if (s < K8S_PROXY && want)
-		r = wait_static_pod(K, n, s, want, err);
-	else if (s == K8S_KUBELET) {
-		char v[80];
+	{
+		char says[400], v[80];
 
+		snprintf(says, sizeof(says), "Kubernetes %s -> %s: %s on %s (%s, "
+			 "NO_REBOOT)", K->from[i], K->to, k8s_step_name(s), n->name,
+			 want ? want : k8s_step_field(s));
 		snprintf(v, sizeof(v), "v%s", K->to);
-		r = wait_kubelet(K, n, v, c->cfg->kubernetes.cni != CNI_NONE, err);
+		r = send_step(K, i, s, &send, says, want, v, err);
 	}
 	if (r < 0)
 		goto out;
-	if (s == K8S_KUBELET) {
-		struct k8s_images im;
-
-		k8s_images_of(&im, file.ptr, file.len);
+	if (s == K8S_KUBELET)
 		imgs = k8s_images_format(&im);
-		k8s_images_free(&im);
-	}
 	r = journal_step(K, i, (int)s + 1, s == K8S_KUBELET ? sha : NULL, imgs,
 			 err);
 	K->steps++;
@@ -361,8 +382,7 @@ do_step(struct kroll *K, size_t i, enum k8s_step s, struct err *err)
 			 : "its static pod runs the new image and is Ready",
 			 (clock_mono_ms() - t0) / 1000.0);
 out:
-	free(details);
-	free(want);
+	k8s_images_free(&im);
 	free(imgs);
 	buf_release_secret(&file);
 	buf_release_secret(&send);
@@ -1043,13 +1063,9 @@ do_istep(struct kroll *K, size_t i, enum k8s_step s, struct inode *in,
 {
 	struct apply_ctx *c = K->c;
 	const struct node *n = &c->cfg->nodes[i];
-	struct talos_target t = mtls_target(c, n->ip);
-	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
-				 .installed = true };
-	struct talos_status st = { 0 };
 	struct buf file = BUF_INIT_SECRET, send = BUF_INIT_SECRET;
 	struct k8s_images hold;
-	char sha[65], *details = NULL, *imgs = NULL, ver[64];
+	char sha[65], *imgs = NULL, ver[64];
 	const char *want = in->want.v[s];
 	long long t0 = clock_mono_ms();
 	bool last = true;
@@ -1068,44 +1084,30 @@ do_istep(struct kroll *K, size_t i, enum k8s_step s, struct inode *in,
 		goto out;
 	if (s == K8S_KUBELET && (r = wait_kubelet_service(K, n, err)) < 0)
 		goto out;
-	if ((r = trust_config_send(&tn, n->ip, TALOS_API_PORT, TRUST_ADDR_CONFIG,
-				   TRUST_PEER_CLUSTER, err)) < 0)
-		goto out;
-	t.timeout_ms = 30000;
-	out_step("image roll: %s on %s: %s -> %s (NO_REBOOT)", k8s_step_name(s),
-		 n->name, in->old.v[s], want);
-	if ((r = talos_apply_configuration_mode(&t, send.ptr, send.len,
-						TALOS_APPLY_NO_REBOOT, &details,
-						&st, err)) < 0) {
-		err_wrap(err, "%s on %s: apply %s (NO_REBOOT); the image roll "
-			 "stopped here (%zu of %zu node steps done)",
-			 k8s_step_name(s), n->name, k8s_step_field(s), K->steps,
-			 K->total);
-		goto out;
+	{
+		char says[400];
+
+		snprintf(says, sizeof(says), "image roll: %s on %s: %s -> %s "
+			 "(NO_REBOOT)", k8s_step_name(s), n->name, in->old.v[s],
+			 want);
+		/* want: never NULL here (the step changes to it) */
+		r = send_step(K, i, s, &send, says, want,
+			      kubelet_version_of(want, ver, sizeof(ver)) ? ver : NULL,
+			      err);
 	}
-	if (s < K8S_PROXY)
-		r = wait_static_pod(K, n, s, want, err);
-	else if (s == K8S_KUBELET)
-		r = wait_kubelet(K, n, kubelet_version_of(want, ver, sizeof(ver))
-				 ? ver : NULL, c->cfg->kubernetes.cni != CNI_NONE,
-				 err);
 	if (r < 0)
 		goto out;
 	free(in->old.v[s]);
 	in->old.v[s] = xstrdup(want);
 	in->chg[s] = false;
 	if (last) {
-		struct k8s_images im;
+		/* its whole new config is on: its images are those of the
+		 * file, read at the roll's start (in->want) */
+		struct state_kv kv[] = { { "k8s_images", NULL },
+					 { "config_sha256", sha } };
 
-		k8s_images_of(&im, file.ptr, file.len);
-		imgs = k8s_images_format(&im);
-		k8s_images_free(&im);
-		{
-			struct state_kv kv[] = { { "k8s_images", imgs },
-						 { "config_sha256", sha } };
-
-			r = state_talos_setv(&c->st, n->name, kv, 2, err);
-		}
+		kv[0].val = imgs = k8s_images_format(&in->want);
+		r = state_talos_setv(&c->st, n->name, kv, 2, err);
 	} else {
 		imgs = k8s_images_format(&in->old);
 		r = state_talos_set(&c->st, n->name, "k8s_images", imgs, err);
@@ -1117,7 +1119,6 @@ do_istep(struct kroll *K, size_t i, enum k8s_step s, struct inode *in,
 			 : "its static pod runs the new image and is Ready",
 			 (clock_mono_ms() - t0) / 1000.0);
 out:
-	free(details);
 	free(imgs);
 	buf_release_secret(&file);
 	buf_release_secret(&send);
