@@ -224,6 +224,7 @@ call_any(const struct talos_target *t, const char *method, const void *req,
 		st->code = res->status;
 		st->tls = res->tls;
 		st->cert_requested = res->cert_requested;
+		st->hung_up = res->hung_up;
 		st->maintenance = !t->creds && !res->cert_requested &&
 				  res->status == GRPC_UNIMPLEMENTED;
 		memcpy(st->cert_sha256, res->peer_sha256,
@@ -460,9 +461,14 @@ talos_probe(const struct talos_target *t, char **tag, struct talos_status *st,
 	if (t->creds) {
 		if (talos_version(t, tag, st, err) == 0)
 			return TALOS_UP;
-		if (st->tls == GRPC_TLS_CLIENT_REJECTED)
+		/* Refused by an alert: another CA. A hang-up right after the
+		 * handshake is that too, or our node's apid going away (the
+		 * reboot of an upgrade, right after its reply): the looks
+		 * below tell (gone: down; still there: one more mTLS look). */
+		if (st->tls == GRPC_TLS_CLIENT_REJECTED && !st->hung_up)
 			return TALOS_FOREIGN;
-		if (st->tls != GRPC_TLS_SERVER_UNTRUSTED)
+		if (st->tls != GRPC_TLS_SERVER_UNTRUSTED &&
+		    st->tls != GRPC_TLS_CLIENT_REJECTED)
 			return TALOS_DOWN;
 	}
 	it.creds = NULL;

@@ -56,6 +56,8 @@ struct talos_status {
 	int code;                  /* enum grpc_code; GRPC_TRANSPORT: no answer */
 	int tls;                   /* enum grpc_tls */
 	bool cert_requested;       /* the server asked for a client cert */
+	bool hung_up;              /* tls CLIENT_REJECTED by a hang-up, no
+	                            * alert (grpc.h) */
 	/* Looks like maintenance mode, by facts only (never message text):
 	 * a call without credentials, the server asked for no client
 	 * certificate (apid always does), and the status is Unimplemented

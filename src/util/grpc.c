@@ -461,6 +461,7 @@ transport_error(CURLcode rc, const char *errbuf, const struct call *c,
 	     rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
 	     rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE)) {
 		res->tls = GRPC_TLS_CLIENT_REJECTED;
+		res->hung_up = true;
 		return err_set(err, ERR_FAIL,
 			       "%s on %s: the node hung up right after the TLS "
 			       "handshake without answering: it most likely "
@@ -624,6 +625,7 @@ call_framed(const struct grpc_opts *o, const char *path, unsigned char *framed,
 	res->status = -1;
 	res->tls = GRPC_TLS_NONE;
 	res->cert_requested = false;
+	res->hung_up = false;
 	if (tls_global_init(err) < 0) {
 		res->status = GRPC_TRANSPORT;
 		secret_free(framed, framed_len);

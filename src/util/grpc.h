@@ -83,6 +83,10 @@ struct grpc_result {
 	int tls;                 /* enum grpc_tls: why a handshake failed */
 	bool cert_requested;     /* the server asked for a client certificate
 	                          * we did not have (a TLS fact) */
+	bool hung_up;            /* GRPC_TLS_CLIENT_REJECTED without an alert:
+	                          * the server closed right after the
+	                          * handshake, which a server going away
+	                          * (a reboot) does too */
 	char peer_sha256[65];    /* the server's leaf certificate (hex
 	                          * SHA-256), "" when no handshake got there */
 };

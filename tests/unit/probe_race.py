@@ -9,14 +9,21 @@ That is what strata meets when its mTLS look lands on the maintenance
 server a moment before the node reboots into its install: its second look
 (without credentials) then meets apid.
 
-usage: probe_race.py DIR    (DIR holds ca.pem srv.pem srv.key)
+usage: probe_race.py DIR [MODE]    (DIR holds ca.pem srv.pem srv.key)
 Prints "READY <port>"; DIR/conns.txt gets one line per connection
-("maintenance" or "apid"). Runs until stdin closes.
+("maintenance", "apid" or "hangup"). Runs until stdin closes.
+
+MODE hangup-gone: the first connection is our node's apid going away
+(the reboot of an upgrade): the TLS handshake completes (its certificate
+from DIR/ca.pem, ours required and verified), then it closes without a
+word; after it nothing listens. MODE hangup-always: every connection
+does that (a server that refuses our certificate by hanging up).
 """
 import datetime
 import ipaddress
 import os
 import socket
+import ssl
 import sys
 import threading
 from concurrent import futures
@@ -78,8 +85,42 @@ def pipe(a, b):
             pass
 
 
+def hangup(d, mode):
+    """MODE hangup-gone / hangup-always (see the top)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
+    ctx.load_verify_locations(os.path.join(d, "ca.pem"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.set_alpn_protocols(["h2"])
+    front = socket.socket()
+    front.bind(("127.0.0.1", 0))
+    front.listen(16)
+
+    def accept():
+        while True:
+            try:
+                c, _ = front.accept()
+            except OSError:
+                return
+            with open(os.path.join(d, "conns.txt"), "a") as f:
+                f.write("hangup\n")
+            try:
+                t = ctx.wrap_socket(c, server_side=True)
+                t.close()
+            except (OSError, ssl.SSLError):
+                c.close()
+            if mode == "hangup-gone":
+                front.close()
+                return
+    threading.Thread(target=accept, daemon=True).start()
+    print("READY %d" % front.getsockname()[1], flush=True)
+    sys.stdin.read()
+
+
 def main():
     d = sys.argv[1]
+    if len(sys.argv) > 2:
+        return hangup(d, sys.argv[2])
     read = lambda n: open(os.path.join(d, n), "rb").read()
     maint, mport = server(grpc.ssl_server_credentials([self_signed()]), unimplemented)
     apid, aport = server(grpc.ssl_server_credentials([(read("srv.key"), read("srv.pem"))],

@@ -197,29 +197,11 @@ test_probe__maintenance_by_facts_not_text(void **state)
 	tu_sh("rm -rf %s", dir);
 }
 
-/* A node that installs between the probe's looks: the mTLS look meets the
- * maintenance server, the look without credentials the installed node's
- * apid (it asks for a client certificate). One more mTLS look tells it is
- * ours (commit 63141a8; before it: TALOS_FOREIGN, and apply stopped with
- * "another cluster's node"). tests/unit/probe_race.py serves the first
- * connection as maintenance mode, every later one as apid: no timing. */
+/* A CA in dir, a server certificate from it for 127.0.0.1 (srv.pem/key)
+ * and an os:admin client certificate (adm.pem/key) into cr. */
 static void
-test_probe__node_that_installs_between_the_looks_is_up(void **state)
+race_certs(const char *dir, struct talos_creds *cr)
 {
-	char dir[] = "/tmp/strata-race.XXXXXX";
-	char line[64];
-	char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/probe_race.py",
-			 dir, NULL };
-	struct talos_creds cr = { 0 };
-	struct talos_target t = { .addr = "127.0.0.1", .timeout_ms = 5000,
-				  .connect_timeout_ms = 2000, .creds = &cr };
-	struct talos_status st = { 0 };
-	struct tu_proc *p = &imp;
-	struct err e = ERR_INIT;
-	char *tag = NULL, *conns;
-
-	(void)state;
-	assert_non_null(mkdtemp(dir));
 	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
 			       "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
 			       "-days 2 -subj /O=talos 2>/dev/null && "
@@ -233,25 +215,84 @@ test_probe__node_that_installs_between_the_looks_is_up(void **state)
 			       "printf 'extendedKeyUsage=clientAuth\\n' > adm.ext && "
 			       "openssl x509 -req -in adm.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
 			       "-days 2 -extfile adm.ext -out adm.pem 2>/dev/null", dir), 0);
-	cr.ca_pem = tu_slurp(dir, "ca.pem");
-	cr.crt_pem = tu_slurp(dir, "adm.pem");
-	cr.key_pem = tu_slurp(dir, "adm.key");
+	cr->ca_pem = tu_slurp(dir, "ca.pem");
+	cr->crt_pem = tu_slurp(dir, "adm.pem");
+	cr->key_pem = tu_slurp(dir, "adm.key");
+}
+
+/* talos_probe against tests/unit/probe_race.py in mode (NULL: the
+ * install race); its connections' log back in *conns. */
+static int
+race_probe(const char *mode, char **tag, char **conns)
+{
+	char dir[] = "/tmp/strata-race.XXXXXX";
+	char line[64];
+	char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/probe_race.py",
+			 dir, (char *)mode, NULL };
+	struct talos_creds cr = { 0 };
+	struct talos_target t = { .addr = "127.0.0.1", .timeout_ms = 5000,
+				  .connect_timeout_ms = 2000, .creds = &cr };
+	struct talos_status st = { 0 };
+	struct tu_proc *p = &imp;
+	struct err e = ERR_INIT;
+	int kind;
+
+	assert_non_null(mkdtemp(dir));
+	race_certs(dir, &cr);
 	assert_int_equal(tu_spawn(p, argv, line, sizeof(line)), 0);
 	assert_int_equal(strncmp(line, "READY ", 6), 0);
 	t.port = atoi(line + 6);
-	assert_int_equal(talos_probe(&t, &tag, &st, &e), TALOS_UP);
-	assert_non_null(tag);
-	assert_string_equal(tag, "v1.12.11");
-	/* it did meet both: maintenance first, then apid twice */
-	conns = tu_slurp(dir, "conns.txt");
-	assert_string_equal(conns, "maintenance\napid\napid\n");
-	free(conns);
-	free(tag);
+	*tag = NULL;
+	kind = talos_probe(&t, tag, &st, &e);
+	*conns = tu_slurp(dir, "conns.txt");
 	stop(p);
 	free(cr.ca_pem);
 	free(cr.crt_pem);
 	free(cr.key_pem);
 	tu_sh("rm -rf %s", dir);
+	return kind;
+}
+
+/* A node that installs between the probe's looks: the mTLS look meets the
+ * maintenance server, the look without credentials the installed node's
+ * apid (it asks for a client certificate). One more mTLS look tells it is
+ * ours (commit 63141a8; before it: TALOS_FOREIGN, and apply stopped with
+ * "another cluster's node"). tests/unit/probe_race.py serves the first
+ * connection as maintenance mode, every later one as apid: no timing. */
+static void
+test_probe__node_that_installs_between_the_looks_is_up(void **state)
+{
+	char *tag, *conns;
+
+	(void)state;
+	assert_int_equal(race_probe(NULL, &tag, &conns), TALOS_UP);
+	assert_non_null(tag);
+	assert_string_equal(tag, "v1.12.11");
+	/* it did meet both: maintenance first, then apid twice */
+	assert_string_equal(conns, "maintenance\napid\napid\n");
+	free(conns);
+	free(tag);
+}
+
+/* Our node's apid going away right after the handshake (the reboot of an
+ * upgrade, right after its reply; a re-run's first look meets it, CI
+ * t111): the hang-up alone is no proof of another CA, so the probe looks
+ * again, finds nothing listening and says down (the phase waits), not
+ * foreign. A server that hangs up on every look is still foreign. */
+static void
+test_probe__apid_going_away_is_down_not_foreign(void **state)
+{
+	char *tag, *conns;
+
+	(void)state;
+	assert_int_equal(race_probe("hangup-gone", &tag, &conns), TALOS_DOWN);
+	assert_null(tag);
+	assert_string_equal(conns, "hangup\n");
+	free(conns);
+	assert_int_equal(race_probe("hangup-always", &tag, &conns), TALOS_FOREIGN);
+	assert_null(tag);
+	assert_string_equal(conns, "hangup\nhangup\nhangup\n");
+	free(conns);
 }
 
 /* HTTP secrets: only over a pin, a store-replacing CA or an explicit
@@ -296,6 +337,8 @@ main(void)
 		cmocka_unit_test_teardown(test_probe__maintenance_by_facts_not_text,
 					  stop_impostor),
 		cmocka_unit_test_teardown(test_probe__node_that_installs_between_the_looks_is_up,
+					  stop_impostor),
+		cmocka_unit_test_teardown(test_probe__apid_going_away_is_down_not_foreign,
 					  stop_impostor),
 	};
 
