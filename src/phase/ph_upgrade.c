@@ -714,7 +714,7 @@ upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
 {
 	size_t i, k = 0;
 	char why[400];
-	int printed = 0, ir;
+	int printed = 0;
 	json_t *tnodes = rolls ? json_array() : NULL, *kj = NULL, *ij = NULL;
 	bool k8s_change = false;
 	int r = 0;
@@ -791,12 +791,15 @@ upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
 			"node healthy, before the next\n", parallel > 0 ? parallel : 1,
 			cfg->talos.version);
 	/* the image roll goes after the others: shown when it is next */
-	if (r == 0 && (ir = image_check(cfg, st, env_dir, fp, !k && !k8s_change,
-				       rolls && !k && !k8s_change ? &ij : NULL,
-				       err)) < 0)
-		r = ir;
-	else if (r == 0 && !k && !k8s_change)
-		k += (size_t)ir;
+	if (r == 0) {
+		int ir = image_check(cfg, st, env_dir, fp, !k && !k8s_change,
+				     rolls && !k && !k8s_change ? &ij : NULL, err);
+
+		if (ir < 0)
+			r = ir;
+		else if (!k && !k8s_change)
+			k += (size_t)ir;
+	}
 	if (r == 0 && rolls) {
 		json_t *tj = json_array_size(tnodes)
 			? json_pack("{s:s, s:s, s:i, s:O}", "to", cfg->talos.version,
