@@ -71,7 +71,7 @@ step "starting the lab simulator (Proxmox API on 127.0.0.1)"
 sim="$work/labsim"
 mkdir -p "$sim"
 /usr/bin/python3 "$top/tests/labsim/labsim.py" --state "$sim" --proxmox-addr 127.0.0.1:0 \
-	--time-scale 0.2 --reference "$REF" > "$sim/log" 2>&1 &
+	--factory-addr 127.0.0.1:0 --time-scale 0.2 --reference "$REF" > "$sim/log" 2>&1 &
 simpid=$!
 i=0
 while [ ! -f "$sim/ready" ]; do
@@ -81,6 +81,7 @@ done
 eval "$(/usr/bin/python3 -c "
 import json; r = json.load(open('$sim/ready'))
 print('port=%d fp=%s tid=%s' % (r['proxmox']['port'], r['proxmox']['fingerprint'], r['token']['id']))
+print('factory=%s' % r['factory']['url'])
 print('export PVE_TOKEN_SECRET=%s' % r['token']['secret'])")"
 echo "simulator on 127.0.0.1:$port, fingerprint $fp"
 # prox-n100 tags its VMs with VLAN 30: its hypervisor's bridges are
@@ -100,13 +101,16 @@ rm -rf "$env"
 # demo has no real ones, only placeholders the simulator never checks.
 export FLUX_GITHUB_TOKEN=demo-placeholder CLOUDFLARE_TUNNEL_TOKEN=demo-placeholder
 "$strata" init homelab-sim --from prox-n100 >/dev/null
-# Point the copy at the simulator: endpoint, token, pinned fingerprint,
+# Point the copy at the simulator: endpoint, Image Factory, token, pinned fingerprint,
 # its node names and storage; drop the file secrets and the CA file.
-/usr/bin/python3 - "$env/config.yml" "$port" "$fp" "$tid" <<'PYEOF'
+/usr/bin/python3 - "$env/config.yml" "$port" "$fp" "$tid" "$factory" <<'PYEOF'
 import re, sys
-p, port, fp, tid = sys.argv[1:]
+p, port, fp, tid, factory = sys.argv[1:]
 s = open(p).read()
-s = s.replace("https://n100-a.home.arpa:8006", "https://127.0.0.1:%s" % port)
+# Proxmox fetches the ISO of the example's schematic (its extensions) from
+# the simulator's Image Factory, which strata registers the schematic with
+s = s.replace("  endpoint: https://n100-a.home.arpa:8006",
+              "  endpoint: https://127.0.0.1:%s\n  image_factory: %s" % (port, factory))
 s = re.sub(r"token_id: .*", 'token_id: "%s"' % tid, s)
 s = s.replace("token_secret: file:pve-token", "token_secret: ${PVE_TOKEN_SECRET}")
 s = s.replace("    ca_file: pve-root-ca.pem", '    fingerprint: "%s"' % fp)
