@@ -36,8 +36,9 @@ in_admin(const struct config *cfg, uint32_t a)
 }
 
 int
-talos_firewall_source(const struct config *cfg, const char *node_ip,
-		      struct fw_source *out, struct err *err)
+talos_firewall_source_from(const struct config *cfg, const char *node_ip,
+			   const char *local_ip, struct fw_source *out,
+			   struct err *err)
 {
 	uint32_t local, node, seen;
 
@@ -45,9 +46,9 @@ talos_firewall_source(const struct config *cfg, const char *node_ip,
 	if (!net_ipv4_parse(node_ip, &node))
 		return err_set(err, ERR_USAGE, "'%s' is not an IPv4 address",
 			       node_ip);
-	if (net_source_toward(node_ip, TALOS_API_PORT, &local) < 0)
-		return err_set(err, ERR_FAIL, "no route from this machine to "
-			       "%s: %s", node_ip, strerror(errno));
+	if (!net_ipv4_parse(local_ip, &local))
+		return err_set(err, ERR_USAGE, "'%s' is not an IPv4 address",
+			       local_ip);
 	net_ipv4_str(local, out->local);
 	if (cfg->firewall.strata_address &&
 	    net_ipv4_parse(cfg->firewall.strata_address, &seen)) {
@@ -60,6 +61,21 @@ talos_firewall_source(const struct config *cfg, const char *node_ip,
 	net_ipv4_str(seen, out->seen);
 	out->admitted = in_admin(cfg, seen);
 	return 0;
+}
+
+int
+talos_firewall_source(const struct config *cfg, const char *node_ip,
+		      struct fw_source *out, struct err *err)
+{
+	uint32_t local;
+	char ls[16];
+
+	memset(out, 0, sizeof(*out));
+	if (net_source_toward(node_ip, TALOS_API_PORT, &local) < 0)
+		return err_set(err, ERR_FAIL, "no route from this machine to "
+			       "%s: %s", node_ip, strerror(errno));
+	net_ipv4_str(local, ls);
+	return talos_firewall_source_from(cfg, node_ip, ls, out, err);
 }
 
 static void
@@ -115,6 +131,36 @@ talos_firewall_source_advice(struct buf *b, const struct fw_source *s)
 }
 
 int
+talos_firewall_judge(const struct config *cfg, const char *name,
+		     const char *node_ip, const struct fw_source *s,
+		     struct buf *warning, struct err *err)
+{
+	struct buf b = BUF_INIT;
+	int r;
+
+	if (s->admitted)
+		return 0;
+	talos_firewall_source_say(&b, cfg, node_ip, s);
+	if (s->nat) {
+		buf_addf(warning, "firewall: node '%s': %s. Make sure "
+			 "admin_cidrs lists the NAT's public address, or the "
+			 "node's firewall will lock strata out; set "
+			 "firewall.strata_address to it to have strata check "
+			 "it", name, b.ptr);
+		buf_release(&b);
+		return 0;
+	}
+	buf_adds(&b, " does not admit it: the firewall in the node's config "
+		 "would drop strata's connections to the Talos API (50000) "
+		 "and the Kubernetes API (6443) as soon as it is applied, "
+		 "locking strata out of its own node. Nothing was applied. ");
+	talos_firewall_source_advice(&b, s);
+	r = err_set(err, ERR_USAGE, "node '%s': %s", name, b.ptr);
+	buf_release(&b);
+	return r;
+}
+
+int
 talos_firewall_check_sources(const struct config *cfg, struct err *err)
 {
 	size_t i;
@@ -124,7 +170,7 @@ talos_firewall_check_sources(const struct config *cfg, struct err *err)
 	for (i = 0; i < cfg->n_nodes; i++) {
 		const struct node *nd = &cfg->nodes[i];
 		struct fw_source s;
-		struct buf b = BUF_INIT;
+		struct buf w = BUF_INIT;
 		struct err e = ERR_INIT;
 		int r;
 
@@ -136,27 +182,12 @@ talos_firewall_check_sources(const struct config *cfg, struct err *err)
 				 "node '%s': %s", nd->name, e.msg);
 			continue;
 		}
-		if (s.admitted)
-			continue;
-		talos_firewall_source_say(&b, cfg, nd->ip, &s);
-		if (s.nat) {
-			out_warn("firewall: node '%s': %s. Make sure admin_cidrs "
-				 "lists the NAT's public address, or the node's "
-				 "firewall will lock strata out; set "
-				 "firewall.strata_address to it to have strata "
-				 "check it", nd->name, b.ptr);
-			buf_release(&b);
-			continue;
-		}
-		buf_adds(&b, " does not admit it: the firewall in the "
-			 "node's config would drop strata's connections to the "
-			 "Talos API (50000) and the Kubernetes API (6443) as soon "
-			 "as it is applied, locking strata out of its own node. "
-			 "Nothing was applied. ");
-		talos_firewall_source_advice(&b, &s);
-		r = err_set(err, ERR_USAGE, "node '%s': %s", nd->name, b.ptr);
-		buf_release(&b);
-		return r;
+		r = talos_firewall_judge(cfg, nd->name, nd->ip, &s, &w, err);
+		if (w.len)
+			out_warn("%s", w.ptr);
+		buf_release(&w);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

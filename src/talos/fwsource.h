@@ -37,6 +37,12 @@ struct fw_source {
 int talos_firewall_source(const struct config *cfg, const char *node_ip,
 			  struct fw_source *out, struct err *err);
 
+/* The same from a known local address (local_ip: strata's address toward
+ * the node, as the kernel's route gives it). */
+int talos_firewall_source_from(const struct config *cfg, const char *node_ip,
+			       const char *local_ip, struct fw_source *out,
+			       struct err *err);
+
 /* "strata connects to IP from A (...); firewall.admin_cidrs: [..]" */
 void talos_firewall_source_say(struct buf *b, const struct config *cfg,
 			       const char *node_ip, const struct fw_source *s);
@@ -51,5 +57,12 @@ void talos_firewall_source_advice(struct buf *b, const struct fw_source *s);
  * (fw_source.nat) a warning instead. 0 when nothing stands in the way.
  */
 int talos_firewall_check_sources(const struct config *cfg, struct err *err);
+
+/* One node's verdict: 0 when admitted; 0 with the warning text added to
+ * warning behind a NAT; else -1 with err naming address, CIDRs and what
+ * to do. */
+int talos_firewall_judge(const struct config *cfg, const char *name,
+			 const char *node_ip, const struct fw_source *s,
+			 struct buf *warning, struct err *err);
 
 #endif

@@ -336,11 +336,79 @@ test_firewall__strata_source(void **state)
 			       "is not in firewall.admin_cidrs"));
 	config_free(cfg);
 
-	/* no route to the node (the test's network namespace) or a NAT in
-	 * between (the host's): a warning, not an error */
+	/* A public node. What strata's own address toward it is depends on
+	 * the machine's routes (none in a network namespace, a private or a
+	 * public address on a host), so the verdicts are checked from given
+	 * local addresses. */
 	cfg = load(vps_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n",
 		   msgs, sizeof(msgs));
-	assert_int_equal(talos_firewall_check_sources(cfg, &err), 0);
+	assert_string_equal(msgs, "");
+	{
+		struct buf w = BUF_INIT;
+
+		/* behind a NAT (a private local address): a warning that
+		 * names the NAT, not an error; nothing to check it against */
+		err_clear(&err);
+		assert_int_equal(talos_firewall_source_from(
+			cfg, "198.51.100.23", "10.1.2.3", &src, &err), 0);
+		assert_true(src.nat && !src.admitted && !src.configured);
+		assert_string_equal(src.seen, "10.1.2.3");
+		assert_int_equal(talos_firewall_judge(cfg, "edge-cp-1",
+			"198.51.100.23", &src, &w, &err), 0);
+		assert_non_null(w.ptr);
+		assert_non_null(strstr(w.ptr, "firewall: node 'edge-cp-1': strata "
+			"connects to 198.51.100.23 from 10.1.2.3 (its own address "
+			"toward the node; a private address: through a NAT the node "
+			"sees the NAT's public address instead); "
+			"firewall.admin_cidrs: [203.0.113.0/24]. Make sure "
+			"admin_cidrs lists the NAT's public address"));
+		buf_release(&w);
+
+		/* a public local address outside admin_cidrs: no NAT to blame,
+		 * refused before anything is applied */
+		err_clear(&err);
+		assert_int_equal(talos_firewall_source_from(
+			cfg, "198.51.100.23", "192.0.2.2", &src, &err), 0);
+		assert_true(!src.nat && !src.admitted);
+		assert_true(talos_firewall_judge(cfg, "edge-cp-1",
+			"198.51.100.23", &src, &w, &err) < 0);
+		assert_true(w.len == 0);
+		assert_non_null(strstr(err.msg, "node 'edge-cp-1': strata connects "
+			"to 198.51.100.23 from 192.0.2.2 (its own address toward "
+			"the node); firewall.admin_cidrs: [203.0.113.0/24] does "
+			"not admit it"));
+		assert_non_null(strstr(err.msg, "Add 192.0.2.2/32 to "
+			"firewall.admin_cidrs"));
+
+		/* the same address inside admin_cidrs: admitted, silent */
+		err_clear(&err);
+		assert_int_equal(talos_firewall_source_from(
+			cfg, "198.51.100.23", "203.0.113.77", &src, &err), 0);
+		assert_true(src.admitted && !src.nat);
+		assert_int_equal(talos_firewall_judge(cfg, "edge-cp-1",
+			"198.51.100.23", &src, &w, &err), 0);
+		assert_true(w.len == 0);
+		buf_release(&w);
+	}
+	config_free(cfg);
+
+	/* strata_address set behind the NAT: checked instead, no warning */
+	cfg = load(vps_base, "firewall:\n  admin_cidrs: [203.0.113.0/24]\n"
+		   "  strata_address: 203.0.113.5\n", msgs, sizeof(msgs));
+	assert_string_equal(msgs, "");
+	{
+		struct buf w = BUF_INIT;
+
+		err_clear(&err);
+		assert_int_equal(talos_firewall_source_from(
+			cfg, "198.51.100.23", "10.1.2.3", &src, &err), 0);
+		assert_true(src.configured && src.admitted && !src.nat);
+		assert_string_equal(src.seen, "203.0.113.5");
+		assert_int_equal(talos_firewall_judge(cfg, "edge-cp-1",
+			"198.51.100.23", &src, &w, &err), 0);
+		assert_true(w.len == 0);
+		buf_release(&w);
+	}
 	config_free(cfg);
 }
 
