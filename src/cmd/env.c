@@ -20,6 +20,7 @@
 #include "util/buf.h"
 #include "util/event.h"
 #include "util/fs.h"
+#include "util/num.h"
 #include "util/out.h"
 #include "util/proc.h"
 
@@ -80,8 +81,18 @@ env_open(struct env *e, const char *env_arg, unsigned flags, struct err *err)
 		e->pve_opts->ca_file = ca;
 		e->pve_opts->fingerprint = px->tls.fingerprint;
 		e->pve_opts->insecure = px->tls.insecure;
-		if (getenv("STRATA_POLL_MS"))
-			e->pve_opts->poll_ms = atol(getenv("STRATA_POLL_MS"));
+		/* STRATA_POLL_MS caps the task poll interval (a debugging knob) */
+		if (getenv("STRATA_POLL_MS")) {
+			int ms;
+
+			if (num_parse_int(getenv("STRATA_POLL_MS"), 1, 600000,
+					  &ms) == 0)
+				e->pve_opts->poll_ms = ms;
+			else
+				out_warn("STRATA_POLL_MS: '%s' is not a number "
+					 "of milliseconds from 1 to 600000; "
+					 "ignored", getenv("STRATA_POLL_MS"));
+		}
 		/* Every client of this endpoint (the VM phase makes one per
 		 * VM) shares connections and TLS sessions (proxmox.h). */
 		e->conns = pve_conns_new();
