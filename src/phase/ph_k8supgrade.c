@@ -34,6 +34,7 @@
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/grpc.h"
 #include "util/fs.h"
 #include "util/out.h"
@@ -299,6 +300,22 @@ gate(struct kroll *K, const char *before, struct err *err)
  * or the kubelet back (at kubelet_ver when known). K->what names the roll
  * in the error.
  */
+/*
+ * A node step as an event of apply -o json (docs/json.md): a "step" of
+ * phase talos-upgrade with the node as item and the roll, the component
+ * and the image it moves to.
+ */
+static void
+roll_event(const struct kroll *K, const struct node *n, enum k8s_step s,
+	   const char *state, const char *text, const char *image)
+{
+	event_step_with(n->name, state, text,
+			json_pack("{s:s, s:s, s:o}", "roll",
+				  K->in ? "image_roll" : "kubernetes_upgrade",
+				  "component", k8s_step_name(s), "image",
+				  image ? json_string(image) : json_null()));
+}
+
 static int
 send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
 	  const char *says, const char *want, const char *kubelet_ver,
@@ -318,21 +335,29 @@ send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
 		return r;
 	t.timeout_ms = 30000;
 	out_step("%s", says);
+	roll_event(K, n, s, "running", says, want);
 	r = talos_apply_configuration_mode(&t, send->ptr, send->len,
 					   TALOS_APPLY_NO_REBOOT, &details, &st,
 					   err);
 	free(details);
-	if (r < 0)
-		return err_wrap(err, "%s on %s: apply %s (NO_REBOOT); %s stopped "
-				"here (%zu of %zu node steps done)",
-				k8s_step_name(s), n->name, k8s_step_field(s),
-				K->what, K->steps, K->total);
+	if (r < 0) {
+		err_wrap(err, "%s on %s: apply %s (NO_REBOOT); %s stopped "
+			 "here (%zu of %zu node steps done)",
+			 k8s_step_name(s), n->name, k8s_step_field(s),
+			 K->what, K->steps, K->total);
+		goto out;
+	}
 	if (s < K8S_PROXY && want)
-		return wait_static_pod(K, n, s, want, err);
-	if (s == K8S_KUBELET)
-		return wait_kubelet(K, n, kubelet_ver,
-				    c->cfg->kubernetes.cni != CNI_NONE, err);
-	return 0;
+		r = wait_static_pod(K, n, s, want, err);
+	else if (s == K8S_KUBELET)
+		r = wait_kubelet(K, n, kubelet_ver,
+				 c->cfg->kubernetes.cni != CNI_NONE, err);
+out:
+	roll_event(K, n, s, r < 0 ? "failed" : "ok", r < 0 ? err->msg
+		   : s == K8S_KUBELET ? "the kubelet is back with the new image"
+		   : s == K8S_PROXY ? "applied" : "its static pod runs the new "
+		   "image and is Ready", want);
+	return r;
 }
 
 static int
