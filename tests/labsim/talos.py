@@ -452,6 +452,7 @@ class Node:
              "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
              "etcd_failed": self.etcd_failed,
              "k8s": {c: r["image"] for c, r in self.k8s_run.items()}, "config_version": self.cfgver,
+             "k8s_first": getattr(self, "k8s_first_img", None),   # what its first boot ran
              "pulls": list(self.pulls),
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:
