@@ -303,12 +303,6 @@ gate(struct kroll *K, const char *before, struct err *err)
 }
 
 /*
- * One node step's config sent NO_REBOOT (announced by `says` once the node
- * is known to be ours) and waited for: the static pod Ready at image want,
- * or the kubelet back (at kubelet_ver when known). K->what names the roll
- * in the error.
- */
-/*
  * A node step as an event of apply -o json (docs/json.md): a "step" of
  * phase talos-upgrade with the node as item and the roll, the component
  * and the image it moves to.
@@ -324,18 +318,7 @@ roll_event(const struct kroll *K, const struct node *n, enum k8s_step s,
 				  image ? json_string(image) : json_null()));
 }
 
-/*
- * An edit that changes images and also something Talos applies only with a
- * reboot (a patched machine.install, say): the step's config is refused
- * NO_REBOOT, and sending it again never passes. So the node gets the
- * edit's other changes first, alone, with every image of this step on as
- * it runs (nothing of the roll moves early), in mode AUTO: Talos reboots it
- * if they need it (the reply's mode says so). Like a Talos upgrade, one
- * node at a time: a worker cordoned and drained first, the node waited for
- * until it answers with a new boot id, uncordoned, then the gate. The boot
- * id before is journaled ("reboot_boot_id") so that a killed apply's cordon
- * is lifted by the next one (reboot_leftovers). Then the step is sent again.
- */
+/* Until the node answers with another boot id than boot_before. */
 static int
 wait_reboot(struct kroll *K, const struct node *n, const char *boot_before,
 	    struct err *err)
@@ -375,6 +358,18 @@ wait_reboot(struct kroll *K, const struct node *n, const char *boot_before,
 	return 0;
 }
 
+/*
+ * An edit that changes images and also something Talos applies only with a
+ * reboot (a patched machine.install, say): the step's config is refused
+ * NO_REBOOT, and sending it again never passes. So the node gets the
+ * edit's other changes first, alone, with every image of this step on as
+ * it runs (nothing of the roll moves early), in mode AUTO: Talos reboots it
+ * if they need it (the reply's mode says so). Like a Talos upgrade, one
+ * node at a time: a worker cordoned and drained first, the node waited for
+ * until it answers with a new boot id, uncordoned, then the gate. The boot
+ * id before is journaled ("reboot_boot_id") so that a killed apply's cordon
+ * is lifted by the next one (reboot_leftovers). Then the step is sent again.
+ */
 static int
 reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
 	     struct err *err)
@@ -450,7 +445,6 @@ reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
 		err_wrap(err, "uncordon %s after its reboot", n->name);
 		goto out;
 	}
-	cordoned = false;
 	if ((r = state_talos_set(&c->st, n->name, "reboot_boot_id", NULL, err)) < 0)
 		goto out;
 	snprintf(after, sizeof(after), "%s on %s (after its reboot)",
@@ -482,6 +476,9 @@ reboot_leftovers(struct kroll *K, struct err *err)
 		    (r = kube_uncordon(K->kc, n->name, err)) < 0)
 			err_wrap(err, "uncordon %s (cordoned for its reboot by an "
 				 "earlier apply)", n->name);
+		if (pend && r == 0 && n->role != ROLE_CONTROLPLANE)
+			out_step("%s: uncordoned (an earlier apply cordoned it for "
+				 "its reboot)", n->name);
 		if (pend && r == 0)
 			r = state_talos_set(&c->st, n->name, "reboot_boot_id", NULL,
 					    err);
@@ -490,6 +487,12 @@ reboot_leftovers(struct kroll *K, struct err *err)
 	return r;
 }
 
+/*
+ * One node step's config sent NO_REBOOT (announced by `says` once the node
+ * is known to be ours) and waited for: the static pod Ready at image want,
+ * or the kubelet back (at kubelet_ver when known). K->what names the roll
+ * in the error. Refused by Talos: reboot_first, then sent again.
+ */
 static int
 send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
 	  const char *says, const char *want, const char *kubelet_ver,

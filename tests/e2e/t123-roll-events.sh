@@ -3,7 +3,8 @@
 # json` of a Kubernetes upgrade and of an image roll emits one "step" per
 # node step (phase talos-upgrade, the node as item, roll, component and
 # image), running then ok, one at a time in the upgrade-k8s order, and the
-# summary counts them (rolls). The image roll of a talos patch changing
+# summary counts them (rolls); a Talos upgrade likewise, a step per node.
+# The image roll of a talos patch changing
 # cluster.proxy.image (FACTS-day2 4b step 4): the image set on each control
 # plane NO_REBOOT, the simulator shows it on every control plane, the
 # kube-proxy DaemonSet follows, nothing reboots, the workers untouched.
@@ -80,4 +81,15 @@ expect_rc 0 "apply -o json again" -- "$STRATA" apply "$E" --yes --timeout 60s -o
 events
 expect_grep "^summary done talos=0 kubernetes=0 images=0$" "$T/events" "a re-run: no roll step"
 [ "$(applies)" = "$a1" ] && ok "a re-run sends nothing" || bad "ApplyConfiguration $a1 -> $(applies)"
+
+# a Talos upgrade, -o json: a step per node, control planes first
+sed -i 's/  version: v1.13.9/  version: v1.13.10/' "$E/config.yml"
+expect_rc 0 "apply -o json rolls Talos to v1.13.10" -- "$STRATA" apply "$E" --yes --timeout 60s -o json
+[ "$rc" = 0 ] || tail -20 "$T/err"
+events
+expect_grep "^steps talos_upgrade re-cp-1:talos re-cp-2:talos re-cp-3:talos re-w-1:talos$" "$T/events" "a step event per node, control planes first"
+expect_grep "^one-at-a-time yes" "$T/events" "one node at a time"
+expect_grep "^images re-cp-1:talos=[^ ]*installer[^ ]*:v1.13.10 " "$T/events" "each names the installer image"
+expect_grep "^summary done talos=4 kubernetes=0 images=0$" "$T/events" "summary: rolls.talos_upgrade 4 nodes"
+expect_grep "^plan-rolls talos_upgrade - -$" "$T/events" "the plan event has the Talos roll"
 finish
