@@ -401,6 +401,18 @@ reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
 	}
 	if (r < 0)
 		goto out;
+	/* FACTS-day2 4a: a 2-member etcd loses quorum while one reboots
+	 * (Talos refuses to upgrade one; the Talos roll refuses too). */
+	if (!worker && c->cfg->n_controlplanes == 2) {
+		r = err_set(err, ERR_USAGE, "Talos refused the config NO_REBOOT "
+			    "(%s): the edit changes images and also something "
+			    "Talos applies only with a reboot, and rebooting a "
+			    "control plane of a 2-member etcd leaves the other "
+			    "without quorum. Nothing was changed on %s: scale the "
+			    "control planes to 3 first, or take the change that "
+			    "needs a reboot out of this edit", refused, n->name);
+		goto out;
+	}
 	out_note("%s on %s: Talos refused it NO_REBOOT (%s): the same edit "
 		 "changes more than images. %s gets the other changes first, "
 		 "alone, with its images as they run (mode AUTO: Talos reboots "

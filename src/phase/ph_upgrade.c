@@ -35,7 +35,6 @@
 #include <string.h>
 
 #include "kube/drain.h"
-#include "util/event.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
 #include "talos/gen.h"
@@ -43,6 +42,7 @@
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/fs.h"
 #include "util/grpc.h"
 #include "util/out.h"

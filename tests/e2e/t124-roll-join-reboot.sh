@@ -13,7 +13,8 @@
 #    (Talos reboots it), one node at a time (a worker drained), the gate
 #    after; then its step. No two nodes down together, every node rebooted
 #    once, the roll converges; killed while a drained worker reboots, the
-#    re-run uncordons it and finishes without a second reboot.
+#    re-run uncordons it and finishes without a second reboot; with 2
+#    control planes (a reboot would leave etcd without quorum) refused.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 . "$(dirname "$0")/k8sup.sh"
@@ -158,4 +159,18 @@ expect_grep "^kubelets 1240:v1.36.1 1241:v1.36.1 1242:v1.36.1 1243:v1.36.1 1244:
 a1=$(applies)
 expect_rc 0 "apply again" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$(applies)" = "$a1" ] && ok "a re-run sends nothing" || bad "ApplyConfiguration $a1 -> $(applies)"
+
+# with 2 control planes a reboot would leave etcd without quorum: refused
+sed -i 's/controlplane: {count: 3,/controlplane: {count: 2,/' "$E/config.yml"
+expect_rc 0 "scale the control planes to 2" -- "$STRATA" apply "$E" --yes --timeout 60s
+[ "$rc" = 0 ] || tail -20 "$T/err"
+sed -i 's/console=ttyS1/console=ttyS2/; s/:v1.36.1/:v1.36.2/' "$E/patches/edit.yaml"
+t3=$(now)
+expect_rc 2 "images and a reboot change on a 2-member etcd: refused" -- "$STRATA" apply "$E" --yes --timeout 60s
+expect_grep "rebooting a control plane of a 2-member etcd leaves the other without quorum. Nothing was changed on cj-cp-1: scale the control planes to 3 first" \
+	"$T/err" "says why and what to do"
+[ "$(labsim_py "len([e for e in s['talos']['node_events'] if e['t'] >= $t3 and e['event'] == 'down'])")" = 0 ] \
+	&& ok "no node rebooted" || bad "a node went down"
+[ "$(labsim_py "len([c for c in s['talos']['calls'] if c['method'].endswith('/ApplyConfiguration') and c['t'] >= $t3])")" = 1 ] \
+	&& ok "one ApplyConfiguration (the NO_REBOOT Talos refused)" || bad "applies since: $(labsim_py "len([c for c in s['talos']['calls'] if c['method'].endswith('/ApplyConfiguration') and c['t'] >= $t3])")"
 finish

@@ -438,8 +438,7 @@ class Node:
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
              "install_image": (((self.config or {}).get("machine") or {}).get("install") or {}).get("image"),
-             # the kube-proxy image of its config (a control plane renders
-             # the kube-proxy manifest from it)
+             # cluster.proxy.image of its config (FACTS-day2 4b step 4)
              "proxy_image": (((self.config or {}).get("cluster") or {}).get("proxy") or {}).get("image"),
              "boot_id": self.boot_id, "unhealthy": self.unhealthy(),
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
