@@ -155,8 +155,8 @@ observe_env(struct env *e, struct vm_spec **out, size_t *n, struct err *err)
 }
 
 /* Counts the VM phase's finished items from its step events (their
- * results are the words docs/json.md lists), and on vps the nodes
- * rescue-install wrote and talos-reset reset. */
+ * results are the words docs/json.md lists), on vps the nodes
+ * rescue-install wrote and talos-reset reset, and the rolls' node steps. */
 static void
 tally_sink(const json_t *ev, void *arg)
 {
@@ -165,7 +165,17 @@ tally_sink(const json_t *ev, void *arg)
 	const char *ph = json_string_value(json_object_get(ev, "phase"));
 	const char *state = json_string_value(json_object_get(ev, "state"));
 	const char *item = json_string_value(json_object_get(ev, "item"));
+	const char *roll = json_string_value(json_object_get(ev, "roll"));
 
+	/* a node step of a roll done (phase talos-upgrade, docs/json.md) */
+	if (roll && state && !strcmp(state, "ok")) {
+		if (!strcmp(roll, "talos_upgrade"))
+			t->roll_talos++;
+		else if (!strcmp(roll, "kubernetes_upgrade"))
+			t->roll_k8s++;
+		else if (!strcmp(roll, "image_roll"))
+			t->roll_images++;
+	}
 	if (text && ph && state && !strcmp(ph, "talos-reset") &&
 	    !strcmp(state, "ok") && !strcmp(text, "reset"))
 		t->m_reset++;
@@ -369,6 +379,12 @@ env_summary(const char *command, const char *env_name, const char *env_arg,
 		"installed", (json_int_t)t->m_installed,
 		"reset", (json_int_t)t->m_reset,
 		"unchanged", (json_int_t)(t->machines ? t->m_unchanged : t->kept)));
+	/* apply: the node steps of each roll done in this run */
+	if (!strcmp(command, "apply"))
+		json_object_set_new(ev, "rolls", json_pack("{s:I, s:I, s:I}",
+			"talos_upgrade", (json_int_t)t->roll_talos,
+			"kubernetes_upgrade", (json_int_t)t->roll_k8s,
+			"image_roll", (json_int_t)t->roll_images));
 	if (extra) {
 		json_object_update(ev, extra);
 		json_decref(extra);

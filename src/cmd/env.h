@@ -70,6 +70,8 @@ struct env_tally {
 	bool *installed_before;
 	char *written;              /* nodes rescue-install wrote, "\n"-ended */
 	size_t m_installed, m_reset, m_unchanged;
+	/* node steps of the rolls done (their "ok" step events) */
+	size_t roll_talos, roll_k8s, roll_images;
 };
 void env_tally_start(struct env_tally *t, struct env *e, struct state *st);
 void env_tally_finish(struct env_tally *t, struct env *e, struct state *st,

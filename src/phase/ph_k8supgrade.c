@@ -28,12 +28,14 @@
 #include <openssl/evp.h>
 
 #include "config/validate.h"
+#include "kube/drain.h"
 #include "kube/kubeapi.h"
 #include "phase/phase.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/grpc.h"
 #include "util/fs.h"
 #include "util/out.h"
@@ -52,6 +54,13 @@ struct kroll {
 	long long waited_ms;
 	const char *what;            /* "the Kubernetes upgrade", "the image roll" */
 	struct inode *in;            /* the image roll: per cfg node */
+};
+
+/* The image roll, per node: what it runs, what its file wants, the steps
+ * that change. */
+struct inode {
+	struct k8s_images old, want;
+	bool chg[K8S_NSTEPS];
 };
 
 /* ------------------------------------------------------------- journal */
@@ -294,10 +303,207 @@ gate(struct kroll *K, const char *before, struct err *err)
 }
 
 /*
+ * A node step as an event of apply -o json (docs/json.md): a "step" of
+ * phase talos-upgrade with the node as item and the roll, the component
+ * and the image it moves to.
+ */
+static void
+roll_event(const struct kroll *K, const struct node *n, enum k8s_step s,
+	   const char *state, const char *text, const char *image)
+{
+	event_step_with(n->name, state, text,
+			json_pack("{s:s, s:s, s:o}", "roll",
+				  K->in ? "image_roll" : "kubernetes_upgrade",
+				  "component", k8s_step_name(s), "image",
+				  image ? json_string(image) : json_null()));
+}
+
+/* Until the node answers with another boot id than boot_before. */
+static int
+wait_reboot(struct kroll *K, const struct node *n, const char *boot_before,
+	    struct err *err)
+{
+	struct talos_target t = mtls_target(K->c, n->ip);
+	long long t0 = clock_mono_ms(), deadline = t0 + K->c->wait_ms;
+	char last[sizeof(((struct err *)0)->msg)] = "no answer yet";
+
+	t.timeout_ms = 3000;
+	t.connect_timeout_ms = 1000;
+	for (;;) {
+		struct talos_status st = { 0 };
+		struct err e = ERR_INIT;
+		char boot[64];
+
+		if (talos_boot_id(&t, boot, sizeof(boot), &st, &e) == 0) {
+			if (strcmp(boot, boot_before))
+				break;
+			snprintf(last, sizeof(last), "still the boot id from "
+				 "before");
+		} else if (e.msg[0]) {
+			memcpy(last, e.msg, sizeof(last));
+		}
+		if (st.code == GRPC_TRANSPORT && st.tls == GRPC_TLS_SERVER_UNTRUSTED)
+			return err_set(err, ERR_FAIL, "%s after its reboot: %s",
+				       n->name, last);
+		if (phase_interrupted)
+			return err_set(err, ERR_INTR, "interrupted while %s "
+				       "reboots", n->name);
+		if (clock_mono_ms() >= deadline)
+			return err_set(err, ERR_FAIL, "%s did not come back from "
+				       "its reboot in %llds (last: %s)", n->name,
+				       K->c->wait_ms / 1000, last);
+		proc_sleep_ms(POLL_MS);
+	}
+	K->waited_ms += clock_mono_ms() - t0;
+	return 0;
+}
+
+/*
+ * An edit that changes images and also something Talos applies only with a
+ * reboot (a patched machine.install, say): the step's config is refused
+ * NO_REBOOT, and sending it again never passes. So the node gets the
+ * edit's other changes first, alone, with every image of this step on as
+ * it runs (nothing of the roll moves early), in mode AUTO: Talos reboots it
+ * if they need it (the reply's mode says so). Like a Talos upgrade, one
+ * node at a time: a worker cordoned and drained first, the node waited for
+ * until it answers with a new boot id, uncordoned, then the gate. The boot
+ * id before is journaled ("reboot_boot_id") so that a killed apply's cordon
+ * is lifted by the next one (reboot_leftovers). Then the step is sent again.
+ */
+static int
+reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
+	     struct err *err)
+{
+	struct apply_ctx *c = K->c;
+	const struct node *n = &c->cfg->nodes[i];
+	struct talos_target t = mtls_target(c, n->ip);
+	struct talos_status st = { 0 };
+	struct buf file = BUF_INIT_SECRET, base = BUF_INIT_SECRET;
+	bool worker = n->role != ROLE_CONTROLPLANE, reboots = false,
+	     cordoned = false;
+	char sha[65], boot[64], after[200];
+	int r;
+
+	if ((r = read_node_config(c, n->name, &file, sha, err)) < 0)
+		return r;
+	if (K->in) {
+		struct k8s_images hold;
+
+		memset(&hold, 0, sizeof(hold));
+		for (int k = (int)s; k < K8S_NSTEPS; k++)
+			if (K->in[i].chg[k])
+				hold.v[k] = K->in[i].old.v[k];      /* borrowed */
+		r = upgrade_k8s_config_old_before(file.ptr, file.len, s, &hold,
+						  &base, err);
+	} else {
+		r = upgrade_k8s_config_before(file.ptr, file.len, s, K->from[i],
+					      K->to, &base, err);
+	}
+	if (r < 0)
+		goto out;
+	/* FACTS-day2 4a: a 2-member etcd loses quorum while one reboots
+	 * (Talos refuses to upgrade one; the Talos roll refuses too). */
+	if (!worker && c->cfg->n_controlplanes == 2) {
+		r = err_set(err, ERR_USAGE, "Talos refused the config NO_REBOOT "
+			    "(%s): the edit changes images and also something "
+			    "Talos applies only with a reboot, and rebooting a "
+			    "control plane of a 2-member etcd leaves the other "
+			    "without quorum. Nothing was changed on %s: scale the "
+			    "control planes to 3 first, or take the change that "
+			    "needs a reboot out of this edit", refused, n->name);
+		goto out;
+	}
+	out_note("%s on %s: Talos refused it NO_REBOOT (%s): the same edit "
+		 "changes more than images. %s gets the other changes first, "
+		 "alone, with its images as they run (mode AUTO: Talos reboots "
+		 "it if they need it), then the step", k8s_step_name(s),
+		 n->name, refused, n->name);
+	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0) {
+		err_wrap(err, "%s: read its boot id", n->name);
+		goto out;
+	}
+	if ((r = state_talos_set(&c->st, n->name, "reboot_boot_id", boot, err)) < 0)
+		goto out;
+	if (worker) {
+		struct kube_wait w = { .timeout_ms = c->wait_ms,
+				       .interrupted = &phase_interrupted,
+				       .what = "drain" };
+		size_t evicted = 0;
+
+		if ((r = kube_cordon(K->kc, n->name, "reboot", err)) == 0) {
+			cordoned = true;
+			r = kube_drain(K->kc, n->name, &w, &evicted, err);
+		}
+		if (r < 0) {
+			err_wrap(err, "drain %s before its reboot (it stays "
+				 "cordoned; the next apply uncordons it)", n->name);
+			goto out;
+		}
+		out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name,
+			 evicted, evicted == 1 ? "" : "s");
+	}
+	t.timeout_ms = 30000;
+	if ((r = talos_apply_configuration_reboots(&t, base.ptr, base.len,
+						   &reboots, &st, err)) < 0) {
+		err_wrap(err, "%s: its config without the image changes (mode "
+			 "AUTO)", n->name);
+		goto out;
+	}
+	out_step("%s: the edit's other changes applied (%s)", n->name,
+		 reboots ? "Talos reboots it" : "without a reboot");
+	if (reboots && (r = wait_reboot(K, n, boot, err)) < 0)
+		goto out;
+	if (cordoned && (r = kube_uncordon(K->kc, n->name, err)) < 0) {
+		err_wrap(err, "uncordon %s after its reboot", n->name);
+		goto out;
+	}
+	if ((r = state_talos_set(&c->st, n->name, "reboot_boot_id", NULL, err)) < 0)
+		goto out;
+	snprintf(after, sizeof(after), "%s on %s (after its reboot)",
+		 k8s_step_name(s), n->name);
+	r = gate(K, after, err);
+out:
+	if (r < 0)
+		err_wrap(err, "%s on %s: %s stopped here (%zu of %zu node steps "
+			 "done)", k8s_step_name(s), n->name, K->what, K->steps,
+			 K->total);
+	buf_release_secret(&file);
+	buf_release_secret(&base);
+	return r;
+}
+
+/* A worker a killed apply cordoned for its reboot_first: uncordoned (the
+ * gate refuses a node cordoned by us), the journal cleared. */
+static int
+reboot_leftovers(struct kroll *K, struct err *err)
+{
+	struct apply_ctx *c = K->c;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < c->cfg->n_nodes; i++) {
+		const struct node *n = &c->cfg->nodes[i];
+		char *pend = state_talos_get(&c->st, n->name, "reboot_boot_id");
+
+		if (pend && n->role != ROLE_CONTROLPLANE &&
+		    (r = kube_uncordon(K->kc, n->name, err)) < 0)
+			err_wrap(err, "uncordon %s (cordoned for its reboot by an "
+				 "earlier apply)", n->name);
+		if (pend && r == 0 && n->role != ROLE_CONTROLPLANE)
+			out_step("%s: uncordoned (an earlier apply cordoned it for "
+				 "its reboot)", n->name);
+		if (pend && r == 0)
+			r = state_talos_set(&c->st, n->name, "reboot_boot_id", NULL,
+					    err);
+		free(pend);
+	}
+	return r;
+}
+
+/*
  * One node step's config sent NO_REBOOT (announced by `says` once the node
  * is known to be ours) and waited for: the static pod Ready at image want,
  * or the kubelet back (at kubelet_ver when known). K->what names the roll
- * in the error.
+ * in the error. Refused by Talos: reboot_first, then sent again.
  */
 static int
 send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
@@ -318,21 +524,46 @@ send_step(struct kroll *K, size_t i, enum k8s_step s, const struct buf *send,
 		return r;
 	t.timeout_ms = 30000;
 	out_step("%s", says);
+	roll_event(K, n, s, "running", says, want);
 	r = talos_apply_configuration_mode(&t, send->ptr, send->len,
 					   TALOS_APPLY_NO_REBOOT, &details, &st,
 					   err);
 	free(details);
-	if (r < 0)
-		return err_wrap(err, "%s on %s: apply %s (NO_REBOOT); %s stopped "
-				"here (%zu of %zu node steps done)",
-				k8s_step_name(s), n->name, k8s_step_field(s),
-				K->what, K->steps, K->total);
+	details = NULL;
+	if (r < 0 && err->kind == ERRK_GRPC_STATUS) {
+		/* Talos answered no, nothing changed: a change in the same
+		 * edit that needs a reboot? (reboot_first) */
+		char refused[sizeof(err->msg)];
+
+		memcpy(refused, err->msg, sizeof(refused));
+		err_clear(err);
+		if ((r = reboot_first(K, i, s, refused, err)) == 0) {
+			r = talos_apply_configuration_mode(&t, send->ptr, send->len,
+							   TALOS_APPLY_NO_REBOOT,
+							   &details, &st, err);
+			free(details);
+		} else {
+			goto out;
+		}
+	}
+	if (r < 0) {
+		err_wrap(err, "%s on %s: apply %s (NO_REBOOT); %s stopped "
+			 "here (%zu of %zu node steps done)",
+			 k8s_step_name(s), n->name, k8s_step_field(s),
+			 K->what, K->steps, K->total);
+		goto out;
+	}
 	if (s < K8S_PROXY && want)
-		return wait_static_pod(K, n, s, want, err);
-	if (s == K8S_KUBELET)
-		return wait_kubelet(K, n, kubelet_ver,
-				    c->cfg->kubernetes.cni != CNI_NONE, err);
-	return 0;
+		r = wait_static_pod(K, n, s, want, err);
+	else if (s == K8S_KUBELET)
+		r = wait_kubelet(K, n, kubelet_ver,
+				 c->cfg->kubernetes.cni != CNI_NONE, err);
+out:
+	roll_event(K, n, s, r < 0 ? "failed" : "ok", r < 0 ? err->msg
+		   : s == K8S_KUBELET ? "the kubelet is back with the new image"
+		   : s == K8S_PROXY ? "applied" : "its static pod runs the new "
+		   "image and is Ready", want);
+	return r;
 }
 
 static int
@@ -715,7 +946,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			goto out;
 	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
 		goto out;
-	if ((r = gate(&K, "the Kubernetes upgrade", err)) < 0)
+	if ((r = reboot_leftovers(&K, err)) < 0 ||
+	    (r = gate(&K, "the Kubernetes upgrade", err)) < 0)
 		goto out;
 	if ((r = prepull_version(&K, err)) < 0)
 		goto out;
@@ -1052,11 +1284,6 @@ image_roll_pending(struct apply_ctx *c, const struct node *n)
 	return k > 0;
 }
 
-struct inode {
-	struct k8s_images old, want;
-	bool chg[K8S_NSTEPS];
-};
-
 static int
 do_istep(struct kroll *K, size_t i, enum k8s_step s, struct inode *in,
 	 struct err *err)
@@ -1183,7 +1410,8 @@ image_roll_run(struct apply_ctx *c, struct err *err)
 		goto out;
 	out_step("image roll: %zu node steps (images changed by the talos "
 		 "patches), one at a time", K.total);
-	if ((r = gate(&K, "the image roll", err)) < 0)
+	if ((r = reboot_leftovers(&K, err)) < 0 ||
+	    (r = gate(&K, "the image roll", err)) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		char *pull[K8S_NSTEPS] = { 0 };

@@ -42,6 +42,7 @@
 #include "talos/upgrade.h"
 #include "trust/trust.h"
 #include "util/clock.h"
+#include "util/event.h"
 #include "util/fs.h"
 #include "util/grpc.h"
 #include "util/out.h"
@@ -327,6 +328,16 @@ journal_done(struct roll *R, const struct node *n, struct err *err)
 	return r;
 }
 
+/* A node's upgrade as an event of apply -o json (docs/json.md). */
+static void
+talos_event(const struct roll *R, const struct node *n, const char *state,
+	    const char *text)
+{
+	event_step_with(n->name, state, text,
+			json_pack("{s:s, s:s, s:s}", "roll", "talos_upgrade",
+				  "component", "talos", "image", R->image));
+}
+
 static int
 upgrade_node(struct roll *R, size_t i, struct err *err)
 {
@@ -360,6 +371,7 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 		goto out;
 	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
 		 R->live[i] ? R->live[i] : "?", c->cfg->talos.version, R->image);
+	talos_event(R, n, "running", "Upgrade");
 	t.timeout_ms = 10 * 60 * 1000L;   /* it pulls the image before replying */
 	if ((r = talos_upgrade(&t, R->image, &actor, &st, err)) < 0) {
 		err_wrap(err, "upgrade %s (%zu of %zu nodes done; the "
@@ -378,6 +390,8 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 	out_step("%s is back: new boot id, Talos %s (%.1fs)", n->name,
 		 c->cfg->talos.version, (clock_mono_ms() - t0) / 1000.0);
 out:
+	talos_event(R, n, r < 0 ? "failed" : "ok", r < 0 ? err->msg
+		    : "back with a new boot id at the new version");
 	kube_client_free(kc);
 	return r;
 }

@@ -319,14 +319,24 @@ talos_bad_reply(const char *method, const struct talos_target *t, struct err *er
 static int
 apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 	   enum talos_apply_mode mode, long try_s, char **details,
-	   struct talos_status *st, struct err *err);
+	   bool *reboots, struct talos_status *st, struct err *err);
 
 int
 talos_apply_configuration(const struct talos_target *t, const void *cfg,
 			  size_t len, char **details, struct talos_status *st,
 			  struct err *err)
 {
-	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, 0, details, st, err);
+	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, 0, details, NULL, st,
+			  err);
+}
+
+int
+talos_apply_configuration_reboots(const struct talos_target *t,
+				  const void *cfg, size_t len, bool *reboots,
+				  struct talos_status *st, struct err *err)
+{
+	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, 0, NULL, reboots, st,
+			  err);
 }
 
 int
@@ -335,7 +345,7 @@ talos_apply_configuration_mode(const struct talos_target *t, const void *cfg,
 			       char **details, struct talos_status *st,
 			       struct err *err)
 {
-	return apply_mode(t, cfg, len, mode, 0, details, st, err);
+	return apply_mode(t, cfg, len, mode, 0, details, NULL, st, err);
 }
 
 int
@@ -344,14 +354,15 @@ talos_apply_configuration_try(const struct talos_target *t, const void *cfg,
 			      struct talos_status *st, struct err *err)
 {
 	return apply_mode(t, cfg, len, TALOS_APPLY_AUTO, try_s > 0 ? try_s : 60,
-			  details, st, err);
+			  details, NULL, st, err);
 }
 
-/* try_s 0: mode as given; else TRY with that try_mode_timeout. */
+/* try_s 0: mode as given; else TRY with that try_mode_timeout. reboots
+ * (may be NULL): the mode Talos used (field 3 of the reply) is REBOOT. */
 static int
 apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 	   enum talos_apply_mode mode, long try_s, char **details,
-	   struct talos_status *st, struct err *err)
+	   bool *reboots, struct talos_status *st, struct err *err)
 {
 	Machine__ApplyConfigurationRequest req =
 		MACHINE__APPLY_CONFIGURATION_REQUEST__INIT;
@@ -364,6 +375,8 @@ apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 
 	if (details)
 		*details = NULL;
+	if (reboots)
+		*reboots = false;
 	if (!t->creds && (!t->pin_sha256 || strlen(t->pin_sha256) != 64)) {
 		/* Never an unbound maintenance-mode send (api.h). */
 		if (st)
@@ -410,6 +423,9 @@ apply_mode(const struct talos_target *t, const void *cfg, size_t len,
 		if (r == 0 && details && !*details && m->mode_details &&
 		    m->mode_details[0])
 			*details = xstrdup(m->mode_details);
+		if (r == 0 && reboots && m->mode ==
+		    MACHINE__APPLY_CONFIGURATION_REQUEST__MODE__REBOOT)
+			*reboots = true;
 	}
 	machine__apply_configuration_response__free_unpacked(resp, NULL);
 out:

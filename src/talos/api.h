@@ -111,6 +111,14 @@ int talos_apply_configuration_mode(const struct talos_target *t,
 				   enum talos_apply_mode mode, char **details,
 				   struct talos_status *st, struct err *err);
 /*
+ * Mode AUTO on an installed node, telling whether Talos reboots for it:
+ * *reboots is true when the reply's mode (the mode Talos used, FACTS.md
+ * ApplyConfiguration field 3) is REBOOT; else it applied the change live.
+ */
+int talos_apply_configuration_reboots(const struct talos_target *t,
+				      const void *cfg, size_t len, bool *reboots,
+				      struct talos_status *st, struct err *err);
+/*
  * Upgrade{image} (MachineService, v1.12): the node pulls and checks the
  * installer image (and etcd health on a control plane) before it answers;
  * *actor gets the actor id. The upgrade and the reboot then run on their

@@ -491,6 +491,24 @@ upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
 	return rewrite_isolated(text, len, (int)s + 1, none, old->v, out, err);
 }
 
+int
+upgrade_k8s_config_before(const char *text, size_t len, enum k8s_step s,
+			  const char *from_ver, const char *to_ver,
+			  struct buf *out, struct err *err)
+{
+	return rewrite_from(text, len, (int)s, from_ver, to_ver, out, err);
+}
+
+int
+upgrade_k8s_config_old_before(const char *text, size_t len, enum k8s_step s,
+			      const struct k8s_images *old, struct buf *out,
+			      struct err *err)
+{
+	char *const none[K8S_NSTEPS] = { 0 };
+
+	return rewrite_isolated(text, len, (int)s, none, old->v, out, err);
+}
+
 char *
 upgrade_install_image(const char *text, size_t len)
 {

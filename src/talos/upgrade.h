@@ -98,6 +98,17 @@ void k8s_images_free(struct k8s_images *im);
 int upgrade_k8s_config_old(const char *text, size_t len, enum k8s_step s,
 			   const struct k8s_images *old, struct buf *out,
 			   struct err *err);
+/*
+ * The two above with step s's own image held back too (first = s): what
+ * the node gets when its config, refused NO_REBOOT, goes in first without
+ * the images of this step on (the edit's other changes alone).
+ */
+int upgrade_k8s_config_before(const char *text, size_t len, enum k8s_step s,
+			      const char *from_ver, const char *to_ver,
+			      struct buf *out, struct err *err);
+int upgrade_k8s_config_old_before(const char *text, size_t len,
+				  enum k8s_step s, const struct k8s_images *old,
+				  struct buf *out, struct err *err);
 
 /* machine.install.image of config text (caller frees), or NULL. */
 char *upgrade_install_image(const char *text, size_t len);

@@ -135,16 +135,29 @@ event_phase_end(const char *name, const char *result, const char *error)
 void
 event_step(const char *item, const char *state, const char *text)
 {
+	event_step_with(item, state, text, NULL);
+}
+
+void
+event_step_with(const char *item, const char *state, const char *text,
+		json_t *extra)
+{
 	json_t *o;
 
-	if (!event_active())
+	if (!event_active()) {
+		json_decref(extra);
 		return;
+	}
 	pthread_mutex_lock(&mu);
 	o = json_pack("{s:o, s:o, s:s, s:o}", "phase",
 		      phase[0] ? json_string(phase) : json_null(),
 		      "item", str_or_null(item), "state", state,
 		      "text", str_or_null(text));
 	pthread_mutex_unlock(&mu);
+	if (extra) {
+		json_object_update_missing(o, extra);
+		json_decref(extra);
+	}
 	emit("step", o);
 }
 

@@ -54,6 +54,10 @@ void event_phase_end(const char *phase, const char *result, const char *error);
 /* "step": {"phase": current or null, "item": VM or node name,
  * "state": "running" | "ok" | "failed", "text": what happens}. */
 void event_step(const char *item, const char *state, const char *text);
+/* The same with the fields of extra added (steals it; NULL: none), e.g.
+ * a roll's node step: {"roll", "component", "image"} (docs/json.md). */
+void event_step_with(const char *item, const char *state, const char *text,
+		     json_t *extra);
 /* "warning" / "note": {"text"} (out_warn; out_note and out_step). */
 void event_warning(const char *text);
 void event_note(const char *text);

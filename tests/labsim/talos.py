@@ -438,6 +438,8 @@ class Node:
              "type": ((self.config or {}).get("machine") or {}).get("type"),
              "version": self.version_tag() if self.config else None,
              "install_image": (((self.config or {}).get("machine") or {}).get("install") or {}).get("image"),
+             # cluster.proxy.image of its config (FACTS-day2 4b step 4)
+             "proxy_image": (((self.config or {}).get("cluster") or {}).get("proxy") or {}).get("image"),
              "boot_id": self.boot_id, "unhealthy": self.unhealthy(),
              "upgrades": list(self.upgrades), "stuck": self.stuck(), "stuck_applies": self.stuck_applies,
              "snapshots": self.snapshots, "foreign": self.foreign, "note": self.note,
@@ -449,6 +451,7 @@ class Node:
              "etcd_recover_bytes": len(self.etcd_recover) if self.etcd_recover is not None else None,
              "etcd_failed": self.etcd_failed,
              "k8s": {c: r["image"] for c, r in self.k8s_run.items()}, "config_version": self.cfgver,
+             "k8s_first": getattr(self, "k8s_first_img", None),   # what its first boot ran
              "pulls": list(self.pulls),
              "platform": getattr(self, "platform", None), "first_boot": getattr(self, "first_boot", None)}
         if self.foreign:

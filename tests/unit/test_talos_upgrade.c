@@ -220,6 +220,45 @@ test_k8s_config_old(void **state)
 	}
 }
 
+/*
+ * What a step refused NO_REBOOT sends first (ph_k8supgrade.c's
+ * reboot_first): the step's own image held back too, the edit's other
+ * changes kept.
+ */
+static void
+test_k8s_config_before(void **state)
+{
+	struct k8s_images old;
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	/* a version roll at the controller manager: the API server (done)
+	 * at the new version, the controller manager on at the old one */
+	assert_int_equal(upgrade_k8s_config_before(CFG, strlen(CFG), K8S_CONTROLLER_MANAGER,
+						   "1.35.4", "1.36.0", &b, &e), 0);
+	buf_addch(&b, '\0');
+	assert_non_null(strstr(b.ptr, "registry.k8s.io/kube-apiserver:v1.36.0"));
+	assert_non_null(strstr(b.ptr, "registry.k8s.io/kube-controller-manager:v1.35.4"));
+	assert_non_null(strstr(b.ptr, "ghcr.io/siderolabs/kubelet:v1.35.4"));
+	assert_non_null(strstr(b.ptr, "mirror.example/kube-scheduler:v1.35.9-pinned"));
+	assert_non_null(strstr(b.ptr, "kind: HostnameConfig"));
+	buf_release(&b);
+	/* an image roll's first step: its own image as the node runs it */
+	memset(&old, 0, sizeof(old));
+	old.v[K8S_APISERVER] = (char *)"old/apiserver:v1";
+	old.v[K8S_KUBELET] = (char *)"old/kubelet:v1";
+	buf_init(&b);
+	assert_int_equal(upgrade_k8s_config_old_before(CFG, strlen(CFG), K8S_APISERVER,
+						       &old, &b, &e), 0);
+	buf_addch(&b, '\0');
+	assert_non_null(strstr(b.ptr, "image: old/apiserver:v1"));
+	assert_non_null(strstr(b.ptr, "image: old/kubelet:v1"));
+	assert_null(strstr(b.ptr, "registry.k8s.io/kube-apiserver:v1.36.0"));
+	assert_non_null(strstr(b.ptr, "registry.k8s.io/kube-controller-manager:v1.36.0"));
+	buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -229,6 +268,7 @@ main(void)
 		cmocka_unit_test(test_k8s_steps),
 		cmocka_unit_test(test_k8s_images),
 		cmocka_unit_test(test_k8s_config_old),
+		cmocka_unit_test(test_k8s_config_before),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
