@@ -29,6 +29,7 @@
 
 #include "config/validate.h"
 #include "kube/kubeapi.h"
+#include "kube/removed.h"
 #include "phase/phase.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
@@ -676,6 +677,75 @@ upgrade_todo(struct kroll *K, size_t i, enum k8s_step s)
 
 static const struct roll_ops upgrade_ops = { upgrade_todo, do_step };
 
+/* The oldest of the versions a roll starts from (NULL entries: none). */
+static const char *
+lowest_from(char *const *from, size_t n)
+{
+	const char *low = NULL;
+	struct semver a, b;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (from[i] && (!low || (semver_parse(&a, from[i]) == 0 &&
+					 semver_parse(&b, low) == 0 &&
+					 semver_cmp(&a, &b) < 0)))
+			low = from[i];
+	return low;
+}
+
+/*
+ * For plan and the start of apply: the removed-API check against the live
+ * API server (ENV/kubeconfig), from the oldest journaled version. Objects
+ * found are a refusal (negative, err); a server that does not answer is a
+ * note on fp (the roll checks again before its first step).
+ */
+int
+k8s_removed_plan(const struct config *cfg, struct state *st,
+		 const char *env_dir, FILE *fp, struct err *err)
+{
+	struct kube_client *kc = NULL;
+	struct err e = ERR_INIT;
+	char **from, *kcfg;
+	size_t i, n = cfg->n_nodes;
+	int r = 0;
+
+	if (!env_dir || !cfg->kubernetes.version)
+		return 0;
+	kcfg = fs_join(env_dir, "kubeconfig");
+	if (!fs_exists(kcfg)) {
+		free(kcfg);
+		return 0;
+	}
+	from = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		from[i] = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
+		if (from[i] && !strcmp(from[i], cfg->kubernetes.version)) {
+			free(from[i]);
+			from[i] = NULL;
+		}
+	}
+	if (lowest_from(from, n)) {
+		if (kube_client_load(&kc, kcfg, 5000, &e) < 0 ||
+		    (r = kube_removed_check(kc, lowest_from(from, n),
+					    cfg->kubernetes.version, &e)) < 0) {
+			if (e.code == ERR_USAGE) {
+				*err = e;
+				r = -ERR_USAGE;
+			} else {
+				fprintf(fp, "  (removed-API check not run now: %s; "
+					"apply runs it before the first step)\n", e.msg);
+				r = 0;
+			}
+		}
+	}
+	kube_client_free(kc);
+	for (i = 0; i < n; i++)
+		free(from[i]);
+	free(from);
+	free(kcfg);
+	return r;
+}
+
 int
 k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 {
@@ -714,6 +784,10 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 		if (needs(&K, i) && (r = precheck(&K, i, err)) < 0)
 			goto out;
 	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
+		goto out;
+	/* talosctl upgrade-k8s step 1: nothing may use an API the new
+	 * version no longer serves (read-only, before any node changes) */
+	if ((r = kube_removed_check(K.kc, lowest_from(K.from, n), K.to, err)) < 0)
 		goto out;
 	if ((r = gate(&K, "the Kubernetes upgrade", err)) < 0)
 		goto out;

@@ -785,6 +785,8 @@ upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
 	}
 	if (r == 0 && k8s_change)
 		k8s_upgrade_plan(cfg, st, fp, rolls ? &kj : NULL);
+	if (r == 0 && k8s_change)
+		r = k8s_removed_plan(cfg, st, env_dir, fp, err);
 	if (r == 0 && k)
 		fprintf(fp, "  control planes one at a time, then workers %d at a "
 			"time; each node back with a new boot id and %s, then every "
