@@ -445,6 +445,94 @@ update_kube_proxy(struct kroll *K, const char *image, struct err *err)
 	return 0;
 }
 
+/* ------------------------------------------------ bootstrap manifests */
+
+/*
+ * talosctl upgrade-k8s step 6 (FACTS-day2 4b): the manifests Talos renders
+ * from a control plane's machine config (COSI resources
+ * Manifests.kubernetes.talos.dev in namespace controlplane: the bootstrap
+ * token, the CSR role bindings, flannel, kube-proxy, CoreDNS, and the
+ * config's extraManifests and inlineManifests) applied to Kubernetes
+ * again. Talos applies them once, at bootstrap, and never updates them
+ * (../shared/reference/kubernetes/FACTS.md §2), so after an upgrade the
+ * cluster would keep running what the first config rendered. Server-side
+ * apply as strata, forced: what Talos renders now is the truth, as with
+ * talosctl. Pruning objects Talos no longer renders is not done.
+ * The journal's addons.bootstrap-manifests.pending, set when the roll
+ * starts and cleared here, makes a killed apply do this on its re-run.
+ */
+#define MANIFESTS_NS "controlplane"
+#define MANIFESTS_TYPE "Manifests.kubernetes.talos.dev"
+#define MANIFESTS_JOURNAL "bootstrap-manifests"
+
+static int
+by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct talos_resource *)a)->id,
+		      ((const struct talos_resource *)b)->id);
+}
+
+static int
+reapply_manifests(struct apply_ctx *c, struct kube_client *kc, struct err *err)
+{
+	struct talos_resource *v = NULL;
+	struct err e = ERR_INIT;
+	const char *from = NULL;
+	long long t0 = clock_mono_ms();
+	size_t n = 0, i, objs = 0;
+	int r = -1;
+
+	/* from the first control plane that answers */
+	for (i = 0; i < c->cfg->n_nodes && r < 0; i++) {
+		const struct node *nd = &c->cfg->nodes[i];
+		struct talos_target t = mtls_target(c, nd->ip);
+		struct talos_status st = { 0 };
+
+		if (nd->role != ROLE_CONTROLPLANE)
+			continue;
+		err_clear(&e);
+		if ((r = talos_resource_list(&t, MANIFESTS_NS, MANIFESTS_TYPE, &v, &n,
+					     &st, &e)) == 0)
+			from = nd->name;
+		else
+			err_wrap(&e, "%s", nd->name);
+	}
+	if (r < 0) {
+		*err = e;
+		return err_wrap(err, "bootstrap manifests (talosctl upgrade-k8s "
+				"step 6): no control plane listed them; the node "
+				"steps are done, run apply again to re-apply the "
+				"manifests");
+	}
+	if (!n)
+		out_warn("bootstrap manifests: %s's Talos lists no %s in namespace "
+			 "%s: nothing applied again (talosctl upgrade-k8s would "
+			 "find none either)", from, MANIFESTS_TYPE, MANIFESTS_NS);
+	qsort(v, n, sizeof(*v), by_id);
+	for (i = 0; i < n && r == 0; i++) {
+		size_t k = 0;
+
+		r = kube_apply_items(kc, v[i].yaml, strlen(v[i].yaml), true, &k, err);
+		objs += k;
+		if (r < 0)
+			err_wrap(err, "bootstrap manifest %s (from %s's Talos)", v[i].id,
+				 from);
+	}
+	talos_resources_free(v, n);
+	if (r < 0)
+		return err_wrap(err, "re-applying the bootstrap manifests after the "
+				"Kubernetes upgrade (its node steps are done): fix "
+				"it and run apply again");
+	if ((r = state_addon_set(&c->st, MANIFESTS_JOURNAL, "pending", NULL, err)) < 0)
+		return r;
+	if (n)
+		out_step("bootstrap manifests: %zu objects of %zu manifests "
+			 "rendered by %s's Talos applied again (server-side "
+			 "apply) (%.1fs)", objs, n, from,
+			 (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
 /* The new kube-proxy image, from a control plane's nodes/<node>.yaml. */
 static char *
 proxy_image(struct kroll *K, struct err *err)
@@ -752,6 +840,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	struct kroll K;
 	size_t i, n = c->cfg->n_nodes;
 	long long t0 = clock_mono_ms();
+	char *pending = NULL;
 	int r = 0;
 
 	memset(&K, 0, sizeof(K));
@@ -771,13 +860,20 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			free(kv);
 		}
 	}
-	if (!(K.total = count_steps(&K)))
+	pending = state_addon_get(&c->st, MANIFESTS_JOURNAL, "pending");
+	if (!(K.total = count_steps(&K)) && !pending)
 		goto out;
 	K.kcfg = fs_join(c->env_dir, "kubeconfig");
 	if (!fs_exists(K.kcfg)) {
 		r = err_set(err, ERR_FAIL, "kubernetes.version changed but there is "
 			    "no ENV/kubeconfig: the cluster's Kubernetes cannot be "
 			    "watched through the upgrade");
+		goto out;
+	}
+	if (!K.total) {
+		/* a killed apply: every node step done, the manifests not */
+		if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) == 0)
+			r = reapply_manifests(c, K.kc, err);
 		goto out;
 	}
 	for (i = 0; i < n; i++)
@@ -794,6 +890,9 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	if ((r = prepull_version(&K, err)) < 0)
 		goto out;
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
+		goto out;
+	if ((r = state_addon_set(&c->st, MANIFESTS_JOURNAL, "pending", K.to,
+				 err)) < 0)
 		goto out;
 	/* control planes: one component at a time, node by node */
 	if ((r = roll_controlplanes(&K, &upgrade_ops, err)) < 0)
@@ -814,6 +913,9 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	/* kubelets: control planes, then workers, one at a time */
 	if ((r = roll_kubelets(&K, &upgrade_ops, err)) < 0)
 		goto out;
+	/* what Talos renders from the new configs, into the cluster */
+	if ((r = reapply_manifests(c, K.kc, err)) < 0)
+		goto out;
 	{
 		long long wall = clock_mono_ms() - t0;
 
@@ -822,6 +924,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			 K.steps ? (double)(wall - K.waited_ms) / (double)K.steps : 0.0);
 	}
 out:
+	free(pending);
 	for (i = 0; i < n; i++)
 		free(K.from[i]);
 	free(K.from);
@@ -889,6 +992,9 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		else
 			json_decref(names);
 	}
+	fprintf(fp, "  ^ %-24s then applied again from a control plane's Talos "
+		"(COSI Manifests: CoreDNS, kube-proxy, the token, extra manifests; "
+		"server-side apply)\n", "bootstrap manifests");
 	{
 		json_t *join = json ? json_array() : NULL;
 		bool first = true;

@@ -1579,31 +1579,74 @@ class Cluster:
                     if g == "batch/v1" and r == "jobs"}
 
 
-def bootstrap_manifests(cl, config):
-    """What Talos's bootstrap manifests put in kube-system that the health
-    checks look at (FACTS-day2 4e items 14, 15): the CoreDNS Deployment
-    (k8s-app=kube-dns, 2 replicas; its pods need the pod network) and the
-    kube-proxy DaemonSet (hostNetwork), absent with cluster.proxy.disabled."""
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.0"
+
+
+def rendered_manifests(config):
+    """The bootstrap manifests Talos renders from a control plane's machine
+    config, as its COSI resources Manifests.kubernetes.talos.dev in
+    namespace controlplane hold them (id -> list of objects, the ids of
+    the Talos troubleshooting guide): the bootstrap token Secret, the CSR
+    approver binding, kube-proxy (absent with cluster.proxy.disabled: a
+    CNI replaces it) and CoreDNS (cluster.coreDNS.image; absent with
+    cluster.coreDNS.disabled). Re-rendered whenever the config changes."""
     c = (config or {}).get("cluster") or {}
-    dns = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-           "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                    "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
-                                 "spec": {"containers": [{"name": "coredns",
-                                                          "image": "registry.k8s.io/coredns/coredns:v1.12.0"}]}}}}
-    # applied by Talos (a field manager of its own), as a server-side apply
-    cl.apply("apps/v1", "deployments", "kube-system", "coredns", dns, "talos")
+    out = []
+    tok = str(c.get("token") or "")
+    if "." in tok:
+        tid, tsecret = tok.split(".", 1)
+        out.append(("00-kubelet-bootstrapping-token", [{
+            "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+            "metadata": {"name": "bootstrap-token-" + tid, "namespace": "kube-system"},
+            "stringData": {"token-id": tid, "token-secret": tsecret, "usage-bootstrap-authentication": "true",
+                           "usage-bootstrap-signing": "true", "auth-extra-groups": "system:bootstrappers:nodes"}}]))
+    out.append(("01-csr-approver-role-binding", [{
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "system-bootstrap-approve-node-client-csr"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:bootstrappers"}]}]))
     proxy = c.get("proxy") or {}
     if not proxy.get("disabled"):
         img = proxy.get("image") or "registry.k8s.io/kube-proxy"
-        ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
-              "metadata": {"name": "kube-proxy", "namespace": "kube-system",
-                           "labels": {"k8s-app": "kube-proxy", "tier": "node"}},
-              "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
-                       "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
-                                    "spec": {"hostNetwork": True,
-                                             "containers": [{"name": "kube-proxy", "image": img}]}}}}
-        cl.apply("apps/v1", "daemonsets", "kube-system", "kube-proxy", ds, "talos")
+        out.append(("10-kube-proxy", [{
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "kube-proxy", "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-proxy", "tier": "node"}},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                                  "spec": {"hostNetwork": True,
+                                           "containers": [{"name": "kube-proxy", "image": img}]}}}}]))
+    dns = c.get("coreDNS") or {}
+    if not dns.get("disabled"):
+        out.append(("11-core-dns", [{
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                                  "spec": {"containers": [{"name": "coredns",
+                                                           "image": dns.get("image") or COREDNS_IMAGE}]}}}}]))
+    return out
+
+
+def bootstrap_manifests(cl, config):
+    """Talos's apply of its bootstrap manifests (rendered_manifests) at
+    bootstrap: each object created when absent, never updated or deleted
+    afterwards (../shared/reference/kubernetes/FACTS.md §2: "Talos inline
+    manifests are only created, never updated or deleted"), so a changed
+    config reaches the cluster only when someone applies them again
+    (talosctl upgrade-k8s step 6, FACTS-day2 4b). What the health checks
+    look at (FACTS-day2 4e items 14, 15): CoreDNS (its pods need the pod
+    network) and kube-proxy (hostNetwork)."""
+    for _, objs in rendered_manifests(config):
+        for o in objs:
+            gv, kind = o["apiVersion"], o["kind"]
+            res = next((r for r, (k, _) in BUILTIN.get(gv, {}).items() if k == kind), None)
+            ns = o["metadata"].get("namespace")
+            if res is None or cl.get(gv, res, ns, o["metadata"]["name"]) is not None:
+                continue
+            # applied by Talos (a field manager of its own), as a server-side apply
+            cl.apply(gv, res, ns, o["metadata"]["name"], copy.deepcopy(o), "talos")
 
 
 def job_conditions(types, reason, message, now):
