@@ -463,7 +463,6 @@ update_kube_proxy(struct kroll *K, const char *image, struct err *err)
  */
 #define MANIFESTS_NS "controlplane"
 #define MANIFESTS_TYPE "Manifests.kubernetes.talos.dev"
-#define MANIFESTS_JOURNAL "bootstrap-manifests"
 
 static int
 by_id(const void *a, const void *b)
@@ -523,7 +522,8 @@ reapply_manifests(struct apply_ctx *c, struct kube_client *kc, struct err *err)
 		return err_wrap(err, "re-applying the bootstrap manifests after the "
 				"Kubernetes upgrade (its node steps are done): fix "
 				"it and run apply again");
-	if ((r = state_addon_set(&c->st, MANIFESTS_JOURNAL, "pending", NULL, err)) < 0)
+	if ((r = state_addon_set(&c->st, K8S_MANIFESTS_JOURNAL, "pending", NULL,
+				 err)) < 0)
 		return r;
 	if (n)
 		out_step("bootstrap manifests: %zu objects of %zu manifests "
@@ -860,7 +860,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			free(kv);
 		}
 	}
-	pending = state_addon_get(&c->st, MANIFESTS_JOURNAL, "pending");
+	pending = state_addon_get(&c->st, K8S_MANIFESTS_JOURNAL, "pending");
 	if (!(K.total = count_steps(&K)) && !pending)
 		goto out;
 	K.kcfg = fs_join(c->env_dir, "kubeconfig");
@@ -891,7 +891,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 		goto out;
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
 		goto out;
-	if ((r = state_addon_set(&c->st, MANIFESTS_JOURNAL, "pending", K.to,
+	if ((r = state_addon_set(&c->st, K8S_MANIFESTS_JOURNAL, "pending", K.to,
 				 err)) < 0)
 		goto out;
 	/* control planes: one component at a time, node by node */

@@ -60,6 +60,8 @@ s = json.load(open(sys.argv[1]))
 s.setdefault("addons", {})["bootstrap-manifests"] = {"pending": "1.35.5"}
 json.dump(s, open(sys.argv[1], "w"))
 PYEOF
+expect_rc 0 "plan" -- "$STRATA" plan "$E"
+expect_grep "Kubernetes 1.35.5: the bootstrap manifests are still to be applied again" "$T/out" "plan says they are pending"
 expect_rc 0 "apply again" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$rc" = 0 ] || tail -20 "$T/err"
 expect_grep "bootstrap manifests: 4 objects of 4 manifests" "$T/err" "the pending manifests applied"
@@ -67,4 +69,6 @@ expect_grep "bootstrap manifests: 4 objects of 4 manifests" "$T/err" "the pendin
 [ "$(applies)" = "$a0" ] && ok "no config sent to a node" || bad "ApplyConfiguration $a0 -> $(applies)"
 expect_rc 0 "apply once more" -- "$STRATA" apply "$E" --yes --timeout 60s
 if grep -q "bootstrap manifests:" "$T/err"; then bad "applied again with nothing pending"; else ok "nothing pending: not applied again"; fi
+expect_rc 0 "plan" -- "$STRATA" plan "$E"
+if grep -q "bootstrap manifests" "$T/out"; then bad "plan still shows them"; else ok "plan shows nothing pending"; fi
 finish
