@@ -4,9 +4,9 @@
  * (kubernetes.io/docs/reference/using-api/deprecation-guide/): for each
  * release from v1.25, the beta group/versions it stops serving and what to
  * migrate to. Releases before 1.25 are left out: no Talos version strata
- * generates configs for runs them (Kubernetes 1.30 and later). The guide
- * lists no removal for 1.30, 1.31 and 1.33 to 1.36 as this table was
- * written; add a release's entries when the guide does.
+ * generates configs for runs them (Kubernetes 1.30 and later). Nothing
+ * past v1.32 is in the table: add a release's entries when the guide lists
+ * removals for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 
 #include "kube/kubeapi.h"
 #include "kube/removed.h"
+#include "util/out.h"
 
 #define FLOWCONTROL "flowcontrol.apiserver.k8s.io/"
 
@@ -120,7 +121,8 @@ minor_of(const char *v)
 	return end == v + 2 || m < 0 || m > 1000 ? -1 : (int)m;
 }
 
-#define SHOW_MAX 8
+#define SHOW_MAX 3      /* named in the error */
+#define WARN_MAX 50     /* one warning line each */
 
 struct found {
 	char text[SHOW_MAX][200];
@@ -135,13 +137,16 @@ note(struct found *f, const struct kube_removed *rm, json_t *item,
 	json_t *md = json_object_get(item, "metadata");
 	const char *ns = json_string_value(json_object_get(md, "namespace"));
 	const char *name = json_string_value(json_object_get(md, "name"));
+	char text[sizeof(f->text[0])];
 	size_t i;
 
+	snprintf(text, sizeof(text), "%s %s%s%s (%s%s%s)", rm->kind, ns ? ns : "",
+		 ns ? "/" : "", name ? name : "?", rm->group_version,
+		 who ? ", written by " : "", who ? who : "");
 	if (f->n < SHOW_MAX)
-		snprintf(f->text[f->n], sizeof(f->text[0]), "%s %s%s%s (%s%s%s)",
-			 rm->kind, ns ? ns : "", ns ? "/" : "", name ? name : "?",
-			 rm->group_version, who ? ", written by " : "",
-			 who ? who : "");
+		memcpy(f->text[f->n], text, sizeof(text));
+	if (f->n < WARN_MAX)
+		out_warn("uses an API the new Kubernetes no longer serves: %s", text);
 	f->n++;
 	for (i = 0; i < f->n_apis; i++)
 		if (f->apis[i] == rm)
@@ -169,18 +174,33 @@ refuse(const struct found *f, const char *from, const char *to, int to_minor,
 	for (i = 0; i < f->n && i < SHOW_MAX; i++)
 		ADD("%s%s", i ? ", " : "", f->text[i]);
 	if (f->n > SHOW_MAX)
-		ADD(" and %zu more", f->n - SHOW_MAX);
+		ADD(" and %zu more (listed above)", f->n - SHOW_MAX);
 	ADD(". ");
 	for (i = 0; i < f->n_apis; i++) {
 		const struct kube_removed *rm = f->apis[i];
+		size_t j;
+		bool seen = false;
 
-		if (rm->replacement)
-			ADD("%s %s: migrate to %s (set that apiVersion in its "
-			    "manifest or chart and apply it again, with the same "
-			    "field manager; or delete it). ", rm->group_version,
-			    rm->kind, rm->replacement);
-		else
+		if (!rm->replacement) {
 			ADD("%s %s: %s. ", rm->group_version, rm->kind, rm->what_to_do);
+			continue;
+		}
+		/* one instruction per group/version and replacement */
+		for (j = 0; j < i && !seen; j++)
+			seen = f->apis[j]->replacement &&
+			       !strcmp(f->apis[j]->group_version, rm->group_version) &&
+			       !strcmp(f->apis[j]->replacement, rm->replacement);
+		if (seen)
+			continue;
+		ADD("%s %s", rm->group_version, rm->kind);
+		for (j = i + 1; j < f->n_apis; j++)
+			if (f->apis[j]->replacement &&
+			    !strcmp(f->apis[j]->group_version, rm->group_version) &&
+			    !strcmp(f->apis[j]->replacement, rm->replacement))
+				ADD(", %s", f->apis[j]->kind);
+		ADD(": migrate to %s (set that apiVersion in the manifest or "
+		    "chart and apply it again with the same field manager, or "
+		    "delete the object). ", rm->replacement);
 	}
 	ADD("Then run apply again; the upgrade did not start, nothing was "
 	    "changed");
@@ -229,6 +249,9 @@ kube_removed_check(struct kube_client *kc, const char *from, const char *to,
 		}
 		json_decref(items);
 	}
+	if (f->n > WARN_MAX)
+		out_warn("... and %zu more objects using removed APIs",
+			 f->n - WARN_MAX);
 	if (r == 0 && f->n)
 		r = refuse(f, from, to, tm, err);
 	free(f);

@@ -48,10 +48,10 @@ bool kube_removed_uses(const struct kube_removed *rm, json_t *item,
 /*
  * Before a Kubernetes upgrade from -> to ("1.31.4" -> "1.32.0"): list each
  * removed group/version's kind on the live API server (404: not served,
- * nothing to find) and refuse (ERR_USAGE) when an object uses one; the
- * message names each (kind, namespace/name, who writes it; at most 8, then
- * how many more) and what to do. 0 when none, or when from/to do not
- * parse.
+ * nothing to find) and refuse (ERR_USAGE) when an object uses one: each
+ * printed as a warning (kind, namespace/name, who writes it; at most 50),
+ * the message naming the first 3, how many more, and what to do. 0 when
+ * none, or when from/to do not parse.
  */
 int kube_removed_check(struct kube_client *kc, const char *from,
 		       const char *to, struct err *err);

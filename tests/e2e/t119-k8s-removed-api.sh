@@ -34,10 +34,12 @@ $PLC" > /dev/null && ok "a PriorityLevelConfiguration written through v1beta3" |
 sed -i 's/  version: 1.31.4/  version: 1.32.0/' "$E/config.yml"
 a0=$(applies) p0=$(talos_calls ImagePull) s0=$(talos_calls EtcdSnapshot)
 expect_rc 2 "plan refuses 1.31.4 -> 1.32.0" -- "$STRATA" plan "$E"
+sed 's/^/     | /' "$T/err"
+expect_grep "uses an API the new Kubernetes no longer serves: FlowSchema legacy-fs" "$T/err" "a warning line per object"
 expect_grep "Kubernetes 1.31.4 -> 1.32.0: 2 objects use an API that 1.32 no longer serves" "$T/err" "says why"
 expect_grep "FlowSchema legacy-fs (flowcontrol.apiserver.k8s.io/v1beta3, written by kube_req)" "$T/err" "names the FlowSchema and who writes it"
 expect_grep "PriorityLevelConfiguration legacy-plc (flowcontrol.apiserver.k8s.io/v1beta3, written by kube_req)" "$T/err" "and the PriorityLevelConfiguration"
-expect_grep "flowcontrol.apiserver.k8s.io/v1beta3 FlowSchema: migrate to flowcontrol.apiserver.k8s.io/v1" "$T/err" "says what to migrate to"
+expect_grep "flowcontrol.apiserver.k8s.io/v1beta3 FlowSchema, PriorityLevelConfiguration: migrate to flowcontrol.apiserver.k8s.io/v1 (set that apiVersion" "$T/err" "says what to migrate to"
 expect_grep "Then run apply again; the upgrade did not start, nothing was changed" "$T/err" "and what to do then"
 if grep -q "exempt\|catch-all" "$T/err"; then bad "the API server's own FlowSchemas named"; else ok "the API server's own FlowSchemas are not named"; fi
 expect_rc 2 "apply refuses it too" -- "$STRATA" apply "$E" --yes --timeout 60s
