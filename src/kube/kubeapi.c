@@ -317,6 +317,8 @@ static const char *const cluster_kinds[] = {
 	"Namespace", "Node", "ClusterRole", "ClusterRoleBinding",
 	"CustomResourceDefinition", "StorageClass", "PersistentVolume",
 	"PriorityClass", "CSIDriver", "IngressClass", "GatewayClass",
+	"FlowSchema", "PriorityLevelConfiguration", "PodSecurityPolicy",
+	"RuntimeClass",
 	"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
 	NULL
 };
@@ -524,6 +526,65 @@ out:
 		*applied = k;
 	fy_parser_destroy(fyp);
 	fy_diag_destroy(diag);
+	return r;
+}
+
+int
+kube_apply_items(struct kube_client *c, const char *text, size_t len,
+		 bool force, size_t *applied, struct err *err)
+{
+	struct fy_document *doc;
+	struct fy_node *root, *item;
+	void *it = NULL;
+	size_t k = 0;
+	int r = 0;
+
+	if (applied)
+		*applied = 0;
+	if (!len)                       /* no spec: no objects */
+		return 0;
+	if (!(doc = yaml_parse(text, len, err)))
+		return err_wrap(err, "the manifest's YAML");
+	root = fy_document_root(doc);
+	if (root && fy_node_is_mapping(root) &&
+	    !(root = fy_node_mapping_lookup_by_string(root, "items", -1))) {
+		r = err_set(err, ERR_FAIL, "the manifest is not a list of objects");
+		goto out;
+	}
+	if (root && !fy_node_is_sequence(root)) {
+		r = err_set(err, ERR_FAIL, "the manifest is not a list of objects");
+		goto out;
+	}
+	while (root && (item = fy_node_sequence_iterate(root, &it))) {
+		char *av = path_scalar(item, "/apiVersion");
+		char *kind = path_scalar(item, "/kind");
+		char *name = path_scalar(item, "/metadata/name");
+		char *ns = path_scalar(item, "/metadata/namespace");
+		char *body = fy_emit_node_to_string(item, FYECF_MODE_BLOCK |
+						    FYECF_WIDTH_INF);
+
+		if (!av || !kind || !name || !body)
+			r = err_set(err, ERR_FAIL, "object %zu: no apiVersion, kind "
+				    "or metadata.name", k + 1);
+		else
+			r = apply_raw(c, av, kind, ns, name, body, strlen(body),
+				      force, NULL, err);
+		if (body) {
+			OPENSSL_cleanse(body, strlen(body));   /* a Secret's data */
+			free(body);
+		}
+		free(av);
+		free(kind);
+		free(name);
+		free(ns);
+		if (r < 0)
+			goto out;
+		k++;
+	}
+out:
+	if (applied)
+		*applied = k;
+	fy_document_destroy(doc);
 	return r;
 }
 

@@ -68,6 +68,12 @@ int kube_apply_force(struct kube_client *c, json_t *obj, json_t **out,
  * first failure. *applied (may be NULL) counts the documents applied. */
 int kube_apply_yaml(struct kube_client *c, const char *text, size_t len,
 		    size_t *applied, struct err *err);
+/* Every object of a list (one YAML document: a sequence of objects, or a
+ * mapping with `items`, as a Talos Manifest's spec), in order, forced or
+ * not; stops at the first failure. Object bodies are wiped after use
+ * (a bootstrap token Secret). */
+int kube_apply_items(struct kube_client *c, const char *text, size_t len,
+		     bool force, size_t *applied, struct err *err);
 int kube_get(struct kube_client *c, const char *api_version, const char *kind,
 	     const char *ns, const char *name, json_t **out, struct err *err);
 /* The items of a list (ns NULL: every namespace; selector may be NULL). */

@@ -30,6 +30,7 @@
 #include "config/validate.h"
 #include "kube/drain.h"
 #include "kube/kubeapi.h"
+#include "kube/removed.h"
 #include "phase/phase.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
@@ -675,6 +676,94 @@ update_kube_proxy(struct kroll *K, const char *image, struct err *err)
 	return 0;
 }
 
+/* ------------------------------------------------ bootstrap manifests */
+
+/*
+ * talosctl upgrade-k8s step 6 (FACTS-day2 4b): the manifests Talos renders
+ * from a control plane's machine config (COSI resources
+ * Manifests.kubernetes.talos.dev in namespace controlplane: the bootstrap
+ * token, the CSR role bindings, flannel, kube-proxy, CoreDNS, and the
+ * config's extraManifests and inlineManifests) applied to Kubernetes
+ * again. Talos applies them once, at bootstrap, and never updates them
+ * (../shared/reference/kubernetes/FACTS.md §2), so after an upgrade the
+ * cluster would keep running what the first config rendered. Server-side
+ * apply as strata, forced: what Talos renders now is the truth, as with
+ * talosctl. Pruning objects Talos no longer renders is not done.
+ * The journal's addons.bootstrap-manifests.pending, set when the roll
+ * starts and cleared here, makes a killed apply do this on its re-run.
+ */
+#define MANIFESTS_NS "controlplane"
+#define MANIFESTS_TYPE "Manifests.kubernetes.talos.dev"
+
+static int
+by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct talos_resource *)a)->id,
+		      ((const struct talos_resource *)b)->id);
+}
+
+static int
+reapply_manifests(struct apply_ctx *c, struct kube_client *kc, struct err *err)
+{
+	struct talos_resource *v = NULL;
+	struct err e = ERR_INIT;
+	const char *from = NULL;
+	long long t0 = clock_mono_ms();
+	size_t n = 0, i, objs = 0;
+	int r = -1;
+
+	/* from the first control plane that answers */
+	for (i = 0; i < c->cfg->n_nodes && r < 0; i++) {
+		const struct node *nd = &c->cfg->nodes[i];
+		struct talos_target t = mtls_target(c, nd->ip);
+		struct talos_status st = { 0 };
+
+		if (nd->role != ROLE_CONTROLPLANE)
+			continue;
+		err_clear(&e);
+		if ((r = talos_resource_list(&t, MANIFESTS_NS, MANIFESTS_TYPE, &v, &n,
+					     &st, &e)) == 0)
+			from = nd->name;
+		else
+			err_wrap(&e, "%s", nd->name);
+	}
+	if (r < 0) {
+		*err = e;
+		return err_wrap(err, "bootstrap manifests (talosctl upgrade-k8s "
+				"step 6): no control plane listed them; the node "
+				"steps are done, run apply again to re-apply the "
+				"manifests");
+	}
+	if (!n)
+		out_warn("bootstrap manifests: %s's Talos lists no %s in namespace "
+			 "%s: nothing applied again (talosctl upgrade-k8s would "
+			 "find none either)", from, MANIFESTS_TYPE, MANIFESTS_NS);
+	qsort(v, n, sizeof(*v), by_id);
+	for (i = 0; i < n && r == 0; i++) {
+		size_t k = 0;
+
+		r = kube_apply_items(kc, v[i].yaml, strlen(v[i].yaml), true, &k, err);
+		objs += k;
+		if (r < 0)
+			err_wrap(err, "bootstrap manifest %s (from %s's Talos)", v[i].id,
+				 from);
+	}
+	talos_resources_free(v, n);
+	if (r < 0)
+		return err_wrap(err, "re-applying the bootstrap manifests after the "
+				"Kubernetes upgrade (its node steps are done): fix "
+				"it and run apply again");
+	if ((r = state_addon_set(&c->st, K8S_MANIFESTS_JOURNAL, "pending", NULL,
+				 err)) < 0)
+		return r;
+	if (n)
+		out_step("bootstrap manifests: %zu objects of %zu manifests "
+			 "rendered by %s's Talos applied again (server-side "
+			 "apply) (%.1fs)", objs, n, from,
+			 (clock_mono_ms() - t0) / 1000.0);
+	return 0;
+}
+
 /* The new kube-proxy image, from a control plane's nodes/<node>.yaml. */
 static char *
 proxy_image(struct kroll *K, struct err *err)
@@ -907,12 +996,82 @@ upgrade_todo(struct kroll *K, size_t i, enum k8s_step s)
 
 static const struct roll_ops upgrade_ops = { upgrade_todo, do_step };
 
+/* The oldest of the versions a roll starts from (NULL entries: none). */
+static const char *
+lowest_from(char *const *from, size_t n)
+{
+	const char *low = NULL;
+	struct semver a, b;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (from[i] && (!low || (semver_parse(&a, from[i]) == 0 &&
+					 semver_parse(&b, low) == 0 &&
+					 semver_cmp(&a, &b) < 0)))
+			low = from[i];
+	return low;
+}
+
+/*
+ * For plan and the start of apply: the removed-API check against the live
+ * API server (ENV/kubeconfig), from the oldest journaled version. Objects
+ * found are a refusal (negative, err); a server that does not answer is a
+ * note on fp (the roll checks again before its first step).
+ */
+int
+k8s_removed_plan(const struct config *cfg, struct state *st,
+		 const char *env_dir, FILE *fp, struct err *err)
+{
+	struct kube_client *kc = NULL;
+	struct err e = ERR_INIT;
+	char **from, *kcfg;
+	size_t i, n = cfg->n_nodes;
+	int r = 0;
+
+	if (!env_dir || !cfg->kubernetes.version)
+		return 0;
+	kcfg = fs_join(env_dir, "kubeconfig");
+	if (!fs_exists(kcfg)) {
+		free(kcfg);
+		return 0;
+	}
+	from = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		from[i] = state_talos_get(st, cfg->nodes[i].name, "kubernetes_version");
+		if (from[i] && !strcmp(from[i], cfg->kubernetes.version)) {
+			free(from[i]);
+			from[i] = NULL;
+		}
+	}
+	if (lowest_from(from, n)) {
+		if (kube_client_load(&kc, kcfg, 5000, &e) < 0 ||
+		    (r = kube_removed_check(kc, lowest_from(from, n),
+					    cfg->kubernetes.version, &e)) < 0) {
+			if (e.code == ERR_USAGE) {
+				*err = e;
+				r = -ERR_USAGE;
+			} else {
+				fprintf(fp, "  (removed-API check not run now: %s; "
+					"apply runs it before the first step)\n", e.msg);
+				r = 0;
+			}
+		}
+	}
+	kube_client_free(kc);
+	for (i = 0; i < n; i++)
+		free(from[i]);
+	free(from);
+	free(kcfg);
+	return r;
+}
+
 int
 k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 {
 	struct kroll K;
 	size_t i, n = c->cfg->n_nodes;
 	long long t0 = clock_mono_ms();
+	char *pending = NULL;
 	int r = 0;
 
 	memset(&K, 0, sizeof(K));
@@ -932,7 +1091,8 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			free(kv);
 		}
 	}
-	if (!(K.total = count_steps(&K)))
+	pending = state_addon_get(&c->st, K8S_MANIFESTS_JOURNAL, "pending");
+	if (!(K.total = count_steps(&K)) && !pending)
 		goto out;
 	K.kcfg = fs_join(c->env_dir, "kubeconfig");
 	if (!fs_exists(K.kcfg)) {
@@ -941,10 +1101,20 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			    "watched through the upgrade");
 		goto out;
 	}
+	if (!K.total) {
+		/* a killed apply: every node step done, the manifests not */
+		if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) == 0)
+			r = reapply_manifests(c, K.kc, err);
+		goto out;
+	}
 	for (i = 0; i < n; i++)
 		if (needs(&K, i) && (r = precheck(&K, i, err)) < 0)
 			goto out;
 	if ((r = kube_client_load(&K.kc, K.kcfg, 10000, err)) < 0)
+		goto out;
+	/* talosctl upgrade-k8s step 1: nothing may use an API the new
+	 * version no longer serves (read-only, before any node changes) */
+	if ((r = kube_removed_check(K.kc, lowest_from(K.from, n), K.to, err)) < 0)
 		goto out;
 	if ((r = reboot_leftovers(&K, err)) < 0 ||
 	    (r = gate(&K, "the Kubernetes upgrade", err)) < 0)
@@ -952,6 +1122,9 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	if ((r = prepull_version(&K, err)) < 0)
 		goto out;
 	if ((r = etcd_snapshot_before(c, "the Kubernetes upgrade", err)) < 0)
+		goto out;
+	if ((r = state_addon_set(&c->st, K8S_MANIFESTS_JOURNAL, "pending", K.to,
+				 err)) < 0)
 		goto out;
 	/* control planes: one component at a time, node by node */
 	if ((r = roll_controlplanes(&K, &upgrade_ops, err)) < 0)
@@ -972,6 +1145,9 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 	/* kubelets: control planes, then workers, one at a time */
 	if ((r = roll_kubelets(&K, &upgrade_ops, err)) < 0)
 		goto out;
+	/* what Talos renders from the new configs, into the cluster */
+	if ((r = reapply_manifests(c, K.kc, err)) < 0)
+		goto out;
 	{
 		long long wall = clock_mono_ms() - t0;
 
@@ -980,6 +1156,7 @@ k8s_upgrade_run(struct apply_ctx *c, struct err *err)
 			 K.steps ? (double)(wall - K.waited_ms) / (double)K.steps : 0.0);
 	}
 out:
+	free(pending);
 	for (i = 0; i < n; i++)
 		free(K.from[i]);
 	free(K.from);
@@ -1047,6 +1224,9 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		else
 			json_decref(names);
 	}
+	fprintf(fp, "  ^ %-24s then applied again from a control plane's Talos "
+		"(COSI Manifests: CoreDNS, kube-proxy, the token, extra manifests; "
+		"server-side apply)\n", "bootstrap manifests");
 	{
 		json_t *join = json ? json_array() : NULL;
 		bool first = true;

@@ -799,6 +799,18 @@ upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
 	}
 	if (r == 0 && k8s_change)
 		k8s_upgrade_plan(cfg, st, fp, rolls ? &kj : NULL);
+	if (r == 0 && k8s_change)
+		r = k8s_removed_plan(cfg, st, env_dir, fp, err);
+	if (r == 0 && !k8s_change) {
+		/* a roll whose apply stopped after the kubelets */
+		char *pending = state_addon_get(st, K8S_MANIFESTS_JOURNAL, "pending");
+
+		if (pending)
+			fprintf(fp, "\nKubernetes %s: the bootstrap manifests are still to "
+				"be applied again from a control plane's Talos (an "
+				"earlier apply stopped after the kubelets)\n", pending);
+		free(pending);
+	}
 	if (r == 0 && k)
 		fprintf(fp, "  control planes one at a time, then workers %d at a "
 			"time; each node back with a new boot id and %s, then every "

@@ -142,6 +142,15 @@ int k8s_upgrade_run(struct apply_ctx *c, struct err *err);
 struct json_t;
 void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		      struct json_t **json);
+/* The journal's addons.<this>.pending: the Kubernetes version of a roll
+ * whose bootstrap manifests are still to be applied again. */
+#define K8S_MANIFESTS_JOURNAL "bootstrap-manifests"
+/* plan and apply's start: the removed-API check of the Kubernetes upgrade
+ * (kube/removed.h) on the live cluster, when ENV/kubeconfig exists; a
+ * refusal is negative (ERR_USAGE), a server that does not answer a note
+ * on fp. */
+int k8s_removed_plan(const struct config *cfg, struct state *st,
+		     const char *env_dir, FILE *fp, struct err *err);
 /*
  * A node new in the config while the others roll to kubernetes.version
  * joins at the version they run (k8s_join_version: the roll's from, or

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.pb-c.h"
+#include "cosi.pb-c.h"
 #include "machine.pb-c.h"
 #include "talos/pki.h"
 #include "talos/tyaml.h"
@@ -196,7 +197,10 @@ call_any(const struct talos_target *t, const char *method, const void *req,
 
 	snprintf(target, sizeof(target), "%s:%d", t->addr,
 		 t->port > 0 ? t->port : TALOS_API_PORT);
-	snprintf(path, sizeof(path), SVC "%s", method);
+	if (method[0] == '/')          /* another service: the whole path */
+		snprintf(path, sizeof(path), "%s", method);
+	else
+		snprintf(path, sizeof(path), SVC "%s", method);
 	memset(&o, 0, sizeof(o));
 	o.target = target;
 	o.timeout_ms = t->timeout_ms;
@@ -778,4 +782,82 @@ talos_check_meta(const void *meta, const char *method,
 		 struct err *err)
 {
 	return check_meta(meta, method, t, st, err);
+}
+
+/* ------------------------------------------------------------- COSI */
+
+#define COSI_LIST "/cosi.resource.State/List"
+
+void
+talos_resources_free(struct talos_resource *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].version);
+		if (v[i].yaml) {
+			OPENSSL_cleanse(v[i].yaml, strlen(v[i].yaml));
+			free(v[i].yaml);
+		}
+	}
+	free(v);
+}
+
+int
+talos_resource_list(const struct talos_target *t, const char *ns,
+		    const char *type, struct talos_resource **out, size_t *n,
+		    struct talos_status *st, struct err *err)
+{
+	Cosi__Resource__ListRequest req = COSI__RESOURCE__LIST_REQUEST__INIT;
+	struct grpc_result res;
+	struct buf b = BUF_INIT;
+	size_t i;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	req.namespace_ = (char *)ns;
+	req.type = (char *)type;
+	buf_grow(&b, cosi__resource__list_request__get_packed_size(&req));
+	b.len = cosi__resource__list_request__pack(&req, (uint8_t *)b.ptr);
+	r = call(t, COSI_LIST, b.ptr, b.len, &res, st, err);
+	buf_release(&b);
+	if (r < 0) {
+		err_wrap(err, "list %s %s", ns, type);
+		goto out;
+	}
+	*out = xcalloc(res.n_msgs + 1, sizeof(**out));
+	for (i = 0; i < res.n_msgs; i++) {
+		Cosi__Resource__ListResponse *m = cosi__resource__list_response__unpack(
+			NULL, res.msgs[i].len, (const uint8_t *)res.msgs[i].ptr);
+		const Cosi__Resource__Resource *rs = m ? m->resource : NULL;
+
+		if (!m || !rs || !rs->metadata || !rs->metadata->id ||
+		    !rs->metadata->id[0]) {
+			if (m)
+				cosi__resource__list_response__free_unpacked(m, NULL);
+			r = talos_bad_reply(COSI_LIST, t, err);
+			break;
+		}
+		(*out)[*n].id = xstrdup(rs->metadata->id);
+		(*out)[*n].version = xstrdup(rs->metadata->version ?
+					     rs->metadata->version : "");
+		(*out)[*n].yaml = xstrdup(rs->spec && rs->spec->yaml_spec ?
+					  rs->spec->yaml_spec : "");
+		(*n)++;
+		if (rs->spec && rs->spec->yaml_spec)
+			OPENSSL_cleanse(rs->spec->yaml_spec, strlen(rs->spec->yaml_spec));
+		cosi__resource__list_response__free_unpacked(m, NULL);
+	}
+	if (r < 0) {
+		talos_resources_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+out:
+	for (i = 0; i < res.n_msgs; i++)      /* specs may hold secrets */
+		OPENSSL_cleanse(res.msgs[i].ptr, res.msgs[i].len);
+	grpc_result_release(&res);
+	return r;
 }

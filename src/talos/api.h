@@ -158,6 +158,22 @@ int talos_service(const struct talos_target *t, const char *id, char **state,
 		  bool *healthy, struct talos_status *st, struct err *err);
 
 /*
+ * COSI resources (/cosi.resource.State/List, reader and up): every
+ * resource of type in namespace ns on the node, as talosctl get lists
+ * them: its id, version and spec as YAML (the spec may hold secrets: the
+ * bootstrap token of Manifests; talos_resources_free wipes it).
+ */
+struct talos_resource {
+	char *id;
+	char *version;
+	char *yaml;
+};
+int talos_resource_list(const struct talos_target *t, const char *ns,
+			const char *type, struct talos_resource **out,
+			size_t *n, struct talos_status *st, struct err *err);
+void talos_resources_free(struct talos_resource *v, size_t n);
+
+/*
  * For the other Talos modules (talos/etcd.c): one call of
  * /machine.MachineService/<method> with an encoded request (res holds the
  * reply messages; release it even on failure), a client stream of n

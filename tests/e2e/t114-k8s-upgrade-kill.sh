@@ -23,6 +23,8 @@ kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 _capture "$T/out" "$T/err"
 [ "$got" = yes ] && ok "apply killed once kk-cp-2's controller manager restarted with v1.36.0" || bad "never saw it"
+[ "$($PY -c "import json; print(json.load(open('$E/state.json'))['addons']['bootstrap-manifests']['pending'])")" = 1.36.0 ] \
+	&& ok "the journal marks the bootstrap manifests pending since the roll began" || bad "no pending marker"
 n1=$(( $(applies) - a0 ))
 [ "$n1" = 5 ] && ok "5 steps applied before the kill (3 API servers, 2 controller managers)" || bad "applies before the kill: $n1"
 expect_rc 0 "plan after the kill still shows the rest of the roll" -- "$STRATA" plan "$E"
@@ -40,7 +42,9 @@ expect_grep "^order 1750:kube-apiserver 1751:kube-apiserver 1752:kube-apiserver 
 expect_grep "^one-at-a-time yes" "$T/roll" "one node step at a time"
 expect_grep "^no-reboot yes" "$T/roll" "no node rebooted"
 expect_grep "^kubelets 1750:v1.36.0 1751:v1.36.0 1752:v1.36.0 1753:v1.36.0 1754:v1.36.0$" "$T/roll" "converged: every kubelet at v1.36.0"
+expect_grep "bootstrap manifests: .* rendered by kk-cp-1's Talos applied again" "$T/err" "then the bootstrap manifests applied again"
 a2=$(applies)
 expect_rc 0 "apply once more" -- "$STRATA" apply "$E" --yes --timeout 60s
+if grep -q "bootstrap manifests:" "$T/err"; then bad "manifests applied again with nothing pending"; else ok "nothing pending after"; fi
 [ "$(applies)" = "$a2" ] && ok "nothing left to send" || bad "ApplyConfiguration $a2 -> $(applies)"
 finish

@@ -32,7 +32,9 @@ expect_grep "kube-proxy DaemonSet rolled out with registry.k8s.io/kube-proxy:v1.
 [ "$(ds_image)" = "registry.k8s.io/kube-proxy:v1.35.5" ] && ok "kube-proxy DaemonSet at v1.35.5" || bad "image $(ds_image)"
 # the DaemonSet was updated before the first kubelet's config went out
 first_kubelet=$(labsim_py "min(e['t'] for e in s['talos']['node_events'] if e['event'].startswith('k8s kubelet ') and e['t'] >= $t0)")
-ds_patch=$(labsim_py "max(c['t'] for k in s['talos']['kubernetes'].values() for c in k['calls'] if c['method'] == 'PATCH' and c['path'] == '/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy')")
+# (the first PATCH of the roll: the bootstrap manifests, applied again
+# after the kubelets, patch it once more)
+ds_patch=$(labsim_py "min(c['t'] for k in s['talos']['kubernetes'].values() for c in k['calls'] if c['method'] == 'PATCH' and c['path'] == '/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy' and c['t'] >= $t0)")
 $PY -c "import sys; sys.exit(0 if $ds_patch < $first_kubelet else 1)" && ok "kube-proxy before the kubelets" || bad "DaemonSet patched at $ds_patch, kubelet at $first_kubelet"
 expect_rc 0 "status --health after the roll" -- "$STRATA" status "$E" --health
 expect_grep "ok.*kube-proxy.*2/2 pods ready" "$T/out" "kube-proxy ready again"

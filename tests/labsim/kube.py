@@ -8,6 +8,10 @@ server refuses, this one refuses with the real message and Status shape.
 - Types: core, apps, batch, rbac, apiextensions built in; a CRD's kind is
   unknown (404) until the CRD is Established (k8s_crd_seconds after it is
   applied).
+- Older group/versions (SERVED_UNTIL, from the Kubernetes Deprecated API
+  Migration Guide) are served only while the oldest API server's minor is
+  below the one that removes them, then 404; one storage for every
+  version, managedFields naming the version each manager wrote through.
 - Validation: built-in kinds against schemas/<kind>.json, custom resources
   against their CRD's openAPIV3Schema; errors are 422 Invalid with
   details.causes; unknown fields in an apply are 400 "field not declared
@@ -69,7 +73,31 @@ BUILTIN = {
     "apiextensions.k8s.io/v1": {"customresourcedefinitions": ("CustomResourceDefinition", False)},
     "networking.k8s.io/v1": {"networkpolicies": ("NetworkPolicy", True)},
     "policy/v1": {"poddisruptionbudgets": ("PodDisruptionBudget", True)},
+    # API Priority and Fairness (v1 since Kubernetes 1.29; every version
+    # this simulator runs serves it)
+    "flowcontrol.apiserver.k8s.io/v1": {"flowschemas": ("FlowSchema", False),
+                                        "prioritylevelconfigurations": ("PriorityLevelConfiguration", False)},
 }
+
+# Older group/versions of a built-in resource that a release still serves
+# (the Kubernetes Deprecated API Migration Guide,
+# kubernetes.io/docs/reference/using-api/deprecation-guide/; our own
+# table): (group/version, resource) -> (kind, namespaced, the minor that
+# stops serving it, the storage group/version). The API server stores an
+# object once and serves it through every version it serves: one created
+# through v1 is listed through v1beta3 too, with that apiVersion, and a
+# managedFields entry records the version each manager wrote through.
+# Only those a release this simulator runs (1.30 and later) still serves;
+# the older removals (1.25 to 1.29) are 404 like any unknown path.
+SERVED_UNTIL = {
+    ("flowcontrol.apiserver.k8s.io/v1beta3", "flowschemas"):
+        ("FlowSchema", False, 32, "flowcontrol.apiserver.k8s.io/v1"),
+    ("flowcontrol.apiserver.k8s.io/v1beta3", "prioritylevelconfigurations"):
+        ("PriorityLevelConfiguration", False, 32, "flowcontrol.apiserver.k8s.io/v1"),
+}
+# What the API server's APF config producer keeps (the mandatory
+# configuration objects), written through v1 by its own field manager.
+APF_MANAGER = "api-priority-and-fairness-config-producer-v1"
 
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 CRD_GV = "apiextensions.k8s.io/v1"
@@ -319,9 +347,29 @@ class Cluster:
         self.lock = threading.RLock()
         self.closed = False
         self.cilium = None   # {"t", "values"} of the running cilium release
+        self.applied_via = {}  # key -> {manager: the group/version it wrote through}
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("v1", "namespaces", None, ns, {"apiVersion": "v1", "kind": "Namespace",
                                                     "metadata": {"name": ns}})
+        fc = "flowcontrol.apiserver.k8s.io/v1"
+        for name, typ in (("exempt", "Exempt"), ("catch-all", "Limited")):
+            plc = {"type": typ}
+            if typ == "Limited":
+                plc["limited"] = {"nominalConcurrencyShares": 5, "lendablePercent": 0,
+                                  "limitResponse": {"type": "Reject"}}
+            self.write(fc, "prioritylevelconfigurations", None, name,
+                       {"apiVersion": fc, "kind": "PriorityLevelConfiguration", "metadata": {"name": name},
+                        "spec": plc}, APF_MANAGER, operation="Update")
+            self.write(fc, "flowschemas", None, name,
+                       {"apiVersion": fc, "kind": "FlowSchema", "metadata": {"name": name},
+                        "spec": {"matchingPrecedence": 1 if name == "exempt" else 10000,
+                                 "priorityLevelConfiguration": {"name": name},
+                                 "rules": [{"subjects": [{"kind": "Group", "group": {"name": "system:masters"
+                                                          if name == "exempt" else "system:unauthenticated"}}],
+                                            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"],
+                                                               "resources": ["*"], "clusterScope": True,
+                                                               "namespaces": ["*"]}]}]}},
+                       APF_MANAGER, operation="Update")
         threading.Thread(target=self._loop, daemon=True).start()
 
     def knob(self, k, default=None):
@@ -332,9 +380,44 @@ class Cluster:
         return float(self.knob(k, default)) * self.scale
 
     # --- types
+    def served_minor(self):
+        """The Kubernetes minor this API serves as: its oldest API server
+        (the kube-apiserver mirror pods' image tags; before they show, the
+        config's cluster.apiServer.image)."""
+        minors = []
+        for p in self.static_pods_fn():
+            if p.get("component") == "kube-apiserver":
+                m = re.search(r":v?1\.(\d+)\.", p.get("image") or "")
+                if m:
+                    minors.append(int(m.group(1)))
+        if not minors:
+            img = (((self.config or {}).get("cluster") or {}).get("apiServer") or {}).get("image") or ""
+            m = re.search(r":v?1\.(\d+)\.", img)
+            minors = [int(m.group(1))] if m else [35]
+        return min(minors)
+
+    def served_old(self, gv):
+        """The older group/versions (SERVED_UNTIL) of gv this release serves:
+        resource -> (kind, namespaced, storage group/version)."""
+        minor = None
+        out = {}
+        for (ogv, res), (kind, nsd, until, storage) in SERVED_UNTIL.items():
+            if ogv != gv:
+                continue
+            if minor is None:
+                minor = self.served_minor()
+            if minor < until:
+                out[res] = (kind, nsd, storage)
+        return out
+
+    def storage_gv(self, gv, resource):
+        o = self.served_old(gv).get(resource)
+        return o[2] if o else gv
+
     def types(self, gv):
         with self.lock:
             t = {r: (k, nsd, None) for r, (k, nsd) in BUILTIN.get(gv, {}).items()}
+            t.update({r: (k, nsd, None) for r, (k, nsd, _) in self.served_old(gv).items()})
             t.update(self.crd_types.get(gv, {}))
             return t
 
@@ -344,6 +427,7 @@ class Cluster:
     def groups(self):
         with self.lock:
             gvs = [g for g in BUILTIN if g != "v1"] + [g for g in self.crd_types if self.crd_types[g]]
+            gvs += [g for g, _ in SERVED_UNTIL if self.served_old(g)]
         return sorted(set(gvs))
 
     # --- storage
@@ -382,6 +466,7 @@ class Cluster:
         with self.lock:
             o = self.objects.pop(key, None)
             self.applied.pop(key, None)
+            self.applied_via.pop(key, None)
             if o is None:
                 return None
             gv, resource, ns, name = key
@@ -467,7 +552,8 @@ class Cluster:
             for m, (op, c) in prior.items():
                 deep_merge(merged, {k: v for k, v in c.items() if k != "status"})
             md = merged.setdefault("metadata", {})
-            md["managedFields"] = [{"manager": m, "operation": op, "apiVersion": gv, "time": _now(),
+            via = self.applied_via.get(key) or {}
+            md["managedFields"] = [{"manager": m, "operation": op, "apiVersion": via.get(m, gv), "time": _now(),
                                     "fieldsType": "FieldsV1",
                                     "fieldsV1": fields_v1(p for p in leaves(
                                         {k: v for k, v in c.items() if k not in ("apiVersion", "kind", "status")})
@@ -526,7 +612,8 @@ class Cluster:
             raise ApiError(422, "Invalid", msg, {"name": name, "group": group_of(gv), "kind": kind,
                                                  "causes": causes})
 
-    def apply(self, gv, resource, ns, name, cfg, manager, force=False):
+    def apply(self, gv, resource, ns, name, cfg, manager, force=False, via=None):
+        """via: the older group/version the client wrote through (stored as gv)."""
         kind = cfg.get("kind")
         t = self.types(gv).get(resource)
         if t is None or t[0] != kind:
@@ -559,6 +646,7 @@ class Cluster:
                 data = cfg.setdefault("data", {})
                 for k, v in cfg.pop("stringData").items():
                     data[k] = base64.b64encode(str(v).encode()).decode()
+            self.applied_via.setdefault(key, {})[manager] = via or gv
             o = self.write(gv, resource, ns, name, cfg, manager, force=force)
             if old is None:
                 self.created(gv, resource, ns, name, o)
@@ -1491,31 +1579,74 @@ class Cluster:
                     if g == "batch/v1" and r == "jobs"}
 
 
-def bootstrap_manifests(cl, config):
-    """What Talos's bootstrap manifests put in kube-system that the health
-    checks look at (FACTS-day2 4e items 14, 15): the CoreDNS Deployment
-    (k8s-app=kube-dns, 2 replicas; its pods need the pod network) and the
-    kube-proxy DaemonSet (hostNetwork), absent with cluster.proxy.disabled."""
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.0"
+
+
+def rendered_manifests(config):
+    """The bootstrap manifests Talos renders from a control plane's machine
+    config, as its COSI resources Manifests.kubernetes.talos.dev in
+    namespace controlplane hold them (id -> list of objects, the ids of
+    the Talos troubleshooting guide): the bootstrap token Secret, the CSR
+    approver binding, kube-proxy (absent with cluster.proxy.disabled: a
+    CNI replaces it) and CoreDNS (cluster.coreDNS.image; absent with
+    cluster.coreDNS.disabled). Re-rendered whenever the config changes."""
     c = (config or {}).get("cluster") or {}
-    dns = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-           "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                    "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
-                                 "spec": {"containers": [{"name": "coredns",
-                                                          "image": "registry.k8s.io/coredns/coredns:v1.12.0"}]}}}}
-    # applied by Talos (a field manager of its own), as a server-side apply
-    cl.apply("apps/v1", "deployments", "kube-system", "coredns", dns, "talos")
+    out = []
+    tok = str(c.get("token") or "")
+    if "." in tok:
+        tid, tsecret = tok.split(".", 1)
+        out.append(("00-kubelet-bootstrapping-token", [{
+            "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+            "metadata": {"name": "bootstrap-token-" + tid, "namespace": "kube-system"},
+            "stringData": {"token-id": tid, "token-secret": tsecret, "usage-bootstrap-authentication": "true",
+                           "usage-bootstrap-signing": "true", "auth-extra-groups": "system:bootstrappers:nodes"}}]))
+    out.append(("01-csr-approver-role-binding", [{
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "system-bootstrap-approve-node-client-csr"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:bootstrappers"}]}]))
     proxy = c.get("proxy") or {}
     if not proxy.get("disabled"):
         img = proxy.get("image") or "registry.k8s.io/kube-proxy"
-        ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
-              "metadata": {"name": "kube-proxy", "namespace": "kube-system",
-                           "labels": {"k8s-app": "kube-proxy", "tier": "node"}},
-              "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
-                       "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
-                                    "spec": {"hostNetwork": True,
-                                             "containers": [{"name": "kube-proxy", "image": img}]}}}}
-        cl.apply("apps/v1", "daemonsets", "kube-system", "kube-proxy", ds, "talos")
+        out.append(("10-kube-proxy", [{
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "kube-proxy", "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-proxy", "tier": "node"}},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                                  "spec": {"hostNetwork": True,
+                                           "containers": [{"name": "kube-proxy", "image": img}]}}}}]))
+    dns = c.get("coreDNS") or {}
+    if not dns.get("disabled"):
+        out.append(("11-core-dns", [{
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                                  "spec": {"containers": [{"name": "coredns",
+                                                           "image": dns.get("image") or COREDNS_IMAGE}]}}}}]))
+    return out
+
+
+def bootstrap_manifests(cl, config):
+    """Talos's apply of its bootstrap manifests (rendered_manifests) at
+    bootstrap: each object created when absent, never updated or deleted
+    afterwards (../shared/reference/kubernetes/FACTS.md §2: "Talos inline
+    manifests are only created, never updated or deleted"), so a changed
+    config reaches the cluster only when someone applies them again
+    (talosctl upgrade-k8s step 6, FACTS-day2 4b). What the health checks
+    look at (FACTS-day2 4e items 14, 15): CoreDNS (its pods need the pod
+    network) and kube-proxy (hostNetwork)."""
+    for _, objs in rendered_manifests(config):
+        for o in objs:
+            gv, kind = o["apiVersion"], o["kind"]
+            res = next((r for r, (k, _) in BUILTIN.get(gv, {}).items() if k == kind), None)
+            ns = o["metadata"].get("namespace")
+            if res is None or cl.get(gv, res, ns, o["metadata"]["name"]) is not None:
+                continue
+            # applied by Talos (a field manager of its own), as a server-side apply
+            cl.apply(gv, res, ns, o["metadata"]["name"], copy.deepcopy(o), "talos")
 
 
 def job_conditions(types, reason, message, now):
@@ -1747,6 +1878,44 @@ def handler_for(cluster):
                          "resources": [{"name": r, "singularName": k.lower(), "namespaced": nsd, "kind": k,
                                         "verbs": VERBS} for r, (k, nsd, _) in sorted(t.items())]}
 
+        def serve_old(self, method, gv, sgv, ns, resource, name, q, body):
+            def shown(o):
+                o = copy.deepcopy(o)
+                o["apiVersion"] = gv
+                return o
+            kind = cluster.kind_of(gv, resource)
+            if method == "GET" and name is None:
+                return 200, {"kind": kind + "List", "apiVersion": gv,
+                             "metadata": {"resourceVersion": cluster.resource_version()},
+                             "items": [shown(o) for o in self.matching(sgv, ns, resource, q)]}
+            notfound = '%s.%s "%s" not found' % (resource, group_of(gv), name)
+            if method == "GET":
+                o = cluster.get(sgv, resource, ns, name)
+                if o is None:
+                    return status(404, "NotFound", notfound, {"name": name, "group": group_of(gv), "kind": resource})
+                return 200, shown(o)
+            if method == "DELETE":
+                o = cluster.delete((sgv, resource, ns, name))
+                if o is None:
+                    return status(404, "NotFound", notfound, {"name": name, "group": group_of(gv), "kind": resource})
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                             "details": {"name": name, "group": group_of(gv), "kind": resource,
+                                         "uid": o["metadata"]["uid"]}}
+            if method == "PATCH":
+                ct = (self.headers.get("Content-Type") or "").split(";")[0]
+                if ct != "application/apply-patch+yaml":
+                    return status(415, "UnsupportedMediaType", "labsim supports only server-side apply")
+                if not q.get("fieldManager"):
+                    return status(400, "BadRequest", "PATCH with apply requires fieldManager")
+                obj = yaml.safe_load(body)
+                if not isinstance(obj, dict) or obj.get("apiVersion") != gv or obj.get("kind") != kind:
+                    return status(400, "BadRequest", "the API version in the data (%s) does not match the expected "
+                                  "API version (%s)" % ((obj or {}).get("apiVersion"), gv))
+                obj = dict(obj, apiVersion=sgv)
+                return 200, shown(cluster.apply(sgv, resource, ns, name, obj, q["fieldManager"],
+                                                force=q.get("force") == "true", via=gv))
+            return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
         def serve(self, method, path, q, body):
             if path in ("/version", "/version/"):
                 return 200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1", "platform": "linux/amd64"}
@@ -1828,6 +1997,11 @@ def handler_for(cluster):
                 return 200, cluster.pod_log(ns, name, tail).encode()
             if sub not in (None, "status"):
                 return status(404, "NotFound", "the server could not find the requested resource")
+            sgv = cluster.storage_gv(gv, resource)
+            if sgv != gv:
+                # an older version still served: the same objects, stored
+                # once (under sgv), shown with the version asked for
+                return self.serve_old(method, gv, sgv, ns, resource, name, q, body)
             if method == "GET" and name is None:
                 items = self.matching(gv, ns, resource, q)
                 if table_wanted:

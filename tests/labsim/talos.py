@@ -42,7 +42,13 @@ METHOD_ROLES = {
     "/machine.MachineService/EtcdStatus": READERS | {"os:etcd:backup"},
     # FACTS-day2.md section 2: ImagePull is admin and operator, on any node
     "/machine.MachineService/ImagePull": {"os:admin", "os:operator"},
+    # COSI reads (talosctl get): apid's authorizer lets readers list
+    "/cosi.resource.State/List": READERS,
 }
+# The COSI resources this simulator serves: (namespace, type) -> what lists
+# them on a node (talosctl get manifests: Manifests.kubernetes.talos.dev in
+# controlplane, rendered on control planes only).
+COSI_MANIFESTS = ("controlplane", "Manifests.kubernetes.talos.dev")
 
 # What FACTS-day2.md section 2 calls each etcd method on a worker:
 # Unimplemented "<api> is only available on control plane nodes".
@@ -97,7 +103,7 @@ def load_protos(build_dir):
     subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", out] + files, check=True)
     if out not in sys.path:
         sys.path.insert(0, out)
-    return {n: importlib.import_module(n + "_pb2") for n in ("common", "machine", "storage")}
+    return {n: importlib.import_module(n + "_pb2") for n in ("common", "machine", "storage", "cosi")}
 
 
 # ---------------------------------------------------------------- crypto
@@ -579,6 +585,10 @@ class Handler(grpc.GenericRpcHandler):
             "/machine.MachineService/EtcdRecover": ("client", c.Data, m.EtcdRecoverResponse, self.etcd_recover),
             "/machine.MachineService/ImagePull": (False, m.ImagePullRequest, m.ImagePullResponse, self.image_pull),
         }
+        if method == "/cosi.resource.State/List" and not self.maint:
+            return grpc.unary_stream_rpc_method_handler(
+                self.cosi_list, request_deserializer=self.pb["cosi"].ListRequest.FromString,
+                response_serializer=lambda msg: msg.SerializeToString())
         if method not in table or (self.maint and method != "/machine.MachineService/ApplyConfiguration"):
             return grpc.unary_unary_rpc_method_handler(self.unimplemented,
                                                        request_deserializer=lambda b: b,
@@ -849,6 +859,26 @@ class Handler(grpc.GenericRpcHandler):
         node.mgr.on_bootstrap(node, data)
         node.mgr.etcd_join_waiting(node)
         return m.BootstrapResponse(messages=[m.Bootstrap()])
+
+    def cosi_list(self, req, ctx):
+        """/cosi.resource.State/List: one node only (apid does not proxy COSI
+        one-to-many); the bootstrap manifests its machine config renders
+        now, each with its spec as YAML (a list of objects)."""
+        how, node = self.route(ctx, METHOD_ROLES["/cosi.resource.State/List"])
+        if how != "one":
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "one-2-many proxying is not supported")
+        if (req.namespace, req.type) != COSI_MANIFESTS:
+            ctx.abort(grpc.StatusCode.NOT_FOUND, 'resource type "%s" is not registered' % req.type)
+        if node.state != "running":
+            ctx.abort(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        import kube
+        cs = self.pb["cosi"]
+        if not node.config or not node.is_controlplane():
+            return
+        for rid, objs in kube.rendered_manifests(node.config):
+            yield cs.ListResponse(resource=cs.Resource(
+                metadata=cs.Metadata(namespace=req.namespace, type=req.type, id=rid, version="1"),
+                spec=cs.Spec(yaml_spec=yaml.safe_dump(objs, sort_keys=False))))
 
     def kubeconfig(self, node, req, ctx):
         c = self.pb["common"]

@@ -18,6 +18,11 @@ from harness import NO_REFERENCE
 from test_talos import TalosBase, have_talos_reference
 
 
+def kube_COREDNS():
+    import kube
+    return kube.COREDNS_IMAGE
+
+
 @unittest.skipUnless(have_talos_reference(), NO_REFERENCE + " (talos fixtures)")
 class TalosK8sTest(TalosBase, unittest.TestCase):
     kube_get = test_talos.TalosOpsTest.kube_get
@@ -127,6 +132,50 @@ class TalosK8sTest(TalosBase, unittest.TestCase):
         ds = self.kube_get(cfg, k8s, "/apis/apps/v1/namespaces/kube-system/daemonsets")["items"]
         self.assertEqual(ds, [])
         ch.close()
+
+    def cosi_manifests(self, ch):
+        cs = self.pb["cosi"]
+        return self.call(ch, "/cosi.resource.State/List",
+                         cs.ListRequest(namespace="controlplane", type="Manifests.kubernetes.talos.dev"),
+                         cs.ListResponse, stream=True)
+
+    def test_cosi_manifests(self):
+        """The bootstrap manifests as COSI resources (talosctl get manifests):
+        rendered from the config the node runs now, while the objects Talos
+        applied at bootstrap stay as they were; control planes only; a
+        reader may list them."""
+        import grpc
+        cp, ch, data, cfg, k8s = self.cluster(725, "https://k8s-cosi:6443")
+        got = self.cosi_manifests(ch)
+        self.assertEqual([r.resource.metadata.id for r in got],
+                         ["00-kubelet-bootstrapping-token", "01-csr-approver-role-binding", "10-kube-proxy",
+                          "11-core-dns"])
+        specs = {r.resource.metadata.id: yaml.safe_load(r.resource.spec.yaml_spec) for r in got}
+        self.assertEqual(specs["10-kube-proxy"][0]["spec"]["template"]["spec"]["containers"][0]["image"],
+                         cfg["cluster"]["proxy"]["image"])
+        self.assertEqual(specs["00-kubelet-bootstrapping-token"][0]["stringData"]["token-id"],
+                         cfg["cluster"]["token"].split(".")[0])
+        docs = [d for d in yaml.safe_load_all(data) if d]
+        docs[0]["cluster"]["coreDNS"] = {"image": "registry.k8s.io/coredns/coredns:v9.9.9"}
+        self.apply_no_reboot(ch, docs)
+        specs = {r.resource.metadata.id: yaml.safe_load(r.resource.spec.yaml_spec) for r in self.cosi_manifests(ch)}
+        self.assertEqual(specs["11-core-dns"][0]["spec"]["template"]["spec"]["containers"][0]["image"],
+                         "registry.k8s.io/coredns/coredns:v9.9.9")
+        dep = self.kube_get(cfg, k8s, "/apis/apps/v1/namespaces/kube-system/deployments/coredns")
+        self.assertEqual(dep["spec"]["template"]["spec"]["containers"][0]["image"], kube_COREDNS())
+        reader = self.admin(cp, cfg, orgs=("os:reader",))
+        self.assertEqual(len(self.cosi_manifests(reader)), 4)
+        cs = self.pb["cosi"]
+        e = self.rpc_error(ch, "/cosi.resource.State/List", cs.ListRequest(namespace="x", type="Nope"),
+                           cs.ListResponse, stream=True)
+        self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
+        reader.close()
+        ch.close()
+        wdata, wcfg = self.make_config(worker=True, endpoint="https://k8s-cosi:6443")
+        w = self.install(726, wdata)
+        wch = self.admin(w, wcfg)
+        self.assertEqual(self.cosi_manifests(wch), [])
+        wch.close()
 
     def test_knobs_unready_and_crashloop(self):
         ep = "https://k8s-knobs:6443"

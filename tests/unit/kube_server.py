@@ -3,7 +3,8 @@
 
 usage: kube_server.py DIR  -> writes DIR/kubeconfig (admin client cert),
 prints "PORT <n>" once listening on 127.0.0.1. Two nodes, no CNI, time
-scale 0.01. A ConfigMap default/owned is pre-applied by manager "helm".
+scale 0.01, served as Kubernetes 1.31. ConfigMaps default/owned and default/theirs are pre-applied by manager
+"helm".
 Stops on SIGTERM or when stdin closes.
 """
 import base64
@@ -68,13 +69,17 @@ def main():
                         "users": [{"name": "u", "user": {"client-certificate-data": b64(cli_pem),
                                                          "client-key-data": b64(cli_key)}}],
                         "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}]}, f)
-    cl = kube.Cluster("https://127.0.0.1:%d" % port, "127.0.0.1", port, {}, [])
+    # an API server of Kubernetes 1.31 (it still serves flowcontrol v1beta3)
+    cl = kube.Cluster("https://127.0.0.1:%d" % port, "127.0.0.1", port,
+                      {"cluster": {"apiServer": {"image": "registry.k8s.io/kube-apiserver:v1.31.4"}}}, [])
     cl.scale = 0.01
     nodes = [{"hostname": "n-%d" % i, "ip": "127.0.0.%d" % (100 + i), "since": kube._now(), "version": "v1.34.1",
               "controlplane": i == 1} for i in (1, 2)]
     cl.nodes_fn = lambda: nodes
     cl.apply("v1", "configmaps", "default", "owned", {"apiVersion": "v1", "kind": "ConfigMap",
                                                        "metadata": {"name": "owned"}, "data": {"x": "1"}}, "helm")
+    cl.apply("v1", "configmaps", "default", "theirs", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                        "metadata": {"name": "theirs"}, "data": {"x": "1"}}, "helm")
     kube.start_cluster(cl, srv_pem, srv_key, ca_pem, d)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kube/kubeapi.h"
+#include "kube/removed.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -123,6 +124,87 @@ test_kube__apply_yaml_get_list_delete(void **state)
 	assert_int_equal(kube_get(f->kc, "v1", "ConfigMap", "default", "b", &o, &err), -ERR_NOTFOUND);
 	assert_int_equal(err.code, ERR_NOTFOUND);
 	assert_non_null(strstr(err.msg, "get ConfigMap default/b: HTTP 404 NotFound: configmaps \"b\" not found"));
+}
+
+static void
+test_kube__apply_items(void **state)
+{
+	struct fixture *f = *state;
+	struct err err = ERR_INIT;
+	const char *list =
+		"- {apiVersion: v1, kind: ConfigMap, metadata: {name: i1, namespace: default}, data: {k: '1'}}\n"
+		"- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: theirs, namespace: default}\n"
+		"  data: {x: '2'}\n";
+	const char *items = "items:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: i2}}\n";
+	size_t n = 9;
+	json_t *o = NULL;
+
+	/* "theirs" is helm's: not forced, its x is a conflict */
+	assert_int_not_equal(kube_apply_items(f->kc, list, strlen(list), false, &n,
+					      &err), 0);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(err.msg, "conflict with \"helm\""));
+	if (kube_apply_items(f->kc, list, strlen(list), true, &n, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(n, 2);
+	assert_int_equal(kube_get(f->kc, "v1", "ConfigMap", "default", "theirs", &o, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "data"), "x")), "2");
+	json_decref(o);
+	if (kube_apply_items(f->kc, items, strlen(items), true, &n, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(n, 1);
+	assert_int_not_equal(kube_apply_items(f->kc, "a: b\n", 5, true, &n, &err), 0);
+	assert_non_null(strstr(err.msg, "not a list of objects"));
+	assert_int_not_equal(kube_apply_items(f->kc, "- {kind: ConfigMap}\n", 20, true, &n,
+					      &err), 0);
+	assert_non_null(strstr(err.msg, "object 1: no apiVersion"));
+	assert_int_equal(kube_apply_items(f->kc, "", 0, true, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(kube_delete(f->kc, "v1", "ConfigMap", "default", "i1", &err), 0);
+	assert_int_equal(kube_delete(f->kc, "v1", "ConfigMap", "default", "i2", &err), 0);
+}
+
+static void
+test_kube__removed_api_check(void **state)
+{
+	struct fixture *f = *state;
+	struct err err = ERR_INIT;
+	char y[512];
+	int i;
+
+	/* the server's own FlowSchemas are listed through v1beta3 too, but
+	 * written through v1: nothing to migrate */
+	if (kube_removed_check(f->kc, "1.31.4", "1.32.0", &err) < 0)
+		fail_msg("%s", err.msg);
+	/* releases before: their removed versions are 404 here */
+	if (kube_removed_check(f->kc, "1.24.0", "1.31.4", &err) < 0)
+		fail_msg("%s", err.msg);
+	for (i = 0; i < 9; i++) {
+		snprintf(y, sizeof(y), "apiVersion: flowcontrol.apiserver.k8s.io/v1beta3\n"
+			 "kind: FlowSchema\nmetadata: {name: old-%d}\nspec: "
+			 "{matchingPrecedence: %d, priorityLevelConfiguration: "
+			 "{name: catch-all}}\n", i, 100 + i);
+		if (kube_apply_yaml(f->kc, y, strlen(y), NULL, &err) < 0)
+			fail_msg("%s", err.msg);
+	}
+	assert_int_equal(kube_removed_check(f->kc, "1.31.4", "1.32.0", &err), -ERR_USAGE);
+	assert_non_null(strstr(err.msg, "Kubernetes 1.31.4 -> 1.32.0: 9 objects use an "
+			       "API that 1.32 no longer serves: FlowSchema old-0 "
+			       "(flowcontrol.apiserver.k8s.io/v1beta3, written by strata)"));
+	assert_non_null(strstr(err.msg, " and 6 more (listed above). "));
+	assert_non_null(strstr(err.msg, "migrate to flowcontrol.apiserver.k8s.io/v1 "));
+	assert_null(strstr(err.msg, "exempt"));
+	/* not on the way: 1.32 -> 1.33 removes nothing */
+	assert_int_equal(kube_removed_check(f->kc, "1.32.0", "1.33.1", &err), 0);
+	for (i = 0; i < 9; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "old-%d", i);
+		assert_int_equal(kube_delete(f->kc, "flowcontrol.apiserver.k8s.io/v1",
+					     "FlowSchema", NULL, name, &err), 0);
+	}
+	if (kube_removed_check(f->kc, "1.31.4", "1.32.0", &err) < 0)
+		fail_msg("%s", err.msg);
 }
 
 static void
@@ -264,6 +346,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kube__paths),
 		cmocka_unit_test(test_kube__apply_yaml_get_list_delete),
+		cmocka_unit_test(test_kube__apply_items),
+		cmocka_unit_test(test_kube__removed_api_check),
 		cmocka_unit_test(test_kube__errors_quote_the_api),
 		cmocka_unit_test(test_kube__wait_job_and_log),
 		cmocka_unit_test(test_kube__waits_are_bounded),
