@@ -150,15 +150,21 @@ per_vm() {
 		"$(echo "$2" | sed "s/-$SIZE\./-1./")" "$2"
 }
 
-# cpu_line KIND LABEL: CPU of strata and of the simulator over the
-# measured part of the N-VM run (from procstat's samples), and the load
-cpu_line() {
-	read -r b e l0 l1 < "$T/$1-$SIZE.win"
-	awk -v b="$b" -v e="$e" -v l0="$l0" -v l1="$l1" -v what="$2" -v hz="$(getconf CLK_TCK)" '
+# cpu_over B E LABEL SAMPLES: CPU of strata and of the simulator between
+# epoch seconds B and E (from procstat's samples, every 10 ms)
+cpu_over() {
+	awk -v b="$1" -v e="$2" -v what="$3" -v hz="$(getconf CLK_TCK)" '
 		$1 >= b && !got { got = 1; s0 = $4; o0 = $5; t0 = $1 }
 		$1 <= e { s1 = $4; o1 = $5; t1 = $1 }
-		END { printf "%s: CPU over %.2fs: strata %.2fs, the simulator %.2fs (one Python process: at most 1 s a second); load average %s at the start, %s at the end (2 cores; other processes count)\n", what, t1 - t0, (s1 - s0) / hz, (o1 - o0) / hz, l0, l1 }' \
-		"$T/$1-$SIZE.stat.samples"
+		END { printf "%s (%.2fs): strata %.2fs, the simulator %.2fs", what, t1 - t0, (s1 - s0) / hz, (o1 - o0) / hz }' "$4"
+}
+
+# cpu_line KIND LABEL REQ: CPU over the measured part of the N-VM run and
+# while the VMs' first requests went out (REQ: its counts), and the load
+cpu_line() {
+	read -r b e l0 l1 < "$T/$1-$SIZE.win"
+	f=$($PY "$TOP/bench/scale_count.py" first "$3")
+	echo "$2: CPU $(cpu_over "$b" "$e" "over the part measured" "$T/$1-$SIZE.stat.samples"); $(cpu_over "${f% *}" "${f#* }" "while the VMs' first requests went out" "$T/$1-$SIZE.stat.samples") (the simulator is one Python process: at most 1 s a second); load average $l0 at the start, $l1 at the end (2 cores; other processes count)"
 }
 
 scale_report() {   # KIND
@@ -174,14 +180,14 @@ scale_report() {   # KIND
 		per_vm "VM phases" "$T/apply-$SIZE.preq" 1 "$(cat "$T/apply-1.pwall")"
 		per_vm "whole apply" "$T/apply-$SIZE.req" 1 "$(cat "$T/apply-1.wall")"
 		echo "  (targets: <= 2 per VM addressed to one VM; <= 4 per VM in all at 8 VMs)"
-		cpu_line apply "VM phases"
+		cpu_line apply "VM phases" "$T/apply-$SIZE.preq"
 	else
 		echo "destroy, $SIZE VMs on 3 Proxmox nodes (--parallel $PARALLEL)"
 		awk -v a="$(cat "$T/destroy-$SIZE.wall")" -v b="$(cat "$T/destroy-1.wall")" 'BEGIN {
 			printf "destroy: %.2fs; 1 VM (critical path) %.2fs; wall / critical path %.2f (target <= 1.05 at 50 and 200)\n", a, b, a / b }'
 		per_vm "destroy" "$T/destroy-$SIZE.req" 2 "$(cat "$T/destroy-1.wall")"
 		echo "  (target: <= 3 per VM addressed to one VM)"
-		cpu_line destroy destroy
+		cpu_line destroy destroy "$T/destroy-$SIZE.req"
 	fi
 	echo "$stat" | awk '{ split($1, a, "="); split($2, b, "="); printf "peak RSS %.1f MB, peak threads %d, whole run (target RSS < 64 MB at 200)\n", a[2] / 1024, b[2] }'
 	[ "$1" = apply ] && awk -v end="$(cat "$T/apply-$SIZE.end")" '$1 <= end && $2 > m { m = $2 } $1 <= end && $3 > t { t = $3 }

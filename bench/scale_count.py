@@ -8,6 +8,9 @@ bench/scale.sh (issue 13).
       END: epoch seconds of the part measured; LATENCY: seconds the
       simulator adds to every call. Writes OUT (JSON: the counts below)
       and OUT.paths (requests by endpoint).
+  scale_count.py first OUT
+      Prints when (epoch seconds) the first VM's and the last VM's first
+      requests came, from OUT of sum.
   scale_count.py report WHAT N CONNS BEFORE CRIT ONE MANY
       Prints the counts of MANY (N VMs) against ONE (the same run for 1
       VM), and where the time between the two goes: CONNS, the client's
@@ -79,6 +82,7 @@ def summarize(reqs, state, since, end, lat):
     # When each VM's first request came, from the first VM's.
     t0 = min(first.values()) if first else since
     out["first_spread"] = (max(first.values()) - t0) if first else 0.0
+    out["first_t"] = [t0, max(first.values()) if first else t0]
     out["first_at"] = t0 - since
     # Each task on our VMs in the window: how long after its end a look
     # (its node's listing, or its own status read) was handled (arrival
@@ -161,6 +165,8 @@ def main():
         with open(sys.argv[7] + ".paths", "w") as f:
             for k, v in sorted(paths.items(), key=lambda x: -x[1]):
                 f.write("  %5d %s\n" % (v, k))
+    elif sys.argv[1] == "first":     # the epoch seconds of the first VM's and the last VM's first request
+        print("%.3f %.3f" % tuple(json.load(open(sys.argv[2]))["first_t"]))
     elif sys.argv[1] == "report":
         what, n, conns, before = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
         report(what, n, conns, before, float(sys.argv[6]), json.load(open(sys.argv[7])),
