@@ -26,7 +26,7 @@
  * each other share listings: per node about one listing per half step,
  * whatever the number of tasks). Once a listing shows one of them
  * ended, the rest of the node's are looked at every ENDING_MS at most,
- * for ENDING_FOR_MS after the last end seen (after_look).
+ * for ENDING_FOR_MS after the last end seen (pve_task_next_look).
  *
  * pve_watch: the waiters are threads (the VM phase, one per VM). The
  * waiters of one node form a group. Whoever finds nobody listing
@@ -112,25 +112,21 @@ list_node(struct pve *p, const char *node, size_t n, long long since,
 }
 
 /*
- * The next look at a task after a listing that went out at `sent` and
- * found it running: the looks of its schedule (*sched, the next one;
- * *ticks, how many are due by now) up to half a step after sent are
- * done, and any before now (a slow reply: no look is due the moment it
- * comes back).
- * Once a task of the group has ended (ending), the others (started about
- * when it did, mostly of its kind) end soon: they are looked at every
- * ENDING_MS at most, so the last of many started over a few hundred
- * milliseconds is not found a whole back-off step late. Returns the
- * time of the next look.
+ * pve_task_next_look (proxmox.h): once a task of the group has ended
+ * (ending), the others (started about when it did, mostly of its kind)
+ * end soon: they are looked at every ENDING_MS at most, so the last of
+ * many started over a few hundred milliseconds is not found a whole
+ * back-off step late.
  */
 #define ENDING_MS 50
 #define ENDING_FOR_MS 1000
 
-static long
-after_look(const struct pve *p, const char *upid, long *sched, unsigned *ticks,
-	   long sent, long now, bool ending)
+long
+pve_task_next_look(const struct pve *p, const char *upid, long *sched,
+		   unsigned *ticks, long sent, long now, bool ending)
 {
-	while (*sched <= sent + pve_task_delay(p, upid, *ticks - 1) / 2 || *sched <= now)
+	while (*sched <= sent + pve_task_delay(p, upid, *ticks - 1) / 2 ||
+	       *sched <= now)
 		*sched += pve_task_delay(p, upid, (*ticks)++);
 	return ending && *sched > now + ENDING_MS ? now + ENDING_MS : *sched;
 }
@@ -162,7 +158,7 @@ struct group {
 	size_t members;
 	bool listing;              /* a member is listing for the group */
 	bool broken;               /* a listing failed: per-task polling */
-	long ended;                /* when a listing last saw a member's task end, or -1 */
+	long ended;                /* a listing last saw a task end, or -1 */
 	unsigned long seq;         /* listings started */
 	struct group *next;
 };
@@ -300,8 +296,9 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 		 * theirs (sooner while the group ends). */
 		for (m = g->head; m; m = m->next)
 			if (m->join_seq < s && m->seen == SEEN_RUNNING)
-				m->due = after_look(p, m->upid, &m->sched, &m->ticks, sent,
-						    now, ending);
+				m->due = pve_task_next_look(p, m->upid, &m->sched,
+							    &m->ticks, sent, now,
+							    ending);
 	}
 	json_decref(data);
 	g->listing = false;
@@ -429,7 +426,8 @@ ask(struct pve *p, const char *upid, struct one *t, struct err *e)
 	if (r < 0 || stopped)
 		t->done = true;
 	else
-		t->due = after_look(p, upid, &t->sched, &t->ticks, sent, mono_ms(), false);
+		t->due = pve_task_next_look(p, upid, &t->sched, &t->ticks, sent,
+					    mono_ms(), false);
 	return r;
 }
 
@@ -522,8 +520,11 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 					continue;
 				}
 				if (s == SEEN_RUNNING) {
-					t[j].due = after_look(p, upids[j], &t[j].sched, &t[j].ticks,
-							      sent, back, ending);
+					t[j].due = pve_task_next_look(p, upids[j],
+								      &t[j].sched,
+								      &t[j].ticks,
+								      sent, back,
+								      ending);
 					continue;
 				}
 				if (s == SEEN_ABSENT && t[j].due > now)
