@@ -234,8 +234,32 @@ def type_name(v):
     return str(v)
 
 
+_MEMO = {}
+_MEMO_MAX = 50000
+
+
 def check_value(spec, value, from_json=False, strict=False):
-    """None, or why Proxmox refuses value for this parameter spec."""
+    """None, or why Proxmox refuses value for this parameter spec.
+
+    The answer depends on the spec and the value only, so a string value
+    checked before against the same spec gets the same answer from a
+    memo (200 VMs' creates repeat most of their parameters: the check
+    was half of the simulator's CPU per create, bench/scale.sh). An
+    entry holds its spec, so the spec's id cannot be reused meanwhile."""
+    if not isinstance(value, str):
+        return _check_value(spec, value, from_json, strict)
+    key = (id(spec), value, from_json, strict)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    why = _check_value(spec, value, from_json, strict)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = (spec, why)
+    return why
+
+
+def _check_value(spec, value, from_json=False, strict=False):
     t = spec.get("type", "string")
     if isinstance(value, (list, dict)) and t not in ("array", "object"):
         # FACTS.md §1: a repeated form key becomes an array, which no

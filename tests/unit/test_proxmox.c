@@ -109,6 +109,40 @@ test_proxmox__task_delay_by_kind(void **state)
 	pve_free(p);
 }
 
+/* The looks at a task keep to its schedule from when it was followed
+ * (0.1, 0.3, 0.55, 0.8, 1.05 s for a create) whatever each reply's
+ * latency; a look that went out up to half a step early counts; after a
+ * slow reply the next look is the schedule's first one still ahead;
+ * while the node's tasks end, 50 ms at most. */
+static void
+test_proxmox__task_looks_keep_their_schedule(void **state)
+{
+	const char *create = "UPID:pve1:0003A1F2:01B2C3D4:66A0B1C2:qmcreate:100:u@pam!ci:";
+	long sched = 1000 + pve_task_delay(NULL, create, 0);   /* followed at 1000 */
+	unsigned ticks = 1;
+
+	(void)state;
+	assert_int_equal(sched, 1100);
+	/* looked at on time, answered 30 ms later: the next at 1300, not 1330 */
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 1100, 1130, false), 1300);
+	assert_int_equal(ticks, 2);
+	/* a listing 90 ms early (less than half the 200 ms step) counts */
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 1210, 1240, false), 1550);
+	/* one 150 ms early (more than half the 250 ms step) does not */
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 1400, 1420, false), 1550);
+	assert_int_equal(ticks, 3);
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 1550, 1575, false), 1800);
+	/* a reply that took past 1800 and 2050: the next look is the
+	 * schedule's 2550 (500 ms steps from 1.55 s in), not one at once */
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 1800, 2100, false), 2550);
+	assert_int_equal(ticks, 6);
+	/* another task of the node ended: 50 ms from the reply, the schedule kept */
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 2550, 2570, true), 2620);
+	assert_int_equal(sched, 3050);
+	assert_int_equal(pve_task_next_look(NULL, create, &sched, &ticks, 2620, 2640, true), 2690);
+	assert_int_equal(sched, 3050);
+}
+
 static void
 test_proxmox__params_are_form_encoded(void **state)
 {
@@ -258,6 +292,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__upid_node),
 		cmocka_unit_test(test_proxmox__upid_starttime),
 		cmocka_unit_test(test_proxmox__task_delay_by_kind),
+		cmocka_unit_test(test_proxmox__task_looks_keep_their_schedule),
 		cmocka_unit_test(test_proxmox__params_are_form_encoded),
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
 		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),

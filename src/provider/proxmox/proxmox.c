@@ -1100,7 +1100,7 @@ out:
 int
 pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 {
-	long start = now_ms();
+	long start = now_ms(), next = start, now;
 	unsigned tick = 0;
 	int r;
 
@@ -1109,13 +1109,17 @@ pve_task_wait(struct pve *p, const char *upid, long timeout_ms, struct err *err)
 
 		if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped)
 			return r;
-		if (timeout_ms > 0 && now_ms() - start > timeout_ms)
+		if (timeout_ms > 0 && (now = now_ms()) - start > timeout_ms)
 			return err_set(err, ERR_FAIL, "task %s still running after %lds",
 				       upid, timeout_ms / 1000);
-		/* Back off by the task's kind (pve_task_delay). Ctrl-C ends
-		 * the wait (the task goes on in Proxmox; the next run finds
-		 * what it did). */
-		if (!proc_sleep_ms(pve_task_delay(p, upid, tick++)))
+		/* Back off by the task's kind (pve_task_delay), the looks
+		 * counted from the start (a reply's latency does not push
+		 * the next look back). Ctrl-C ends the wait (the task goes
+		 * on in Proxmox; the next run finds what it did). */
+		now = now_ms();
+		while (next <= now)
+			next += pve_task_delay(p, upid, tick++);
+		if (!proc_sleep_ms(next - now))
 			return err_set(err, ERR_INTR, "interrupted while waiting for "
 				       "task %s (it goes on in Proxmox)", upid);
 	}

@@ -221,6 +221,20 @@ int pve_task_check(struct pve *p, const char *upid, bool *stopped,
 /* Milliseconds before the next look at a task, by its type: 100 ms
  * rising to 500 for what takes a second, up to 5 s for a download. */
 long pve_task_delay(const struct pve *p, const char *upid, unsigned tick);
+/* The next look at a task after a look (a listing, or its own status
+ * read) that went out at `sent` and, answered at `now`, found it
+ * running. The looks are pve_task_delay's steps counted from when the
+ * task was first followed, not from each reply (a reply's latency would
+ * push every later look back): *sched is the next one of them and
+ * *ticks how many steps are taken (the first step, before the first
+ * look, included; so at least 1). The looks up to half a step after
+ * `sent` count as done (a listing for another task of the node that
+ * went out a little early serves this one too), and any before `now`
+ * (after a slow reply no look is due at once). While `ending` (a task
+ * of the node just ended) at most 50 ms from now. Returns the time of
+ * the next look (monotonic ms, as the arguments). */
+long pve_task_next_look(const struct pve *p, const char *upid, long *sched,
+			unsigned *ticks, long sent, long now, bool ending);
 
 /*
  * tasks.c: tasks followed together, per Proxmox node (FACTS.md §2,

@@ -15,11 +15,18 @@
  * ended OK costs no further request. A task listed as failed has its
  * own status and log read (pve_task_check: the message carries its exit
  * status and last log lines); so has one the listing leaves out (it
- * cannot tell), when it is due. Each task is looked at again after
- * pve_task_delay (by its kind: a create in about a second, a download
- * in minutes); a listing serves every task of the node, due or not.
- * Once a listing shows one of them ended, the rest of the node's are
- * looked at every 100 ms at most (next_delay).
+ * cannot tell), when it is due. Each task has its looks by its kind
+ * (pve_task_delay: a create in about a second, a download in minutes),
+ * counted from when it was joined, not from each listing's reply: the
+ * reply's latency (20 ms each in bench/scale.sh) otherwise pushed every
+ * later look back, so a one-second task meant for the look at 1.05 s
+ * was found at 1.19 s. A listing serves every task of the node; it
+ * counts as a task's look when it went out at most half a step before
+ * that look was due (so the looks of tasks started within that much of
+ * each other share listings: per node about one listing per half step,
+ * whatever the number of tasks). Once a listing shows one of them
+ * ended, the rest of the node's are looked at every ENDING_MS at most,
+ * for ENDING_FOR_MS after the last end seen (pve_task_next_look).
  *
  * pve_watch: the waiters are threads (the VM phase, one per VM). The
  * waiters of one node form a group. Whoever finds nobody listing
@@ -105,19 +112,31 @@ list_node(struct pve *p, const char *node, size_t n, long long since,
 }
 
 /*
- * The next look at a task. Once a task of the group has ended, the
- * others (started about when it did, mostly of its kind) end soon: they
- * are looked at every 100 ms at most, so the last of many started over
- * a few hundred milliseconds is not found a whole back-off step late.
+ * pve_task_next_look (proxmox.h): once a task of the group has ended
+ * (ending), the others (started about when it did, mostly of its kind)
+ * end soon: they are looked at every ENDING_MS at most, so the last of
+ * many started over a few hundred milliseconds is not found a whole
+ * back-off step late.
  */
-#define ENDING_MS 100
+#define ENDING_MS 50
+#define ENDING_FOR_MS 1000
 
-static long
-next_delay(const struct pve *p, const char *upid, unsigned tick, bool ending)
+long
+pve_task_next_look(const struct pve *p, const char *upid, long *sched,
+		   unsigned *ticks, long sent, long now, bool ending)
 {
-	long d = pve_task_delay(p, upid, tick);
+	while (*sched <= sent + pve_task_delay(p, upid, *ticks - 1) / 2 ||
+	       *sched <= now)
+		*sched += pve_task_delay(p, upid, (*ticks)++);
+	return ending && *sched > now + ENDING_MS ? now + ENDING_MS : *sched;
+}
 
-	return ending && d > ENDING_MS ? ENDING_MS : d;
+/* Has the group seen a task end recently enough to look at the rest
+ * every ENDING_MS (ended: when it last did, or -1)? */
+static bool
+is_ending(long ended, long now)
+{
+	return ended >= 0 && now - ended < ENDING_FOR_MS;
 }
 
 /* ---- pve_watch: threads ------------------------------------------------ */
@@ -125,7 +144,8 @@ next_delay(const struct pve *p, const char *upid, unsigned tick, bool ending)
 struct waiter {
 	const char *upid;
 	long long start;           /* the UPID's start time */
-	long due;                  /* next look (monotonic ms) */
+	long sched;                /* next look of its schedule (monotonic ms) */
+	long due;                  /* next look: sched, or sooner while ending */
 	unsigned ticks;
 	unsigned long join_seq;
 	enum seen seen;
@@ -138,7 +158,7 @@ struct group {
 	size_t members;
 	bool listing;              /* a member is listing for the group */
 	bool broken;               /* a listing failed: per-task polling */
-	bool ending;               /* a listing saw a member's task end */
+	long ended;                /* a listing last saw a task end, or -1 */
 	unsigned long seq;         /* listings started */
 	struct group *next;
 };
@@ -186,6 +206,7 @@ group_of(struct pve_watch *w, const char *node)
 			return g;
 	g = xcalloc(1, sizeof(*g));
 	g->node = xstrdup(node);
+	g->ended = -1;
 	g->next = w->groups;
 	w->groups = g;
 	return g;
@@ -194,13 +215,13 @@ group_of(struct pve_watch *w, const char *node)
 static void
 join(struct group *g, struct waiter *me, struct pve *p)
 {
-	me->due = mono_ms() + pve_task_delay(p, me->upid, me->ticks++);
+	me->sched = me->due = mono_ms() + pve_task_delay(p, me->upid, me->ticks++);
 	me->join_seq = g->seq;
 	me->seen = SEEN_RUNNING;
 	me->next = g->head;
 	g->head = me;
 	if (!g->members++)
-		g->ending = false;
+		g->ended = -1;
 }
 
 static void
@@ -224,7 +245,7 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 	json_t *data = NULL;
 	struct waiter *m;
 	long long since = -1;
-	long now = mono_ms(), due = -1;
+	long now = mono_ms(), due = -1, sent;
 	unsigned long s;
 	size_t members;
 	int r;
@@ -257,20 +278,27 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 		if (m->start >= 0 && (since < 0 || m->start < since))
 			since = m->start;
 	pthread_mutex_unlock(&w->mu);
+	sent = mono_ms();
 	r = list_node(p, g->node, members, since, &data, &lerr);
 	pthread_mutex_lock(&w->mu);
 	now = mono_ms();
 	if (r < 0) {
 		g->broken = true;
 	} else {
+		bool ending;
+
 		for (m = g->head; m; m = m->next)
 			if (m->join_seq < s &&
 			    (m->seen = judge(data, m->upid)) != SEEN_RUNNING)
-				g->ending = true;
-		/* A look at every member: each backs off from here. */
+				g->ended = now;
+		ending = is_ending(g->ended, now);
+		/* The look of every member due about now; the others keep
+		 * theirs (sooner while the group ends). */
 		for (m = g->head; m; m = m->next)
 			if (m->join_seq < s && m->seen == SEEN_RUNNING)
-				m->due = now + next_delay(p, m->upid, m->ticks++, g->ending);
+				m->due = pve_task_next_look(p, m->upid, &m->sched,
+							    &m->ticks, sent, now,
+							    ending);
 	}
 	json_decref(data);
 	g->listing = false;
@@ -354,13 +382,13 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 struct one {
 	char *node;
 	long long start;
-	long due;
+	long sched;                /* next look of its schedule */
+	long due;                  /* next look: sched, or sooner while ending */
 	unsigned ticks;
 	bool done;
 };
 
-/* Does a task of node carry the flag (its listing failed; a task of it
- * ended)? */
+/* Does a task of node carry the flag (its listing failed)? */
 static bool
 node_flag(const struct one *t, const bool *flag, size_t n, const char *node)
 {
@@ -372,17 +400,34 @@ node_flag(const struct one *t, const bool *flag, size_t n, const char *node)
 	return false;
 }
 
-/* Read task i's own status (it is due, or listed as failed). */
+/* When a listing of node last saw one of its tasks end (ended[i], for
+ * task i's node), or -1. */
+static long
+node_ended(const struct one *t, const long *ended, size_t n, const char *node)
+{
+	long e = -1;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i].node && ended[i] > e && !strcmp(t[i].node, node))
+			e = ended[i];
+	return e;
+}
+
+/* Read task i's own status (it is due, or listed as failed); sent: when
+ * the read went out. */
 static int
-ask(struct pve *p, const char *upid, struct one *t, long now, struct err *e)
+ask(struct pve *p, const char *upid, struct one *t, struct err *e)
 {
 	bool stopped = false;
+	long sent = mono_ms();
 	int r = pve_task_check(p, upid, &stopped, e);
 
 	if (r < 0 || stopped)
 		t->done = true;
 	else
-		t->due = now + pve_task_delay(p, upid, t->ticks++);
+		t->due = pve_task_next_look(p, upid, &t->sched, &t->ticks, sent,
+					    mono_ms(), false);
 	return r;
 }
 
@@ -392,7 +437,7 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 {
 	struct one *t = xcalloc(n + 1, sizeof(*t));
 	bool *broken = xcalloc(n + 1, sizeof(*broken));
-	bool *ending = xcalloc(n + 1, sizeof(*ending));
+	long *ended = xcalloc(n + 1, sizeof(*ended));
 	long begin = mono_ms();
 	size_t i, j;
 	int r = 0;
@@ -410,7 +455,8 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 			continue;
 		}
 		t[i].start = pve_upid_starttime(upids[i]);
-		t[i].due = begin + pve_task_delay(p, upids[i], t[i].ticks++);
+		t[i].sched = t[i].due = begin + pve_task_delay(p, upids[i], t[i].ticks++);
+		ended[i] = -1;
 	}
 	for (;;) {
 		long now = mono_ms(), due = -1;
@@ -439,7 +485,8 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 			struct err lerr = ERR_INIT;
 			long long since = -1;
 			size_t members = 0;
-			bool listed = false;
+			bool listed = false, ending;
+			long sent = mono_ms(), back;
 
 			if (t[i].done || t[i].due > now)
 				continue;
@@ -455,11 +502,12 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 				else
 					broken[i] = true;
 			}
+			back = mono_ms();
 			for (j = i; listed && j < n; j++)
 				if (!t[j].done && !strcmp(t[j].node, t[i].node) &&
 				    judge(data, upids[j]) != SEEN_RUNNING)
-					ending[i] = true;
-			ending[i] = ending[i] || node_flag(t, ending, n, t[i].node);
+					ended[i] = back;
+			ending = is_ending(node_ended(t, ended, n, t[i].node), back);
 			for (j = i; j < n; j++) {
 				enum seen s;
 				int rj;
@@ -472,13 +520,16 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 					continue;
 				}
 				if (s == SEEN_RUNNING) {
-					t[j].due = now + next_delay(p, upids[j], t[j].ticks++,
-								    ending[i]);
+					t[j].due = pve_task_next_look(p, upids[j],
+								      &t[j].sched,
+								      &t[j].ticks,
+								      sent, back,
+								      ending);
 					continue;
 				}
 				if (s == SEEN_ABSENT && t[j].due > now)
 					continue;
-				if ((rj = ask(p, upids[j], &t[j], now, &errs[j])) < 0 && !r)
+				if ((rj = ask(p, upids[j], &t[j], &errs[j])) < 0 && !r)
 					r = rj;
 			}
 			json_decref(data);
@@ -496,6 +547,6 @@ pve_tasks_wait(struct pve *p, char *const *upids, size_t n, long timeout_ms,
 		free(t[i].node);
 	free(t);
 	free(broken);
-	free(ending);
+	free(ended);
 	return r;
 }
