@@ -2,14 +2,19 @@
  * bench/vps_stream: one rescue write through strata's own path (connect,
  * probe, checks, libcurl download, decompression, SSH stream into dd),
  * timed, then the read-back timed apart. Used by bench/vps.sh.
- *   vps_stream URL DISK HOST PORT KEY FINGERPRINT
- * Prints "bytes=N setup_s=S write_s=S verify_s=S MBps=R cipher=C":
+ *   vps_stream URL DISK HOST PORT KEY FINGERPRINT [strata-decompresses]
+ * A compressed image is decompressed where apply would: by the host when
+ * it has the decompressor (the compressed bytes cross the channel), else
+ * by strata; strata-decompresses forces the latter (a host without zstd).
+ * Prints "bytes=N setup_s=S write_s=S verify_s=S MBps=R cipher=C
+ * decompress=host|strata|none":
  * setup_s is the SSH connection and the probe, write_s runs from the
  * stream's channel open to dd's exit after its fsync (bench/vps.sh times
  * plain ssh over a connection made before, likewise), MB/s is of the write.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "provider/vps/rescue.h"
@@ -35,8 +40,9 @@ main(int argc, char **argv)
 	struct err err = ERR_INIT;
 	double t0, tc, t1, t2;
 
-	if (argc != 7) {
-		fprintf(stderr, "usage: vps_stream URL DISK HOST PORT KEY FP\n");
+	if (argc != 7 && !(argc == 8 && !strcmp(argv[7], "strata-decompresses"))) {
+		fprintf(stderr, "usage: vps_stream URL DISK HOST PORT KEY FP "
+			"[strata-decompresses]\n");
 		return 2;
 	}
 	o.host = argv[3];
@@ -55,6 +61,7 @@ main(int argc, char **argv)
 	wo.url = argv[1];
 	wo.disk = argv[2];
 	wo.max_bytes = f.size;
+	wo.host_decompresses = argc == 7 && rescue_host_decompresses(&f, &wo);
 	if (rescue_write_image(s, &wo, &res, &err) < 0) {
 		fprintf(stderr, "vps_stream: %s\n", err.msg);
 		return 1;
@@ -66,8 +73,10 @@ main(int argc, char **argv)
 	}
 	t2 = now();
 	printf("bytes=%llu setup_s=%.3f write_s=%.3f verify_s=%.3f MBps=%.1f "
-	       "cipher=%s\n", (unsigned long long)res.bytes, tc - t0, t1 - tc,
-	       t2 - t1, (double)res.bytes / 1e6 / (t1 - tc), vps_ssh_cipher(s));
+	       "cipher=%s decompress=%s\n", (unsigned long long)res.bytes,
+	       tc - t0, t1 - tc, t2 - t1, (double)res.bytes / 1e6 / (t1 - tc),
+	       vps_ssh_cipher(s), rescue_compression_of(wo.url) == IMG_RAW ? "none"
+	       : wo.host_decompresses ? "host" : "strata");
 	vps_ssh_close(s);
 	return 0;
 }

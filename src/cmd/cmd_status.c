@@ -379,11 +379,18 @@ status_vms(struct env *e, struct state *st, const char *env, bool json,
 				n_ready++;
 		}
 		if (json) {
+			const char *placement = h && h->owned && h->node ? h->node
+						: w ? w->node : NULL;
+
 			o = json_object();
 			json_object_set_new(o, "name", json_string(w ? w->name : h->name));
 			json_object_set_new(o, "role", w ? json_string(w->role)
 					    : h->role ? json_string(h->role) : json_null());
+			json_object_set_new(o, "provider", json_string("proxmox"));
+			/* the Proxmox details of this machine */
 			json_object_set_new(o, "vmid", json_integer(w ? w->vmid : h->vmid));
+			json_object_set_new(o, "placement", placement
+					    ? json_string(placement) : json_null());
 			json_object_set_new(o, "state", json_string(state));
 			json_object_set_new(o, "address", ip ? json_string(ip) : json_null());
 			json_object_set_new(o, "talos", talos ? json_string(talos) : json_null());
@@ -418,12 +425,16 @@ status_vms(struct env *e, struct state *st, const char *env, bool json,
 
 		json_object_set_new(root, "format_version", json_integer(2));
 		json_object_set_new(root, "env", json_string(e->cfg->name));
+		json_object_set_new(root, "platform", json_string("proxmox"));
+		json_object_set_new(root, "machines", json_incref(arr));
+		/* deprecated (docs/json.md): the same objects, for one release */
 		json_object_set_new(root, "vms", json_incref(arr));
 		json_object_set_new(root, "kubernetes_note",
 				    kube_note ? json_string(kube_note) : json_null());
 		json_object_set_new(root, "summary", json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-			"vms", (json_int_t)n_rows, "running", (json_int_t)n_running,
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"machines", (json_int_t)n_rows, "vms", (json_int_t)n_rows,
+			"running", (json_int_t)n_running,
 			"absent", (json_int_t)n_absent, "orphans", (json_int_t)n_orphan,
 			"differ", (json_int_t)n_differ, "conflicts", (json_int_t)n_conflict,
 			"talos_nodes", (json_int_t)n_talos, "talos_up", (json_int_t)n_talos_up,
@@ -440,8 +451,8 @@ status_vms(struct env *e, struct state *st, const char *env, bool json,
 			out_note("Kubernetes: %s", kube_note);
 		plan_print_pending(have, nh, e->cfg->proxmox.restart == RESTART_NEVER,
 				   stdout);
-		printf("\n%s: %zu VM%s, %zu running", e->cfg->name, n_rows,
-		       n_rows == 1 ? "" : "s", n_running);
+		printf("\n%s: %zu machine%s (Proxmox VMs), %zu running",
+		       e->cfg->name, n_rows, n_rows == 1 ? "" : "s", n_running);
 		if (n_absent)
 			printf(", %zu missing", n_absent);
 		if (n_orphan)

@@ -266,12 +266,13 @@ static const struct cmd_help helps[] = {
 	},
 	{
 		"status", cmd_status,
-		"VMs or servers, Talos, etcd and Kubernetes next to the config (-o json)",
+		"machines, Talos, etcd and Kubernetes next to the config (-o json)",
 		"ENV [--health] [-o json]",
-		"Show each VM of the environment as Proxmox sees it (VM id, node,\n"
-		"power state, size) next to what the config wants, marking drift (a\n"
-		"size or placement that differs from the config, like plan) and the\n"
-		"VMs the environment owns that the config no longer names. For Talos\n"
+		"Show each machine of the environment next to what the config wants.\n"
+		"On Proxmox a machine is a VM as Proxmox sees it (VM id, node, power\n"
+		"state, size), with drift marked (a size or placement that differs\n"
+		"from the config, like plan) and the VMs the environment owns that\n"
+		"the config no longer names. For Talos\n"
 		"nodes, also what the node says over mTLS at its address (Talos\n"
 		"version, or maintenance / down / foreign when another CA answers),\n"
 		"etcd's state on control planes, and the Kubernetes node's readiness\n"

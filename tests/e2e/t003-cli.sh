@@ -70,7 +70,7 @@ expect_grep "apply complete: 0 VMs created, 0 changed, 0 deleted, 2 unchanged in
 # status: drift from the config marked like plan, a summary line, JSON nulls.
 expect_rc 0 "status" -- "$STRATA" status "$E"
 expect_grep "^  cli-cp-1 .* ok$" "$T/out" "status: a VM matching the config says ok"
-expect_grep "^cli: 2 VMs, 2 running; 0 differ from the config; Talos 2/2 up" "$T/out" "status summary line"
+expect_grep "^cli: 2 machines (Proxmox VMs), 2 running; 0 differ from the config; Talos 2/2 up" "$T/out" "status summary line"
 labsim_ctl POST vm '{"vmid": 1101, "config": {"memory": "4096"}}' > /dev/null
 expect_rc 0 "status after a change by hand" -- "$STRATA" status "$E"
 expect_grep "^~ cli-w-1 .*memory 4096 MiB->2048 MiB (drift)$" "$T/out" "status marks the drift like plan"
@@ -80,16 +80,19 @@ expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
 $PY - "$T/out" > "$T/check" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-w = [v for v in d["vms"] if v["name"] == "cli-w-1"][0]
-cp = [v for v in d["vms"] if v["name"] == "cli-cp-1"][0]
+w = [v for v in d["machines"] if v["name"] == "cli-w-1"][0]
+cp = [v for v in d["machines"] if v["name"] == "cli-cp-1"][0]
 print("worker etcd", w["etcd"], "differs", w["differs"], "config", w["config"])
 print("cp etcd", cp["etcd"] is not None, "config", cp["config"])
-print("summary", d["summary"]["differ"], d["summary"]["talos_up"], d["summary"]["vms"])
+print("summary", d["summary"]["differ"], d["summary"]["talos_up"], d["summary"]["machines"])
 print("memory", type(w["live"]["memory_mib"]).__name__)
 PYEOF
 expect_grep "^worker etcd None differs \['memory'\] config update$" "$T/check" "status json: null where a value does not apply, the drifted field"
 expect_grep "^cp etcd True config unchanged$" "$T/check" "status json: control plane's etcd"
 expect_grep "^summary 1 2 2$" "$T/check" "status json summary"
+$PY "$(dirname "$0")/status_shape.py" "$T/out" proxmox > "$T/shape" 2>&1
+expect_grep "^cli-cp-1 controlplane proxmox vmid=1100 placement=pve1 state=running$" "$T/shape" \
+	"status json: a machines array, the VM's id, Proxmox node and state as fields of the machine (vms: the same, deprecated)"
 expect_rc 0 "plan -o json with the drift" -- "$STRATA" plan "$E" -o json
 $PY -c "
 import json; d = json.load(open('$T/out')); c = d['actions'][1]['changes'][0] if d['actions'][1]['changes'] else d['actions'][0]['changes'][0]

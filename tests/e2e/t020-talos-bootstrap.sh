@@ -60,7 +60,7 @@ expect_rc 0 "status" -- "$STRATA" status "$E"
 expect_grep "small-cp-1 .*running .*v1.12.11 .*Running  *Ready  *ok$" "$T/out" "status: Talos version, etcd, Kubernetes readiness (Ready: the cni phase ran)"
 expect_grep "small-w-1 .*running .*v1.12.11 .*-  *Ready  *ok$" "$T/out" "status: worker without etcd"
 expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
-[ "$($PY -c "import json; d=json.load(open('$T/out')); print(sorted(v['talos'] for v in d['vms']))")" = "['v1.12.11', 'v1.12.11', 'v1.12.11']" ] \
+[ "$($PY -c "import json; d=json.load(open('$T/out')); print(sorted(v['talos'] for v in d['machines']))")" = "['v1.12.11', 'v1.12.11', 'v1.12.11']" ] \
 	&& ok "status json has the Talos version per node" || bad "status json talos"
 
 labsim_ctl POST reset-requests > /dev/null

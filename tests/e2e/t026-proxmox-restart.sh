@@ -99,7 +99,7 @@ expect_rc 0 "status" -- "$STRATA" status "$E"
 expect_grep "pending: rs-w-1 memory 3072 -> 4096 MiB, needs restart" "$T/out" "status shows it"
 expect_grep "proxmox.restart: never" "$T/out" "and why it stays"
 expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
-[ "$($PY -c "import json; d=json.load(open('$T/out')); print([v['live'].get('pending') for v in d['vms'] if v['name'] == 'rs-w-1'])")" = "[{'memory_mib': 4096}]" ] \
+[ "$($PY -c "import json; d=json.load(open('$T/out')); print([v['live'].get('pending') for v in d['machines'] if v['name'] == 'rs-w-1'])")" = "[{'memory_mib': 4096}]" ] \
 	&& ok "status json: live.pending" || bad "status json pending"
 
 # back to rolling: the pending change is applied by a restart, nothing sent again

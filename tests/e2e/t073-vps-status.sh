@@ -36,6 +36,9 @@ expect_rc 0 "status -o json" -- "$STRATA" status "$E" -o json
 s=$(jget "$T/out" "d['platform'], d['summary'], [(m['name'], m['server'], m['image'], m['talos'], m['kubernetes'], m['config']) for m in d['machines']], d['addons']['cni']['name']")
 [ "$s" = "vps {'machines': 1, 'talos_nodes': 1, 'talos_up': 1, 'kubernetes_ready': 1, 'config_differs': 0} [('edge-cp-1', '$IP', 'rebooted', 'v1.12.11', 'Ready', 'applied')] cilium" ] \
 	&& ok "status -o json: the machine, Talos, Kubernetes, addons" || bad "json: $s"
+$PY "$(dirname "$0")/status_shape.py" "$T/out" vps > "$T/shape" 2>&1
+expect_grep "^edge-cp-1 controlplane vps server=$IP disk=$DISK image=rebooted$" "$T/shape" \
+	"status json: the machines array of every platform, server, disk and image as fields of the machine, no vms"
 expect_rc 0 "status --health" -- "$STRATA" status "$E" --health
 expect_grep "health (the gate apply runs between disruptive steps): healthy" "$T/out" "the health gate passes"
 expect_rc 0 "status --health -o json" -- "$STRATA" status "$E" --health -o json

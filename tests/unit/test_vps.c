@@ -30,8 +30,8 @@
 #include "util/fs.h"
 
 static char dir[256];
-static int ssh_port, http_port, bare_port;
-static pid_t sshd_pid, http_pid, bare_pid;
+static int ssh_port, http_port, bare_port, dec_port;
+static pid_t sshd_pid, http_pid, bare_pid, dec_pid;
 static char host_fp[128];
 static unsigned char *image;
 static size_t image_len = 3u << 20;
@@ -214,6 +214,23 @@ setup(void **state)
 		while (bare_port == ssh_port);
 		bare_pid = start_sshd_on("hostkey", bare_port, path);
 	}
+	/* One without curl that decompresses itself: zstd (logged to
+	 * zstd.used), and an xz that reads everything and fails. */
+	sh("mkdir -p %s/decbin && cp -P %s/bin/* %s/decbin/ && z=$(command -v zstd) && "
+	   "printf '#!/bin/sh\\necho \"$*\" >> %s/zstd.used\\nexec %%s \"$@\"\\n' "
+	   "\"$z\" > %s/decbin/zstd && printf '#!/bin/sh\\ncat > /dev/null\\n"
+	   "echo xz: broken >&2\\nexit 1\\n' > %s/decbin/xz && "
+	   "chmod +x %s/decbin/zstd %s/decbin/xz", dir, dir, dir, dir, dir, dir,
+	   dir, dir);
+	{
+		char path[300];
+
+		snprintf(path, sizeof(path), "%s/decbin", dir);
+		do
+			dec_port = pick_port();
+		while (dec_port == ssh_port || dec_port == bare_port);
+		dec_pid = start_sshd_on("hostkey", dec_port, path);
+	}
 
 	/* The image: 3 MiB of pseudo-random bytes, raw, .zst and .xz. */
 	image = malloc(image_len);
@@ -268,6 +285,7 @@ teardown(void **state)
 		return 0;
 	stop(&sshd_pid);
 	stop(&bare_pid);
+	stop(&dec_pid);
 	stop(&http_pid);
 	free(image);
 	if (dir[0])
@@ -467,7 +485,7 @@ connect_ok(void)
 	return connect_port(ssh_port);
 }
 
-enum how { STREAM, BEST_FULL, BEST_BARE };
+enum how { STREAM, BEST_FULL, BEST_BARE, BEST_DEC };
 static bool last_fetched;
 
 /* Write NAME (under www/) to a fresh disk file of disk_bytes; return rc. */
@@ -475,7 +493,8 @@ static int
 write_how(enum how how, const char *name, size_t disk_bytes, struct err *err,
 	  char *disk, size_t dn)
 {
-	struct vps_ssh *s = connect_port(how == BEST_BARE ? bare_port : ssh_port);
+	struct vps_ssh *s = connect_port(how == BEST_BARE ? bare_port :
+					 how == BEST_DEC ? dec_port : ssh_port);
 	struct rescue_facts f;
 	struct rescue_write_opts wo;
 	struct rescue_result res;
@@ -640,6 +659,48 @@ test_vps__host_fetches_itself_else_strata_streams(void **state)
 	unlink(disk);
 }
 
+static void
+test_vps__host_without_curl_decompresses_the_stream(void **state)
+{
+	struct err err = ERR_INIT;
+	char disk[400], used[400];
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	NEED_SSHD();
+	/* zstd but no curl: strata streams the compressed image, the host
+	 * decompresses it into dd. */
+	snprintf(used, sizeof(used), "%s/zstd.used", dir);
+	unlink(used);
+	if (write_how(BEST_DEC, "metal-amd64.raw.zst", 8u << 20, &err, disk,
+		      sizeof(disk)) < 0)
+		fail_msg("dec: %s", err.msg);
+	assert_false(last_fetched);
+	assert_disk_is_image(disk);
+	unlink(disk);
+	assert_int_equal(fs_read_file(&b, used, 4096, &err), 0);
+	assert_non_null(strstr(b.ptr, "-dc"));
+	buf_release(&b);
+	/* The host's decompressor failing at the end: a loud error, never
+	 * a write that passes (its xz reads it all, writes nothing, exits 1,
+	 * and dd exits 0). */
+	err_clear(&err);
+	assert_true(write_how(BEST_DEC, "metal-amd64.raw.xz", 8u << 20, &err,
+			      disk, sizeof(disk)) < 0);
+	assert_false(last_fetched);
+	assert_non_null(strstr(err.msg, "decompression (xz -dc) failed"));
+	assert_non_null(strstr(err.msg, "xz: broken"));
+	assert_non_null(strstr(err.msg, "partial image"));
+	unlink(disk);
+	/* A cut download is caught by strata's own copy before the host's. */
+	err_clear(&err);
+	assert_true(write_how(BEST_DEC, "truncated.raw.zst", 8u << 20, &err,
+			      disk, sizeof(disk)) < 0);
+	assert_non_null(strstr(err.msg, "truncated"));
+	assert_non_null(strstr(err.msg, "partial image"));
+	unlink(disk);
+}
+
 int
 main(void)
 {
@@ -651,6 +712,7 @@ main(void)
 		cmocka_unit_test(test_vps__write_zstd_xz_raw_and_verify),
 		cmocka_unit_test(test_vps__bad_targets_and_streams_fail_loudly),
 		cmocka_unit_test(test_vps__host_fetches_itself_else_strata_streams),
+		cmocka_unit_test(test_vps__host_without_curl_decompresses_the_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

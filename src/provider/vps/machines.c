@@ -590,9 +590,10 @@ vps_status_machines(struct env *e, struct state *st, const char *env,
 		n_up += up;
 		n_ready += !strcmp(k8s, "Ready");
 		if (json) {
-			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}",
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
 				"name", nd->name, "role",
 				nd->role == ROLE_CONTROLPLANE ? "controlplane" : "worker",
+				"provider", "vps",
 				"server", e->cfg->vps.host, "disk", e->cfg->vps.disk,
 				"address", nd->ip);
 

@@ -67,6 +67,11 @@ struct rescue_write_opts {
 	const char *ca_file;       /* CA bundle for the download, or NULL */
 	const char *disk;
 	uint64_t max_bytes;        /* the disk's size: never write past it */
+	/* rescue_write_image: the host has the image's decompressor
+	 * (rescue_host_decompresses): the compressed bytes cross the SSH
+	 * channel and the host decompresses them into dd; strata still
+	 * decompresses its copy, to count and hash the image. */
+	bool host_decompresses;
 	/* Called about every 64 MiB and at the end (may be NULL). */
 	void (*progress)(void *ctx, uint64_t written, uint64_t download_total);
 	void *ctx;
@@ -91,7 +96,12 @@ bool rescue_can_fetch(const struct rescue_facts *f, const struct rescue_write_op
 int rescue_fetch_image(struct vps_ssh *s, const struct rescue_write_opts *o,
 		       struct rescue_result *res, struct err *err);
 
-/* The fastest path the host allows: fetch on the host, else stream. */
+/* The host has the decompressor for o->url's suffix (false for a raw image). */
+bool rescue_host_decompresses(const struct rescue_facts *f,
+			      const struct rescue_write_opts *o);
+
+/* The fastest path the host allows: fetch on the host, else stream (the
+ * compressed image when the host can decompress it). */
 int rescue_install_image(struct vps_ssh *s, const struct rescue_facts *f,
 			 const struct rescue_write_opts *o,
 			 struct rescue_result *res, bool *fetched,

@@ -341,7 +341,9 @@ vps_ssh_stream_write(struct vps_ssh_stream *st, const void *p, size_t n,
 	char tmp[4096];
 
 	while (n) {
-		size_t chunk = n > 262144 ? 262144 : n;
+		/* a send queue slot (rescue.c) is one write: libssh cuts it
+		 * into packets as the window allows */
+		size_t chunk = n > (1u << 20) ? (1u << 20) : n;
 		int w, m;
 
 		/* Keep the remote's output moving so it never blocks on a
