@@ -610,6 +610,9 @@ plan_to_json(const struct plan *p)
 
 	json_object_set_new(root, "format_version", json_integer(2));
 	json_object_set_new(root, "env", json_string(p->env));
+	/* the same key as platform vps's machine plan, so a reader tells
+	 * the two documents apart without knowing the config */
+	json_object_set_new(root, "platform", json_string("proxmox"));
 	for (i = 0; i < p->n; i++) {
 		const struct action *a = &p->v[i];
 		json_t *o = json_object(), *ch = json_array();

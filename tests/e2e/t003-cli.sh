@@ -96,8 +96,8 @@ expect_grep "^cli-cp-1 controlplane proxmox vmid=1100 placement=pve1 state=runni
 expect_rc 0 "plan -o json with the drift" -- "$STRATA" plan "$E" -o json
 $PY -c "
 import json; d = json.load(open('$T/out')); c = d['actions'][1]['changes'][0] if d['actions'][1]['changes'] else d['actions'][0]['changes'][0]
-assert d['format_version'] == 2 and c['field'] == 'memory' and c['from'] == 4096 and c['to'] == 2048 and c['unit'] == 'MiB' and c['drift'] is True, c
-" && ok "plan json: sizes are numbers with a unit" || bad "plan json typed values"
+assert d['format_version'] == 2 and d['platform'] == 'proxmox' and c['field'] == 'memory' and c['from'] == 4096 and c['to'] == 2048 and c['unit'] == 'MiB' and c['drift'] is True, c
+" && ok "plan json: platform proxmox, sizes are numbers with a unit" || bad "plan json typed values"
 expect_rc 0 "apply corrects it" -- "$STRATA" apply "$E" --yes
 expect_grep "apply complete: 0 VMs created, 1 changed, 0 deleted, 1 unchanged" "$T/err" "summary counts the changed VM"
 
