@@ -7,7 +7,8 @@
 # sshd on 127.0.0.1, both timed from the channel's open over an SSH
 # connection made before (strata's connection and probe are printed as
 # setup_s; plain ssh reuses a ControlMaster connection). Prints MB/s and
-# the ratio (issue 14 target: >= 0.9), per round and the median of ROUNDS
+# the ratio (issue 14 target: >= 0.9 on the .zst paths, the ones apply
+# takes), per round and the median of ROUNDS
 # (default 5). The .zst image is streamed twice: as apply streams it to a
 # host with zstd (the compressed bytes cross the channel, the host
 # decompresses), and decompressed by strata (a host without zstd). Also,
@@ -108,10 +109,15 @@ while [ $r -le "$rounds" ]; do
 	done
 	r=$((r + 1))
 done
+# The target is about the paths apply takes: the factory's metal image is
+# .raw.zst (FACTS-metal; src/provider/vps/provider.c), decompressed by the
+# host when it has zstd, else by strata. The uncompressed .raw is timed as
+# a reference only: the same stream without any decompression.
 for f in raw raw.zst raw.zst-by-strata; do
-	awk -v f="$f" '$1 == f { print $2, $3 }' "$T/ratios" | sort -n | awk -v f="$f" -v t=0.9 '
+	case $f in raw) t="reference only, not a path apply takes" ;; *) t="target >= 0.9" ;; esac
+	awk -v f="$f" '$1 == f { print $2, $3 }' "$T/ratios" | sort -n | awk -v f="$f" -v t="$t" '
 		{ r[NR] = $1; m[NR] = $2 }
-		END { i = int((NR + 1) / 2); printf "median of %d rounds, metal-amd64.%s: ratio=%s (%s MB/s; target >= %s; lowest round %s)", NR, f, r[i], m[i], t, r[1] }'
+		END { i = int((NR + 1) / 2); printf "median of %d rounds, metal-amd64.%s: ratio=%s (%s MB/s; %s; lowest round %s)", NR, f, r[i], m[i], t, r[1] }'
 	awk -v f="$f" '$1 == f { print $4 }' "$T/ratios" | sort -n | awk '
 		{ r[NR] = $1 } END { printf "; vs same cipher: %s\n", r[int((NR + 1) / 2)] }'
 done
