@@ -83,9 +83,7 @@ changes_without_writing(struct apply_ctx *c, const struct plan *plan, FILE *fp,
 
 			if (strstr(res.changed, rel)) {
 				if (!nodes++)
-					fprintf(fp, "\nTalos configs changed since they were "
-						"applied (Talos applies them live, or "
-						"reboots the node when it must):\n");
+					fputs(TALOS_CHANGES_HEADER, fp);
 				fprintf(fp, "  ~ %-20s nodes/%s.yaml\n",
 					c->cfg->nodes[i].name, c->cfg->nodes[i].name);
 			}

@@ -226,9 +226,7 @@ talos_config_changes(struct apply_ctx *c, FILE *fp)
 		if (done && read_node_config(c, name, &b, sha, &e) == 0 &&
 		    strcmp(done, sha)) {
 			if (!n++)
-				fprintf(fp, "\nTalos configs changed since they were "
-					"applied (Talos applies them live, or "
-					"reboots the node when it must):\n");
+				fputs(TALOS_CHANGES_HEADER, fp);
 			fprintf(fp, "  ~ %-20s nodes/%s.yaml\n", name, name);
 		}
 		buf_release(&b);
@@ -779,6 +777,30 @@ install_node(struct tjob *j, struct err *err)
 			if ((r = apply_firewall_try(j, &mt, &cfg, &details,
 						    err)) < 0)
 				goto out;
+		} else if (done_sha && !from_cidata &&
+			   state_phase_done(&c->st, "bootstrap")) {
+			/* A running cluster: NO_REBOOT, so no two nodes reboot
+			 * together. Refused (the change needs a reboot):
+			 * nothing changed; phase talos-reboot rolls it, one
+			 * node at a time with the gate between (ph_reboot.c). */
+			progress_step(j->pr, j->idx, "applying changed config "
+				      "(NO_REBOOT)");
+			r = talos_apply_configuration_mode(&mt, cfg.ptr, cfg.len,
+							   TALOS_APPLY_NO_REBOOT,
+							   &details, &st, err);
+			if (r < 0 && err->kind == ERRK_GRPC_STATUS) {
+				free(details);
+				r = reboot_defer(c, nd->name, sha, err->msg, err);
+				if (r == 0)
+					j->what = "changed config needs a reboot: "
+						  "left to talos-reboot (one node at "
+						  "a time)";
+				goto out;
+			}
+			if (r < 0) {
+				err_wrap(err, "node '%s'", nd->name);
+				goto out;
+			}
 		} else {
 			progress_step(j->pr, j->idx, "applying changed config");
 			if ((r = talos_apply_configuration(&mt, cfg.ptr, cfg.len,
@@ -790,6 +812,7 @@ install_node(struct tjob *j, struct err *err)
 		}
 		if ((r = state_talos_set(&c->st, nd->name, "config_sha256", sha,
 					 err)) < 0 ||
+		    (r = reboot_defer(c, nd->name, NULL, NULL, err)) < 0 ||
 		    (fw[0] && (r = state_talos_set(&c->st, nd->name,
 						   "firewall_sha256", fw,
 						   err)) < 0)) {

@@ -96,6 +96,10 @@ int talos_gen_for_apply(struct apply_ctx *c, struct err *err);
 /* List (on fp) the nodes whose nodes/<node>.yaml differs from what was
  * last applied to them; returns how many. */
 size_t talos_config_changes(struct apply_ctx *c, FILE *fp);
+#define TALOS_CHANGES_HEADER "\nTalos configs changed since they were " \
+	"applied (Talos applies them live; a change it applies only with a " \
+	"reboot goes one node at a time, a worker drained, the health gate " \
+	"between):\n"
 /* nodes/<name>.yaml into b, its SHA-256 in hex. */
 int read_node_config(const struct apply_ctx *c, const char *name,
 		     struct buf *b, char hex[65], struct err *err);
@@ -105,6 +109,17 @@ extern const struct phase ph_talos_bootstrap;
  * (c->creds): 10 s per call, 2 s to connect. */
 struct talos_target mtls_target(const struct apply_ctx *c, const char *addr);
 extern const struct phase ph_kubernetes;
+/*
+ * ph_reboot.c: phase "talos-reboot", changed configs Talos refused
+ * NO_REBOOT on a running cluster, applied one node at a time (a worker
+ * drained) with the health gate between (docs/upgrade.md).
+ */
+extern const struct phase ph_talos_reboot;
+/* talos-install: nodes/<name>.yaml (SHA-256 sha) was refused NO_REBOOT
+ * with message refused (copied before err is cleared): journaled as
+ * waiting for talos-reboot; sha NULL: waits no more. */
+int reboot_defer(struct apply_ctx *c, const char *name, const char *sha,
+		 const char *refused, struct err *err);
 /*
  * ph_upgrade.c: phase "talos-upgrade", the rolling Talos upgrade of a
  * changed talos.version or installer image (docs/upgrade.md).

@@ -197,6 +197,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_cni,
 	&ph_gitops,
 	&ph_restart,
+	&ph_talos_reboot,
 	&ph_talos_upgrade,
 };
 

@@ -531,6 +531,7 @@ static const struct phase *const apply_phases[] = {
 	&ph_kubernetes,
 	&ph_cni,
 	&ph_gitops,
+	&ph_talos_reboot,
 	&ph_talos_upgrade,
 };
 
