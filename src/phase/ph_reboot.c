@@ -127,11 +127,11 @@ gate(struct reboot_roll *R, const char *before, struct err *err)
 
 /* Until the node answers with another boot id than before. */
 static int
-wait_back(struct reboot_roll *R, const struct node *n, const char *before,
-	  struct err *err)
+wait_back(struct apply_ctx *c, const struct node *n, const char *before,
+	  long long *waited_ms, struct err *err)
 {
-	struct talos_target t = mtls_target(R->c, n->ip);
-	long long t0 = clock_mono_ms(), deadline = t0 + R->c->wait_ms;
+	struct talos_target t = mtls_target(c, n->ip);
+	long long t0 = clock_mono_ms(), deadline = t0 + c->wait_ms;
 	long look = LOOK_FIRST_MS;
 	char last[sizeof(err->msg)] = "no answer yet";
 
@@ -158,12 +158,63 @@ wait_back(struct reboot_roll *R, const struct node *n, const char *before,
 		if (clock_mono_ms() >= deadline)
 			return err_set(err, ERR_FAIL, "%s did not come back from its "
 				       "reboot in %llds (last: %s)", n->name,
-				       R->c->wait_ms / 1000, last);
+				       c->wait_ms / 1000, last);
 		proc_sleep_ms(look);
 		look = look * 2 > LOOK_MAX_MS ? LOOK_MAX_MS : look * 2;
 	}
-	R->waited_ms += clock_mono_ms() - t0;
+	if (waited_ms)
+		*waited_ms += clock_mono_ms() - t0;
 	return 0;
+}
+
+int
+reboot_node(struct apply_ctx *c, struct kube_client *kc, const struct node *n,
+	    const struct buf *cfg, const char *what, long long *waited_ms,
+	    struct err *err)
+{
+	struct talos_target t = mtls_target(c, n->ip);
+	struct talos_status st = { 0 };
+	bool worker = n->role != ROLE_CONTROLPLANE, reboots = false,
+	     cordoned = false;
+	char boot[64], *prev;
+	int r;
+
+	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0)
+		return err_wrap(err, "%s: read its boot id", n->name);
+	/* A boot id journaled by a killed apply stays: its cordon is ours. */
+	prev = state_talos_get(&c->st, n->name, "reboot_boot_id");
+	r = prev ? 0 : state_talos_set(&c->st, n->name, "reboot_boot_id", boot, err);
+	free(prev);
+	if (r < 0)
+		return r;
+	if (worker && kc) {
+		struct kube_wait w = { .timeout_ms = c->wait_ms,
+				       .interrupted = &phase_interrupted,
+				       .what = "drain" };
+		size_t evicted = 0;
+
+		if ((r = kube_cordon(kc, n->name, "reboot", err)) == 0) {
+			cordoned = true;
+			r = kube_drain(kc, n->name, &w, &evicted, err);
+		}
+		if (r < 0)
+			return err_wrap(err, "drain %s before its reboot (it stays "
+					"cordoned; the next apply uncordons it)",
+					n->name);
+		out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name,
+			 evicted, evicted == 1 ? "" : "s");
+	}
+	t.timeout_ms = 30000;
+	if ((r = talos_apply_configuration_reboots(&t, cfg->ptr, cfg->len,
+						   &reboots, &st, err)) < 0)
+		return err_wrap(err, "%s: %s (mode AUTO)", n->name, what);
+	out_step("%s: %s applied (%s)", n->name, what,
+		 reboots ? "Talos reboots it" : "without a reboot");
+	if (reboots && (r = wait_back(c, n, boot, waited_ms, err)) < 0)
+		return r;
+	if (cordoned && (r = kube_uncordon(kc, n->name, err)) < 0)
+		return err_wrap(err, "uncordon %s after its reboot", n->name);
+	return state_talos_set(&c->st, n->name, "reboot_boot_id", NULL, err);
 }
 
 /* A worker a killed apply cordoned for its reboot: uncordoned once it
@@ -198,14 +249,10 @@ static int
 reboot_one(struct reboot_roll *R, const struct node *n, struct err *err)
 {
 	struct apply_ctx *c = R->c;
-	struct talos_target t = mtls_target(c, n->ip);
 	struct trust_node tn = { .name = n->name, .env_dir = c->env_dir,
 				 .installed = true };
-	struct talos_status st = { 0 };
 	struct buf cfg = BUF_INIT_SECRET;
-	bool worker = n->role != ROLE_CONTROLPLANE, reboots = false,
-	     cordoned = false;
-	char sha[65], boot[64], *refused = NULL, *prev = NULL;
+	char sha[65], *refused = NULL;
 	int r;
 
 	if ((r = read_node_config(c, n->name, &cfg, sha, err)) < 0)
@@ -217,69 +264,27 @@ reboot_one(struct reboot_roll *R, const struct node *n, struct err *err)
 	out_step("%s: Talos refused its changed config NO_REBOOT (%s): applied "
 		 "alone, in mode AUTO (Talos reboots it)", n->name,
 		 refused && *refused ? refused : "needs a reboot");
-	/* A boot id journaled by a killed apply stays: the node may have
-	 * rebooted since, and this apply cordoned nothing yet. */
-	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0) {
-		err_wrap(err, "%s: read its boot id", n->name);
+	if ((r = reboot_node(c, R->kc, n, &cfg, "config", &R->waited_ms,
+			     err)) < 0)
 		goto out;
-	}
-	prev = state_talos_get(&c->st, n->name, "reboot_boot_id");
-	if (!prev && (r = state_talos_set(&c->st, n->name, "reboot_boot_id", boot,
-					  err)) < 0)
-		goto out;
-	if (worker && R->kc) {
-		struct kube_wait w = { .timeout_ms = c->wait_ms,
-				       .interrupted = &phase_interrupted,
-				       .what = "drain" };
-		size_t evicted = 0;
-
-		if ((r = kube_cordon(R->kc, n->name, "reboot", err)) == 0) {
-			cordoned = true;
-			r = kube_drain(R->kc, n->name, &w, &evicted, err);
-		}
-		if (r < 0) {
-			err_wrap(err, "drain %s before its reboot (it stays "
-				 "cordoned; the next apply uncordons it)", n->name);
-			goto out;
-		}
-		out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name,
-			 evicted, evicted == 1 ? "" : "s");
-	}
-	t.timeout_ms = 30000;
-	if ((r = talos_apply_configuration_reboots(&t, cfg.ptr, cfg.len, &reboots,
-						   &st, err)) < 0) {
-		err_wrap(err, "%s: its changed config (mode AUTO)", n->name);
-		goto out;
-	}
-	out_step("%s: config applied (%s)", n->name,
-		 reboots ? "Talos reboots it" : "Talos applied it without a reboot");
-	if (reboots && (r = wait_back(R, n, boot, err)) < 0)
-		goto out;
-	if (cordoned && (r = kube_uncordon(R->kc, n->name, err)) < 0) {
-		err_wrap(err, "uncordon %s after its reboot", n->name);
-		goto out;
-	}
 	{
 		struct state_kv kv[] = { { "config_sha256", sha },
 					 { "reboot_pending", NULL },
-					 { "reboot_refused", NULL },
-					 { "reboot_boot_id", NULL } };
+					 { "reboot_refused", NULL } };
 
-		if ((r = state_talos_setv(&c->st, n->name, kv, 4, err)) < 0 ||
+		if ((r = state_talos_setv(&c->st, n->name, kv, 3, err)) < 0 ||
 		    (r = upgrade_journal_applied(c, n->name, NULL, false, &cfg,
 						 err)) < 0)
 			goto out;
 	}
 	R->done++;
-	event_step(n->name, "ok", reboots ? "rebooted with its changed config"
-		   : "changed config applied");
+	event_step(n->name, "ok", "changed config applied alone (mode AUTO)");
 out:
 	if (r < 0)
 		err_wrap(err, "%s: the rolling reboot stopped here (%zu of %zu "
 			 "nodes done)", n->name, R->done, R->total);
 	buf_release_secret(&cfg);
 	free(refused);
-	free(prev);
 	return r;
 }
 

@@ -121,6 +121,19 @@ extern const struct phase ph_talos_reboot;
 int reboot_defer(struct apply_ctx *c, const char *name, const char *sha,
 		 const char *refused, struct err *err);
 /*
+ * One node's config in mode AUTO, alone, as a rolling reboot wants it: its
+ * boot id journaled (reboot_boot_id, kept when a killed apply left one); a
+ * worker cordoned (strata.dev/cordoned: reboot) and drained through kc (when
+ * there is one); the config sent (the reply's mode says whether Talos
+ * reboots; what names it in messages: "config"); the node waited for until
+ * it answers with a new boot id (the wait added to *waited_ms); uncordoned;
+ * the boot id cleared. The caller's health gate comes after.
+ */
+struct kube_client;
+int reboot_node(struct apply_ctx *c, struct kube_client *kc,
+		const struct node *n, const struct buf *cfg, const char *what,
+		long long *waited_ms, struct err *err);
+/*
  * ph_upgrade.c: phase "talos-upgrade", the rolling Talos upgrade of a
  * changed talos.version or installer image (docs/upgrade.md).
  */
