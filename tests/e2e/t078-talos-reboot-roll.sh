@@ -14,46 +14,8 @@
 . "$(dirname "$0")/labsim.sh"
 . "$(dirname "$0")/k8sup.sh"
 LABSIM_SCALE=0.02 k8sup_env rr 780 3 2 78
-# reboots SINCE BOOT_IDS: the simulator's node events since SINCE, in $T/reboots
-reboots() {
-	$PY - "$LABSIM_DIR" "$1" "$2" > "$T/reboots" <<'PYEOF'
-import ast, json, ssl, sys, urllib.request
-d, since, boots0 = sys.argv[1], float(sys.argv[2]), ast.literal_eval(sys.argv[3])
-r = json.load(open(d + "/ready"))
-ctx = ssl.create_default_context(cafile=r["proxmox"]["ca_cert"])
-s = json.load(urllib.request.urlopen(r["control"] + "state", context=ctx))["data"]["talos"]
-ev = sorted((e for e in s["node_events"] if e["t"] >= since), key=lambda e: e["t"])
-down, most, order = set(), 0, []
-for e in ev:
-    if e["event"] == "down":
-        down.add(e["vmid"]); order.append(e["vmid"])
-    elif e["event"] == "up":
-        down.discard(e["vmid"])
-    most = max(most, len(down))
-print("reboots", " ".join(str(v) for v in order))
-print("down-together", most)
-nodes = [n for n in s["nodes"] if n["vmid"] in boots0]
-print("new-boot-ids", all(n["boot_id"] != boots0[n["vmid"]] for n in nodes))
-# the gate between: after a node is up again and before the next node's
-# AUTO apply, every control plane was asked for its services (etcd)
-ip = {n["vmid"]: n["ip"] for n in nodes}
-cps = [n["ip"] for n in nodes if n["type"] == "controlplane"]
-calls = sorted((c for c in s["calls"] if c["t"] >= since), key=lambda c: c["t"])
-autos = [c for c in calls if c["method"].endswith("/ApplyConfiguration") and c.get("mode") == 1]
-ups = [e for e in ev if e["event"] == "up"]
-gate = "yes"
-for u in ups:
-    nxt = [a for a in autos if a["t"] > u["t"]]
-    if not nxt:
-        continue
-    seen = {c["node"] for c in calls if u["t"] < c["t"] < nxt[0]["t"] and c["method"].endswith("/ServiceList")}
-    if not set(cps) <= seen:
-        gate = "no: between %s up and the next apply" % u["vmid"]
-        break
-print("gate-between", gate, len(autos))
-PYEOF
-	sed 's/^/     : /' "$T/reboots"
-}
+# reboots SINCE BOOT_IDS [VERSION]: reboot_log.py's findings in $T/reboots
+reboots() { $PY "$TOP/tests/e2e/reboot_log.py" "$LABSIM_DIR" "$@" > "$T/reboots" 2>&1; sed 's/^/     : /' "$T/reboots"; }
 boot_ids() { labsim_py "{n['vmid']: n['boot_id'] for n in s['talos']['nodes'] if n['vmid']}"; }
 cordoned() { kube_get "$E" /api/v1/nodes > "$T/nodes.json" && $PY -c "import json; print(sorted(n['metadata']['name'] for n in json.load(open('$T/nodes.json'))['items'] if n['spec'].get('unschedulable')))"; }
 journal_left() { $PY -c "import json; t=json.load(open('$E/state.json'))['talos']; print(sorted(n for n, v in t.items() if set(v) & {'reboot_pending', 'reboot_boot_id', 'reboot_refused'}))"; }

@@ -20,37 +20,8 @@
 . "$(dirname "$0")/k8sup.sh"
 FIRST_BOOT=cidata LABSIM_SCALE=0.02 k8sup_env cj 1240 3 1 124
 events() { $PY "$TOP/tests/e2e/roll_events.py" "$T/out" > "$T/events" 2>&1; sed 's/^/     : /' "$T/events"; }
-# reboots SINCE BOOT_IDS: the simulator's reboots since SINCE (in $T/reboots)
-reboots() {
-	$PY - "$LABSIM_DIR" "$1" "$2" "$3" > "$T/reboots" <<'PYEOF'
-import ast, json, ssl, sys, urllib.request
-d, since, boots0, ver = sys.argv[1], float(sys.argv[2]), ast.literal_eval(sys.argv[3]), sys.argv[4]
-r = json.load(open(d + "/ready"))
-ctx = ssl.create_default_context(cafile=r["proxmox"]["ca_cert"])
-s = json.load(urllib.request.urlopen(r["control"] + "state", context=ctx))["data"]["talos"]
-ev = sorted((e for e in s["node_events"] if e["t"] >= since), key=lambda e: e["t"])
-down, most, order = set(), 0, []
-for e in ev:
-    if e["event"] == "down":
-        down.add(e["vmid"]); order.append(e["vmid"])
-    elif e["event"] == "up":
-        down.discard(e["vmid"])
-    most = max(most, len(down))
-print("reboots", " ".join(str(v) for v in order))
-print("down-together", most)
-nodes = [n for n in s["nodes"] if n["vmid"] in boots0]
-print("new-boot-ids", all(n["boot_id"] != boots0[n["vmid"]] for n in nodes))
-# each node's image changes came after its reboot
-first_up = {}
-for e in ev:
-    if e["event"] == "up":
-        first_up.setdefault(e["vmid"], e["t"])
-late = [e for e in ev if e["event"].startswith("k8s ") and e["event"].endswith(":v" + ver)
-        and not (e["vmid"] in first_up and e["t"] > first_up[e["vmid"]])]
-print("images-after-reboot", "yes" if not late else "no %s" % late[0])
-PYEOF
-	sed 's/^/     : /' "$T/reboots"
-}
+# reboots SINCE BOOT_IDS [VERSION]: reboot_log.py's findings in $T/reboots
+reboots() { $PY "$TOP/tests/e2e/reboot_log.py" "$LABSIM_DIR" "$@" > "$T/reboots" 2>&1; sed 's/^/     : /' "$T/reboots"; }
 boot_ids() { labsim_py "{n['vmid']: n['boot_id'] for n in s['talos']['nodes'] if n['vmid']}"; }
 cordoned() { kube_get "$E" /api/v1/nodes > "$T/nodes.json" && $PY -c "import json; print(sorted(n['metadata']['name'] for n in json.load(open('$T/nodes.json'))['items'] if n['spec'].get('unschedulable')))"; }
 first_kubelet() { labsim_py "[(n['k8s_first'] or {}).get('kubelet') for n in s['talos']['nodes'] if n['vmid'] == $1]"; }
