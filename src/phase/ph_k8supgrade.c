@@ -739,7 +739,7 @@ prune_manifests(struct apply_ctx *c, struct kube_client *kc, const char *from,
 	json_t *rec = state_record_get(&c->st, STATE_KEY_MANIFESTS_APPLIED);
 	const char *why = no_prune_reason(c->cfg);
 	struct err e = ERR_INIT;
-	size_t i, pruned = 0;
+	size_t i;
 	int r = 0;
 
 	if (mp_set_from_json(&old, rec, &e) < 0) {
@@ -779,7 +779,6 @@ prune_manifests(struct apply_ctx *c, struct kube_client *kc, const char *from,
 		out_step("bootstrap manifests: pruned %s (%s): applied by strata "
 			 "before, no longer rendered by %s's Talos", what,
 			 o->api_version, from);
-		pruned++;
 	}
 out:
 	json_decref(rec);
