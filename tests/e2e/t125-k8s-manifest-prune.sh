@@ -57,12 +57,26 @@ no_pruned "nothing pruned (all still rendered)"
 case "$(record)" in "$ALL4"*) ok "the 4 objects journaled (bootstrap_manifests_applied)" ;; *) bad "record: $(record)" ;; esac
 
 dns_off
+# as if an earlier re-apply had applied two more (an extra manifest since
+# dropped): a Namespace, and a ConfigMap someone already deleted
+kube_req PATCH "$E" /api/v1/namespaces/strata-extra '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "strata-extra"}}' > /dev/null \
+	&& ok "Namespace strata-extra" || bad "namespace not created"
+$PY - "$E/state.json" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["bootstrap_manifests_applied"] += [{"apiVersion": "v1", "kind": "Namespace", "name": "strata-extra"},
+                                     {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "kube-system", "name": "gone-already"}]
+json.dump(s, open(sys.argv[1], "w"))
+PYEOF
 to 1.35.6
-expect_grep "^  ^ manifests prune  *then deleted: those of the 4 objects strata applied from them last time that Talos no longer renders" "$T/plan" "plan shows the prune"
+expect_grep "^  ^ manifests prune  *then deleted: those of the 6 objects strata applied from them last time that Talos no longer renders" "$T/plan" "plan shows the prune"
+expect_grep "bootstrap manifests: pruned ConfigMap kube-system/gone-already (v1)" "$T/err" "an object already gone (404) counts as pruned"
+expect_grep "bootstrap manifests: Namespace strata-extra is no longer rendered by bm-cp-1's Talos; not pruned: deleting a Namespace deletes objects strata never applied" "$T/err" "a Namespace is not pruned, with a warning"
+present /api/v1/namespaces/strata-extra && ok "Namespace strata-extra stays" || bad "the Namespace was deleted"
 expect_grep "^kubelets 1250:v1.35.6 1251:v1.35.6$" "$T/roll" "both kubelets at v1.35.6"
 expect_grep "bootstrap manifests: 3 objects of 3 manifests" "$T/err" "the 3 manifests still rendered applied again"
 expect_grep "bootstrap manifests: pruned Deployment kube-system/coredns (apps/v1): applied by strata before, no longer rendered by bm-cp-1's Talos" "$T/err" "apply names the pruned object"
-[ "$(grep -c "bootstrap manifests: pruned" "$T/err")" = 1 ] && ok "one object pruned" || bad "pruned: $(grep pruned "$T/err")"
+[ "$(grep -c "bootstrap manifests: pruned" "$T/err")" = 2 ] && ok "two objects pruned" || bad "pruned: $(grep pruned "$T/err")"
 present $DNS && bad "the CoreDNS Deployment is still there" || ok "the CoreDNS Deployment deleted from Kubernetes"
 present $HAND && ok "the hand-made Deployment (in no record) stays" || bad "hand-dns deleted"
 present /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy && ok "kube-proxy (still rendered) stays" || bad "kube-proxy gone"
