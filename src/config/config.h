@@ -147,6 +147,10 @@ struct kubernetes_config {
 	char *cni_helm_image;      /* image running helm in the install Job */
 	bool kube_proxy;           /* false when cilium replaces it */
 	bool allow_scheduling_on_controlplanes;
+	/* Talos >= v1.13: a re-apply of the bootstrap manifests deletes what
+	 * strata applied from them before and Talos no longer renders
+	 * (default true; talosctl upgrade-k8s --manifests-no-prune is false) */
+	bool manifests_prune;
 };
 
 struct network_config {

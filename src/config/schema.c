@@ -266,6 +266,9 @@ static const struct field kubernetes_fields[] = {
 	FLD("allow_scheduling_on_controlplanes", T_BOOL, struct kubernetes_config,
 	    allow_scheduling_on_controlplanes,
 	    "run workloads on control planes (default: true when there are no workers)"),
+	FLD("manifests_prune", T_BOOL, struct kubernetes_config, manifests_prune,
+	    "Talos v1.13+: after a Kubernetes upgrade delete the bootstrap-manifest "
+	    "objects strata applied before that Talos no longer renders (default true)"),
 	FEND
 };
 static const struct schema kubernetes_schema = { "kubernetes", kubernetes_fields, 0 };

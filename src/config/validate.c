@@ -840,6 +840,13 @@ check_kubernetes(struct vctx *v)
 				      : "kubernetes.cni.helm_image",
 		     "only used with cni 'cilium'");
 	}
+	/* default on, as talosctl v1.13 (--manifests-no-prune turns it off) */
+	if (!has_key(cfg, "kubernetes.manifests_prune"))
+		k->manifests_prune = true;
+	else if (cfg->talos.minor == 12)
+		vwarn(v, "kubernetes.manifests_prune",
+		      "no effect with Talos v1.12 (talosctl v1.12 does not "
+		      "prune the bootstrap manifests); it applies from v1.13");
 }
 
 static void

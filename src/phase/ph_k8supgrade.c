@@ -31,6 +31,7 @@
 #include "kube/drain.h"
 #include "kube/kubeapi.h"
 #include "kube/removed.h"
+#include "phase/manifest_prune.h"
 #include "phase/phase.h"
 #include "talos/health.h"
 #include "talos/upgrade.h"
@@ -688,7 +689,11 @@ update_kube_proxy(struct kroll *K, const char *image, struct err *err)
  * (../shared/reference/kubernetes/FACTS.md §2), so after an upgrade the
  * cluster would keep running what the first config rendered. Server-side
  * apply as strata, forced: what Talos renders now is the truth, as with
- * talosctl. Pruning objects Talos no longer renders is not done.
+ * talosctl. The objects applied are journaled (bootstrap_manifests_applied,
+ * manifest_prune.h); with Talos v1.13 and later (talosctl v1.13 prunes,
+ * v1.12 does not) those of that record no longer rendered are deleted,
+ * unless kubernetes.manifests_prune is false (talosctl's
+ * --manifests-no-prune). Nothing outside strata's own record is touched.
  * The journal's addons.bootstrap-manifests.pending, set when the roll
  * starts and cleared here, makes a killed apply do this on its re-run.
  */
@@ -702,10 +707,91 @@ by_id(const void *a, const void *b)
 		      ((const struct talos_resource *)b)->id);
 }
 
+/* Why nothing is pruned now, or NULL when it is (Talos v1.13+ and
+ * kubernetes.manifests_prune). */
+static const char *
+no_prune_reason(const struct config *cfg)
+{
+	if (cfg->talos.minor < 13)
+		return "Talos v1.12: talosctl v1.12 does not prune";
+	if (!cfg->kubernetes.manifests_prune)
+		return "kubernetes.manifests_prune is false";
+	return NULL;
+}
+
+/*
+ * What strata applied before (the journal's record) and the manifests no
+ * longer render (now): deleted when pruning is on, with propagation
+ * Background (kube_delete), what kubectl's delete and prune use by
+ * default: the object leaves the API at once and the garbage collector
+ * removes its dependents (a Deployment's ReplicaSets and Pods) after it,
+ * as after a Foreground delete, without holding the re-apply until they
+ * are gone. One already gone (404) counts as done. A Namespace or a CRD
+ * is left, with a warning: deleting it would delete objects strata never
+ * applied. On a failure the record stays as it was, so the re-run (the
+ * manifests still pending) prunes again.
+ */
+static int
+prune_manifests(struct apply_ctx *c, struct kube_client *kc, const char *from,
+		const struct mp_set *now, struct err *err)
+{
+	struct mp_set old = MP_SET_INIT, stale = MP_SET_INIT;
+	json_t *rec = state_record_get(&c->st, STATE_KEY_MANIFESTS_APPLIED);
+	const char *why = no_prune_reason(c->cfg);
+	struct err e = ERR_INIT;
+	size_t i;
+	int r = 0;
+
+	if (mp_set_from_json(&old, rec, &e) < 0) {
+		out_warn("bootstrap manifests: %s: nothing pruned; the record is "
+			 "replaced by what was applied now", e.msg);
+		goto out;
+	}
+	mp_set_stale(&old, now, &stale);
+	if (!stale.n)
+		goto out;
+	if (why) {
+		out_step("bootstrap manifests: %zu objects strata applied before "
+			 "are no longer rendered by %s's Talos, left in place (%s)",
+			 stale.n, from, why);
+		goto out;
+	}
+	for (i = 0; i < stale.n; i++) {
+		const struct mp_obj *o = &stale.v[i];
+		char what[512];
+
+		mp_obj_what(o, what, sizeof(what));
+		if (mp_prune_refused(o)) {
+			out_warn("bootstrap manifests: %s is no longer rendered by "
+				 "%s's Talos; not pruned: deleting a %s deletes "
+				 "objects strata never applied (delete it by hand "
+				 "when nothing uses it)", what, from, o->kind);
+			continue;
+		}
+		if ((r = kube_delete(kc, o->api_version, o->kind, o->ns, o->name,
+				     err)) < 0) {
+			err_wrap(err, "pruning %s (strata applied it from the "
+				 "bootstrap manifests before, %s's Talos no longer "
+				 "renders it; kubernetes.manifests_prune: false "
+				 "leaves it)", what, from);
+			goto out;
+		}
+		out_step("bootstrap manifests: pruned %s (%s): applied by strata "
+			 "before, no longer rendered by %s's Talos", what,
+			 o->api_version, from);
+	}
+out:
+	json_decref(rec);
+	mp_set_release(&old);
+	mp_set_release(&stale);
+	return r;
+}
+
 static int
 reapply_manifests(struct apply_ctx *c, struct kube_client *kc, struct err *err)
 {
 	struct talos_resource *v = NULL;
+	struct mp_set now = MP_SET_INIT;
 	struct err e = ERR_INIT;
 	const char *from = NULL;
 	long long t0 = clock_mono_ms();
@@ -744,11 +830,21 @@ reapply_manifests(struct apply_ctx *c, struct kube_client *kc, struct err *err)
 
 		r = kube_apply_items(kc, v[i].yaml, strlen(v[i].yaml), true, &k, err);
 		objs += k;
+		if (r == 0)
+			r = mp_set_add_yaml(&now, v[i].yaml, strlen(v[i].yaml), err);
 		if (r < 0)
 			err_wrap(err, "bootstrap manifest %s (from %s's Talos)", v[i].id,
 				 from);
 	}
 	talos_resources_free(v, n);
+	/* none listed: no rendering to compare with, nothing pruned and the
+	 * record kept (a Talos that lists nothing deletes nothing) */
+	if (r == 0 && n && (r = prune_manifests(c, kc, from, &now, err)) == 0) {
+		mp_set_sort(&now);
+		r = state_record_set(&c->st, STATE_KEY_MANIFESTS_APPLIED,
+				     mp_set_to_json(&now), err);
+	}
+	mp_set_release(&now);
 	if (r < 0)
 		return err_wrap(err, "re-applying the bootstrap manifests after the "
 				"Kubernetes upgrade (its node steps are done): fix "
@@ -1166,6 +1262,22 @@ out:
 	return r;
 }
 
+/* The plan's line for the prune after the re-apply, when there is one:
+ * Talos v1.13+, kubernetes.manifests_prune, and a record to prune from
+ * (what is stale is known only once Talos lists its manifests). */
+static void
+manifests_prune_plan(const struct config *cfg, struct state *st, FILE *fp)
+{
+	json_t *rec = state_record_get(st, STATE_KEY_MANIFESTS_APPLIED);
+
+	if (!no_prune_reason(cfg) && json_array_size(rec))
+		fprintf(fp, "  ^ %-24s then deleted: those of the %zu objects strata "
+			"applied from them last time that Talos no longer renders "
+			"(kubernetes.manifests_prune)\n", "manifests prune",
+			json_array_size(rec));
+	json_decref(rec);
+}
+
 void
 k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 		 json_t **json)
@@ -1227,6 +1339,7 @@ k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 	fprintf(fp, "  ^ %-24s then applied again from a control plane's Talos "
 		"(COSI Manifests: CoreDNS, kube-proxy, the token, extra manifests; "
 		"server-side apply)\n", "bootstrap manifests");
+	manifests_prune_plan(cfg, st, fp);
 	{
 		json_t *join = json ? json_array() : NULL;
 		bool first = true;

@@ -448,6 +448,7 @@ state_cluster_forget(struct state *st, struct err *err)
 	json_object_del(st->root, "talos");
 	json_object_del(st->root, "addons");
 	json_object_del(st->root, "phases");
+	json_object_del(st->root, STATE_KEY_MANIFESTS_APPLIED);
 	r = state_save(st, err);
 	pthread_mutex_unlock(&st->mu);
 	return r;
@@ -503,4 +504,36 @@ state_macs_all(struct state *st, char ***out, size_t *n)
 	}
 	*n = k;
 	pthread_mutex_unlock(&st->mu);
+}
+
+json_t *
+state_record_get(struct state *st, const char *key)
+{
+	json_t *v;
+
+	pthread_mutex_lock(&st->mu);
+	v = json_deep_copy(json_object_get(st->root, key));
+	pthread_mutex_unlock(&st->mu);
+	return v;
+}
+
+int
+state_record_set(struct state *st, const char *key, json_t *val,
+		 struct err *err)
+{
+	json_t *cur;
+	int r = 0;
+
+	pthread_mutex_lock(&st->mu);
+	cur = json_object_get(st->root, key);
+	if (val ? !json_equal(cur, val) : cur != NULL) {
+		if (val)
+			json_object_set(st->root, key, val);
+		else
+			json_object_del(st->root, key);
+		r = state_save(st, err);
+	}
+	pthread_mutex_unlock(&st->mu);
+	json_decref(val);
+	return r;
 }

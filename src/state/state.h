@@ -113,6 +113,18 @@ char *state_civm_get(struct state *st, const char *vm, const char *key);
 int state_civm_set(struct state *st, const char *vm, const char *key,
 		   const char *val, struct err *err);
 
+/*
+ * A top-level record of its own, any JSON value (docs/state.md), e.g.
+ * bootstrap_manifests_applied (phase/manifest_prune.h). state_record_get
+ * returns a copy (json_decref it), NULL when absent; state_record_set
+ * replaces it (val is taken; NULL deletes) with one save, none when it
+ * is unchanged. Forgotten with the cluster (state_cluster_forget).
+ */
+#define STATE_KEY_MANIFESTS_APPLIED "bootstrap_manifests_applied"
+json_t *state_record_get(struct state *st, const char *key);
+int state_record_set(struct state *st, const char *key, json_t *val,
+		     struct err *err);
+
 bool state_phase_done(struct state *st, const char *phase);
 int state_phase_mark(struct state *st, const char *phase, bool done,
 		     struct err *err);  /* marks and saves */

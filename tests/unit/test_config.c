@@ -391,6 +391,42 @@ test_config__suggestions(void **state)
 	assert_null(decode_suggest("flux", keys, 4));
 }
 
+static void
+test_config__manifests_prune(void **state)
+{
+	struct diag d;
+	struct config *cfg = load_text(minimal, &d);
+	struct buf b = BUF_INIT;
+
+	/* default on, as talosctl v1.13 */
+	assert_true(cfg->kubernetes.manifests_prune);
+	config_free(cfg);
+	diag_release(&d);
+	buf_addf(&b, "%skubernetes: {manifests_prune: false}\n"
+		 "talos: {version: v1.13.9}\n", minimal);
+	cfg = load_text(b.ptr, &d);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(d.warnings, 1);   /* insecure */
+	assert_false(cfg->kubernetes.manifests_prune);
+	config_free(cfg);
+	diag_release(&d);
+	buf_reset(&b);
+	/* v1.12 does not prune: a key set there warns */
+	buf_addf(&b, "%skubernetes: {manifests_prune: true}\n", minimal);
+	cfg = load_text(b.ptr, &d);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(d.warnings, 2);
+	config_free(cfg);
+	diag_release(&d);
+	buf_reset(&b);
+	buf_addf(&b, "%skubernetes: {manifests_prune: \"no\"}\n", minimal);
+	cfg = load_text(b.ptr, &d);
+	assert_int_equal(d.errors, 1);
+	config_free(cfg);
+	diag_release(&d);
+	buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -407,6 +443,7 @@ main(void)
 		cmocka_unit_test(test_config__positions_resolve_display_paths),
 		cmocka_unit_test(test_config__all_errors_collected_in_one_run),
 		cmocka_unit_test(test_config__suggestions),
+		cmocka_unit_test(test_config__manifests_prune),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
