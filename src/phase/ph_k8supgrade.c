@@ -320,46 +320,6 @@ roll_event(const struct kroll *K, const struct node *n, enum k8s_step s,
 				  image ? json_string(image) : json_null()));
 }
 
-/* Until the node answers with another boot id than boot_before. */
-static int
-wait_reboot(struct kroll *K, const struct node *n, const char *boot_before,
-	    struct err *err)
-{
-	struct talos_target t = mtls_target(K->c, n->ip);
-	long long t0 = clock_mono_ms(), deadline = t0 + K->c->wait_ms;
-	char last[sizeof(((struct err *)0)->msg)] = "no answer yet";
-
-	t.timeout_ms = 3000;
-	t.connect_timeout_ms = 1000;
-	for (;;) {
-		struct talos_status st = { 0 };
-		struct err e = ERR_INIT;
-		char boot[64];
-
-		if (talos_boot_id(&t, boot, sizeof(boot), &st, &e) == 0) {
-			if (strcmp(boot, boot_before))
-				break;
-			snprintf(last, sizeof(last), "still the boot id from "
-				 "before");
-		} else if (e.msg[0]) {
-			memcpy(last, e.msg, sizeof(last));
-		}
-		if (st.code == GRPC_TRANSPORT && st.tls == GRPC_TLS_SERVER_UNTRUSTED)
-			return err_set(err, ERR_FAIL, "%s after its reboot: %s",
-				       n->name, last);
-		if (phase_interrupted)
-			return err_set(err, ERR_INTR, "interrupted while %s "
-				       "reboots", n->name);
-		if (clock_mono_ms() >= deadline)
-			return err_set(err, ERR_FAIL, "%s did not come back from "
-				       "its reboot in %llds (last: %s)", n->name,
-				       K->c->wait_ms / 1000, last);
-		proc_sleep_ms(POLL_MS);
-	}
-	K->waited_ms += clock_mono_ms() - t0;
-	return 0;
-}
-
 /*
  * An edit that changes images and also something Talos applies only with a
  * reboot (a patched machine.install, say): the step's config is refused
@@ -378,12 +338,9 @@ reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
 {
 	struct apply_ctx *c = K->c;
 	const struct node *n = &c->cfg->nodes[i];
-	struct talos_target t = mtls_target(c, n->ip);
-	struct talos_status st = { 0 };
 	struct buf file = BUF_INIT_SECRET, base = BUF_INIT_SECRET;
-	bool worker = n->role != ROLE_CONTROLPLANE, reboots = false,
-	     cordoned = false;
-	char sha[65], boot[64], after[200];
+	bool worker = n->role != ROLE_CONTROLPLANE;
+	char sha[65], after[200];
 	int r;
 
 	if ((r = read_node_config(c, n->name, &file, sha, err)) < 0)
@@ -420,46 +377,8 @@ reboot_first(struct kroll *K, size_t i, enum k8s_step s, const char *refused,
 		 "alone, with its images as they run (mode AUTO: Talos reboots "
 		 "it if they need it), then the step", k8s_step_name(s),
 		 n->name, refused, n->name);
-	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0) {
-		err_wrap(err, "%s: read its boot id", n->name);
-		goto out;
-	}
-	if ((r = state_talos_set(&c->st, n->name, "reboot_boot_id", boot, err)) < 0)
-		goto out;
-	if (worker) {
-		struct kube_wait w = { .timeout_ms = c->wait_ms,
-				       .interrupted = &phase_interrupted,
-				       .what = "drain" };
-		size_t evicted = 0;
-
-		if ((r = kube_cordon(K->kc, n->name, "reboot", err)) == 0) {
-			cordoned = true;
-			r = kube_drain(K->kc, n->name, &w, &evicted, err);
-		}
-		if (r < 0) {
-			err_wrap(err, "drain %s before its reboot (it stays "
-				 "cordoned; the next apply uncordons it)", n->name);
-			goto out;
-		}
-		out_step("%s: cordoned, drained (%zu pod%s evicted)", n->name,
-			 evicted, evicted == 1 ? "" : "s");
-	}
-	t.timeout_ms = 30000;
-	if ((r = talos_apply_configuration_reboots(&t, base.ptr, base.len,
-						   &reboots, &st, err)) < 0) {
-		err_wrap(err, "%s: its config without the image changes (mode "
-			 "AUTO)", n->name);
-		goto out;
-	}
-	out_step("%s: the edit's other changes applied (%s)", n->name,
-		 reboots ? "Talos reboots it" : "without a reboot");
-	if (reboots && (r = wait_reboot(K, n, boot, err)) < 0)
-		goto out;
-	if (cordoned && (r = kube_uncordon(K->kc, n->name, err)) < 0) {
-		err_wrap(err, "uncordon %s after its reboot", n->name);
-		goto out;
-	}
-	if ((r = state_talos_set(&c->st, n->name, "reboot_boot_id", NULL, err)) < 0)
+	if ((r = reboot_node(c, K->kc, n, &base, "the edit's other changes",
+			     &K->waited_ms, err)) < 0)
 		goto out;
 	snprintf(after, sizeof(after), "%s on %s (after its reboot)",
 		 k8s_step_name(s), n->name);
