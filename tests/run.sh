@@ -79,6 +79,12 @@ for t in tests/e2e/t[0-9]*.sh; do
 	count "e2e/$name" "$log/e2e_$name.out" "$(cat "$log/e2e_$name.rc" 2>/dev/null || echo 1)"
 done
 
+# The slowest scripts (wall seconds, side by side with the others): what
+# to look at when the suite grows toward CI's limit.
+for f in "$log"/e2e_*.secs; do
+	[ -f "$f" ] && echo "$(cat "$f") $(basename "$f" .secs | sed 's/^e2e_//')"
+done | sort -rn | head -8 | awk 'BEGIN { printf "slowest e2e:" } { printf " %s %ss", $2, $1 } END { print "" }'
+
 echo
 # The failures again, last, so the end of the output (all a CI page may
 # show) says what broke and why.
