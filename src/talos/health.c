@@ -14,30 +14,48 @@
 #include "util/proc.h"
 
 int
-health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
-		 struct err *err)
+health_k8s_all_ready(const char *kubeconfig, struct kube_client *with,
+		     const char *const *names, size_t n_names, bool *ready,
+		     struct err *err)
 {
-	struct kube_client *kc = NULL;
+	struct kube_client *kc = with;
 	struct kube_node *v = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, k;
 	int r;
 
 	*ready = false;
-	if ((r = kube_client_load(&kc, kubeconfig, 5000, err)) < 0)
+	if (!kc && (r = kube_client_load(&kc, kubeconfig, 5000, err)) < 0)
 		return r;
+	/* one list for them all: a client costs a process (the kubeconfig
+	 * holds a key: kube/kubeapi parses it isolated) */
 	if ((r = kube_nodes(kc, &v, &n, err)) == 0) {
-		r = err_set(err, ERR_NOTFOUND, "node '%s' is not registered with Kubernetes", name);
-		for (i = 0; i < n; i++) {
-			if (v[i].name && !strcmp(v[i].name, name)) {
-				*ready = v[i].ready;
-				err_clear(err);
-				r = 0;
+		*ready = true;
+		for (k = 0; k < n_names && r == 0; k++) {
+			bool found = false;
+
+			for (i = 0; i < n; i++)
+				if (v[i].name && !strcmp(v[i].name, names[k])) {
+					found = true;
+					*ready = *ready && v[i].ready;
+				}
+			if (!found) {
+				*ready = false;
+				r = err_set(err, ERR_NOTFOUND, "node '%s' is not "
+					    "registered with Kubernetes", names[k]);
 			}
 		}
 	}
 	kube_nodes_free(v, n);
-	kube_client_free(kc);
+	if (kc != with)
+		kube_client_free(kc);
 	return r;
+}
+
+int
+health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
+		 struct err *err)
+{
+	return health_k8s_all_ready(kubeconfig, NULL, &name, 1, ready, err);
 }
 
 int
@@ -312,8 +330,11 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	size_t i, j, nready = 0, nreg = 0;
 
 	it = item(rep, "kubernetes");
-	if (kube_client_load(&kc, hc->kubeconfig, 5000, &e) < 0 ||
-	    kube_version(kc, &ver, &e) < 0) {
+	if (hc->kc)
+		kc = hc->kc;             /* borrowed: the caller's, for every pass */
+	else if (kube_client_load(&kc, hc->kubeconfig, 5000, &e) < 0)
+		kc = NULL;
+	if (!kc || kube_version(kc, &ver, &e) < 0) {
 		fail(rep, it, "the Kubernetes API does not answer: %s", e.msg);
 		skip(rep, "nodes", "the API does not answer");
 		skip(rep, "static-pods", "the API does not answer");
@@ -323,7 +344,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		if (hc->want_ready)
 			skip(rep, "coredns", "the API does not answer");
 		skip(rep, "cordon", "the API does not answer");
-		kube_client_free(kc);
+		if (kc != hc->kc)
+			kube_client_free(kc);
 		return;
 	}
 	snprintf(it->detail, sizeof(it->detail), "API %s answers (%s)",
@@ -339,7 +361,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		if (hc->want_ready)
 			skip(rep, "coredns", "the Nodes could not be listed");
 		skip(rep, "cordon", "the Nodes could not be listed");
-		kube_client_free(kc);
+		if (kc != hc->kc)
+			kube_client_free(kc);
 		return;
 	}
 	/* nodes: each listed node registered, no Node not listed */
@@ -413,7 +436,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	if (it->state == HEALTH_PASS)
 		snprintf(it->detail, sizeof(it->detail), "no node cordoned by strata");
 	json_decref(items);
-	kube_client_free(kc);
+	if (kc != hc->kc)
+		kube_client_free(kc);
 }
 
 static bool
