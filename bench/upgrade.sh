@@ -22,8 +22,10 @@ t0=$(now)
 "$STRATA" apply "$T/env" --yes > "$T/roll.out" 2>&1 || { cat "$T/roll.out" >&2; exit 1; }
 wall=$(elapsed "$t0")
 labsim_ctl GET state > "$T/state.json"
-# BENCH_KEEP=DIR keeps the roll's output and the simulator's state (its
-# call log, with times) there, for bench/upgrade_timeline.py.
+# BENCH_KEEP=DIR keeps the roll's output and the simulator's state there:
+# its Talos and Kubernetes call logs and node events carry times (t), to
+# see where a roll's time goes between a node's return and the next
+# Upgrade.
 if [ -n "${BENCH_KEEP:-}" ]; then
 	mkdir -p "$BENCH_KEEP" && cp "$T/state.json" "$T/roll.out" "$BENCH_KEEP/"
 fi
