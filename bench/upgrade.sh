@@ -22,6 +22,13 @@ t0=$(now)
 "$STRATA" apply "$T/env" --yes > "$T/roll.out" 2>&1 || { cat "$T/roll.out" >&2; exit 1; }
 wall=$(elapsed "$t0")
 labsim_ctl GET state > "$T/state.json"
+# BENCH_KEEP=DIR keeps the roll's output and the simulator's state there:
+# its Talos and Kubernetes call logs and node events carry times (t), to
+# see where a roll's time goes between a node's return and the next
+# Upgrade.
+if [ -n "${BENCH_KEEP:-}" ]; then
+	mkdir -p "$BENCH_KEEP" && cp "$T/state.json" "$T/roll.out" "$BENCH_KEEP/"
+fi
 $PY - "$T/state.json" "$T/roll.out" "$wall" <<'PYEOF'
 import json, re, sys
 s = json.load(open(sys.argv[1]))["data"]["talos"]
@@ -50,6 +57,8 @@ print("overhead per node (roll - min) / 8:   %.0f ms, of which gates %.0f ms" % 
 print("overhead per node without the gates:  %.0f ms (target < 200 ms)" % ((roll - total - gates) / 8 * 1000))
 print("strata's own time per node (reported): %s ms (wall minus its waits for nodes and gates)" % m.group(4))
 PYEOF
+# BENCH_TALOS_ONLY=1: the Talos roll alone (when looking at that one).
+[ -z "${BENCH_TALOS_ONLY:-}" ] || exit 0
 # Then a Kubernetes patch upgrade of the same cluster (1.35.4 -> 1.35.5,
 # Talos v1.12 supports both): 3 control planes x 5 steps + 5 kubelets, each
 # applied NO_REBOOT and waited for (the simulator restarts a static pod or

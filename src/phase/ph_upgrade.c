@@ -61,6 +61,14 @@ struct roll {
 	size_t done, total;
 	long long waited_ms;         /* time spent waiting for nodes and gates */
 	long long gate_ms;           /* of which in the gates */
+	/* Kubernetes clients for the whole roll (a load costs a process: the
+	 * kubeconfig holds a key, parsed isolated): hkc for every pass of the
+	 * gates (NULL: each pass loads its own), kc for the drains and
+	 * uncordons when workers go one at a time (a client serves one thread
+	 * at a time; with --parallel > 1 each worker loads its own). */
+	struct kube_client *hkc;
+	struct kube_client *kc;
+	bool share_kc;
 };
 
 struct ujob {
@@ -97,6 +105,7 @@ gate(struct roll *R, const char *after, struct err *err)
 	int r = 0;
 
 	health_cluster_from_config(&hc, c->cfg, &c->creds, R->kcfg);
+	hc.kc = R->hkc;
 	hc.want_ready = hc.want_ready && R->kcfg && R->all_ready;
 	for (;;) {
 		memset(&rep, 0, sizeof(rep));
@@ -251,9 +260,12 @@ uncordon(struct roll *R, const struct node *n, struct kube_client *kc,
 	return r < 0 ? err_wrap(err, "uncordon %s after its upgrade", n->name) : 0;
 }
 
-/* Stage nodes/<node>.yaml if it changed: it takes effect at the reboot. */
+/* Stage nodes/<node>.yaml if it changed: it takes effect at the reboot.
+ * staged[] gets its sha256 when it was staged ("" when not): journaled by
+ * the caller with the boot id, in one save, before the Upgrade. */
 static int
-stage_config(struct roll *R, const struct node *n, struct err *err)
+stage_config(struct roll *R, const struct node *n, char staged[65],
+	     struct err *err)
 {
 	struct apply_ctx *c = R->c;
 	struct talos_target t = mtls_target(c, n->ip);
@@ -264,6 +276,7 @@ stage_config(struct roll *R, const struct node *n, struct err *err)
 	char sha[65], *done = NULL, *details = NULL;
 	int r;
 
+	staged[0] = 0;
 	if ((r = read_node_config(c, n->name, &cfg, sha, err)) < 0)
 		return r;
 	done = state_talos_get(&c->st, n->name, "config_sha256");
@@ -279,7 +292,7 @@ stage_config(struct roll *R, const struct node *n, struct err *err)
 		err_wrap(err, "stage nodes/%s.yaml", n->name);
 		goto out;
 	}
-	r = state_talos_set(&c->st, n->name, "staged_sha256", sha, err);
+	memcpy(staged, sha, 65);
 out:
 	free(details);
 	free(done);
@@ -287,23 +300,17 @@ out:
 	return r;
 }
 
-/* After the node is back: the journal says what it runs now (one save). */
-static int
-journal_done(struct roll *R, const struct node *n, struct err *err)
+/*
+ * The images of the config staged on node n (journaled as k8s_images once
+ * it runs it), or NULL when none is staged or nodes/<node>.yaml is no
+ * longer what was staged. A parse in a child process: upgrade_node asks
+ * while the node reboots, off the roll's critical path.
+ */
+static char *
+staged_images(struct roll *R, const struct node *n)
 {
-	struct state *st = &R->c->st;
-	char *staged = state_talos_get(st, n->name, "staged_sha256");
+	char *staged = state_talos_get(&R->c->st, n->name, "staged_sha256");
 	char *imgs = NULL;
-	struct state_kv kv[] = {
-		{ "talos_version", R->c->cfg->talos.version },
-		{ "installer", R->image },
-		{ staged ? "config_sha256" : "staged_sha256", staged },
-		{ "staged_sha256", NULL },
-		{ "upgrade_boot_id", NULL },
-		{ "k8s_images", NULL },
-	};
-	size_t nkv = sizeof(kv) / sizeof(kv[0]) - 1;
-	int r;
 
 	if (staged) {
 		/* the staged config is what it runs now: its images too */
@@ -318,13 +325,36 @@ journal_done(struct roll *R, const struct node *n, struct err *err)
 			k8s_images_of(&im, b.ptr, b.len);
 			imgs = k8s_images_format(&im);
 			k8s_images_free(&im);
-			kv[nkv++].val = imgs;
 		}
 		buf_release_secret(&b);
 	}
+	free(staged);
+	return imgs;
+}
+
+/* After the node is back: the journal says what it runs now (one save).
+ * imgs: staged_images() of the node, asked before it came back. */
+static int
+journal_done(struct roll *R, const struct node *n, const char *imgs,
+	     struct err *err)
+{
+	struct state *st = &R->c->st;
+	char *staged = state_talos_get(st, n->name, "staged_sha256");
+	struct state_kv kv[] = {
+		{ "talos_version", R->c->cfg->talos.version },
+		{ "installer", R->image },
+		{ staged ? "config_sha256" : "staged_sha256", staged },
+		{ "staged_sha256", NULL },
+		{ "upgrade_boot_id", NULL },
+		{ "k8s_images", NULL },
+	};
+	size_t nkv = sizeof(kv) / sizeof(kv[0]) - 1;
+	int r;
+
+	if (staged && imgs)
+		kv[nkv++].val = imgs;
 	r = state_talos_setv(st, n->name, kv, nkv, err);
 	free(staged);
-	free(imgs);
 	return r;
 }
 
@@ -338,6 +368,35 @@ talos_event(const struct roll *R, const struct node *n, const char *state,
 				  "component", "talos", "image", R->image));
 }
 
+/*
+ * Before the Upgrade, two calls to the node at once: its boot id read
+ * (k 0) and its changed config staged (k 1). Neither changes what it
+ * runs (a staged config waits for the reboot) and the Upgrade waits for
+ * both, so their order does not matter; one round trip is saved.
+ */
+struct prep {
+	struct roll *R;
+	const struct node *n;
+	char boot[64], staged[65];
+	int rc[2];
+	struct err err[2];
+};
+
+static void
+prep_run(void *ctx, size_t k)
+{
+	struct prep *p = ctx;
+	struct talos_target t = mtls_target(p->R->c, p->n->ip);
+	struct talos_status st = { 0 };
+
+	p->err[k] = (struct err)ERR_INIT;
+	if (k == 0 && (p->rc[0] = talos_boot_id(&t, p->boot, sizeof(p->boot),
+						&st, &p->err[0])) < 0)
+		err_wrap(&p->err[0], "%s: read its boot id", p->n->name);
+	if (k == 1)
+		p->rc[1] = stage_config(p->R, p->n, p->staged, &p->err[1]);
+}
+
 static int
 upgrade_node(struct roll *R, size_t i, struct err *err)
 {
@@ -345,28 +404,49 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 	const struct node *n = &c->cfg->nodes[i];
 	struct talos_target t = mtls_target(c, n->ip);
 	struct talos_status st = { 0 };
-	char boot[64], *actor = NULL;
-	struct kube_client *kc = NULL;
+	struct prep pr = { .R = R, .n = n, .rc = { -1, -1 } };
+	char *boot = pr.boot, *staged = pr.staged, *actor = NULL, *imgs = NULL;
+	struct kube_client *kc = NULL, *own = NULL;
 	long long t0 = clock_mono_ms();
-	int r;
+	int r, k;
 
-	if ((r = talos_boot_id(&t, boot, sizeof(boot), &st, err)) < 0)
-		return err_wrap(err, "%s: read its boot id", n->name);
-	if ((r = stage_config(R, n, err)) < 0)
-		return r;
-	/* Journaled before the call: a killed apply can tell afterwards
-	 * whether this node rebooted into it. */
+	for (k = 0; k < 2; k++)
+		err_set(&pr.err[k], ERR_INTR, "interrupted before upgrading %s",
+			n->name);     /* what an item not started says */
+	phase_parallel(2, 2, prep_run, &pr);
+	if (pr.rc[0] < 0 && pr.rc[1] == 0 && staged[0])
+		/* staged, but no Upgrade follows: the journal still says what
+		 * waits on the node for its next reboot */
+		(void)state_talos_set(&c->st, n->name, "staged_sha256", staged,
+				      &(struct err)ERR_INIT);
+	for (k = 0; k < 2; k++)
+		if (pr.rc[k] < 0) {
+			*err = pr.err[k];
+			return pr.rc[k];
+		}
+	/* Journaled before the call, with the config staged (one save): a
+	 * killed apply can tell afterwards whether this node rebooted into
+	 * it. */
 	{
 		struct state_kv kv[] = { { "upgrade_boot_id", boot },
-					 { "upgrade_image", R->image } };
+					 { "upgrade_image", R->image },
+					 { "staged_sha256", staged } };
 
-		if ((r = state_talos_setv(&c->st, n->name, kv, 2, err)) < 0)
+		if ((r = state_talos_setv(&c->st, n->name, kv,
+					  staged[0] ? 3 : 2, err)) < 0)
 			return r;
 	}
-	/* One Kubernetes client for the worker's drain and uncordon. */
-	if (n->role != ROLE_CONTROLPLANE && R->kcfg &&
-	    (r = kube_client_load(&kc, R->kcfg, 10000, err)) < 0)
-		return err_wrap(err, "drain %s", n->name);
+	/* One Kubernetes client for the worker's drain and uncordon: the
+	 * roll's when workers go one at a time, else its own. */
+	if (n->role != ROLE_CONTROLPLANE && R->kcfg) {
+		if (R->share_kc && !R->kc &&
+		    (r = kube_client_load(&R->kc, R->kcfg, 10000, err)) < 0)
+			return err_wrap(err, "drain %s", n->name);
+		if (!R->share_kc &&
+		    (r = kube_client_load(&own, R->kcfg, 10000, err)) < 0)
+			return err_wrap(err, "drain %s", n->name);
+		kc = R->share_kc ? R->kc : own;
+	}
 	if (n->role != ROLE_CONTROLPLANE && (r = drain(R, n, kc, err)) < 0)
 		goto out;
 	out_step("upgrading %s: Talos %s -> %s (%s)", n->name,
@@ -381,18 +461,21 @@ upgrade_node(struct roll *R, size_t i, struct err *err)
 		goto out;
 	}
 	free(actor);
+	/* while it reboots (seconds at least): what the journal will say */
+	imgs = staged_images(R, n);
 	if ((r = wait_back(R, n, boot, err)) < 0)
 		goto out;
 	if (n->role != ROLE_CONTROLPLANE && (r = uncordon(R, n, kc, err)) < 0)
 		goto out;
-	if ((r = journal_done(R, n, err)) < 0)
+	if ((r = journal_done(R, n, imgs, err)) < 0)
 		goto out;
 	out_step("%s is back: new boot id, Talos %s (%.1fs)", n->name,
 		 c->cfg->talos.version, (clock_mono_ms() - t0) / 1000.0);
 out:
 	talos_event(R, n, r < 0 ? "failed" : "ok", r < 0 ? err->msg
 		    : "back with a new boot id at the new version");
-	kube_client_free(kc);
+	kube_client_free(own);
+	free(imgs);
 	return r;
 }
 
@@ -414,6 +497,22 @@ ujob_failed(void *ctx, size_t k)
 
 /* ------------------------------------------------------------ the roll */
 
+/* Every node's version at once before decide (one round trip, not one per
+ * node in turn): R->live[i], left NULL where it fails. */
+static void
+version_run(void *ctx, size_t i)
+{
+	struct roll *R = ctx;
+	struct talos_target t = mtls_target(R->c, R->c->cfg->nodes[i].ip);
+	struct talos_status st = { 0 };
+	struct err e = ERR_INIT;
+
+	if (talos_version(&t, &R->live[i], &st, &e) < 0)
+		R->live[i] = NULL;
+}
+
+#define VERSION_PARALLEL 8   /* nodes asked at once; one call each */
+
 /*
  * Does node i need the upgrade? From what it runs (Version), else for a
  * change of installer at the same version from the journal. A node an
@@ -431,7 +530,9 @@ decide(struct roll *R, size_t i, struct err *err)
 	char why[400];
 	int r = 0, path;
 
-	if ((r = talos_version(&t, &R->live[i], &st, err)) < 0)
+	/* the version prefetched for every node at once (upgrade_run), else
+	 * asked here (the prefetch failed: asked again for its error) */
+	if (!R->live[i] && (r = talos_version(&t, &R->live[i], &st, err)) < 0)
 		return err_wrap(err, "%s", n->name);
 	path = upgrade_path("Talos", R->live[i], c->cfg->talos.version, why,
 			    sizeof(why));
@@ -454,8 +555,12 @@ decide(struct roll *R, size_t i, struct err *err)
 	    (r = uncordon(R, n, NULL, err)) < 0)
 		goto out;
 	if (!R->need[i] && (!inst || strcmp(inst, R->image) ||
-			    (pend && path == 0)))
-		r = journal_done(R, n, err);
+			    (pend && path == 0))) {
+		char *imgs = staged_images(R, n);
+
+		r = journal_done(R, n, imgs, err);
+		free(imgs);
+	}
 out:
 	free(inst);
 	free(pend);
@@ -485,14 +590,23 @@ upgrade_run(struct apply_ctx *c, struct err *err)
 		free(R.kcfg);
 		R.kcfg = NULL;
 	}
-	R.all_ready = R.kcfg != NULL;
-	for (i = 0; R.kcfg && i < n; i++) {
-		bool ready = false;
+	R.share_kc = par == 1;
+	R.all_ready = false;
+	if (R.kcfg) {
+		const char **names = xcalloc(n + 1, sizeof(char *));
 
-		if (health_k8s_ready(R.kcfg, c->cfg->nodes[i].name, &ready,
-				     &ignore) < 0 || !ready)
+		for (i = 0; i < n; i++)
+			names[i] = c->cfg->nodes[i].name;
+		/* the gates' client; without one each pass loads its own
+		 * (and says why it cannot) */
+		if (kube_client_load(&R.hkc, R.kcfg, 5000, &ignore) < 0)
+			R.hkc = NULL;
+		if (health_k8s_all_ready(R.kcfg, R.hkc, names, n,
+					 &R.all_ready, &ignore) < 0)
 			R.all_ready = false;
+		free(names);
 	}
+	phase_parallel(n, VERSION_PARALLEL, version_run, &R);
 	/* Nothing starts unless every node is healthy (a node an earlier,
 	 * killed apply left rebooting is waited for here). */
 	for (i = 0; i < n; i++) {
@@ -590,6 +704,8 @@ out:
 	free(R.need);
 	free(R.image);
 	free(R.kcfg);
+	kube_client_free(R.hkc);
+	kube_client_free(R.kc);
 	return r;
 }
 

@@ -1,5 +1,6 @@
 #include "talos/health.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,30 +15,48 @@
 #include "util/proc.h"
 
 int
-health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
-		 struct err *err)
+health_k8s_all_ready(const char *kubeconfig, struct kube_client *with,
+		     const char *const *names, size_t n_names, bool *ready,
+		     struct err *err)
 {
-	struct kube_client *kc = NULL;
+	struct kube_client *kc = with;
 	struct kube_node *v = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, k;
 	int r;
 
 	*ready = false;
-	if ((r = kube_client_load(&kc, kubeconfig, 5000, err)) < 0)
+	if (!kc && (r = kube_client_load(&kc, kubeconfig, 5000, err)) < 0)
 		return r;
+	/* one list for them all: a client costs a process (the kubeconfig
+	 * holds a key: kube/kubeapi parses it isolated) */
 	if ((r = kube_nodes(kc, &v, &n, err)) == 0) {
-		r = err_set(err, ERR_NOTFOUND, "node '%s' is not registered with Kubernetes", name);
-		for (i = 0; i < n; i++) {
-			if (v[i].name && !strcmp(v[i].name, name)) {
-				*ready = v[i].ready;
-				err_clear(err);
-				r = 0;
+		*ready = true;
+		for (k = 0; k < n_names && r == 0; k++) {
+			bool found = false;
+
+			for (i = 0; i < n; i++)
+				if (v[i].name && !strcmp(v[i].name, names[k])) {
+					found = true;
+					*ready = *ready && v[i].ready;
+				}
+			if (!found) {
+				*ready = false;
+				r = err_set(err, ERR_NOTFOUND, "node '%s' is not "
+					    "registered with Kubernetes", names[k]);
 			}
 		}
 	}
 	kube_nodes_free(v, n);
-	kube_client_free(kc);
+	if (kc != with)
+		kube_client_free(kc);
 	return r;
+}
+
+int
+health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
+		 struct err *err)
+{
+	return health_k8s_all_ready(kubeconfig, NULL, &name, 1, ready, err);
 }
 
 int
@@ -154,6 +173,55 @@ is_away(const struct health_cluster *hc, const char *name)
 		if (hc->away[i] && !strcmp(hc->away[i], name))
 			return true;
 	return false;
+}
+
+/*
+ * The calls of one look go to every node at once, at most HEALTH_PARALLEL
+ * at a time (one call per node each; a gate between two steps of a roll
+ * waits for them all, and in turn they add up), results kept per node and
+ * judged afterwards in node order: the report reads as if asked in turn.
+ */
+#define HEALTH_PARALLEL 8
+
+struct pool {
+	size_t n, next;
+	pthread_mutex_t mu;
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
+};
+
+static void *
+pool_run(void *arg)
+{
+	struct pool *p = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&p->mu);
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		if (i >= p->n)
+			return NULL;
+		p->fn(p->ctx, i);
+	}
+}
+
+static void
+each_node(size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+	struct pool p = { .n = n, .fn = fn, .ctx = ctx };
+	pthread_t th[HEALTH_PARALLEL];
+	size_t k, started = 0;
+
+	pthread_mutex_init(&p.mu, NULL);
+	for (k = 0; n > 1 && k < HEALTH_PARALLEL && k < n; k++)
+		if (pthread_create(&th[started], NULL, pool_run, &p) == 0)
+			started++;
+	pool_run(&p);        /* this thread too (all of it without threads) */
+	for (k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	pthread_mutex_destroy(&p.mu);
 }
 
 static const char *
@@ -312,8 +380,11 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	size_t i, j, nready = 0, nreg = 0;
 
 	it = item(rep, "kubernetes");
-	if (kube_client_load(&kc, hc->kubeconfig, 5000, &e) < 0 ||
-	    kube_version(kc, &ver, &e) < 0) {
+	if (hc->kc)
+		kc = hc->kc;             /* borrowed: the caller's, for every pass */
+	else if (kube_client_load(&kc, hc->kubeconfig, 5000, &e) < 0)
+		kc = NULL;
+	if (!kc || kube_version(kc, &ver, &e) < 0) {
 		fail(rep, it, "the Kubernetes API does not answer: %s", e.msg);
 		skip(rep, "nodes", "the API does not answer");
 		skip(rep, "static-pods", "the API does not answer");
@@ -323,7 +394,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		if (hc->want_ready)
 			skip(rep, "coredns", "the API does not answer");
 		skip(rep, "cordon", "the API does not answer");
-		kube_client_free(kc);
+		if (kc != hc->kc)
+			kube_client_free(kc);
 		return;
 	}
 	snprintf(it->detail, sizeof(it->detail), "API %s answers (%s)",
@@ -339,7 +411,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 		if (hc->want_ready)
 			skip(rep, "coredns", "the Nodes could not be listed");
 		skip(rep, "cordon", "the Nodes could not be listed");
-		kube_client_free(kc);
+		if (kc != hc->kc)
+			kube_client_free(kc);
 		return;
 	}
 	/* nodes: each listed node registered, no Node not listed */
@@ -413,7 +486,8 @@ check_kubernetes(const struct health_cluster *hc, struct health_report *rep)
 	if (it->state == HEALTH_PASS)
 		snprintf(it->detail, sizeof(it->detail), "no node cordoned by strata");
 	json_decref(items);
-	kube_client_free(kc);
+	if (kc != hc->kc)
+		kube_client_free(kc);
 }
 
 static bool
@@ -430,30 +504,60 @@ listed_cp(const struct health_cluster *hc, const char *name)
 /* etcd-members: every answering control plane lists one member per
  * control plane, all started, no learner, the same set everywhere; and
  * every one names the same leader. */
+struct members_ask {
+	const struct health_cluster *hc;
+	struct {
+		bool asked;
+		int m_rc, s_rc;
+		struct etcd_members m;
+		struct etcd_status es;
+		struct err me, se;
+	} *v;
+};
+
+static void
+members_one(void *ctx, size_t i)
+{
+	struct members_ask *a = ctx;
+	const struct health_node *nd = &a->hc->nodes[i];
+	struct talos_target tt;
+
+	if (!nd->controlplane || is_away(a->hc, nd->name))
+		return;
+	a->v[i].asked = true;
+	a->v[i].me = (struct err)ERR_INIT;
+	a->v[i].se = (struct err)ERR_INIT;
+	memset(&tt, 0, sizeof(tt));
+	tt.addr = nd->addr;
+	tt.creds = a->hc->creds;
+	tt.timeout_ms = 5000;
+	a->v[i].m_rc = talos_etcd_members(&tt, false, &a->v[i].m, NULL, &a->v[i].me);
+	if (a->v[i].m_rc == 0)
+		a->v[i].s_rc = talos_etcd_status(&tt, &a->v[i].es, NULL, &a->v[i].se);
+}
+
 static void
 check_etcd_members(const struct health_cluster *hc, struct health_report *rep)
 {
 	struct health_item *it = item(rep, "etcd-members");
 	struct etcd_members first = { 0 };
+	struct members_ask a = { .hc = hc };
 	uint64_t leader = 0;
 	size_t i, j, asked = 0;
 	char from[128] = "";
 
+	a.v = xcalloc(hc->n + 1, sizeof(*a.v));
+	each_node(hc->n, members_one, &a);
 	for (i = 0; i < hc->n; i++) {
 		const struct health_node *nd = &hc->nodes[i];
-		struct talos_target tt;
-		struct etcd_members m = { 0 };
-		struct etcd_status es;
-		struct err e = ERR_INIT;
+		struct etcd_members m = a.v[i].m;
+		struct etcd_status *es = &a.v[i].es;
 
-		if (!nd->controlplane || is_away(hc, nd->name))
+		if (!a.v[i].asked)
 			continue;
-		memset(&tt, 0, sizeof(tt));
-		tt.addr = nd->addr;
-		tt.creds = hc->creds;
-		tt.timeout_ms = 5000;
-		if (talos_etcd_members(&tt, false, &m, NULL, &e) < 0) {
-			fail(rep, it, "EtcdMemberList on %s: %s", nd->name, e.msg);
+		memset(&a.v[i].m, 0, sizeof(a.v[i].m));
+		if (a.v[i].m_rc < 0) {
+			fail(rep, it, "EtcdMemberList on %s: %s", nd->name, a.v[i].me.msg);
 			continue;
 		}
 		asked++;
@@ -491,19 +595,22 @@ check_etcd_members(const struct health_cluster *hc, struct health_report *rep)
 				fail(rep, it, "%s and %s list different etcd members", from, nd->name);
 		}
 		etcd_members_release(&m);
-		memset(&es, 0, sizeof(es));
-		err_clear(&e);
-		if (talos_etcd_status(&tt, &es, NULL, &e) < 0) {
-			fail(rep, it, "EtcdStatus on %s: %s", nd->name, e.msg);
-		} else if (!es.leader) {
+		if (a.v[i].s_rc < 0) {
+			fail(rep, it, "EtcdStatus on %s: %s", nd->name, a.v[i].se.msg);
+		} else if (!es->leader) {
 			fail(rep, it, "etcd on %s knows no leader", nd->name);
-		} else if (leader && es.leader != leader) {
+		} else if (leader && es->leader != leader) {
 			fail(rep, it, "etcd members disagree on the leader");
 		} else {
-			leader = es.leader;
+			leader = es->leader;
 		}
-		etcd_status_release(&es);
 	}
+	for (i = 0; i < hc->n; i++) {
+		etcd_members_release(&a.v[i].m);
+		if (a.v[i].asked && a.v[i].m_rc == 0)
+			etcd_status_release(&a.v[i].es);
+	}
+	free(a.v);
 	if (it->state == HEALTH_PASS) {
 		char hex[17];
 
@@ -534,60 +641,98 @@ check_quorum(struct health_report *rep, size_t etcd_ok, size_t ncp)
 	rep->first_fail = it->detail;
 }
 
+/* talos and etcd: each node's Version over mTLS, on a control plane then
+ * its etcd service. */
+struct node_ask {
+	const struct health_cluster *hc;
+	struct {
+		bool asked;
+		int probe, svc_rc;
+		char *state;
+		bool healthy;
+		struct err pe, se;
+	} *v;
+};
+
+static void
+node_one(void *ctx, size_t i)
+{
+	struct node_ask *a = ctx;
+	const struct health_node *nd = &a->hc->nodes[i];
+	struct talos_target tt;
+	struct talos_status st;
+	char *tag = NULL;
+
+	if (is_away(a->hc, nd->name))
+		return;
+	a->v[i].asked = true;
+	a->v[i].pe = (struct err)ERR_INIT;
+	a->v[i].se = (struct err)ERR_INIT;
+	memset(&tt, 0, sizeof(tt));
+	tt.addr = nd->addr;
+	tt.creds = a->hc->creds;
+	tt.timeout_ms = 5000;
+	a->v[i].probe = talos_probe(&tt, &tag, &st, &a->v[i].pe);
+	free(tag);
+	if (a->v[i].probe == TALOS_UP && nd->controlplane)
+		a->v[i].svc_rc = talos_service(&tt, "etcd", &a->v[i].state,
+					       &a->v[i].healthy, &st, &a->v[i].se);
+}
+
 int
 health_cluster_check(const struct health_cluster *hc, struct health_report *rep,
 		     struct err *err)
 {
 	struct health_item *talos, *etcd;
+	struct node_ask a = { .hc = hc };
 	size_t i, up = 0, ncp = 0, etcd_ok = 0;
 	bool talos_ok;
+	int r = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	rep->healthy = true;
 	talos = item(rep, "talos");
 	etcd = item(rep, "etcd");
-	for (i = 0; i < hc->n; i++) {
+	a.v = xcalloc(hc->n + 1, sizeof(*a.v));
+	each_node(hc->n, node_one, &a);
+	for (i = 0; i < hc->n && r == 0; i++) {
 		const struct health_node *nd = &hc->nodes[i];
-		struct talos_target tt;
-		struct talos_status st;
-		struct err e = ERR_INIT;
-		char *tag = NULL, *state = NULL;
-		bool healthy = false;
-		int probe;
+		const char *state = a.v[i].state;
+		bool healthy = a.v[i].healthy;
+		struct err *e = &a.v[i].pe;
 
-		if (is_away(hc, nd->name))
+		if (!a.v[i].asked)
 			continue;
-		memset(&tt, 0, sizeof(tt));
-		tt.addr = nd->addr;
-		tt.creds = hc->creds;
-		tt.timeout_ms = 5000;
-		probe = talos_probe(&tt, &tag, &st, &e);
-		free(tag);
-		if (probe == TALOS_FOREIGN)
-			return err_set(err, ERR_FAIL, "%s at %s answers with another "
-				       "cluster's certificate: %s; check the node's "
-				       "address in the config", nd->name, nd->addr, e.msg);
+		if (a.v[i].probe == TALOS_FOREIGN) {
+			r = err_set(err, ERR_FAIL, "%s at %s answers with another "
+				    "cluster's certificate: %s; check the node's "
+				    "address in the config", nd->name, nd->addr, e->msg);
+			break;
+		}
 		if (nd->controlplane)
 			ncp++;
-		if (probe != TALOS_UP) {
+		if (a.v[i].probe != TALOS_UP) {
 			fail(rep, talos, "Talos on %s (%s) does not answer over mTLS%s%s",
-			     nd->name, nd->addr, e.msg[0] ? ": " : "", e.msg);
+			     nd->name, nd->addr, e->msg[0] ? ": " : "", e->msg);
 			continue;
 		}
 		up++;
 		if (!nd->controlplane)
 			continue;
-		err_clear(&e);
-		if (talos_service(&tt, "etcd", &state, &healthy, &st, &e) < 0)
-			fail(rep, etcd, "etcd on %s: %s", nd->name, e.msg);
+		if (a.v[i].svc_rc < 0)
+			fail(rep, etcd, "etcd on %s: %s", nd->name, a.v[i].se.msg);
 		else if (!state || strcmp(state, "Running") || !healthy)
 			fail(rep, etcd, "etcd on %s is %s%s", nd->name,
 			     state ? state : "not running",
 			     state && !strcmp(state, "Running") ? " but not healthy" : "");
 		else
 			etcd_ok++;
-		free(state);
 	}
+	for (i = 0; i < hc->n; i++)
+		free(a.v[i].state);
+	free(a.v);
+	if (r < 0)
+		return r;
 	talos_ok = talos->state == HEALTH_PASS;
 	if (talos_ok)
 		snprintf(talos->detail, sizeof(talos->detail), "%zu/%zu nodes answer", up, hc->n);

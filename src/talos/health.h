@@ -21,6 +21,8 @@
 #include "talos/api.h"
 #include "util/err.h"
 
+struct kube_client;
+
 struct health_target {
 	const char *name;                 /* Kubernetes node name */
 	const char *addr;                 /* the node's address */
@@ -42,6 +44,13 @@ int health_check(const struct health_target *t, char *why, size_t whylen,
  * answering, no such node: err says which). */
 int health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
 		     struct err *err);
+/* The same for several nodes with one client (kc, borrowed, or NULL: one
+ * loaded from kubeconfig) and one Node list: *ready when every one is
+ * registered and Ready. Negative (ready false) when the API does not
+ * answer or a node is not registered (ERR_NOTFOUND, naming the first). */
+int health_k8s_all_ready(const char *kubeconfig, struct kube_client *kc,
+			 const char *const *names, size_t n_names, bool *ready,
+			 struct err *err);
 
 /*
  * The cluster health gate: what `talosctl health` checks (FACTS-day2 §4e),
@@ -92,6 +101,10 @@ struct health_cluster {
 	size_t n;
 	const struct talos_creds *creds;
 	const char *kubeconfig;           /* path; NULL: Kubernetes checks skipped */
+	struct kube_client *kc;           /* borrowed client for kubeconfig, or
+	                                   * NULL: one loaded per check (a gate
+	                                   * polling many passes lends its own:
+	                                   * a load costs a process) */
 	bool want_ready;                  /* every node must be Ready */
 	const char *const *away;          /* nodes allowed to be missing right now */
 	size_t n_away;                    /* (the one being worked on); may be 0 */
