@@ -115,6 +115,7 @@ gate(struct reboot_roll *R, const char *before, struct err *err)
 	int r;
 
 	health_cluster_from_config(&hc, R->c->cfg, &R->c->creds, R->kcfg);
+	hc.kc = R->kc;              /* lent: one client for every look */
 	r = health_gate(&hc, R->c->wait_ms, before, err);
 	health_cluster_release(&hc);
 	R->waited_ms += clock_mono_ms() - t0;
