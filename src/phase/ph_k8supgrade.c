@@ -1184,7 +1184,7 @@ out:
 /* The plan's line for the prune after the re-apply, when there is one:
  * Talos v1.13+, kubernetes.manifests_prune, and a record to prune from
  * (what is stale is known only once Talos lists its manifests). */
-static void
+void
 manifests_prune_plan(const struct config *cfg, struct state *st, FILE *fp)
 {
 	json_t *rec = state_record_get(st, STATE_KEY_MANIFESTS_APPLIED);

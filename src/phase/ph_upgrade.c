@@ -925,6 +925,8 @@ upgrade_check(const struct config *cfg, struct state *st, const char *env_dir,
 			fprintf(fp, "\nKubernetes %s: the bootstrap manifests are still to "
 				"be applied again from a control plane's Talos (an "
 				"earlier apply stopped after the kubelets)\n", pending);
+		if (pending)
+			manifests_prune_plan(cfg, st, fp);
 		free(pending);
 	}
 	if (r == 0 && k)

@@ -173,6 +173,10 @@ void k8s_upgrade_plan(const struct config *cfg, struct state *st, FILE *fp,
 /* The journal's addons.<this>.pending: the Kubernetes version of a roll
  * whose bootstrap manifests are still to be applied again. */
 #define K8S_MANIFESTS_JOURNAL "bootstrap-manifests"
+/* plan: the "^ manifests prune" line when the re-apply of the bootstrap
+ * manifests will prune (Talos v1.13+, kubernetes.manifests_prune, a
+ * record of what strata applied before) */
+void manifests_prune_plan(const struct config *cfg, struct state *st, FILE *fp);
 /* plan and apply's start: the removed-API check of the Kubernetes upgrade
  * (kube/removed.h) on the live cluster, when ENV/kubeconfig exists; a
  * refusal is negative (ERR_USAGE), a server that does not answer a note

@@ -62,6 +62,7 @@ json.dump(s, open(sys.argv[1], "w"))
 PYEOF
 expect_rc 0 "plan" -- "$STRATA" plan "$E"
 expect_grep "Kubernetes 1.35.5: the bootstrap manifests are still to be applied again" "$T/out" "plan says they are pending"
+expect_grep "\^ manifests prune  *then deleted: those of the 4 objects strata applied" "$T/out" "and that the re-apply prunes what Talos no longer renders (Talos v1.13)"
 expect_rc 0 "apply again" -- "$STRATA" apply "$E" --yes --timeout 60s
 [ "$rc" = 0 ] || tail -20 "$T/err"
 expect_grep "bootstrap manifests: 4 objects of 4 manifests" "$T/err" "the pending manifests applied"
