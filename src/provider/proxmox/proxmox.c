@@ -153,39 +153,144 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	return 0;
 }
 
+/*
+ * Warming. When the VM phase goes wide, up to CONNS_MAX requests start at
+ * once; each one that finds no idle connection in the set opens its own,
+ * so tens of TLS handshakes would land on the phase's critical path (the
+ * simulator does them one at a time). The requests before it (preflight,
+ * listings) come one at a time: while one of them is in flight and the
+ * set holds a connection already (so its TLS session can be resumed), the
+ * set is filled up to WARM_MAX connections in all, each opened by its own
+ * thread alongside that request and joined when it is done.
+ *
+ * Opening one means a real request on it: a connection libcurl made with
+ * CURLOPT_CONNECT_ONLY is never reused by a later transfer (its
+ * connection cache skips connect-only connections), and an unused curl
+ * handle has none at all. So each warm client sends GET /version (any
+ * token may read it; no state changes) and joins the set only after a 2xx
+ * answer, i.e. with a verified, handshaken, kept-alive connection.
+ *
+ * Bounded: warm requests count as in flight (busy), so at most CONNS_MAX
+ * go at once, and idle + busy never passes WARM_MAX: no more connections
+ * than requests that can be in flight together. A set already full (the
+ * usual case once the preflight ran) warms nothing.
+ */
+#ifndef WARM_MAX
+#define WARM_MAX CONNS_MAX
+#endif
+
+struct warm {
+	pthread_t t[WARM_MAX];
+	size_t n;                    /* threads started */
+	struct pve_conns *conns;
+	const struct pve_opts *opts; /* the caller's, alive until joined */
+};
+
+static void *
+warm_one(void *arg)
+{
+	struct warm *w = arg;
+	struct http_client *h = NULL;
+	struct http_response resp;
+	struct err e = ERR_INIT;
+
+	http_response_init(&resp);
+	if (client_new(&h, w->opts, &e) == 0 &&
+	    (http_request(h, "GET", "/version", NULL, NULL, 0, 0, &resp, &e) < 0 ||
+	     resp.status < 200 || resp.status > 299)) {
+		/* not warm: the request that needs one will say why */
+		http_client_free(h);
+		h = NULL;
+	}
+	err_clear(&e);
+	http_response_release(&resp);
+	pthread_mutex_lock(&w->conns->mu);
+	w->conns->busy--;
+	if (h && w->conns->n < CONNS_MAX) {
+		w->conns->idle[w->conns->n++] = h;
+		h = NULL;
+	}
+	pthread_cond_broadcast(&w->conns->cv);
+	pthread_mutex_unlock(&w->conns->mu);
+	http_client_free(h);
+	return NULL;
+}
+
+/* Start k warm threads (k already counted in busy); those that cannot
+ * start are uncounted. */
+static void
+warm_start(struct pve *p, struct warm *w, size_t k)
+{
+	w->conns = p->conns;
+	w->opts = &p->opts;
+	for (; w->n < k; w->n++)
+		if (pthread_create(&w->t[w->n], NULL, warm_one, w))
+			break;
+	if (w->n < k) {
+		pthread_mutex_lock(&p->conns->mu);
+		p->conns->busy -= k - w->n;
+		pthread_cond_broadcast(&p->conns->cv);
+		pthread_mutex_unlock(&p->conns->mu);
+	}
+}
+
+static void
+warm_join(struct warm *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		pthread_join(w->t[i], NULL);
+	w->n = 0;
+}
+
 /* The client for one request: an idle shared one, else our own, else a
  * new one (ours went to the shared set after an earlier request); with
- * CONNS_MAX requests in flight, after one of them is done. */
-static void conn_give(struct pve *p, struct http_client *h);
+ * CONNS_MAX requests in flight, after one of them is done. A request
+ * alone in flight on a shared connection starts warming the set (w). */
+static void conn_give(struct pve *p, struct http_client *h, struct warm *w);
 
 static int
-conn_take(struct pve *p, struct http_client **h, struct err *err)
+conn_take(struct pve *p, struct http_client **h, struct warm *w,
+	  struct err *err)
 {
+	size_t k = 0;
+
 	*h = NULL;
+	w->n = 0;
 	if (p->conns) {
 		pthread_mutex_lock(&p->conns->mu);
 		while (p->conns->busy >= CONNS_MAX)
 			pthread_cond_wait(&p->conns->cv, &p->conns->mu);
 		p->conns->busy++;
-		if (p->conns->n)
+		if (p->conns->n) {
 			*h = p->conns->idle[--p->conns->n];
+			if (p->conns->busy == 1 &&
+			    p->conns->n + p->conns->busy < WARM_MAX) {
+				k = WARM_MAX - p->conns->n - p->conns->busy;
+				p->conns->busy += k;
+			}
+		}
 		pthread_mutex_unlock(&p->conns->mu);
 	}
+	if (k)
+		warm_start(p, w, k);
 	if (!*h && p->http) {
 		*h = p->http;
 		p->http = NULL;
 	}
 	if (!*h && client_new(h, &p->opts, err) < 0) {
-		conn_give(p, NULL);
+		conn_give(p, NULL, w);
 		return err_wrap(err, "proxmox");
 	}
 	return 0;
 }
 
 /* After the request (h NULL: none was made): to the shared set, its
- * connection open for the next request of any client. */
+ * connection open for the next request of any client; then the warm
+ * threads it started are joined. */
 static void
-conn_give(struct pve *p, struct http_client *h)
+conn_give(struct pve *p, struct http_client *h, struct warm *w)
 {
 	if (p->conns) {
 		pthread_mutex_lock(&p->conns->mu);
@@ -201,6 +306,17 @@ conn_give(struct pve *p, struct http_client *h)
 		p->http = h;
 	else if (h)
 		http_client_free(h);
+	warm_join(w);
+}
+
+/* Has h made a connection (kept alive, or remade on its next request)? */
+static bool
+connected(const struct http_client *h)
+{
+	struct http_stats st;
+
+	http_client_stats(h, &st);
+	return st.connects > 0;
 }
 
 void
@@ -208,8 +324,11 @@ pve_free(struct pve *p)
 {
 	if (!p)
 		return;
-	if (p->http && p->conns) {
-		/* kept for the other clients, if room */
+	/* Kept for the other clients, if room and if connected: a client
+	 * that never sent a request (a VM job's own, when the set served
+	 * all its requests) would only cost the request that takes it a
+	 * handshake. */
+	if (p->http && p->conns && connected(p->http)) {
 		pthread_mutex_lock(&p->conns->mu);
 		if (p->conns->n < CONNS_MAX) {
 			p->conns->idle[p->conns->n++] = p->http;
@@ -371,15 +490,16 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 	json_error_t je;
 	json_t *root;
 	struct http_client *h;
+	struct warm w;
 	int r;
 
 	http_response_init(&resp);
-	if ((r = conn_take(p, &h, err)) < 0)
+	if ((r = conn_take(p, &h, &w, err)) < 0)
 		goto out;
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(h, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
-	conn_give(p, h);
+	conn_give(p, h, &w);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
