@@ -23,8 +23,9 @@ Endpoints:
   GET  /api2/json/version   200 {"version": "8.4.1", ...}
   GET  /api2/json/connections  TLS connections accepted (handshake done)
   GET  /api2/json/together/N   answers once N of these are in the server
-                           at once (200 {"data": N}), or 409 when 10 s
-                           pass first: the client had fewer in flight
+                           at once, 200 {"data": requests its connection
+                           carried before it}, or 409 when 10 s pass
+                           first (the client had fewer in flight)
 Stops on SIGTERM or when stdin closes.
 """
 import http.server
@@ -52,6 +53,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         global requests
         with lock:
             requests += 1
+        # one handler per connection: requests read on this one
+        self.served = getattr(self, "served", 0) + 1
         return super().parse_request()
 
     def reply(self, code, data, extra=None):
@@ -101,7 +104,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 b.wait()
             except threading.BrokenBarrierError:
                 return self.reply(409, None)
-            return self.reply(200, n)
+            return self.reply(200, self.served - 1)
         return self.reply(501, None)
 
     def route(self):

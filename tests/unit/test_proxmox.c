@@ -266,6 +266,7 @@ test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
 struct together_job {
 	struct pve *p;
 	int rc;
+	json_int_t before;           /* requests its connection carried before */
 	char msg[1100];
 };
 
@@ -279,6 +280,7 @@ together_run(void *arg)
 	j->rc = pve_call(j->p, "GET", "/together/32", NULL, &n, &e);
 	if (j->rc < 0)
 		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
+	j->before = json_integer_value(n);
 	json_decref(n);
 	err_clear(&e);
 	return NULL;
@@ -300,13 +302,14 @@ server_connections(struct pve *p)
 }
 
 /*
- * The requests before a wide phase come one at a time: while one is in
- * flight on a shared connection, the set is filled to 32 connected
- * clients (proxmox.c, warming), so 32 requests that then go at once
- * (the fake Proxmox answers /together/32 only when 32 are inside it)
- * open no connection of their own: no handshake when the phase goes
- * wide. The warm connections are real ones (a request done on each),
- * not handles that would connect on first use.
+ * A request alone in flight warms the shared set: threads open more
+ * connections, up to 32 in all, each with a request on it (proxmox.c,
+ * warming). Then 32 requests that go at once (the fake
+ * Proxmox answers /together/32 only when 32 are inside it) each come on
+ * a connection that had carried a request before: none opens its own,
+ * no handshake when the phase goes wide, and the warm connections are
+ * real ones, not handles that would connect on first use. (A request
+ * that finds none idle while they are being opened waits for one.)
  */
 static void
 test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
@@ -342,17 +345,9 @@ test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 	o.insecure = true;
 	o.conns = pve_conns_new();
 	assert_int_equal(pve_new(&p, &o, &e), 0);
-	/* the first request: the client's own connection, then the set's */
-	assert_int_equal(server_connections(p), 1);
-	/* the second, alone on that shared connection, warms the set: 31
-	 * more, each opened with a request before this one returns */
-	{
-		json_t *v = NULL;
-
-		assert_int_equal(pve_call(p, "GET", "/version", NULL, &v, &e), 0);
-		json_decref(v);
-	}
-	assert_int_equal(server_connections(p), 32);
+	/* alone in flight: 31 more connections are opened meanwhile (the
+	 * count read here may include some of them) */
+	assert_true(server_connections(p) >= 1);
 	for (i = 0; i < 32; i++) {
 		memset(&jobs[i], 0, sizeof(jobs[i]));
 		assert_int_equal(pve_new(&jobs[i].p, &o, &e), 0);
@@ -363,10 +358,11 @@ test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 		pthread_join(t[i], NULL);
 	for (i = 0; i < 32; i++) {
 		if (jobs[i].rc < 0)
-			fail_msg("request %zu: %s", i, jobs[i].msg);
+			fail_msg("request %zu: rc %d: %s", i, jobs[i].rc, jobs[i].msg);
+		if (jobs[i].before < 1)
+			fail_msg("request %zu came on a new connection", i);
 		pve_free(jobs[i].p);
 	}
-	/* 32 at once, on the 32 warm connections: none opened */
 	assert_int_equal(server_connections(p), 32);
 	pve_free(p);
 	pve_conns_free(o.conns);

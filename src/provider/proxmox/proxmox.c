@@ -28,6 +28,13 @@ struct pve {
 #define CONNS_MAX 32
 #endif
 
+/* Connections in all (idle, busy, being opened) up to which a request
+ * alone in flight warms the set (conn_take): no more than can be busy
+ * at once. */
+#ifndef WARM_MAX
+#define WARM_MAX CONNS_MAX
+#endif
+
 struct pve_conns {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -35,6 +42,11 @@ struct pve_conns {
 	size_t n;                    /* idle */
 	size_t busy;                 /* requests in flight */
 	struct http_share *share;
+	/* warming (conn_take): threads each opening one connection */
+	pthread_t warm_t[WARM_MAX];
+	size_t warm_nt;              /* threads of the last round, to join */
+	size_t warming;              /* still opening, +1 while starting them */
+	struct pve_opts wo;          /* their clients' options: our copies */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -94,8 +106,16 @@ pve_conns_free(struct pve_conns *c)
 
 	if (!c)
 		return;
+	/* after every client: no round can start, the last one ends */
+	for (i = 0; i < c->warm_nt; i++)
+		pthread_join(c->warm_t[i], NULL);
 	for (i = 0; i < c->n; i++)
 		http_client_free(c->idle[i]);
+	free((char *)c->wo.endpoint);
+	free((char *)c->wo.token_id);
+	secret_strfree((char *)c->wo.token_secret);
+	free((char *)c->wo.ca_file);
+	free((char *)c->wo.fingerprint);
 	http_share_free(c->share);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
@@ -158,44 +178,38 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
  * once; each one that finds no idle connection in the set opens its own,
  * so tens of TLS handshakes would land on the phase's critical path (the
  * simulator does them one at a time). The requests before it (preflight,
- * listings) come one at a time: while one of them is in flight and the
- * set holds a connection already (so its TLS session can be resumed), the
- * set is filled up to WARM_MAX connections in all, each opened by its own
- * thread alongside that request and joined when it is done.
+ * listings; in destroy the cluster listing) come one at a time: when one
+ * is alone in flight and the set holds fewer than WARM_MAX connections in
+ * all, threads open the rest, one each, alongside it and after it. That
+ * request does not wait for them; one that finds no idle connection
+ * while they are at work waits for theirs instead of opening another.
  *
  * Opening one means a real request on it: a connection libcurl made with
  * CURLOPT_CONNECT_ONLY is never reused by a later transfer (its
- * connection cache skips connect-only connections), and an unused curl
- * handle has none at all. So each warm client sends GET /version (any
- * token may read it; no state changes) and joins the set only after a 2xx
- * answer, i.e. with a verified, handshaken, kept-alive connection.
+ * connection cache skips connect-only connections), and a new curl handle
+ * has no connection at all (it connects on its first request: the cost
+ * moved, not saved). So each warm client sends GET /version (any token may
+ * read it; it changes nothing) and joins the set only after a 2xx answer,
+ * i.e. with a verified, handshaken, kept-alive connection.
  *
- * Bounded: warm requests count as in flight (busy), so at most CONNS_MAX
- * go at once, and idle + busy never passes WARM_MAX: no more connections
- * than requests that can be in flight together. A set already full (the
- * usual case once the preflight ran) warms nothing.
+ * Bounded: a round starts only with no other request in flight and no
+ * round running, and opens WARM_MAX minus the connections idle and busy,
+ * so no more connections are open than requests can be in flight; a warm
+ * client that finds the set full is freed. A set already full
+ * (the usual case once the preflight ran) warms nothing. The threads use
+ * the set's own copy of the options (their pve may be gone) and are
+ * joined by the next round or by pve_conns_free.
  */
-#ifndef WARM_MAX
-#define WARM_MAX CONNS_MAX
-#endif
-
-struct warm {
-	pthread_t t[WARM_MAX];
-	size_t n;                    /* threads started */
-	struct pve_conns *conns;
-	const struct pve_opts *opts; /* the caller's, alive until joined */
-};
-
 static void *
 warm_one(void *arg)
 {
-	struct warm *w = arg;
+	struct pve_conns *c = arg;
 	struct http_client *h = NULL;
 	struct http_response resp;
 	struct err e = ERR_INIT;
 
 	http_response_init(&resp);
-	if (client_new(&h, w->opts, &e) == 0 &&
+	if (client_new(&h, &c->wo, &e) == 0 &&
 	    (http_request(h, "GET", "/version", NULL, NULL, 0, 0, &resp, &e) < 0 ||
 	     resp.status < 200 || resp.status > 299)) {
 		/* not warm: the request that needs one will say why */
@@ -204,93 +218,95 @@ warm_one(void *arg)
 	}
 	err_clear(&e);
 	http_response_release(&resp);
-	pthread_mutex_lock(&w->conns->mu);
-	w->conns->busy--;
-	if (h && w->conns->n < CONNS_MAX) {
-		w->conns->idle[w->conns->n++] = h;
+	pthread_mutex_lock(&c->mu);
+	c->warming--;
+	if (h && c->n < CONNS_MAX) {
+		c->idle[c->n++] = h;
 		h = NULL;
 	}
-	pthread_cond_broadcast(&w->conns->cv);
-	pthread_mutex_unlock(&w->conns->mu);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 	http_client_free(h);
 	return NULL;
 }
 
-/* Start k warm threads (k already counted in busy); those that cannot
- * start are uncounted. */
+/* Start a round of k threads (c->warming is k + 1: ours until they are
+ * started, so no other round begins meanwhile). */
 static void
-warm_start(struct pve *p, struct warm *w, size_t k)
+warm_start(struct pve_conns *c, const struct pve_opts *o, size_t k)
 {
-	w->conns = p->conns;
-	w->opts = &p->opts;
-	for (; w->n < k; w->n++)
-		if (pthread_create(&w->t[w->n], NULL, warm_one, w))
-			break;
-	if (w->n < k) {
-		pthread_mutex_lock(&p->conns->mu);
-		p->conns->busy -= k - w->n;
-		pthread_cond_broadcast(&p->conns->cv);
-		pthread_mutex_unlock(&p->conns->mu);
+	size_t i, started;
+
+	/* the last round's threads are done with the set (warming was 0) */
+	for (i = 0; i < c->warm_nt; i++)
+		pthread_join(c->warm_t[i], NULL);
+	c->warm_nt = 0;
+	if (!c->wo.endpoint) {
+		c->wo = *o;
+		c->wo.endpoint = xstrdup(o->endpoint);
+		c->wo.token_id = xstrdup(o->token_id);
+		c->wo.token_secret = xstrdup(o->token_secret);
+		c->wo.ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
+		c->wo.fingerprint = o->fingerprint ? xstrdup(o->fingerprint) : NULL;
+		c->wo.conns = c;
 	}
-}
-
-static void
-warm_join(struct warm *w)
-{
-	size_t i;
-
-	for (i = 0; i < w->n; i++)
-		pthread_join(w->t[i], NULL);
-	w->n = 0;
+	for (started = 0; started < k; started++)
+		if (pthread_create(&c->warm_t[started], NULL, warm_one, c))
+			break;
+	pthread_mutex_lock(&c->mu);
+	c->warm_nt = started;
+	c->warming -= 1 + (k - started);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* The client for one request: an idle shared one, else our own, else a
  * new one (ours went to the shared set after an earlier request); with
  * CONNS_MAX requests in flight, after one of them is done. A request
- * alone in flight on a shared connection starts warming the set (w). */
-static void conn_give(struct pve *p, struct http_client *h, struct warm *w);
+ * alone in flight may start a round of warming (above). */
+static void conn_give(struct pve *p, struct http_client *h);
 
 static int
-conn_take(struct pve *p, struct http_client **h, struct warm *w,
-	  struct err *err)
+conn_take(struct pve *p, struct http_client **h, struct err *err)
 {
+	struct pve_conns *c = p->conns;
 	size_t k = 0;
 
 	*h = NULL;
-	w->n = 0;
-	if (p->conns) {
-		pthread_mutex_lock(&p->conns->mu);
-		while (p->conns->busy >= CONNS_MAX)
-			pthread_cond_wait(&p->conns->cv, &p->conns->mu);
-		p->conns->busy++;
-		if (p->conns->n) {
-			*h = p->conns->idle[--p->conns->n];
-			if (p->conns->busy == 1 &&
-			    p->conns->n + p->conns->busy < WARM_MAX) {
-				k = WARM_MAX - p->conns->n - p->conns->busy;
-				p->conns->busy += k;
-			}
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		while (c->busy >= CONNS_MAX)
+			pthread_cond_wait(&c->cv, &c->mu);
+		c->busy++;
+		/* a connection on its way: wait for it rather than open one */
+		while (!c->n && c->warming)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->n)
+			*h = c->idle[--c->n];
+		if (c->busy == 1 && !c->warming && c->n + 1 < WARM_MAX) {
+			/* +1: this request's connection, ours or the set's */
+			k = WARM_MAX - c->n - 1;
+			c->warming = k + 1;
 		}
-		pthread_mutex_unlock(&p->conns->mu);
+		pthread_mutex_unlock(&c->mu);
 	}
 	if (k)
-		warm_start(p, w, k);
+		warm_start(c, &p->opts, k);
 	if (!*h && p->http) {
 		*h = p->http;
 		p->http = NULL;
 	}
 	if (!*h && client_new(h, &p->opts, err) < 0) {
-		conn_give(p, NULL, w);
+		conn_give(p, NULL);
 		return err_wrap(err, "proxmox");
 	}
 	return 0;
 }
 
 /* After the request (h NULL: none was made): to the shared set, its
- * connection open for the next request of any client; then the warm
- * threads it started are joined. */
+ * connection open for the next request of any client. */
 static void
-conn_give(struct pve *p, struct http_client *h, struct warm *w)
+conn_give(struct pve *p, struct http_client *h)
 {
 	if (p->conns) {
 		pthread_mutex_lock(&p->conns->mu);
@@ -306,7 +322,6 @@ conn_give(struct pve *p, struct http_client *h, struct warm *w)
 		p->http = h;
 	else if (h)
 		http_client_free(h);
-	warm_join(w);
 }
 
 /* Has h made a connection (kept alive, or remade on its next request)? */
@@ -490,16 +505,15 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 	json_error_t je;
 	json_t *root;
 	struct http_client *h;
-	struct warm w;
 	int r;
 
 	http_response_init(&resp);
-	if ((r = conn_take(p, &h, &w, err)) < 0)
+	if ((r = conn_take(p, &h, err)) < 0)
 		goto out;
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(h, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
-	conn_give(p, h, &w);
+	conn_give(p, h);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
