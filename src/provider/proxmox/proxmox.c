@@ -315,7 +315,12 @@ conn_give(struct pve *p, struct http_client *h)
 			p->conns->idle[p->conns->n++] = h;
 			h = NULL;
 		}
-		pthread_cond_signal(&p->conns->cv);
+		/* while warming, some wait for an idle connection rather
+		 * than for a free slot: wake both kinds */
+		if (p->conns->warming)
+			pthread_cond_broadcast(&p->conns->cv);
+		else
+			pthread_cond_signal(&p->conns->cv);
 		pthread_mutex_unlock(&p->conns->mu);
 	}
 	if (h && !p->http)
