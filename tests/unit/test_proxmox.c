@@ -302,7 +302,8 @@ server_connections(struct pve *p)
 }
 
 /*
- * A request alone in flight warms the shared set: threads open more
+ * A request alone in flight on a shared connection (the second one
+ * here; the first is on the client's own) warms the set: threads open more
  * connections, up to 32 in all, each with a request on it (proxmox.c,
  * warming). Then 32 requests that go at once (the fake
  * Proxmox answers /together/32 only when 32 are inside it) each come on
@@ -345,8 +346,10 @@ test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 	o.insecure = true;
 	o.conns = pve_conns_new();
 	assert_int_equal(pve_new(&p, &o, &e), 0);
-	/* alone in flight: 31 more connections are opened meanwhile (the
-	 * count read here may include some of them) */
+	/* the first request: the client's own connection, then the set's */
+	assert_int_equal(server_connections(p), 1);
+	/* the second, alone in flight on that shared connection: 31 more
+	 * are opened meanwhile (the count read may include some of them) */
 	assert_true(server_connections(p) >= 1);
 	for (i = 0; i < 32; i++) {
 		memset(&jobs[i], 0, sizeof(jobs[i]));

@@ -178,11 +178,14 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
  * once; each one that finds no idle connection in the set opens its own,
  * so tens of TLS handshakes would land on the phase's critical path (the
  * simulator does them one at a time). The requests before it (preflight,
- * listings; in destroy the cluster listing) come one at a time: when one
- * is alone in flight and the set holds fewer than WARM_MAX connections in
- * all, threads open the rest, one each, alongside it and after it. That
- * request does not wait for them; one that finds no idle connection
- * while they are at work waits for theirs instead of opening another.
+ * listings) come one at a time: when one is alone in flight on a
+ * connection of the set, and the set holds fewer than WARM_MAX in all,
+ * threads open the rest, one each, alongside it and after it. On a set
+ * connection, not the first request's own: by then the share holds a
+ * TLS session, so theirs are resumed handshakes (at the first request
+ * they were all full ones, measured slower in destroy). That request
+ * does not wait for them; one that finds no idle connection while they
+ * are at work waits for theirs instead of opening another.
  *
  * Opening one means a real request on it: a connection libcurl made with
  * CURLOPT_CONNECT_ONLY is never reused by a later transfer (its
@@ -283,8 +286,9 @@ conn_take(struct pve *p, struct http_client **h, struct err *err)
 			pthread_cond_wait(&c->cv, &c->mu);
 		if (c->n)
 			*h = c->idle[--c->n];
-		if (c->busy == 1 && !c->warming && c->n + 1 < WARM_MAX) {
-			/* +1: this request's connection, ours or the set's */
+		if (*h && c->busy == 1 && !c->warming &&
+		    c->n + 1 < WARM_MAX) {
+			/* +1: this request's connection */
 			k = WARM_MAX - c->n - 1;
 			c->warming = k + 1;
 		}
