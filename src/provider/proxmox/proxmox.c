@@ -42,11 +42,7 @@ struct pve_conns {
 	size_t n;                    /* idle */
 	size_t busy;                 /* requests in flight */
 	struct http_share *share;
-	/* warming (conn_take): threads each opening one connection */
-	pthread_t warm_t[WARM_MAX];
-	size_t warm_nt;              /* threads of the last round, to join */
-	size_t warming;              /* still opening, +1 while starting them */
-	struct pve_opts wo;          /* their clients' options: our copies */
+	size_t warming;              /* connections being opened (conn_take) */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -106,16 +102,8 @@ pve_conns_free(struct pve_conns *c)
 
 	if (!c)
 		return;
-	/* after every client: no round can start, the last one ends */
-	for (i = 0; i < c->warm_nt; i++)
-		pthread_join(c->warm_t[i], NULL);
 	for (i = 0; i < c->n; i++)
 		http_client_free(c->idle[i]);
-	free((char *)c->wo.endpoint);
-	free((char *)c->wo.token_id);
-	secret_strfree((char *)c->wo.token_secret);
-	free((char *)c->wo.ca_file);
-	free((char *)c->wo.fingerprint);
 	http_share_free(c->share);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
@@ -180,12 +168,17 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
  * simulator does them one at a time). The requests before it (preflight,
  * listings) come one at a time: when one is alone in flight on a
  * connection of the set, and the set holds fewer than WARM_MAX in all,
- * threads open the rest, one each, alongside it and after it. On a set
- * connection, not the first request's own: by then the share holds a
- * TLS session, so theirs are resumed handshakes (at the first request
- * they were all full ones, measured slower in destroy). That request
- * does not wait for them; one that finds no idle connection while they
- * are at work waits for theirs instead of opening another.
+ * threads open the rest, one each, while that request runs; it joins
+ * them before it returns. On a set connection, not the first request's
+ * own: by then the share holds a TLS session, so theirs are resumed
+ * handshakes (from the first request they were all full ones, measured
+ * slower in destroy). A request that finds no idle connection while they
+ * are at work waits for one of theirs instead of opening another.
+ *
+ * Joined by the request that started them, never left running: strata
+ * forks (isolate_run, Talos generation) only at moments with no other
+ * thread, and a fork while a warm thread held malloc's lock left the
+ * child stuck (seen with ASan, background warming).
  *
  * Opening one means a real request on it: a connection libcurl made with
  * CURLOPT_CONNECT_ONLY is never reused by a later transfer (its
@@ -198,21 +191,27 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
  * Bounded: a round starts only with no other request in flight and no
  * round running, and opens WARM_MAX minus the connections idle and busy,
  * so no more connections are open than requests can be in flight; a warm
- * client that finds the set full is freed. A set already full
- * (the usual case once the preflight ran) warms nothing. The threads use
- * the set's own copy of the options (their pve may be gone) and are
- * joined by the next round or by pve_conns_free.
+ * client that finds the set full is freed. A set already full (the usual
+ * case once the preflight ran) warms nothing.
  */
+struct warm {
+	pthread_t t[WARM_MAX];
+	size_t n;                    /* threads started */
+	struct pve_conns *conns;
+	const struct pve_opts *opts; /* the request's pve's: alive until joined */
+};
+
 static void *
 warm_one(void *arg)
 {
-	struct pve_conns *c = arg;
+	struct warm *w = arg;
+	struct pve_conns *c = w->conns;
 	struct http_client *h = NULL;
 	struct http_response resp;
 	struct err e = ERR_INIT;
 
 	http_response_init(&resp);
-	if (client_new(&h, &c->wo, &e) == 0 &&
+	if (client_new(&h, w->opts, &e) == 0 &&
 	    (http_request(h, "GET", "/version", NULL, NULL, 0, 0, &resp, &e) < 0 ||
 	     resp.status < 200 || resp.status > 299)) {
 		/* not warm: the request that needs one will say why */
@@ -233,49 +232,49 @@ warm_one(void *arg)
 	return NULL;
 }
 
-/* Start a round of k threads (c->warming is k + 1: ours until they are
- * started, so no other round begins meanwhile). */
+/* Start k threads; c->warming is k + 1, the 1 ours until they are
+ * started (no other round begins meanwhile). */
 static void
-warm_start(struct pve_conns *c, const struct pve_opts *o, size_t k)
+warm_start(struct pve *p, struct warm *w, size_t k)
 {
-	size_t i, started;
+	struct pve_conns *c = p->conns;
 
-	/* the last round's threads are done with the set (warming was 0) */
-	for (i = 0; i < c->warm_nt; i++)
-		pthread_join(c->warm_t[i], NULL);
-	c->warm_nt = 0;
-	if (!c->wo.endpoint) {
-		c->wo = *o;
-		c->wo.endpoint = xstrdup(o->endpoint);
-		c->wo.token_id = xstrdup(o->token_id);
-		c->wo.token_secret = xstrdup(o->token_secret);
-		c->wo.ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
-		c->wo.fingerprint = o->fingerprint ? xstrdup(o->fingerprint) : NULL;
-		c->wo.conns = c;
-	}
-	for (started = 0; started < k; started++)
-		if (pthread_create(&c->warm_t[started], NULL, warm_one, c))
+	w->conns = c;
+	w->opts = &p->opts;
+	for (w->n = 0; w->n < k; w->n++)
+		if (pthread_create(&w->t[w->n], NULL, warm_one, w))
 			break;
 	pthread_mutex_lock(&c->mu);
-	c->warm_nt = started;
-	c->warming -= 1 + (k - started);
+	c->warming -= 1 + (k - w->n);
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
+}
+
+static void
+warm_join(struct warm *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		pthread_join(w->t[i], NULL);
+	w->n = 0;
 }
 
 /* The client for one request: an idle shared one, else our own, else a
  * new one (ours went to the shared set after an earlier request); with
  * CONNS_MAX requests in flight, after one of them is done. A request
- * alone in flight may start a round of warming (above). */
-static void conn_give(struct pve *p, struct http_client *h);
+ * alone in flight may start a round of warming (w, above). */
+static void conn_give(struct pve *p, struct http_client *h, struct warm *w);
 
 static int
-conn_take(struct pve *p, struct http_client **h, struct err *err)
+conn_take(struct pve *p, struct http_client **h, struct warm *w,
+	  struct err *err)
 {
 	struct pve_conns *c = p->conns;
 	size_t k = 0;
 
 	*h = NULL;
+	w->n = 0;
 	if (c) {
 		pthread_mutex_lock(&c->mu);
 		while (c->busy >= CONNS_MAX)
@@ -295,23 +294,26 @@ conn_take(struct pve *p, struct http_client **h, struct err *err)
 		pthread_mutex_unlock(&c->mu);
 	}
 	if (k)
-		warm_start(c, &p->opts, k);
+		warm_start(p, w, k);
 	if (!*h && p->http) {
 		*h = p->http;
 		p->http = NULL;
 	}
 	if (!*h && client_new(h, &p->opts, err) < 0) {
-		conn_give(p, NULL);
+		conn_give(p, NULL, w);
 		return err_wrap(err, "proxmox");
 	}
 	return 0;
 }
 
-/* After the request (h NULL: none was made): to the shared set, its
- * connection open for the next request of any client. */
+/* After the request (h NULL: none was made): the warm threads it started
+ * are joined (while it still counts as in flight, so no other round
+ * starts), then h goes to the shared set, its connection open for the
+ * next request of any client. */
 static void
-conn_give(struct pve *p, struct http_client *h)
+conn_give(struct pve *p, struct http_client *h, struct warm *w)
 {
+	warm_join(w);
 	if (p->conns) {
 		pthread_mutex_lock(&p->conns->mu);
 		p->conns->busy--;
@@ -514,15 +516,16 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 	json_error_t je;
 	json_t *root;
 	struct http_client *h;
+	struct warm w;
 	int r;
 
 	http_response_init(&resp);
-	if ((r = conn_take(p, &h, err)) < 0)
+	if ((r = conn_take(p, &h, &w, err)) < 0)
 		goto out;
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(h, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
-	conn_give(p, h);
+	conn_give(p, h, &w);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {

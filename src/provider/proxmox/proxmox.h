@@ -48,8 +48,7 @@ void pve_free(struct pve *p);
  * handshake, no certificate (measured in docs/plan.md). A request
  * alone in flight fills the set up to 32 connected clients beforehand
  * (warming, proxmox.c), so a phase that goes wide finds them open.
- * Thread-safe; free after every client made with it (this also joins
- * the warming threads).
+ * Thread-safe; free after every client made with it.
  */
 struct pve_conns *pve_conns_new(void);
 void pve_conns_free(struct pve_conns *c);
