@@ -20,6 +20,12 @@ Endpoints:
                            connection without a reply (a lost reply); later
                            ones: 500 "Configuration file ... does not exist"
                            (the real message, shared/reference FACTS.md)
+  GET  /api2/json/version   200 {"version": "8.4.1", ...}
+  GET  /api2/json/connections  TLS connections accepted (handshake done)
+  GET  /api2/json/together/N   answers once N of these are in the server
+                           at once, 200 {"data": requests its connection
+                           carried before it}, or 409 when 10 s pass
+                           first (the client had fewer in flight)
 Stops on SIGTERM or when stdin closes.
 """
 import http.server
@@ -31,6 +37,7 @@ import threading
 
 hits = {}
 deleted = set()
+together = {}           # N -> threading.Barrier(N)
 connections = 0
 requests = 0
 lock = threading.Lock()
@@ -46,6 +53,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         global requests
         with lock:
             requests += 1
+        # one handler per connection: requests read on this one
+        self.served = getattr(self, "served", 0) + 1
         return super().parse_request()
 
     def reply(self, code, data, extra=None):
@@ -83,6 +92,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         if rest == ["deletes"]:
             return self.reply(200, hits.get("delete", 0))
+        if self.command == "GET" and rest == ["version"]:
+            return self.reply(200, {"version": "8.4.1", "release": "8.4", "repoid": "test"})
+        if self.command == "GET" and rest == ["connections"]:
+            return self.reply(200, connections)
+        if self.command == "GET" and rest[:1] == ["together"] and len(rest) == 2:
+            n = int(rest[1])
+            with lock:
+                b = together.setdefault(n, threading.Barrier(n, timeout=10))
+            try:
+                b.wait()
+            except threading.BrokenBarrierError:
+                return self.reply(409, None)
+            return self.reply(200, self.served - 1)
         return self.reply(501, None)
 
     def route(self):

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,6 +263,118 @@ test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
 	free(key);
 }
 
+struct together_job {
+	struct pve *p;
+	int rc;
+	json_int_t before;           /* requests its connection carried before */
+	char msg[1100];
+};
+
+static void *
+together_run(void *arg)
+{
+	struct together_job *j = arg;
+	struct err e = ERR_INIT;
+	json_t *n = NULL;
+
+	j->rc = pve_call(j->p, "GET", "/together/32", NULL, &n, &e);
+	if (j->rc < 0)
+		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
+	j->before = json_integer_value(n);
+	json_decref(n);
+	err_clear(&e);
+	return NULL;
+}
+
+/* TLS connections the fake Proxmox accepted so far. */
+static json_int_t
+server_connections(struct pve *p)
+{
+	struct err e = ERR_INIT;
+	json_t *n = NULL;
+	json_int_t v;
+
+	if (pve_call(p, "GET", "/connections", NULL, &n, &e) < 0)
+		fail_msg("GET /connections: %s", e.msg);
+	v = json_integer_value(n);
+	json_decref(n);
+	return v;
+}
+
+/*
+ * A request alone in flight on a shared connection (the second one
+ * here; the first is on the client's own) warms the set: threads open more
+ * connections, up to 32 in all, each with a request on it (proxmox.c,
+ * warming). Then 32 requests that go at once (the fake
+ * Proxmox answers /together/32 only when 32 are inside it) each come on
+ * a connection that had carried a request before: none opens its own,
+ * no handshake when the phase goes wide, and the warm connections are
+ * real ones, not handles that would connect on first use. (A request
+ * that finds none idle while they are being opened waits for one.)
+ */
+static void
+test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
+{
+	char dir[] = "/tmp/strata-pve.XXXXXX", line[64], url[64];
+	struct together_job jobs[32];
+	pthread_t t[32];
+	struct pve_opts o = { 0 };
+	struct tu_proc srv = { 0 };
+	struct pve *p = NULL;
+	struct err e = ERR_INIT;
+	char *cert, *key;
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
+			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", dir), 0);
+	cert = xasprintf("%s/c.pem", dir);
+	key = xasprintf("%s/k.pem", dir);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
+				 cert, key, NULL };
+
+		assert_int_equal(tu_spawn(&srv, argv, line, sizeof(line)), 0);
+	}
+	assert_int_equal(strncmp(line, "PORT ", 5), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", atoi(line + 5));
+	o.endpoint = url;
+	o.token_id = "root@pam!t";
+	o.token_secret = "SECRET";
+	o.insecure = true;
+	o.conns = pve_conns_new();
+	assert_int_equal(pve_new(&p, &o, &e), 0);
+	/* the first request: the client's own connection, then the set's */
+	assert_int_equal(server_connections(p), 1);
+	/* the second, alone in flight on that shared connection: 31 more
+	 * are opened meanwhile (the count read may include some of them) */
+	assert_true(server_connections(p) >= 1);
+	for (i = 0; i < 32; i++) {
+		memset(&jobs[i], 0, sizeof(jobs[i]));
+		assert_int_equal(pve_new(&jobs[i].p, &o, &e), 0);
+	}
+	for (i = 0; i < 32; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, together_run, &jobs[i]), 0);
+	for (i = 0; i < 32; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < 32; i++) {
+		if (jobs[i].rc < 0)
+			fail_msg("request %zu: rc %d: %s", i, jobs[i].rc, jobs[i].msg);
+		if (jobs[i].before < 1)
+			fail_msg("request %zu came on a new connection", i);
+		pve_free(jobs[i].p);
+	}
+	assert_int_equal(server_connections(p), 32);
+	pve_free(p);
+	pve_conns_free(o.conns);
+	tu_stop(&srv);
+	tu_sh("rm -rf '%s'", dir);
+	free(cert);
+	free(key);
+}
+
 /* The major of a /version answer; a version that does not start with one
  * is an error (atoi read it as 0: "strata needs 8.0 or later"). */
 static void
@@ -297,6 +410,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__new_refuses_without_verification),
 		cmocka_unit_test(test_proxmox__names_in_paths_are_checked_before_sending),
 		cmocka_unit_test(test_proxmox__delete_after_lost_reply_is_success_when_gone),
+		cmocka_unit_test(test_proxmox__sequential_requests_warm_the_shared_connections),
 		cmocka_unit_test(test_layer0__version_major_checked),
 	};
 

@@ -28,6 +28,13 @@ struct pve {
 #define CONNS_MAX 32
 #endif
 
+/* Connections in all (idle, busy, being opened) up to which a request
+ * alone in flight warms the set (conn_take): no more than can be busy
+ * at once. */
+#ifndef WARM_MAX
+#define WARM_MAX CONNS_MAX
+#endif
+
 struct pve_conns {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -35,6 +42,7 @@ struct pve_conns {
 	size_t n;                    /* idle */
 	size_t busy;                 /* requests in flight */
 	struct http_share *share;
+	size_t warming;              /* connections being opened (conn_take) */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -153,40 +161,159 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 	return 0;
 }
 
+/*
+ * Warming. When the VM phase goes wide, up to CONNS_MAX requests start at
+ * once; each one that finds no idle connection in the set opens its own,
+ * so tens of TLS handshakes would land on the phase's critical path (the
+ * simulator does them one at a time). The requests before it (preflight,
+ * listings) come one at a time: when one is alone in flight on a
+ * connection of the set, and the set holds fewer than WARM_MAX in all,
+ * threads open the rest, one each, while that request runs; it joins
+ * them before it returns. On a set connection, not the first request's
+ * own: by then the share holds a TLS session, so theirs are resumed
+ * handshakes (from the first request they were all full ones, measured
+ * slower in destroy). A request that finds no idle connection while they
+ * are at work waits for one of theirs instead of opening another.
+ *
+ * Joined by the request that started them, never left running: strata
+ * forks (isolate_run, Talos generation) only at moments with no other
+ * thread, and a fork while a warm thread held malloc's lock left the
+ * child stuck (seen with ASan, background warming).
+ *
+ * Opening one means a real request on it: a connection libcurl made with
+ * CURLOPT_CONNECT_ONLY is never reused by a later transfer (its
+ * connection cache skips connect-only connections), and a new curl handle
+ * has no connection at all (it connects on its first request: the cost
+ * moved, not saved). So each warm client sends GET /version (any token may
+ * read it; it changes nothing) and joins the set only after a 2xx answer,
+ * i.e. with a verified, handshaken, kept-alive connection.
+ *
+ * Bounded: a round starts only with no other request in flight and no
+ * round running, and opens WARM_MAX minus the connections idle and busy,
+ * so no more connections are open than requests can be in flight; a warm
+ * client that finds the set full is freed. A set already full (the usual
+ * case once the preflight ran) warms nothing.
+ */
+struct warm {
+	pthread_t t[WARM_MAX];
+	size_t n;                    /* threads started */
+	struct pve_conns *conns;
+	const struct pve_opts *opts; /* the request's pve's: alive until joined */
+};
+
+static void *
+warm_one(void *arg)
+{
+	struct warm *w = arg;
+	struct pve_conns *c = w->conns;
+	struct http_client *h = NULL;
+	struct http_response resp;
+	struct err e = ERR_INIT;
+
+	http_response_init(&resp);
+	if (client_new(&h, w->opts, &e) == 0 &&
+	    (http_request(h, "GET", "/version", NULL, NULL, 0, 0, &resp, &e) < 0 ||
+	     resp.status < 200 || resp.status > 299)) {
+		/* not warm: the request that needs one will say why */
+		http_client_free(h);
+		h = NULL;
+	}
+	err_clear(&e);
+	http_response_release(&resp);
+	pthread_mutex_lock(&c->mu);
+	c->warming--;
+	if (h && c->n < CONNS_MAX) {
+		c->idle[c->n++] = h;
+		h = NULL;
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	http_client_free(h);
+	return NULL;
+}
+
+/* Start k threads; c->warming is k + 1, the 1 ours until they are
+ * started (no other round begins meanwhile). */
+static void
+warm_start(struct pve *p, struct warm *w, size_t k)
+{
+	struct pve_conns *c = p->conns;
+
+	w->conns = c;
+	w->opts = &p->opts;
+	for (w->n = 0; w->n < k; w->n++)
+		if (pthread_create(&w->t[w->n], NULL, warm_one, w))
+			break;
+	pthread_mutex_lock(&c->mu);
+	c->warming -= 1 + (k - w->n);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void
+warm_join(struct warm *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		pthread_join(w->t[i], NULL);
+	w->n = 0;
+}
+
 /* The client for one request: an idle shared one, else our own, else a
  * new one (ours went to the shared set after an earlier request); with
- * CONNS_MAX requests in flight, after one of them is done. */
-static void conn_give(struct pve *p, struct http_client *h);
+ * CONNS_MAX requests in flight, after one of them is done. A request
+ * alone in flight may start a round of warming (w, above). */
+static void conn_give(struct pve *p, struct http_client *h, struct warm *w);
 
 static int
-conn_take(struct pve *p, struct http_client **h, struct err *err)
+conn_take(struct pve *p, struct http_client **h, struct warm *w,
+	  struct err *err)
 {
+	struct pve_conns *c = p->conns;
+	size_t k = 0;
+
 	*h = NULL;
-	if (p->conns) {
-		pthread_mutex_lock(&p->conns->mu);
-		while (p->conns->busy >= CONNS_MAX)
-			pthread_cond_wait(&p->conns->cv, &p->conns->mu);
-		p->conns->busy++;
-		if (p->conns->n)
-			*h = p->conns->idle[--p->conns->n];
-		pthread_mutex_unlock(&p->conns->mu);
+	w->n = 0;
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		while (c->busy >= CONNS_MAX)
+			pthread_cond_wait(&c->cv, &c->mu);
+		c->busy++;
+		/* a connection on its way: wait for it rather than open one */
+		while (!c->n && c->warming)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->n)
+			*h = c->idle[--c->n];
+		if (*h && c->busy == 1 && !c->warming &&
+		    c->n + 1 < WARM_MAX) {
+			/* +1: this request's connection */
+			k = WARM_MAX - c->n - 1;
+			c->warming = k + 1;
+		}
+		pthread_mutex_unlock(&c->mu);
 	}
+	if (k)
+		warm_start(p, w, k);
 	if (!*h && p->http) {
 		*h = p->http;
 		p->http = NULL;
 	}
 	if (!*h && client_new(h, &p->opts, err) < 0) {
-		conn_give(p, NULL);
+		conn_give(p, NULL, w);
 		return err_wrap(err, "proxmox");
 	}
 	return 0;
 }
 
-/* After the request (h NULL: none was made): to the shared set, its
- * connection open for the next request of any client. */
+/* After the request (h NULL: none was made): the warm threads it started
+ * are joined (while it still counts as in flight, so no other round
+ * starts), then h goes to the shared set, its connection open for the
+ * next request of any client. */
 static void
-conn_give(struct pve *p, struct http_client *h)
+conn_give(struct pve *p, struct http_client *h, struct warm *w)
 {
+	warm_join(w);
 	if (p->conns) {
 		pthread_mutex_lock(&p->conns->mu);
 		p->conns->busy--;
@@ -194,7 +321,12 @@ conn_give(struct pve *p, struct http_client *h)
 			p->conns->idle[p->conns->n++] = h;
 			h = NULL;
 		}
-		pthread_cond_signal(&p->conns->cv);
+		/* while warming, some wait for an idle connection rather
+		 * than for a free slot: wake both kinds */
+		if (p->conns->warming)
+			pthread_cond_broadcast(&p->conns->cv);
+		else
+			pthread_cond_signal(&p->conns->cv);
 		pthread_mutex_unlock(&p->conns->mu);
 	}
 	if (h && !p->http)
@@ -203,13 +335,26 @@ conn_give(struct pve *p, struct http_client *h)
 		http_client_free(h);
 }
 
+/* Has h made a connection (kept alive, or remade on its next request)? */
+static bool
+connected(const struct http_client *h)
+{
+	struct http_stats st;
+
+	http_client_stats(h, &st);
+	return st.connects > 0;
+}
+
 void
 pve_free(struct pve *p)
 {
 	if (!p)
 		return;
-	if (p->http && p->conns) {
-		/* kept for the other clients, if room */
+	/* Kept for the other clients, if room and if connected: a client
+	 * that never sent a request (a VM job's own, when the set served
+	 * all its requests) would only cost the request that takes it a
+	 * handshake. */
+	if (p->http && p->conns && connected(p->http)) {
 		pthread_mutex_lock(&p->conns->mu);
 		if (p->conns->n < CONNS_MAX) {
 			p->conns->idle[p->conns->n++] = p->http;
@@ -371,15 +516,16 @@ call(struct pve *p, const char *method, const char *path, const char *full,
 	json_error_t je;
 	json_t *root;
 	struct http_client *h;
+	struct warm w;
 	int r;
 
 	http_response_init(&resp);
-	if ((r = conn_take(p, &h, err)) < 0)
+	if ((r = conn_take(p, &h, &w, err)) < 0)
 		goto out;
 	/* A sync 500 means no task started: nothing happened. */
 	r = http_request(h, method, full, content_type, body, len,
 			 HTTP_RETRY_500, &resp, err);
-	conn_give(p, h);
+	conn_give(p, h, &w);
 	if (r < 0)
 		goto out;
 	if (resp.status < 200 || resp.status > 299) {
