@@ -302,9 +302,10 @@ server_connections(struct pve *p)
 }
 
 /*
- * A request alone in flight on a shared connection (the second one
- * here; the first is on the client's own) warms the set: threads open more
- * connections, up to 32 in all, each with a request on it (proxmox.c,
+ * Without a hint nothing is warmed (a plan or a status opens one
+ * connection). Once pve_conns_warm_for said a phase goes wide (200 VMs),
+ * a request alone in flight on a shared connection warms the set: threads
+ * open more connections, up to 32 in all, each with a request on it (proxmox.c,
  * warming). Then 32 requests that go at once (the fake
  * Proxmox answers /together/32 only when 32 are inside it) each come on
  * a connection that had carried a request before: none opens its own,
@@ -346,10 +347,13 @@ test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 	o.insecure = true;
 	o.conns = pve_conns_new();
 	assert_int_equal(pve_new(&p, &o, &e), 0);
-	/* the first request: the client's own connection, then the set's */
+	/* nothing said a phase goes wide: sequential requests warm nothing */
 	assert_int_equal(server_connections(p), 1);
-	/* the second, alone in flight on that shared connection: 31 more
-	 * are opened meanwhile (the count read may include some of them) */
+	assert_int_equal(server_connections(p), 1);
+	assert_int_equal(server_connections(p), 1);
+	pve_conns_warm_for(o.conns, 200);     /* 200 VMs: at most 32 */
+	/* a request alone in flight on the set's connection: 31 more are
+	 * opened meanwhile (the count read may include some of them) */
 	assert_true(server_connections(p) >= 1);
 	for (i = 0; i < 32; i++) {
 		memset(&jobs[i], 0, sizeof(jobs[i]));

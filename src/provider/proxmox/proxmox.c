@@ -43,6 +43,7 @@ struct pve_conns {
 	size_t busy;                 /* requests in flight */
 	struct http_share *share;
 	size_t warming;              /* connections being opened (conn_take) */
+	size_t want;                 /* warm up to this many (pve_conns_warm_for) */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -93,6 +94,16 @@ pve_conns_new(void)
 	pthread_cond_init(&c->cv, NULL);
 	c->share = http_share_new();
 	return c;
+}
+
+void
+pve_conns_warm_for(struct pve_conns *c, size_t n)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->want = n < WARM_MAX ? n : WARM_MAX;
+	pthread_mutex_unlock(&c->mu);
 }
 
 void
@@ -188,8 +199,13 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
  * read it; it changes nothing) and joins the set only after a 2xx answer,
  * i.e. with a verified, handshaken, kept-alive connection.
  *
+ * Only for a phase about to go wide: pve_conns_warm_for says how many
+ * requests it may have in flight (apply, from its plan; a plan, a status,
+ * a destroy or a 1-VM apply warms nothing).
+ *
  * Bounded: a round starts only with no other request in flight and no
- * round running, and opens WARM_MAX minus the connections idle and busy,
+ * round running, and opens that many (at most WARM_MAX) minus the
+ * connections idle and busy,
  * so no more connections are open than requests can be in flight; a warm
  * client that finds the set full is freed. A set already full (the usual
  * case once the preflight ran) warms nothing.
@@ -286,9 +302,9 @@ conn_take(struct pve *p, struct http_client **h, struct warm *w,
 		if (c->n)
 			*h = c->idle[--c->n];
 		if (*h && c->busy == 1 && !c->warming &&
-		    c->n + 1 < WARM_MAX) {
+		    c->n + 1 < c->want) {
 			/* +1: this request's connection */
-			k = WARM_MAX - c->n - 1;
+			k = c->want - c->n - 1;
 			c->warming = k + 1;
 		}
 		pthread_mutex_unlock(&c->mu);

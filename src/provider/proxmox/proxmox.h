@@ -45,12 +45,14 @@ void pve_free(struct pve *p);
  * their tasks run, but only the requests in flight hold a connection,
  * so 200 creates open tens of connections, not 200, and a new one
  * resumes the TLS session of an earlier one (http_share): no full
- * handshake, no certificate (measured in docs/plan.md). A request
- * alone in flight fills the set up to 32 connected clients beforehand
- * (warming, proxmox.c), so a phase that goes wide finds them open.
- * Thread-safe; free after every client made with it.
+ * handshake, no certificate (measured in docs/plan.md). Once
+ * pve_conns_warm_for(c, n) said a phase will go n wide, a request alone
+ * in flight fills the set up to min(n, 32) connected clients beforehand
+ * (warming, proxmox.c), so the phase finds them open; n 0 (the default)
+ * warms nothing. Thread-safe; free after every client made with it.
  */
 struct pve_conns *pve_conns_new(void);
+void pve_conns_warm_for(struct pve_conns *c, size_t n);
 void pve_conns_free(struct pve_conns *c);
 
 /* Form parameters, encoded as application/x-www-form-urlencoded. */
