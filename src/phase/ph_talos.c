@@ -790,12 +790,12 @@ install_node(struct tjob *j, struct err *err)
 							   &details, &st, err);
 			if (r < 0 && err->kind == ERRK_GRPC_STATUS) {
 				free(details);
-				r = reboot_defer(c, nd->name, sha, err->msg, err);
-				if (r == 0)
-					j->what = "changed config needs a reboot: "
-						  "left to talos-reboot (one node at "
-						  "a time)";
-				goto out;
+				if ((r = reboot_defer(c, nd->name, sha, err->msg,
+						      err)) < 0)
+					goto out;
+				j->what = "changed config needs a reboot: left to "
+					  "talos-reboot (one node at a time)";
+				goto hook;      /* nothing applied: nothing journaled */
 			}
 			if (r < 0) {
 				err_wrap(err, "node '%s'", nd->name);
@@ -835,6 +835,7 @@ install_node(struct tjob *j, struct err *err)
 						applied, &cfg, err)) < 0) {
 		goto out;
 	}
+hook:
 	r = c->provider->after_install
 	    ? c->provider->after_install(c, j->m, j->pr, j->idx, err) : 0;
 	if (r < 0)
