@@ -213,6 +213,51 @@ test_proxmox__names_in_paths_are_checked_before_sending(void **state)
 	pve_free(p);
 }
 
+/* The fake Proxmox (tests/unit/https_server.py) on a throwaway
+ * certificate in f->dir, and options for it in f->o (TLS not verified:
+ * the tests are about requests, not trust). */
+struct fake_pve {
+	char dir[32], url[64];
+	struct tu_proc srv;
+	struct pve_opts o;
+};
+
+static void
+fake_pve_start(struct fake_pve *f)
+{
+	char line[64], *cert, *key;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/strata-pve.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
+			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", f->dir), 0);
+	cert = xasprintf("%s/c.pem", f->dir);
+	key = xasprintf("%s/k.pem", f->dir);
+	{
+		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
+				 cert, key, NULL };
+
+		assert_int_equal(tu_spawn(&f->srv, argv, line, sizeof(line)), 0);
+	}
+	free(cert);
+	free(key);
+	assert_int_equal(strncmp(line, "PORT ", 5), 0);
+	snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%d", atoi(line + 5));
+	f->o.endpoint = f->url;
+	f->o.token_id = "root@pam!t";
+	f->o.token_secret = "SECRET";
+	f->o.insecure = true;
+}
+
+static void
+fake_pve_stop(struct fake_pve *f)
+{
+	tu_stop(&f->srv);
+	tu_sh("rm -rf '%s'", f->dir);
+}
+
 /*
  * A DELETE whose reply is lost: the client retries it, the retry fails
  * because the first one did its work ("does not exist"), and the VM is
@@ -222,33 +267,14 @@ test_proxmox__names_in_paths_are_checked_before_sending(void **state)
 static void
 test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
 {
-	char dir[] = "/tmp/strata-pve.XXXXXX", line[64], url[64];
-	struct pve_opts o = { 0 };
-	struct tu_proc srv = { 0 };
+	struct fake_pve f;
 	struct pve *p = NULL;
 	struct err e = ERR_INIT;
-	char *upid = NULL, *cert, *key;
+	char *upid = NULL;
 	json_t *n = NULL;
 
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
-			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
-			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", dir), 0);
-	cert = xasprintf("%s/c.pem", dir);
-	key = xasprintf("%s/k.pem", dir);
-	{
-		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
-				 cert, key, NULL };
-
-		assert_int_equal(tu_spawn(&srv, argv, line, sizeof(line)), 0);
-	}
-	assert_int_equal(strncmp(line, "PORT ", 5), 0);
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d", atoi(line + 5));
-	o.endpoint = url;
-	o.token_id = "root@pam!t";
-	o.token_secret = "SECRET";
-	o.insecure = true;
-	assert_int_equal(pve_new(&p, &o, &e), 0);
+	fake_pve_start(&f);
+	assert_int_equal(pve_new(&p, &f.o, &e), 0);
 	if (pve_vm_delete(p, "pve1", 101, true, &upid, &e) < 0)
 		fail_msg("delete reported a failure: %s", e.msg);
 	assert_null(upid);
@@ -257,10 +283,7 @@ test_proxmox__delete_after_lost_reply_is_success_when_gone(void **state)
 	assert_true(json_integer_value(n) >= 2);
 	json_decref(n);
 	pve_free(p);
-	tu_stop(&srv);
-	tu_sh("rm -rf '%s'", dir);
-	free(cert);
-	free(key);
+	fake_pve_stop(&f);
 }
 
 struct together_job {
@@ -316,48 +339,28 @@ server_connections(struct pve *p)
 static void
 test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 {
-	char dir[] = "/tmp/strata-pve.XXXXXX", line[64], url[64];
+	struct fake_pve f;
 	struct together_job jobs[32];
 	pthread_t t[32];
-	struct pve_opts o = { 0 };
-	struct tu_proc srv = { 0 };
 	struct pve *p = NULL;
 	struct err e = ERR_INIT;
-	char *cert, *key;
 	size_t i;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(tu_sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
-			       "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
-			       "-days 2 -subj /CN=127.0.0.1 2>/dev/null", dir), 0);
-	cert = xasprintf("%s/c.pem", dir);
-	key = xasprintf("%s/k.pem", dir);
-	{
-		char *argv[] = { "/usr/bin/python3", SRCDIR "/tests/unit/https_server.py",
-				 cert, key, NULL };
-
-		assert_int_equal(tu_spawn(&srv, argv, line, sizeof(line)), 0);
-	}
-	assert_int_equal(strncmp(line, "PORT ", 5), 0);
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d", atoi(line + 5));
-	o.endpoint = url;
-	o.token_id = "root@pam!t";
-	o.token_secret = "SECRET";
-	o.insecure = true;
-	o.conns = pve_conns_new();
-	assert_int_equal(pve_new(&p, &o, &e), 0);
+	fake_pve_start(&f);
+	f.o.conns = pve_conns_new();
+	assert_int_equal(pve_new(&p, &f.o, &e), 0);
 	/* nothing said a phase goes wide: sequential requests warm nothing */
 	assert_int_equal(server_connections(p), 1);
 	assert_int_equal(server_connections(p), 1);
 	assert_int_equal(server_connections(p), 1);
-	pve_conns_warm_for(o.conns, 200);     /* 200 VMs: at most 32 */
+	pve_conns_warm_for(f.o.conns, 200);     /* 200 VMs: at most 32 */
 	/* a request alone in flight on the set's connection: 31 more are
 	 * opened meanwhile (the count read may include some of them) */
 	assert_true(server_connections(p) >= 1);
 	for (i = 0; i < 32; i++) {
 		memset(&jobs[i], 0, sizeof(jobs[i]));
-		assert_int_equal(pve_new(&jobs[i].p, &o, &e), 0);
+		assert_int_equal(pve_new(&jobs[i].p, &f.o, &e), 0);
 	}
 	for (i = 0; i < 32; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, together_run, &jobs[i]), 0);
@@ -372,11 +375,8 @@ test_proxmox__sequential_requests_warm_the_shared_connections(void **state)
 	}
 	assert_int_equal(server_connections(p), 32);
 	pve_free(p);
-	pve_conns_free(o.conns);
-	tu_stop(&srv);
-	tu_sh("rm -rf '%s'", dir);
-	free(cert);
-	free(key);
+	pve_conns_free(f.o.conns);
+	fake_pve_stop(&f);
 }
 
 /* The major of a /version answer; a version that does not start with one
