@@ -59,6 +59,19 @@ health_k8s_ready(const char *kubeconfig, const char *name, bool *ready,
 	return health_k8s_all_ready(kubeconfig, NULL, &name, 1, ready, err);
 }
 
+/* A health call to the node at addr over mTLS: 5 s per call. */
+static struct talos_target
+node_target(const char *addr, const struct talos_creds *creds)
+{
+	struct talos_target tt;
+
+	memset(&tt, 0, sizeof(tt));
+	tt.addr = addr;
+	tt.creds = creds;
+	tt.timeout_ms = 5000;
+	return tt;
+}
+
 int
 health_check(const struct health_target *t, char *why, size_t whylen,
 	     struct err *err)
@@ -70,10 +83,7 @@ health_check(const struct health_target *t, char *why, size_t whylen,
 	bool healthy = false, ready = false;
 	int probe;
 
-	memset(&tt, 0, sizeof(tt));
-	tt.addr = t->addr;
-	tt.creds = t->creds;
-	tt.timeout_ms = 5000;
+	tt = node_target(t->addr, t->creds);
 	probe = talos_probe(&tt, &tag, &st, &e);
 	free(tag);
 	if (probe == TALOS_FOREIGN)
@@ -527,10 +537,7 @@ members_one(void *ctx, size_t i)
 	a->v[i].asked = true;
 	a->v[i].me = (struct err)ERR_INIT;
 	a->v[i].se = (struct err)ERR_INIT;
-	memset(&tt, 0, sizeof(tt));
-	tt.addr = nd->addr;
-	tt.creds = a->hc->creds;
-	tt.timeout_ms = 5000;
+	tt = node_target(nd->addr, a->hc->creds);
 	a->v[i].m_rc = talos_etcd_members(&tt, false, &a->v[i].m, NULL, &a->v[i].me);
 	if (a->v[i].m_rc == 0)
 		a->v[i].s_rc = talos_etcd_status(&tt, &a->v[i].es, NULL, &a->v[i].se);
@@ -668,10 +675,7 @@ node_one(void *ctx, size_t i)
 	a->v[i].asked = true;
 	a->v[i].pe = (struct err)ERR_INIT;
 	a->v[i].se = (struct err)ERR_INIT;
-	memset(&tt, 0, sizeof(tt));
-	tt.addr = nd->addr;
-	tt.creds = a->hc->creds;
-	tt.timeout_ms = 5000;
+	tt = node_target(nd->addr, a->hc->creds);
 	a->v[i].probe = talos_probe(&tt, &tag, &st, &a->v[i].pe);
 	free(tag);
 	if (a->v[i].probe == TALOS_UP && nd->controlplane)
