@@ -30,3 +30,8 @@ k8sup_apply() {
 roll() { $PY "$TOP/tests/e2e/k8s_roll_log.py" "$LABSIM_DIR" "$1" "$2" > "$T/roll" 2>&1; sed 's/^/     : /' "$T/roll"; }
 now() { $PY -c 'import time; print(time.time())'; }
 applies() { talos_calls ApplyConfiguration; }
+
+# boot_ids: {vmid: boot id} of the simulator's Talos nodes now
+boot_ids() { labsim_py "{n['vmid']: n['boot_id'] for n in s['talos']['nodes'] if n['vmid']}"; }
+# cordoned: the names of $E's Kubernetes nodes that are unschedulable
+cordoned() { kube_get "$E" /api/v1/nodes > "$T/nodes.json" && $PY -c "import json; print(sorted(n['metadata']['name'] for n in json.load(open('$T/nodes.json'))['items'] if n['spec'].get('unschedulable')))"; }

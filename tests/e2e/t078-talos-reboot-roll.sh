@@ -16,8 +16,6 @@
 LABSIM_SCALE=0.02 k8sup_env rr 780 3 2 78
 # reboots SINCE BOOT_IDS [VERSION]: reboot_log.py's findings in $T/reboots
 reboots() { $PY "$TOP/tests/e2e/reboot_log.py" "$LABSIM_DIR" "$@" > "$T/reboots" 2>&1; sed 's/^/     : /' "$T/reboots"; }
-boot_ids() { labsim_py "{n['vmid']: n['boot_id'] for n in s['talos']['nodes'] if n['vmid']}"; }
-cordoned() { kube_get "$E" /api/v1/nodes > "$T/nodes.json" && $PY -c "import json; print(sorted(n['metadata']['name'] for n in json.load(open('$T/nodes.json'))['items'] if n['spec'].get('unschedulable')))"; }
 journal_left() { $PY -c "import json; t=json.load(open('$E/state.json'))['talos']; print(sorted(n for n, v in t.items() if set(v) & {'reboot_pending', 'reboot_boot_id', 'reboot_refused'}))"; }
 downs_since() { labsim_py "len([e for e in s['talos']['node_events'] if e['t'] >= $1 and e['event'] == 'down'])"; }
 

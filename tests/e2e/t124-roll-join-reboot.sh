@@ -22,8 +22,6 @@ FIRST_BOOT=cidata LABSIM_SCALE=0.02 k8sup_env cj 1240 3 1 124
 events() { $PY "$TOP/tests/e2e/roll_events.py" "$T/out" > "$T/events" 2>&1; sed 's/^/     : /' "$T/events"; }
 # reboots SINCE BOOT_IDS [VERSION]: reboot_log.py's findings in $T/reboots
 reboots() { $PY "$TOP/tests/e2e/reboot_log.py" "$LABSIM_DIR" "$@" > "$T/reboots" 2>&1; sed 's/^/     : /' "$T/reboots"; }
-boot_ids() { labsim_py "{n['vmid']: n['boot_id'] for n in s['talos']['nodes'] if n['vmid']}"; }
-cordoned() { kube_get "$E" /api/v1/nodes > "$T/nodes.json" && $PY -c "import json; print(sorted(n['metadata']['name'] for n in json.load(open('$T/nodes.json'))['items'] if n['spec'].get('unschedulable')))"; }
 first_kubelet() { labsim_py "[(n['k8s_first'] or {}).get('kubelet') for n in s['talos']['nodes'] if n['vmid'] == $1]"; }
 
 k8sup_apply "apply 3+1 from cidata drives at Kubernetes 1.35.4"
