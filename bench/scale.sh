@@ -39,7 +39,7 @@ command -v bad > /dev/null || bad() { echo "$*" >&2; }
 SIZE=$1
 PARALLEL=${BENCH_PARALLEL:-$SIZE}
 LATENCY=0.02
-CONNS=32     # strata's connections to the endpoint at most (CONNS_MAX, proxmox.c)
+CONNS=$((PARALLEL < 32 ? 32 : PARALLEL > 128 ? 128 : PARALLEL))   # strata's connections to the endpoint at most: --parallel, 32 to 128 (proxmox.c)
 
 scale_env() {   # DIR NAME SIZE
 	mkdir -p "$1"

@@ -8,11 +8,13 @@ Parameters are checked against the Proxmox schema subset
 import argparse
 import datetime
 import gzip
+import http.client
 import hashlib
 import heapq
 import ipaddress
 import json
 import os
+import queue
 import random
 import re
 import signal
@@ -342,6 +344,7 @@ def gen_mac():
 
 
 DISK_RE = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
+NET_RE = re.compile(r"net\d+")
 
 
 def config_digest(cfg):
@@ -631,7 +634,7 @@ class Api(PoolsMixin, Layer0Mixin):
                 v = pve_rules.normalize_tags(v)
             elif pve_ci.is_ci_key(k):
                 v = pve_ci.check_option(k, v)      # sshkeys, cipassword (pve_ci.py)
-            elif re.fullmatch(r"net\d+", k):
+            elif NET_RE.fullmatch(k):
                 parts = v.split(",")
                 model = parts[0].split("=")
                 if model[0] in ("virtio", "e1000", "rtl8139", "vmxnet3", "e1000e") and len(model) == 1:
@@ -1104,9 +1107,60 @@ class Api(PoolsMixin, Layer0Mixin):
 
 # ---------------------------------------------------------------- HTTP
 
+def form_pairs(s):
+    """urllib.parse.parse_qsl(s, keep_blank_values=True), which it calls
+    only for the pieces that need decoding (a '%' or a '+'): most need
+    none, and its unquoting of every key and value of a create was a
+    fifth of the simulator's CPU for it (bench/scale.sh)."""
+    out = []
+    for piece in s.split("&"):
+        if not piece:
+            continue
+        if "%" in piece or "+" in piece:
+            out.extend(urllib.parse.parse_qsl(piece, keep_blank_values=True))
+        else:
+            k, _, v = piece.partition("=")
+            out.append((k, v))
+    return out
+
+
+class RequestHeaders:
+    """A request's header fields by lower-cased name, the first of a
+    repeated one (what email.message.Message.get answers). The Proxmox
+    handler reads headers only through get(); the stdlib builds an
+    email.message.Message with email's feed parser for every request,
+    which was a third of the simulator's CPU for a GET at 200 VMs'
+    creates (bench/scale.sh). The lines are still read by http.client
+    (its line length and count limits)."""
+    __slots__ = ("fields",)
+
+    def __init__(self, lines):
+        self.fields = {}
+        for line in lines:
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if sep:
+                self.fields.setdefault(name.strip().lower(), value.strip())
+
+    def get(self, name, default=None):
+        return self.fields.get(name.lower(), default)
+
+
+_stdlib_parse_headers = http.client.parse_headers
+
+
+def _parse_headers(fp, _class=http.client.HTTPMessage):
+    if _class is RequestHeaders:
+        return RequestHeaders(http.client._read_headers(fp))
+    return _stdlib_parse_headers(fp, _class)
+
+
+http.client.parse_headers = _parse_headers
+
+
 def make_handler(sim):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        MessageClass = RequestHeaders
         def version_string(self):
             return "pve-api-daemon/3.0"
 
@@ -1130,8 +1184,10 @@ def make_handler(sim):
             if status >= 400:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
+            # the end of the headers and the body in one write (one TLS
+            # record, one send) rather than end_headers() and another
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
 
         def read_body(self):
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -1172,11 +1228,11 @@ def make_handler(sim):
                         rec["body"] = "json"
                     elif ct in ("application/x-www-form-urlencoded", ""):
                         rec["body"] = "form"
-                        for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True):
+                        for k, v in form_pairs(body.decode()):
                             params[k] = v if k not in params else (params[k] if isinstance(params[k], list) else [params[k]]) + [v]
                     else:
                         raise ApiError(506, "unsupported content type")
-                for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
+                for k, v in form_pairs(url.query):
                     params[k] = v
                 rec["params"] = dict(params)
                 with sim.world.lock:
@@ -1459,22 +1515,48 @@ class Sim:
     JSON bodies typed; body kind; status; error). It is never cleared, so
     pve_replay.py can check every request a test made."""
     log_path = None
-    log_lock = threading.Lock()
-    log_file = None
+    log_queue = None
+    log_thread = None
 
     def log_request(self, rec):
-        """One line, written through at once (a killed simulator loses
-        none). The file stays open: an open and close per request, under
-        the lock, held every connection's thread back from its next
-        request (bench/scale.sh: 200 VMs' creates on 32 connections)."""
+        """Hand the line to the writer thread. Writing it here, under a
+        lock shared by every connection's thread, made the threads queue
+        on that lock (a write and a flush each, each then waiting for the
+        GIL): 15 ms a request at 200 VMs' creates on 32 connections
+        (bench/scale.sh), which held each connection's thread back from
+        its next request. SimpleQueue.put neither blocks nor releases the
+        GIL."""
         if not self.log_path:
             return
-        line = json.dumps(rec, sort_keys=True) + "\n"
-        with self.log_lock:
-            if self.log_file is None:
-                self.log_file = open(self.log_path, "a")
-            self.log_file.write(line)
-            self.log_file.flush()
+        if self.log_queue is None:
+            self.log_queue = queue.SimpleQueue()
+            self.log_thread = threading.Thread(target=self.log_writer, daemon=True)
+            self.log_thread.start()
+        self.log_queue.put(json.dumps(rec, sort_keys=True) + "\n")
+
+    def log_writer(self):
+        """Every line queued so far in one write, flushed at once: a
+        simulator stopped by a signal loses none (log_close), one killed
+        with SIGKILL only those of the last moment."""
+        with open(self.log_path, "a") as f:
+            while True:
+                lines = [self.log_queue.get()]
+                while True:
+                    try:
+                        lines.append(self.log_queue.get_nowait())
+                    except queue.Empty:
+                        break
+                end = None in lines
+                f.write("".join(x for x in lines if x is not None))
+                f.flush()
+                if end:
+                    return
+
+    def log_close(self):
+        """Write out what is queued and stop the writer (at shutdown)."""
+        if self.log_queue is not None:
+            self.log_queue.put(None)
+            self.log_thread.join()
 
 
 def parse_addr(s):
@@ -1604,6 +1686,7 @@ def main(argv=None):
         stop.wait(0.2)
     httpd.shutdown()
     httpd.server_close()
+    sim.log_close()
     if sim.world.talos is not None:
         sim.world.talos.shutdown()
     try:

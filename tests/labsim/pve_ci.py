@@ -67,8 +67,11 @@ class CiError(Refusal):
     """A refusal (labsim's handle() turns it into the HTTP error)."""
 
 
+IPCONFIG_RE = re.compile(r"ipconfig\d+")
+
+
 def is_ci_key(k):
-    return k in CI_KEYS or re.fullmatch(r"ipconfig\d+", k) is not None
+    return k in CI_KEYS or IPCONFIG_RE.fullmatch(k) is not None
 
 
 def ci_keys(cfg):

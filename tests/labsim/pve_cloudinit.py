@@ -33,13 +33,16 @@ def allocate_drive(sim, node, key, storage, st, vmid, rest, allocate, api_error)
     return ",".join([volid] + opts + ["media=cdrom"])
 
 
+_DRIVE_KEY = re.compile(r"(ide|sata|scsi|virtio)\d+")
+_CI_VOLUME = re.compile(r"(^|[:-])cloudinit(\.\w+)?$")
+
+
 def check_one_drive(cfg, new):
     """The key of a second cloud-init drive, with the one already there.
     FACTS.md §6 quotes the message as "... cloud-init drive is already
     attached at 'ide2'" (its start elided)."""
     def drive(k, v):   # a drive key whose volume is STORAGE:cloudinit or vm-N-cloudinit
-        vol = str(v).split(",")[0]
-        return re.fullmatch(r"(ide|sata|scsi|virtio)\d+", k) and re.search(r"(^|[:-])cloudinit(\.\w+)?$", vol)
+        return _DRIVE_KEY.fullmatch(k) and _CI_VOLUME.search(str(v).split(",")[0])
     have = [k for k, v in cfg.items() if drive(k, v)]
     for k, v in new.items():
         if drive(k, v) and k not in have:

@@ -399,7 +399,7 @@ def lookup_prop(props, key):
     index ranges), or None."""
     if key in props:
         return props[key]
-    m = re.fullmatch(r"([a-z]+)(\d+)", key)
+    m = _INDEXED.fullmatch(key)
     if m and (m.group(1) + "[n]") in props:
         hi = INDEX_MAX.get(m.group(1))
         if hi is not None and int(m.group(2)) > hi:
@@ -408,11 +408,29 @@ def lookup_prop(props, key):
     return None
 
 
+_INDEXED = re.compile(r"([a-z]+)(\d+)")
+_REQUIRED = {}
+
+
+def _required(props):
+    """The parameters props cannot do without, and those that require
+    another ([(name, required)]), computed once per method: the create's
+    schema has some 150 properties, walked on every request before."""
+    hit = _REQUIRED.get(id(props))
+    if hit is not None and hit[0] is props:
+        return hit[1], hit[2]
+    must = [k for k, spec in props.items() if "[n]" not in k and not spec.get("optional")]
+    needs = {k: spec["requires"] for k, spec in props.items() if spec.get("requires")}
+    _REQUIRED[id(props)] = (props, must, needs)   # holds props: its id stays its own
+    return must, needs
+
+
 def check_params(info, params, from_json=False, strict=False):
     """Errors {param: why} of a method's parameters (path parameters
     included), as the schema validator reports them (FACTS.md §1)."""
     schema = info.get("parameters", {})
     props = schema.get("properties", {})
+    must, needs = _required(props)
     errors = {}
     for k, v in params.items():
         spec = lookup_prop(props, k)
@@ -422,13 +440,15 @@ def check_params(info, params, from_json=False, strict=False):
         err = check_value(spec, v, from_json, strict)
         if err:
             errors[k] = err
-    for k, spec in props.items():
-        if "[n]" in k:
-            continue
-        if not spec.get("optional") and k not in params:
+    for k in must:
+        if k not in params:
             errors[k] = "property is missing and it is not optional"
     for k in params:
-        spec = lookup_prop(props, k)
-        if spec and spec.get("requires") and spec["requires"] not in params:
-            errors[k] = "missing property required by '%s'" % spec["requires"]
+        if k in needs:
+            req = needs[k]
+        else:
+            spec = None if k in props else lookup_prop(props, k)
+            req = spec.get("requires") if spec else None
+        if req and req not in params:
+            errors[k] = "missing property required by '%s'" % req
     return errors
