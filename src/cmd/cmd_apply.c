@@ -187,6 +187,8 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		plan = &pve_apply_of(&c)->plan;
 	c.dry_run = dry;
 	c.max_parallel = parallel;
+	/* as many requests in flight as VM jobs run at once (32 to 128) */
+	pve_conns_width(e.conns, (size_t)parallel);
 	c.upgrade_parallel = upgrade_parallel;
 	c.env_dir = e.dir;
 	c.wait_ms = wait_ms;

@@ -98,6 +98,7 @@ cmd_destroy(int argc, char **argv)
 	/* A hard stop and a delete per VM, their tasks followed per node
 	 * (pve_watch): threads mostly wait; each holds one connection. */
 	c.max_parallel = parallel;
+	pve_conns_width(e.conns, (size_t)parallel);   /* 32 to 128 in flight */
 	c.env_dir = e.dir;
 	env_tally_start(&tally, &e, &c.st);
 	tallying = true;

@@ -21,19 +21,17 @@ struct pve {
 };
 
 /* At most this many requests in flight to the endpoint at once (each on
- * its own connection); more wait for one to come back. pveproxy serves
- * a few worker processes; 200 connections opened at once only queue
- * there (and in the simulator cost a TLS handshake each). */
-#ifndef CONNS_MAX
-#define CONNS_MAX 32
-#endif
-
-/* Connections in all (idle, busy, being opened) up to which a request
- * alone in flight warms the set (conn_take): no more than can be busy
- * at once. */
-#ifndef WARM_MAX
+ * its own connection), unless a command asks for more with
+ * pve_conns_width (its --parallel); more wait for one to come back.
+ * pveproxy serves a few worker processes; 200 connections opened at
+ * once only queue there (and cost a TLS handshake each). */
+#define CONNS_DEFAULT 32
+/* The most a command may ask for. With 1 request per VM before its
+ * first task, N VMs' first requests go out in ceil(N / width) rounds
+ * of one call's latency: at 200 VMs 7 rounds with 32, 2 with 100
+ * (docs/plan.md, issue 13, fourth pass). */
+#define CONNS_MAX 128
 #define WARM_MAX CONNS_MAX
-#endif
 
 struct pve_conns {
 	pthread_mutex_t mu;
@@ -44,6 +42,7 @@ struct pve_conns {
 	struct http_share *share;
 	size_t warming;              /* connections being opened (conn_take) */
 	size_t want;                 /* warm up to this many (pve_conns_warm_for) */
+	size_t cap;                  /* requests in flight at most (pve_conns_width) */
 };
 
 /* --- params ------------------------------------------------------------- */
@@ -93,7 +92,20 @@ pve_conns_new(void)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	c->share = http_share_new();
+	c->cap = CONNS_DEFAULT;
 	return c;
+}
+
+void
+pve_conns_width(struct pve_conns *c, size_t n)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->cap = n < CONNS_DEFAULT ? CONNS_DEFAULT : n > CONNS_MAX ? CONNS_MAX : n;
+	if (c->want > c->cap)
+		c->want = c->cap;
+	pthread_mutex_unlock(&c->mu);
 }
 
 void
@@ -102,7 +114,7 @@ pve_conns_warm_for(struct pve_conns *c, size_t n)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->mu);
-	c->want = n < WARM_MAX ? n : WARM_MAX;
+	c->want = n < c->cap ? n : c->cap;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -173,7 +185,7 @@ pve_new(struct pve **out, const struct pve_opts *o, struct err *err)
 }
 
 /*
- * Warming. When the VM phase goes wide, up to CONNS_MAX requests start at
+ * Warming. When the VM phase goes wide, up to the width's requests start at
  * once; each one that finds no idle connection in the set opens its own,
  * so tens of TLS handshakes would land on the phase's critical path (the
  * simulator does them one at a time). The requests before it (preflight,
@@ -278,7 +290,7 @@ warm_join(struct warm *w)
 
 /* The client for one request: an idle shared one, else our own, else a
  * new one (ours went to the shared set after an earlier request); with
- * CONNS_MAX requests in flight, after one of them is done. A request
+ * the width's requests in flight, after one of them is done. A request
  * alone in flight may start a round of warming (w, above). */
 static void conn_give(struct pve *p, struct http_client *h, struct warm *w);
 
@@ -293,7 +305,7 @@ conn_take(struct pve *p, struct http_client **h, struct warm *w,
 	w->n = 0;
 	if (c) {
 		pthread_mutex_lock(&c->mu);
-		while (c->busy >= CONNS_MAX)
+		while (c->busy >= c->cap)
 			pthread_cond_wait(&c->cv, &c->mu);
 		c->busy++;
 		/* a connection on its way: wait for it rather than open one */

@@ -47,11 +47,15 @@ void pve_free(struct pve *p);
  * resumes the TLS session of an earlier one (http_share): no full
  * handshake, no certificate (measured in docs/plan.md). Once
  * pve_conns_warm_for(c, n) said a phase will go n wide, a request alone
- * in flight fills the set up to min(n, 32) connected clients beforehand
- * (warming, proxmox.c), so the phase finds them open; n 0 (the default)
- * warms nothing. Thread-safe; free after every client made with it.
+ * in flight fills the set up to min(n, width) connected clients
+ * beforehand (warming, proxmox.c), so the phase finds them open; n 0
+ * (the default) warms nothing. The width, the requests in flight at
+ * most, is 32 unless pve_conns_width(c, n) asked for n (a command's
+ * --parallel; 32 to 128). Thread-safe; free after every client made
+ * with it.
  */
 struct pve_conns *pve_conns_new(void);
+void pve_conns_width(struct pve_conns *c, size_t n);
 void pve_conns_warm_for(struct pve_conns *c, size_t n);
 void pve_conns_free(struct pve_conns *c);
 
