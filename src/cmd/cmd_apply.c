@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "cmd/envrun.h"
 #include "phase/phase.h"
 #include "provider/proxmox/apply.h"
 #include "provider/proxmox/proxmox.h"
@@ -105,15 +106,12 @@ static int
 apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	   const char *what)
 {
-	struct apply_ctx c;
-	struct plan noplan;         /* a provider without a VM plan: empty */
-	struct plan *plan = &noplan;
-	struct env e;
-	struct env_tally tally;
-	struct history *hist = NULL;
-	struct err err = ERR_INIT;
+	struct env_run run;
+	struct apply_ctx *c = &run.c;
+	struct env *e = &run.e;
+	struct err *err = &run.err;
 	const char *env = NULL, *result = "failed";
-	bool yes = false, dry = false, tallying = false;
+	bool yes = false, dry = false;
 	long long wait_ms = 15 * 60 * 1000LL;
 	size_t talos_changes = 0, machine_changes = 0, k, n_reinstall = 0;
 	char *reinstall[64];
@@ -158,9 +156,6 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	if (!env)
 		return cmd_usage_error("apply", "missing ENV");
 
-	memset(&c, 0, sizeof(c));
-	memset(&noplan, 0, sizeof(noplan));
-	memset(&tally, 0, sizeof(tally));
 	if (json) {
 		/* stdout is the event stream; everything human goes to stderr */
 		event_sink_add(event_sink_stdout, NULL);
@@ -168,114 +163,110 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 	}
 	event_begin(what, NULL);
 	phase_install_signals();
-	if ((r = env_open(&e, env, ENV_PROVIDER | (dry ? 0 : ENV_LOCK), &err)) < 0)
+	if ((r = env_run_open(&run, env, ENV_PROVIDER | (dry ? 0 : ENV_LOCK),
+			      "apply")) < 0)
 		goto fail;
-	if ((r = state_load(&c.st, e.dir, &err)) < 0)
-		goto fail;
-	c.cfg = e.cfg;
-	if ((r = cmd_provider(&c.provider, e.cfg, "apply", &err)) < 0)
-		goto fail;
-	if (!c.provider->vm_plan && (r = machines_removed(&e, &c.st, &err)) < 0)
+	if (!c->provider->vm_plan && (r = machines_removed(e, &c->st, err)) < 0)
 		goto fail;
 	/* Before anything is planned or applied: a firewall that would shut
 	 * strata out of its own nodes is refused here (talos/fwsource.h). */
-	if ((r = talos_firewall_check_sources(e.cfg, &err)) < 0)
+	if ((r = talos_firewall_check_sources(e->cfg, err)) < 0)
 		goto fail;
-	if (c.provider->ctx_open && (r = c.provider->ctx_open(&c, &e, &err)) < 0)
+	if ((r = env_run_provider(&run)) < 0)
 		goto fail;
-	if (c.provider->vm_plan)
-		plan = &pve_apply_of(&c)->plan;
-	c.dry_run = dry;
-	c.max_parallel = parallel;
+	c->dry_run = dry;
+	c->max_parallel = parallel;
 	/* as many requests in flight as VM jobs run at once (32 to 128) */
-	pve_conns_width(e.conns, (size_t)parallel);
-	c.upgrade_parallel = upgrade_parallel;
-	c.env_dir = e.dir;
-	c.wait_ms = wait_ms;
-	c.etcd_recover = recover;
+	pve_conns_width(e->conns, (size_t)parallel);
+	c->upgrade_parallel = upgrade_parallel;
+	c->env_dir = e->dir;
+	c->wait_ms = wait_ms;
+	c->etcd_recover = recover;
 	for (k = 0; k < n_reinstall; k++) {
 		size_t m;
 
-		for (m = 0; m < e.cfg->n_nodes; m++)
-			if (!strcmp(e.cfg->nodes[m].name, reinstall[k]))
+		for (m = 0; m < e->cfg->n_nodes; m++)
+			if (!strcmp(e->cfg->nodes[m].name, reinstall[k]))
 				break;
-		if (m == e.cfg->n_nodes) {
-			r = err_set(&err, ERR_USAGE, "--reinstall: '%s' is not a "
+		if (m == e->cfg->n_nodes) {
+			r = err_set(err, ERR_USAGE, "--reinstall: '%s' is not a "
 				    "node of this environment (see strata "
 				    "validate %s --nodes)", reinstall[k], env);
 			goto fail;
 		}
 	}
-	c.reinstall = reinstall;
-	c.n_reinstall = n_reinstall;
-	env_tally_start(&tally, &e, &c.st);
-	tallying = true;
+	c->reinstall = reinstall;
+	c->n_reinstall = n_reinstall;
+	env_tally_start(&run.tally, e, &c->st);
+	run.tallying = true;
 	/* -o json: the rolls go into the plan event ("rolls", docs/json.md) */
 	if (json) {
-		if ((r = upgrade_check(e.cfg, &c.st, e.dir, upgrade_parallel, human,
-				       &rolls, &err)) < 0)
+		if ((r = upgrade_check(e->cfg, &c->st, e->dir, upgrade_parallel, human,
+				       &rolls, err)) < 0)
 			goto fail;
 		talos_changes = (size_t)r;
 	}
-	if (c.provider->vm_plan) {
-		if ((r = apply_iso_target(&c, &err)) < 0)
+	if (c->provider->vm_plan) {
+		if ((r = apply_iso_target(c, err)) < 0)
 			goto fail;
-		if ((r = env_plan(&e, &c.st, plan, &err)) < 0)
+		if ((r = env_plan(e, &c->st, run.plan, err)) < 0)
 			goto fail;
 		/* The VM phase goes this wide: the requests before it (the
 		 * preflight, the ISO) open that many connections meanwhile.
 		 * Not destroy: nothing runs alone between its listing and its
 		 * wide part (measured: no gain, docs/plan.md). */
 		{
-			size_t wide = plan->creates + plan->updates +
-				      plan->replaces + plan->deletes;
+			size_t wide = run.plan->creates + run.plan->updates +
+				      run.plan->replaces + run.plan->deletes;
 
-			pve_conns_warm_for(e.conns, wide < (size_t)parallel
+			pve_conns_warm_for(e->conns, wide < (size_t)parallel
 					   ? wide : (size_t)parallel);
 		}
 		if (json) {
 			/* the plan event: what plan -o json prints, node removals too */
-			char *ps = plan_to_json(plan);
+			char *ps = plan_to_json(run.plan);
 			json_t *doc = json_loads(ps, 0, NULL);
 
 			free(ps);
 			if (doc)
-				json_object_set_new(doc, "node_removals", scale_plan_json(plan));
+				json_object_set_new(doc, "node_removals",
+						    scale_plan_json(run.plan));
 			if (doc && rolls)
 				json_object_set(doc, "rolls", rolls);
 			event_plan(doc);
 		} else {
-			env_show_plan(plan, json);
-			scale_plan_print(plan, c.cfg, stdout);
+			env_show_plan(run.plan, json);
+			scale_plan_print(run.plan, c->cfg, stdout);
 			fflush(stdout);
 		}
-	} else if (c.provider->plan_machines) {
+	} else if (c->provider->plan_machines) {
 		/* The machines the config names: the plan shown (the plan
 		 * event with -o json), its changes asked about. */
 		struct plan_out po = { .fp = stdout, .event = json, .rolls = rolls };
 
-		if ((r = c.provider->plan_machines(&e, &c.st, &po, &err)) < 0)
+		if ((r = c->provider->plan_machines(e, &c->st, &po, err)) < 0)
 			goto fail;
 		fflush(stdout);
 		machine_changes = po.changes;
 	}
-	if (!json && (r = upgrade_check(e.cfg, &c.st, e.dir, upgrade_parallel,
-					human, NULL, &err)) < 0)
+	if (!json && (r = upgrade_check(e->cfg, &c->st, e->dir, upgrade_parallel,
+					human, NULL, err)) < 0)
 		goto fail;
 	if (!json)
 		talos_changes = (size_t)r;
-	if (plan->conflicts) {
-		err_set(&err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
+	if (run.plan->conflicts) {
+		err_set(err, ERR_FAIL, "%zu VM id conflict%s with VMs strata does "
 			"not own; change proxmox.vmid or the VM ids in the config",
-			plan->conflicts, plan->conflicts == 1 ? "" : "s");
+			run.plan->conflicts, run.plan->conflicts == 1 ? "" : "s");
 		goto fail;
 	}
 	/* Layer 0 is the hypervisor's: a platform without one has none */
-	if (c.provider->vm_plan && (r = env_preflight(&e, plan, true, &err)) < 0)
+	if (c->provider->vm_plan && (r = env_preflight(e, run.plan, true, err)) < 0)
 		goto fail;
 	if (!dry && !yes && !isatty(STDIN_FILENO)) {
 		/* Nobody to ask: decide before anything is written. */
-		if (machine_changes || changes_without_writing(&c, plan, human, &err)) {
+		if (machine_changes ||
+		    changes_without_writing(c, run.plan, human, err)) {
 			fflush(human);
 			out_error("not a terminal: pass --yes to confirm");
 			result = "refused";
@@ -284,52 +275,39 @@ apply_main(int argc, char **argv, const struct etcd_recovery *recover,
 		}
 	} else if (!dry) {
 		/* New VMs' MACs first (journaled): the configs link by them. */
-		if (c.provider->vm_plan && (r = vms_choose_macs(&c, &err)) < 0)
+		if (c->provider->vm_plan && (r = vms_choose_macs(c, err)) < 0)
 			goto fail;
 		/* Generating is offline and idempotent: do it now, so the
 		 * changes to running nodes are known before asking. */
-		if (e.cfg->n_nodes) {
-			if ((r = talos_gen_for_apply(&c, &err)) < 0)
+		if (e->cfg->n_nodes) {
+			if ((r = talos_gen_for_apply(c, err)) < 0)
 				goto fail;
-			talos_changes += talos_config_changes(&c, human);
+			talos_changes += talos_config_changes(c, human);
 		}
 	}
 	fflush(human);
-	if (!dry && (plan->creates || plan->updates || plan->replaces ||
-		     plan->deletes || plan->pool_missing || talos_changes ||
+	if (!dry && (run.plan->creates || run.plan->updates || run.plan->replaces ||
+		     run.plan->deletes || run.plan->pool_missing || talos_changes ||
 		     machine_changes) &&
 	    !env_confirm("Apply these changes?", yes)) {
 		result = "refused";
 		rc = 1;
 		goto out;
 	}
-	tally.started = !dry;
-	if (!dry && (r = env_history_open(&hist, &e, what, plan, &err)) < 0)
+	run.tally.started = !dry;
+	if (!dry && (r = env_history_open(&run.hist, e, what, run.plan, err)) < 0)
 		goto fail;
-	if ((r = phase_run_list(c.provider->apply, c.provider->n_apply, &c,
-				&err)) < 0)
+	if ((r = phase_run_list(c->provider->apply, c->provider->n_apply, c,
+				err)) < 0)
 		goto fail;
 	result = dry ? "dry_run" : "done";
 	rc = 0;
 	goto out;
 fail:
-	rc = err_exit_code(&err);
-	result = rc == 3 ? "interrupted" : "failed";
-	out_error("%s '%s': %s", what, env, err.msg);
+	rc = env_run_failed(&run, what, env, &result);
 out:
-	if (tallying)
-		env_tally_finish(&tally, &e, &c.st, plan->unchanged);
-	env_summary(what, e.cfg ? e.cfg->name : NULL, env, result, rc,
-		    tallying ? &tally : NULL, NULL, NULL);
-	event_end();
+	env_run_end(&run, what, env, result, rc, run.plan->unchanged, NULL);
 	json_decref(rolls);
-	history_close(hist);
-	env_tally_release(&tally);
-	if (c.provider && c.provider->ctx_close)
-		c.provider->ctx_close(&c);
-	state_release(&c.st);
-	talos_creds_release(&c.creds);
-	env_close(&e);
 	return rc;
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd/env.h"
+#include "cmd/envrun.h"
 #include "phase/phase.h"
 #include "plan/observe.h"
 #include "provider/proxmox/apply.h"
@@ -42,15 +43,12 @@ purge_state(const char *dir, struct err *err)
 int
 cmd_destroy(int argc, char **argv)
 {
-	struct apply_ctx c;
-	struct plan noplan;         /* a provider without a VM plan: empty */
-	struct plan *plan = &noplan;
-	struct env e;
-	struct env_tally tally;
-	struct history *hist = NULL;
-	struct err err = ERR_INIT;
+	struct env_run run;
+	struct apply_ctx *c = &run.c;
+	struct env *e = &run.e;
+	struct err *err = &run.err;
 	const char *env = NULL, *result = "failed";
-	bool yes = false, purge = false, tallying = false;
+	bool yes = false, purge = false;
 	size_t i;
 	int json = 0, parallel = 32, a, r, rc = 1;
 
@@ -78,65 +76,56 @@ cmd_destroy(int argc, char **argv)
 	if (!env)
 		return cmd_usage_error("destroy", "missing ENV");
 
-	memset(&c, 0, sizeof(c));
-	memset(&noplan, 0, sizeof(noplan));
-	memset(&tally, 0, sizeof(tally));
 	if (json)
 		event_sink_add(event_sink_stdout, NULL);
 	event_begin("destroy", NULL);
 	phase_install_signals();
-	if ((r = env_open(&e, env, ENV_PROVIDER | ENV_LOCK, &err)) < 0 ||
-	    (r = state_load(&c.st, e.dir, &err)) < 0)
+	if ((r = env_run_open(&run, env, ENV_PROVIDER | ENV_LOCK, "destroy")) < 0 ||
+	    (r = env_run_provider(&run)) < 0)
 		goto fail;
-	c.cfg = e.cfg;
-	if ((r = cmd_provider(&c.provider, e.cfg, "destroy", &err)) < 0)
-		goto fail;
-	if (c.provider->ctx_open && (r = c.provider->ctx_open(&c, &e, &err)) < 0)
-		goto fail;
-	if (c.provider->vm_plan)
-		plan = &pve_apply_of(&c)->plan;
 	/* A hard stop and a delete per VM, their tasks followed per node
 	 * (pve_watch): threads mostly wait; each holds one connection. */
-	c.max_parallel = parallel;
-	pve_conns_width(e.conns, (size_t)parallel);   /* 32 to 128 in flight */
-	c.env_dir = e.dir;
-	env_tally_start(&tally, &e, &c.st);
-	tallying = true;
-	if (!c.provider->vm_plan) {
+	c->max_parallel = parallel;
+	/* as many requests in flight as VM jobs run at once (32 to 128) */
+	pve_conns_width(e->conns, (size_t)parallel);
+	c->env_dir = e->dir;
+	env_tally_start(&run.tally, e, &c->st);
+	run.tallying = true;
+	if (!c->provider->vm_plan) {
 		/* Machines the config names (vps): Talos Reset on each. */
-		char *tc = fs_join(e.dir, "talosconfig");
+		char *tc = fs_join(e->dir, "talosconfig");
 
-		r = fs_exists(tc) ? talos_creds_load(&c.creds, tc, &err) : 0;
+		r = fs_exists(tc) ? talos_creds_load(&c->creds, tc, err) : 0;
 		free(tc);
 		if (r < 0)
 			goto fail;
-		if (!c.creds.context) {
+		if (!c->creds.context) {
 			out_note("%s has no talosconfig: strata installed nothing "
-				 "here; nothing to destroy", e.cfg->name);
+				 "here; nothing to destroy", e->cfg->name);
 		} else {
 			FILE *fp = json ? stderr : stdout;  /* -o json: events */
 
 			fprintf(fp, "Talos Reset (reboot into maintenance mode; STATE "
 				"and EPHEMERAL wiped, the cluster's data is gone):\n");
-			if (c.provider->destroy_machines)
-				c.provider->destroy_machines(&c, fp, json);
+			if (c->provider->destroy_machines)
+				c->provider->destroy_machines(c, fp, json);
 			else
-				for (i = 0; i < e.cfg->n_nodes; i++)
-					fprintf(fp, "  - %-20s %s\n", e.cfg->nodes[i].name,
-						e.cfg->nodes[i].ip);
+				for (i = 0; i < e->cfg->n_nodes; i++)
+					fprintf(fp, "  - %-20s %s\n", e->cfg->nodes[i].name,
+						e->cfg->nodes[i].ip);
 			fflush(fp);
 			if (!env_confirm("Reset these nodes?", yes)) {
 				result = "refused";
 				rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;
 				goto out;
 			}
-			tally.started = true;
+			run.tally.started = true;
 		}
-		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
+		if ((r = env_history_open(&run.hist, e, "destroy", run.plan, err)) < 0)
 			goto fail;
-		if (c.creds.context &&
-		    (r = phase_run_list(c.provider->destroy, c.provider->n_destroy,
-					&c, &err)) < 0)
+		if (c->creds.context &&
+		    (r = phase_run_list(c->provider->destroy, c->provider->n_destroy,
+					c, err)) < 0)
 			goto fail;
 		goto forget;
 	}
@@ -146,73 +135,63 @@ cmd_destroy(int argc, char **argv)
 		size_t nh = 0;
 
 		/* What waits for a restart does not matter to a delete. */
-		r = observe_proxmox_flags(e.pve, e.pve_opts, e.cfg->name, e.cfg->proxmox.vmid_base,
-					  e.cfg->proxmox.vmid_count, OBSERVE_NO_PENDING,
-					  &have, &nh, &err);
+		r = observe_proxmox_flags(e->pve, e->pve_opts, e->cfg->name,
+					  e->cfg->proxmox.vmid_base,
+					  e->cfg->proxmox.vmid_count, OBSERVE_NO_PENDING,
+					  &have, &nh, err);
 		if (r == 0)
-			civm_adopt(&c.st, e.cfg, have, nh);
+			civm_adopt(&c->st, e->cfg, have, nh);
 		if (r == 0)
-			r = plan_diff(plan, e.cfg->name, NULL, 0, have, nh, NULL, 0, &err);
+			r = plan_diff(run.plan, e->cfg->name, NULL, 0, have, nh,
+				      NULL, 0, err);
 		vm_specs_free(have, nh);
 		if (r < 0)
 			goto fail;
-		for (i = 0; i < plan->n; i++) {
-			free(plan->v[i].reason);
-			plan->v[i].reason = xstrdup("destroy: hard stop, delete with purge");
+		for (i = 0; i < run.plan->n; i++) {
+			free(run.plan->v[i].reason);
+			run.plan->v[i].reason =
+				xstrdup("destroy: hard stop, delete with purge");
 		}
 	}
-	if (!plan->deletes) {
-		out_note("%s owns no VMs in Proxmox; nothing to destroy", e.cfg->name);
-		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
+	if (!run.plan->deletes) {
+		out_note("%s owns no VMs in Proxmox; nothing to destroy", e->cfg->name);
+		if ((r = env_history_open(&run.hist, e, "destroy", run.plan, err)) < 0)
 			goto fail;
 	} else {
-		env_show_plan(plan, json);
+		env_show_plan(run.plan, json);
 		if (!env_confirm("Destroy these VMs?", yes)) {
 			result = "refused";
 			rc = yes || !isatty(STDIN_FILENO) ? 2 : 1;
 			goto out;
 		}
-		tally.started = true;
-		if ((r = env_history_open(&hist, &e, "destroy", plan, &err)) < 0)
+		run.tally.started = true;
+		if ((r = env_history_open(&run.hist, e, "destroy", run.plan, err)) < 0)
 			goto fail;
-		if ((r = phase_run_list(c.provider->destroy,
-					c.provider->n_destroy, &c, &err)) < 0)
+		if ((r = phase_run_list(c->provider->destroy,
+					c->provider->n_destroy, c, err)) < 0)
 			goto fail;
 	}
 forget:
 	/* The next apply builds a new cluster: install and bootstrap again. */
-	if (!purge && (r = state_cluster_forget(&c.st, &err)) < 0)
+	if (!purge && (r = state_cluster_forget(&c->st, err)) < 0)
 		goto fail;
 	if (purge) {
-		if ((r = purge_state(e.dir, &err)) < 0)
+		if ((r = purge_state(e->dir, err)) < 0)
 			goto fail;
-		out_note("removed generated files and secrets from %s", e.dir);
+		out_note("removed generated files and secrets from %s", e->dir);
 	}
 	result = "done";
 	rc = 0;
 	goto out;
 fail:
-	rc = err_exit_code(&err);
-	result = rc == 3 ? "interrupted" : "failed";
-	out_error("destroy '%s': %s", env, err.msg);
+	rc = env_run_failed(&run, "destroy", env, &result);
 out:
-	if (tallying)
-		env_tally_finish(&tally, &e, &c.st, 0);
-	env_summary("destroy", e.cfg ? e.cfg->name : NULL, env, result, rc,
-		    tallying ? &tally : NULL,
+	env_run_end(&run, "destroy", env, result, rc, 0,
 		    !strcmp(result, "done")
 		    ? (purge ? "config.yml, the patches you wrote and history/"
 			     : "secrets.yaml, talosconfig and config.yml (same "
 			       "cluster identity on the next apply; --purge-state "
 			       "removes them)")
-		    : NULL, NULL);
-	event_end();
-	history_close(hist);
-	env_tally_release(&tally);
-	if (c.provider && c.provider->ctx_close)
-		c.provider->ctx_close(&c);
-	state_release(&c.st);
-	talos_creds_release(&c.creds);
-	env_close(&e);
+		    : NULL);
 	return rc;
 }

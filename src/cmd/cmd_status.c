@@ -146,6 +146,32 @@ status_print_tail(json_t *addons, bool want_health,
 }
 
 void
+status_print_json(const char *env_name, const char *platform, json_t *machines,
+		  bool vms_too, const char *kube_note, json_t *summary,
+		  json_t *addons, json_t *health)
+{
+	json_t *root = json_object();
+	char *js;
+
+	json_object_set_new(root, "format_version", json_integer(2));
+	json_object_set_new(root, "env", json_string(env_name));
+	json_object_set_new(root, "platform", json_string(platform));
+	json_object_set_new(root, "machines", json_incref(machines));
+	if (vms_too)    /* deprecated (docs/json.md): the same objects, for one release */
+		json_object_set_new(root, "vms", json_incref(machines));
+	json_object_set_new(root, "kubernetes_note",
+			    kube_note ? json_string(kube_note) : json_null());
+	json_object_set_new(root, "summary", summary);
+	json_object_set(root, "addons", addons ? addons : json_null());
+	if (health)
+		json_object_set(root, "health", health);
+	js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	puts(js);
+	free(js);
+	json_decref(root);
+}
+
+void
 status_print_addons(json_t *a)
 {
 	json_t *cni = json_object_get(a, "cni"), *k;
@@ -420,32 +446,17 @@ status_vms(struct env *e, struct state *st, const char *env, bool json,
 		n_rows++;
 	}
 	if (json) {
-		json_t *root = json_object();
-		char *js;
-
-		json_object_set_new(root, "format_version", json_integer(2));
-		json_object_set_new(root, "env", json_string(e->cfg->name));
-		json_object_set_new(root, "platform", json_string("proxmox"));
-		json_object_set_new(root, "machines", json_incref(arr));
-		/* deprecated (docs/json.md): the same objects, for one release */
-		json_object_set_new(root, "vms", json_incref(arr));
-		json_object_set_new(root, "kubernetes_note",
-				    kube_note ? json_string(kube_note) : json_null());
-		json_object_set_new(root, "summary", json_pack(
+		json_t *summary = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"machines", (json_int_t)n_rows, "vms", (json_int_t)n_rows,
 			"running", (json_int_t)n_running,
 			"absent", (json_int_t)n_absent, "orphans", (json_int_t)n_orphan,
 			"differ", (json_int_t)n_differ, "conflicts", (json_int_t)n_conflict,
 			"talos_nodes", (json_int_t)n_talos, "talos_up", (json_int_t)n_talos_up,
-			"kubernetes_ready", (json_int_t)n_ready));
-		json_object_set(root, "addons", addons ? addons : json_null());
-		if (hjson)
-			json_object_set(root, "health", hjson);
-		js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		puts(js);
-		free(js);
-		json_decref(root);
+			"kubernetes_ready", (json_int_t)n_ready);
+
+		status_print_json(e->cfg->name, "proxmox", arr, true, kube_note,
+				  summary, addons, hjson);
 	} else {
 		if (kube_note && e->cfg->n_nodes)
 			out_note("Kubernetes: %s", kube_note);

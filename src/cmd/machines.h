@@ -53,6 +53,16 @@ void status_print_addons(json_t *a);
  * health gate's report. */
 void status_print_tail(json_t *addons, bool want_health,
 		       const struct health_report *rep);
+/*
+ * The document of status -o json on stdout (docs/json.md), the same on
+ * every platform: format_version 2, env, platform, machines (vms_too: the
+ * same array again as the deprecated "vms", Proxmox only), kubernetes_note
+ * (null when Kubernetes answered), summary, addons (null when not read)
+ * and, when asked for, health. summary is taken; the others are borrowed.
+ */
+void status_print_json(const char *env_name, const char *platform,
+		       json_t *machines, bool vms_too, const char *kube_note,
+		       json_t *summary, json_t *addons, json_t *health);
 /* The health gate's checks, once, for the cluster the config describes. */
 int status_health(struct env *e, struct health_report *rep, struct err *err);
 /* "talos" of a probe that answered as this cluster's Talos. */

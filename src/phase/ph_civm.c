@@ -31,6 +31,7 @@
 
 #include "ansible/inventory.h"
 #include "phase/phase.h"
+#include "phase/vmjob.h"
 #include "plan/observe.h"
 #include "provider/proxmox/apply.h"
 #include "provider/proxmox/civm.h"
@@ -40,8 +41,6 @@
 #include "util/clock.h"
 #include "util/out.h"
 #include "util/progress.h"
-
-#define TASK_TIMEOUT_MS (10 * 60 * 1000L)
 
 struct cjob {
 	struct apply_ctx *c;
@@ -250,12 +249,7 @@ civm_plan_check(struct pve *pve, const struct config *cfg,
 static int
 wait_task(struct cjob *j, struct pve *pve, char *upid, struct err *err)
 {
-	int r = 0;
-
-	if (upid)
-		r = pve_watch_wait(j->watch, pve, upid, TASK_TIMEOUT_MS, err);
-	free(upid);
-	return r;
+	return vmjob_wait(j->watch, pve, upid, err);
 }
 
 /* The seed on the VM's node: uploaded unless that storage has it already. */
@@ -712,37 +706,19 @@ do_update(struct cjob *j, struct pve *pve, const struct vm_spec *w)
 }
 
 static int
-removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
-{
-	return wait_task(ctx, pve, upid, err);
-}
-
-static void
-removal_step(void *ctx, const char *what)
-{
-	struct cjob *j = ctx;
-
-	progress_step(j->pr, j->idx, "%s", what);
-}
-
-static int
 do_delete(struct cjob *j, struct pve *pve, const struct vm_spec *h)
 {
-	const struct pve_vm_removal how = {
-		.wait = removal_wait, .step = removal_step, .ctx = j,
-		.timeout_ms = TASK_TIMEOUT_MS,
+	const struct vmjob_removal how = {
+		.watch = j->watch, .pr = j->pr, .idx = j->idx,
 	};
 	int r;
 
-	if ((r = pve_vm_stop_and_delete(&pve, h->node, h->vmid, h->name, &how,
-					&j->err)) < 0)
+	if ((r = vmjob_stop_and_delete(&pve, h, &how, &j->err)) < 0)
 		return r;
+	/* the seed ISOs go with it, before the journal forgets the VM */
 	if ((r = sweep_seeds(j, pve, h->node, h->name, NULL, &j->err)) < 0)
 		return r;
-	if (j->a->kind == ACT_DELETE &&
-	    (r = state_mac_set(&j->c->st, h->name, NULL, &j->err)) < 0)
-		return r;
-	return state_vm_forget(&j->c->st, h->name, &j->err);
+	return vmjob_forget(j->c, j->a->kind, h->name, &j->err);
 }
 
 static void

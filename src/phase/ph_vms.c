@@ -24,12 +24,11 @@
 #include "phase/phase.h"
 #include "plan/mac.h"
 #include "plan/observe.h"
+#include "phase/vmjob.h"
 #include "provider/proxmox/apply.h"
 #include "util/buf.h"
 #include "util/out.h"
 #include "util/progress.h"
-
-#define TASK_TIMEOUT_MS (10 * 60 * 1000L)
 
 struct job {
 	struct apply_ctx *c;
@@ -90,12 +89,7 @@ create_params(struct apply_ctx *c, const struct vm_spec *s, struct pve_params *p
 static int
 wait_task(struct job *j, struct pve *pve, char *upid, struct err *err)
 {
-	int r = 0;
-
-	if (upid)
-		r = pve_watch_wait(j->watch, pve, upid, TASK_TIMEOUT_MS, err);
-	free(upid);
-	return r;
+	return vmjob_wait(j->watch, pve, upid, err);
 }
 
 /* After a create whose outcome is unknown: does the VM exist, ours? */
@@ -189,20 +183,6 @@ do_create(struct job *j, struct pve *pve, const struct vm_spec *s)
 	return 0;
 }
 
-static int
-removal_wait(void *ctx, struct pve *pve, char *upid, struct err *err)
-{
-	return wait_task(ctx, pve, upid, err);
-}
-
-static void
-removal_step(void *ctx, const char *what)
-{
-	struct job *j = ctx;
-
-	progress_step(j->pr, j->idx, "%s", what);
-}
-
 /* A cidata ISO not yet deleted goes with the VM (it holds secrets). */
 static int
 removal_between(void *ctx, struct pve **pve, struct err *err)
@@ -215,20 +195,15 @@ removal_between(void *ctx, struct pve **pve, struct err *err)
 static int
 stop_and_delete(struct job *j, struct pve **pve, const struct vm_spec *h)
 {
-	const struct pve_vm_removal how = {
-		.wait = removal_wait, .step = removal_step,
-		.between = removal_between, .ctx = j, .timeout_ms = TASK_TIMEOUT_MS,
+	const struct vmjob_removal how = {
+		.watch = j->watch, .pr = j->pr, .idx = j->idx,
+		.between = removal_between, .ctx = j,
 	};
 	int r;
 
-	if ((r = pve_vm_stop_and_delete(pve, h->node, h->vmid, h->name, &how,
-					&j->err)) < 0)
+	if ((r = vmjob_stop_and_delete(pve, h, &how, &j->err)) < 0)
 		return r;
-	/* Deleted for good: its chosen MAC goes too (a replace keeps it). */
-	if (j->a->kind == ACT_DELETE &&
-	    (r = state_mac_set(&j->c->st, h->name, NULL, &j->err)) < 0)
-		return r;
-	return state_vm_forget(&j->c->st, h->name, &j->err);
+	return vmjob_forget(j->c, j->a->kind, h->name, &j->err);
 }
 
 static int

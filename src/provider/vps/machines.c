@@ -619,28 +619,15 @@ vps_status_machines(struct env *e, struct state *st, const char *env,
 		free(applied);
 	}
 	if (json) {
-		json_t *root = json_object();
-		char *js;
-
-		json_object_set_new(root, "format_version", json_integer(2));
-		json_object_set_new(root, "env", json_string(e->cfg->name));
-		json_object_set_new(root, "platform", json_string("vps"));
-		json_object_set_new(root, "machines", json_incref(arr));
-		json_object_set_new(root, "kubernetes_note",
-				    kube_note ? json_string(kube_note) : json_null());
-		json_object_set_new(root, "summary", json_pack(
+		json_t *summary = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I}",
 			"machines", (json_int_t)n, "talos_nodes", (json_int_t)n,
 			"talos_up", (json_int_t)n_up,
 			"kubernetes_ready", (json_int_t)n_ready,
-			"config_differs", (json_int_t)n_changed));
-		json_object_set(root, "addons", addons ? addons : json_null());
-		if (hjson)
-			json_object_set(root, "health", hjson);
-		js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		puts(js);
-		free(js);
-		json_decref(root);
+			"config_differs", (json_int_t)n_changed);
+
+		status_print_json(e->cfg->name, "vps", arr, false, kube_note,
+				  summary, addons, hjson);
 	} else {
 		if (kube_note && n)
 			out_note("Kubernetes: %s", kube_note);
