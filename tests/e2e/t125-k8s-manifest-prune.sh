@@ -8,8 +8,10 @@
 # patch then turns CoreDNS off (cluster.coreDNS.disabled: Talos stops
 # rendering 11-core-dns, and deletes nothing itself); the next roll deletes
 # the CoreDNS Deployment, and a Deployment made by hand in kube-system (in
-# no record) stays. With manifests_prune: false the same change leaves
-# CoreDNS, and so does Talos v1.12.11 (a second simulator).
+# no record) stays; that roll's DELETE of CoreDNS first fails (HTTP 500):
+# apply stops naming it, the record kept, and the re-run prunes. With
+# manifests_prune: false the same change leaves CoreDNS, and so does Talos
+# v1.12.11 (a second simulator).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/labsim.sh"
 . "$(dirname "$0")/k8sup.sh"
@@ -68,12 +70,30 @@ s["bootstrap_manifests_applied"] += [{"apiVersion": "v1", "kind": "Namespace", "
                                      {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "kube-system", "name": "gone-already"}]
 json.dump(s, open(sys.argv[1], "w"))
 PYEOF
-to 1.35.6
+# the roll to 1.35.6 with the API server failing the CoreDNS Deployment's
+# DELETE (500, labsim k8s_delete_fail): the roll's node steps are done, the
+# apply fails naming the object and the server's message, and the record
+# keeps what was not pruned; once the API deletes again, the re-run prunes
+R=$(record)
+labsim_ctl POST knobs '{"k8s_delete_fail": {"/namespaces/kube-system/deployments/coredns$": "etcdserver: request timed out"}}' > /dev/null
+sed -i "s/^  version: 1\.35\.[0-9]*\$/  version: 1.35.6/" "$E/config.yml"
+expect_rc 0 "plan the roll to 1.35.6" -- "$STRATA" plan "$E"
+cp "$T/out" "$T/plan"
+t0=$(now)
+expect_rc 1 "apply rolls to 1.35.6, then fails pruning CoreDNS (DELETE answered 500)" -- "$STRATA" apply "$E" --yes --timeout 60s
+roll "$t0" 1.35.6
 expect_grep "^  ^ manifests prune  *then deleted: those of the 6 objects strata applied from them last time that Talos no longer renders" "$T/plan" "plan shows the prune"
+expect_grep "^kubelets 1250:v1.35.6 1251:v1.35.6$" "$T/roll" "both kubelets at v1.35.6"
+expect_grep "pruning Deployment kube-system/coredns (strata applied it from the bootstrap manifests before, bm-cp-1's Talos no longer renders it.*HTTP 500 InternalError: etcdserver: request timed out" "$T/err" "the failure names the object and the server's message"
+expect_grep "re-applying the bootstrap manifests after the Kubernetes upgrade (its node steps are done): fix it and run apply again" "$T/err" "the failure says what to do"
+present $DNS && ok "the CoreDNS Deployment is still there (the DELETE failed)" || bad "CoreDNS deleted although its DELETE failed"
+[ "$(record)" = "$R" ] && ok "the record unchanged by the failed prune (CoreDNS still in it)" || bad "record: $(record), was: $R"
+labsim_ctl POST knobs '{"k8s_delete_fail": {}}' > /dev/null
+expect_rc 0 "apply again: the manifests re-applied and pruned" -- "$STRATA" apply "$E" --yes --timeout 60s
+[ "$rc" = 0 ] || tail -20 "$T/err"
 expect_grep "bootstrap manifests: pruned ConfigMap kube-system/gone-already (v1)" "$T/err" "an object already gone (404) counts as pruned"
 expect_grep "bootstrap manifests: Namespace strata-extra is no longer rendered by bm-cp-1's Talos; not pruned: deleting a Namespace deletes objects strata never applied" "$T/err" "a Namespace is not pruned, with a warning"
 present /api/v1/namespaces/strata-extra && ok "Namespace strata-extra stays" || bad "the Namespace was deleted"
-expect_grep "^kubelets 1250:v1.35.6 1251:v1.35.6$" "$T/roll" "both kubelets at v1.35.6"
 expect_grep "bootstrap manifests: 3 objects of 3 manifests" "$T/err" "the 3 manifests still rendered applied again"
 expect_grep "bootstrap manifests: pruned Deployment kube-system/coredns (apps/v1): applied by strata before, no longer rendered by bm-cp-1's Talos" "$T/err" "apply names the pruned object"
 [ "$(grep -c "bootstrap manifests: pruned" "$T/err")" = 2 ] && ok "two objects pruned" || bad "pruned: $(grep pruned "$T/err")"

@@ -343,7 +343,7 @@ class Cluster:
         self.server = None
         self.scale = 1.0
         self.knobs = {"k8s_job_seconds": 5.0, "k8s_job_fail": {}, "k8s_image_pull_fail": {},
-                      "k8s_crd_seconds": 1.0, "k8s_rollout_seconds": 2.0}
+                      "k8s_delete_fail": {}, "k8s_crd_seconds": 1.0, "k8s_rollout_seconds": 2.0}
         self.lock = threading.RLock()
         self.closed = False
         self.cilium = None   # {"t", "values"} of the running cilium release
@@ -1936,6 +1936,14 @@ def handler_for(cluster):
                 return 200, b"ok"
             if discovery:
                 return self.discovery(path)
+            if method == "DELETE":
+                # fault: a DELETE of a matching path fails as an API server
+                # answers an error it has no better reason for (500
+                # InternalError), and nothing is deleted
+                for pat, msg in (cluster.knob("k8s_delete_fail", {}) or {}).items():
+                    if re.search(pat, path):
+                        return status(500, "InternalError", msg or "Internal error occurred: labsim: "
+                                      "k8s_delete_fail")
             parsed = self.parse(path)
             if not parsed:
                 return status(404, "NotFound", "the server could not find the requested resource")

@@ -1179,6 +1179,9 @@ class Manager:
         # after every boot and install/reboot: a node slow to come back
         "talos_slow": {},
         "k8s_image_pull_fail": {},  # {image-regex: message}: pods of such images never pull (kube.py)
+        # {path-regex: message}: a DELETE of a matching API path answers 500
+        # InternalError with that message and deletes nothing (kube.py)
+        "k8s_delete_fail": {},
         "k8s_crd_seconds": 1.0,     # a CRD is Established this long after it is applied
         "k8s_rollout_seconds": 2.0, # Deployments/DaemonSets become available this long after a change
         # a config applied live with a new static pod image: the kubelet runs the

@@ -278,6 +278,26 @@ class KubeTest(KubeBase, unittest.TestCase):
         self.assertEqual(o["data"], {"y": "3"})
         self.assertEqual(sorted(m["manager"] for m in o["metadata"]["managedFields"]), ["alice", "bob"])
 
+    def test_delete_fail_knob(self):
+        cm = lambda n: {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}}  # noqa: E731
+        path = "/api/v1/namespaces/default/configmaps/"
+        for n in ("undeletable", "other"):
+            self.assertEqual(self.apply(path + n, cm(n))[0], 200)
+        self.knobs(k8s_delete_fail={"/configmaps/undeletable$": "etcdserver: leader changed"})
+        try:
+            code, o = self.req("DELETE", path + "undeletable?propagationPolicy=Background")
+            self.assertEqual((code, o), (500, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                               "status": "Failure", "code": 500, "reason": "InternalError",
+                                               "message": "etcdserver: leader changed"}))
+            self.assertEqual(self.get(path + "undeletable")[0], 200)  # nothing deleted
+            self.assertEqual(self.req("DELETE", path + "other")[0], 200)  # a path the knob does not match
+            self.assertEqual(self.get(path + "other")[0], 404)
+        finally:
+            self.knobs(k8s_delete_fail={})
+        code, o = self.req("DELETE", path + "undeletable?propagationPolicy=Background")
+        self.assertEqual((code, o["status"]), (200, "Success"), o)
+        self.assertEqual(self.get(path + "undeletable")[0], 404)
+
     def test_crd_lifecycle_and_schema(self):
         with open(os.path.join(REF, "kubernetes", "crds", "source.toolkit.fluxcd.io_gitrepositories.yaml")) as f:
             crd = yaml.safe_load(f)
