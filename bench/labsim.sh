@@ -23,22 +23,57 @@ fresh() {
 		"node_resources": {"pve1": {"maxmem": 17592186044416}, "pve2": {"maxmem": 17592186044416}, "pve3": {"maxmem": 17592186044416}},
 		"storage": {"pve1": {"local-lvm": {"total": 70368744177664}}, "pve2": {"local-lvm": {"total": 70368744177664}}, "pve3": {"local-lvm": {"total": 70368744177664}}}}' > /dev/null
 }
-run() {   # KIND CLIENTS N -> the median of ROUNDS, ms of the simulator's CPU per request
+# median: the middle one of the values in $T/rounds, into $v. The rounds
+# run in this shell (no pipe, no $(...)): a simulator started in a
+# subshell would be out of labsim_stop's reach and outlive the bench.
+median() {
+	v=$(sort -n "$T/rounds" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	rm -f "$T/rounds"
+}
+per_request() {   # a "KIND CLIENTS N cpu_s wall_s" line: ms of CPU per request
+	awk '{ printf "%.4f\n", $4 / $3 * 1000 }' "$T/round" >> "$T/rounds"
+}
+run() {   # KIND CLIENTS N: v = the median of ROUNDS, ms of the simulator's CPU per request
 	i=0
 	while [ $i -lt "$ROUNDS" ]; do
 		fresh
 		$PY "$TOP/bench/labsim_load.py" "$PVE_PORT" "PVEAPIToken=$PVE_TOKEN_ID=$PVE_TOKEN_SECRET" \
 			"$LABSIM_PID" "$@" > "$T/round" || { echo "labsim_load failed" >&2; exit 1; }
-		awk '{ printf "%.4f\n", $4 / $3 * 1000 }' "$T/round"
+		per_request
 		i=$((i + 1))
-	done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+	done
+	median
+}
+bare() {   # KIND CLIENTS N: v = the median of ROUNDS, ms of bench/labsim_bare.py's CPU per request
+	i=0
+	while [ $i -lt "$ROUNDS" ]; do
+		rm -f "$T/bare.port"
+		$PY "$TOP/bench/labsim_bare.py" "$T/labsim/pve-ssl.pem" "$T/labsim/pve-ssl.key" > "$T/bare.port" &
+		bpid=$!
+		j=0
+		while [ ! -s "$T/bare.port" ] && [ $j -lt 100 ]; do sleep 0.05; j=$((j + 1)); done
+		$PY "$TOP/bench/labsim_load.py" "$(cat "$T/bare.port")" "none" "$bpid" "$@" > "$T/round" \
+			|| { kill "$bpid"; echo "labsim_load failed (bare server)" >&2; exit 1; }
+		kill "$bpid"
+		wait "$bpid" 2>/dev/null
+		per_request
+		i=$((i + 1))
+	done
+	median
 }
 echo "lab simulator, CPU per request (median of $ROUNDS; load average $(cut -d' ' -f1 /proc/loadavg) at the start, 2 cores):"
 for c in 1 16; do
-	v=$(run version $c 2000)
+	run version $c 2000
 	awk -v m="$v" -v c="$c" 'BEGIN { printf "  GET /version, %d client(s): %.3f ms (%.0f a CPU-second)\n", c, m, 1000 / m }'
 done
 for c in 1 16; do
-	v=$(run create $c 400)
+	run create $c 400
 	awk -v m="$v" -v c="$c" 'BEGIN { printf "  POST /nodes/{node}/qemu (create, start=1), %d client(s): %.3f ms (%.0f a CPU-second): 200 creates take >= %.3fs of its one core (0.056 s at wall / critical path 1.05)\n", c, m, 1000 / m, 200 * m / 1000 }'
+done
+# The floor under any simulator on the standard library's server: the
+# same POSTs to bench/labsim_bare.py (the same server classes and TLS,
+# the simulator's certificate, one fixed answer, no Proxmox model).
+for c in 1 16; do
+	bare create $c 400
+	awk -v m="$v" -v c="$c" 'BEGIN { printf "  the same POSTs to the standard library'"'"'s HTTPS server alone (bench/labsim_bare.py: no model), %d client(s): %.3f ms: 200 take >= %.3fs of one core\n", c, m, 200 * m / 1000 }'
 done

@@ -6,7 +6,10 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 STRATA=${STRATA:-$TOP/build/strata}
 T=$(mktemp -d /tmp/strata-bench.XXXXXX)
 . "$TOP/tests/e2e/labsim.sh"
-trap 'labsim_stop; rm -rf "$T"' EXIT INT TERM
+trap 'labsim_stop; rm -rf "$T"' EXIT
+# a signal (a pipe closed by `| head` too) ends the bench through the EXIT
+# trap: the simulator is stopped, never left running in the namespace
+trap 'exit 1' INT TERM HUP PIPE
 export NO_COLOR=1
 
 now() { date +%s.%N; }
