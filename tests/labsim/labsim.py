@@ -353,6 +353,20 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
+_HANDLER_NAMES = {}
+
+
+def handler_name(method, tmpl):
+    """h_POST_nodes_node_qemu for POST /nodes/{node}/qemu (computed once
+    per method and template)."""
+    key = (method, tmpl)
+    name = _HANDLER_NAMES.get(key)
+    if name is None:
+        name = "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_")
+        _HANDLER_NAMES[key] = name
+    return name
+
+
 class Api(PoolsMixin, Layer0Mixin):
     def __init__(self, world, schema, tokens):
         self.w = world
@@ -418,7 +432,7 @@ class Api(PoolsMixin, Layer0Mixin):
             raise ApiError(403, "Permission check failed " + why)
         if "node" in params and params["node"] not in self.w.nodes:
             raise ApiError(500, "no such cluster node '%s'" % params["node"])
-        fn = getattr(self, "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_"), None)
+        fn = getattr(self, handler_name(method, tmpl), None)
         if fn is None:
             raise ApiError(501, "Method '%s %s' not implemented in labsim" % (method, tmpl))
         try:
@@ -1108,19 +1122,21 @@ class Api(PoolsMixin, Layer0Mixin):
 # ---------------------------------------------------------------- HTTP
 
 def form_pairs(s):
-    """urllib.parse.parse_qsl(s, keep_blank_values=True), which it calls
-    only for the pieces that need decoding (a '%' or a '+'): most need
-    none, and its unquoting of every key and value of a create was a
-    fifth of the simulator's CPU for it (bench/scale.sh)."""
+    """What urllib.parse.parse_qsl(s, keep_blank_values=True) answers
+    (pieces split at '&', each at its first '=', a piece without one a
+    blank value, '+' a space, %XX decoded as UTF-8 with replacement),
+    decoding only the pieces that need it: parse_qsl's unquoting of
+    every key and value of a create was a fifth of the simulator's CPU
+    for it (bench/scale.sh). test_proxmox checks it against parse_qsl."""
     out = []
+    unquote = urllib.parse.unquote_plus
     for piece in s.split("&"):
         if not piece:
             continue
+        k, _, v = piece.partition("=")
         if "%" in piece or "+" in piece:
-            out.extend(urllib.parse.parse_qsl(piece, keep_blank_values=True))
-        else:
-            k, _, v = piece.partition("=")
-            out.append((k, v))
+            k, v = unquote(k), unquote(v)
+        out.append((k, v))
     return out
 
 
@@ -1157,12 +1173,26 @@ def _parse_headers(fp, _class=http.client.HTTPMessage):
 http.client.parse_headers = _parse_headers
 
 
+_DATE = [None, ""]   # [second, its Date header text]
+
+
 def make_handler(sim):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         MessageClass = RequestHeaders
         def version_string(self):
             return "pve-api-daemon/3.0"
+
+        def date_time_string(self, timestamp=None):
+            """The Date header, formatted once a second (email.utils'
+            formatdate on every reply cost a create 2%)."""
+            if timestamp is not None:
+                return BaseHTTPRequestHandler.date_time_string(self, timestamp)
+            now = int(time.time())
+            if _DATE[0] != now:
+                _DATE[1] = BaseHTTPRequestHandler.date_time_string(self, now)
+                _DATE[0] = now
+            return _DATE[1]
 
         def log_message(self, fmt, *args):
             if sim.verbose:
@@ -1519,35 +1549,42 @@ class Sim:
     log_thread = None
 
     def log_request(self, rec):
-        """Hand the line to the writer thread. Writing it here, under a
+        """Hand the record to the writer thread. Writing it here, under a
         lock shared by every connection's thread, made the threads queue
         on that lock (a write and a flush each, each then waiting for the
         GIL): 15 ms a request at 200 VMs' creates on 32 connections
         (bench/scale.sh), which held each connection's thread back from
         its next request. SimpleQueue.put neither blocks nor releases the
-        GIL."""
+        GIL. The record is not changed after this."""
         if not self.log_path:
             return
         if self.log_queue is None:
             self.log_queue = queue.SimpleQueue()
+            self.log_closing = threading.Event()
             self.log_thread = threading.Thread(target=self.log_writer, daemon=True)
             self.log_thread.start()
-        self.log_queue.put(json.dumps(rec, sort_keys=True) + "\n")
+        self.log_queue.put(rec)
 
     def log_writer(self):
-        """Every line queued so far in one write, flushed at once: a
-        simulator stopped by a signal loses none (log_close), one killed
-        with SIGKILL only those of the last moment."""
+        """The records of the last 0.2 s as JSON lines, in one write,
+        flushed: their encoding (a tenth of a create's CPU) leaves the
+        connections' threads, and a burst of requests (200 VMs' creates
+        in about 0.1 s, bench/scale.sh) is encoded once it is over rather
+        than in the middle of it. A simulator stopped by a signal loses
+        none (log_close ends the wait), one killed with SIGKILL those of
+        the last moment."""
         with open(self.log_path, "a") as f:
             while True:
-                lines = [self.log_queue.get()]
+                recs = [self.log_queue.get()]
+                if recs[0] is not None:
+                    self.log_closing.wait(0.2)
                 while True:
                     try:
-                        lines.append(self.log_queue.get_nowait())
+                        recs.append(self.log_queue.get_nowait())
                     except queue.Empty:
                         break
-                end = None in lines
-                f.write("".join(x for x in lines if x is not None))
+                end = None in recs
+                f.write("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in recs if r is not None))
                 f.flush()
                 if end:
                     return
@@ -1555,6 +1592,7 @@ class Sim:
     def log_close(self):
         """Write out what is queued and stop the writer (at shutdown)."""
         if self.log_queue is not None:
+            self.log_closing.set()
             self.log_queue.put(None)
             self.log_thread.join()
 

@@ -71,7 +71,7 @@ IPCONFIG_RE = re.compile(r"ipconfig\d+")
 
 
 def is_ci_key(k):
-    return k in CI_KEYS or IPCONFIG_RE.fullmatch(k) is not None
+    return k in CI_KEYS or (k.startswith("ipconfig") and IPCONFIG_RE.fullmatch(k) is not None)
 
 
 def ci_keys(cfg):
