@@ -16,7 +16,8 @@ int observe_proxmox(struct pve *pve, const char *env, int vmid_base,
 		    int vmid_count, struct vm_spec **out, size_t *n,
 		    struct err *err);
 /* The same; with opts (the connection's options) the VMs' configs are
- * read by up to 16 threads on connections of their own; flags
+ * read by as many threads as pve's connection set carries requests at
+ * once (pve_width), each on a connection of the set; flags
  * OBSERVE_NO_PENDING skips GET .../pending of owned VMs (destroy deletes
  * them whatever waits for a restart: one read per VM less). */
 #define OBSERVE_NO_PENDING 1u

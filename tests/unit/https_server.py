@@ -22,6 +22,11 @@ Endpoints:
                            (the real message, shared/reference FACTS.md)
   GET  /api2/json/version   200 {"version": "8.4.1", ...}
   GET  /api2/json/connections  TLS connections accepted (handshake done)
+  POST /api2/json/wide/N   from now on the cluster has N more VMs (vmid
+                           1000.., node pve1, tag strata-w), and a GET of
+                           one's config answers once N such reads are in
+                           the server at once ({"description": ...}), or
+                           409 when 10 s pass first (fewer read at once)
   GET  /api2/json/together/N   answers once N of these are in the server
                            at once, 200 {"data": requests its connection
                            carried before it}, or 409 when 10 s pass
@@ -38,6 +43,7 @@ import threading
 hits = {}
 deleted = set()
 together = {}           # N -> threading.Barrier(N)
+wide = [0, None]        # [N, the Barrier(N) the config reads of those VMs meet at]
 connections = 0
 requests = 0
 lock = threading.Lock()
@@ -72,7 +78,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 vms = [{"type": "qemu", "vmid": v, "node": "pve1", "name": "vm%d" % v,
                         "status": "stopped"} for v in (100, 101) if v not in deleted]
+                vms += [{"type": "qemu", "vmid": 1000 + i, "node": "pve1", "name": "w-%d" % i,
+                         "status": "running", "tags": "strata-w"} for i in range(wide[0])]
             return self.reply(200, vms)
+        if self.command == "POST" and rest[:1] == ["wide"] and len(rest) == 2:
+            with lock:
+                wide[0] = int(rest[1])
+                wide[1] = threading.Barrier(wide[0], timeout=10)
+            return self.reply(200, None)
+        if (self.command == "GET" and rest[:3] == ["nodes", "pve1", "qemu"] and len(rest) == 5
+                and rest[4] == "config" and wide[1] is not None and int(rest[3]) >= 1000):
+            try:
+                wide[1].wait()
+            except threading.BrokenBarrierError:
+                return self.reply(409, None)
+            return self.reply(200, {"name": "w-%d" % (int(rest[3]) - 1000), "cores": 2, "memory": "2048",
+                                    "description": "strata node role=worker\nmanaged-by=strata env=w",
+                                    "tags": "strata-w"})
         if self.command == "DELETE" and rest[:3] == ["nodes", "pve1", "qemu"]:
             vmid = int(rest[3])
             with lock:

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/observe.h"
+#include "plan/plan.h"
 #include "provider/proxmox/layer0.h"
 #include "provider/proxmox/proxmox.h"
 #include "testutil.h"
@@ -430,6 +432,53 @@ test_proxmox__width_follows_the_command(void **state)
 	fake_pve_stop(&f);
 }
 
+/*
+ * Observing an env's VMs reads their configs as wide as the connection
+ * set goes: 60 VMs' reads are all in flight at once at width 64 (the
+ * fake Proxmox answers a read of one of them only when all 60 are
+ * inside it, else 409 after 10 s). With the 16 readers of before (17
+ * with the caller) they were 4 rounds, and 200 VMs' reads 12: 0.24 s of
+ * a destroy at 20 ms a call, its stops then opening the connections the
+ * reads had not (bench/destroy.sh 200, docs/plan.md). The same at
+ * --parallel 16 (width 32) would wait: the width is the command's.
+ */
+static void
+test_observe__reads_go_as_wide_as_the_set(void **state)
+{
+	enum { N = 60 };
+	struct fake_pve f;
+	struct pve *p = NULL;
+	struct vm_spec *have = NULL;
+	struct err e = ERR_INIT;
+	json_t *none = NULL;
+	size_t n = 0, i, owned = 0;
+
+	(void)state;
+	fake_pve_start(&f);
+	f.o.conns = pve_conns_new();
+	assert_int_equal(pve_new(&p, &f.o, &e), 0);
+	pve_conns_width(f.o.conns, 64);
+	assert_int_equal(pve_width(p), 64);
+	{
+		char path[32];
+
+		snprintf(path, sizeof(path), "/wide/%d", N);
+		assert_int_equal(pve_call(p, "POST", path, NULL, &none, &e), 0);
+		json_decref(none);
+	}
+	if (observe_proxmox_flags(p, &f.o, "w", 1000, 100, OBSERVE_NO_PENDING,
+				  &have, &n, &e) < 0)
+		fail_msg("observe: %s", e.msg);
+	for (i = 0; i < n; i++)
+		owned += have[i].owned;
+	assert_int_equal(n, N);
+	assert_int_equal(owned, N);
+	vm_specs_free(have, n);
+	pve_free(p);
+	pve_conns_free(f.o.conns);
+	fake_pve_stop(&f);
+}
+
 /* The major of a /version answer; a version that does not start with one
  * is an error (atoi read it as 0: "strata needs 8.0 or later"). */
 static void
@@ -467,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_proxmox__delete_after_lost_reply_is_success_when_gone),
 		cmocka_unit_test(test_proxmox__sequential_requests_warm_the_shared_connections),
 		cmocka_unit_test(test_proxmox__width_follows_the_command),
+		cmocka_unit_test(test_observe__reads_go_as_wide_as_the_set),
 		cmocka_unit_test(test_layer0__version_major_checked),
 	};
 

@@ -108,6 +108,19 @@ pve_conns_width(struct pve_conns *c, size_t n)
 	pthread_mutex_unlock(&c->mu);
 }
 
+size_t
+pve_width(const struct pve *p)
+{
+	size_t n;
+
+	if (!p || !p->conns)
+		return 1;
+	pthread_mutex_lock(&p->conns->mu);
+	n = p->conns->cap;
+	pthread_mutex_unlock(&p->conns->mu);
+	return n;
+}
+
 void
 pve_conns_warm_for(struct pve_conns *c, size_t n)
 {
