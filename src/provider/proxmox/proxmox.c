@@ -114,7 +114,7 @@ pve_width(const struct pve *p)
 	size_t n;
 
 	if (!p || !p->conns)
-		return 1;
+		return CONNS_DEFAULT;
 	pthread_mutex_lock(&p->conns->mu);
 	n = p->conns->cap;
 	pthread_mutex_unlock(&p->conns->mu);

@@ -57,8 +57,9 @@ void pve_free(struct pve *p);
 struct pve_conns *pve_conns_new(void);
 void pve_conns_width(struct pve_conns *c, size_t n);
 void pve_conns_warm_for(struct pve_conns *c, size_t n);
-/* The requests p may have in flight at once: its set's width, 1 for a
- * client without a set (it has one connection). */
+/* The requests clients like p may have in flight at once: its set's
+ * width, or without a set the default width (32; each such client
+ * then has a connection of its own). */
 size_t pve_width(const struct pve *p);
 void pve_conns_free(struct pve_conns *c);
 
