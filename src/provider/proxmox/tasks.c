@@ -149,6 +149,7 @@ struct waiter {
 	unsigned ticks;
 	unsigned long join_seq;
 	enum seen seen;
+	pthread_cond_t cv;         /* woken when it has something to do */
 	struct waiter *next;
 };
 
@@ -163,9 +164,15 @@ struct group {
 	struct group *next;
 };
 
+/* Each waiter sleeps on its own condition and is woken only when it has
+ * something to do: its task left the listing, the group's listing broke,
+ * or the group needs a new lister (the one it had left). One condition
+ * for all, broadcast after every listing, woke 200 VMs' threads several
+ * times a second for nothing: a third of strata's CPU in a destroy of
+ * 200 VMs went to those wakeups and the lock they then queued on
+ * (perf, bench/destroy.sh 200). */
 struct pve_watch {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	struct group *groups;
 };
 
@@ -175,7 +182,6 @@ pve_watch_new(void)
 	struct pve_watch *w = xcalloc(1, sizeof(*w));
 
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
 	return w;
 }
 
@@ -191,7 +197,6 @@ pve_watch_free(struct pve_watch *w)
 		free(g->node);
 		free(g);
 	}
-	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
@@ -224,6 +229,17 @@ join(struct group *g, struct waiter *me, struct pve *p)
 		g->ended = -1;
 }
 
+/* Wake the members that have something to do (all: every member). */
+static void
+wake(struct group *g, bool all)
+{
+	struct waiter *m;
+
+	for (m = g->head; m; m = m->next)
+		if (all || m->seen != SEEN_RUNNING)
+			pthread_cond_signal(&m->cv);
+}
+
 static void
 leave(struct group *g, struct waiter *me)
 {
@@ -233,8 +249,11 @@ leave(struct group *g, struct waiter *me)
 		if (*pp == me) {
 			*pp = me->next;
 			g->members--;
-			return;
+			break;
 		}
+	/* nobody listing for those left: one of them takes it on */
+	if (g->head && !g->listing)
+		pthread_cond_signal(&g->head->cv);
 }
 
 /* One tick of the group's lister (called locked, returns locked). */
@@ -267,8 +286,8 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 		slept = proc_sleep_ms(step);
 		pthread_mutex_lock(&w->mu);
 		if (!slept || mono_ms() < due) {
+			/* the caller, still a member, comes back to list */
 			g->listing = false;
-			pthread_cond_broadcast(&w->cv);
 			return;
 		}
 	}
@@ -302,7 +321,7 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 	}
 	json_decref(data);
 	g->listing = false;
-	pthread_cond_broadcast(&w->cv);
+	wake(g, g->broken);
 }
 
 int
@@ -320,6 +339,7 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 	if (!(node = pve_upid_node(upid)))
 		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
 	me.start = pve_upid_starttime(upid);
+	pthread_cond_init(&me.cv, NULL);
 	pthread_mutex_lock(&w->mu);
 	g = group_of(w, node);
 	free(node);
@@ -333,10 +353,14 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 
 			leave(g, &me);
 			pthread_mutex_unlock(&w->mu);
-			if (me.seen == SEEN_OK)
+			if (me.seen == SEEN_OK) {
+				pthread_cond_destroy(&me.cv);
 				return 0;
-			if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped)
+			}
+			if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped) {
+				pthread_cond_destroy(&me.cv);
 				return r;
+			}
 			/* Not listed yet still running: back in the group. */
 			pthread_mutex_lock(&w->mu);
 			join(g, &me, p);
@@ -345,6 +369,7 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 		if (g->broken) {
 			leave(g, &me);
 			pthread_mutex_unlock(&w->mu);
+			pthread_cond_destroy(&me.cv);
 			return pve_task_wait(p, upid, timeout_ms > 0 ? (left_ms > 0 ? left_ms : 1) : 0,
 					     err);
 		}
@@ -361,19 +386,29 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 		if (!g->listing) {
 			lister_tick(w, g, p);
 		} else {
+			/* until woken, or its own look is due (a task the
+			 * listing no longer shows), or a second at most: the
+			 * timeout and an interrupt are seen by then */
+			long wait_ms = 1000, now = mono_ms();
 			struct timespec ts;
 
+			if (me.seen == SEEN_ABSENT && me.due - now < wait_ms)
+				wait_ms = me.due > now ? me.due - now : 1;
+			if (timeout_ms > 0 && left_ms < wait_ms)
+				wait_ms = left_ms > 0 ? left_ms : 1;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
+			ts.tv_sec += wait_ms / 1000;
+			ts.tv_nsec += (wait_ms % 1000) * 1000000L;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+			pthread_cond_timedwait(&me.cv, &w->mu, &ts);
 		}
 	}
 	leave(g, &me);
 	pthread_mutex_unlock(&w->mu);
+	pthread_cond_destroy(&me.cv);
 	return r;
 }
 
