@@ -324,52 +324,36 @@ lister_tick(struct pve_watch *w, struct group *g, struct pve *p)
 	wake(g, g->broken);
 }
 
-int
-pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
-	       long timeout_ms, struct err *err)
+/* pve_watch_wait as a member of group g (w->mu held, me joined). */
+static int
+member_wait(struct pve_watch *w, struct group *g, struct waiter *me,
+	    struct pve *p, long timeout_ms, struct err *err)
 {
-	struct waiter me = { .upid = upid };
-	struct group *g;
-	char *node;
+	const char *upid = me->upid;
 	long start = mono_ms();
 	int r = 0;
 
-	if (!w)
-		return pve_task_wait(p, upid, timeout_ms, err);
-	if (!(node = pve_upid_node(upid)))
-		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
-	me.start = pve_upid_starttime(upid);
-	pthread_cond_init(&me.cv, NULL);
-	pthread_mutex_lock(&w->mu);
-	g = group_of(w, node);
-	free(node);
-	join(g, &me, p);
 	for (;;) {
 		long left_ms = timeout_ms > 0 ? timeout_ms - (mono_ms() - start) : 0;
 
-		if (me.seen == SEEN_OK ||
-		    (me.seen != SEEN_RUNNING && (me.seen == SEEN_FAILED || mono_ms() >= me.due))) {
+		if (me->seen == SEEN_OK ||
+		    (me->seen != SEEN_RUNNING && (me->seen == SEEN_FAILED || mono_ms() >= me->due))) {
 			bool stopped = false;
 
-			leave(g, &me);
+			leave(g, me);
 			pthread_mutex_unlock(&w->mu);
-			if (me.seen == SEEN_OK) {
-				pthread_cond_destroy(&me.cv);
+			if (me->seen == SEEN_OK)
 				return 0;
-			}
-			if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped) {
-				pthread_cond_destroy(&me.cv);
+			if ((r = pve_task_check(p, upid, &stopped, err)) < 0 || stopped)
 				return r;
-			}
 			/* Not listed yet still running: back in the group. */
 			pthread_mutex_lock(&w->mu);
-			join(g, &me, p);
+			join(g, me, p);
 			continue;
 		}
 		if (g->broken) {
-			leave(g, &me);
+			leave(g, me);
 			pthread_mutex_unlock(&w->mu);
-			pthread_cond_destroy(&me.cv);
 			return pve_task_wait(p, upid, timeout_ms > 0 ? (left_ms > 0 ? left_ms : 1) : 0,
 					     err);
 		}
@@ -392,8 +376,8 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 			long wait_ms = 1000, now = mono_ms();
 			struct timespec ts;
 
-			if (me.seen == SEEN_ABSENT && me.due - now < wait_ms)
-				wait_ms = me.due > now ? me.due - now : 1;
+			if (me->seen == SEEN_ABSENT && me->due - now < wait_ms)
+				wait_ms = me->due > now ? me->due - now : 1;
 			if (timeout_ms > 0 && left_ms < wait_ms)
 				wait_ms = left_ms > 0 ? left_ms : 1;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -403,11 +387,35 @@ pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			pthread_cond_timedwait(&me.cv, &w->mu, &ts);
+			pthread_cond_timedwait(&me->cv, &w->mu, &ts);
 		}
 	}
-	leave(g, &me);
+	leave(g, me);
 	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+int
+pve_watch_wait(struct pve_watch *w, struct pve *p, const char *upid,
+	       long timeout_ms, struct err *err)
+{
+	struct waiter me = { .upid = upid };
+	struct group *g;
+	char *node;
+	int r;
+
+	if (!w)
+		return pve_task_wait(p, upid, timeout_ms, err);
+	if (!(node = pve_upid_node(upid)))
+		return err_set(err, ERR_FAIL, "'%s' is not a task id", upid);
+	me.start = pve_upid_starttime(upid);
+	pthread_cond_init(&me.cv, NULL);
+	pthread_mutex_lock(&w->mu);
+	g = group_of(w, node);
+	free(node);
+	join(g, &me, p);
+	/* returns with w->mu released and me out of the group */
+	r = member_wait(w, g, &me, p, timeout_ms, err);
 	pthread_cond_destroy(&me.cv);
 	return r;
 }
