@@ -7,6 +7,7 @@ Parameters are checked against the Proxmox schema subset
 """
 import argparse
 import datetime
+import functools
 import gzip
 import http.client
 import hashlib
@@ -353,18 +354,11 @@ def config_digest(cfg):
 
 # ---------------------------------------------------------------- API handlers
 
-_HANDLER_NAMES = {}
-
-
+@functools.lru_cache(maxsize=None)
 def handler_name(method, tmpl):
     """h_POST_nodes_node_qemu for POST /nodes/{node}/qemu (computed once
     per method and template)."""
-    key = (method, tmpl)
-    name = _HANDLER_NAMES.get(key)
-    if name is None:
-        name = "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_")
-        _HANDLER_NAMES[key] = name
-    return name
+    return "h_" + method + "_" + re.sub(r"[^a-z0-9]+", "_", tmpl.lower()).strip("_")
 
 
 class Api(PoolsMixin, Layer0Mixin):
@@ -1127,7 +1121,7 @@ def form_pairs(s):
     blank value, '+' a space, %XX decoded as UTF-8 with replacement),
     decoding only the pieces that need it: parse_qsl's unquoting of
     every key and value of a create was a fifth of the simulator's CPU
-    for it (bench/scale.sh). test_proxmox checks it against parse_qsl."""
+    for it (bench/scale.sh). test_fastpaths.py checks it against parse_qsl."""
     out = []
     unquote = urllib.parse.unquote_plus
     for piece in s.split("&"):
